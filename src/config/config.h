@@ -1,0 +1,129 @@
+#pragma once
+/// The daemon's configuration, as loaded from YAML (see CONTRACT.md "Config").
+/// Plain data: every value is validated and defaulted by LoadConfig(); secrets
+/// are already resolved (env, *_file, *_command) and held as util::Secret.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "util/secret.h"
+
+namespace mailhook::config {
+
+using Duration = std::chrono::milliseconds;
+
+/// How the IMAP connection is secured.
+enum class TlsMode { kImplicit, kStartTls, kNone };
+/// How to authenticate.
+enum class AuthMethod { kLogin, kPlain, kXoauth2 };
+/// Where a folder starts on its very first run (no stored watermark).
+enum class StartFrom { kNew, kAll, kUnseen };
+/// How much of an attachment a webhook receives.
+enum class AttachmentMode { kNone, kMetadata, kContent };
+
+/// What to do with a message once every matching target succeeded.
+struct OnDelivered {
+  bool mark_seen = false;
+  std::optional<std::string> move_to;
+  std::vector<std::string> add_flags;
+};
+
+/// One IMAP account and the folders watched in it.
+struct Account {
+  std::string name;
+  std::string host;
+  uint16_t port = 993;  // defaulted from tls: 993 implicit, 143 otherwise
+  TlsMode tls = TlsMode::kImplicit;
+  bool allow_insecure = false;          // required for tls: none
+  bool tls_verify = true;               // `tls_verify: false` turns off chain+host checks
+  std::optional<std::string> ca_file;   // default: the system trust store
+  std::string username;
+  util::Secret password;                // password, password_file or password_command
+  AuthMethod auth = AuthMethod::kLogin;
+  std::vector<std::string> folders = {"INBOX"};
+  StartFrom start_from = StartFrom::kNew;
+  Duration idle_refresh = std::chrono::minutes(25);
+  Duration timeout = std::chrono::seconds(60);  // per IMAP command read timeout
+  OnDelivered on_delivered;
+};
+
+/// Which events a target receives. Empty lists match everything.
+struct Match {
+  std::vector<std::string> accounts;
+  std::vector<std::string> folders;
+  std::vector<std::string> from;     // glob patterns on the sender address (issue 4)
+  std::vector<std::string> subject;  // glob patterns on the subject (issue 4)
+};
+
+/// An HTTP endpoint that receives signed events.
+struct Webhook {
+  std::string name;
+  std::string url;
+  std::vector<util::Secret> secrets;  // whsec_<base64>; several while rotating
+  std::map<std::string, util::Secret> headers;
+  Duration timeout = std::chrono::seconds(10);
+  Match match;
+  AttachmentMode attachments = AttachmentMode::kMetadata;
+  uint64_t max_attachment_bytes = 10 * 1024 * 1024;
+  std::vector<Duration> retry_schedule;  // defaulted to the contract's schedule
+  std::optional<std::string> ca_file;
+  bool tls_verify = true;
+};
+
+/// A command run without a shell for each event.
+struct Hook {
+  std::string name;
+  std::vector<std::string> command;
+  Duration timeout = std::chrono::seconds(30);
+  Match match;
+  AttachmentMode attachments = AttachmentMode::kMetadata;
+  uint64_t max_attachment_bytes = 10 * 1024 * 1024;
+  std::vector<Duration> retry_schedule;
+};
+
+/// log: { level, format }
+struct Log {
+  std::string level = "info";   // trace|debug|info|warn|error
+  std::string format = "text";  // text|json
+};
+
+/// The whole file.
+struct Config {
+  std::string state_dir = "/var/lib/mailhook";
+  Log log;
+  std::optional<std::string> http_listen;  // "HOST:PORT"; absent: no HTTP server
+  std::vector<Account> accounts;
+  std::vector<Webhook> webhooks;
+  std::vector<Hook> hooks;
+};
+
+/// One problem found in a config file, with its position (1-based; 0 = unknown).
+struct ConfigError {
+  std::string file;
+  int line = 0;
+  int column = 0;
+  std::string message;  // names the key and the fix; never a secret's value
+  std::string ToString() const;  // "FILE:LINE:COL: message"
+};
+
+/// The outcome of loading: a config, or every error found (not just the first).
+struct LoadResult {
+  std::optional<Config> config;
+  std::vector<ConfigError> errors;
+};
+
+/// Reads, expands (${NAME}, ${NAME:-default}), resolves secrets and validates.
+/// Never throws for bad input; errors are collected in LoadResult::errors.
+LoadResult LoadConfig(const std::string& path);
+
+/// Same, from text already in memory (tests); `name` is used in errors.
+LoadResult LoadConfigFromString(const std::string& text, const std::string& name);
+
+/// Parses "30s", "5m", "1h", "500ms", "1h30m"; nullopt when malformed.
+std::optional<Duration> ParseDuration(const std::string& text);
+
+}  // namespace mailhook::config

@@ -1,0 +1,43 @@
+#pragma once
+/// What the Extractor produces for one message: the `message` object of the
+/// event (CONTRACT.md "Event"), already decoded to UTF-8.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mailhook::mime {
+
+/// A mailbox: display name (decoded, may be empty) and address.
+struct Address {
+  std::string name;
+  std::string address;
+};
+
+/// One attachment (or inline part that is not the chosen body).
+struct Attachment {
+  std::string part;                         ///< IMAP section, e.g. "2"
+  std::optional<std::string> filename;      ///< decoded (RFC 2231/2047)
+  std::string content_type;                 ///< "application/pdf", lowercased
+  std::optional<std::string> disposition;   ///< "attachment" | "inline" | null
+  std::optional<std::string> content_id;    ///< as sent, with <>
+  uint64_t size = 0;                        ///< decoded size in bytes
+  std::optional<std::string> sha256;        ///< hex, when the content was fetched
+  std::optional<std::string> content;       ///< decoded bytes, when fetched and within limits
+};
+
+/// The decoded message.
+struct MessageContent {
+  std::optional<std::string> message_id;
+  std::vector<std::string> in_reply_to;
+  std::vector<std::string> references;
+  std::optional<std::string> date;  ///< RFC 3339 UTC "2026-11-26T06:59:58Z"
+  std::optional<std::string> subject;
+  std::vector<Address> from, to, cc, reply_to;
+  std::optional<std::string> text;
+  std::optional<std::string> html;
+  std::vector<Attachment> attachments;
+};
+
+}  // namespace mailhook::mime

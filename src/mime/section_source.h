@@ -1,0 +1,27 @@
+#pragma once
+/// SectionSource: where the Extractor reads a part's bytes from. The daemon
+/// implements it with IMAP `BODY.PEEK[section]`; `mailhook parse` with offsets
+/// into the local file. Implementations are used by one thread at a time.
+
+#include <string>
+
+#include "util/result.h"
+
+namespace mailhook::mime {
+
+/// Reads raw bytes of sections of one message.
+class SectionSource {
+ public:
+  virtual ~SectionSource() = default;
+
+  /// The body of the part at `section`, still transfer-encoded (exactly the
+  /// bytes of IMAP BODY[section]). Failure means the message could not be read
+  /// (the daemon retries the whole message later).
+  virtual util::Result<std::string> Body(const std::string& section) = 0;
+
+  /// The MIME header block of the part at `section` (IMAP BODY[section.MIME]),
+  /// the ground truth when a structure from the server is doubtful.
+  virtual util::Result<std::string> MimeHeaders(const std::string& section) = 0;
+};
+
+}  // namespace mailhook::mime
