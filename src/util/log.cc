@@ -2,6 +2,7 @@
 
 #include <mutex>
 
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
 namespace mailhook::util {
@@ -15,9 +16,12 @@ spdlog::sink_ptr MakeSink(const std::string& format) {
   auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   if (format == "json") {
     // The message is already "event key=value ..."; JSON wraps it for log shippers.
-    sink->set_pattern(R"({"ts":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","area":"%n","msg":"%v"})", spdlog::pattern_time_type::utc);
+    sink->set_formatter(std::make_unique<spdlog::pattern_formatter>(
+        R"({"ts":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","area":"%n","msg":"%v"})",
+        spdlog::pattern_time_type::utc));
   } else {
-    sink->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %L %n %v", spdlog::pattern_time_type::utc);
+    sink->set_formatter(std::make_unique<spdlog::pattern_formatter>(
+        "%Y-%m-%dT%H:%M:%S.%eZ %L %n %v", spdlog::pattern_time_type::utc));
   }
   return sink;
 }
