@@ -3,6 +3,7 @@
 /// histograms are keyed by name plus a sorted label set and rendered in the
 /// Prometheus text exposition format (version 0.0.4) by Render().
 
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <string>
@@ -56,5 +57,13 @@ class Metrics {
   mutable std::mutex mu_;
   std::map<std::string, Family> families_;  // guarded by mu_
 };
+
+/// Describes, on Metrics::Global(), every metric named in the outside contract
+/// (mailhook_messages_total, mailhook_deliveries_total{webhook,outcome},
+/// mailhook_delivery_seconds, mailhook_imap_reconnects_total,
+/// mailhook_imap_connected, mailhook_outbox_pending, mailhook_deadletters).
+/// Idempotent and thread-safe; call at start-up so that /metrics shows every
+/// family (HELP/TYPE) before its first value.
+void DescribeStandardMetrics();
 
 }  // namespace mailhook::util
