@@ -1,0 +1,427 @@
+#include "imap/session.h"
+
+#include <poll.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <functional>
+
+#include <libetpan/libetpan.h>
+
+#include "imap/bodystructure.h"
+#include "imap/etpan_ptr.h"
+#include "imap/tls_stream.h"
+#include "util/log.h"
+
+namespace mailhook::imap {
+namespace {
+
+using util::Error;
+using util::RetryClass;
+
+std::string ServerText(const mailimap* imap) {
+  std::string text = imap->imap_response ? imap->imap_response : "";
+  if (text.size() > 200) text.resize(200);
+  return text;
+}
+
+// libetpan keeps response codes ([AUTHENTICATIONFAILED], [UNAVAILABLE]...) in
+// rsp_atom (RFC 5530).
+std::string ResponseCode(const mailimap* imap) {
+  if (imap->imap_response_info && imap->imap_response_info->rsp_atom)
+    return imap->imap_response_info->rsp_atom;
+  return "";
+}
+
+std::string ConnectionName(const SessionOptions& o) { return o.host + ":" + std::to_string(o.port); }
+
+mailimap_section* SectionFor(const std::string& section, bool mime) {
+  // "1.2.3" -> part list {1,2,3}; IMAP section numbers are 1-based (RFC 3501 §6.4.5).
+  clist* ids = clist_new();
+  size_t start = 0;
+  while (start <= section.size()) {
+    size_t dot = section.find('.', start);
+    std::string piece = section.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    auto* n = static_cast<uint32_t*>(malloc(sizeof(uint32_t)));
+    *n = static_cast<uint32_t>(std::strtoul(piece.c_str(), nullptr, 10));
+    clist_append(ids, n);
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  mailimap_section_part* part = mailimap_section_part_new(ids);
+  return mime ? mailimap_section_new_part_mime(part) : mailimap_section_new_part(part);
+}
+
+}  // namespace
+
+SessionOptions SessionOptions::FromAccount(const config::Account& a, int stop_fd) {
+  SessionOptions o;
+  o.host = a.host;
+  o.port = a.port;
+  o.tls = a.tls;
+  o.tls_verify = a.tls_verify;
+  o.ca_file = a.ca_file;
+  o.username = a.username;
+  o.password = a.password;
+  o.auth = a.auth;
+  o.timeout = a.timeout;
+  o.stop_fd = stop_fd;
+  return o;
+}
+
+Session::Session(mailimap* imap, SessionOptions options) : imap_(imap), options_(std::move(options)) {}
+
+Session::~Session() {
+  if (!imap_) return;
+  // mailimap_free on a live stream sends LOGOUT and waits a full timeout when
+  // the peer is gone: close the stream ourselves first (DESIGN.md).
+  if (imap_->imap_stream) {
+    mailstream_close(imap_->imap_stream);
+    imap_->imap_stream = nullptr;
+  }
+  mailimap_free(imap_);
+}
+
+util::Error Session::CommandError(const std::string& what, int code) const {
+  std::string server = ServerText(imap_);
+  std::string msg = what + " failed on " + ConnectionName(options_) + " (libetpan code " +
+                    std::to_string(code) + ")";
+  if (!server.empty()) msg += ": server said \"" + server + "\"";
+  if (code == MAILIMAP_ERROR_STREAM) msg += ": connection lost or timed out";
+  if (code == MAILIMAP_ERROR_PARSE) msg += ": unparsable server response";
+  return Error("imap." + what, RetryClass::kBackoff, msg);
+}
+
+util::Result<std::unique_ptr<Session>> Session::Open(const SessionOptions& options) {
+  if (options.tls == config::TlsMode::kNone) {
+    util::Logger("imap")->warn("imap.insecure host={} port={} note=\"tls: none, password sent in clear\"",
+                               options.host, options.port);
+  }
+  auto stream = OpenPlainStream(options.host, options.port, options.timeout, options.stop_fd);
+  if (!stream.ok()) return stream.error();
+  TlsOptions tls{options.host, options.ca_file, options.tls_verify};
+  if (options.tls == config::TlsMode::kImplicit) {
+    if (auto s = StartTls(*stream, tls); !s.ok()) {
+      mailstream_close(*stream);
+      return s.error();
+    }
+  }
+
+  mailimap* imap = mailimap_new(0, nullptr);
+  if (!imap) {
+    mailstream_close(*stream);
+    return Error("imap.oom", RetryClass::kBackoff, "out of memory");
+  }
+  std::unique_ptr<Session> session(new Session(imap, options));
+  mailimap_set_timeout(imap, static_cast<time_t>(std::max<int64_t>(1, options.timeout.count() / 1000)));
+
+  // mailimap_connect takes ownership of the stream even when it fails.
+  int r = mailimap_connect(imap, *stream);
+  if (r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED && r != MAILIMAP_NO_ERROR_AUTHENTICATED) {
+    Error e = session->CommandError("greeting", r);
+    if (options.tls == config::TlsMode::kNone || options.tls == config::TlsMode::kStartTls) {
+      return Error(e.code(), e.retry(), e.message() + " (if this port speaks implicit TLS, use tls: implicit)");
+    }
+    return e;
+  }
+
+  if (options.tls == config::TlsMode::kStartTls) {
+    r = mailimap_starttls(imap);
+    if (r != MAILIMAP_NO_ERROR) {
+      Error e = session->CommandError("starttls", r);
+      return Error("imap.starttls", RetryClass::kNeedsOperator,
+                   e.message() + " (the server refused STARTTLS; use tls: implicit on port 993)");
+    }
+    if (auto s = StartTls(imap->imap_stream, tls); !s.ok()) return s.error();
+    // Capabilities learnt before TLS must not be trusted (RFC 3501 §6.2.1).
+    mailimap_capability_data_free(imap->imap_connection_info->imap_capability);
+    imap->imap_connection_info->imap_capability = nullptr;
+  }
+
+  if (auto s = session->Login(); !s.ok()) return s.error();
+  // Refresh capabilities: many servers advertise more after login.
+  mailimap_capability_data* caps = nullptr;
+  if (mailimap_capability(imap, &caps) == MAILIMAP_NO_ERROR && caps) mailimap_capability_data_free(caps);
+  return session;
+}
+
+util::Status Session::Login() {
+  const std::string& user = options_.username;
+  const std::string& pass = options_.password.reveal();
+  int r;
+  switch (options_.auth) {
+    case config::AuthMethod::kPlain:
+      // SASL PLAIN (RFC 4616) carries UTF-8 passwords safely, unlike LOGIN.
+      r = mailimap_authenticate(imap_, "PLAIN", options_.host.c_str(), nullptr, nullptr, user.c_str(),
+                                user.c_str(), pass.c_str(), nullptr);
+      break;
+    case config::AuthMethod::kXoauth2:
+      r = mailimap_oauth2_authenticate(imap_, user.c_str(), pass.c_str());
+      break;
+    case config::AuthMethod::kLogin:
+    default:
+      r = mailimap_login(imap_, user.c_str(), pass.c_str());
+      break;
+  }
+  if (r == MAILIMAP_NO_ERROR) return util::Ok();
+  if (r == MAILIMAP_ERROR_STREAM || r == MAILIMAP_ERROR_PARSE) return CommandError("login", r);
+  std::string code = ResponseCode(imap_);
+  std::string server = ServerText(imap_);
+  if (code == "UNAVAILABLE" || code == "INUSE" || code == "LIMIT") {
+    return Error("imap.login_unavailable", RetryClass::kBackoff,
+                 "login to " + ConnectionName(options_) + " temporarily refused [" + code +
+                     "]: server said \"" + server + "\"");
+  }
+  return Error("imap.auth", RetryClass::kNeedsOperator,
+               "login failed for user \"" + user + "\" on " + ConnectionName(options_) +
+                   (code.empty() ? "" : " [" + code + "]") + ": server said \"" + server +
+                   "\". Check username and password (password/password_file/password_command); "
+                   "providers such as Gmail or Outlook need an app password or auth: xoauth2");
+}
+
+bool Session::HasCapability(const std::string& name) const {
+  return mailimap_has_extension(imap_, const_cast<char*>(name.c_str())) == 1 ||
+         (name == "IDLE" && mailimap_has_idle(imap_) == 1);
+}
+
+util::Result<MailboxInfo> Session::Select(const std::string& folder) {
+  int r = mailimap_select(imap_, folder.c_str());
+  if (r != MAILIMAP_NO_ERROR) {
+    Error e = CommandError("select", r);
+    if (r == MAILIMAP_ERROR_SELECT) {
+      return Error("imap.select", RetryClass::kNeedsOperator,
+                   "cannot open folder \"" + folder + "\" on " + ConnectionName(options_) +
+                       ": server said \"" + ServerText(imap_) +
+                       "\". Check the folder name in `folders` (names are case-sensitive; some servers "
+                       "use \"INBOX.\" prefixes)");
+    }
+    return e;
+  }
+  MailboxInfo info;
+  if (imap_->imap_selection_info) {
+    info.uidvalidity = imap_->imap_selection_info->sel_uidvalidity;
+    info.uidnext = imap_->imap_selection_info->sel_uidnext;
+    info.exists = imap_->imap_selection_info->sel_exists;
+  }
+  return info;
+}
+
+namespace {
+util::Result<std::vector<uint32_t>> RunSearch(mailimap* imap, mailimap_search_key* raw_key,
+                                               uint32_t min_uid, const std::function<Error(int)>& error) {
+  SearchKeyPtr key(raw_key);
+  clist* raw = nullptr;
+  int r = mailimap_uid_search(imap, nullptr, key.get(), &raw);
+  SearchResultPtr result(raw);
+  if (r != MAILIMAP_NO_ERROR) return error(r);
+  std::vector<uint32_t> uids;
+  for (clistiter* it = result ? clist_begin(result.get()) : nullptr; it; it = clist_next(it)) {
+    uint32_t uid = *static_cast<uint32_t*>(clist_content(it));
+    if (uid >= min_uid) uids.push_back(uid);
+  }
+  std::sort(uids.begin(), uids.end());
+  uids.erase(std::unique(uids.begin(), uids.end()), uids.end());
+  return uids;
+}
+}  // namespace
+
+util::Result<std::vector<uint32_t>> Session::SearchUidsFrom(uint32_t from_uid) {
+  if (from_uid == 0) from_uid = 1;
+  return RunSearch(imap_, mailimap_search_key_new_uid(mailimap_set_new_interval(from_uid, 0)), from_uid,
+                   [this](int r) { return CommandError("uid_search", r); });
+}
+
+util::Result<std::vector<uint32_t>> Session::SearchUnseen() {
+  // libetpan has no helper for UNSEEN; every other field of the key is empty.
+  mailimap_search_key* key = mailimap_search_key_new(
+      MAILIMAP_SEARCH_KEY_UNSEEN, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+      nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, nullptr, nullptr, nullptr, nullptr, nullptr,
+      nullptr, 0, nullptr, nullptr, nullptr);
+  return RunSearch(imap_, key, 1, [this](int r) { return CommandError("uid_search", r); });
+}
+
+namespace {
+
+std::string FlagName(const mailimap_flag* f) {
+  switch (f->fl_type) {
+    case MAILIMAP_FLAG_ANSWERED: return "\\Answered";
+    case MAILIMAP_FLAG_FLAGGED: return "\\Flagged";
+    case MAILIMAP_FLAG_DELETED: return "\\Deleted";
+    case MAILIMAP_FLAG_SEEN: return "\\Seen";
+    case MAILIMAP_FLAG_DRAFT: return "\\Draft";
+    case MAILIMAP_FLAG_KEYWORD: return f->fl_data.fl_keyword ? f->fl_data.fl_keyword : "";
+    case MAILIMAP_FLAG_EXTENSION:
+      return f->fl_data.fl_extension ? std::string("\\") + f->fl_data.fl_extension : "";
+    default: return "";
+  }
+}
+
+}  // namespace
+
+util::Result<std::vector<MessageMeta>> Session::FetchMeta(const std::vector<uint32_t>& uids) {
+  std::vector<MessageMeta> out;
+  if (uids.empty()) return out;
+  SetPtr set(mailimap_set_new_empty());
+  for (uint32_t uid : uids) mailimap_set_add_single(set.get(), uid);
+  FetchTypePtr type(mailimap_fetch_type_new_fetch_att_list_empty());
+  mailimap_fetch_type_new_fetch_att_list_add(type.get(), mailimap_fetch_att_new_uid());
+  mailimap_fetch_type_new_fetch_att_list_add(type.get(), mailimap_fetch_att_new_flags());
+  mailimap_fetch_type_new_fetch_att_list_add(type.get(), mailimap_fetch_att_new_rfc822_size());
+  mailimap_fetch_type_new_fetch_att_list_add(type.get(), mailimap_fetch_att_new_bodystructure());
+  mailimap_fetch_type_new_fetch_att_list_add(
+      type.get(), mailimap_fetch_att_new_body_peek_section(mailimap_section_new_header()));
+
+  clist* raw = nullptr;
+  int r = mailimap_uid_fetch(imap_, set.get(), type.get(), &raw);
+  FetchResultPtr result(raw);
+  if (r != MAILIMAP_NO_ERROR) return CommandError("uid_fetch", r);
+
+  for (clistiter* it = result ? clist_begin(result.get()) : nullptr; it; it = clist_next(it)) {
+    auto* att = static_cast<mailimap_msg_att*>(clist_content(it));
+    MessageMeta meta;
+    bool have_structure = false;
+    for (clistiter* a = clist_begin(att->att_list); a; a = clist_next(a)) {
+      auto* item = static_cast<mailimap_msg_att_item*>(clist_content(a));
+      if (item->att_type == MAILIMAP_MSG_ATT_ITEM_DYNAMIC && item->att_data.att_dyn) {
+        for (clistiter* f = clist_begin(item->att_data.att_dyn->att_list); f; f = clist_next(f)) {
+          auto* ff = static_cast<mailimap_flag_fetch*>(clist_content(f));
+          if (ff->fl_type == MAILIMAP_FLAG_FETCH_RECENT) {
+            meta.flags.push_back("\\Recent");
+          } else if (ff->fl_flag) {
+            std::string name = FlagName(ff->fl_flag);
+            if (!name.empty()) meta.flags.push_back(name);
+          }
+        }
+      } else if (item->att_type == MAILIMAP_MSG_ATT_ITEM_STATIC && item->att_data.att_static) {
+        auto* st = item->att_data.att_static;
+        switch (st->att_type) {
+          case MAILIMAP_MSG_ATT_UID: meta.uid = st->att_data.att_uid; break;
+          case MAILIMAP_MSG_ATT_RFC822_SIZE: meta.size = st->att_data.att_rfc822_size; break;
+          case MAILIMAP_MSG_ATT_BODYSTRUCTURE:
+            meta.structure = PartTreeFromBodyStructure(st->att_data.att_bodystructure);
+            have_structure = true;
+            break;
+          case MAILIMAP_MSG_ATT_BODY_SECTION:
+            if (st->att_data.att_body_section && st->att_data.att_body_section->sec_body_part) {
+              meta.header.assign(st->att_data.att_body_section->sec_body_part,
+                                 st->att_data.att_body_section->sec_length);
+            }
+            break;
+          default: break;
+        }
+      }
+    }
+    // Unsolicited FETCH responses (flag changes) carry no UID or structure.
+    if (meta.uid == 0 || !have_structure) continue;
+    if (std::find(uids.begin(), uids.end(), meta.uid) == uids.end()) continue;
+    out.push_back(std::move(meta));
+  }
+  std::sort(out.begin(), out.end(), [](const MessageMeta& a, const MessageMeta& b) { return a.uid < b.uid; });
+  return out;
+}
+
+namespace {
+util::Result<std::string> FetchOneSection(mailimap* imap, uint32_t uid, mailimap_section* section,
+                                          const std::function<Error(int)>& error) {
+  SetPtr set(mailimap_set_new_single(uid));
+  FetchTypePtr type(mailimap_fetch_type_new_fetch_att_list_empty());
+  mailimap_fetch_type_new_fetch_att_list_add(type.get(), mailimap_fetch_att_new_uid());
+  mailimap_fetch_type_new_fetch_att_list_add(type.get(), mailimap_fetch_att_new_body_peek_section(section));
+  clist* raw = nullptr;
+  int r = mailimap_uid_fetch(imap, set.get(), type.get(), &raw);
+  FetchResultPtr result(raw);
+  if (r != MAILIMAP_NO_ERROR) return error(r);
+  for (clistiter* it = result ? clist_begin(result.get()) : nullptr; it; it = clist_next(it)) {
+    auto* att = static_cast<mailimap_msg_att*>(clist_content(it));
+    uint32_t got_uid = 0;
+    const mailimap_msg_att_body_section* body = nullptr;
+    for (clistiter* a = clist_begin(att->att_list); a; a = clist_next(a)) {
+      auto* item = static_cast<mailimap_msg_att_item*>(clist_content(a));
+      if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC || !item->att_data.att_static) continue;
+      auto* st = item->att_data.att_static;
+      if (st->att_type == MAILIMAP_MSG_ATT_UID) got_uid = st->att_data.att_uid;
+      if (st->att_type == MAILIMAP_MSG_ATT_BODY_SECTION) body = st->att_data.att_body_section;
+    }
+    if (got_uid != uid || !body) continue;
+    if (!body->sec_body_part) return std::string();  // NIL: an empty part
+    return std::string(body->sec_body_part, body->sec_length);
+  }
+  return Error("imap.expunged", RetryClass::kRetryNow,
+               "message UID " + std::to_string(uid) + " vanished while being read (expunged)");
+}
+}  // namespace
+
+util::Result<std::string> Session::FetchSection(uint32_t uid, const std::string& section) {
+  return FetchOneSection(imap_, uid, SectionFor(section, false),
+                         [this](int r) { return CommandError("uid_fetch", r); });
+}
+
+util::Result<std::string> Session::FetchMimeHeaders(uint32_t uid, const std::string& section) {
+  return FetchOneSection(imap_, uid, SectionFor(section, true),
+                         [this](int r) { return CommandError("uid_fetch", r); });
+}
+
+util::Status Session::Noop() {
+  int r = mailimap_noop(imap_);
+  if (r != MAILIMAP_NO_ERROR) return CommandError("noop", r);
+  return util::Ok();
+}
+
+util::Result<IdleWake> Session::Idle(std::chrono::milliseconds max_wait) {
+  const int stop_fd = options_.stop_fd;
+  if (!HasCapability("IDLE")) {
+    // No IDLE (rare): poll with NOOP at max_wait, still interruptible.
+    pollfd pfd{stop_fd, POLLIN, 0};
+    int r = poll(&pfd, stop_fd >= 0 ? 1 : 0, static_cast<int>(max_wait.count()));
+    if (r > 0) return IdleWake::kStopped;
+    if (auto s = Noop(); !s.ok()) return s.error();
+    return IdleWake::kActivity;
+  }
+  int r = mailimap_idle(imap_);
+  if (r != MAILIMAP_NO_ERROR) return CommandError("idle", r);
+
+  IdleWake wake = IdleWake::kTimeout;
+  // Data libetpan or OpenSSL already buffered never wakes poll().
+  if (imap_->imap_stream->read_buffer_len > 0 || HasPendingTlsData(imap_->imap_stream)) {
+    wake = IdleWake::kActivity;
+  } else {
+    pollfd fds[2] = {{mailimap_idle_get_fd(imap_), POLLIN, 0}, {stop_fd, POLLIN, 0}};
+    auto deadline = std::chrono::steady_clock::now() + max_wait;
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      int n = poll(fds, stop_fd >= 0 ? 2 : 1, static_cast<int>(left.count()));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return Error("imap.idle", RetryClass::kBackoff, std::string("poll failed: ") + strerror(errno));
+      if (n == 0) break;
+      if (stop_fd >= 0 && (fds[1].revents & POLLIN)) {
+        wake = IdleWake::kStopped;
+      } else {
+        wake = IdleWake::kActivity;
+      }
+      break;
+    }
+  }
+  if (wake == IdleWake::kStopped) {
+    // Let DONE through although the stop fd fired, but only briefly.
+    SetInterruptFd(imap_->imap_stream, -1);
+    SetStreamTimeout(imap_->imap_stream, std::chrono::milliseconds(2000));
+  }
+  r = mailimap_idle_done(imap_);
+  if (r != MAILIMAP_NO_ERROR) return CommandError("idle_done", r);
+  return wake;
+}
+
+void Session::Logout() {
+  if (!imap_ || !imap_->imap_stream) return;
+  SetInterruptFd(imap_->imap_stream, -1);
+  SetStreamTimeout(imap_->imap_stream, std::chrono::milliseconds(2000));
+  mailimap_logout(imap_);
+  if (imap_->imap_stream) {
+    mailstream_close(imap_->imap_stream);
+    imap_->imap_stream = nullptr;
+  }
+}
+
+}  // namespace mailhook::imap

@@ -1,0 +1,110 @@
+#pragma once
+/// Session: one authenticated IMAP connection (RFC 3501) over our verified
+/// TLS transport, driven by libetpan. Owned and used by exactly one thread.
+///
+/// Failure model (after isync): any error from a command means the session
+/// is gone. The caller throws the Session away whole and reconnects with
+/// backoff; nothing is patched. Errors carry a RetryClass: kNeedsOperator for
+/// bad credentials, untrusted certificates and missing folders, kBackoff for
+/// network and server trouble.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "mime/part_tree.h"
+#include "util/result.h"
+
+struct mailimap;  // libetpan's session; kept out of users' sight
+
+namespace mailhook::imap {
+
+/// Everything needed to open a session for one account.
+struct SessionOptions {
+  std::string host;
+  uint16_t port = 993;
+  config::TlsMode tls = config::TlsMode::kImplicit;
+  bool tls_verify = true;
+  std::optional<std::string> ca_file;
+  std::string username;
+  util::Secret password;
+  config::AuthMethod auth = config::AuthMethod::kLogin;
+  std::chrono::milliseconds timeout{60000};  ///< connect and per-read timeout
+  int stop_fd = -1;  ///< readable = abandon any blocking operation (shutdown)
+
+  static SessionOptions FromAccount(const config::Account& account, int stop_fd);
+};
+
+/// What SELECT reported.
+struct MailboxInfo {
+  uint32_t uidvalidity = 0;
+  uint32_t uidnext = 0;  ///< 0 when the server did not say
+  uint32_t exists = 0;
+};
+
+/// The metadata fetched for one message before its sections are read.
+struct MessageMeta {
+  uint32_t uid = 0;
+  std::vector<std::string> flags;  ///< "\\Seen", "$Label1"...
+  uint64_t size = 0;               ///< RFC822.SIZE
+  std::string header;              ///< BODY[HEADER]: the top-level header block
+  mime::Part structure;            ///< from BODYSTRUCTURE
+};
+
+/// Why Idle() returned.
+enum class IdleWake {
+  kActivity,  ///< the server sent something (EXISTS, EXPUNGE, FETCH...)
+  kTimeout,   ///< max_wait passed with no news (time to refresh IDLE)
+  kStopped,   ///< the stop fd fired
+};
+
+/// One live IMAP session. Not thread-safe; destroying it closes the socket
+/// without waiting for the server.
+class Session {
+ public:
+  /// Connects, starts TLS as configured, verifies the server and logs in.
+  static util::Result<std::unique_ptr<Session>> Open(const SessionOptions& options);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  util::Result<MailboxInfo> Select(const std::string& folder);
+  /// UIDs >= from_uid, ascending (RFC 3501 §6.4.4 `UID SEARCH UID n:*`,
+  /// filtered: `n:*` also matches the last message when n > max UID).
+  util::Result<std::vector<uint32_t>> SearchUidsFrom(uint32_t from_uid);
+  /// UIDs of messages without \Seen, ascending.
+  util::Result<std::vector<uint32_t>> SearchUnseen();
+  /// UID FETCH (UID FLAGS RFC822.SIZE BODYSTRUCTURE BODY.PEEK[HEADER]).
+  /// Messages expunged meanwhile are simply absent from the result.
+  util::Result<std::vector<MessageMeta>> FetchMeta(const std::vector<uint32_t>& uids);
+  /// BODY.PEEK[section] (never sets \Seen).
+  util::Result<std::string> FetchSection(uint32_t uid, const std::string& section);
+  /// BODY.PEEK[section.MIME].
+  util::Result<std::string> FetchMimeHeaders(uint32_t uid, const std::string& section);
+
+  /// Enters IDLE (RFC 2177), waits for server activity, max_wait or the stop
+  /// fd, then sends DONE. Servers without IDLE get a NOOP after max_wait.
+  util::Result<IdleWake> Idle(std::chrono::milliseconds max_wait);
+  util::Status Noop();
+
+  /// Best-effort LOGOUT bounded by a short timeout, then closes. Safe to call
+  /// after the stop fd fired.
+  void Logout();
+
+  /// Capabilities as advertised (upper-case), for `check --connect` and moves.
+  bool HasCapability(const std::string& name) const;
+
+ private:
+  explicit Session(mailimap* imap, SessionOptions options);
+  util::Status Login();
+  util::Error CommandError(const std::string& what, int code) const;
+
+  mailimap* imap_;
+  SessionOptions options_;
+};
+
+}  // namespace mailhook::imap

@@ -1,0 +1,388 @@
+#include "imap/tls_stream.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "util/log.h"
+
+// libetpan exports these but does not install their header (DESIGN.md).
+extern "C" {
+struct mailstream_cancel* mailstream_cancel_new(void);
+void mailstream_cancel_free(struct mailstream_cancel* cancel);
+}
+
+namespace mailhook::imap {
+namespace {
+
+using util::Error;
+using util::RetryClass;
+
+/// Per-stream state behind mailstream_low::data.
+struct StreamData {
+  int fd = -1;
+  int stop_fd = -1;
+  SSL* ssl = nullptr;  // null until StartTls
+  std::chrono::milliseconds timeout{60000};
+  struct mailstream_cancel* cancel = nullptr;
+};
+
+StreamData* DataOf(mailstream_low* low) { return static_cast<StreamData*>(low->data); }
+
+std::string OpenSslErrors() {
+  std::string out;
+  unsigned long e;
+  while ((e = ERR_get_error()) != 0) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out;
+}
+
+enum class Wait { kReady, kTimeout, kStopped, kError };
+
+// Waits until fd is ready for `events`, the stop fd fires, or the timeout ends.
+Wait WaitFor(int fd, int stop_fd, short events, std::chrono::milliseconds timeout) {
+  pollfd fds[2] = {{fd, events, 0}, {stop_fd, POLLIN, 0}};
+  nfds_t n = stop_fd >= 0 ? 2 : 1;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() < 0) left = std::chrono::milliseconds(0);
+    int r = poll(fds, n, static_cast<int>(left.count()));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return Wait::kError;
+    }
+    if (r == 0) return Wait::kTimeout;
+    if (n == 2 && (fds[1].revents & POLLIN)) return Wait::kStopped;
+    if (fds[0].revents) return Wait::kReady;  // includes POLLHUP/POLLERR: the read reports it
+  }
+}
+
+// --- the mailstream_low_driver callbacks -------------------------------------
+
+ssize_t DriverRead(mailstream_low* low, void* buf, size_t count) {
+  StreamData* d = DataOf(low);
+  for (;;) {
+    if (d->ssl) {
+      // Decrypted bytes already inside OpenSSL never wake poll(): read them first.
+      ERR_clear_error();
+      int n = SSL_read(d->ssl, buf, static_cast<int>(std::min<size_t>(count, 1 << 30)));
+      if (n > 0) return n;
+      int err = SSL_get_error(d->ssl, n);
+      if (err == SSL_ERROR_WANT_READ) {
+        if (WaitFor(d->fd, d->stop_fd, POLLIN, d->timeout) != Wait::kReady) return -1;
+        continue;
+      }
+      if (err == SSL_ERROR_WANT_WRITE) {
+        if (WaitFor(d->fd, d->stop_fd, POLLOUT, d->timeout) != Wait::kReady) return -1;
+        continue;
+      }
+      return -1;  // closed (SSL_ERROR_ZERO_RETURN) or broken
+    }
+    ssize_t n = recv(d->fd, buf, count, 0);
+    if (n > 0) return n;
+    if (n == 0) return -1;  // peer closed
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+    if (WaitFor(d->fd, d->stop_fd, POLLIN, d->timeout) != Wait::kReady) return -1;
+  }
+}
+
+ssize_t DriverWrite(mailstream_low* low, const void* buf, size_t count) {
+  StreamData* d = DataOf(low);
+  for (;;) {
+    if (d->ssl) {
+      ERR_clear_error();
+      int n = SSL_write(d->ssl, buf, static_cast<int>(std::min<size_t>(count, 1 << 30)));
+      if (n > 0) return n;
+      int err = SSL_get_error(d->ssl, n);
+      short ev = err == SSL_ERROR_WANT_READ ? POLLIN : err == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
+      if (ev == 0) return -1;
+      if (WaitFor(d->fd, d->stop_fd, ev, d->timeout) != Wait::kReady) return -1;
+      continue;
+    }
+    // MSG_NOSIGNAL: a server that hung up must not kill us with SIGPIPE.
+    ssize_t n = send(d->fd, buf, count, MSG_NOSIGNAL);
+    if (n >= 0) return n;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+    if (WaitFor(d->fd, d->stop_fd, POLLOUT, d->timeout) != Wait::kReady) return -1;
+  }
+}
+
+int DriverClose(mailstream_low* low) {
+  StreamData* d = DataOf(low);
+  if (d->ssl) {
+    // No bidirectional close_notify: the peer may be gone, and waiting for it
+    // is what makes libetpan's own close slow.
+    SSL_free(d->ssl);
+    d->ssl = nullptr;
+  }
+  if (d->fd >= 0) {
+    ::close(d->fd);
+    d->fd = -1;
+  }
+  return 0;
+}
+
+int DriverGetFd(mailstream_low* low) { return DataOf(low)->fd; }
+
+void DriverFree(mailstream_low* low) {
+  StreamData* d = DataOf(low);
+  DriverClose(low);
+  if (d->cancel) mailstream_cancel_free(d->cancel);
+  delete d;
+  low->data = nullptr;
+  free(low);  // allocated by mailstream_low_new with malloc
+}
+
+void DriverCancel(mailstream_low*) {}
+
+struct mailstream_cancel* DriverGetCancel(mailstream_low* low) {
+  // Must be non-NULL or mailstream_wait_idle() fails (DESIGN.md).
+  return DataOf(low)->cancel;
+}
+
+carray* DriverCertificateChain(mailstream_low* low) {
+  StreamData* d = DataOf(low);
+  if (!d->ssl) return nullptr;
+  STACK_OF(X509)* chain = SSL_get_peer_cert_chain(d->ssl);
+  if (!chain) return nullptr;
+  carray* out = carray_new(4);
+  for (int i = 0; i < sk_X509_num(chain); ++i) {
+    unsigned char* der = nullptr;
+    int len = i2d_X509(sk_X509_value(chain, i), &der);
+    if (len < 0) continue;
+    MMAPString* s = mmap_string_new_len(reinterpret_cast<char*>(der), static_cast<size_t>(len));
+    OPENSSL_free(der);
+    carray_add(out, s, nullptr);
+  }
+  return out;
+}
+
+mailstream_low_driver kDriver = {
+    DriverRead,    DriverWrite, DriverClose,  DriverGetFd,           DriverFree,
+    DriverCancel,  DriverGetCancel, DriverCertificateChain,
+    nullptr,  // setup_idle: NULL lets libetpan use its own cancel pipe
+    nullptr,  // unsetup_idle
+    nullptr,  // interrupt_idle
+};
+
+// One SSL_CTX per (ca_file, verify): contexts are heavy and thread-safe to share.
+SSL_CTX* SharedContext(const TlsOptions& options, std::string* error) {
+  static std::mutex mu;
+  static std::map<std::pair<std::string, bool>, SSL_CTX*> contexts;  // live for the process
+  std::lock_guard lock(mu);
+  auto key = std::make_pair(options.ca_file.value_or(""), options.verify);
+  if (auto it = contexts.find(key); it != contexts.end()) return it->second;
+
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  if (!ctx) {
+    *error = "cannot create a TLS context: " + OpenSslErrors();
+    return nullptr;
+  }
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  // An idle session then holds ~42 KiB instead of two full record buffers.
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                            SSL_MODE_ENABLE_PARTIAL_WRITE);
+  if (options.verify) {
+    int ok = options.ca_file ? SSL_CTX_load_verify_locations(ctx, options.ca_file->c_str(), nullptr)
+                             : SSL_CTX_set_default_verify_paths(ctx);
+    if (ok != 1) {
+      *error = options.ca_file ? "cannot load ca_file " + *options.ca_file + ": " + OpenSslErrors() +
+                                     " (is it a PEM certificate file?)"
+                               : "cannot load the system trust store: " + OpenSslErrors() +
+                                     " (install ca-certificates)";
+      SSL_CTX_free(ctx);
+      return nullptr;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  } else {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+  }
+  contexts.emplace(key, ctx);
+  return ctx;
+}
+
+bool IsIpAddress(const std::string& host) {
+  in6_addr a6;
+  in_addr a4;
+  return inet_pton(AF_INET, host.c_str(), &a4) == 1 || inet_pton(AF_INET6, host.c_str(), &a6) == 1;
+}
+
+}  // namespace
+
+util::Result<mailstream*> OpenPlainStream(const std::string& host, uint16_t port,
+                                          std::chrono::milliseconds timeout, int stop_fd) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  std::string port_str = std::to_string(port);
+  int gai = getaddrinfo(host.c_str(), port_str.c_str(), &hints, &res);
+  if (gai != 0) {
+    return Error("imap.resolve", RetryClass::kBackoff,
+                 "cannot resolve " + host + ": " + gai_strerror(gai) + " (check `host` and DNS)");
+  }
+  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(res, freeaddrinfo);
+
+  std::string last_error = "no address";
+  for (addrinfo* ai = res; ai; ai = ai->ai_next) {
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+    if (fd < 0) {
+      last_error = std::strerror(errno);
+      continue;
+    }
+    int r = connect(fd, ai->ai_addr, ai->ai_addrlen);
+    if (r < 0 && errno == EINPROGRESS) {
+      Wait w = WaitFor(fd, stop_fd, POLLOUT, timeout);
+      if (w == Wait::kReady) {
+        int so_error = 0;
+        socklen_t len = sizeof so_error;
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len);
+        r = so_error == 0 ? 0 : -1;
+        errno = so_error;
+      } else {
+        errno = w == Wait::kStopped ? ECANCELED : ETIMEDOUT;
+        r = -1;
+      }
+    }
+    if (r < 0) {
+      int saved = errno;
+      last_error = std::strerror(saved);
+      ::close(fd);
+      if (saved == ECANCELED) break;
+      continue;
+    }
+    // A dead network path is noticed by keepalive; a peer that stops
+    // acknowledging our writes by TCP_USER_TIMEOUT.
+    int one = 1, idle = 60, intvl = 20, cnt = 3;
+    unsigned int user_timeout = 120000;
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+    auto* data = new StreamData;
+    data->fd = fd;
+    data->stop_fd = stop_fd;
+    data->timeout = timeout;
+    data->cancel = mailstream_cancel_new();
+    mailstream_low* low = mailstream_low_new(data, &kDriver);
+    if (!low) {
+      ::close(fd);
+      if (data->cancel) mailstream_cancel_free(data->cancel);
+      delete data;
+      return Error("imap.oom", RetryClass::kBackoff, "out of memory creating a stream");
+    }
+    mailstream* stream = mailstream_new(low, 8192);
+    if (!stream) {
+      mailstream_low_close(low);
+      mailstream_low_free(low);
+      return Error("imap.oom", RetryClass::kBackoff, "out of memory creating a stream");
+    }
+    return stream;
+  }
+  return Error("imap.connect", RetryClass::kBackoff,
+               "cannot connect to " + host + ":" + port_str + ": " + last_error +
+                   " (is the server up and the port right? 993 for tls: implicit, 143 for starttls)");
+}
+
+util::Status StartTls(mailstream* stream, const TlsOptions& options) {
+  StreamData* d = DataOf(mailstream_get_low(stream));
+  std::string ctx_error;
+  SSL_CTX* ctx = SharedContext(options, &ctx_error);
+  if (!ctx) return Error("tls.context", RetryClass::kNeedsOperator, ctx_error);
+
+  SSL* ssl = SSL_new(ctx);
+  if (!ssl) return Error("tls.oom", RetryClass::kBackoff, "cannot create TLS session: " + OpenSslErrors());
+  SSL_set_fd(ssl, d->fd);
+  const bool ip = IsIpAddress(options.host);
+  if (!ip) SSL_set_tlsext_host_name(ssl, options.host.c_str());  // SNI takes names only (RFC 6066 §3)
+  if (options.verify) {
+    if (ip) {
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), options.host.c_str());
+    } else {
+      SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      SSL_set1_host(ssl, options.host.c_str());
+    }
+  }
+
+  for (;;) {
+    ERR_clear_error();
+    int r = SSL_connect(ssl);
+    if (r == 1) break;
+    int err = SSL_get_error(ssl, r);
+    short ev = err == SSL_ERROR_WANT_READ ? POLLIN : err == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
+    if (ev != 0) {
+      Wait w = WaitFor(d->fd, d->stop_fd, ev, d->timeout);
+      if (w == Wait::kReady) continue;
+      SSL_free(ssl);
+      return Error("tls.handshake", RetryClass::kBackoff,
+                   w == Wait::kStopped ? "TLS handshake cancelled (shutting down)"
+                                       : "TLS handshake with " + options.host + " timed out");
+    }
+    long verify = SSL_get_verify_result(ssl);
+    std::string ssl_errors = OpenSslErrors();
+    SSL_free(ssl);
+    if (verify != X509_V_OK) {
+      std::string why = X509_verify_cert_error_string(verify);
+      std::string fix;
+      if (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+        fix = "the certificate is not valid for host \"" + options.host +
+              "\": connect using a name the certificate covers";
+      } else {
+        fix = options.ca_file ? "the certificate is not signed by a CA in ca_file " + *options.ca_file
+                              : "the certificate is not trusted by the system store: set ca_file to "
+                                "the CA that signed it";
+      }
+      return Error("tls.verify", RetryClass::kNeedsOperator,
+                   "TLS certificate verification failed for " + options.host + ": " + why + "; " +
+                       fix + " (or, only for a test server, tls_verify: false for this account)");
+    }
+    return Error("tls.handshake", RetryClass::kBackoff,
+                 "TLS handshake with " + options.host + " failed: " +
+                     (ssl_errors.empty() ? "connection closed" : ssl_errors) +
+                     " (is this port really TLS? 993 is implicit TLS, 143 needs tls: starttls)");
+  }
+  d->ssl = ssl;
+  return util::Ok();
+}
+
+bool IsEncrypted(mailstream* stream) { return DataOf(mailstream_get_low(stream))->ssl != nullptr; }
+
+bool HasPendingTlsData(mailstream* stream) {
+  StreamData* d = DataOf(mailstream_get_low(stream));
+  return d->ssl && SSL_pending(d->ssl) > 0;
+}
+
+void SetInterruptFd(mailstream* stream, int stop_fd) { DataOf(mailstream_get_low(stream))->stop_fd = stop_fd; }
+
+void SetStreamTimeout(mailstream* stream, std::chrono::milliseconds timeout) {
+  DataOf(mailstream_get_low(stream))->timeout = timeout;
+}
+
+}  // namespace mailhook::imap

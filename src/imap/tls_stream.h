@@ -1,0 +1,56 @@
+#pragma once
+/// TlsStream: our own libetpan `mailstream_low_driver` over a socket and an
+/// OpenSSL `SSL*`. Debian's libetpan uses GnuTLS and verifies nothing (no
+/// chain, no host name, no SNI); this driver does all three (DESIGN.md "TLS").
+///
+/// Every read and write waits with poll() on the socket and a caller-owned
+/// stop fd, bounded by a per-stream timeout, so a hung server or a shutdown
+/// never blocks a watcher thread for longer than that timeout.
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include <libetpan/libetpan.h>
+
+#include "util/result.h"
+
+namespace mailhook::imap {
+
+/// How to verify the server when TLS is started.
+struct TlsOptions {
+  std::string host;                    ///< for SNI and the host-name check
+  std::optional<std::string> ca_file;  ///< default: the system trust store
+  bool verify = true;                  ///< false: no chain/host check (per-account opt-out)
+};
+
+/// Opens a TCP connection to host:port (non-blocking connect bounded by
+/// `timeout`, TCP keepalive + TCP_USER_TIMEOUT so a dead path is noticed) and
+/// wraps it as a plain (not yet encrypted) libetpan stream. `stop_fd` becomes
+/// readable when the caller wants every blocking operation to end (-1: none).
+/// The returned stream is owned by the caller (mailstream_close frees it).
+util::Result<mailstream*> OpenPlainStream(const std::string& host, uint16_t port,
+                                          std::chrono::milliseconds timeout, int stop_fd);
+
+/// Performs the TLS handshake on a stream from OpenPlainStream (implicit TLS
+/// right after connecting, or after a successful STARTTLS) and verifies the
+/// certificate chain and host name. Errors name the cause (untrusted, host
+/// mismatch, expired...) and the fix; they are kNeedsOperator for verification
+/// failures and kBackoff for network failures.
+util::Status StartTls(mailstream* stream, const TlsOptions& options);
+
+/// True once StartTls succeeded on this stream.
+bool IsEncrypted(mailstream* stream);
+
+/// True when bytes are waiting inside OpenSSL: such data never wakes poll(),
+/// so check this before waiting on the socket.
+bool HasPendingTlsData(mailstream* stream);
+
+/// Changes the fd that interrupts blocking operations (-1: none). Used to let
+/// a last DONE/LOGOUT through during shutdown after the stop fd fired.
+void SetInterruptFd(mailstream* stream, int stop_fd);
+
+/// Changes the per-operation timeout.
+void SetStreamTimeout(mailstream* stream, std::chrono::milliseconds timeout);
+
+}  // namespace mailhook::imap
