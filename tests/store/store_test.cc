@@ -1,0 +1,322 @@
+#include "store/store.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+namespace mailhook::store {
+namespace {
+
+namespace fs = std::filesystem;
+
+/// A fresh temporary state directory, removed afterwards.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "mh_store_XXXXXX").string();
+    path_ = mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    chmod(path_.c_str(), 0700);
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+OutboxItem Item(uint32_t uid, const std::string& target = "webhook:tickets") {
+  OutboxItem item;
+  item.event_id = "evt_" + std::to_string(uid);
+  item.target = target;
+  item.account = "support";
+  item.folder = "INBOX";
+  item.uidvalidity = 7;
+  item.uid = uid;
+  item.payload = R"({"uid":)" + std::to_string(uid) + "}";
+  return item;
+}
+
+Watermark Mark(Store& store) {
+  auto m = store.GetWatermark("support", "INBOX");
+  if (!m.ok() || !m->has_value()) {
+    ADD_FAILURE() << "no watermark";
+    return {};
+  }
+  return **m;
+}
+
+std::unique_ptr<Store> MustOpen(const std::string& dir) {
+  auto s = Store::Open(dir);
+  if (!s.ok()) ADD_FAILURE() << s.error().ToString();
+  return s.ok() ? std::move(s).value() : nullptr;
+}
+
+TEST(StoreTest, WatermarkRoundTrip) {
+  TempDir dir;
+  auto store = MustOpen(dir.path() + "/state");  // also creates the directory
+  ASSERT_TRUE(store);
+  auto none = store->GetWatermark("support", "INBOX");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  ASSERT_TRUE(store->SetWatermark("support", "INBOX", {7, 42}).ok());
+  auto mark = store->GetWatermark("support", "INBOX");
+  ASSERT_TRUE(mark.ok());
+  ASSERT_TRUE(mark->has_value());
+  EXPECT_EQ(**mark, (Watermark{7, 42}));
+}
+
+TEST(StoreTest, CommitMessagesInsertsAndMovesWatermark) {
+  TempDir dir;
+  auto store = MustOpen(dir.path());
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->CommitMessages("support", "INBOX", {7, 2}, {Item(1), Item(2)}).ok());
+  EXPECT_EQ(*store->PendingCount(), 2);
+  EXPECT_EQ(Mark(*store), (Watermark{7, 2}));
+  auto pending = store->ListPending();
+  ASSERT_TRUE(pending.ok());
+  ASSERT_EQ(pending->size(), 2u);
+  EXPECT_EQ((*pending)[0].item.event_id, "evt_1");
+  EXPECT_EQ((*pending)[0].item.payload, R"({"uid":1})");
+}
+
+TEST(StoreTest, ReplayedCommitCreatesNoSecondRow) {
+  TempDir dir;
+  auto store = MustOpen(dir.path());
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->CommitMessages("support", "INBOX", {7, 1}, {Item(1)}).ok());
+  ASSERT_TRUE(store->CommitMessages("support", "INBOX", {7, 1}, {Item(1)}).ok());
+  EXPECT_EQ(*store->PendingCount(), 1);
+
+  // Once delivered, a replay still must not deliver again.
+  auto claimed = store->ClaimDue(Clock::now(), 10);
+  ASSERT_TRUE(claimed.ok());
+  ASSERT_EQ(claimed->size(), 1u);
+  ASSERT_TRUE(store->MarkDelivered((*claimed)[0].id).ok());
+  ASSERT_TRUE(store->CommitMessages("support", "INBOX", {7, 1}, {Item(1)}).ok());
+  EXPECT_EQ(*store->PendingCount(), 0);
+
+  // Same for a dead letter.
+  ASSERT_TRUE(store->CommitMessages("support", "INBOX", {7, 2}, {Item(2)}).ok());
+  auto c2 = store->ClaimDue(Clock::now(), 10);
+  ASSERT_TRUE(c2.ok());
+  ASSERT_EQ(c2->size(), 1u);
+  ASSERT_TRUE(store->MoveToDeadLetters((*c2)[0].id, 1, "HTTP 400").ok());
+  ASSERT_TRUE(store->CommitMessages("support", "INBOX", {7, 2}, {Item(2)}).ok());
+  EXPECT_EQ(*store->PendingCount(), 0);
+  EXPECT_EQ(*store->DeadLetterCount(), 1);
+
+  // A different target of the same event is a different row.
+  ASSERT_TRUE(store->CommitMessages("support", "INBOX", {7, 2}, {Item(2, "hook:archive")}).ok());
+  EXPECT_EQ(*store->PendingCount(), 1);
+}
+
+// Kill the process inside the transaction: after reopening, neither the rows nor
+// the watermark may be there. Kill it right after: both must be there.
+void CommitAndDieAt(const std::string& dir, const std::string& point) {
+  auto store = Store::Open(dir);
+  if (!store.ok()) std::_Exit(3);
+  (*store)->SetFaultHookForTesting([&](std::string_view at) {
+    if (at == point) raise(SIGKILL);
+  });
+  auto s = (*store)->CommitMessages("support", "INBOX", {7, 3}, {Item(1), Item(2), Item(3)});
+  if (!s.ok()) std::_Exit(4);
+  raise(SIGKILL);  // "after commit"
+}
+
+TEST(StoreDeathTest, KillInsideCommitLeavesNothing) {
+  // fork() without re-exec: the child must see this test's TempDir.
+  GTEST_FLAG_SET(death_test_style, "fast");
+  for (const char* point : {"commit_messages.inserted", "commit_messages.before_commit"}) {
+    TempDir dir;
+    {
+      auto store = MustOpen(dir.path());
+      ASSERT_TRUE(store);
+      ASSERT_TRUE(store->SetWatermark("support", "INBOX", {7, 0}).ok());
+    }
+    EXPECT_EXIT(CommitAndDieAt(dir.path(), point), testing::KilledBySignal(SIGKILL), "");
+    auto store = MustOpen(dir.path());
+    ASSERT_TRUE(store);
+    EXPECT_EQ(*store->PendingCount(), 0) << point;
+    EXPECT_EQ(Mark(*store), (Watermark{7, 0})) << point;
+  }
+}
+
+TEST(StoreDeathTest, KillAfterCommitKeepsEverything) {
+  // fork() without re-exec: the child must see this test's TempDir.
+  GTEST_FLAG_SET(death_test_style, "fast");
+  TempDir dir;
+  EXPECT_EXIT(CommitAndDieAt(dir.path(), "never"), testing::KilledBySignal(SIGKILL), "");
+  auto store = MustOpen(dir.path());
+  ASSERT_TRUE(store);
+  EXPECT_EQ(*store->PendingCount(), 3);
+  EXPECT_EQ(Mark(*store), (Watermark{7, 3}));
+}
+
+TEST(StoreTest, ClaimLeasesRowsAndRetryReschedules) {
+  TempDir dir;
+  auto store = MustOpen(dir.path());
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->CommitMessages("support", "INBOX", {7, 2}, {Item(1), Item(2)}).ok());
+  auto now = Clock::now();
+  auto first = store->ClaimDue(now, 1);
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->size(), 1u);
+  EXPECT_EQ((*first)[0].item.event_id, "evt_1");  // oldest first
+  auto second = store->ClaimDue(now, 10);
+  ASSERT_TRUE(second.ok());
+  ASSERT_EQ(second->size(), 1u);  // evt_1 is leased
+  EXPECT_EQ((*second)[0].item.event_id, "evt_2");
+  auto none = store->ClaimDue(now, 10);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+
+  auto later = now + std::chrono::seconds(30);
+  ASSERT_TRUE(store->ScheduleRetry((*first)[0].id, 1, later, "HTTP 503").ok());
+  auto next = store->NextDueAt();
+  ASSERT_TRUE(next.ok());
+  ASSERT_TRUE(next->has_value());
+  EXPECT_EQ(std::chrono::duration_cast<std::chrono::milliseconds>(**next - later).count(), 0);
+  EXPECT_TRUE(store->ClaimDue(now, 10)->empty());
+  auto again = store->ClaimDue(later, 10);
+  ASSERT_TRUE(again.ok());
+  ASSERT_EQ(again->size(), 1u);
+  EXPECT_EQ((*again)[0].attempts, 1);
+  EXPECT_EQ((*again)[0].last_error, "HTTP 503");
+
+  // A released lease is claimable again at once; ReleaseAllLeases frees everything.
+  ASSERT_TRUE(store->ReleaseLease((*again)[0].id).ok());
+  EXPECT_EQ(store->ClaimDue(later, 10)->size(), 1u);
+  ASSERT_TRUE(store->ReleaseAllLeases().ok());
+  EXPECT_EQ(store->ClaimDue(later, 10)->size(), 2u);
+}
+
+TEST(StoreTest, DeadLettersReplayAndDrop) {
+  TempDir dir;
+  auto store = MustOpen(dir.path());
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(
+      store->CommitMessages("support", "INBOX", {7, 3}, {Item(1), Item(2), Item(3)}).ok());
+  auto claimed = store->ClaimDue(Clock::now(), 10);
+  ASSERT_TRUE(claimed.ok());
+  ASSERT_EQ(claimed->size(), 3u);
+  for (const auto& d : *claimed) ASSERT_TRUE(store->MoveToDeadLetters(d.id, 9, "gone").ok());
+  EXPECT_EQ(*store->PendingCount(), 0);
+  EXPECT_FALSE(*store->AllDelivered("evt_1"));
+
+  auto list = store->ListDeadLetters();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 3u);
+  EXPECT_EQ((*list)[0].attempts, 9);
+  EXPECT_EQ((*list)[0].last_error, "gone");
+  EXPECT_EQ((*list)[0].item.payload, R"({"uid":1})");
+
+  std::array<int64_t, 2> replay = {(*list)[0].id, 999999};
+  EXPECT_EQ(*store->ReplayDeadLetters(replay), 1);
+  EXPECT_EQ(*store->DeadLetterCount(), 2);
+  auto due = store->ClaimDue(Clock::now(), 10);
+  ASSERT_TRUE(due.ok());
+  ASSERT_EQ(due->size(), 1u);
+  EXPECT_EQ((*due)[0].item.event_id, "evt_1");
+  EXPECT_EQ((*due)[0].attempts, 0);
+  ASSERT_TRUE(store->MarkDelivered((*due)[0].id).ok());
+  EXPECT_TRUE(*store->AllDelivered("evt_1"));
+
+  std::array<int64_t, 1> drop = {(*list)[1].id};
+  EXPECT_EQ(*store->DropDeadLetters(drop), 1);
+  EXPECT_EQ(*store->DeadLetterCount(), 1);
+  EXPECT_EQ(*store->ReplayAllDeadLetters(), 1);
+  EXPECT_EQ(*store->PendingCount(), 1);
+  EXPECT_EQ(*store->DropAllDeadLetters(), 0);
+}
+
+TEST(StoreTest, TwoStoresOnOneFileFromTwoThreads) {
+  TempDir dir;
+  constexpr int kPerThread = 200;
+  auto writer = [&](const std::string& folder, std::vector<std::string>* errors) {
+    auto store = Store::Open(dir.path());
+    if (!store.ok()) {
+      errors->push_back(store.error().ToString());
+      return;
+    }
+    for (uint32_t uid = 1; uid <= kPerThread; ++uid) {
+      OutboxItem item = Item(uid);
+      item.folder = folder;
+      item.event_id = "evt_" + folder + "_" + std::to_string(uid);
+      auto s = (*store)->CommitMessages("support", folder, {7, uid}, {item});
+      if (!s.ok()) errors->push_back(s.error().ToString());
+    }
+  };
+  std::vector<std::string> errors_a, errors_b;
+  std::thread a(writer, "A", &errors_a);
+  std::thread b(writer, "B", &errors_b);
+  a.join();
+  b.join();
+  EXPECT_TRUE(errors_a.empty()) << errors_a.front();
+  EXPECT_TRUE(errors_b.empty()) << errors_b.front();
+  auto store = MustOpen(dir.path());
+  ASSERT_TRUE(store);
+  EXPECT_EQ(*store->PendingCount(), 2 * kPerThread);
+  EXPECT_EQ(store->GetWatermark("support", "A")->value_or(Watermark{}).last_uid, kPerThread);
+  EXPECT_EQ(store->GetWatermark("support", "B")->value_or(Watermark{}).last_uid, kPerThread);
+
+  // Two claimers on two connections never get the same row.
+  auto claimer = [&](std::set<int64_t>* got) {
+    auto s = Store::Open(dir.path());
+    if (!s.ok()) return;
+    for (;;) {
+      auto c = (*s)->ClaimDue(Clock::now(), 3);
+      if (!c.ok() || c->empty()) return;
+      for (const auto& d : *c) got->insert(d.id);
+    }
+  };
+  std::set<int64_t> got_a, got_b;
+  std::thread ca(claimer, &got_a);
+  std::thread cb(claimer, &got_b);
+  ca.join();
+  cb.join();
+  EXPECT_EQ(got_a.size() + got_b.size(), static_cast<size_t>(2 * kPerThread));
+  for (int64_t id : got_a) EXPECT_EQ(got_b.count(id), 0u) << id;
+}
+
+TEST(StoreTest, StateDirThatIsAFileGivesAClearError) {
+  TempDir dir;
+  std::string file = dir.path() + "/file";
+  { std::ofstream(file) << "x"; }
+  auto s = Store::Open(file + "/state");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message().find(file), std::string::npos) << s.error().message();
+  EXPECT_TRUE(s.error().NeedsOperator());
+}
+
+// Root ignores permission bits, so the check drops to "nobody" in a child.
+void OpenReadOnlyDirAs(const std::string& dir, bool drop) {
+  if (drop && (setgid(65534) != 0 || setuid(65534) != 0)) std::_Exit(5);
+  auto s = Store::Open(dir);
+  if (s.ok()) std::_Exit(1);
+  fprintf(stderr, "%s\n", s.error().ToString().c_str());
+  std::_Exit(0);
+}
+
+TEST(StoreDeathTest, ReadOnlyDirectoryGivesAClearError) {
+  // fork() without re-exec: the child must see this test's TempDir.
+  GTEST_FLAG_SET(death_test_style, "fast");
+  TempDir dir;
+  ASSERT_EQ(chmod(dir.path().c_str(), 0555), 0);
+  EXPECT_EXIT(OpenReadOnlyDirAs(dir.path(), geteuid() == 0), testing::ExitedWithCode(0),
+              "store.readonly: state_dir .* is not writable .*make it writable");
+}
+
+}  // namespace
+}  // namespace mailhook::store
