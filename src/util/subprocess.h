@@ -1,0 +1,51 @@
+#pragma once
+/// RunProcess: run a command WITHOUT a shell (argv as given), feed it stdin,
+/// capture stdout/stderr, and enforce a timeout by killing its whole process
+/// group. Used for `*_command` secrets (config) and hook commands (delivery).
+///
+/// Thread-safety: RunProcess may be called from several threads at once. It
+/// blocks the calling thread until the child is reaped. While it runs, SIGPIPE
+/// is blocked in the calling thread only (so a child that does not read its
+/// stdin cannot kill the daemon); the process-wide disposition is untouched.
+///
+/// Failure: an Error is returned only when the child could not be started
+/// (empty argv, executable not found or not executable, pipe/fork failure).
+/// A child that runs and fails is a ProcessResult with exit_code != 0 or
+/// timed_out == true.
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "util/result.h"
+
+namespace mailhook::util {
+
+/// What to run and how.
+struct ProcessSpec {
+  std::vector<std::string> argv;  ///< argv[0] is looked up in PATH unless it has a '/'
+  std::string stdin_data;         ///< written to the child's stdin, then stdin is closed
+  /// Added to (or overriding) the parent's environment for the child.
+  std::vector<std::pair<std::string, std::string>> env;
+  std::chrono::milliseconds timeout{30000};  ///< then SIGKILL to the whole group
+  size_t max_output = 1024 * 1024;  ///< per stream; more is read and discarded
+};
+
+/// What happened to the child.
+struct ProcessResult {
+  int exit_code = 0;        ///< exit status, or -N when killed by signal N
+  bool timed_out = false;   ///< killed because it ran past ProcessSpec::timeout
+  std::string stdout_data;  ///< at most max_output bytes
+  std::string stderr_data;  ///< at most max_output bytes
+  bool stdout_truncated = false;
+  bool stderr_truncated = false;
+};
+
+/// Runs spec.argv, blocking until the child exits (or is killed on timeout).
+/// Error codes: "subprocess.argv" (empty argv), "subprocess.exec" (not found /
+/// not executable; message names argv[0]), "subprocess.system" (pipe/fork).
+Result<ProcessResult> RunProcess(const ProcessSpec& spec);
+
+}  // namespace mailhook::util
