@@ -1,0 +1,398 @@
+#include "mime/decode.h"
+
+#include <iconv.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdint>
+#include <vector>
+
+namespace mailhook::mime {
+namespace {
+
+int Base64Value(unsigned char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+int HexValue(unsigned char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+char ToLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+void AppendUtf8(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+
+// Length of the well-formed UTF-8 sequence at s[i], or 0 when ill-formed
+// (Unicode 15, table 3-7: no overlongs, no surrogates, max U+10FFFF).
+size_t Utf8SequenceLength(std::string_view s, size_t i) {
+  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  unsigned char c = b(i);
+  if (c < 0x80) return 1;
+  size_t n = s.size() - i;
+  auto cont = [&](size_t k) { return (b(k) & 0xC0) == 0x80; };
+  if (c >= 0xC2 && c <= 0xDF) return (n >= 2 && cont(i + 1)) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (n < 3 || !cont(i + 1) || !cont(i + 2)) return 0;
+    if (c == 0xE0 && b(i + 1) < 0xA0) return 0;
+    if (c == 0xED && b(i + 1) > 0x9F) return 0;
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (n < 4 || !cont(i + 1) || !cont(i + 2) || !cont(i + 3)) return 0;
+    if (c == 0xF0 && b(i + 1) < 0x90) return 0;
+    if (c == 0xF4 && b(i + 1) > 0x8F) return 0;
+    return 4;
+  }
+  return 0;
+}
+
+bool IsAscii(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+}
+
+bool HasMultibyteSequence(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    size_t n = Utf8SequenceLength(s, i);
+    if (n > 1) return true;
+    i += n ? n : 1;
+  }
+  return false;
+}
+
+// Charsets whose ASCII-only bytes do not mean ASCII text.
+bool AsciiIncompatible(std::string_view cs) {
+  return cs.starts_with("utf-16") || cs.starts_with("utf-32") || cs.starts_with("ucs-") ||
+         cs == "utf-7" || cs.starts_with("iso-2022") || cs == "hz-gb-2312";
+}
+
+// Runs iconv from `charset`. Returns false when iconv does not know the
+// charset. `lossy`: bytes iconv rejects become U+FFFD and conversion goes on;
+// otherwise the first rejected byte makes it return false.
+bool IconvToUtf8(std::string_view in, const std::string& charset, bool lossy, std::string& out) {
+  iconv_t cd = iconv_open("UTF-8", charset.c_str());
+  if (cd == reinterpret_cast<iconv_t>(-1)) return false;
+  out.clear();
+  std::vector<char> buf(4096);
+  char* inp = const_cast<char*>(in.data());
+  size_t inleft = in.size();
+  bool ok = true;
+  while (true) {
+    char* outp = buf.data();
+    size_t outleft = buf.size();
+    size_t r = inleft ? iconv(cd, &inp, &inleft, &outp, &outleft) : iconv(cd, nullptr, nullptr, &outp, &outleft);
+    int err = errno;
+    out.append(buf.data(), outp - buf.data());
+    if (r != static_cast<size_t>(-1)) {
+      if (inleft == 0) {
+        // Flush shift state (ISO-2022-JP) once, then stop.
+        outp = buf.data();
+        outleft = buf.size();
+        iconv(cd, nullptr, nullptr, &outp, &outleft);
+        out.append(buf.data(), outp - buf.data());
+        break;
+      }
+      continue;
+    }
+    if (err == E2BIG) continue;
+    // EILSEQ (bad byte) or EINVAL (truncated sequence at the end).
+    if (!lossy) {
+      ok = false;
+      break;
+    }
+    out.append(kReplacement);
+    ++inp;
+    --inleft;
+    iconv(cd, nullptr, nullptr, nullptr, nullptr);  // reset shift state
+    if (inleft == 0) break;
+  }
+  iconv_close(cd);
+  return ok;
+}
+
+// What to try after the label itself, when the label is known to lie
+// (the WHATWG / Python-oracle supersets).
+std::vector<std::string> Supersets(const std::string& cs) {
+  if (cs == "big5") return {"big5-hkscs", "cp950"};
+  if (cs == "shift_jis" || cs == "shift-jis" || cs == "sjis" || cs == "x-sjis") return {"cp932"};
+  if (cs == "iso-2022-jp") return {"iso-2022-jp-3", "iso-2022-jp-2"};
+  if (cs == "euc-jp") return {"eucjp-ms"};
+  return {};
+}
+
+}  // namespace
+
+std::string DecodeBase64(std::string_view in) {
+  std::string out;
+  out.reserve(in.size() * 3 / 4);
+  uint32_t acc = 0;
+  int n = 0;
+  auto flush = [&] {
+    // A partial quantum: 2 chars → 1 byte, 3 chars → 2 bytes, 1 char → none.
+    if (n == 2) out.push_back(static_cast<char>((acc >> 4) & 0xFF));
+    if (n == 3) {
+      out.push_back(static_cast<char>((acc >> 10) & 0xFF));
+      out.push_back(static_cast<char>((acc >> 2) & 0xFF));
+    }
+    acc = 0;
+    n = 0;
+  };
+  for (unsigned char c : in) {
+    if (c == '=') {
+      flush();
+      continue;
+    }
+    int v = Base64Value(c);
+    if (v < 0) continue;  // RFC 2045 6.8: ignore characters outside the alphabet
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    if (++n == 4) {
+      out.push_back(static_cast<char>((acc >> 16) & 0xFF));
+      out.push_back(static_cast<char>((acc >> 8) & 0xFF));
+      out.push_back(static_cast<char>(acc & 0xFF));
+      acc = 0;
+      n = 0;
+    }
+  }
+  flush();
+  return out;
+}
+
+std::string EncodeBase64(std::string_view in) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  size_t i = 0;
+  auto byte = [&](size_t k) { return static_cast<uint32_t>(static_cast<unsigned char>(in[k])); };
+  for (; i + 3 <= in.size(); i += 3) {
+    uint32_t v = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
+    out.push_back(kAlphabet[(v >> 18) & 63]);
+    out.push_back(kAlphabet[(v >> 12) & 63]);
+    out.push_back(kAlphabet[(v >> 6) & 63]);
+    out.push_back(kAlphabet[v & 63]);
+  }
+  if (size_t rest = in.size() - i; rest) {
+    uint32_t v = byte(i) << 16;
+    if (rest == 2) v |= byte(i + 1) << 8;
+    out.push_back(kAlphabet[(v >> 18) & 63]);
+    out.push_back(kAlphabet[(v >> 12) & 63]);
+    out.push_back(rest == 2 ? kAlphabet[(v >> 6) & 63] : '=');
+    out.push_back('=');
+  }
+  return out;
+}
+
+std::string DecodeQuotedPrintable(std::string_view in, bool header) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (header && c == '_') {
+      out.push_back(' ');  // RFC 2047 4.2 (2)
+      continue;
+    }
+    if (c != '=') {
+      out.push_back(c);
+      continue;
+    }
+    // Soft line break: "=" then optional trailing whitespace then a line end
+    // (RFC 2045 6.7 rule 5; senders leave spaces after the "=").
+    size_t j = i + 1;
+    while (j < in.size() && (in[j] == ' ' || in[j] == '\t')) ++j;
+    if (j < in.size() && (in[j] == '\n' || in[j] == '\r')) {
+      if (in[j] == '\r' && j + 1 < in.size() && in[j + 1] == '\n') ++j;
+      i = j;
+      continue;
+    }
+    if (j == in.size() && !header) {  // "=" at the very end: a soft break
+      i = j;
+      continue;
+    }
+    int hi = i + 1 < in.size() ? HexValue(in[i + 1]) : -1;
+    int lo = i + 2 < in.size() ? HexValue(in[i + 2]) : -1;
+    if (hi >= 0 && lo >= 0) {
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+      continue;
+    }
+    out.push_back('=');  // invalid escape: keep it literally (RFC 2045 6.7 note)
+  }
+  return out;
+}
+
+std::string DecodeUuencode(std::string_view in) {
+  size_t pos = 0;
+  bool found = false;
+  while (pos < in.size()) {
+    size_t eol = in.find('\n', pos);
+    std::string_view line = in.substr(pos, eol == std::string_view::npos ? std::string_view::npos : eol - pos);
+    pos = eol == std::string_view::npos ? in.size() : eol + 1;
+    if (line.starts_with("begin ")) {
+      found = true;
+      break;
+    }
+  }
+  if (!found) return std::string(in);
+  std::string out;
+  while (pos < in.size()) {
+    size_t eol = in.find('\n', pos);
+    std::string_view line = in.substr(pos, eol == std::string_view::npos ? std::string_view::npos : eol - pos);
+    pos = eol == std::string_view::npos ? in.size() : eol + 1;
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+    if (line == "end") break;
+    if (line.empty()) continue;
+    int len = (line[0] - 32) & 63;
+    if (len == 0) continue;
+    auto val = [&](size_t k) -> uint32_t { return k < line.size() ? static_cast<uint32_t>((line[k] - 32) & 63) : 0; };
+    int written = 0;
+    for (size_t k = 1; written < len; k += 4) {
+      uint32_t v = (val(k) << 18) | (val(k + 1) << 12) | (val(k + 2) << 6) | val(k + 3);
+      for (int b = 2; b >= 0 && written < len; --b, ++written) out.push_back(static_cast<char>((v >> (8 * b)) & 0xFF));
+    }
+  }
+  return out;
+}
+
+std::string DecodeTransfer(std::string_view body, std::string_view encoding) {
+  std::string enc;
+  for (char c : encoding) {
+    if (c != ' ' && c != '\t' && c != '"') enc.push_back(ToLower(c));
+  }
+  if (enc == "base64") return DecodeBase64(body);
+  if (enc == "quoted-printable") return DecodeQuotedPrintable(body);
+  if (enc == "x-uuencode" || enc == "uuencode" || enc == "x-uue" || enc == "uue") return DecodeUuencode(body);
+  return std::string(body);
+}
+
+bool IsValidUtf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    size_t n = Utf8SequenceLength(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+std::string ForceUtf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    size_t n = Utf8SequenceLength(s, i);
+    if (n == 0) {
+      out.append(kReplacement);
+      ++i;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
+}
+
+std::string Windows1252ToUtf8(std::string_view s) {
+  static constexpr std::array<uint16_t, 32> kHigh = {
+      0x20AC, 0x0081, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
+      0x2039, 0x0152, 0x008D, 0x017D, 0x008F, 0x0090, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
+      0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D, 0x017E, 0x0178};
+  std::string out;
+  out.reserve(s.size() + s.size() / 4);
+  for (unsigned char c : s) {
+    if (c >= 0x80 && c < 0xA0) {
+      AppendUtf8(out, kHigh[c - 0x80]);
+    } else {
+      AppendUtf8(out, c);
+    }
+  }
+  return out;
+}
+
+std::string NormalizeCharset(std::string_view label) {
+  std::string cs;
+  for (char c : label) {
+    if (c != '"' && c != '\'' && c != ' ' && c != '\t' && c != '\r' && c != '\n') cs.push_back(ToLower(c));
+  }
+  // RFC 2231 5: a language may follow the charset in encoded words ("utf-8*en").
+  if (auto star = cs.find('*'); star != std::string::npos) cs.resize(star);
+  if (cs.empty() || cs == "ascii" || cs == "us_ascii" || cs == "usascii" || cs == "ansi_x3.4-1968" ||
+      cs == "us") {
+    return "us-ascii";
+  }
+  if (cs == "utf8" || cs == "utf_8" || cs == "x-utf-8" || cs == "x-utf8" || cs == "unicode-1-1-utf-8") return "utf-8";
+  if (cs == "latin1" || cs == "latin-1" || cs == "iso8859-1" || cs == "iso-8859-1" || cs == "iso_8859-1" ||
+      cs == "iso8859_1" || cs == "l1" || cs == "iso-latin-1" || cs == "iso_8859-1:1987") {
+    return "iso-8859-1";
+  }
+  if (cs == "win-1252" || cs == "cp1252" || cs == "windows1252" || cs == "win1252" || cs == "x-cp1252" ||
+      cs == "cp-1252" || cs == "windows-1252") {
+    return "windows-1252";
+  }
+  if (cs.starts_with("win-125") || cs.starts_with("cp125")) return "windows-125" + cs.substr(cs.size() - 1);
+  if (cs == "gb2312" || cs == "gbk" || cs == "x-gbk" || cs == "cp936" || cs == "euc-cn" || cs == "x-euc-cn" ||
+      cs == "gb_2312-80" || cs == "chinese") {
+    return "gb18030";
+  }
+  if (cs == "ks_c_5601-1987" || cs == "euc-kr" || cs == "ks_c_5601" || cs == "ksc5601" || cs == "korean" ||
+      cs == "x-windows-949" || cs == "windows-949") {
+    return "cp949";
+  }
+  if (cs.starts_with("iso8859-") || cs.starts_with("iso_8859-")) return "iso-8859-" + cs.substr(cs.find('-') + 1);
+  if (cs.starts_with("iso8859") && cs.size() > 7) return "iso-8859-" + cs.substr(7);
+  if (cs == "x-unknown" || cs == "unknown" || cs == "x-user-defined" || cs == "8bit" || cs == "default" ||
+      cs == "charset" || cs == "unknown-8bit") {
+    return "unknown-8bit";
+  }
+  return cs;
+}
+
+std::string ToUtf8(std::string_view bytes, std::string_view charset) {
+  std::string cs = NormalizeCharset(charset);
+  if (IsAscii(bytes) && !AsciiIncompatible(cs)) return std::string(bytes);
+  if (cs == "utf-8") {
+    if (IsValidUtf8(bytes)) return std::string(bytes);
+    // Declared UTF-8 but no multi-byte sequence at all: it is latin text with
+    // a wrong label; reading it as windows-1252 keeps every letter.
+    return HasMultibyteSequence(bytes) ? ForceUtf8(bytes) : Windows1252ToUtf8(bytes);
+  }
+  if (cs == "us-ascii" || cs == "unknown-8bit") {
+    // 8-bit bytes under us-ascii (or no charset): RFC 6532 senders send UTF-8,
+    // older ones latin1 / windows-1252.
+    return IsValidUtf8(bytes) ? std::string(bytes) : Windows1252ToUtf8(bytes);
+  }
+  if (cs == "iso-8859-1" || cs == "windows-1252") return Windows1252ToUtf8(bytes);
+
+  std::string out;
+  if (IconvToUtf8(bytes, cs, false, out)) return ForceUtf8(out);
+  for (const std::string& superset : Supersets(cs)) {
+    if (IconvToUtf8(bytes, superset, false, out)) return ForceUtf8(out);
+  }
+  if (IconvToUtf8(bytes, cs, true, out)) return ForceUtf8(out);
+  // iconv does not know the label: treat like unknown-8bit.
+  return IsValidUtf8(bytes) ? std::string(bytes) : Windows1252ToUtf8(bytes);
+}
+
+}  // namespace mailhook::mime

@@ -1,0 +1,123 @@
+#include "mime/event.h"
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "mime/decode.h"
+#include "mime/extractor.h"
+#include "mime/header.h"
+#include "mime/mime_parser.h"
+
+namespace mailhook::mime {
+namespace {
+
+using nlohmann::json;
+
+json Str(const std::optional<std::string>& s) { return s ? json(ForceUtf8(*s)) : json(nullptr); }
+
+json Addresses(const std::vector<Address>& list) {
+  json out = json::array();
+  for (const Address& a : list) out.push_back({{"name", ForceUtf8(a.name)}, {"address", ForceUtf8(a.address)}});
+  return out;
+}
+
+json Strings(const std::vector<std::string>& list) {
+  json out = json::array();
+  for (const std::string& s : list) out.push_back(ForceUtf8(s));
+  return out;
+}
+
+}  // namespace
+
+std::string EventId(const std::string& account, const std::string& mailbox, uint32_t uidvalidity, uint32_t uid) {
+  std::string key = account;
+  key.push_back('\0');
+  key += mailbox;
+  key.push_back('\0');
+  key += std::to_string(uidvalidity);
+  key.push_back('\0');
+  key += std::to_string(uid);
+  return "evt_" + Sha256Hex(key).substr(0, 32);
+}
+
+std::string NowRfc3339() {
+  auto now = std::chrono::system_clock::now();
+  return FormatRfc3339(std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count());
+}
+
+json EventJson(const EventMeta& meta, const MessageContent& c, config::AttachmentMode mode,
+               uint64_t max_attachment_bytes) {
+  json attachments = json::array();
+  if (mode != config::AttachmentMode::kNone) {
+    for (const Attachment& a : c.attachments) {
+      json j = {{"part", ForceUtf8(a.part)},
+                {"filename", Str(a.filename)},
+                {"content_type", ForceUtf8(a.content_type)},
+                {"disposition", Str(a.disposition)},
+                {"content_id", Str(a.content_id)},
+                {"size", a.size},
+                {"sha256", Str(a.sha256)}};
+      if (mode == config::AttachmentMode::kContent) {
+        j["content_base64"] = (a.content && a.content->size() <= max_attachment_bytes)
+                                  ? json(EncodeBase64(*a.content))
+                                  : json(nullptr);
+      }
+      attachments.push_back(std::move(j));
+    }
+  }
+  json message = {{"message_id", Str(c.message_id)},
+                  {"in_reply_to", Strings(c.in_reply_to)},
+                  {"references", Strings(c.references)},
+                  {"date", Str(c.date)},
+                  {"subject", Str(c.subject)},
+                  {"from", Addresses(c.from)},
+                  {"to", Addresses(c.to)},
+                  {"cc", Addresses(c.cc)},
+                  {"reply_to", Addresses(c.reply_to)},
+                  {"flags", Strings(meta.flags)},
+                  {"size", meta.size},
+                  {"text", Str(c.text)},
+                  {"html", Str(c.html)},
+                  {"attachments", std::move(attachments)}};
+  return {{"type", "message.received"},
+          {"schema", 1},
+          {"id", EventId(meta.account, meta.mailbox, meta.uidvalidity, meta.uid)},
+          {"created_at", meta.created_at},
+          {"account", ForceUtf8(meta.account)},
+          {"mailbox", ForceUtf8(meta.mailbox)},
+          {"uidvalidity", meta.uidvalidity},
+          {"uid", meta.uid},
+          {"message", std::move(message)}};
+}
+
+util::Result<std::string> ParseFileToEventJson(const std::string& path, const std::string& mailbox,
+                                               config::AttachmentMode mode) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return util::Error("mime.read_failed", util::RetryClass::kNeedsOperator,
+                       "cannot open '" + path + "': " + std::strerror(errno) + "; check the path and permissions");
+  }
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  if (in.bad()) {
+    return util::Error("mime.read_failed", util::RetryClass::kNeedsOperator,
+                       "cannot read '" + path + "'; check the file");
+  }
+  ParsedMessage parsed = ParseMessage(buf.str());
+  FileSectionSource source(parsed);
+  ExtractOptions opts;
+  opts.fetch_content = true;  // the file is local: exact sizes and hashes cost nothing
+  util::Result<MessageContent> content = Extract(parsed.header_block, parsed.root, source, opts);
+  if (!content.ok()) return content.error();
+  EventMeta meta;
+  meta.account = "local";
+  meta.mailbox = mailbox;
+  meta.size = parsed.imap_size;
+  meta.created_at = NowRfc3339();
+  return EventJson(meta, *content, mode, opts.max_content_bytes).dump(2);
+}
+
+}  // namespace mailhook::mime

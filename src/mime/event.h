@@ -1,0 +1,52 @@
+#pragma once
+/// Event: the JSON event of CONTRACT.md "Event" built from a MessageContent,
+/// its stable id, and the `mailhook parse FILE` pipeline.
+///
+/// Pure functions, thread-safe. The JSON is always valid UTF-8 (every string
+/// is forced through ForceUtf8), every contract key is present (null or []).
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config/config.h"
+#include "mime/message.h"
+#include "util/result.h"
+
+namespace mailhook::mime {
+
+/// Where a message sits and what the server says about it.
+struct EventMeta {
+  std::string account;
+  std::string mailbox;
+  uint32_t uidvalidity = 0;
+  uint32_t uid = 0;
+  std::vector<std::string> flags;
+  uint64_t size = 0;        ///< RFC822.SIZE
+  std::string created_at;   ///< RFC 3339 UTC
+};
+
+/// "evt_" + the first 32 hex chars of SHA-256 over account, mailbox,
+/// uidvalidity and uid (decimal) joined with '\0'. Same inputs, same id.
+std::string EventId(const std::string& account, const std::string& mailbox, uint32_t uidvalidity, uint32_t uid);
+
+/// The event object. Attachments: mode kNone → []; kMetadata → metadata
+/// only; kContent → also `content_base64` (null when the content was not
+/// fetched or is larger than `max_attachment_bytes`).
+nlohmann::json EventJson(const EventMeta& meta, const MessageContent& content, config::AttachmentMode mode,
+                         uint64_t max_attachment_bytes);
+
+/// The current time as RFC 3339 UTC ("2026-11-26T07:00:00Z").
+std::string NowRfc3339();
+
+/// `mailhook parse FILE`: reads and parses the file, extracts with content
+/// fetched (the file is local), and returns the event JSON text (dump(2)).
+/// Account "local", uidvalidity 0, uid 0, flags [], size in CRLF terms,
+/// created_at now. Fails (code "mime.read_failed") when the file cannot be
+/// read.
+util::Result<std::string> ParseFileToEventJson(const std::string& path, const std::string& mailbox,
+                                               config::AttachmentMode mode);
+
+}  // namespace mailhook::mime

@@ -1,0 +1,141 @@
+#include "mime/extractor.h"
+
+#include <openssl/evp.h>
+
+#include <cctype>
+
+#include "mime/decode.h"
+#include "mime/header.h"
+#include "mime/params.h"
+#include "util/log.h"
+
+namespace mailhook::mime {
+namespace {
+
+std::string Trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return std::string(s);
+}
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+class Walker {
+ public:
+  Walker(SectionSource& source, const ExtractOptions& opts, MessageContent& out)
+      : source_(source), opts_(opts), out_(out) {}
+
+  util::Status Walk(const Part& part) {
+    if (part.IsMultipart()) {
+      for (const Part& child : part.children) {
+        if (util::Status s = Walk(child); !s.ok()) return s;
+      }
+      return util::Ok();  // a childless multipart is neither body nor attachment
+    }
+    return Leaf(part);
+  }
+
+ private:
+  util::Status Leaf(const Part& part) {
+    std::string charset = RawParam(part.params, "charset").value_or("us-ascii");
+    std::optional<std::string> filename = DecodeParam(part.disposition_params, "filename", charset);
+    if (!filename || Trim(*filename).empty()) filename = DecodeParam(part.params, "name", charset);
+    if (filename) {
+      filename = Trim(*filename);
+      if (filename->empty()) filename.reset();
+    }
+    std::optional<std::string> disposition;
+    if (part.disposition && !part.disposition->empty()) disposition = Lower(*part.disposition);
+    const bool attachment_disp = disposition == "attachment";
+
+    if (part.type == "text" && !attachment_disp && !filename) {
+      std::optional<std::string>* slot = nullptr;
+      if (part.subtype == "plain" && !out_.text) slot = &out_.text;
+      if (part.subtype == "html" && !out_.html) slot = &out_.html;
+      if (slot) {
+        util::Result<std::string> body = source_.Body(part.section);
+        if (!body.ok()) return body.error();
+        *slot = ToUtf8(DecodeTransfer(*body, part.encoding), charset);
+        return util::Ok();
+      }
+    }
+
+    Attachment a;
+    a.part = part.section;
+    a.filename = filename;
+    a.content_type = ForceUtf8(Lower(part.type + "/" + part.subtype));
+    a.disposition = disposition ? std::optional(ForceUtf8(*disposition)) : std::nullopt;
+    if (part.id) a.content_id = ForceUtf8(Trim(*part.id));
+    a.size = EstimateDecodedSize(part);
+    if (opts_.fetch_content && a.size / 2 <= opts_.max_content_bytes) {
+      util::Result<std::string> body = source_.Body(part.section);
+      if (!body.ok()) return body.error();
+      std::string decoded = DecodeTransfer(*body, part.encoding);
+      a.size = decoded.size();
+      a.sha256 = Sha256Hex(decoded);
+      if (decoded.size() <= opts_.max_content_bytes) a.content = std::move(decoded);
+    }
+    out_.attachments.push_back(std::move(a));
+    return util::Ok();
+  }
+
+  SectionSource& source_;
+  const ExtractOptions& opts_;
+  MessageContent& out_;
+};
+
+}  // namespace
+
+std::string Sha256Hex(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out.push_back(kHex[md[i] >> 4]);
+    out.push_back(kHex[md[i] & 15]);
+  }
+  return out;
+}
+
+uint64_t EstimateDecodedSize(const Part& part) {
+  const std::string enc = Lower(part.encoding);
+  if (enc == "base64") return part.size * 76 / 78 * 3 / 4;
+  if (enc == "x-uuencode" || enc == "uuencode" || enc == "x-uue" || enc == "uue") return part.size * 45 / 62;
+  return part.size;
+}
+
+util::Result<MessageContent> Extract(std::string_view header_block, const Part& root, SectionSource& source,
+                                     const ExtractOptions& opts) {
+  MessageContent out;
+  std::vector<HeaderField> fields = ParseHeaderBlock(header_block);
+  if (auto v = FirstHeader(fields, "Message-ID")) out.message_id = ParseMessageId(*v);
+  for (const std::string& v : AllHeaders(fields, "In-Reply-To")) {
+    for (std::string& id : ParseMessageIds(v)) out.in_reply_to.push_back(std::move(id));
+  }
+  for (const std::string& v : AllHeaders(fields, "References")) {
+    for (std::string& id : ParseMessageIds(v)) out.references.push_back(std::move(id));
+  }
+  if (auto v = FirstHeader(fields, "Date")) out.date = ParseDate(*v);
+  if (auto v = FirstHeader(fields, "Subject")) out.subject = DecodeHeaderText(*v);
+  if (auto v = FirstHeader(fields, "From")) out.from = ParseAddressList(*v);
+  for (const std::string& v : AllHeaders(fields, "To")) {
+    for (Address& a : ParseAddressList(v)) out.to.push_back(std::move(a));
+  }
+  for (const std::string& v : AllHeaders(fields, "Cc")) {
+    for (Address& a : ParseAddressList(v)) out.cc.push_back(std::move(a));
+  }
+  if (auto v = FirstHeader(fields, "Reply-To")) out.reply_to = ParseAddressList(*v);
+
+  Walker walker(source, opts, out);
+  if (util::Status s = walker.Walk(root); !s.ok()) return s.error();
+  util::Logger("mime")->debug("mime.extracted attachments={} text={} html={}", out.attachments.size(),
+                              out.text.has_value(), out.html.has_value());
+  return out;
+}
+
+}  // namespace mailhook::mime

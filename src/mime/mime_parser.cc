@@ -1,0 +1,189 @@
+#include "mime/mime_parser.h"
+
+#include <cctype>
+
+#include "mime/header.h"
+#include "mime/params.h"
+
+namespace mailhook::mime {
+namespace {
+
+// Deeper nesting than this is an attack, not mail; the rest stays a leaf.
+constexpr int kMaxDepth = 64;
+
+std::string TrimLower(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string Trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return std::string(s);
+}
+
+class Parser {
+ public:
+  Parser(const std::string& data, std::map<std::string, SectionRange>& ranges) : d_(data), ranges_(ranges) {}
+
+  void Entity(size_t begin, size_t end, const std::string& section, bool digest_child, int depth, Part& out) {
+    SectionRange r;
+    r.header_begin = begin;
+    // RFC 5322 2.1: the header ends at the first empty line. A message that
+    // starts with an empty line has no header at all.
+    size_t pos = begin;
+    r.header_end = end;
+    r.body_begin = end;
+    while (pos < end) {
+      size_t eol = d_.find('\n', pos);
+      size_t next = (eol == std::string::npos || eol >= end) ? end : eol + 1;
+      size_t content_end = (eol == std::string::npos || eol >= end) ? end : eol;
+      if (content_end > pos && d_[content_end - 1] == '\r') --content_end;
+      if (content_end == pos && next > pos) {
+        r.header_end = pos;
+        r.body_begin = next;
+        break;
+      }
+      pos = next;
+    }
+    r.body_end = end;
+
+    std::vector<HeaderField> fields =
+        ParseHeaderBlock(std::string_view(d_).substr(r.header_begin, r.header_end - r.header_begin));
+    out.section = section;
+    if (auto ct = FirstHeader(fields, "Content-Type")) {
+      ContentType parsed = ParseContentType(*ct);
+      out.type = parsed.type;
+      out.subtype = parsed.subtype;
+      out.params = parsed.params;
+    } else if (digest_child) {
+      out.type = "message";  // RFC 2046 5.1.5
+      out.subtype = "rfc822";
+    }
+    if (auto cte = FirstHeader(fields, "Content-Transfer-Encoding")) {
+      std::string e = TrimLower(*cte);
+      if (!e.empty()) out.encoding = e;
+    }
+    if (auto id = FirstHeader(fields, "Content-ID")) {
+      std::string v = Trim(*id);
+      if (!v.empty()) out.id = v;
+    }
+    if (auto desc = FirstHeader(fields, "Content-Description")) out.description = *desc;
+    if (auto disp = FirstHeader(fields, "Content-Disposition")) {
+      Disposition parsed = ParseDisposition(*disp);
+      if (!parsed.type.empty()) out.disposition = parsed.type;
+      out.disposition_params = parsed.params;
+    }
+    out.size = CrlfSize(std::string_view(d_).substr(r.body_begin, r.body_end - r.body_begin));
+    ranges_[section] = r;
+
+    if (!out.IsMultipart() || depth >= kMaxDepth) return;
+    std::optional<std::string> boundary = RawParam(out.params, "boundary");
+    if (!boundary || boundary->empty()) return;
+    SplitMultipart(r.body_begin, r.body_end, *boundary, section, out.subtype == "digest", depth, out);
+  }
+
+ private:
+  // RFC 2046 5.1.1: a delimiter is "--boundary" at the start of a line,
+  // optionally followed by "--" (close) and linear whitespace. The line
+  // break before a delimiter belongs to the delimiter.
+  void SplitMultipart(size_t begin, size_t end, const std::string& boundary, const std::string& section,
+                      bool digest, int depth, Part& out) {
+    const std::string dash = "--" + boundary;
+    std::vector<std::pair<size_t, size_t>> bodies;  // [begin, end) of each part
+    bool in_part = false;
+    size_t part_begin = 0;
+    size_t pos = begin;
+    while (pos < end) {
+      size_t eol = d_.find('\n', pos);
+      size_t next = (eol == std::string::npos || eol >= end) ? end : eol + 1;
+      std::string_view line = std::string_view(d_).substr(pos, next - pos);
+      if (line.starts_with(dash)) {
+        std::string_view rest = line.substr(dash.size());
+        bool close = rest.starts_with("--");
+        if (close) rest.remove_prefix(2);
+        while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t' || rest.front() == '\r' || rest.front() == '\n'))
+          rest.remove_prefix(1);
+        if (rest.empty()) {
+          if (in_part) {
+            size_t part_end = pos;
+            if (part_end > part_begin && d_[part_end - 1] == '\n') --part_end;
+            if (part_end > part_begin && d_[part_end - 1] == '\r') --part_end;
+            bodies.emplace_back(part_begin, part_end);
+          }
+          if (close) {
+            in_part = false;
+            break;  // the rest is the epilogue
+          }
+          in_part = true;
+          part_begin = next;
+        }
+      }
+      pos = next;
+    }
+    // A missing close delimiter: the last part runs to the end.
+    if (in_part) bodies.emplace_back(part_begin, end);
+    int n = 0;
+    for (auto [b, e] : bodies) {
+      ++n;
+      std::string child_section = section.empty() ? std::to_string(n) : section + "." + std::to_string(n);
+      Part child;
+      Entity(b, e, child_section, digest, depth + 1, child);
+      out.children.push_back(std::move(child));
+    }
+  }
+
+  const std::string& d_;
+  std::map<std::string, SectionRange>& ranges_;
+};
+
+}  // namespace
+
+uint64_t CrlfSize(std::string_view s) {
+  uint64_t n = s.size();
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\n' && (i == 0 || s[i - 1] != '\r')) ++n;
+  }
+  return n;
+}
+
+ParsedMessage ParseMessage(std::string data) {
+  ParsedMessage m;
+  m.data = std::move(data);
+  Parser parser(m.data, m.ranges);
+  parser.Entity(0, m.data.size(), "", false, 0, m.root);
+  const SectionRange top = m.ranges[""];
+  m.header_block = m.data.substr(top.header_begin, top.header_end - top.header_begin);
+  // IMAP numbering: a message that is not a split multipart has its body
+  // at section "1" (RFC 3501 6.4.5).
+  if (m.root.children.empty()) {
+    m.root.section = "1";
+    m.ranges["1"] = top;
+    m.ranges.erase("");
+  }
+  m.imap_size = CrlfSize(m.data);
+  return m;
+}
+
+util::Result<std::string> FileSectionSource::Body(const std::string& section) {
+  auto it = message_.ranges.find(section);
+  if (it == message_.ranges.end()) {
+    return util::Error("mime.no_section", util::RetryClass::kNeedsOperator,
+                       "section '" + section + "' is not in the parsed message; ask only for sections of its Part tree");
+  }
+  return message_.data.substr(it->second.body_begin, it->second.body_end - it->second.body_begin);
+}
+
+util::Result<std::string> FileSectionSource::MimeHeaders(const std::string& section) {
+  auto it = message_.ranges.find(section);
+  if (it == message_.ranges.end()) {
+    return util::Error("mime.no_section", util::RetryClass::kNeedsOperator,
+                       "section '" + section + "' is not in the parsed message; ask only for sections of its Part tree");
+  }
+  return message_.data.substr(it->second.header_begin, it->second.header_end - it->second.header_begin);
+}
+
+}  // namespace mailhook::mime

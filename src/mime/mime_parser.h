@@ -1,0 +1,64 @@
+#pragma once
+/// MimeParser: a local RFC 5322 / RFC 2045-2046 parser that turns a whole
+/// message in memory into the same Part tree the daemon builds from IMAP
+/// BODYSTRUCTURE (same section numbers, same sizes as Dovecot reports), plus
+/// the byte ranges of every section so a FileSectionSource can serve
+/// BODY[section] and BODY[section.MIME] from memory. Used by `mailhook parse`.
+///
+/// Tolerant by design (mail in the wild is broken): LF or CRLF line ends,
+/// a missing final boundary, boundaries with trailing whitespace, nested
+/// multiparts, a missing Content-Type (text/plain; message/rfc822 inside
+/// multipart/digest). A multipart without a usable boundary becomes a leaf
+/// with no children. message/rfc822 parts are leaves (never descended into).
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "mime/part_tree.h"
+#include "mime/section_source.h"
+#include "util/result.h"
+
+namespace mailhook::mime {
+
+/// Where a section's bytes are, as offsets into ParsedMessage::data.
+struct SectionRange {
+  size_t header_begin = 0;
+  size_t header_end = 0;  ///< excludes the empty line
+  size_t body_begin = 0;
+  size_t body_end = 0;
+};
+
+/// A parsed message: owns its bytes; `root` and `ranges` index into them.
+struct ParsedMessage {
+  std::string data;
+  Part root;
+  std::string header_block;  ///< the top-level header block, as IMAP BODY[HEADER] minus the empty line
+  std::map<std::string, SectionRange> ranges;  ///< by Part::section
+  uint64_t imap_size = 0;   ///< the message size with CRLF line ends (RFC822.SIZE)
+};
+
+/// Parses `data` (taken over). Never fails: any input yields a tree.
+ParsedMessage ParseMessage(std::string data);
+
+/// Octets of `s` once every bare LF is counted as CRLF (how an IMAP server,
+/// which stores CRLF, reports sizes for a file with LF line ends).
+uint64_t CrlfSize(std::string_view s);
+
+/// SectionSource over a ParsedMessage. Borrows it: the ParsedMessage must
+/// outlive this object. Not thread-safe (one caller at a time, as the
+/// interface says); never fails for sections of the tree; an unknown section
+/// is an error with code "mime.no_section".
+class FileSectionSource : public SectionSource {
+ public:
+  explicit FileSectionSource(const ParsedMessage& message) : message_(message) {}
+
+  util::Result<std::string> Body(const std::string& section) override;
+  util::Result<std::string> MimeHeaders(const std::string& section) override;
+
+ private:
+  const ParsedMessage& message_;
+};
+
+}  // namespace mailhook::mime
