@@ -42,7 +42,12 @@ struct Account {
   bool tls_verify = true;               // `tls_verify: false` turns off chain+host checks
   std::optional<std::string> ca_file;   // default: the system trust store
   std::string username;
-  util::Secret password;                // password, password_file or password_command
+  util::Secret password;                // password, password_file or password_command;
+                                        // with auth: xoauth2, the OAuth2 access token
+  /// password_command / oauth2.token_command as given (argv), so the IMAP layer
+  /// can re-run it before each login: OAuth2 tokens expire within the hour.
+  /// Empty when the secret came inline or from a file.
+  std::vector<std::string> password_command;
   AuthMethod auth = AuthMethod::kLogin;
   std::vector<std::string> folders = {"INBOX"};
   StartFrom start_from = StartFrom::kNew;
@@ -112,7 +117,8 @@ struct ConfigError {
 
 /// The outcome of loading: a config, or every error found (not just the first).
 struct LoadResult {
-  std::optional<Config> config;
+  std::string file;  // the name used in errors
+  std::optional<Config> config;  // set only when errors is empty
   std::vector<ConfigError> errors;
 };
 
@@ -125,5 +131,8 @@ LoadResult LoadConfigFromString(const std::string& text, const std::string& name
 
 /// Parses "30s", "5m", "1h", "500ms", "1h30m"; nullopt when malformed.
 std::optional<Duration> ParseDuration(const std::string& text);
+
+/// The contract's default webhook/hook retry_schedule: 5s 5m 30m 2h 5h 10h 14h 20h 24h.
+std::vector<Duration> DefaultRetrySchedule();
 
 }  // namespace mailhook::config

@@ -1,0 +1,67 @@
+// Small pieces of config.h that are not the loader: durations, defaults and
+// error formatting.
+#include "config/config.h"
+
+#include <charconv>
+
+namespace mailhook::config {
+
+std::string ConfigError::ToString() const {
+  // The GCC/compiler layout, so editors and CI annotators can jump to it.
+  std::string out = file;
+  if (line > 0) {
+    out += ":" + std::to_string(line);
+    if (column > 0) out += ":" + std::to_string(column);
+  }
+  return out + ": " + message;
+}
+
+std::optional<Duration> ParseDuration(const std::string& text) {
+  // A sequence of <digits><unit>, units ms|s|m|h, largest first is not
+  // enforced ("90s" is fine). A bare number has no unit and is rejected: "30"
+  // could mean seconds or milliseconds, and guessing wrong is a silent bug.
+  if (text.empty()) return std::nullopt;
+  using std::chrono::hours;
+  using std::chrono::milliseconds;
+  using std::chrono::minutes;
+  using std::chrono::seconds;
+  Duration total{0};
+  const char* p = text.data();
+  const char* end = p + text.size();
+  while (p < end) {
+    uint64_t n = 0;
+    auto [next, ec] = std::from_chars(p, end, n);
+    if (ec != std::errc() || next == p) return std::nullopt;
+    p = next;
+    Duration unit;
+    if (end - p >= 2 && p[0] == 'm' && p[1] == 's') {
+      unit = milliseconds(1);
+      p += 2;
+    } else if (p < end && *p == 's') {
+      unit = seconds(1);
+      ++p;
+    } else if (p < end && *p == 'm') {
+      unit = minutes(1);
+      ++p;
+    } else if (p < end && *p == 'h') {
+      unit = hours(1);
+      ++p;
+    } else {
+      return std::nullopt;
+    }
+    // Ten years is far beyond any sane timeout and keeps the sum from overflowing.
+    if (n > 10ull * 365 * 24 * 3600 * 1000 / static_cast<uint64_t>(unit.count())) return std::nullopt;
+    total += unit * static_cast<int64_t>(n);
+  }
+  return total;
+}
+
+std::vector<Duration> DefaultRetrySchedule() {
+  using std::chrono::hours;
+  using std::chrono::minutes;
+  using std::chrono::seconds;
+  return {seconds(5), minutes(5), minutes(30), hours(2), hours(5),
+          hours(10),  hours(14),  hours(20),   hours(24)};
+}
+
+}  // namespace mailhook::config

@@ -1,0 +1,72 @@
+#include "config/secret_source.h"
+
+#include <string.h>
+
+#include <cerrno>
+#include <fstream>
+#include <sstream>
+
+#include "util/subprocess.h"
+
+namespace mailhook::config {
+namespace {
+
+util::Error SecretError(std::string message) {
+  return util::Error("config.secret", util::RetryClass::kNeedsOperator, std::move(message));
+}
+
+bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+}  // namespace
+
+util::Result<util::Secret> ReadSecretFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return SecretError("cannot read \"" + path.string() + "\": " + strerror(errno) +
+                       " (check the path and that mailhook may read it)");
+  }
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  std::string value = buf.str();
+  if (in.bad()) return SecretError("cannot read \"" + path.string() + "\": read error");
+  // Exactly one newline: a secret may legitimately end in other whitespace.
+  if (value.ends_with("\r\n")) {
+    value.resize(value.size() - 2);
+  } else if (value.ends_with('\n')) {
+    value.pop_back();
+  }
+  if (value.empty()) return SecretError("\"" + path.string() + "\" is empty; put the secret in it");
+  return util::Secret(std::move(value));
+}
+
+util::Result<util::Secret> RunSecretCommand(const std::vector<std::string>& argv) {
+  util::ProcessSpec spec;
+  spec.argv = argv;
+  spec.timeout = kSecretCommandTimeout;
+  spec.max_output = 64 * 1024;
+  auto run = util::RunProcess(spec);
+  if (!run.ok()) return SecretError(run.error().message());
+  const std::string name = argv.empty() ? std::string() : argv[0];
+  // Neither stdout nor stderr goes into the message: either may hold the secret.
+  if (run->timed_out) {
+    return SecretError("command \"" + name + "\" did not finish within " +
+                       std::to_string(kSecretCommandTimeout.count()) +
+                       "s and was killed; run it by hand to see why it hangs (a prompt?)");
+  }
+  if (run->exit_code != 0) {
+    std::string how = run->exit_code < 0 ? "was killed by signal " + std::to_string(-run->exit_code)
+                                         : "exited with status " + std::to_string(run->exit_code);
+    return SecretError("command \"" + name + "\" " + how + "; run it by hand to see why");
+  }
+  if (run->stdout_truncated) {
+    return SecretError("command \"" + name + "\" printed more than 64 KiB; it must print only the secret");
+  }
+  std::string& out = run->stdout_data;
+  size_t begin = 0, end = out.size();
+  while (begin < end && IsSpace(out[begin])) ++begin;
+  while (end > begin && IsSpace(out[end - 1])) --end;
+  if (begin == end) return SecretError("command \"" + name + "\" printed nothing; it must print the secret on stdout");
+  return util::Secret(out.substr(begin, end - begin));
+}
+
+}  // namespace mailhook::config

@@ -1,0 +1,565 @@
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "config/config.h"
+#include "test_util.h"
+
+namespace mailhook::config {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Dump;
+using testing::HasError;
+using testing::ScopedEnv;
+using testing::TempDir;
+
+LoadResult Load(const std::string& yaml) { return LoadConfigFromString(yaml, "config.yml"); }
+
+// A valid config; tests append to or edit it. Line numbers matter below.
+constexpr const char* kAccount = R"(accounts:
+  - name: support
+    host: imap.example.com
+    username: support@example.com
+    password: hunter2
+)";
+constexpr const char* kWebhook = R"(webhooks:
+  - name: tickets
+    url: https://tickets.internal/hooks/email
+)";
+
+std::string Valid() { return std::string(kAccount) + kWebhook; }
+
+TEST(LoaderTest, MinimalConfigGetsTheDefaults) {
+  auto r = Load(Valid());
+  ASSERT_TRUE(r.config) << Dump(r);
+  EXPECT_TRUE(r.errors.empty());
+  const Config& c = *r.config;
+  EXPECT_EQ(c.state_dir, "/var/lib/mailhook");
+  EXPECT_EQ(c.log.level, "info");
+  EXPECT_EQ(c.log.format, "text");
+  EXPECT_FALSE(c.http_listen);
+  ASSERT_EQ(c.accounts.size(), 1u);
+  const Account& a = c.accounts[0];
+  EXPECT_EQ(a.name, "support");
+  EXPECT_EQ(a.host, "imap.example.com");
+  EXPECT_EQ(a.port, 993);
+  EXPECT_EQ(a.tls, TlsMode::kImplicit);
+  EXPECT_TRUE(a.tls_verify);
+  EXPECT_EQ(a.username, "support@example.com");
+  EXPECT_EQ(a.password.reveal(), "hunter2");
+  EXPECT_TRUE(a.password_command.empty());
+  EXPECT_EQ(a.auth, AuthMethod::kLogin);
+  EXPECT_EQ(a.folders, std::vector<std::string>{"INBOX"});
+  EXPECT_EQ(a.start_from, StartFrom::kNew);
+  EXPECT_EQ(a.idle_refresh, Duration(25min));
+  EXPECT_FALSE(a.on_delivered.mark_seen);
+  EXPECT_FALSE(a.on_delivered.move_to);
+  ASSERT_EQ(c.webhooks.size(), 1u);
+  const Webhook& w = c.webhooks[0];
+  EXPECT_EQ(w.url, "https://tickets.internal/hooks/email");
+  EXPECT_TRUE(w.secrets.empty());
+  EXPECT_EQ(w.timeout, Duration(10s));
+  EXPECT_EQ(w.attachments, AttachmentMode::kMetadata);
+  EXPECT_EQ(w.max_attachment_bytes, 10u * 1024 * 1024);
+  EXPECT_EQ(w.retry_schedule, DefaultRetrySchedule());
+  EXPECT_TRUE(c.hooks.empty());
+}
+
+TEST(LoaderTest, ReadsEveryOption) {
+  auto r = Load(R"(state_dir: /data
+log: { level: debug, format: json }
+http: { listen: "127.0.0.1:8025" }
+accounts:
+  - name: support
+    host: imap.example.com
+    port: 1993
+    tls: starttls
+    tls_verify: false
+    ca_file: /etc/ca.pem
+    username: u
+    password: p
+    auth: plain
+    folders: [INBOX, "Support/Urgent"]
+    start_from: unseen
+    idle_refresh: 10m
+    timeout: 45s
+    on_delivered: { mark_seen: true, move_to: Done, add_flags: ["\\Flagged", "$Forwarded"] }
+webhooks:
+  - name: tickets
+    url: http://127.0.0.1:9000/h
+    secret: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw, whsec_b2xk]
+    headers: { Authorization: "Bearer abc" }
+    timeout: 1m30s
+    match: { accounts: [support], folders: [INBOX], from: ["*@a.example"], subject: ["*x*"] }
+    attachments: content
+    max_attachment_bytes: 1000
+    retry_schedule: [1s, 2s]
+    ca_file: /etc/ca2.pem
+    tls_verify: false
+hooks:
+  - name: archive
+    command: [/bin/cat, "-"]
+    timeout: 5s
+    attachments: none
+)");
+  ASSERT_TRUE(r.config) << Dump(r);
+  const Config& c = *r.config;
+  EXPECT_EQ(c.state_dir, "/data");
+  EXPECT_EQ(c.log.level, "debug");
+  EXPECT_EQ(c.log.format, "json");
+  EXPECT_EQ(c.http_listen, "127.0.0.1:8025");
+  const Account& a = c.accounts[0];
+  EXPECT_EQ(a.port, 1993);
+  EXPECT_EQ(a.tls, TlsMode::kStartTls);
+  EXPECT_FALSE(a.tls_verify);
+  EXPECT_EQ(a.ca_file, "/etc/ca.pem");
+  EXPECT_EQ(a.auth, AuthMethod::kPlain);
+  EXPECT_EQ(a.folders, (std::vector<std::string>{"INBOX", "Support/Urgent"}));
+  EXPECT_EQ(a.start_from, StartFrom::kUnseen);
+  EXPECT_EQ(a.idle_refresh, Duration(10min));
+  EXPECT_EQ(a.timeout, Duration(45s));
+  EXPECT_TRUE(a.on_delivered.mark_seen);
+  EXPECT_EQ(a.on_delivered.move_to, "Done");
+  EXPECT_EQ(a.on_delivered.add_flags, (std::vector<std::string>{"\\Flagged", "$Forwarded"}));
+  const Webhook& w = c.webhooks[0];
+  ASSERT_EQ(w.secrets.size(), 2u);
+  EXPECT_EQ(w.secrets[1].reveal(), "whsec_b2xk");
+  EXPECT_EQ(w.headers.at("Authorization").reveal(), "Bearer abc");
+  EXPECT_EQ(w.timeout, Duration(90s));
+  EXPECT_EQ(w.match.accounts, std::vector<std::string>{"support"});
+  EXPECT_EQ(w.match.from, std::vector<std::string>{"*@a.example"});
+  EXPECT_EQ(w.match.subject, std::vector<std::string>{"*x*"});
+  EXPECT_EQ(w.attachments, AttachmentMode::kContent);
+  EXPECT_EQ(w.max_attachment_bytes, 1000u);
+  EXPECT_EQ(w.retry_schedule, (std::vector<Duration>{1s, 2s}));
+  EXPECT_EQ(w.ca_file, "/etc/ca2.pem");
+  EXPECT_FALSE(w.tls_verify);
+  const Hook& h = c.hooks[0];
+  EXPECT_EQ(h.command, (std::vector<std::string>{"/bin/cat", "-"}));
+  EXPECT_EQ(h.timeout, Duration(5s));
+  EXPECT_EQ(h.attachments, AttachmentMode::kNone);
+  EXPECT_EQ(h.retry_schedule, DefaultRetrySchedule());
+}
+
+TEST(LoaderTest, PortDefaultsFollowTls) {
+  auto r = Load(Valid() + "");
+  ASSERT_TRUE(r.config);
+  EXPECT_EQ(r.config->accounts[0].port, 993);
+  std::string starttls = Valid();
+  starttls.insert(starttls.find("    username"), "    tls: starttls\n");
+  r = Load(starttls);
+  ASSERT_TRUE(r.config) << Dump(r);
+  EXPECT_EQ(r.config->accounts[0].port, 143);
+  std::string none = Valid();
+  none.insert(none.find("    username"), "    tls: none\n    allow_insecure: true\n");
+  r = Load(none);
+  ASSERT_TRUE(r.config) << Dump(r);
+  EXPECT_EQ(r.config->accounts[0].tls, TlsMode::kNone);
+  EXPECT_EQ(r.config->accounts[0].port, 143);
+}
+
+TEST(LoaderTest, UnknownKeyNamesLineColumnAndSuggestion) {
+  std::string yaml = Valid();
+  yaml.replace(yaml.find("password: hunter2"), 17, "pasword: hunter2");
+  auto r = Load(yaml);
+  EXPECT_FALSE(r.config);
+  ASSERT_FALSE(r.errors.empty());
+  EXPECT_EQ(r.errors[0].ToString(),
+            "config.yml:5:5: unknown key \"pasword\" in account \"support\" (did you mean \"password\"?)");
+  // The secret value never appears, even in a misspelt key's line.
+  EXPECT_EQ(Dump(r).find("hunter2"), std::string::npos) << Dump(r);
+}
+
+TEST(LoaderTest, UnknownKeyWithoutSuggestionListsTheKnownKeys) {
+  auto r = Load("colour: blue\n" + Valid());
+  ASSERT_EQ(r.errors.size(), 1u) << Dump(r);
+  EXPECT_EQ(r.errors[0].line, 1);
+  EXPECT_EQ(r.errors[0].column, 1);
+  EXPECT_THAT(r.errors[0].message, ::testing::HasSubstr("known keys are: state_dir log http"));
+}
+
+TEST(LoaderTest, RepeatedKeyIsAnError) {
+  std::string yaml = Valid();
+  yaml.insert(yaml.find("    username"), "    host: other.example.com\n");
+  auto r = Load(yaml);
+  EXPECT_TRUE(HasError(r, 4, 5, "key \"host\" appears twice in account \"support\"")) << Dump(r);
+}
+
+TEST(LoaderTest, BadDurationsAreErrorsWithTheFix) {
+  auto r = Load(Valid() + "    timeout: 30x\n    retry_schedule: [5s, 30]\n");
+  EXPECT_TRUE(HasError(r, 9, 14, "\"30x\" is not a duration for \"timeout\" in webhook \"tickets\""))
+      << Dump(r);
+  EXPECT_TRUE(HasError(r, 10, 26, "has no unit: write 30s")) << Dump(r);
+  EXPECT_EQ(r.errors.size(), 2u);
+}
+
+TEST(LoaderTest, ZeroDurationIsAnError) {
+  auto r = Load(Valid() + "    timeout: 0s\n");
+  EXPECT_TRUE(HasError(r, 9, 14, "must be longer than 0")) << Dump(r);
+}
+
+TEST(LoaderTest, BadPortsAreErrors) {
+  std::string yaml = Valid();
+  yaml.insert(yaml.find("    username"), "    port: 99999\n");
+  auto r = Load(yaml);
+  EXPECT_TRUE(HasError(r, 4, 11, "\"99999\" is not a valid port in account \"support\"; use a number from 1 to 65535"))
+      << Dump(r);
+  yaml.replace(yaml.find("99999"), 5, "imap");
+  r = Load(yaml);
+  EXPECT_TRUE(HasError(r, 4, 11, "\"imap\" is not a valid port")) << Dump(r);
+}
+
+TEST(LoaderTest, BadEnumsListTheChoices) {
+  std::string yaml = Valid();
+  yaml.insert(yaml.find("    username"), "    tls: ssl\n    auth: cram-md5\n    start_from: oldest\n");
+  yaml += "    attachments: all\n";
+  auto r = Load(yaml);
+  EXPECT_TRUE(HasError(r, 4, 10, "\"tls\" in account \"support\" must be one of implicit | starttls | none, not \"ssl\""))
+      << Dump(r);
+  EXPECT_TRUE(HasError(r, 5, 11, "login | plain | xoauth2")) << Dump(r);
+  EXPECT_TRUE(HasError(r, 6, 17, "new | all | unseen")) << Dump(r);
+  EXPECT_TRUE(HasError(r, 12, 18, "none | metadata | content")) << Dump(r);
+}
+
+TEST(LoaderTest, BadBooleansAndNumbersAreErrors) {
+  std::string yaml = Valid();
+  yaml.insert(yaml.find("    username"), "    tls_verify: maybe\n");
+  yaml += "    max_attachment_bytes: 10MB\n";
+  auto r = Load(yaml);
+  EXPECT_TRUE(HasError(r, 4, 17, "must be true or false, not \"maybe\"")) << Dump(r);
+  EXPECT_TRUE(HasError(r, 10, 27, "must be a whole number of bytes")) << Dump(r);
+}
+
+TEST(LoaderTest, NamesMustBeLowerCaseTokens) {
+  std::string yaml = Valid();
+  yaml.replace(yaml.find("name: support"), 13, "name: Support Team");
+  auto r = Load(yaml);
+  EXPECT_TRUE(HasError(r, 2, 11, "name \"Support Team\" in accounts[0] must use only a-z, 0-9")) << Dump(r);
+  EXPECT_TRUE(HasError(r, 2, 11, "\"support-team\"")) << Dump(r);
+}
+
+TEST(LoaderTest, MissingNameIsAnError) {
+  std::string yaml = Valid();
+  yaml.replace(yaml.find("- name: tickets"), 15, "- url2: x");
+  auto r = Load(yaml);
+  EXPECT_TRUE(HasError(r, 7, 5, "webhooks[0] has no \"name\"")) << Dump(r);
+}
+
+TEST(LoaderTest, DuplicateNamesAreErrors) {
+  auto r = Load(std::string(kAccount) + R"(  - name: support
+    host: b.example.com
+    username: u
+    password: p
+webhooks:
+  - name: tickets
+    url: https://a.example/
+  - name: tickets
+    url: https://b.example/
+hooks:
+  - name: tickets
+    command: [/bin/true]
+)");
+  EXPECT_TRUE(HasError(r, 6, 11, "account name \"support\" is already used at line 2")) << Dump(r);
+  EXPECT_TRUE(HasError(r, 13, 11, "webhook name \"tickets\" is already used by the webhook at line 11"))
+      << Dump(r);
+  EXPECT_TRUE(HasError(r, 16, 11, "hook name \"tickets\" is already used by the webhook at line 11"))
+      << Dump(r);
+  EXPECT_EQ(r.errors.size(), 3u) << Dump(r);
+}
+
+TEST(LoaderTest, TlsNoneNeedsAllowInsecure) {
+  std::string yaml = Valid();
+  yaml.insert(yaml.find("    username"), "    tls: none\n");
+  auto r = Load(yaml);
+  EXPECT_TRUE(HasError(r, 4, 10, "add allow_insecure: true")) << Dump(r);
+}
+
+TEST(LoaderTest, FoldersMustBeANonEmptyListWithoutRepeats) {
+  std::string yaml = Valid();
+  yaml += "";
+  std::string empty = yaml;
+  empty.insert(empty.find("webhooks:"), "    folders: []\n");
+  auto r = Load(empty);
+  EXPECT_TRUE(HasError(r, 6, 14, "\"folders\" in account \"support\" is empty")) << Dump(r);
+  std::string scalar = yaml;
+  scalar.insert(scalar.find("webhooks:"), "    folders: INBOX\n");
+  r = Load(scalar);
+  EXPECT_TRUE(HasError(r, 6, 14, "must be a list, e.g. folders: [INBOX]")) << Dump(r);
+  std::string twice = yaml;
+  twice.insert(twice.find("webhooks:"), "    folders: [INBOX, Sent, INBOX]\n");
+  r = Load(twice);
+  EXPECT_TRUE(HasError(r, 6, 28, "folder \"INBOX\" is listed twice")) << Dump(r);
+}
+
+TEST(LoaderTest, UrlMustBeHttpOrHttpsWithAHost) {
+  for (const char* bad : {"ftp://example.com/x", "https://", "tickets.internal/hook", "https://:80/x"}) {
+    std::string yaml = Valid();
+    yaml.replace(yaml.find("https://tickets.internal/hooks/email"), 36, bad);
+    auto r = Load(yaml);
+    EXPECT_TRUE(HasError(r, 8, 10, "must be an http:// or https:// URL with a host")) << bad << "\n" << Dump(r);
+  }
+}
+
+TEST(LoaderTest, NeedsAnAccountAndATarget) {
+  auto r = Load("state_dir: /tmp/x\n");
+  EXPECT_TRUE(HasError(r, 1, 1, "no accounts")) << Dump(r);
+  EXPECT_TRUE(HasError(r, 1, 1, "no webhooks and no hooks")) << Dump(r);
+  auto hooks_only = Load(std::string(kAccount) + "hooks:\n  - name: h\n    command: [/bin/true]\n");
+  EXPECT_TRUE(hooks_only.config) << Dump(hooks_only);
+  auto empty = Load("");
+  ASSERT_EQ(empty.errors.size(), 1u);
+  EXPECT_THAT(empty.errors[0].message, ::testing::HasSubstr("empty"));
+}
+
+TEST(LoaderTest, CollectsAllErrorsNotJustTheFirst) {
+  auto r = Load(R"(accounts:
+  - name: support
+    host: imap.example.com
+    port: 0
+    username: u
+    password: p
+    idle_refresh: 45m
+webhooks:
+  - name: Tickets
+    url: mailto:x
+    timeout: soon
+)");
+  EXPECT_EQ(r.errors.size(), 5u) << Dump(r);
+  EXPECT_TRUE(HasError(r, 4, 11, "port")) << Dump(r);
+  EXPECT_TRUE(HasError(r, 7, 19, "longer than 29m")) << Dump(r);
+  EXPECT_TRUE(HasError(r, 9, 11, "\"tickets\"")) << Dump(r);
+  EXPECT_TRUE(HasError(r, 10, 10, "url")) << Dump(r);
+  EXPECT_TRUE(HasError(r, 11, 14, "\"soon\" is not a duration")) << Dump(r);
+}
+
+TEST(LoaderTest, YamlSyntaxErrorHasAPosition) {
+  auto r = Load("accounts:\n  - name: [unclosed\n");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_GT(r.errors[0].line, 0);
+  EXPECT_THAT(r.errors[0].message, ::testing::HasSubstr("YAML syntax error"));
+}
+
+TEST(LoaderTest, WrongShapesAreErrors) {
+  auto r = Load("accounts: {name: x}\nwebhooks: 3\n");
+  EXPECT_TRUE(HasError(r, 1, 11, "\"accounts\" must be a list")) << Dump(r);
+  EXPECT_TRUE(HasError(r, 2, 11, "\"webhooks\" must be a list")) << Dump(r);
+  auto scalar_entry = Load("accounts: [support]\nhooks: [{name: h, command: [/bin/true]}]\n");
+  EXPECT_TRUE(HasError(scalar_entry, 1, 12, "accounts[0] must be a map")) << Dump(scalar_entry);
+}
+
+TEST(LoaderTest, MissingRequiredKeysAreNamedWithAnExample) {
+  auto r = Load("accounts:\n  - name: a\nhooks:\n  - name: h\n");
+  EXPECT_TRUE(HasError(r, 2, 5, "account \"a\" has no \"host\"; add host: imap.example.com")) << Dump(r);
+  EXPECT_TRUE(HasError(r, 2, 5, "has no \"username\"")) << Dump(r);
+  EXPECT_TRUE(HasError(r, 2, 5, "has no password; add password: ${IMAP_PASSWORD}")) << Dump(r);
+  EXPECT_TRUE(HasError(r, 4, 5, "hook \"h\" has no \"command\"")) << Dump(r);
+}
+
+TEST(LoaderTest, MoveToAndFlagRules) {
+  std::string yaml = Valid();
+  yaml.insert(yaml.find("webhooks:"),
+              "    folders: [INBOX, Archive]\n    on_delivered: { move_to: Archive, add_flags: [\"bad flag\"] }\n");
+  auto r = Load(yaml);
+  EXPECT_TRUE(HasError(r, 7, 30, "is a watched folder")) << Dump(r);
+  EXPECT_TRUE(HasError(r, 7, 51, "is not an IMAP flag")) << Dump(r);
+}
+
+TEST(LoaderTest, HttpListenAndLogAreValidated) {
+  auto r = Load("http: { listen: \"8025\" }\nlog: { level: verbose, colour: red }\n" + Valid());
+  EXPECT_TRUE(HasError(r, 1, 17, "must be HOST:PORT")) << Dump(r);
+  EXPECT_TRUE(HasError(r, 2, 15, "trace | debug | info | warn | error")) << Dump(r);
+  EXPECT_TRUE(HasError(r, 2, 24, "unknown key \"colour\" in log")) << Dump(r);
+  auto port = Load("http: { listen: \"0.0.0.0:99999\" }\n" + Valid());
+  EXPECT_TRUE(HasError(port, 1, 17, "use a number from 1 to 65535")) << Dump(port);
+}
+
+// ---- environment ----
+
+TEST(LoaderEnvTest, ExpandsVariablesInValues) {
+  ScopedEnv host("MH_TEST_HOST", "mail.example.org");
+  ScopedEnv pw("MH_TEST_PASSWORD", "s3cret");
+  auto r = Load(R"(accounts:
+  - name: support
+    host: ${MH_TEST_HOST}
+    port: ${MH_TEST_PORT:-1143}
+    username: ${MH_TEST_USER:-ann}
+    password: ${MH_TEST_PASSWORD}
+hooks:
+  - name: h
+    command: [/bin/echo, "${MH_TEST_HOST}", "$${literal}"]
+)");
+  ASSERT_TRUE(r.config) << Dump(r);
+  const Account& a = r.config->accounts[0];
+  EXPECT_EQ(a.host, "mail.example.org");
+  EXPECT_EQ(a.port, 1143);
+  EXPECT_EQ(a.username, "ann");
+  EXPECT_EQ(a.password.reveal(), "s3cret");
+  EXPECT_EQ(r.config->hooks[0].command,
+            (std::vector<std::string>{"/bin/echo", "mail.example.org", "${literal}"}));
+}
+
+TEST(LoaderEnvTest, MissingVariableIsAnErrorWithThePosition) {
+  ::unsetenv("MH_TEST_UNSET_PASSWORD");
+  std::string yaml = Valid();
+  yaml.replace(yaml.find("hunter2"), 7, "${MH_TEST_UNSET_PASSWORD}");
+  auto r = Load(yaml);
+  ASSERT_EQ(r.errors.size(), 1u) << Dump(r);
+  EXPECT_EQ(r.errors[0].ToString(),
+            "config.yml:5:15: environment variable \"MH_TEST_UNSET_PASSWORD\" is not set (used by "
+            "\"password\" in account \"support\"); set it, or write ${MH_TEST_UNSET_PASSWORD:-default}");
+}
+
+TEST(LoaderEnvTest, ValuesCannotInjectYaml) {
+  ScopedEnv host("MH_TEST_HOST", "x\n    password: injected");
+  std::string yaml = Valid();
+  yaml.replace(yaml.find("imap.example.com"), 16, "${MH_TEST_HOST}");
+  auto r = Load(yaml);
+  ASSERT_TRUE(r.config) << Dump(r);
+  EXPECT_EQ(r.config->accounts[0].password.reveal(), "hunter2");
+}
+
+// ---- secrets ----
+
+TEST(LoaderSecretTest, PasswordFileIsRelativeToTheConfigFile) {
+  TempDir dir;
+  dir.Write("imap_password", "from-file\n");
+  std::string yaml = Valid();
+  yaml.replace(yaml.find("password: hunter2"), 17, "password_file: imap_password");
+  std::string path = dir.Write("mailhook.yml", yaml);
+  auto r = LoadConfig(path);
+  ASSERT_TRUE(r.config) << Dump(r);
+  EXPECT_EQ(r.config->accounts[0].password.reveal(), "from-file");
+  EXPECT_EQ(r.file, path);
+}
+
+TEST(LoaderSecretTest, MissingSecretFileIsAnErrorAtItsPosition) {
+  std::string yaml = Valid();
+  yaml.replace(yaml.find("password: hunter2"), 17, "password_file: /nonexistent/imap_password");
+  auto r = Load(yaml);
+  ASSERT_EQ(r.errors.size(), 1u) << Dump(r);
+  EXPECT_EQ(r.errors[0].line, 5);
+  EXPECT_EQ(r.errors[0].column, 20);
+  EXPECT_THAT(r.errors[0].message, ::testing::HasSubstr("/nonexistent/imap_password"));
+}
+
+TEST(LoaderSecretTest, PasswordCommandRunsWithoutAShell) {
+  std::string yaml = Valid();
+  yaml.replace(yaml.find("password: hunter2"), 17, "password_command: [printf, \"%s\\n\", \"pw from $(cmd)\"]");
+  auto r = Load(yaml);
+  ASSERT_TRUE(r.config) << Dump(r);
+  EXPECT_EQ(r.config->accounts[0].password.reveal(), "pw from $(cmd)");
+  EXPECT_EQ(r.config->accounts[0].password_command.front(), "printf");
+}
+
+TEST(LoaderSecretTest, FailingCommandNamesTheCommandNotItsOutput) {
+  std::string yaml = Valid();
+  yaml.replace(yaml.find("password: hunter2"), 17,
+               "password_command: [sh, -c, \"echo leaked-secret; exit 4\"]");
+  auto r = Load(yaml);
+  ASSERT_EQ(r.errors.size(), 1u) << Dump(r);
+  EXPECT_EQ(r.errors[0].line, 5);
+  EXPECT_THAT(r.errors[0].message, ::testing::HasSubstr("\"password_command\" in account \"support\""));
+  EXPECT_THAT(r.errors[0].message, ::testing::HasSubstr("\"sh\" exited with status 4"));
+  EXPECT_EQ(Dump(r).find("leaked-secret"), std::string::npos);
+}
+
+TEST(LoaderSecretTest, OnlyOneSourcePerSecret) {
+  std::string yaml = Valid();
+  yaml.insert(yaml.find("webhooks:"), "    password_file: /run/secrets/x\n");
+  auto r = Load(yaml);
+  EXPECT_TRUE(HasError(r, 2, 5, "sets more than one of password, password_file, password_command"))
+      << Dump(r);
+}
+
+TEST(LoaderSecretTest, Oauth2TokenFillsThePasswordAndKeepsTheCommand) {
+  auto r = Load(R"(accounts:
+  - name: gmail
+    host: imap.gmail.com
+    username: a@example.com
+    auth: xoauth2
+    oauth2: { token_command: [echo, ya29.token] }
+hooks: [{ name: h, command: [/bin/true] }]
+)");
+  ASSERT_TRUE(r.config) << Dump(r);
+  EXPECT_EQ(r.config->accounts[0].password.reveal(), "ya29.token");
+  EXPECT_EQ(r.config->accounts[0].password_command, (std::vector<std::string>{"echo", "ya29.token"}));
+  auto wrong = Load(Valid() + "");
+  std::string yaml = Valid();
+  yaml.insert(yaml.find("webhooks:"), "    oauth2: { token: abc }\n");
+  wrong = Load(yaml);
+  EXPECT_TRUE(HasError(wrong, 6, 13, "only with auth: xoauth2")) << Dump(wrong);
+  auto none = Load("accounts:\n  - { name: g, host: h, username: u, auth: xoauth2 }\nhooks: [{ name: h, command: [x] }]\n");
+  EXPECT_TRUE(HasError(none, 2, 5, "add oauth2: { token_command")) << Dump(none);
+}
+
+TEST(LoaderSecretTest, WebhookSecretIsAStringOrAListOrFiles) {
+  TempDir dir;
+  std::string a = dir.Write("a", "whsec_AAAA\n");
+  std::string b = dir.Write("b", "whsec_BBBB\n");
+  auto r = Load(std::string(kAccount) + kWebhook + "    secret_file: [" + a + ", " + b + "]\n");
+  ASSERT_TRUE(r.config) << Dump(r);
+  ASSERT_EQ(r.config->webhooks[0].secrets.size(), 2u);
+  EXPECT_EQ(r.config->webhooks[0].secrets[0].reveal(), "whsec_AAAA");
+  EXPECT_EQ(r.config->webhooks[0].secrets[1].reveal(), "whsec_BBBB");
+  auto one = Load(Valid() + "    secret: whsec_AAAA\n");
+  ASSERT_TRUE(one.config) << Dump(one);
+  EXPECT_EQ(one.config->webhooks[0].secrets.size(), 1u);
+  auto cmd = Load(Valid() + "    secret_command: [echo, whsec_CCCC]\n");
+  ASSERT_TRUE(cmd.config) << Dump(cmd);
+  EXPECT_EQ(cmd.config->webhooks[0].secrets[0].reveal(), "whsec_CCCC");
+}
+
+TEST(LoaderSecretTest, MalformedWhsecIsAnErrorWithoutTheValue) {
+  auto r = Load(Valid() + "    secret: whsec_not*base64!\n");
+  ASSERT_EQ(r.errors.size(), 1u) << Dump(r);
+  EXPECT_EQ(r.errors[0].line, 9);
+  EXPECT_EQ(r.errors[0].column, 13);
+  EXPECT_THAT(r.errors[0].message, ::testing::HasSubstr("not base64"));
+  EXPECT_EQ(Dump(r).find("not*base64"), std::string::npos);
+}
+
+TEST(LoaderSecretTest, HeadersFromValuesFilesAndCommands) {
+  TempDir dir;
+  std::string token = dir.Write("token", "t0k\n");
+  auto r = Load(Valid() + "    headers:\n      Authorization: { value_file: " + token +
+                ", prefix: \"Bearer \" }\n      X-A: plain\n      X-B: { value_command: [echo, cmd] }\n");
+  ASSERT_TRUE(r.config) << Dump(r);
+  const auto& h = r.config->webhooks[0].headers;
+  EXPECT_EQ(h.at("Authorization").reveal(), "Bearer t0k");
+  EXPECT_EQ(h.at("X-A").reveal(), "plain");
+  EXPECT_EQ(h.at("X-B").reveal(), "cmd");
+}
+
+TEST(LoaderSecretTest, BadHeadersAreErrors) {
+  ScopedEnv crlf("MH_TEST_CRLF", "a\r\nX-Evil: 1");
+  auto r = Load(Valid() +
+                "    headers:\n      webhook-signature: x\n      \"Bad Name\": x\n      X-C: "
+                "\"${MH_TEST_CRLF}\"\n      X-D: { valu: x }\n");
+  EXPECT_TRUE(HasError(r, 10, 7, "is set by mailhook itself")) << Dump(r);
+  EXPECT_TRUE(HasError(r, 11, 7, "not a valid HTTP field name")) << Dump(r);
+  EXPECT_TRUE(HasError(r, 12, 12, "contains a line break")) << Dump(r);
+  EXPECT_TRUE(HasError(r, 13, 14, "did you mean \"value\"")) << Dump(r);
+  EXPECT_EQ(Dump(r).find("X-Evil"), std::string::npos);
+}
+
+// ---- targets ----
+
+TEST(LoaderTargetTest, MatchMustNameKnownAccountsAndWatchedFolders) {
+  auto r = Load(Valid() + "    match: { accounts: [suport], folders: [Spam] }\n");
+  EXPECT_TRUE(HasError(r, 9, 25, "account \"suport\" in match of webhook \"tickets\" is not defined"))
+      << Dump(r);
+  auto folder = Load(Valid() + "    match: { folders: [Spam, \"Support/*\"] }\n");
+  ASSERT_EQ(folder.errors.size(), 1u) << Dump(folder);
+  EXPECT_TRUE(HasError(folder, 9, 24, "folder \"Spam\" in match of webhook \"tickets\" is not watched"))
+      << Dump(folder);
+}
+
+TEST(LoaderTargetTest, HookCommandMustBeAnArgvList) {
+  auto r = Load(std::string(kAccount) + "hooks:\n  - name: h\n    command: \"/bin/save.sh /data\"\n");
+  EXPECT_TRUE(HasError(r, 8, 14, "must be a list (argv; no shell runs it)")) << Dump(r);
+  auto empty = Load(std::string(kAccount) + "hooks:\n  - name: h\n    command: []\n");
+  EXPECT_TRUE(HasError(empty, 8, 14, "is empty")) << Dump(empty);
+}
+
+}  // namespace
+}  // namespace mailhook::config
