@@ -93,7 +93,15 @@ ContentType ParseContentType(std::string_view value) {
   ContentType ct{"text", "plain", {}};
   size_t semi = value.find(';');
   std::string_view main = Trim(value.substr(0, semi));
-  if (semi != std::string_view::npos) ct.params = ParseParams(value.substr(semi + 1));
+  std::string_view rest = semi == std::string_view::npos ? std::string_view() : value.substr(semi + 1);
+  // "multipart/mixed boundary=x" (the ';' forgotten): the first word is the
+  // type, the rest still holds parameters.
+  if (size_t sp = main.find_first_of(" \t\r\n"); sp != std::string_view::npos &&
+                                                    main.find('=') != std::string_view::npos) {
+    rest = value.substr(static_cast<size_t>(main.data() - value.data()) + sp);
+    main = main.substr(0, sp);
+  }
+  ct.params = ParseParams(rest);
   size_t slash = main.find('/');
   if (slash == std::string_view::npos) return ct;
   std::string type = Lower(Trim(main.substr(0, slash)));

@@ -1,1 +1,90 @@
+#include "mime/event.h"
+
 #include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "mime/decode.h"
+
+namespace mailhook::mime {
+namespace {
+
+MessageContent Sample() {
+  MessageContent c;
+  c.subject = "bad \xE9 byte";
+  c.from = {{"Ann", "ann@example.com"}};
+  Attachment a;
+  a.part = "2";
+  a.filename = "x.bin";
+  a.content_type = "application/octet-stream";
+  a.disposition = "attachment";
+  a.size = 3;
+  a.sha256 = "abc";
+  a.content = "hi!";
+  c.attachments.push_back(a);
+  return c;
+}
+
+TEST(Event, IdIsStableAndDistinct) {
+  std::string id = EventId("support", "INBOX", 1732600000, 4711);
+  EXPECT_EQ(id, EventId("support", "INBOX", 1732600000, 4711));
+  EXPECT_EQ(id.size(), 4u + 32u);
+  EXPECT_EQ(id.rfind("evt_", 0), 0u);
+  EXPECT_NE(id, EventId("support", "INBOX", 1732600000, 4712));
+  // '\0' separators: ("ab","c") and ("a","bc") differ.
+  EXPECT_NE(EventId("ab", "c", 1, 1), EventId("a", "bc", 1, 1));
+}
+
+TEST(Event, ContractShapeEveryKeyPresent) {
+  EventMeta meta{"support", "INBOX", 7, 9, {"\\Seen"}, 1234, "2026-11-26T07:00:00Z"};
+  nlohmann::json j = EventJson(meta, Sample(), config::AttachmentMode::kMetadata, 100);
+  EXPECT_EQ(j["type"], "message.received");
+  EXPECT_EQ(j["schema"], 1);
+  EXPECT_EQ(j["uid"], 9);
+  const auto& m = j["message"];
+  for (const char* key : {"message_id", "in_reply_to", "references", "date", "subject", "from", "to", "cc",
+                          "reply_to", "flags", "size", "text", "html", "attachments"}) {
+    EXPECT_TRUE(m.contains(key)) << key;
+  }
+  EXPECT_TRUE(m["message_id"].is_null());
+  EXPECT_TRUE(m["to"].is_array());
+  EXPECT_EQ(m["flags"][0], "\\Seen");
+  EXPECT_EQ(m["subject"], "bad \xEF\xBF\xBD byte");  // forced to valid UTF-8
+  EXPECT_FALSE(m["attachments"][0].contains("content_base64"));
+  EXPECT_TRUE(m["attachments"][0]["content_id"].is_null());
+  EXPECT_NO_THROW((void)j.dump());
+}
+
+TEST(Event, AttachmentModes) {
+  EventMeta meta;
+  auto none = EventJson(meta, Sample(), config::AttachmentMode::kNone, 100);
+  EXPECT_TRUE(none["message"]["attachments"].empty());
+  auto content = EventJson(meta, Sample(), config::AttachmentMode::kContent, 100);
+  EXPECT_EQ(content["message"]["attachments"][0]["content_base64"], "aGkh");
+  auto over = EventJson(meta, Sample(), config::AttachmentMode::kContent, 2);
+  EXPECT_TRUE(over["message"]["attachments"][0]["content_base64"].is_null());
+}
+
+TEST(Event, ParseFile) {
+  std::string path = ::testing::TempDir() + "mime_event_test.eml";
+  {
+    std::ofstream f(path, std::ios::binary);
+    f << "Subject: hi\nMessage-ID: <m@x>\n\nbody\n";
+  }
+  auto r = ParseFileToEventJson(path, "Archive", config::AttachmentMode::kMetadata);
+  ASSERT_TRUE(r.ok());
+  auto j = nlohmann::json::parse(*r);
+  EXPECT_EQ(j["account"], "local");
+  EXPECT_EQ(j["mailbox"], "Archive");
+  EXPECT_EQ(j["message"]["size"], 40);  // 36 bytes, 4 LFs counted as CRLF
+  EXPECT_EQ(j["message"]["text"], "body\n");
+  EXPECT_EQ(j["id"], EventId("local", "Archive", 0, 0));
+  std::remove(path.c_str());
+  auto missing = ParseFileToEventJson(path, "INBOX", config::AttachmentMode::kMetadata);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code(), "mime.read_failed");
+}
+
+}  // namespace
+}  // namespace mailhook::mime

@@ -1,1 +1,127 @@
+#include "mime/mime_parser.h"
+
 #include <gtest/gtest.h>
+
+namespace mailhook::mime {
+namespace {
+
+constexpr char kMixed[] =
+    "From: a@x.org\r\n"
+    "Content-Type: multipart/mixed; boundary=\"outer\"\r\n"
+    "\r\n"
+    "preamble\r\n"
+    "--outer\r\n"
+    "Content-Type: multipart/alternative; boundary=inner\r\n"
+    "\r\n"
+    "--inner\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "\r\n"
+    "plain\r\n"
+    "--inner\r\n"
+    "Content-Type: text/html\r\n"
+    "\r\n"
+    "<p>html</p>\r\n"
+    "--inner--\r\n"
+    "--outer \t\r\n"
+    "Content-Type: application/pdf; name=a.pdf\r\n"
+    "Content-Transfer-Encoding: base64\r\n"
+    "Content-Disposition: attachment\r\n"
+    "\r\n"
+    "aGk=\r\n"
+    "--outer--\r\n"
+    "epilogue\r\n";
+
+TEST(MimeParser, NestedMultipartSections) {
+  ParsedMessage m = ParseMessage(kMixed);
+  EXPECT_EQ(m.root.section, "");
+  ASSERT_EQ(m.root.children.size(), 2u);
+  const Part& alt = m.root.children[0];
+  EXPECT_EQ(alt.section, "1");
+  EXPECT_EQ(alt.subtype, "alternative");
+  ASSERT_EQ(alt.children.size(), 2u);
+  EXPECT_EQ(alt.children[0].section, "1.1");
+  EXPECT_EQ(alt.children[1].section, "1.2");
+  const Part& pdf = m.root.children[1];
+  EXPECT_EQ(pdf.section, "2");  // boundary line with trailing whitespace still counts
+  EXPECT_EQ(pdf.encoding, "base64");
+  EXPECT_EQ(pdf.disposition.value_or(""), "attachment");
+  FileSectionSource src(m);
+  EXPECT_EQ(src.Body("1.1").value(), "plain");  // the CRLF before a boundary is the boundary's
+  EXPECT_EQ(src.Body("2").value(), "aGk=");
+  EXPECT_EQ(pdf.size, 4u);
+  EXPECT_EQ(src.MimeHeaders("1.2").value(), "Content-Type: text/html\r\n");
+  EXPECT_FALSE(src.Body("9").ok());
+  EXPECT_EQ(m.header_block.rfind("From:", 0), 0u);
+}
+
+TEST(MimeParser, LfFileSizesCountCrlf) {
+  std::string lf = kMixed;
+  std::string stripped;
+  for (char c : lf) {
+    if (c != '\r') stripped.push_back(c);
+  }
+  ParsedMessage a = ParseMessage(kMixed);
+  ParsedMessage b = ParseMessage(stripped);
+  EXPECT_EQ(a.imap_size, b.imap_size);
+  EXPECT_EQ(a.root.children[0].size, b.root.children[0].size);
+  EXPECT_EQ(b.root.children[0].children[0].section, "1.1");
+}
+
+TEST(MimeParser, SinglePartIsSectionOne) {
+  ParsedMessage m = ParseMessage("Subject: x\n\nhello\n");
+  EXPECT_EQ(m.root.section, "1");
+  EXPECT_EQ(m.root.type, "text");  // missing Content-Type: text/plain
+  FileSectionSource src(m);
+  EXPECT_EQ(src.Body("1").value(), "hello\n");
+  EXPECT_EQ(m.root.size, 7u);
+}
+
+TEST(MimeParser, MissingFinalBoundary) {
+  ParsedMessage m = ParseMessage(
+      "Content-Type: multipart/mixed; boundary=b\n\n--b\n\none\n--b\nContent-Type: text/html\n\ntwo\n");
+  ASSERT_EQ(m.root.children.size(), 2u);
+  FileSectionSource src(m);
+  EXPECT_EQ(src.Body("2").value(), "two\n");
+}
+
+TEST(MimeParser, DigestChildrenDefaultToMessage) {
+  ParsedMessage m = ParseMessage(
+      "Content-Type: multipart/digest; boundary=d\n\n--d\n\nSubject: inner\n\nhi\n--d--\n");
+  ASSERT_EQ(m.root.children.size(), 1u);
+  EXPECT_EQ(m.root.children[0].type, "message");
+  EXPECT_EQ(m.root.children[0].subtype, "rfc822");
+}
+
+TEST(MimeParser, MessageRfc822IsALeaf) {
+  ParsedMessage m = ParseMessage(
+      "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\n\n"
+      "Content-Type: multipart/mixed; boundary=c\n\n--c\n\nx\n--c--\n--b--\n");
+  ASSERT_EQ(m.root.children.size(), 1u);
+  EXPECT_TRUE(m.root.children[0].children.empty());
+}
+
+TEST(MimeParser, MultipartWithoutBoundaryIsLeaf) {
+  ParsedMessage m = ParseMessage("Content-Type: multipart/mixed\n\nstuff\n");
+  EXPECT_TRUE(m.root.children.empty());
+  EXPECT_EQ(m.root.section, "1");
+}
+
+TEST(MimeParser, NoHeaderAtAll) {
+  ParsedMessage m = ParseMessage("\nbody only\n");
+  EXPECT_TRUE(m.header_block.empty());
+  FileSectionSource src(m);
+  EXPECT_EQ(src.Body("1").value(), "body only\n");
+}
+
+TEST(MimeParser, DeepNestingDoesNotOverflow) {
+  std::string msg;
+  for (int i = 0; i < 2000; ++i) {
+    msg += "Content-Type: multipart/mixed; boundary=b" + std::to_string(i) + "\n\n--b" + std::to_string(i) + "\n";
+  }
+  msg += "\nleaf\n";
+  ParsedMessage m = ParseMessage(msg);
+  EXPECT_EQ(m.root.children.size(), 1u);
+}
+
+}  // namespace
+}  // namespace mailhook::mime
