@@ -1,0 +1,224 @@
+#include "dovecot_server.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "child_process.h"
+
+#ifndef MAILHOOK_SOURCE_DIR
+#error "MAILHOOK_SOURCE_DIR must be defined (the repository root, for scripts/dovecot)"
+#endif
+
+namespace mailhook::testsupport {
+namespace {
+
+using util::Error;
+using util::RetryClass;
+
+const char* CertName(ServerCert cert) {
+  switch (cert) {
+    case ServerCert::kGood: return "good";
+    case ServerCert::kWrongName: return "wrong";
+    case ServerCert::kUntrusted: return "untrusted";
+  }
+  return "good";
+}
+
+// /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may contain spaces.
+bool ReadStat(pid_t pid, std::string* comm, char* state, pid_t* ppid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return false;
+  auto open = line.find('(');
+  auto close = line.rfind(')');
+  if (open == std::string::npos || close == std::string::npos || close + 4 > line.size()) return false;
+  *comm = line.substr(open + 1, close - open - 1);
+  std::istringstream rest(line.substr(close + 2));
+  rest >> *state >> *ppid;
+  return static_cast<bool>(rest);
+}
+
+bool Alive(pid_t pid) {
+  std::string comm;
+  char state = 0;
+  pid_t ppid = 0;
+  return ReadStat(pid, &comm, &state, &ppid) && state != 'Z';
+}
+
+// Live children of `parent` whose command name is `name`.
+std::vector<pid_t> ChildrenNamed(pid_t parent, const std::string& name) {
+  std::vector<pid_t> out;
+  DIR* d = opendir("/proc");
+  if (d == nullptr) return out;
+  while (dirent* e = readdir(d)) {
+    char* end = nullptr;
+    long pid = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0') continue;
+    std::string comm;
+    char state = 0;
+    pid_t ppid = 0;
+    if (ReadStat(static_cast<pid_t>(pid), &comm, &state, &ppid) && ppid == parent && comm == name &&
+        state != 'Z') {
+      out.push_back(static_cast<pid_t>(pid));
+    }
+  }
+  closedir(d);
+  return out;
+}
+
+// Polls a condition that has no file descriptor or notifier to wait on
+// (another process's state in /proc), with a deadline.
+template <typename Pred>
+bool PollUntil(Pred pred, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+}  // namespace
+
+std::vector<int> FreeLoopbackPorts(size_t n) {
+  std::vector<int> fds, ports;
+  // Keep all sockets bound until every port is chosen, so they are distinct.
+  for (size_t i = 0; i < n; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      if (fd >= 0) close(fd);
+      break;
+    }
+    fds.push_back(fd);
+    ports.push_back(ntohs(addr.sin_port));
+  }
+  for (int fd : fds) close(fd);
+  return ports;
+}
+
+DovecotServer::DovecotServer()
+    : dir_("mailhook-dovecot-"), script_(std::string(MAILHOOK_SOURCE_DIR) + "/scripts/dovecot") {
+  users_ = {{"alice", "secret1"}, {"bob", "secret2"}};
+}
+
+DovecotServer::~DovecotServer() {
+  if (master_pid_ > 0) (void)RunScript({"stop", dir_.path(), "--kill"});
+}
+
+util::Status DovecotServer::RunScript(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{script_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = RunCommand(argv, std::chrono::seconds(60));
+  if (!r.ok()) return r.error();
+  if (r->exit_code != 0) {
+    return Error("dovecot.script", RetryClass::kNeedsOperator,
+                 "scripts/dovecot " + args[0] + " failed (exit " + std::to_string(r->exit_code) +
+                     "); is Dovecot installed (scripts/deps)? stderr: " + r->err);
+  }
+  return util::Ok();
+}
+
+util::Status DovecotServer::LoadEnv() {
+  std::ifstream in(dir_.Sub("env"));
+  std::map<std::string, std::string> env;
+  std::string line;
+  while (std::getline(in, line)) {
+    auto eq = line.find('=');
+    if (eq != std::string::npos) env[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  if (env["DOVECOT_IMAPS_PORT"].empty() || env["DOVECOT_PID"].empty()) {
+    return Error("dovecot.env", RetryClass::kNeedsOperator, "scripts/dovecot wrote no usable " + dir_.Sub("env"));
+  }
+  imaps_port_ = std::stoi(env["DOVECOT_IMAPS_PORT"]);
+  imap_port_ = std::stoi(env["DOVECOT_IMAP_PORT"]);
+  master_pid_ = std::stoi(env["DOVECOT_PID"]);
+  ca_file_ = env["DOVECOT_CA_FILE"];
+  return util::Ok();
+}
+
+util::Status DovecotServer::Start(ServerCert cert) {
+  cert_ = cert;
+  util::Status last = util::Ok();
+  // The ports are free when chosen but released before Dovecot binds them;
+  // another process may take one in between, so retry with new ones.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto ports = FreeLoopbackPorts(2);
+    if (ports.size() != 2) return Error("dovecot.ports", RetryClass::kNeedsOperator, "cannot bind 127.0.0.1:0");
+    last = RunScript({"start", dir_.path(), "--imaps-port", std::to_string(ports[0]), "--imap-port",
+                      std::to_string(ports[1]), "--cert", CertName(cert)});
+    if (last.ok()) return LoadEnv();
+  }
+  return last;
+}
+
+util::Status DovecotServer::Stop() {
+  auto s = RunScript({"stop", dir_.path()});
+  if (s.ok()) master_pid_ = -1;
+  return s;
+}
+
+util::Status DovecotServer::Restart() { return RestartWithCert(cert_); }
+
+util::Status DovecotServer::RestartWithCert(ServerCert cert) {
+  if (running()) {
+    auto s = Stop();
+    if (!s.ok()) return s;
+  }
+  cert_ = cert;
+  // Same DIR: scripts/dovecot reuses the ports recorded in DIR/env.
+  auto s = RunScript({"start", dir_.path(), "--cert", CertName(cert)});
+  if (!s.ok()) return s;
+  return LoadEnv();
+}
+
+bool DovecotServer::running() const { return master_pid_ > 0 && Alive(master_pid_); }
+
+std::vector<pid_t> DovecotServer::SessionPids() const {
+  if (master_pid_ <= 0) return {};
+  return ChildrenNamed(master_pid_, "imap");
+}
+
+bool DovecotServer::WaitForSessions(size_t n, std::chrono::milliseconds timeout) const {
+  return PollUntil([&] { return SessionPids().size() >= n; }, timeout);
+}
+
+util::Result<int> DovecotServer::KillSessionProcesses() {
+  if (!running()) return Error("dovecot.not_running", RetryClass::kNeedsOperator, "Dovecot is not running");
+  auto pids = SessionPids();
+  for (pid_t pid : pids) kill(pid, SIGKILL);
+  bool gone = PollUntil(
+      [&] {
+        for (pid_t pid : pids) {
+          if (Alive(pid)) return false;
+        }
+        return true;
+      },
+      std::chrono::seconds(10));
+  if (!gone) return Error("dovecot.kill", RetryClass::kNeedsOperator, "imap processes survived SIGKILL for 10 s");
+  return static_cast<int>(pids.size());
+}
+
+std::string DovecotServer::ReadLog() const { return ReadFile(log_path()); }
+
+std::string DovecotServer::password(const std::string& user) const {
+  for (const auto& u : users_) {
+    if (u.name == user) return u.password;
+  }
+  return "";
+}
+
+}  // namespace mailhook::testsupport

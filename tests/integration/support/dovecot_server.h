@@ -1,0 +1,95 @@
+#pragma once
+/// DovecotServer: a private, real Dovecot on 127.0.0.1 for integration tests,
+/// started with scripts/dovecot in a fresh temp directory (own CA, config,
+/// users alice/secret1 and bob/secret2, Maildirs, log). Each instance picks its
+/// own free ports, so tests may run in parallel.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "temp_dir.h"
+#include "util/result.h"
+
+namespace mailhook::testsupport {
+
+/// Which certificate the server presents (see scripts/dovecot).
+enum class ServerCert {
+  kGood,       ///< signed by ca_file() for localhost and 127.0.0.1
+  kWrongName,  ///< signed by ca_file(), but for wrong.example only
+  kUntrusted,  ///< self-signed for localhost and 127.0.0.1
+};
+
+/// A test user and its password (fixtures, not secrets).
+struct ImapUser {
+  std::string name;
+  std::string password;
+};
+
+/// One private Dovecot instance. Driven from one thread (the test); the
+/// accessors are safe to read from others. A failure means the environment is
+/// broken (Dovecot missing, port taken): the Error says which and how to fix.
+/// The destructor kills the instance and removes its directory.
+class DovecotServer {
+ public:
+  DovecotServer();
+  ~DovecotServer();
+  DovecotServer(const DovecotServer&) = delete;
+  DovecotServer& operator=(const DovecotServer&) = delete;
+
+  /// Starts the instance on two free loopback ports (imaps, imap). Returns
+  /// once both ports listen.
+  util::Status Start(ServerCert cert = ServerCert::kGood);
+  /// Graceful stop (SIGTERM to the master; waits for it to exit).
+  util::Status Stop();
+  /// Stop() then start again with the same ports, certificates and mail.
+  util::Status Restart();
+  /// Restart presenting another certificate.
+  util::Status RestartWithCert(ServerCert cert);
+  /// SIGKILLs the `imap` processes that serve logged-in sessions (Dovecot's
+  /// master and listeners keep running), as a dropped connection would look to
+  /// a client. Waits until they are gone; returns how many were killed.
+  util::Result<int> KillSessionProcesses();
+  /// Pids of the `imap` session processes right now.
+  std::vector<pid_t> SessionPids() const;
+  /// Waits until at least `n` imap session processes exist (clients logged in).
+  bool WaitForSessions(size_t n, std::chrono::milliseconds timeout) const;
+
+  bool running() const;
+  const std::string& host() const { return host_; }           ///< "127.0.0.1"
+  const std::string& tls_name() const { return tls_name_; }   ///< "localhost" (in the good cert)
+  int imaps_port() const { return imaps_port_; }              ///< implicit TLS
+  int imap_port() const { return imap_port_; }                ///< plain + STARTTLS
+  const std::string& ca_file() const { return ca_file_; }     ///< PEM of the test CA
+  const std::string& dir() const { return dir_.path(); }
+  std::string log_path() const { return dir_.Sub("dovecot.log"); }
+  std::string ReadLog() const;
+  /// alice/secret1 and bob/secret2.
+  const std::vector<ImapUser>& users() const { return users_; }
+  /// Password of a known user; empty for an unknown one.
+  std::string password(const std::string& user) const;
+
+ private:
+  util::Status RunScript(const std::vector<std::string>& args);
+  util::Status LoadEnv();
+
+  TempDir dir_;
+  std::string script_;
+  std::string host_ = "127.0.0.1";
+  std::string tls_name_ = "localhost";
+  int imaps_port_ = 0;
+  int imap_port_ = 0;
+  pid_t master_pid_ = -1;
+  std::string ca_file_;
+  std::vector<ImapUser> users_;
+  ServerCert cert_ = ServerCert::kGood;
+};
+
+/// Two (or n) distinct free TCP ports on 127.0.0.1, as chosen by the kernel.
+/// They are released before returning, so a race is possible but rare.
+std::vector<int> FreeLoopbackPorts(size_t n);
+
+}  // namespace mailhook::testsupport

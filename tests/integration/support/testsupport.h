@@ -1,0 +1,19 @@
+#pragma once
+/// Everything the integration tests need, in one include:
+///   DovecotServer     a private real Dovecot on loopback (dovecot_server.h)
+///   ImapClient        the test side's own IMAP client (imap_client.h)
+///   WebhookReceiver   a recording, scriptable HTTP receiver (webhook_receiver.h)
+///   MailhookProcess   the real daemon as a child (mailhook_process.h)
+///   RenderConfig…     YAML config builders (config_yaml.h)
+///   SampleMessage     sample .eml files (samples.h)
+///   MH_ASSERT_OK…     Result/Status assertions (status_assert.h)
+
+#include "status_assert.h"
+#include "child_process.h"
+#include "config_yaml.h"
+#include "dovecot_server.h"
+#include "imap_client.h"
+#include "mailhook_process.h"
+#include "samples.h"
+#include "temp_dir.h"
+#include "webhook_receiver.h"
