@@ -1,0 +1,122 @@
+#include "delivery/signing.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <charconv>
+
+namespace mailhook::delivery {
+
+using util::Error;
+using util::Result;
+using util::RetryClass;
+
+std::string Base64Encode(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(bytes.data()),
+                          static_cast<int>(bytes.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+bool Base64Decode(std::string_view text, std::string* out) {
+  std::string padded(text);
+  while (padded.size() % 4 != 0) padded += '=';
+  size_t pad = 0;
+  if (!padded.empty() && padded.back() == '=') ++pad;
+  if (padded.size() > 1 && padded[padded.size() - 2] == '=') ++pad;
+  std::string buf(padded.size() / 4 * 3, '\0');
+  // EVP_DecodeBlock ignores nothing and rejects bad characters, but counts the
+  // padding as zero bytes: strip those ourselves.
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(buf.data()),
+                          reinterpret_cast<const unsigned char*>(padded.data()),
+                          static_cast<int>(padded.size()));
+  if (n < 0 || static_cast<size_t>(n) < pad) return false;
+  buf.resize(static_cast<size_t>(n) - pad);
+  *out = std::move(buf);
+  return true;
+}
+
+Result<std::string> DecodeSecret(const util::Secret& secret) {
+  std::string_view text = secret.reveal();
+  constexpr std::string_view kPrefix = "whsec_";
+  if (text.substr(0, kPrefix.size()) == kPrefix) text.remove_prefix(kPrefix.size());
+  std::string key;
+  if (text.empty() || !Base64Decode(text, &key) || key.empty()) {
+    return Error("signing.secret", RetryClass::kNeedsOperator,
+                 "webhook secret is not whsec_<base64>; generate one with "
+                 "`echo whsec_$(openssl rand -base64 32)`");
+  }
+  return key;
+}
+
+namespace {
+
+std::string Mac(const std::string& key, std::string_view id, std::string_view timestamp,
+                std::string_view body) {
+  std::string msg;
+  msg.reserve(id.size() + timestamp.size() + body.size() + 2);
+  msg.append(id).append(".").append(timestamp).append(".").append(body);
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), mac, &len);
+  return Base64Encode(std::string_view(reinterpret_cast<const char*>(mac), len));
+}
+
+}  // namespace
+
+Result<std::string> Sign(const util::Secret& secret, std::string_view id, int64_t timestamp,
+                         std::string_view body) {
+  auto key = DecodeSecret(secret);
+  if (!key.ok()) return key.error();
+  return "v1," + Mac(*key, id, std::to_string(timestamp), body);
+}
+
+Result<std::string> SignatureHeader(const std::vector<util::Secret>& secrets,
+                                    std::string_view id, int64_t timestamp,
+                                    std::string_view body) {
+  std::string header;
+  for (const auto& secret : secrets) {
+    auto sig = Sign(secret, id, timestamp, body);
+    if (!sig.ok()) return sig.error();
+    if (!header.empty()) header += ' ';
+    header += *sig;
+  }
+  return header;
+}
+
+bool Verify(const std::vector<util::Secret>& secrets, std::string_view id,
+            std::string_view timestamp, std::string_view body,
+            std::string_view signature_header, std::chrono::system_clock::time_point now,
+            std::chrono::seconds tolerance) {
+  int64_t ts = 0;
+  auto [end, ec] = std::from_chars(timestamp.data(), timestamp.data() + timestamp.size(), ts);
+  if (ec != std::errc() || end != timestamp.data() + timestamp.size()) return false;
+  // The timestamp bounds replays (spec: "Verifying webhooks", 5 minutes).
+  int64_t now_s =
+      std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  if (ts > now_s + tolerance.count() || ts < now_s - tolerance.count()) return false;
+  for (const auto& secret : secrets) {
+    auto key = DecodeSecret(secret);
+    if (!key.ok()) continue;
+    std::string expected = Mac(*key, id, timestamp, body);
+    std::string_view rest = signature_header;
+    while (!rest.empty()) {
+      size_t sp = rest.find(' ');
+      std::string_view one = rest.substr(0, sp);
+      rest = sp == std::string_view::npos ? std::string_view() : rest.substr(sp + 1);
+      if (one.substr(0, 3) != "v1,") continue;  // other versions: not ours to check
+      std::string_view sig = one.substr(3);
+      if (sig.size() == expected.size() &&
+          CRYPTO_memcmp(sig.data(), expected.data(), sig.size()) == 0) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+}  // namespace mailhook::delivery

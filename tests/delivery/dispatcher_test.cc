@@ -1,0 +1,404 @@
+#include "delivery/dispatcher.h"
+
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "delivery/signing.h"
+#include "delivery/webhook_target.h"
+
+namespace mailhook::delivery {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using Clock = std::chrono::system_clock;
+
+const util::Secret kSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+constexpr auto kWait = 10s;  // generous upper bound for any condition below
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "mh_dispatch_XXXXXX").string();
+    path_ = mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+/// A scripted webhook receiver on 127.0.0.1:<any port>.
+class Receiver {
+ public:
+  struct Seen {
+    httplib::Headers headers;
+    std::string body;
+    std::string path;
+    std::chrono::steady_clock::time_point at;
+  };
+  struct Reply {
+    Reply(int s = 204, std::string ra = "", bool b = false)  // NOLINT: brace lists in tests
+        : status(s), retry_after(std::move(ra)), block(b) {}
+    int status;
+    std::string retry_after;
+    bool block;  // hold the request until Unblock()
+  };
+
+  Receiver() {
+    server_.Post(".*", [this](const httplib::Request& req, httplib::Response& res) {
+      Reply reply;
+      {
+        std::unique_lock lock(mu_);
+        seen_.push_back({req.headers, req.body, req.path, std::chrono::steady_clock::now()});
+        if (!script_.empty()) {
+          reply = script_.front();
+          script_.pop_front();
+        }
+        cv_.notify_all();
+        if (reply.block) cv_.wait_for(lock, kWait, [&] { return unblocked_; });
+      }
+      res.status = reply.status;
+      if (!reply.retry_after.empty()) res.set_header("Retry-After", reply.retry_after);
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    while (!server_.is_running()) std::this_thread::yield();  // httplib 0.11: no ready signal
+  }
+  ~Receiver() {
+    Unblock();
+    server_.stop();
+    thread_.join();
+  }
+  void Script(std::vector<Reply> replies) {
+    std::lock_guard lock(mu_);
+    script_.assign(replies.begin(), replies.end());
+  }
+  void Unblock() {
+    std::lock_guard lock(mu_);
+    unblocked_ = true;
+    cv_.notify_all();
+  }
+  bool WaitForRequests(size_t n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, kWait, [&] { return seen_.size() >= n; });
+  }
+  std::vector<Seen> seen() {
+    std::lock_guard lock(mu_);
+    return seen_;
+  }
+  std::string url(const std::string& path = "/hook") const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+
+ private:
+  httplib::Server server_;
+  std::thread thread_;
+  int port_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Reply> script_;
+  std::vector<Seen> seen_;
+  bool unblocked_ = false;
+};
+
+/// Collects the dispatcher's reports.
+class Reports {
+ public:
+  std::function<void(const Report&)> Callback() {
+    return [this](const Report& r) {
+      std::lock_guard lock(mu_);
+      reports_.push_back(r);
+      cv_.notify_all();
+    };
+  }
+  /// Waits until a report with this result arrives; returns all reports so far.
+  bool WaitFor(OutcomeKind result, size_t count = 1) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, kWait, [&] {
+      size_t n = 0;
+      for (const auto& r : reports_) n += r.result == result;
+      return n >= count;
+    });
+  }
+  std::vector<Report> all() {
+    std::lock_guard lock(mu_);
+    return reports_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Report> reports_;
+};
+
+config::Config MakeConfig(const std::string& state_dir, const std::string& url,
+                          std::vector<config::Duration> schedule) {
+  config::Config cfg;
+  cfg.state_dir = state_dir;
+  config::Webhook hook;
+  hook.name = "tickets";
+  hook.url = url;
+  hook.secrets = {kSecret};
+  hook.headers = {{"Authorization", util::Secret("Bearer t0ken")}};
+  hook.timeout = 5s;
+  hook.retry_schedule = std::move(schedule);
+  cfg.webhooks.push_back(hook);
+  return cfg;
+}
+
+void Commit(const std::string& state_dir, uint32_t uid, const std::string& target = "webhook:tickets") {
+  auto store = store::Store::Open(state_dir);
+  ASSERT_TRUE(store.ok()) << store.error().ToString();
+  store::OutboxItem item;
+  item.event_id = "evt_test_" + std::to_string(uid);
+  item.target = target;
+  item.account = "support";
+  item.folder = "INBOX";
+  item.uidvalidity = 1;
+  item.uid = uid;
+  item.payload = R"({"id":"evt_test_)" + std::to_string(uid) + R"(","type":"message.received"})";
+  ASSERT_TRUE((*store)->CommitMessages("support", "INBOX", {1, uid}, {item}).ok());
+}
+
+std::unique_ptr<store::Store> OpenStore(const std::string& dir) {
+  auto s = store::Store::Open(dir);
+  EXPECT_TRUE(s.ok());
+  return s.ok() ? std::move(s).value() : nullptr;
+}
+
+TEST(DispatcherTest, ServerErrorsThenSuccessDeliversOnceWithOneWebhookId) {
+  TempDir dir;
+  Receiver receiver;
+  receiver.Script({{500}, {500}, {500}, {200}});
+  Commit(dir.path(), 1);
+  Reports reports;
+  Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms, 10ms, 10ms, 10ms}),
+                        "1.2.3");
+  dispatcher.SetOnOutcome(reports.Callback());
+  ASSERT_TRUE(dispatcher.Start().ok());
+  ASSERT_TRUE(reports.WaitFor(OutcomeKind::kSuccess));
+  dispatcher.Stop();
+
+  auto seen = receiver.seen();
+  ASSERT_EQ(seen.size(), 4u);
+  for (const auto& s : seen) {
+    auto header = [&](const char* name) {
+      auto it = s.headers.find(name);
+      return it == s.headers.end() ? std::string() : it->second;
+    };
+    EXPECT_EQ(s.path, "/hook");
+    EXPECT_EQ(header("webhook-id"), "evt_test_1");
+    EXPECT_EQ(header("Content-Type"), "application/json");
+    EXPECT_EQ(header("User-Agent"), "mailhook/1.2.3");
+    EXPECT_EQ(header("Authorization"), "Bearer t0ken");
+    EXPECT_TRUE(Verify({kSecret}, header("webhook-id"), header("webhook-timestamp"), s.body,
+                       header("webhook-signature"), Clock::now()));
+    EXPECT_EQ(s.body, R"({"id":"evt_test_1","type":"message.received"})");
+  }
+  auto all = reports.all();
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_EQ(all[0].result, OutcomeKind::kRetry);
+  EXPECT_EQ(all[0].outcome.http_status, 500);
+  EXPECT_EQ(all[3].attempts, 4);
+
+  auto store = OpenStore(dir.path());
+  ASSERT_TRUE(store);
+  EXPECT_EQ(*store->PendingCount(), 0);
+  EXPECT_EQ(*store->DeadLetterCount(), 0);
+  EXPECT_TRUE(*store->AllDelivered("evt_test_1"));
+}
+
+TEST(DispatcherTest, RetryAfterIsHonoured) {
+  TempDir dir;
+  Receiver receiver;
+  receiver.Script({{429, "1"}, {204}});
+  Commit(dir.path(), 1);
+  Reports reports;
+  Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms}), "1");
+  dispatcher.SetOnOutcome(reports.Callback());
+  ASSERT_TRUE(dispatcher.Start().ok());
+  ASSERT_TRUE(reports.WaitFor(OutcomeKind::kSuccess));
+  dispatcher.Stop();
+  auto seen = receiver.seen();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_GE(seen[1].at - seen[0].at, 900ms);  // 10ms schedule; Retry-After: 1 wins
+  auto all = reports.all();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].outcome.http_status, 429);
+  ASSERT_TRUE(all[0].outcome.retry_after.has_value());
+  EXPECT_EQ(*all[0].outcome.retry_after, 1000ms);
+}
+
+TEST(DispatcherTest, ClientErrorGoesToDeadLettersAndReplayDelivers) {
+  TempDir dir;
+  Receiver receiver;
+  receiver.Script({{400}, {204}});
+  Commit(dir.path(), 1);
+  Reports reports;
+  Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms, 10ms}), "1");
+  dispatcher.SetOnOutcome(reports.Callback());
+  ASSERT_TRUE(dispatcher.Start().ok());
+  ASSERT_TRUE(reports.WaitFor(OutcomeKind::kPermanent));
+
+  auto store = OpenStore(dir.path());  // a second connection, as `mailhook deadletters` uses
+  ASSERT_TRUE(store);
+  auto dead = store->ListDeadLetters();
+  ASSERT_TRUE(dead.ok());
+  ASSERT_EQ(dead->size(), 1u);
+  EXPECT_EQ((*dead)[0].item.event_id, "evt_test_1");
+  EXPECT_EQ((*dead)[0].attempts, 1);
+  EXPECT_NE((*dead)[0].last_error.find("HTTP 400"), std::string::npos);
+  EXPECT_EQ(receiver.seen().size(), 1u);  // no retry of a permanent failure
+
+  ASSERT_EQ(*store->ReplayAllDeadLetters(), 1);
+  dispatcher.Wake();
+  ASSERT_TRUE(reports.WaitFor(OutcomeKind::kSuccess));
+  dispatcher.Stop();
+  EXPECT_EQ(*store->DeadLetterCount(), 0);
+  EXPECT_EQ(*store->PendingCount(), 0);
+  auto seen = receiver.seen();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[1].headers.find("webhook-id")->second, "evt_test_1");
+}
+
+int UnusedPort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);  // nothing listens there now: connections are refused
+  return ntohs(addr.sin_port);
+}
+
+TEST(DispatcherTest, ConnectionRefusedRetriesThenDeadLetters) {
+  TempDir dir;
+  Commit(dir.path(), 1);
+  Reports reports;
+  std::string url = "http://127.0.0.1:" + std::to_string(UnusedPort()) + "/hook";
+  Dispatcher dispatcher(MakeConfig(dir.path(), url, {10ms, 10ms}), "1");
+  dispatcher.SetOnOutcome(reports.Callback());
+  ASSERT_TRUE(dispatcher.Start().ok());
+  ASSERT_TRUE(reports.WaitFor(OutcomeKind::kPermanent));
+  dispatcher.Stop();
+  auto all = reports.all();
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].result, OutcomeKind::kRetry);
+  EXPECT_EQ(all[0].outcome.http_status, 0);
+  EXPECT_NE(all[0].outcome.error.find("Connection"), std::string::npos) << all[0].outcome.error;
+  EXPECT_EQ(all[1].result, OutcomeKind::kRetry);
+  EXPECT_EQ(all[2].result, OutcomeKind::kPermanent);
+  EXPECT_NE(all[2].outcome.error.find("retries exhausted after 3"), std::string::npos);
+}
+
+TEST(DispatcherTest, WakePicksUpNewRowsAndEachIsDeliveredOnce) {
+  TempDir dir;
+  Receiver receiver;
+  Reports reports;
+  Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms}), "1");
+  dispatcher.SetOnOutcome(reports.Callback());
+  ASSERT_TRUE(dispatcher.Start().ok());
+  for (uint32_t uid = 1; uid <= 20; ++uid) Commit(dir.path(), uid);
+  dispatcher.Wake();
+  ASSERT_TRUE(reports.WaitFor(OutcomeKind::kSuccess, 20));
+  dispatcher.Stop();
+  std::set<std::string> ids;
+  for (const auto& s : receiver.seen()) ids.insert(s.headers.find("webhook-id")->second);
+  EXPECT_EQ(ids.size(), 20u);
+  EXPECT_EQ(receiver.seen().size(), 20u);  // two workers, no row twice
+}
+
+TEST(DispatcherTest, StopAbandonsInFlightRequestAndKeepsTheRow) {
+  TempDir dir;
+  Receiver receiver;
+  receiver.Script({{204, "", /*block=*/true}});
+  Commit(dir.path(), 1);
+  Reports reports;
+  Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms}), "1");
+  dispatcher.SetOnOutcome(reports.Callback());
+  ASSERT_TRUE(dispatcher.Start().ok());
+  ASSERT_TRUE(receiver.WaitForRequests(1));
+  auto start = std::chrono::steady_clock::now();
+  dispatcher.Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);  // did not wait for the 5s timeout
+  receiver.Unblock();
+  EXPECT_TRUE(reports.all().empty());
+  auto store = OpenStore(dir.path());
+  ASSERT_TRUE(store);
+  auto pending = store->ListPending();
+  ASSERT_TRUE(pending.ok());
+  ASSERT_EQ(pending->size(), 1u);
+  EXPECT_EQ((*pending)[0].attempts, 0);
+  EXPECT_EQ(store->ClaimDue(Clock::now(), 1)->size(), 1u);  // lease released
+}
+
+TEST(DispatcherTest, UnknownTargetGoesToDeadLetters) {
+  TempDir dir;
+  Commit(dir.path(), 1, "webhook:removed");
+  Reports reports;
+  Dispatcher dispatcher(MakeConfig(dir.path(), "http://127.0.0.1:9/x", {10ms}), "1");
+  dispatcher.SetOnOutcome(reports.Callback());
+  ASSERT_TRUE(dispatcher.Start().ok());
+  ASSERT_TRUE(reports.WaitFor(OutcomeKind::kPermanent));
+  dispatcher.Stop();
+  EXPECT_NE(reports.all()[0].outcome.error.find("not configured"), std::string::npos);
+}
+
+TEST(DispatcherTest, BadWebhookFailsStart) {
+  TempDir dir;
+  auto cfg = MakeConfig(dir.path(), "ftp://example/x", {10ms});
+  Dispatcher dispatcher(cfg, "1");
+  auto s = dispatcher.Start();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message().find("webhooks.tickets"), std::string::npos);
+}
+
+TEST(WebhookTargetTest, ParsesUrls) {
+  auto u = ParseUrl("https://tickets.internal:8443/hooks/email?x=1#frag");
+  ASSERT_TRUE(u.ok());
+  EXPECT_TRUE(u->https);
+  EXPECT_EQ(u->origin, "https://tickets.internal:8443");
+  EXPECT_EQ(u->path, "/hooks/email?x=1");
+  auto bare = ParseUrl("http://127.0.0.1:8080");
+  ASSERT_TRUE(bare.ok());
+  EXPECT_EQ(bare->path, "/");
+  EXPECT_FALSE(ParseUrl("tickets.internal/x").ok());
+  EXPECT_FALSE(ParseUrl("https://user:pw@host/x").ok());
+}
+
+TEST(WebhookTargetTest, RedirectIsPermanentAndNotFollowed) {
+  Receiver receiver;
+  receiver.Script({{302}});
+  config::Webhook hook;
+  hook.name = "r";
+  hook.url = receiver.url();
+  auto target = WebhookTarget::Create(hook, "1");
+  ASSERT_TRUE(target.ok());
+  store::Delivery d;
+  d.item.event_id = "evt_1";
+  d.item.payload = "{}";
+  auto out = (*target)->Deliver(d);
+  EXPECT_EQ(out.kind, OutcomeKind::kPermanent);
+  EXPECT_EQ(out.http_status, 302);
+  EXPECT_EQ(receiver.seen().size(), 1u);
+  EXPECT_EQ(receiver.seen()[0].headers.count("webhook-signature"), 0u);  // no secret set
+}
+
+}  // namespace
+}  // namespace mailhook::delivery
