@@ -233,6 +233,26 @@ TEST(WebhookReceiverTest, RecordsRequestsAndAnswersFromTheScript) {
   EXPECT_FALSE(receiver.WaitFor(4, milliseconds(50)));
 }
 
+TEST_F(HarnessSmokeTest, HttpsReceiverUsesTheTestCa) {
+  WebhookReceiver receiver;
+  MH_ASSERT_OK(receiver.StartTls(dovecot_.cert_file(), dovecot_.key_file()));
+  EXPECT_EQ(receiver.url().rfind("https://127.0.0.1:", 0), 0u);
+  httplib::Client client(receiver.url(""));
+  client.set_ca_cert_path(dovecot_.ca_file().c_str());
+  client.enable_server_certificate_verification(true);
+  auto r = client.Post("/hook", "{}", "application/json");
+  ASSERT_TRUE(r) << httplib::to_string(r.error());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_TRUE(receiver.WaitFor(1, seconds(5)));
+
+  // Without the CA the same server is refused.
+  httplib::Client strict(receiver.url(""));
+  strict.set_ca_cert_path("/nonexistent");
+  strict.enable_server_certificate_verification(true);
+  EXPECT_FALSE(strict.Post("/hook", "{}", "application/json"));
+  EXPECT_EQ(receiver.count(), 1u);
+}
+
 TEST(WebhookReceiverTest, DelayedResponsesProvokeClientTimeouts) {
   WebhookReceiver receiver;
   MH_ASSERT_OK(receiver.Start());

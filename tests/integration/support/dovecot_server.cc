@@ -8,9 +8,12 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <sstream>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "child_process.h"
 
@@ -116,6 +119,12 @@ DovecotServer::DovecotServer()
 }
 
 DovecotServer::~DovecotServer() {
+  // A failed test gets the server's side of the story in its output.
+  if (::testing::Test::HasFailure()) {
+    std::string log = ReadLog();
+    if (log.size() > 4000) log = "…" + log.substr(log.size() - 4000);
+    std::cerr << "---- dovecot.log (" << log_path() << ")\n" << log << "----\n";
+  }
   if (master_pid_ > 0) (void)RunScript({"stop", dir_.path(), "--kill"});
 }
 
@@ -210,6 +219,25 @@ util::Result<int> DovecotServer::KillSessionProcesses() {
       std::chrono::seconds(10));
   if (!gone) return Error("dovecot.kill", RetryClass::kNeedsOperator, "imap processes survived SIGKILL for 10 s");
   return static_cast<int>(pids.size());
+}
+
+namespace {
+const char* CertFileBase(ServerCert cert) {
+  switch (cert) {
+    case ServerCert::kGood: return "server";
+    case ServerCert::kWrongName: return "wrong";
+    case ServerCert::kUntrusted: return "untrusted";
+  }
+  return "server";
+}
+}  // namespace
+
+std::string DovecotServer::cert_file(ServerCert cert) const {
+  return dir_.Sub(std::string("tls/") + CertFileBase(cert) + ".pem");
+}
+
+std::string DovecotServer::key_file(ServerCert cert) const {
+  return dir_.Sub(std::string("tls/") + CertFileBase(cert) + ".key");
 }
 
 std::string DovecotServer::ReadLog() const { return ReadFile(log_path()); }

@@ -65,6 +65,9 @@ class DovecotServer {
   int imap_port() const { return imap_port_; }                ///< plain + STARTTLS
   const std::string& ca_file() const { return ca_file_; }     ///< PEM of the test CA
   const std::string& dir() const { return dir_.path(); }
+  /// Certificate and key files of each kind (PEM), e.g. for an HTTPS receiver.
+  std::string cert_file(ServerCert cert = ServerCert::kGood) const;
+  std::string key_file(ServerCert cert = ServerCert::kGood) const;
   std::string log_path() const { return dir_.Sub("dovecot.log"); }
   std::string ReadLog() const;
   /// alice/secret1 and bob/secret2.

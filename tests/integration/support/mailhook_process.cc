@@ -2,6 +2,10 @@
 
 #include <signal.h>
 
+#include <iostream>
+
+#include <gtest/gtest.h>
+
 #ifndef MAILHOOK_BINARY
 #error "MAILHOOK_BINARY must be defined (path of the built mailhook)"
 #endif
@@ -26,6 +30,12 @@ MailhookProcess::MailhookProcess(std::string binary) : binary_(std::move(binary)
 
 MailhookProcess::~MailhookProcess() {
   if (child_) Kill9();
+  // A failed test gets the daemon's log in its output.
+  if (child_ && ::testing::Test::HasFailure()) {
+    std::string log = child_->Stderr();
+    if (log.size() > 8000) log = "…" + log.substr(log.size() - 8000);
+    std::cerr << "---- mailhook stderr (" << log_path() << ")\n" << log << "----\n";
+  }
 }
 
 util::Status MailhookProcess::WriteConfig(const std::string& yaml) {

@@ -46,11 +46,27 @@ std::string RecordedRequest::Header(const std::string& name) const {
 
 nlohmann::json RecordedRequest::Json() const { return nlohmann::json::parse(body, nullptr, false); }
 
-WebhookReceiver::WebhookReceiver() : server_(std::make_unique<httplib::Server>()) {}
+WebhookReceiver::WebhookReceiver() = default;
 
 WebhookReceiver::~WebhookReceiver() { Stop(); }
 
 util::Status WebhookReceiver::Start() {
+  server_ = std::make_unique<httplib::Server>();
+  return Listen();
+}
+
+util::Status WebhookReceiver::StartTls(const std::string& cert_file, const std::string& key_file) {
+  auto server = std::make_unique<httplib::SSLServer>(cert_file.c_str(), key_file.c_str());
+  if (!server->is_valid()) {
+    return util::Error("receiver.tls", util::RetryClass::kNeedsOperator,
+                       "cannot load TLS certificate " + cert_file + " / key " + key_file);
+  }
+  server_ = std::move(server);
+  tls_ = true;
+  return Listen();
+}
+
+util::Status WebhookReceiver::Listen() {
   auto handler = [this](const httplib::Request& req, httplib::Response& res) { Handle(&req, &res); };
   server_->Get(".*", handler);
   server_->Post(".*", handler);
@@ -81,7 +97,7 @@ void WebhookReceiver::Stop() {
 }
 
 std::string WebhookReceiver::url(const std::string& path) const {
-  return "http://127.0.0.1:" + std::to_string(port_) + path;
+  return std::string(tls_ ? "https" : "http") + "://127.0.0.1:" + std::to_string(port_) + path;
 }
 
 void WebhookReceiver::QueueResponses(const std::vector<ScriptedResponse>& responses) {

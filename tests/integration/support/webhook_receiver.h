@@ -60,11 +60,14 @@ class WebhookReceiver {
 
   /// Binds 127.0.0.1:0 and starts serving. Fails if it cannot bind.
   util::Status Start();
+  /// The same over HTTPS with this certificate and key (PEM files), e.g.
+  /// DovecotServer::cert_file()/key_file(), which the test CA signed.
+  util::Status StartTls(const std::string& cert_file, const std::string& key_file);
   /// Stops serving (pending delayed responses are cut short); idempotent.
   void Stop();
 
   int port() const { return port_; }
-  /// "http://127.0.0.1:<port><path>".
+  /// "http(s)://127.0.0.1:<port><path>".
   std::string url(const std::string& path = "/hook") const;
 
   /// Queues answers for the next requests, after any still queued.
@@ -81,10 +84,12 @@ class WebhookReceiver {
 
  private:
   void Handle(const void* request, void* response);
+  util::Status Listen();
 
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = 0;
+  bool tls_ = false;
 
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
