@@ -126,6 +126,12 @@ mime::Part Convert(const mailimap_body* body, const std::string& section) {
       break;
   }
   if (one->bd_ext_1part) ApplyDisposition(one->bd_ext_1part->bd_disposition, part);
+  if (part.type.empty() || part.subtype.empty()) {
+    // Dovecot answers ("" "") for a Content-Type it cannot parse; RFC 2045
+    // §5.2 says such a part is text/plain.
+    part.type = "text";
+    part.subtype = "plain";
+  }
   return part;
 }
 

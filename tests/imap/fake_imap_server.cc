@@ -1,0 +1,101 @@
+#include "fake_imap_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <stdexcept>
+
+namespace mailhook::imap::fake {
+namespace {
+
+bool SendAll(int fd, const std::string& s) {
+  size_t off = 0;
+  while (off < s.size()) {
+    ssize_t n = send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+}  // namespace
+
+FakeImapServer::FakeImapServer(std::function<std::string(const std::string&)> on_uid, std::string greeting)
+    : on_uid_(std::move(on_uid)), greeting_(std::move(greeting)) {
+  listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(listen_fd_, 1) != 0)
+    throw std::runtime_error("fake server: bind failed");
+  socklen_t len = sizeof addr;
+  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+  port_ = ntohs(addr.sin_port);
+  thread_ = std::thread([this] { Serve(); });
+}
+
+FakeImapServer::~FakeImapServer() {
+  shutdown(listen_fd_, SHUT_RDWR);
+  if (thread_.joinable()) thread_.join();
+  close(listen_fd_);
+}
+
+void FakeImapServer::Serve() {
+  pollfd p{listen_fd_, POLLIN, 0};
+  if (poll(&p, 1, 10000) <= 0) return;
+  int fd = accept(listen_fd_, nullptr, nullptr);
+  if (fd < 0) return;
+  SendAll(fd, greeting_);
+  std::string buf;
+  char chunk[4096];
+  for (;;) {
+    size_t eol;
+    while ((eol = buf.find("\r\n")) == std::string::npos) {
+      pollfd q{fd, POLLIN, 0};
+      if (poll(&q, 1, 10000) <= 0) {
+        close(fd);
+        return;
+      }
+      ssize_t n = recv(fd, chunk, sizeof chunk, 0);
+      if (n <= 0) {
+        close(fd);
+        return;
+      }
+      buf.append(chunk, static_cast<size_t>(n));
+    }
+    std::string line = buf.substr(0, eol);
+    buf.erase(0, eol + 2);
+    transcript_ += line + "\n";
+    std::string tag = line.substr(0, line.find(' '));
+    std::string rest = line.substr(tag.size() + 1);
+    std::string upper;
+    for (char c : rest) upper += static_cast<char>(toupper(static_cast<unsigned char>(c)));
+    std::string reply;
+    if (upper.rfind("LOGIN", 0) == 0) {
+      reply = tag + " OK LOGIN done\r\n";
+    } else if (upper.rfind("CAPABILITY", 0) == 0) {
+      reply = "* CAPABILITY IMAP4rev1 IDLE UIDPLUS\r\n" + tag + " OK done\r\n";
+    } else if (upper.rfind("SELECT", 0) == 0) {
+      reply = "* 3 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n* OK [UIDNEXT 100] ok\r\n" + tag +
+              " OK [READ-WRITE] SELECT done\r\n";
+    } else if (upper.rfind("NOOP", 0) == 0) {
+      reply = tag + " OK NOOP done\r\n";
+    } else if (upper.rfind("LOGOUT", 0) == 0) {
+      SendAll(fd, "* BYE bye\r\n" + tag + " OK LOGOUT done\r\n");
+      close(fd);
+      return;
+    } else if (upper.rfind("UID", 0) == 0) {
+      std::string body = on_uid_(rest);
+      reply = body == "BAD" ? tag + " BAD no\r\n" : body + tag + " OK UID done\r\n";
+    } else {
+      reply = tag + " BAD unknown command\r\n";
+    }
+    if (!SendAll(fd, reply)) break;
+  }
+  close(fd);
+}
+
+}  // namespace mailhook::imap::fake
