@@ -1,0 +1,101 @@
+#include "daemon/daemon.h"
+
+#include <memory>
+#include <vector>
+
+#include "daemon/folder_watcher.h"
+#include "delivery/dispatcher.h"
+#include "http/server.h"
+#include "imap/session.h"
+#include "store/store.h"
+#include "util/log.h"
+#include "util/metrics.h"
+
+namespace mailhook::daemon {
+
+int RunDaemon(const config::Config& config, const std::string& version, StopSignal& stop) {
+  auto log = util::Logger("daemon");
+  util::DescribeStandardMetrics();
+
+  // Fail fast on a state_dir we cannot use: everything depends on it.
+  auto store = store::Store::Open(config.state_dir);
+  if (!store.ok()) {
+    log->error("daemon.store_failed cause=\"{}\"", store.error().message());
+    return 1;
+  }
+
+  delivery::Dispatcher dispatcher(config, version);
+
+  std::vector<std::unique_ptr<FolderWatcher>> watchers;
+  for (const auto& account : config.accounts) {
+    for (const auto& folder : account.folders) {
+      watchers.push_back(
+          std::make_unique<FolderWatcher>(config, account, folder, stop, [&dispatcher] { dispatcher.Wake(); }));
+    }
+  }
+
+  std::unique_ptr<http::HealthServer> http;
+  if (config.http_listen) {
+    http = std::make_unique<http::HealthServer>(*config.http_listen, [&watchers] {
+      http::Readiness r{true, {}};
+      for (const auto& w : watchers) {
+        WatchState s = w->state();
+        if (s != WatchState::kIdling && s != WatchState::kCatchingUp) {
+          r.ready = false;
+          r.not_ready.push_back(w->account() + "/" + w->folder() + ": " + WatchStateName(s));
+        }
+      }
+      return r;
+    });
+    if (auto s = http->Start(); !s.ok()) {
+      log->error("daemon.http_failed cause=\"{}\"", s.error().message());
+      return 1;
+    }
+  }
+
+  if (auto s = dispatcher.Start(); !s.ok()) {
+    log->error("daemon.dispatcher_failed cause=\"{}\"", s.error().message());
+    if (http) http->Stop();
+    return 1;
+  }
+  for (auto& w : watchers) w->Start();
+  log->info("daemon.started version={} watchers={} webhooks={} hooks={}", version, watchers.size(),
+            config.webhooks.size(), config.hooks.size());
+
+  while (!stop.WaitFor(std::chrono::hours(24))) {
+  }
+
+  log->info("daemon.stopping");
+  for (auto& w : watchers) w->Join();  // each logs out on the stop signal
+  dispatcher.Stop();
+  if (http) http->Stop();
+  log->info("daemon.stopped");
+  return 0;
+}
+
+int CheckConnect(const config::Config& config, std::ostream& out) {
+  int failures = 0;
+  for (const auto& account : config.accounts) {
+    auto session = imap::Session::Open(imap::SessionOptions::FromAccount(account, -1));
+    if (!session.ok()) {
+      out << "FAIL " << account.name << ": " << session.error().message() << "\n";
+      failures += static_cast<int>(account.folders.size());
+      continue;
+    }
+    for (const auto& folder : account.folders) {
+      auto info = (*session)->Select(folder);
+      if (!info.ok()) {
+        out << "FAIL " << account.name << "/" << folder << ": " << info.error().message() << "\n";
+        ++failures;
+        continue;
+      }
+      out << "ok   " << account.name << "/" << folder << ": uidvalidity=" << info->uidvalidity
+          << " messages=" << info->exists << (( *session)->HasCapability("IDLE") ? " idle=yes" : " idle=no")
+          << "\n";
+    }
+    (*session)->Logout();
+  }
+  return failures == 0 ? 0 : 1;
+}
+
+}  // namespace mailhook::daemon

@@ -1,0 +1,70 @@
+#include "daemon/deadletters_command.h"
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+
+#include "store/store.h"
+
+namespace mailhook::daemon {
+namespace {
+
+std::string Iso(store::TimePoint t) {
+  std::time_t tt = store::Clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+int RunDeadLettersCommand(const config::Config& config, const std::string& action,
+                          const std::vector<std::string>& ids, std::ostream& out) {
+  std::vector<int64_t> numeric;
+  for (const auto& id : ids) {
+    try {
+      size_t used = 0;
+      numeric.push_back(std::stoll(id, &used));
+      if (used != id.size()) throw std::invalid_argument(id);
+    } catch (const std::exception&) {
+      out << "not a dead letter id: \"" << id << "\" (ids are the numbers `deadletters list` prints)\n";
+      return 2;
+    }
+  }
+  auto store = store::Store::Open(config.state_dir);
+  if (!store.ok()) {
+    out << "cannot open the store: " << store.error().message() << "\n";
+    return 1;
+  }
+  if (action == "list") {
+    auto list = (*store)->ListDeadLetters();
+    if (!list.ok()) {
+      out << list.error().message() << "\n";
+      return 1;
+    }
+    for (const auto& d : *list) {
+      if (!numeric.empty() && std::find(numeric.begin(), numeric.end(), d.id) == numeric.end()) continue;
+      out << d.id << "\t" << d.item.event_id << "\t" << d.item.target << "\t" << d.item.account << "/"
+          << d.item.folder << "\tuid=" << d.item.uid << "\tattempts=" << d.attempts << "\tfailed_at="
+          << Iso(d.failed_at) << "\t" << d.last_error << "\n";
+    }
+    out << list->size() << " dead letter(s)\n";
+    return 0;
+  }
+  util::Result<int64_t> n = int64_t{0};
+  if (action == "replay") {
+    n = numeric.empty() ? (*store)->ReplayAllDeadLetters() : (*store)->ReplayDeadLetters(numeric);
+  } else {
+    n = numeric.empty() ? (*store)->DropAllDeadLetters() : (*store)->DropDeadLetters(numeric);
+  }
+  if (!n.ok()) {
+    out << n.error().message() << "\n";
+    return 1;
+  }
+  out << (action == "replay" ? "replayed " : "dropped ") << *n << " dead letter(s)\n";
+  return 0;
+}
+
+}  // namespace mailhook::daemon

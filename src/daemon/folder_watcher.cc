@@ -1,0 +1,260 @@
+#include "daemon/folder_watcher.h"
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+
+#include "daemon/backoff.h"
+#include "daemon/router.h"
+#include "imap/session.h"
+#include "mime/event.h"
+#include "mime/extractor.h"
+#include "store/store.h"
+#include "util/log.h"
+#include "util/metrics.h"
+
+namespace mailhook::daemon {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr size_t kFetchBatch = 25;  // messages per UID FETCH and per transaction
+
+const char* kStateNames[] = {"starting", "connecting", "catching_up", "idling",
+                             "backoff",  "needs_operator", "stopped"};
+
+
+/// Reads sections of one message over the watcher's session.
+class ImapSectionSource : public mime::SectionSource {
+ public:
+  ImapSectionSource(imap::Session& session, uint32_t uid) : session_(session), uid_(uid) {}
+  util::Result<std::string> Body(const std::string& section) override {
+    return session_.FetchSection(uid_, section);
+  }
+  util::Result<std::string> MimeHeaders(const std::string& section) override {
+    return session_.FetchMimeHeaders(uid_, section);
+  }
+
+ private:
+  imap::Session& session_;
+  uint32_t uid_;
+};
+
+}  // namespace
+
+const char* WatchStateName(WatchState s) { return kStateNames[static_cast<int>(s)]; }
+
+FolderWatcher::FolderWatcher(const config::Config& config, const config::Account& account,
+                             std::string folder, const StopSignal& stop, std::function<void()> on_committed)
+    : config_(config),
+      account_(account),
+      folder_(std::move(folder)),
+      stop_(stop),
+      on_committed_(std::move(on_committed)) {}
+
+FolderWatcher::~FolderWatcher() { Join(); }
+
+void FolderWatcher::Start() { thread_ = std::thread([this] { Run(); }); }
+
+void FolderWatcher::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void FolderWatcher::Run() {
+  auto log = util::Logger("imap");
+  const util::Labels labels{{"account", account_.name}, {"folder", folder_}};
+  try {
+    Backoff backoff(milliseconds(1000), milliseconds(5 * 60 * 1000));
+    // Operator-fixable failures (bad password, untrusted certificate, missing
+    // folder) are retried slowly, never in a hot loop, and logged once.
+    Backoff slow(milliseconds(60 * 1000), milliseconds(30 * 60 * 1000));
+    std::string last_operator_error;
+
+    auto store = store::Store::Open(config_.state_dir);
+    while (!store.ok() && !stop_.fired()) {
+      log->error("store.open_failed account={} folder={} cause=\"{}\"", account_.name, folder_,
+                 store.error().message());
+      state_ = WatchState::kBackoff;
+      stop_.WaitFor(backoff.Next());
+      store = store::Store::Open(config_.state_dir);
+    }
+
+    while (!stop_.fired()) {
+      state_ = WatchState::kConnecting;
+      reached_idle_ = false;
+      util::Status s = RunSession(**store);
+      // A session that got as far as IDLE was healthy: start the backoff over.
+      if (reached_idle_) backoff.Reset();
+      util::Metrics::Global().Set("mailhook_imap_connected", labels, 0);
+      if (stop_.fired()) break;
+      milliseconds delay;
+      if (!s.ok() && s.error().NeedsOperator()) {
+        state_ = WatchState::kNeedsOperator;
+        delay = slow.Next();
+        if (s.error().message() != last_operator_error) {
+          log->error("imap.needs_operator account={} folder={} retry_in_ms={} cause=\"{}\"", account_.name,
+                     folder_, delay.count(), s.error().message());
+          last_operator_error = s.error().message();
+        } else {
+          log->debug("imap.needs_operator account={} folder={} retry_in_ms={} (same error as before)",
+                     account_.name, folder_, delay.count());
+        }
+      } else {
+        state_ = WatchState::kBackoff;
+        slow.Reset();
+        last_operator_error.clear();
+        delay = backoff.Next();
+        log->warn("imap.reconnect account={} folder={} attempt={} delay_ms={} cause=\"{}\"", account_.name,
+                  folder_, backoff.attempts(), delay.count(), s.ok() ? "session ended" : s.error().message());
+      }
+      util::Metrics::Global().Inc("mailhook_imap_reconnects_total", labels);
+      stop_.WaitFor(delay);
+    }
+  } catch (const std::exception& e) {
+    log->critical("imap.watcher_crashed account={} folder={} cause=\"{}\"", account_.name, folder_, e.what());
+  }
+  state_ = WatchState::kStopped;
+}
+
+util::Status FolderWatcher::RunSession(store::Store& store) {
+  auto log = util::Logger("imap");
+  auto& metrics = util::Metrics::Global();
+  const util::Labels labels{{"account", account_.name}, {"folder", folder_}};
+
+  auto opened = imap::Session::Open(imap::SessionOptions::FromAccount(account_, stop_.fd()));
+  if (!opened.ok()) return opened.error();
+  std::unique_ptr<imap::Session> session = std::move(*opened);
+  auto info = session->Select(folder_);
+  if (!info.ok()) return info.error();
+  log->info("imap.connected account={} folder={} uidvalidity={} uidnext={} exists={}", account_.name, folder_,
+            info->uidvalidity, info->uidnext, info->exists);
+  metrics.Set("mailhook_imap_connected", labels, 1);
+
+  auto mark = store.GetWatermark(account_.name, folder_);
+  if (!mark.ok()) return mark.error();
+  store::Watermark wm{info->uidvalidity, 0};
+  bool baseline = false;
+  if (!mark->has_value()) {
+    baseline = true;
+  } else if ((*mark)->uidvalidity != info->uidvalidity) {
+    // RFC 3501 §2.3.1.1: every old UID is void. Replaying the whole folder
+    // would flood the targets, so re-baseline like a first start.
+    log->error("imap.uidvalidity_changed account={} folder={} old={} new={} note=\"folder was recreated; "
+               "starting from its current end\"",
+               account_.name, folder_, (*mark)->uidvalidity, info->uidvalidity);
+    baseline = true;
+  } else {
+    wm = **mark;
+  }
+
+  std::vector<uint32_t> initial;  // messages to process before the watermark moves past them
+  if (baseline) {
+    uint32_t end = info->uidnext > 0 ? info->uidnext - 1 : 0;
+    if (info->uidnext == 0) {
+      auto all = session->SearchUidsFrom(1);
+      if (!all.ok()) return all.error();
+      if (!all->empty()) end = all->back();
+    }
+    if (account_.start_from == config::StartFrom::kAll) {
+      end = 0;
+    } else if (account_.start_from == config::StartFrom::kUnseen) {
+      auto unseen = session->SearchUnseen();
+      if (!unseen.ok()) return unseen.error();
+      initial = *unseen;
+    }
+    log->info("imap.baseline account={} folder={} start_from={} last_uid={} unseen={}", account_.name, folder_,
+              account_.start_from == config::StartFrom::kAll     ? "all"
+              : account_.start_from == config::StartFrom::kUnseen ? "unseen"
+                                                                  : "new",
+              end, initial.size());
+    wm = store::Watermark{info->uidvalidity, 0};
+    // Unseen messages are processed first; the baseline is stored after them.
+    if (initial.empty()) {
+      wm.last_uid = end;
+      if (auto s = store.SetWatermark(account_.name, folder_, wm); !s.ok()) return s.error();
+    } else {
+      initial.erase(std::remove_if(initial.begin(), initial.end(), [end](uint32_t u) { return u > end; }),
+                    initial.end());
+      wm.last_uid = end;  // applied after `initial` is committed
+    }
+  }
+
+  // Turns a list of UIDs into events, committing each batch with the new watermark.
+  auto process = [&](const std::vector<uint32_t>& uids, uint32_t final_mark) -> util::Status {
+    for (size_t i = 0; i < uids.size(); i += kFetchBatch) {
+      std::vector<uint32_t> batch(uids.begin() + static_cast<long>(i),
+                                  uids.begin() + static_cast<long>(std::min(uids.size(), i + kFetchBatch)));
+      auto metas = session->FetchMeta(batch);
+      if (!metas.ok()) return metas.error();
+      std::vector<store::OutboxItem> items;
+      for (const imap::MessageMeta& meta : *metas) {
+        auto pre_routes = RoutesFor(config_, account_.name, folder_, nullptr);
+        // Fetch attachment content only when some target wants it, up to the largest limit.
+        mime::ExtractOptions opts;
+        opts.max_content_bytes = 0;
+        for (const Route& r : pre_routes) {
+          if (r.attachments != config::AttachmentMode::kContent) continue;
+          opts.fetch_content = true;
+          opts.max_content_bytes = std::max(opts.max_content_bytes, r.max_attachment_bytes);
+        }
+        ImapSectionSource source(*session, meta.uid);
+        auto content = mime::Extract(meta.header, meta.structure, source, opts);
+        if (!content.ok()) {
+          if (content.error().retry() == util::RetryClass::kRetryNow) {
+            log->warn("imap.message_vanished account={} folder={} uid={}", account_.name, folder_, meta.uid);
+            continue;
+          }
+          return content.error();
+        }
+        mime::EventMeta em{account_.name, folder_, info->uidvalidity, meta.uid, meta.flags, meta.size,
+                           mime::NowRfc3339()};
+        std::string event_id = mime::EventId(account_.name, folder_, info->uidvalidity, meta.uid);
+        for (const Route& r : RoutesFor(config_, account_.name, folder_, &*content)) {
+          std::string payload = mime::EventJson(em, *content, r.attachments, r.max_attachment_bytes).dump();
+          items.push_back(store::OutboxItem{event_id, r.target, account_.name, folder_, info->uidvalidity,
+                                            meta.uid, std::move(payload)});
+        }
+        metrics.Inc("mailhook_messages_total", labels);
+        log->debug("imap.message account={} folder={} uid={} event={} targets={}", account_.name, folder_,
+                   meta.uid, event_id, items.size());
+      }
+      bool last_batch = i + kFetchBatch >= uids.size();
+      store::Watermark next{info->uidvalidity, std::max(wm.last_uid, last_batch ? std::max(final_mark, batch.back())
+                                                                                 : batch.back())};
+      if (auto s = store.CommitMessages(account_.name, folder_, next, items); !s.ok()) return s.error();
+      wm = next;
+      if (!items.empty() && on_committed_) on_committed_();
+    }
+    return util::Ok();
+  };
+
+  if (baseline && !initial.empty()) {
+    state_ = WatchState::kCatchingUp;
+    uint32_t end = wm.last_uid;
+    wm.last_uid = 0;
+    if (auto s = process(initial, end); !s.ok()) return s;
+  }
+
+  const milliseconds refresh = account_.idle_refresh;
+  while (!stop_.fired()) {
+    state_ = WatchState::kCatchingUp;
+    // Always resync by UID: EXISTS counts are not trusted (DESIGN.md, libetpan 1.9.4 IDLE bug).
+    auto uids = session->SearchUidsFrom(wm.last_uid + 1);
+    if (!uids.ok()) return uids.error();
+    if (!uids->empty()) {
+      log->debug("imap.catch_up account={} folder={} from_uid={} count={}", account_.name, folder_,
+                 wm.last_uid + 1, uids->size());
+      if (auto s = process(*uids, 0); !s.ok()) return s;
+    }
+    state_ = WatchState::kIdling;
+    reached_idle_ = true;
+    auto wake = session->Idle(refresh);
+    if (!wake.ok()) return wake.error();
+    if (*wake == imap::IdleWake::kStopped) break;
+  }
+  session->Logout();
+  log->info("imap.logout account={} folder={}", account_.name, folder_);
+  return util::Ok();
+}
+
+}  // namespace mailhook::daemon

@@ -1,0 +1,48 @@
+#include "daemon/router.h"
+
+#include <fnmatch.h>
+
+#include <algorithm>
+
+namespace mailhook::daemon {
+namespace {
+
+bool InList(const std::vector<std::string>& list, const std::string& value) {
+  return list.empty() || std::find(list.begin(), list.end(), value) != list.end();
+}
+
+bool AnyGlob(const std::vector<std::string>& globs, const std::vector<std::string>& values) {
+  if (globs.empty()) return true;
+  for (const auto& g : globs)
+    for (const auto& v : values)
+      if (fnmatch(g.c_str(), v.c_str(), FNM_CASEFOLD) == 0) return true;
+  return false;
+}
+
+}  // namespace
+
+bool Matches(const config::Match& match, const std::string& account, const std::string& folder,
+             const mime::MessageContent* content) {
+  if (!InList(match.accounts, account) || !InList(match.folders, folder)) return false;
+  if (!content) return true;
+  std::vector<std::string> senders;
+  for (const auto& a : content->from) senders.push_back(a.address);
+  if (!AnyGlob(match.from, senders)) return false;
+  return AnyGlob(match.subject, {content->subject.value_or("")});
+}
+
+std::vector<Route> RoutesFor(const config::Config& config, const std::string& account,
+                             const std::string& folder, const mime::MessageContent* content) {
+  std::vector<Route> routes;
+  for (const auto& w : config.webhooks) {
+    if (Matches(w.match, account, folder, content))
+      routes.push_back({"webhook:" + w.name, w.attachments, w.max_attachment_bytes});
+  }
+  for (const auto& h : config.hooks) {
+    if (Matches(h.match, account, folder, content))
+      routes.push_back({"hook:" + h.name, h.attachments, h.max_attachment_bytes});
+  }
+  return routes;
+}
+
+}  // namespace mailhook::daemon
