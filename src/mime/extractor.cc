@@ -29,7 +29,8 @@ class Walker {
       : source_(source), opts_(opts), out_(out) {}
 
   util::Status Walk(const Part& part) {
-    if (part.IsMultipart()) {
+    // Servers differ in case (Cyrus uppercases types); compare lowercased.
+    if (Lower(part.type) == "multipart") {
       for (const Part& child : part.children) {
         if (util::Status s = Walk(child); !s.ok()) return s;
       }
@@ -51,10 +52,12 @@ class Walker {
     if (part.disposition && !part.disposition->empty()) disposition = Lower(*part.disposition);
     const bool attachment_disp = disposition == "attachment";
 
-    if (part.type == "text" && !attachment_disp && !filename) {
+    const std::string type = Lower(part.type);
+    const std::string subtype = Lower(part.subtype);
+    if (type == "text" && !attachment_disp && !filename) {
       std::optional<std::string>* slot = nullptr;
-      if (part.subtype == "plain" && !out_.text) slot = &out_.text;
-      if (part.subtype == "html" && !out_.html) slot = &out_.html;
+      if (subtype == "plain" && !out_.text) slot = &out_.text;
+      if (subtype == "html" && !out_.html) slot = &out_.html;
       if (slot) {
         util::Result<std::string> body = source_.Body(part.section);
         if (!body.ok()) return body.error();
@@ -66,7 +69,7 @@ class Walker {
     Attachment a;
     a.part = part.section;
     a.filename = filename;
-    a.content_type = ForceUtf8(Lower(part.type + "/" + part.subtype));
+    a.content_type = ForceUtf8(type + "/" + subtype);
     a.disposition = disposition ? std::optional(ForceUtf8(*disposition)) : std::nullopt;
     if (part.id) a.content_id = ForceUtf8(Trim(*part.id));
     a.size = EstimateDecodedSize(part);

@@ -407,9 +407,13 @@ std::vector<std::string> ParseMessageIds(std::string_view raw) {
       pos = reopen;
       continue;
     }
+    // Obsolete msg-id syntax (RFC 5322 4.5.4) allows CFWS between the parts.
     std::string id;
+    int depth = 0;
     for (char c : raw.substr(open + 1, close - open - 1)) {
-      if (!IsSpace(c)) id.push_back(c);
+      if (c == '(') ++depth;
+      else if (c == ')' && depth > 0) --depth;
+      else if (depth == 0 && !IsSpace(c)) id.push_back(c);
     }
     if (!id.empty()) out.push_back(ForceUtf8("<" + id + ">"));
     pos = close + 1;
@@ -453,6 +457,11 @@ std::optional<std::string> ParseDate(std::string_view raw) {
     if (c == '(') ++depth;
     else if (c == ')' && depth > 0) --depth;
     else if (depth == 0) text.push_back(c == ',' ? ' ' : c);
+  }
+  // Obsolete syntax allows CFWS around the ':' of the time (RFC 5322 4.3).
+  for (size_t c = text.find(':'); c != std::string::npos; c = text.find(':', c + 1)) {
+    while (c > 0 && IsSpace(text[c - 1])) text.erase(--c, 1);
+    while (c + 1 < text.size() && IsSpace(text[c + 1])) text.erase(c + 1, 1);
   }
   std::vector<std::string> toks;
   {

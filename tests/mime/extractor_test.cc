@@ -201,6 +201,37 @@ TEST(Extractor, SourceFailureIsPassedThrough) {
   EXPECT_EQ(r.error().code(), "imap.fetch");
 }
 
+class MapSource : public SectionSource {
+ public:
+  util::Result<std::string> Body(const std::string& section) override { return "body of " + section; }
+  util::Result<std::string> MimeHeaders(const std::string&) override { return std::string(); }
+};
+
+TEST(Extractor, UppercaseTypesFromTheServer) {
+  // Cyrus answers BODYSTRUCTURE in upper case.
+  Part root;
+  root.type = "MULTIPART";
+  root.subtype = "MIXED";
+  Part text;
+  text.section = "1";
+  text.type = "TEXT";
+  text.subtype = "PLAIN";
+  Part pdf;
+  pdf.section = "2";
+  pdf.type = "APPLICATION";
+  pdf.subtype = "PDF";
+  pdf.size = 100;
+  root.children = {text, pdf};
+  MapSource src;
+  auto r = Extract("", root, src, ExtractOptions{});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->text.value_or(""), "body of 1");
+  ASSERT_EQ(r->attachments.size(), 1u);
+  EXPECT_EQ(r->attachments[0].content_type, "application/pdf");
+  EXPECT_EQ(r->attachments[0].size, 100u);
+  EXPECT_FALSE(r->attachments[0].sha256);
+}
+
 TEST(Extractor, EstimateDecodedSize) {
   Part p;
   p.encoding = "base64";

@@ -123,6 +123,9 @@ TEST(MessageIds, Lists) {
   EXPECT_TRUE(ParseMessageIds("no ids").empty());
   EXPECT_EQ(ParseMessageId(" bare@id ").value_or(""), "bare@id");
   EXPECT_EQ(ParseMessageId("<x@y> (comment)").value_or(""), "<x@y>");
+  // Obsolete syntax with CFWS inside (RFC 5322 A.6.3).
+  EXPECT_EQ(ParseMessageId("<1234   @   local(blah)  .machine .example>").value_or(""),
+            "<1234@local.machine.example>");
 }
 
 TEST(Dates, Rfc5322) {
@@ -136,6 +139,17 @@ TEST(Dates, ObsoleteZonesAndYears) {
   EXPECT_EQ(ParseDate("Mon, 6 Jun 2005 13:21:22 GMT (comment)").value_or(""), "2005-06-06T13:21:22Z");
   EXPECT_EQ(ParseDate("Mon, 6 Jun 2005 13:21:22 A").value_or(""), "2005-06-06T13:21:22Z");  // military: unknown
   EXPECT_EQ(ParseDate("Tue, 1 Mar 2005 00:30:00 +0200").value_or(""), "2005-02-28T22:30:00Z");
+}
+
+TEST(Dates, ObsoleteWhitespaceAndCommentsInTime) {
+  EXPECT_EQ(ParseDate("Fri, 21 Nov 1997 09(comment):   55  :  06 -0600").value_or(""), "1997-11-21T15:55:06Z");
+}
+
+TEST(Dates, ZoneAfterComment) {
+  // Deliberate difference from Python (mimekit disposition-notification):
+  // Python stops at "(EDT)" and reads the time as UTC; the comment carries
+  // nothing and the numeric zone that follows is the real one.
+  EXPECT_EQ(ParseDate("Wed, 20 Sep 1995 00:19:00 (EDT) -0400").value_or(""), "1995-09-20T04:19:00Z");
 }
 
 TEST(Dates, UnparsableIsNull) {
