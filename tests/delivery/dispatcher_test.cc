@@ -14,6 +14,7 @@
 
 #include "delivery/signing.h"
 #include "delivery/webhook_target.h"
+#include "util/metrics.h"
 
 namespace mailhook::delivery {
 namespace {
@@ -186,6 +187,11 @@ TEST(DispatcherTest, ServerErrorsThenSuccessDeliversOnceWithOneWebhookId) {
   receiver.Script({{500}, {500}, {500}, {200}});
   Commit(dir.path(), 1);
   Reports reports;
+  util::Labels success = {{"webhook", "tickets"}, {"outcome", "success"}};
+  util::Labels retry = {{"webhook", "tickets"}, {"outcome", "retry"}};
+  auto& metrics = util::Metrics::Global();
+  double success_before = metrics.Value("mailhook_deliveries_total", success);
+  double retry_before = metrics.Value("mailhook_deliveries_total", retry);
   Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms, 10ms, 10ms, 10ms}),
                         "1.2.3");
   dispatcher.SetOnOutcome(reports.Callback());
@@ -214,6 +220,9 @@ TEST(DispatcherTest, ServerErrorsThenSuccessDeliversOnceWithOneWebhookId) {
   EXPECT_EQ(all[0].result, OutcomeKind::kRetry);
   EXPECT_EQ(all[0].outcome.http_status, 500);
   EXPECT_EQ(all[3].attempts, 4);
+  EXPECT_EQ(metrics.Value("mailhook_deliveries_total", success) - success_before, 1);
+  EXPECT_EQ(metrics.Value("mailhook_deliveries_total", retry) - retry_before, 3);
+  EXPECT_EQ(metrics.Value("mailhook_outbox_pending"), 0);
 
   auto store = OpenStore(dir.path());
   ASSERT_TRUE(store);
