@@ -286,9 +286,9 @@ util::Result<std::vector<MessageMeta>> Session::FetchMeta(const std::vector<uint
       if (item->att_type == MAILIMAP_MSG_ATT_ITEM_DYNAMIC && item->att_data.att_dyn) {
         for (clistiter* f = clist_begin(item->att_data.att_dyn->att_list); f; f = clist_next(f)) {
           auto* ff = static_cast<mailimap_flag_fetch*>(clist_content(f));
-          if (ff->fl_type == MAILIMAP_FLAG_FETCH_RECENT) {
-            meta.flags.push_back("\\Recent");
-          } else if (ff->fl_flag) {
+          // \Recent is per-session (RFC 3501 §2.3.2): leaving it out keeps a
+          // replayed event identical to the first one.
+          if (ff->fl_type != MAILIMAP_FLAG_FETCH_RECENT && ff->fl_flag) {
             std::string name = FlagName(ff->fl_flag);
             if (!name.empty()) meta.flags.push_back(name);
           }
