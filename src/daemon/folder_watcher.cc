@@ -34,6 +34,9 @@ class ImapSectionSource : public mime::SectionSource {
   util::Result<std::string> MimeHeaders(const std::string& section) override {
     return session_.FetchMimeHeaders(uid_, section);
   }
+  util::Result<std::optional<uint64_t>> DecodedSize(const std::string& section) override {
+    return session_.FetchBinarySize(uid_, section);
+  }
 
  private:
   imap::Session& session_;

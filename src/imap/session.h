@@ -85,6 +85,9 @@ class Session {
   util::Result<std::string> FetchSection(uint32_t uid, const std::string& section);
   /// BODY.PEEK[section.MIME].
   util::Result<std::string> FetchMimeHeaders(uint32_t uid, const std::string& section);
+  /// BINARY.SIZE[section] (RFC 3516): the decoded size, computed by the
+  /// server. nullopt when the server lacks BINARY or cannot decode the part.
+  util::Result<std::optional<uint64_t>> FetchBinarySize(uint32_t uid, const std::string& section);
 
   /// Enters IDLE (RFC 2177), waits for server activity, max_wait or the stop
   /// fd, then sends DONE. Servers without IDLE get a NOOP after max_wait.
@@ -105,6 +108,7 @@ class Session {
 
   mailimap* imap_;
   SessionOptions options_;
+  uint32_t raw_tag_ = 0;  // for commands libetpan cannot parse (BINARY.SIZE)
 };
 
 }  // namespace mailhook::imap

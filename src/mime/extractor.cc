@@ -73,7 +73,21 @@ class Walker {
     a.disposition = disposition ? std::optional(ForceUtf8(*disposition)) : std::nullopt;
     if (part.id) a.content_id = ForceUtf8(Trim(*part.id));
     a.size = EstimateDecodedSize(part);
-    if (opts_.fetch_content && a.size / 2 <= opts_.max_content_bytes) {
+    bool fetch = opts_.fetch_content && a.size / 2 <= opts_.max_content_bytes;
+    if (!fetch) {
+      // The contract promises the decoded size: ask the source (IMAP
+      // BINARY.SIZE), else decode parts small enough to fetch cheaply.
+      util::Result<std::optional<uint64_t>> exact = source_.DecodedSize(part.section);
+      if (!exact.ok()) return exact.error();
+      if (exact->has_value()) {
+        a.size = **exact;
+      } else if (part.size <= kMeasureLimit) {
+        util::Result<std::string> body = source_.Body(part.section);
+        if (!body.ok()) return body.error();
+        a.size = DecodeTransfer(*body, part.encoding).size();
+      }
+    }
+    if (fetch) {
       util::Result<std::string> body = source_.Body(part.section);
       if (!body.ok()) return body.error();
       std::string decoded = DecodeTransfer(*body, part.encoding);
@@ -84,6 +98,10 @@ class Walker {
     out_.attachments.push_back(std::move(a));
     return util::Ok();
   }
+
+  // Bodies up to this size are fetched just to measure their decoded size
+  // when the source cannot tell it; larger ones are estimated.
+  static constexpr uint64_t kMeasureLimit = 4 * 1024 * 1024;
 
   SectionSource& source_;
   const ExtractOptions& opts_;

@@ -11,7 +11,9 @@
 /// usable boundary) is skipped.
 ///
 /// Attachment size is the decoded size. When content is fetched it is
-/// measured exactly; otherwise it is estimated from Part::size: base64 →
+/// measured exactly; otherwise the source is asked (IMAP BINARY.SIZE), else
+/// bodies up to 4 MiB are fetched and measured; larger ones, on servers
+/// without BINARY, are estimated from Part::size: base64 →
 /// size*76/78 (CRLF every 76 characters) *3/4, uuencode → size*45/62,
 /// anything else (including quoted-printable, an upper bound) → size.
 

@@ -3,6 +3,8 @@
 /// implements it with IMAP `BODY.PEEK[section]`; `mailhook parse` with offsets
 /// into the local file. Implementations are used by one thread at a time.
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "util/result.h"
@@ -22,6 +24,14 @@ class SectionSource {
   /// The MIME header block of the part at `section` (IMAP BODY[section.MIME]),
   /// the ground truth when a structure from the server is doubtful.
   virtual util::Result<std::string> MimeHeaders(const std::string& section) = 0;
+
+  /// The exact decoded size of the part's body, when the source can tell it
+  /// without handing over the body (IMAP BINARY.SIZE, RFC 3516 §4.2);
+  /// nullopt when it cannot (the Extractor then decodes or estimates).
+  virtual util::Result<std::optional<uint64_t>> DecodedSize(const std::string& section) {
+    (void)section;
+    return std::optional<uint64_t>();
+  }
 };
 
 }  // namespace mailhook::mime

@@ -23,8 +23,9 @@ bool SendAll(int fd, const std::string& s) {
 
 }  // namespace
 
-FakeImapServer::FakeImapServer(std::function<std::string(const std::string&)> on_uid, std::string greeting)
-    : on_uid_(std::move(on_uid)), greeting_(std::move(greeting)) {
+FakeImapServer::FakeImapServer(std::function<std::string(const std::string&)> on_uid, std::string greeting,
+                               std::string capabilities)
+    : on_uid_(std::move(on_uid)), greeting_(std::move(greeting)), capabilities_(std::move(capabilities)) {
   listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -77,7 +78,7 @@ void FakeImapServer::Serve() {
     if (upper.rfind("LOGIN", 0) == 0) {
       reply = tag + " OK LOGIN done\r\n";
     } else if (upper.rfind("CAPABILITY", 0) == 0) {
-      reply = "* CAPABILITY IMAP4rev1 IDLE UIDPLUS\r\n" + tag + " OK done\r\n";
+      reply = "* CAPABILITY " + capabilities_ + "\r\n" + tag + " OK done\r\n";
     } else if (upper.rfind("SELECT", 0) == 0) {
       reply = "* 3 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n* OK [UIDNEXT 100] ok\r\n" + tag +
               " OK [READ-WRITE] SELECT done\r\n";

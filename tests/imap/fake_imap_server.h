@@ -16,7 +16,8 @@ class FakeImapServer {
   /// `on_uid(command_line)` returns the untagged response text (with CRLFs)
   /// to send before "<tag> OK"; return "BAD" to answer a tagged BAD instead.
   explicit FakeImapServer(std::function<std::string(const std::string&)> on_uid,
-                          std::string greeting = "* OK [CAPABILITY IMAP4rev1 IDLE] fake ready\r\n");
+                          std::string greeting = "* OK [CAPABILITY IMAP4rev1 IDLE] fake ready\r\n",
+                          std::string capabilities = "IMAP4rev1 IDLE UIDPLUS");
   ~FakeImapServer();
   int port() const { return port_; }
   /// Every command line the client sent, for assertions (after the client closed).
@@ -26,6 +27,7 @@ class FakeImapServer {
   void Serve();
   std::function<std::string(const std::string&)> on_uid_;
   std::string greeting_;
+  std::string capabilities_;
   int listen_fd_ = -1;
   int port_ = 0;
   std::string transcript_;

@@ -179,6 +179,36 @@ TEST(SessionFakeTest, LoginIsMaskedInNothingWeLog) {
   EXPECT_NE(server.transcript().find("LOGIN"), std::string::npos);
 }
 
+TEST(SessionFakeTest, BinarySizeIsReadFromTheRawResponse) {
+  std::string seen;
+  FakeImapServer server(
+      [&](const std::string& cmd) {
+        seen = cmd;
+        // An unsolicited EXISTS in between must not confuse the reader.
+        return std::string("* 4 EXISTS\r\n* 3 FETCH (UID 7 BINARY.SIZE[2] 142)\r\n");
+      },
+      "* OK [CAPABILITY IMAP4rev1] fake\r\n", "IMAP4rev1 IDLE BINARY");
+  auto s = Session::Open(Plain(server.port()));
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE((*s)->Select("INBOX").ok());
+  auto size = (*s)->FetchBinarySize(7, "2");
+  ASSERT_TRUE(size.ok()) << size.error().message();
+  ASSERT_TRUE(size->has_value());
+  EXPECT_EQ(**size, 142u);
+  EXPECT_EQ(seen, "UID FETCH 7 (BINARY.SIZE[2])");
+  // The session is still in step afterwards.
+  EXPECT_TRUE((*s)->Noop().ok());
+}
+
+TEST(SessionFakeTest, BinarySizeWithoutCapabilityIsUnknown) {
+  FakeImapServer server([&](const std::string&) { return std::string(); });
+  auto s = Session::Open(Plain(server.port()));
+  ASSERT_TRUE(s.ok());
+  auto size = (*s)->FetchBinarySize(7, "2");
+  ASSERT_TRUE(size.ok());
+  EXPECT_FALSE(size->has_value());
+}
+
 TEST(SessionFakeTest, ConnectionRefusedNamesTheFix) {
   FakeImapServer server([&](const std::string&) { return std::string(); });
   SessionOptions o = Plain(1);  // nothing listens on port 1
