@@ -228,8 +228,37 @@ TEST(Extractor, UppercaseTypesFromTheServer) {
   EXPECT_EQ(r->text.value_or(""), "body of 1");
   ASSERT_EQ(r->attachments.size(), 1u);
   EXPECT_EQ(r->attachments[0].content_type, "application/pdf");
-  EXPECT_EQ(r->attachments[0].size, 100u);
+  // Small parts are measured, not estimated: the body the source returns is
+  // "body of 2", whatever the structure claimed.
+  EXPECT_EQ(r->attachments[0].size, 9u);
   EXPECT_FALSE(r->attachments[0].sha256);
+}
+
+TEST(Extractor, SizeComesFromTheSourceWhenItKnows) {
+  // IMAP BINARY.SIZE: the server's decoded size wins, and no body is fetched.
+  struct SizedSource : MapSource {
+    util::Result<std::optional<uint64_t>> DecodedSize(const std::string& section) override {
+      if (section == "2") return std::optional<uint64_t>(142);
+      return std::optional<uint64_t>();
+    }
+  };
+  Part root;
+  root.type = "multipart";
+  root.subtype = "mixed";
+  Part text;
+  text.section = "1";
+  Part pdf;
+  pdf.section = "2";
+  pdf.type = "application";
+  pdf.subtype = "pdf";
+  pdf.encoding = "base64";
+  pdf.size = 196;
+  root.children = {text, pdf};
+  SizedSource src;
+  auto r = Extract("", root, src, ExtractOptions{});
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->attachments.size(), 1u);
+  EXPECT_EQ(r->attachments[0].size, 142u);
 }
 
 TEST(Extractor, EstimateDecodedSize) {
