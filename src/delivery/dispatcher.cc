@@ -1,5 +1,6 @@
 #include "delivery/dispatcher.h"
 
+#include "delivery/hook_target.h"
 #include "delivery/webhook_target.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -55,6 +56,10 @@ Dispatcher::Dispatcher(const config::Config& config, std::string version,
     }
     RegisterTarget("webhook:" + webhook.name, std::shared_ptr<Target>(std::move(target).value()),
                    RetryPolicy(webhook.retry_schedule));
+  }
+  for (const auto& hook : config.hooks) {
+    RegisterTarget("hook:" + hook.name, std::make_shared<HookTarget>(hook),
+                   RetryPolicy(hook.retry_schedule));
   }
 }
 

@@ -54,7 +54,8 @@ struct DispatcherOptions {
 /// The delivery pool.
 class Dispatcher {
  public:
-  /// Registers a WebhookTarget for every config webhook as "webhook:<name>".
+  /// Registers a WebhookTarget for every config webhook as "webhook:<name>"
+  /// and a HookTarget for every config hook as "hook:<name>".
   /// Bad webhook definitions surface as an error from Start().
   Dispatcher(const config::Config& config, std::string version, DispatcherOptions options = {});
   ~Dispatcher();

@@ -226,21 +226,30 @@ Result<ProcessResult> RunProcess(const ProcessSpec& spec) {
       result.timed_out = true;
       break;
     }
-    pollfd fds[4];
+    pollfd fds[5];
     int n = 0;
-    int in_idx = -1, out_idx = -1, err_idx = -1, child_idx = -1;
+    int in_idx = -1, out_idx = -1, err_idx = -1, child_idx = -1, cancel_idx = -1;
+    if (spec.cancel_fd >= 0) { cancel_idx = n; fds[n++] = {spec.cancel_fd, POLLIN, 0}; }
     if (in.write.open()) { in_idx = n; fds[n++] = {in.write.get(), POLLOUT, 0}; }
     if (out.read.open()) { out_idx = n; fds[n++] = {out.read.get(), POLLIN, 0}; }
     if (err.read.open()) { err_idx = n; fds[n++] = {err.read.get(), POLLIN, 0}; }
     if (!exited && child.open()) { child_idx = n; fds[n++] = {child.get(), POLLIN, 0}; }
     int timeout_ms = static_cast<int>(std::min<int64_t>(remaining.count(), 1000));
-    if (!exited && !child.open() && n == 0) {
+    if (!exited && !child.open() && n == (cancel_idx >= 0 ? 1 : 0)) {
       // No pidfd (old kernel): the pipes are closed, poll for the exit.
       int status = 0;
       if (::waitpid(pid, &status, WNOHANG) == pid) {
         result.exit_code = DecodeStatus(status);
         exited = true;
         pid = -1;
+        continue;
+      }
+      if (cancel_idx >= 0) {
+        pollfd cancel{spec.cancel_fd, POLLIN, 0};
+        if (::poll(&cancel, 1, std::min(timeout_ms, 10)) > 0) {
+          result.cancelled = true;
+          break;
+        }
         continue;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(std::min(timeout_ms, 10)));
@@ -250,6 +259,11 @@ Result<ProcessResult> RunProcess(const ProcessSpec& spec) {
     if (ready < 0) {
       if (errno == EINTR) continue;
       result.timed_out = true;  // cannot wait any more; treat like a timeout
+      break;
+    }
+    if (cancel_idx >= 0 && fds[cancel_idx].revents != 0) {
+      // Shutdown: the caller wants its thread back now, not at the timeout.
+      result.cancelled = true;
       break;
     }
     if (in_idx >= 0 && fds[in_idx].revents != 0) {
@@ -280,7 +294,7 @@ Result<ProcessResult> RunProcess(const ProcessSpec& spec) {
   if (pid > 0) {
     // Kill the whole group on timeout: the leader is not reaped yet, so the
     // group id is still ours.
-    if (result.timed_out) ::kill(-pid, SIGKILL);
+    if (result.timed_out || result.cancelled) ::kill(-pid, SIGKILL);
     int code = WaitBlocking(pid);
     result.exit_code = code;
   }

@@ -10,8 +10,8 @@
 ///
 /// Failure: an Error is returned only when the child could not be started
 /// (empty argv, executable not found or not executable, pipe/fork failure).
-/// A child that runs and fails is a ProcessResult with exit_code != 0 or
-/// timed_out == true.
+/// A child that runs and fails is a ProcessResult with exit_code != 0,
+/// timed_out == true or cancelled == true.
 
 #include <chrono>
 #include <cstddef>
@@ -31,12 +31,17 @@ struct ProcessSpec {
   std::vector<std::pair<std::string, std::string>> env;
   std::chrono::milliseconds timeout{30000};  ///< then SIGKILL to the whole group
   size_t max_output = 1024 * 1024;  ///< per stream; more is read and discarded
+  /// Optional (borrowed, not closed): when this fd becomes readable or hangs up
+  /// (an eventfd or a pipe written by another thread), the whole group is
+  /// SIGKILLed at once and ProcessResult::cancelled is set. -1: none.
+  int cancel_fd = -1;
 };
 
 /// What happened to the child.
 struct ProcessResult {
   int exit_code = 0;        ///< exit status, or -N when killed by signal N
   bool timed_out = false;   ///< killed because it ran past ProcessSpec::timeout
+  bool cancelled = false;   ///< killed because ProcessSpec::cancel_fd became readable
   std::string stdout_data;  ///< at most max_output bytes
   std::string stderr_data;  ///< at most max_output bytes
   bool stdout_truncated = false;

@@ -1,0 +1,149 @@
+#include "delivery/hook_target.h"
+
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+
+#include "util/log.h"
+#include "util/subprocess.h"
+
+namespace mailhook::delivery {
+namespace {
+
+// Hooks may be chatty; stderr beyond this is read and discarded so a runaway
+// command cannot grow the daemon's memory. Only the tail is reported anyway.
+constexpr size_t kMaxCapture = 64 * 1024;
+
+// The last `n` bytes of stderr as one printable line: the end of stderr is
+// where a failing script says why; control characters would break log lines.
+std::string StderrTail(const util::ProcessResult& r) {
+  const std::string& err = r.stderr_data;
+  std::string_view tail(err);
+  bool cut = r.stderr_truncated;
+  if (tail.size() > HookTarget::kStderrTail) {
+    tail.remove_prefix(tail.size() - HookTarget::kStderrTail);
+    cut = true;
+  }
+  std::string out;
+  for (char c : tail) out += static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? ' ' : c;
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  size_t start = out.find_first_not_of(' ');
+  out = start == std::string::npos ? "" : out.substr(start);
+  if (out.empty()) return "stderr: (empty)";
+  return std::string("stderr: ") + (cut ? "..." : "") + out;
+}
+
+std::string SignalName(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev != nullptr ? std::string("SIG") + abbrev : std::to_string(sig);
+}
+
+}  // namespace
+
+HookTarget::HookTarget(config::Hook hook) : hook_(std::move(hook)) {}
+
+HookTarget::~HookTarget() = default;
+
+Outcome HookTarget::Deliver(const store::Delivery& delivery) {
+  Outcome outcome;
+  const std::string where = "hooks." + hook_.name;
+
+  util::ProcessSpec spec;
+  spec.argv = hook_.command;
+  spec.stdin_data = delivery.item.payload;
+  spec.env = {{"MAILHOOK_EVENT_ID", delivery.item.event_id},
+              {"MAILHOOK_ACCOUNT", delivery.item.account},
+              {"MAILHOOK_MAILBOX", delivery.item.folder},
+              {"MAILHOOK_UID", std::to_string(delivery.item.uid)}};
+  spec.timeout = hook_.timeout;
+  spec.max_output = kMaxCapture;
+
+  // One eventfd per call, so Cancel reaches exactly the children running now
+  // and a later Deliver starts with a clean slate.
+  int cancel_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (cancel_fd < 0) {
+    outcome.kind = OutcomeKind::kRetry;
+    outcome.error = where + ": eventfd failed: " + strerror(errno) +
+                    " (the daemon may be out of file descriptors)";
+    return outcome;
+  }
+  {
+    std::lock_guard lock(mu_);
+    in_flight_.insert(cancel_fd);
+  }
+  spec.cancel_fd = cancel_fd;
+  auto run = util::RunProcess(spec);
+  {
+    std::lock_guard lock(mu_);
+    in_flight_.erase(cancel_fd);
+  }
+  ::close(cancel_fd);
+
+  if (!run.ok()) {
+    const util::Error& e = run.error();
+    if (e.code() == "subprocess.system") {
+      // pipe/fork failed: a resource shortage in the daemon, not the hook's fault.
+      outcome.kind = OutcomeKind::kRetry;
+      outcome.error = where + ": " + e.message();
+    } else {
+      // Missing or non-executable program: retrying cannot help until a
+      // person fixes the config or the file.
+      outcome.kind = OutcomeKind::kPermanent;
+      outcome.error = where + ": " + e.message() + "; fix " + where +
+                      ".command (an existing executable file; chmod +x), then run "
+                      "`mailhook deadletters replay`";
+    }
+    return outcome;
+  }
+
+  const util::ProcessResult& r = *run;
+  if (r.cancelled) {
+    outcome.cancelled = true;
+    outcome.kind = OutcomeKind::kRetry;
+    outcome.error = where + ": stopped by shutdown";
+    return outcome;
+  }
+  if (r.timed_out) {
+    outcome.kind = OutcomeKind::kRetry;
+    outcome.error = where + ": still running after its timeout of " +
+                    std::to_string(hook_.timeout.count()) +
+                    " ms; killed with its whole process group (raise " + where +
+                    ".timeout if it needs longer); " + StderrTail(r);
+    return outcome;
+  }
+  if (r.exit_code == 0) {
+    outcome.kind = OutcomeKind::kSuccess;
+    return outcome;
+  }
+  if (r.exit_code == kExitTempFail) {
+    outcome.kind = OutcomeKind::kRetry;
+    outcome.error = where + ": exit code 75 (EX_TEMPFAIL, retry later); " + StderrTail(r);
+    return outcome;
+  }
+  outcome.kind = OutcomeKind::kPermanent;
+  if (r.exit_code < 0) {
+    outcome.error = where + ": killed by signal " + SignalName(-r.exit_code) +
+                    " (permanent; a hook that wants a retry exits 75); " + StderrTail(r);
+  } else {
+    outcome.error = where + ": exit code " + std::to_string(r.exit_code) +
+                    " (permanent; a hook that wants a retry exits 75); " + StderrTail(r);
+  }
+  return outcome;
+}
+
+void HookTarget::Cancel() {
+  std::lock_guard lock(mu_);
+  for (int fd : in_flight_) {
+    uint64_t one = 1;
+    ssize_t ignored = ::write(fd, &one, sizeof one);
+    (void)ignored;
+  }
+  if (!in_flight_.empty()) {
+    util::Logger("delivery")->info("hook.cancel hook={} running={}", hook_.name, in_flight_.size());
+  }
+}
+
+}  // namespace mailhook::delivery

@@ -1,0 +1,52 @@
+#pragma once
+/// HookTarget: runs one configured hook command per outbox row (CONTRACT.md,
+/// "Hook commands"): argv without a shell, the event JSON on stdin and
+/// MAILHOOK_EVENT_ID, MAILHOOK_ACCOUNT, MAILHOOK_MAILBOX, MAILHOOK_UID in the
+/// environment, in its own process group (util::RunProcess).
+///
+/// Outcomes: exit 0 is success; exit 75 (EX_TEMPFAIL), a timeout (the whole
+/// group is SIGKILLed) and a failure to fork/pipe are retried; any other exit
+/// code, death by a signal and a missing or non-executable program are
+/// permanent. Outcome::error holds the exit code and the tail of stderr, never
+/// the event; the hook's stdout is discarded.
+///
+/// Thread-safe: Deliver may run on several threads at once (one child each).
+/// Cancel kills every running child's group; those Deliver calls return with
+/// cancelled=true. Never throws.
+
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "config/config.h"
+#include "delivery/target.h"
+
+namespace mailhook::delivery {
+
+/// One hook command from the config.
+class HookTarget : public Target {
+ public:
+  /// How much of the end of stderr goes into Outcome::error.
+  static constexpr size_t kStderrTail = 500;
+  /// The contract's "retry later" exit code (sysexits.h EX_TEMPFAIL).
+  static constexpr int kExitTempFail = 75;
+
+  explicit HookTarget(config::Hook hook);
+  ~HookTarget() override;
+  HookTarget(const HookTarget&) = delete;
+  HookTarget& operator=(const HookTarget&) = delete;
+
+  Outcome Deliver(const store::Delivery& delivery) override;
+  void Cancel() override;
+
+  const std::string& name() const { return hook_.name; }
+
+ private:
+  const config::Hook hook_;
+
+  std::mutex mu_;
+  std::set<int> in_flight_;  // guarded by mu_; one eventfd per running Deliver
+};
+
+}  // namespace mailhook::delivery
