@@ -53,6 +53,12 @@ int RunDaemon(const config::Config& config, const std::string& version, StopSign
     }
   }
 
+  // A delivered event may complete a post-action: wake its folder's watcher.
+  dispatcher.SetOnOutcome([&watchers](const delivery::Report& report) {
+    if (report.result != delivery::OutcomeKind::kSuccess) return;
+    for (auto& w : watchers)
+      if (w->account() == report.account && w->folder() == report.folder) w->Wake();
+  });
   if (auto s = dispatcher.Start(); !s.ok()) {
     log->error("daemon.dispatcher_failed cause=\"{}\"", s.error().message());
     if (http) http->Stop();

@@ -190,6 +190,7 @@ util::Status FolderWatcher::RunSession(store::Store& store) {
       auto metas = session->FetchMeta(batch);
       if (!metas.ok()) return metas.error();
       std::vector<store::OutboxItem> items;
+      std::vector<store::PostAction> post_actions;
       for (const imap::MessageMeta& meta : *metas) {
         auto pre_routes = RoutesFor(config_, account_.name, folder_, nullptr);
         // Fetch attachment content only when some target wants it, up to the largest limit.
@@ -212,10 +213,15 @@ util::Status FolderWatcher::RunSession(store::Store& store) {
         mime::EventMeta em{account_.name, folder_, info->uidvalidity, meta.uid, meta.flags, meta.size,
                            mime::NowRfc3339()};
         std::string event_id = mime::EventId(account_.name, folder_, info->uidvalidity, meta.uid);
+        size_t before = items.size();
         for (const Route& r : RoutesFor(config_, account_.name, folder_, &*content)) {
           std::string payload = mime::EventJson(em, *content, r.attachments, r.max_attachment_bytes).dump();
           items.push_back(store::OutboxItem{event_id, r.target, account_.name, folder_, info->uidvalidity,
                                             meta.uid, std::move(payload)});
+        }
+        // Only a message that went somewhere is marked or moved afterwards.
+        if (HasPostActions() && items.size() > before) {
+          post_actions.push_back(store::PostAction{event_id, account_.name, folder_, info->uidvalidity, meta.uid});
         }
         metrics.Inc("mailhook_messages_total", labels);
         log->debug("imap.message account={} folder={} uid={} event={} targets={}", account_.name, folder_,
@@ -224,7 +230,8 @@ util::Status FolderWatcher::RunSession(store::Store& store) {
       bool last_batch = i + kFetchBatch >= uids.size();
       store::Watermark next{info->uidvalidity, std::max(wm.last_uid, last_batch ? std::max(final_mark, batch.back())
                                                                                  : batch.back())};
-      if (auto s = store.CommitMessages(account_.name, folder_, next, items); !s.ok()) return s.error();
+      if (auto s = store.CommitMessages(account_.name, folder_, next, items, post_actions); !s.ok())
+        return s.error();
       wm = next;
       if (!items.empty() && on_committed_) on_committed_();
     }
@@ -249,15 +256,58 @@ util::Status FolderWatcher::RunSession(store::Store& store) {
                  wm.last_uid + 1, uids->size());
       if (auto s = process(*uids, 0); !s.ok()) return s;
     }
+    if (HasPostActions()) {
+      wake_.Clear();  // before reading the store: a Wake() after this is not lost
+      if (auto s = ApplyPostActions(*session, store, info->uidvalidity); !s.ok()) return s;
+    }
     state_ = WatchState::kIdling;
     reached_idle_ = true;
-    auto wake = session->Idle(refresh);
+    auto wake = session->Idle(refresh, HasPostActions() ? wake_.fd() : -1);
     if (!wake.ok()) return wake.error();
     if (*wake == imap::IdleWake::kStopped) break;
   }
   session->Logout();
   log->info("imap.logout account={} folder={}", account_.name, folder_);
   return util::Ok();
+}
+
+bool FolderWatcher::HasPostActions() const {
+  const config::OnDelivered& od = account_.on_delivered;
+  return od.mark_seen || od.move_to.has_value() || !od.add_flags.empty();
+}
+
+util::Status FolderWatcher::ApplyPostActions(imap::Session& session, store::Store& store,
+                                             uint32_t uidvalidity) {
+  auto log = util::Logger("imap");
+  const config::OnDelivered& od = account_.on_delivered;
+  std::vector<std::string> flags = od.add_flags;
+  if (od.mark_seen) flags.push_back("\\Seen");
+  for (;;) {
+    auto ready = store.ReadyPostActions(account_.name, folder_, 50);
+    if (!ready.ok()) return ready.error();
+    if (ready->empty()) return util::Ok();
+    for (const store::PostAction& p : *ready) {
+      if (p.uidvalidity != uidvalidity) {
+        log->warn("post_action.stale account={} folder={} uid={} note=\"folder was recreated; skipped\"",
+                  account_.name, folder_, p.uid);
+      } else {
+        util::Status s = session.AddFlags(p.uid, flags);
+        if (s.ok() && od.move_to) s = session.Move(p.uid, *od.move_to);
+        if (!s.ok()) {
+          // A broken session is retried after reconnecting (the row stays);
+          // a refusal (missing folder...) would fail forever: report, give up.
+          if (!s.error().NeedsOperator()) return s;
+          log->error("post_action.failed account={} folder={} uid={} event={} cause=\"{}\"", account_.name,
+                     folder_, p.uid, p.event_id, s.error().message());
+        } else {
+          log->info("post_action.done account={} folder={} uid={} event={} seen={} flags={} moved_to={}",
+                    account_.name, folder_, p.uid, p.event_id, od.mark_seen, od.add_flags.size(),
+                    od.move_to.value_or("-"));
+        }
+      }
+      if (auto s = store.FinishPostAction(p.event_id); !s.ok()) return s;
+    }
+  }
 }
 
 }  // namespace mailhook::daemon

@@ -19,6 +19,10 @@ namespace mailhook::store {
 class Store;
 }
 
+namespace mailhook::imap {
+class Session;
+}
+
 namespace mailhook::daemon {
 
 /// Where a watcher is; read by /readyz.
@@ -39,6 +43,9 @@ class FolderWatcher {
 
   void Start();
   void Join();
+  /// Asks the watcher to look at its post-actions now (an event of this
+  /// folder was delivered). Thread-safe; cheap.
+  void Wake() { wake_.Fire(); }
   WatchState state() const { return state_.load(); }
   const std::string& account() const { return account_.name; }
   const std::string& folder() const { return folder_; }
@@ -47,12 +54,16 @@ class FolderWatcher {
   void Run();
   /// One session's life; returns when the session broke or stop fired.
   util::Status RunSession(store::Store& store);
+  /// Performs the on_delivered actions whose events every target received.
+  util::Status ApplyPostActions(imap::Session& session, store::Store& store, uint32_t uidvalidity);
+  bool HasPostActions() const;
 
   const config::Config& config_;
   const config::Account& account_;
   std::string folder_;
   const StopSignal& stop_;
   std::function<void()> on_committed_;
+  StopSignal wake_;  // reusable: fired by Wake(), cleared by the watcher
   std::atomic<WatchState> state_{WatchState::kStarting};
   bool reached_idle_ = false;  // watcher thread only
   std::thread thread_;

@@ -21,6 +21,11 @@ void StopSignal::Fire() {
   [[maybe_unused]] ssize_t n = write(fd_, &one, sizeof one);
 }
 
+void StopSignal::Clear() {
+  uint64_t value;
+  [[maybe_unused]] ssize_t n = read(fd_, &value, sizeof value);  // non-blocking: EAGAIN when clear
+}
+
 bool StopSignal::fired() const {
   pollfd p{fd_, POLLIN, 0};
   return poll(&p, 1, 0) > 0;

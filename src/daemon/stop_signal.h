@@ -19,6 +19,8 @@ class StopSignal {
   bool fired() const;
   /// The fd that becomes readable when fired.
   int fd() const { return fd_; }
+  /// Un-fires it (for use as a reusable wake-up). Not for the shutdown signal.
+  void Clear();
   /// Sleeps up to `d`; returns true when woken by Fire().
   bool WaitFor(std::chrono::milliseconds d) const;
 

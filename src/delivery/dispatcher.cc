@@ -145,9 +145,10 @@ void Dispatcher::Run(int index, std::unique_ptr<store::Store> store) {
       }
       if (claimed->empty()) {
         auto next = store->NextDueAt();
-        // No row: sleep until woken. A daily safety wake-up covers a Wake()
-        // that a committer forgot.
-        Clock::time_point until = Clock::now() + std::chrono::hours(24);
+        // No row due: sleep until woken or the next due time, but look again
+        // at least every few seconds: `mailhook deadletters replay` runs in
+        // another process and cannot Wake() us.
+        Clock::time_point until = Clock::now() + options_.idle_poll;
         if (!next.ok()) {
           until = Clock::now() + options_.store_error_backoff;
         } else if (next->has_value()) {
@@ -171,7 +172,8 @@ void Dispatcher::Process(store::Store& store, const store::Delivery& row,
   auto [kind, name] = SplitTarget(row.item.target);
   const std::string& event = row.item.event_id;
   int attempts = row.attempts + 1;
-  Report report{row.id, event, row.item.target, OutcomeKind::kPermanent, {}, attempts};
+  Report report{row.id, event, row.item.target, OutcomeKind::kPermanent, {}, attempts,
+                row.item.account, row.item.folder};
 
   auto it = targets_.find(row.item.target);
   if (it == targets_.end()) {

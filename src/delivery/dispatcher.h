@@ -40,6 +40,8 @@ struct Report {
   OutcomeKind result = OutcomeKind::kRetry;
   Outcome outcome;  ///< the attempt's raw outcome
   int attempts = 0;
+  std::string account;  ///< where the event's message lives
+  std::string folder;
 };
 
 /// Tunables; the defaults suit the daemon.
@@ -49,6 +51,9 @@ struct DispatcherOptions {
   std::chrono::milliseconds lease = std::chrono::minutes(15);
   /// Wait after a store error before the worker tries again.
   std::chrono::milliseconds store_error_backoff = std::chrono::seconds(1);
+  /// Longest sleep with nothing due: rows replayed by another process are
+  /// noticed within this time.
+  std::chrono::milliseconds idle_poll = std::chrono::seconds(2);
 };
 
 /// The delivery pool.

@@ -3,6 +3,7 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <functional>
@@ -396,19 +397,82 @@ util::Result<std::optional<uint64_t>> Session::FetchBinarySize(uint32_t uid, con
   return Error("imap.binary_size", RetryClass::kBackoff, "no tagged answer to BINARY.SIZE");
 }
 
+namespace {
+
+bool SessionBroken(int code) {
+  return code == MAILIMAP_ERROR_STREAM || code == MAILIMAP_ERROR_PARSE || code == MAILIMAP_ERROR_FATAL ||
+         code == MAILIMAP_ERROR_MEMORY;
+}
+
+mailimap_flag* MakeFlag(const std::string& name) {
+  std::string lower;
+  for (char c : name) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "\\seen") return mailimap_flag_new_seen();
+  if (lower == "\\answered") return mailimap_flag_new_answered();
+  if (lower == "\\flagged") return mailimap_flag_new_flagged();
+  if (lower == "\\deleted") return mailimap_flag_new_deleted();
+  if (lower == "\\draft") return mailimap_flag_new_draft();
+  if (!name.empty() && name[0] == '\\') return mailimap_flag_new_flag_extension(strdup(name.c_str() + 1));
+  return mailimap_flag_new_flag_keyword(strdup(name.c_str()));
+}
+
+}  // namespace
+
+util::Status Session::AddFlags(uint32_t uid, const std::vector<std::string>& flags) {
+  if (flags.empty()) return util::Ok();
+  mailimap_flag_list* list = mailimap_flag_list_new_empty();
+  for (const auto& f : flags) mailimap_flag_list_add(list, MakeFlag(f));
+  StoreAttPtr att(mailimap_store_att_flags_new_add_flags_silent(list));
+  SetPtr set(mailimap_set_new_single(uid));
+  int r = mailimap_uid_store(imap_, set.get(), att.get());
+  if (r == MAILIMAP_NO_ERROR) return util::Ok();
+  if (SessionBroken(r)) return CommandError("uid_store", r);
+  return Error("imap.store_flags", RetryClass::kNeedsOperator,
+               "cannot set flags on UID " + std::to_string(uid) + ": server said \"" + ServerText(imap_) +
+                   "\" (keywords need a server that allows them: check PERMANENTFLAGS)");
+}
+
+util::Status Session::Move(uint32_t uid, const std::string& folder) {
+  SetPtr set(mailimap_set_new_single(uid));
+  auto refused = [&](const std::string& what) {
+    return Error("imap.move", RetryClass::kNeedsOperator,
+                 what + " of UID " + std::to_string(uid) + " to \"" + folder + "\" refused: server said \"" +
+                     ServerText(imap_) + "\" (does the folder exist? create it or fix on_delivered.move_to)");
+  };
+  if (HasCapability("MOVE")) {
+    int r = mailimap_uid_move(imap_, set.get(), folder.c_str());
+    if (r == MAILIMAP_NO_ERROR) return util::Ok();
+    if (SessionBroken(r)) return CommandError("uid_move", r);
+    return refused("MOVE");
+  }
+  int r = mailimap_uid_copy(imap_, set.get(), folder.c_str());
+  if (r != MAILIMAP_NO_ERROR) return SessionBroken(r) ? CommandError("uid_copy", r) : refused("COPY");
+  if (auto s = AddFlags(uid, {"\\Deleted"}); !s.ok()) return s;
+  if (mailimap_has_uidplus(imap_) != 1) {
+    util::Logger("imap")->warn("imap.move_without_uidplus uid={} note=\"copied and flagged \\Deleted; not "
+                               "expunged, since plain EXPUNGE would remove other deleted messages\"",
+                               uid);
+    return util::Ok();
+  }
+  r = mailimap_uid_expunge(imap_, set.get());
+  if (r != MAILIMAP_NO_ERROR) return SessionBroken(r) ? CommandError("uid_expunge", r) : refused("UID EXPUNGE");
+  return util::Ok();
+}
+
 util::Status Session::Noop() {
   int r = mailimap_noop(imap_);
   if (r != MAILIMAP_NO_ERROR) return CommandError("noop", r);
   return util::Ok();
 }
 
-util::Result<IdleWake> Session::Idle(std::chrono::milliseconds max_wait) {
+util::Result<IdleWake> Session::Idle(std::chrono::milliseconds max_wait, int wake_fd) {
   const int stop_fd = options_.stop_fd;
   if (!HasCapability("IDLE")) {
     // No IDLE (rare): poll with NOOP at max_wait, still interruptible.
-    pollfd pfd{stop_fd, POLLIN, 0};
-    int r = poll(&pfd, stop_fd >= 0 ? 1 : 0, static_cast<int>(max_wait.count()));
-    if (r > 0) return IdleWake::kStopped;
+    pollfd pfd[2] = {{stop_fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    int r = poll(pfd, 2, static_cast<int>(max_wait.count()));
+    if (r > 0 && (pfd[0].revents & POLLIN)) return IdleWake::kStopped;
+    if (r > 0) return IdleWake::kWoken;
     if (auto s = Noop(); !s.ok()) return s.error();
     return IdleWake::kActivity;
   }
@@ -420,17 +484,20 @@ util::Result<IdleWake> Session::Idle(std::chrono::milliseconds max_wait) {
   if (imap_->imap_stream->read_buffer_len > 0 || HasPendingTlsData(imap_->imap_stream)) {
     wake = IdleWake::kActivity;
   } else {
-    pollfd fds[2] = {{mailimap_idle_get_fd(imap_), POLLIN, 0}, {stop_fd, POLLIN, 0}};
+    pollfd fds[3] = {{mailimap_idle_get_fd(imap_), POLLIN, 0}, {stop_fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
     auto deadline = std::chrono::steady_clock::now() + max_wait;
     for (;;) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) break;
-      int n = poll(fds, stop_fd >= 0 ? 2 : 1, static_cast<int>(left.count()));
+      // Negative fds are ignored by poll().
+      int n = poll(fds, 3, static_cast<int>(left.count()));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return Error("imap.idle", RetryClass::kBackoff, std::string("poll failed: ") + strerror(errno));
       if (n == 0) break;
       if (stop_fd >= 0 && (fds[1].revents & POLLIN)) {
         wake = IdleWake::kStopped;
+      } else if (wake_fd >= 0 && (fds[2].revents & POLLIN) && !fds[0].revents) {
+        wake = IdleWake::kWoken;
       } else {
         wake = IdleWake::kActivity;
       }

@@ -60,6 +60,7 @@ enum class IdleWake {
   kActivity,  ///< the server sent something (EXISTS, EXPUNGE, FETCH...)
   kTimeout,   ///< max_wait passed with no news (time to refresh IDLE)
   kStopped,   ///< the stop fd fired
+  kWoken,     ///< the wake fd fired
 };
 
 /// One live IMAP session. Not thread-safe; destroying it closes the socket
@@ -89,9 +90,20 @@ class Session {
   /// server. nullopt when the server lacks BINARY or cannot decode the part.
   util::Result<std::optional<uint64_t>> FetchBinarySize(uint32_t uid, const std::string& section);
 
+  /// UID STORE +FLAGS.SILENT: system flags ("\\Seen") and keywords ("$Done").
+  /// A NO from the server is kNeedsOperator; a broken session kBackoff.
+  util::Status AddFlags(uint32_t uid, const std::vector<std::string>& flags);
+  /// Moves one message: UID MOVE (RFC 6851) when offered, else UID COPY,
+  /// \Deleted and UID EXPUNGE of that UID only (RFC 4315). Without UIDPLUS
+  /// the copy is flagged \Deleted but not expunged (a plain EXPUNGE would
+  /// remove other clients' deleted messages too).
+  util::Status Move(uint32_t uid, const std::string& folder);
+
   /// Enters IDLE (RFC 2177), waits for server activity, max_wait or the stop
   /// fd, then sends DONE. Servers without IDLE get a NOOP after max_wait.
-  util::Result<IdleWake> Idle(std::chrono::milliseconds max_wait);
+  /// `wake_fd` (optional) ends the wait early, as kWoken: the watcher has
+  /// work that needs the session (post-actions).
+  util::Result<IdleWake> Idle(std::chrono::milliseconds max_wait, int wake_fd = -1);
   util::Status Noop();
 
   /// Best-effort LOGOUT bounded by a short timeout, then closes. Safe to call

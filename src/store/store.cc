@@ -18,7 +18,7 @@ using util::RetryClass;
 using util::Status;
 
 // Bump when the schema changes and add a step to Migrate().
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 // How long a writer waits for another connection (thread or `mailhook
 // deadletters`) before giving up with SQLITE_BUSY.
 constexpr int kBusyTimeoutMs = 10000;
@@ -272,7 +272,21 @@ Status Store::Migrate() {
         return s;
       }
     }
-    return Exec("PRAGMA user_version = 1");
+    if (version < 2) {
+      // v2: post-actions (on_delivered) waiting for every target of an event.
+      if (auto s = Exec(R"sql(
+        CREATE TABLE IF NOT EXISTS post_actions (
+          event_id TEXT PRIMARY KEY,
+          account TEXT NOT NULL, folder TEXT NOT NULL,
+          uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL,
+          created_at INTEGER NOT NULL);
+        CREATE INDEX IF NOT EXISTS post_actions_folder ON post_actions (account, folder);
+      )sql");
+          !s) {
+        return s;
+      }
+    }
+    return Exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
   });
 }
 
@@ -309,7 +323,8 @@ Status Store::SetWatermark(const std::string& account, const std::string& folder
 }
 
 Status Store::CommitMessages(const std::string& account, const std::string& folder,
-                             Watermark new_mark, const std::vector<OutboxItem>& items) {
+                             Watermark new_mark, const std::vector<OutboxItem>& items,
+                             const std::vector<PostAction>& post_actions) {
   return InTransaction([&]() -> Status {
     int64_t now = ToMs(Clock::now());
     // OR IGNORE covers a row still in the outbox; the NOT EXISTS clauses cover a
@@ -330,6 +345,16 @@ Status Store::CommitMessages(const std::string& account, const std::string& fold
       ins.Reset();
     }
     Fault("commit_messages.inserted");
+    Stmt post(db_,
+              "INSERT OR IGNORE INTO post_actions (event_id, account, folder, uidvalidity, uid, "
+              "created_at) VALUES (?,?,?,?,?,?)");
+    for (const auto& p : post_actions) {
+      post.Bind(1, p.event_id).Bind(2, p.account).Bind(3, p.folder).Bind(4, p.uidvalidity);
+      post.Bind(5, p.uid).Bind(6, now);
+      post.Step();
+      if (!post.ok()) return SqlError("recording post-action for " + p.event_id);
+      post.Reset();
+    }
     Stmt wm(db_, kSetWatermarkSql);
     wm.Bind(1, account).Bind(2, folder).Bind(3, new_mark.uidvalidity);
     wm.Bind(4, new_mark.last_uid).Bind(5, now);
@@ -539,5 +564,44 @@ Result<int64_t> Store::DropDeadLetters(std::span<const int64_t> ids) {
   return MoveDeadLetters("", ids, false);
 }
 Result<int64_t> Store::DropAllDeadLetters() { return MoveDeadLetters("1=1", {}, false); }
+
+}  // namespace mailhook::store
+
+namespace mailhook::store {
+
+Result<std::vector<PostAction>> Store::ReadyPostActions(const std::string& account,
+                                                        const std::string& folder, int limit) {
+  // Ready = no outbox row and no dead letter left for the event: every
+  // target succeeded. A dead letter holds the action until it is replayed
+  // and delivered (or dropped, which releases it).
+  Stmt sel(db_,
+           "SELECT event_id, account, folder, uidvalidity, uid FROM post_actions p "
+           "WHERE account=?1 AND folder=?2 "
+           "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id=p.event_id) "
+           "AND NOT EXISTS (SELECT 1 FROM dead_letters d WHERE d.event_id=p.event_id) "
+           "ORDER BY uid LIMIT ?3");
+  sel.Bind(1, account).Bind(2, folder).Bind(3, limit);
+  std::vector<PostAction> out;
+  while (sel.Step()) {
+    out.push_back(PostAction{sel.Text(0), sel.Text(1), sel.Text(2),
+                             static_cast<uint32_t>(sel.Int(3)), static_cast<uint32_t>(sel.Int(4))});
+  }
+  if (!sel.ok()) return SqlError("reading post-actions");
+  return out;
+}
+
+Status Store::FinishPostAction(const std::string& event_id) {
+  Stmt del(db_, "DELETE FROM post_actions WHERE event_id=?");
+  del.Bind(1, event_id);
+  del.Step();
+  if (!del.ok()) return SqlError("finishing post-action " + event_id);
+  return Ok();
+}
+
+Result<int64_t> Store::PostActionCount() {
+  Stmt sel(db_, "SELECT COUNT(*) FROM post_actions");
+  if (!sel.Step()) return SqlError("counting post-actions");
+  return sel.Int(0);
+}
 
 }  // namespace mailhook::store

@@ -55,6 +55,16 @@ struct OutboxItem {
   std::string payload;  ///< the event JSON sent to this target
 };
 
+/// A post-action (on_delivered: mark seen, add flags, move) waiting until
+/// every target of its event succeeded; done by the folder's watcher.
+struct PostAction {
+  std::string event_id;
+  std::string account;
+  std::string folder;
+  uint32_t uidvalidity = 0;
+  uint32_t uid = 0;
+};
+
 /// An outbox row claimed for delivery.
 struct Delivery {
   int64_t id = 0;
@@ -97,8 +107,20 @@ class Store {
   /// ONE transaction: inserts every item (an (event_id, target) already in the
   /// outbox, the dead letters or delivered recently is skipped, so a replay after
   /// a crash creates no second row) and sets the watermark. All or nothing.
+  /// `post_actions` are recorded in the same transaction.
   util::Status CommitMessages(const std::string& account, const std::string& folder,
-                              Watermark new_mark, const std::vector<OutboxItem>& items);
+                              Watermark new_mark, const std::vector<OutboxItem>& items,
+                              const std::vector<PostAction>& post_actions = {});
+
+  // --- post-actions ---
+  /// Post-actions of this folder whose event has no outbox row and no dead
+  /// letter left (every target succeeded), lowest UID first.
+  util::Result<std::vector<PostAction>> ReadyPostActions(const std::string& account,
+                                                         const std::string& folder, int limit);
+  /// Forgets a post-action once done (or given up), so a restart neither
+  /// repeats nor forgets it.
+  util::Status FinishPostAction(const std::string& event_id);
+  util::Result<int64_t> PostActionCount();
 
   // --- outbox ---
   /// Claims up to `limit` rows due at `now` (oldest first) that no one else holds:
