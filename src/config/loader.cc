@@ -279,9 +279,9 @@ class Loader {
   }
 
   std::optional<uint16_t> Port(const YAML::Node& node, const std::string& text, std::string_view key,
-                               const std::string& where) {
+                               const std::string& where, bool allow_zero = false) {
     auto v = ParseUInt(text);
-    if (!v || *v == 0 || *v > 65535) {
+    if (!v || (*v == 0 && !allow_zero) || *v > 65535) {
       Fail(node, Q(text) + " is not a valid " + std::string(key) + " in " + where +
                      "; use a number from 1 to 65535");
       return std::nullopt;
@@ -468,7 +468,8 @@ class Loader {
         if (colon == std::string::npos || host.empty()) {
           Fail(http["listen"], "\"listen\" in http must be HOST:PORT, e.g. \"0.0.0.0:8025\" or "
                                "\"127.0.0.1:8025\"");
-        } else if (Port(http["listen"], listen->substr(colon + 1), "port in \"listen\"", "http")) {
+        } else if (Port(http["listen"], listen->substr(colon + 1), "port in \"listen\"", "http",
+                        /*allow_zero=*/true)) {  // 0: any free port, logged at start
           cfg.http_listen = *listen;
         }
       }
