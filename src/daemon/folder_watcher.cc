@@ -4,6 +4,7 @@
 #include <chrono>
 #include <ctime>
 
+#include "config/secret_source.h"
 #include "daemon/backoff.h"
 #include "daemon/router.h"
 #include "imap/session.h"
@@ -124,7 +125,16 @@ util::Status FolderWatcher::RunSession(store::Store& store) {
   auto& metrics = util::Metrics::Global();
   const util::Labels labels{{"account", account_.name}, {"folder", folder_}};
 
-  auto opened = imap::Session::Open(imap::SessionOptions::FromAccount(account_, stop_.fd()));
+  imap::SessionOptions options = imap::SessionOptions::FromAccount(account_, stop_.fd());
+  if (!account_.password_command.empty()) {
+    // OAuth2 access tokens expire within the hour: ask again before each login.
+    auto fresh = config::RunSecretCommand(account_.password_command);
+    if (!fresh.ok()) {
+      return util::Error("imap.password_command", util::RetryClass::kBackoff, fresh.error().message());
+    }
+    options.password = std::move(*fresh);
+  }
+  auto opened = imap::Session::Open(options);
   if (!opened.ok()) return opened.error();
   std::unique_ptr<imap::Session> session = std::move(*opened);
   auto info = session->Select(folder_);
