@@ -285,7 +285,10 @@ util::Result<std::vector<MessageMeta>> Session::FetchMeta(const std::vector<uint
     for (clistiter* a = clist_begin(att->att_list); a; a = clist_next(a)) {
       auto* item = static_cast<mailimap_msg_att_item*>(clist_content(a));
       if (item->att_type == MAILIMAP_MSG_ATT_ITEM_DYNAMIC && item->att_data.att_dyn) {
-        for (clistiter* f = clist_begin(item->att_data.att_dyn->att_list); f; f = clist_next(f)) {
+        // `FLAGS ()` parses to a NULL list (not an empty one): a message with no
+        // flags, e.g. when another session took \Recent.
+        clist* flag_list = item->att_data.att_dyn->att_list;
+        for (clistiter* f = flag_list ? clist_begin(flag_list) : nullptr; f; f = clist_next(f)) {
           auto* ff = static_cast<mailimap_flag_fetch*>(clist_content(f));
           // \Recent is per-session (RFC 3501 §2.3.2): leaving it out keeps a
           // replayed event identical to the first one.
