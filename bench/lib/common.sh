@@ -1,0 +1,104 @@
+# bench/lib/common.sh — shared setup for the bench/ scripts (sourced, not run).
+#
+# Provides: bench_build (sets MAILHOOK), bench_workdir (sets WORK, installs the
+# cleanup trap), bench_dovecot (starts a private Dovecot in $WORK/dovecot and
+# sources its env), bench_facts (prints machine facts as JSON for result files).
+# Cleanup on any exit: every pid in $WORK/*.pid is TERMed (then KILLed), Dovecot
+# is stopped and $WORK removed (kept with BENCH_KEEP=1).
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BENCH_DIR=$ROOT/bench
+
+say() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+die() { echo "bench: $*" >&2; exit 1; }
+
+# Builds mailhook unless MAILHOOK names a binary, with the same flags as the
+# container image (docker/Dockerfile: Release, warnings not fatal), so the
+# numbers are the shipped binary's. ninja makes this a no-op when current.
+bench_build() {
+  if [[ -n ${MAILHOOK:-} ]]; then
+    [[ -x $MAILHOOK ]] || die "MAILHOOK=$MAILHOOK is not an executable"
+    return
+  fi
+  local build_dir=${BUILD_DIR:-$ROOT/build-bench}
+  say "building mailhook (Release, $build_dir)"
+  cmake -S "$ROOT" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMAILHOOK_TESTS=OFF -DMAILHOOK_WERROR=OFF >/dev/null \
+    || die "cmake failed"
+  ninja -C "$build_dir" -j"${JOBS:-2}" mailhook >&2 || die "build failed"
+  MAILHOOK=$build_dir/src/mailhook
+}
+
+bench_cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  local f pid
+  for f in "$WORK"/*.pid; do
+    [[ -f $f ]] || continue
+    pid=$(<"$f")
+    [[ $pid =~ ^[0-9]+$ ]] || continue
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  [[ -d $WORK/dovecot ]] && "$ROOT/scripts/dovecot" stop "$WORK/dovecot" --kill >/dev/null 2>&1
+  if [[ ${BENCH_KEEP:-0} == 1 ]]; then say "kept $WORK"; else rm -rf "$WORK"; fi
+  exit "$rc"
+}
+
+# A private temp dir for one run; everything started is recorded in it.
+bench_workdir() {
+  WORK=$(mktemp -d "/tmp/mailhook-bench-$1-XXXXXX")
+  # As root, Dovecot's auth and mail processes run as other users: they need +x.
+  chmod 755 "$WORK"
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+
+bench_dovecot() {
+  say "starting a private Dovecot in $WORK/dovecot"
+  "$ROOT/scripts/dovecot" start "$WORK/dovecot" >/dev/null || die "scripts/dovecot start failed"
+  # shellcheck disable=SC1091
+  source "$WORK/dovecot/env"
+  export DOVECOT_IMAPS_PORT DOVECOT_IMAP_PORT DOVECOT_CA_FILE
+}
+
+# Facts that make a result comparable with another: what ran, on what.
+bench_facts() {
+  local rev dirty
+  rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  dirty=$(git -C "$ROOT" status --porcelain -- src 2>/dev/null | head -1)
+  [[ -n $dirty ]] && rev="$rev+dirty-src"
+  python3 - "$rev" "$MAILHOOK" <<'PY'
+import json, os, platform, subprocess, sys
+rev, mailhook = sys.argv[1], sys.argv[2]
+def out(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
+    except Exception:
+        return None
+cpu = None
+try:
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip(); break
+except OSError:
+    pass
+mem_kb = None
+try:
+    for line in open("/proc/meminfo"):
+        if line.startswith("MemTotal:"):
+            mem_kb = int(line.split()[1]); break
+except OSError:
+    pass
+print(json.dumps({
+    "git_rev": rev,
+    "mailhook_version": (out([mailhook, "version"]) or "").splitlines()[0:1],
+    "dovecot_version": out(["dovecot", "--version"]),
+    "kernel": platform.release(),
+    "cpus": os.cpu_count(),
+    "cpu_model": cpu,
+    "mem_total_mib": mem_kb // 1024 if mem_kb else None,
+    "loadavg_at_start": os.getloadavg()[0],
+}))
+PY
+}
