@@ -108,8 +108,12 @@ void FolderWatcher::Run() {
         slow.Reset();
         last_operator_error.clear();
         delay = backoff.Next();
-        log->warn("imap.reconnect account={} folder={} attempt={} delay_ms={} cause=\"{}\"", account_.name,
-                  folder_, backoff.attempts(), delay.count(), s.ok() ? "session ended" : s.error().message());
+        // The store failing (disk full, read-only) heals only when someone
+        // frees space: say so at error level, but keep retrying quickly.
+        const bool store_trouble = !s.ok() && s.error().code().rfind("store", 0) == 0;
+        log->log(store_trouble ? spdlog::level::err : spdlog::level::warn,
+                 "imap.reconnect account={} folder={} attempt={} delay_ms={} cause=\"{}\"", account_.name, folder_,
+                 backoff.attempts(), delay.count(), s.ok() ? "session ended" : s.error().message());
       }
       util::Metrics::Global().Inc("mailhook_imap_reconnects_total", labels);
       stop_.WaitFor(delay);
