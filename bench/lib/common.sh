@@ -3,7 +3,7 @@
 # Provides: bench_build (sets MAILHOOK), bench_workdir (sets WORK, installs the
 # cleanup trap), bench_dovecot (starts a private Dovecot in $WORK/dovecot and
 # sources its env), bench_facts (prints machine facts as JSON for result files).
-# Cleanup on any exit: every pid in $WORK/*.pid is TERMed (then KILLed), Dovecot
+# Cleanup on any exit: every pid in a *.pid file under $WORK is TERMed (then KILLed), Dovecot
 # is stopped and $WORK removed (kept with BENCH_KEEP=1).
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -32,7 +32,9 @@ bench_cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   local f pid
-  for f in "$WORK"/*.pid; do
+  # The driver first (it may still be starting daemons), then every daemon,
+  # including those in per-run subdirectories.
+  for f in "$WORK/driver.pid" $(find "$WORK" -mindepth 1 -name '*.pid' ! -path "$WORK/driver.pid" 2>/dev/null); do
     [[ -f $f ]] || continue
     pid=$(<"$f")
     [[ $pid =~ ^[0-9]+$ ]] || continue
@@ -60,6 +62,16 @@ bench_dovecot() {
   # shellcheck disable=SC1091
   source "$WORK/dovecot/env"
   export DOVECOT_IMAPS_PORT DOVECOT_IMAP_PORT DOVECOT_CA_FILE
+}
+
+# Runs a command in the background and waits for it: a shell waiting on a
+# foreground child defers its traps until the child exits, so `kill` or
+# `timeout` on this script alone would not stop anything until then. The
+# child's pid goes to $WORK/driver.pid, which the cleanup stops first.
+bench_run() {
+  "$@" &
+  echo $! >"$WORK/driver.pid"
+  wait $!
 }
 
 # Facts that make a result comparable with another: what ran, on what.
