@@ -144,6 +144,21 @@ TEST(SessionFakeTest, UidFetchStarFilterIgnoresUnrequestedMessages) {
   EXPECT_TRUE(metas->empty());
 }
 
+TEST(SessionFakeTest, EmptyFlagListIsNoFlags) {
+  // libetpan hands `FLAGS ()` over as a NULL list; it used to crash FetchMeta.
+  FakeImapServer server([&](const std::string&) {
+    return std::string(
+        "* 1 FETCH (UID 1 FLAGS () BODYSTRUCTURE (\"text\" \"plain\" NIL NIL NIL \"7bit\" 1 1 NIL NIL NIL NIL))\r\n");
+  });
+  auto s = Session::Open(Plain(server.port()));
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE((*s)->Select("INBOX").ok());
+  auto metas = (*s)->FetchMeta({1});
+  ASSERT_TRUE(metas.ok()) << metas.error().message();
+  ASSERT_EQ(metas->size(), 1u);
+  EXPECT_TRUE((*metas)[0].flags.empty());
+}
+
 TEST(SessionFakeTest, HostileResponsesAreErrorsNotCrashes) {
   const std::vector<std::string> hostile = {
       "* 1 FETCH (UID 1 BODYSTRUCTURE (((((((\r\n",
