@@ -29,7 +29,10 @@ class Parser {
  public:
   Parser(const std::string& data, std::map<std::string, SectionRange>& ranges) : d_(data), ranges_(ranges) {}
 
-  void Entity(size_t begin, size_t end, const std::string& section, bool digest_child, int depth, Part& out) {
+  // `greedy_end` is where the part would end if the line break before the
+  // delimiter that ends it were kept (see ClosesInnerMultipart); `end` if none.
+  void Entity(size_t begin, size_t end, size_t greedy_end, const std::string& section, bool digest_child, int depth,
+              Part& out) {
     SectionRange r;
     r.header_begin = begin;
     // RFC 5322 2.1: the header ends at the first empty line. A message that
@@ -77,6 +80,18 @@ class Parser {
       if (!parsed.type.empty()) out.disposition = parsed.type;
       out.disposition_params = parsed.params;
     }
+    // Dovecot (and so every IMAP client of it) ends a part AFTER the CRLF
+    // that RFC 2046 5.1.1 gives to the delimiter that follows, when that
+    // CRLF ends a line Dovecot parsed as structure: the close delimiter of a
+    // multipart inside the part, or a header line (a message/rfc822 whose
+    // message has no body). BODY[section] and the BODYSTRUCTURE size include
+    // it: keep it too, so `mailhook parse` reports the bytes the daemon reads.
+    const bool is_message = out.type == "message" && out.subtype == "rfc822";
+    if (greedy_end > end && (((is_message || out.IsMultipart()) && ClosesInnerMultipart(r.body_begin, end)) ||
+                             (is_message && HeaderOnly(r.body_begin, end)))) {
+      end = greedy_end;
+      r.body_end = end;
+    }
     out.size = CrlfSize(std::string_view(d_).substr(r.body_begin, r.body_end - r.body_begin));
     ranges_[section] = r;
 
@@ -93,7 +108,10 @@ class Parser {
   void SplitMultipart(size_t begin, size_t end, const std::string& boundary, const std::string& section,
                       bool digest, int depth, Part& out) {
     const std::string dash = "--" + boundary;
-    std::vector<std::pair<size_t, size_t>> bodies;  // [begin, end) of each part
+    struct Body {
+      size_t begin, end, greedy_end;  // [begin, end); greedy_end keeps the CRLF before the delimiter
+    };
+    std::vector<Body> bodies;
     bool in_part = false;
     size_t part_begin = 0;
     size_t pos = begin;
@@ -112,7 +130,7 @@ class Parser {
             size_t part_end = pos;
             if (part_end > part_begin && d_[part_end - 1] == '\n') --part_end;
             if (part_end > part_begin && d_[part_end - 1] == '\r') --part_end;
-            bodies.emplace_back(part_begin, part_end);
+            bodies.push_back({part_begin, part_end, pos});
           }
           if (close) {
             in_part = false;
@@ -125,15 +143,50 @@ class Parser {
       pos = next;
     }
     // A missing close delimiter: the last part runs to the end.
-    if (in_part) bodies.emplace_back(part_begin, end);
+    if (in_part) bodies.push_back({part_begin, end, end});
     int n = 0;
-    for (auto [b, e] : bodies) {
+    for (const Body& b : bodies) {
       ++n;
       std::string child_section = section.empty() ? std::to_string(n) : section + "." + std::to_string(n);
       Part child;
-      Entity(b, e, child_section, digest, depth + 1, child);
+      Entity(b.begin, b.end, b.greedy_end, child_section, digest, depth + 1, child);
       out.children.push_back(std::move(child));
     }
+  }
+
+  // True when the last line of [begin, end) is the close delimiter
+  // ("--X--", RFC 2046 5.1.1) of a boundary X opened by a "--X" line earlier
+  // in the same range, i.e. it closes a multipart nested inside this part.
+  bool ClosesInnerMultipart(size_t begin, size_t end) const {
+    if (end <= begin) return false;
+    size_t line_begin = d_.rfind('\n', end - 1);
+    line_begin = (line_begin == std::string::npos || line_begin < begin) ? begin : line_begin + 1;
+    std::string_view last = std::string_view(d_).substr(line_begin, end - line_begin);
+    while (!last.empty() && (last.back() == ' ' || last.back() == '\t' || last.back() == '\r')) last.remove_suffix(1);
+    if (last.size() < 5 || !last.starts_with("--") || !last.ends_with("--")) return false;
+    const std::string open(last.substr(0, last.size() - 2));  // "--X"
+    for (size_t at = begin; at < line_begin;) {
+      size_t hit = d_.find(open, at);
+      if (hit == std::string::npos || hit >= line_begin) return false;
+      const bool line_start = hit == begin || d_[hit - 1] == '\n';
+      const char after = hit + open.size() < end ? d_[hit + open.size()] : '\n';
+      if (line_start && (after == '\r' || after == '\n' || after == ' ' || after == '\t')) return true;
+      at = hit + 1;
+    }
+    return false;
+  }
+
+  // True when [begin, end) is not empty and holds no empty line: a message
+  // that is all header (RFC 5322 2.1: the body is optional).
+  bool HeaderOnly(size_t begin, size_t end) const {
+    if (end <= begin) return false;
+    for (size_t pos = begin; pos < end;) {
+      size_t eol = d_.find('\n', pos);
+      if (eol == std::string::npos || eol >= end) return true;  // the last, unterminated line
+      if (eol == pos || (eol == pos + 1 && d_[pos] == '\r')) return false;
+      pos = eol + 1;
+    }
+    return true;
   }
 
   const std::string& d_;
@@ -154,7 +207,7 @@ ParsedMessage ParseMessage(std::string data) {
   ParsedMessage m;
   m.data = std::move(data);
   Parser parser(m.data, m.ranges);
-  parser.Entity(0, m.data.size(), "", false, 0, m.root);
+  parser.Entity(0, m.data.size(), m.data.size(), "", false, 0, m.root);
   const SectionRange top = m.ranges[""];
   m.header_block = m.data.substr(top.header_begin, top.header_end - top.header_begin);
   // IMAP numbering: a message that is not a split multipart has its body
@@ -169,6 +222,8 @@ ParsedMessage ParseMessage(std::string data) {
 }
 
 util::Result<std::string> FileSectionSource::Body(const std::string& section) {
+  // IMAP BODY[] (an empty section) is the whole message, header included.
+  if (section.empty()) return message_.data;
   auto it = message_.ranges.find(section);
   if (it == message_.ranges.end()) {
     return util::Error("mime.no_section", util::RetryClass::kNeedsOperator,

@@ -48,8 +48,9 @@ uint64_t CrlfSize(std::string_view s);
 
 /// SectionSource over a ParsedMessage. Borrows it: the ParsedMessage must
 /// outlive this object. Not thread-safe (one caller at a time, as the
-/// interface says); never fails for sections of the tree; an unknown section
-/// is an error with code "mime.no_section".
+/// interface says); never fails for sections of the tree; Body("") is the
+/// whole message (IMAP BODY[]); an unknown section is an error with code
+/// "mime.no_section".
 class FileSectionSource : public SectionSource {
  public:
   explicit FileSectionSource(const ParsedMessage& message) : message_(message) {}

@@ -100,6 +100,44 @@ TEST(MimeParser, MessageRfc822IsALeaf) {
   EXPECT_TRUE(m.root.children[0].children.empty());
 }
 
+// Dovecot ends these parts after the line break that RFC 2046 5.1.1 gives
+// to the next delimiter, and BODY[n] and the BODYSTRUCTURE size include it
+// (measured with corpus files mimekit-messages__rfc2060.txt,
+// stalwart-thirdparty__007.eml and __015.eml): the parser follows, so that
+// `mailhook parse` and the daemon report the same bytes.
+TEST(MimeParser, EmbeddedMessageEndingInAClosedMultipartKeepsThatLineBreak) {
+  const std::string inner = "Content-Type: multipart/mixed; boundary=c\r\n\r\n--c\r\n\r\nx\r\n--c--\r\n";
+  ParsedMessage m = ParseMessage("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+                                 "Content-Type: message/rfc822\r\n\r\n" + inner + "--b--\r\n");
+  ASSERT_EQ(m.root.children.size(), 1u);
+  FileSectionSource src(m);
+  EXPECT_EQ(src.Body("1").value(), inner);
+  EXPECT_EQ(m.root.children[0].size, inner.size());
+}
+
+TEST(MimeParser, EmbeddedMessageThatIsAllHeaderKeepsItsLastLineBreak) {
+  ParsedMessage m = ParseMessage("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+                                 "Content-Type: message/rfc822\r\n\r\nSubject: no body\r\n--b--\r\n");
+  FileSectionSource src(m);
+  EXPECT_EQ(src.Body("1").value(), "Subject: no body\r\n");
+}
+
+TEST(MimeParser, OtherPartsEndBeforeTheDelimiterLineBreak) {
+  // A text part quoting MIME, and a message with a body, follow RFC 2046.
+  ParsedMessage m = ParseMessage("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n--c\r\nquoted\r\n--c--\r\n"
+                                 "--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: x\r\n\r\nbody\r\n--b--\r\n");
+  FileSectionSource src(m);
+  EXPECT_EQ(src.Body("1").value(), "--c\r\nquoted\r\n--c--");
+  EXPECT_EQ(src.Body("2").value(), "Subject: x\r\n\r\nbody");
+}
+
+TEST(MimeParser, EmptySectionIsTheWholeMessage) {
+  const std::string msg = "Subject: x\r\n\r\nhello\r\n";
+  ParsedMessage m = ParseMessage(msg);
+  FileSectionSource src(m);
+  EXPECT_EQ(src.Body("").value(), msg);  // IMAP BODY[]
+}
+
 TEST(MimeParser, MultipartWithoutBoundaryIsLeaf) {
   ParsedMessage m = ParseMessage("Content-Type: multipart/mixed\n\nstuff\n");
   EXPECT_TRUE(m.root.children.empty());
