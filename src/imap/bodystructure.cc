@@ -126,12 +126,10 @@ mime::Part Convert(const mailimap_body* body, const std::string& section) {
       break;
   }
   if (one->bd_ext_1part) ApplyDisposition(one->bd_ext_1part->bd_disposition, part);
-  if (part.type.empty() || part.subtype.empty()) {
-    // Dovecot answers ("" "") for a Content-Type it cannot parse; RFC 2045
-    // §5.2 says such a part is text/plain.
-    part.type = "text";
-    part.subtype = "plain";
-  }
+  // Dovecot answers ("" "") for a Content-Type it cannot parse (e.g.
+  // "multipart/mixed boundary=x", the ';' forgotten). The type stays empty:
+  // the Extractor takes that as a doubtful structure and parses the
+  // message's own bytes (else it treats the part as text/plain, RFC 2045 §5.2).
   return part;
 }
 

@@ -9,7 +9,9 @@
 namespace mailhook::imap {
 
 /// Builds the PartTree for a message's BODYSTRUCTURE. Never fails: parts
-/// libetpan could not parse become application/octet-stream leaves.
+/// libetpan could not parse become application/octet-stream leaves; a part
+/// the server typed ("" "") keeps an empty type and subtype (the Extractor
+/// re-parses such a message from its bytes).
 mime::Part PartTreeFromBodyStructure(const mailimap_body* body);
 
 }  // namespace mailhook::imap

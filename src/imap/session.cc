@@ -38,6 +38,9 @@ std::string ResponseCode(const mailimap* imap) {
 std::string ConnectionName(const SessionOptions& o) { return o.host + ":" + std::to_string(o.port); }
 
 mailimap_section* SectionFor(const std::string& section, bool mime) {
+  // "" is the whole message: BODY[] (its MIME header: BODY[HEADER]); the
+  // Extractor asks for it to re-parse a doubtful structure itself.
+  if (section.empty()) return mime ? mailimap_section_new_header() : mailimap_section_new(nullptr);
   // "1.2.3" -> part list {1,2,3}; IMAP section numbers are 1-based (RFC 3501 §6.4.5).
   clist* ids = clist_new();
   size_t start = 0;

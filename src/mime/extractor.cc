@@ -6,6 +6,7 @@
 
 #include "mime/decode.h"
 #include "mime/header.h"
+#include "mime/mime_parser.h"
 #include "mime/params.h"
 #include "util/log.h"
 
@@ -52,8 +53,11 @@ class Walker {
     if (part.disposition && !part.disposition->empty()) disposition = Lower(*part.disposition);
     const bool attachment_disp = disposition == "attachment";
 
-    const std::string type = Lower(part.type);
-    const std::string subtype = Lower(part.subtype);
+    // An empty type (Dovecot's ("" "") for a Content-Type it cannot parse)
+    // is text/plain (RFC 2045 5.2); normally such a tree was re-parsed first.
+    const bool untyped = part.type.empty() || part.subtype.empty();
+    const std::string type = untyped ? "text" : Lower(part.type);
+    const std::string subtype = untyped ? "plain" : Lower(part.subtype);
     if (type == "text" && !attachment_disp && !filename) {
       std::optional<std::string>* slot = nullptr;
       if (subtype == "plain" && !out_.text) slot = &out_.text;
@@ -108,6 +112,44 @@ class Walker {
   MessageContent& out_;
 };
 
+// True when `part` (below multiparts with the boundaries `outer`) is a tree
+// a server may have got wrong for broken MIME, so the bytes must be parsed
+// again here (DESIGN.md: when the structure is doubtful, the message's own
+// headers are the ground truth). Measured on Dovecot 2.3 with the corpus:
+//  - ("" "") for a Content-Type it cannot parse (a forgotten ';' before
+//    boundary=), where the part is really a multipart;
+//  - an empty text/plain child it makes up where a multipart has no part
+//    (no delimiter found, "--b" after the close delimiter, an unquoted
+//    boundary with '=' cut short) — RFC 3501 7.4.2 wants at least one —
+//    always typed exactly ("text" "plain" ("charset" "us-ascii") NIL NIL
+//    "7bit" 0 0);
+//  - a boundary that is a prefix of an enclosing one or starts with it
+//    (RFC 2046 5.1.1 forbids it): Dovecot matches delimiters by prefix and
+//    nests where the boundary stops the outer part.
+// A real empty part declared "text/plain; charset=us-ascii" also looks
+// made up; re-parsing then costs one fetch and gives the same tree.
+// Ordinary messages never trigger it: no extra round trip for them.
+bool Doubtful(const Part& part, std::vector<std::string>& outer) {
+  if (part.type.empty() || part.subtype.empty()) return true;
+  if (Lower(part.type) != "multipart") return false;
+  const std::string boundary = RawParam(part.params, "boundary").value_or("");
+  for (const std::string& b : outer) {
+    if (boundary.starts_with(b) || b.starts_with(boundary)) return true;
+  }
+  for (const Part& child : part.children) {
+    if (Lower(child.type) == "text" && Lower(child.subtype) == "plain" && child.size == 0 &&
+        Lower(child.encoding) == "7bit" && child.params.size() == 1 && Lower(child.params[0].name) == "charset" &&
+        Lower(child.params[0].value) == "us-ascii" && !child.id && !child.description && !child.disposition)
+      return true;
+  }
+  outer.push_back(boundary);
+  for (const Part& child : part.children) {
+    if (Doubtful(child, outer)) return true;
+  }
+  outer.pop_back();
+  return false;
+}
+
 }  // namespace
 
 std::string Sha256Hex(std::string_view data) {
@@ -152,8 +194,23 @@ util::Result<MessageContent> Extract(std::string_view header_block, const Part& 
   }
   if (auto v = FirstHeader(fields, "Reply-To")) out.reply_to = ParseAddressList(*v);
 
-  Walker walker(source, opts, out);
-  if (util::Status s = walker.Walk(root); !s.ok()) return s.error();
+  std::vector<std::string> outer;
+  if (Doubtful(root, outer)) {
+    // Parse the message's own bytes (IMAP BODY[], the whole message) and
+    // read every section from them: the tree and the bytes are then exactly
+    // what `mailhook parse` sees for the same message. Costs one fetch and
+    // one copy of the message, and only for broken MIME.
+    util::Logger("mime")->debug("mime.reparse section={} type={}/{}", root.section, root.type, root.subtype);
+    util::Result<std::string> whole = source.Body("");
+    if (!whole.ok()) return whole.error();
+    ParsedMessage local = ParseMessage(std::move(*whole));
+    FileSectionSource local_source(local);
+    Walker walker(local_source, opts, out);
+    if (util::Status s = walker.Walk(local.root); !s.ok()) return s.error();
+  } else {
+    Walker walker(source, opts, out);
+    if (util::Status s = walker.Walk(root); !s.ok()) return s.error();
+  }
   util::Logger("mime")->debug("mime.extracted attachments={} text={} html={}", out.attachments.size(),
                               out.text.has_value(), out.html.has_value());
   return out;

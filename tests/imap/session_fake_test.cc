@@ -55,8 +55,9 @@ std::string RestoreLiterals(const std::string& in) {
 }
 
 void CheckSections(const mime::Part& p) {
-  EXPECT_FALSE(p.type.empty());
-  EXPECT_FALSE(p.subtype.empty());
+  // Dovecot's ("" "") (a Content-Type it cannot parse, only in
+  // stalwart-malformed__017) stays untyped: the Extractor re-parses it.
+  EXPECT_EQ(p.type.empty(), p.subtype.empty());
   for (char c : p.type + p.subtype) EXPECT_FALSE(c >= 'A' && c <= 'Z') << p.type << "/" << p.subtype;
   for (size_t i = 0; i < p.children.size(); ++i) {
     std::string expected = (p.section.empty() ? "" : p.section + ".") + std::to_string(i + 1);

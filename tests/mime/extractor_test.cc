@@ -261,6 +261,111 @@ TEST(Extractor, SizeComesFromTheSourceWhenItKnows) {
   EXPECT_EQ(r->attachments[0].size, 142u);
 }
 
+// A server-like source: serves sections of the real bytes by the LOCAL
+// parse (what a good server would), counts what is asked for.
+class CountingSource : public SectionSource {
+ public:
+  explicit CountingSource(const std::string& raw) : parsed_(ParseMessage(raw)), file_(parsed_) {}
+  util::Result<std::string> Body(const std::string& section) override {
+    if (section.empty()) ++whole_;
+    return file_.Body(section);
+  }
+  util::Result<std::string> MimeHeaders(const std::string& section) override {
+    ++mime_headers_;
+    return file_.MimeHeaders(section);
+  }
+  ParsedMessage parsed_;
+  FileSectionSource file_;
+  int whole_ = 0;
+  int mime_headers_ = 0;
+};
+
+Part UsAsciiEmptyText(const std::string& section) {
+  // What Dovecot makes up for a multipart without parts.
+  Part p;
+  p.section = section;
+  p.params = {{"charset", "us-ascii"}};
+  return p;
+}
+
+TEST(Extractor, OrdinaryMessageCostsNoExtraFetch) {
+  CountingSource src(kMessage);
+  auto r = Extract(src.parsed_.header_block, src.parsed_.root, src, ExtractOptions{});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(src.whole_, 0);
+  EXPECT_EQ(src.mime_headers_, 0);
+}
+
+TEST(Extractor, UntypedPartFromTheServerIsParsedFromTheBytes) {
+  // stalwart-malformed__017: "multipart/mixed" and "boundary=" without ';'
+  // between; Dovecot answers ("" "" NIL NIL NIL "7bit" 197 ...).
+  const std::string raw =
+      "Content-Type: multipart/mixed\r\n\tboundary=\"b\"\r\n\r\n--b\r\nContent-Type: image/png\r\n"
+      "Content-Transfer-Encoding: base64\r\n\r\naGVsbG8K\r\n--b--\r\n";
+  Part server;
+  server.section = "1";
+  server.type = "";
+  server.subtype = "";
+  server.size = 100;
+  CountingSource src(raw);
+  auto r = Extract(src.parsed_.header_block, server, src, ExtractOptions{});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(src.whole_, 1);
+  EXPECT_FALSE(r->text);
+  ASSERT_EQ(r->attachments.size(), 1u);
+  EXPECT_EQ(r->attachments[0].part, "1");
+  EXPECT_EQ(r->attachments[0].content_type, "image/png");
+  EXPECT_EQ(r->attachments[0].size, 6u);
+}
+
+TEST(Extractor, MadeUpEmptyPartIsNotABody) {
+  // mailgem-error__missing_body.eml: no delimiter at all. Dovecot reports one
+  // empty text/plain child; Python, and the message, have no body.
+  const std::string raw = "Content-Type: multipart/mixed; boundary=\"x\"\r\n\r\nno delimiter\r\n";
+  Part server;
+  server.type = "multipart";
+  server.subtype = "mixed";
+  server.params = {{"boundary", "x"}};
+  server.children = {UsAsciiEmptyText("1")};
+  CountingSource src(raw);
+  auto r = Extract(src.parsed_.header_block, server, src, ExtractOptions{});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(src.whole_, 1);
+  EXPECT_FALSE(r->text);
+  EXPECT_TRUE(r->attachments.empty());
+}
+
+TEST(Extractor, BoundaryStartingWithAnEnclosingOneIsParsedFromTheBytes) {
+  // stalwart-malformed__005: "a----" inside "a--". Dovecot matches
+  // delimiters by prefix and nests; the result must be what `parse` says.
+  const std::string raw =
+      "Content-Type: multipart/mixed; boundary=\"a--\"\r\n\r\n--a--\r\n"
+      "Content-Type: multipart/mixed; boundary=\"a----\"\r\n\r\n--a----\r\nContent-Type: text/plain\r\n\r\n"
+      "body\r\n--a------\r\n";
+  Part text;
+  text.section = "1.1";
+  text.size = 4;
+  text.params = {{"charset", "us-ascii"}};
+  Part inner;
+  inner.section = "1";
+  inner.type = "multipart";
+  inner.subtype = "mixed";
+  inner.params = {{"boundary", "a----"}};
+  inner.children = {text};
+  Part server;
+  server.type = "multipart";
+  server.subtype = "mixed";
+  server.params = {{"boundary", "a--"}};
+  server.children = {inner};
+  CountingSource src(raw);
+  auto r = Extract(src.parsed_.header_block, server, src, ExtractOptions{});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(src.whole_, 1);
+  MessageContent local = ExtractText(raw);
+  EXPECT_EQ(r->text, local.text);
+  EXPECT_EQ(r->attachments.size(), local.attachments.size());
+}
+
 TEST(Extractor, EstimateDecodedSize) {
   Part p;
   p.encoding = "base64";
