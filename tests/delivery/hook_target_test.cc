@@ -1,5 +1,6 @@
 #include "delivery/hook_target.h"
 
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
 
@@ -9,8 +10,6 @@
 #include <future>
 #include <sstream>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "delivery/dispatcher.h"
 
@@ -74,7 +73,8 @@ bool Dead(pid_t pid) {
          stat[paren + 2] == 'X';
 }
 
-const std::string kPayload = R"({"id":"evt_abc","type":"message.received","secret_body":"TOPSECRET"})";
+const std::string kPayload =
+    R"({"id":"evt_abc","type":"message.received","secret_body":"TOPSECRET"})";
 
 store::Delivery Row() {
   store::Delivery row;
@@ -100,8 +100,9 @@ config::Hook MakeHook(std::vector<std::string> command, config::Duration timeout
 
 TEST(HookTargetTest, PassesEventOnStdinAndContractEnvironment) {
   HookDir dir;
-  std::string script = dir.Script("hook.sh", "cat > \"$1/stdin\"\n"
-                                             "env | grep '^MAILHOOK_' | sort > \"$1/env\"\n");
+  std::string script = dir.Script("hook.sh",
+                                  "cat > \"$1/stdin\"\n"
+                                  "env | grep '^MAILHOOK_' | sort > \"$1/env\"\n");
   HookTarget target(MakeHook({script, dir / ""}));
   Outcome o = target.Deliver(Row());
   EXPECT_EQ(o.kind, OutcomeKind::kSuccess) << o.error;
@@ -125,7 +126,8 @@ TEST(HookTargetTest, ArgumentsAreNotInterpretedByAShell) {
 
 TEST(HookTargetTest, Exit75IsRetriedWithExitCodeAndStderr) {
   HookDir dir;
-  std::string script = dir.Script("tempfail.sh", "cat >/dev/null\necho 'ticket API down' >&2\nexit 75");
+  std::string script =
+      dir.Script("tempfail.sh", "cat >/dev/null\necho 'ticket API down' >&2\nexit 75");
   HookTarget target(MakeHook({script}));
   Outcome o = target.Deliver(Row());
   EXPECT_EQ(o.kind, OutcomeKind::kRetry);
@@ -150,9 +152,10 @@ TEST(HookTargetTest, OtherExitCodeIsPermanentAndNeverQuotesTheEvent) {
 
 TEST(HookTargetTest, ReportsOnlyTheTailOfALongStderr) {
   HookDir dir;
-  std::string script = dir.Script(
-      "noisy.sh", "i=0; while [ $i -lt 2000 ]; do echo \"line $i of noise\" >&2; i=$((i+1)); done\n"
-                  "echo 'the real reason' >&2\nexit 3");
+  std::string script =
+      dir.Script("noisy.sh",
+                 "i=0; while [ $i -lt 2000 ]; do echo \"line $i of noise\" >&2; i=$((i+1)); done\n"
+                 "echo 'the real reason' >&2\nexit 3");
   HookTarget target(MakeHook({script}));
   Outcome o = target.Deliver(Row());
   EXPECT_EQ(o.kind, OutcomeKind::kPermanent);

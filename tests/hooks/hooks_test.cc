@@ -2,6 +2,7 @@
 // runs it (util::RunProcess: argv, event on stdin, MAILHOOK_* env) on sample
 // events, and the test checks what it wrote or sent and its exit code.
 
+#include <gtest/gtest.h>
 #include <httplib.h>
 
 #include <condition_variable>
@@ -9,12 +10,10 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <thread>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "util/subprocess.h"
 
@@ -118,12 +117,14 @@ util::ProcessResult Failed() {
 
 /// Runs a hook as mailhook does; returns the result (asserting it started).
 util::ProcessResult RunHook(std::vector<std::string> argv, const std::string& stdin_data,
-                        std::vector<std::pair<std::string, std::string>> env = {}) {
+                            std::vector<std::pair<std::string, std::string>> env = {}) {
   util::ProcessSpec spec;
   spec.argv = std::move(argv);
   spec.stdin_data = stdin_data;
-  spec.env = {{"MAILHOOK_EVENT_ID", ""}, {"MAILHOOK_ACCOUNT", "support"},
-              {"MAILHOOK_MAILBOX", "INBOX"}, {"MAILHOOK_UID", "4711"}};
+  spec.env = {{"MAILHOOK_EVENT_ID", ""},
+              {"MAILHOOK_ACCOUNT", "support"},
+              {"MAILHOOK_MAILBOX", "INBOX"},
+              {"MAILHOOK_UID", "4711"}};
   if (auto id = json::parse(stdin_data, nullptr, false); id.is_object() && id.contains("id")) {
     spec.env[0].second = id["id"].get<std::string>();
   }
@@ -165,30 +166,30 @@ TEST(SaveAttachmentsTest, WritesExactBytesAndTheEventBesideThem) {
 TEST(SaveAttachmentsTest, NeutralisesTraversalHiddenAndCollidingNames) {
   TempDir dir;
   json event = Event("evt_names", {
-      Attachment("2", "../../escape.sh", "a"),
-      Attachment("3", "/etc/passwd", "b"),
-      Attachment("4", "..\\..\\windows\\win.ini", "c"),
-      Attachment("5", ".bashrc", "d"),
-      Attachment("6", "..", "e"),
-      Attachment("7", nullptr, "f"),
-      Attachment("8", "report.pdf", "g"),
-      Attachment("9", "REPORT.pdf", "h"),
-      Attachment("10", "report.pdf", "i"),
-      Attachment("11", "event.json", "j"),
-      Attachment("12", "bad\x01name\x7f?*:<>|.txt", "k"),
-      Attachment("13", "Prüfbericht März.pdf", "l"),
-  });
+                                      Attachment("2", "../../escape.sh", "a"),
+                                      Attachment("3", "/etc/passwd", "b"),
+                                      Attachment("4", "..\\..\\windows\\win.ini", "c"),
+                                      Attachment("5", ".bashrc", "d"),
+                                      Attachment("6", "..", "e"),
+                                      Attachment("7", nullptr, "f"),
+                                      Attachment("8", "report.pdf", "g"),
+                                      Attachment("9", "REPORT.pdf", "h"),
+                                      Attachment("10", "report.pdf", "i"),
+                                      Attachment("11", "event.json", "j"),
+                                      Attachment("12", "bad\x01name\x7f?*:<>|.txt", "k"),
+                                      Attachment("13", "Prüfbericht März.pdf", "l"),
+                                  });
   auto r = RunHook({kSave, dir / "out"}, event.dump());
   ASSERT_EQ(r.exit_code, 0) << r.stderr_data;
   // Nothing escaped: the temp dir holds only out/, out/ only the event's folder.
   EXPECT_EQ(Listing(dir.path()), std::set<std::string>{"out"});
   EXPECT_EQ(Listing(dir / "out"), std::set<std::string>{"evt_names"});
   std::string base = dir / "out/evt_names/";
-  EXPECT_EQ(Listing(base), (std::set<std::string>{
-                               "escape.sh", "passwd", "win.ini", "bashrc", "attachment-6",
-                               "attachment-7", "report.pdf", "REPORT-1.pdf", "report-2.pdf",
-                               "event-1.json", "badname______.txt", "Prüfbericht März.pdf",
-                               "event.json"}));
+  EXPECT_EQ(Listing(base),
+            (std::set<std::string>{"escape.sh", "passwd", "win.ini", "bashrc", "attachment-6",
+                                   "attachment-7", "report.pdf", "REPORT-1.pdf", "report-2.pdf",
+                                   "event-1.json", "badname______.txt", "Prüfbericht März.pdf",
+                                   "event.json"}));
   for (const auto& name : Listing(base)) EXPECT_NE(name[0], '.') << name;
   EXPECT_EQ(ReadFile(base + "escape.sh"), "a");
   EXPECT_EQ(ReadFile(base + "report-2.pdf"), "i");
@@ -249,8 +250,9 @@ TEST(AppendJsonlTest, TwentyConcurrentHooksWriteTwentyIntactLines) {
     json event = Event("evt_" + std::to_string(i));
     event["message"]["text"] = std::string(static_cast<size_t>(i) * 65536 + 100, 'a' + i % 26) +
                                "\nend of " + std::to_string(i);
-    runs.push_back(std::async(std::launch::async,
-                              [event, file] { return RunHook({kAppend, file}, event.dump(2)); }));
+    runs.push_back(std::async(std::launch::async, [event, file] {
+      return RunHook({kAppend, file}, event.dump(2));
+    }));
   }
   for (auto& r : runs) {
     auto result = r.get();
@@ -356,8 +358,10 @@ class FakeZammad {
 };
 
 std::vector<std::pair<std::string, std::string>> TicketEnv(const std::string& url) {
-  return {{"TICKET_API_URL", url}, {"TICKET_API_TOKEN", "s3cr3t-token"},
-          {"TICKET_GROUP", "Support"}, {"TICKET_TIMEOUT", "10"}};
+  return {{"TICKET_API_URL", url},
+          {"TICKET_API_TOKEN", "s3cr3t-token"},
+          {"TICKET_GROUP", "Support"},
+          {"TICKET_TIMEOUT", "10"}};
 }
 
 TEST(CreateTicketTest, PostsAZammadTicketWithArticleAndAttachments) {
@@ -434,7 +438,8 @@ TEST(CreateTicketTest, ConnectionRefusedRetriesAndTheTokenIsNeverPrinted) {
 }
 
 TEST(CreateTicketTest, MissingSettingsAreUsageErrors) {
-  auto r = RunHook({kTicket}, Event("evt_cfg").dump(), {{"TICKET_API_URL", ""}, {"TICKET_API_TOKEN", "x"}});
+  auto r = RunHook({kTicket}, Event("evt_cfg").dump(),
+                   {{"TICKET_API_URL", ""}, {"TICKET_API_TOKEN", "x"}});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.stderr_data.find("TICKET_API_URL"), std::string::npos);
   json no_from = Event("evt_nofrom");
