@@ -217,10 +217,12 @@ void FinishMailbox(std::vector<Token>& toks, std::vector<Address>& out) {
     if (size_t colon = inner.rfind(':'); colon != std::string_view::npos && inner.starts_with("@")) {
       inner.remove_prefix(colon + 1);  // obsolete route
     }
-    a.address = AddrSpec(Tokenize(inner));
+    a.address = RawText(AddrSpec(Tokenize(inner)));
     a.name = Phrase(std::vector<Token>(toks.begin(), toks.begin() + angle));
   } else {
-    a.address = AddrSpec(toks);
+    // Raw 8-bit in an address (RFC 6532) is UTF-8 when it is, else read as
+    // windows-1252 like any raw header text: the result is always UTF-8.
+    a.address = RawText(AddrSpec(toks));
   }
   toks.clear();
   a.name = std::string(Trim(a.name));

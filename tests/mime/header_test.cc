@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "mime/decode.h"
+
 namespace mailhook::mime {
 namespace {
 
@@ -113,6 +115,19 @@ TEST(Addresses, RouteAndRaw8BitName) {
   ASSERT_EQ(a.size(), 1u);
   EXPECT_EQ(a[0].name, "J\xC3\xB6rg");
   EXPECT_EQ(a[0].address, "jorg@x.org");
+}
+
+// Found by fuzz_decoders: a latin1 byte in the address itself came back as
+// is, breaking the "every returned string is UTF-8" promise.
+TEST(Addresses, Raw8BitLatin1AddressBecomesUtf8) {
+  auto a = ParseAddressList("Jo <j\xF6rg@x.org>, m\xFCller@x.org, =?UTF-8?B?w6k\x89" "ase64");
+  ASSERT_EQ(a.size(), 3u);
+  EXPECT_EQ(a[0].address, "j\xC3\xB6rg@x.org");
+  EXPECT_EQ(a[1].address, "m\xC3\xBCller@x.org");
+  for (const Address& x : a) {
+    EXPECT_TRUE(IsValidUtf8(x.address)) << x.address;
+    EXPECT_TRUE(IsValidUtf8(x.name)) << x.name;
+  }
 }
 
 TEST(MessageIds, Lists) {
