@@ -1,5 +1,7 @@
 #include "mime/mime_parser.h"
 
+#include "mime/decode.h"
+
 #include <cctype>
 
 #include "mime/header.h"
@@ -239,6 +241,24 @@ util::Result<std::string> FileSectionSource::MimeHeaders(const std::string& sect
                        "section '" + section + "' is not in the parsed message; ask only for sections of its Part tree");
   }
   return message_.data.substr(it->second.header_begin, it->second.header_end - it->second.header_begin);
+}
+
+namespace {
+const Part* FindPart(const Part& p, const std::string& section) {
+  if (p.section == section) return &p;
+  for (const Part& c : p.children)
+    if (const Part* f = FindPart(c, section)) return f;
+  return nullptr;
+}
+}  // namespace
+
+util::Result<std::optional<uint64_t>> FileSectionSource::DecodedSize(const std::string& section) {
+  auto it = message_.ranges.find(section);
+  const Part* part = FindPart(message_.root, section);
+  if (it == message_.ranges.end() || !part) return std::optional<uint64_t>();
+  std::string_view body(message_.data);
+  body = body.substr(it->second.body_begin, it->second.body_end - it->second.body_begin);
+  return std::optional<uint64_t>(DecodeTransfer(body, part->encoding).size());
 }
 
 }  // namespace mailhook::mime

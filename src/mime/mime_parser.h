@@ -57,6 +57,8 @@ class FileSectionSource : public SectionSource {
 
   util::Result<std::string> Body(const std::string& section) override;
   util::Result<std::string> MimeHeaders(const std::string& section) override;
+  /// Exact: the body is local, so it is decoded (without copying it first).
+  util::Result<std::optional<uint64_t>> DecodedSize(const std::string& section) override;
 
  private:
   const ParsedMessage& message_;
