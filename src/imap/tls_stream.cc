@@ -192,10 +192,13 @@ mailstream_low_driver kDriver = {
 // One SSL_CTX per (ca_file, verify): contexts are heavy and thread-safe to share.
 SSL_CTX* SharedContext(const TlsOptions& options, std::string* error) {
   static std::mutex mu;
-  static std::map<std::pair<std::string, bool>, SSL_CTX*> contexts;  // live for the process
+  // Live for the process and never destroyed: sessions may still use a
+  // context while static destructors run, and a reachable pointer keeps
+  // LeakSanitizer from calling the contexts leaked.
+  static auto* contexts = new std::map<std::pair<std::string, bool>, SSL_CTX*>();
   std::lock_guard lock(mu);
   auto key = std::make_pair(options.ca_file.value_or(""), options.verify);
-  if (auto it = contexts.find(key); it != contexts.end()) return it->second;
+  if (auto it = contexts->find(key); it != contexts->end()) return it->second;
 
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
   if (!ctx) {
@@ -221,7 +224,7 @@ SSL_CTX* SharedContext(const TlsOptions& options, std::string* error) {
   } else {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
   }
-  contexts.emplace(key, ctx);
+  contexts->emplace(key, ctx);
   return ctx;
 }
 
