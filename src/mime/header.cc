@@ -488,7 +488,8 @@ std::optional<std::string> ParseDate(std::string_view raw) {
       std::string rest = tok.substr(tok.find('-') + 1);
       std::string m = rest.substr(0, rest.find('-'));
       std::string y = rest.find('-') == std::string::npos ? "" : rest.substr(rest.find('-') + 1);
-      if (AllDigits(a)) day = std::stoi(a);
+      // A day has at most 2 digits (RFC 5322 3.3); longer would overflow stoi.
+      if (AllDigits(a) && a.size() <= 2) day = std::stoi(a);
       month = MonthIndex(m);
       if (AllDigits(y) && y.size() <= 4) year = std::stoll(y);
       continue;

@@ -167,6 +167,15 @@ TEST(Dates, ZoneAfterComment) {
   EXPECT_EQ(ParseDate("Wed, 20 Sep 1995 00:19:00 (EDT) -0400").value_or(""), "1995-09-20T04:19:00Z");
 }
 
+// Found by fuzz_decoders: a long digit run before "-Mon-" went to std::stoi,
+// which threw std::out_of_range out of ParseDate (a crash in the daemon on a
+// hostile Date header).
+TEST(Dates, HugeDashedDayIsNotAnException) {
+  EXPECT_NO_THROW(ParseDate("Tue, 88350888300000000000000000000-Feb-2020 10:00:00 +0000"));
+  EXPECT_NO_THROW(ParseDate("829\r88350888300000000000000000000000-feb8859-t\nS=; i"));
+  EXPECT_EQ(ParseDate("12-Jan-2005 10:00:00 +0000"), "2005-01-12T10:00:00Z");
+}
+
 TEST(Dates, UnparsableIsNull) {
   EXPECT_FALSE(ParseDate("Whenever"));
   EXPECT_FALSE(ParseDate(""));
