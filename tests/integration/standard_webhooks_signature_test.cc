@@ -17,9 +17,10 @@
 namespace mailhook::testsupport {
 namespace {
 
+// From the configured source dir, not __FILE__: ccache (CCACHE_BASEDIR)
+// makes __FILE__ relative to the build directory.
 const std::string kVerifierDir =
-    (std::filesystem::path(__FILE__).parent_path() / "support" / "verify_standardwebhooks")
-        .string();
+    std::string(MAILHOOK_SOURCE_DIR) + "/tests/integration/support/verify_standardwebhooks";
 
 // Two more valid secrets: base64 of bytes 0x40..0x5f and 0x80..0x9f.
 constexpr const char* kNewSecret = "whsec_QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8=";
