@@ -12,8 +12,13 @@ using Clock = std::chrono::system_clock;
 using util::Error;
 using util::RetryClass;
 
+// Webhooks are counted under the contract's names with a `webhook` label; hook
+// commands under their own names with a `hook` label, so each metric family
+// keeps one label set (as Prometheus expects).
 constexpr const char* kDeliveries = "mailhook_deliveries_total";
 constexpr const char* kDeliverySeconds = "mailhook_delivery_seconds";
+constexpr const char* kHookRuns = "mailhook_hook_runs_total";
+constexpr const char* kHookSeconds = "mailhook_hook_seconds";
 constexpr const char* kPending = "mailhook_outbox_pending";
 constexpr const char* kDeadLetters = "mailhook_deadletters";
 
@@ -42,12 +47,6 @@ int64_t Ms(std::chrono::nanoseconds d) {
 Dispatcher::Dispatcher(const config::Config& config, std::string version,
                        DispatcherOptions options)
     : state_dir_(config.state_dir), options_(options) {
-  auto& metrics = util::Metrics::Global();
-  metrics.Describe(kDeliveries, "counter", "Delivery attempts by target and outcome.");
-  metrics.Describe(kDeliverySeconds, "histogram", "Duration of one delivery attempt.",
-                   {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30});
-  metrics.Describe(kPending, "gauge", "Outbox rows waiting for delivery.");
-  metrics.Describe(kDeadLetters, "gauge", "Events in the dead letters.");
   for (const auto& webhook : config.webhooks) {
     auto target = WebhookTarget::Create(webhook, version);
     if (!target.ok()) {
@@ -174,6 +173,11 @@ void Dispatcher::Process(store::Store& store, const store::Delivery& row,
   int attempts = row.attempts + 1;
   Report report{row.id, event, row.item.target, OutcomeKind::kPermanent, {}, attempts,
                 row.item.account, row.item.folder};
+  const bool is_hook = kind == "hook";
+  auto count = [&](OutcomeKind outcome) {
+    util::Metrics::Global().Inc(is_hook ? kHookRuns : kDeliveries,
+                                {{kind, name}, {"outcome", OutcomeLabel(outcome)}});
+  };
 
   auto it = targets_.find(row.item.target);
   if (it == targets_.end()) {
@@ -199,15 +203,18 @@ void Dispatcher::Process(store::Store& store, const store::Delivery& row,
       log->info("delivery.abandoned {}={} event={}", kind, name, event);
       return;
     }
-    util::Metrics::Global().Observe(kDeliverySeconds, {{kind, name}},
+    util::Metrics::Global().Observe(is_hook ? kHookSeconds : kDeliverySeconds, {{kind, name}},
                                     std::chrono::duration<double>(elapsed).count());
     report.result = report.outcome.kind;
     const auto& o = report.outcome;
+    // Counted before the log line: whoever sees "delivery.ok" in the log sees
+    // it in /metrics too.
     if (o.kind == OutcomeKind::kSuccess) {
       if (auto s = store.MarkDelivered(row.id); !s) {
         log->error("delivery.store_error event={} cause=\"{}\"", event, s.error().ToString());
         return;  // the lease expires and the row is delivered again: at-least-once
       }
+      count(OutcomeKind::kSuccess);
       log->info("delivery.ok {}={} event={} status={} ms={}", kind, name, event, o.http_status,
                 Ms(elapsed));
     } else if (o.kind == OutcomeKind::kRetry) {
@@ -217,6 +224,7 @@ void Dispatcher::Process(store::Store& store, const store::Delivery& row,
           log->error("delivery.store_error event={} cause=\"{}\"", event, s.error().ToString());
           return;
         }
+        count(OutcomeKind::kRetry);
         log->warn("delivery.retry {}={} event={} status={} attempt={} next_in_ms={} cause=\"{}\"",
                   kind, name, event, o.http_status, attempts, wait->count(), o.error);
       } else {
@@ -231,10 +239,10 @@ void Dispatcher::Process(store::Store& store, const store::Delivery& row,
       log->error("delivery.store_error event={} cause=\"{}\"", event, s.error().ToString());
       return;
     }
+    count(OutcomeKind::kPermanent);
     log->error("delivery.dead {}={} event={} status={} attempt={} cause=\"{}\"", kind, name, event,
                report.outcome.http_status, attempts, report.outcome.error);
   }
-  util::Metrics::Global().Inc(kDeliveries, {{kind, name}, {"outcome", OutcomeLabel(report.result)}});
   UpdateGauges(store);
   if (on_outcome_) on_outcome_(report);
 }

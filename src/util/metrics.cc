@@ -191,11 +191,16 @@ void DescribeStandardMetrics() {
   Metrics& m = Metrics::Global();
   m.Describe("mailhook_messages_total", "counter",
              "Messages turned into events and stored durably.");
+  const std::vector<double> seconds = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                       0.5,   1,    2.5,   5,    10,  30};
   m.Describe("mailhook_deliveries_total", "counter",
-             "Delivery attempts by webhook or hook name and outcome.");
+             "Webhook delivery attempts by webhook name and outcome (success, retry, dead).");
   m.Describe("mailhook_delivery_seconds", "histogram",
-             "Duration of one delivery attempt in seconds.",
-             {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30});
+             "Duration of one webhook delivery attempt in seconds.", seconds);
+  m.Describe("mailhook_hook_runs_total", "counter",
+             "Hook command runs by hook name and outcome (success, retry, dead).");
+  m.Describe("mailhook_hook_seconds", "histogram", "Duration of one hook command run in seconds.",
+             seconds);
   m.Describe("mailhook_imap_reconnects_total", "counter",
              "IMAP sessions thrown away and reconnected.");
   m.Describe("mailhook_imap_connected", "gauge",

@@ -369,6 +369,35 @@ TEST(DispatcherTest, UnknownTargetGoesToDeadLetters) {
   EXPECT_NE(reports.all()[0].outcome.error.find("not configured"), std::string::npos);
 }
 
+TEST(DispatcherTest, HookRunsAreCountedUnderTheirOwnMetricNames) {
+  // One label set per metric family: webhooks under mailhook_deliveries_total
+  // {webhook, outcome}, hook commands under mailhook_hook_runs_total{hook, outcome}.
+  TempDir dir;
+  Commit(dir.path(), 1, "hook:archive");
+  config::Config cfg;
+  cfg.state_dir = dir.path();
+  config::Hook hook;
+  hook.name = "archive";
+  hook.command = {"/bin/sh", "-c", "cat >/dev/null"};
+  hook.timeout = 5s;
+  hook.retry_schedule = {10ms};
+  cfg.hooks.push_back(hook);
+  auto& metrics = util::Metrics::Global();
+  util::Labels success = {{"hook", "archive"}, {"outcome", "success"}};
+  double before = metrics.Value("mailhook_hook_runs_total", success);
+  Reports reports;
+  Dispatcher dispatcher(cfg, "1");
+  dispatcher.SetOnOutcome(reports.Callback());
+  ASSERT_TRUE(dispatcher.Start().ok());
+  ASSERT_TRUE(reports.WaitFor(OutcomeKind::kSuccess));
+  dispatcher.Stop();
+  EXPECT_EQ(metrics.Value("mailhook_hook_runs_total", success) - before, 1);
+  EXPECT_EQ(metrics.Value("mailhook_deliveries_total", {{"hook", "archive"}, {"outcome", "success"}}),
+            0);
+  EXPECT_NE(metrics.Render().find("mailhook_hook_seconds_count{hook=\"archive\"}"),
+            std::string::npos);
+}
+
 TEST(DispatcherTest, BadWebhookFailsStart) {
   TempDir dir;
   auto cfg = MakeConfig(dir.path(), "ftp://example/x", {10ms});

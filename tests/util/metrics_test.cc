@@ -98,6 +98,8 @@ TEST(MetricsTest, StandardMetricsAreDescribed) {
            "# TYPE mailhook_messages_total counter\n",
            "# TYPE mailhook_deliveries_total counter\n",
            "# TYPE mailhook_delivery_seconds histogram\n",
+           "# TYPE mailhook_hook_runs_total counter\n",
+           "# TYPE mailhook_hook_seconds histogram\n",
            "# TYPE mailhook_imap_reconnects_total counter\n",
            "# TYPE mailhook_imap_connected gauge\n",
            "# TYPE mailhook_outbox_pending gauge\n",
