@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <ctime>
 
 #include "config/secret_source.h"
@@ -20,6 +21,7 @@ namespace {
 using std::chrono::milliseconds;
 
 constexpr size_t kFetchBatch = 25;  // messages per UID FETCH and per transaction
+constexpr size_t kCommitBytes = 8 << 20;  // ... or fewer, once their payloads reach this
 
 const char* kStateNames[] = {"starting", "connecting", "catching_up", "idling",
                              "backoff",  "needs_operator", "stopped"};
@@ -31,6 +33,25 @@ class ImapSectionSource : public mime::SectionSource {
   ImapSectionSource(imap::Session& session, uint32_t uid) : session_(session), uid_(uid) {}
   util::Result<std::string> Body(const std::string& section) override {
     return session_.FetchSection(uid_, section);
+  }
+  util::Status StreamBody(const std::string& section,
+                          const std::function<util::Status(std::string_view)>& sink) override {
+    // Piece by piece (BODY.PEEK[section]<offset.length>): a 50 MiB attachment
+    // costs one piece of memory here and in libetpan, not the whole body.
+    constexpr uint32_t kPiece = 1 << 20;
+    for (uint64_t offset = 0;; offset += kPiece) {
+      if (offset > UINT32_MAX - kPiece) {
+        return util::Error("imap.too_large", util::RetryClass::kNeedsOperator,
+                           "part " + section + " of UID " + std::to_string(uid_) +
+                               " is over 4 GiB; mailhook cannot read it (remove the message from the folder)");
+      }
+      util::Result<std::string> piece = session_.FetchSectionPart(uid_, section, static_cast<uint32_t>(offset), kPiece);
+      if (!piece.ok()) return piece.error();
+      if (!piece->empty()) {
+        if (util::Status s = sink(*piece); !s.ok()) return s;
+      }
+      if (piece->size() < kPiece) return util::Ok();
+    }
   }
   util::Result<std::string> MimeHeaders(const std::string& section) override {
     return session_.FetchMimeHeaders(uid_, section);
@@ -196,6 +217,16 @@ util::Status FolderWatcher::RunSession(store::Store& store) {
     }
   }
 
+  // Fetch attachment content only when some target wants it, up to the largest
+  // limit; the routes that decide it depend on the folder only.
+  mime::ExtractOptions extract_options;
+  extract_options.max_content_bytes = 0;
+  for (const Route& r : RoutesFor(config_, account_.name, folder_, nullptr)) {
+    if (r.attachments != config::AttachmentMode::kContent) continue;
+    extract_options.fetch_content = true;
+    extract_options.max_content_bytes = std::max(extract_options.max_content_bytes, r.max_attachment_bytes);
+  }
+
   // Turns a list of UIDs into events, committing each batch with the new watermark.
   auto process = [&](const std::vector<uint32_t>& uids, uint32_t final_mark) -> util::Status {
     for (size_t i = 0; i < uids.size(); i += kFetchBatch) {
@@ -205,18 +236,23 @@ util::Status FolderWatcher::RunSession(store::Store& store) {
       if (!metas.ok()) return metas.error();
       std::vector<store::OutboxItem> items;
       std::vector<store::PostAction> post_actions;
+      size_t pending_bytes = 0;
+      // Commits what is gathered with the watermark at `up_to`: every UID of
+      // the batch up to it has its events in `items`.
+      auto commit = [&](uint32_t up_to) -> util::Status {
+        store::Watermark next{info->uidvalidity, std::max(wm.last_uid, up_to)};
+        if (auto s = store.CommitMessages(account_.name, folder_, next, items, post_actions); !s.ok())
+          return s.error();
+        wm = next;
+        if (!items.empty() && on_committed_) on_committed_();
+        items.clear();
+        post_actions.clear();
+        pending_bytes = 0;
+        return util::Ok();
+      };
       for (const imap::MessageMeta& meta : *metas) {
-        auto pre_routes = RoutesFor(config_, account_.name, folder_, nullptr);
-        // Fetch attachment content only when some target wants it, up to the largest limit.
-        mime::ExtractOptions opts;
-        opts.max_content_bytes = 0;
-        for (const Route& r : pre_routes) {
-          if (r.attachments != config::AttachmentMode::kContent) continue;
-          opts.fetch_content = true;
-          opts.max_content_bytes = std::max(opts.max_content_bytes, r.max_attachment_bytes);
-        }
         ImapSectionSource source(*session, meta.uid);
-        auto content = mime::Extract(meta.header, meta.structure, source, opts);
+        auto content = mime::Extract(meta.header, meta.structure, source, extract_options);
         if (!content.ok()) {
           if (content.error().retry() == util::RetryClass::kRetryNow) {
             log->warn("imap.message_vanished account={} folder={} uid={}", account_.name, folder_, meta.uid);
@@ -229,7 +265,8 @@ util::Status FolderWatcher::RunSession(store::Store& store) {
         std::string event_id = mime::EventId(account_.name, folder_, info->uidvalidity, meta.uid);
         size_t before = items.size();
         for (const Route& r : RoutesFor(config_, account_.name, folder_, &*content)) {
-          std::string payload = mime::EventJson(em, *content, r.attachments, r.max_attachment_bytes).dump();
+          std::string payload = mime::EventPayload(em, *content, r.attachments, r.max_attachment_bytes);
+          pending_bytes += payload.size();
           items.push_back(store::OutboxItem{event_id, r.target, account_.name, folder_, info->uidvalidity,
                                             meta.uid, std::move(payload)});
         }
@@ -239,15 +276,15 @@ util::Status FolderWatcher::RunSession(store::Store& store) {
         }
         metrics.Inc("mailhook_messages_total", labels);
         log->debug("imap.message account={} folder={} uid={} event={} targets={}", account_.name, folder_,
-                   meta.uid, event_id, items.size());
+                   meta.uid, event_id, items.size() - before);
+        // Events with large attachment contents are committed early, so a
+        // batch never holds more than about one large event at a time.
+        if (pending_bytes >= kCommitBytes) {
+          if (auto s = commit(meta.uid); !s.ok()) return s;
+        }
       }
       bool last_batch = i + kFetchBatch >= uids.size();
-      store::Watermark next{info->uidvalidity, std::max(wm.last_uid, last_batch ? std::max(final_mark, batch.back())
-                                                                                 : batch.back())};
-      if (auto s = store.CommitMessages(account_.name, folder_, next, items, post_actions); !s.ok())
-        return s.error();
-      wm = next;
-      if (!items.empty() && on_committed_) on_committed_();
+      if (auto s = commit(last_batch ? std::max(final_mark, batch.back()) : batch.back()); !s.ok()) return s;
     }
     return util::Ok();
   };

@@ -2,9 +2,11 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 
 #include <charconv>
+#include <memory>
 
 namespace mailhook::delivery {
 
@@ -54,16 +56,28 @@ Result<std::string> DecodeSecret(const util::Secret& secret) {
 
 namespace {
 
+// HMAC-SHA256 over "<id>.<timestamp>.<body>", fed in pieces: the body (an
+// event, possibly with large attachment contents) is never copied.
 std::string Mac(const std::string& key, std::string_view id, std::string_view timestamp,
                 std::string_view body) {
-  std::string msg;
-  msg.reserve(id.size() + timestamp.size() + body.size() + 2);
-  msg.append(id).append(".").append(timestamp).append(".").append(body);
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), mac, &len);
-  return Base64Encode(std::string_view(reinterpret_cast<const char*>(mac), len));
+  std::unique_ptr<EVP_MAC, decltype(&EVP_MAC_free)> mac(EVP_MAC_fetch(nullptr, "HMAC", nullptr), EVP_MAC_free);
+  std::unique_ptr<EVP_MAC_CTX, decltype(&EVP_MAC_CTX_free)> ctx(mac ? EVP_MAC_CTX_new(mac.get()) : nullptr,
+                                                                  EVP_MAC_CTX_free);
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                         OSSL_PARAM_construct_end()};
+  auto feed = [&](std::string_view piece) {
+    return EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(piece.data()), piece.size()) == 1;
+  };
+  unsigned char out[EVP_MAX_MD_SIZE];
+  size_t len = 0;
+  if (!ctx ||
+      EVP_MAC_init(ctx.get(), reinterpret_cast<const unsigned char*>(key.data()), key.size(), params) != 1 ||
+      !feed(id) || !feed(".") || !feed(timestamp) || !feed(".") || !feed(body) ||
+      EVP_MAC_final(ctx.get(), out, &len, sizeof out) != 1) {
+    return std::string();  // only a broken OpenSSL installation gets here
+  }
+  return Base64Encode(std::string_view(reinterpret_cast<const char*>(out), len));
 }
 
 }  // namespace
@@ -72,7 +86,12 @@ Result<std::string> Sign(const util::Secret& secret, std::string_view id, int64_
                          std::string_view body) {
   auto key = DecodeSecret(secret);
   if (!key.ok()) return key.error();
-  return "v1," + Mac(*key, id, std::to_string(timestamp), body);
+  std::string mac = Mac(*key, id, std::to_string(timestamp), body);
+  if (mac.empty()) {
+    return Error("signing.openssl", RetryClass::kBackoff,
+                 "OpenSSL could not compute HMAC-SHA256; check the OpenSSL installation (libssl3)");
+  }
+  return "v1," + mac;
 }
 
 Result<std::string> SignatureHeader(const std::vector<util::Secret>& secrets,

@@ -171,7 +171,15 @@ Outcome WebhookTarget::Deliver(const store::Delivery& delivery) {
       std::lock_guard lock(mu_);
       in_flight_.insert(raw);
     }
-    auto res = client->Post(url_.path, headers, body, "application/json");
+    // A content provider hands httplib slices of the stored payload: the
+    // string overload would copy the whole body into the request first.
+    auto res = client->Post(
+        url_.path, headers, body.size(),
+        [&body](size_t offset, size_t length, httplib::DataSink& sink) {
+          constexpr size_t kSlice = 1 << 20;
+          return sink.write(body.data() + offset, std::min({length, kSlice, body.size() - offset}));
+        },
+        "application/json");
     bool cancelled = false;
     {
       std::lock_guard lock(mu_);

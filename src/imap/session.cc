@@ -329,12 +329,13 @@ util::Result<std::vector<MessageMeta>> Session::FetchMeta(const std::vector<uint
 }
 
 namespace {
-util::Result<std::string> FetchOneSection(mailimap* imap, uint32_t uid, mailimap_section* section,
+// `body_att` is a BODY.PEEK[...] fetch item; it is owned by the request from here.
+util::Result<std::string> FetchOneSection(mailimap* imap, uint32_t uid, mailimap_fetch_att* body_att,
                                           const std::function<Error(int)>& error) {
   SetPtr set(mailimap_set_new_single(uid));
   FetchTypePtr type(mailimap_fetch_type_new_fetch_att_list_empty());
   mailimap_fetch_type_new_fetch_att_list_add(type.get(), mailimap_fetch_att_new_uid());
-  mailimap_fetch_type_new_fetch_att_list_add(type.get(), mailimap_fetch_att_new_body_peek_section(section));
+  mailimap_fetch_type_new_fetch_att_list_add(type.get(), body_att);
   clist* raw = nullptr;
   int r = mailimap_uid_fetch(imap, set.get(), type.get(), &raw);
   FetchResultPtr result(raw);
@@ -360,12 +361,19 @@ util::Result<std::string> FetchOneSection(mailimap* imap, uint32_t uid, mailimap
 }  // namespace
 
 util::Result<std::string> Session::FetchSection(uint32_t uid, const std::string& section) {
-  return FetchOneSection(imap_, uid, SectionFor(section, false),
+  return FetchOneSection(imap_, uid, mailimap_fetch_att_new_body_peek_section(SectionFor(section, false)),
                          [this](int r) { return CommandError("uid_fetch", r); });
 }
 
+util::Result<std::string> Session::FetchSectionPart(uint32_t uid, const std::string& section, uint32_t offset,
+                                                    uint32_t length) {
+  return FetchOneSection(
+      imap_, uid, mailimap_fetch_att_new_body_peek_section_partial(SectionFor(section, false), offset, length),
+      [this](int r) { return CommandError("uid_fetch", r); });
+}
+
 util::Result<std::string> Session::FetchMimeHeaders(uint32_t uid, const std::string& section) {
-  return FetchOneSection(imap_, uid, SectionFor(section, true),
+  return FetchOneSection(imap_, uid, mailimap_fetch_att_new_body_peek_section(SectionFor(section, true)),
                          [this](int r) { return CommandError("uid_fetch", r); });
 }
 

@@ -84,6 +84,11 @@ class Session {
   util::Result<std::vector<MessageMeta>> FetchMeta(const std::vector<uint32_t>& uids);
   /// BODY.PEEK[section] (never sets \Seen).
   util::Result<std::string> FetchSection(uint32_t uid, const std::string& section);
+  /// `length` bytes of BODY[section] from `offset` (BODY.PEEK[section]<offset.length>,
+  /// RFC 3501 §6.4.5); fewer at the end, empty past it. Large bodies are read in
+  /// such pieces so neither libetpan's response buffer nor ours ever holds them whole.
+  util::Result<std::string> FetchSectionPart(uint32_t uid, const std::string& section, uint32_t offset,
+                                             uint32_t length);
   /// BODY.PEEK[section.MIME].
   util::Result<std::string> FetchMimeHeaders(uint32_t uid, const std::string& section);
   /// BINARY.SIZE[section] (RFC 3516): the decoded size, computed by the

@@ -146,26 +146,22 @@ std::vector<std::string> Supersets(const std::string& cs) {
   return {};
 }
 
-}  // namespace
+// A partial base64 quantum: 2 chars → 1 byte, 3 chars → 2 bytes, 1 char → none.
+void Base64Flush(uint32_t& acc, int& n, std::string& out) {
+  if (n == 2) out.push_back(static_cast<char>((acc >> 4) & 0xFF));
+  if (n == 3) {
+    out.push_back(static_cast<char>((acc >> 10) & 0xFF));
+    out.push_back(static_cast<char>((acc >> 2) & 0xFF));
+  }
+  acc = 0;
+  n = 0;
+}
 
-std::string DecodeBase64(std::string_view in) {
-  std::string out;
-  out.reserve(in.size() * 3 / 4);
-  uint32_t acc = 0;
-  int n = 0;
-  auto flush = [&] {
-    // A partial quantum: 2 chars → 1 byte, 3 chars → 2 bytes, 1 char → none.
-    if (n == 2) out.push_back(static_cast<char>((acc >> 4) & 0xFF));
-    if (n == 3) {
-      out.push_back(static_cast<char>((acc >> 10) & 0xFF));
-      out.push_back(static_cast<char>((acc >> 2) & 0xFF));
-    }
-    acc = 0;
-    n = 0;
-  };
+// One base64 step over `in`, carrying the partial quantum in (acc, n).
+void Base64Step(std::string_view in, uint32_t& acc, int& n, std::string& out) {
   for (unsigned char c : in) {
     if (c == '=') {
-      flush();
+      Base64Flush(acc, n, out);
       continue;
     }
     int v = Base64Value(c);
@@ -179,31 +175,65 @@ std::string DecodeBase64(std::string_view in) {
       n = 0;
     }
   }
-  flush();
+}
+
+}  // namespace
+
+std::string DecodeBase64(std::string_view in) {
+  std::string out;
+  out.reserve(in.size() * 3 / 4);
+  uint32_t acc = 0;
+  int n = 0;
+  Base64Step(in, acc, n, out);
+  Base64Flush(acc, n, out);
   return out;
 }
 
+namespace {
+
+constexpr char kBase64Alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+void EncodeTriple(uint32_t v, std::string& out) {
+  out.push_back(kBase64Alphabet[(v >> 18) & 63]);
+  out.push_back(kBase64Alphabet[(v >> 12) & 63]);
+  out.push_back(kBase64Alphabet[(v >> 6) & 63]);
+  out.push_back(kBase64Alphabet[v & 63]);
+}
+
+}  // namespace
+
+void Base64Encoder::Add(std::string_view in, std::string& out) {
+  auto byte = [](char c) { return static_cast<uint32_t>(static_cast<unsigned char>(c)); };
+  size_t i = 0;
+  while (carried_ > 0 && carried_ < 3 && i < in.size()) {
+    if (carried_ == 2) {
+      EncodeTriple((uint32_t{carry_[0]} << 16) | (uint32_t{carry_[1]} << 8) | byte(in[i++]), out);
+      carried_ = 0;
+    } else {
+      carry_[carried_++] = static_cast<unsigned char>(in[i++]);
+    }
+  }
+  for (; i + 3 <= in.size(); i += 3) EncodeTriple((byte(in[i]) << 16) | (byte(in[i + 1]) << 8) | byte(in[i + 2]), out);
+  for (; i < in.size(); ++i) carry_[carried_++] = static_cast<unsigned char>(in[i]);
+}
+
+void Base64Encoder::Finish(std::string& out) {
+  if (carried_ == 0) return;
+  uint32_t v = uint32_t{carry_[0]} << 16;
+  if (carried_ == 2) v |= uint32_t{carry_[1]} << 8;
+  out.push_back(kBase64Alphabet[(v >> 18) & 63]);
+  out.push_back(kBase64Alphabet[(v >> 12) & 63]);
+  out.push_back(carried_ == 2 ? kBase64Alphabet[(v >> 6) & 63] : '=');
+  out.push_back('=');
+  carried_ = 0;
+}
+
 std::string EncodeBase64(std::string_view in) {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
   out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  auto byte = [&](size_t k) { return static_cast<uint32_t>(static_cast<unsigned char>(in[k])); };
-  for (; i + 3 <= in.size(); i += 3) {
-    uint32_t v = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
-    out.push_back(kAlphabet[(v >> 18) & 63]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-    out.push_back(kAlphabet[(v >> 6) & 63]);
-    out.push_back(kAlphabet[v & 63]);
-  }
-  if (size_t rest = in.size() - i; rest) {
-    uint32_t v = byte(i) << 16;
-    if (rest == 2) v |= byte(i + 1) << 8;
-    out.push_back(kAlphabet[(v >> 18) & 63]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-    out.push_back(rest == 2 ? kAlphabet[(v >> 6) & 63] : '=');
-    out.push_back('=');
-  }
+  Base64Encoder encoder;
+  encoder.Add(in, out);
+  encoder.Finish(out);
   return out;
 }
 
@@ -278,15 +308,68 @@ std::string DecodeUuencode(std::string_view in) {
   return out;
 }
 
-std::string DecodeTransfer(std::string_view body, std::string_view encoding) {
+namespace {
+
+std::string NormalizeEncoding(std::string_view encoding) {
   std::string enc;
   for (char c : encoding) {
     if (c != ' ' && c != '\t' && c != '"') enc.push_back(ToLower(c));
   }
+  return enc;
+}
+
+bool IsUuencode(const std::string& enc) {
+  return enc == "x-uuencode" || enc == "uuencode" || enc == "x-uue" || enc == "uue";
+}
+
+}  // namespace
+
+std::string DecodeTransfer(std::string_view body, std::string_view encoding) {
+  std::string enc = NormalizeEncoding(encoding);
   if (enc == "base64") return DecodeBase64(body);
   if (enc == "quoted-printable") return DecodeQuotedPrintable(body);
-  if (enc == "x-uuencode" || enc == "uuencode" || enc == "x-uue" || enc == "uue") return DecodeUuencode(body);
+  if (IsUuencode(enc)) return DecodeUuencode(body);
   return std::string(body);
+}
+
+TransferDecoder::TransferDecoder(std::string_view encoding) {
+  std::string enc = NormalizeEncoding(encoding);
+  kind_ = enc == "base64"             ? Kind::kBase64
+          : enc == "quoted-printable" ? Kind::kQuotedPrintable
+          : IsUuencode(enc)           ? Kind::kUuencode
+                                      : Kind::kIdentity;
+}
+
+void TransferDecoder::Feed(std::string_view chunk, std::string& out) {
+  switch (kind_) {
+    case Kind::kIdentity: out.append(chunk); return;
+    case Kind::kBase64: Base64Step(chunk, acc_, n_, out); return;
+    case Kind::kUuencode: held_.append(chunk); return;
+    case Kind::kQuotedPrintable: {
+      // Every line up to the chunk's last line feed is complete: a soft
+      // break or an escape never reaches past its line's end.
+      size_t eol = chunk.rfind('\n');
+      if (eol == std::string_view::npos) {
+        held_.append(chunk);
+        return;
+      }
+      held_.append(chunk.substr(0, eol + 1));
+      out += DecodeQuotedPrintable(held_);
+      held_.assign(chunk.substr(eol + 1));
+      return;
+    }
+  }
+}
+
+void TransferDecoder::Finish(std::string& out) {
+  switch (kind_) {
+    case Kind::kIdentity: break;
+    case Kind::kBase64: Base64Flush(acc_, n_, out); break;
+    case Kind::kQuotedPrintable: out += DecodeQuotedPrintable(held_); break;
+    case Kind::kUuencode: out += DecodeUuencode(held_); break;
+  }
+  held_.clear();
+  held_.shrink_to_fit();
 }
 
 bool IsValidUtf8(std::string_view s) {

@@ -7,6 +7,7 @@
 /// these functions as invalid UTF-8 (undecodable bytes become U+FFFD or are
 /// read as windows-1252; text is never dropped).
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -32,6 +33,41 @@ std::string DecodeUuencode(std::string_view in);
 /// Undoes a Content-Transfer-Encoding (lowercased or not). 7bit, 8bit,
 /// binary, unknown or empty: the bytes as they are.
 std::string DecodeTransfer(std::string_view body, std::string_view encoding);
+
+/// Undoes a Content-Transfer-Encoding piece by piece, for bodies too large to
+/// hold twice: feeding a body in chunks of any size gives exactly the bytes
+/// DecodeTransfer gives for the whole. Base64 carries its partial quantum
+/// between chunks; quoted-printable holds back the last incomplete line
+/// (decoding is line-local); uuencode, rare and line-framed with a "begin"
+/// that may never come, is buffered and decoded at Finish.
+class TransferDecoder {
+ public:
+  explicit TransferDecoder(std::string_view encoding);
+
+  /// Appends the decoded bytes of `chunk` that are complete to `out`.
+  void Feed(std::string_view chunk, std::string& out);
+  /// Appends what is left; the decoder is then spent.
+  void Finish(std::string& out);
+
+ private:
+  enum class Kind { kIdentity, kBase64, kQuotedPrintable, kUuencode };
+  Kind kind_;
+  uint32_t acc_ = 0;    // base64: bits of the current quantum
+  int n_ = 0;           // base64: characters in it
+  std::string held_;    // quoted-printable: the incomplete line; uuencode: everything
+};
+
+/// Base64 encoding piece by piece (no line breaks): Add() in chunks of any
+/// size gives exactly EncodeBase64 of their concatenation.
+class Base64Encoder {
+ public:
+  void Add(std::string_view in, std::string& out);
+  void Finish(std::string& out);
+
+ private:
+  unsigned char carry_[2] = {0, 0};
+  int carried_ = 0;
+};
 
 /// True when `s` is well-formed UTF-8 (no overlongs, no surrogates).
 bool IsValidUtf8(std::string_view s);

@@ -48,8 +48,22 @@ std::string NowRfc3339() {
   return FormatRfc3339(std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count());
 }
 
-json EventJson(const EventMeta& meta, const MessageContent& c, config::AttachmentMode mode,
-               uint64_t max_attachment_bytes) {
+namespace {
+
+// Stands in for an attachment's content while the event is serialised; the
+// content is spliced in afterwards (EventPayload), so it is never copied
+// into the JSON tree and the dump. In the compact dump the sequence
+// "content_base64":"#" can only be an attachment's key: inside any string
+// value a quote is escaped.
+constexpr std::string_view kContentMarker = "\"content_base64\":\"#\"";
+
+// The attachments whose content the event carries.
+bool Carries(const Attachment& a, config::AttachmentMode mode, uint64_t max_attachment_bytes) {
+  return mode == config::AttachmentMode::kContent && a.content_base64 && a.size <= max_attachment_bytes;
+}
+
+json EventTree(const EventMeta& meta, const MessageContent& c, config::AttachmentMode mode,
+               uint64_t max_attachment_bytes, bool markers) {
   json attachments = json::array();
   if (mode != config::AttachmentMode::kNone) {
     for (const Attachment& a : c.attachments) {
@@ -61,9 +75,9 @@ json EventJson(const EventMeta& meta, const MessageContent& c, config::Attachmen
                 {"size", a.size},
                 {"sha256", Str(a.sha256)}};
       if (mode == config::AttachmentMode::kContent) {
-        j["content_base64"] = (a.content && a.content->size() <= max_attachment_bytes)
-                                  ? json(EncodeBase64(*a.content))
-                                  : json(nullptr);
+        j["content_base64"] = !Carries(a, mode, max_attachment_bytes) ? json(nullptr)
+                              : markers                              ? json("#")
+                                                                     : json(*a.content_base64);
       }
       attachments.push_back(std::move(j));
     }
@@ -93,6 +107,39 @@ json EventJson(const EventMeta& meta, const MessageContent& c, config::Attachmen
           {"message", std::move(message)}};
 }
 
+}  // namespace
+
+json EventJson(const EventMeta& meta, const MessageContent& content, config::AttachmentMode mode,
+               uint64_t max_attachment_bytes) {
+  return EventTree(meta, content, mode, max_attachment_bytes, false);
+}
+
+std::string EventPayload(const EventMeta& meta, const MessageContent& content, config::AttachmentMode mode,
+                         uint64_t max_attachment_bytes) {
+  std::string skeleton = EventTree(meta, content, mode, max_attachment_bytes, true).dump();
+  std::vector<const std::string*> contents;
+  size_t total = skeleton.size();
+  for (const Attachment& a : content.attachments) {
+    if (!Carries(a, mode, max_attachment_bytes)) continue;
+    contents.push_back(&*a.content_base64);
+    total += a.content_base64->size();
+  }
+  if (contents.empty()) return skeleton;
+  std::string out;
+  out.reserve(total);  // exact: no reallocation while the contents go in
+  size_t from = 0;
+  for (const std::string* b64 : contents) {
+    size_t at = skeleton.find(kContentMarker, from);
+    if (at == std::string::npos) break;  // cannot happen: one marker per carried content
+    size_t value = at + kContentMarker.size() - 2;  // the '#' between the quotes
+    out.append(skeleton, from, value - from);
+    out.append(*b64);
+    from = value + 1;
+  }
+  out.append(skeleton, from, std::string::npos);
+  return out;
+}
+
 util::Result<std::string> ParseFileToEventJson(const std::string& path, const std::string& mailbox,
                                                config::AttachmentMode mode) {
   std::ifstream in(path, std::ios::binary);
@@ -100,13 +147,26 @@ util::Result<std::string> ParseFileToEventJson(const std::string& path, const st
     return util::Error("mime.read_failed", util::RetryClass::kNeedsOperator,
                        "cannot open '" + path + "': " + std::strerror(errno) + "; check the path and permissions");
   }
-  std::ostringstream buf;
-  buf << in.rdbuf();
+  // Read straight into one string of the file's size: the message is held
+  // once (a stringstream would hold it twice, and grow by doubling).
+  std::string data;
+  in.seekg(0, std::ios::end);
+  std::streamoff end = in.tellg();
+  in.seekg(0, std::ios::beg);
+  if (end > 0) {
+    data.resize(static_cast<size_t>(end));
+    in.read(data.data(), end);
+    data.resize(static_cast<size_t>(in.gcount()));
+  } else {
+    std::ostringstream buf;  // not seekable (a pipe): read it as it comes
+    buf << in.rdbuf();
+    data = std::move(buf).str();
+  }
   if (in.bad()) {
     return util::Error("mime.read_failed", util::RetryClass::kNeedsOperator,
                        "cannot read '" + path + "'; check the file");
   }
-  ParsedMessage parsed = ParseMessage(buf.str());
+  ParsedMessage parsed = ParseMessage(std::move(data));
   FileSectionSource source(parsed);
   ExtractOptions opts;
   opts.fetch_content = true;  // the file is local: exact sizes and hashes cost nothing

@@ -38,6 +38,12 @@ std::string EventId(const std::string& account, const std::string& mailbox, uint
 nlohmann::json EventJson(const EventMeta& meta, const MessageContent& content, config::AttachmentMode mode,
                          uint64_t max_attachment_bytes);
 
+/// EventJson(...).dump(), built without copying attachment contents into a
+/// JSON tree first: the contents are spliced into the compact serialisation,
+/// so an event is held about once while it is made.
+std::string EventPayload(const EventMeta& meta, const MessageContent& content, config::AttachmentMode mode,
+                         uint64_t max_attachment_bytes);
+
 /// The current time as RFC 3339 UTC ("2026-11-26T07:00:00Z").
 std::string NowRfc3339();
 

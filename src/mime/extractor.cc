@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cctype>
 
 #include "mime/decode.h"
@@ -19,10 +20,39 @@ std::string Trim(std::string_view s) {
   return std::string(s);
 }
 
+std::string HexOf(const unsigned char* md, unsigned int len) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out.push_back(kHex[md[i] >> 4]);
+    out.push_back(kHex[md[i] & 15]);
+  }
+  return out;
+}
+
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
+
+// Incremental SHA-256.
+class Sha256 {
+ public:
+  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+  ~Sha256() { EVP_MD_CTX_free(ctx_); }
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void Update(std::string_view data) { EVP_DigestUpdate(ctx_, data.data(), data.size()); }
+  std::string Hex() {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx_, md, &len);
+    return HexOf(md, len);
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
 
 class Walker {
  public:
@@ -92,14 +122,51 @@ class Walker {
       }
     }
     if (fetch) {
-      util::Result<std::string> body = source_.Body(part.section);
-      if (!body.ok()) return body.error();
-      std::string decoded = DecodeTransfer(*body, part.encoding);
-      a.size = decoded.size();
-      a.sha256 = Sha256Hex(decoded);
-      if (decoded.size() <= opts_.max_content_bytes) a.content = std::move(decoded);
+      if (util::Status s = FetchContent(part, a); !s.ok()) return s;
     }
     out_.attachments.push_back(std::move(a));
+    return util::Ok();
+  }
+
+  // Streams the part's body through the transfer decoder into the size, the
+  // SHA-256 and (while within max_content_bytes) the base64 the event
+  // carries: neither the encoded nor the decoded body is ever held whole.
+  util::Status FetchContent(const Part& part, Attachment& a) {
+    TransferDecoder decoder(part.encoding);
+    Sha256 sha;
+    Base64Encoder encoder;
+    std::string b64;
+    bool keep = opts_.max_content_bytes > 0;
+    if (keep) b64.reserve(std::min<uint64_t>(a.size, opts_.max_content_bytes) / 3 * 4 + 4);
+    uint64_t size = 0;
+    std::string decoded;
+    auto take = [&](std::string_view bytes) {
+      size += bytes.size();
+      sha.Update(bytes);
+      if (!keep) return;
+      if (size > opts_.max_content_bytes) {
+        keep = false;  // over the limit: metadata only, and the memory back now
+        std::string().swap(b64);
+        return;
+      }
+      encoder.Add(bytes, b64);
+    };
+    util::Status s = source_.StreamBody(part.section, [&](std::string_view chunk) {
+      decoded.clear();
+      decoder.Feed(chunk, decoded);
+      take(decoded);
+      return util::Ok();
+    });
+    if (!s.ok()) return s;
+    decoded.clear();
+    decoder.Finish(decoded);
+    take(decoded);
+    a.size = size;
+    a.sha256 = sha.Hex();
+    if (keep) {
+      encoder.Finish(b64);
+      a.content_base64 = std::move(b64);
+    }
     return util::Ok();
   }
 
@@ -156,13 +223,7 @@ std::string Sha256Hex(std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out.push_back(kHex[md[i] >> 4]);
-    out.push_back(kHex[md[i] & 15]);
-  }
-  return out;
+  return HexOf(md, len);
 }
 
 uint64_t EstimateDecodedSize(const Part& part) {

@@ -24,7 +24,9 @@ struct Attachment {
   std::optional<std::string> content_id;    ///< as sent, with <>
   uint64_t size = 0;                        ///< decoded size in bytes
   std::optional<std::string> sha256;        ///< hex, when the content was fetched
-  std::optional<std::string> content;       ///< decoded bytes, when fetched and within limits
+  /// The decoded bytes in base64 (no line breaks), when fetched and within
+  /// limits: kept encoded, as the event carries it, so it is held once.
+  std::optional<std::string> content_base64;
 };
 
 /// The decoded message.

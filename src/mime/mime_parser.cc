@@ -2,6 +2,7 @@
 
 #include "mime/decode.h"
 
+#include <algorithm>
 #include <cctype>
 
 #include "mime/header.h"
@@ -223,15 +224,35 @@ ParsedMessage ParseMessage(std::string data) {
   return m;
 }
 
-util::Result<std::string> FileSectionSource::Body(const std::string& section) {
+util::Result<std::string_view> FileSectionSource::BodyView(const std::string& section) const {
   // IMAP BODY[] (an empty section) is the whole message, header included.
-  if (section.empty()) return message_.data;
+  if (section.empty()) return std::string_view(message_.data);
   auto it = message_.ranges.find(section);
   if (it == message_.ranges.end()) {
     return util::Error("mime.no_section", util::RetryClass::kNeedsOperator,
                        "section '" + section + "' is not in the parsed message; ask only for sections of its Part tree");
   }
-  return message_.data.substr(it->second.body_begin, it->second.body_end - it->second.body_begin);
+  return std::string_view(message_.data).substr(it->second.body_begin, it->second.body_end - it->second.body_begin);
+}
+
+util::Result<std::string> FileSectionSource::Body(const std::string& section) {
+  util::Result<std::string_view> view = BodyView(section);
+  if (!view.ok()) return view.error();
+  return std::string(*view);
+}
+
+util::Status FileSectionSource::StreamBody(const std::string& section,
+                                           const std::function<util::Status(std::string_view)>& sink) {
+  util::Result<std::string_view> view = BodyView(section);
+  if (!view.ok()) return view.error();
+  constexpr size_t kPiece = 1 << 20;  // the sink's own buffers stay small
+  std::string_view rest = *view;
+  do {
+    std::string_view piece = rest.substr(0, kPiece);
+    rest.remove_prefix(piece.size());
+    if (util::Status s = sink(piece); !s.ok()) return s;
+  } while (!rest.empty());
+  return util::Ok();
 }
 
 util::Result<std::string> FileSectionSource::MimeHeaders(const std::string& section) {
@@ -253,12 +274,22 @@ const Part* FindPart(const Part& p, const std::string& section) {
 }  // namespace
 
 util::Result<std::optional<uint64_t>> FileSectionSource::DecodedSize(const std::string& section) {
-  auto it = message_.ranges.find(section);
   const Part* part = FindPart(message_.root, section);
-  if (it == message_.ranges.end() || !part) return std::optional<uint64_t>();
-  std::string_view body(message_.data);
-  body = body.substr(it->second.body_begin, it->second.body_end - it->second.body_begin);
-  return std::optional<uint64_t>(DecodeTransfer(body, part->encoding).size());
+  util::Result<std::string_view> view = BodyView(section);
+  if (!view.ok() || !part) return std::optional<uint64_t>();
+  // Decoded piece by piece and counted: the decoded body is never held.
+  TransferDecoder decoder(part->encoding);
+  std::string piece;
+  uint64_t size = 0;
+  constexpr size_t kPiece = 1 << 20;
+  for (std::string_view rest = *view; !rest.empty(); rest.remove_prefix(std::min(rest.size(), kPiece))) {
+    piece.clear();
+    decoder.Feed(rest.substr(0, kPiece), piece);
+    size += piece.size();
+  }
+  piece.clear();
+  decoder.Finish(piece);
+  return std::optional<uint64_t>(size + piece.size());
 }
 
 }  // namespace mailhook::mime

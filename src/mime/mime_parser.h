@@ -57,10 +57,15 @@ class FileSectionSource : public SectionSource {
 
   util::Result<std::string> Body(const std::string& section) override;
   util::Result<std::string> MimeHeaders(const std::string& section) override;
+  /// Hands over views into the file's bytes: nothing is copied.
+  util::Status StreamBody(const std::string& section,
+                          const std::function<util::Status(std::string_view)>& sink) override;
   /// Exact: the body is local, so it is decoded (without copying it first).
   util::Result<std::optional<uint64_t>> DecodedSize(const std::string& section) override;
 
  private:
+  util::Result<std::string_view> BodyView(const std::string& section) const;
+
   const ParsedMessage& message_;
 };
 

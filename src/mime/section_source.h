@@ -4,8 +4,10 @@
 /// into the local file. Implementations are used by one thread at a time.
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "util/result.h"
 
@@ -20,6 +22,17 @@ class SectionSource {
   /// bytes of IMAP BODY[section]). Failure means the message could not be read
   /// (the daemon retries the whole message later).
   virtual util::Result<std::string> Body(const std::string& section) = 0;
+
+  /// Hands the same bytes as Body(section) to `sink` in pieces, so a large
+  /// body is never held whole (the daemon fetches it in partial FETCHes). A
+  /// failing sink stops the stream and its error is returned. The default
+  /// hands over Body() in one piece.
+  virtual util::Status StreamBody(const std::string& section,
+                                  const std::function<util::Status(std::string_view)>& sink) {
+    util::Result<std::string> body = Body(section);
+    if (!body.ok()) return body.error();
+    return sink(*body);
+  }
 
   /// The MIME header block of the part at `section` (IMAP BODY[section.MIME]),
   /// the ground truth when a structure from the server is doubtful.

@@ -50,6 +50,12 @@ class Stmt {
     Check(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
     return *this;
   }
+  /// Binds without a copy (for event payloads, which may be large): `v`
+  /// must stay alive and unchanged until the statement is stepped and reset.
+  Stmt& BindView(int i, std::string_view v) {
+    Check(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
+    return *this;
+  }
   /// SQLITE_ROW -> true, SQLITE_DONE -> false; anything else leaves ok() false.
   bool Step() {
     if (!ok()) return false;
@@ -339,7 +345,7 @@ Status Store::CommitMessages(const std::string& account, const std::string& fold
     for (const auto& item : items) {
       ins.Bind(1, item.event_id).Bind(2, item.target).Bind(3, item.account);
       ins.Bind(4, item.folder).Bind(5, item.uidvalidity).Bind(6, item.uid);
-      ins.Bind(7, item.payload).Bind(8, now);
+      ins.BindView(7, item.payload).Bind(8, now);
       ins.Step();
       if (!ins.ok()) return SqlError("inserting event " + item.event_id);
       ins.Reset();

@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <string>
 #include <utility>
+#include <string_view>
 #include <vector>
 
 #include "util/result.h"
@@ -26,7 +27,9 @@ namespace mailhook::util {
 /// What to run and how.
 struct ProcessSpec {
   std::vector<std::string> argv;  ///< argv[0] is looked up in PATH unless it has a '/'
-  std::string stdin_data;         ///< written to the child's stdin, then stdin is closed
+  /// Written to the child's stdin, then stdin is closed. Borrowed (an event
+  /// may be large): the bytes must outlive RunProcess.
+  std::string_view stdin_data;
   /// Added to (or overriding) the parent's environment for the child.
   std::vector<std::pair<std::string, std::string>> env;
   std::chrono::milliseconds timeout{30000};  ///< then SIGKILL to the whole group

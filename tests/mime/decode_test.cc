@@ -62,6 +62,54 @@ TEST(DecodeTransfer, ByName) {
   EXPECT_EQ(DecodeTransfer("=41", "x-weird"), "=41");
 }
 
+// Feeds `body` to a TransferDecoder in pieces of `piece` bytes.
+std::string DecodeInPieces(std::string_view body, std::string_view encoding, size_t piece) {
+  TransferDecoder decoder(encoding);
+  std::string out;
+  for (size_t i = 0; i < body.size(); i += piece) decoder.Feed(body.substr(i, piece), out);
+  decoder.Finish(out);
+  return out;
+}
+
+TEST(TransferDecoder, AnyPieceSizeGivesWhatTheWholeGives) {
+  // Awkward inputs for a decoder cut at arbitrary bytes: a base64 quantum and
+  // its padding split across pieces, garbage, padding in the middle; QP soft
+  // breaks with trailing blanks, CRLF split between "\r" and "\n", escapes
+  // split after "=" and after the first hex digit, "=" at the very end;
+  // uuencode with text before "begin"; identity.
+  const std::pair<std::string, std::string> cases[] = {
+      {"aGVs\r\nbG8g\nd29y bGQ=", "base64"},
+      {"aGVsbG8=aGVsbG8=!!*aGk", "base64"},
+      {"Zm9vYmFy\r\nZm9vYg==\r\nZm8=", "BASE64"},
+      {"caf=C3=A9 =\r\nsoft=  \r\nbreak =3D x=4\r\n=zz\nlast=", "quoted-printable"},
+      {"line one=\nline two\r\n=E2=82=AC\r\n", "Quoted-Printable"},
+      {"junk\nbegin 644 x.txt\n#86)C\n`\nend\n", "x-uuencode"},
+      {std::string("raw \0 bytes\xff", 14), "binary"},
+  };
+  for (const auto& [body, encoding] : cases) {
+    std::string whole = DecodeTransfer(body, encoding);
+    for (size_t piece = 1; piece <= body.size(); ++piece) {
+      EXPECT_EQ(DecodeInPieces(body, encoding, piece), whole) << encoding << " in pieces of " << piece;
+    }
+  }
+}
+
+TEST(Base64Encoder, AnyPieceSizeGivesWhatTheWholeGives) {
+  std::string data;
+  for (int i = 0; i < 300; ++i) data.push_back(static_cast<char>(i * 7));
+  for (size_t len : {0, 1, 2, 3, 4, 5, 299, 300}) {
+    std::string_view in(data.data(), len);
+    for (size_t piece = 1; piece <= 7; ++piece) {
+      Base64Encoder encoder;
+      std::string out;
+      for (size_t i = 0; i < in.size(); i += piece) encoder.Add(in.substr(i, piece), out);
+      encoder.Finish(out);
+      EXPECT_EQ(out, EncodeBase64(in)) << len << " bytes in pieces of " << piece;
+      EXPECT_EQ(DecodeBase64(out), in);
+    }
+  }
+}
+
 TEST(Utf8, Validity) {
   EXPECT_TRUE(IsValidUtf8("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"));
   EXPECT_FALSE(IsValidUtf8("\xC0\xAF"));          // overlong

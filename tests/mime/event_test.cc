@@ -21,7 +21,7 @@ MessageContent Sample() {
   a.disposition = "attachment";
   a.size = 3;
   a.sha256 = "abc";
-  a.content = "hi!";
+  a.content_base64 = "aGkh";  // "hi!"
   c.attachments.push_back(a);
   return c;
 }
@@ -64,6 +64,31 @@ TEST(Event, AttachmentModes) {
   EXPECT_EQ(content["message"]["attachments"][0]["content_base64"], "aGkh");
   auto over = EventJson(meta, Sample(), config::AttachmentMode::kContent, 2);
   EXPECT_TRUE(over["message"]["attachments"][0]["content_base64"].is_null());
+}
+
+TEST(Event, PayloadIsTheCompactJsonWithContentsSplicedIn) {
+  EventMeta meta;
+  meta.account = "support";
+  MessageContent c = Sample();
+  Attachment second = c.attachments[0];
+  second.part = "3";
+  second.content_base64 = "AAEC";
+  c.attachments.push_back(second);
+  Attachment over = c.attachments[0];  // over the limit: null, not spliced
+  over.part = "4";
+  over.size = 1000;
+  c.attachments.push_back(over);
+  // Message text that mimics the marker must stay text: quotes in strings are escaped.
+  c.text = R"("content_base64":"#")";
+  for (auto mode : {config::AttachmentMode::kNone, config::AttachmentMode::kMetadata,
+                    config::AttachmentMode::kContent}) {
+    EXPECT_EQ(EventPayload(meta, c, mode, 100), EventJson(meta, c, mode, 100).dump());
+  }
+  auto j = nlohmann::json::parse(EventPayload(meta, c, config::AttachmentMode::kContent, 100));
+  EXPECT_EQ(j["message"]["text"], R"("content_base64":"#")");
+  EXPECT_EQ(j["message"]["attachments"][0]["content_base64"], "aGkh");
+  EXPECT_EQ(j["message"]["attachments"][1]["content_base64"], "AAEC");
+  EXPECT_TRUE(j["message"]["attachments"][2]["content_base64"].is_null());
 }
 
 TEST(Event, ParseFile) {

@@ -109,7 +109,7 @@ TEST(Extractor, Attachments) {
   const Attachment& bin = c.attachments[2];
   EXPECT_EQ(bin.filename.value_or(""), "\xE2\x82\xAC.bin");
   EXPECT_EQ(bin.size, 5u);
-  EXPECT_EQ(bin.content.value_or(""), std::string("\0\1\2\3\4", 5));
+  EXPECT_EQ(bin.content_base64.value_or(""), "AAECAwQ=");  // the bytes 0 1 2 3 4
   EXPECT_EQ(bin.sha256.value_or(""), "08bb5e5d6eaac1049ede0893d30ed022b1a4d9b5b48db414871f51c9cb35283d");
   // Forwarded mail is listed, never descended into.
   EXPECT_EQ(c.attachments[3].content_type, "message/rfc822");
@@ -120,7 +120,7 @@ TEST(Extractor, WithoutFetchingSizesAreEstimated) {
   MessageContent c = ExtractText(kMessage, /*fetch=*/false);
   ASSERT_EQ(c.attachments.size(), 4u);
   EXPECT_FALSE(c.attachments[2].sha256);
-  EXPECT_FALSE(c.attachments[2].content);
+  EXPECT_FALSE(c.attachments[2].content_base64);
   // 8 base64 octets (the line break before the boundary is not the part's):
   // 8*76/78 = 7, *3/4 = 5.
   EXPECT_EQ(c.attachments[2].size, 5u);
@@ -131,7 +131,7 @@ TEST(Extractor, ContentOverTheLimitKeepsSizeAndHash) {
   MessageContent c = ExtractText(kMessage, true, 4);
   EXPECT_EQ(c.attachments[2].size, 5u);
   EXPECT_TRUE(c.attachments[2].sha256);
-  EXPECT_FALSE(c.attachments[2].content);
+  EXPECT_FALSE(c.attachments[2].content_base64);
 }
 
 TEST(Extractor, Latin1BodyWithoutCharset) {
@@ -279,6 +279,48 @@ class CountingSource : public SectionSource {
   int whole_ = 0;
   int mime_headers_ = 0;
 };
+
+// Hands bodies over a few bytes at a time (as the daemon's partial FETCHes
+// do, only smaller); Body() is counted: attachment content must not use it.
+class TinyPieceSource : public SectionSource {
+ public:
+  explicit TinyPieceSource(const std::string& raw) : parsed_(ParseMessage(raw)), file_(parsed_) {}
+  util::Result<std::string> Body(const std::string& section) override {
+    ++whole_bodies_;
+    return file_.Body(section);
+  }
+  util::Result<std::string> MimeHeaders(const std::string& section) override { return file_.MimeHeaders(section); }
+  util::Status StreamBody(const std::string& section,
+                          const std::function<util::Status(std::string_view)>& sink) override {
+    auto body = file_.Body(section);
+    if (!body.ok()) return body.error();
+    for (size_t i = 0; i < body->size(); i += 3) {
+      if (auto s = sink(std::string_view(*body).substr(i, 3)); !s.ok()) return s;
+    }
+    return util::Ok();
+  }
+  ParsedMessage parsed_;
+  FileSectionSource file_;
+  int whole_bodies_ = 0;
+};
+
+TEST(Extractor, StreamedContentMatchesTheWholeBody) {
+  TinyPieceSource src(kMessage);
+  ExtractOptions opts;
+  opts.fetch_content = true;
+  auto r = Extract(src.parsed_.header_block, src.parsed_.root, src, opts);
+  ASSERT_TRUE(r.ok());
+  MessageContent whole = ExtractText(kMessage);
+  ASSERT_EQ(r->attachments.size(), whole.attachments.size());
+  for (size_t i = 0; i < whole.attachments.size(); ++i) {
+    EXPECT_EQ(r->attachments[i].size, whole.attachments[i].size) << i;
+    EXPECT_EQ(r->attachments[i].sha256, whole.attachments[i].sha256) << i;
+    EXPECT_EQ(r->attachments[i].content_base64, whole.attachments[i].content_base64) << i;
+  }
+  EXPECT_EQ(r->attachments[2].content_base64.value_or(""), "AAECAwQ=");
+  // Only the text and html bodies were read whole; no attachment was.
+  EXPECT_EQ(src.whole_bodies_, int{whole.text.has_value()} + int{whole.html.has_value()});
+}
 
 Part UsAsciiEmptyText(const std::string& section) {
   // What Dovecot makes up for a multipart without parts.

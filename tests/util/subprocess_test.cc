@@ -68,7 +68,8 @@ TEST(SubprocessTest, LargeStdinAndStdoutDoNotDeadlock) {
   // cat writes back while we are still writing: both pipes exceed their
   // kernel buffers, which deadlocks any write-then-read implementation.
   ProcessSpec spec = Spec({"cat"});
-  spec.stdin_data.assign(4 * 1024 * 1024, 'x');
+  const std::string input(4 * 1024 * 1024, 'x');
+  spec.stdin_data = input;
   spec.max_output = 8 * 1024 * 1024;
   auto r = RunProcess(spec);
   ASSERT_TRUE(r.ok());
@@ -79,14 +80,16 @@ TEST(SubprocessTest, LargeStdinAndStdoutDoNotDeadlock) {
 
 TEST(SubprocessTest, LargeStdinToAChildThatIgnoresItIsNotAnError) {
   ProcessSpec spec = Spec({"sh", "-c", "exec 0<&-; echo done"});
-  spec.stdin_data.assign(4 * 1024 * 1024, 'x');
+  const std::string input(4 * 1024 * 1024, 'x');
+  spec.stdin_data = input;
   auto r = RunProcess(spec);  // a SIGPIPE here would kill the test binary
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->exit_code, 0);
   EXPECT_EQ(r->stdout_data, "done\n");
 
   ProcessSpec quick = Spec({"true"});
-  quick.stdin_data.assign(4 * 1024 * 1024, 'y');
+  const std::string quick_input(4 * 1024 * 1024, 'y');
+  quick.stdin_data = quick_input;
   auto q = RunProcess(quick);
   ASSERT_TRUE(q.ok());
   EXPECT_EQ(q->exit_code, 0);
