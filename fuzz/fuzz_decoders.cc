@@ -52,7 +52,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (void)mime::DecodeQuotedPrintable(in, /*header=*/true);
       break;
     case 2: (void)mime::DecodeUuencode(in); break;
-    case 3: (void)mime::DecodeTransfer(rest, head); break;
+    case 3: {
+      // Piecewise decoding (the daemon's partial FETCHes) must give exactly
+      // what decoding the whole gives, wherever the pieces are cut.
+      std::string whole = mime::DecodeTransfer(rest, head);
+      size_t piece = 1 + (selector / 12) % 7;
+      mime::TransferDecoder decoder(head);
+      std::string pieces;
+      for (size_t i = 0; i < rest.size(); i += piece) decoder.Feed(rest.substr(i, piece), pieces);
+      decoder.Finish(pieces);
+      fuzz::Check(pieces == whole, "TransferDecoder in pieces == DecodeTransfer");
+      mime::Base64Encoder encoder;
+      std::string b64;
+      for (size_t i = 0; i < whole.size(); i += piece) encoder.Add(std::string_view(whole).substr(i, piece), b64);
+      encoder.Finish(b64);
+      fuzz::Check(b64 == mime::EncodeBase64(whole), "Base64Encoder in pieces == EncodeBase64");
+      break;
+    }
     case 4: {
       CheckUtf8(mime::ToUtf8(rest, head), "ToUtf8");
       (void)mime::NormalizeCharset(head);

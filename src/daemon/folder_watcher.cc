@@ -244,19 +244,25 @@ util::Status FolderWatcher::RunSession(store::Store& store) {
         if (auto s = store.CommitMessages(account_.name, folder_, next, items, post_actions); !s.ok())
           return s.error();
         wm = next;
-        if (!items.empty() && on_committed_) on_committed_();
+        // Free the events (and their attachment contents) before the
+        // dispatcher is woken to read them back.
+        const bool committed_events = !items.empty();
         items.clear();
         post_actions.clear();
         pending_bytes = 0;
+        if (committed_events && on_committed_) on_committed_();
         return util::Ok();
       };
-      for (const imap::MessageMeta& meta : *metas) {
+      // Turns one message into its events (one per matching target) in
+      // `items`. The extracted content ends with this call; attachment
+      // contents live on in the items' pieces until they are committed.
+      auto gather = [&](const imap::MessageMeta& meta) -> util::Status {
         ImapSectionSource source(*session, meta.uid);
         auto content = mime::Extract(meta.header, meta.structure, source, extract_options);
         if (!content.ok()) {
           if (content.error().retry() == util::RetryClass::kRetryNow) {
             log->warn("imap.message_vanished account={} folder={} uid={}", account_.name, folder_, meta.uid);
-            continue;
+            return util::Ok();
           }
           return content.error();
         }
@@ -265,10 +271,12 @@ util::Status FolderWatcher::RunSession(store::Store& store) {
         std::string event_id = mime::EventId(account_.name, folder_, info->uidvalidity, meta.uid);
         size_t before = items.size();
         for (const Route& r : RoutesFor(config_, account_.name, folder_, &*content)) {
-          std::string payload = mime::EventPayload(em, *content, r.attachments, r.max_attachment_bytes);
-          pending_bytes += payload.size();
-          items.push_back(store::OutboxItem{event_id, r.target, account_.name, folder_, info->uidvalidity,
-                                            meta.uid, std::move(payload)});
+          // Pieces: the attachment contents are shared by every target's
+          // event and written to the store as they are, never joined here.
+          store::OutboxItem item{event_id, r.target, account_.name, folder_, info->uidvalidity, meta.uid, {}, {}};
+          item.pieces = mime::EventPieces(em, *content, r.attachments, r.max_attachment_bytes);
+          for (const auto& piece : item.pieces) pending_bytes += piece->size();
+          items.push_back(std::move(item));
         }
         // Only a message that went somewhere is marked or moved afterwards.
         if (HasPostActions() && items.size() > before) {
@@ -277,6 +285,10 @@ util::Status FolderWatcher::RunSession(store::Store& store) {
         metrics.Inc("mailhook_messages_total", labels);
         log->debug("imap.message account={} folder={} uid={} event={} targets={}", account_.name, folder_,
                    meta.uid, event_id, items.size() - before);
+        return util::Ok();
+      };
+      for (const imap::MessageMeta& meta : *metas) {
+        if (auto s = gather(meta); !s.ok()) return s;
         // Events with large attachment contents are committed early, so a
         // batch never holds more than about one large event at a time.
         if (pending_bytes >= kCommitBytes) {

@@ -114,29 +114,37 @@ json EventJson(const EventMeta& meta, const MessageContent& content, config::Att
   return EventTree(meta, content, mode, max_attachment_bytes, false);
 }
 
-std::string EventPayload(const EventMeta& meta, const MessageContent& content, config::AttachmentMode mode,
-                         uint64_t max_attachment_bytes) {
+std::vector<std::shared_ptr<const std::string>> EventPieces(const EventMeta& meta, const MessageContent& content,
+                                                            config::AttachmentMode mode,
+                                                            uint64_t max_attachment_bytes) {
   std::string skeleton = EventTree(meta, content, mode, max_attachment_bytes, true).dump();
-  std::vector<const std::string*> contents;
-  size_t total = skeleton.size();
+  std::vector<std::shared_ptr<const std::string>> pieces;
+  size_t from = 0;
   for (const Attachment& a : content.attachments) {
     if (!Carries(a, mode, max_attachment_bytes)) continue;
-    contents.push_back(&*a.content_base64);
-    total += a.content_base64->size();
-  }
-  if (contents.empty()) return skeleton;
-  std::string out;
-  out.reserve(total);  // exact: no reallocation while the contents go in
-  size_t from = 0;
-  for (const std::string* b64 : contents) {
     size_t at = skeleton.find(kContentMarker, from);
     if (at == std::string::npos) break;  // cannot happen: one marker per carried content
     size_t value = at + kContentMarker.size() - 2;  // the '#' between the quotes
-    out.append(skeleton, from, value - from);
-    out.append(*b64);
+    pieces.push_back(std::make_shared<const std::string>(skeleton, from, value - from));
+    pieces.push_back(a.content_base64);
     from = value + 1;
   }
-  out.append(skeleton, from, std::string::npos);
+  if (pieces.empty()) {
+    pieces.push_back(std::make_shared<const std::string>(std::move(skeleton)));
+  } else {
+    pieces.push_back(std::make_shared<const std::string>(skeleton, from, std::string::npos));
+  }
+  return pieces;
+}
+
+std::string EventPayload(const EventMeta& meta, const MessageContent& content, config::AttachmentMode mode,
+                         uint64_t max_attachment_bytes) {
+  auto pieces = EventPieces(meta, content, mode, max_attachment_bytes);
+  size_t total = 0;
+  for (const auto& p : pieces) total += p->size();
+  std::string out;
+  out.reserve(total);
+  for (const auto& p : pieces) out += *p;
   return out;
 }
 

@@ -6,6 +6,7 @@
 /// is forced through ForceUtf8), every contract key is present (null or []).
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -38,9 +39,15 @@ std::string EventId(const std::string& account, const std::string& mailbox, uint
 nlohmann::json EventJson(const EventMeta& meta, const MessageContent& content, config::AttachmentMode mode,
                          uint64_t max_attachment_bytes);
 
-/// EventJson(...).dump(), built without copying attachment contents into a
-/// JSON tree first: the contents are spliced into the compact serialisation,
-/// so an event is held about once while it is made.
+/// EventJson(...).dump() as pieces: slices of the compact JSON with the
+/// attachment contents between them, shared with `content`, never copied.
+/// Stored piece by piece (store::OutboxItem::pieces), a large event is held
+/// once while it is made and stored.
+std::vector<std::shared_ptr<const std::string>> EventPieces(const EventMeta& meta, const MessageContent& content,
+                                                            config::AttachmentMode mode,
+                                                            uint64_t max_attachment_bytes);
+
+/// EventPieces joined: exactly EventJson(...).dump().
 std::string EventPayload(const EventMeta& meta, const MessageContent& content, config::AttachmentMode mode,
                          uint64_t max_attachment_bytes);
 

@@ -165,7 +165,7 @@ class Walker {
     a.sha256 = sha.Hex();
     if (keep) {
       encoder.Finish(b64);
-      a.content_base64 = std::move(b64);
+      a.content_base64 = std::make_shared<const std::string>(std::move(b64));
     }
     return util::Ok();
   }

@@ -3,6 +3,7 @@
 /// event (CONTRACT.md "Event"), already decoded to UTF-8.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,8 +26,9 @@ struct Attachment {
   uint64_t size = 0;                        ///< decoded size in bytes
   std::optional<std::string> sha256;        ///< hex, when the content was fetched
   /// The decoded bytes in base64 (no line breaks), when fetched and within
-  /// limits: kept encoded, as the event carries it, so it is held once.
-  std::optional<std::string> content_base64;
+  /// limits: kept encoded, as the event carries it, and shared by the event
+  /// pieces of every target, so it is held once.
+  std::shared_ptr<const std::string> content_base64;
 };
 
 /// The decoded message.

@@ -3,10 +3,13 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <system_error>
+#include <thread>
 
 namespace mailhook::store {
 namespace {
@@ -18,7 +21,7 @@ using util::RetryClass;
 using util::Status;
 
 // Bump when the schema changes and add a step to Migrate().
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 // How long a writer waits for another connection (thread or `mailhook
 // deadletters`) before giving up with SQLITE_BUSY.
 constexpr int kBusyTimeoutMs = 10000;
@@ -56,6 +59,13 @@ class Stmt {
     Check(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
     return *this;
   }
+  /// Reserves `size` bytes filled in later through sqlite3_blob_write; as the
+  /// last column of a row it is never built in memory.
+  Stmt& BindZeroBlob(int i, uint64_t size) {
+    Check(sqlite3_bind_zeroblob64(stmt_, i, size));
+    return *this;
+  }
+  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
   /// SQLITE_ROW -> true, SQLITE_DONE -> false; anything else leaves ok() false.
   bool Step() {
     if (!ok()) return false;
@@ -69,7 +79,6 @@ class Stmt {
     sqlite3_clear_bindings(stmt_);
   }
   int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
-  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
   std::string Text(int col) const {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
     return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col))) : "";
@@ -83,11 +92,37 @@ class Stmt {
   int rc_;
 };
 
-// The columns shared by outbox and dead_letters, in the order ReadItem expects.
+// The columns shared by outbox and dead_letters, in the order ReadItem
+// expects. Large payloads live in `bodies` (see Migrate, v3); ReadItem reads
+// them itself, in pieces.
 constexpr const char* kItemColumns =
     "id, event_id, target, account, folder, uidvalidity, uid, payload, attempts, created_at";
 
-OutboxItem ReadItem(const Stmt& s) {
+// Reads a payload stored in `bodies` straight into one string of its size
+// (column access would hold it twice: SQLite's copy and ours).
+Result<std::string> ReadBody(sqlite3* db, int64_t id) {
+  sqlite3_blob* blob = nullptr;
+  int rc = sqlite3_blob_open(db, "main", "bodies", "body", id, 0, &blob);
+  std::string out;
+  if (rc == SQLITE_OK) {
+    const int size = sqlite3_blob_bytes(blob);
+    out.resize(static_cast<size_t>(size));
+    constexpr int kPiece = 1 << 20;
+    for (int at = 0; at < size && rc == SQLITE_OK; at += kPiece) {
+      rc = sqlite3_blob_read(blob, out.data() + at, std::min(kPiece, size - at), at);
+    }
+  }
+  sqlite3_blob_close(blob);
+  if (rc != SQLITE_OK) {
+    return Error("store.sqlite", RetryClass::kBackoff,
+                 std::string("reading the payload of row ") + std::to_string(id) + ": " +
+                     sqlite3_errmsg(db) + "; check " + "the state file (sqlite3 mailhook.db 'PRAGMA integrity_check')");
+  }
+  return out;
+}
+
+// An empty `payload` means the event is in `bodies` (events are never empty).
+Result<OutboxItem> ReadItem(sqlite3* db, const Stmt& s) {
   OutboxItem item;
   item.event_id = s.Text(1);
   item.target = s.Text(2);
@@ -96,6 +131,11 @@ OutboxItem ReadItem(const Stmt& s) {
   item.uidvalidity = static_cast<uint32_t>(s.Int(5));
   item.uid = static_cast<uint32_t>(s.Int(6));
   item.payload = s.Text(7);
+  if (item.payload.empty()) {
+    Result<std::string> body = ReadBody(db, s.Int(0));
+    if (!body.ok()) return body.error();
+    item.payload = std::move(*body);
+  }
   return item;
 }
 
@@ -147,7 +187,16 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& state_dir) {
   // WAL lets readers (metrics, `deadletters list`) run beside the writer;
   // synchronous=FULL fsyncs the WAL on every commit, so a committed event
   // survives power loss, not only a process crash.
-  if (auto s = store->Exec("PRAGMA journal_mode=WAL"); !s) return s.error();
+  // Switching a new file to WAL while another connection (a second thread,
+  // or `mailhook deadletters` starting with the daemon) does the same can
+  // fail with SQLITE_BUSY without the busy handler ever waiting: retry it
+  // for as long as the busy timeout.
+  for (int waited_ms = 0;; waited_ms += 10) {
+    auto s = store->Exec("PRAGMA journal_mode=WAL");
+    if (s) break;
+    if ((sqlite3_extended_errcode(db) & 0xFF) != SQLITE_BUSY || waited_ms >= kBusyTimeoutMs) return s.error();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   if (auto s = store->Exec("PRAGMA synchronous=FULL"); !s) return s.error();
   if (auto s = store->Exec("PRAGMA foreign_keys=ON"); !s) return s.error();
   if (auto s = store->Migrate(); !s) return s.error();
@@ -232,10 +281,19 @@ Status Store::Migrate() {
       prune.Bind(1, ToMs(Clock::now()) - kDeliveredRetentionMs);
       prune.Step();
       if (!prune.ok()) return SqlError("pruning delivered markers");
-      return Ok();
+      return DeleteOrphanBodies();
     });
   }
   return InTransaction([&]() -> Status {
+    {
+      // Again, now under the write lock: another process or thread opening
+      // the same file may have migrated meanwhile (ALTER TABLE is not
+      // idempotent).
+      Stmt v(db_, "PRAGMA user_version");
+      if (!v.Step()) return SqlError("reading schema version");
+      version = v.Int(0);
+    }
+    if (version >= kSchemaVersion) return Ok();
     if (version < 1) {
       // Times are milliseconds since the Unix epoch (UTC).
       if (auto s = Exec(R"sql(
@@ -287,6 +345,21 @@ Status Store::Migrate() {
           uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL,
           created_at INTEGER NOT NULL);
         CREATE INDEX IF NOT EXISTS post_actions_folder ON post_actions (account, folder);
+      )sql");
+          !s) {
+        return s;
+      }
+    }
+    if (version < 3) {
+      // v3: large payloads (events with attachment contents) live in their
+      // own table, keyed by the outbox id, which a dead letter keeps: a lease
+      // or retry UPDATE of an outbox row then never rewrites (and holds in
+      // memory) the payload, and moving to and from the dead letters never
+      // copies it. Written and read in pieces; the row's `payload` is ''.
+      // The body is the last column, so SQLite reserves it as a zeroblob
+      // without building it in memory.
+      if (auto s = Exec(R"sql(
+        CREATE TABLE IF NOT EXISTS bodies (id INTEGER PRIMARY KEY, body BLOB NOT NULL);
       )sql");
           !s) {
         return s;
@@ -344,11 +417,17 @@ Status Store::CommitMessages(const std::string& account, const std::string& fold
              "(SELECT 1 FROM delivered WHERE event_id=?1 AND target=?2)");
     for (const auto& item : items) {
       ins.Bind(1, item.event_id).Bind(2, item.target).Bind(3, item.account);
-      ins.Bind(4, item.folder).Bind(5, item.uidvalidity).Bind(6, item.uid);
-      ins.BindView(7, item.payload).Bind(8, now);
+      ins.Bind(4, item.folder).Bind(5, item.uidvalidity).Bind(6, item.uid).Bind(8, now);
+      uint64_t body_size = 0;
+      for (const auto& piece : item.pieces) body_size += piece->size();
+      // '' (not NULL: NOT NULL + OR IGNORE would silently drop the row).
+      ins.BindView(7, item.pieces.empty() ? std::string_view(item.payload) : std::string_view("", 0));
       ins.Step();
       if (!ins.ok()) return SqlError("inserting event " + item.event_id);
       ins.Reset();
+      if (!item.pieces.empty() && sqlite3_changes(db_) == 1) {
+        if (Status s = WriteBody(sqlite3_last_insert_rowid(db_), body_size, item.pieces); !s.ok()) return s;
+      }
     }
     Fault("commit_messages.inserted");
     Stmt post(db_,
@@ -371,6 +450,43 @@ Status Store::CommitMessages(const std::string& account, const std::string& fold
   });
 }
 
+Status Store::WriteBody(int64_t id, uint64_t size, const std::vector<std::shared_ptr<const std::string>>& pieces) {
+  if (size > static_cast<uint64_t>(INT32_MAX)) {
+    return Error("store.too_large", RetryClass::kNeedsOperator,
+                 "an event of " + std::to_string(size >> 20) +
+                     " MiB is over SQLite's 2 GiB limit; lower max_attachment_bytes");
+  }
+  Stmt ins(db_, "INSERT OR REPLACE INTO bodies (id, body) VALUES (?, ?)");
+  ins.Bind(1, id).BindZeroBlob(2, size);
+  ins.Step();
+  if (!ins.ok()) return SqlError("reserving the payload of row " + std::to_string(id));
+  sqlite3_blob* blob = nullptr;
+  int rc = sqlite3_blob_open(db_, "main", "bodies", "body", id, 1, &blob);
+  int64_t at = 0;
+  for (auto it = pieces.begin(); rc == SQLITE_OK && it != pieces.end(); ++it) {
+    const std::string& piece = **it;
+    // sqlite3_blob_write takes an int: large pieces go in 1 MiB steps.
+    constexpr size_t kStep = 1 << 20;
+    for (size_t done = 0; done < piece.size() && rc == SQLITE_OK; done += kStep) {
+      int n = static_cast<int>(std::min(kStep, piece.size() - done));
+      rc = sqlite3_blob_write(blob, piece.data() + done, n, static_cast<int>(at));
+      at += n;
+    }
+  }
+  sqlite3_blob_close(blob);
+  if (rc != SQLITE_OK) return SqlError("writing the payload of row " + std::to_string(id));
+  return Ok();
+}
+
+Status Store::DeleteOrphanBodies() {
+  Stmt del(db_,
+           "DELETE FROM bodies WHERE id NOT IN (SELECT id FROM outbox) "
+           "AND id NOT IN (SELECT id FROM dead_letters)");
+  del.Step();
+  if (!del.ok()) return SqlError("deleting payloads of removed rows");
+  return Ok();
+}
+
 Result<std::vector<Delivery>> Store::ClaimDue(TimePoint now, int limit,
                                               std::chrono::milliseconds lease) {
   std::vector<Delivery> out;
@@ -384,7 +500,9 @@ Result<std::vector<Delivery>> Store::ClaimDue(TimePoint now, int limit,
     while (sel.Step()) {
       Delivery d;
       d.id = sel.Int(0);
-      d.item = ReadItem(sel);
+      Result<OutboxItem> item = ReadItem(db_, sel);
+      if (!item.ok()) return item.error();
+      d.item = std::move(*item);
       d.attempts = static_cast<int>(sel.Int(8));
       d.created_at = FromMs(sel.Int(9));
       d.next_attempt_at = FromMs(sel.Int(10));
@@ -417,6 +535,10 @@ Status Store::MarkDelivered(int64_t id) {
     del.Bind(1, id);
     del.Step();
     if (!del.ok()) return SqlError("deleting delivered row " + std::to_string(id));
+    Stmt body(db_, "DELETE FROM bodies WHERE id=?");
+    body.Bind(1, id);
+    body.Step();
+    if (!body.ok()) return SqlError("deleting the payload of delivered row " + std::to_string(id));
     return Ok();
   });
 }
@@ -487,7 +609,9 @@ Result<std::vector<Delivery>> Store::ListPending() {
   while (s.Step()) {
     Delivery d;
     d.id = s.Int(0);
-    d.item = ReadItem(s);
+    Result<OutboxItem> item = ReadItem(db_, s);
+    if (!item.ok()) return item.error();
+    d.item = std::move(*item);
     d.attempts = static_cast<int>(s.Int(8));
     d.created_at = FromMs(s.Int(9));
     d.next_attempt_at = FromMs(s.Int(10));
@@ -521,7 +645,9 @@ Result<std::vector<DeadLetter>> Store::ListDeadLetters() {
   while (s.Step()) {
     DeadLetter d;
     d.id = s.Int(0);
-    d.item = ReadItem(s);
+    Result<OutboxItem> item = ReadItem(db_, s);
+    if (!item.ok()) return item.error();
+    d.item = std::move(*item);
     d.attempts = static_cast<int>(s.Int(8));
     d.created_at = FromMs(s.Int(9));
     d.failed_at = FromMs(s.Int(10));
@@ -554,7 +680,7 @@ Result<int64_t> Store::MoveDeadLetters(const std::string& where, std::span<const
     del.Step();
     if (!del.ok()) return SqlError("removing dead letters");
     moved = sqlite3_changes(db_);
-    return Ok();
+    return DeleteOrphanBodies();  // dropped ones (a replayed one is in the outbox again)
   });
   if (!st) return st.error();
   return moved;

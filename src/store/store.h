@@ -53,6 +53,11 @@ struct OutboxItem {
   uint32_t uidvalidity = 0;
   uint32_t uid = 0;
   std::string payload;  ///< the event JSON sent to this target
+  /// For CommitMessages only: when not empty, the payload is these pieces one
+  /// after another (`payload` is ignored). A large event (attachment contents
+  /// shared between targets) is then written in pieces, never assembled in
+  /// memory to be stored. Rows read back always have `payload`.
+  std::vector<std::shared_ptr<const std::string>> pieces;
 };
 
 /// A post-action (on_delivered: mark seen, add flags, move) waiting until
@@ -171,6 +176,9 @@ class Store {
   Store(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
 
   util::Status Exec(const char* sql);
+  util::Status WriteBody(int64_t id, uint64_t size, const std::vector<std::shared_ptr<const std::string>>& pieces);
+  /// Deletes the bodies of rows in neither the outbox nor the dead letters.
+  util::Status DeleteOrphanBodies();
   util::Status Migrate();
   util::Error SqlError(const std::string& what) const;
   /// Runs fn inside BEGIN IMMEDIATE ... COMMIT, rolling back on failure.

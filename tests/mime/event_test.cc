@@ -21,7 +21,7 @@ MessageContent Sample() {
   a.disposition = "attachment";
   a.size = 3;
   a.sha256 = "abc";
-  a.content_base64 = "aGkh";  // "hi!"
+  a.content_base64 = std::make_shared<const std::string>("aGkh");  // "hi!"
   c.attachments.push_back(a);
   return c;
 }
@@ -72,7 +72,7 @@ TEST(Event, PayloadIsTheCompactJsonWithContentsSplicedIn) {
   MessageContent c = Sample();
   Attachment second = c.attachments[0];
   second.part = "3";
-  second.content_base64 = "AAEC";
+  second.content_base64 = std::make_shared<const std::string>("AAEC");
   c.attachments.push_back(second);
   Attachment over = c.attachments[0];  // over the limit: null, not spliced
   over.part = "4";
@@ -84,6 +84,11 @@ TEST(Event, PayloadIsTheCompactJsonWithContentsSplicedIn) {
                     config::AttachmentMode::kContent}) {
     EXPECT_EQ(EventPayload(meta, c, mode, 100), EventJson(meta, c, mode, 100).dump());
   }
+  // The contents are shared with the message, not copied into the pieces.
+  auto pieces = EventPieces(meta, c, config::AttachmentMode::kContent, 100);
+  ASSERT_EQ(pieces.size(), 5u);  // json, content, json, content, json
+  EXPECT_EQ(pieces[1].get(), c.attachments[0].content_base64.get());
+  EXPECT_EQ(pieces[3].get(), c.attachments[1].content_base64.get());
   auto j = nlohmann::json::parse(EventPayload(meta, c, config::AttachmentMode::kContent, 100));
   EXPECT_EQ(j["message"]["text"], R"("content_base64":"#")");
   EXPECT_EQ(j["message"]["attachments"][0]["content_base64"], "aGkh");

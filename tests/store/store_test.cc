@@ -1,5 +1,6 @@
 #include "store/store.h"
 
+#include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <set>
 #include <thread>
 
@@ -239,6 +241,95 @@ TEST(StoreTest, DeadLettersReplayAndDrop) {
   EXPECT_EQ(*store->ReplayAllDeadLetters(), 1);
   EXPECT_EQ(*store->PendingCount(), 1);
   EXPECT_EQ(*store->DropAllDeadLetters(), 0);
+}
+
+TEST(StoreTest, PayloadInPiecesIsStoredWholeAndSurvivesDeadLetters) {
+  TempDir dir;
+  auto store = MustOpen(dir.path());
+  ASSERT_TRUE(store);
+  // A content piece over the 1 MiB write step, shared by two targets.
+  auto content = std::make_shared<const std::string>(3 * (1 << 20) + 5, 'Q');
+  std::vector<OutboxItem> items = {Item(1), Item(1, "hook:archive"), Item(2)};
+  for (size_t i = 0; i < 2; ++i) {
+    items[i].payload.clear();
+    items[i].pieces = {std::make_shared<const std::string>(R"({"c":")"), content,
+                       std::make_shared<const std::string>(R"("})")};
+  }
+  const std::string joined = R"({"c":")" + *content + R"("})";
+  ASSERT_TRUE(store->CommitMessages("support", "INBOX", {7, 2}, items).ok());
+  // A replayed commit of the same events stores nothing twice.
+  ASSERT_TRUE(store->CommitMessages("support", "INBOX", {7, 2}, items).ok());
+  EXPECT_EQ(*store->PendingCount(), 3);
+
+  auto due = store->ClaimDue(Clock::now(), 10);
+  ASSERT_TRUE(due.ok());
+  ASSERT_EQ(due->size(), 3u);
+  EXPECT_TRUE((*due)[0].item.payload == joined);
+  EXPECT_TRUE((*due)[1].item.payload == joined);
+  EXPECT_EQ((*due)[2].item.payload, R"({"uid":2})");  // a small one stays in `payload`
+
+  ASSERT_TRUE(store->MoveToDeadLetters((*due)[0].id, 1, "400").ok());
+  auto list = store->ListDeadLetters();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_TRUE((*list)[0].item.payload == joined);
+  EXPECT_EQ(*store->ReplayAllDeadLetters(), 1);
+  auto pending = store->ListPending();
+  ASSERT_TRUE(pending.ok());
+  ASSERT_EQ(pending->size(), 3u);
+  for (const auto& d : *pending) {
+    if (d.item.uid == 1) {
+      EXPECT_TRUE(d.item.payload == joined) << d.item.target;
+    }
+  }
+  // Delivered or dropped, a payload's body goes with its row.
+  for (const auto& d : *pending) ASSERT_TRUE(store->MarkDelivered(d.id).ok());
+  ASSERT_TRUE(store->CommitMessages("support", "INBOX", {7, 3}, {items[0]}).ok());  // delivered: not again
+  EXPECT_EQ(*store->PendingCount(), 0);
+  std::vector<OutboxItem> third = {Item(3)};
+  third[0].payload.clear();
+  third[0].pieces = items[0].pieces;
+  ASSERT_TRUE(store->CommitMessages("support", "INBOX", {7, 3}, third).ok());
+  auto claimed = store->ClaimDue(Clock::now(), 10);
+  ASSERT_TRUE(claimed.ok());
+  ASSERT_EQ(claimed->size(), 1u);
+  ASSERT_TRUE(store->MoveToDeadLetters((*claimed)[0].id, 1, "400").ok());
+  EXPECT_EQ(*store->DropAllDeadLetters(), 1);
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open((dir.path() + "/mailhook.db").c_str(), &raw), SQLITE_OK);
+  sqlite3_stmt* count = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(raw, "SELECT COUNT(*) FROM bodies", -1, &count, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(count), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(count, 0), 0);
+  sqlite3_finalize(count);
+  sqlite3_close(raw);
+}
+
+TEST(StoreTest, SchemaTwoDatabaseIsMigratedAndItsRowsStillRead) {
+  TempDir dir;
+  {
+    // A v2 state file as the previous release wrote it, with one pending row.
+    auto store = MustOpen(dir.path());
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->CommitMessages("support", "INBOX", {7, 1}, {Item(1)}).ok());
+  }
+  std::string db = dir.path() + "/mailhook.db";
+  ASSERT_TRUE(fs::exists(db)) << "state file name changed; update this test";
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
+  char* err = nullptr;
+  int rc = sqlite3_exec(raw,
+                        "DROP TABLE bodies; PRAGMA user_version = 2;",
+                        nullptr, nullptr, &err);
+  EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "");
+  sqlite3_free(err);
+  sqlite3_close(raw);
+  auto store = MustOpen(dir.path());
+  ASSERT_TRUE(store);
+  auto due = store->ClaimDue(Clock::now(), 10);
+  ASSERT_TRUE(due.ok()) << due.error().ToString();
+  ASSERT_EQ(due->size(), 1u);
+  EXPECT_EQ((*due)[0].item.payload, R"({"uid":1})");
 }
 
 TEST(StoreTest, TwoStoresOnOneFileFromTwoThreads) {
