@@ -196,8 +196,9 @@ def main():
             "daemon": "VmHWM of the `mailhook run` process from /proc/<pid>/status after one warm-up event "
                       "(before) and after the big event reached the receiver (after); Dovecot over implicit TLS, "
                       "webhook with max_attachment_bytes 100 MiB",
-            "parse_limits": "parse uses the built-in 10 MiB max_content_bytes and fetches a body only up to "
-                            "twice that: above it the size is estimated and there is no sha256 or content",
+            "parse_limits": "parse keeps content up to its built-in 10 MiB max_content_bytes and hashes a "
+                            "body only up to twice that; above it the size is still exact (decoded piece by "
+                            "piece) but there is no sha256 or content",
         },
         "parse": parse,
         "daemon": daemon,
@@ -219,9 +220,9 @@ def main():
         print(f"    attachments: {r['attachments']:<10} before {mib(r['before']['VmHWM_kib'])}  "
               f"after {mib(r['after_event']['VmHWM_kib'])}  (+{r['peak_growth_mib']:.1f} MiB)  "
               f"APPEND {r['append_s']:.1f} s, ->event {r['append_to_event_s']:.1f} s  {chk_s}")
-    print("  parse keeps content up to 10 MiB and fetches a body only up to twice that; larger\n"
-          "  attachments get an estimated size and no sha256. The daemon runs use\n"
-          "  max_attachment_bytes: 100 MiB, so content mode really holds the content.")
+    print("  parse keeps content up to 10 MiB and hashes a body only up to twice that; larger\n"
+          "  attachments get their exact size but no sha256. The daemon runs use\n"
+          "  max_attachment_bytes: 100 MiB, so content mode really carries the content.")
     print(f"  Result: {a.out}")
 
 
