@@ -206,14 +206,13 @@ util::Status FolderWatcher::RunSession(store::Store& store) {
                                                                   : "new",
               end, initial.size());
     wm = store::Watermark{info->uidvalidity, 0};
-    // Unseen messages are processed first; the baseline is stored after them.
+    // Unseen messages up to the end are processed first; the baseline is
+    // stored after them (those above it are new and come with the catch-up).
+    initial.erase(std::remove_if(initial.begin(), initial.end(), [end](uint32_t u) { return u > end; }),
+                  initial.end());
+    wm.last_uid = end;  // with `initial`: applied once all of it is committed
     if (initial.empty()) {
-      wm.last_uid = end;
       if (auto s = store.SetWatermark(account_.name, folder_, wm); !s.ok()) return s.error();
-    } else {
-      initial.erase(std::remove_if(initial.begin(), initial.end(), [end](uint32_t u) { return u > end; }),
-                    initial.end());
-      wm.last_uid = end;  // applied after `initial` is committed
     }
   }
 
@@ -227,8 +226,13 @@ util::Status FolderWatcher::RunSession(store::Store& store) {
     extract_options.max_content_bytes = std::max(extract_options.max_content_bytes, r.max_attachment_bytes);
   }
 
-  // Turns a list of UIDs into events, committing each batch with the new watermark.
-  auto process = [&](const std::vector<uint32_t>& uids, uint32_t final_mark) -> util::Status {
+  // Turns a list of UIDs into events, committing each batch with the new
+  // watermark. `first_pass`: the unseen messages of a first start, which are
+  // not contiguous: the watermark stays unset until all are committed, so a
+  // crash midway starts the pass again (committed ones are deduplicated by
+  // the store) instead of resuming above the last one and sending the read
+  // messages between them.
+  auto process = [&](const std::vector<uint32_t>& uids, uint32_t final_mark, bool first_pass) -> util::Status {
     for (size_t i = 0; i < uids.size(); i += kFetchBatch) {
       std::vector<uint32_t> batch(uids.begin() + static_cast<long>(i),
                                   uids.begin() + static_cast<long>(std::min(uids.size(), i + kFetchBatch)));
@@ -239,11 +243,13 @@ util::Status FolderWatcher::RunSession(store::Store& store) {
       size_t pending_bytes = 0;
       // Commits what is gathered with the watermark at `up_to`: every UID of
       // the batch up to it has its events in `items`.
-      auto commit = [&](uint32_t up_to) -> util::Status {
+      auto commit = [&](uint32_t up_to, bool last) -> util::Status {
         store::Watermark next{info->uidvalidity, std::max(wm.last_uid, up_to)};
-        if (auto s = store.CommitMessages(account_.name, folder_, next, items, post_actions); !s.ok())
+        std::optional<store::Watermark> mark_to_write;
+        if (!first_pass || last) mark_to_write = next;
+        if (auto s = store.CommitMessages(account_.name, folder_, mark_to_write, items, post_actions); !s.ok())
           return s.error();
-        wm = next;
+        if (mark_to_write) wm = next;
         // Free the events (and their attachment contents) before the
         // dispatcher is woken to read them back.
         const bool committed_events = !items.empty();
@@ -292,11 +298,12 @@ util::Status FolderWatcher::RunSession(store::Store& store) {
         // Events with large attachment contents are committed early, so a
         // batch never holds more than about one large event at a time.
         if (pending_bytes >= kCommitBytes) {
-          if (auto s = commit(meta.uid); !s.ok()) return s;
+          if (auto s = commit(meta.uid, false); !s.ok()) return s;
         }
       }
       bool last_batch = i + kFetchBatch >= uids.size();
-      if (auto s = commit(last_batch ? std::max(final_mark, batch.back()) : batch.back()); !s.ok()) return s;
+      if (auto s = commit(last_batch ? std::max(final_mark, batch.back()) : batch.back(), last_batch); !s.ok())
+        return s;
     }
     return util::Ok();
   };
@@ -305,7 +312,7 @@ util::Status FolderWatcher::RunSession(store::Store& store) {
     state_ = WatchState::kCatchingUp;
     uint32_t end = wm.last_uid;
     wm.last_uid = 0;
-    if (auto s = process(initial, end); !s.ok()) return s;
+    if (auto s = process(initial, end, true); !s.ok()) return s;
   }
 
   const milliseconds refresh = account_.idle_refresh;
@@ -317,7 +324,7 @@ util::Status FolderWatcher::RunSession(store::Store& store) {
     if (!uids->empty()) {
       log->debug("imap.catch_up account={} folder={} from_uid={} count={}", account_.name, folder_,
                  wm.last_uid + 1, uids->size());
-      if (auto s = process(*uids, 0); !s.ok()) return s;
+      if (auto s = process(*uids, 0, false); !s.ok()) return s;
     }
     if (HasPostActions()) {
       wake_.Clear();  // before reading the store: a Wake() after this is not lost

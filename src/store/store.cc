@@ -402,7 +402,7 @@ Status Store::SetWatermark(const std::string& account, const std::string& folder
 }
 
 Status Store::CommitMessages(const std::string& account, const std::string& folder,
-                             Watermark new_mark, const std::vector<OutboxItem>& items,
+                             std::optional<Watermark> new_mark, const std::vector<OutboxItem>& items,
                              const std::vector<PostAction>& post_actions) {
   return InTransaction([&]() -> Status {
     int64_t now = ToMs(Clock::now());
@@ -440,11 +440,13 @@ Status Store::CommitMessages(const std::string& account, const std::string& fold
       if (!post.ok()) return SqlError("recording post-action for " + p.event_id);
       post.Reset();
     }
-    Stmt wm(db_, kSetWatermarkSql);
-    wm.Bind(1, account).Bind(2, folder).Bind(3, new_mark.uidvalidity);
-    wm.Bind(4, new_mark.last_uid).Bind(5, now);
-    wm.Step();
-    if (!wm.ok()) return SqlError("writing watermark");
+    if (new_mark) {
+      Stmt wm(db_, kSetWatermarkSql);
+      wm.Bind(1, account).Bind(2, folder).Bind(3, new_mark->uidvalidity);
+      wm.Bind(4, new_mark->last_uid).Bind(5, now);
+      wm.Step();
+      if (!wm.ok()) return SqlError("writing watermark");
+    }
     Fault("commit_messages.before_commit");
     return Ok();
   });

@@ -111,11 +111,17 @@ class Store {
 
   /// ONE transaction: inserts every item (an (event_id, target) already in the
   /// outbox, the dead letters or delivered recently is skipped, so a replay after
-  /// a crash creates no second row) and sets the watermark. All or nothing.
-  /// `post_actions` are recorded in the same transaction.
+  /// a crash creates no second row) and sets the watermark (unless nullopt: the
+  /// first pass over a folder's unseen messages leaves it unset until the end).
+  /// All or nothing. `post_actions` are recorded in the same transaction.
   util::Status CommitMessages(const std::string& account, const std::string& folder,
-                              Watermark new_mark, const std::vector<OutboxItem>& items,
+                              std::optional<Watermark> new_mark, const std::vector<OutboxItem>& items,
                               const std::vector<PostAction>& post_actions = {});
+  util::Status CommitMessages(const std::string& account, const std::string& folder, Watermark new_mark,
+                              const std::vector<OutboxItem>& items,
+                              const std::vector<PostAction>& post_actions = {}) {
+    return CommitMessages(account, folder, std::optional<Watermark>(new_mark), items, post_actions);
+  }
 
   // --- post-actions ---
   /// Post-actions of this folder whose event has no outbox row and no dead
