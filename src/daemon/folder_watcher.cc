@@ -34,6 +34,12 @@ class ImapSectionSource : public mime::SectionSource {
   util::Result<std::string> Body(const std::string& section) override {
     return session_.FetchSection(uid_, section);
   }
+  util::Result<std::string> RawBody(const std::string& section) override {
+    util::Result<std::optional<std::string>> binary = session_.FetchBinary(uid_, section);
+    if (!binary.ok()) return binary.error();
+    if (binary->has_value()) return std::move(**binary);
+    return session_.FetchSection(uid_, section);
+  }
   util::Status StreamBody(const std::string& section,
                           const std::function<util::Status(std::string_view)>& sink) override {
     // Piece by piece (BODY.PEEK[section]<offset.length>): a 50 MiB attachment

@@ -411,6 +411,59 @@ util::Result<std::optional<uint64_t>> Session::FetchBinarySize(uint32_t uid, con
   return Error("imap.binary_size", RetryClass::kBackoff, "no tagged answer to BINARY.SIZE");
 }
 
+util::Result<std::optional<std::string>> Session::FetchBinary(uint32_t uid, const std::string& section) {
+  if (!HasCapability("BINARY")) return std::optional<std::string>();
+  // libetpan 1.9 cannot parse BINARY[] (its literal8 "~{n}"), so this command
+  // is sent and read by hand, like BINARY.SIZE: lines, and the one literal.
+  const std::string tag = "mh" + std::to_string(++raw_tag_);
+  const std::string item = "BINARY[" + section + "]";
+  const std::string cmd = tag + " UID FETCH " + std::to_string(uid) + " (BINARY.PEEK[" + section + "])\r\n";
+  if (mailstream_write(imap_->imap_stream, cmd.data(), cmd.size()) < 0 || mailstream_flush(imap_->imap_stream) < 0)
+    return CommandError("binary", MAILIMAP_ERROR_STREAM);
+  // A text body, not an attachment: a server announcing more is hostile or broken.
+  constexpr uint64_t kMaxLiteral = 256u << 20;
+  std::optional<std::string> body;
+  for (int lines = 0; lines < 10000; ++lines) {
+    char* raw = mailimap_read_line(imap_);
+    if (!raw) return CommandError("binary", MAILIMAP_ERROR_STREAM);
+    std::string line(raw);
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+    if (line.rfind(tag + " ", 0) == 0) {
+      // OK: done. NO/BAD (e.g. [UNKNOWN-CTE], RFC 3516 §4.3): nullopt, and
+      // the caller falls back to BODY[].
+      if (line.compare(tag.size() + 1, 2, "OK") != 0) return std::optional<std::string>();
+      return body;
+    }
+    const size_t at = line.find(item + " ");
+    const bool ours = at != std::string::npos;
+    if (!line.empty() && line.back() == '}') {
+      size_t open = line.rfind('{');
+      if (!ours || open == std::string::npos || open < at) {
+        return Error("imap.binary", RetryClass::kBackoff, "unexpected literal in a BINARY response");
+      }
+      uint64_t n = std::strtoull(line.c_str() + open + 1, nullptr, 10);
+      if (n > kMaxLiteral) {
+        return Error("imap.binary", RetryClass::kBackoff,
+                     "the server announced a " + std::to_string(n) + "-byte text body; refusing it");
+      }
+      std::string data(static_cast<size_t>(n), '\0');
+      for (size_t got = 0; got < data.size();) {
+        ssize_t r = mailstream_read(imap_->imap_stream, data.data() + got, data.size() - got);
+        if (r <= 0) return CommandError("binary", MAILIMAP_ERROR_STREAM);
+        got += static_cast<size_t>(r);
+      }
+      body = std::move(data);
+      continue;  // the rest of the response follows on the next line
+    }
+    if (ours) {
+      // Not a literal: "" (empty) or NIL.
+      std::string_view value = std::string_view(line).substr(at + item.size() + 1);
+      if (value.starts_with("\"\"")) body = std::string();
+    }
+  }
+  return Error("imap.binary", RetryClass::kBackoff, "no tagged answer to BINARY");
+}
+
 namespace {
 
 bool SessionBroken(int code) {

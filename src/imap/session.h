@@ -91,6 +91,11 @@ class Session {
                                              uint32_t length);
   /// BODY.PEEK[section.MIME].
   util::Result<std::string> FetchMimeHeaders(uint32_t uid, const std::string& section);
+  /// BINARY.PEEK[section] (RFC 3516): the part's body with its transfer
+  /// encoding undone by the server, every byte intact (BODY[] cannot carry
+  /// NUL: RFC 3501 §4.3; Dovecot sends 0x80 instead). nullopt when the server
+  /// lacks BINARY or cannot decode the part (the caller then uses BODY[]).
+  util::Result<std::optional<std::string>> FetchBinary(uint32_t uid, const std::string& section);
   /// BINARY.SIZE[section] (RFC 3516): the decoded size, computed by the
   /// server. nullopt when the server lacks BINARY or cannot decode the part.
   util::Result<std::optional<uint64_t>> FetchBinarySize(uint32_t uid, const std::string& section);

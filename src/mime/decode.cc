@@ -332,6 +332,11 @@ std::string DecodeTransfer(std::string_view body, std::string_view encoding) {
   return std::string(body);
 }
 
+bool HasTransferEncoding(std::string_view encoding) {
+  std::string enc = NormalizeEncoding(encoding);
+  return enc == "base64" || enc == "quoted-printable" || IsUuencode(enc);
+}
+
 TransferDecoder::TransferDecoder(std::string_view encoding) {
   std::string enc = NormalizeEncoding(encoding);
   kind_ = enc == "base64"             ? Kind::kBase64

@@ -34,6 +34,10 @@ std::string DecodeUuencode(std::string_view in);
 /// binary, unknown or empty: the bytes as they are.
 std::string DecodeTransfer(std::string_view body, std::string_view encoding);
 
+/// True when `encoding` is one DecodeTransfer undoes (base64,
+/// quoted-printable, uuencode); false for 7bit, 8bit, binary, unknown, empty.
+bool HasTransferEncoding(std::string_view encoding);
+
 /// Undoes a Content-Transfer-Encoding piece by piece, for bodies too large to
 /// hold twice: feeding a body in chunks of any size gives exactly the bytes
 /// DecodeTransfer gives for the whole. Base64 carries its partial quantum

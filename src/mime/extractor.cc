@@ -93,7 +93,8 @@ class Walker {
       if (subtype == "plain" && !out_.text) slot = &out_.text;
       if (subtype == "html" && !out_.html) slot = &out_.html;
       if (slot) {
-        util::Result<std::string> body = source_.Body(part.section);
+        util::Result<std::string> body =
+            HasTransferEncoding(part.encoding) ? source_.Body(part.section) : source_.RawBody(part.section);
         if (!body.ok()) return body.error();
         *slot = ToUtf8(DecodeTransfer(*body, part.encoding), charset);
         return util::Ok();

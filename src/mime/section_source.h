@@ -23,6 +23,12 @@ class SectionSource {
   /// (the daemon retries the whole message later).
   virtual util::Result<std::string> Body(const std::string& section) = 0;
 
+  /// The body of a part that has no transfer encoding to undo (7bit, 8bit,
+  /// binary), with every byte intact: IMAP BODY[] cannot carry NUL (RFC 3501
+  /// §4.3; Dovecot sends 0x80 instead), BINARY[] can (RFC 3516), and a UTF-16
+  /// text body is full of NULs. The default is Body().
+  virtual util::Result<std::string> RawBody(const std::string& section) { return Body(section); }
+
   /// Hands the same bytes as Body(section) to `sink` in pieces, so a large
   /// body is never held whole (the daemon fetches it in partial FETCHes). A
   /// failing sink stops the stream and its error is returned. The default

@@ -216,6 +216,66 @@ TEST(SessionFakeTest, BinarySizeIsReadFromTheRawResponse) {
   EXPECT_TRUE((*s)->Noop().ok());
 }
 
+TEST(SessionFakeTest, BinaryBodyKeepsNulOctetsAndTheSessionInStep) {
+  std::string seen;
+  const std::string utf16(std::string("h\0i\0\r\0\n\0", 8));
+  FakeImapServer server(
+      [&](const std::string& cmd) {
+        seen = cmd;
+        // literal8 (RFC 3516 §4.2), with an unsolicited EXISTS before it.
+        return "* 4 EXISTS\r\n* 3 FETCH (UID 7 BINARY[1] ~{8}\r\n" + utf16 + ")\r\n";
+      },
+      "* OK [CAPABILITY IMAP4rev1] fake\r\n", "IMAP4rev1 IDLE BINARY");
+  auto s = Session::Open(Plain(server.port()));
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE((*s)->Select("INBOX").ok());
+  auto body = (*s)->FetchBinary(7, "1");
+  ASSERT_TRUE(body.ok()) << body.error().message();
+  ASSERT_TRUE(body->has_value());
+  EXPECT_EQ(**body, utf16);
+  EXPECT_EQ(seen, "UID FETCH 7 (BINARY.PEEK[1])");
+  EXPECT_TRUE((*s)->Noop().ok());
+}
+
+TEST(SessionFakeTest, BinaryBodyEdgeCases) {
+  std::string reply;
+  FakeImapServer server([&](const std::string&) { return reply; }, "* OK [CAPABILITY IMAP4rev1] fake\r\n",
+                        "IMAP4rev1 IDLE BINARY");
+  auto s = Session::Open(Plain(server.port()));
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE((*s)->Select("INBOX").ok());
+  // A plain literal and the UID after it.
+  reply = "* 3 FETCH (BINARY[2] {3}\r\nabc UID 7)\r\n";
+  auto plain = (*s)->FetchBinary(7, "2");
+  ASSERT_TRUE(plain.ok() && plain->has_value());
+  EXPECT_EQ(**plain, "abc");
+  // An empty body as a quoted string.
+  reply = "* 3 FETCH (UID 7 BINARY[2] \"\")\r\n";
+  auto empty = (*s)->FetchBinary(7, "2");
+  ASSERT_TRUE(empty.ok() && empty->has_value());
+  EXPECT_EQ(**empty, "");
+  // The server cannot decode the part (NO [UNKNOWN-CTE], here BAD): unknown, BODY[] is used instead.
+  reply = "BAD";
+  auto refused = (*s)->FetchBinary(7, "2");
+  ASSERT_TRUE(refused.ok());
+  EXPECT_FALSE(refused->has_value());
+  EXPECT_TRUE((*s)->Noop().ok());
+  // A hostile size is refused, not allocated.
+  reply = "* 3 FETCH (UID 7 BINARY[2] ~{99999999999}\r\n";
+  auto hostile = (*s)->FetchBinary(7, "2");
+  ASSERT_FALSE(hostile.ok());
+  EXPECT_NE(hostile.error().message().find("refusing"), std::string::npos) << hostile.error().message();
+}
+
+TEST(SessionFakeTest, BinaryBodyWithoutCapabilityIsUnknown) {
+  FakeImapServer server([&](const std::string&) { return std::string(); });
+  auto s = Session::Open(Plain(server.port()));
+  ASSERT_TRUE(s.ok());
+  auto body = (*s)->FetchBinary(7, "1");
+  ASSERT_TRUE(body.ok());
+  EXPECT_FALSE(body->has_value());
+}
+
 TEST(SessionFakeTest, BinarySizeWithoutCapabilityIsUnknown) {
   FakeImapServer server([&](const std::string&) { return std::string(); });
   auto s = Session::Open(Plain(server.port()));
