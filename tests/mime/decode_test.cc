@@ -84,7 +84,7 @@ TEST(TransferDecoder, AnyPieceSizeGivesWhatTheWholeGives) {
       {"caf=C3=A9 =\r\nsoft=  \r\nbreak =3D x=4\r\n=zz\nlast=", "quoted-printable"},
       {"line one=\nline two\r\n=E2=82=AC\r\n", "Quoted-Printable"},
       {"junk\nbegin 644 x.txt\n#86)C\n`\nend\n", "x-uuencode"},
-      {std::string("raw \0 bytes\xff", 14), "binary"},
+      {std::string("raw \0 bytes\xff", 12), "binary"},
   };
   for (const auto& [body, encoding] : cases) {
     std::string whole = DecodeTransfer(body, encoding);

@@ -61,13 +61,7 @@ util::Status CyrusServer::RunScript(const std::vector<std::string>& args) {
 }
 
 util::Status CyrusServer::LoadEnv() {
-  std::ifstream in(dir_.Sub("env"));
-  std::map<std::string, std::string> env;
-  std::string line;
-  while (std::getline(in, line)) {
-    auto eq = line.find('=');
-    if (eq != std::string::npos) env[line.substr(0, eq)] = line.substr(eq + 1);
-  }
+  std::map<std::string, std::string> env = ReadServerEnv(dir_.Sub("env"));
   if (env["CYRUS_IMAPS_PORT"].empty() || env["CYRUS_PID"].empty()) {
     return Error("cyrus.env", RetryClass::kNeedsOperator, "scripts/cyrus wrote no usable " + dir_.Sub("env"));
   }

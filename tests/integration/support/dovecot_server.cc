@@ -141,14 +141,19 @@ util::Status DovecotServer::RunScript(const std::vector<std::string>& args) {
   return util::Ok();
 }
 
-util::Status DovecotServer::LoadEnv() {
-  std::ifstream in(dir_.Sub("env"));
+std::map<std::string, std::string> ReadServerEnv(const std::string& path) {
+  std::ifstream in(path);
   std::map<std::string, std::string> env;
   std::string line;
   while (std::getline(in, line)) {
     auto eq = line.find('=');
     if (eq != std::string::npos) env[line.substr(0, eq)] = line.substr(eq + 1);
   }
+  return env;
+}
+
+util::Status DovecotServer::LoadEnv() {
+  std::map<std::string, std::string> env = ReadServerEnv(dir_.Sub("env"));
   if (env["DOVECOT_IMAPS_PORT"].empty() || env["DOVECOT_PID"].empty()) {
     return Error("dovecot.env", RetryClass::kNeedsOperator, "scripts/dovecot wrote no usable " + dir_.Sub("env"));
   }

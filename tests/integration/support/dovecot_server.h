@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -94,5 +95,9 @@ class DovecotServer {
 /// Two (or n) distinct free TCP ports on 127.0.0.1, as chosen by the kernel.
 /// They are released before returning, so a race is possible but rare.
 std::vector<int> FreeLoopbackPorts(size_t n);
+
+/// The KEY=VALUE lines of the env file scripts/dovecot and scripts/cyrus
+/// write on start; missing file: empty.
+std::map<std::string, std::string> ReadServerEnv(const std::string& path);
 
 }  // namespace mailhook::testsupport
