@@ -8,6 +8,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "pipeline_fixture.h"
 
@@ -68,15 +69,25 @@ env | grep '^MAILHOOK_' | sort > "$dir/env.txt"
 
 TEST_F(HookTest, HangingHookIsKilledWithItsChildrenAtTheTimeout) {
   std::string marker = "mailhook-hang-" + std::to_string(getpid());
-  std::string script = WriteScript(Path("hang.sh"), "sleep 300 & sleep 301\n");
+  // Durations unique to this test process, so another run's sleeps never match.
+  const std::string d1 = std::to_string(300 + getpid() % 600), d2 = std::to_string(901 + getpid() % 600);
+  std::string script = WriteScript(Path("hang.sh"), "sleep " + d1 + " & sleep " + d2 + "\n");
   StartWithHook("{name: hang, command: [" + Quote(script) + ", " + Quote(marker) +
                 "], timeout: 1s, retry_schedule: [1h]}");
   ImapClient imap(dovecot_);
   MH_ASSERT_OK(imap.Append("alice", "INBOX", SampleMessage("plain_utf8.eml")));
   ASSERT_TRUE(daemon_.WaitForLog("delivery.retry hook=hang", seconds(30))) << daemon_.Log();
   EXPECT_NE(daemon_.Log().find("killed with its whole process group"), std::string::npos) << daemon_.Log();
-  // No sleep of the hook survives (its process group was killed).
-  MH_ASSERT_OK_AND_ASSIGN(CommandResult ps, RunCommand({"pgrep", "-f", "sleep 30[01]"}, seconds(5)));
+  // No sleep of the hook survives (its process group was killed). SIGKILL
+  // is asynchronous: the background sleep may take a moment to disappear,
+  // while a survivor would stay for minutes.
+  const std::string pattern = "^sleep (" + d1 + "|" + d2 + ")$";
+  CommandResult ps;
+  for (auto deadline = std::chrono::steady_clock::now() + seconds(10);;) {
+    MH_ASSERT_OK_AND_ASSIGN(ps, RunCommand({"pgrep", "-f", pattern}, seconds(5)));
+    if (ps.exit_code != 0 || std::chrono::steady_clock::now() > deadline) break;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
   EXPECT_NE(ps.exit_code, 0) << "left-over processes: " << ps.out;
 }
 
