@@ -377,91 +377,97 @@ util::Result<std::string> Session::FetchMimeHeaders(uint32_t uid, const std::str
                          [this](int r) { return CommandError("uid_fetch", r); });
 }
 
-util::Result<std::optional<uint64_t>> Session::FetchBinarySize(uint32_t uid, const std::string& section) {
-  if (!HasCapability("BINARY")) return std::optional<uint64_t>();
-  // libetpan 1.9 cannot parse BINARY.SIZE, so this one command is sent and
-  // read line by line. Its tag cannot clash with libetpan's numeric tags.
+util::Result<std::string> Session::RawCommand(const std::string& what, const std::string& command,
+                                              const std::function<util::Status(const std::string&)>& on_line) {
+  // Its tag ("mh<n>") cannot clash with libetpan's numeric tags.
   const std::string tag = "mh" + std::to_string(++raw_tag_);
-  const std::string item = "BINARY.SIZE[" + section + "]";
-  const std::string cmd = tag + " UID FETCH " + std::to_string(uid) + " (" + item + ")\r\n";
-  if (mailstream_write(imap_->imap_stream, cmd.data(), cmd.size()) < 0 || mailstream_flush(imap_->imap_stream) < 0)
-    return CommandError("binary_size", MAILIMAP_ERROR_STREAM);
-  std::optional<uint64_t> size;
+  const std::string line_out = tag + " " + command + "\r\n";
+  if (mailstream_write(imap_->imap_stream, line_out.data(), line_out.size()) < 0 ||
+      mailstream_flush(imap_->imap_stream) < 0)
+    return CommandError(what, MAILIMAP_ERROR_STREAM);
   for (int lines = 0; lines < 10000; ++lines) {
     char* raw = mailimap_read_line(imap_);
-    if (!raw) return CommandError("binary_size", MAILIMAP_ERROR_STREAM);
+    if (!raw) return CommandError(what, MAILIMAP_ERROR_STREAM);
     std::string line(raw);
     while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
-    if (line.rfind(tag + " ", 0) == 0) {
-      // NO/BAD: the server could not decode this part (RFC 3516 §4.3
-      // UNKNOWN-CTE); the caller falls back to measuring it itself.
-      return size;
-    }
-    if (!line.empty() && line.back() == '}') {
-      // A literal in an unsolicited response would desynchronise this
-      // simple reader: give the session up rather than misread it.
-      return Error("imap.binary_size", RetryClass::kBackoff, "unexpected literal in a BINARY.SIZE response");
-    }
-    // "* 3 FETCH (UID 7 BINARY.SIZE[2] 142)"; the UID must be ours.
-    size_t at = line.find(item + " ");
-    if (at != std::string::npos && line.find("UID " + std::to_string(uid)) != std::string::npos) {
-      size = std::strtoull(line.c_str() + at + item.size() + 1, nullptr, 10);
-    }
+    if (line.rfind(tag + " ", 0) == 0) return line.substr(tag.size() + 1);
+    if (util::Status s = on_line(line); !s.ok()) return s.error();
   }
-  return Error("imap.binary_size", RetryClass::kBackoff, "no tagged answer to BINARY.SIZE");
+  return Error("imap." + what, RetryClass::kBackoff, "no tagged answer to " + command);
+}
+
+util::Result<std::string> Session::ReadLiteral(uint64_t size) {
+  std::string data(static_cast<size_t>(size), '\0');
+  for (size_t got = 0; got < data.size();) {
+    ssize_t r = mailstream_read(imap_->imap_stream, data.data() + got, data.size() - got);
+    if (r <= 0) return CommandError("literal", MAILIMAP_ERROR_STREAM);
+    got += static_cast<size_t>(r);
+  }
+  return data;
+}
+
+util::Result<std::optional<uint64_t>> Session::FetchBinarySize(uint32_t uid, const std::string& section) {
+  if (!HasCapability("BINARY")) return std::optional<uint64_t>();
+  // libetpan 1.9 cannot parse BINARY.SIZE: read line by line.
+  const std::string item = "BINARY.SIZE[" + section + "]";
+  std::optional<uint64_t> size;
+  auto tagged = RawCommand("binary_size", "UID FETCH " + std::to_string(uid) + " (" + item + ")",
+                           [&](const std::string& line) -> util::Status {
+                             if (!line.empty() && line.back() == '}') {
+                               // A literal in an unsolicited response would desynchronise this
+                               // simple reader: give the session up rather than misread it.
+                               return Error("imap.binary_size", RetryClass::kBackoff,
+                                            "unexpected literal in a BINARY.SIZE response");
+                             }
+                             // "* 3 FETCH (UID 7 BINARY.SIZE[2] 142)"; the UID must be ours.
+                             size_t at = line.find(item + " ");
+                             if (at != std::string::npos && line.find("UID " + std::to_string(uid)) != std::string::npos) {
+                               size = std::strtoull(line.c_str() + at + item.size() + 1, nullptr, 10);
+                             }
+                             return util::Ok();
+                           });
+  if (!tagged.ok()) return tagged.error();
+  // NO/BAD: the server could not decode this part (RFC 3516 §4.3
+  // UNKNOWN-CTE); `size` stays unknown and the caller measures it itself.
+  return size;
 }
 
 util::Result<std::optional<std::string>> Session::FetchBinary(uint32_t uid, const std::string& section) {
   if (!HasCapability("BINARY")) return std::optional<std::string>();
-  // libetpan 1.9 cannot parse BINARY[] (its literal8 "~{n}"), so this command
-  // is sent and read by hand, like BINARY.SIZE: lines, and the one literal.
-  const std::string tag = "mh" + std::to_string(++raw_tag_);
+  // libetpan 1.9 cannot parse BINARY[] (its literal8 "~{n}"): read by hand,
+  // lines and the one literal.
   const std::string item = "BINARY[" + section + "]";
-  const std::string cmd = tag + " UID FETCH " + std::to_string(uid) + " (BINARY.PEEK[" + section + "])\r\n";
-  if (mailstream_write(imap_->imap_stream, cmd.data(), cmd.size()) < 0 || mailstream_flush(imap_->imap_stream) < 0)
-    return CommandError("binary", MAILIMAP_ERROR_STREAM);
   // A text body, not an attachment: a server announcing more is hostile or broken.
   constexpr uint64_t kMaxLiteral = 256u << 20;
   std::optional<std::string> body;
-  for (int lines = 0; lines < 10000; ++lines) {
-    char* raw = mailimap_read_line(imap_);
-    if (!raw) return CommandError("binary", MAILIMAP_ERROR_STREAM);
-    std::string line(raw);
-    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
-    if (line.rfind(tag + " ", 0) == 0) {
-      // OK: done. NO/BAD (e.g. [UNKNOWN-CTE], RFC 3516 §4.3): nullopt, and
-      // the caller falls back to BODY[].
-      if (line.compare(tag.size() + 1, 2, "OK") != 0) return std::optional<std::string>();
-      return body;
-    }
-    const size_t at = line.find(item + " ");
-    const bool ours = at != std::string::npos;
-    if (!line.empty() && line.back() == '}') {
-      size_t open = line.rfind('{');
-      if (!ours || open == std::string::npos || open < at) {
-        return Error("imap.binary", RetryClass::kBackoff, "unexpected literal in a BINARY response");
-      }
-      uint64_t n = std::strtoull(line.c_str() + open + 1, nullptr, 10);
-      if (n > kMaxLiteral) {
-        return Error("imap.binary", RetryClass::kBackoff,
-                     "the server announced a " + std::to_string(n) + "-byte text body; refusing it");
-      }
-      std::string data(static_cast<size_t>(n), '\0');
-      for (size_t got = 0; got < data.size();) {
-        ssize_t r = mailstream_read(imap_->imap_stream, data.data() + got, data.size() - got);
-        if (r <= 0) return CommandError("binary", MAILIMAP_ERROR_STREAM);
-        got += static_cast<size_t>(r);
-      }
-      body = std::move(data);
-      continue;  // the rest of the response follows on the next line
-    }
-    if (ours) {
-      // Not a literal: "" (empty) or NIL.
-      std::string_view value = std::string_view(line).substr(at + item.size() + 1);
-      if (value.starts_with("\"\"")) body = std::string();
-    }
-  }
-  return Error("imap.binary", RetryClass::kBackoff, "no tagged answer to BINARY");
+  auto tagged = RawCommand(
+      "binary", "UID FETCH " + std::to_string(uid) + " (BINARY.PEEK[" + section + "])",
+      [&](const std::string& line) -> util::Status {
+        const size_t at = line.find(item + " ");
+        const bool ours = at != std::string::npos;
+        if (!line.empty() && line.back() == '}') {
+          size_t open = line.rfind('{');
+          if (!ours || open == std::string::npos || open < at) {
+            return Error("imap.binary", RetryClass::kBackoff, "unexpected literal in a BINARY response");
+          }
+          uint64_t n = std::strtoull(line.c_str() + open + 1, nullptr, 10);
+          if (n > kMaxLiteral) {
+            return Error("imap.binary", RetryClass::kBackoff,
+                         "the server announced a " + std::to_string(n) + "-byte text body; refusing it");
+          }
+          util::Result<std::string> data = ReadLiteral(n);
+          if (!data.ok()) return data.error();
+          body = std::move(*data);  // the rest of the response follows on the next line
+        } else if (ours && std::string_view(line).substr(at + item.size() + 1).starts_with("\"\"")) {
+          body = std::string();  // an empty body as a quoted string (else NIL)
+        }
+        return util::Ok();
+      });
+  if (!tagged.ok()) return tagged.error();
+  // NO/BAD (e.g. [UNKNOWN-CTE], RFC 3516 §4.3): unknown, and the caller
+  // falls back to BODY[].
+  if (!tagged->starts_with("OK")) return std::optional<std::string>();
+  return body;
 }
 
 namespace {

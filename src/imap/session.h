@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -127,10 +128,18 @@ class Session {
   explicit Session(mailimap* imap, SessionOptions options);
   util::Status Login();
   util::Error CommandError(const std::string& what, int code) const;
+  /// Sends `command` under a tag of our own, for responses libetpan cannot
+  /// parse (BINARY, BINARY.SIZE), hands each untagged line (CRLF stripped)
+  /// to `on_line`, and returns the tagged reply after the tag ("OK ...",
+  /// "NO ..."). An error from `on_line` ends it (the session is then thrown away).
+  util::Result<std::string> RawCommand(const std::string& what, const std::string& command,
+                                       const std::function<util::Status(const std::string&)>& on_line);
+  /// Reads the `size` bytes of a literal announced by the line just read.
+  util::Result<std::string> ReadLiteral(uint64_t size);
 
   mailimap* imap_;
   SessionOptions options_;
-  uint32_t raw_tag_ = 0;  // for commands libetpan cannot parse (BINARY.SIZE)
+  uint32_t raw_tag_ = 0;  // for RawCommand
 };
 
 }  // namespace mailhook::imap

@@ -20,16 +20,6 @@ std::string Trim(std::string_view s) {
   return std::string(s);
 }
 
-std::string HexOf(const unsigned char* md, unsigned int len) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out.push_back(kHex[md[i] >> 4]);
-    out.push_back(kHex[md[i] & 15]);
-  }
-  return out;
-}
-
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
@@ -43,11 +33,18 @@ class Sha256 {
   Sha256(const Sha256&) = delete;
   Sha256& operator=(const Sha256&) = delete;
   void Update(std::string_view data) { EVP_DigestUpdate(ctx_, data.data(), data.size()); }
+  /// Lowercase hex of the digest; the object is then spent.
   std::string Hex() {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     EVP_DigestFinal_ex(ctx_, md, &len);
-    return HexOf(md, len);
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < len; ++i) {
+      out.push_back(kHex[md[i] >> 4]);
+      out.push_back(kHex[md[i] & 15]);
+    }
+    return out;
   }
 
  private:
@@ -133,14 +130,12 @@ class Walker {
   // SHA-256 and (while within max_content_bytes) the base64 the event
   // carries: neither the encoded nor the decoded body is ever held whole.
   util::Status FetchContent(const Part& part, Attachment& a) {
-    TransferDecoder decoder(part.encoding);
     Sha256 sha;
     Base64Encoder encoder;
     std::string b64;
     bool keep = opts_.max_content_bytes > 0;
     if (keep) b64.reserve(std::min<uint64_t>(a.size, opts_.max_content_bytes) / 3 * 4 + 4);
     uint64_t size = 0;
-    std::string decoded;
     auto take = [&](std::string_view bytes) {
       size += bytes.size();
       sha.Update(bytes);
@@ -152,16 +147,7 @@ class Walker {
       }
       encoder.Add(bytes, b64);
     };
-    util::Status s = source_.StreamBody(part.section, [&](std::string_view chunk) {
-      decoded.clear();
-      decoder.Feed(chunk, decoded);
-      take(decoded);
-      return util::Ok();
-    });
-    if (!s.ok()) return s;
-    decoded.clear();
-    decoder.Finish(decoded);
-    take(decoded);
+    if (util::Status s = StreamDecodedBody(source_, part.section, part.encoding, take); !s.ok()) return s;
     a.size = size;
     a.sha256 = sha.Hex();
     if (keep) {
@@ -221,10 +207,9 @@ bool Doubtful(const Part& part, std::vector<std::string>& outer) {
 }  // namespace
 
 std::string Sha256Hex(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  return HexOf(md, len);
+  Sha256 sha;
+  sha.Update(data);
+  return sha.Hex();
 }
 
 uint64_t EstimateDecodedSize(const Part& part) {

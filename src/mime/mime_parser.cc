@@ -1,8 +1,5 @@
 #include "mime/mime_parser.h"
 
-#include "mime/decode.h"
-
-#include <algorithm>
 #include <cctype>
 
 #include "mime/header.h"
@@ -275,21 +272,12 @@ const Part* FindPart(const Part& p, const std::string& section) {
 
 util::Result<std::optional<uint64_t>> FileSectionSource::DecodedSize(const std::string& section) {
   const Part* part = FindPart(message_.root, section);
-  util::Result<std::string_view> view = BodyView(section);
-  if (!view.ok() || !part) return std::optional<uint64_t>();
+  if (!part) return std::optional<uint64_t>();
   // Decoded piece by piece and counted: the decoded body is never held.
-  TransferDecoder decoder(part->encoding);
-  std::string piece;
   uint64_t size = 0;
-  constexpr size_t kPiece = 1 << 20;
-  for (std::string_view rest = *view; !rest.empty(); rest.remove_prefix(std::min(rest.size(), kPiece))) {
-    piece.clear();
-    decoder.Feed(rest.substr(0, kPiece), piece);
-    size += piece.size();
-  }
-  piece.clear();
-  decoder.Finish(piece);
-  return std::optional<uint64_t>(size + piece.size());
+  if (!StreamDecodedBody(*this, section, part->encoding, [&](std::string_view piece) { size += piece.size(); }).ok())
+    return std::optional<uint64_t>();
+  return std::optional<uint64_t>(size);
 }
 
 }  // namespace mailhook::mime

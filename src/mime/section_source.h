@@ -53,4 +53,10 @@ class SectionSource {
   }
 };
 
+/// Streams the body of the part at `section` (source.StreamBody) through a
+/// TransferDecoder for `encoding`, handing each decoded piece to `sink`: the
+/// encoded and the decoded body are never held whole. Fails when the source does.
+util::Status StreamDecodedBody(SectionSource& source, const std::string& section, std::string_view encoding,
+                               const std::function<void(std::string_view)>& sink);
+
 }  // namespace mailhook::mime

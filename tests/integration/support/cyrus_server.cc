@@ -46,18 +46,9 @@ CyrusServer::~CyrusServer() {
 }
 
 util::Status CyrusServer::RunScript(const std::vector<std::string>& args) {
-  std::vector<std::string> argv{script_};
-  argv.insert(argv.end(), args.begin(), args.end());
   // The first start on a machine downloads the packages: allow for it.
-  auto r = RunCommand(argv, std::chrono::seconds(120));
-  if (!r.ok()) return r.error();
-  if (r->exit_code != 0) {
-    return Error("cyrus.script", RetryClass::kNeedsOperator,
-                 "scripts/cyrus " + args[0] + " failed (exit " + std::to_string(r->exit_code) +
-                     "); the first start needs `apt-get download` to work (apt sources, network). stderr: " +
-                     r->err);
-  }
-  return util::Ok();
+  return RunServerScript(script_, args, std::chrono::seconds(120),
+                         "the first start needs `apt-get download` to work (apt sources, network).");
 }
 
 util::Status CyrusServer::LoadEnv() {

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -128,17 +129,23 @@ DovecotServer::~DovecotServer() {
   if (master_pid_ > 0) (void)RunScript({"stop", dir_.path(), "--kill"});
 }
 
-util::Status DovecotServer::RunScript(const std::vector<std::string>& args) {
-  std::vector<std::string> argv{script_};
+util::Status RunServerScript(const std::string& script, const std::vector<std::string>& args,
+                             std::chrono::seconds timeout, const std::string& hint) {
+  std::vector<std::string> argv{script};
   argv.insert(argv.end(), args.begin(), args.end());
-  auto r = RunCommand(argv, std::chrono::seconds(60));
+  auto r = RunCommand(argv, timeout);
   if (!r.ok()) return r.error();
   if (r->exit_code != 0) {
-    return Error("dovecot.script", RetryClass::kNeedsOperator,
-                 "scripts/dovecot " + args[0] + " failed (exit " + std::to_string(r->exit_code) +
-                     "); is Dovecot installed (scripts/deps)? stderr: " + r->err);
+    const std::string name = std::filesystem::path(script).filename().string();
+    return Error(name + ".script", RetryClass::kNeedsOperator,
+                 "scripts/" + name + " " + args[0] + " failed (exit " + std::to_string(r->exit_code) + "); " + hint +
+                     " stderr: " + r->err);
   }
   return util::Ok();
+}
+
+util::Status DovecotServer::RunScript(const std::vector<std::string>& args) {
+  return RunServerScript(script_, args, std::chrono::seconds(60), "is Dovecot installed (scripts/deps)?");
 }
 
 std::map<std::string, std::string> ReadServerEnv(const std::string& path) {

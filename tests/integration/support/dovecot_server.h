@@ -100,4 +100,10 @@ std::vector<int> FreeLoopbackPorts(size_t n);
 /// write on start; missing file: empty.
 std::map<std::string, std::string> ReadServerEnv(const std::string& path);
 
+/// Runs a server script (scripts/dovecot, scripts/cyrus) with `args`; a
+/// non-zero exit is an Error naming the script, `hint` (what to check) and
+/// its stderr.
+util::Status RunServerScript(const std::string& script, const std::vector<std::string>& args,
+                             std::chrono::seconds timeout, const std::string& hint);
+
 }  // namespace mailhook::testsupport
