@@ -115,8 +115,8 @@ Result<std::string> ReadBody(sqlite3* db, int64_t id) {
   sqlite3_blob_close(blob);
   if (rc != SQLITE_OK) {
     return Error("store.sqlite", RetryClass::kBackoff,
-                 std::string("reading the payload of row ") + std::to_string(id) + ": " +
-                     sqlite3_errmsg(db) + "; check " + "the state file (sqlite3 mailhook.db 'PRAGMA integrity_check')");
+                 std::string("reading the payload of row ") + std::to_string(id) + ": " + sqlite3_errmsg(db) +
+                     "; check the state file (PRAGMA integrity_check on mailhook.db)");
   }
   return out;
 }
@@ -287,7 +287,7 @@ Status Store::Migrate() {
   return InTransaction([&]() -> Status {
     {
       // Again, now under the write lock: another process or thread opening
-      // the same file may have migrated meanwhile (ALTER TABLE is not
+      // the same file may have migrated meanwhile (a step need not be
       // idempotent).
       Stmt v(db_, "PRAGMA user_version");
       if (!v.Step()) return SqlError("reading schema version");
