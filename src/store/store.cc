@@ -21,7 +21,7 @@ using util::RetryClass;
 using util::Status;
 
 // Bump when the schema changes and add a step to Migrate().
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 // How long a writer waits for another connection (thread or `mailhook
 // deadletters`) before giving up with SQLITE_BUSY.
 constexpr int kBusyTimeoutMs = 10000;
@@ -365,6 +365,22 @@ Status Store::Migrate() {
         return s;
       }
     }
+    if (version < 4) {
+      // v4: extraction attempts per message, so a message that fails every
+      // time (a poison message) is counted across sessions and crashes and
+      // becomes message.unprocessable after limits.max_attempts.
+      if (auto s = Exec(R"sql(
+        CREATE TABLE IF NOT EXISTS attempts (
+          account TEXT NOT NULL, folder TEXT NOT NULL,
+          uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL,
+          count INTEGER NOT NULL, last_code TEXT NOT NULL DEFAULT '',
+          last_error TEXT NOT NULL DEFAULT '', updated_at INTEGER NOT NULL,
+          PRIMARY KEY (account, folder, uid));
+      )sql");
+          !s) {
+        return s;
+      }
+    }
     return Exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
   });
 }
@@ -440,16 +456,73 @@ Status Store::CommitMessages(const std::string& account, const std::string& fold
       if (!post.ok()) return SqlError("recording post-action for " + p.event_id);
       post.Reset();
     }
+    // What is durable now needs no attempt count any more.
+    Stmt forget(db_, "DELETE FROM attempts WHERE account=? AND folder=? AND uid=?");
+    for (const auto& item : items) {
+      forget.Bind(1, account).Bind(2, folder).Bind(3, item.uid);
+      forget.Step();
+      if (!forget.ok()) return SqlError("forgetting attempts of UID " + std::to_string(item.uid));
+      forget.Reset();
+    }
     if (new_mark) {
       Stmt wm(db_, kSetWatermarkSql);
       wm.Bind(1, account).Bind(2, folder).Bind(3, new_mark->uidvalidity);
       wm.Bind(4, new_mark->last_uid).Bind(5, now);
       wm.Step();
       if (!wm.ok()) return SqlError("writing watermark");
+      Stmt below(db_, "DELETE FROM attempts WHERE account=? AND folder=? AND (uid<=? OR uidvalidity<>?)");
+      below.Bind(1, account).Bind(2, folder).Bind(3, new_mark->last_uid).Bind(4, new_mark->uidvalidity);
+      below.Step();
+      if (!below.ok()) return SqlError("forgetting attempts below the watermark");
     }
     Fault("commit_messages.before_commit");
     return Ok();
   });
+}
+
+Status Store::BeginAttempts(const std::string& account, const std::string& folder, uint32_t uidvalidity,
+                            std::span<const uint32_t> uids) {
+  return InTransaction([&]() -> Status {
+    Stmt up(db_,
+            "INSERT INTO attempts (account, folder, uidvalidity, uid, count, updated_at) "
+            "VALUES (?1,?2,?3,?4,1,?5) ON CONFLICT (account, folder, uid) DO UPDATE SET "
+            "count=CASE WHEN uidvalidity=excluded.uidvalidity THEN count+1 ELSE 1 END, "
+            "last_code=CASE WHEN uidvalidity=excluded.uidvalidity THEN last_code ELSE '' END, "
+            "last_error=CASE WHEN uidvalidity=excluded.uidvalidity THEN last_error ELSE '' END, "
+            "uidvalidity=excluded.uidvalidity, updated_at=excluded.updated_at");
+    for (uint32_t uid : uids) {
+      up.Bind(1, account).Bind(2, folder).Bind(3, uidvalidity).Bind(4, uid).Bind(5, ToMs(Clock::now()));
+      up.Step();
+      if (!up.ok()) return SqlError("counting an attempt at UID " + std::to_string(uid));
+      up.Reset();
+    }
+    return Ok();
+  });
+}
+
+Status Store::RecordAttemptFailure(const std::string& account, const std::string& folder, uint32_t uid,
+                                   const std::string& code, const std::string& message) {
+  return InTransaction([&]() -> Status {
+    Stmt up(db_, "UPDATE attempts SET last_code=?, last_error=? WHERE account=? AND folder=? AND uid=?");
+    up.Bind(1, code).Bind(2, message.substr(0, 500)).Bind(3, account).Bind(4, folder).Bind(5, uid);
+    up.Step();
+    if (!up.ok()) return SqlError("recording the failure at UID " + std::to_string(uid));
+    return Ok();
+  });
+}
+
+Result<std::vector<Attempt>> Store::ListAttempts(const std::string& account, const std::string& folder,
+                                                 uint32_t uidvalidity) {
+  Stmt s(db_,
+         "SELECT uid, count, last_code, last_error FROM attempts "
+         "WHERE account=? AND folder=? AND uidvalidity=? ORDER BY uid");
+  s.Bind(1, account).Bind(2, folder).Bind(3, uidvalidity);
+  std::vector<Attempt> out;
+  while (s.Step()) {
+    out.push_back(Attempt{static_cast<uint32_t>(s.Int(0)), static_cast<int>(s.Int(1)), s.Text(3), s.Text(2)});
+  }
+  if (!s.ok()) return SqlError("reading attempts");
+  return out;
 }
 
 Status Store::WriteBody(int64_t id, uint64_t size, const std::vector<std::shared_ptr<const std::string>>& pieces) {

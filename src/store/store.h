@@ -70,6 +70,16 @@ struct PostAction {
   uint32_t uid = 0;
 };
 
+/// A message that failed extraction before: how often it was tried (an
+/// attempt is counted when it starts, so a crash mid-message counts too)
+/// and why the last one failed.
+struct Attempt {
+  uint32_t uid = 0;
+  int count = 0;
+  std::string last_error;  ///< "" while unknown (the process died meanwhile)
+  std::string last_code;   ///< the Error code of the last failure, "" while unknown
+};
+
 /// An outbox row claimed for delivery.
 struct Delivery {
   int64_t id = 0;
@@ -122,6 +132,20 @@ class Store {
                               const std::vector<PostAction>& post_actions = {}) {
     return CommitMessages(account, folder, std::optional<Watermark>(new_mark), items, post_actions);
   }
+
+  // --- attempts (poison messages) ---
+  /// Counts one more extraction attempt for each UID, durably, before the
+  /// attempt starts: a message that crashes or hangs the process is still
+  /// counted. Rows of another UIDVALIDITY are reset. CommitMessages forgets
+  /// the attempts of the UIDs it makes durable.
+  util::Status BeginAttempts(const std::string& account, const std::string& folder, uint32_t uidvalidity,
+                             std::span<const uint32_t> uids);
+  /// Records why the attempt at `uid` failed (code and message of the Error).
+  util::Status RecordAttemptFailure(const std::string& account, const std::string& folder, uint32_t uid,
+                                    const std::string& code, const std::string& message);
+  /// The folder's messages with attempts counted under `uidvalidity`, by UID.
+  util::Result<std::vector<Attempt>> ListAttempts(const std::string& account, const std::string& folder,
+                                                  uint32_t uidvalidity);
 
   // --- post-actions ---
   /// Post-actions of this folder whose event has no outbox row and no dead

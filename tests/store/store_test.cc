@@ -409,5 +409,58 @@ TEST(StoreDeathTest, ReadOnlyDirectoryGivesAClearError) {
               "store.readonly: state_dir .* is not writable .*make it writable");
 }
 
+// ---- attempts (poison messages) ----
+
+TEST(StoreAttemptsTest, AttemptsAreCountedDurablyAndForgottenOnCommit) {
+  TempDir dir;
+  {
+    auto store = Store::Open(dir.path());
+    ASSERT_TRUE(store.ok());
+    const std::array<uint32_t, 3> batch{10, 11, 12};
+    ASSERT_TRUE((*store)->BeginAttempts("support", "INBOX", 7, batch).ok());
+    const std::array<uint32_t, 1> alone{11};
+    ASSERT_TRUE((*store)->BeginAttempts("support", "INBOX", 7, alone).ok());
+    ASSERT_TRUE((*store)->RecordAttemptFailure("support", "INBOX", 11, "imap.response_too_large", "too big").ok());
+  }
+  // A new process (the old one crashed) sees the counts.
+  auto store = Store::Open(dir.path());
+  ASSERT_TRUE(store.ok());
+  auto list = (*store)->ListAttempts("support", "INBOX", 7);
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 3u);
+  EXPECT_EQ((*list)[1].uid, 11u);
+  EXPECT_EQ((*list)[1].count, 2);
+  EXPECT_EQ((*list)[1].last_code, "imap.response_too_large");
+  EXPECT_EQ((*list)[1].last_error, "too big");
+  EXPECT_EQ((*list)[0].count, 1);
+  EXPECT_EQ((*list)[0].last_error, "");
+  // Another UIDVALIDITY sees none.
+  EXPECT_TRUE((*store)->ListAttempts("support", "INBOX", 8)->empty());
+
+  // Committing UID 10 with the watermark at 11 forgets 10 and 11, keeps 12.
+  ASSERT_TRUE((*store)->CommitMessages("support", "INBOX", Watermark{7, 11}, {Item(10)}).ok());
+  list = (*store)->ListAttempts("support", "INBOX", 7);
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].uid, 12u);
+  // A first pass (no watermark) forgets what it committed.
+  ASSERT_TRUE((*store)->CommitMessages("support", "INBOX", std::nullopt, {Item(12)}).ok());
+  EXPECT_TRUE((*store)->ListAttempts("support", "INBOX", 7)->empty());
+}
+
+TEST(StoreAttemptsTest, ANewUidValidityStartsTheCountAgain) {
+  TempDir dir;
+  auto store = Store::Open(dir.path());
+  ASSERT_TRUE(store.ok());
+  const std::array<uint32_t, 1> uid{5};
+  ASSERT_TRUE((*store)->BeginAttempts("support", "INBOX", 7, uid).ok());
+  ASSERT_TRUE((*store)->BeginAttempts("support", "INBOX", 7, uid).ok());
+  ASSERT_TRUE((*store)->RecordAttemptFailure("support", "INBOX", 5, "x", "y").ok());
+  ASSERT_TRUE((*store)->BeginAttempts("support", "INBOX", 9, uid).ok());
+  auto list = (*store)->ListAttempts("support", "INBOX", 9);
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].count, 1);
+  EXPECT_EQ((*list)[0].last_code, "");
+}
+
 }  // namespace
 }  // namespace mailhook::store
