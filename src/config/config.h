@@ -32,6 +32,14 @@ struct OnDelivered {
   std::vector<std::string> add_flags;
 };
 
+/// Bounds on what one message may cost (CONTRACT.md "Additions": limits).
+/// Set at the top level; an account's `limits:` overrides single keys.
+struct Limits {
+  uint32_t max_parts = 1000;               ///< MIME parts listed per message; the rest are counted
+  uint64_t max_text_bytes = 4 << 20;       ///< text/plain and text/html each; longer bodies are cut
+  int max_attempts = 3;                    ///< extraction attempts before message.unprocessable
+};
+
 /// One IMAP account and the folders watched in it.
 struct Account {
   std::string name;
@@ -54,6 +62,7 @@ struct Account {
   Duration idle_refresh = std::chrono::minutes(25);
   Duration timeout = std::chrono::seconds(60);  // per IMAP command read timeout
   OnDelivered on_delivered;
+  Limits limits;  ///< the top-level limits with this account's overrides applied
 };
 
 /// Which events a target receives. Empty lists match everything.
@@ -101,6 +110,7 @@ struct Config {
   std::string state_dir = "/var/lib/mailhook";
   Log log;
   std::optional<std::string> http_listen;  // "HOST:PORT"; absent: no HTTP server
+  Limits limits;  // the top-level defaults (each account has its resolved copy)
   std::vector<Account> accounts;
   std::vector<Webhook> webhooks;
   std::vector<Hook> hooks;

@@ -25,14 +25,15 @@ namespace {
 
 using Keys = std::span<const std::string_view>;
 
-constexpr std::string_view kTopKeys[] = {"state_dir", "log", "http", "accounts", "webhooks", "hooks"};
+constexpr std::string_view kTopKeys[] = {"state_dir", "log", "http", "limits", "accounts", "webhooks", "hooks"};
+constexpr std::string_view kLimitsKeys[] = {"max_parts", "max_text_bytes", "max_attempts"};
 constexpr std::string_view kLogKeys[] = {"level", "format"};
 constexpr std::string_view kHttpKeys[] = {"listen"};
 constexpr std::string_view kAccountKeys[] = {"name",         "host",          "port",        "tls",
                                "allow_insecure", "tls_verify",  "ca_file",     "username",
                                "password",     "password_file", "password_command", "auth",
                                "oauth2",       "folders",       "start_from",  "idle_refresh",
-                               "timeout",      "on_delivered"};
+                               "timeout",      "on_delivered",  "limits"};
 constexpr std::string_view kOauth2Keys[] = {"token", "token_file", "token_command"};
 constexpr std::string_view kOnDeliveredKeys[] = {"mark_seen", "move_to", "add_flags"};
 constexpr std::string_view kWebhookKeys[] = {"name",    "url",        "secret",      "secret_file",
@@ -267,13 +268,14 @@ class Loader {
     return std::nullopt;
   }
 
-  std::optional<uint64_t> UInt(const YAML::Node& map, std::string_view key, const std::string& where) {
+  std::optional<uint64_t> UInt(const YAML::Node& map, std::string_view key, const std::string& where,
+                               std::string_view what = "a whole number of bytes") {
     auto s = Str(map, key, where);
     if (!s) return std::nullopt;
     auto v = ParseUInt(*s);
     if (!v) {
       Fail(map[std::string(key)],
-           Q(key) + " in " + where + " must be a whole number of bytes, not " + Q(*s));
+           Q(key) + " in " + where + " must be " + std::string(what) + ", not " + Q(*s));
     }
     return v;
   }
@@ -475,6 +477,9 @@ class Loader {
       }
     }
 
+    // Before the accounts: each starts from these and overrides single keys.
+    if (Present(root["limits"])) ParseLimits(root["limits"], "limits", cfg.limits);
+
     YAML::Node accounts = root["accounts"];
     if (!Present(accounts) || (accounts.IsSequence() && accounts.size() == 0)) {
       Fail(Present(accounts) ? accounts : root,
@@ -609,7 +614,31 @@ class Loader {
     }
     if (auto timeout = Dur(node, "timeout", where)) a.timeout = *timeout;
     if (Present(node["on_delivered"])) ParseOnDelivered(node["on_delivered"], where, a);
+    a.limits = cfg.limits;
+    if (Present(node["limits"])) ParseLimits(node["limits"], "limits of " + where, a.limits);
     cfg.accounts.push_back(std::move(a));
+  }
+
+  // limits: { max_parts, max_text_bytes, max_attempts }; keys not given keep
+  // what `limits` holds already (the defaults, or the top-level values).
+  void ParseLimits(const YAML::Node& node, const std::string& where, Limits& limits) {
+    if (!CheckKeys(node, kLimitsKeys, where)) return;
+    auto in_range = [&](std::string_view key, uint64_t v, uint64_t lo, uint64_t hi, const char* example) {
+      if (v >= lo && v <= hi) return true;
+      Fail(node[std::string(key)], Q(key) + " in " + where + " must be from " + std::to_string(lo) + " to " +
+                                       std::to_string(hi) + ", e.g. " + example);
+      return false;
+    };
+    if (auto v = UInt(node, "max_parts", where, "a whole number"); v && in_range("max_parts", *v, 1, 1000000, "1000")) {
+      limits.max_parts = static_cast<uint32_t>(*v);
+    }
+    if (auto v = UInt(node, "max_text_bytes", where);
+        v && in_range("max_text_bytes", *v, 1024, uint64_t{1} << 30, "4194304")) {
+      limits.max_text_bytes = *v;
+    }
+    if (auto v = UInt(node, "max_attempts", where, "a whole number"); v && in_range("max_attempts", *v, 1, 100, "3")) {
+      limits.max_attempts = static_cast<int>(*v);
+    }
   }
 
   void ParseCredentials(const YAML::Node& node, const std::string& where, Account& a) {
