@@ -3,12 +3,17 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <ctime>
+#include <map>
+#include <stdexcept>
+#include <thread>
 
 #include "config/secret_source.h"
 #include "daemon/backoff.h"
 #include "daemon/router.h"
 #include "imap/session.h"
+#include "mime/decode.h"
 #include "mime/event.h"
 #include "mime/extractor.h"
 #include "store/store.h"
@@ -23,8 +28,8 @@ using std::chrono::milliseconds;
 constexpr size_t kFetchBatch = 25;  // messages per UID FETCH and per transaction
 constexpr size_t kCommitBytes = 8 << 20;  // ... or fewer, once their payloads reach this
 
-const char* kStateNames[] = {"starting", "connecting", "catching_up", "idling",
-                             "backoff",  "needs_operator", "stopped"};
+const char* kStateNames[] = {"starting", "connecting",     "catching_up", "idling",
+                             "backoff",  "needs_operator", "stopped",     "crashed"};
 
 
 /// Reads sections of one message over the watcher's session.
@@ -71,6 +76,23 @@ class ImapSectionSource : public mime::SectionSource {
   uint32_t uid_;
 };
 
+// TEMPORARY until mime::UnprocessableEventJson lands (branch mime).
+std::string UnprocessableEventJson(const mime::EventMeta& em, const mime::MessageContent& c,
+                                   const std::string& reason, int attempts) {
+  using nlohmann::json;
+  auto str = [](const std::optional<std::string>& v) { return v ? json(mime::ForceUtf8(*v)) : json(nullptr); };
+  json from = json::array();
+  for (const auto& a : c.from) from.push_back({{"name", mime::ForceUtf8(a.name)}, {"address", mime::ForceUtf8(a.address)}});
+  json j = {{"type", "message.unprocessable"}, {"schema", 1},
+            {"id", mime::EventId(em.account, em.mailbox, em.uidvalidity, em.uid)},
+            {"created_at", em.created_at}, {"account", em.account}, {"mailbox", em.mailbox},
+            {"uidvalidity", em.uidvalidity}, {"uid", em.uid}, {"reason", mime::ForceUtf8(reason)},
+            {"attempts", attempts},
+            {"message", {{"message_id", str(c.message_id)}, {"date", str(c.date)}, {"subject", str(c.subject)},
+                         {"from", from}, {"size", em.size ? json(em.size) : json(nullptr)}}}};
+  return j.dump();
+}
+
 }  // namespace
 
 const char* WatchStateName(WatchState s) { return kStateNames[static_cast<int>(s)]; }
@@ -81,7 +103,21 @@ FolderWatcher::FolderWatcher(const config::Config& config, const config::Account
       account_(account),
       folder_(std::move(folder)),
       stop_(stop),
-      on_committed_(std::move(on_committed)) {}
+      on_committed_(std::move(on_committed)) {
+  // Fetch attachment content only when some target wants it, up to the
+  // largest limit; the routes that decide it depend on the folder only.
+  extract_options_.max_content_bytes = 0;
+  for (const Route& r : RoutesFor(config_, account_.name, folder_, nullptr)) {
+    if (r.attachments != config::AttachmentMode::kContent) continue;
+    extract_options_.fetch_content = true;
+    extract_options_.max_content_bytes = std::max(extract_options_.max_content_bytes, r.max_attachment_bytes);
+  }
+  if (const char* f = std::getenv("MAILHOOK_TEST_FAULT_SUBJECT"); f && *f) {
+    fault_subject_ = f;
+    const char* a = std::getenv("MAILHOOK_TEST_FAULT_ACTION");
+    fault_action_ = a && *a ? a : "throw";
+  }
+}
 
 FolderWatcher::~FolderWatcher() { Join(); }
 
@@ -92,9 +128,25 @@ void FolderWatcher::Join() {
 }
 
 void FolderWatcher::Run() {
+  // No exception ends the thread: a folder that is not watched misses mail.
+  while (!stop_.fired()) {
+    try {
+      RunSessions();
+    } catch (const std::exception& e) {
+      state_ = WatchState::kCrashed;
+      util::Logger("imap")->critical("imap.watcher_crashed account={} folder={} cause=\"{}\" note=\"restarting in 5s\"",
+                                     account_.name, folder_, e.what());
+      util::Metrics::Global().Inc("mailhook_watcher_crashes_total", {{"account", account_.name}, {"folder", folder_}});
+      stop_.WaitFor(std::chrono::seconds(5));
+    }
+  }
+  state_ = WatchState::kStopped;
+}
+
+void FolderWatcher::RunSessions() {
   auto log = util::Logger("imap");
   const util::Labels labels{{"account", account_.name}, {"folder", folder_}};
-  try {
+  {
     Backoff backoff(milliseconds(1000), milliseconds(5 * 60 * 1000));
     // Operator-fixable failures (bad password, untrusted certificate, missing
     // folder) are retried slowly, never in a hot loop, and logged once.
@@ -113,7 +165,7 @@ void FolderWatcher::Run() {
     while (!stop_.fired()) {
       state_ = WatchState::kConnecting;
       reached_idle_ = false;
-      util::Status s = RunSession(**store);
+      util::Status s = RunSessionGuarded(**store);
       // A session that got as far as IDLE was healthy: start the backoff over.
       if (reached_idle_) backoff.Reset();
       util::Metrics::Global().Set("mailhook_imap_connected", labels, 0);
@@ -131,7 +183,7 @@ void FolderWatcher::Run() {
                      account_.name, folder_, delay.count());
         }
       } else {
-        state_ = WatchState::kBackoff;
+        if (state_ != WatchState::kCrashed) state_ = WatchState::kBackoff;
         slow.Reset();
         last_operator_error.clear();
         delay = backoff.Next();
@@ -145,17 +197,84 @@ void FolderWatcher::Run() {
       util::Metrics::Global().Inc("mailhook_imap_reconnects_total", labels);
       stop_.WaitFor(delay);
     }
-  } catch (const std::exception& e) {
-    log->critical("imap.watcher_crashed account={} folder={} cause=\"{}\"", account_.name, folder_, e.what());
   }
-  state_ = WatchState::kStopped;
+}
+
+// The work of one session: catching up, turning UIDs into events and
+// committing them with the watermark. Lives as long as the session.
+class FolderWatcher::SessionWork {
+ public:
+  SessionWork(FolderWatcher& w, imap::Session& session, store::Store& store, const imap::MailboxInfo& info)
+      : w_(w),
+        session_(session),
+        store_(store),
+        info_(info),
+        labels_{{"account", w.account_.name}, {"folder", w.folder_}},
+        log_(util::Logger("imap")) {}
+
+  /// Decides where the folder starts (stored watermark, or a baseline for a
+  /// first start or a changed UIDVALIDITY) and processes a first start's
+  /// unseen messages.
+  util::Status Start();
+  /// The session's loop: resync by UID, process, post-actions, IDLE.
+  util::Status Loop();
+
+ private:
+  util::Status Baseline(bool uidvalidity_changed);
+  /// Turns `uids` into events, committing each batch with the new watermark
+  /// (`final_mark` with the last one). `first_pass`: the unseen messages of a
+  /// first start, which are not contiguous: the watermark stays unset until
+  /// all are committed, so a crash midway starts the pass again (committed
+  /// ones are deduplicated by the store) instead of resuming above the last
+  /// one and sending the read messages between them.
+  util::Status Process(const std::vector<uint32_t>& uids, uint32_t final_mark, bool first_pass);
+  /// The next batch from `uids[at]`: up to kFetchBatch UIDs, or one UID alone
+  /// when it failed before (isolated, so a poison message is blamed alone).
+  std::vector<uint32_t> NextBatch(const std::vector<uint32_t>& uids, size_t at) const;
+  util::Status ProcessBatch(const std::vector<uint32_t>& batch, bool first_pass, bool last, uint32_t final_mark);
+  /// One message into `items_`; exceptions become errors (a bug or a
+  /// hostile message must not end the thread).
+  util::Status Gather(const imap::MessageMeta& meta);
+  util::Status GatherUnguarded(const imap::MessageMeta& meta);
+  /// The test-only fault point (see FolderWatcher::fault_subject_).
+  void Fault(uint32_t uid);
+  /// A message that failed max_attempts times: message.unprocessable.
+  util::Status GatherUnprocessable(uint32_t uid, const store::Attempt& attempt);
+  /// Remembers why the attempt at `uid` failed and passes the error on.
+  util::Status Blame(uint32_t uid, const util::Error& error);
+  util::Status Commit(uint32_t up_to, bool write_mark);
+  void AddItems(const std::string& event_id, uint32_t uid, const mime::MessageContent* content,
+                const std::function<std::vector<std::shared_ptr<const std::string>>(const Route&)>& payload);
+
+  FolderWatcher& w_;
+  imap::Session& session_;
+  store::Store& store_;
+  const imap::MailboxInfo info_;
+  const util::Labels labels_;
+  std::shared_ptr<spdlog::logger> log_;
+  store::Watermark wm_;
+  std::map<uint32_t, store::Attempt> attempts_;  // UIDs that failed before, by UID
+  std::vector<store::OutboxItem> items_;         // gathered, not yet committed
+  std::vector<store::PostAction> post_actions_;
+  size_t pending_bytes_ = 0;
+};
+
+util::Status FolderWatcher::RunSessionGuarded(store::Store& store) {
+  try {
+    return RunSession(store);
+  } catch (const std::exception& e) {
+    // A bug or an input no one foresaw: the session is thrown away as for
+    // any error, and the thread lives on. /readyz shows the state until the
+    // next session is up.
+    state_ = WatchState::kCrashed;
+    util::Logger("imap")->critical("imap.session_crashed account={} folder={} cause=\"{}\"", account_.name,
+                                   folder_, e.what());
+    util::Metrics::Global().Inc("mailhook_watcher_crashes_total", {{"account", account_.name}, {"folder", folder_}});
+    return util::Error("daemon.exception", util::RetryClass::kBackoff, std::string("the session crashed: ") + e.what());
+  }
 }
 
 util::Status FolderWatcher::RunSession(store::Store& store) {
-  auto log = util::Logger("imap");
-  auto& metrics = util::Metrics::Global();
-  const util::Labels labels{{"account", account_.name}, {"folder", folder_}};
-
   imap::SessionOptions options = imap::SessionOptions::FromAccount(account_, stop_.fd());
   if (!account_.password_command.empty()) {
     // OAuth2 access tokens expire within the hour: ask again before each login.
@@ -170,180 +289,275 @@ util::Status FolderWatcher::RunSession(store::Store& store) {
   std::unique_ptr<imap::Session> session = std::move(*opened);
   auto info = session->Select(folder_);
   if (!info.ok()) return info.error();
-  log->info("imap.connected account={} folder={} uidvalidity={} uidnext={} exists={}", account_.name, folder_,
-            info->uidvalidity, info->uidnext, info->exists);
-  metrics.Set("mailhook_imap_connected", labels, 1);
+  util::Logger("imap")->info("imap.connected account={} folder={} uidvalidity={} uidnext={} exists={}",
+                             account_.name, folder_, info->uidvalidity, info->uidnext, info->exists);
+  util::Metrics::Global().Set("mailhook_imap_connected", {{"account", account_.name}, {"folder", folder_}}, 1);
 
-  auto mark = store.GetWatermark(account_.name, folder_);
+  SessionWork work(*this, *session, store, *info);
+  if (auto s = work.Start(); !s.ok()) return s;
+  if (auto s = work.Loop(); !s.ok()) return s;
+  session->Logout();
+  util::Logger("imap")->info("imap.logout account={} folder={}", account_.name, folder_);
+  return util::Ok();
+}
+
+util::Status FolderWatcher::SessionWork::Start() {
+  auto mark = store_.GetWatermark(w_.account_.name, w_.folder_);
   if (!mark.ok()) return mark.error();
-  store::Watermark wm{info->uidvalidity, 0};
-  bool baseline = false;
-  if (!mark->has_value()) {
-    baseline = true;
-  } else if ((*mark)->uidvalidity != info->uidvalidity) {
+  auto attempts = store_.ListAttempts(w_.account_.name, w_.folder_, info_.uidvalidity);
+  if (!attempts.ok()) return attempts.error();
+  for (store::Attempt& a : *attempts) attempts_[a.uid] = std::move(a);
+  if (!mark->has_value()) return Baseline(false);
+  if ((*mark)->uidvalidity != info_.uidvalidity) {
     // RFC 3501 §2.3.1.1: every old UID is void. Replaying the whole folder
     // would flood the targets, so re-baseline like a first start.
-    log->error("imap.uidvalidity_changed account={} folder={} old={} new={} note=\"folder was recreated; "
-               "starting from its current end\"",
-               account_.name, folder_, (*mark)->uidvalidity, info->uidvalidity);
-    baseline = true;
-  } else {
-    wm = **mark;
+    log_->error("imap.uidvalidity_changed account={} folder={} old={} new={} note=\"folder was recreated; "
+                "starting from its current end\"",
+                w_.account_.name, w_.folder_, (*mark)->uidvalidity, info_.uidvalidity);
+    return Baseline(true);
   }
+  wm_ = **mark;
+  return util::Ok();
+}
 
-  std::vector<uint32_t> initial;  // messages to process before the watermark moves past them
-  if (baseline) {
-    uint32_t end = info->uidnext > 0 ? info->uidnext - 1 : 0;
-    if (info->uidnext == 0) {
-      auto all = session->SearchUidsFrom(1);
-      if (!all.ok()) return all.error();
-      if (!all->empty()) end = all->back();
-    }
-    if (account_.start_from == config::StartFrom::kAll) {
-      end = 0;
-    } else if (account_.start_from == config::StartFrom::kUnseen) {
-      auto unseen = session->SearchUnseen();
-      if (!unseen.ok()) return unseen.error();
-      initial = *unseen;
-    }
-    log->info("imap.baseline account={} folder={} start_from={} last_uid={} unseen={}", account_.name, folder_,
-              account_.start_from == config::StartFrom::kAll     ? "all"
-              : account_.start_from == config::StartFrom::kUnseen ? "unseen"
-                                                                  : "new",
-              end, initial.size());
-    wm = store::Watermark{info->uidvalidity, 0};
-    // Unseen messages up to the end are processed first; the baseline is
-    // stored after them (those above it are new and come with the catch-up).
-    initial.erase(std::remove_if(initial.begin(), initial.end(), [end](uint32_t u) { return u > end; }),
-                  initial.end());
-    wm.last_uid = end;  // with `initial`: applied once all of it is committed
-    if (initial.empty()) {
-      if (auto s = store.SetWatermark(account_.name, folder_, wm); !s.ok()) return s.error();
-    }
+util::Status FolderWatcher::SessionWork::Baseline(bool uidvalidity_changed) {
+  (void)uidvalidity_changed;
+  const config::Account& account = w_.account_;
+  uint32_t end = info_.uidnext > 0 ? info_.uidnext - 1 : 0;
+  if (info_.uidnext == 0) {
+    auto all = session_.SearchUidsFrom(1);
+    if (!all.ok()) return all.error();
+    if (!all->empty()) end = all->back();
   }
-
-  // Fetch attachment content only when some target wants it, up to the largest
-  // limit; the routes that decide it depend on the folder only.
-  mime::ExtractOptions extract_options;
-  extract_options.max_content_bytes = 0;
-  for (const Route& r : RoutesFor(config_, account_.name, folder_, nullptr)) {
-    if (r.attachments != config::AttachmentMode::kContent) continue;
-    extract_options.fetch_content = true;
-    extract_options.max_content_bytes = std::max(extract_options.max_content_bytes, r.max_attachment_bytes);
+  std::vector<uint32_t> initial;  // processed before the watermark moves past them
+  if (account.start_from == config::StartFrom::kAll) {
+    end = 0;
+  } else if (account.start_from == config::StartFrom::kUnseen) {
+    auto unseen = session_.SearchUnseen();
+    if (!unseen.ok()) return unseen.error();
+    initial = *unseen;
   }
+  log_->info("imap.baseline account={} folder={} start_from={} last_uid={} unseen={}", account.name, w_.folder_,
+             account.start_from == config::StartFrom::kAll      ? "all"
+             : account.start_from == config::StartFrom::kUnseen ? "unseen"
+                                                                 : "new",
+             end, initial.size());
+  // Unseen messages up to the end are processed first; the baseline is
+  // stored after them (those above it are new and come with the catch-up).
+  std::erase_if(initial, [end](uint32_t u) { return u > end; });
+  wm_ = store::Watermark{info_.uidvalidity, 0};
+  if (initial.empty()) {
+    wm_.last_uid = end;
+    return store_.SetWatermark(account.name, w_.folder_, wm_);
+  }
+  w_.state_ = WatchState::kCatchingUp;
+  return Process(initial, end, true);
+}
 
-  // Turns a list of UIDs into events, committing each batch with the new
-  // watermark. `first_pass`: the unseen messages of a first start, which are
-  // not contiguous: the watermark stays unset until all are committed, so a
-  // crash midway starts the pass again (committed ones are deduplicated by
-  // the store) instead of resuming above the last one and sending the read
-  // messages between them.
-  auto process = [&](const std::vector<uint32_t>& uids, uint32_t final_mark, bool first_pass) -> util::Status {
-    for (size_t i = 0; i < uids.size(); i += kFetchBatch) {
-      std::vector<uint32_t> batch(uids.begin() + static_cast<long>(i),
-                                  uids.begin() + static_cast<long>(std::min(uids.size(), i + kFetchBatch)));
-      auto metas = session->FetchMeta(batch);
-      if (!metas.ok()) return metas.error();
-      std::vector<store::OutboxItem> items;
-      std::vector<store::PostAction> post_actions;
-      size_t pending_bytes = 0;
-      // Commits what is gathered with the watermark at `up_to`: every UID of
-      // the batch up to it has its events in `items`.
-      auto commit = [&](uint32_t up_to, bool last) -> util::Status {
-        store::Watermark next{info->uidvalidity, std::max(wm.last_uid, up_to)};
-        std::optional<store::Watermark> mark_to_write;
-        if (!first_pass || last) mark_to_write = next;
-        if (auto s = store.CommitMessages(account_.name, folder_, mark_to_write, items, post_actions); !s.ok())
-          return s.error();
-        if (mark_to_write) wm = next;
-        // Free the events (and their attachment contents) before the
-        // dispatcher is woken to read them back.
-        const bool committed_events = !items.empty();
-        items.clear();
-        post_actions.clear();
-        pending_bytes = 0;
-        if (committed_events && on_committed_) on_committed_();
-        return util::Ok();
-      };
-      // Turns one message into its events (one per matching target) in
-      // `items`. The extracted content ends with this call; attachment
-      // contents live on in the items' pieces until they are committed.
-      auto gather = [&](const imap::MessageMeta& meta) -> util::Status {
-        ImapSectionSource source(*session, meta.uid);
-        auto content = mime::Extract(meta.header, meta.structure, source, extract_options);
-        if (!content.ok()) {
-          if (content.error().retry() == util::RetryClass::kRetryNow) {
-            log->warn("imap.message_vanished account={} folder={} uid={}", account_.name, folder_, meta.uid);
-            return util::Ok();
-          }
-          return content.error();
-        }
-        mime::EventMeta em{account_.name, folder_, info->uidvalidity, meta.uid, meta.flags, meta.size,
-                           mime::NowRfc3339()};
-        std::string event_id = mime::EventId(account_.name, folder_, info->uidvalidity, meta.uid);
-        size_t before = items.size();
-        for (const Route& r : RoutesFor(config_, account_.name, folder_, &*content)) {
-          // Pieces: the attachment contents are shared by every target's
-          // event and written to the store as they are, never joined here.
-          store::OutboxItem item{event_id, r.target, account_.name, folder_, info->uidvalidity, meta.uid, {}, {}};
-          item.pieces = mime::EventPieces(em, *content, r.attachments, r.max_attachment_bytes);
-          for (const auto& piece : item.pieces) pending_bytes += piece->size();
-          items.push_back(std::move(item));
-        }
-        // Only a message that went somewhere is marked or moved afterwards.
-        if (HasPostActions() && items.size() > before) {
-          post_actions.push_back(store::PostAction{event_id, account_.name, folder_, info->uidvalidity, meta.uid});
-        }
-        metrics.Inc("mailhook_messages_total", labels);
-        log->debug("imap.message account={} folder={} uid={} event={} targets={}", account_.name, folder_,
-                   meta.uid, event_id, items.size() - before);
-        return util::Ok();
-      };
-      for (const imap::MessageMeta& meta : *metas) {
-        if (auto s = gather(meta); !s.ok()) return s;
-        // Events with large attachment contents are committed early, so a
-        // batch never holds more than about one large event at a time.
-        if (pending_bytes >= kCommitBytes) {
-          if (auto s = commit(meta.uid, false); !s.ok()) return s;
-        }
+util::Status FolderWatcher::SessionWork::Loop() {
+  const milliseconds refresh = w_.account_.idle_refresh;
+  while (!w_.stop_.fired()) {
+    w_.state_ = WatchState::kCatchingUp;
+    // Always resync by UID: EXISTS counts are not trusted (DESIGN.md, libetpan
+    // 1.9.4 IDLE bug). At the top UID nothing can follow (RFC 3501 §2.3.1.1:
+    // the server must change UIDVALIDITY first), and last_uid + 1 would wrap.
+    if (wm_.last_uid < UINT32_MAX) {
+      auto uids = session_.SearchUidsFrom(wm_.last_uid + 1);
+      if (!uids.ok()) return uids.error();
+      if (!uids->empty()) {
+        log_->debug("imap.catch_up account={} folder={} from_uid={} count={}", w_.account_.name, w_.folder_,
+                    wm_.last_uid + 1, uids->size());
+        if (auto s = Process(*uids, 0, false); !s.ok()) return s;
+        // Messages announced while we fetched (their EXISTS came then, and
+        // IDLE does not repeat it) would wait in IDLE for an unrelated push:
+        // search again until a search finds nothing new.
+        continue;
       }
-      bool last_batch = i + kFetchBatch >= uids.size();
-      if (auto s = commit(last_batch ? std::max(final_mark, batch.back()) : batch.back(), last_batch); !s.ok())
-        return s;
     }
-    return util::Ok();
-  };
-
-  if (baseline && !initial.empty()) {
-    state_ = WatchState::kCatchingUp;
-    uint32_t end = wm.last_uid;
-    wm.last_uid = 0;
-    if (auto s = process(initial, end, true); !s.ok()) return s;
-  }
-
-  const milliseconds refresh = account_.idle_refresh;
-  while (!stop_.fired()) {
-    state_ = WatchState::kCatchingUp;
-    // Always resync by UID: EXISTS counts are not trusted (DESIGN.md, libetpan 1.9.4 IDLE bug).
-    auto uids = session->SearchUidsFrom(wm.last_uid + 1);
-    if (!uids.ok()) return uids.error();
-    if (!uids->empty()) {
-      log->debug("imap.catch_up account={} folder={} from_uid={} count={}", account_.name, folder_,
-                 wm.last_uid + 1, uids->size());
-      if (auto s = process(*uids, 0, false); !s.ok()) return s;
+    if (w_.HasPostActions()) {
+      w_.wake_.Clear();  // before reading the store: a Wake() after this is not lost
+      if (auto s = w_.ApplyPostActions(session_, store_, info_.uidvalidity); !s.ok()) return s;
     }
-    if (HasPostActions()) {
-      wake_.Clear();  // before reading the store: a Wake() after this is not lost
-      if (auto s = ApplyPostActions(*session, store, info->uidvalidity); !s.ok()) return s;
-    }
-    state_ = WatchState::kIdling;
-    reached_idle_ = true;
-    auto wake = session->Idle(refresh, HasPostActions() ? wake_.fd() : -1);
+    w_.state_ = WatchState::kIdling;
+    w_.reached_idle_ = true;
+    auto wake = session_.Idle(refresh, w_.HasPostActions() ? w_.wake_.fd() : -1);
     if (!wake.ok()) return wake.error();
     if (*wake == imap::IdleWake::kStopped) break;
   }
-  session->Logout();
-  log->info("imap.logout account={} folder={}", account_.name, folder_);
+  return util::Ok();
+}
+
+util::Status FolderWatcher::SessionWork::Process(const std::vector<uint32_t>& uids, uint32_t final_mark,
+                                                 bool first_pass) {
+  for (size_t i = 0; i < uids.size();) {
+    std::vector<uint32_t> batch = NextBatch(uids, i);
+    i += batch.size();
+    if (auto s = ProcessBatch(batch, first_pass, i >= uids.size(), final_mark); !s.ok()) return s;
+  }
+  return util::Ok();
+}
+
+std::vector<uint32_t> FolderWatcher::SessionWork::NextBatch(const std::vector<uint32_t>& uids, size_t at) const {
+  if (attempts_.contains(uids[at])) return {uids[at]};
+  std::vector<uint32_t> batch;
+  for (size_t i = at; i < uids.size() && batch.size() < kFetchBatch && !attempts_.contains(uids[i]); ++i) {
+    batch.push_back(uids[i]);
+  }
+  return batch;
+}
+
+util::Status FolderWatcher::SessionWork::ProcessBatch(const std::vector<uint32_t>& batch, bool first_pass,
+                                                      bool last, uint32_t final_mark) {
+  const config::Account& account = w_.account_;
+  // Count the attempt before it starts: a message that crashes or hangs the
+  // process is counted too. The next session then takes the batch one
+  // message at a time, so only the guilty message's count keeps growing.
+  if (auto s = store_.BeginAttempts(account.name, w_.folder_, info_.uidvalidity, batch); !s.ok()) return s;
+  for (uint32_t uid : batch) {
+    store::Attempt& a = attempts_[uid];
+    a.uid = uid;
+    ++a.count;
+  }
+  const store::Attempt& first = attempts_[batch.front()];
+  if (batch.size() == 1 && first.count > account.limits.max_attempts) {
+    if (auto s = GatherUnprocessable(batch.front(), first); !s.ok()) return s;
+  } else {
+    auto metas = session_.FetchMeta(batch);
+    if (!metas.ok()) return batch.size() == 1 ? Blame(batch.front(), metas.error()) : metas.error();
+    for (const imap::MessageMeta& meta : *metas) {
+      if (auto s = Gather(meta); !s.ok()) return Blame(meta.uid, s.error());
+      // Events with large attachment contents are committed early, so a
+      // batch never holds more than about one large event at a time.
+      if (pending_bytes_ >= kCommitBytes) {
+        if (auto s = Commit(meta.uid, !first_pass); !s.ok()) return s;
+      }
+    }
+  }
+  for (uint32_t uid : batch) attempts_.erase(uid);  // committed below, or vanished
+  return Commit(last ? std::max(final_mark, batch.back()) : batch.back(), !first_pass || last);
+}
+
+util::Status FolderWatcher::SessionWork::Blame(uint32_t uid, const util::Error& error) {
+  store::Attempt& a = attempts_[uid];
+  a.last_code = error.code();
+  a.last_error = error.message();
+  log_->warn("imap.message_failed account={} folder={} uid={} attempt={} of={} cause=\"{}\"", w_.account_.name,
+             w_.folder_, uid, a.count, w_.account_.limits.max_attempts, error.message());
+  // Best effort: the count is what matters, and it is already durable.
+  (void)store_.RecordAttemptFailure(w_.account_.name, w_.folder_, uid, error.code(), error.message());
+  return error;
+}
+
+util::Status FolderWatcher::SessionWork::Gather(const imap::MessageMeta& meta) {
+  try {
+    if (!w_.fault_subject_.empty() && meta.header.find(w_.fault_subject_) != std::string::npos) Fault(meta.uid);
+    return GatherUnguarded(meta);
+  } catch (const std::exception& e) {
+    return util::Error("daemon.exception", util::RetryClass::kBackoff,
+                       std::string("extracting the message failed: ") + e.what());
+  }
+}
+
+// Turns one message into its events (one per matching target) in `items_`.
+// The extracted content ends with this call; attachment contents live on in
+// the items' pieces until they are committed.
+void FolderWatcher::SessionWork::Fault(uint32_t uid) {
+  const std::string& action = w_.fault_action_;
+  log_->warn("test.fault account={} folder={} uid={} action={}", w_.account_.name, w_.folder_, uid, action);
+  if (action == "abort") std::abort();
+  if (action.starts_with("sleep:")) {
+    std::this_thread::sleep_for(milliseconds(std::stoll(action.substr(6))));
+    return;
+  }
+  throw std::runtime_error("injected fault (MAILHOOK_TEST_FAULT_SUBJECT)");
+}
+
+util::Status FolderWatcher::SessionWork::GatherUnguarded(const imap::MessageMeta& meta) {
+  ImapSectionSource source(session_, meta.uid);
+  auto content = mime::Extract(meta.header, meta.structure, source, w_.extract_options_);
+  if (!content.ok()) {
+    if (content.error().retry() == util::RetryClass::kRetryNow) {
+      log_->warn("imap.message_vanished account={} folder={} uid={}", w_.account_.name, w_.folder_, meta.uid);
+      return util::Ok();
+    }
+    return content.error();
+  }
+  mime::EventMeta em{w_.account_.name, w_.folder_, info_.uidvalidity, meta.uid, meta.flags, meta.size,
+                     mime::NowRfc3339()};
+  const std::string event_id = mime::EventId(w_.account_.name, w_.folder_, info_.uidvalidity, meta.uid);
+  AddItems(event_id, meta.uid, &*content, [&](const Route& r) {
+    // Pieces: the attachment contents are shared by every target's event
+    // and written to the store as they are, never joined here.
+    return mime::EventPieces(em, *content, r.attachments, r.max_attachment_bytes);
+  });
+  util::Metrics::Global().Inc("mailhook_messages_total", labels_);
+  return util::Ok();
+}
+
+util::Status FolderWatcher::SessionWork::GatherUnprocessable(uint32_t uid, const store::Attempt& attempt) {
+  const std::string reason = attempt.last_error.empty()
+                                 ? "the process stopped while extracting this message (crash or kill)"
+                                 : attempt.last_error;
+  const int attempts = attempt.count - 1;  // the one just counted is not made
+  log_->error("imap.message_unprocessable account={} folder={} uid={} attempts={} cause=\"{}\" note=\"sent as "
+              "message.unprocessable; the folder moves on\"",
+              w_.account_.name, w_.folder_, uid, attempts, reason);
+  // What can still be read cheaply: the header (bounded) for the envelope.
+  mime::EventMeta em{w_.account_.name, w_.folder_, info_.uidvalidity, uid, {}, 0, mime::NowRfc3339()};
+  std::string header;
+  if (auto h = session_.FetchMimeHeaders(uid, ""); h.ok()) {  // BODY.PEEK[HEADER]
+    header = std::move(*h);
+  } else if (h.error().retry() != util::RetryClass::kRetryNow) {
+    return h.error();
+  }
+  // The header's fields, for routes that match on from/subject: a multipart
+  // without children makes the Extractor read nothing but the header.
+  mime::Part empty_root;
+  empty_root.type = "multipart";
+  empty_root.subtype = "mixed";
+  ImapSectionSource unused(session_, uid);
+  auto parsed = mime::Extract(header, empty_root, unused, w_.extract_options_);
+  mime::MessageContent partial = parsed.ok() ? std::move(*parsed) : mime::MessageContent{};
+  const std::string event_id = mime::EventId(w_.account_.name, w_.folder_, info_.uidvalidity, uid);
+  auto payload = std::make_shared<const std::string>(UnprocessableEventJson(em, partial, reason, attempts));
+  AddItems(event_id, uid, &partial, [&](const Route&) { return std::vector{payload}; });
+  util::Metrics::Global().Inc("mailhook_messages_unprocessable_total", labels_);
+  return util::Ok();
+}
+
+void FolderWatcher::SessionWork::AddItems(
+    const std::string& event_id, uint32_t uid, const mime::MessageContent* content,
+    const std::function<std::vector<std::shared_ptr<const std::string>>(const Route&)>& payload) {
+  size_t before = items_.size();
+  for (const Route& r : RoutesFor(w_.config_, w_.account_.name, w_.folder_, content)) {
+    store::OutboxItem item{event_id, r.target, w_.account_.name, w_.folder_, info_.uidvalidity, uid, {}, {}};
+    item.pieces = payload(r);
+    for (const auto& piece : item.pieces) pending_bytes_ += piece->size();
+    items_.push_back(std::move(item));
+  }
+  // Only a message that went somewhere is marked or moved afterwards.
+  if (w_.HasPostActions() && items_.size() > before) {
+    post_actions_.push_back(store::PostAction{event_id, w_.account_.name, w_.folder_, info_.uidvalidity, uid});
+  }
+  log_->debug("imap.message account={} folder={} uid={} event={} targets={}", w_.account_.name, w_.folder_, uid,
+              event_id, items_.size() - before);
+}
+
+// Commits what is gathered with the watermark at `up_to` (when `write_mark`):
+// every UID up to it has its events in `items_`.
+util::Status FolderWatcher::SessionWork::Commit(uint32_t up_to, bool write_mark) {
+  store::Watermark next{info_.uidvalidity, std::max(wm_.last_uid, up_to)};
+  std::optional<store::Watermark> mark;
+  if (write_mark) mark = next;
+  if (auto s = store_.CommitMessages(w_.account_.name, w_.folder_, mark, items_, post_actions_); !s.ok()) return s;
+  if (mark) wm_ = next;
+  // Free the events (and their attachment contents) before the dispatcher
+  // is woken to read them back.
+  const bool committed_events = !items_.empty();
+  items_.clear();
+  post_actions_.clear();
+  pending_bytes_ = 0;
+  if (committed_events && w_.on_committed_) w_.on_committed_();
   return util::Ok();
 }
 

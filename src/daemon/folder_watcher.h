@@ -13,6 +13,7 @@
 
 #include "config/config.h"
 #include "daemon/stop_signal.h"
+#include "mime/extractor.h"
 #include "util/result.h"
 
 namespace mailhook::store {
@@ -25,14 +26,21 @@ class Session;
 
 namespace mailhook::daemon {
 
-/// Where a watcher is; read by /readyz.
-enum class WatchState { kStarting, kConnecting, kCatchingUp, kIdling, kBackoff, kNeedsOperator, kStopped };
+/// Where a watcher is; read by /readyz. kCrashed: the session threw (a bug);
+/// the watcher starts a new session after a backoff.
+enum class WatchState { kStarting, kConnecting, kCatchingUp, kIdling, kBackoff, kNeedsOperator, kStopped, kCrashed };
 
 /// Name for logs and /readyz.
 const char* WatchStateName(WatchState s);
 
 /// One watched folder. Start() spawns the thread; Join() waits for it after
 /// the shared StopSignal fired. state() is safe from any thread.
+///
+/// Poison messages: every extraction attempt is counted in the store before
+/// it starts (a crash counts too); a UID that failed before is retried alone,
+/// and after limits.max_attempts it becomes a message.unprocessable event so
+/// the folder moves on. No exception ends the thread: a session that throws
+/// is logged and replaced after a backoff.
 class FolderWatcher {
  public:
   /// `on_committed` is called (from the watcher thread) after new outbox rows
@@ -51,9 +59,14 @@ class FolderWatcher {
   const std::string& folder() const { return folder_; }
 
  private:
+  class SessionWork;
   void Run();
+  /// Sessions one after another, with backoff, until stop fires.
+  void RunSessions();
   /// One session's life; returns when the session broke or stop fired.
   util::Status RunSession(store::Store& store);
+  /// RunSession with any exception turned into an error (and kCrashed).
+  util::Status RunSessionGuarded(store::Store& store);
   /// Performs the on_delivered actions whose events every target received.
   util::Status ApplyPostActions(imap::Session& session, store::Store& store, uint32_t uidvalidity);
   bool HasPostActions() const;
@@ -66,6 +79,14 @@ class FolderWatcher {
   StopSignal wake_;  // reusable: fired by Wake(), cleared by the watcher
   std::atomic<WatchState> state_{WatchState::kStarting};
   bool reached_idle_ = false;  // watcher thread only
+  /// What every message of this folder is extracted with (the routes that
+  /// decide it depend on the folder only) and the account's limits.
+  mime::ExtractOptions extract_options_;
+  /// Test-only fault point, from the environment: a message whose header
+  /// contains MAILHOOK_TEST_FAULT_SUBJECT gets MAILHOOK_TEST_FAULT_ACTION
+  /// when it is extracted: "throw" (default), "abort", or "sleep:MS".
+  std::string fault_subject_;
+  std::string fault_action_;
   std::thread thread_;
 };
 

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <fstream>
 #include <iostream>
 
 #include <gtest/gtest.h>
@@ -95,6 +96,18 @@ util::Status MailhookProcess::Restart() {
 }
 
 bool MailhookProcess::Running() { return child_ && child_->Running(); }
+
+pid_t MailhookProcess::pid() const { return child_ ? child_->pid() : -1; }
+
+long MailhookProcess::StatusKiB(const std::string& field) const {
+  if (!child_) return -1;
+  std::ifstream in("/proc/" + std::to_string(child_->pid()) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
+  }
+  return -1;
+}
 
 std::optional<int> MailhookProcess::WaitForExit(std::chrono::milliseconds timeout) {
   if (!child_) return std::nullopt;

@@ -59,6 +59,11 @@ class MailhookProcess {
   /// Terminate() if running, then Start() on the same config and state.
   util::Status Restart();
   bool Running();
+  /// The running daemon's pid; -1 when none runs.
+  pid_t pid() const;
+  /// A /proc/PID/status field of the running daemon in KiB ("VmHWM": peak
+  /// RSS, "VmRSS"); -1 when no daemon runs or the field is missing.
+  long StatusKiB(const std::string& field) const;
   /// Waits for the daemon to exit by itself; the exit status or nullopt.
   std::optional<int> WaitForExit(std::chrono::milliseconds timeout);
 
