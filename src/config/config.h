@@ -73,6 +73,16 @@ struct Match {
   std::vector<std::string> subject;  // glob patterns on the subject (issue 4)
 };
 
+/// Deliveries in flight to one webhook or hook, unless `concurrency:` says otherwise.
+inline constexpr int kDefaultConcurrency = 4;
+/// Upper bound of `concurrency:` (each unit is a delivery thread).
+inline constexpr int kMaxConcurrency = 64;
+/// Upper bound of a webhook's or hook's `timeout:`. A claimed outbox row is
+/// leased to its worker for 15 minutes (delivery::DispatcherOptions::lease);
+/// an attempt must end well inside it, or a second worker re-sends the event
+/// while the first is still at it.
+inline constexpr Duration kMaxTargetTimeout = std::chrono::minutes(10);
+
 /// An HTTP endpoint that receives signed events.
 struct Webhook {
   std::string name;
@@ -86,6 +96,8 @@ struct Webhook {
   std::vector<Duration> retry_schedule;  // defaulted to the contract's schedule
   std::optional<std::string> ca_file;
   bool tls_verify = true;
+  int concurrency = kDefaultConcurrency;  // deliveries in flight to this webhook
+  bool allow_insecure = false;  // http:// off loopback, or tls_verify: false
 };
 
 /// A command run without a shell for each event.
@@ -97,6 +109,7 @@ struct Hook {
   AttachmentMode attachments = AttachmentMode::kMetadata;
   uint64_t max_attachment_bytes = 10 * 1024 * 1024;
   std::vector<Duration> retry_schedule;
+  int concurrency = kDefaultConcurrency;  // runs of this hook at once
 };
 
 /// log: { level, format }

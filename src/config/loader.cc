@@ -2,6 +2,8 @@
 // key against the keys it knows and every value against its rule, and keeps
 // going after a problem so that `mailhook check` can list all of them at once.
 // Positions come from yaml-cpp marks (0-based; reported 1-based).
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -39,11 +41,12 @@ constexpr std::string_view kOnDeliveredKeys[] = {"mark_seen", "move_to", "add_fl
 constexpr std::string_view kWebhookKeys[] = {"name",    "url",        "secret",      "secret_file",
                                "secret_command", "headers", "timeout", "match",
                                "attachments", "max_attachment_bytes", "retry_schedule",
-                               "ca_file", "tls_verify"};
+                               "ca_file", "tls_verify", "concurrency", "allow_insecure"};
 constexpr std::string_view kHeaderValueKeys[] = {"value", "value_file", "value_command", "prefix"};
 constexpr std::string_view kMatchKeys[] = {"accounts", "folders", "from", "subject"};
 constexpr std::string_view kHookKeys[] = {"name",        "command",        "timeout",       "match",
-                            "attachments", "max_attachment_bytes", "retry_schedule"};
+                            "attachments", "max_attachment_bytes", "retry_schedule",
+                            "concurrency"};
 
 // Headers mailhook sets itself (Standard Webhooks); a user value would break signing.
 const std::set<std::string> kReservedHeaders = {"webhook-id", "webhook-timestamp",
@@ -56,6 +59,17 @@ std::string Lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
+}
+
+// localhost, 127.0.0.0/8 and ::1: plain http there stays on this host.
+bool IsLoopbackHost(const std::string& host) {
+  std::string h = Lower(host);
+  if (!h.empty() && h.back() == '.') h.pop_back();
+  if (h == "localhost") return true;
+  unsigned char addr[16] = {};
+  if (inet_pton(AF_INET, h.c_str(), addr) == 1) return addr[0] == 127;
+  static const unsigned char kLoopback6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  return inet_pton(AF_INET6, h.c_str(), addr) == 1 && std::equal(addr, addr + 16, kLoopback6);
 }
 
 size_t EditDistance(std::string_view a, std::string_view b) {
@@ -751,7 +765,15 @@ class Loader {
   void ParseDelivery(const YAML::Node& node, const std::string& where, const Config& cfg,
                      Duration& timeout, Match& match, AttachmentMode& attachments,
                      uint64_t& max_attachment_bytes, std::vector<Duration>& retry_schedule) {
-    if (auto t = Dur(node, "timeout", where)) timeout = *t;
+    if (auto t = Dur(node, "timeout", where)) {
+      if (*t > kMaxTargetTimeout) {
+        Fail(node["timeout"], "\"timeout\" in " + where + " is longer than 10m, the most one "
+                              "delivery attempt may take (a claimed event is leased for 15m, "
+                              "then another worker would send it again); use at most 10m");
+      } else {
+        timeout = *t;
+      }
+    }
     if (Present(node["match"])) ParseMatch(node["match"], where, cfg, match);
     if (auto mode = Enum<AttachmentMode>(node, "attachments", where,
                                          {{"none", AttachmentMode::kNone},
@@ -790,7 +812,44 @@ class Loader {
                   w.retry_schedule);
     w.ca_file = Str(node, "ca_file", where);
     if (auto verify = Bool(node, "tls_verify", where)) w.tls_verify = *verify;
+    if (auto n = Concurrency(node, where)) w.concurrency = *n;
+    CheckWebhookSecurity(node, where, w);
     cfg.webhooks.push_back(std::move(w));
+  }
+
+  /// concurrency: 1..kMaxConcurrency (deliveries in flight to one target).
+  std::optional<int> Concurrency(const YAML::Node& node, const std::string& where) {
+    auto s = Str(node, "concurrency", where);
+    if (!s) return std::nullopt;
+    auto v = ParseUInt(*s);
+    if (!v || *v < 1 || *v > static_cast<uint64_t>(kMaxConcurrency)) {
+      Fail(node["concurrency"], "\"concurrency\" in " + where + " must be a number from 1 to " +
+                                    std::to_string(kMaxConcurrency) + ", not " + Q(*s));
+      return std::nullopt;
+    }
+    return static_cast<int>(*v);
+  }
+
+  /// Plain http:// beyond this host, or https:// without verification, lets
+  /// anyone on the path read events and headers: only with allow_insecure.
+  void CheckWebhookSecurity(const YAML::Node& node, const std::string& where, Webhook& w) {
+    if (auto insecure = Bool(node, "allow_insecure", where)) w.allow_insecure = *insecure;
+    if (w.allow_insecure || w.url.empty()) return;
+    std::string_view u = w.url;
+    if (Lower(u.substr(0, 7)) == "http://") {
+      std::string_view authority = u.substr(7, u.substr(7).find_first_of("/?#"));
+      std::string host(authority[0] == '[' ? authority.substr(1, authority.find(']') - 1)
+                                           : authority.substr(0, authority.find(':')));
+      if (!IsLoopbackHost(host)) {
+        Fail(node["url"], "\"url\" in " + where + " is plain http:// to " + Q(host) +
+                              ", which sends events and headers in clear text; use https://, "
+                              "or add allow_insecure: true if this network is trusted");
+      }
+    } else if (!w.tls_verify) {
+      Fail(node["tls_verify"], "tls_verify: false in " + where +
+                                   " accepts any server certificate; set ca_file for a private "
+                                   "CA, or add allow_insecure: true (testing only)");
+    }
   }
 
   /// secret: a string or a list (rotation: sign with each); secret_file: a path
@@ -921,6 +980,7 @@ class Loader {
     }
     ParseDelivery(node, where, cfg, h.timeout, h.match, h.attachments, h.max_attachment_bytes,
                   h.retry_schedule);
+    if (auto n = Concurrency(node, where)) h.concurrency = *n;
     cfg.hooks.push_back(std::move(h));
   }
 

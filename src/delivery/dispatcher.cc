@@ -21,6 +21,11 @@ constexpr const char* kHookRuns = "mailhook_hook_runs_total";
 constexpr const char* kHookSeconds = "mailhook_hook_seconds";
 constexpr const char* kPending = "mailhook_outbox_pending";
 constexpr const char* kDeadLetters = "mailhook_deadletters";
+constexpr const char* kWorkerRestarts = "mailhook_dispatcher_worker_restarts_total";
+constexpr const char* kWorkersRunning = "mailhook_dispatcher_workers_running";
+// Time an attempt needs beyond its target's timeout (recording the result):
+// the lease must cover both, or another worker claims the row mid-delivery.
+constexpr auto kLeaseMargin = std::chrono::minutes(1);
 
 /// "webhook:tickets" -> {"webhook", "tickets"}.
 std::pair<std::string, std::string> SplitTarget(const std::string& target) {
@@ -44,29 +49,71 @@ int64_t Ms(std::chrono::nanoseconds d) {
 
 }  // namespace
 
+/// A delivery slot of one target, taken at claim time and given back when the
+/// row is done, however that happens.
+class Dispatcher::Slot {
+ public:
+  Slot(Dispatcher& d, const std::string& target) : d_(d), target_(target) {}
+  ~Slot() {
+    bool was_full = false;
+    {
+      std::lock_guard lock(d_.mu_);
+      auto it = d_.targets_.find(target_);
+      if (it == d_.targets_.end()) return;
+      was_full = it->second.in_flight >= it->second.concurrency;
+      --it->second.in_flight;
+      // Workers that found only rows of this target may sleep: let them look.
+      if (was_full) ++d_.wake_seq_;
+    }
+    if (was_full) d_.cv_.notify_all();
+  }
+  Slot(const Slot&) = delete;
+  Slot& operator=(const Slot&) = delete;
+
+ private:
+  Dispatcher& d_;
+  std::string target_;
+};
+
 Dispatcher::Dispatcher(const config::Config& config, std::string version,
                        DispatcherOptions options)
     : state_dir_(config.state_dir), options_(options) {
+  auto check_timeout = [&](const std::string& key, config::Duration timeout) {
+    if (timeout + kLeaseMargin > options_.lease) {
+      setup_errors_.push_back(Error("delivery.timeout", RetryClass::kNeedsOperator,
+                                    key + ": timeout " + std::to_string(timeout.count()) +
+                                        " ms does not fit the dispatcher's lease of " +
+                                        std::to_string(options_.lease.count()) +
+                                        " ms (minus 1 min); lower the timeout"));
+    }
+  };
   for (const auto& webhook : config.webhooks) {
+    check_timeout("webhooks." + webhook.name, webhook.timeout);
     auto target = WebhookTarget::Create(webhook, version);
     if (!target.ok()) {
       setup_errors_.push_back(target.error());
       continue;
     }
     RegisterTarget("webhook:" + webhook.name, std::shared_ptr<Target>(std::move(target).value()),
-                   RetryPolicy(webhook.retry_schedule));
+                   RetryPolicy(webhook.retry_schedule), webhook.concurrency);
   }
   for (const auto& hook : config.hooks) {
+    check_timeout("hooks." + hook.name, hook.timeout);
     RegisterTarget("hook:" + hook.name, std::make_shared<HookTarget>(hook),
-                   RetryPolicy(hook.retry_schedule));
+                   RetryPolicy(hook.retry_schedule), hook.concurrency);
   }
+  auto& metrics = util::Metrics::Global();
+  metrics.Describe(kWorkerRestarts, "counter",
+                   "Delivery workers restarted after an unexpected error");
+  metrics.Describe(kWorkersRunning, "gauge", "Delivery workers running their loop");
 }
 
 Dispatcher::~Dispatcher() { Stop(); }
 
 void Dispatcher::RegisterTarget(const std::string& key, std::shared_ptr<Target> target,
-                                RetryPolicy policy) {
-  targets_.insert_or_assign(key, Entry{std::move(target), std::move(policy)});
+                                RetryPolicy policy, int concurrency) {
+  targets_.insert_or_assign(key,
+                            Entry{std::move(target), std::move(policy), std::max(concurrency, 1)});
 }
 
 void Dispatcher::SetOnOutcome(std::function<void(const Report&)> callback) {
@@ -75,8 +122,13 @@ void Dispatcher::SetOnOutcome(std::function<void(const Report&)> callback) {
 
 util::Status Dispatcher::Start() {
   if (!setup_errors_.empty()) return setup_errors_.front();
+  int workers = options_.workers;
+  if (workers <= 0) {
+    workers = 1;
+    for (const auto& [key, entry] : targets_) workers += entry.concurrency;
+  }
   std::vector<std::unique_ptr<store::Store>> stores;
-  for (int i = 0; i < options_.workers; ++i) {
+  for (int i = 0; i < workers; ++i) {
     auto store = store::Store::Open(state_dir_);
     if (!store.ok()) return store.error();
     stores.push_back(std::move(store).value());
@@ -89,11 +141,13 @@ util::Status Dispatcher::Start() {
     std::lock_guard lock(mu_);
     stopping_ = false;
   }
-  for (int i = 0; i < options_.workers; ++i) {
+  workers_down_ = 0;
+  running_ = true;
+  util::Metrics::Global().Set(kWorkersRunning, {}, workers);
+  for (int i = 0; i < workers; ++i) {
     workers_.emplace_back(&Dispatcher::Run, this, i, std::move(stores[static_cast<size_t>(i)]));
   }
-  util::Logger("delivery")
-      ->info("delivery.start workers={} targets={}", options_.workers, targets_.size());
+  util::Logger("delivery")->info("delivery.start workers={} targets={}", workers, targets_.size());
   return util::Ok();
 }
 
@@ -111,12 +165,15 @@ void Dispatcher::Stop() {
     if (stopping_ && workers_.empty()) return;
     stopping_ = true;
   }
+  running_ = false;
   cv_.notify_all();
   for (auto& [key, entry] : targets_) entry.target->Cancel();
   for (auto& t : workers_) t.join();
   if (!workers_.empty()) util::Logger("delivery")->info("delivery.stopped");
   workers_.clear();
 }
+
+bool Dispatcher::Healthy() const { return running_ && workers_down_ == 0; }
 
 void Dispatcher::WaitUntil(Clock::time_point until, uint64_t seen) {
   std::unique_lock lock(mu_);
@@ -125,126 +182,228 @@ void Dispatcher::WaitUntil(Clock::time_point until, uint64_t seen) {
 
 void Dispatcher::Run(int index, std::unique_ptr<store::Store> store) {
   auto log = util::Logger("delivery");
+  auto& metrics = util::Metrics::Global();
   // Per-worker RNG for jitter: no shared state between workers.
   std::mt19937_64 rng(std::random_device{}() + static_cast<uint64_t>(index));
-  try {
-    for (;;) {
-      uint64_t seen;
+  for (;;) {
+    std::string cause;
+    try {
+      Loop(index, *store, rng);
+      return;  // stopping
+    } catch (const std::exception& e) {
+      cause = e.what();
+    } catch (...) {
+      cause = "unknown exception";
+    }
+    // A bug must neither end delivery for good nor go unnoticed: count it,
+    // report not-ready while down, and start the loop again. Rows this worker
+    // held stay leased and are claimed again when the lease ends.
+    ++workers_down_;
+    metrics.Inc(kWorkerRestarts);
+    metrics.Inc(kWorkersRunning, {}, -1);
+    log->error("delivery.worker_crashed worker={} restart_in_ms={} cause=\"{}\"", index,
+               options_.restart_backoff.count(), cause);
+    uint64_t seen;
+    {
+      std::lock_guard lock(mu_);
+      seen = wake_seq_;
+    }
+    // Only Stop ends the pause early: a Wake must not turn a crash loop into a spin.
+    auto until = Clock::now() + options_.restart_backoff;
+    while (Clock::now() < until) {
+      WaitUntil(until, seen);
+      std::lock_guard lock(mu_);
+      if (stopping_) break;
+      seen = wake_seq_;
+    }
+    metrics.Inc(kWorkersRunning);
+    --workers_down_;
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+    }
+    log->warn("delivery.worker_restarted worker={}", index);
+  }
+}
+
+std::vector<std::string> Dispatcher::SaturatedTargets() {
+  std::vector<std::string> out;
+  for (const auto& [key, entry] : targets_) {
+    if (entry.in_flight >= entry.concurrency) out.push_back(key);
+  }
+  return out;
+}
+
+util::Result<std::vector<store::Delivery>> Dispatcher::Claim(store::Store& store) {
+  // Look and claim under one lock: two workers must not both take the last
+  // free slot of a target.
+  std::lock_guard claim(claim_mu_);
+  std::vector<std::string> skip;
+  {
+    std::lock_guard lock(mu_);
+    skip = SaturatedTargets();
+  }
+  auto claimed = store.ClaimDue(Clock::now(), 1, options_.lease, skip);
+  if (claimed.ok() && !claimed->empty()) {
+    std::lock_guard lock(mu_);
+    auto it = targets_.find(claimed->front().item.target);
+    if (it != targets_.end()) ++it->second.in_flight;
+  }
+  return claimed;
+}
+
+void Dispatcher::Loop(int index, store::Store& store, std::mt19937_64& rng) {
+  auto log = util::Logger("delivery");
+  for (;;) {
+    uint64_t seen;
+    std::vector<std::string> skip;
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+      seen = wake_seq_;  // read before looking, so a Wake during the look is not lost
+    }
+    auto claimed = Claim(store);
+    if (!claimed.ok()) {
+      log->error("delivery.store_error worker={} cause=\"{}\"", index, claimed.error().ToString());
+      WaitUntil(Clock::now() + options_.store_error_backoff, seen);
+      continue;
+    }
+    if (claimed->empty()) {
       {
         std::lock_guard lock(mu_);
-        if (stopping_) break;
-        seen = wake_seq_;  // read before looking, so a Wake during the look is not lost
+        skip = SaturatedTargets();
       }
-      auto claimed = store->ClaimDue(Clock::now(), 1, options_.lease);
-      if (!claimed.ok()) {
-        log->error("delivery.store_error worker={} cause=\"{}\"", index,
-                   claimed.error().ToString());
-        WaitUntil(Clock::now() + options_.store_error_backoff, seen);
-        continue;
+      // Rows of a target at its limit are not due for us: a freed slot wakes us.
+      auto next = store.NextDueAt(skip);
+      // No row due: sleep until woken or the next due time, but look again
+      // at least every few seconds: `mailhook deadletters replay` runs in
+      // another process and cannot Wake() us.
+      Clock::time_point until = Clock::now() + options_.idle_poll;
+      if (!next.ok()) {
+        until = Clock::now() + options_.store_error_backoff;
+      } else if (next->has_value()) {
+        until = std::min(until, **next);
       }
-      if (claimed->empty()) {
-        auto next = store->NextDueAt();
-        // No row due: sleep until woken or the next due time, but look again
-        // at least every few seconds: `mailhook deadletters replay` runs in
-        // another process and cannot Wake() us.
-        Clock::time_point until = Clock::now() + options_.idle_poll;
-        if (!next.ok()) {
-          until = Clock::now() + options_.store_error_backoff;
-        } else if (next->has_value()) {
-          until = std::min(until, **next);
-        }
-        WaitUntil(until, seen);
-        continue;
-      }
-      for (const auto& row : *claimed) Process(*store, row, rng);
+      WaitUntil(until, seen);
+      continue;
     }
-  } catch (const std::exception& e) {
-    // Every thread's entry point catches: a bug here must not take the daemon
-    // down silently; the rows stay leased and are redelivered after a restart.
-    log->error("delivery.worker_crashed worker={} cause=\"{}\"", index, e.what());
+    for (const auto& row : *claimed) Process(store, row, rng);
   }
 }
 
 void Dispatcher::Process(store::Store& store, const store::Delivery& row,
                          std::mt19937_64& rng) {
+  Slot slot(*this, row.item.target);
+  Report report{row.id, row.item.event_id, row.item.target, OutcomeKind::kPermanent, {},
+                row.attempts + 1, row.item.account, row.item.folder};
+  try {
+    if (!Attempt(store, row, rng, report)) return;
+  } catch (const std::exception& e) {
+    // A target or the recording threw: the row must not be lost nor stay
+    // leased, so it counts as a failed attempt like any other.
+    auto it = targets_.find(row.item.target);
+    report.outcome = Outcome{};
+    report.outcome.error = std::string("internal error: ") + e.what();
+    if (!RecordFailure(store, row, it == targets_.end() ? nullptr : &it->second.policy, rng,
+                       report)) {
+      return;
+    }
+  }
+  UpdateGauges(store);
+  // Outside the catch above: an observer's exception is a worker bug (restart).
+  if (on_outcome_) on_outcome_(report);
+}
+
+bool Dispatcher::Attempt(store::Store& store, const store::Delivery& row, std::mt19937_64& rng,
+                         Report& report) {
   auto log = util::Logger("delivery");
   auto [kind, name] = SplitTarget(row.item.target);
   const std::string& event = row.item.event_id;
-  int attempts = row.attempts + 1;
-  Report report{row.id, event, row.item.target, OutcomeKind::kPermanent, {}, attempts,
-                row.item.account, row.item.folder};
-  const bool is_hook = kind == "hook";
-  auto count = [&](OutcomeKind outcome) {
-    util::Metrics::Global().Inc(is_hook ? kHookRuns : kDeliveries,
-                                {{kind, name}, {"outcome", OutcomeLabel(outcome)}});
-  };
-
   auto it = targets_.find(row.item.target);
   if (it == targets_.end()) {
     report.outcome.kind = OutcomeKind::kPermanent;
     report.outcome.error = "target " + row.item.target +
                            " is not configured; add it back to the config and replay the "
                            "dead letter, or drop it";
-  } else {
-    {
-      std::lock_guard lock(mu_);
-      if (stopping_) {
-        (void)store.ReleaseLease(row.id);
-        return;
-      }
-    }
-    auto start = std::chrono::steady_clock::now();
-    report.outcome = it->second.target->Deliver(row);
-    auto elapsed = std::chrono::steady_clock::now() - start;
-    if (report.outcome.cancelled) {
-      // Shutdown interrupted the request: not a real attempt. Give the row back
-      // unrecorded; the next run delivers it (the receiver dedupes by webhook-id).
+    return RecordFailure(store, row, nullptr, rng, report);
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) {
       (void)store.ReleaseLease(row.id);
-      log->info("delivery.abandoned {}={} event={}", kind, name, event);
-      return;
+      return false;
     }
-    util::Metrics::Global().Observe(is_hook ? kHookSeconds : kDeliverySeconds, {{kind, name}},
-                                    std::chrono::duration<double>(elapsed).count());
-    report.result = report.outcome.kind;
-    const auto& o = report.outcome;
-    // Counted before the log line: whoever sees "delivery.ok" in the log sees
-    // it in /metrics too.
-    if (o.kind == OutcomeKind::kSuccess) {
-      if (auto s = store.MarkDelivered(row.id); !s) {
+  }
+  auto start = std::chrono::steady_clock::now();
+  report.outcome = it->second.target->Deliver(row);
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  if (report.outcome.cancelled) {
+    // Shutdown interrupted the request: not a real attempt. Give the row back
+    // unrecorded; the next run delivers it (the receiver dedupes by webhook-id).
+    (void)store.ReleaseLease(row.id);
+    log->info("delivery.abandoned {}={} event={}", kind, name, event);
+    return false;
+  }
+  if (elapsed + kLeaseMargin > options_.lease) {
+    // Cannot happen while targets keep their timeouts (checked at start).
+    log->error("delivery.lease_overrun {}={} event={} ms={} cause=\"the attempt outlived its "
+               "lease; the event may have been sent twice\"",
+               kind, name, event, Ms(elapsed));
+  }
+  const bool is_hook = kind == "hook";
+  util::Metrics::Global().Observe(is_hook ? kHookSeconds : kDeliverySeconds, {{kind, name}},
+                                  std::chrono::duration<double>(elapsed).count());
+  report.result = report.outcome.kind;
+  const auto& o = report.outcome;
+  if (o.kind != OutcomeKind::kSuccess) return RecordFailure(store, row, &it->second.policy, rng, report);
+  if (auto s = store.MarkDelivered(row.id); !s) {
+    log->error("delivery.store_error event={} cause=\"{}\"", event, s.error().ToString());
+    return false;  // the lease expires and the row is delivered again: at-least-once
+  }
+  // Counted before the log line: whoever sees "delivery.ok" in the log sees
+  // it in /metrics too.
+  util::Metrics::Global().Inc(is_hook ? kHookRuns : kDeliveries,
+                              {{kind, name}, {"outcome", OutcomeLabel(OutcomeKind::kSuccess)}});
+  log->info("delivery.ok {}={} event={} status={} ms={}", kind, name, event, o.http_status,
+            Ms(elapsed));
+  return true;
+}
+
+bool Dispatcher::RecordFailure(store::Store& store, const store::Delivery& row,
+                               const RetryPolicy* policy, std::mt19937_64& rng, Report& report) {
+  auto log = util::Logger("delivery");
+  auto [kind, name] = SplitTarget(row.item.target);
+  const std::string& event = row.item.event_id;
+  const int attempts = row.attempts + 1;
+  auto count = [&](OutcomeKind outcome) {
+    util::Metrics::Global().Inc(kind == "hook" ? kHookRuns : kDeliveries,
+                                {{kind, name}, {"outcome", OutcomeLabel(outcome)}});
+  };
+  const auto& o = report.outcome;
+  report.result = o.kind;
+  if (o.kind == OutcomeKind::kRetry && policy != nullptr) {
+    if (auto wait = policy->NextWait(attempts, o.retry_after, rng)) {
+      if (auto s = store.ScheduleRetry(row.id, attempts, Clock::now() + *wait, o.error); !s) {
         log->error("delivery.store_error event={} cause=\"{}\"", event, s.error().ToString());
-        return;  // the lease expires and the row is delivered again: at-least-once
+        return false;
       }
-      count(OutcomeKind::kSuccess);
-      log->info("delivery.ok {}={} event={} status={} ms={}", kind, name, event, o.http_status,
-                Ms(elapsed));
-    } else if (o.kind == OutcomeKind::kRetry) {
-      auto wait = it->second.policy.NextWait(attempts, o.retry_after, rng);
-      if (wait) {
-        if (auto s = store.ScheduleRetry(row.id, attempts, Clock::now() + *wait, o.error); !s) {
-          log->error("delivery.store_error event={} cause=\"{}\"", event, s.error().ToString());
-          return;
-        }
-        count(OutcomeKind::kRetry);
-        log->warn("delivery.retry {}={} event={} status={} attempt={} next_in_ms={} cause=\"{}\"",
-                  kind, name, event, o.http_status, attempts, wait->count(), o.error);
-      } else {
-        report.result = OutcomeKind::kPermanent;
-        report.outcome.error = "retries exhausted after " + std::to_string(attempts) +
-                               " attempts; last: " + o.error;
-      }
+      count(OutcomeKind::kRetry);
+      log->warn("delivery.retry {}={} event={} status={} attempt={} next_in_ms={} cause=\"{}\"",
+                kind, name, event, o.http_status, attempts, wait->count(), o.error);
+      return true;
     }
+    report.outcome.error =
+        "retries exhausted after " + std::to_string(attempts) + " attempts; last: " + o.error;
   }
-  if (report.result == OutcomeKind::kPermanent) {
-    if (auto s = store.MoveToDeadLetters(row.id, attempts, report.outcome.error); !s) {
-      log->error("delivery.store_error event={} cause=\"{}\"", event, s.error().ToString());
-      return;
-    }
-    count(OutcomeKind::kPermanent);
-    log->error("delivery.dead {}={} event={} status={} attempt={} cause=\"{}\"", kind, name, event,
-               report.outcome.http_status, attempts, report.outcome.error);
+  report.result = OutcomeKind::kPermanent;
+  if (auto s = store.MoveToDeadLetters(row.id, attempts, report.outcome.error); !s) {
+    log->error("delivery.store_error event={} cause=\"{}\"", event, s.error().ToString());
+    return false;
   }
-  UpdateGauges(store);
-  if (on_outcome_) on_outcome_(report);
+  count(OutcomeKind::kPermanent);
+  log->error("delivery.dead {}={} event={} status={} attempt={} cause=\"{}\"", kind, name, event,
+             report.outcome.http_status, attempts, report.outcome.error);
+  return true;
 }
 
 void Dispatcher::UpdateGauges(store::Store& store) {

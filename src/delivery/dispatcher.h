@@ -11,9 +11,18 @@
 /// order: refuse new claims, cancel in-flight requests (their rows are released
 /// unrecorded, so they are redelivered: at-least-once), join the workers.
 ///
-/// Thread-safety: Wake and Stop are thread-safe; RegisterTarget and SetOnOutcome
-/// only before Start. The on-outcome callback runs on a worker thread.
+/// Thread-safety: Wake, Stop and Healthy are thread-safe; RegisterTarget and
+/// SetOnOutcome only before Start. The on-outcome callback runs on a worker thread.
+///
+/// Isolation: each target has a concurrency limit (config `concurrency`,
+/// default 4); a worker never claims a row of a target that has that many
+/// deliveries in flight, and there are more workers than all limits together,
+/// so a hanging target holds at most its own share. An exception from a
+/// delivery reschedules its row as a failed attempt; an exception that escapes
+/// a worker's loop restarts that worker after a pause (counted in
+/// mailhook_dispatcher_worker_restarts_total); Healthy() is false meanwhile.
 
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -46,7 +55,9 @@ struct Report {
 
 /// Tunables; the defaults suit the daemon.
 struct DispatcherOptions {
-  int workers = 2;
+  /// Worker threads; 0: one more than the sum of the targets' concurrency,
+  /// so that no set of hanging targets can take every worker.
+  int workers = 0;
   /// How long a claimed row stays with its worker; longer than any timeout.
   std::chrono::milliseconds lease = std::chrono::minutes(15);
   /// Wait after a store error before the worker tries again.
@@ -54,6 +65,8 @@ struct DispatcherOptions {
   /// Longest sleep with nothing due: rows replayed by another process are
   /// noticed within this time.
   std::chrono::milliseconds idle_poll = std::chrono::seconds(2);
+  /// Pause before a worker whose loop threw starts again.
+  std::chrono::milliseconds restart_backoff = std::chrono::seconds(1);
 };
 
 /// The delivery pool.
@@ -67,9 +80,10 @@ class Dispatcher {
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
 
-  /// Extension point (e.g. "hook:<name>"): adds or replaces a target. Before Start.
+  /// Extension point (e.g. "hook:<name>"): adds or replaces a target, with at
+  /// most `concurrency` deliveries in flight to it. Before Start.
   void RegisterTarget(const std::string& key, std::shared_ptr<Target> target,
-                      RetryPolicy policy);
+                      RetryPolicy policy, int concurrency = config::kDefaultConcurrency);
 
   /// Called after every recorded attempt. Before Start.
   void SetOnOutcome(std::function<void(const Report&)> callback);
@@ -84,13 +98,34 @@ class Dispatcher {
   /// Stops and joins the workers (see the order above). Idempotent.
   void Stop();
 
+  /// True while started and every worker runs its loop (false while one waits
+  /// to restart after a crash). For /readyz.
+  bool Healthy() const;
+
  private:
   struct Entry {
     std::shared_ptr<Target> target;
     RetryPolicy policy;
+    int concurrency = config::kDefaultConcurrency;
+    int in_flight = 0;  // guarded by mu_
   };
+  class Slot;
   void Run(int index, std::unique_ptr<store::Store> store);
+  /// The claim-deliver loop; returns on Stop, throws on a bug.
+  void Loop(int index, store::Store& store, std::mt19937_64& rng);
+  /// Claims one due row of a target below its limit and takes a slot for it.
+  util::Result<std::vector<store::Delivery>> Claim(store::Store& store);
+  /// Targets at their concurrency limit.
+  std::vector<std::string> SaturatedTargets();  // requires mu_
   void Process(store::Store& store, const store::Delivery& row, std::mt19937_64& rng);
+  /// Delivers and records one row; false when nothing was recorded (shutdown,
+  /// store error): no report then.
+  bool Attempt(store::Store& store, const store::Delivery& row, std::mt19937_64& rng,
+               Report& report);
+  /// Records a failed attempt: a retry per the policy, else a dead letter.
+  /// False when the store failed (the row stays leased).
+  bool RecordFailure(store::Store& store, const store::Delivery& row, const RetryPolicy* policy,
+                     std::mt19937_64& rng, Report& report);
   void UpdateGauges(store::Store& store);
   /// Sleeps until `until`, a Wake after `seen`, or Stop.
   void WaitUntil(std::chrono::system_clock::time_point until, uint64_t seen);
@@ -101,10 +136,13 @@ class Dispatcher {
   std::vector<util::Error> setup_errors_;
   std::function<void(const Report&)> on_outcome_;
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;  // guarded by mu_
-  uint64_t wake_seq_ = 0;  // guarded by mu_; bumped by Wake
+  uint64_t wake_seq_ = 0;  // guarded by mu_; bumped by Wake and by a freed slot
+  std::mutex claim_mu_;    // one claim at a time, so limits hold between look and claim
+  std::atomic<int> workers_down_{0};
+  std::atomic<bool> running_{false};
   std::vector<std::thread> workers_;
 };
 

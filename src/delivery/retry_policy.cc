@@ -4,6 +4,12 @@
 #include <ctime>
 
 namespace mailhook::delivery {
+namespace {
+
+constexpr int64_t kMaxRetryAfterSeconds =
+    std::chrono::duration_cast<std::chrono::seconds>(RetryPolicy::kMaxRetryAfter).count();
+
+}  // namespace
 
 OutcomeKind ClassifyStatus(int status) {
   if (status >= 200 && status < 300) return OutcomeKind::kSuccess;
@@ -25,6 +31,9 @@ std::optional<Duration> ParseRetryAfter(std::string_view value,
     auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), secs);
     if (ec == std::errc::result_out_of_range) return RetryPolicy::kMaxRetryAfter;
     if (ec != std::errc() || end != value.data() + value.size()) return std::nullopt;
+    // Clamp in seconds, before the conversion to milliseconds multiplies by
+    // 1000: 10^17 s would overflow int64 there and come out negative.
+    if (secs > kMaxRetryAfterSeconds) return RetryPolicy::kMaxRetryAfter;
     return std::chrono::duration_cast<Duration>(std::chrono::seconds(secs));
   }
   // HTTP-date: recipients must accept all three formats (RFC 9110 5.6.7).
@@ -34,9 +43,14 @@ std::optional<Duration> ParseRetryAfter(std::string_view value,
     std::tm tm{};
     const char* end = strptime(text.c_str(), format, &tm);
     if (end == nullptr || *end != '\0') continue;
-    auto at = std::chrono::system_clock::from_time_t(timegm(&tm));
-    if (at <= now) return Duration(0);
-    return std::chrono::duration_cast<Duration>(at - now);
+    // Compare in time_t seconds: system_clock counts nanoseconds in int64
+    // (+/- 292 years), so a date like year 9999 overflows from_time_t.
+    time_t at = timegm(&tm);
+    time_t now_t = std::chrono::system_clock::to_time_t(now);
+    if (at == static_cast<time_t>(-1) && tm.tm_year > 70) return RetryPolicy::kMaxRetryAfter;
+    if (at <= now_t) return Duration(0);
+    if (at - now_t > kMaxRetryAfterSeconds) return RetryPolicy::kMaxRetryAfter;
+    return std::chrono::duration_cast<Duration>(std::chrono::system_clock::from_time_t(at) - now);
   }
   return std::nullopt;
 }

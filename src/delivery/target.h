@@ -4,7 +4,9 @@
 /// Targets and calls Deliver; how to retry is the Dispatcher's business.
 ///
 /// Implementations must be thread-safe: several dispatcher workers may call
-/// Deliver at once. Deliver never throws; every failure is an Outcome.
+/// Deliver at once (at most the target's `concurrency`). Deliver should not
+/// throw, every failure being an Outcome; if it does, the Dispatcher records
+/// a failed (retryable) attempt.
 
 #include <string>
 

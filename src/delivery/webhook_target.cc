@@ -1,9 +1,11 @@
 #include "delivery/webhook_target.h"
 
+#include <arpa/inet.h>
 #include <httplib.h>
 
 #include <algorithm>
 #include <cctype>
+#include <set>
 
 #include "delivery/signing.h"
 #include "util/log.h"
@@ -11,9 +13,15 @@
 namespace mailhook::delivery {
 namespace {
 
+using Steady = std::chrono::steady_clock;
 using util::Error;
 using util::Result;
 using util::RetryClass;
+
+// How often the watchdog repeats stop() on a request it has ended: a stop()
+// that lands before httplib took the socket is a no-op, so it is repeated
+// until the request is gone.
+constexpr auto kRestopInterval = std::chrono::milliseconds(50);
 
 std::string Lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
@@ -30,14 +38,34 @@ bool IsReserved(const std::string& name) {
   return kReserved.count(Lower(name)) > 0;
 }
 
-// Receivers put useful hints in error bodies; a short printable excerpt is
-// enough for the log and the dead-letter record.
-std::string Excerpt(const std::string& body) {
-  std::string out;
-  for (char c : body.substr(0, 200)) {
-    out += (static_cast<unsigned char>(c) < 0x20) ? ' ' : c;
+// The values a receiver must not get us to store or log by echoing them:
+// each configured header value (and the credentials after an auth scheme such
+// as "Bearer "), each signing secret and its key part.
+std::vector<std::string> SecretsToRedact(const config::Webhook& webhook) {
+  std::vector<std::string> out;
+  for (const auto& [name, value] : webhook.headers) {
+    const std::string& v = value.reveal();
+    out.push_back(v);
+    if (auto space = v.find(' '); space != std::string::npos) out.push_back(v.substr(space + 1));
+  }
+  for (const auto& secret : webhook.secrets) {
+    out.push_back(secret.reveal());
+    if (secret.reveal().rfind("whsec_", 0) == 0) out.push_back(secret.reveal().substr(6));
   }
   return out;
+}
+
+// Each signature of a webhook-signature value ("v1,<b64> v1,<b64>") and its MAC.
+void AddSignatures(const std::string& header, std::vector<std::string>& out) {
+  out.push_back(header);
+  size_t start = 0;
+  while (start < header.size()) {
+    size_t end = std::min(header.find(' ', start), header.size());
+    std::string sig = header.substr(start, end - start);
+    out.push_back(sig);
+    if (auto comma = sig.find(','); comma != std::string::npos) out.push_back(sig.substr(comma + 1));
+    start = end + 1;
+  }
 }
 
 }  // namespace
@@ -64,40 +92,149 @@ Result<ParsedUrl> ParseUrl(const std::string& url) {
                  "webhook url needs a host and no user:password@ part (use headers: for "
                  "credentials)");
   }
+  if (authority[0] == '[') {
+    out.host = authority.substr(1, authority.find(']') - 1);
+  } else {
+    out.host = authority.substr(0, authority.find(':'));
+  }
   out.origin = (out.https ? "https://" : "http://") + authority;
   return out;
 }
 
-WebhookTarget::WebhookTarget(config::Webhook webhook, ParsedUrl url, std::string user_agent)
-    : webhook_(std::move(webhook)), url_(std::move(url)), user_agent_(std::move(user_agent)) {}
+bool IsLoopbackHost(std::string_view host) {
+  std::string h = Lower(std::string(host));
+  if (!h.empty() && h.back() == '.') h.pop_back();
+  if (h == "localhost") return true;
+  unsigned char addr[16];
+  if (inet_pton(AF_INET, h.c_str(), addr) == 1) return addr[0] == 127;
+  if (inet_pton(AF_INET6, h.c_str(), addr) == 1) {
+    static const unsigned char kLoopback6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    return std::equal(addr, addr + 16, kLoopback6);
+  }
+  return false;
+}
 
-WebhookTarget::~WebhookTarget() = default;
+std::string RedactedExcerpt(std::string_view body, const std::vector<std::string>& secrets,
+                            bool truncated, size_t max_chars) {
+  std::string text(body);
+  size_t longest = 0;
+  for (const auto& s : secrets) longest = std::max(longest, s.size());
+  // A body cut by the size cap may end in the first bytes of a secret, which
+  // no whole-secret match would find: drop as many bytes as could hold one.
+  if (truncated && longest > 1) text.resize(text.size() - std::min(text.size(), longest - 1));
+  std::vector<std::string> sorted;
+  for (const auto& s : secrets) {
+    if (!s.empty()) sorted.push_back(s);
+  }
+  // Longest first, so a value that contains another is replaced whole.
+  std::sort(sorted.begin(), sorted.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  for (const auto& secret : sorted) {
+    for (size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at)) {
+      text.replace(at, secret.size(), "<redacted>");
+      at += 10;
+    }
+  }
+  std::string out;
+  for (char c : text) {
+    if (out.size() >= max_chars) {
+      out += "...";
+      break;
+    }
+    auto u = static_cast<unsigned char>(c);
+    // Printable ASCII only: no control sequences or broken UTF-8 in logs.
+    out += (u < 0x20 || u == 0x7f) ? ' ' : (u >= 0x80 ? '?' : c);
+  }
+  return out;
+}
+
+/// Registers a request with the watchdog for as long as it lives, so that
+/// neither a throwing httplib call nor an early return leaves a pointer behind.
+class WebhookTarget::FlightGuard {
+ public:
+  FlightGuard(WebhookTarget& target, std::shared_ptr<httplib::Client> client,
+              Steady::time_point deadline)
+      : target_(target) {
+    std::lock_guard lock(target_.mu_);
+    id_ = target_.next_flight_++;
+    target_.flights_.emplace(id_, Flight{std::move(client), deadline});
+    target_.cv_.notify_all();
+  }
+  ~FlightGuard() {
+    if (!done_) Finish();
+  }
+  FlightGuard(const FlightGuard&) = delete;
+  FlightGuard& operator=(const FlightGuard&) = delete;
+
+  /// Unregisters; returns how the watchdog saw the request end.
+  Flight Finish() {
+    std::lock_guard lock(target_.mu_);
+    done_ = true;
+    auto node = target_.flights_.extract(id_);
+    return node.empty() ? Flight{} : std::move(node.mapped());
+  }
+
+ private:
+  WebhookTarget& target_;
+  uint64_t id_ = 0;
+  bool done_ = false;
+};
+
+WebhookTarget::WebhookTarget(config::Webhook webhook, ParsedUrl url, std::string user_agent)
+    : webhook_(std::move(webhook)),
+      url_(std::move(url)),
+      user_agent_(std::move(user_agent)),
+      redact_(SecretsToRedact(webhook_)) {
+  watchdog_ = std::thread([this] { Watch(); });
+}
+
+WebhookTarget::~WebhookTarget() {
+  {
+    std::lock_guard lock(mu_);
+    shutdown_ = true;
+  }
+  cv_.notify_all();
+  watchdog_.join();
+}
 
 Result<std::unique_ptr<WebhookTarget>> WebhookTarget::Create(const config::Webhook& webhook,
                                                              const std::string& version) {
+  auto fail = [&](const Error& e) {
+    return Error(e.code(), e.retry(), "webhooks." + webhook.name + ": " + e.message());
+  };
   auto url = ParseUrl(webhook.url);
-  if (!url.ok()) {
-    return Error(url.error().code(), url.error().retry(),
-                 "webhooks." + webhook.name + ": " + url.error().message());
-  }
+  if (!url.ok()) return fail(url.error());
   for (const auto& secret : webhook.secrets) {
-    if (auto key = DecodeSecret(secret); !key.ok()) {
-      return Error(key.error().code(), key.error().retry(),
-                   "webhooks." + webhook.name + ": " + key.error().message());
-    }
+    if (auto key = DecodeSecret(secret); !key.ok()) return fail(key.error());
+  }
+  auto log = util::Logger("delivery");
+  bool plain_remote = !url->https && !IsLoopbackHost(url->host);
+  if ((plain_remote || (url->https && !webhook.tls_verify)) && !webhook.allow_insecure) {
+    return fail(Error("webhook.insecure", RetryClass::kNeedsOperator,
+                      plain_remote ? "http:// to a host other than loopback sends events and "
+                                     "headers in clear text; use https:// or set "
+                                     "allow_insecure: true"
+                                   : "tls_verify: false accepts any server; set ca_file for a "
+                                     "private CA, or allow_insecure: true"));
+  }
+  // Said once at start-up, as for accounts with tls: none: whoever reads the
+  // log should see that this target's traffic can be read or redirected.
+  if (plain_remote) {
+    log->warn("delivery.insecure webhook={} cause=plain_http host={}", webhook.name, url->host);
+  } else if (url->https && !webhook.tls_verify) {
+    log->warn("delivery.insecure webhook={} cause=tls_verify_off host={}", webhook.name,
+              url->host);
   }
   for (const auto& [name, value] : webhook.headers) {
     if (IsReserved(name)) {
-      util::Logger("delivery")
-          ->warn("delivery.header_ignored webhook={} header={} cause=reserved", webhook.name,
-                 name);
+      log->warn("delivery.header_ignored webhook={} header={} cause=reserved", webhook.name, name);
     }
   }
   return std::unique_ptr<WebhookTarget>(
       new WebhookTarget(webhook, std::move(url).value(), "mailhook/" + version));
 }
 
-std::unique_ptr<httplib::Client> WebhookTarget::TakeClient() {
+std::shared_ptr<httplib::Client> WebhookTarget::TakeClient() {
   {
     std::lock_guard lock(mu_);
     if (!idle_.empty()) {
@@ -106,7 +243,7 @@ std::unique_ptr<httplib::Client> WebhookTarget::TakeClient() {
       return client;
     }
   }
-  auto client = std::make_unique<httplib::Client>(url_.origin);
+  auto client = std::make_shared<httplib::Client>(url_.origin);
   auto timeout = webhook_.timeout;
   client->set_connection_timeout(timeout);
   client->set_read_timeout(timeout);
@@ -117,6 +254,10 @@ std::unique_ptr<httplib::Client> WebhookTarget::TakeClient() {
   client->set_tcp_nodelay(true);
   // A redirect would re-send a signed event to a URL nobody configured.
   client->set_follow_location(false);
+  // A gzip body of a few KB can inflate to gigabytes; we only ever read the
+  // first bytes of a response, so keep them as sent. (httplib 0.11 sends no
+  // Accept-Encoding, so a receiver has no reason to compress.)
+  client->set_decompress(false);
   if (url_.https) {
     client->enable_server_certificate_verification(webhook_.tls_verify);
     if (webhook_.ca_file) client->set_ca_cert_path(*webhook_.ca_file);
@@ -124,19 +265,54 @@ std::unique_ptr<httplib::Client> WebhookTarget::TakeClient() {
   return client;
 }
 
-void WebhookTarget::ReturnClient(std::unique_ptr<httplib::Client> client) {
+void WebhookTarget::ReturnClient(std::shared_ptr<httplib::Client> client) {
   std::lock_guard lock(mu_);
-  // A pool as large as the worker count is enough; drop extras.
-  if (idle_.size() < 8) idle_.push_back(std::move(client));
+  // A pool as large as the target's concurrency is enough; drop extras.
+  if (idle_.size() < static_cast<size_t>(std::max(webhook_.concurrency, 1))) {
+    idle_.push_back(std::move(client));
+  }
+}
+
+size_t WebhookTarget::InFlightCount() const {
+  std::lock_guard lock(mu_);
+  return flights_.size();
 }
 
 void WebhookTarget::Cancel() {
-  std::lock_guard lock(mu_);
-  for (auto* client : in_flight_) {
-    cancelled_.insert(client);
-    // Shuts the socket down under httplib's socket mutex: the request in
-    // flight fails at once with a read/write error.
-    client->stop();
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [id, flight] : flights_) flight.cancelled = true;
+  }
+  // The watchdog shuts the sockets down (and repeats it until they are gone).
+  cv_.notify_all();
+}
+
+void WebhookTarget::Watch() {
+  std::unique_lock lock(mu_);
+  while (!shutdown_) {
+    auto now = Steady::now();
+    auto next = now + std::chrono::hours(1);
+    std::vector<std::shared_ptr<httplib::Client>> to_stop;
+    for (auto& [id, flight] : flights_) {
+      if (!flight.cancelled && now >= flight.deadline) flight.expired = true;
+      if (flight.cancelled || flight.expired) {
+        to_stop.push_back(flight.client);
+        next = std::min(next, now + kRestopInterval);
+      } else {
+        next = std::min(next, flight.deadline);
+      }
+    }
+    if (!to_stop.empty()) {
+      // stop() takes httplib's socket mutex, which a connecting request holds:
+      // never call it under mu_. The shared_ptr keeps each client alive.
+      lock.unlock();
+      // Shuts the socket down under httplib's socket mutex: the request in
+      // flight fails at once with a read/write error.
+      for (auto& client : to_stop) client->stop();
+      to_stop.clear();
+      lock.lock();
+    }
+    cv_.wait_until(lock, next);
   }
 }
 
@@ -148,13 +324,14 @@ Outcome WebhookTarget::Deliver(const store::Delivery& delivery) {
     int64_t timestamp = std::chrono::duration_cast<std::chrono::seconds>(
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();
-    httplib::Headers headers;
+    std::vector<std::pair<std::string, std::string>> headers;
     for (const auto& [name, value] : webhook_.headers) {
-      if (!IsReserved(name)) headers.emplace(name, value.reveal());
+      if (!IsReserved(name)) headers.emplace_back(name, value.reveal());
     }
-    headers.emplace("User-Agent", user_agent_);
-    headers.emplace("webhook-id", event_id);
-    headers.emplace("webhook-timestamp", std::to_string(timestamp));
+    headers.emplace_back("User-Agent", user_agent_);
+    headers.emplace_back("webhook-id", event_id);
+    headers.emplace_back("webhook-timestamp", std::to_string(timestamp));
+    std::vector<std::string> redact = redact_;
     if (!webhook_.secrets.empty()) {
       auto sig = SignatureHeader(webhook_.secrets, event_id, timestamp, body);
       if (!sig.ok()) {
@@ -162,64 +339,93 @@ Outcome WebhookTarget::Deliver(const store::Delivery& delivery) {
         out.error = sig.error().message();
         return out;
       }
-      headers.emplace("webhook-signature", *sig);
+      AddSignatures(*sig, redact);
+      headers.emplace_back("webhook-signature", *sig);
     }
-
-    auto client = TakeClient();
-    httplib::Client* raw = client.get();
-    {
-      std::lock_guard lock(mu_);
-      in_flight_.insert(raw);
-    }
-    // A content provider hands httplib slices of the stored payload: the
-    // string overload would copy the whole body into the request first.
-    auto res = client->Post(
-        url_.path, headers, body.size(),
-        [&body](size_t offset, size_t length, httplib::DataSink& sink) {
-          constexpr size_t kSlice = 1 << 20;
-          return sink.write(body.data() + offset, std::min({length, kSlice, body.size() - offset}));
-        },
-        "application/json");
-    bool cancelled = false;
-    {
-      std::lock_guard lock(mu_);
-      in_flight_.erase(raw);
-      cancelled = cancelled_.erase(raw) > 0;
-    }
-    if (!res) {
-      // Timeouts, refused connections, TLS failures: the contract retries all
-      // of them. The connection is dropped rather than pooled.
-      out.kind = OutcomeKind::kRetry;
-      out.cancelled = cancelled;
-      auto err = res.error();
-      out.error = "POST " + url_.origin + " failed: " + httplib::to_string(err);
-      if (err == httplib::Error::SSLServerVerification) {
-        out.error += " (server certificate not trusted or wrong host name; set ca_file for a "
-                     "private CA)";
-      } else if (err == httplib::Error::Connection) {
-        out.error += " (is the receiver running and reachable?)";
-      }
-      return out;
-    }
-    out.http_status = res->status;
-    out.kind = ClassifyStatus(res->status);
-    if (out.kind != OutcomeKind::kSuccess) {
-      out.error = "HTTP " + std::to_string(res->status);
-      if (res->status >= 300 && res->status < 400) {
-        out.error += " redirect (not followed: configure the final URL)";
-      }
-      if (!res->body.empty()) out.error += ": " + Excerpt(res->body);
-      if (res->has_header("Retry-After")) {
-        out.retry_after =
-            ParseRetryAfter(res->get_header_value("Retry-After"), std::chrono::system_clock::now());
-      }
-    }
-    if (!cancelled) ReturnClient(std::move(client));
+    return Send(body, headers, redact);
   } catch (const std::exception& e) {
     // httplib may throw (e.g. std::bad_alloc, regex); never let it reach the worker loop.
     out.kind = OutcomeKind::kRetry;
     out.error = std::string("internal error: ") + e.what();
   }
+  return out;
+}
+
+Outcome WebhookTarget::Send(const std::string& body,
+                            const std::vector<std::pair<std::string, std::string>>& headers,
+                            const std::vector<std::string>& redact) {
+  Outcome out;
+  httplib::Request req;
+  req.method = "POST";
+  req.path = url_.path;
+  for (const auto& [name, value] : headers) req.headers.emplace(name, value);
+  req.headers.emplace("Content-Type", "application/json");
+  // What Client::Post does with a content provider, plus a response body
+  // receiver (Post has none): httplib hands out slices of the stored payload,
+  // so the body is never copied into the request.
+  req.content_length_ = body.size();
+  req.is_chunked_content_provider_ = false;
+  req.content_provider_ = [this, &body](size_t offset, size_t length, httplib::DataSink& sink) {
+    if (body_fault_) body_fault_();
+    constexpr size_t kSlice = 1 << 20;
+    return sink.write(body.data() + offset, std::min({length, kSlice, body.size() - offset}));
+  };
+  std::string received;
+  bool capped = false;
+  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+    size_t room = kMaxResponseBodyBytes - received.size();
+    received.append(data, std::min(n, room));
+    // Returning false stops httplib reading: the rest is never received.
+    if (n >= room) capped = true;
+    return !capped;
+  };
+
+  auto client = TakeClient();
+  httplib::Response res;
+  httplib::Error err = httplib::Error::Success;
+  FlightGuard guard(*this, client, Steady::now() + webhook_.timeout);
+  bool ok = client->send(req, res, err);
+  Flight flight = guard.Finish();
+
+  if (flight.cancelled) {
+    out.cancelled = true;
+    out.error = "POST " + url_.origin + " abandoned: shutting down";
+    return out;
+  }
+  if (flight.expired) {
+    out.error = "POST " + url_.origin + " timed out: no complete response within " +
+                std::to_string(webhook_.timeout.count()) +
+                " ms (the webhook's timeout, for the whole attempt; raise it if the receiver "
+                "is slow but alive)";
+    return out;
+  }
+  if (!ok && !capped) {
+    // Timeouts, refused connections, TLS failures: the contract retries all
+    // of them. The connection is dropped rather than pooled.
+    out.error = "POST " + url_.origin + " failed: " + httplib::to_string(err);
+    if (err == httplib::Error::SSLServerVerification) {
+      out.error += " (server certificate not trusted or wrong host name; set ca_file for a "
+                   "private CA)";
+    } else if (err == httplib::Error::Connection) {
+      out.error += " (is the receiver running and reachable?)";
+    }
+    return out;
+  }
+  out.http_status = res.status;
+  out.kind = ClassifyStatus(res.status);
+  if (out.kind != OutcomeKind::kSuccess) {
+    out.error = "HTTP " + std::to_string(res.status);
+    if (res.status >= 300 && res.status < 400) {
+      out.error += " redirect (not followed: configure the final URL)";
+    }
+    if (!received.empty()) out.error += ": " + RedactedExcerpt(received, redact, capped);
+    if (res.has_header("Retry-After")) {
+      out.retry_after =
+          ParseRetryAfter(res.get_header_value("Retry-After"), std::chrono::system_clock::now());
+    }
+  }
+  // A capped response left unread bytes on the connection; httplib closed it.
+  ReturnClient(std::move(client));
   return out;
 }
 

@@ -7,13 +7,28 @@
 /// is a permanent failure); keep-alive connections are pooled and reused.
 /// Custom headers from the config are sent but never logged.
 ///
+/// A receiver is not trusted to be well-behaved: its response body is read up
+/// to kMaxResponseBodyBytes and then the connection is dropped, it is never
+/// decompressed, and the whole attempt (connect, send, headers, body) ends at
+/// the webhook's `timeout`, however slowly the receiver trickles bytes. What
+/// is kept of an error body (dead letters, logs) is a short, printable excerpt
+/// with every configured header value, secret and signature redacted.
+///
 /// Thread-safe: Deliver may run on several threads at once (each takes its own
-/// pooled connection). Never throws.
+/// pooled connection). Never throws. Owns one watchdog thread that ends
+/// overdue and cancelled requests.
 
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <utility>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
+#include <string_view>
+#include <thread>
 #include <vector>
 
 #include "config/config.h"
@@ -26,9 +41,15 @@ class Client;
 
 namespace mailhook::delivery {
 
+/// Bytes of a receiver's response body read at most; the rest is not read.
+inline constexpr size_t kMaxResponseBodyBytes = 64 * 1024;
+/// Characters of a response body kept in an error message.
+inline constexpr size_t kMaxErrorExcerptChars = 200;
+
 /// An http(s) URL split for httplib.
 struct ParsedUrl {
   std::string origin;  ///< "https://host:port"
+  std::string host;    ///< "host", without brackets or port
   std::string path;    ///< "/hooks/email?x=1"; "/" when empty
   bool https = false;
 };
@@ -36,10 +57,20 @@ struct ParsedUrl {
 /// Splits http(s)://host[:port][/path]; an Error names the bad URL's problem.
 util::Result<ParsedUrl> ParseUrl(const std::string& url);
 
+/// True for localhost, 127.0.0.0/8 and ::1: plain http there does not leave the host.
+bool IsLoopbackHost(std::string_view host);
+
+/// A short printable excerpt of `body` with every occurrence of each of
+/// `secrets` replaced by "<redacted>"; `truncated` says `body` was cut, so a
+/// secret's first bytes may end it (they are dropped too).
+std::string RedactedExcerpt(std::string_view body, const std::vector<std::string>& secrets,
+                            bool truncated = false, size_t max_chars = kMaxErrorExcerptChars);
+
 /// One webhook from the config.
 class WebhookTarget : public Target {
  public:
-  /// Validates the URL and secrets; `version` goes into the User-Agent.
+  /// Validates the URL and secrets; `version` goes into the User-Agent. Logs a
+  /// warning for an insecure target (http:// off the host, tls_verify: false).
   static util::Result<std::unique_ptr<WebhookTarget>> Create(const config::Webhook& webhook,
                                                              const std::string& version);
   ~WebhookTarget() override;
@@ -49,19 +80,45 @@ class WebhookTarget : public Target {
 
   const std::string& name() const { return webhook_.name; }
 
+  /// Requests registered as in flight now; tests check none stays behind.
+  size_t InFlightCount() const;
+  /// Fault injection for tests: runs while httplib reads the request body
+  /// (may throw, as a failing allocation inside httplib would).
+  void SetBodyFaultForTest(std::function<void()> fault) { body_fault_ = std::move(fault); }
+
  private:
+  /// A request in flight, as the watchdog sees it.
+  struct Flight {
+    std::shared_ptr<httplib::Client> client;
+    std::chrono::steady_clock::time_point deadline;
+    bool expired = false;    // the watchdog ended it at its deadline
+    bool cancelled = false;  // Cancel() ended it
+  };
+  class FlightGuard;
+
   WebhookTarget(config::Webhook webhook, ParsedUrl url, std::string user_agent);
-  std::unique_ptr<httplib::Client> TakeClient();
-  void ReturnClient(std::unique_ptr<httplib::Client> client);
+  std::shared_ptr<httplib::Client> TakeClient();
+  void ReturnClient(std::shared_ptr<httplib::Client> client);
+  void Watch();
+  /// One POST under the whole-attempt deadline; `redact` adds this request's
+  /// signature to the values kept out of error excerpts.
+  Outcome Send(const std::string& body,
+               const std::vector<std::pair<std::string, std::string>>& headers,
+               const std::vector<std::string>& redact);
 
   const config::Webhook webhook_;
   const ParsedUrl url_;
   const std::string user_agent_;
+  std::vector<std::string> redact_;  // header values and secrets, longest first; fixed
+  std::function<void()> body_fault_;
 
-  std::mutex mu_;
-  std::vector<std::unique_ptr<httplib::Client>> idle_;  // guarded by mu_
-  std::set<httplib::Client*> in_flight_;                // guarded by mu_
-  std::set<httplib::Client*> cancelled_;                // guarded by mu_
+  mutable std::mutex mu_;
+  std::condition_variable cv_;                           // wakes the watchdog
+  std::vector<std::shared_ptr<httplib::Client>> idle_;   // guarded by mu_
+  std::map<uint64_t, Flight> flights_;                   // guarded by mu_
+  uint64_t next_flight_ = 0;                             // guarded by mu_
+  bool shutdown_ = false;                                // guarded by mu_
+  std::thread watchdog_;
 };
 
 }  // namespace mailhook::delivery

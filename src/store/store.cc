@@ -92,6 +92,16 @@ class Stmt {
   int rc_;
 };
 
+// " AND target NOT IN (?first, ...)" for `count` targets; empty for none.
+std::string SkipTargetsClause(int first, size_t count) {
+  if (count == 0) return "";
+  std::string out = " AND target NOT IN (";
+  for (size_t i = 0; i < count; ++i) {
+    out += (i ? ", ?" : "?") + std::to_string(first + static_cast<int>(i));
+  }
+  return out + ")";
+}
+
 // The columns shared by outbox and dead_letters, in the order ReadItem
 // expects. Large payloads live in `bodies` (see Migrate, v3); ReadItem reads
 // them itself, in pieces.
@@ -563,15 +573,18 @@ Status Store::DeleteOrphanBodies() {
 }
 
 Result<std::vector<Delivery>> Store::ClaimDue(TimePoint now, int limit,
-                                              std::chrono::milliseconds lease) {
+                                              std::chrono::milliseconds lease,
+                                              const std::vector<std::string>& skip_targets) {
   std::vector<Delivery> out;
   Status st = InTransaction([&]() -> Status {
     Stmt sel(db_, (std::string("SELECT ") + kItemColumns +
                    ", next_attempt_at, last_error FROM outbox "
-                   "WHERE next_attempt_at <= ?1 AND lease_until <= ?1 "
-                   "ORDER BY next_attempt_at, id LIMIT ?2")
+                   "WHERE next_attempt_at <= ?1 AND lease_until <= ?1" +
+                   SkipTargetsClause(3, skip_targets.size()) +
+                   " ORDER BY next_attempt_at, id LIMIT ?2")
                       .c_str());
     sel.Bind(1, ToMs(now)).Bind(2, limit);
+    for (size_t i = 0; i < skip_targets.size(); ++i) sel.Bind(static_cast<int>(i) + 3, skip_targets[i]);
     while (sel.Step()) {
       Delivery d;
       d.id = sel.Int(0);
@@ -663,8 +676,11 @@ Status Store::ReleaseAllLeases() {
   return InTransaction([&] { return Exec("UPDATE outbox SET lease_until=0"); });
 }
 
-Result<std::optional<TimePoint>> Store::NextDueAt() {
-  Stmt s(db_, "SELECT MIN(MAX(next_attempt_at, lease_until)) FROM outbox");
+Result<std::optional<TimePoint>> Store::NextDueAt(const std::vector<std::string>& skip_targets) {
+  Stmt s(db_, ("SELECT MIN(MAX(next_attempt_at, lease_until)) FROM outbox WHERE 1" +
+               SkipTargetsClause(1, skip_targets.size()))
+                  .c_str());
+  for (size_t i = 0; i < skip_targets.size(); ++i) s.Bind(static_cast<int>(i) + 1, skip_targets[i]);
   if (!s.Step()) return SqlError("reading next due time");
   if (s.IsNull(0)) return std::optional<TimePoint>();
   return std::optional<TimePoint>(FromMs(s.Int(0)));

@@ -161,9 +161,11 @@ class Store {
   /// Claims up to `limit` rows due at `now` (oldest first) that no one else holds:
   /// each claimed row gets a lease until now+lease, so another Store (thread or
   /// process) will not claim it meanwhile. Finish a claim with MarkDelivered,
-  /// ScheduleRetry, MoveToDeadLetters or ReleaseLease.
+  /// ScheduleRetry, MoveToDeadLetters or ReleaseLease. Rows whose target is in
+  /// `skip_targets` are left alone (targets at their concurrency limit).
   util::Result<std::vector<Delivery>> ClaimDue(
-      TimePoint now, int limit, std::chrono::milliseconds lease = std::chrono::minutes(15));
+      TimePoint now, int limit, std::chrono::milliseconds lease = std::chrono::minutes(15),
+      const std::vector<std::string>& skip_targets = {});
   /// Deletes a delivered row and remembers (event_id, target) for deduplication.
   util::Status MarkDelivered(int64_t id);
   /// Records a failed attempt; the row becomes due again at next_attempt_at.
@@ -176,7 +178,8 @@ class Store {
   /// Gives back every lease (daemon start-up: leases of a crashed run are stale).
   util::Status ReleaseAllLeases();
   /// When the next row becomes claimable (due and not leased); nullopt when empty.
-  util::Result<std::optional<TimePoint>> NextDueAt();
+  /// Rows whose target is in `skip_targets` are not considered.
+  util::Result<std::optional<TimePoint>> NextDueAt(const std::vector<std::string>& skip_targets = {});
   util::Result<int64_t> PendingCount();
   /// The outbox rows (for tests and inspection), oldest first.
   util::Result<std::vector<Delivery>> ListPending();

@@ -96,6 +96,8 @@ webhooks:
     retry_schedule: [1s, 2s]
     ca_file: /etc/ca2.pem
     tls_verify: false
+    allow_insecure: true
+    concurrency: 8
 hooks:
   - name: archive
     command: [/bin/cat, "-"]
@@ -134,6 +136,8 @@ hooks:
   EXPECT_EQ(w.retry_schedule, (std::vector<Duration>{1s, 2s}));
   EXPECT_EQ(w.ca_file, "/etc/ca2.pem");
   EXPECT_FALSE(w.tls_verify);
+  EXPECT_TRUE(w.allow_insecure);
+  EXPECT_EQ(w.concurrency, 8);
   const Hook& h = c.hooks[0];
   EXPECT_EQ(h.command, (std::vector<std::string>{"/bin/cat", "-"}));
   EXPECT_EQ(h.timeout, Duration(5s));
@@ -559,6 +563,50 @@ TEST(LoaderTargetTest, HookCommandMustBeAnArgvList) {
   EXPECT_TRUE(HasError(r, 8, 14, "must be a list (argv; no shell runs it)")) << Dump(r);
   auto empty = Load(std::string(kAccount) + "hooks:\n  - name: h\n    command: []\n");
   EXPECT_TRUE(HasError(empty, 8, 14, "is empty")) << Dump(empty);
+}
+
+TEST(LoaderTargetTest, ConcurrencyDefaultsToFourAndIsBounded) {
+  auto r = Load(Valid() + "hooks:\n  - name: h\n    command: [/bin/true]\n    concurrency: 2\n");
+  ASSERT_TRUE(r.config) << Dump(r);
+  EXPECT_EQ(r.config->webhooks[0].concurrency, 4);
+  EXPECT_EQ(r.config->hooks[0].concurrency, 2);
+  for (const char* bad : {"0", "65", "four", "-1"}) {
+    auto b = Load(Valid() + "    concurrency: " + bad + "\n");
+    EXPECT_TRUE(HasError(b, 9, 18, "\"concurrency\" in webhook \"tickets\" must be a number from 1 "
+                                   "to 64"))
+        << bad << "\n" << Dump(b);
+  }
+}
+
+TEST(LoaderTargetTest, PlainHttpOffLoopbackNeedsAllowInsecure) {
+  for (const char* ok : {"http://127.0.0.1:8080/h", "http://127.3.2.1/h", "http://localhost/h",
+                         "http://[::1]:80/h", "https://tickets.internal/h"}) {
+    std::string yaml = Valid();
+    yaml.replace(yaml.find("https://tickets.internal/hooks/email"), 36, ok);
+    auto r = Load(yaml);
+    EXPECT_TRUE(r.config) << ok << "\n" << Dump(r);
+  }
+  std::string yaml = Valid();
+  yaml.replace(yaml.find("https://tickets.internal/hooks/email"), 36, "http://tickets.internal/h");
+  auto r = Load(yaml);
+  EXPECT_TRUE(HasError(r, 8, 10, "plain http:// to \"tickets.internal\"")) << Dump(r);
+  EXPECT_TRUE(HasError(r, 8, 10, "add allow_insecure: true")) << Dump(r);
+  auto allowed = Load(yaml + "    allow_insecure: true\n");
+  ASSERT_TRUE(allowed.config) << Dump(allowed);
+  EXPECT_TRUE(allowed.config->webhooks[0].allow_insecure);
+  auto unverified = Load(Valid() + "    tls_verify: false\n");
+  EXPECT_TRUE(HasError(unverified, 9, 17, "tls_verify: false in webhook \"tickets\"")) << Dump(unverified);
+  EXPECT_TRUE(Load(Valid() + "    tls_verify: false\n    allow_insecure: true\n").config);
+}
+
+TEST(LoaderTargetTest, TimeoutMustFitTheDeliveryLease) {
+  auto r = Load(Valid() + "    timeout: 11m\n");
+  EXPECT_TRUE(HasError(r, 9, 14, "\"timeout\" in webhook \"tickets\" is longer than 10m")) << Dump(r);
+  auto hook = Load(Valid() + "hooks:\n  - name: h\n    command: [/bin/true]\n    timeout: 1h\n");
+  EXPECT_TRUE(HasError(hook, 12, 14, "use at most 10m")) << Dump(hook);
+  auto ok = Load(Valid() + "    timeout: 10m\n");
+  ASSERT_TRUE(ok.config) << Dump(ok);
+  EXPECT_EQ(ok.config->webhooks[0].timeout, Duration(10min));
 }
 
 }  // namespace

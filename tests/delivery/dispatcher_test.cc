@@ -14,6 +14,7 @@
 
 #include "delivery/signing.h"
 #include "delivery/webhook_target.h"
+#include "raw_receiver.h"
 #include "util/metrics.h"
 
 namespace mailhook::delivery {
@@ -405,6 +406,196 @@ TEST(DispatcherTest, BadWebhookFailsStart) {
   auto s = dispatcher.Start();
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().message().find("webhooks.tickets"), std::string::npos);
+}
+
+/// A receiver whose every request hangs until Release() (or the receiver ends).
+class HangingReceiver {
+ public:
+  HangingReceiver()
+      : raw_([this](int, testing::RawReceiver& self) {
+          std::unique_lock lock(mu_);
+          ++hanging_;
+          cv_.notify_all();
+          while (!released_ && !self.stopping()) cv_.wait_for(lock, 50ms);
+        }) {}
+  ~HangingReceiver() { Release(); }
+  void Release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  bool WaitForHanging(int n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, kWait, [&] { return hanging_ >= n; });
+  }
+  int hanging() {
+    std::lock_guard lock(mu_);
+    return hanging_;
+  }
+  std::string url() const { return raw_.url(); }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int hanging_ = 0;  // guarded by mu_
+  bool released_ = false;
+  testing::RawReceiver raw_;  // last: its threads use the members above
+};
+
+TEST(DispatcherTest, HangingTargetDoesNotStarveAnotherAndKeepsToItsConcurrency) {
+  TempDir dir;
+  HangingReceiver slow;
+  Receiver fast;
+  auto cfg = MakeConfig(dir.path(), slow.url(), {10ms});
+  cfg.webhooks[0].name = "slow";
+  cfg.webhooks[0].timeout = 5min;  // hangs for the whole test unless isolated
+  cfg.webhooks[0].concurrency = 2;
+  auto b = cfg.webhooks[0];
+  b.name = "fast";
+  b.url = fast.url();
+  b.timeout = 5s;
+  cfg.webhooks.push_back(b);
+  // Ten events for the hanging target first (oldest, so claimed first), then three for the other.
+  for (uint32_t uid = 1; uid <= 10; ++uid) Commit(dir.path(), uid, "webhook:slow");
+  for (uint32_t uid = 11; uid <= 13; ++uid) Commit(dir.path(), uid, "webhook:fast");
+  Reports reports;
+  Dispatcher dispatcher(cfg, "1");
+  dispatcher.SetOnOutcome(reports.Callback());
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(dispatcher.Start().ok());
+  ASSERT_TRUE(reports.WaitFor(OutcomeKind::kSuccess, 3));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+  ASSERT_TRUE(slow.WaitForHanging(2));
+  EXPECT_EQ(slow.hanging(), 2);  // its concurrency, though eight more of its rows are due
+  EXPECT_EQ(fast.seen().size(), 3u);
+  auto stop_start = std::chrono::steady_clock::now();
+  dispatcher.Stop();  // cancels the two hanging requests
+  EXPECT_LT(std::chrono::steady_clock::now() - stop_start, 3s);
+  auto store = OpenStore(dir.path());
+  ASSERT_TRUE(store);
+  auto pending = store->ListPending();
+  ASSERT_TRUE(pending.ok());
+  EXPECT_EQ(pending->size(), 10u);  // the slow target's rows are kept, unattempted
+  for (const auto& row : *pending) EXPECT_EQ(row.attempts, 0);
+}
+
+/// A target that throws on its first `failures` calls, then succeeds.
+class ThrowingTarget : public Target {
+ public:
+  explicit ThrowingTarget(int failures) : failures_(failures) {}
+  Outcome Deliver(const store::Delivery&) override {
+    if (calls_++ < failures_) throw std::runtime_error("boom from target");
+    Outcome o;
+    o.kind = OutcomeKind::kSuccess;
+    return o;
+  }
+
+ private:
+  int failures_;
+  std::atomic<int> calls_{0};
+};
+
+TEST(DispatcherTest, ExceptionWhileDeliveringReschedulesTheRow) {
+  TempDir dir;
+  Commit(dir.path(), 1, "webhook:boom");
+  config::Config cfg;
+  cfg.state_dir = dir.path();
+  Reports reports;
+  Dispatcher dispatcher(cfg, "1");
+  dispatcher.RegisterTarget("webhook:boom", std::make_shared<ThrowingTarget>(1),
+                            RetryPolicy({10ms, 10ms}));
+  dispatcher.SetOnOutcome(reports.Callback());
+  ASSERT_TRUE(dispatcher.Start().ok());
+  ASSERT_TRUE(reports.WaitFor(OutcomeKind::kSuccess));
+  EXPECT_TRUE(dispatcher.Healthy());
+  dispatcher.Stop();
+  auto all = reports.all();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].result, OutcomeKind::kRetry);
+  EXPECT_NE(all[0].outcome.error.find("internal error: boom from target"), std::string::npos)
+      << all[0].outcome.error;
+  EXPECT_EQ(all[1].attempts, 2);
+}
+
+bool WaitForMetric(const std::string& name, double value) {
+  auto until = std::chrono::steady_clock::now() + kWait;
+  while (util::Metrics::Global().Value(name) < value) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(5ms);  // polling a condition that has no notifier
+  }
+  return true;
+}
+
+TEST(DispatcherTest, CrashedWorkerMakesItUnhealthyUntilItRestarts) {
+  TempDir dir;
+  Receiver receiver;
+  Commit(dir.path(), 1);
+  Commit(dir.path(), 2);
+  const std::string restarts = "mailhook_dispatcher_worker_restarts_total";
+  double before = util::Metrics::Global().Value(restarts);
+  DispatcherOptions options;
+  options.workers = 1;
+  options.restart_backoff = 300ms;
+  Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms}), "1", options);
+  Reports reports;
+  std::atomic<int> calls{0};
+  auto record = reports.Callback();
+  dispatcher.SetOnOutcome([&](const Report& r) {
+    record(r);
+    // A bug outside the per-row handling: it escapes the worker's loop.
+    if (calls++ == 0) throw std::runtime_error("observer bug");
+  });
+  EXPECT_FALSE(dispatcher.Healthy());  // not started
+  ASSERT_TRUE(dispatcher.Start().ok());
+  ASSERT_TRUE(WaitForMetric(restarts, before + 1));
+  EXPECT_FALSE(dispatcher.Healthy());  // its only worker waits to restart
+  ASSERT_TRUE(reports.WaitFor(OutcomeKind::kSuccess, 2));  // the restarted worker goes on
+  auto until = std::chrono::steady_clock::now() + kWait;
+  while (!dispatcher.Healthy() && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_TRUE(dispatcher.Healthy());
+  EXPECT_EQ(util::Metrics::Global().Value(restarts), before + 1);
+  dispatcher.Stop();
+  EXPECT_FALSE(dispatcher.Healthy());
+  EXPECT_EQ(receiver.seen().size(), 2u);
+}
+
+TEST(DispatcherTest, StopEndsARestartPause) {
+  TempDir dir;
+  Receiver receiver;
+  Commit(dir.path(), 1);
+  DispatcherOptions options;
+  options.workers = 1;
+  options.restart_backoff = std::chrono::hours(1);
+  Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms}), "1", options);
+  std::atomic<bool> thrown{false};
+  dispatcher.SetOnOutcome([&](const Report&) {
+    thrown = true;
+    throw std::runtime_error("observer bug");
+  });
+  ASSERT_TRUE(dispatcher.Start().ok());
+  ASSERT_TRUE(receiver.WaitForRequests(1));
+  auto until = std::chrono::steady_clock::now() + kWait;
+  while (!thrown && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(5ms);
+  ASSERT_TRUE(thrown);
+  auto start = std::chrono::steady_clock::now();
+  dispatcher.Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+}
+
+TEST(DispatcherTest, TimeoutThatCouldOutliveTheLeaseFailsStart) {
+  TempDir dir;
+  auto cfg = MakeConfig(dir.path(), "http://127.0.0.1:9/x", {10ms});
+  cfg.webhooks[0].timeout = 10min;
+  DispatcherOptions options;
+  options.lease = std::chrono::minutes(10);
+  Dispatcher dispatcher(cfg, "1", options);
+  auto s = dispatcher.Start();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message().find("lease"), std::string::npos) << s.error().message();
+  Dispatcher fits(cfg, "1");  // the default 15 min lease holds a 10 min attempt
+  EXPECT_TRUE(fits.Start().ok());
 }
 
 TEST(WebhookTargetTest, ParsesUrls) {
