@@ -1,6 +1,7 @@
 // fuzz_mime_parser: the `mailhook parse FILE` path on arbitrary bytes —
 // ParseMessage, Extract over a FileSectionSource with content fetched, and
-// the event JSON, which must be valid UTF-8 JSON that parses back.
+// the event JSON (and the message.unprocessable event of the same header),
+// which must be valid UTF-8 JSON that parses back.
 
 #include <cstddef>
 #include <cstdint>
@@ -33,5 +34,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       mime::EventJson(meta, *content, config::AttachmentMode::kContent, opts.max_content_bytes).dump(2);
   fuzz::CheckUtf8(text, "event JSON is not valid UTF-8");
   fuzz::Check(nlohmann::json::accept(text), "event JSON does not parse back");
+  // The parse never builds more parts than the cap.
+  fuzz::Check(content->attachments.size() <= opts.max_parts, "more attachments than max_parts");
+
+  // What the daemon sends when a message cannot be extracted: only the
+  // header block is read.
+  std::string unprocessable = mime::UnprocessableEventJson(meta, parsed.header_block, "fuzz", 3);
+  fuzz::CheckUtf8(unprocessable, "unprocessable event JSON is not valid UTF-8");
+  fuzz::Check(nlohmann::json::accept(unprocessable), "unprocessable event JSON does not parse back");
   return 0;
 }

@@ -6,6 +6,7 @@
 #include <array>
 #include <cerrno>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 namespace mailhook::mime {
@@ -177,7 +178,32 @@ void Base64Step(std::string_view in, uint32_t& acc, int& n, std::string& out) {
   }
 }
 
+// The charset names iconv is ever asked to open for a sender's label (after
+// NormalizeCharset): the IANA names and aliases real mail uses. A sender
+// picks the label, and glibc loads a conversion module for whatever name it
+// is given (CVE-2024-2961 was in one of them, ISO-2022-CN-EXT): a label not
+// listed here is read as unknown text, never handed to iconv.
+constexpr std::string_view kIconvCharsets[] = {
+    "iso-8859-2", "iso-8859-3", "iso-8859-4", "iso-8859-5", "iso-8859-6", "iso-8859-7", "iso-8859-8",
+    "iso-8859-9", "iso-8859-10", "iso-8859-11", "iso-8859-13", "iso-8859-14", "iso-8859-15", "iso-8859-16",
+    "windows-1250", "windows-1251", "windows-1253", "windows-1254", "windows-1255", "windows-1256",
+    "windows-1257", "windows-1258", "windows-874", "cp874", "tis-620", "windows-31j",
+    "koi8-r", "koi8-u", "koi8-ru", "koi8-t", "cp437", "cp850", "cp852", "cp866", "ibm850", "ibm852", "ibm866",
+    "cp1125", "macintosh", "mac-cyrillic", "viscii", "armscii-8", "georgian-ps",
+    "utf-7", "utf-16", "utf-16le", "utf-16be", "utf-32", "utf-32le", "utf-32be", "ucs-2", "ucs-2le", "ucs-2be",
+    "ucs-4", "ucs-4le", "ucs-4be",
+    "shift_jis", "cp932", "euc-jp", "eucjp-ms", "iso-2022-jp", "iso-2022-jp-2", "iso-2022-jp-3",
+    "gb18030", "big5", "big5-hkscs", "cp950", "euc-tw", "iso-2022-cn",
+    "cp949", "iso-2022-kr", "johab",
+};
+
 }  // namespace
+
+std::span<const std::string_view> IconvCharsets() { return kIconvCharsets; }
+
+bool IsIconvCharset(std::string_view normalized) {
+  return std::find(std::begin(kIconvCharsets), std::end(kIconvCharsets), normalized) != std::end(kIconvCharsets);
+}
 
 std::string DecodeBase64(std::string_view in) {
   std::string out;
@@ -448,8 +474,15 @@ std::string NormalizeCharset(std::string_view label) {
       cs == "x-windows-949" || cs == "windows-949") {
     return "cp949";
   }
-  if (cs.starts_with("iso8859-") || cs.starts_with("iso_8859-")) return "iso-8859-" + cs.substr(cs.find('-') + 1);
-  if (cs.starts_with("iso8859") && cs.size() > 7) return "iso-8859-" + cs.substr(7);
+  if (cs.starts_with("iso8859-") || cs.starts_with("iso_8859-")) cs = "iso-8859-" + cs.substr(cs.find('-') + 1);
+  if (cs.starts_with("iso8859") && cs.size() > 7) cs = "iso-8859-" + cs.substr(7);
+  // RFC 1556 visual/logical Hebrew and Arabic: the same bytes as the base set.
+  if (cs == "iso-8859-8-i" || cs == "iso-8859-8-e" || cs == "iso-8859-6-i" || cs == "iso-8859-6-e") cs.resize(10);
+  if (cs.starts_with("iso-8859-")) return cs;
+  if (cs == "x-mac-roman" || cs == "mac" || cs == "macroman") return "macintosh";
+  if (cs == "x-mac-cyrillic" || cs == "maccyrillic") return "mac-cyrillic";
+  if (cs == "x-sjis" || cs == "sjis" || cs == "shift-jis" || cs == "ms_kanji" || cs == "csshiftjis") return "shift_jis";
+  if (cs == "ibm437" || cs == "437" || cs == "cspc8codepage437") return "cp437";
   if (cs == "x-unknown" || cs == "unknown" || cs == "x-user-defined" || cs == "8bit" || cs == "default" ||
       cs == "charset" || cs == "unknown-8bit") {
     return "unknown-8bit";
@@ -474,6 +507,7 @@ std::string ToUtf8(std::string_view bytes, std::string_view charset) {
   if (cs == "iso-8859-1" || cs == "windows-1252") return Windows1252ToUtf8(bytes);
 
   std::string out;
+  if (!IsIconvCharset(cs)) return IsValidUtf8(bytes) ? std::string(bytes) : Windows1252ToUtf8(bytes);
   if (IconvToUtf8(bytes, cs, false, out)) return ForceUtf8(out);
   for (const std::string& superset : Supersets(cs)) {
     if (IconvToUtf8(bytes, superset, false, out)) return ForceUtf8(out);

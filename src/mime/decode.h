@@ -8,6 +8,7 @@
 /// read as windows-1252; text is never dropped).
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -89,6 +90,14 @@ std::string Windows1252ToUtf8(std::string_view s);
 /// "gb18030", "ks_c_5601-1987" → "cp949"). Empty input → "us-ascii".
 std::string NormalizeCharset(std::string_view label);
 
+/// The charset names (as NormalizeCharset gives them) that iconv is ever
+/// asked to open: the IANA names and aliases real mail uses. A sender's label
+/// outside this list is treated as unknown (never reaches iconv).
+std::span<const std::string_view> IconvCharsets();
+
+/// True when `normalized` (a NormalizeCharset result) is in IconvCharsets().
+bool IsIconvCharset(std::string_view normalized);
+
 /// Converts text in `charset` to UTF-8. Rules, in order:
 ///  - us-ascii (the default for an absent charset) and unknown-8bit /
 ///    unknown labels: valid UTF-8 is kept as is, anything else is read as
@@ -96,9 +105,10 @@ std::string NormalizeCharset(std::string_view label);
 ///  - iso-8859-1 is read as windows-1252 (a superset; what browsers do);
 ///  - utf-8: ill-formed sequences become U+FFFD, unless the text has no
 ///    multi-byte sequence at all, when it is read as windows-1252;
-///  - anything else goes through iconv (with a superset first tried when the
-///    label is known to lie, e.g. GB2312 → GB18030); bytes iconv rejects
-///    become U+FFFD.
+///  - a label in IconvCharsets() goes through iconv (with a superset first
+///    tried when the label is known to lie, e.g. GB2312 → GB18030); bytes
+///    iconv rejects become U+FFFD;
+///  - any other label is unknown: as unknown-8bit.
 std::string ToUtf8(std::string_view bytes, std::string_view charset);
 
 }  // namespace mailhook::mime

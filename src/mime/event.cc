@@ -30,6 +30,23 @@ json Strings(const std::vector<std::string>& list) {
   return out;
 }
 
+json Truncated(const std::optional<Truncation>& t) {
+  if (!t) return nullptr;
+  return {{"text", t->text}, {"html", t->html}, {"attachments_omitted", t->attachments_omitted}};
+}
+
+// The envelope every event type shares (CONTRACT.md "Event").
+json Envelope(std::string_view type, const EventMeta& meta) {
+  return {{"type", std::string(type)},
+          {"schema", 1},
+          {"id", EventId(meta.account, meta.mailbox, meta.uidvalidity, meta.uid)},
+          {"created_at", meta.created_at},
+          {"account", ForceUtf8(meta.account)},
+          {"mailbox", ForceUtf8(meta.mailbox)},
+          {"uidvalidity", meta.uidvalidity},
+          {"uid", meta.uid}};
+}
+
 }  // namespace
 
 std::string EventId(const std::string& account, const std::string& mailbox, uint32_t uidvalidity, uint32_t uid) {
@@ -95,16 +112,11 @@ json EventTree(const EventMeta& meta, const MessageContent& c, config::Attachmen
                   {"size", meta.size},
                   {"text", Str(c.text)},
                   {"html", Str(c.html)},
-                  {"attachments", std::move(attachments)}};
-  return {{"type", "message.received"},
-          {"schema", 1},
-          {"id", EventId(meta.account, meta.mailbox, meta.uidvalidity, meta.uid)},
-          {"created_at", meta.created_at},
-          {"account", ForceUtf8(meta.account)},
-          {"mailbox", ForceUtf8(meta.mailbox)},
-          {"uidvalidity", meta.uidvalidity},
-          {"uid", meta.uid},
-          {"message", std::move(message)}};
+                  {"attachments", std::move(attachments)},
+                  {"truncated", Truncated(c.truncated)}};
+  json event = Envelope("message.received", meta);
+  event["message"] = std::move(message);
+  return event;
 }
 
 }  // namespace
@@ -174,18 +186,38 @@ util::Result<std::string> ParseFileToEventJson(const std::string& path, const st
     return util::Error("mime.read_failed", util::RetryClass::kNeedsOperator,
                        "cannot read '" + path + "'; check the file");
   }
-  ParsedMessage parsed = ParseMessage(std::move(data));
-  FileSectionSource source(parsed);
-  ExtractOptions opts;
-  opts.fetch_content = true;  // the file is local: exact sizes and hashes cost nothing
-  util::Result<MessageContent> content = Extract(parsed.header_block, parsed.root, source, opts);
-  if (!content.ok()) return content.error();
   EventMeta meta;
   meta.account = "local";
   meta.mailbox = mailbox;
-  meta.size = parsed.imap_size;
+  meta.size = CrlfSize(data);
   meta.created_at = NowRfc3339();
+  ExtractOptions opts;
+  opts.fetch_content = true;  // the file is local: exact sizes and hashes cost nothing
+  opts.message_size = meta.size;
+  util::Result<MessageContent> content = ExtractWhole(std::move(data), opts);
+  if (!content.ok()) return content.error();
   return EventJson(meta, *content, mode, opts.max_content_bytes).dump(2);
+}
+
+std::string UnprocessableEventJson(const EventMeta& meta, std::string_view header_block, const std::string& reason,
+                                   int attempts) {
+  // Only the top header block: what could be read of a message whose body
+  // could not be (the parsers are linear and never fail).
+  std::vector<HeaderField> fields = ParseHeaderBlock(header_block);
+  json message = {{"message_id", nullptr}, {"date", nullptr}, {"subject", nullptr}, {"from", nullptr},
+                  {"size", meta.size}};
+  if (auto v = FirstHeader(fields, "Message-ID")) message["message_id"] = Str(ParseMessageId(*v));
+  if (auto v = FirstHeader(fields, "Date")) message["date"] = Str(ParseDate(*v));
+  if (auto v = FirstHeader(fields, "Subject")) message["subject"] = ForceUtf8(DecodeHeaderText(*v));
+  if (auto v = FirstHeader(fields, "From")) {
+    std::vector<Address> from = ParseAddressList(*v);
+    if (!from.empty()) message["from"] = Addresses(from);
+  }
+  json event = Envelope("message.unprocessable", meta);
+  event["reason"] = ForceUtf8(reason);
+  event["attempts"] = attempts;
+  event["message"] = std::move(message);
+  return event.dump();
 }
 
 }  // namespace mailhook::mime

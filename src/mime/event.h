@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -33,7 +34,8 @@ struct EventMeta {
 /// uidvalidity and uid (decimal) joined with '\0'. Same inputs, same id.
 std::string EventId(const std::string& account, const std::string& mailbox, uint32_t uidvalidity, uint32_t uid);
 
-/// The event object. Attachments: mode kNone → []; kMetadata → metadata
+/// The event object; `message.truncated` is null or {text, html,
+/// attachments_omitted} (CONTRACT.md Additions). Attachments: mode kNone → []; kMetadata → metadata
 /// only; kContent → also `content_base64` (null when the content was not
 /// fetched or is larger than `max_attachment_bytes`).
 nlohmann::json EventJson(const EventMeta& meta, const MessageContent& content, config::AttachmentMode mode,
@@ -50,6 +52,14 @@ std::vector<std::shared_ptr<const std::string>> EventPieces(const EventMeta& met
 /// EventPieces joined: exactly EventJson(...).dump().
 std::string EventPayload(const EventMeta& meta, const MessageContent& content, config::AttachmentMode mode,
                          uint64_t max_attachment_bytes);
+
+/// The `message.unprocessable` event (CONTRACT.md Additions) as compact JSON:
+/// the envelope of message.received for `meta` (the same id the message
+/// would have had), "reason", "attempts", and "message": {message_id, date,
+/// subject, from (as in message.received), size (meta.size)} with what
+/// `header_block` gives, else null.
+std::string UnprocessableEventJson(const EventMeta& meta, std::string_view header_block, const std::string& reason,
+                                   int attempts);
 
 /// The current time as RFC 3339 UTC ("2026-11-26T07:00:00Z").
 std::string NowRfc3339();

@@ -1,5 +1,6 @@
 #include "mime/header.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <cstdio>
@@ -36,30 +37,69 @@ std::string_view Trim(std::string_view s) {
 // most likely latin1 from an old client.
 std::string RawText(std::string_view s) { return IsValidUtf8(s) ? std::string(s) : Windows1252ToUtf8(s); }
 
-// One RFC 2047 encoded word starting at s[pos] ("=?cs?X?text?="). On success
-// sets charset, decoded bytes and the end position.
-bool ParseEncodedWord(std::string_view s, size_t pos, std::string& charset, std::string& bytes, size_t& end) {
-  if (s.substr(pos, 2) != "=?") return false;
-  size_t q1 = s.find('?', pos + 2);
-  if (q1 == std::string_view::npos || q1 == pos + 2) return false;
-  std::string_view cs = s.substr(pos + 2, q1 - pos - 2);
-  for (char c : cs) {
-    if (IsSpace(c) || c == '=') return false;
+// Sorted positions of a character class in a header value, so that "the
+// next one at or after i" is a binary search: a value full of unclosed
+// "=?cs?B?" starts would otherwise be scanned to its end once per start
+// (quadratic on a hostile 1 MB header).
+class Positions {
+ public:
+  Positions(std::string_view s, bool (*match)(std::string_view, size_t)) {
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (match(s, i)) at_.push_back(i);
+    }
   }
+  /// The first position >= i, or npos.
+  size_t Next(size_t i) const {
+    auto it = std::lower_bound(at_.begin(), at_.end(), i);
+    return it == at_.end() ? std::string_view::npos : *it;
+  }
+
+ private:
+  std::vector<size_t> at_;
+};
+
+// Where encoded words can end ("?=") and what they may not contain (RFC
+// 2047 5: no white space inside a word), for one header value.
+struct WordIndex {
+  explicit WordIndex(std::string_view s)
+      : closes(s, [](std::string_view v, size_t i) { return v[i] == '?' && i + 1 < v.size() && v[i + 1] == '='; }),
+        spaces(s, [](std::string_view v, size_t i) { return IsSpace(v[i]); }) {}
+  Positions closes;
+  Positions spaces;
+};
+
+// One RFC 2047 encoded word starting at s[pos] ("=?cs?X?text?="). On success
+// sets charset, decoded bytes and the end position. Cost: the charset's
+// length (it ends at the next '=', which the next "=?" start has) plus two
+// index lookups, plus the decoding of a word that is taken.
+bool ParseEncodedWord(std::string_view s, const WordIndex& index, size_t pos, std::string& charset,
+                      std::string& bytes, size_t& end) {
+  if (s.substr(pos, 2) != "=?") return false;
+  size_t q1 = pos + 2;
+  while (q1 < s.size() && s[q1] != '?') {
+    if (IsSpace(s[q1]) || s[q1] == '=') return false;
+    ++q1;
+  }
+  if (q1 == s.size() || q1 == pos + 2) return false;
+  std::string_view cs = s.substr(pos + 2, q1 - pos - 2);
   if (q1 + 2 >= s.size() || s[q1 + 2] != '?') return false;
   char enc = static_cast<char>(std::toupper(static_cast<unsigned char>(s[q1 + 1])));
   if (enc != 'B' && enc != 'Q') return false;
   size_t text_begin = q1 + 3;
-  size_t close = s.find("?=", text_begin);
+  size_t close = index.closes.Next(text_begin);
   if (close == std::string_view::npos) return false;
+  if (index.spaces.Next(text_begin) < close) return false;  // RFC 2047 5: no white space inside a word
   std::string_view text = s.substr(text_begin, close - text_begin);
-  for (char c : text) {
-    if (IsSpace(c)) return false;  // RFC 2047 5: no white space inside a word
-  }
   charset = std::string(cs);
   bytes = enc == 'B' ? DecodeBase64(text) : DecodeQuotedPrintable(text, /*header=*/true);
   end = close + 2;
   return true;
+}
+
+// Folding leaves CR/LF only in broken input; a header value is one line.
+std::string StripLineBreaks(std::string s) {
+  s.erase(std::remove_if(s.begin(), s.end(), [](char c) { return c == '\r' || c == '\n'; }), s.end());
+  return s;
 }
 
 // --- address tokens (RFC 5322 3.2-3.4) ---
@@ -337,6 +377,8 @@ std::string DecodeHeaderText(std::string_view raw) {
     if (!pending.empty()) out += ToUtf8(pending, pending_charset);
     pending.clear();
   };
+  if (raw.find("=?") == std::string_view::npos) return StripLineBreaks(RawText(raw));
+  const WordIndex index(raw);
   size_t i = 0;
   size_t literal_begin = 0;
   bool last_was_word = false;
@@ -345,7 +387,7 @@ std::string DecodeHeaderText(std::string_view raw) {
     if (start == std::string_view::npos) break;
     std::string cs, bytes;
     size_t end = 0;
-    if (!ParseEncodedWord(raw, start, cs, bytes, end)) {
+    if (!ParseEncodedWord(raw, index, start, cs, bytes, end)) {
       i = start + 2;
       continue;
     }
@@ -367,13 +409,7 @@ std::string DecodeHeaderText(std::string_view raw) {
   }
   flush();
   out += RawText(raw.substr(literal_begin));
-  // Folding leaves CR/LF only in broken input; a header value is one line.
-  std::string clean;
-  clean.reserve(out.size());
-  for (char c : out) {
-    if (c != '\r' && c != '\n') clean.push_back(c);
-  }
-  return clean;
+  return StripLineBreaks(std::move(out));
 }
 
 std::vector<Address> ParseAddressList(std::string_view raw) {
@@ -397,28 +433,27 @@ std::vector<Address> ParseAddressList(std::string_view raw) {
 }
 
 std::vector<std::string> ParseMessageIds(std::string_view raw) {
+  // One pass: an id runs from the last '<' before a '>' to that '>' ("<a <b>"
+  // gives "<b>"); a '>' without an open '<' is text. (Searching for the '>'
+  // again from every '<' was quadratic on "<<<<...".)
   std::vector<std::string> out;
-  size_t pos = 0;
-  while (true) {
-    size_t open = raw.find('<', pos);
-    if (open == std::string_view::npos) break;
-    size_t close = raw.find('>', open + 1);
-    if (close == std::string_view::npos) break;
-    size_t reopen = raw.find('<', open + 1);
-    if (reopen != std::string_view::npos && reopen < close) {
-      pos = reopen;
+  size_t open = std::string_view::npos;
+  for (size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] == '<') {
+      open = i;
       continue;
     }
+    if (raw[i] != '>' || open == std::string_view::npos) continue;
     // Obsolete msg-id syntax (RFC 5322 4.5.4) allows CFWS between the parts.
     std::string id;
     int depth = 0;
-    for (char c : raw.substr(open + 1, close - open - 1)) {
+    for (char c : raw.substr(open + 1, i - open - 1)) {
       if (c == '(') ++depth;
       else if (c == ')' && depth > 0) --depth;
       else if (depth == 0 && !IsSpace(c)) id.push_back(c);
     }
     if (!id.empty()) out.push_back(ForceUtf8("<" + id + ">"));
-    pos = close + 1;
+    open = std::string_view::npos;
   }
   return out;
 }
@@ -453,17 +488,28 @@ std::string FormatRfc3339(int64_t t) {
 
 std::optional<std::string> ParseDate(std::string_view raw) {
   // Comments (RFC 5322 3.2.2) carry no date information: "(PDT)".
+  // Obsolete syntax allows CFWS around the ':' of the time (RFC 5322 4.3):
+  // white space next to a ':' is dropped as the text is copied (erasing it in
+  // place was quadratic on a value of many spaces).
   std::string text;
   int depth = 0;
+  bool after_colon = false;
   for (char c : raw) {
-    if (c == '(') ++depth;
-    else if (c == ')' && depth > 0) --depth;
-    else if (depth == 0) text.push_back(c == ',' ? ' ' : c);
-  }
-  // Obsolete syntax allows CFWS around the ':' of the time (RFC 5322 4.3).
-  for (size_t c = text.find(':'); c != std::string::npos; c = text.find(':', c + 1)) {
-    while (c > 0 && IsSpace(text[c - 1])) text.erase(--c, 1);
-    while (c + 1 < text.size() && IsSpace(text[c + 1])) text.erase(c + 1, 1);
+    if (c == '(') {
+      ++depth;
+    } else if (c == ')' && depth > 0) {
+      --depth;
+    } else if (depth == 0) {
+      const char m = c == ',' ? ' ' : c;
+      if (m == ':') {
+        while (!text.empty() && IsSpace(text.back())) text.pop_back();
+        text.push_back(m);
+        after_colon = true;
+      } else if (!(after_colon && IsSpace(m))) {
+        text.push_back(m);
+        after_colon = false;
+      }
+    }
   }
   std::vector<std::string> toks;
   {

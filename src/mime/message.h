@@ -31,6 +31,16 @@ struct Attachment {
   std::shared_ptr<const std::string> content_base64;
 };
 
+/// What a limit left out of a message (CONTRACT.md Additions,
+/// `message.truncated`).
+struct Truncation {
+  bool text = false;  ///< the text body was cut at max_text_bytes
+  bool html = false;  ///< the html body was cut at max_text_bytes
+  /// Parts beyond max_parts: counted, not listed (a multipart among them
+  /// counts as one).
+  uint64_t attachments_omitted = 0;
+};
+
 /// The decoded message.
 struct MessageContent {
   std::optional<std::string> message_id;
@@ -42,6 +52,8 @@ struct MessageContent {
   std::optional<std::string> text;
   std::optional<std::string> html;
   std::vector<Attachment> attachments;
+  /// nullopt when nothing was left out.
+  std::optional<Truncation> truncated;
 };
 
 }  // namespace mailhook::mime

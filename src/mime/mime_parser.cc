@@ -27,7 +27,8 @@ std::string Trim(std::string_view s) {
 
 class Parser {
  public:
-  Parser(const std::string& data, std::map<std::string, SectionRange>& ranges) : d_(data), ranges_(ranges) {}
+  Parser(const std::string& data, std::map<std::string, SectionRange>& ranges, uint32_t max_parts)
+      : d_(data), ranges_(ranges), parts_left_(max_parts) {}
 
   // `greedy_end` is where the part would end if the line break before the
   // delimiter that ends it were kept (see ClosesInnerMultipart); `end` if none.
@@ -111,7 +112,15 @@ class Parser {
     struct Body {
       size_t begin, end, greedy_end;  // [begin, end); greedy_end keeps the CRLF before the delimiter
     };
+    // Only as many bodies as may still be built are kept (each child is at
+    // least one part): the rest of a part bomb is counted as the delimiters
+    // go by, so memory stays bounded and the scan linear.
     std::vector<Body> bodies;
+    uint64_t uncounted = 0;
+    auto add = [&](const Body& b) {
+      if (bodies.size() < parts_left_) bodies.push_back(b);
+      else ++uncounted;
+    };
     bool in_part = false;
     size_t part_begin = 0;
     size_t pos = begin;
@@ -130,7 +139,7 @@ class Parser {
             size_t part_end = pos;
             if (part_end > part_begin && d_[part_end - 1] == '\n') --part_end;
             if (part_end > part_begin && d_[part_end - 1] == '\r') --part_end;
-            bodies.push_back({part_begin, part_end, pos});
+            add({part_begin, part_end, pos});
           }
           if (close) {
             in_part = false;
@@ -143,10 +152,18 @@ class Parser {
       pos = next;
     }
     // A missing close delimiter: the last part runs to the end.
-    if (in_part) bodies.push_back({part_begin, end, end});
+    if (in_part) add({part_begin, end, end});
+    // Children are built in order while the cap allows (the grandchildren of
+    // an earlier child come first); the rest are counted.
+    out.children_omitted = uncounted;
     int n = 0;
     for (const Body& b : bodies) {
       ++n;
+      if (parts_left_ == 0) {
+        ++out.children_omitted;
+        continue;
+      }
+      --parts_left_;
       std::string child_section = section.empty() ? std::to_string(n) : section + "." + std::to_string(n);
       Part child;
       Entity(b.begin, b.end, b.greedy_end, child_section, digest, depth + 1, child);
@@ -191,6 +208,7 @@ class Parser {
 
   const std::string& d_;
   std::map<std::string, SectionRange>& ranges_;
+  uint64_t parts_left_;  // parts that may still be built (max_parts)
 };
 
 }  // namespace
@@ -203,16 +221,16 @@ uint64_t CrlfSize(std::string_view s) {
   return n;
 }
 
-ParsedMessage ParseMessage(std::string data) {
+ParsedMessage ParseMessage(std::string data, uint32_t max_parts) {
   ParsedMessage m;
   m.data = std::move(data);
-  Parser parser(m.data, m.ranges);
+  Parser parser(m.data, m.ranges, max_parts);
   parser.Entity(0, m.data.size(), m.data.size(), "", false, 0, m.root);
   const SectionRange top = m.ranges[""];
   m.header_block = m.data.substr(top.header_begin, top.header_end - top.header_begin);
   // IMAP numbering: a message that is not a split multipart has its body
   // at section "1" (RFC 3501 6.4.5).
-  if (m.root.children.empty()) {
+  if (m.root.children.empty() && m.root.children_omitted == 0) {
     m.root.section = "1";
     m.ranges["1"] = top;
     m.ranges.erase("");
@@ -261,21 +279,36 @@ util::Result<std::string> FileSectionSource::MimeHeaders(const std::string& sect
   return message_.data.substr(it->second.header_begin, it->second.header_end - it->second.header_begin);
 }
 
-namespace {
-const Part* FindPart(const Part& p, const std::string& section) {
-  if (p.section == section) return &p;
-  for (const Part& c : p.children)
-    if (const Part* f = FindPart(c, section)) return f;
-  return nullptr;
+FileSectionSource::FileSectionSource(const ParsedMessage& message) : message_(message) {
+  // Built once: every DecodedSize is then one lookup, not a tree search
+  // (which made sizing every part of a large tree quadratic).
+  std::vector<const Part*> todo{&message_.root};
+  while (!todo.empty()) {
+    const Part* p = todo.back();
+    todo.pop_back();
+    parts_.emplace(p->section, p);
+    for (const Part& c : p->children) todo.push_back(&c);
+  }
 }
-}  // namespace
+
+util::Result<SectionSource::Prefix> FileSectionSource::BodyPrefix(const std::string& section, uint64_t max_bytes,
+                                                                  bool raw) {
+  (void)raw;  // the file's bytes are all there: Body and RawBody are the same
+  util::Result<std::string_view> view = BodyView(section);
+  if (!view.ok()) return view.error();
+  Prefix p;
+  p.cut = view->size() > max_bytes;
+  p.bytes = std::string(view->substr(0, p.cut ? static_cast<size_t>(max_bytes) : view->size()));
+  return p;
+}
 
 util::Result<std::optional<uint64_t>> FileSectionSource::DecodedSize(const std::string& section) {
-  const Part* part = FindPart(message_.root, section);
-  if (!part) return std::optional<uint64_t>();
+  auto it = parts_.find(section);
+  if (it == parts_.end()) return std::optional<uint64_t>();
   // Decoded piece by piece and counted: the decoded body is never held.
   uint64_t size = 0;
-  if (!StreamDecodedBody(*this, section, part->encoding, [&](std::string_view piece) { size += piece.size(); }).ok())
+  if (!StreamDecodedBody(*this, section, it->second->encoding, [&](std::string_view piece) { size += piece.size(); })
+           .ok())
     return std::optional<uint64_t>();
   return std::optional<uint64_t>(size);
 }

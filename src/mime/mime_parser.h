@@ -15,6 +15,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "mime/part_tree.h"
 #include "mime/section_source.h"
@@ -40,7 +41,12 @@ struct ParsedMessage {
 };
 
 /// Parses `data` (taken over). Never fails: any input yields a tree.
-ParsedMessage ParseMessage(std::string data);
+/// At most `max_parts` parts below the top are built, in message order; the
+/// parts of a multipart beyond that are counted in its
+/// Part::children_omitted, not parsed (nor their insides counted), so a
+/// message of millions of parts costs one linear scan and memory for
+/// `max_parts` parts.
+ParsedMessage ParseMessage(std::string data, uint32_t max_parts = kDefaultMaxParts);
 
 /// Octets of `s` once every bare LF is counted as CRLF (how an IMAP server,
 /// which stores CRLF, reports sizes for a file with LF line ends).
@@ -53,20 +59,26 @@ uint64_t CrlfSize(std::string_view s);
 /// "mime.no_section".
 class FileSectionSource : public SectionSource {
  public:
-  explicit FileSectionSource(const ParsedMessage& message) : message_(message) {}
+  explicit FileSectionSource(const ParsedMessage& message);
 
   util::Result<std::string> Body(const std::string& section) override;
   util::Result<std::string> MimeHeaders(const std::string& section) override;
   /// Hands over views into the file's bytes: nothing is copied.
   util::Status StreamBody(const std::string& section,
                           const std::function<util::Status(std::string_view)>& sink) override;
+  /// Copies only the prefix.
+  util::Result<Prefix> BodyPrefix(const std::string& section, uint64_t max_bytes, bool raw) override;
   /// Exact: the body is local, so it is decoded (without copying it first).
+  /// A section not in the tree (beyond the part cap) → nullopt.
   util::Result<std::optional<uint64_t>> DecodedSize(const std::string& section) override;
+  /// Every call is served from memory.
+  bool Local() const override { return true; }
 
  private:
   util::Result<std::string_view> BodyView(const std::string& section) const;
 
   const ParsedMessage& message_;
+  std::unordered_map<std::string, const Part*> parts_;  // by Part::section, into message_.root
 };
 
 }  // namespace mailhook::mime

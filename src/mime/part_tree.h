@@ -11,6 +11,9 @@
 
 namespace mailhook::mime {
 
+/// Parts read per message unless configured otherwise (`limits.max_parts`).
+inline constexpr uint32_t kDefaultMaxParts = 1000;
+
 /// A MIME parameter (Content-Type or Content-Disposition) as the source gave
 /// it: name lowercased, value still raw (RFC 2231/2047 not yet decoded,
 /// `name*0*` pieces not yet merged).
@@ -37,6 +40,10 @@ struct Part {
   /// Children of a multipart. A message/rfc822 part is a leaf here: forwarded
   /// mail is listed as an attachment, never descended into.
   std::vector<Part> children;
+  /// Children of this multipart that exist in the message but were counted,
+  /// not built (a part cap: the local parser's max_parts); they come after
+  /// `children` in the message.
+  uint64_t children_omitted = 0;
 
   bool IsMultipart() const { return type == "multipart"; }
 };

@@ -4,6 +4,17 @@
 
 namespace mailhook::mime {
 
+util::Result<SectionSource::Prefix> SectionSource::BodyPrefix(const std::string& section, uint64_t max_bytes,
+                                                              bool raw) {
+  util::Result<std::string> body = raw ? RawBody(section) : Body(section);
+  if (!body.ok()) return body.error();
+  Prefix p;
+  p.cut = body->size() > max_bytes;
+  if (p.cut) body->resize(static_cast<size_t>(max_bytes));
+  p.bytes = std::move(*body);
+  return p;
+}
+
 util::Status StreamDecodedBody(SectionSource& source, const std::string& section, std::string_view encoding,
                                const std::function<void(std::string_view)>& sink) {
   TransferDecoder decoder(encoding);

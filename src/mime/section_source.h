@@ -29,6 +29,12 @@ class SectionSource {
   /// text body is full of NULs. The default is Body().
   virtual util::Result<std::string> RawBody(const std::string& section) { return Body(section); }
 
+  /// At most `max_bytes` bytes from the start of Body(section) (raw=false) or RawBody(section) (raw=true), and whether the body was longer.
+  struct Prefix { std::string bytes; bool cut = false; };
+  /// The default fetches the whole body and cuts it; the daemon asks the
+  /// server for the prefix only (IMAP partial FETCH, RFC 3501 6.4.5).
+  virtual util::Result<Prefix> BodyPrefix(const std::string& section, uint64_t max_bytes, bool raw);
+
   /// Hands the same bytes as Body(section) to `sink` in pieces, so a large
   /// body is never held whole (the daemon fetches it in partial FETCHes). A
   /// failing sink stops the stream and its error is returned. The default
@@ -51,6 +57,10 @@ class SectionSource {
     (void)section;
     return std::optional<uint64_t>();
   }
+
+  /// True when every call is served from memory (a local file): the
+  /// Extractor then asks for every size instead of rationing round trips.
+  virtual bool Local() const { return false; }
 };
 
 /// Streams the body of the part at `section` (source.StreamBody) through a

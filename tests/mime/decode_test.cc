@@ -1,6 +1,7 @@
 #include "mime/decode.h"
 
 #include <gtest/gtest.h>
+#include <iconv.h>
 
 namespace mailhook::mime {
 namespace {
@@ -173,6 +174,35 @@ TEST(Charset, BadBytesInKnownCharsetBecomeReplacementNotDropped) {
 }
 
 TEST(Charset, Utf16IsNotTakenAsAscii) { EXPECT_EQ(ToUtf8(std::string("h\0i\0", 4), "utf-16le"), "hi"); }
+
+TEST(Charset, LabelOutsideTheAllowListNeverReachesIconv) {
+  // glibc knows EBCDIC (0xC1 0xC2 = "AB"), but no mail is sent in it: a
+  // sender-chosen label outside the allow-list is read as unknown 8-bit text.
+  EXPECT_EQ(ToUtf8("\xC1\xC2", "ebcdic-us"), "\xC3\x81\xC3\x82");
+  EXPECT_EQ(ToUtf8("\xC1\xC2", "IBM037"), "\xC3\x81\xC3\x82");
+  // The module of CVE-2024-2961, and names that are paths or iconv options.
+  EXPECT_FALSE(IsIconvCharset(NormalizeCharset("ISO-2022-CN-EXT")));
+  EXPECT_FALSE(IsIconvCharset(NormalizeCharset("../../../tmp/evil")));
+  EXPECT_FALSE(IsIconvCharset(NormalizeCharset("koi8-r//TRANSLIT")));
+  EXPECT_EQ(ToUtf8("ok\xE9", "koi8-r//IGNORE"), "ok\xC3\xA9");
+}
+
+TEST(Charset, AllowListedAliasesStillConvert) {
+  EXPECT_EQ(ToUtf8("\xE0", "iso-8859-8-i"), "\xD7\x90");  // alef
+  EXPECT_EQ(ToUtf8("\x82\xA0", "x-sjis"), "\xE3\x81\x82");  // hiragana a
+  EXPECT_EQ(ToUtf8("\x80", "IBM437"), "\xC3\x87");
+  EXPECT_EQ(ToUtf8("\xA4", "ISO8859-15"), "\xE2\x82\xAC");
+}
+
+TEST(Charset, EveryAllowListedNameOpensInIconv) {
+  // A typo in the list would silently turn a real charset into "unknown".
+  for (std::string_view name : IconvCharsets()) {
+    iconv_t cd = iconv_open("UTF-8", std::string(name).c_str());
+    EXPECT_NE(cd, reinterpret_cast<iconv_t>(-1)) << name;
+    if (cd != reinterpret_cast<iconv_t>(-1)) iconv_close(cd);
+    EXPECT_EQ(NormalizeCharset(name), name) << "not a normalized name: " << name;
+  }
+}
 
 }  // namespace
 }  // namespace mailhook::mime

@@ -44,7 +44,7 @@ TEST(Event, ContractShapeEveryKeyPresent) {
   EXPECT_EQ(j["uid"], 9);
   const auto& m = j["message"];
   for (const char* key : {"message_id", "in_reply_to", "references", "date", "subject", "from", "to", "cc",
-                          "reply_to", "flags", "size", "text", "html", "attachments"}) {
+                          "reply_to", "flags", "size", "text", "html", "attachments", "truncated"}) {
     EXPECT_TRUE(m.contains(key)) << key;
   }
   EXPECT_TRUE(m["message_id"].is_null());
@@ -114,6 +114,53 @@ TEST(Event, ParseFile) {
   auto missing = ParseFileToEventJson(path, "INBOX", config::AttachmentMode::kMetadata);
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error().code(), "mime.read_failed");
+}
+
+TEST(Event, TruncatedIsNullWhenNothingWasCut) {
+  EventMeta meta{"support", "INBOX", 7, 9, {}, 10, "2026-11-26T07:00:00Z"};
+  nlohmann::json j = EventJson(meta, Sample(), config::AttachmentMode::kMetadata, 100);
+  ASSERT_TRUE(j["message"].contains("truncated"));
+  EXPECT_TRUE(j["message"]["truncated"].is_null());
+}
+
+TEST(Event, TruncatedSaysWhatALimitCut) {
+  EventMeta meta{"support", "INBOX", 7, 9, {}, 10, "2026-11-26T07:00:00Z"};
+  MessageContent c = Sample();
+  c.truncated = Truncation{true, false, 299001};
+  nlohmann::json j = EventJson(meta, c, config::AttachmentMode::kContent, 100);
+  EXPECT_EQ(j["message"]["truncated"],
+            nlohmann::json::parse(R"({"text":true,"html":false,"attachments_omitted":299001})"));
+  // The pieces (with the attachment content spliced in) say the same.
+  EXPECT_EQ(EventPayload(meta, c, config::AttachmentMode::kContent, 100), j.dump());
+}
+
+TEST(Event, UnprocessableEnvelopeAndWhatTheHeaderGives) {
+  EventMeta meta{"support", "INBOX", 7, 9, {"\\Seen"}, 4321, "2026-11-26T07:00:00Z"};
+  const std::string header =
+      "From: =?UTF-8?Q?Ann_M=C3=BCller?= <ann@example.com>\r\n"
+      "Subject: =?ISO-8859-1?Q?Caf=E9?=\r\n"
+      "Date: Thu, 26 Nov 2026 07:59:58 +0100\r\n"
+      "Message-ID: <abc@example.com>\r\n";
+  nlohmann::json j = nlohmann::json::parse(UnprocessableEventJson(meta, header, "mime.fetch: timeout", 3));
+  nlohmann::json want = nlohmann::json::parse(R"({
+    "type": "message.unprocessable", "schema": 1, "created_at": "2026-11-26T07:00:00Z",
+    "account": "support", "mailbox": "INBOX", "uidvalidity": 7, "uid": 9,
+    "reason": "mime.fetch: timeout", "attempts": 3,
+    "message": {"message_id": "<abc@example.com>", "date": "2026-11-26T06:59:58Z", "subject": "Caf\u00e9",
+                "from": [{"name": "Ann M\u00fcller", "address": "ann@example.com"}], "size": 4321}})");
+  want["id"] = EventId("support", "INBOX", 7, 9);  // the id message.received would have had
+  EXPECT_EQ(j, want);
+}
+
+TEST(Event, UnprocessableWithAnUnreadableHeaderHasNulls) {
+  EventMeta meta{"support", "INBOX", 7, 9, {}, 99, "2026-11-26T07:00:00Z"};
+  nlohmann::json j =
+      nlohmann::json::parse(UnprocessableEventJson(meta, "garbage \xFF without a colon\r\n", "bad \xFF", 5));
+  EXPECT_EQ(j["type"], "message.unprocessable");
+  EXPECT_EQ(j["reason"], "bad \xEF\xBF\xBD");  // forced to valid UTF-8
+  EXPECT_EQ(j["attempts"], 5);
+  EXPECT_EQ(j["message"], nlohmann::json::parse(
+                              R"({"message_id":null,"date":null,"subject":null,"from":null,"size":99})"));
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "mime/decode.h"
 #include "mime/mime_parser.h"
 
 namespace mailhook::mime {
@@ -229,9 +230,8 @@ TEST(Extractor, UppercaseTypesFromTheServer) {
   EXPECT_EQ(r->text.value_or(""), "body of 1");
   ASSERT_EQ(r->attachments.size(), 1u);
   EXPECT_EQ(r->attachments[0].content_type, "application/pdf");
-  // Small parts are measured, not estimated: the body the source returns is
-  // "body of 2", whatever the structure claimed.
-  EXPECT_EQ(r->attachments[0].size, 9u);
+  // 7bit: the structure's size is the decoded size, no round trip for it.
+  EXPECT_EQ(r->attachments[0].size, 100u);
   EXPECT_FALSE(r->attachments[0].sha256);
 }
 
@@ -420,6 +420,238 @@ TEST(Extractor, EstimateDecodedSize) {
   EXPECT_EQ(EstimateDecodedSize(p), 76u * 100 * 3 / 4);
   p.encoding = "7bit";
   EXPECT_EQ(EstimateDecodedSize(p), 7800u);
+}
+
+TEST(Extractor, SmallEncodedPartIsMeasuredWhenTheSourceCannotTell) {
+  // No BINARY.SIZE: a small base64 part is fetched and decoded, whatever
+  // the structure claimed ("body of 2" decodes to 5 bytes).
+  Part root;
+  root.type = "multipart";
+  root.subtype = "mixed";
+  Part text;
+  text.section = "1";
+  Part pdf;
+  pdf.section = "2";
+  pdf.type = "application";
+  pdf.subtype = "pdf";
+  pdf.encoding = "base64";
+  pdf.size = 100;
+  root.children = {text, pdf};
+  MapSource src;
+  auto r = Extract("", root, src, ExtractOptions{});
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->attachments.size(), 1u);
+  EXPECT_EQ(r->attachments[0].size, 5u);
+}
+
+// A multipart/mixed with a text body and `n` base64 attachments of 30 bytes.
+std::string ManyAttachments(int n, const std::string& body_first = "the body\r\n") {
+  std::string m = "Subject: many\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n" + body_first;
+  for (int i = 0; i < n; ++i) {
+    m += "--b\r\nContent-Type: application/octet-stream; name=\"f" + std::to_string(i) +
+         ".bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" + EncodeBase64(std::string(30, 'x')) + "\r\n";
+  }
+  return m + "--b--\r\n";
+}
+
+// A server-like source that counts every call by kind.
+class ServerLikeSource : public SectionSource {
+ public:
+  explicit ServerLikeSource(const std::string& raw, uint32_t max_parts = kDefaultMaxParts)
+      : parsed_(ParseMessage(raw, max_parts)), file_(parsed_) {}
+  util::Result<std::string> Body(const std::string& section) override {
+    ++(section.empty() ? whole_ : bodies_);
+    return file_.Body(section);
+  }
+  util::Result<std::string> MimeHeaders(const std::string& section) override { return file_.MimeHeaders(section); }
+  util::Result<Prefix> BodyPrefix(const std::string& section, uint64_t max_bytes, bool raw) override {
+    ++prefixes_;
+    asked_ = std::max(asked_, max_bytes);
+    return file_.BodyPrefix(section, max_bytes, raw);
+  }
+  util::Result<std::optional<uint64_t>> DecodedSize(const std::string&) override {
+    ++sizes_;
+    return std::optional<uint64_t>();  // a server without BINARY: Body() is the fallback
+  }
+  ParsedMessage parsed_;
+  FileSectionSource file_;
+  int whole_ = 0, bodies_ = 0, prefixes_ = 0, sizes_ = 0;
+  uint64_t asked_ = 0;
+};
+
+TEST(Extractor, ManyPartsAreSizedFromOneWholeFetch) {
+  ServerLikeSource src(ManyAttachments(40));
+  ExtractOptions opts;
+  opts.message_size = src.parsed_.imap_size;
+  auto r = Extract(src.parsed_.header_block, src.parsed_.root, src, opts);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->attachments.size(), 40u);
+  for (const Attachment& a : r->attachments) EXPECT_EQ(a.size, 30u) << a.part;  // exact, from the local bytes
+  EXPECT_EQ(src.whole_, 1);
+  EXPECT_EQ(src.sizes_, 0);
+  EXPECT_EQ(src.bodies_, 0);
+  EXPECT_EQ(src.prefixes_, 1);  // the text body
+  EXPECT_FALSE(r->truncated);
+}
+
+TEST(Extractor, LargeMessageAsksForAFewSizesAndEstimatesTheRest) {
+  ServerLikeSource src(ManyAttachments(40));
+  ExtractOptions opts;
+  opts.message_size = 64 << 20;  // over max_whole_fetch_bytes
+  auto r = Extract(src.parsed_.header_block, src.parsed_.root, src, opts);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->attachments.size(), 40u);
+  EXPECT_EQ(src.whole_, 0);
+  EXPECT_EQ(src.sizes_, 8);
+  EXPECT_EQ(src.bodies_, 8);  // measured: the source could not tell
+  EXPECT_EQ(r->attachments[0].size, 30u);
+  EXPECT_EQ(r->attachments[39].size, EstimateDecodedSize(src.parsed_.root.children[40]));
+}
+
+TEST(Extractor, FewPartsAreAskedForOneByOne) {
+  ServerLikeSource src(ManyAttachments(8));
+  ExtractOptions opts;
+  opts.message_size = src.parsed_.imap_size;
+  auto r = Extract(src.parsed_.header_block, src.parsed_.root, src, opts);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(src.whole_, 0);
+  EXPECT_EQ(src.sizes_, 8);
+}
+
+TEST(Extractor, DoubtfulTreeOfALargeMessageIsReadAsTheServerSentIt) {
+  const std::string raw = "Content-Type: multipart/mixed; boundary=\"x\"\r\n\r\nno delimiter\r\n";
+  Part server;
+  server.type = "multipart";
+  server.subtype = "mixed";
+  server.params = {{"boundary", "x"}};
+  server.children = {UsAsciiEmptyText("1")};
+  CountingSource src(raw);
+  ExtractOptions opts;
+  opts.message_size = opts.max_whole_fetch_bytes + 1;
+  auto r = Extract(src.parsed_.header_block, server, src, opts);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(src.whole_, 0);
+  EXPECT_TRUE(r->text);  // the server's made-up part, as sent
+}
+
+TEST(Extractor, MaxPartsListsTheFirstLeavesAndCountsTheRest) {
+  ServerLikeSource src(ManyAttachments(50), /*max_parts=*/100'000);  // the server's tree is complete
+  ExtractOptions opts;
+  opts.max_parts = 10;
+  opts.message_size = src.parsed_.imap_size;
+  auto r = Extract(src.parsed_.header_block, src.parsed_.root, src, opts);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->text.value_or(""), "the body");
+  ASSERT_EQ(r->attachments.size(), 9u);  // 10 leaves: the body and 9 attachments
+  EXPECT_EQ(r->attachments.back().part, "10");
+  ASSERT_TRUE(r->truncated);
+  EXPECT_EQ(r->truncated->attachments_omitted, 41u);
+  EXPECT_FALSE(r->truncated->text);
+  EXPECT_FALSE(r->truncated->html);
+  EXPECT_EQ(src.sizes_ + src.bodies_ + src.whole_, 1);  // the 9 sized from one whole fetch
+}
+
+TEST(Extractor, BodyBeyondMaxPartsIsStillChosen) {
+  std::string m = "Content-Type: multipart/mixed; boundary=b\r\n\r\n";
+  for (int i = 0; i < 20; ++i) m += "--b\r\nContent-Type: image/png\r\n\r\npng\r\n";
+  m += "--b\r\nContent-Type: text/html\r\n\r\n<p>late</p>\r\n--b--\r\n";
+  ExtractOptions opts;
+  opts.max_parts = 5;
+  ParsedMessage parsed = ParseMessage(m, 100);
+  FileSectionSource src(parsed);
+  auto r = Extract(parsed.header_block, parsed.root, src, opts);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->html.value_or(""), "<p>late</p>");
+  EXPECT_EQ(r->attachments.size(), 5u);
+  ASSERT_TRUE(r->truncated);
+  EXPECT_EQ(r->truncated->attachments_omitted, 15u);
+}
+
+TEST(Extractor, PartsTheParserDidNotBuildAreCounted) {
+  ExtractOptions opts;
+  opts.max_parts = 10;
+  auto r = ExtractWhole(ManyAttachments(50), opts);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->attachments.size(), 9u);
+  ASSERT_TRUE(r->truncated);
+  EXPECT_EQ(r->truncated->attachments_omitted, 41u);
+}
+
+TEST(Extractor, ExtractWholeIsWhatParseGives) {
+  ExtractOptions opts;
+  opts.fetch_content = true;
+  auto whole = ExtractWhole(kMessage, opts);
+  ASSERT_TRUE(whole.ok());
+  MessageContent local = ExtractText(kMessage);
+  EXPECT_EQ(whole->text, local.text);
+  EXPECT_EQ(whole->html, local.html);
+  ASSERT_EQ(whole->attachments.size(), local.attachments.size());
+  for (size_t i = 0; i < local.attachments.size(); ++i)
+    EXPECT_EQ(whole->attachments[i].sha256, local.attachments[i].sha256);
+  EXPECT_FALSE(whole->truncated);
+}
+
+bool ValidUtf8(const std::optional<std::string> &s) {
+  return s && IsValidUtf8(*s);
+}
+
+TEST(Extractor, LongTextIsFetchedOnlyAsFarAsTheLimitNeedsAndCut) {
+  // 200,000 "é" (400,000 bytes of UTF-8) in quoted-printable: "=C3=A9" each.
+  std::string qp;
+  for (int i = 0; i < 200'000; ++i) {
+    qp += "=C3=A9";
+    if (i % 12 == 11)
+      qp += "=\r\n";
+  }
+  const std::string raw =
+      "Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n"
+      "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: "
+      "quoted-printable\r\n\r\n" +
+      qp +
+      "\r\n--b\r\nContent-Type: text/html; "
+      "charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+      EncodeBase64(std::string(300'000, 'h')) + "\r\n--b--\r\n";
+  ServerLikeSource src(raw);
+  ExtractOptions opts;
+  opts.max_text_bytes =
+      1001; // odd: a cut inside the two-byte "é" must back off to 1000
+  auto r = Extract(src.parsed_.header_block, src.parsed_.root, src, opts);
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(ValidUtf8(r->text));
+  EXPECT_EQ(r->text->size(), 1000u);
+  EXPECT_EQ(r->html.value_or(""), std::string(1001, 'h'));
+  ASSERT_TRUE(r->truncated);
+  EXPECT_TRUE(r->truncated->text);
+  EXPECT_TRUE(r->truncated->html);
+  EXPECT_EQ(r->truncated->attachments_omitted, 0u);
+  EXPECT_EQ(src.bodies_ + src.whole_, 0); // only prefixes were fetched
+  EXPECT_EQ(src.prefixes_, 2);
+  EXPECT_LE(src.asked_, 3u * 1001 + 1001 / 4 +
+                            256); // QP's allowance, the larger of the two
+}
+
+TEST(Extractor, TextWithinTheLimitIsWholeAndNotFlagged) {
+  ExtractOptions opts;
+  opts.max_text_bytes = 8;
+  auto r = ExtractWhole(
+      "Content-Type: text/plain; charset=utf-8\r\n\r\n12345678", opts);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->text.value_or(""), "12345678");
+  EXPECT_FALSE(r->truncated);
+}
+
+TEST(Extractor, Latin1TextLongerOnceConvertedIsCut) {
+  // 8 bytes of latin1 are 16 of UTF-8: the limit is on the UTF-8.
+  ExtractOptions opts;
+  opts.max_text_bytes = 9;
+  auto r =
+      ExtractWhole("Content-Type: text/plain; "
+                   "charset=iso-8859-1\r\n\r\n\xE9\xE9\xE9\xE9\xE9\xE9\xE9\xE9",
+                   opts);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->text.value_or(""), "\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9");
+  ASSERT_TRUE(r->truncated);
+  EXPECT_TRUE(r->truncated->text);
 }
 
 }  // namespace

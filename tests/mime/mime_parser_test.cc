@@ -161,5 +161,48 @@ TEST(MimeParser, DeepNestingDoesNotOverflow) {
   EXPECT_EQ(m.root.children.size(), 1u);
 }
 
+std::string EmptyParts(size_t n) {
+  std::string m = "Content-Type: multipart/mixed; boundary=b\r\n\r\n";
+  m.reserve(m.size() + n * 7 + 16);
+  for (size_t i = 0; i < n; ++i) m += "--b\r\n\r\n";
+  return m + "--b--\r\n";
+}
+
+TEST(MimeParser, PartsBeyondTheCapAreCountedNotBuilt) {
+  ParsedMessage m = ParseMessage(EmptyParts(5000), 100);
+  EXPECT_EQ(m.root.children.size(), 100u);
+  EXPECT_EQ(m.root.children_omitted, 4900u);
+  EXPECT_EQ(m.root.children.back().section, "100");
+  EXPECT_EQ(m.ranges.size(), 101u);  // the top and the parts built
+  FileSectionSource src(m);
+  EXPECT_TRUE(src.Body("100").ok());
+  EXPECT_FALSE(src.Body("101").ok());
+  EXPECT_FALSE(src.DecodedSize("101").value().has_value());
+}
+
+TEST(MimeParser, CapCountsNestedPartsInMessageOrder) {
+  // The inner multipart's two leaves come before the outer's third part.
+  const std::string msg =
+      "Content-Type: multipart/mixed; boundary=o\n\n--o\nContent-Type: multipart/alternative; boundary=i\n\n"
+      "--i\n\na\n--i\n\nb\n--i--\n--o\n\nc\n--o\n\nd\n--o--\n";
+  ParsedMessage m = ParseMessage(msg, 3);
+  ASSERT_EQ(m.root.children.size(), 1u);
+  EXPECT_EQ(m.root.children[0].children.size(), 2u);
+  EXPECT_EQ(m.root.children_omitted, 2u);
+}
+
+TEST(MimeParser, BodyPrefixCutsAndSaysSo) {
+  ParsedMessage m = ParseMessage("Subject: x\n\n0123456789");
+  FileSectionSource src(m);
+  auto cut = src.BodyPrefix("1", 4, false);
+  ASSERT_TRUE(cut.ok());
+  EXPECT_EQ(cut->bytes, "0123");
+  EXPECT_TRUE(cut->cut);
+  auto whole = src.BodyPrefix("1", 10, true);
+  ASSERT_TRUE(whole.ok());
+  EXPECT_EQ(whole->bytes, "0123456789");
+  EXPECT_FALSE(whole->cut);
+}
+
 }  // namespace
 }  // namespace mailhook::mime
