@@ -36,8 +36,12 @@ int RunDaemon(const config::Config& config, const std::string& version, StopSign
 
   std::unique_ptr<http::HealthServer> http;
   if (config.http_listen) {
-    http = std::make_unique<http::HealthServer>(*config.http_listen, [&watchers] {
+    http = std::make_unique<http::HealthServer>(*config.http_listen, [&watchers, &dispatcher] {
       http::Readiness r{true, {}};
+      if (!dispatcher.Healthy()) {
+        r.ready = false;
+        r.not_ready.push_back("delivery: a dispatcher worker is not running (starting or restarting)");
+      }
       for (const auto& w : watchers) {
         WatchState s = w->state();
         if (s != WatchState::kIdling && s != WatchState::kCatchingUp) {

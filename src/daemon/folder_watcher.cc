@@ -13,7 +13,6 @@
 #include "daemon/backoff.h"
 #include "daemon/router.h"
 #include "imap/session.h"
-#include "mime/decode.h"
 #include "mime/event.h"
 #include "mime/extractor.h"
 #include "store/store.h"
@@ -64,6 +63,29 @@ class ImapSectionSource : public mime::SectionSource {
       if (piece->size() < kPiece) return util::Ok();
     }
   }
+  util::Result<Prefix> BodyPrefix(const std::string& section, uint64_t max_bytes, bool raw) override {
+    // One byte more than asked tells whether the body is longer
+    // (BODY.PEEK[section]<0.N+1>, RFC 3501 §6.4.5).
+    const uint32_t ask = static_cast<uint32_t>(std::min<uint64_t>(max_bytes + 1, UINT32_MAX));
+    util::Result<std::string> head = session_.FetchSectionPart(uid_, section, 0, ask);
+    if (!head.ok()) return head.error();
+    Prefix out;
+    out.cut = head->size() > max_bytes;
+    if (out.cut) {
+      head->resize(max_bytes);
+      out.bytes = std::move(*head);
+      return out;
+    }
+    if (!raw) {
+      out.bytes = std::move(*head);
+      return out;
+    }
+    // Within the limit: read it again with every byte intact (BINARY).
+    util::Result<std::string> whole = RawBody(section);
+    if (!whole.ok()) return whole.error();
+    out.bytes = std::move(*whole);
+    return out;
+  }
   util::Result<std::string> MimeHeaders(const std::string& section) override {
     return session_.FetchMimeHeaders(uid_, section);
   }
@@ -75,23 +97,6 @@ class ImapSectionSource : public mime::SectionSource {
   imap::Session& session_;
   uint32_t uid_;
 };
-
-// TEMPORARY until mime::UnprocessableEventJson lands (branch mime).
-std::string UnprocessableEventJson(const mime::EventMeta& em, const mime::MessageContent& c,
-                                   const std::string& reason, int attempts) {
-  using nlohmann::json;
-  auto str = [](const std::optional<std::string>& v) { return v ? json(mime::ForceUtf8(*v)) : json(nullptr); };
-  json from = json::array();
-  for (const auto& a : c.from) from.push_back({{"name", mime::ForceUtf8(a.name)}, {"address", mime::ForceUtf8(a.address)}});
-  json j = {{"type", "message.unprocessable"}, {"schema", 1},
-            {"id", mime::EventId(em.account, em.mailbox, em.uidvalidity, em.uid)},
-            {"created_at", em.created_at}, {"account", em.account}, {"mailbox", em.mailbox},
-            {"uidvalidity", em.uidvalidity}, {"uid", em.uid}, {"reason", mime::ForceUtf8(reason)},
-            {"attempts", attempts},
-            {"message", {{"message_id", str(c.message_id)}, {"date", str(c.date)}, {"subject", str(c.subject)},
-                         {"from", from}, {"size", em.size ? json(em.size) : json(nullptr)}}}};
-  return j.dump();
-}
 
 }  // namespace
 
@@ -112,6 +117,8 @@ FolderWatcher::FolderWatcher(const config::Config& config, const config::Account
     extract_options_.fetch_content = true;
     extract_options_.max_content_bytes = std::max(extract_options_.max_content_bytes, r.max_attachment_bytes);
   }
+  extract_options_.max_parts = account_.limits.max_parts;
+  extract_options_.max_text_bytes = account_.limits.max_text_bytes;
   if (const char* f = std::getenv("MAILHOOK_TEST_FAULT_SUBJECT"); f && *f) {
     fault_subject_ = f;
     const char* a = std::getenv("MAILHOOK_TEST_FAULT_ACTION");
@@ -443,6 +450,7 @@ util::Status FolderWatcher::SessionWork::Blame(uint32_t uid, const util::Error& 
   a.last_error = error.message();
   log_->warn("imap.message_failed account={} folder={} uid={} attempt={} of={} cause=\"{}\"", w_.account_.name,
              w_.folder_, uid, a.count, w_.account_.limits.max_attempts, error.message());
+  util::Metrics::Global().Inc("mailhook_message_failures_total", labels_);
   // Best effort: the count is what matters, and it is already durable.
   (void)store_.RecordAttemptFailure(w_.account_.name, w_.folder_, uid, error.code(), error.message());
   return error;
@@ -474,7 +482,9 @@ void FolderWatcher::SessionWork::Fault(uint32_t uid) {
 
 util::Status FolderWatcher::SessionWork::GatherUnguarded(const imap::MessageMeta& meta) {
   ImapSectionSource source(session_, meta.uid);
-  auto content = mime::Extract(meta.header, meta.structure, source, w_.extract_options_);
+  mime::ExtractOptions options = w_.extract_options_;
+  options.message_size = meta.size;
+  auto content = mime::Extract(meta.header, meta.structure, source, options);
   if (!content.ok()) {
     if (content.error().retry() == util::RetryClass::kRetryNow) {
       log_->warn("imap.message_vanished account={} folder={} uid={}", w_.account_.name, w_.folder_, meta.uid);
@@ -519,7 +529,7 @@ util::Status FolderWatcher::SessionWork::GatherUnprocessable(uint32_t uid, const
   auto parsed = mime::Extract(header, empty_root, unused, w_.extract_options_);
   mime::MessageContent partial = parsed.ok() ? std::move(*parsed) : mime::MessageContent{};
   const std::string event_id = mime::EventId(w_.account_.name, w_.folder_, info_.uidvalidity, uid);
-  auto payload = std::make_shared<const std::string>(UnprocessableEventJson(em, partial, reason, attempts));
+  auto payload = std::make_shared<const std::string>(mime::UnprocessableEventJson(em, header, reason, attempts));
   AddItems(event_id, uid, &partial, [&](const Route&) { return std::vector{payload}; });
   util::Metrics::Global().Inc("mailhook_messages_unprocessable_total", labels_);
   return util::Ok();

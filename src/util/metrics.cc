@@ -209,6 +209,13 @@ void DescribeStandardMetrics() {
              "Deliveries stored in the outbox and not yet done.");
   m.Describe("mailhook_deadletters", "gauge",
              "Deliveries that exhausted their retries or failed permanently.");
+  m.Describe("mailhook_messages_unprocessable_total", "counter",
+             "Messages that failed extraction limits.max_attempts times and were sent as "
+             "message.unprocessable.");
+  m.Describe("mailhook_message_failures_total", "counter",
+             "Failed extraction attempts of single messages (each is retried until max_attempts).");
+  m.Describe("mailhook_watcher_crashes_total", "counter",
+             "Folder watcher sessions ended by an unexpected exception (the watcher starts a new one).");
 }
 
 }  // namespace mailhook::util
