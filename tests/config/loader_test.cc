@@ -75,6 +75,7 @@ accounts:
     port: 1993
     tls: starttls
     tls_verify: false
+    allow_insecure: true
     ca_file: /etc/ca.pem
     username: u
     password: p
@@ -96,6 +97,7 @@ webhooks:
     retry_schedule: [1s, 2s]
     ca_file: /etc/ca2.pem
     tls_verify: false
+    allow_insecure: true
 hooks:
   - name: archive
     command: [/bin/cat, "-"]
