@@ -1,9 +1,12 @@
 #include "daemon/daemon.h"
 
+#include <sys/stat.h>
+
 #include <memory>
 #include <vector>
 
 #include "daemon/folder_watcher.h"
+#include "daemon/state_dir_lock.h"
 #include "delivery/dispatcher.h"
 #include "http/server.h"
 #include "imap/session.h"
@@ -12,6 +15,21 @@
 #include "util/metrics.h"
 
 namespace mailhook::daemon {
+namespace {
+
+// mailhook creates state_dir 0700 and its files 0600 (store::Store::Open). An
+// existing directory is left as the operator made it (a volume root, a group
+// for backups): only said, with the fix, as the files in it stay private.
+void WarnIfStateDirIsShared(const std::string& state_dir) {
+  struct stat st {};
+  if (::stat(state_dir.c_str(), &st) != 0 || (st.st_mode & 077) == 0) return;
+  util::Logger("daemon")->warn(
+      "daemon.state_dir_shared dir={} mode={:04o} note=\"group or others may list it; run chmod 700 {} "
+      "unless that is intended\"",
+      state_dir, st.st_mode & 07777, state_dir);
+}
+
+}  // namespace
 
 int RunDaemon(const config::Config& config, const std::string& version, StopSignal& stop) {
   auto log = util::Logger("daemon");
@@ -23,6 +41,14 @@ int RunDaemon(const config::Config& config, const std::string& version, StopSign
     log->error("daemon.store_failed cause=\"{}\"", store.error().message());
     return 1;
   }
+  // One daemon per state_dir: taken before the dispatcher releases leases.
+  auto lock = StateDirLock::Acquire(config.state_dir);
+  if (!lock.ok()) {
+    log->error("{} cause=\"{}\"", lock.error().code(), lock.error().message());
+    return 1;
+  }
+  WarnIfStateDirIsShared(config.state_dir);
+  for (const auto& setting : config::InsecureSettings(config)) log->warn("daemon.insecure setting=\"{}\"", setting);
 
   delivery::Dispatcher dispatcher(config, version);
 
