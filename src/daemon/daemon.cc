@@ -19,12 +19,14 @@ namespace {
 
 // mailhook creates state_dir 0700 and its files 0600 (store::Store::Open). An
 // existing directory is left as the operator made it (a volume root, a group
-// for backups): only said, with the fix, as the files in it stay private.
+// for backups) and only reported, with the fix, when every user may enter it:
+// group access is a deliberate choice (the image's 0750, Kubernetes' fsGroup)
+// and a warning on every start would teach people to ignore warnings.
 void WarnIfStateDirIsShared(const std::string& state_dir) {
   struct stat st {};
-  if (::stat(state_dir.c_str(), &st) != 0 || (st.st_mode & 077) == 0) return;
+  if (::stat(state_dir.c_str(), &st) != 0 || (st.st_mode & 007) == 0) return;
   util::Logger("daemon")->warn(
-      "daemon.state_dir_shared dir={} mode={:04o} note=\"group or others may list it; run chmod 700 {} "
+      "daemon.state_dir_shared dir={} mode={:04o} note=\"every user may list it; run chmod 700 {} "
       "unless that is intended\"",
       state_dir, st.st_mode & 07777, state_dir);
 }
