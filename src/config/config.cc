@@ -59,7 +59,7 @@ std::optional<Duration> ParseDuration(const std::string& text) {
 std::vector<std::string> InsecureSettings(const Config& config) {
   std::vector<std::string> out;
   for (const auto& a : config.accounts) {
-    const std::string where = "account \"" + a.name + "\": ";
+    const std::string where = "account " + a.name + ": ";
     if (a.tls == TlsMode::kNone) out.push_back(where + "tls: none (the password and mail cross the network in clear)");
     if (!a.tls_verify) {
       out.push_back(where + "tls_verify: false (any certificate is accepted; the password can be intercepted)");
@@ -67,8 +67,8 @@ std::vector<std::string> InsecureSettings(const Config& config) {
   }
   for (const auto& w : config.webhooks) {
     if (!w.tls_verify) {
-      out.push_back("webhook \"" + w.name +
-                    "\": tls_verify: false (any certificate is accepted; events and the signature can be "
+      out.push_back("webhook " + w.name +
+                    ": tls_verify: false (any certificate is accepted; events and the signature can be "
                     "intercepted)");
     }
   }

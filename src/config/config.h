@@ -138,7 +138,7 @@ LoadResult LoadConfig(const std::string& path);
 LoadResult LoadConfigFromString(const std::string& text, const std::string& name);
 
 /// The settings that turn a protection off (tls: none, tls_verify: false),
-/// one line each ("account \"x\": tls_verify: false ..."), for the daemon to
+/// one line each ("account x: tls_verify: false (...)"), for the daemon to
 /// log as warnings at start-up. Empty when there are none.
 std::vector<std::string> InsecureSettings(const Config& config);
 

@@ -931,10 +931,15 @@ class Loader {
         bool file = Present(value["file"]), command = Present(value["command"]);
         if (file == command) {
           // Neither, with other keys: CheckKeys has named the known ones.
-          if (file || value.size() == 0) Fail(value, value_where + " needs exactly one of file: PATH or command: [argv]");
-        } else if (Present(value["file"])) {
-          if (auto path = Str(value, "file", value_where)) secret = FromFile(value["file"], *path, "file", value_where);
-        } else if (auto argv = List(value, "command", value_where, "[\"/usr/local/bin/get-secret\", \"ticket\"]")) {
+          if (file || value.size() == 0) {
+            Fail(value, value_where + " needs exactly one of file: PATH or command: [argv]");
+          }
+        } else if (file) {
+          if (auto path = Str(value, "file", value_where)) {
+            secret = FromFile(value["file"], *path, "file", value_where);
+          }
+        } else if (auto argv = List(value, "command", value_where,
+                                    "[\"/usr/local/bin/get-secret\", \"ticket\"]")) {
           secret = FromCommand(value["command"], *argv, "command", value_where);
         }
       } else {

@@ -50,7 +50,9 @@ int RunDaemon(const config::Config& config, const std::string& version, StopSign
     return 1;
   }
   WarnIfStateDirIsShared(config.state_dir);
-  for (const auto& setting : config::InsecureSettings(config)) log->warn("daemon.insecure setting=\"{}\"", setting);
+  for (const auto& setting : config::InsecureSettings(config)) {
+    log->warn("daemon.insecure setting=\"{}\"", setting);
+  }
 
   delivery::Dispatcher dispatcher(config, version);
 

@@ -137,9 +137,9 @@ TEST(InsecureTlsTest, EveryInsecureSettingIsListedForTheStartUpWarning) {
   c.accounts[0].tls_verify = false;
   std::vector<std::string> lines = InsecureSettings(c);
   ASSERT_EQ(lines.size(), 3u);
-  EXPECT_NE(lines[0].find("account \"support\": tls: none"), std::string::npos) << lines[0];
-  EXPECT_NE(lines[1].find("account \"support\": tls_verify: false"), std::string::npos) << lines[1];
-  EXPECT_NE(lines[2].find("webhook \"tickets\": tls_verify: false"), std::string::npos) << lines[2];
+  EXPECT_NE(lines[0].find("account support: tls: none"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[1].find("account support: tls_verify: false"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[2].find("webhook tickets: tls_verify: false"), std::string::npos) << lines[2];
 
   r = Load(kBase);
   ASSERT_TRUE(r.config) << Dump(r);
