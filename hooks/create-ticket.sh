@@ -13,11 +13,16 @@
 # internal; attachments that carry content_base64 go along as article
 # attachments. On success the new ticket's id and number are printed.
 #
-# Environment:
+# Environment (mailhook passes only what the hook's env: and pass_env: name):
 #   TICKET_API_URL    Zammad's base URL, e.g. https://helpdesk.example.com (required)
-#   TICKET_API_TOKEN  an API access token of an agent with ticket.agent (required);
+#   TICKET_API_TOKEN_FILE  a file holding an API access token of an agent with
+#                     ticket.agent, e.g. /run/secrets/zammad_token (one trailing
+#                     newline is ignored). The token is read from the file, so it
+#                     never sits in an environment that curl and jq inherit; it is
 #                     sent as "Authorization: Token token=…" from a private
 #                     temporary file, never on a command line
+#   TICKET_API_TOKEN  the token itself, instead of TICKET_API_TOKEN_FILE (not
+#                     both); prefer the file
 #   TICKET_GROUP      the group the ticket goes to (default: Users)
 #   TICKET_TIMEOUT    seconds for the whole request (default: 20)
 #   TICKET_CA_FILE    a CA bundle for a private CA (optional)
@@ -39,7 +44,20 @@ for tool in jq curl mktemp; do
   command -v "$tool" >/dev/null || die 2 "$tool is not installed; install it (Debian: apt-get install jq curl)"
 done
 [[ -n ${TICKET_API_URL:-} ]] || die 2 "TICKET_API_URL is not set; set it to Zammad's base URL (https://helpdesk.example.com)"
-[[ -n ${TICKET_API_TOKEN:-} ]] || die 2 "TICKET_API_TOKEN is not set; create an access token in Zammad (Profile > Token Access)"
+declare +x api_token  # never exported, even if the environment had the name
+if [[ -n ${TICKET_API_TOKEN_FILE:-} ]]; then
+  [[ -z ${TICKET_API_TOKEN:-} ]] || die 2 "both TICKET_API_TOKEN_FILE and TICKET_API_TOKEN are set; keep TICKET_API_TOKEN_FILE"
+  [[ -r $TICKET_API_TOKEN_FILE && -f $TICKET_API_TOKEN_FILE ]] \
+    || die 2 "TICKET_API_TOKEN_FILE ($TICKET_API_TOKEN_FILE) is not a readable file; check the path and its owner"
+  api_token=$(<"$TICKET_API_TOKEN_FILE")  # drops trailing newlines
+  api_token=${api_token%$'\r'}
+else
+  api_token=${TICKET_API_TOKEN:-}
+fi
+# Not exported: the token stays in this shell, out of curl's and jq's environment.
+unset TICKET_API_TOKEN
+[[ -n $api_token ]] || die 2 "no token: set TICKET_API_TOKEN_FILE to a file holding a Zammad access token (Profile > Token Access)"
+[[ $api_token != *[$'\r\n']* ]] || die 2 "the token contains a line break; put only the token in the file"
 case $TICKET_API_URL in
   http://* | https://*) ;;
   *) die 2 "TICKET_API_URL must start with http:// or https://" ;;
@@ -81,7 +99,7 @@ jq --arg group "${TICKET_GROUP:-Users}" '
 
 # The token goes to curl in a file (-H @file): a command line is readable by
 # every local user in /proc.
-(umask 077; printf 'Authorization: Token token=%s\n' "$TICKET_API_TOKEN" >"$WORK/headers") \
+(umask 077; printf 'Authorization: Token token=%s\n' "$api_token" >"$WORK/headers") \
   || die 75 "cannot write a temporary file"
 
 URL=${TICKET_API_URL%/}/api/v1/tickets

@@ -14,13 +14,17 @@
 # component is kept ("../../etc/passwd" -> "passwd"), control characters are
 # dropped, anything but letters, digits, space and ._-+,=@() becomes "_",
 # leading dots and spaces are removed (no hidden files, no "." or ".."),
-# names are cut to 100 characters, an empty name becomes attachment-<part>,
+# names are cut to 120 bytes between two characters, keeping a short
+# extension (a file system allows 255 bytes, some 143, and a CJK character
+# takes 3 or 4), an empty name becomes attachment-<part>,
 # and repeats are numbered: invoice.pdf, invoice-1.pdf, invoice-2.pdf.
 # The numbering depends only on the event, so a redelivery (mailhook delivers
 # at least once) overwrites the same files instead of adding copies. Files are
 # written under a temporary name and renamed, so a reader never sees half a
 # file. When the event carries a sha256 for an attachment, the decoded bytes
-# are checked against it.
+# are checked against it. The event is parsed once, however many attachments
+# it has. Files are created 0600 and folders 0700: attachments are mail, and
+# mail is private (give a reader the same user, or copy them on).
 #
 # Arguments: DIR (created if missing).
 # Environment: MAILHOOK_EVENT_ID (falls back to the event's "id").
@@ -30,12 +34,13 @@
 # missing tool (permanent: fix the hook config); 75 the files could not be
 # written (disk full, I/O error; mailhook retries later).
 set -uo pipefail
+umask 077
 
 die() { echo "save-attachments: $2" >&2; exit "$1"; }
 
 [[ $# -eq 1 && -n $1 ]] || die 2 "usage: save-attachments.sh DIR (the folder to save attachments under)"
 DIR=$1
-for tool in jq base64 sha256sum mktemp; do
+for tool in jq base64 sha256sum mktemp cut split; do
   command -v "$tool" >/dev/null || die 2 "$tool is not installed; install it (Debian: apt-get install jq coreutils)"
 done
 
@@ -49,16 +54,33 @@ ID=${MAILHOOK_EVENT_ID:-$(jq -r '.id // empty' "$WORK/event.json")}
 SAFE_ID=$(printf '%s' "$ID" | LC_ALL=C tr -c 'A-Za-z0-9_.-' '_' | sed 's/^[._]*//' | cut -c1-120)
 [[ -n $SAFE_ID ]] || die 1 "the event has no usable id"
 
-# One line per attachment with content: "<index>\t<safe name>\t<sha256 or ->".
-# All naming happens here in one pass so that collisions can be numbered.
+# One line per attachment with content: "<index>\t<safe name>\t<sha256 or ->\t<base64>".
+# All naming happens here in one pass so that collisions can be numbered, and
+# the contents come out in the same pass: the event (megabytes with content)
+# is parsed once, not once per attachment.
 jq -r '
+  def bytes: if . < 128 then 1 elif . < 2048 then 2 elif . < 65536 then 3 else 4 end;
+  def utf8_length: explode | map(bytes) | add // 0;
+  # The longest prefix of at most $max UTF-8 bytes, cut between characters
+  # ($max characters always hold at least $max bytes: cut those first).
+  def utf8_cut($max):
+    .[0:$max] | explode
+    | reduce .[] as $c ({n: 0, out: []};
+        if .n < 0 or .n + ($c | bytes) > $max then .n = -1 else .n += ($c | bytes) | .out += [$c] end)
+    | .out | implode;
+  # At most $max bytes; a short extension survives the cut.
+  def fit($max):
+    if utf8_length <= $max then .
+    else (capture("^(?<stem>.+?)(?<ext>\\.[^.]{1,15})$") // {stem: ., ext: ""}) as $p
+         | ($p.stem | utf8_cut($max - ($p.ext | utf8_length))) + $p.ext
+    end;
   def safe($part):
     (. // "")
     | split("/") | last // "" | split("\\") | last // ""
     | gsub("[\u0000-\u001f\u007f]"; "")
     | gsub("[^\\p{L}\\p{N} ._+,=@()-]"; "_")
     | sub("^[. ]+"; "")
-    | .[0:100]
+    | fit(120)
     | sub("[ ]+$"; "")
     | if . == "" then "attachment-" + ($part // "x" | tostring | gsub("[^0-9.]"; "_")) else . end;
   def numbered($n):
@@ -67,17 +89,24 @@ jq -r '
     end;
   [ (.message.attachments // []) | to_entries[]
     | select(.value.content_base64 != null and .value.content_base64 != "")
-    | .value.part as $p | {index: .key, name: (.value.filename | safe($p)), sha: (.value.sha256 // "-")} ]
+    | .value.part as $p
+    | {index: .key, name: (.value.filename | safe($p)), sha: (.value.sha256 // "-"),
+       # Line breaks (MIME style) would be escaped by @tsv: drop them
+       # (split/join: jq 1.6 gsub is slow on many matches).
+       data: (.value.content_base64 | split("\n") | join("") | split("\r") | join(""))} ]
   | reduce .[] as $a ({taken: {"event.json": true}, out: []};
       . as $s
       | (first(range(0; 100000) as $n | ($a.name | numbered($n)) as $c
                | select(($s.taken[$c | ascii_downcase] // false) | not) | $c)) as $final
       | .taken[$final | ascii_downcase] = true
-      | .out += [[$a.index, $final, $a.sha]])
+      | .out += [[$a.index, $final, $a.sha, $a.data]])
   | .out[] | @tsv
-' "$WORK/event.json" >"$WORK/list" 2>"$WORK/jq.err" || die 1 "cannot read the attachments: $(tail -c 300 "$WORK/jq.err")"
+' "$WORK/event.json" >"$WORK/all" 2>"$WORK/jq.err" || die 1 "cannot read the attachments: $(tail -c 300 "$WORK/jq.err")"
 
-[[ -s $WORK/list ]] || exit 0
+[[ -s $WORK/all ]] || exit 0
+# The names for the loop, and each content in a file of its own (b64.000000, …).
+cut -f1-3 "$WORK/all" >"$WORK/list" && cut -f4 "$WORK/all" | split -l 1 -a 6 -d - "$WORK/b64." \
+  && rm -f "$WORK/all" || die 75 "cannot split the attachments in $WORK (is /tmp full?)"
 
 TARGET=$DIR/$SAFE_ID
 mkdir -p "$TARGET" || die 75 "cannot create $TARGET (check that the folder exists, is writable and the disk is not full)"
@@ -90,13 +119,12 @@ write_atomically() {
     rm -f "$tmp"
     die 75 "cannot write $TARGET/$2 (disk full or I/O error?)"
   fi
-  chmod 0644 "$tmp" 2>/dev/null
   mv -f "$tmp" "$TARGET/$2" || { rm -f "$tmp"; die 75 "cannot rename into $TARGET/$2"; }
 }
 
 saved=0
 while IFS=$'\t' read -r index name sha; do
-  jq -r ".message.attachments[$index].content_base64" "$WORK/event.json" | base64 -d >"$WORK/bytes" 2>/dev/null \
+  base64 -d <"$WORK/b64.$(printf '%06d' "$saved")" >"$WORK/bytes" 2>/dev/null \
     || die 1 "attachment $index ($name): content_base64 is not valid base64"
   if [[ $sha != "-" ]]; then
     got=$(sha256sum "$WORK/bytes" | cut -d' ' -f1)

@@ -15,6 +15,7 @@
 #include "daemon/stop_signal.h"
 #include "daemon/version_info.h"
 #include "daemon/deadletters_command.h"
+#include "daemon/process_hardening.h"
 #include "delivery/sink.h"
 #include "mime/event.h"
 #include "util/log.h"
@@ -39,9 +40,12 @@ std::optional<config::Config> LoadOrReport(const std::string& path) {
 }
 
 int Run(const std::string& path) {
+  // Before the config's secrets are read into memory.
+  std::vector<std::string> dumpable = daemon::KeepSecretsOutOfCoreDumps();
   auto cfg = LoadOrReport(path);
   if (!cfg) return kExitUsage;
   util::SetupLogging(cfg->log.level, cfg->log.format);
+  for (const auto& why : dumpable) util::Logger("daemon")->warn("daemon.core_dumps_possible cause=\"{}\"", why);
 
   // Block the stop signals in every thread; one thread waits for them, so no
   // library thread is ever interrupted by a handler.

@@ -56,6 +56,25 @@ std::optional<Duration> ParseDuration(const std::string& text) {
   return total;
 }
 
+std::vector<std::string> InsecureSettings(const Config& config) {
+  std::vector<std::string> out;
+  for (const auto& a : config.accounts) {
+    const std::string where = "account " + a.name + ": ";
+    if (a.tls == TlsMode::kNone) out.push_back(where + "tls: none (the password and mail cross the network in clear)");
+    if (!a.tls_verify) {
+      out.push_back(where + "tls_verify: false (any certificate is accepted; the password can be intercepted)");
+    }
+  }
+  for (const auto& w : config.webhooks) {
+    if (!w.tls_verify) {
+      out.push_back("webhook " + w.name +
+                    ": tls_verify: false (any certificate is accepted; events and the signature can be "
+                    "intercepted)");
+    }
+  }
+  return out;
+}
+
 std::vector<Duration> DefaultRetrySchedule() {
   using std::chrono::hours;
   using std::chrono::minutes;

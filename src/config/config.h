@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -110,6 +111,12 @@ struct Hook {
   uint64_t max_attachment_bytes = 10 * 1024 * 1024;
   std::vector<Duration> retry_schedule;
   int concurrency = kDefaultConcurrency;  // runs of this hook at once
+  /// env: variables set for the command, in file order. Values may come from
+  /// a file or a command like other secrets, so all are Secrets (never logged).
+  std::vector<std::pair<std::string, util::Secret>> env;
+  /// pass_env: names copied from mailhook's own environment besides the base
+  /// set every child gets (util::IsBaseEnvironmentName).
+  std::vector<std::string> pass_env;
 };
 
 /// log: { level, format }
@@ -151,6 +158,11 @@ LoadResult LoadConfig(const std::string& path);
 
 /// Same, from text already in memory (tests); `name` is used in errors.
 LoadResult LoadConfigFromString(const std::string& text, const std::string& name);
+
+/// The settings that turn a protection off (tls: none, tls_verify: false),
+/// one line each ("account x: tls_verify: false (...)"), for the daemon to
+/// log as warnings at start-up. Empty when there are none.
+std::vector<std::string> InsecureSettings(const Config& config);
 
 /// Parses "30s", "5m", "1h", "500ms", "1h30m"; nullopt when malformed.
 std::optional<Duration> ParseDuration(const std::string& text);

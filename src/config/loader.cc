@@ -46,7 +46,8 @@ constexpr std::string_view kHeaderValueKeys[] = {"value", "value_file", "value_c
 constexpr std::string_view kMatchKeys[] = {"accounts", "folders", "from", "subject"};
 constexpr std::string_view kHookKeys[] = {"name",        "command",        "timeout",       "match",
                             "attachments", "max_attachment_bytes", "retry_schedule",
-                            "concurrency"};
+                            "concurrency", "env",         "pass_env"};
+constexpr std::string_view kEnvValueKeys[] = {"file", "command"};
 
 // Headers mailhook sets itself (Standard Webhooks); a user value would break signing.
 const std::set<std::string> kReservedHeaders = {"webhook-id", "webhook-timestamp",
@@ -584,6 +585,7 @@ class Loader {
                             "or add allow_insecure: true if this is a trusted local network");
     }
     if (auto verify = Bool(node, "tls_verify", where)) a.tls_verify = *verify;
+    RequireInsecureOptIn(node, where, a.tls_verify, a.allow_insecure, "the password and the mail");
     a.ca_file = Str(node, "ca_file", where);
     if (auto user = Required(node, "username", where, "support@example.com")) a.username = *user;
     if (auto auth = Enum<AuthMethod>(node, "auth", where,
@@ -845,10 +847,8 @@ class Loader {
                               ", which sends events and headers in clear text; use https://, "
                               "or add allow_insecure: true if this network is trusted");
       }
-    } else if (!w.tls_verify) {
-      Fail(node["tls_verify"], "tls_verify: false in " + where +
-                                   " accepts any server certificate; set ca_file for a private "
-                                   "CA, or add allow_insecure: true (testing only)");
+    } else {
+      RequireInsecureOptIn(node, where, w.tls_verify, w.allow_insecure, "events, headers and signatures");
     }
   }
 
@@ -960,6 +960,91 @@ class Loader {
     }
   }
 
+  /// tls_verify: false accepts any certificate, so whoever sits on the path
+  /// reads `what`: it must be asked for twice (allow_insecure: true).
+  void RequireInsecureOptIn(const YAML::Node& node, const std::string& where, bool tls_verify,
+                            bool allow_insecure, const std::string& what) {
+    if (tls_verify || allow_insecure) return;
+    Fail(node["tls_verify"], "tls_verify: false in " + where + " accepts any certificate, so " + what +
+                                 " can be intercepted; give the private CA with ca_file instead, or "
+                                 "add allow_insecure: true if this is a test server");
+  }
+
+  /// An environment variable name for a hook: a POSIX shell name.
+  bool CheckEnvName(const YAML::Node& at, const std::string& name, const std::string& where) {
+    bool ok = !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0])) &&
+              std::all_of(name.begin(), name.end(), [](char c) {
+                return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+              });
+    if (!ok) {
+      Fail(at, "variable name " + Q(name) + " in " + where +
+                   " is not valid; use letters, digits and '_', not starting with a digit");
+    }
+    return ok;
+  }
+
+  /// env: { NAME: "value", NAME: { file: PATH }, NAME: { command: [argv] } }.
+  void ParseHookEnv(const YAML::Node& env, const std::string& hook_where, Hook& h) {
+    const std::string where = "env of " + hook_where;
+    if (!env.IsMap()) {
+      Fail(env, where + " must be a map, e.g. env: { TICKET_URL: \"https://...\", "
+                        "TICKET_TOKEN: { file: /run/secrets/ticket_token } }");
+      return;
+    }
+    std::set<std::string> seen;
+    for (const auto& kv : env) {
+      const std::string name = kv.first.Scalar();
+      const YAML::Node& value = kv.second;
+      if (!CheckEnvName(kv.first, name, where)) continue;
+      if (name.starts_with("MAILHOOK_")) {
+        Fail(kv.first, Q(name) + " in " + where + ": MAILHOOK_* variables are set by mailhook; "
+                                                 "choose another name");
+        continue;
+      }
+      if (!seen.insert(name).second) {
+        Fail(kv.first, Q(name) + " appears twice in " + where + "; keep one");
+        continue;
+      }
+      const std::string value_where = "variable " + Q(name) + " of " + hook_where;
+      std::optional<util::Secret> secret;
+      if (value.IsScalar()) {
+        if (auto text = Expand(value, name, where)) secret = util::Secret(std::move(*text));
+      } else if (value.IsMap()) {
+        if (!CheckKeys(value, kEnvValueKeys, value_where)) continue;
+        bool file = Present(value["file"]), command = Present(value["command"]);
+        if (file == command) {
+          // Neither, with other keys: CheckKeys has named the known ones.
+          if (file || value.size() == 0) {
+            Fail(value, value_where + " needs exactly one of file: PATH or command: [argv]");
+          }
+        } else if (file) {
+          if (auto path = Str(value, "file", value_where)) {
+            secret = FromFile(value["file"], *path, "file", value_where);
+          }
+        } else if (auto argv = List(value, "command", value_where,
+                                    "[\"/usr/local/bin/get-secret\", \"ticket\"]")) {
+          secret = FromCommand(value["command"], *argv, "command", value_where);
+        }
+      } else {
+        Fail(value, value_where + " must be a string, { file: PATH } or { command: [argv] }");
+      }
+      if (!secret) continue;
+      if (secret->reveal().find('\0') != std::string::npos) {
+        Fail(value, value_where + " contains a NUL byte, which an environment variable cannot hold");
+        continue;
+      }
+      h.env.emplace_back(name, std::move(*secret));
+    }
+  }
+
+  void ParseHookPassEnv(const YAML::Node& node, const std::string& where, Hook& h) {
+    auto names = ListNodes(node, "pass_env", where, "[HTTPS_PROXY, NO_PROXY]");
+    if (!names) return;
+    for (const auto& [name, at] : *names) {
+      if (CheckEnvName(at, name, "pass_env of " + where)) h.pass_env.push_back(name);
+    }
+  }
+
   void ParseHook(const YAML::Node& node, size_t index, Config& cfg) {
     Hook h;
     std::string where = EntryName(node, "hook", "hooks", index, h.name);
@@ -981,6 +1066,8 @@ class Loader {
     ParseDelivery(node, where, cfg, h.timeout, h.match, h.attachments, h.max_attachment_bytes,
                   h.retry_schedule);
     if (auto n = Concurrency(node, where)) h.concurrency = *n;
+    if (Present(node["env"])) ParseHookEnv(node["env"], where, h);
+    ParseHookPassEnv(node, where, h);
     cfg.hooks.push_back(std::move(h));
   }
 

@@ -1,9 +1,12 @@
 #include "daemon/daemon.h"
 
+#include <sys/stat.h>
+
 #include <memory>
 #include <vector>
 
 #include "daemon/folder_watcher.h"
+#include "daemon/state_dir_lock.h"
 #include "delivery/dispatcher.h"
 #include "http/server.h"
 #include "imap/session.h"
@@ -12,6 +15,23 @@
 #include "util/metrics.h"
 
 namespace mailhook::daemon {
+namespace {
+
+// mailhook creates state_dir 0700 and its files 0600 (store::Store::Open). An
+// existing directory is left as the operator made it (a volume root, a group
+// for backups) and only reported, with the fix, when every user may enter it:
+// group access is a deliberate choice (the image's 0750, Kubernetes' fsGroup)
+// and a warning on every start would teach people to ignore warnings.
+void WarnIfStateDirIsShared(const std::string& state_dir) {
+  struct stat st {};
+  if (::stat(state_dir.c_str(), &st) != 0 || (st.st_mode & 007) == 0) return;
+  util::Logger("daemon")->warn(
+      "daemon.state_dir_shared dir={} mode={:04o} note=\"every user may list it; run chmod 700 {} "
+      "unless that is intended\"",
+      state_dir, st.st_mode & 07777, state_dir);
+}
+
+}  // namespace
 
 int RunDaemon(const config::Config& config, const std::string& version, StopSignal& stop) {
   auto log = util::Logger("daemon");
@@ -22,6 +42,16 @@ int RunDaemon(const config::Config& config, const std::string& version, StopSign
   if (!store.ok()) {
     log->error("daemon.store_failed cause=\"{}\"", store.error().message());
     return 1;
+  }
+  // One daemon per state_dir: taken before the dispatcher releases leases.
+  auto lock = StateDirLock::Acquire(config.state_dir);
+  if (!lock.ok()) {
+    log->error("{} cause=\"{}\"", lock.error().code(), lock.error().message());
+    return 1;
+  }
+  WarnIfStateDirIsShared(config.state_dir);
+  for (const auto& setting : config::InsecureSettings(config)) {
+    log->warn("daemon.insecure setting=\"{}\"", setting);
   }
 
   delivery::Dispatcher dispatcher(config, version);

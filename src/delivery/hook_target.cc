@@ -54,10 +54,14 @@ Outcome HookTarget::Deliver(const store::Delivery& delivery) {
   util::ProcessSpec spec;
   spec.argv = hook_.command;
   spec.stdin_data = delivery.item.payload;
-  spec.env = {{"MAILHOOK_EVENT_ID", delivery.item.event_id},
-              {"MAILHOOK_ACCOUNT", delivery.item.account},
-              {"MAILHOOK_MAILBOX", delivery.item.folder},
-              {"MAILHOOK_UID", std::to_string(delivery.item.uid)}};
+  // The hook's own env: first, so the contract's variables always win; the
+  // rest of the daemon's environment stays out (util::RunProcess).
+  for (const auto& [name, value] : hook_.env) spec.env.emplace_back(name, value.reveal());
+  spec.env.insert(spec.env.end(), {{"MAILHOOK_EVENT_ID", delivery.item.event_id},
+                                   {"MAILHOOK_ACCOUNT", delivery.item.account},
+                                   {"MAILHOOK_MAILBOX", delivery.item.folder},
+                                   {"MAILHOOK_UID", std::to_string(delivery.item.uid)}});
+  spec.pass_env = hook_.pass_env;
   spec.timeout = hook_.timeout;
   spec.max_output = kMaxCapture;
 

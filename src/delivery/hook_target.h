@@ -2,7 +2,10 @@
 /// HookTarget: runs one configured hook command per outbox row (CONTRACT.md,
 /// "Hook commands"): argv without a shell, the event JSON on stdin and
 /// MAILHOOK_EVENT_ID, MAILHOOK_ACCOUNT, MAILHOOK_MAILBOX, MAILHOOK_UID in the
-/// environment, in its own process group (util::RunProcess).
+/// environment, in its own process group (util::RunProcess). Beside those the
+/// command gets only the base environment (PATH, HOME, LANG, LC_*, TZ, TMPDIR,
+/// MAILHOOK_*), the hook's `pass_env` names and its `env:` map: never the
+/// daemon's whole environment, which holds the config's secrets.
 ///
 /// Outcomes: exit 0 is success; exit 75 (EX_TEMPFAIL), a timeout (the whole
 /// group is SIGKILLed) and a failure to fork/pipe are retried; any other exit

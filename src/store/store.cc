@@ -1,6 +1,8 @@
 #include "store/store.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -158,11 +160,32 @@ std::string IdList(std::span<const int64_t> ids) {
   return out;
 }
 
+// SQLite creates a database 0644 (less the umask), and its -wal and -shm
+// files with the database's mode: creating the database 0600 first makes all
+// three private. Files of an older version are tightened. Failures are left
+// for sqlite3_open_v2 to report with its own message.
+void MakePrivate(const std::string& db_path) {
+  int fd = ::open(db_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd >= 0) ::close(fd);
+  for (const std::string& file : {db_path, db_path + "-wal", db_path + "-shm"}) {
+    struct stat st {};
+    if (::stat(file.c_str(), &st) == 0 && (st.st_mode & 077) != 0) ::chmod(file.c_str(), st.st_mode & 0700);
+  }
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Store>> Store::Open(const std::string& state_dir) {
+  // The state holds whole events (mail bodies, attachments): state_dir is
+  // made 0700 and the database files 0600, whatever the umask. mkdir's mode
+  // is applied at creation, so the directory is never open in between.
   std::error_code ec;
-  std::filesystem::create_directories(state_dir, ec);
+  std::filesystem::path dir(state_dir);
+  if (!dir.has_filename()) dir = dir.parent_path();  // "a/b/" is "a/b"
+  if (dir.has_parent_path()) std::filesystem::create_directories(dir.parent_path(), ec);
+  if (!ec && ::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    ec = std::error_code(errno, std::generic_category());
+  }
   if (ec) {
     return Error("store.mkdir", RetryClass::kNeedsOperator,
                  "cannot create state_dir " + state_dir + ": " + ec.message() +
@@ -179,6 +202,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& state_dir) {
                      " (e.g. a writable volume) or point state_dir elsewhere");
   }
   std::string path = (std::filesystem::path(state_dir) / "mailhook.db").string();
+  MakePrivate(path);
   sqlite3* db = nullptr;
   // NOMUTEX: a Store is confined to one thread, so SQLite's own locking is waste.
   int rc = sqlite3_open_v2(path.c_str(), &db,

@@ -5,11 +5,13 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <iterator>
 #include <tuple>
 #include <thread>
 
@@ -63,20 +65,6 @@ Error SystemError(const char* what) {
 
 void SetNonBlocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
-/// The parent environment with spec.env added; "NAME=value" strings.
-std::vector<std::string> ChildEnvironment(const ProcessSpec& spec) {
-  std::vector<std::string> env;
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-    std::string_view entry(*e);
-    std::string_view name = entry.substr(0, entry.find('='));
-    bool overridden = std::any_of(spec.env.begin(), spec.env.end(),
-                                  [&](const auto& kv) { return kv.first == name; });
-    if (!overridden) env.emplace_back(entry);
-  }
-  for (const auto& [name, value] : spec.env) env.push_back(name + "=" + value);
-  return env;
-}
-
 /// Appends a chunk to an output buffer, keeping at most `cap` bytes.
 void Append(std::string& out, bool& truncated, const char* data, size_t n, size_t cap) {
   size_t room = out.size() < cap ? cap - out.size() : 0;
@@ -84,9 +72,24 @@ void Append(std::string& out, bool& truncated, const char* data, size_t n, size_
   out.append(data, std::min(n, room));
 }
 
+/// Makes every descriptor above 2 close at exec, so a child inherits none of
+/// the daemon's sockets and pipes (also those opened without O_CLOEXEC by a
+/// library, such as libetpan's cancel pipes). Close-on-exec rather than close,
+/// so `exec_error` still reports a failed exec. Async-signal-safe.
+void CloseDescriptorsAtExec(int exec_error, int max_fd) {
+  // close_range(2) with CLOSE_RANGE_CLOEXEC (Linux 5.11); glibc 2.36 has no
+  // wrapper for the flag's header, so the syscall and the flag's value.
+  constexpr unsigned kCloseRangeCloexec = 1U << 2;
+  if (::syscall(SYS_close_range, 3U, ~0U, kCloseRangeCloexec) == 0) return;
+  // Older kernels: close them one by one (the limit was read before fork).
+  for (int fd = 3; fd < max_fd; ++fd) {
+    if (fd != exec_error) ::close(fd);
+  }
+}
+
 /// Runs in the forked child: only async-signal-safe calls until exec.
 [[noreturn]] void ExecChild(char* const* argv, char* const* envp, int in, int out, int err,
-                            int exec_error) {
+                            int exec_error, int max_fd) {
   // Own process group, so a timeout can kill everything the command started
   // (a shell script's background jobs included), and a ctrl-c on the daemon's
   // terminal does not reach it.
@@ -94,6 +97,7 @@ void Append(std::string& out, bool& truncated, const char* data, size_t n, size_
   ::dup2(in, STDIN_FILENO);
   ::dup2(out, STDOUT_FILENO);
   ::dup2(err, STDERR_FILENO);
+  CloseDescriptorsAtExec(exec_error, max_fd);
   // Ignored signals stay ignored across exec, and the mask is inherited: give
   // the command the defaults a program expects (a `cat` must die on SIGPIPE).
   struct sigaction dfl {};
@@ -156,7 +160,44 @@ int WaitBlocking(pid_t pid) {
   return DecodeStatus(status);
 }
 
+/// The highest descriptor number that may be open, for the fallback loop.
+int MaxDescriptor() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 65536;
+  return static_cast<int>(std::min<rlim_t>(limit.rlim_cur, 1 << 20));
+}
+
 }  // namespace
+
+bool IsBaseEnvironmentName(std::string_view name) {
+  static constexpr std::string_view kNames[] = {"PATH", "HOME", "LANG", "TZ", "TMPDIR"};
+  return std::find(std::begin(kNames), std::end(kNames), name) != std::end(kNames) ||
+         name.starts_with("LC_") || name.starts_with("MAILHOOK_");
+}
+
+std::vector<std::string> ChildEnvironment(char* const* parent, const std::vector<std::string>& pass_env,
+                                          const std::vector<std::pair<std::string, std::string>>& env) {
+  auto set_by_spec = [&](std::string_view name) {
+    return std::any_of(env.begin(), env.end(), [&](const auto& kv) { return kv.first == name; });
+  };
+  std::vector<std::string> out;
+  for (char* const* e = parent; e != nullptr && *e != nullptr; ++e) {
+    std::string_view entry(*e);
+    size_t eq = entry.find('=');
+    if (eq == std::string_view::npos) continue;
+    std::string_view name = entry.substr(0, eq);
+    bool wanted = IsBaseEnvironmentName(name) ||
+                  std::find(pass_env.begin(), pass_env.end(), name) != pass_env.end();
+    if (wanted && !set_by_spec(name)) out.emplace_back(entry);
+  }
+  for (size_t i = 0; i < env.size(); ++i) {
+    // Only the last entry for a name counts.
+    bool replaced_later = std::any_of(env.begin() + static_cast<std::ptrdiff_t>(i) + 1, env.end(),
+                                      [&](const auto& kv) { return kv.first == env[i].first; });
+    if (!replaced_later) out.push_back(env[i].first + "=" + env[i].second);
+  }
+  return out;
+}
 
 Result<ProcessResult> RunProcess(const ProcessSpec& spec) {
   if (spec.argv.empty() || spec.argv[0].empty()) {
@@ -168,7 +209,8 @@ Result<ProcessResult> RunProcess(const ProcessSpec& spec) {
   std::vector<char*> argv;
   for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
-  std::vector<std::string> env_strings = ChildEnvironment(spec);
+  std::vector<std::string> env_strings = ChildEnvironment(environ, spec.pass_env, spec.env);
+  const int max_fd = MaxDescriptor();
   std::vector<char*> envp;
   for (auto& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);
@@ -181,7 +223,7 @@ Result<ProcessResult> RunProcess(const ProcessSpec& spec) {
   if (pid < 0) return SystemError("fork");
   if (pid == 0) {
     ExecChild(argv.data(), envp.data(), in.read.get(), out.write.get(), err.write.get(),
-              exec_error.write.get());
+              exec_error.write.get(), max_fd);
   }
   // Also from the parent, so the group exists before we might kill it.
   ::setpgid(pid, pid);

@@ -3,6 +3,14 @@
 /// capture stdout/stderr, and enforce a timeout by killing its whole process
 /// group. Used for `*_command` secrets (config) and hook commands (delivery).
 ///
+/// What the child gets: mailhook's environment holds the secrets the config
+/// reads with ${NAME}, and its descriptors include IMAP sockets, libetpan's
+/// cancel pipes and the HTTP server's sockets, while a hook runs on bytes an
+/// attacker chose. So the child never inherits either: its environment is the
+/// base set (IsBaseEnvironmentName) taken from mailhook's own, plus the names in
+/// ProcessSpec::pass_env, plus ProcessSpec::env; its descriptors are stdin,
+/// stdout and stderr only (every descriptor above 2 is closed at exec).
+///
 /// Thread-safety: RunProcess may be called from several threads at once. It
 /// blocks the calling thread until the child is reaped. While it runs, SIGPIPE
 /// is blocked in the calling thread only (so a child that does not read its
@@ -30,8 +38,11 @@ struct ProcessSpec {
   /// Written to the child's stdin, then stdin is closed. Borrowed (an event
   /// may be large): the bytes must outlive RunProcess.
   std::string_view stdin_data;
-  /// Added to (or overriding) the parent's environment for the child.
+  /// Set for the child on top of the base environment; a later entry with the
+  /// same name wins. Values may be secrets: they are never logged.
   std::vector<std::pair<std::string, std::string>> env;
+  /// Further names copied from mailhook's own environment (when set there).
+  std::vector<std::string> pass_env;
   std::chrono::milliseconds timeout{30000};  ///< then SIGKILL to the whole group
   size_t max_output = 1024 * 1024;  ///< per stream; more is read and discarded
   /// Optional (borrowed, not closed): when this fd becomes readable or hangs up
@@ -39,6 +50,16 @@ struct ProcessSpec {
   /// SIGKILLed at once and ProcessResult::cancelled is set. -1: none.
   int cancel_fd = -1;
 };
+
+/// Whether every child gets `name` from mailhook's own environment (the base
+/// set): PATH, HOME, LANG, LC_* (all locale variables), TZ, TMPDIR, MAILHOOK_*.
+bool IsBaseEnvironmentName(std::string_view name);
+
+/// The child's environment as "NAME=value" strings: the base set and
+/// `pass_env` from `parent` (environ-style, NULL-terminated; null: none), then
+/// `env` (a later entry with the same name replacing an earlier one).
+std::vector<std::string> ChildEnvironment(char* const* parent, const std::vector<std::string>& pass_env,
+                                          const std::vector<std::pair<std::string, std::string>>& env);
 
 /// What happened to the child.
 struct ProcessResult {

@@ -75,6 +75,7 @@ accounts:
     port: 1993
     tls: starttls
     tls_verify: false
+    allow_insecure: true
     ca_file: /etc/ca.pem
     username: u
     password: p

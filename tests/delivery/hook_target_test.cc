@@ -115,6 +115,28 @@ TEST(HookTargetTest, PassesEventOnStdinAndContractEnvironment) {
             "MAILHOOK_UID=4711\n");
 }
 
+TEST(HookTargetTest, GetsItsEnvAndPassEnvButNotTheDaemonsOtherVariables) {
+  HookDir dir;
+  ::setenv("MH_HOOK_TEST_DAEMON_SECRET", "daemon-only", 1);
+  ::setenv("MH_HOOK_TEST_PROXY", "http://proxy:3128", 1);
+  std::string script = dir.Script("env.sh", "env | sort > \"$1/env\"\n");
+  config::Hook hook = MakeHook({script, dir / ""});
+  hook.env = {{"TICKET_TOKEN", util::Secret("from-env-map")}, {"MAILHOOK_UID", util::Secret("spoofed")}};
+  hook.pass_env = {"MH_HOOK_TEST_PROXY"};
+  HookTarget target(std::move(hook));
+  Outcome o = target.Deliver(Row());
+  ::unsetenv("MH_HOOK_TEST_DAEMON_SECRET");
+  ::unsetenv("MH_HOOK_TEST_PROXY");
+  ASSERT_EQ(o.kind, OutcomeKind::kSuccess) << o.error;
+  std::string env = "\n" + ReadFile(dir / "env");  // every line starts with \n
+  EXPECT_NE(env.find("\nTICKET_TOKEN=from-env-map\n"), std::string::npos) << env;
+  EXPECT_NE(env.find("\nMH_HOOK_TEST_PROXY=http://proxy:3128\n"), std::string::npos) << env;
+  EXPECT_EQ(env.find("daemon-only"), std::string::npos) << env;
+  // The contract's variables win over a hook's env of the same name.
+  EXPECT_NE(env.find("\nMAILHOOK_UID=4711\n"), std::string::npos) << env;
+  EXPECT_EQ(env.find("spoofed"), std::string::npos) << env;
+}
+
 TEST(HookTargetTest, ArgumentsAreNotInterpretedByAShell) {
   HookDir dir;
   std::string script = dir.Script("args.sh", "printf '%s|' \"$@\" > \"$0.out\"");

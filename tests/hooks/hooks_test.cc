@@ -141,6 +141,35 @@ std::set<std::string> Listing(const std::string& dir) {
   return names;
 }
 
+/// Writes an executable sh script.
+void WriteScript(const std::string& path, const std::string& body) {
+  std::ofstream(path) << "#!/bin/sh\n" << body;
+  fs::permissions(path, fs::perms::owner_all);
+}
+
+/// A directory put first in PATH whose `tool` logs each call (its arguments
+/// and environment, one file per call) to `log_dir` and then runs the real one.
+std::vector<std::pair<std::string, std::string>> SpyOn(const TempDir& dir, const std::string& tool) {
+  fs::create_directories(dir / "spy");
+  fs::create_directories(dir / "spy-log");
+  WriteScript(dir / ("spy/" + tool),
+              "log=$(mktemp \"$SPY_LOG/" + tool + ".XXXXXX\")\n"
+              "env > \"$log\"\n"
+              "PATH=$SPY_REAL_PATH exec " + tool + " \"$@\"\n");
+  const char* path = ::getenv("PATH");
+  std::string real = path ? path : "/usr/bin:/bin";
+  return {{"PATH", (dir / "spy") + ":" + real}, {"SPY_REAL_PATH", real}, {"SPY_LOG", dir / "spy-log"}};
+}
+
+/// The environments `tool` was called with under SpyOn, one per call.
+std::vector<std::string> SpiedCalls(const TempDir& dir, const std::string& tool) {
+  std::vector<std::string> calls;
+  for (const auto& e : fs::directory_iterator(dir / "spy-log")) {
+    if (e.path().filename().string().starts_with(tool + ".")) calls.push_back(ReadFile(e.path().string()));
+  }
+  return calls;
+}
+
 // ---- save-attachments.sh ----
 
 const std::string kSave = kHooks + "/save-attachments.sh";
@@ -195,6 +224,58 @@ TEST(SaveAttachmentsTest, NeutralisesTraversalHiddenAndCollidingNames) {
   EXPECT_EQ(ReadFile(base + "report-2.pdf"), "i");
   EXPECT_EQ(ReadFile(base + "event-1.json"), "j");
   EXPECT_EQ(ReadFile(base + "Prüfbericht März.pdf"), "l");
+}
+
+TEST(SaveAttachmentsTest, LongCjkNamesAreCutByBytesBetweenCharacters) {
+  // Each name is under 100 characters but over 255 bytes (NAME_MAX), which
+  // used to fail the rename on every delivery (exit 75 forever).
+  std::string cjk, ext_b, latin;
+  for (int i = 0; i < 99; ++i) cjk += "報";      // 3 bytes each
+  for (int i = 0; i < 80; ++i) ext_b += "𠀀";    // 4 bytes each (CJK extension B)
+  for (int i = 0; i < 95; ++i) latin += "é";     // 2 bytes each
+  TempDir dir;
+  json event = Event("evt_cjk", {Attachment("2", cjk + ".pdf", "a"), Attachment("3", ext_b, "b"),
+                                 Attachment("4", latin + ".tar.gz", "c"), Attachment("5", cjk + ".pdf", "d")});
+  auto r = RunHook({kSave, dir / "out"}, event.dump());
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_data;
+  std::string base = dir / "out/evt_cjk/";
+  // 120 bytes at most, whole characters only, the extension kept.
+  std::string cjk_cut, ext_b_cut, latin_cut;
+  for (int i = 0; i < 38; ++i) cjk_cut += "報";     // 114 + ".pdf" = 118 bytes
+  for (int i = 0; i < 30; ++i) ext_b_cut += "𠀀";   // 120 bytes, no extension
+  for (int i = 0; i < 58; ++i) latin_cut += "é";    // 116 + ".gz" = 119 bytes
+  EXPECT_EQ(Listing(base), (std::set<std::string>{cjk_cut + ".pdf", ext_b_cut, latin_cut + ".gz",
+                                                  cjk_cut + "-1.pdf", "event.json"}));
+  EXPECT_EQ(ReadFile(base + cjk_cut + ".pdf"), "a");
+  EXPECT_EQ(ReadFile(base + ext_b_cut), "b");
+  EXPECT_EQ(ReadFile(base + cjk_cut + "-1.pdf"), "d");
+}
+
+TEST(SaveAttachmentsTest, ParsesTheEventOnceHoweverManyAttachmentsItHas) {
+  auto jq_calls = [](size_t attachments) {
+    TempDir dir;
+    json list = json::array();
+    for (size_t i = 0; i < attachments; ++i) list.push_back(Attachment(std::to_string(i + 2), "f.txt", "x"));
+    auto r = RunHook({kSave, dir / "out"}, Event("evt_many", list).dump(), SpyOn(dir, "jq"));
+    EXPECT_EQ(r.exit_code, 0) << r.stderr_data;
+    EXPECT_EQ(Listing(dir / "out/evt_many").size(), attachments + 1);
+    return SpiedCalls(dir, "jq").size();
+  };
+  size_t one = jq_calls(1);
+  EXPECT_LE(one, 3u);
+  EXPECT_EQ(jq_calls(40), one);
+}
+
+TEST(SaveAttachmentsTest, SavedFilesAndFoldersArePrivate) {
+  TempDir dir;
+  auto r = RunHook({kSave, dir / "out"}, Event("evt_private", {Attachment("2", "a.txt", "secret mail")}).dump());
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_data;
+  auto mode = [](const std::string& path) { return fs::status(path).permissions() & fs::perms::mask; };
+  EXPECT_EQ(mode(dir / "out"), fs::perms::owner_all);
+  EXPECT_EQ(mode(dir / "out/evt_private"), fs::perms::owner_all);
+  for (const char* f : {"a.txt", "event.json"}) {
+    EXPECT_EQ(mode(dir / ("out/evt_private/" + std::string(f))), fs::perms::owner_read | fs::perms::owner_write) << f;
+  }
 }
 
 TEST(SaveAttachmentsTest, RedeliveryOverwritesInsteadOfAddingCopies) {
@@ -357,17 +438,20 @@ class FakeZammad {
   std::deque<int> statuses_;
 };
 
-std::vector<std::pair<std::string, std::string>> TicketEnv(const std::string& url) {
+/// The settings for create-ticket.sh, the token in a file (kept in `dir`).
+std::vector<std::pair<std::string, std::string>> TicketEnv(const std::string& url, const TempDir& dir) {
+  std::ofstream(dir / "token") << "s3cr3t-token\n";
   return {{"TICKET_API_URL", url},
-          {"TICKET_API_TOKEN", "s3cr3t-token"},
+          {"TICKET_API_TOKEN_FILE", dir / "token"},
           {"TICKET_GROUP", "Support"},
           {"TICKET_TIMEOUT", "10"}};
 }
 
 TEST(CreateTicketTest, PostsAZammadTicketWithArticleAndAttachments) {
+  TempDir dir;
   FakeZammad zammad;
   json event = Event("evt_ticket", {Attachment("2", "log.txt", "boom\n")});
-  auto r = RunHook({kTicket}, event.dump(), TicketEnv(zammad.url() + "/"));
+  auto r = RunHook({kTicket}, event.dump(), TicketEnv(zammad.url() + "/", dir));
   ASSERT_EQ(r.exit_code, 0) << r.stderr_data;
   EXPECT_NE(r.stdout_data.find("number=31042"), std::string::npos) << r.stdout_data;
 
@@ -395,12 +479,13 @@ TEST(CreateTicketTest, PostsAZammadTicketWithArticleAndAttachments) {
 }
 
 TEST(CreateTicketTest, HtmlOnlyMailAndEmptySubject) {
+  TempDir dir;
   FakeZammad zammad;
   json event = Event("evt_html");
   event["message"]["text"] = nullptr;
   event["message"]["html"] = "<p>hi</p>";
   event["message"]["subject"] = "";
-  auto env = TicketEnv(zammad.url());
+  auto env = TicketEnv(zammad.url(), dir);
   env.erase(env.begin() + 2);  // no TICKET_GROUP: Zammad's default group
   ASSERT_EQ(RunHook({kTicket}, event.dump(), env).exit_code, 0);
   json body = json::parse(zammad.seen().at(0).body);
@@ -411,40 +496,83 @@ TEST(CreateTicketTest, HtmlOnlyMailAndEmptySubject) {
 }
 
 TEST(CreateTicketTest, ServerErrorsRetryClientErrorsArePermanent) {
+  TempDir dir;
   FakeZammad zammad;
   zammad.Script({503, 422, 429, 401});
   std::string event = Event("evt_status").dump();
-  auto r = RunHook({kTicket}, event, TicketEnv(zammad.url()));
+  auto r = RunHook({kTicket}, event, TicketEnv(zammad.url(), dir));
   EXPECT_EQ(r.exit_code, 75) << r.stderr_data;
   EXPECT_NE(r.stderr_data.find("503"), std::string::npos);
-  r = RunHook({kTicket}, event, TicketEnv(zammad.url()));
+  r = RunHook({kTicket}, event, TicketEnv(zammad.url(), dir));
   EXPECT_EQ(r.exit_code, 1) << r.stderr_data;
   EXPECT_NE(r.stderr_data.find("422"), std::string::npos);
-  EXPECT_EQ(RunHook({kTicket}, event, TicketEnv(zammad.url())).exit_code, 75);  // 429
-  EXPECT_EQ(RunHook({kTicket}, event, TicketEnv(zammad.url())).exit_code, 1);   // 401
+  EXPECT_EQ(RunHook({kTicket}, event, TicketEnv(zammad.url(), dir)).exit_code, 75);  // 429
+  EXPECT_EQ(RunHook({kTicket}, event, TicketEnv(zammad.url(), dir)).exit_code, 1);   // 401
   EXPECT_EQ(zammad.seen().size(), 4u);
 }
 
 TEST(CreateTicketTest, ConnectionRefusedRetriesAndTheTokenIsNeverPrinted) {
+  TempDir dir;
   std::string url;
   {
     FakeZammad gone;  // bind a port, then free it: nothing listens there now
     url = gone.url();
   }
-  auto r = RunHook({kTicket}, Event("evt_down").dump(), TicketEnv(url));
+  auto r = RunHook({kTicket}, Event("evt_down").dump(), TicketEnv(url, dir));
   EXPECT_EQ(r.exit_code, 75) << r.stderr_data;
   EXPECT_EQ(r.stderr_data.find("s3cr3t-token"), std::string::npos);
   EXPECT_EQ(r.stdout_data.find("s3cr3t-token"), std::string::npos);
 }
 
+TEST(CreateTicketTest, TheTokenComesFromAFileAndStaysOutOfCurlsEnvironment) {
+  TempDir dir;
+  FakeZammad zammad;
+  auto env = TicketEnv(zammad.url(), dir);
+  for (auto& kv : SpyOn(dir, "curl")) env.push_back(kv);
+  auto r = RunHook({kTicket}, Event("evt_file").dump(), env);
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_data;
+  ASSERT_EQ(zammad.seen().size(), 1u);
+  EXPECT_EQ(zammad.seen()[0].Header("Authorization"), "Token token=s3cr3t-token");
+  auto calls = SpiedCalls(dir, "curl");
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].find("s3cr3t-token"), std::string::npos) << calls[0];
+
+  // The token given directly still works, and is not passed on either.
+  env = {{"TICKET_API_URL", zammad.url()}, {"TICKET_API_TOKEN", "direct-token"}};
+  for (auto& kv : SpyOn(dir, "curl")) env.push_back(kv);
+  r = RunHook({kTicket}, Event("evt_direct").dump(), env);
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_data;
+  EXPECT_EQ(zammad.seen().at(1).Header("Authorization"), "Token token=direct-token");
+  for (const auto& call : SpiedCalls(dir, "curl")) EXPECT_EQ(call.find("direct-token"), std::string::npos) << call;
+}
+
+TEST(CreateTicketTest, AMissingEmptyOrDoubleTokenIsAUsageError) {
+  TempDir dir;
+  std::string event = Event("evt_token").dump();
+  auto env = TicketEnv("http://127.0.0.1:9", dir);
+  env[1].second = dir / "missing";
+  auto r = RunHook({kTicket}, event, env);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.stderr_data.find("TICKET_API_TOKEN_FILE"), std::string::npos) << r.stderr_data;
+  std::ofstream(dir / "empty") << "\n";
+  env[1].second = dir / "empty";
+  EXPECT_EQ(RunHook({kTicket}, event, env).exit_code, 2);
+  env = TicketEnv("http://127.0.0.1:9", dir);
+  env.emplace_back("TICKET_API_TOKEN", "x");
+  r = RunHook({kTicket}, event, env);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.stderr_data.find("both"), std::string::npos) << r.stderr_data;
+}
+
 TEST(CreateTicketTest, MissingSettingsAreUsageErrors) {
+  TempDir dir;
   auto r = RunHook({kTicket}, Event("evt_cfg").dump(),
                    {{"TICKET_API_URL", ""}, {"TICKET_API_TOKEN", "x"}});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.stderr_data.find("TICKET_API_URL"), std::string::npos);
   json no_from = Event("evt_nofrom");
   no_from["message"]["from"] = json::array();
-  EXPECT_EQ(RunHook({kTicket}, no_from.dump(), TicketEnv("http://127.0.0.1:9")).exit_code, 1);
+  EXPECT_EQ(RunHook({kTicket}, no_from.dump(), TicketEnv("http://127.0.0.1:9", dir)).exit_code, 1);
 }
 
 }  // namespace

@@ -1,9 +1,13 @@
 #include "util/subprocess.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <fstream>
+#include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -115,12 +119,81 @@ TEST(SubprocessTest, PassesExtraEnvironment) {
   EXPECT_EQ(r->stdout_data, "evt_1|/nowhere");
 }
 
-TEST(SubprocessTest, InheritsTheParentEnvironment) {
-  ::setenv("MH_SUBPROCESS_TEST_VAR", "inherited", 1);
-  auto r = RunProcess(Spec({"sh", "-c", "printf %s \"$MH_SUBPROCESS_TEST_VAR\""}));
-  ::unsetenv("MH_SUBPROCESS_TEST_VAR");
+/// Sets environment variables for one test, and removes them after.
+class ScopedEnv {
+ public:
+  explicit ScopedEnv(std::vector<std::pair<std::string, std::string>> vars) : vars_(std::move(vars)) {
+    for (const auto& [name, value] : vars_) ::setenv(name.c_str(), value.c_str(), 1);
+  }
+  ~ScopedEnv() {
+    for (const auto& kv : vars_) ::unsetenv(kv.first.c_str());
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::vector<std::pair<std::string, std::string>> vars_;
+};
+
+/// The child's environment as printed by env(1), one NAME=value per entry.
+std::set<std::string> EnvOf(const ProcessSpec& spec) {
+  auto r = RunProcess(spec);
+  EXPECT_TRUE(r.ok());
+  std::set<std::string> lines;
+  std::istringstream in(r.ok() ? r->stdout_data : "");
+  for (std::string line; std::getline(in, line);) lines.insert(line);
+  return lines;
+}
+
+TEST(SubprocessTest, ChildGetsOnlyTheBaseEnvironmentNotTheDaemonsSecrets) {
+  // What a daemon started with `IMAP_PASSWORD=... mailhook run` holds.
+  ScopedEnv daemon_env({{"IMAP_PASSWORD", "imap-secret"},
+                        {"WEBHOOK_SECRET", "whsec_secret"},
+                        {"LC_TIME", "C"},
+                        {"TZ", "Europe/Vienna"},
+                        {"TMPDIR", "/var/tmp"},
+                        {"MAILHOOK_TEST_SETTING", "kept"}});
+  std::set<std::string> env = EnvOf(Spec({"env"}));
+  for (const auto& line : env) {
+    EXPECT_EQ(line.find("secret"), std::string::npos) << line;
+    std::string name = line.substr(0, line.find('='));
+    EXPECT_TRUE(IsBaseEnvironmentName(name)) << line;
+  }
+  for (const char* kept : {"LC_TIME=C", "TZ=Europe/Vienna", "TMPDIR=/var/tmp", "MAILHOOK_TEST_SETTING=kept"}) {
+    EXPECT_TRUE(env.contains(kept)) << kept;
+  }
+  EXPECT_TRUE(env.contains(std::string("PATH=") + ::getenv("PATH")));
+}
+
+TEST(SubprocessTest, PassEnvAddsNamedVariablesAndEnvOverrides) {
+  ScopedEnv daemon_env({{"HTTPS_PROXY", "http://proxy:3128"}, {"IMAP_PASSWORD", "imap-secret"}});
+  ProcessSpec spec = Spec({"env"});
+  spec.pass_env = {"HTTPS_PROXY", "NOT_SET_ANYWHERE"};
+  spec.env = {{"TOKEN", "first"}, {"TZ", "UTC"}, {"TOKEN", "second"}};
+  std::set<std::string> env = EnvOf(spec);
+  EXPECT_TRUE(env.contains("HTTPS_PROXY=http://proxy:3128"));
+  EXPECT_TRUE(env.contains("TOKEN=second"));
+  EXPECT_FALSE(env.contains("TOKEN=first"));
+  EXPECT_TRUE(env.contains("TZ=UTC"));
+  for (const auto& line : env) {
+    EXPECT_FALSE(line.starts_with("NOT_SET_ANYWHERE")) << line;
+    EXPECT_FALSE(line.starts_with("IMAP_PASSWORD")) << line;
+  }
+}
+
+TEST(SubprocessTest, ChildInheritsNoDescriptorAboveStderr) {
+  // Descriptors a library opened without O_CLOEXEC (libetpan's cancel pipes)
+  // and one with it: the child must see neither.
+  int leaky[2];
+  ASSERT_EQ(::pipe(leaky), 0);
+  int cloexec[2];
+  ASSERT_EQ(::pipe2(cloexec, O_CLOEXEC), 0);
+  // ls lists the shell's descriptors (its own would include the directory it
+  // reads); `; true` keeps the shell from exec'ing ls in its place.
+  auto r = RunProcess(Spec({"sh", "-c", "ls /proc/$$/fd; true"}));
+  for (int fd : {leaky[0], leaky[1], cloexec[0], cloexec[1]}) ::close(fd);
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->stdout_data, "inherited");
+  EXPECT_EQ(r->stdout_data, "0\n1\n2\n") << "leaky pipe: " << leaky[0] << "," << leaky[1];
 }
 
 TEST(SubprocessTest, MissingExecutableIsAnErrorNamingThePath) {
