@@ -8,6 +8,7 @@
 /// never blocks a watcher thread for longer than that timeout.
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -52,5 +53,18 @@ void SetInterruptFd(mailstream* stream, int stop_fd);
 
 /// Changes the per-operation timeout.
 void SetStreamTimeout(mailstream* stream, std::chrono::milliseconds timeout);
+
+/// Starts a new response budget: from now on at most `limit` bytes are read
+/// from the transport (decrypted bytes under TLS; 0 = no bound). A read past
+/// it fails, so libetpan sees a broken stream and stops buffering, and
+/// ResponseBudgetExceeded() turns true until the next StartResponseBudget.
+/// Counted in the driver, below libetpan, so no parser path can escape it.
+void StartResponseBudget(mailstream* stream, uint64_t limit);
+
+/// True when a read was refused because the current budget was spent.
+bool ResponseBudgetExceeded(mailstream* stream);
+
+/// Bytes read from the transport since the last StartResponseBudget.
+uint64_t ResponseBytesRead(mailstream* stream);
 
 }  // namespace mailhook::imap
