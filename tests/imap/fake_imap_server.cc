@@ -52,7 +52,8 @@ void FakeImapServer::Join() {
   if (thread_.joinable()) thread_.join();
 }
 
-FakeImapServerProcess::FakeImapServerProcess(const std::function<std::string()>& make_reply) {
+FakeImapServerProcess::FakeImapServerProcess(const std::function<std::string()>& make_reply, std::string greeting,
+                                             std::string capabilities) {
   int fds[2];
   if (pipe(fds) != 0) throw std::runtime_error("fake server process: pipe failed");
   pid_ = fork();
@@ -61,7 +62,7 @@ FakeImapServerProcess::FakeImapServerProcess(const std::function<std::string()>&
     close(fds[0]);
     std::string reply = make_reply();
     {
-      FakeImapServer server([&](const std::string&) { return reply; });
+      FakeImapServer server([&](const std::string&) { return reply; }, greeting, capabilities);
       int port = server.port();
       if (write(fds[1], &port, sizeof port) != sizeof port) _exit(1);
       close(fds[1]);

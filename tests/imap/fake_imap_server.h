@@ -47,7 +47,9 @@ class FakeImapServer {
 /// UID command is answered with `make_reply()`, built in the child.
 class FakeImapServerProcess {
  public:
-  explicit FakeImapServerProcess(const std::function<std::string()>& make_reply);
+  explicit FakeImapServerProcess(const std::function<std::string()>& make_reply,
+                                 std::string greeting = "* OK [CAPABILITY IMAP4rev1 IDLE] fake ready\r\n",
+                                 std::string capabilities = "IMAP4rev1 IDLE UIDPLUS");
   ~FakeImapServerProcess();  ///< waits for the child
   int port() const { return port_; }
 
