@@ -97,6 +97,15 @@ std::string Session::ServerText() const {
 
 util::Error Session::CommandError(const std::string& what, int code) const {
   if (imap_->imap_stream && ResponseBudgetExceeded(imap_->imap_stream)) return TooLargeError("passed");
+  if (imap_->imap_stream && ResponseTooDeep(imap_->imap_stream)) {
+    // The same code: for the caller it is the same case (take the message
+    // the light way: FetchMetaLight and a local parse, which caps depth).
+    return Error("imap.response_too_large", RetryClass::kBackoff,
+                 "the response to " + command_ + " from " + ConnectionName(options_) + " nests lists deeper than " +
+                     std::to_string(kMaxResponseNesting) +
+                     " levels; mailhook stopped reading it before libetpan's parser could overflow its stack, "
+                     "and drops the session. The message (or the server) is probably hostile or broken");
+  }
   std::string server = ServerText();
   std::string msg = what + " failed on " + ConnectionName(options_) + " (libetpan code " +
                     std::to_string(code) + ")";

@@ -20,6 +20,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "imap/nesting_scanner.h"
 #include "util/log.h"
 
 // libetpan exports these but does not install their header (DESIGN.md).
@@ -44,6 +45,8 @@ struct StreamData {
   uint64_t budget = 0;  // 0: unbounded
   uint64_t used = 0;
   bool over_budget = false;
+  NestingScanner nesting;  // refuses lists nested deeper than libetpan can parse
+  bool too_deep = false;
 };
 
 StreamData* DataOf(mailstream_low* low) { return static_cast<StreamData*>(low->data); }
@@ -124,8 +127,14 @@ ssize_t DriverRead(mailstream_low* low, void* buf, size_t count) {
     }
     count = static_cast<size_t>(std::min<uint64_t>(count, d->budget - d->used));
   }
+  if (d->too_deep) return -1;
   ssize_t n = DriverReadSome(d, buf, count);
-  if (n > 0) d->used += static_cast<uint64_t>(n);
+  if (n <= 0) return n;
+  d->used += static_cast<uint64_t>(n);
+  if (!d->nesting.Scan(static_cast<const char*>(buf), static_cast<size_t>(n))) {
+    d->too_deep = true;  // for good: the stream is out of step now
+    return -1;
+  }
   return n;
 }
 
@@ -437,6 +446,8 @@ void StartResponseBudget(mailstream* stream, uint64_t limit) {
 }
 
 bool ResponseBudgetExceeded(mailstream* stream) { return DataOf(mailstream_get_low(stream))->over_budget; }
+
+bool ResponseTooDeep(mailstream* stream) { return DataOf(mailstream_get_low(stream))->too_deep; }
 
 uint64_t ResponseBytesRead(mailstream* stream) { return DataOf(mailstream_get_low(stream))->used; }
 

@@ -14,6 +14,7 @@
 
 #include <libetpan/libetpan.h>
 
+#include "imap/nesting_scanner.h"
 #include "util/result.h"
 
 namespace mailhook::imap {
@@ -63,6 +64,11 @@ void StartResponseBudget(mailstream* stream, uint64_t limit);
 
 /// True when a read was refused because the current budget was spent.
 bool ResponseBudgetExceeded(mailstream* stream);
+
+/// True once the server nested lists deeper than kMaxResponseNesting
+/// (nesting_scanner.h): the read that carried it failed, and every later
+/// read fails too.
+bool ResponseTooDeep(mailstream* stream);
 
 /// Bytes read from the transport since the last StartResponseBudget.
 uint64_t ResponseBytesRead(mailstream* stream);

@@ -2,7 +2,8 @@
 // of N parts: the numbers behind SessionOptions::kDefaultMaxResponseBytes.
 //   imap_bodystructure_memory [N...]   (default: 10000 100000 200000 300000)
 // Each N runs in its own child process; the response is built and served by
-// another process, so only the client's memory is counted.
+// another process, so only the client's memory is counted. MAILHOOK_NEST=1
+// nests N multipart levels instead (libetpan's parser recursion).
 
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -38,11 +39,19 @@ int Measure(size_t parts) {
   // The server and its copies of the response live in another process.
   mailhook::imap::fake::FakeImapServerProcess server([&] {
     std::string reply = "* 1 FETCH (UID 1 BODYSTRUCTURE (";
+    if (std::getenv("MAILHOOK_NEST")) {
+      // N multiparts nested in each other around one part: libetpan's parser
+      // recurses once per level.
+      reply += std::string(parts, '(') + kTextPart;
+      for (size_t i = 0; i < parts; ++i) reply += " \"mixed\")";
+      return reply + " \"mixed\"))\r\n";
+    }
     reply.reserve(parts * kTextPart.size() + 128);
     for (size_t i = 0; i < parts; ++i) reply += kTextPart;
     return reply + " \"mixed\" (\"boundary\" \"b\") NIL NIL NIL))\r\n";
   });
-  bytes = parts * kTextPart.size() + 80;  // as built in the server process
+  // As built in the server process.
+  bytes = std::getenv("MAILHOOK_NEST") ? parts * 10 + kTextPart.size() + 80 : parts * kTextPart.size() + 80;
   SessionOptions o;
   o.host = "127.0.0.1";
   o.port = static_cast<uint16_t>(server.port());

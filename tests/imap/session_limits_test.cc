@@ -378,6 +378,21 @@ TEST(SessionLimitsTest, DeepBodyStructureIsCutAtTheDepthCap) {
   EXPECT_TRUE(p->IsMultipart());
 }
 
+TEST(SessionLimitsTest, NestingThatWouldOverflowLibetpansStackIsRefused) {
+  // 50,000 nested multiparts (~500 KB, well under the budget) crashed
+  // libetpan's recursive parser on an 8 MB stack.
+  const size_t levels = 50000;
+  std::string deep = std::string(levels, '(') + kTextPart;
+  for (size_t i = 0; i < levels; ++i) deep += " \"mixed\")";
+  FakeImapServer server([&](const std::string&) { return "* 1 FETCH (UID 1 BODYSTRUCTURE " + deep + ")\r\n"; });
+  auto s = OpenSelected(Plain(server.port()));
+  ASSERT_TRUE(s);
+  auto metas = s->FetchMeta({1});
+  ASSERT_FALSE(metas.ok());
+  EXPECT_EQ(metas.error().code(), "imap.response_too_large");
+  EXPECT_NE(metas.error().message().find("nests lists deeper"), std::string::npos) << metas.error().message();
+}
+
 // --- 4. STARTTLS and host names ----------------------------------------------
 
 TEST(SessionLimitsTest, StartTlsWithBytesAfterTheOkIsRefused) {
