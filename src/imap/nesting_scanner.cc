@@ -21,6 +21,7 @@ bool NestingScanner::Scan(const char* p, size_t n) {
 
 // One byte outside a literal's contents (Scan skips those whole).
 bool NestingScanner::Step(char c) {
+  ++syntax_bytes_;
   switch (state_) {
     case State::kQuoted:
       if (c == '\\') state_ = State::kEscape;

@@ -22,6 +22,10 @@ class NestingScanner {
  public:
   /// Scans `n` more bytes; false once the nesting passed kMaxResponseNesting.
   bool Scan(const char* p, size_t n);
+  /// Bytes scanned outside literal contents since the last reset: what
+  /// libetpan turns into objects (literals it only copies).
+  uint64_t syntax_bytes() const { return syntax_bytes_; }
+  void ResetSyntaxBytes() { syntax_bytes_ = 0; }
 
  private:
   enum class State { kNormal, kQuoted, kEscape, kSize, kSizeCr, kSizeLf, kLiteral };
@@ -30,6 +34,7 @@ class NestingScanner {
   State state_ = State::kNormal;
   uint64_t literal_left_ = 0;
   uint32_t depth_ = 0;
+  uint64_t syntax_bytes_ = 0;
 };
 
 }  // namespace mailhook::imap

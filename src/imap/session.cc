@@ -84,10 +84,10 @@ Session::~Session() {
   mailimap_free(imap_);
 }
 
-void Session::BeginCommand(std::string command, std::optional<uint64_t> limit) {
+void Session::BeginCommand(std::string command, std::optional<Budget> budget) {
   command_ = std::move(command);
-  budget_ = limit.value_or(options_.max_response_bytes);
-  if (imap_->imap_stream) StartResponseBudget(imap_->imap_stream, budget_);
+  budget_ = budget.value_or(Budget{options_.max_response_bytes, options_.max_syntax_bytes});
+  if (imap_->imap_stream) StartResponseBudget(imap_->imap_stream, budget_.bytes, budget_.syntax);
 }
 
 std::string Session::ServerText() const {
@@ -137,9 +137,9 @@ util::Result<std::unique_ptr<Session>> Session::Open(const SessionOptions& optio
   }
   std::unique_ptr<Session> session(new Session(imap, options));
   mailimap_set_timeout(imap, static_cast<time_t>(std::max<int64_t>(1, options.timeout.count() / 1000)));
-  StartResponseBudget(*stream, options.max_response_bytes);
+  session->budget_ = Budget{options.max_response_bytes, options.max_syntax_bytes};
   session->command_ = "the greeting";
-  session->budget_ = options.max_response_bytes;
+  StartResponseBudget(*stream, session->budget_.bytes, session->budget_.syntax);
 
   // mailimap_connect takes ownership of the stream even when it fails.
   int r = mailimap_connect(imap, *stream);
@@ -374,7 +374,7 @@ util::Result<std::vector<MessageMeta>> Session::FetchMetaItems(const std::vector
   BeginCommand("UID FETCH of " + std::to_string(uids.size()) + " UIDs from " + std::to_string(uids.front()) +
                (structure ? " (UID FLAGS RFC822.SIZE BODYSTRUCTURE BODY.PEEK[HEADER])"
                           : " (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER])"),
-               options_.max_meta_response_bytes);
+               Budget{options_.max_meta_response_bytes, options_.max_meta_syntax_bytes});
   SetPtr set(mailimap_set_new_empty());
   for (uint32_t uid : uids) mailimap_set_add_single(set.get(), uid);
   FetchTypePtr type(mailimap_fetch_type_new_fetch_att_list_empty());
@@ -469,7 +469,7 @@ util::Result<std::string> Session::FetchSectionPart(uint32_t uid, const std::str
                                                     uint32_t length) {
   BeginCommand("UID FETCH " + std::to_string(uid) + " (BODY.PEEK[" + section + "]<" + std::to_string(offset) + "." +
                    std::to_string(length) + ">)",
-               uint64_t{length} + SessionOptions::kPartialSlack);
+               Budget{uint64_t{length} + SessionOptions::kPartialSlack, SessionOptions::kPartialSlack});
   return FetchOneSection(
       imap_, uid, mailimap_fetch_att_new_body_peek_section_partial(SectionFor(section, false), offset, length),
       length, [this](int r) { return CommandError("uid_fetch", r); });
@@ -501,10 +501,11 @@ util::Result<std::string> Session::RawCommand(const std::string& what, const std
 }
 
 util::Error Session::TooLargeError(const std::string& why) const {
+  std::string bound = std::to_string(budget_.bytes) + " bytes";
+  if (budget_.syntax != 0) bound += " (" + std::to_string(budget_.syntax) + " outside literals)";
   return Error("imap.response_too_large", RetryClass::kBackoff,
-               "the response to " + command_ + " from " + ConnectionName(options_) + " " + why + " " +
-                   std::to_string(budget_) +
-                   " bytes, the bound for one command's response; mailhook stopped reading it and drops the "
+               "the response to " + command_ + " from " + ConnectionName(options_) + " " + why + " " + bound +
+                   ", the bound for one command's response; mailhook stopped reading it and drops the "
                    "session. The message (or the server) is probably hostile or broken");
 }
 
@@ -515,7 +516,7 @@ util::Status Session::ReadLiteral(uint64_t size, std::string* into) {
   // (Bytes buffered before this command began were not counted: hence the max.)
   const uint64_t read = ResponseBytesRead(stream);
   const uint64_t used = read - std::min<uint64_t>(read, stream->read_buffer_len);
-  if (budget_ != 0 && size > budget_ - std::min(budget_, used)) {
+  if (budget_.bytes != 0 && size > budget_.bytes - std::min(budget_.bytes, used)) {
     return TooLargeError("announced a " + std::to_string(size) + "-byte literal; refusing it, over");
   }
   // The buffer grows as bytes arrive, never from the announced size: a

@@ -38,25 +38,34 @@ struct SessionOptions {
   int stop_fd = -1;  ///< readable = abandon any blocking operation (shutdown)
   /// The most bytes a FetchMeta/FetchMetaLight response may make us read
   /// (and libetpan buffer and parse), counted in the transport from the
-  /// command's start to its end. Past it the command fails with
+  /// command's start to its end, and the most of them outside literals (the
+  /// part libetpan parses into objects; header blocks come as literals, which
+  /// it only copies). Past either the command fails with
   /// `imap.response_too_large` and the session is thrown away. 0: no bound.
   uint64_t max_meta_response_bytes = kDefaultMaxMetaResponseBytes;
-  /// The same bound for every other command (SEARCH, SELECT, IDLE, whole
+  uint64_t max_meta_syntax_bytes = kDefaultMaxMetaSyntaxBytes;
+  /// The same bounds for every other command (SEARCH, SELECT, IDLE, whole
   /// sections, BINARY...), except FetchSectionPart: its bound is the length
-  /// asked for plus kPartialSlack.
+  /// asked for plus kPartialSlack, of which kPartialSlack outside literals.
   uint64_t max_response_bytes = kDefaultMaxResponseBytes;
+  uint64_t max_syntax_bytes = kDefaultMaxSyntaxBytes;
 
-  /// 4 MiB. Measured with tests/imap/bodystructure_memory.cc (libetpan
-  /// 1.9.4): libetpan alone needs 14 bytes of heap per byte of a Dovecot
-  /// BODYSTRUCTURE of empty text parts, 21 per byte of the smallest legal
-  /// parts ("a" "b" NIL NIL NIL "7bit" 0); a 300,000-part multipart (22 MB
-  /// of BODYSTRUCTURE) peaked at 300 MB, 490 MB with our unbounded
-  /// conversion. Our conversion lists at most kMaxBodyStructureParts, so a
-  /// response at this bound peaks near 4 MiB x 21 + a few MB, under ~100 MB.
-  static constexpr uint64_t kDefaultMaxMetaResponseBytes = 4ull << 20;
-  /// 16 MiB: a SEARCH of ~2 million UIDs (libetpan: ~9 bytes of heap per
-  /// byte), a text body or a whole message of that size held twice.
+  /// Measured with tests/imap/bodystructure_memory.cc (libetpan 1.9.4, peak
+  /// heap per byte of response outside literals): 14 for a Dovecot
+  /// BODYSTRUCTURE of empty text parts, 21 for the smallest legal parts, 55
+  /// for chains of nested multiparts (6 bytes a level); a 300,000-part
+  /// multipart (22 MB) peaked at 300 MB in libetpan, 490 MB with our then
+  /// unbounded conversion. Literals cost ~3 bytes per byte (libetpan's copy,
+  /// rounded up to a power of two, and ours). Our conversion now lists at
+  /// most kMaxBodyStructureParts, so a meta response at these bounds peaks
+  /// under ~100 MB: 1.5 MiB x 55 + 8 MiB of literals x 3 at worst.
+  static constexpr uint64_t kDefaultMaxMetaResponseBytes = 8ull << 20;
+  static constexpr uint64_t kDefaultMaxMetaSyntaxBytes = 3ull << 19;  // 1.5 MiB
+  /// 16 MiB, 4 MiB outside literals: a SEARCH of ~500,000 UIDs, a text body
+  /// or a whole message of 16 MiB held twice. A hostile answer at the bound
+  /// costs up to ~250 MB.
   static constexpr uint64_t kDefaultMaxResponseBytes = 16ull << 20;
+  static constexpr uint64_t kDefaultMaxSyntaxBytes = 4ull << 20;
   /// What a partial fetch may read beyond the length asked for: the FETCH
   /// line, the tagged reply and unsolicited responses (EXISTS, flag changes).
   static constexpr uint64_t kPartialSlack = 1ull << 20;
@@ -174,9 +183,14 @@ class Session {
   util::Status Login();
   /// STARTTLS, refused when the server sent anything after its OK (injection).
   util::Status StartTlsCommand();
-  /// Starts the response budget of the command about to be sent: `limit`
-  /// bytes (nullopt: max_response_bytes; 0: none); `command` names it in errors.
-  void BeginCommand(std::string command, std::optional<uint64_t> limit = std::nullopt);
+  /// A command's response budget: all bytes, and those outside literals.
+  struct Budget {
+    uint64_t bytes = 0;   ///< 0: no bound
+    uint64_t syntax = 0;  ///< 0: no bound
+  };
+  /// Starts the response budget of the command about to be sent (nullopt:
+  /// max_response_bytes and max_syntax_bytes); `command` names it in errors.
+  void BeginCommand(std::string command, std::optional<Budget> budget = std::nullopt);
   /// The error for a failed command: imap.response_too_large when the budget
   /// ran out, else imap.<what> with the (redacted) server text.
   util::Error CommandError(const std::string& what, int code) const;
@@ -207,7 +221,7 @@ class Session {
   SessionOptions options_;
   uint32_t raw_tag_ = 0;  // for RawCommand
   std::string command_;   // what BeginCommand named, for errors
-  uint64_t budget_ = 0;   // what BeginCommand allowed
+  Budget budget_;         // what BeginCommand allowed
 };
 
 }  // namespace mailhook::imap

@@ -42,7 +42,8 @@ struct StreamData {
   SSL* ssl = nullptr;  // null until StartTls
   std::chrono::milliseconds timeout{60000};
   struct mailstream_cancel* cancel = nullptr;
-  uint64_t budget = 0;  // 0: unbounded
+  uint64_t budget = 0;         // 0: unbounded
+  uint64_t syntax_budget = 0;  // bytes outside literals; 0: unbounded
   uint64_t used = 0;
   bool over_budget = false;
   NestingScanner nesting;  // refuses lists nested deeper than libetpan can parse
@@ -133,6 +134,10 @@ ssize_t DriverRead(mailstream_low* low, void* buf, size_t count) {
   d->used += static_cast<uint64_t>(n);
   if (!d->nesting.Scan(static_cast<const char*>(buf), static_cast<size_t>(n))) {
     d->too_deep = true;  // for good: the stream is out of step now
+    return -1;
+  }
+  if (d->syntax_budget != 0 && d->nesting.syntax_bytes() > d->syntax_budget) {
+    d->over_budget = true;
     return -1;
   }
   return n;
@@ -438,9 +443,11 @@ void SetStreamTimeout(mailstream* stream, std::chrono::milliseconds timeout) {
   DataOf(mailstream_get_low(stream))->timeout = timeout;
 }
 
-void StartResponseBudget(mailstream* stream, uint64_t limit) {
+void StartResponseBudget(mailstream* stream, uint64_t limit, uint64_t syntax_limit) {
   StreamData* d = DataOf(mailstream_get_low(stream));
   d->budget = limit;
+  d->syntax_budget = syntax_limit;
+  d->nesting.ResetSyntaxBytes();
   d->used = 0;
   d->over_budget = false;
 }

@@ -56,11 +56,14 @@ void SetInterruptFd(mailstream* stream, int stop_fd);
 void SetStreamTimeout(mailstream* stream, std::chrono::milliseconds timeout);
 
 /// Starts a new response budget: from now on at most `limit` bytes are read
-/// from the transport (decrypted bytes under TLS; 0 = no bound). A read past
-/// it fails, so libetpan sees a broken stream and stops buffering, and
-/// ResponseBudgetExceeded() turns true until the next StartResponseBudget.
-/// Counted in the driver, below libetpan, so no parser path can escape it.
-void StartResponseBudget(mailstream* stream, uint64_t limit);
+/// from the transport (decrypted bytes under TLS; 0 = no bound), of which at
+/// most `syntax_limit` outside literal contents (0 = no bound): those are what
+/// libetpan's parser turns into objects, at up to ~55 bytes of heap each,
+/// while a literal is only copied. A read past either fails, so libetpan sees
+/// a broken stream and stops buffering, and ResponseBudgetExceeded() turns
+/// true until the next StartResponseBudget. Counted in the driver, below
+/// libetpan, so no parser path can escape it.
+void StartResponseBudget(mailstream* stream, uint64_t limit, uint64_t syntax_limit = 0);
 
 /// True when a read was refused because the current budget was spent.
 bool ResponseBudgetExceeded(mailstream* stream);

@@ -2,13 +2,14 @@
 // of N parts: the numbers behind SessionOptions::kDefaultMaxResponseBytes.
 //   imap_bodystructure_memory [N...]   (default: 10000 100000 200000 300000)
 // Each N runs in its own child process; the response is built and served by
-// another process, so only the client's memory is counted. MAILHOOK_NEST=1
-// nests N multipart levels instead (libetpan's parser recursion).
+// another process, so only the client's memory is counted. MAILHOOK_NEST=d
+// builds N multipart levels instead, in chains d deep.
 
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -39,11 +40,15 @@ int Measure(size_t parts) {
   // The server and its copies of the response live in another process.
   mailhook::imap::fake::FakeImapServerProcess server([&] {
     std::string reply = "* 1 FETCH (UID 1 BODYSTRUCTURE (";
-    if (std::getenv("MAILHOOK_NEST")) {
-      // N multiparts nested in each other around one part: libetpan's parser
-      // recurses once per level.
-      reply += std::string(parts, '(') + kTextPart;
-      for (size_t i = 0; i < parts; ++i) reply += " \"mixed\")";
+    if (const char* nest = std::getenv("MAILHOOK_NEST")) {
+      // N multipart levels in all, in chains of MAILHOOK_NEST levels around
+      // one part each: libetpan's parser recurses once per level, and a
+      // level costs only 10 bytes of response.
+      const size_t depth = std::max<size_t>(1, std::strtoull(nest, nullptr, 10));
+      for (size_t done = 0; done < parts; done += depth) {
+        reply += std::string(depth, '(') + kTextPart;
+        for (size_t i = 0; i < depth; ++i) reply += " \"m\")";
+      }
       return reply + " \"mixed\"))\r\n";
     }
     reply.reserve(parts * kTextPart.size() + 128);
@@ -51,7 +56,8 @@ int Measure(size_t parts) {
     return reply + " \"mixed\" (\"boundary\" \"b\") NIL NIL NIL))\r\n";
   });
   // As built in the server process.
-  bytes = std::getenv("MAILHOOK_NEST") ? parts * 10 + kTextPart.size() + 80 : parts * kTextPart.size() + 80;
+  const size_t depth = std::getenv("MAILHOOK_NEST") ? std::max<size_t>(1, std::strtoull(std::getenv("MAILHOOK_NEST"), nullptr, 10)) : 0;
+  bytes = depth ? parts * 6 + (parts + depth - 1) / depth * kTextPart.size() + 80 : parts * kTextPart.size() + 80;
   SessionOptions o;
   o.host = "127.0.0.1";
   o.port = static_cast<uint16_t>(server.port());
