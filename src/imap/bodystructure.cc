@@ -71,8 +71,16 @@ std::string ChildSection(const std::string& parent, size_t index) {
   return parent.empty() ? n : parent + "." + n;
 }
 
-mime::Part Convert(const mailimap_body* body, const std::string& section) {
+// The walk's bounds: what is left of the part budget, and whether anything
+// was left out.
+struct Walk {
+  size_t parts_left = kMaxBodyStructureParts;
+  bool cut = false;
+};
+
+mime::Part Convert(const mailimap_body* body, const std::string& section, int depth, Walk& walk) {
   mime::Part part;
+  --walk.parts_left;
   part.section = section;
   if (body && body->bd_type == MAILIMAP_BODY_MPART && body->bd_data.bd_body_mpart) {
     const auto* mp = body->bd_data.bd_body_mpart;
@@ -84,11 +92,15 @@ mime::Part Convert(const mailimap_body* body, const std::string& section) {
       ApplyDisposition(mp->bd_ext_mpart->bd_disposition, part);
     }
     size_t i = 0;
-    if (mp->bd_list) {
-      for (clistiter* it = clist_begin(mp->bd_list); it; it = clist_next(it), ++i) {
-        part.children.push_back(
-            Convert(static_cast<const mailimap_body*>(clist_content(it)), ChildSection(section, i)));
+    // Deeper parts are not listed: the walk stays bounded whatever a server
+    // sends, and no real mail nests this deep.
+    for (clistiter* it = mp->bd_list ? clist_begin(mp->bd_list) : nullptr; it; it = clist_next(it), ++i) {
+      if (depth >= kMaxBodyStructureDepth || walk.parts_left == 0) {
+        walk.cut = true;
+        break;
       }
+      part.children.push_back(
+          Convert(static_cast<const mailimap_body*>(clist_content(it)), ChildSection(section, i), depth + 1, walk));
     }
     return part;
   }
@@ -135,6 +147,11 @@ mime::Part Convert(const mailimap_body* body, const std::string& section) {
 
 }  // namespace
 
-mime::Part PartTreeFromBodyStructure(const mailimap_body* body) { return Convert(body, ""); }
+mime::Part PartTreeFromBodyStructure(const mailimap_body* body, bool* cut) {
+  Walk walk;
+  mime::Part root = Convert(body, "", 0, walk);
+  if (cut) *cut = walk.cut;
+  return root;
+}
 
 }  // namespace mailhook::imap

@@ -7,11 +7,14 @@
 #include <cerrno>
 #include <cstring>
 #include <functional>
+#include <map>
 
 #include <libetpan/libetpan.h>
 
 #include "imap/bodystructure.h"
 #include "imap/etpan_ptr.h"
+#include "imap/raw_fetch.h"
+#include "imap/redact.h"
 #include "imap/tls_stream.h"
 #include "util/log.h"
 
@@ -20,12 +23,6 @@ namespace {
 
 using util::Error;
 using util::RetryClass;
-
-std::string ServerText(const mailimap* imap) {
-  std::string text = imap->imap_response ? imap->imap_response : "";
-  if (text.size() > 200) text.resize(200);
-  return text;
-}
 
 // libetpan keeps response codes ([AUTHENTICATIONFAILED], [UNAVAILABLE]...) in
 // rsp_atom (RFC 5530).
@@ -87,8 +84,29 @@ Session::~Session() {
   mailimap_free(imap_);
 }
 
+void Session::BeginCommand(std::string command, std::optional<Budget> budget) {
+  command_ = std::move(command);
+  budget_ = budget.value_or(Budget{options_.max_response_bytes, options_.max_syntax_bytes});
+  if (imap_->imap_stream) StartResponseBudget(imap_->imap_stream, budget_.bytes, budget_.syntax);
+}
+
+std::string Session::ServerText() const {
+  return CredentialRedactor(options_.username, options_.password)
+      .Clean(imap_->imap_response ? imap_->imap_response : "");
+}
+
 util::Error Session::CommandError(const std::string& what, int code) const {
-  std::string server = ServerText(imap_);
+  if (imap_->imap_stream && ResponseBudgetExceeded(imap_->imap_stream)) return TooLargeError("passed");
+  if (imap_->imap_stream && ResponseTooDeep(imap_->imap_stream)) {
+    // The same code: for the caller it is the same case (take the message
+    // the light way: FetchMetaLight and a local parse, which caps depth).
+    return Error("imap.response_too_large", RetryClass::kBackoff,
+                 "the response to " + command_ + " from " + ConnectionName(options_) + " nests lists deeper than " +
+                     std::to_string(kMaxResponseNesting) +
+                     " levels; mailhook stopped reading it before libetpan's parser could overflow its stack, "
+                     "and drops the session. The message (or the server) is probably hostile or broken");
+  }
+  std::string server = ServerText();
   std::string msg = what + " failed on " + ConnectionName(options_) + " (libetpan code " +
                     std::to_string(code) + ")";
   if (!server.empty()) msg += ": server said \"" + server + "\"";
@@ -119,6 +137,9 @@ util::Result<std::unique_ptr<Session>> Session::Open(const SessionOptions& optio
   }
   std::unique_ptr<Session> session(new Session(imap, options));
   mailimap_set_timeout(imap, static_cast<time_t>(std::max<int64_t>(1, options.timeout.count() / 1000)));
+  session->budget_ = Budget{options.max_response_bytes, options.max_syntax_bytes};
+  session->command_ = "the greeting";
+  StartResponseBudget(*stream, session->budget_.bytes, session->budget_.syntax);
 
   // mailimap_connect takes ownership of the stream even when it fails.
   int r = mailimap_connect(imap, *stream);
@@ -131,23 +152,49 @@ util::Result<std::unique_ptr<Session>> Session::Open(const SessionOptions& optio
   }
 
   if (options.tls == config::TlsMode::kStartTls) {
-    r = mailimap_starttls(imap);
-    if (r != MAILIMAP_NO_ERROR) {
-      Error e = session->CommandError("starttls", r);
-      return Error("imap.starttls", RetryClass::kNeedsOperator,
-                   e.message() + " (the server refused STARTTLS; use tls: implicit on port 993)");
-    }
-    if (auto s = StartTls(imap->imap_stream, tls); !s.ok()) return s.error();
-    // Capabilities learnt before TLS must not be trusted (RFC 3501 §6.2.1).
-    mailimap_capability_data_free(imap->imap_connection_info->imap_capability);
-    imap->imap_connection_info->imap_capability = nullptr;
+    if (auto s = session->StartTlsCommand(); !s.ok()) return s.error();
   }
 
+  session->BeginCommand("LOGIN");
   if (auto s = session->Login(); !s.ok()) return s.error();
   // Refresh capabilities: many servers advertise more after login.
+  session->BeginCommand("CAPABILITY");
   mailimap_capability_data* caps = nullptr;
   if (mailimap_capability(imap, &caps) == MAILIMAP_NO_ERROR && caps) mailimap_capability_data_free(caps);
   return session;
+}
+
+util::Status Session::StartTlsCommand() {
+  BeginCommand("STARTTLS");
+  int r = mailimap_starttls(imap_);
+  // Bytes after "OK Begin TLS" were sent in clear, so anyone on the path
+  // could have put them there; read after the handshake they would pass for
+  // encrypted answers (STARTTLS response injection, CVE-2020-15953; the
+  // server-side kin is CVE-2011-0411). A correct server sends nothing before
+  // the handshake. Checked before `r`: Debian's libetpan 1.9.4 carries the
+  // upstream fix and then fails with a bare MAILIMAP_ERROR_STARTTLS, which
+  // would read as "the server refused STARTTLS".
+  if (imap_->imap_stream && imap_->imap_stream->read_buffer_len > 0) {
+    return Error("imap.starttls_injection", RetryClass::kBackoff,
+                 "the server at " + ConnectionName(options_) + " sent " +
+                     std::to_string(imap_->imap_stream->read_buffer_len) +
+                     " bytes after its answer to STARTTLS, before the TLS handshake; mailhook refuses them "
+                     "(a sign of an attacker injecting responses on the path, or a broken server). "
+                     "Use tls: implicit on port 993 if the server offers it");
+  }
+  if (r != MAILIMAP_NO_ERROR) {
+    Error e = CommandError("starttls", r);
+    return Error("imap.starttls", RetryClass::kNeedsOperator,
+                 e.message() + " (the server refused STARTTLS; use tls: implicit on port 993)");
+  }
+  TlsOptions tls{options_.host, options_.ca_file, options_.tls_verify};
+  if (auto s = StartTls(imap_->imap_stream, tls); !s.ok()) return s.error();
+  // Capabilities learnt before TLS must not be trusted (RFC 3501 §6.2.1).
+  if (imap_->imap_connection_info->imap_capability) {
+    mailimap_capability_data_free(imap_->imap_connection_info->imap_capability);
+    imap_->imap_connection_info->imap_capability = nullptr;
+  }
+  return util::Ok();
 }
 
 util::Status Session::Login() {
@@ -171,7 +218,7 @@ util::Status Session::Login() {
   if (r == MAILIMAP_NO_ERROR) return util::Ok();
   if (r == MAILIMAP_ERROR_STREAM || r == MAILIMAP_ERROR_PARSE) return CommandError("login", r);
   std::string code = ResponseCode(imap_);
-  std::string server = ServerText(imap_);
+  std::string server = ServerText();
   if (code == "UNAVAILABLE" || code == "INUSE" || code == "LIMIT") {
     return Error("imap.login_unavailable", RetryClass::kBackoff,
                  "login to " + ConnectionName(options_) + " temporarily refused [" + code +
@@ -190,13 +237,14 @@ bool Session::HasCapability(const std::string& name) const {
 }
 
 util::Result<MailboxInfo> Session::Select(const std::string& folder) {
+  BeginCommand("SELECT");
   int r = mailimap_select(imap_, folder.c_str());
   if (r != MAILIMAP_NO_ERROR) {
     Error e = CommandError("select", r);
     if (r == MAILIMAP_ERROR_SELECT) {
       return Error("imap.select", RetryClass::kNeedsOperator,
                    "cannot open folder \"" + folder + "\" on " + ConnectionName(options_) +
-                       ": server said \"" + ServerText(imap_) +
+                       ": server said \"" + ServerText() +
                        "\". Check the folder name in `folders` (names are case-sensitive; some servers "
                        "use \"INBOX.\" prefixes)");
     }
@@ -231,12 +279,15 @@ util::Result<std::vector<uint32_t>> RunSearch(mailimap* imap, mailimap_search_ke
 }  // namespace
 
 util::Result<std::vector<uint32_t>> Session::SearchUidsFrom(uint32_t from_uid) {
-  if (from_uid == 0) from_uid = 1;
+  // 0 is `last_uid + 1` after UID 4294967295, not "from the start" (session.h).
+  if (from_uid == 0) return std::vector<uint32_t>();
+  BeginCommand("UID SEARCH UID " + std::to_string(from_uid) + ":*");
   return RunSearch(imap_, mailimap_search_key_new_uid(mailimap_set_new_interval(from_uid, 0)), from_uid,
                    [this](int r) { return CommandError("uid_search", r); });
 }
 
 util::Result<std::vector<uint32_t>> Session::SearchUnseen() {
+  BeginCommand("UID SEARCH UNSEEN");
   // libetpan has no helper for UNSEEN; every other field of the key is empty.
   mailimap_search_key* key = mailimap_search_key_new(
       MAILIMAP_SEARCH_KEY_UNSEEN, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
@@ -263,16 +314,74 @@ std::string FlagName(const mailimap_flag* f) {
 
 }  // namespace
 
+namespace {
+
+// One message's items, gathered from every FETCH response about it: RFC 3501
+// §7.4.2 lets a server split them, and unsolicited FETCHes (flag changes)
+// name the same message by its sequence number.
+struct MetaParts {
+  MessageMeta meta;
+  bool have_structure = false;
+};
+
+void ApplyDynamic(const mailimap_msg_att_dynamic* dyn, MessageMeta& meta) {
+  // The latest FLAGS wins; `FLAGS ()` parses to a NULL list (not an empty
+  // one): a message with no flags, e.g. when another session took \Recent.
+  meta.flags.clear();
+  clist* flag_list = dyn->att_list;
+  for (clistiter* f = flag_list ? clist_begin(flag_list) : nullptr; f; f = clist_next(f)) {
+    auto* ff = static_cast<mailimap_flag_fetch*>(clist_content(f));
+    // \Recent is per-session (RFC 3501 §2.3.2): leaving it out keeps a
+    // replayed event identical to the first one.
+    if (ff->fl_type != MAILIMAP_FLAG_FETCH_RECENT && ff->fl_flag) {
+      std::string name = FlagName(ff->fl_flag);
+      if (!name.empty()) meta.flags.push_back(name);
+    }
+  }
+}
+
+void ApplyStatic(const mailimap_msg_att_static* st, MetaParts& parts) {
+  MessageMeta& meta = parts.meta;
+  switch (st->att_type) {
+    case MAILIMAP_MSG_ATT_UID: meta.uid = st->att_data.att_uid; break;
+    case MAILIMAP_MSG_ATT_RFC822_SIZE: meta.size = st->att_data.att_rfc822_size; break;
+    case MAILIMAP_MSG_ATT_BODYSTRUCTURE:
+      meta.structure = PartTreeFromBodyStructure(st->att_data.att_bodystructure, &meta.structure_cut);
+      parts.have_structure = true;
+      break;
+    case MAILIMAP_MSG_ATT_BODY_SECTION:
+      if (st->att_data.att_body_section && st->att_data.att_body_section->sec_body_part) {
+        meta.header.assign(st->att_data.att_body_section->sec_body_part, st->att_data.att_body_section->sec_length);
+      }
+      break;
+    default: break;
+  }
+}
+
+}  // namespace
+
 util::Result<std::vector<MessageMeta>> Session::FetchMeta(const std::vector<uint32_t>& uids) {
+  return FetchMetaItems(uids, true);
+}
+
+util::Result<std::vector<MessageMeta>> Session::FetchMetaLight(const std::vector<uint32_t>& uids) {
+  return FetchMetaItems(uids, false);
+}
+
+util::Result<std::vector<MessageMeta>> Session::FetchMetaItems(const std::vector<uint32_t>& uids, bool structure) {
   std::vector<MessageMeta> out;
   if (uids.empty()) return out;
+  BeginCommand("UID FETCH of " + std::to_string(uids.size()) + " UIDs from " + std::to_string(uids.front()) +
+               (structure ? " (UID FLAGS RFC822.SIZE BODYSTRUCTURE BODY.PEEK[HEADER])"
+                          : " (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER])"),
+               Budget{options_.max_meta_response_bytes, options_.max_meta_syntax_bytes});
   SetPtr set(mailimap_set_new_empty());
   for (uint32_t uid : uids) mailimap_set_add_single(set.get(), uid);
   FetchTypePtr type(mailimap_fetch_type_new_fetch_att_list_empty());
   mailimap_fetch_type_new_fetch_att_list_add(type.get(), mailimap_fetch_att_new_uid());
   mailimap_fetch_type_new_fetch_att_list_add(type.get(), mailimap_fetch_att_new_flags());
   mailimap_fetch_type_new_fetch_att_list_add(type.get(), mailimap_fetch_att_new_rfc822_size());
-  mailimap_fetch_type_new_fetch_att_list_add(type.get(), mailimap_fetch_att_new_bodystructure());
+  if (structure) mailimap_fetch_type_new_fetch_att_list_add(type.get(), mailimap_fetch_att_new_bodystructure());
   mailimap_fetch_type_new_fetch_att_list_add(
       type.get(), mailimap_fetch_att_new_body_peek_section(mailimap_section_new_header()));
 
@@ -281,56 +390,35 @@ util::Result<std::vector<MessageMeta>> Session::FetchMeta(const std::vector<uint
   FetchResultPtr result(raw);
   if (r != MAILIMAP_NO_ERROR) return CommandError("uid_fetch", r);
 
+  std::map<uint32_t, MetaParts> by_number;  // message sequence number -> items
   for (clistiter* it = result ? clist_begin(result.get()) : nullptr; it; it = clist_next(it)) {
     auto* att = static_cast<mailimap_msg_att*>(clist_content(it));
-    MessageMeta meta;
-    bool have_structure = false;
+    MetaParts& parts = by_number[att->att_number];
     for (clistiter* a = clist_begin(att->att_list); a; a = clist_next(a)) {
       auto* item = static_cast<mailimap_msg_att_item*>(clist_content(a));
       if (item->att_type == MAILIMAP_MSG_ATT_ITEM_DYNAMIC && item->att_data.att_dyn) {
-        // `FLAGS ()` parses to a NULL list (not an empty one): a message with no
-        // flags, e.g. when another session took \Recent.
-        clist* flag_list = item->att_data.att_dyn->att_list;
-        for (clistiter* f = flag_list ? clist_begin(flag_list) : nullptr; f; f = clist_next(f)) {
-          auto* ff = static_cast<mailimap_flag_fetch*>(clist_content(f));
-          // \Recent is per-session (RFC 3501 §2.3.2): leaving it out keeps a
-          // replayed event identical to the first one.
-          if (ff->fl_type != MAILIMAP_FLAG_FETCH_RECENT && ff->fl_flag) {
-            std::string name = FlagName(ff->fl_flag);
-            if (!name.empty()) meta.flags.push_back(name);
-          }
-        }
+        ApplyDynamic(item->att_data.att_dyn, parts.meta);
       } else if (item->att_type == MAILIMAP_MSG_ATT_ITEM_STATIC && item->att_data.att_static) {
-        auto* st = item->att_data.att_static;
-        switch (st->att_type) {
-          case MAILIMAP_MSG_ATT_UID: meta.uid = st->att_data.att_uid; break;
-          case MAILIMAP_MSG_ATT_RFC822_SIZE: meta.size = st->att_data.att_rfc822_size; break;
-          case MAILIMAP_MSG_ATT_BODYSTRUCTURE:
-            meta.structure = PartTreeFromBodyStructure(st->att_data.att_bodystructure);
-            have_structure = true;
-            break;
-          case MAILIMAP_MSG_ATT_BODY_SECTION:
-            if (st->att_data.att_body_section && st->att_data.att_body_section->sec_body_part) {
-              meta.header.assign(st->att_data.att_body_section->sec_body_part,
-                                 st->att_data.att_body_section->sec_length);
-            }
-            break;
-          default: break;
-        }
+        ApplyStatic(item->att_data.att_static, parts);
       }
     }
+  }
+  for (auto& [number, parts] : by_number) {
     // Unsolicited FETCH responses (flag changes) carry no UID or structure.
-    if (meta.uid == 0 || !have_structure) continue;
-    if (std::find(uids.begin(), uids.end(), meta.uid) == uids.end()) continue;
-    out.push_back(std::move(meta));
+    if (parts.meta.uid == 0 || (structure && !parts.have_structure)) continue;
+    if (std::find(uids.begin(), uids.end(), parts.meta.uid) == uids.end()) continue;
+    parts.meta.has_structure = structure;
+    out.push_back(std::move(parts.meta));
   }
   std::sort(out.begin(), out.end(), [](const MessageMeta& a, const MessageMeta& b) { return a.uid < b.uid; });
   return out;
 }
 
 namespace {
-// `body_att` is a BODY.PEEK[...] fetch item; it is owned by the request from here.
+// `body_att` is a BODY.PEEK[...] fetch item; it is owned by the request from
+// here. `max_length`: a partial fetch's length; more is refused.
 util::Result<std::string> FetchOneSection(mailimap* imap, uint32_t uid, mailimap_fetch_att* body_att,
+                                          std::optional<uint32_t> max_length,
                                           const std::function<Error(int)>& error) {
   SetPtr set(mailimap_set_new_single(uid));
   FetchTypePtr type(mailimap_fetch_type_new_fetch_att_list_empty());
@@ -340,10 +428,12 @@ util::Result<std::string> FetchOneSection(mailimap* imap, uint32_t uid, mailimap
   int r = mailimap_uid_fetch(imap, set.get(), type.get(), &raw);
   FetchResultPtr result(raw);
   if (r != MAILIMAP_NO_ERROR) return error(r);
+  // Merged by sequence number: the UID and the body may come in separate
+  // FETCH responses (RFC 3501 §7.4.2).
+  std::map<uint32_t, std::pair<uint32_t, const mailimap_msg_att_body_section*>> by_number;
   for (clistiter* it = result ? clist_begin(result.get()) : nullptr; it; it = clist_next(it)) {
     auto* att = static_cast<mailimap_msg_att*>(clist_content(it));
-    uint32_t got_uid = 0;
-    const mailimap_msg_att_body_section* body = nullptr;
+    auto& [got_uid, body] = by_number[att->att_number];
     for (clistiter* a = clist_begin(att->att_list); a; a = clist_next(a)) {
       auto* item = static_cast<mailimap_msg_att_item*>(clist_content(a));
       if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC || !item->att_data.att_static) continue;
@@ -351,8 +441,17 @@ util::Result<std::string> FetchOneSection(mailimap* imap, uint32_t uid, mailimap
       if (st->att_type == MAILIMAP_MSG_ATT_UID) got_uid = st->att_data.att_uid;
       if (st->att_type == MAILIMAP_MSG_ATT_BODY_SECTION) body = st->att_data.att_body_section;
     }
+  }
+  for (const auto& [number, found] : by_number) {
+    const auto& [got_uid, body] = found;
     if (got_uid != uid || !body) continue;
     if (!body->sec_body_part) return std::string();  // NIL: an empty part
+    if (max_length && body->sec_length > *max_length) {
+      return Error("imap.partial_too_long", RetryClass::kBackoff,
+                   "asked for " + std::to_string(*max_length) + " bytes of UID " + std::to_string(uid) +
+                       ", the server sent " + std::to_string(body->sec_length) +
+                       " (RFC 3501 §6.4.5 allows no more): the server is broken or hostile");
+    }
     return std::string(body->sec_body_part, body->sec_length);
   }
   return Error("imap.expunged", RetryClass::kRetryNow,
@@ -361,20 +460,25 @@ util::Result<std::string> FetchOneSection(mailimap* imap, uint32_t uid, mailimap
 }  // namespace
 
 util::Result<std::string> Session::FetchSection(uint32_t uid, const std::string& section) {
+  BeginCommand("UID FETCH " + std::to_string(uid) + " (BODY.PEEK[" + section + "])");
   return FetchOneSection(imap_, uid, mailimap_fetch_att_new_body_peek_section(SectionFor(section, false)),
-                         [this](int r) { return CommandError("uid_fetch", r); });
+                         std::nullopt, [this](int r) { return CommandError("uid_fetch", r); });
 }
 
 util::Result<std::string> Session::FetchSectionPart(uint32_t uid, const std::string& section, uint32_t offset,
                                                     uint32_t length) {
+  BeginCommand("UID FETCH " + std::to_string(uid) + " (BODY.PEEK[" + section + "]<" + std::to_string(offset) + "." +
+                   std::to_string(length) + ">)",
+               Budget{uint64_t{length} + SessionOptions::kPartialSlack, SessionOptions::kPartialSlack});
   return FetchOneSection(
       imap_, uid, mailimap_fetch_att_new_body_peek_section_partial(SectionFor(section, false), offset, length),
-      [this](int r) { return CommandError("uid_fetch", r); });
+      length, [this](int r) { return CommandError("uid_fetch", r); });
 }
 
 util::Result<std::string> Session::FetchMimeHeaders(uint32_t uid, const std::string& section) {
+  BeginCommand("UID FETCH " + std::to_string(uid) + " (BODY.PEEK[" + section + ".MIME])");
   return FetchOneSection(imap_, uid, mailimap_fetch_att_new_body_peek_section(SectionFor(section, true)),
-                         [this](int r) { return CommandError("uid_fetch", r); });
+                         std::nullopt, [this](int r) { return CommandError("uid_fetch", r); });
 }
 
 util::Result<std::string> Session::RawCommand(const std::string& what, const std::string& command,
@@ -396,77 +500,115 @@ util::Result<std::string> Session::RawCommand(const std::string& what, const std
   return Error("imap." + what, RetryClass::kBackoff, "no tagged answer to " + command);
 }
 
-util::Result<std::string> Session::ReadLiteral(uint64_t size) {
-  std::string data(static_cast<size_t>(size), '\0');
-  for (size_t got = 0; got < data.size();) {
-    ssize_t r = mailstream_read(imap_->imap_stream, data.data() + got, data.size() - got);
-    if (r <= 0) return CommandError("literal", MAILIMAP_ERROR_STREAM);
-    got += static_cast<size_t>(r);
+util::Error Session::TooLargeError(const std::string& why) const {
+  std::string bound = std::to_string(budget_.bytes) + " bytes";
+  if (budget_.syntax != 0) bound += " (" + std::to_string(budget_.syntax) + " outside literals)";
+  return Error("imap.response_too_large", RetryClass::kBackoff,
+               "the response to " + command_ + " from " + ConnectionName(options_) + " " + why + " " + bound +
+                   ", the bound for one command's response; mailhook stopped reading it and drops the "
+                   "session. The message (or the server) is probably hostile or broken");
+}
+
+util::Status Session::ReadLiteral(uint64_t size, std::string* into) {
+  mailstream* stream = imap_->imap_stream;
+  // Refused before a byte is read when it cannot fit: what libetpan already
+  // buffered was counted, the rest is still to come.
+  // (Bytes buffered before this command began were not counted: hence the max.)
+  const uint64_t read = ResponseBytesRead(stream);
+  const uint64_t used = read - std::min<uint64_t>(read, stream->read_buffer_len);
+  if (budget_.bytes != 0 && size > budget_.bytes - std::min(budget_.bytes, used)) {
+    return TooLargeError("announced a " + std::to_string(size) + "-byte literal; refusing it, over");
   }
-  return data;
+  // The buffer grows as bytes arrive, never from the announced size: a
+  // server that announces much and sends little costs nothing.
+  char chunk[16384];
+  for (uint64_t got = 0; got < size;) {
+    ssize_t r = mailstream_read(stream, chunk, static_cast<size_t>(std::min<uint64_t>(sizeof chunk, size - got)));
+    if (r <= 0) return CommandError("literal", MAILIMAP_ERROR_STREAM);
+    if (into) into->append(chunk, static_cast<size_t>(r));
+    got += static_cast<uint64_t>(r);
+  }
+  return util::Ok();
+}
+
+util::Result<std::optional<std::string>> Session::RawFetchItem(uint32_t uid, const std::string& what,
+                                                               const std::string& fetch_items,
+                                                               const std::string& item, std::string* tagged) {
+  // A server may split one message's items over several FETCH responses and
+  // put the UID after a literal (RFC 3501 §7.4.2): gather per sequence number
+  // and pick ours at the end.
+  std::map<uint32_t, uint32_t> uid_of;
+  std::map<uint32_t, std::string> value_of;
+  std::optional<uint32_t> current;  // the FETCH response the line belongs to
+  bool after_literal = false;
+  auto on_line = [&](const std::string& line) -> util::Status {
+    if (!after_literal) current = rawfetch::FetchNumber(line);
+    if (!after_literal && !line.starts_with("* ")) {
+      return Error("imap." + what, RetryClass::kBackoff, "unexpected line in a FETCH response");
+    }
+    if (current) {
+      if (auto u = rawfetch::UidItem(line)) uid_of[*current] = *u;
+    }
+    const size_t value = current ? rawfetch::ItemValue(line, item) : std::string::npos;
+    const std::optional<uint64_t> literal = rawfetch::TrailingLiteral(line);
+    after_literal = literal.has_value();
+    const bool literal_is_ours = literal && value != std::string::npos &&
+                                 (line[value] == '{' || line.compare(value, 2, "~{") == 0);
+    if (literal) {
+      std::string data;
+      // An unsolicited literal is read and dropped, to stay in step.
+      if (util::Status s = ReadLiteral(*literal, literal_is_ours ? &data : nullptr); !s.ok()) return s;
+      if (literal_is_ours) value_of[*current] = std::move(data);
+    } else if (value != std::string::npos) {
+      std::string_view rest = std::string_view(line).substr(value);
+      if (auto quoted = rawfetch::LeadingQuoted(rest)) {
+        value_of[*current] = std::move(*quoted);
+      } else if (!rest.starts_with("NIL")) {
+        value_of[*current] = std::string(rest.substr(0, rest.find_first_of(" )")));
+      }
+    }
+    return util::Ok();
+  };
+  auto reply = RawCommand(what, "UID FETCH " + std::to_string(uid) + " (" + fetch_items + ")", on_line);
+  if (!reply.ok()) return reply.error();
+  *tagged = *reply;
+  for (auto& [number, value] : value_of) {
+    auto u = uid_of.find(number);
+    if (u != uid_of.end() && u->second == uid) return std::optional<std::string>(std::move(value));
+  }
+  return std::optional<std::string>();
 }
 
 util::Result<std::optional<uint64_t>> Session::FetchBinarySize(uint32_t uid, const std::string& section) {
   if (!HasCapability("BINARY")) return std::optional<uint64_t>();
-  // libetpan 1.9 cannot parse BINARY.SIZE: read line by line.
+  // libetpan 1.9 cannot parse BINARY.SIZE: read by hand.
   const std::string item = "BINARY.SIZE[" + section + "]";
-  std::optional<uint64_t> size;
-  auto tagged = RawCommand("binary_size", "UID FETCH " + std::to_string(uid) + " (" + item + ")",
-                           [&](const std::string& line) -> util::Status {
-                             if (!line.empty() && line.back() == '}') {
-                               // A literal in an unsolicited response would desynchronise this
-                               // simple reader: give the session up rather than misread it.
-                               return Error("imap.binary_size", RetryClass::kBackoff,
-                                            "unexpected literal in a BINARY.SIZE response");
-                             }
-                             // "* 3 FETCH (UID 7 BINARY.SIZE[2] 142)"; the UID must be ours.
-                             size_t at = line.find(item + " ");
-                             if (at != std::string::npos && line.find("UID " + std::to_string(uid)) != std::string::npos) {
-                               size = std::strtoull(line.c_str() + at + item.size() + 1, nullptr, 10);
-                             }
-                             return util::Ok();
-                           });
-  if (!tagged.ok()) return tagged.error();
+  BeginCommand("UID FETCH " + std::to_string(uid) + " (" + item + ")");
+  std::string tagged;
+  auto value = RawFetchItem(uid, "binary_size", item, item, &tagged);
+  if (!value.ok()) return value.error();
   // NO/BAD: the server could not decode this part (RFC 3516 §4.3
-  // UNKNOWN-CTE); `size` stays unknown and the caller measures it itself.
-  return size;
+  // UNKNOWN-CTE); the size stays unknown and the caller measures it itself.
+  if (!value->has_value()) return std::optional<uint64_t>();
+  char* end = nullptr;
+  errno = 0;
+  uint64_t size = std::strtoull((*value)->c_str(), &end, 10);
+  if ((*value)->empty() || *end != '\0' || errno == ERANGE) {
+    return Error("imap.binary_size", RetryClass::kBackoff, "unreadable BINARY.SIZE in the server's response");
+  }
+  return std::optional<uint64_t>(size);
 }
 
 util::Result<std::optional<std::string>> Session::FetchBinary(uint32_t uid, const std::string& section) {
   if (!HasCapability("BINARY")) return std::optional<std::string>();
-  // libetpan 1.9 cannot parse BINARY[] (its literal8 "~{n}"): read by hand,
-  // lines and the one literal.
-  const std::string item = "BINARY[" + section + "]";
-  // A text body, not an attachment: a server announcing more is hostile or broken.
-  constexpr uint64_t kMaxLiteral = 256u << 20;
-  std::optional<std::string> body;
-  auto tagged = RawCommand(
-      "binary", "UID FETCH " + std::to_string(uid) + " (BINARY.PEEK[" + section + "])",
-      [&](const std::string& line) -> util::Status {
-        const size_t at = line.find(item + " ");
-        const bool ours = at != std::string::npos;
-        if (!line.empty() && line.back() == '}') {
-          size_t open = line.rfind('{');
-          if (!ours || open == std::string::npos || open < at) {
-            return Error("imap.binary", RetryClass::kBackoff, "unexpected literal in a BINARY response");
-          }
-          uint64_t n = std::strtoull(line.c_str() + open + 1, nullptr, 10);
-          if (n > kMaxLiteral) {
-            return Error("imap.binary", RetryClass::kBackoff,
-                         "the server announced a " + std::to_string(n) + "-byte text body; refusing it");
-          }
-          util::Result<std::string> data = ReadLiteral(n);
-          if (!data.ok()) return data.error();
-          body = std::move(*data);  // the rest of the response follows on the next line
-        } else if (ours && std::string_view(line).substr(at + item.size() + 1).starts_with("\"\"")) {
-          body = std::string();  // an empty body as a quoted string (else NIL)
-        }
-        return util::Ok();
-      });
-  if (!tagged.ok()) return tagged.error();
+  // libetpan 1.9 cannot parse BINARY[] (its literal8 "~{n}"): read by hand.
+  BeginCommand("UID FETCH " + std::to_string(uid) + " (BINARY.PEEK[" + section + "])");
+  std::string tagged;
+  auto body = RawFetchItem(uid, "binary", "BINARY.PEEK[" + section + "]", "BINARY[" + section + "]", &tagged);
+  if (!body.ok()) return body.error();
   // NO/BAD (e.g. [UNKNOWN-CTE], RFC 3516 §4.3): unknown, and the caller
   // falls back to BODY[].
-  if (!tagged->starts_with("OK")) return std::optional<std::string>();
+  if (!tagged.starts_with("OK")) return std::optional<std::string>();
   return body;
 }
 
@@ -497,20 +639,22 @@ util::Status Session::AddFlags(uint32_t uid, const std::vector<std::string>& fla
   for (const auto& f : flags) mailimap_flag_list_add(list, MakeFlag(f));
   StoreAttPtr att(mailimap_store_att_flags_new_add_flags_silent(list));
   SetPtr set(mailimap_set_new_single(uid));
+  BeginCommand("UID STORE " + std::to_string(uid) + " +FLAGS.SILENT");
   int r = mailimap_uid_store(imap_, set.get(), att.get());
   if (r == MAILIMAP_NO_ERROR) return util::Ok();
   if (SessionBroken(r)) return CommandError("uid_store", r);
   return Error("imap.store_flags", RetryClass::kNeedsOperator,
-               "cannot set flags on UID " + std::to_string(uid) + ": server said \"" + ServerText(imap_) +
+               "cannot set flags on UID " + std::to_string(uid) + ": server said \"" + ServerText() +
                    "\" (keywords need a server that allows them: check PERMANENTFLAGS)");
 }
 
 util::Status Session::Move(uint32_t uid, const std::string& folder) {
   SetPtr set(mailimap_set_new_single(uid));
+  BeginCommand("UID MOVE (or COPY) " + std::to_string(uid));
   auto refused = [&](const std::string& what) {
     return Error("imap.move", RetryClass::kNeedsOperator,
                  what + " of UID " + std::to_string(uid) + " to \"" + folder + "\" refused: server said \"" +
-                     ServerText(imap_) + "\" (does the folder exist? create it or fix on_delivered.move_to)");
+                     ServerText() + "\" (does the folder exist? create it or fix on_delivered.move_to)");
   };
   if (HasCapability("MOVE")) {
     int r = mailimap_uid_move(imap_, set.get(), folder.c_str());
@@ -527,12 +671,14 @@ util::Status Session::Move(uint32_t uid, const std::string& folder) {
                                uid);
     return util::Ok();
   }
+  BeginCommand("UID EXPUNGE " + std::to_string(uid));
   r = mailimap_uid_expunge(imap_, set.get());
   if (r != MAILIMAP_NO_ERROR) return SessionBroken(r) ? CommandError("uid_expunge", r) : refused("UID EXPUNGE");
   return util::Ok();
 }
 
 util::Status Session::Noop() {
+  BeginCommand("NOOP");
   int r = mailimap_noop(imap_);
   if (r != MAILIMAP_NO_ERROR) return CommandError("noop", r);
   return util::Ok();
@@ -549,6 +695,9 @@ util::Result<IdleWake> Session::Idle(std::chrono::milliseconds max_wait, int wak
     if (auto s = Noop(); !s.ok()) return s.error();
     return IdleWake::kActivity;
   }
+  // One budget from IDLE to DONE: what the server announces meanwhile is
+  // parsed as DONE's response.
+  BeginCommand("IDLE");
   int r = mailimap_idle(imap_);
   if (r != MAILIMAP_NO_ERROR) return CommandError("idle", r);
 
@@ -591,6 +740,7 @@ void Session::Logout() {
   if (!imap_ || !imap_->imap_stream) return;
   SetInterruptFd(imap_->imap_stream, -1);
   SetStreamTimeout(imap_->imap_stream, std::chrono::milliseconds(2000));
+  BeginCommand("LOGOUT");
   mailimap_logout(imap_);
   if (imap_->imap_stream) {
     mailstream_close(imap_->imap_stream);

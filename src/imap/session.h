@@ -36,6 +36,39 @@ struct SessionOptions {
   config::AuthMethod auth = config::AuthMethod::kLogin;
   std::chrono::milliseconds timeout{60000};  ///< connect and per-read timeout
   int stop_fd = -1;  ///< readable = abandon any blocking operation (shutdown)
+  /// The most bytes a FetchMeta/FetchMetaLight response may make us read
+  /// (and libetpan buffer and parse), counted in the transport from the
+  /// command's start to its end, and the most of them outside literals (the
+  /// part libetpan parses into objects; header blocks come as literals, which
+  /// it only copies). Past either the command fails with
+  /// `imap.response_too_large` and the session is thrown away. 0: no bound.
+  uint64_t max_meta_response_bytes = kDefaultMaxMetaResponseBytes;
+  uint64_t max_meta_syntax_bytes = kDefaultMaxMetaSyntaxBytes;
+  /// The same bounds for every other command (SEARCH, SELECT, IDLE, whole
+  /// sections, BINARY...), except FetchSectionPart: its bound is the length
+  /// asked for plus kPartialSlack, of which kPartialSlack outside literals.
+  uint64_t max_response_bytes = kDefaultMaxResponseBytes;
+  uint64_t max_syntax_bytes = kDefaultMaxSyntaxBytes;
+
+  /// Measured with tests/imap/bodystructure_memory.cc (libetpan 1.9.4, peak
+  /// heap per byte of response outside literals): 14 for a Dovecot
+  /// BODYSTRUCTURE of empty text parts, 21 for the smallest legal parts, 55
+  /// for chains of nested multiparts (6 bytes a level); a 300,000-part
+  /// multipart (22 MB) peaked at 300 MB in libetpan, 490 MB with our then
+  /// unbounded conversion. Literals cost ~3 bytes per byte (libetpan's copy,
+  /// rounded up to a power of two, and ours). Our conversion now lists at
+  /// most kMaxBodyStructureParts, so a meta response at these bounds peaks
+  /// under ~100 MB: 1.5 MiB x 55 + 8 MiB of literals x 3 at worst.
+  static constexpr uint64_t kDefaultMaxMetaResponseBytes = 8ull << 20;
+  static constexpr uint64_t kDefaultMaxMetaSyntaxBytes = 3ull << 19;  // 1.5 MiB
+  /// 16 MiB, 4 MiB outside literals: a SEARCH of ~500,000 UIDs, a text body
+  /// or a whole message of 16 MiB held twice. A hostile answer at the bound
+  /// costs up to ~250 MB.
+  static constexpr uint64_t kDefaultMaxResponseBytes = 16ull << 20;
+  static constexpr uint64_t kDefaultMaxSyntaxBytes = 4ull << 20;
+  /// What a partial fetch may read beyond the length asked for: the FETCH
+  /// line, the tagged reply and unsolicited responses (EXISTS, flag changes).
+  static constexpr uint64_t kPartialSlack = 1ull << 20;
 
   static SessionOptions FromAccount(const config::Account& account, int stop_fd);
 };
@@ -54,6 +87,12 @@ struct MessageMeta {
   uint64_t size = 0;               ///< RFC822.SIZE
   std::string header;              ///< BODY[HEADER]: the top-level header block
   mime::Part structure;            ///< from BODYSTRUCTURE
+  /// False for FetchMetaLight results: `structure` is then a default Part and
+  /// says nothing about the message.
+  bool has_structure = true;
+  /// True when `structure` leaves parts out: nested deeper than
+  /// kMaxBodyStructureDepth or past kMaxBodyStructureParts (bodystructure.h).
+  bool structure_cut = false;
 };
 
 /// Why Idle() returned.
@@ -77,17 +116,30 @@ class Session {
   util::Result<MailboxInfo> Select(const std::string& folder);
   /// UIDs >= from_uid, ascending (RFC 3501 §6.4.4 `UID SEARCH UID n:*`,
   /// filtered: `n:*` also matches the last message when n > max UID).
+  /// from_uid 0 is what `last_uid + 1` wraps to after UID 4294967295: no UID
+  /// can follow that one (RFC 3501 §2.3.1.1: UIDs are 32-bit and a server that
+  /// runs out must change UIDVALIDITY), so the answer is empty and nothing is
+  /// sent. Ask for 1 to list every message.
   util::Result<std::vector<uint32_t>> SearchUidsFrom(uint32_t from_uid);
   /// UIDs of messages without \Seen, ascending.
   util::Result<std::vector<uint32_t>> SearchUnseen();
   /// UID FETCH (UID FLAGS RFC822.SIZE BODYSTRUCTURE BODY.PEEK[HEADER]).
   /// Messages expunged meanwhile are simply absent from the result.
+  /// Items a server splits over several FETCH responses (RFC 3501 §7.4.2)
+  /// are merged per message.
   util::Result<std::vector<MessageMeta>> FetchMeta(const std::vector<uint32_t>& uids);
+  /// UID FETCH (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER]): FetchMeta without
+  /// BODYSTRUCTURE (has_structure false), for a message whose structure is
+  /// too large to fetch; the caller reads it whole and parses it itself.
+  util::Result<std::vector<MessageMeta>> FetchMetaLight(const std::vector<uint32_t>& uids);
   /// BODY.PEEK[section] (never sets \Seen).
   util::Result<std::string> FetchSection(uint32_t uid, const std::string& section);
   /// `length` bytes of BODY[section] from `offset` (BODY.PEEK[section]<offset.length>,
   /// RFC 3501 §6.4.5); fewer at the end, empty past it. Large bodies are read in
   /// such pieces so neither libetpan's response buffer nor ours ever holds them whole.
+  /// Section "" is the whole message (BODY.PEEK[]<offset.length>). A server
+  /// answering more than `length` bytes is refused (imap.partial_too_long), and
+  /// the response may not exceed length + kPartialSlack bytes.
   util::Result<std::string> FetchSectionPart(uint32_t uid, const std::string& section, uint32_t offset,
                                              uint32_t length);
   /// BODY.PEEK[section.MIME].
@@ -96,6 +148,8 @@ class Session {
   /// encoding undone by the server, every byte intact (BODY[] cannot carry
   /// NUL: RFC 3501 §4.3; Dovecot sends 0x80 instead). nullopt when the server
   /// lacks BINARY or cannot decode the part (the caller then uses BODY[]).
+  /// The body grows as its bytes arrive (never sized from the announced
+  /// literal), within max_response_bytes.
   util::Result<std::optional<std::string>> FetchBinary(uint32_t uid, const std::string& section);
   /// BINARY.SIZE[section] (RFC 3516): the decoded size, computed by the
   /// server. nullopt when the server lacks BINARY or cannot decode the part.
@@ -127,19 +181,47 @@ class Session {
  private:
   explicit Session(mailimap* imap, SessionOptions options);
   util::Status Login();
+  /// STARTTLS, refused when the server sent anything after its OK (injection).
+  util::Status StartTlsCommand();
+  /// A command's response budget: all bytes, and those outside literals.
+  struct Budget {
+    uint64_t bytes = 0;   ///< 0: no bound
+    uint64_t syntax = 0;  ///< 0: no bound
+  };
+  /// Starts the response budget of the command about to be sent (nullopt:
+  /// max_response_bytes and max_syntax_bytes); `command` names it in errors.
+  void BeginCommand(std::string command, std::optional<Budget> budget = std::nullopt);
+  /// The error for a failed command: imap.response_too_large when the budget
+  /// ran out, else imap.<what> with the (redacted) server text.
   util::Error CommandError(const std::string& what, int code) const;
+  /// The server's last response text, bounded, without control characters
+  /// and without anything of our credentials (a server may echo LOGIN).
+  std::string ServerText() const;
+  util::Result<std::vector<MessageMeta>> FetchMetaItems(const std::vector<uint32_t>& uids, bool structure);
   /// Sends `command` under a tag of our own, for responses libetpan cannot
   /// parse (BINARY, BINARY.SIZE), hands each untagged line (CRLF stripped)
   /// to `on_line`, and returns the tagged reply after the tag ("OK ...",
   /// "NO ..."). An error from `on_line` ends it (the session is then thrown away).
   util::Result<std::string> RawCommand(const std::string& what, const std::string& command,
                                        const std::function<util::Status(const std::string&)>& on_line);
-  /// Reads the `size` bytes of a literal announced by the line just read.
-  util::Result<std::string> ReadLiteral(uint64_t size);
+  /// Reads the `size` bytes of a literal announced by the line just read,
+  /// appended to `into` (nullptr: dropped), within the command's budget.
+  util::Status ReadLiteral(uint64_t size, std::string* into);
+  /// A raw UID FETCH of `fetch_items` for `uid`: the value of `item` in the
+  /// response about that UID (a literal's bytes, a quoted string's contents
+  /// or an atom), nullopt when absent or NIL; `tagged` gets the tagged reply.
+  util::Result<std::optional<std::string>> RawFetchItem(uint32_t uid, const std::string& what,
+                                                        const std::string& fetch_items, const std::string& item,
+                                                        std::string* tagged);
+  /// imap.response_too_large for the current command: its response `why`
+  /// (e.g. "passed") the budget.
+  util::Error TooLargeError(const std::string& why) const;
 
   mailimap* imap_;
   SessionOptions options_;
   uint32_t raw_tag_ = 0;  // for RawCommand
+  std::string command_;   // what BeginCommand named, for errors
+  Budget budget_;         // what BeginCommand allowed
 };
 
 }  // namespace mailhook::imap

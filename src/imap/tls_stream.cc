@@ -20,6 +20,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "imap/nesting_scanner.h"
 #include "util/log.h"
 
 // libetpan exports these but does not install their header (DESIGN.md).
@@ -41,6 +42,12 @@ struct StreamData {
   SSL* ssl = nullptr;  // null until StartTls
   std::chrono::milliseconds timeout{60000};
   struct mailstream_cancel* cancel = nullptr;
+  uint64_t budget = 0;         // 0: unbounded
+  uint64_t syntax_budget = 0;  // bytes outside literals; 0: unbounded
+  uint64_t used = 0;
+  bool over_budget = false;
+  NestingScanner nesting;  // refuses lists nested deeper than libetpan can parse
+  bool too_deep = false;
 };
 
 StreamData* DataOf(mailstream_low* low) { return static_cast<StreamData*>(low->data); }
@@ -81,8 +88,9 @@ Wait WaitFor(int fd, int stop_fd, short events, std::chrono::milliseconds timeou
 
 // --- the mailstream_low_driver callbacks -------------------------------------
 
-ssize_t DriverRead(mailstream_low* low, void* buf, size_t count) {
-  StreamData* d = DataOf(low);
+// Reads what is there (at least one byte), waiting within the timeout; -1 on
+// close, error, timeout or stop.
+ssize_t DriverReadSome(StreamData* d, void* buf, size_t count) {
   for (;;) {
     if (d->ssl) {
       // Decrypted bytes already inside OpenSSL never wake poll(): read them first.
@@ -107,6 +115,32 @@ ssize_t DriverRead(mailstream_low* low, void* buf, size_t count) {
     if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
     if (WaitFor(d->fd, d->stop_fd, POLLIN, d->timeout) != Wait::kReady) return -1;
   }
+}
+
+ssize_t DriverRead(mailstream_low* low, void* buf, size_t count) {
+  StreamData* d = DataOf(low);
+  if (d->budget != 0) {
+    // Never ask the socket for more than the budget allows: past it the
+    // read fails before a byte more reaches libetpan's buffers.
+    if (d->used >= d->budget) {
+      d->over_budget = true;
+      return -1;
+    }
+    count = static_cast<size_t>(std::min<uint64_t>(count, d->budget - d->used));
+  }
+  if (d->too_deep) return -1;
+  ssize_t n = DriverReadSome(d, buf, count);
+  if (n <= 0) return n;
+  d->used += static_cast<uint64_t>(n);
+  if (!d->nesting.Scan(static_cast<const char*>(buf), static_cast<size_t>(n))) {
+    d->too_deep = true;  // for good: the stream is out of step now
+    return -1;
+  }
+  if (d->syntax_budget != 0 && d->nesting.syntax_bytes() > d->syntax_budget) {
+    d->over_budget = true;
+    return -1;
+  }
+  return n;
 }
 
 ssize_t DriverWrite(mailstream_low* low, const void* buf, size_t count) {
@@ -234,6 +268,34 @@ bool IsIpAddress(const std::string& host) {
   return inet_pton(AF_INET, host.c_str(), &a4) == 1 || inet_pton(AF_INET6, host.c_str(), &a6) == 1;
 }
 
+// SNI and the name the certificate must carry. Each call can fail (a name
+// OpenSSL rejects, no memory), and an unchecked failure would leave the
+// host-name check off while the chain check still passes: any certificate
+// from a trusted CA would then do.
+util::Status SetPeerName(SSL* ssl, int fd, const TlsOptions& options) {
+  auto refused = [&](const std::string& what) {
+    return Error("tls.host_name", RetryClass::kNeedsOperator,
+                 "cannot set the TLS " + what + " to \"" + options.host + "\": " + OpenSslErrors() +
+                     " (check `host`: a DNS name of at most 255 characters or an IP address)");
+  };
+  if (options.verify && options.host.empty()) return refused("host name to verify");
+  if (SSL_set_fd(ssl, fd) != 1) {
+    return Error("tls.oom", RetryClass::kBackoff, "cannot attach the socket to TLS: " + OpenSslErrors());
+  }
+  const bool ip = IsIpAddress(options.host);
+  // SNI takes names only (RFC 6066 §3).
+  if (!ip && SSL_set_tlsext_host_name(ssl, options.host.c_str()) != 1) return refused("server name (SNI)");
+  if (!options.verify) return util::Ok();
+  if (ip) {
+    if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), options.host.c_str()) != 1)
+      return refused("IP address to verify");
+  } else {
+    SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (SSL_set1_host(ssl, options.host.c_str()) != 1) return refused("host name to verify");
+  }
+  return util::Ok();
+}
+
 }  // namespace
 
 util::Result<mailstream*> OpenPlainStream(const std::string& host, uint16_t port,
@@ -322,16 +384,9 @@ util::Status StartTls(mailstream* stream, const TlsOptions& options) {
 
   SSL* ssl = SSL_new(ctx);
   if (!ssl) return Error("tls.oom", RetryClass::kBackoff, "cannot create TLS session: " + OpenSslErrors());
-  SSL_set_fd(ssl, d->fd);
-  const bool ip = IsIpAddress(options.host);
-  if (!ip) SSL_set_tlsext_host_name(ssl, options.host.c_str());  // SNI takes names only (RFC 6066 §3)
-  if (options.verify) {
-    if (ip) {
-      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), options.host.c_str());
-    } else {
-      SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-      SSL_set1_host(ssl, options.host.c_str());
-    }
+  if (util::Status s = SetPeerName(ssl, d->fd, options); !s.ok()) {
+    SSL_free(ssl);
+    return s;
   }
 
   for (;;) {
@@ -387,5 +442,20 @@ void SetInterruptFd(mailstream* stream, int stop_fd) { DataOf(mailstream_get_low
 void SetStreamTimeout(mailstream* stream, std::chrono::milliseconds timeout) {
   DataOf(mailstream_get_low(stream))->timeout = timeout;
 }
+
+void StartResponseBudget(mailstream* stream, uint64_t limit, uint64_t syntax_limit) {
+  StreamData* d = DataOf(mailstream_get_low(stream));
+  d->budget = limit;
+  d->syntax_budget = syntax_limit;
+  d->nesting.ResetSyntaxBytes();
+  d->used = 0;
+  d->over_budget = false;
+}
+
+bool ResponseBudgetExceeded(mailstream* stream) { return DataOf(mailstream_get_low(stream))->over_budget; }
+
+bool ResponseTooDeep(mailstream* stream) { return DataOf(mailstream_get_low(stream))->too_deep; }
+
+uint64_t ResponseBytesRead(mailstream* stream) { return DataOf(mailstream_get_low(stream))->used; }
 
 }  // namespace mailhook::imap

@@ -8,11 +8,13 @@
 /// never blocks a watcher thread for longer than that timeout.
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 
 #include <libetpan/libetpan.h>
 
+#include "imap/nesting_scanner.h"
 #include "util/result.h"
 
 namespace mailhook::imap {
@@ -52,5 +54,26 @@ void SetInterruptFd(mailstream* stream, int stop_fd);
 
 /// Changes the per-operation timeout.
 void SetStreamTimeout(mailstream* stream, std::chrono::milliseconds timeout);
+
+/// Starts a new response budget: from now on at most `limit` bytes are read
+/// from the transport (decrypted bytes under TLS; 0 = no bound), of which at
+/// most `syntax_limit` outside literal contents (0 = no bound): those are what
+/// libetpan's parser turns into objects, at up to ~55 bytes of heap each,
+/// while a literal is only copied. A read past either fails, so libetpan sees
+/// a broken stream and stops buffering, and ResponseBudgetExceeded() turns
+/// true until the next StartResponseBudget. Counted in the driver, below
+/// libetpan, so no parser path can escape it.
+void StartResponseBudget(mailstream* stream, uint64_t limit, uint64_t syntax_limit = 0);
+
+/// True when a read was refused because the current budget was spent.
+bool ResponseBudgetExceeded(mailstream* stream);
+
+/// True once the server nested lists deeper than kMaxResponseNesting
+/// (nesting_scanner.h): the read that carried it failed, and every later
+/// read fails too.
+bool ResponseTooDeep(mailstream* stream);
+
+/// Bytes read from the transport since the last StartResponseBudget.
+uint64_t ResponseBytesRead(mailstream* stream);
 
 }  // namespace mailhook::imap

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <stdexcept>
@@ -21,11 +22,20 @@ bool SendAll(int fd, const std::string& s) {
   return true;
 }
 
+std::string Expand(std::string text, const std::string& tag, const std::string& line) {
+  for (size_t at; (at = text.find("$TAG")) != std::string::npos;) text.replace(at, 4, tag);
+  for (size_t at; (at = text.find("$LINE")) != std::string::npos;) text.replace(at, 5, line);
+  return text;
+}
+
 }  // namespace
 
 FakeImapServer::FakeImapServer(std::function<std::string(const std::string&)> on_uid, std::string greeting,
-                               std::string capabilities)
-    : on_uid_(std::move(on_uid)), greeting_(std::move(greeting)), capabilities_(std::move(capabilities)) {
+                               std::string capabilities, std::map<std::string, std::string> replies)
+    : on_uid_(std::move(on_uid)),
+      greeting_(std::move(greeting)),
+      capabilities_(std::move(capabilities)),
+      replies_(std::move(replies)) {
   listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -36,6 +46,38 @@ FakeImapServer::FakeImapServer(std::function<std::string(const std::string&)> on
   getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
   port_ = ntohs(addr.sin_port);
   thread_ = std::thread([this] { Serve(); });
+}
+
+void FakeImapServer::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+FakeImapServerProcess::FakeImapServerProcess(const std::function<std::string()>& make_reply, std::string greeting,
+                                             std::string capabilities) {
+  int fds[2];
+  if (pipe(fds) != 0) throw std::runtime_error("fake server process: pipe failed");
+  pid_ = fork();
+  if (pid_ < 0) throw std::runtime_error("fake server process: fork failed");
+  if (pid_ == 0) {
+    close(fds[0]);
+    std::string reply = make_reply();
+    {
+      FakeImapServer server([&](const std::string&) { return reply; }, greeting, capabilities);
+      int port = server.port();
+      if (write(fds[1], &port, sizeof port) != sizeof port) _exit(1);
+      close(fds[1]);
+      server.Join();
+    }
+    _exit(0);
+  }
+  close(fds[1]);
+  if (read(fds[0], &port_, sizeof port_) != sizeof port_) port_ = 0;
+  close(fds[0]);
+}
+
+FakeImapServerProcess::~FakeImapServerProcess() {
+  int status = 0;
+  if (pid_ > 0) waitpid(pid_, &status, 0);
 }
 
 FakeImapServer::~FakeImapServer() {
@@ -75,7 +117,11 @@ void FakeImapServer::Serve() {
     std::string upper;
     for (char c : rest) upper += static_cast<char>(toupper(static_cast<unsigned char>(c)));
     std::string reply;
-    if (upper.rfind("LOGIN", 0) == 0) {
+    const std::string verb = upper.substr(0, upper.find(' '));
+    if (auto it = replies_.find(verb); it != replies_.end()) {
+      if (it->second == "CLOSE") break;
+      reply = Expand(it->second, tag, line);
+    } else if (upper.rfind("LOGIN", 0) == 0) {
       reply = tag + " OK LOGIN done\r\n";
     } else if (upper.rfind("CAPABILITY", 0) == 0) {
       reply = "* CAPABILITY " + capabilities_ + "\r\n" + tag + " OK done\r\n";

@@ -5,6 +5,7 @@
 /// returns the untagged lines to send before the tagged OK.
 
 #include <functional>
+#include <map>
 #include <string>
 #include <thread>
 
@@ -15,11 +16,17 @@ class FakeImapServer {
  public:
   /// `on_uid(command_line)` returns the untagged response text (with CRLFs)
   /// to send before "<tag> OK"; return "BAD" to answer a tagged BAD instead.
+  /// `replies` overrides the answer to a command by its upper-case verb
+  /// ("LOGIN", "STARTTLS"...): "$TAG" becomes the tag and "$LINE" the whole
+  /// command line; "CLOSE" as the reply closes the connection instead.
   explicit FakeImapServer(std::function<std::string(const std::string&)> on_uid,
                           std::string greeting = "* OK [CAPABILITY IMAP4rev1 IDLE] fake ready\r\n",
-                          std::string capabilities = "IMAP4rev1 IDLE UIDPLUS");
+                          std::string capabilities = "IMAP4rev1 IDLE UIDPLUS",
+                          std::map<std::string, std::string> replies = {});
   ~FakeImapServer();
   int port() const { return port_; }
+  /// Waits until the one connection has ended (or none came for 10 s).
+  void Join();
   /// Every command line the client sent, for assertions (after the client closed).
   std::string transcript() const { return transcript_; }
 
@@ -28,10 +35,27 @@ class FakeImapServer {
   std::function<std::string(const std::string&)> on_uid_;
   std::string greeting_;
   std::string capabilities_;
+  std::map<std::string, std::string> replies_;
   int listen_fd_ = -1;
   int port_ = 0;
   std::string transcript_;
   std::thread thread_;
+};
+
+/// A FakeImapServer in a child process, so that its memory (a 16 MB
+/// response, built and copied) is not counted in the test's own RSS. Every
+/// UID command is answered with `make_reply()`, built in the child.
+class FakeImapServerProcess {
+ public:
+  explicit FakeImapServerProcess(const std::function<std::string()>& make_reply,
+                                 std::string greeting = "* OK [CAPABILITY IMAP4rev1 IDLE] fake ready\r\n",
+                                 std::string capabilities = "IMAP4rev1 IDLE UIDPLUS");
+  ~FakeImapServerProcess();  ///< waits for the child
+  int port() const { return port_; }
+
+ private:
+  int pid_ = -1;
+  int port_ = 0;
 };
 
 }  // namespace mailhook::imap::fake

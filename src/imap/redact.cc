@@ -1,0 +1,98 @@
+#include "imap/redact.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace mailhook::imap {
+namespace {
+
+std::string Base64(std::string_view in) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
+    for (int s = 18; s >= 0; s -= 6) out += kAlphabet[(v >> s) & 63];
+  }
+  if (i + 1 == in.size()) {
+    uint32_t v = uint8_t(in[i]) << 16;
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == in.size()) {
+    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+// The password as a quoted string carries it (RFC 3501 §4.3: \ and " escaped).
+std::string Quoted(std::string_view in) {
+  std::string out;
+  for (char c : in) {
+    if (c == '\\' || c == '"') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+std::string Upper(std::string_view in) {
+  std::string out(in);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  return out;
+}
+
+}  // namespace
+
+CredentialRedactor::CredentialRedactor(const std::string& username, const util::Secret& password) {
+  // What a server echoing our command would start with (RFC 3501 §6.2.2-3).
+  echoes_ = {Upper("LOGIN " + username), Upper("LOGIN \"" + Quoted(username)), "AUTHENTICATE PLAIN",
+             "AUTHENTICATE XOAUTH2"};
+  const std::string& pass = password.reveal();
+  if (pass.empty()) return;
+  // LOGIN (raw or quoted), SASL PLAIN (RFC 4616) and XOAUTH2 (the password
+  // field holds the token), each as sent: base64 for AUTHENTICATE.
+  const std::string plain = std::string(1, '\0') + username + '\0' + pass;
+  const std::string plain_authzid = username + '\0' + username + '\0' + pass;
+  const std::string xoauth2 = "user=" + username + "\1auth=Bearer " + pass + "\1\1";
+  forms_ = {pass, Quoted(pass), Base64(plain), Base64(plain_authzid), Base64(xoauth2)};
+  // libetpan may send the base64 in lines; a prefix of 16+ characters still
+  // identifies (and would reveal part of) it.
+  for (const std::string& b : {Base64(plain), Base64(plain_authzid), Base64(xoauth2)}) {
+    if (b.size() > 16) forms_.push_back(b.substr(0, 16));
+  }
+  std::sort(forms_.begin(), forms_.end(), [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  forms_.erase(std::unique(forms_.begin(), forms_.end()), forms_.end());
+}
+
+std::string CredentialRedactor::Clean(std::string_view text, size_t max_len) const {
+  std::string out(text);
+  // Cut an echoed credential-carrying command before anything else: its
+  // arguments may hold the secret in a form not listed above (a literal,
+  // another quoting).
+  const std::string upper = Upper(out);
+  for (const std::string& echo : echoes_) {
+    size_t at = upper.find(echo);
+    if (at != std::string::npos) {
+      out = out.substr(0, at) + "<withheld: the server echoed our login command>";
+      break;
+    }
+  }
+  for (const std::string& form : forms_) {
+    for (size_t at = out.find(form); at != std::string::npos; at = out.find(form, at + 10)) {
+      out.replace(at, form.size(), "<redacted>");
+    }
+  }
+  // Redact before cutting, so a cut never leaves half a secret behind.
+  if (out.size() > max_len) out.resize(max_len);
+  for (char& c : out) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) c = '?';  // no forged log lines
+  }
+  return out;
+}
+
+}  // namespace mailhook::imap
