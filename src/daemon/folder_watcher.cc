@@ -243,6 +243,11 @@ class FolderWatcher::SessionWork {
   /// hostile message must not end the thread).
   util::Status Gather(const imap::MessageMeta& meta);
   util::Status GatherUnguarded(const imap::MessageMeta& meta);
+  /// A message whose structure was too large to fetch: read whole (up to
+  /// max_whole_fetch_bytes) and parsed locally under the part cap.
+  util::Status GatherWhole(uint32_t uid);
+  /// The events of one extracted message, one per matching target.
+  util::Status AddEvent(const imap::MessageMeta& meta, const mime::MessageContent& content);
   /// The test-only fault point (see FolderWatcher::fault_subject_).
   void Fault(uint32_t uid);
   /// A message that failed max_attempts times: message.unprocessable.
@@ -428,6 +433,10 @@ util::Status FolderWatcher::SessionWork::ProcessBatch(const std::vector<uint32_t
   const store::Attempt& first = attempts_[batch.front()];
   if (batch.size() == 1 && first.count > account.limits.max_attempts) {
     if (auto s = GatherUnprocessable(batch.front(), first); !s.ok()) return s;
+  } else if (batch.size() == 1 && first.last_code == "imap.response_too_large") {
+    // Its structure alone was more than a meta fetch may read (a part bomb):
+    // read the message whole and parse it here, under the part cap.
+    if (auto s = GatherWhole(batch.front()); !s.ok()) return Blame(batch.front(), s.error());
   } else {
     auto metas = session_.FetchMeta(batch);
     if (!metas.ok()) return batch.size() == 1 ? Blame(batch.front(), metas.error()) : metas.error();
@@ -466,6 +475,39 @@ util::Status FolderWatcher::SessionWork::Gather(const imap::MessageMeta& meta) {
   }
 }
 
+util::Status FolderWatcher::SessionWork::GatherWhole(uint32_t uid) {
+  auto metas = session_.FetchMetaLight({uid});
+  if (!metas.ok()) return metas.error();
+  if (metas->empty()) return util::Ok();  // expunged meanwhile
+  const imap::MessageMeta& meta = metas->front();
+  mime::ExtractOptions options = w_.extract_options_;
+  options.message_size = meta.size;
+  if (meta.size > options.max_whole_fetch_bytes) {
+    return util::Error("daemon.too_large", util::RetryClass::kBackoff,
+                       "the message's structure is too large to read and the message (" +
+                           std::to_string(meta.size >> 20) + " MiB) too large to parse here (over " +
+                           std::to_string(options.max_whole_fetch_bytes >> 20) + " MiB)");
+  }
+  log_->info("imap.message_read_whole account={} folder={} uid={} size={} cause=\"structure too large\"",
+             w_.account_.name, w_.folder_, uid, meta.size);
+  std::string bytes;
+  ImapSectionSource source(session_, uid);
+  if (auto s = source.StreamBody("", [&](std::string_view piece) {
+        if (bytes.size() + piece.size() > options.max_whole_fetch_bytes) {
+          return util::Status(util::Error("daemon.too_large", util::RetryClass::kBackoff,
+                                          "the message grew past its RFC822.SIZE while being read"));
+        }
+        bytes.append(piece);
+        return util::Ok();
+      });
+      !s.ok()) {
+    return s;
+  }
+  auto content = mime::ExtractWhole(std::move(bytes), options);
+  if (!content.ok()) return content.error();
+  return AddEvent(meta, *content);
+}
+
 // Turns one message into its events (one per matching target) in `items_`.
 // The extracted content ends with this call; attachment contents live on in
 // the items' pieces until they are committed.
@@ -492,13 +534,23 @@ util::Status FolderWatcher::SessionWork::GatherUnguarded(const imap::MessageMeta
     }
     return content.error();
   }
+  if (meta.structure_cut) {
+    // The server's structure was deeper or larger than we convert: say so.
+    if (!content->truncated) content->truncated.emplace();
+    content->truncated->attachments_omitted = std::max<uint64_t>(content->truncated->attachments_omitted, 1);
+  }
+  return AddEvent(meta, *content);
+}
+
+util::Status FolderWatcher::SessionWork::AddEvent(const imap::MessageMeta& meta,
+                                                  const mime::MessageContent& content) {
   mime::EventMeta em{w_.account_.name, w_.folder_, info_.uidvalidity, meta.uid, meta.flags, meta.size,
                      mime::NowRfc3339()};
   const std::string event_id = mime::EventId(w_.account_.name, w_.folder_, info_.uidvalidity, meta.uid);
-  AddItems(event_id, meta.uid, &*content, [&](const Route& r) {
+  AddItems(event_id, meta.uid, &content, [&](const Route& r) {
     // Pieces: the attachment contents are shared by every target's event
     // and written to the store as they are, never joined here.
-    return mime::EventPieces(em, *content, r.attachments, r.max_attachment_bytes);
+    return mime::EventPieces(em, content, r.attachments, r.max_attachment_bytes);
   });
   util::Metrics::Global().Inc("mailhook_messages_total", labels_);
   return util::Ok();
@@ -515,11 +567,12 @@ util::Status FolderWatcher::SessionWork::GatherUnprocessable(uint32_t uid, const
   // What can still be read cheaply: the header (bounded) for the envelope.
   mime::EventMeta em{w_.account_.name, w_.folder_, info_.uidvalidity, uid, {}, 0, mime::NowRfc3339()};
   std::string header;
-  if (auto h = session_.FetchMimeHeaders(uid, ""); h.ok()) {  // BODY.PEEK[HEADER]
-    header = std::move(*h);
-  } else if (h.error().retry() != util::RetryClass::kRetryNow) {
-    return h.error();
-  }
+  auto light = session_.FetchMetaLight({uid});  // no BODYSTRUCTURE; bounded
+  if (!light.ok()) return light.error();
+  if (light->empty()) return util::Ok();  // expunged meanwhile: nothing to report
+  em.size = light->front().size;
+  em.flags = light->front().flags;
+  header = std::move(light->front().header);
   // The header's fields, for routes that match on from/subject: a multipart
   // without children makes the Extractor read nothing but the header.
   mime::Part empty_root;
