@@ -1,6 +1,8 @@
 #include "http/poll_server.h"
 
 #include <algorithm>
+#include <cctype>
+#include <string_view>
 #include <cerrno>
 #include <cstring>
 #include <exception>
@@ -330,6 +332,16 @@ void PollServer::OnHead(Conn& c, RequestHead head, Clock::time_point now) {
   // Address space only: pages are touched as bytes arrive, and the budget
   // above bounds what all announced bodies together may take.
   c.request.body.reserve(static_cast<size_t>(h.content_length));
+  // RFC 9110 §10.1.1: a client that asked may wait (curl: 1 s) for this
+  // before it sends the body. Nothing else is queued on the socket now, so
+  // the few bytes go out at once; if not, the client sends on anyway.
+  auto expect = h.Field("expect");
+  if (expect && !h.http10 && expect->size() == 12 &&
+      std::equal(expect->begin(), expect->end(), "100-continue",
+                 [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; })) {
+    constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    [[maybe_unused]] auto n = send(c.fd, kContinue.data(), kContinue.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
   c.Enter(Conn::Phase::kBody, now, limits_.body_timeout);
 }
 
