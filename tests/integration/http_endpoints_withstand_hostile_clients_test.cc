@@ -7,6 +7,7 @@
 #include <httplib.h>
 
 #include <fstream>
+#include <iostream>
 #include <memory>
 #include <regex>
 #include <sstream>
@@ -66,7 +67,9 @@ bool HealthzWithin3s(int port) {
   c.set_write_timeout(seconds(3));
   auto start = Clock::now();
   auto res = c.Get("/healthz");
-  return res && res->status == 200 && Clock::now() - start < seconds(3);
+  auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - start);
+  std::cerr << "measured: healthz_status=" << (res ? res->status : 0) << " took_ms=" << took.count() << "\n";
+  return res && res->status == 200 && took < seconds(3);
 }
 
 class HostileClientsTest : public PipelineTest {
@@ -86,6 +89,7 @@ class HostileClientsTest : public PipelineTest {
   // The peak RSS since start stays within 50 MB of what it was before.
   void ExpectMemoryBounded() {
     long peak = StatusKb(pid_, "VmHWM");
+    std::cerr << "measured: baseline_kb=" << baseline_kb_ << " peak_kb=" << peak << "\n";
     EXPECT_LT(peak, baseline_kb_ + 50 * 1024) << "baseline " << baseline_kb_ << " kB, peak " << peak << " kB";
   }
 
@@ -104,12 +108,13 @@ TEST_F(HostileClientsTest, ChunkedHundredMegabytePostToMetrics) {
   if (attacker.Send(chunk)) sent += chunk.size();
   // The daemon answers from the head alone (the window: the attack is under
   // way and has been seen), and /healthz answers meanwhile.
-  ASSERT_TRUE(attacker.ReadUntil("\r\n\r\n", seconds(3))) << attacker.received();
+  EXPECT_TRUE(attacker.ReadUntil("\r\n\r\n", seconds(3))) << "no answer from the head alone";
   EXPECT_EQ(attacker.Status(), 405) << attacker.received();
   EXPECT_TRUE(HealthzWithin3s(port_));
   // The rest of the 100 MB: the daemon has stopped reading, so it is cut off.
   while (sent < 100u << 20 && attacker.Send(chunk)) sent += chunk.size();
   EXPECT_LT(sent, 100u << 20) << "the daemon read the whole body";
+  std::cerr << "measured: body_bytes_sent_before_cut=" << sent << "\n";
   EXPECT_TRUE(HealthzWithin3s(port_));
   ExpectMemoryBounded();
 }
