@@ -236,6 +236,8 @@ TEST_F(HealthServerTest, TooManyHeaderFieldsIs431) {
   ASSERT_TRUE(c.Send(head + "\r\n"));
   ASSERT_TRUE(c.ReadUntilClosed(seconds(3))) << c.received();
   EXPECT_EQ(c.Status(), 431) << c.received();
+  // Counted for operators (logged at debug only: a client must not flood the log).
+  EXPECT_GE(util::Metrics::Global().Value("mailhook_http_rejected_total", {{"reason", "head_too_large"}}), 1);
 }
 
 TEST_F(HealthServerTest, OversizedHeadIs431) {
