@@ -1,14 +1,14 @@
 #include "delivery/sink.h"
 
-#include <httplib.h>
 #include <signal.h>
 
-#include <charconv>
+#include <chrono>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
 
 #include "delivery/signing.h"
+#include "http/listen_address.h"
 
 namespace mailhook::delivery {
 namespace {
@@ -16,95 +16,106 @@ namespace {
 using util::Error;
 using util::RetryClass;
 
-/// Splits "HOST:PORT" (HOST may be "[::1]"); false when malformed.
-bool SplitListen(const std::string& listen, std::string* host, int* port) {
-  auto colon = listen.rfind(':');
-  if (colon == std::string::npos || colon == 0) return false;
-  *host = listen.substr(0, colon);
-  if (host->size() > 2 && host->front() == '[' && host->back() == ']') {
-    *host = host->substr(1, host->size() - 2);
+http::Response Status(int status, std::string body = {}) {
+  return http::Response{status, "text/plain; charset=utf-8", {}, std::move(body), false};
+}
+
+// The sink answers POST only, and only a body it can read as sent.
+std::optional<http::Response> CheckHead(const http::RequestHead& head) {
+  if (head.method != "POST") {
+    http::Response r = Status(405, "POST an event here\n");
+    r.fields.emplace_back("Allow", "POST");
+    return r;
   }
-  std::string p = listen.substr(colon + 1);
-  auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), *port);
-  return ec == std::errc() && end == p.data() + p.size() && *port >= 0 && *port <= 65535;
+  auto encoding = head.Field("content-encoding");
+  if (encoding && !encoding->empty() && *encoding != "identity") {
+    std::cerr << "sink.rejected path=" << head.path
+              << " status=415 cause=\"Content-Encoding is not accepted: send the event uncompressed\""
+              << std::endl;
+    return Status(415, "send the event uncompressed\n");
+  }
+  return std::nullopt;
 }
 
 }  // namespace
 
-Sink::Sink(std::optional<util::Secret> secret, std::ostream& out)
-    : secret_(std::move(secret)), out_(out) {}
+http::ServerLimits Sink::DefaultLimits() {
+  http::ServerLimits l;
+  l.head = http::HeadLimits{16 * 1024, 100};
+  l.head_timeout = std::chrono::seconds(10);
+  l.max_body_bytes = uint64_t{256} << 20;
+  l.body_timeout = std::chrono::seconds(60);
+  l.max_buffered_body_bytes = uint64_t{512} << 20;
+  l.write_timeout = std::chrono::seconds(10);
+  l.max_connections = 64;
+  return l;
+}
+
+Sink::Sink(std::optional<util::Secret> secret, std::ostream& out, http::ServerLimits limits)
+    : secret_(std::move(secret)), out_(out), limits_(limits) {}
 
 Sink::~Sink() { Stop(); }
 
+http::Response Sink::Handle(const http::Request& req) {
+  const http::RequestHead& h = req.head;
+  if (secret_) {
+    bool ok = Verify({*secret_}, h.Field("webhook-id").value_or(""),
+                     h.Field("webhook-timestamp").value_or(""), req.body,
+                     h.Field("webhook-signature").value_or(""), std::chrono::system_clock::now());
+    if (!ok) {
+      std::cerr << "sink.rejected path=" << h.path << " id=" << h.Field("webhook-id").value_or("")
+                << " cause=\"signature or timestamp does not verify\"" << std::endl;
+      return Status(401);
+    }
+  }
+  auto json = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded()) {
+    std::cerr << "sink.rejected path=" << h.path << " cause=\"body is not JSON\"" << std::endl;
+    return Status(400);
+  }
+  // Replace invalid UTF-8 instead of throwing: a debugging tool should show
+  // what arrived.
+  out_ << json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
+  return Status(204);
+}
+
 util::Status Sink::Start(const std::string& listen) {
-  std::string host;
-  int port = 0;
-  if (!SplitListen(listen, &host, &port)) {
+  if (server_) {
+    return Error("sink.already_started", RetryClass::kNeedsOperator, "Sink::Start called twice (a bug)");
+  }
+  auto hp = http::ParseListen(listen);
+  if (!hp.ok()) {
     return Error("sink.listen", RetryClass::kNeedsOperator,
-                 "--listen " + listen + " is not HOST:PORT (e.g. 127.0.0.1:8080)");
+                 "--listen " + listen + " is not HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080)");
   }
   if (secret_) {
     if (auto key = DecodeSecret(*secret_); !key.ok()) return key.error();
   }
-  server_ = std::make_unique<httplib::Server>();
-  server_->Post(".*", [this](const httplib::Request& req, httplib::Response& res) {
-    if (secret_) {
-      bool ok = Verify({*secret_}, req.get_header_value("webhook-id"),
-                       req.get_header_value("webhook-timestamp"), req.body,
-                       req.get_header_value("webhook-signature"),
-                       std::chrono::system_clock::now());
-      if (!ok) {
-        std::lock_guard lock(out_mu_);
-        std::cerr << "sink.rejected path=" << req.path
-                  << " id=" << req.get_header_value("webhook-id")
-                  << " cause=\"signature or timestamp does not verify\"" << std::endl;
-        res.status = 401;
-        return;
-      }
-    }
-    auto json = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-    if (json.is_discarded()) {
-      std::lock_guard lock(out_mu_);
-      std::cerr << "sink.rejected path=" << req.path << " cause=\"body is not JSON\""
-                << std::endl;
-      res.status = 400;
-      return;
-    }
-    {
-      std::lock_guard lock(out_mu_);
-      // Replace invalid UTF-8 instead of throwing: a debugging tool should show
-      // what arrived.
-      out_ << json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
-    }
-    res.status = 204;
-  });
-  if (port == 0) {
-    port_ = server_->bind_to_any_port(host);
-  } else {
-    port_ = server_->bind_to_port(host, port) ? port : -1;
-  }
-  if (port_ < 0) {
-    server_.reset();
+  auto listener = http::BindListener(listen, *hp);
+  if (!listener.ok()) {
     return Error("sink.bind", RetryClass::kNeedsOperator,
                  "cannot listen on " + listen + ": address in use or not local; pick another port");
   }
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
-  // httplib 0.11 has no wait_until_ready(), and a stop() before the accept loop
-  // runs is lost; wait (briefly) until it runs so Stop() always works.
-  for (int i = 0; i < 5000 && !server_->is_running(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  server_ = std::make_unique<http::PollServer>(
+      limits_, CheckHead, [this](const http::Request& r) { return Handle(r); },
+      [](int status, const std::string& cause) {
+        std::cerr << "sink.rejected status=" << status << " cause=\"" << cause << "\"" << std::endl;
+      });
+  if (auto st = server_->Start(*listener); !st.ok()) {
+    server_.reset();
+    return st;
   }
+  port_ = listener->port;
   return util::Ok();
 }
 
 void Sink::Stop() {
-  if (server_) server_->stop();
-  if (thread_.joinable()) thread_.join();
+  if (server_) server_->Stop();
   server_.reset();
 }
 
 int RunSink(const std::string& listen, std::optional<std::string> secret, std::ostream& out) {
-  // Block the stop signals before the server threads start, so they inherit the
+  // Block the stop signals before the server thread starts, so it inherits the
   // mask and sigwait below is the only place the signals are taken.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);

@@ -3,25 +3,28 @@
 /// GET /healthz (process alive), GET /readyz (every folder connected) and
 /// GET /metrics (Prometheus text 0.0.4 from util::Metrics::Global()).
 ///
-/// Ownership and threads: HealthServer owns one cpp-httplib server, one
-/// listener thread and a small handler pool. Start() binds synchronously, so a
-/// bind failure is reported to the caller; requests are then served on the
-/// listener thread until Stop() (or the destructor) shuts it down and joins it.
-/// The readiness callback is called on handler threads, possibly
-/// concurrently: it must be thread-safe and quick. Start/Stop/port are for
-/// the one thread that owns the server.
+/// It must keep answering /healthz while other clients misbehave (a liveness
+/// probe that times out restarts the container), so it runs on PollServer (see
+/// poll_server.h for why not cpp-httplib): one thread, non-blocking sockets,
+/// only GET and HEAD, no request bodies (a request that announces one is
+/// answered 413, or 405 for another method, and closed before a byte of the
+/// body is read), a bounded head that must arrive within a deadline, and a cap
+/// on connections that evicts the oldest stalled one.
+///
+/// Ownership and threads: HealthServer owns its PollServer and thereby one
+/// thread. Start() binds synchronously, so a bind failure is reported to the
+/// caller; requests are served until Stop() (or the destructor). The readiness
+/// callback is called on the server thread: it must be thread-safe and quick
+/// (every other client waits while it runs). Start/Stop/port are for the one
+/// thread that owns the server.
 
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "http/poll_server.h"
 #include "util/result.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace mailhook::http {
 
@@ -35,9 +38,14 @@ struct Readiness {
 /// Serves /healthz, /readyz and /metrics on one listen address.
 class HealthServer {
  public:
+  /// What the endpoint tolerates by default: a 8 KiB head of at most 64
+  /// fields within 5 s, no body, responses taken within 5 s, 128 connections.
+  static ServerLimits DefaultLimits();
+
   /// listen is "HOST:PORT" ("0.0.0.0:8025", "127.0.0.1:0", "[::1]:8025");
   /// port 0 picks a free port (see port()).
-  HealthServer(std::string listen, std::function<Readiness()> readiness);
+  HealthServer(std::string listen, std::function<Readiness()> readiness,
+               ServerLimits limits = DefaultLimits());
   ~HealthServer();  // calls Stop()
   HealthServer(const HealthServer&) = delete;
   HealthServer& operator=(const HealthServer&) = delete;
@@ -50,17 +58,16 @@ class HealthServer {
   /// The bound port (useful with port 0); 0 before a successful Start().
   int port() const { return port_; }
 
-  /// Stops accepting, finishes in-flight requests and joins the threads.
-  /// Idempotent.
+  /// Stops serving, closes every connection and joins the thread. Idempotent.
   void Stop();
 
  private:
-  void Route();
+  Response Answer(const RequestHead& head) const;
 
   std::string listen_;
   std::function<Readiness()> readiness_;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
+  ServerLimits limits_;
+  std::unique_ptr<PollServer> server_;
   int port_ = 0;
 };
 

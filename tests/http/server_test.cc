@@ -1,15 +1,37 @@
 #include "http/server.h"
 
 #include <atomic>
+#include <chrono>
+#include <memory>
 #include <mutex>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include "raw_client.h"
 #include "util/metrics.h"
 
 namespace mailhook::http {
 namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testing_http::RawClient;
+using Clock = std::chrono::steady_clock;
+
+/// GET /healthz with every timeout at `limit`; the status, or 0 when no
+/// answer came in time.
+int ProbeHealthz(int port, seconds limit, milliseconds* took = nullptr) {
+  httplib::Client c("127.0.0.1", port);
+  c.set_connection_timeout(limit);
+  c.set_read_timeout(limit);
+  c.set_write_timeout(limit);
+  auto start = Clock::now();
+  auto res = c.Get("/healthz");
+  if (took) *took = std::chrono::duration_cast<milliseconds>(Clock::now() - start);
+  return res ? res->status : 0;
+}
 
 /// A readiness source the test can flip while the server runs.
 class FakeReadiness {
@@ -160,6 +182,139 @@ TEST(HealthServerStartTest, BracketedHostParses) {
   auto res = c.Get("/healthz");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
+}
+
+TEST_F(HealthServerTest, HealthzAnswersWhileFiftyClientsStallMidRequest) {
+  // Each slow client has sent half a request and stops; with a 2-thread pool
+  // two of them were enough to make the probe time out.
+  std::vector<std::unique_ptr<RawClient>> slow;
+  for (int i = 0; i < 50; ++i) {
+    slow.push_back(std::make_unique<RawClient>(server_->port()));
+    ASSERT_TRUE(slow.back()->connected());
+    ASSERT_TRUE(slow.back()->Send("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "));
+  }
+  milliseconds took{};
+  EXPECT_EQ(ProbeHealthz(server_->port(), seconds(3), &took), 200);
+  EXPECT_LT(took, seconds(3));
+  // The window was hit: every slow client was still waiting on its request
+  // (neither answered nor closed) when the probe was answered.
+  for (auto& c : slow) EXPECT_TRUE(c->StillWaiting());
+}
+
+TEST_F(HealthServerTest, ChunkedPostToMetricsIsRefusedBeforeItsBodyIsRead) {
+  RawClient c(server_->port());
+  ASSERT_TRUE(c.Send("POST /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  // Not one chunk sent: the answer must come from the head alone.
+  ASSERT_TRUE(c.ReadUntilClosed(seconds(3))) << c.received();
+  EXPECT_EQ(c.Status(), 405) << c.received();
+  EXPECT_NE(c.received().find("Connection: close"), std::string::npos) << c.received();
+}
+
+TEST_F(HealthServerTest, StreamingAHundredMegabyteChunkedBodyIsCutOff) {
+  RawClient c(server_->port());
+  ASSERT_TRUE(c.Send("POST /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  std::string chunk = "100000\r\n" + std::string(0x100000, 'x') + "\r\n";
+  size_t sent = 0;
+  while (sent < 100u << 20 && c.Send(chunk)) sent += chunk.size();
+  EXPECT_LT(sent, 100u << 20) << "the server kept reading the body";
+  EXPECT_EQ(ProbeHealthz(server_->port(), seconds(3)), 200);
+}
+
+TEST_F(HealthServerTest, BodyOnGetIs413AndUnread) {
+  for (const char* extra : {"Content-Length: 5\r\n", "Transfer-Encoding: chunked\r\n"}) {
+    RawClient c(server_->port());
+    ASSERT_TRUE(c.Send(std::string("GET /healthz HTTP/1.1\r\nHost: x\r\n") + extra + "\r\n"));
+    ASSERT_TRUE(c.ReadUntilClosed(seconds(3))) << extra << c.received();
+    EXPECT_EQ(c.Status(), 413) << extra << c.received();
+  }
+}
+
+TEST_F(HealthServerTest, TooManyHeaderFieldsIs431) {
+  RawClient c(server_->port());
+  std::string head = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
+  for (int i = 0; i < 200; ++i) head += "a: b\r\n";
+  ASSERT_TRUE(c.Send(head + "\r\n"));
+  ASSERT_TRUE(c.ReadUntilClosed(seconds(3))) << c.received();
+  EXPECT_EQ(c.Status(), 431) << c.received();
+  // Counted for operators (logged at debug only: a client must not flood the log).
+  EXPECT_GE(util::Metrics::Global().Value("mailhook_http_rejected_total", {{"reason", "head_too_large"}}), 1);
+}
+
+TEST_F(HealthServerTest, OversizedHeadIs431) {
+  RawClient c(server_->port());
+  ASSERT_TRUE(c.Send("GET /healthz HTTP/1.1\r\nX: " + std::string(20000, 'a') + "\r\n\r\n"));
+  ASSERT_TRUE(c.ReadUntilClosed(seconds(3))) << c.received();
+  EXPECT_EQ(c.Status(), 431) << c.received();
+}
+
+TEST_F(HealthServerTest, HeadGetsFieldsWithoutBody) {
+  RawClient c(server_->port());
+  ASSERT_TRUE(c.Send("HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  ASSERT_TRUE(c.ReadUntilClosed(seconds(3)));
+  EXPECT_EQ(c.Status(), 200);
+  EXPECT_NE(c.received().find("Content-Length: 2\r\n"), std::string::npos) << c.received();
+  EXPECT_EQ(c.received().substr(c.received().size() - 4), "\r\n\r\n") << c.received();
+}
+
+TEST_F(HealthServerTest, PipelinedRequestsAreAnsweredInOrder) {
+  RawClient c(server_->port());
+  ASSERT_TRUE(c.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                     "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+                     "GET /readyz HTTP/1.0\r\n\r\n"));
+  ASSERT_TRUE(c.ReadUntilClosed(seconds(3))) << c.received();  // HTTP/1.0: closed after the last
+  const std::string& r = c.received();
+  auto first = r.find("HTTP/1.1 200");
+  auto second = r.find("HTTP/1.1 404");
+  auto third = r.find("HTTP/1.1 503");
+  ASSERT_NE(first, std::string::npos) << r;
+  ASSERT_NE(second, std::string::npos) << r;
+  ASSERT_NE(third, std::string::npos) << r;
+  EXPECT_LT(first, second);
+  EXPECT_LT(second, third);
+}
+
+TEST(HealthServerLimitsTest, TricklingHeadIsCutAtItsTotalDeadline) {
+  ServerLimits limits = HealthServer::DefaultLimits();
+  limits.head_timeout = milliseconds(300);
+  HealthServer s("127.0.0.1:0", [] { return Readiness{true, {}}; }, limits);
+  ASSERT_TRUE(s.Start().ok());
+  RawClient c(s.port());
+  // A byte every 50 ms: a per-read timeout would never fire.
+  std::string head = "GET /healthz HTTP/1.1\r\nX-Slow: " + std::string(200, 'a');
+  auto start = Clock::now();
+  size_t i = 0;
+  bool cut = false;
+  for (; i < head.size() && !cut; ++i) {
+    if (!c.Send(head.substr(i, 1))) break;
+    cut = c.ReadUntilClosed(milliseconds(50));
+  }
+  if (!cut) cut = c.ReadUntilClosed(seconds(2));
+  ASSERT_TRUE(cut) << "never closed";
+  auto took = Clock::now() - start;
+  EXPECT_LT(i, head.size()) << "the whole head went through";
+  EXPECT_GE(took, milliseconds(250));
+  EXPECT_LT(took, seconds(3));
+  EXPECT_EQ(c.Status(), 408) << c.received();
+}
+
+TEST(HealthServerLimitsTest, ConnectionCapEvictsTheOldestStalledClient) {
+  ServerLimits limits = HealthServer::DefaultLimits();
+  limits.max_connections = 4;
+  HealthServer s("127.0.0.1:0", [] { return Readiness{true, {}}; }, limits);
+  ASSERT_TRUE(s.Start().ok());
+  std::vector<std::unique_ptr<RawClient>> stalled;
+  for (int i = 0; i < 4; ++i) {
+    auto c = std::make_unique<RawClient>(s.port());
+    // One full request first proves the server holds this connection (and
+    // orders the four), then half a request that never ends.
+    ASSERT_TRUE(c->Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+    ASSERT_TRUE(c->ReadUntil("ok", seconds(3))) << i;
+    ASSERT_TRUE(c->Send("GET /healthz HTTP/1.1\r\n"));
+    stalled.push_back(std::move(c));
+  }
+  EXPECT_EQ(ProbeHealthz(s.port(), seconds(3)), 200);
+  EXPECT_TRUE(stalled[0]->ReadUntilClosed(seconds(3))) << "the oldest was not evicted";
+  for (int i = 1; i < 4; ++i) EXPECT_TRUE(stalled[i]->StillWaiting()) << i;
 }
 
 }  // namespace
