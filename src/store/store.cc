@@ -1,6 +1,5 @@
 #include "store/store.h"
 
-#include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -161,12 +160,13 @@ std::string IdList(std::span<const int64_t> ids) {
 }
 
 // SQLite creates a database 0644 (less the umask), and its -wal and -shm
-// files with the database's mode: creating the database 0600 first makes all
-// three private. Files of an older version are tightened. Failures are left
-// for sqlite3_open_v2 to report with its own message.
+// files with the database's mode: making the database 0600 before the first
+// write makes all three private; files of an older version are tightened.
+// Only chmod, never open(): closing any descriptor of the database file drops
+// every POSIX lock this process holds on it, including those of the other
+// Store objects' connections (SQLite's "posix locks" pitfall), after which
+// another process may checkpoint and delete the WAL under them.
 void MakePrivate(const std::string& db_path) {
-  int fd = ::open(db_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd >= 0) ::close(fd);
   for (const std::string& file : {db_path, db_path + "-wal", db_path + "-shm"}) {
     struct stat st {};
     if (::stat(file.c_str(), &st) == 0 && (st.st_mode & 077) != 0) ::chmod(file.c_str(), st.st_mode & 0700);
@@ -202,7 +202,6 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& state_dir) {
                      " (e.g. a writable volume) or point state_dir elsewhere");
   }
   std::string path = (std::filesystem::path(state_dir) / "mailhook.db").string();
-  MakePrivate(path);
   sqlite3* db = nullptr;
   // NOMUTEX: a Store is confined to one thread, so SQLite's own locking is waste.
   int rc = sqlite3_open_v2(path.c_str(), &db,
@@ -215,6 +214,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& state_dir) {
                  "cannot open " + path + ": " + msg +
                      "; check that the file and state_dir are writable and the volume is not full");
   }
+  MakePrivate(path);  // before the first write creates -wal and -shm
   std::unique_ptr<Store> store(new Store(db, path));
   sqlite3_busy_timeout(db, kBusyTimeoutMs);
   sqlite3_extended_result_codes(db, 1);

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
@@ -460,6 +461,54 @@ TEST(StoreAttemptsTest, ANewUidValidityStartsTheCountAgain) {
   ASSERT_EQ(list->size(), 1u);
   EXPECT_EQ((*list)[0].count, 1);
   EXPECT_EQ((*list)[0].last_code, "");
+}
+
+// Opening another Store in the same process must not drop the POSIX locks
+// of the connections already open (closing any descriptor of the database
+// file does): another process would then think it is alone, checkpoint and
+// delete the WAL on close, and the two processes would stop seeing each
+// other's writes (the daemon never saw a `deadletters replay`).
+//
+// The other process is this test binary again, running the disabled test
+// below: it adds UID $MH_STORE_OTHER_UID and expects $MH_STORE_OTHER_PENDING
+// rows before it.
+TEST(StoreTest, DISABLED_OtherProcess) {
+  const char* dir = std::getenv("MH_STORE_OTHER_DIR");
+  ASSERT_NE(dir, nullptr);
+  auto other = Store::Open(dir);
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(*(*other)->PendingCount(), std::atoi(std::getenv("MH_STORE_OTHER_PENDING")));
+  const uint32_t uid = static_cast<uint32_t>(std::atoi(std::getenv("MH_STORE_OTHER_UID")));
+  ASSERT_TRUE((*other)->CommitMessages("support", "INBOX", Watermark{7, uid}, {Item(uid)}).ok());
+}
+
+bool RunOtherProcess(const std::string& dir, int expect_pending, uint32_t uid) {
+  pid_t pid = fork();
+  if (pid < 0) return false;
+  if (pid == 0) {
+    setenv("MH_STORE_OTHER_DIR", dir.c_str(), 1);
+    setenv("MH_STORE_OTHER_PENDING", std::to_string(expect_pending).c_str(), 1);
+    setenv("MH_STORE_OTHER_UID", std::to_string(uid).c_str(), 1);
+    execl("/proc/self/exe", "store_test", "--gtest_filter=StoreTest.DISABLED_OtherProcess",
+          "--gtest_also_run_disabled_tests", nullptr);
+    _exit(127);
+  }
+  int status = 0;
+  return waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+TEST(StoreTest, ProcessesKeepSeeingEachOthersWritesAfterASecondOpen) {
+  TempDir dir;
+  auto first = Store::Open(dir.path());
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE((*first)->CommitMessages("support", "INBOX", Watermark{7, 1}, {Item(1)}).ok());
+  auto second = Store::Open(dir.path());
+  ASSERT_TRUE(second.ok());
+  ASSERT_TRUE(RunOtherProcess(dir.path(), 1, 2));  // sees ours, adds one, closes
+  EXPECT_EQ(*(*first)->PendingCount(), 2);
+  ASSERT_TRUE((*first)->CommitMessages("support", "INBOX", Watermark{7, 3}, {Item(3)}).ok());
+  EXPECT_TRUE(RunOtherProcess(dir.path(), 3, 4)) << "another process no longer sees this one's writes";
+  EXPECT_EQ(*(*first)->PendingCount(), 4) << "this process no longer sees another one's writes";
 }
 
 }  // namespace
