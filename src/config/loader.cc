@@ -649,7 +649,9 @@ class Loader {
       limits.max_parts = static_cast<uint32_t>(*v);
     }
     if (auto v = UInt(node, "max_text_bytes", where);
-        v && in_range("max_text_bytes", *v, 1024, uint64_t{1} << 30, "4194304")) {
+        // At most 12 MiB: a body without transfer encoding is read again
+        // whole (BINARY) within one IMAP response (16 MiB).
+        v && in_range("max_text_bytes", *v, 1024, uint64_t{12} << 20, "4194304")) {
       limits.max_text_bytes = *v;
     }
     if (auto v = UInt(node, "max_attempts", where, "a whole number"); v && in_range("max_attempts", *v, 1, 100, "3")) {

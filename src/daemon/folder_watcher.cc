@@ -36,7 +36,16 @@ class ImapSectionSource : public mime::SectionSource {
  public:
   ImapSectionSource(imap::Session& session, uint32_t uid) : session_(session), uid_(uid) {}
   util::Result<std::string> Body(const std::string& section) override {
-    return session_.FetchSection(uid_, section);
+    // In pieces: the whole message ("") may be larger than one response may be.
+    std::string out;
+    if (auto s = StreamBody(section, [&](std::string_view piece) {
+          out.append(piece);
+          return util::Ok();
+        });
+        !s.ok()) {
+      return s.error();
+    }
+    return out;
   }
   util::Result<std::string> RawBody(const std::string& section) override {
     util::Result<std::optional<std::string>> binary = session_.FetchBinary(uid_, section);
@@ -227,7 +236,7 @@ class FolderWatcher::SessionWork {
   util::Status Loop();
 
  private:
-  util::Status Baseline(bool uidvalidity_changed);
+  util::Status Baseline();
   /// Turns `uids` into events, committing each batch with the new watermark
   /// (`final_mark` with the last one). `first_pass`: the unseen messages of a
   /// first start, which are not contiguous: the watermark stays unset until
@@ -252,6 +261,11 @@ class FolderWatcher::SessionWork {
   void Fault(uint32_t uid);
   /// A message that failed max_attempts times: message.unprocessable.
   util::Status GatherUnprocessable(uint32_t uid, const store::Attempt& attempt);
+  /// True for failures that say nothing about the message: a shutdown cut a
+  /// command short, or the store failed.
+  bool NotTheMessages(const util::Error& error) const {
+    return w_.stop_.fired() || error.code().starts_with("store.");
+  }
   /// Remembers why the attempt at `uid` failed and passes the error on.
   util::Status Blame(uint32_t uid, const util::Error& error);
   util::Status Commit(uint32_t up_to, bool write_mark);
@@ -319,21 +333,20 @@ util::Status FolderWatcher::SessionWork::Start() {
   auto attempts = store_.ListAttempts(w_.account_.name, w_.folder_, info_.uidvalidity);
   if (!attempts.ok()) return attempts.error();
   for (store::Attempt& a : *attempts) attempts_[a.uid] = std::move(a);
-  if (!mark->has_value()) return Baseline(false);
+  if (!mark->has_value()) return Baseline();
   if ((*mark)->uidvalidity != info_.uidvalidity) {
     // RFC 3501 §2.3.1.1: every old UID is void. Replaying the whole folder
     // would flood the targets, so re-baseline like a first start.
     log_->error("imap.uidvalidity_changed account={} folder={} old={} new={} note=\"folder was recreated; "
                 "starting from its current end\"",
                 w_.account_.name, w_.folder_, (*mark)->uidvalidity, info_.uidvalidity);
-    return Baseline(true);
+    return Baseline();
   }
   wm_ = **mark;
   return util::Ok();
 }
 
-util::Status FolderWatcher::SessionWork::Baseline(bool uidvalidity_changed) {
-  (void)uidvalidity_changed;
+util::Status FolderWatcher::SessionWork::Baseline() {
   const config::Account& account = w_.account_;
   uint32_t end = info_.uidnext > 0 ? info_.uidnext - 1 : 0;
   if (info_.uidnext == 0) {
@@ -404,7 +417,12 @@ util::Status FolderWatcher::SessionWork::Process(const std::vector<uint32_t>& ui
   for (size_t i = 0; i < uids.size();) {
     std::vector<uint32_t> batch = NextBatch(uids, i);
     i += batch.size();
-    if (auto s = ProcessBatch(batch, first_pass, i >= uids.size(), final_mark); !s.ok()) return s;
+    if (auto s = ProcessBatch(batch, first_pass, i >= uids.size(), final_mark); !s.ok()) {
+      // Best effort: a shutdown or a full disk must not count against the
+      // messages (three restarts would make a healthy message unprocessable).
+      if (NotTheMessages(s.error())) (void)store_.RefundAttempts(w_.account_.name, w_.folder_, batch);
+      return s;
+    }
   }
   return util::Ok();
 }
@@ -454,6 +472,7 @@ util::Status FolderWatcher::SessionWork::ProcessBatch(const std::vector<uint32_t
 }
 
 util::Status FolderWatcher::SessionWork::Blame(uint32_t uid, const util::Error& error) {
+  if (NotTheMessages(error)) return error;  // Process() takes the attempt back
   store::Attempt& a = attempts_[uid];
   a.last_code = error.code();
   a.last_error = error.message();
@@ -516,7 +535,7 @@ void FolderWatcher::SessionWork::Fault(uint32_t uid) {
   log_->warn("test.fault account={} folder={} uid={} action={}", w_.account_.name, w_.folder_, uid, action);
   if (action == "abort") std::abort();
   if (action.starts_with("sleep:")) {
-    std::this_thread::sleep_for(milliseconds(std::stoll(action.substr(6))));
+    std::this_thread::sleep_for(milliseconds(std::atoll(action.c_str() + 6)));
     return;
   }
   throw std::runtime_error("injected fault (MAILHOOK_TEST_FAULT_SUBJECT)");
@@ -566,23 +585,37 @@ util::Status FolderWatcher::SessionWork::GatherUnprocessable(uint32_t uid, const
               w_.account_.name, w_.folder_, uid, attempts, reason);
   // What can still be read cheaply: the header (bounded) for the envelope.
   mime::EventMeta em{w_.account_.name, w_.folder_, info_.uidvalidity, uid, {}, 0, mime::NowRfc3339()};
+  // This path must not fail because of the message, or the folder would be
+  // stuck again: a header the server cannot send within the budget, or that
+  // throws, leaves the envelope null. A broken session is retried as usual.
   std::string header;
   auto light = session_.FetchMetaLight({uid});  // no BODYSTRUCTURE; bounded
-  if (!light.ok()) return light.error();
-  if (light->empty()) return util::Ok();  // expunged meanwhile: nothing to report
-  em.size = light->front().size;
-  em.flags = light->front().flags;
-  header = std::move(light->front().header);
-  // The header's fields, for routes that match on from/subject: a multipart
-  // without children makes the Extractor read nothing but the header.
-  mime::Part empty_root;
-  empty_root.type = "multipart";
-  empty_root.subtype = "mixed";
-  ImapSectionSource unused(session_, uid);
-  auto parsed = mime::Extract(header, empty_root, unused, w_.extract_options_);
-  mime::MessageContent partial = parsed.ok() ? std::move(*parsed) : mime::MessageContent{};
+  if (light.ok() && light->empty()) return util::Ok();  // expunged meanwhile: nothing to report
+  if (light.ok()) {
+    em.size = light->front().size;
+    em.flags = light->front().flags;
+    header = std::move(light->front().header);
+  } else if (light.error().code() != "imap.response_too_large") {
+    return light.error();
+  }
+  mime::MessageContent partial;
+  std::shared_ptr<const std::string> payload;
+  try {
+    // The header's fields, for routes that match on from/subject: a multipart
+    // without children makes the Extractor read nothing but the header.
+    mime::Part empty_root;
+    empty_root.type = "multipart";
+    empty_root.subtype = "mixed";
+    ImapSectionSource unused(session_, uid);
+    if (auto parsed = mime::Extract(header, empty_root, unused, w_.extract_options_); parsed.ok()) {
+      partial = std::move(*parsed);
+    }
+    payload = std::make_shared<const std::string>(mime::UnprocessableEventJson(em, header, reason, attempts));
+  } catch (const std::exception& e) {
+    partial = mime::MessageContent{};
+    payload = std::make_shared<const std::string>(mime::UnprocessableEventJson(em, "", reason, attempts));
+  }
   const std::string event_id = mime::EventId(w_.account_.name, w_.folder_, info_.uidvalidity, uid);
-  auto payload = std::make_shared<const std::string>(mime::UnprocessableEventJson(em, header, reason, attempts));
   AddItems(event_id, uid, &partial, [&](const Route&) { return std::vector{payload}; });
   util::Metrics::Global().Inc("mailhook_messages_unprocessable_total", labels_);
   return util::Ok();

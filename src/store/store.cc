@@ -534,6 +534,20 @@ Status Store::BeginAttempts(const std::string& account, const std::string& folde
   });
 }
 
+Status Store::RefundAttempts(const std::string& account, const std::string& folder,
+                             std::span<const uint32_t> uids) {
+  return InTransaction([&]() -> Status {
+    Stmt dec(db_, "UPDATE attempts SET count=count-1 WHERE account=? AND folder=? AND uid=? AND count>0");
+    for (uint32_t uid : uids) {
+      dec.Bind(1, account).Bind(2, folder).Bind(3, uid);
+      dec.Step();
+      if (!dec.ok()) return SqlError("taking back an attempt at UID " + std::to_string(uid));
+      dec.Reset();
+    }
+    return Ok();
+  });
+}
+
 Status Store::RecordAttemptFailure(const std::string& account, const std::string& folder, uint32_t uid,
                                    const std::string& code, const std::string& message) {
   return InTransaction([&]() -> Status {

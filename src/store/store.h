@@ -140,6 +140,10 @@ class Store {
   /// the attempts of the UIDs it makes durable.
   util::Status BeginAttempts(const std::string& account, const std::string& folder, uint32_t uidvalidity,
                              std::span<const uint32_t> uids);
+  /// Takes back one attempt of each UID (the failure was not the message's:
+  /// a shutdown, a full disk).
+  util::Status RefundAttempts(const std::string& account, const std::string& folder,
+                              std::span<const uint32_t> uids);
   /// Records why the attempt at `uid` failed (code and message of the Error).
   util::Status RecordAttemptFailure(const std::string& account, const std::string& folder, uint32_t uid,
                                     const std::string& code, const std::string& message);
