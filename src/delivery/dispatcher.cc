@@ -144,8 +144,14 @@ util::Status Dispatcher::Start() {
   workers_down_ = 0;
   running_ = true;
   util::Metrics::Global().Set(kWorkersRunning, {}, workers);
+  workers_alive_ = workers;
   for (int i = 0; i < workers; ++i) {
-    workers_.emplace_back(&Dispatcher::Run, this, i, std::move(stores[static_cast<size_t>(i)]));
+    workers_.emplace_back([this, i, store = std::move(stores[static_cast<size_t>(i)])]() mutable {
+      Run(i, std::move(store));
+      std::lock_guard lock(mu_);
+      --workers_alive_;
+      cv_.notify_all();
+    });
   }
   util::Logger("delivery")->info("delivery.start workers={} targets={}", workers, targets_.size());
   return util::Ok();
@@ -167,7 +173,14 @@ void Dispatcher::Stop() {
   }
   running_ = false;
   cv_.notify_all();
-  for (auto& [key, entry] : targets_) entry.target->Cancel();
+  // A worker that checked stopping_ just before it was set may start a
+  // Deliver after a single Cancel(): cancel again until every worker is out,
+  // or shutdown would wait for that attempt's whole timeout.
+  for (;;) {
+    for (auto& [key, entry] : targets_) entry.target->Cancel();
+    std::unique_lock lock(mu_);
+    if (cv_.wait_for(lock, std::chrono::milliseconds(50), [&] { return workers_alive_ == 0; })) break;
+  }
   for (auto& t : workers_) t.join();
   if (!workers_.empty()) util::Logger("delivery")->info("delivery.stopped");
   workers_.clear();

@@ -142,6 +142,7 @@ class Dispatcher {
   uint64_t wake_seq_ = 0;  // guarded by mu_; bumped by Wake and by a freed slot
   std::mutex claim_mu_;    // one claim at a time, so limits hold between look and claim
   std::atomic<int> workers_down_{0};
+  int workers_alive_ = 0;  // guarded by mu_: worker threads not yet returned
   std::atomic<bool> running_{false};
   std::vector<std::thread> workers_;
 };

@@ -19,8 +19,17 @@ constexpr size_t kMaxCapture = 64 * 1024;
 
 // The last `n` bytes of stderr as one printable line: the end of stderr is
 // where a failing script says why; control characters would break log lines.
-std::string StderrTail(const util::ProcessResult& r) {
-  const std::string& err = r.stderr_data;
+// The hook's own `env:` values (tokens) are redacted first: a `set -x` or a
+// `curl -v` prints them, and this text goes to the log and the dead letters.
+std::string StderrTail(const util::ProcessResult& r, const std::vector<std::pair<std::string, util::Secret>>& env) {
+  std::string err = r.stderr_data;
+  for (const auto& [name, value] : env) {
+    const std::string& secret = value.reveal();
+    if (secret.size() < 4) continue;  // too short to tell from ordinary text
+    for (size_t at = err.find(secret); at != std::string::npos; at = err.find(secret, at + 10)) {
+      err.replace(at, secret.size(), "<redacted>");
+    }
+  }
   std::string_view tail(err);
   bool cut = r.stderr_truncated;
   if (tail.size() > HookTarget::kStderrTail) {
@@ -115,7 +124,7 @@ Outcome HookTarget::Deliver(const store::Delivery& delivery) {
     outcome.error = where + ": still running after its timeout of " +
                     std::to_string(hook_.timeout.count()) +
                     " ms; killed with its whole process group (raise " + where +
-                    ".timeout if it needs longer); " + StderrTail(r);
+                    ".timeout if it needs longer); " + StderrTail(r, hook_.env);
     return outcome;
   }
   if (r.exit_code == 0) {
@@ -124,16 +133,16 @@ Outcome HookTarget::Deliver(const store::Delivery& delivery) {
   }
   if (r.exit_code == kExitTempFail) {
     outcome.kind = OutcomeKind::kRetry;
-    outcome.error = where + ": exit code 75 (EX_TEMPFAIL, retry later); " + StderrTail(r);
+    outcome.error = where + ": exit code 75 (EX_TEMPFAIL, retry later); " + StderrTail(r, hook_.env);
     return outcome;
   }
   outcome.kind = OutcomeKind::kPermanent;
   if (r.exit_code < 0) {
     outcome.error = where + ": killed by signal " + SignalName(-r.exit_code) +
-                    " (permanent; a hook that wants a retry exits 75); " + StderrTail(r);
+                    " (permanent; a hook that wants a retry exits 75); " + StderrTail(r, hook_.env);
   } else {
     outcome.error = where + ": exit code " + std::to_string(r.exit_code) +
-                    " (permanent; a hook that wants a retry exits 75); " + StderrTail(r);
+                    " (permanent; a hook that wants a retry exits 75); " + StderrTail(r, hook_.env);
   }
   return outcome;
 }

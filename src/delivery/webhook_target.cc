@@ -73,10 +73,12 @@ void AddSignatures(const std::string& header, std::vector<std::string>& out) {
 Result<ParsedUrl> ParseUrl(const std::string& url) {
   ParsedUrl out;
   std::string rest;
-  if (url.rfind("https://", 0) == 0) {
+  // The scheme is case-insensitive (RFC 3986 §3.1), as the config loader reads it.
+  const std::string scheme = Lower(url.substr(0, url.find("://") == std::string::npos ? 0 : url.find("://") + 3));
+  if (scheme == "https://") {
     out.https = true;
     rest = url.substr(8);
-  } else if (url.rfind("http://", 0) == 0) {
+  } else if (scheme == "http://") {
     rest = url.substr(7);
   } else {
     return Error("webhook.url", RetryClass::kNeedsOperator,

@@ -609,6 +609,11 @@ TEST(WebhookTargetTest, ParsesUrls) {
   EXPECT_EQ(bare->path, "/");
   EXPECT_FALSE(ParseUrl("tickets.internal/x").ok());
   EXPECT_FALSE(ParseUrl("https://user:pw@host/x").ok());
+  // The config loader accepts any case; so must the target (check == run).
+  auto upper = ParseUrl("HTTPS://Tickets.internal/x");
+  ASSERT_TRUE(upper.ok());
+  EXPECT_TRUE(upper->https);
+  EXPECT_EQ(upper->origin, "https://Tickets.internal");
 }
 
 TEST(WebhookTargetTest, RedirectIsPermanentAndNotFollowed) {

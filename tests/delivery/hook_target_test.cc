@@ -172,6 +172,19 @@ TEST(HookTargetTest, OtherExitCodeIsPermanentAndNeverQuotesTheEvent) {
   EXPECT_EQ(o.error.find("TOPSECRET"), std::string::npos) << o.error;
 }
 
+TEST(HookTargetTest, ItsEnvSecretsAreRedactedFromTheReportedStderr) {
+  HookDir dir;
+  // What `curl -v` or `set -x` does: print the token on stderr, then fail.
+  std::string script = dir.Script("leak.sh", "cat >/dev/null\necho \"Authorization: Bearer $TICKET_TOKEN\" >&2\nexit 75");
+  config::Hook hook = MakeHook({script});
+  hook.env = {{"TICKET_TOKEN", util::Secret("tok-3141592653")}};
+  HookTarget target(std::move(hook));
+  Outcome o = target.Deliver(Row());
+  EXPECT_EQ(o.kind, OutcomeKind::kRetry);
+  EXPECT_EQ(o.error.find("tok-3141592653"), std::string::npos) << o.error;
+  EXPECT_NE(o.error.find("Authorization: Bearer <redacted>"), std::string::npos) << o.error;
+}
+
 TEST(HookTargetTest, ReportsOnlyTheTailOfALongStderr) {
   HookDir dir;
   std::string script =

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "testsupport.h"
 
 namespace mailhook::testsupport {
@@ -125,6 +127,55 @@ TEST_F(CyrusTest, WrongPasswordIsOneLoginErrorAndNoExit) {
   EXPECT_EQ(log.find("imap.connected"), std::string::npos) << log;
   MH_ASSERT_OK_AND_ASSIGN(int code, daemon_.Terminate());
   EXPECT_EQ(code, 0) << log;
+}
+
+// Cyrus sends the whole BODYSTRUCTURE of a part bomb (Dovecot caps it at
+// 10,000 parts itself): for 300,000 parts that is ~20 MB, past the metadata
+// fetch budget. The bomb's batch fails, the message is tried alone, then read
+// whole and parsed here under the part cap; the messages beside it arrive.
+TEST_F(CyrusTest, PartBombOverTheMetaBudgetIsReadWholeAndTheFolderMovesOn) {
+  AccountSpec account;
+  StartDaemon(AccountYaml(cyrus_, account));
+  ASSERT_TRUE(daemon_.WaitForLog("imap.connected", seconds(20))) << daemon_.Log();
+  std::string bomb =
+      "From: mallory@example.com\r\nTo: alice@example.com\r\nSubject: part bomb\r\n"
+      "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n";
+  for (int i = 0; i < 300000; ++i) bomb += "--b\r\n\r\n";
+  bomb += "--b--\r\n";
+  ImapClient imap = Imap();
+  MH_ASSERT_OK_AND_ASSIGN(uint32_t before, imap.Append("alice", "INBOX", SampleMessage("plain_utf8.eml")));
+  MH_ASSERT_OK_AND_ASSIGN(uint32_t bomb_uid, imap.Append("alice", "INBOX", bomb));
+  MH_ASSERT_OK_AND_ASSIGN(uint32_t after, imap.Append("alice", "INBOX", SampleMessage("latin1_qp.eml")));
+
+  std::map<uint32_t, nlohmann::json> got;
+  for (size_t n = 1; got.size() < 3; ++n) {
+    ASSERT_TRUE(receiver_.WaitFor(n, seconds(90))) << daemon_.Log();
+    for (const auto& r : receiver_.Requests()) got[r.Json()["uid"].get<uint32_t>()] = r.Json();
+  }
+  EXPECT_EQ(got[before]["type"], "message.received");
+  EXPECT_EQ(got[after]["type"], "message.received");
+  const nlohmann::json& b = got[bomb_uid];
+  ASSERT_EQ(b["type"], "message.received") << b.dump().substr(0, 1000);
+  ASSERT_TRUE(b["message"]["truncated"].is_object()) << b["message"].dump().substr(0, 1000);
+  EXPECT_GE(b["message"]["attachments"].size() + b["message"]["truncated"]["attachments_omitted"].get<size_t>(),
+            299999u);
+  // The window this test aims at: the budget refused the structure, and the
+  // message was then read whole.
+  const std::string log = daemon_.Log();
+  EXPECT_NE(log.find("imap.message_failed account=test folder=INBOX uid=" + std::to_string(bomb_uid)),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("passed 8388608 bytes"), std::string::npos) << log;
+  EXPECT_NE(log.find("imap.message_read_whole account=test folder=INBOX uid=" + std::to_string(bomb_uid)),
+            std::string::npos)
+      << log;
+  const long peak_kib = daemon_.StatusKiB("VmHWM");
+#ifdef __SANITIZE_ADDRESS__
+  const long bound_kib = 600 * 1024;  // ASan's shadow memory and quarantine
+#else
+  const long bound_kib = 200 * 1024;
+#endif
+  EXPECT_LT(peak_kib, bound_kib) << "peak RSS " << peak_kib / 1024 << " MiB";
 }
 
 }  // namespace
