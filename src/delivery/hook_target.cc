@@ -112,7 +112,12 @@ Outcome HookTarget::Deliver(const store::Delivery& delivery) {
     return outcome;
   }
 
-  const util::ProcessResult& r = *run;
+  return FromProcessResult(*run);
+}
+
+Outcome HookTarget::FromProcessResult(const util::ProcessResult& r) const {
+  Outcome outcome;
+  const std::string where = "hooks." + hook_.name;
   if (r.cancelled) {
     outcome.cancelled = true;
     outcome.kind = OutcomeKind::kRetry;

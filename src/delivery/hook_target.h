@@ -24,6 +24,7 @@
 
 #include "config/config.h"
 #include "delivery/target.h"
+#include "util/subprocess.h"
 
 namespace mailhook::delivery {
 
@@ -46,6 +47,9 @@ class HookTarget : public Target {
   const std::string& name() const { return hook_.name; }
 
  private:
+  /// What a finished run means: success, retry (75, timeout, shutdown) or
+  /// permanent, with the stderr tail (its env secrets redacted).
+  Outcome FromProcessResult(const util::ProcessResult& r) const;
   const config::Hook hook_;
 
   std::mutex mu_;
