@@ -266,8 +266,9 @@ class FolderWatcher::SessionWork {
   bool NotTheMessages(const util::Error& error) const {
     return w_.stop_.fired() || error.code().starts_with("store.");
   }
-  /// Remembers why the attempt at `uid` failed and passes the error on.
-  util::Status Blame(uint32_t uid, const util::Error& error);
+  /// Remembers why the attempt at `uid` failed (counting it when it failed
+  /// `in_batch`, where it was not counted yet) and passes the error on.
+  util::Status Blame(uint32_t uid, const util::Error& error, bool in_batch);
   util::Status Commit(uint32_t up_to, bool write_mark);
   void AddItems(const std::string& event_id, uint32_t uid, const mime::MessageContent* content,
                 const std::function<std::vector<std::shared_ptr<const std::string>>(const Route&)>& payload);
@@ -440,13 +441,14 @@ util::Status FolderWatcher::SessionWork::ProcessBatch(const std::vector<uint32_t
                                                       bool last, uint32_t final_mark) {
   const config::Account& account = w_.account_;
   // Count the attempt before it starts: a message that crashes or hangs the
-  // process is counted too. The next session then takes the batch one
-  // message at a time, so only the guilty message's count keeps growing.
+  // process is counted too. A batch only marks its messages, so that after a
+  // failure the next session takes them one at a time and counts only those
+  // attempts: one poison message never dooms its neighbours.
   if (auto s = store_.BeginAttempts(account.name, w_.folder_, info_.uidvalidity, batch); !s.ok()) return s;
   for (uint32_t uid : batch) {
     store::Attempt& a = attempts_[uid];
     a.uid = uid;
-    ++a.count;
+    if (batch.size() == 1) ++a.count;
   }
   const store::Attempt& first = attempts_[batch.front()];
   if (batch.size() == 1 && first.count > account.limits.max_attempts) {
@@ -454,12 +456,12 @@ util::Status FolderWatcher::SessionWork::ProcessBatch(const std::vector<uint32_t
   } else if (batch.size() == 1 && first.last_code == "imap.response_too_large") {
     // Its structure alone was more than a meta fetch may read (a part bomb):
     // read the message whole and parse it here, under the part cap.
-    if (auto s = GatherWhole(batch.front()); !s.ok()) return Blame(batch.front(), s.error());
+    if (auto s = GatherWhole(batch.front()); !s.ok()) return Blame(batch.front(), s.error(), false);
   } else {
     auto metas = session_.FetchMeta(batch);
-    if (!metas.ok()) return batch.size() == 1 ? Blame(batch.front(), metas.error()) : metas.error();
+    if (!metas.ok()) return batch.size() == 1 ? Blame(batch.front(), metas.error(), false) : metas.error();
     for (const imap::MessageMeta& meta : *metas) {
-      if (auto s = Gather(meta); !s.ok()) return Blame(meta.uid, s.error());
+      if (auto s = Gather(meta); !s.ok()) return Blame(meta.uid, s.error(), batch.size() > 1);
       // Events with large attachment contents are committed early, so a
       // batch never holds more than about one large event at a time.
       if (pending_bytes_ >= kCommitBytes) {
@@ -471,16 +473,17 @@ util::Status FolderWatcher::SessionWork::ProcessBatch(const std::vector<uint32_t
   return Commit(last ? std::max(final_mark, batch.back()) : batch.back(), !first_pass || last);
 }
 
-util::Status FolderWatcher::SessionWork::Blame(uint32_t uid, const util::Error& error) {
+util::Status FolderWatcher::SessionWork::Blame(uint32_t uid, const util::Error& error, bool in_batch) {
   if (NotTheMessages(error)) return error;  // Process() takes the attempt back
   store::Attempt& a = attempts_[uid];
+  if (in_batch) ++a.count;  // known to be this message's, though BeginAttempts did not count it
   a.last_code = error.code();
   a.last_error = error.message();
   log_->warn("imap.message_failed account={} folder={} uid={} attempt={} of={} cause=\"{}\"", w_.account_.name,
              w_.folder_, uid, a.count, w_.account_.limits.max_attempts, error.message());
   util::Metrics::Global().Inc("mailhook_message_failures_total", labels_);
   // Best effort: the count is what matters, and it is already durable.
-  (void)store_.RecordAttemptFailure(w_.account_.name, w_.folder_, uid, error.code(), error.message());
+  (void)store_.RecordAttemptFailure(w_.account_.name, w_.folder_, uid, error.code(), error.message(), in_batch);
   return error;
 }
 

@@ -508,13 +508,14 @@ Status Store::BeginAttempts(const std::string& account, const std::string& folde
   return InTransaction([&]() -> Status {
     Stmt up(db_,
             "INSERT INTO attempts (account, folder, uidvalidity, uid, count, updated_at) "
-            "VALUES (?1,?2,?3,?4,1,?5) ON CONFLICT (account, folder, uid) DO UPDATE SET "
-            "count=CASE WHEN uidvalidity=excluded.uidvalidity THEN count+1 ELSE 1 END, "
+            "VALUES (?1,?2,?3,?4,?6,?5) ON CONFLICT (account, folder, uid) DO UPDATE SET "
+            "count=CASE WHEN uidvalidity=excluded.uidvalidity THEN count+?6 ELSE ?6 END, "
             "last_code=CASE WHEN uidvalidity=excluded.uidvalidity THEN last_code ELSE '' END, "
             "last_error=CASE WHEN uidvalidity=excluded.uidvalidity THEN last_error ELSE '' END, "
             "uidvalidity=excluded.uidvalidity, updated_at=excluded.updated_at");
     for (uint32_t uid : uids) {
       up.Bind(1, account).Bind(2, folder).Bind(3, uidvalidity).Bind(4, uid).Bind(5, ToMs(Clock::now()));
+      up.Bind(6, uids.size() == 1 ? 1 : 0);
       up.Step();
       if (!up.ok()) return SqlError("counting an attempt at UID " + std::to_string(uid));
       up.Reset();
@@ -538,10 +539,12 @@ Status Store::RefundAttempts(const std::string& account, const std::string& fold
 }
 
 Status Store::RecordAttemptFailure(const std::string& account, const std::string& folder, uint32_t uid,
-                                   const std::string& code, const std::string& message) {
+                                   const std::string& code, const std::string& message, bool count) {
   return InTransaction([&]() -> Status {
-    Stmt up(db_, "UPDATE attempts SET last_code=?, last_error=? WHERE account=? AND folder=? AND uid=?");
-    up.Bind(1, code).Bind(2, message.substr(0, 500)).Bind(3, account).Bind(4, folder).Bind(5, uid);
+    Stmt up(db_,
+            "UPDATE attempts SET last_code=?, last_error=?, count=count+? WHERE account=? AND folder=? AND uid=?");
+    up.Bind(1, code).Bind(2, message.substr(0, 500)).Bind(3, count ? 1 : 0).Bind(4, account).Bind(5, folder);
+    up.Bind(6, uid);
     up.Step();
     if (!up.ok()) return SqlError("recording the failure at UID " + std::to_string(uid));
     return Ok();

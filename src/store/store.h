@@ -134,19 +134,23 @@ class Store {
   }
 
   // --- attempts (poison messages) ---
-  /// Counts one more extraction attempt for each UID, durably, before the
-  /// attempt starts: a message that crashes or hangs the process is still
-  /// counted. Rows of another UIDVALIDITY are reset. CommitMessages forgets
-  /// the attempts of the UIDs it makes durable.
+  /// Counts one more extraction attempt, durably, before the attempt starts:
+  /// a message that crashes or hangs the process is counted too. A batch of
+  /// several UIDs is not counted against each of them (one guilty message
+  /// would doom its neighbours): it only marks them, so that each is tried
+  /// alone next time; a single UID counts. Rows of another UIDVALIDITY are
+  /// reset. CommitMessages forgets the attempts of the UIDs it makes durable.
   util::Status BeginAttempts(const std::string& account, const std::string& folder, uint32_t uidvalidity,
                              std::span<const uint32_t> uids);
   /// Takes back one attempt of each UID (the failure was not the message's:
   /// a shutdown, a full disk).
   util::Status RefundAttempts(const std::string& account, const std::string& folder,
                               std::span<const uint32_t> uids);
-  /// Records why the attempt at `uid` failed (code and message of the Error).
+  /// Records why the attempt at `uid` failed (code and message of the Error);
+  /// `count` adds the attempt to its count (it failed inside a batch, where
+  /// BeginAttempts did not count it, but it is known to be this message's).
   util::Status RecordAttemptFailure(const std::string& account, const std::string& folder, uint32_t uid,
-                                    const std::string& code, const std::string& message);
+                                    const std::string& code, const std::string& message, bool count = false);
   /// The folder's messages with attempts counted under `uidvalidity`, by UID.
   util::Result<std::vector<Attempt>> ListAttempts(const std::string& account, const std::string& folder,
                                                   uint32_t uidvalidity);

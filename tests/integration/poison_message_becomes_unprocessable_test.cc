@@ -75,21 +75,26 @@ TEST_F(PipelineTest, MessageThatCrashesTheProcessIsCountedAcrossRestarts) {
   // death must be the fault point's abort (SIGABRT: 128 + 6), which proves
   // the crash happened inside the message's extraction.
   int crashes = 0;
+  const auto deadline = std::chrono::steady_clock::now() + seconds(180);
   while (DeliveredByUid(receiver_).size() < 2) {
-    ASSERT_LE(crashes, 4) << "the poison message was not given up on\n" << daemon_.Log();
-    std::optional<int> status = daemon_.WaitForExit(seconds(60));
-    if (!status) break;  // still running: it gave up on the message
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << daemon_.Log();
+    std::optional<int> status = daemon_.WaitForExit(milliseconds(200));
+    if (!status) {  // running: wait for an event instead
+      (void)receiver_.WaitFor(receiver_.count() + 1, milliseconds(200));
+      continue;
+    }
     ASSERT_EQ(*status, 134) << daemon_.Log();
     ASSERT_NE(daemon_.Log().find("test.fault account=test folder=INBOX uid=" + std::to_string(poison)),
               std::string::npos)
         << daemon_.Log();
     ++crashes;
+    ASSERT_LE(crashes, 5) << "the poison message was not given up on\n" << daemon_.Log();
     MH_ASSERT_OK(daemon_.Start());
   }
-  for (size_t n = 1; DeliveredByUid(receiver_).size() < 2; ++n) {
-    ASSERT_TRUE(receiver_.WaitFor(n, seconds(60))) << daemon_.Log();
-  }
-  EXPECT_EQ(crashes, 3);
+  // Three attempts of the message alone; a fourth crash happens when the two
+  // messages were first fetched in one batch (a crash there blames neither).
+  EXPECT_GE(crashes, 3);
+  EXPECT_LE(crashes, 4);
   std::map<uint32_t, nlohmann::json> got = DeliveredByUid(receiver_);
   EXPECT_EQ(got[poison]["type"], "message.unprocessable");
   EXPECT_EQ(got[poison]["attempts"], 3);

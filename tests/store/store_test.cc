@@ -429,12 +429,16 @@ TEST(StoreAttemptsTest, AttemptsAreCountedDurablyAndForgottenOnCommit) {
   auto list = (*store)->ListAttempts("support", "INBOX", 7);
   ASSERT_TRUE(list.ok());
   ASSERT_EQ(list->size(), 3u);
+  // The batch marked all three without counting; UID 11 alone counted once.
   EXPECT_EQ((*list)[1].uid, 11u);
-  EXPECT_EQ((*list)[1].count, 2);
+  EXPECT_EQ((*list)[1].count, 1);
   EXPECT_EQ((*list)[1].last_code, "imap.response_too_large");
   EXPECT_EQ((*list)[1].last_error, "too big");
-  EXPECT_EQ((*list)[0].count, 1);
+  EXPECT_EQ((*list)[0].count, 0);
   EXPECT_EQ((*list)[0].last_error, "");
+  // A failure known to be one message's, inside a batch, counts for it.
+  ASSERT_TRUE((*store)->RecordAttemptFailure("support", "INBOX", 12, "x", "y", /*count=*/true).ok());
+  EXPECT_EQ((*(*store)->ListAttempts("support", "INBOX", 7))[2].count, 1);
   // Another UIDVALIDITY sees none.
   EXPECT_TRUE((*store)->ListAttempts("support", "INBOX", 8)->empty());
 
