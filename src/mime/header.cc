@@ -317,6 +317,157 @@ bool AllDigits(std::string_view s) {
   return true;
 }
 
+// Comments (RFC 5322 3.2.2) carry no date information: "(PDT)".
+// Obsolete syntax allows CFWS around the ':' of the time (RFC 5322 4.3):
+// white space next to a ':' is dropped as the text is copied (erasing it in
+// place was quadratic on a value of many spaces). Commas become spaces.
+std::string DateText(std::string_view raw) {
+  std::string text;
+  int depth = 0;
+  bool after_colon = false;
+  for (char c : raw) {
+    if (c == '(') {
+      ++depth;
+    } else if (c == ')' && depth > 0) {
+      --depth;
+    } else if (depth == 0) {
+      const char m = c == ',' ? ' ' : c;
+      if (m == ':') {
+        while (!text.empty() && IsSpace(text.back())) text.pop_back();
+        text.push_back(m);
+        after_colon = true;
+      } else if (!(after_colon && IsSpace(m))) {
+        text.push_back(m);
+        after_colon = false;
+      }
+    }
+  }
+  return text;
+}
+
+/// The white-space separated words of a Date value, comments dropped.
+std::vector<std::string> DateTokens(std::string_view raw) {
+  const std::string text = DateText(raw);
+  std::vector<std::string> toks;
+  size_t i = 0;
+  while (i < text.size()) {
+    while (i < text.size() && IsSpace(text[i])) ++i;
+    size_t b = i;
+    while (i < text.size() && !IsSpace(text[i])) ++i;
+    if (i > b) toks.push_back(text.substr(b, i - b));
+  }
+  return toks;
+}
+
+/// The pieces of a date found so far; -1 / 0: not yet seen.
+struct DateFields {
+  int day = -1, month = 0, hour = -1, minute = 0, second = 0;
+  int64_t year = -1;
+  int zone = 0;  ///< minutes east of UTC
+  bool have_zone = false;
+};
+
+// "12-Jan-2005" and "2005/01/12" style pieces are not RFC 5322; only the
+// dash form shows up in old mail. False: `tok` is not one.
+bool ReadDashedDate(const std::string& tok, DateFields& f) {
+  if (!(tok.find('-') != std::string::npos && tok.find('-') > 0 && f.month == 0 &&
+        MonthIndex(tok.substr(tok.find('-') + 1)))) {
+    return false;
+  }
+  std::string a = tok.substr(0, tok.find('-'));
+  std::string rest = tok.substr(tok.find('-') + 1);
+  std::string m = rest.substr(0, rest.find('-'));
+  std::string y = rest.find('-') == std::string::npos ? "" : rest.substr(rest.find('-') + 1);
+  // A day has at most 2 digits (RFC 5322 3.3); longer would overflow stoi.
+  if (AllDigits(a) && a.size() <= 2) f.day = std::stoi(a);
+  f.month = MonthIndex(m);
+  if (AllDigits(y) && y.size() <= 4) f.year = std::stoll(y);
+  return true;
+}
+
+/// "+0100", "-0000" or "+01:00" after the time; anything else is ignored.
+void ReadNumericZone(const std::string& tok, DateFields& f) {
+  std::string digits;
+  for (char c : tok.substr(1)) {
+    if (c != ':') digits.push_back(c);
+  }
+  if (AllDigits(digits) && digits.size() == 4 && f.hour >= 0) {
+    int v = std::stoi(digits);
+    f.zone = (v / 100) * 60 + v % 100;
+    if (tok[0] == '-') f.zone = -f.zone;
+    f.have_zone = true;
+  }
+}
+
+/// "10:00:00" or "10:00"; a zone glued on ("10:00:00+0100" without the
+/// space) is left in `glued_zone`, to be read as the next token.
+void ReadTime(const std::string& tok, DateFields& f, std::string& glued_zone) {
+  int h = 0, mi = 0, s = 0;
+  char tail[8] = {0};
+  int n = std::sscanf(tok.c_str(), "%d:%d:%d%7s", &h, &mi, &s, tail);
+  if (n >= 2 && h >= 0 && h <= 24 && mi >= 0 && mi < 60 && s >= 0 && s <= 60) {
+    f.hour = h;
+    f.minute = mi;
+    f.second = n >= 3 ? s : 0;
+    std::string rest = tail;
+    if (!rest.empty() && (rest[0] == '+' || rest[0] == '-')) glued_zone = rest;
+  }
+}
+
+/// A bare number: the day, else the year.
+void ReadNumber(const std::string& tok, DateFields& f) {
+  if (f.day < 0 && tok.size() <= 2) {
+    f.day = std::stoi(tok);
+  } else if (f.year < 0 && tok.size() <= 4) {
+    f.year = std::stoll(tok);
+  } else if (f.day < 0 && f.month == 0 && tok.size() <= 2) {
+    f.day = std::stoi(tok);
+  }
+}
+
+/// Reads one word of a date into `f`, whatever its place; words that fit
+/// nowhere (a weekday, say) are skipped.
+void ReadDateToken(const std::string& tok, DateFields& f, std::string& glued_zone) {
+  if (ReadDashedDate(tok, f)) return;
+  if ((tok[0] == '+' || tok[0] == '-') && tok.size() >= 3) {
+    ReadNumericZone(tok, f);
+    return;
+  }
+  if (tok.find(':') != std::string::npos && f.hour < 0) {
+    ReadTime(tok, f, glued_zone);
+    return;
+  }
+  if (AllDigits(tok)) {
+    ReadNumber(tok, f);
+    return;
+  }
+  if (int m = MonthIndex(tok); m && f.month == 0 && tok.size() <= 9) {
+    f.month = m;
+    return;
+  }
+  if (f.hour >= 0 && !f.have_zone) {
+    if (auto z = NamedZoneMinutes(tok)) {
+      f.zone = *z;
+      f.have_zone = true;
+    }
+  }
+}
+
+/// Checks and normalises the fields; nullopt when a piece is missing or out of range.
+std::optional<std::string> DateToRfc3339(DateFields f) {
+  if (f.day < 1 || f.day > 31 || f.month == 0 || f.year < 0 || f.hour < 0) return std::nullopt;
+  // RFC 5322 4.3 obsolete years; the cut-off follows Python's email.utils.
+  if (f.year < 100) f.year += f.year > 68 ? 1900 : 2000;
+  else if (f.year < 1000) f.year += 1900;
+  if (f.hour == 24) {
+    if (f.minute != 0 || f.second != 0) return std::nullopt;
+  }
+  if (f.second == 60) f.second = 59;
+  int64_t t = DaysFromCivil(f.year, static_cast<unsigned>(f.month), static_cast<unsigned>(f.day)) * 86400 +
+              f.hour * 3600 + f.minute * 60 + f.second - static_cast<int64_t>(f.zone) * 60;
+  return FormatRfc3339(t);
+}
+
 }  // namespace
 
 std::vector<HeaderField> ParseHeaderBlock(std::string_view block) {
@@ -487,120 +638,15 @@ std::string FormatRfc3339(int64_t t) {
 }
 
 std::optional<std::string> ParseDate(std::string_view raw) {
-  // Comments (RFC 5322 3.2.2) carry no date information: "(PDT)".
-  // Obsolete syntax allows CFWS around the ':' of the time (RFC 5322 4.3):
-  // white space next to a ':' is dropped as the text is copied (erasing it in
-  // place was quadratic on a value of many spaces).
-  std::string text;
-  int depth = 0;
-  bool after_colon = false;
-  for (char c : raw) {
-    if (c == '(') {
-      ++depth;
-    } else if (c == ')' && depth > 0) {
-      --depth;
-    } else if (depth == 0) {
-      const char m = c == ',' ? ' ' : c;
-      if (m == ':') {
-        while (!text.empty() && IsSpace(text.back())) text.pop_back();
-        text.push_back(m);
-        after_colon = true;
-      } else if (!(after_colon && IsSpace(m))) {
-        text.push_back(m);
-        after_colon = false;
-      }
-    }
-  }
-  std::vector<std::string> toks;
-  {
-    size_t i = 0;
-    while (i < text.size()) {
-      while (i < text.size() && IsSpace(text[i])) ++i;
-      size_t b = i;
-      while (i < text.size() && !IsSpace(text[i])) ++i;
-      if (i > b) toks.push_back(text.substr(b, i - b));
-    }
-  }
-  int day = -1, month = 0, hour = -1, minute = 0, second = 0;
-  int64_t year = -1;
-  int zone = 0;
-  bool have_zone = false;
+  std::vector<std::string> toks = DateTokens(raw);
+  DateFields f;
   for (size_t k = 0; k < toks.size(); ++k) {
     std::string tok = toks[k];
-    // "12-Jan-2005" and "2005/01/12" style pieces are not RFC 5322; only the
-    // dash form shows up in old mail.
-    if (tok.find('-') != std::string::npos && tok.find('-') > 0 && month == 0 && MonthIndex(tok.substr(tok.find('-') + 1))) {
-      std::string a = tok.substr(0, tok.find('-'));
-      std::string rest = tok.substr(tok.find('-') + 1);
-      std::string m = rest.substr(0, rest.find('-'));
-      std::string y = rest.find('-') == std::string::npos ? "" : rest.substr(rest.find('-') + 1);
-      // A day has at most 2 digits (RFC 5322 3.3); longer would overflow stoi.
-      if (AllDigits(a) && a.size() <= 2) day = std::stoi(a);
-      month = MonthIndex(m);
-      if (AllDigits(y) && y.size() <= 4) year = std::stoll(y);
-      continue;
-    }
-    if ((tok[0] == '+' || tok[0] == '-') && tok.size() >= 3) {
-      std::string digits;
-      for (char c : tok.substr(1)) {
-        if (c != ':') digits.push_back(c);
-      }
-      if (AllDigits(digits) && digits.size() == 4 && hour >= 0) {
-        int v = std::stoi(digits);
-        zone = (v / 100) * 60 + v % 100;
-        if (tok[0] == '-') zone = -zone;
-        have_zone = true;
-        continue;
-      }
-      continue;
-    }
-    if (tok.find(':') != std::string::npos && hour < 0) {
-      int h = 0, mi = 0, s = 0;
-      char tail[8] = {0};
-      int n = std::sscanf(tok.c_str(), "%d:%d:%d%7s", &h, &mi, &s, tail);
-      if (n >= 2 && h >= 0 && h <= 24 && mi >= 0 && mi < 60 && s >= 0 && s <= 60) {
-        hour = h;
-        minute = mi;
-        second = n >= 3 ? s : 0;
-        // "10:00:00+0100" without the space.
-        std::string rest = tail;
-        if (!rest.empty() && (rest[0] == '+' || rest[0] == '-')) toks.insert(toks.begin() + k + 1, rest);
-        continue;
-      }
-      continue;
-    }
-    if (AllDigits(tok)) {
-      if (day < 0 && tok.size() <= 2) {
-        day = std::stoi(tok);
-      } else if (year < 0 && tok.size() <= 4) {
-        year = std::stoll(tok);
-      } else if (day < 0 && month == 0 && tok.size() <= 2) {
-        day = std::stoi(tok);
-      }
-      continue;
-    }
-    if (int m = MonthIndex(tok); m && month == 0 && tok.size() <= 9) {
-      month = m;
-      continue;
-    }
-    if (hour >= 0 && !have_zone) {
-      if (auto z = NamedZoneMinutes(tok)) {
-        zone = *z;
-        have_zone = true;
-      }
-    }
+    std::string glued_zone;
+    ReadDateToken(tok, f, glued_zone);
+    if (!glued_zone.empty()) toks.insert(toks.begin() + k + 1, glued_zone);
   }
-  if (day < 1 || day > 31 || month == 0 || year < 0 || hour < 0) return std::nullopt;
-  // RFC 5322 4.3 obsolete years; the cut-off follows Python's email.utils.
-  if (year < 100) year += year > 68 ? 1900 : 2000;
-  else if (year < 1000) year += 1900;
-  if (hour == 24) {
-    if (minute != 0 || second != 0) return std::nullopt;
-  }
-  if (second == 60) second = 59;
-  int64_t t = DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400 +
-              hour * 3600 + minute * 60 + second - static_cast<int64_t>(zone) * 60;
-  return FormatRfc3339(t);
+  return DateToRfc3339(f);
 }
 
 }  // namespace mailhook::mime

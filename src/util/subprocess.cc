@@ -12,7 +12,7 @@
 
 #include <algorithm>
 #include <iterator>
-#include <tuple>
+#include <optional>
 #include <thread>
 
 extern char** environ;
@@ -167,6 +167,212 @@ int MaxDescriptor() {
   return static_cast<int>(std::min<rlim_t>(limit.rlim_cur, 1 << 20));
 }
 
+/// Everything the child needs, built before fork(): after it, only
+/// async-signal-safe calls are allowed (another thread may hold malloc's lock).
+/// Neither copied nor moved, since argv and envp point into it (and into the spec).
+class ExecPlan {
+ public:
+  explicit ExecPlan(const ProcessSpec& spec) {
+    for (const auto& a : spec.argv) argv_.push_back(const_cast<char*>(a.c_str()));
+    argv_.push_back(nullptr);
+    env_strings_ = ChildEnvironment(environ, spec.pass_env, spec.env);
+    max_fd_ = MaxDescriptor();
+    for (auto& e : env_strings_) envp_.push_back(e.data());
+    envp_.push_back(nullptr);
+  }
+  ExecPlan(const ExecPlan&) = delete;
+  ExecPlan& operator=(const ExecPlan&) = delete;
+
+  char* const* argv() const { return argv_.data(); }
+  char* const* envp() const { return envp_.data(); }
+  int max_fd() const { return max_fd_; }
+
+ private:
+  std::vector<char*> argv_;
+  std::vector<std::string> env_strings_;
+  std::vector<char*> envp_;
+  int max_fd_ = 0;
+};
+
+/// The child's stdin, stdout and stderr, and the pipe on which it reports a
+/// failed exec.
+struct ChildPipes {
+  Pipe in, out, err, exec_error;
+
+  /// False (errno set) when a pipe cannot be made.
+  bool Open() { return in.Open() && out.Open() && err.Open() && exec_error.Open(); }
+
+  /// In the parent after fork: closes the ends that belong to the child.
+  void CloseChildEnds() {
+    in.read.Close();
+    out.write.Close();
+    err.write.Close();
+    exec_error.write.Close();
+  }
+};
+
+/// Reads the child's report on exec. exec_error is close-on-exec: EOF means
+/// exec succeeded (nullopt), an int is its errno.
+std::optional<int> ReadExecErrno(int exec_error) {
+  int exec_errno = 0;
+  ssize_t got = 0;
+  do {
+    got = ::read(exec_error, &exec_errno, sizeof exec_errno);
+  } while (got == -1 && errno == EINTR);
+  if (got == static_cast<ssize_t>(sizeof exec_errno)) return exec_errno;
+  return std::nullopt;
+}
+
+/// Which slot of a poll() set each descriptor took; -1: not polled.
+struct PollSet {
+  pollfd fds[5];
+  int n = 0;
+  int cancel = -1, in = -1, out = -1, err = -1, child = -1;
+
+  int Add(int fd, short events) {
+    fds[n] = {fd, events, 0};
+    return n++;
+  }
+  bool Ready(int idx) const { return idx >= 0 && fds[idx].revents != 0; }
+};
+
+/// How much of stdin is written, and how much of a stream read, per call.
+constexpr size_t kChunk = 65536;
+
+/// The parent's side of a started child: feeds its stdin and collects its
+/// stdout and stderr until it exits, runs past the timeout or is cancelled,
+/// then reaps it. Borrows the spec and the pipes.
+class ChildPump {
+ public:
+  ChildPump(const ProcessSpec& spec, ChildPipes& pipes, pid_t pid)
+      : spec_(spec),
+        pipes_(pipes),
+        pid_(pid),
+        // pidfd lets poll() notice the child's exit without reaping it: an
+        // unreaped child keeps its process group id reserved, so the group kill
+        // in Reap can never hit an unrelated group that reused the id.
+        // glibc 2.36 declares pidfd_open without extern "C"; use the syscall.
+        child_(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))) {}
+
+  /// Returns once the child has exited and its output is drained, or on
+  /// timeout or cancel (flagged in the result).
+  void Run() {
+    if (spec_.stdin_data.empty()) pipes_.in.write.Close();
+    for (Fd* fd : {&pipes_.in.write, &pipes_.out.read, &pipes_.err.read}) {
+      if (fd->open()) SetNonBlocking(fd->get());
+    }
+    const auto deadline = std::chrono::steady_clock::now() + spec_.timeout;
+    while (pipes_.in.write.open() || pipes_.out.read.open() || pipes_.err.read.open() || !exited_) {
+      auto remaining = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (remaining.count() <= 0) {
+        result_.timed_out = true;
+        break;
+      }
+      PollSet set = BuildPollSet();
+      int timeout_ms = static_cast<int>(std::min<int64_t>(remaining.count(), 1000));
+      bool only_cancel_to_poll = !exited_ && !child_.open() && set.n == (set.cancel >= 0 ? 1 : 0);
+      bool go_on = only_cancel_to_poll ? AwaitExitWithoutPidfd(timeout_ms) : PollOnce(set, timeout_ms);
+      if (!go_on) break;
+    }
+  }
+
+  /// Waits for the child unless already reaped, first killing its whole group
+  /// on timeout or cancel.
+  ProcessResult Reap() {
+    if (pid_ > 0) {
+      // Kill the whole group on timeout: the leader is not reaped yet, so the
+      // group id is still ours.
+      if (result_.timed_out || result_.cancelled) ::kill(-pid_, SIGKILL);
+      int code = WaitBlocking(pid_);
+      result_.exit_code = code;
+    }
+    return std::move(result_);
+  }
+
+ private:
+  PollSet BuildPollSet() const {
+    PollSet set;
+    if (spec_.cancel_fd >= 0) set.cancel = set.Add(spec_.cancel_fd, POLLIN);
+    if (pipes_.in.write.open()) set.in = set.Add(pipes_.in.write.get(), POLLOUT);
+    if (pipes_.out.read.open()) set.out = set.Add(pipes_.out.read.get(), POLLIN);
+    if (pipes_.err.read.open()) set.err = set.Add(pipes_.err.read.get(), POLLIN);
+    if (!exited_ && child_.open()) set.child = set.Add(child_.get(), POLLIN);
+    return set;
+  }
+
+  /// No pidfd (old kernel) and the pipes are closed: polls for the exit,
+  /// watching cancel_fd meanwhile. False: stop (cancelled).
+  bool AwaitExitWithoutPidfd(int timeout_ms) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      result_.exit_code = DecodeStatus(status);
+      exited_ = true;
+      pid_ = -1;
+      return true;
+    }
+    if (spec_.cancel_fd >= 0) {
+      pollfd cancel{spec_.cancel_fd, POLLIN, 0};
+      if (::poll(&cancel, 1, std::min(timeout_ms, 10)) > 0) {
+        result_.cancelled = true;
+        return false;
+      }
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(timeout_ms, 10)));
+    return true;
+  }
+
+  /// One poll() and the I/O it allows. False: stop (cancelled, or poll failed).
+  bool PollOnce(PollSet& set, int timeout_ms) {
+    int ready = ::poll(set.fds, set.n, timeout_ms);
+    if (ready < 0) {
+      if (errno == EINTR) return true;
+      result_.timed_out = true;  // cannot wait any more; treat like a timeout
+      return false;
+    }
+    if (set.Ready(set.cancel)) {
+      // Shutdown: the caller wants its thread back now, not at the timeout.
+      result_.cancelled = true;
+      return false;
+    }
+    if (set.Ready(set.in)) WriteStdin();
+    if (set.Ready(set.out)) ReadOutput(pipes_.out.read, result_.stdout_data, result_.stdout_truncated);
+    if (set.Ready(set.err)) ReadOutput(pipes_.err.read, result_.stderr_data, result_.stderr_truncated);
+    if (set.Ready(set.child)) exited_ = true;
+    return true;
+  }
+
+  void WriteStdin() {
+    size_t chunk = std::min<size_t>(spec_.stdin_data.size() - written_, kChunk);
+    ssize_t w = ::write(pipes_.in.write.get(), spec_.stdin_data.data() + written_, chunk);
+    if (w > 0) {
+      written_ += static_cast<size_t>(w);
+      if (written_ == spec_.stdin_data.size()) pipes_.in.write.Close();
+    } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+      // EPIPE: the child does not read its stdin (or exited); not an error.
+      pipes_.in.write.Close();
+    }
+  }
+
+  void ReadOutput(Fd& fd, std::string& data, bool& truncated) {
+    char buf[kChunk];
+    ssize_t r = ::read(fd.get(), buf, sizeof buf);
+    if (r > 0) {
+      Append(data, truncated, buf, static_cast<size_t>(r), spec_.max_output);
+    } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+      fd.Close();
+    }
+  }
+
+  const ProcessSpec& spec_;
+  ChildPipes& pipes_;
+  pid_t pid_;  ///< -1 once reaped
+  Fd child_;   ///< pidfd; not open on a kernel without pidfd_open
+  bool exited_ = false;
+  size_t written_ = 0;  ///< bytes of stdin_data written so far
+  ProcessResult result_;
+};
+
 }  // namespace
 
 bool IsBaseEnvironmentName(std::string_view name) {
@@ -204,143 +410,30 @@ Result<ProcessResult> RunProcess(const ProcessSpec& spec) {
     return Error("subprocess.argv", RetryClass::kNeedsOperator,
                  "empty command: give at least the program to run");
   }
-  // Everything the child needs is built before fork(): after it, only
-  // async-signal-safe calls are allowed (another thread may hold malloc's lock).
-  std::vector<char*> argv;
-  for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  std::vector<std::string> env_strings = ChildEnvironment(environ, spec.pass_env, spec.env);
-  const int max_fd = MaxDescriptor();
-  std::vector<char*> envp;
-  for (auto& e : env_strings) envp.push_back(e.data());
-  envp.push_back(nullptr);
-
-  Pipe in, out, err, exec_error;
-  if (!in.Open() || !out.Open() || !err.Open() || !exec_error.Open()) return SystemError("pipe");
+  const ExecPlan plan(spec);
+  ChildPipes pipes;
+  if (!pipes.Open()) return SystemError("pipe");
 
   ScopedSigpipeBlock sigpipe_block;
   pid_t pid = ::fork();
   if (pid < 0) return SystemError("fork");
   if (pid == 0) {
-    ExecChild(argv.data(), envp.data(), in.read.get(), out.write.get(), err.write.get(),
-              exec_error.write.get(), max_fd);
+    ExecChild(plan.argv(), plan.envp(), pipes.in.read.get(), pipes.out.write.get(), pipes.err.write.get(),
+              pipes.exec_error.write.get(), plan.max_fd());
   }
   // Also from the parent, so the group exists before we might kill it.
   ::setpgid(pid, pid);
-  in.read.Close();
-  out.write.Close();
-  err.write.Close();
-  exec_error.write.Close();
+  pipes.CloseChildEnds();
 
-  // exec_error is close-on-exec: EOF means exec succeeded, an int is its errno.
-  int exec_errno = 0;
-  ssize_t got = 0;
-  do {
-    got = ::read(exec_error.read.get(), &exec_errno, sizeof exec_errno);
-  } while (got == -1 && errno == EINTR);
-  if (got == static_cast<ssize_t>(sizeof exec_errno)) {
+  if (std::optional<int> exec_errno = ReadExecErrno(pipes.exec_error.read.get())) {
     WaitBlocking(pid);
     return Error("subprocess.exec", RetryClass::kNeedsOperator,
-                 "cannot run \"" + spec.argv[0] + "\": " + strerror(exec_errno) +
+                 "cannot run \"" + spec.argv[0] + "\": " + strerror(*exec_errno) +
                      " (check the path and that the file is executable)");
   }
-
-  // pidfd lets poll() notice the child's exit without reaping it: an unreaped
-  // child keeps its process group id reserved, so the group kill below can
-  // never hit an unrelated group that reused the id.
-  // glibc 2.36 declares pidfd_open without extern "C"; use the syscall.
-  Fd child(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  bool exited = false;
-
-  ProcessResult result;
-  size_t written = 0;
-  if (spec.stdin_data.empty()) in.write.Close();
-  for (Fd* fd : {&in.write, &out.read, &err.read}) {
-    if (fd->open()) SetNonBlocking(fd->get());
-  }
-  const auto deadline = std::chrono::steady_clock::now() + spec.timeout;
-  char buf[65536];
-
-  while (in.write.open() || out.read.open() || err.read.open() || !exited) {
-    auto remaining = std::chrono::ceil<std::chrono::milliseconds>(deadline -
-                                                                  std::chrono::steady_clock::now());
-    if (remaining.count() <= 0) {
-      result.timed_out = true;
-      break;
-    }
-    pollfd fds[5];
-    int n = 0;
-    int in_idx = -1, out_idx = -1, err_idx = -1, child_idx = -1, cancel_idx = -1;
-    if (spec.cancel_fd >= 0) { cancel_idx = n; fds[n++] = {spec.cancel_fd, POLLIN, 0}; }
-    if (in.write.open()) { in_idx = n; fds[n++] = {in.write.get(), POLLOUT, 0}; }
-    if (out.read.open()) { out_idx = n; fds[n++] = {out.read.get(), POLLIN, 0}; }
-    if (err.read.open()) { err_idx = n; fds[n++] = {err.read.get(), POLLIN, 0}; }
-    if (!exited && child.open()) { child_idx = n; fds[n++] = {child.get(), POLLIN, 0}; }
-    int timeout_ms = static_cast<int>(std::min<int64_t>(remaining.count(), 1000));
-    if (!exited && !child.open() && n == (cancel_idx >= 0 ? 1 : 0)) {
-      // No pidfd (old kernel): the pipes are closed, poll for the exit.
-      int status = 0;
-      if (::waitpid(pid, &status, WNOHANG) == pid) {
-        result.exit_code = DecodeStatus(status);
-        exited = true;
-        pid = -1;
-        continue;
-      }
-      if (cancel_idx >= 0) {
-        pollfd cancel{spec.cancel_fd, POLLIN, 0};
-        if (::poll(&cancel, 1, std::min(timeout_ms, 10)) > 0) {
-          result.cancelled = true;
-          break;
-        }
-        continue;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(timeout_ms, 10)));
-      continue;
-    }
-    int ready = ::poll(fds, n, timeout_ms);
-    if (ready < 0) {
-      if (errno == EINTR) continue;
-      result.timed_out = true;  // cannot wait any more; treat like a timeout
-      break;
-    }
-    if (cancel_idx >= 0 && fds[cancel_idx].revents != 0) {
-      // Shutdown: the caller wants its thread back now, not at the timeout.
-      result.cancelled = true;
-      break;
-    }
-    if (in_idx >= 0 && fds[in_idx].revents != 0) {
-      size_t chunk = std::min<size_t>(spec.stdin_data.size() - written, sizeof buf);
-      ssize_t w = ::write(in.write.get(), spec.stdin_data.data() + written, chunk);
-      if (w > 0) {
-        written += static_cast<size_t>(w);
-        if (written == spec.stdin_data.size()) in.write.Close();
-      } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-        // EPIPE: the child does not read its stdin (or exited); not an error.
-        in.write.Close();
-      }
-    }
-    for (auto [idx, fd, data, truncated] :
-         {std::tuple{out_idx, &out.read, &result.stdout_data, &result.stdout_truncated},
-          std::tuple{err_idx, &err.read, &result.stderr_data, &result.stderr_truncated}}) {
-      if (idx < 0 || fds[idx].revents == 0) continue;
-      ssize_t r = ::read(fd->get(), buf, sizeof buf);
-      if (r > 0) {
-        Append(*data, *truncated, buf, static_cast<size_t>(r), spec.max_output);
-      } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
-        fd->Close();
-      }
-    }
-    if (child_idx >= 0 && fds[child_idx].revents != 0) exited = true;
-  }
-
-  if (pid > 0) {
-    // Kill the whole group on timeout: the leader is not reaped yet, so the
-    // group id is still ours.
-    if (result.timed_out || result.cancelled) ::kill(-pid, SIGKILL);
-    int code = WaitBlocking(pid);
-    result.exit_code = code;
-  }
-  return result;
+  ChildPump pump(spec, pipes, pid);
+  pump.Run();
+  return pump.Reap();
 }
 
 }  // namespace mailhook::util
