@@ -2,9 +2,24 @@
 // error formatting.
 #include "config/config.h"
 
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 
 namespace mailhook::config {
+
+bool IsLoopbackHost(std::string_view host) {
+  std::string h;
+  for (char c : host) h += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (!h.empty() && h.back() == '.') h.pop_back();
+  if (h == "localhost") return true;
+  unsigned char addr[16] = {};
+  if (inet_pton(AF_INET, h.c_str(), addr) == 1) return addr[0] == 127;
+  static const unsigned char kLoopback6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  return inet_pton(AF_INET6, h.c_str(), addr) == 1 && std::equal(addr, addr + 16, kLoopback6);
+}
 
 std::string ConfigError::ToString() const {
   // The GCC/compiler layout, so editors and CI annotators can jump to it.

@@ -9,6 +9,7 @@
 #include <optional>
 #include <utility>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "util/secret.h"
@@ -163,6 +164,10 @@ LoadResult LoadConfigFromString(const std::string& text, const std::string& name
 /// one line each ("account x: tls_verify: false (...)"), for the daemon to
 /// log as warnings at start-up. Empty when there are none.
 std::vector<std::string> InsecureSettings(const Config& config);
+
+/// True for localhost, 127.0.0.0/8 and ::1: plain http there does not leave
+/// the host (the one rule for config checks and webhook targets).
+bool IsLoopbackHost(std::string_view host);
 
 /// Parses "30s", "5m", "1h", "500ms", "1h30m"; nullopt when malformed.
 std::optional<Duration> ParseDuration(const std::string& text);

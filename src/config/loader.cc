@@ -63,16 +63,6 @@ std::string Lower(std::string_view s) {
 }
 
 // localhost, 127.0.0.0/8 and ::1: plain http there stays on this host.
-bool IsLoopbackHost(const std::string& host) {
-  std::string h = Lower(host);
-  if (!h.empty() && h.back() == '.') h.pop_back();
-  if (h == "localhost") return true;
-  unsigned char addr[16] = {};
-  if (inet_pton(AF_INET, h.c_str(), addr) == 1) return addr[0] == 127;
-  static const unsigned char kLoopback6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-  return inet_pton(AF_INET6, h.c_str(), addr) == 1 && std::equal(addr, addr + 16, kLoopback6);
-}
-
 size_t EditDistance(std::string_view a, std::string_view b) {
   std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
   for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;

@@ -103,19 +103,6 @@ Result<ParsedUrl> ParseUrl(const std::string& url) {
   return out;
 }
 
-bool IsLoopbackHost(std::string_view host) {
-  std::string h = Lower(std::string(host));
-  if (!h.empty() && h.back() == '.') h.pop_back();
-  if (h == "localhost") return true;
-  unsigned char addr[16];
-  if (inet_pton(AF_INET, h.c_str(), addr) == 1) return addr[0] == 127;
-  if (inet_pton(AF_INET6, h.c_str(), addr) == 1) {
-    static const unsigned char kLoopback6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-    return std::equal(addr, addr + 16, kLoopback6);
-  }
-  return false;
-}
-
 std::string RedactedExcerpt(std::string_view body, const std::vector<std::string>& secrets,
                             bool truncated, size_t max_chars) {
   std::string text(body);
@@ -210,7 +197,7 @@ Result<std::unique_ptr<WebhookTarget>> WebhookTarget::Create(const config::Webho
     if (auto key = DecodeSecret(secret); !key.ok()) return fail(key.error());
   }
   auto log = util::Logger("delivery");
-  bool plain_remote = !url->https && !IsLoopbackHost(url->host);
+  bool plain_remote = !url->https && !config::IsLoopbackHost(url->host);
   if ((plain_remote || (url->https && !webhook.tls_verify)) && !webhook.allow_insecure) {
     return fail(Error("webhook.insecure", RetryClass::kNeedsOperator,
                       plain_remote ? "http:// to a host other than loopback sends events and "

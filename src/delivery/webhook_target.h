@@ -57,8 +57,6 @@ struct ParsedUrl {
 /// Splits http(s)://host[:port][/path]; an Error names the bad URL's problem.
 util::Result<ParsedUrl> ParseUrl(const std::string& url);
 
-/// True for localhost, 127.0.0.0/8 and ::1: plain http there does not leave the host.
-bool IsLoopbackHost(std::string_view host);
 
 /// A short printable excerpt of `body` with every occurrence of each of
 /// `secrets` replaced by "<redacted>"; `truncated` says `body` was cut, so a

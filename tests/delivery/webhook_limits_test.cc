@@ -206,13 +206,13 @@ TEST(WebhookLimitsTest, RedactedExcerptIsShortPrintableAndDropsACutSecret) {
 }
 
 TEST(WebhookLimitsTest, PlainHttpOffTheHostNeedsAllowInsecure) {
-  EXPECT_TRUE(IsLoopbackHost("127.0.0.1"));
-  EXPECT_TRUE(IsLoopbackHost("127.8.9.10"));
-  EXPECT_TRUE(IsLoopbackHost("LocalHost"));
-  EXPECT_TRUE(IsLoopbackHost("::1"));
-  EXPECT_FALSE(IsLoopbackHost("128.0.0.1"));
-  EXPECT_FALSE(IsLoopbackHost("localhost.evil.example"));
-  EXPECT_FALSE(IsLoopbackHost("receiver"));
+  EXPECT_TRUE(config::IsLoopbackHost("127.0.0.1"));
+  EXPECT_TRUE(config::IsLoopbackHost("127.8.9.10"));
+  EXPECT_TRUE(config::IsLoopbackHost("LocalHost"));
+  EXPECT_TRUE(config::IsLoopbackHost("::1"));
+  EXPECT_FALSE(config::IsLoopbackHost("128.0.0.1"));
+  EXPECT_FALSE(config::IsLoopbackHost("localhost.evil.example"));
+  EXPECT_FALSE(config::IsLoopbackHost("receiver"));
   for (const char* ok : {"http://127.0.0.1:1/x", "http://localhost/x", "http://[::1]:8080/x",
                          "https://tickets.example/x"}) {
     EXPECT_TRUE(WebhookTarget::Create(Hook(ok), "1").ok()) << ok;
