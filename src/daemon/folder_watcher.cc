@@ -26,6 +26,8 @@ using std::chrono::milliseconds;
 
 constexpr size_t kFetchBatch = 25;  // messages per UID FETCH and per transaction
 constexpr size_t kCommitBytes = 8 << 20;  // ... or fewer, once their payloads reach this
+// UIDs per SEARCH window: an answer of ~800 KB, well inside a response's budget.
+constexpr uint32_t kSearchWindow = 100000;
 
 const char* kStateNames[] = {"starting", "connecting",     "catching_up", "idling",
                              "backoff",  "needs_operator", "stopped",     "crashed"};
@@ -244,6 +246,9 @@ class FolderWatcher::SessionWork {
   /// ones are deduplicated by the store) instead of resuming above the last
   /// one and sending the read messages between them.
   util::Status Process(const std::vector<uint32_t>& uids, uint32_t final_mark, bool first_pass);
+  /// UIDs above the watermark: in windows of kSearchWindow below UIDNEXT,
+  /// then `UID SEARCH UID n:*`.
+  util::Result<std::vector<uint32_t>> SearchNew();
   /// The next batch from `uids[at]`: up to kFetchBatch UIDs, or one UID alone
   /// when it failed before (isolated, so a poison message is blamed alone).
   std::vector<uint32_t> NextBatch(const std::vector<uint32_t>& uids, size_t at) const;
@@ -388,7 +393,7 @@ util::Status FolderWatcher::SessionWork::Loop() {
     // 1.9.4 IDLE bug). At the top UID nothing can follow (RFC 3501 §2.3.1.1:
     // the server must change UIDVALIDITY first), and last_uid + 1 would wrap.
     if (wm_.last_uid < UINT32_MAX) {
-      auto uids = session_.SearchUidsFrom(wm_.last_uid + 1);
+      auto uids = SearchNew();
       if (!uids.ok()) return uids.error();
       if (!uids->empty()) {
         log_->debug("imap.catch_up account={} folder={} from_uid={} count={}", w_.account_.name, w_.folder_,
@@ -411,6 +416,24 @@ util::Status FolderWatcher::SessionWork::Loop() {
     if (*wake == imap::IdleWake::kStopped) break;
   }
   return util::Ok();
+}
+
+util::Result<std::vector<uint32_t>> FolderWatcher::SessionWork::SearchNew() {
+  // Below the UIDNEXT that SELECT reported, search in windows: the answer to
+  // `UID SEARCH UID n:*` in a folder of millions (start_from: all, a long
+  // outage) would be larger than one response may be. No message can ever
+  // appear in an empty window below UIDNEXT (RFC 3501 §2.3.1.1: new UIDs
+  // are at least UIDNEXT), so the watermark moves past it.
+  while (info_.uidnext > 0 && wm_.last_uid < info_.uidnext - 1 &&
+         info_.uidnext - 1 - wm_.last_uid > kSearchWindow) {
+    const uint32_t lo = wm_.last_uid + 1;
+    const uint32_t hi = lo + kSearchWindow - 1;
+    auto uids = session_.SearchUidRange(lo, hi);
+    if (!uids.ok() || !uids->empty()) return uids;
+    wm_.last_uid = hi;
+    if (auto s = store_.SetWatermark(w_.account_.name, w_.folder_, wm_); !s.ok()) return s.error();
+  }
+  return session_.SearchUidsFrom(wm_.last_uid + 1);
 }
 
 util::Status FolderWatcher::SessionWork::Process(const std::vector<uint32_t>& uids, uint32_t final_mark,

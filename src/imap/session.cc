@@ -261,7 +261,8 @@ util::Result<MailboxInfo> Session::Select(const std::string& folder) {
 
 namespace {
 util::Result<std::vector<uint32_t>> RunSearch(mailimap* imap, mailimap_search_key* raw_key,
-                                               uint32_t min_uid, const std::function<Error(int)>& error) {
+                                               uint32_t min_uid, const std::function<Error(int)>& error,
+                                               uint32_t max_uid = UINT32_MAX) {
   SearchKeyPtr key(raw_key);
   clist* raw = nullptr;
   int r = mailimap_uid_search(imap, nullptr, key.get(), &raw);
@@ -270,7 +271,7 @@ util::Result<std::vector<uint32_t>> RunSearch(mailimap* imap, mailimap_search_ke
   std::vector<uint32_t> uids;
   for (clistiter* it = result ? clist_begin(result.get()) : nullptr; it; it = clist_next(it)) {
     uint32_t uid = *static_cast<uint32_t*>(clist_content(it));
-    if (uid >= min_uid) uids.push_back(uid);
+    if (uid >= min_uid && uid <= max_uid) uids.push_back(uid);
   }
   std::sort(uids.begin(), uids.end());
   uids.erase(std::unique(uids.begin(), uids.end()), uids.end());
@@ -284,6 +285,14 @@ util::Result<std::vector<uint32_t>> Session::SearchUidsFrom(uint32_t from_uid) {
   BeginCommand("UID SEARCH UID " + std::to_string(from_uid) + ":*");
   return RunSearch(imap_, mailimap_search_key_new_uid(mailimap_set_new_interval(from_uid, 0)), from_uid,
                    [this](int r) { return CommandError("uid_search", r); });
+}
+
+util::Result<std::vector<uint32_t>> Session::SearchUidRange(uint32_t lo, uint32_t hi) {
+  if (lo == 0 || hi < lo) return std::vector<uint32_t>();
+  BeginCommand("UID SEARCH UID " + std::to_string(lo) + ":" + std::to_string(hi));
+  return RunSearch(
+      imap_, mailimap_search_key_new_uid(mailimap_set_new_interval(lo, hi)), lo,
+      [this](int r) { return CommandError("uid_search", r); }, hi);
 }
 
 util::Result<std::vector<uint32_t>> Session::SearchUnseen() {

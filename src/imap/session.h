@@ -121,6 +121,9 @@ class Session {
   /// runs out must change UIDVALIDITY), so the answer is empty and nothing is
   /// sent. Ask for 1 to list every message.
   util::Result<std::vector<uint32_t>> SearchUidsFrom(uint32_t from_uid);
+  /// UIDs in [lo, hi], ascending (`UID SEARCH UID lo:hi`): a window, so no
+  /// answer is larger than one response may be in a folder of millions.
+  util::Result<std::vector<uint32_t>> SearchUidRange(uint32_t lo, uint32_t hi);
   /// UIDs of messages without \Seen, ascending.
   util::Result<std::vector<uint32_t>> SearchUnseen();
   /// UID FETCH (UID FLAGS RFC822.SIZE BODYSTRUCTURE BODY.PEEK[HEADER]).

@@ -519,6 +519,20 @@ TEST(SessionLimitsTest, SearchFromZeroIsPastTheTopUidNotEverything) {
   EXPECT_EQ(searches, 0);
 }
 
+TEST(SessionLimitsTest, SearchInAWindowAsksForExactlyThatRange) {
+  std::string seen;
+  FakeImapServer server([&](const std::string& cmd) {
+    seen = cmd;
+    return std::string("* SEARCH 100 150 250\r\n");  // 250: outside, as a broken server might say
+  });
+  auto s = OpenSelected(Plain(server.port()));
+  ASSERT_TRUE(s);
+  auto uids = s->SearchUidRange(100, 199);
+  ASSERT_TRUE(uids.ok()) << uids.error().message();
+  EXPECT_EQ(seen, "UID SEARCH UID 100:199");
+  EXPECT_EQ(*uids, (std::vector<uint32_t>{100, 150}));
+}
+
 TEST(SessionLimitsTest, SearchFromTheTopUid) {
   std::string reply, seen;
   FakeImapServer server([&](const std::string& cmd) {
