@@ -592,10 +592,17 @@ util::Status FolderWatcher::SessionWork::AddEvent(const imap::MessageMeta& meta,
   mime::EventMeta em{w_.account_.name, w_.folder_, info_.uidvalidity, meta.uid, meta.flags, meta.size,
                      mime::NowRfc3339()};
   const std::string event_id = mime::EventId(w_.account_.name, w_.folder_, info_.uidvalidity, meta.uid);
+  // One event per attachment mode (and content limit), shared by the routes
+  // that want the same: a hostile body escaped to JSON is large, and it is
+  // built once, not once per target. Pieces: the attachment contents are
+  // shared too and written to the store as they are, never joined here.
+  using Pieces = std::vector<std::shared_ptr<const std::string>>;
+  std::map<std::pair<config::AttachmentMode, uint64_t>, Pieces> built;
   AddItems(event_id, meta.uid, &content, [&](const Route& r) {
-    // Pieces: the attachment contents are shared by every target's event
-    // and written to the store as they are, never joined here.
-    return mime::EventPieces(em, content, r.attachments, r.max_attachment_bytes);
+    const uint64_t limit = r.attachments == config::AttachmentMode::kContent ? r.max_attachment_bytes : 0;
+    auto [it, fresh] = built.try_emplace({r.attachments, limit});
+    if (fresh) it->second = mime::EventPieces(em, content, r.attachments, r.max_attachment_bytes);
+    return it->second;
   });
   util::Metrics::Global().Inc("mailhook_messages_total", labels_);
   return util::Ok();
