@@ -3,31 +3,10 @@
 #include <algorithm>
 #include <cctype>
 
+#include "mime/decode.h"
+
 namespace mailhook::imap {
 namespace {
-
-std::string Base64(std::string_view in) {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    for (int s = 18; s >= 0; s -= 6) out += kAlphabet[(v >> s) & 63];
-  }
-  if (i + 1 == in.size()) {
-    uint32_t v = uint8_t(in[i]) << 16;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == in.size()) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
 
 // The password as a quoted string carries it (RFC 3501 §4.3: \ and " escaped).
 std::string Quoted(std::string_view in) {
@@ -58,10 +37,12 @@ CredentialRedactor::CredentialRedactor(const std::string& username, const util::
   const std::string plain = std::string(1, '\0') + username + '\0' + pass;
   const std::string plain_authzid = username + '\0' + username + '\0' + pass;
   const std::string xoauth2 = "user=" + username + "\1auth=Bearer " + pass + "\1\1";
-  forms_ = {pass, Quoted(pass), Base64(plain), Base64(plain_authzid), Base64(xoauth2)};
+  forms_ = {pass, Quoted(pass), mime::EncodeBase64(plain), mime::EncodeBase64(plain_authzid),
+            mime::EncodeBase64(xoauth2)};
   // libetpan may send the base64 in lines; a prefix of 16+ characters still
   // identifies (and would reveal part of) it.
-  for (const std::string& b : {Base64(plain), Base64(plain_authzid), Base64(xoauth2)}) {
+  for (const std::string& b :
+       {mime::EncodeBase64(plain), mime::EncodeBase64(plain_authzid), mime::EncodeBase64(xoauth2)}) {
     if (b.size() > 16) forms_.push_back(b.substr(0, 16));
   }
   std::sort(forms_.begin(), forms_.end(), [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
