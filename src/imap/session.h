@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "imap/mailbox.h"
 #include "mime/part_tree.h"
 #include "util/result.h"
 
@@ -73,70 +74,40 @@ struct SessionOptions {
   static SessionOptions FromAccount(const config::Account& account, int stop_fd);
 };
 
-/// What SELECT reported.
-struct MailboxInfo {
-  uint32_t uidvalidity = 0;
-  uint32_t uidnext = 0;  ///< 0 when the server did not say
-  uint32_t exists = 0;
-};
-
-/// The metadata fetched for one message before its sections are read.
-struct MessageMeta {
-  uint32_t uid = 0;
-  std::vector<std::string> flags;  ///< "\\Seen", "$Label1"...
-  uint64_t size = 0;               ///< RFC822.SIZE
-  std::string header;              ///< BODY[HEADER]: the top-level header block
-  mime::Part structure;            ///< from BODYSTRUCTURE
-  /// False for FetchMetaLight results: `structure` is then a default Part and
-  /// says nothing about the message.
-  bool has_structure = true;
-  /// True when `structure` leaves parts out: nested deeper than
-  /// kMaxBodyStructureDepth or past kMaxBodyStructureParts (bodystructure.h).
-  bool structure_cut = false;
-};
-
-/// Why Idle() returned.
-enum class IdleWake {
-  kActivity,  ///< the server sent something (EXISTS, EXPUNGE, FETCH...)
-  kTimeout,   ///< max_wait passed with no news (time to refresh IDLE)
-  kStopped,   ///< the stop fd fired
-  kWoken,     ///< the wake fd fired
-};
-
 /// One live IMAP session. Not thread-safe; destroying it closes the socket
 /// without waiting for the server.
-class Session {
+class Session : public Mailbox {
  public:
   /// Connects, starts TLS as configured, verifies the server and logs in.
   static util::Result<std::unique_ptr<Session>> Open(const SessionOptions& options);
-  ~Session();
+  ~Session() override;
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  util::Result<MailboxInfo> Select(const std::string& folder);
+  util::Result<MailboxInfo> Select(const std::string& folder) override;
   /// UIDs >= from_uid, ascending (RFC 3501 §6.4.4 `UID SEARCH UID n:*`,
   /// filtered: `n:*` also matches the last message when n > max UID).
   /// from_uid 0 is what `last_uid + 1` wraps to after UID 4294967295: no UID
   /// can follow that one (RFC 3501 §2.3.1.1: UIDs are 32-bit and a server that
   /// runs out must change UIDVALIDITY), so the answer is empty and nothing is
   /// sent. Ask for 1 to list every message.
-  util::Result<std::vector<uint32_t>> SearchUidsFrom(uint32_t from_uid);
+  util::Result<std::vector<uint32_t>> SearchUidsFrom(uint32_t from_uid) override;
   /// UIDs in [lo, hi], ascending (`UID SEARCH UID lo:hi`): a window, so no
   /// answer is larger than one response may be in a folder of millions.
-  util::Result<std::vector<uint32_t>> SearchUidRange(uint32_t lo, uint32_t hi);
+  util::Result<std::vector<uint32_t>> SearchUidRange(uint32_t lo, uint32_t hi) override;
   /// UIDs of messages without \Seen, ascending.
-  util::Result<std::vector<uint32_t>> SearchUnseen();
+  util::Result<std::vector<uint32_t>> SearchUnseen() override;
   /// UID FETCH (UID FLAGS RFC822.SIZE BODYSTRUCTURE BODY.PEEK[HEADER]).
   /// Messages expunged meanwhile are simply absent from the result.
   /// Items a server splits over several FETCH responses (RFC 3501 §7.4.2)
   /// are merged per message.
-  util::Result<std::vector<MessageMeta>> FetchMeta(const std::vector<uint32_t>& uids);
+  util::Result<std::vector<MessageMeta>> FetchMeta(const std::vector<uint32_t>& uids) override;
   /// UID FETCH (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER]): FetchMeta without
   /// BODYSTRUCTURE (has_structure false), for a message whose structure is
   /// too large to fetch; the caller reads it whole and parses it itself.
-  util::Result<std::vector<MessageMeta>> FetchMetaLight(const std::vector<uint32_t>& uids);
+  util::Result<std::vector<MessageMeta>> FetchMetaLight(const std::vector<uint32_t>& uids) override;
   /// BODY.PEEK[section] (never sets \Seen).
-  util::Result<std::string> FetchSection(uint32_t uid, const std::string& section);
+  util::Result<std::string> FetchSection(uint32_t uid, const std::string& section) override;
   /// `length` bytes of BODY[section] from `offset` (BODY.PEEK[section]<offset.length>,
   /// RFC 3501 §6.4.5); fewer at the end, empty past it. Large bodies are read in
   /// such pieces so neither libetpan's response buffer nor ours ever holds them whole.
@@ -144,39 +115,39 @@ class Session {
   /// answering more than `length` bytes is refused (imap.partial_too_long), and
   /// the response may not exceed length + kPartialSlack bytes.
   util::Result<std::string> FetchSectionPart(uint32_t uid, const std::string& section, uint32_t offset,
-                                             uint32_t length);
+                                             uint32_t length) override;
   /// BODY.PEEK[section.MIME].
-  util::Result<std::string> FetchMimeHeaders(uint32_t uid, const std::string& section);
+  util::Result<std::string> FetchMimeHeaders(uint32_t uid, const std::string& section) override;
   /// BINARY.PEEK[section] (RFC 3516): the part's body with its transfer
   /// encoding undone by the server, every byte intact (BODY[] cannot carry
   /// NUL: RFC 3501 §4.3; Dovecot sends 0x80 instead). nullopt when the server
   /// lacks BINARY or cannot decode the part (the caller then uses BODY[]).
   /// The body grows as its bytes arrive (never sized from the announced
   /// literal), within max_response_bytes.
-  util::Result<std::optional<std::string>> FetchBinary(uint32_t uid, const std::string& section);
+  util::Result<std::optional<std::string>> FetchBinary(uint32_t uid, const std::string& section) override;
   /// BINARY.SIZE[section] (RFC 3516): the decoded size, computed by the
   /// server. nullopt when the server lacks BINARY or cannot decode the part.
-  util::Result<std::optional<uint64_t>> FetchBinarySize(uint32_t uid, const std::string& section);
+  util::Result<std::optional<uint64_t>> FetchBinarySize(uint32_t uid, const std::string& section) override;
 
   /// UID STORE +FLAGS.SILENT: system flags ("\\Seen") and keywords ("$Done").
   /// A NO from the server is kNeedsOperator; a broken session kBackoff.
-  util::Status AddFlags(uint32_t uid, const std::vector<std::string>& flags);
+  util::Status AddFlags(uint32_t uid, const std::vector<std::string>& flags) override;
   /// Moves one message: UID MOVE (RFC 6851) when offered, else UID COPY,
   /// \Deleted and UID EXPUNGE of that UID only (RFC 4315). Without UIDPLUS
   /// the copy is flagged \Deleted but not expunged (a plain EXPUNGE would
   /// remove other clients' deleted messages too).
-  util::Status Move(uint32_t uid, const std::string& folder);
+  util::Status Move(uint32_t uid, const std::string& folder) override;
 
   /// Enters IDLE (RFC 2177), waits for server activity, max_wait or the stop
   /// fd, then sends DONE. Servers without IDLE get a NOOP after max_wait.
   /// `wake_fd` (optional) ends the wait early, as kWoken: the watcher has
   /// work that needs the session (post-actions).
-  util::Result<IdleWake> Idle(std::chrono::milliseconds max_wait, int wake_fd = -1);
+  util::Result<IdleWake> Idle(std::chrono::milliseconds max_wait, int wake_fd = -1) override;
   util::Status Noop();
 
   /// Best-effort LOGOUT bounded by a short timeout, then closes. Safe to call
   /// after the stop fd fired.
-  void Logout();
+  void Logout() override;
 
   /// Capabilities as advertised (upper-case), for `check --connect` and moves.
   bool HasCapability(const std::string& name) const;
