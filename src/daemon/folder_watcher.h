@@ -13,15 +13,13 @@
 
 #include "config/config.h"
 #include "daemon/stop_signal.h"
+#include "imap/mailbox.h"
 #include "mime/extractor.h"
+#include "util/clock.h"
 #include "util/result.h"
 
 namespace mailhook::store {
 class Store;
-}
-
-namespace mailhook::imap {
-class Session;
 }
 
 namespace mailhook::daemon {
@@ -32,6 +30,15 @@ enum class WatchState { kStarting, kConnecting, kCatchingUp, kIdling, kBackoff, 
 
 /// Name for logs and /readyz.
 const char* WatchStateName(WatchState s);
+
+/// What a watcher uses of the outside world besides the store; tests pass
+/// a scripted mailbox and a manual clock.
+struct WatcherSeams {
+  /// Opens each session's mailbox; empty: imap::Session::Open (the network).
+  imap::MailboxOpener open_mailbox;
+  /// Where backoff and restart waits go; nullptr: util::Clock::Real().
+  const util::Clock* clock = nullptr;
+};
 
 /// One watched folder. Start() spawns the thread; Join() waits for it after
 /// the shared StopSignal fired. state() is safe from any thread.
@@ -46,7 +53,7 @@ class FolderWatcher {
   /// `on_committed` is called (from the watcher thread) after new outbox rows
   /// were committed, to wake the dispatcher. The config must outlive this.
   FolderWatcher(const config::Config& config, const config::Account& account, std::string folder,
-                const StopSignal& stop, std::function<void()> on_committed);
+                const StopSignal& stop, std::function<void()> on_committed, WatcherSeams seams = {});
   ~FolderWatcher();
 
   void Start();
@@ -68,7 +75,7 @@ class FolderWatcher {
   /// RunSession with any exception turned into an error (and kCrashed).
   util::Status RunSessionGuarded(store::Store& store);
   /// Performs the on_delivered actions whose events every target received.
-  util::Status ApplyPostActions(imap::Session& session, store::Store& store, uint32_t uidvalidity);
+  util::Status ApplyPostActions(imap::Mailbox& session, store::Store& store, uint32_t uidvalidity);
   bool HasPostActions() const;
 
   const config::Config& config_;
@@ -76,6 +83,8 @@ class FolderWatcher {
   std::string folder_;
   const StopSignal& stop_;
   std::function<void()> on_committed_;
+  imap::MailboxOpener open_mailbox_;
+  const util::Clock& clock_;
   StopSignal wake_;  // reusable: fired by Wake(), cleared by the watcher
   std::atomic<WatchState> state_{WatchState::kStarting};
   bool reached_idle_ = false;  // watcher thread only

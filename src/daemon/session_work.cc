@@ -1,0 +1,349 @@
+#include "daemon/session_work.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <map>
+#include <stdexcept>
+#include <thread>
+
+#include "daemon/imap_section_source.h"
+#include "mime/event.h"
+#include "mime/extractor.h"
+
+namespace mailhook::daemon {
+namespace {
+
+using std::chrono::milliseconds;
+
+// UIDs per SEARCH window: an answer of ~800 KB, well inside a response's budget.
+constexpr uint32_t kSearchWindow = 100000;
+
+}  // namespace
+
+util::Status FolderWatcher::SessionWork::Start() {
+  auto mark = store_.GetWatermark(w_.account_.name, w_.folder_);
+  if (!mark.ok()) return mark.error();
+  auto attempts = store_.ListAttempts(w_.account_.name, w_.folder_, info_.uidvalidity);
+  if (!attempts.ok()) return attempts.error();
+  for (store::Attempt& a : *attempts) attempts_[a.uid] = std::move(a);
+  const StartKind kind = ClassifyStart(*mark, info_.uidvalidity);
+  if (kind == StartKind::kUidValidityChanged) {
+    log_->error("imap.uidvalidity_changed account={} folder={} old={} new={} note=\"folder was recreated; "
+                "starting from its current end\"",
+                w_.account_.name, w_.folder_, (*mark)->uidvalidity, info_.uidvalidity);
+  }
+  auto plan = Plan(*mark, kind);
+  if (!plan.ok()) return plan.error();
+  committer_.emplace(store_, w_.account_.name, w_.folder_, plan->mark, w_.on_committed_, BatchCommitter::Limits{});
+  if (plan->store_mark_now) {
+    return store_.SetWatermark(w_.account_.name, w_.folder_, plan->mark);
+  }
+  if (plan->first_pass.empty()) return util::Ok();
+  w_.state_ = WatchState::kCatchingUp;
+  return Process(plan->first_pass, plan->first_pass_end, true);
+}
+
+util::Result<StartPlan> FolderWatcher::SessionWork::Plan(const std::optional<store::Watermark>& stored,
+                                                         StartKind kind) {
+  const config::Account& account = w_.account_;
+  ServerStatus server{info_.uidvalidity, info_.uidnext, std::nullopt, {}};
+  if (NeedsHighestUid(kind, info_.uidnext)) {
+    auto all = session_.SearchUidsFrom(1);
+    if (!all.ok()) return all.error();
+    if (!all->empty()) server.highest_uid = all->back();
+  }
+  if (NeedsUnseen(kind, account.start_from)) {
+    auto unseen = session_.SearchUnseen();
+    if (!unseen.ok()) return unseen.error();
+    server.unseen = std::move(*unseen);
+  }
+  StartPlan plan = PlanStart(stored, server, account.start_from);
+  if (kind != StartKind::kResume) {
+    log_->info("imap.baseline account={} folder={} start_from={} last_uid={} unseen={}", account.name, w_.folder_,
+               StartFromName(account.start_from), plan.first_pass_end, server.unseen.size());
+  }
+  return plan;
+}
+
+util::Status FolderWatcher::SessionWork::Loop() {
+  const milliseconds refresh = w_.account_.idle_refresh;
+  while (!w_.stop_.fired()) {
+    w_.state_ = WatchState::kCatchingUp;
+    // Always resync by UID: EXISTS counts are not trusted (DESIGN.md, libetpan
+    // 1.9.4 IDLE bug). At the top UID nothing can follow (RFC 3501 §2.3.1.1:
+    // the server must change UIDVALIDITY first), and last_uid + 1 would wrap.
+    if (committer_->mark().last_uid < UINT32_MAX) {
+      auto uids = SearchNew();
+      if (!uids.ok()) return uids.error();
+      if (!uids->empty()) {
+        log_->debug("imap.catch_up account={} folder={} from_uid={} count={}", w_.account_.name, w_.folder_,
+                    committer_->mark().last_uid + 1, uids->size());
+        if (auto s = Process(*uids, 0, false); !s.ok()) return s;
+        // Messages announced while we fetched (their EXISTS came then, and
+        // IDLE does not repeat it) would wait in IDLE for an unrelated push:
+        // search again until a search finds nothing new.
+        continue;
+      }
+    }
+    if (w_.HasPostActions()) {
+      w_.wake_.Clear();  // before reading the store: a Wake() after this is not lost
+      if (auto s = w_.ApplyPostActions(session_, store_, info_.uidvalidity); !s.ok()) return s;
+    }
+    w_.state_ = WatchState::kIdling;
+    w_.reached_idle_ = true;
+    auto wake = session_.Idle(refresh, w_.HasPostActions() ? w_.wake_.fd() : -1);
+    if (!wake.ok()) return wake.error();
+    if (*wake == imap::IdleWake::kStopped) break;
+  }
+  return util::Ok();
+}
+
+util::Result<std::vector<uint32_t>> FolderWatcher::SessionWork::SearchNew() {
+  // Below the UIDNEXT that SELECT reported, search in windows: the answer to
+  // `UID SEARCH UID n:*` in a folder of millions (start_from: all, a long
+  // outage) would be larger than one response may be. No message can ever
+  // appear in an empty window below UIDNEXT (RFC 3501 §2.3.1.1: new UIDs
+  // are at least UIDNEXT), so the watermark moves past it.
+  const auto last = [this] { return committer_->mark().last_uid; };
+  while (info_.uidnext > 0 && last() < info_.uidnext - 1 && info_.uidnext - 1 - last() > kSearchWindow) {
+    const uint32_t lo = last() + 1;
+    const uint32_t hi = lo + kSearchWindow - 1;
+    auto uids = session_.SearchUidRange(lo, hi);
+    if (!uids.ok() || !uids->empty()) return uids;
+    if (auto s = committer_->SkipTo(hi); !s.ok()) return s.error();
+  }
+  return session_.SearchUidsFrom(last() + 1);
+}
+
+util::Status FolderWatcher::SessionWork::Process(const std::vector<uint32_t>& uids, uint32_t final_mark,
+                                                 bool first_pass) {
+  committer_->BeginPass(first_pass, final_mark);
+  const auto failed_before = [this](uint32_t uid) { return attempts_.contains(uid); };
+  for (size_t i = 0; i < uids.size();) {
+    std::vector<uint32_t> batch = committer_->NextBatch(uids, i, failed_before);
+    i += batch.size();
+    if (auto s = ProcessBatch(batch, i >= uids.size()); !s.ok()) {
+      // Best effort: a shutdown or a full disk must not count against the
+      // messages (three restarts would make a healthy message unprocessable).
+      if (NotTheMessages(s.error())) (void)store_.RefundAttempts(w_.account_.name, w_.folder_, batch);
+      return s;
+    }
+  }
+  return util::Ok();
+}
+
+util::Status FolderWatcher::SessionWork::ProcessBatch(const std::vector<uint32_t>& batch, bool last) {
+  const config::Account& account = w_.account_;
+  // Count the attempt before it starts: a message that crashes or hangs the
+  // process is counted too. A batch only marks its messages, so that after a
+  // failure the next session takes them one at a time and counts only those
+  // attempts: one poison message never dooms its neighbours.
+  if (auto s = store_.BeginAttempts(account.name, w_.folder_, info_.uidvalidity, batch); !s.ok()) return s;
+  for (uint32_t uid : batch) {
+    store::Attempt& a = attempts_[uid];
+    a.uid = uid;
+    if (batch.size() == 1) ++a.count;
+  }
+  const store::Attempt& first = attempts_[batch.front()];
+  if (batch.size() == 1 && first.count > account.limits.max_attempts) {
+    if (auto s = GatherUnprocessable(batch.front(), first); !s.ok()) return s;
+  } else if (batch.size() == 1 && first.last_code == "imap.response_too_large") {
+    // Its structure alone was more than a meta fetch may read (a part bomb):
+    // read the message whole and parse it here, under the part cap.
+    if (auto s = GatherWhole(batch.front()); !s.ok()) return Blame(batch.front(), s.error(), false);
+  } else if (auto s = GatherBatch(batch); !s.ok()) {
+    return s;
+  }
+  for (uint32_t uid : batch) attempts_.erase(uid);  // committed below, or vanished
+  return committer_->BatchDone(batch.back(), last);
+}
+
+util::Status FolderWatcher::SessionWork::GatherBatch(const std::vector<uint32_t>& batch) {
+  auto metas = session_.FetchMeta(batch);
+  if (!metas.ok()) return batch.size() == 1 ? Blame(batch.front(), metas.error(), false) : metas.error();
+  for (const imap::MessageMeta& meta : *metas) {
+    if (auto s = Gather(meta); !s.ok()) return Blame(meta.uid, s.error(), batch.size() > 1);
+    if (auto s = committer_->MessageDone(meta.uid); !s.ok()) return s;
+  }
+  return util::Ok();
+}
+
+util::Status FolderWatcher::SessionWork::Blame(uint32_t uid, const util::Error& error, bool in_batch) {
+  if (NotTheMessages(error)) return error;  // Process() takes the attempt back
+  store::Attempt& a = attempts_[uid];
+  if (in_batch) ++a.count;  // known to be this message's, though BeginAttempts did not count it
+  a.last_code = error.code();
+  a.last_error = error.message();
+  log_->warn("imap.message_failed account={} folder={} uid={} attempt={} of={} cause=\"{}\"", w_.account_.name,
+             w_.folder_, uid, a.count, w_.account_.limits.max_attempts, error.message());
+  util::Metrics::Global().Inc("mailhook_message_failures_total", labels_);
+  // Best effort: the count is what matters, and it is already durable.
+  (void)store_.RecordAttemptFailure(w_.account_.name, w_.folder_, uid, error.code(), error.message(), in_batch);
+  return error;
+}
+
+util::Status FolderWatcher::SessionWork::Gather(const imap::MessageMeta& meta) {
+  try {
+    if (!w_.fault_subject_.empty() && meta.header.find(w_.fault_subject_) != std::string::npos) Fault(meta.uid);
+    return GatherUnguarded(meta);
+  } catch (const std::exception& e) {
+    return util::Error("daemon.exception", util::RetryClass::kBackoff,
+                       std::string("extracting the message failed: ") + e.what());
+  }
+}
+
+util::Status FolderWatcher::SessionWork::GatherWhole(uint32_t uid) {
+  auto metas = session_.FetchMetaLight({uid});
+  if (!metas.ok()) return metas.error();
+  if (metas->empty()) return util::Ok();  // expunged meanwhile
+  const imap::MessageMeta& meta = metas->front();
+  mime::ExtractOptions options = w_.extract_options_;
+  options.message_size = meta.size;
+  if (meta.size > options.max_whole_fetch_bytes) {
+    return util::Error("daemon.too_large", util::RetryClass::kBackoff,
+                       "the message's structure is too large to read and the message (" +
+                           std::to_string(meta.size >> 20) + " MiB) too large to parse here (over " +
+                           std::to_string(options.max_whole_fetch_bytes >> 20) + " MiB)");
+  }
+  log_->info("imap.message_read_whole account={} folder={} uid={} size={} cause=\"structure too large\"",
+             w_.account_.name, w_.folder_, uid, meta.size);
+  std::string bytes;
+  ImapSectionSource source(session_, uid);
+  if (auto s = source.StreamBody("", [&](std::string_view piece) {
+        if (bytes.size() + piece.size() > options.max_whole_fetch_bytes) {
+          return util::Status(util::Error("daemon.too_large", util::RetryClass::kBackoff,
+                                          "the message grew past its RFC822.SIZE while being read"));
+        }
+        bytes.append(piece);
+        return util::Ok();
+      });
+      !s.ok()) {
+    return s;
+  }
+  auto content = mime::ExtractWhole(std::move(bytes), options);
+  if (!content.ok()) return content.error();
+  return AddEvent(meta, *content);
+}
+
+// Turns one message into its events (one per matching target) in the committer.
+// The extracted content ends with this call; attachment contents live on in
+// the items' pieces until they are committed.
+void FolderWatcher::SessionWork::Fault(uint32_t uid) {
+  const std::string& action = w_.fault_action_;
+  log_->warn("test.fault account={} folder={} uid={} action={}", w_.account_.name, w_.folder_, uid, action);
+  if (action == "abort") std::abort();
+  if (action.starts_with("sleep:")) {
+    std::this_thread::sleep_for(milliseconds(std::atoll(action.c_str() + 6)));
+    return;
+  }
+  throw std::runtime_error("injected fault (MAILHOOK_TEST_FAULT_SUBJECT)");
+}
+
+util::Status FolderWatcher::SessionWork::GatherUnguarded(const imap::MessageMeta& meta) {
+  ImapSectionSource source(session_, meta.uid);
+  mime::ExtractOptions options = w_.extract_options_;
+  options.message_size = meta.size;
+  auto content = mime::Extract(meta.header, meta.structure, source, options);
+  if (!content.ok()) {
+    if (content.error().retry() == util::RetryClass::kRetryNow) {
+      log_->warn("imap.message_vanished account={} folder={} uid={}", w_.account_.name, w_.folder_, meta.uid);
+      return util::Ok();
+    }
+    return content.error();
+  }
+  if (meta.structure_cut) {
+    // The server's structure was deeper or larger than we convert: say so.
+    if (!content->truncated) content->truncated.emplace();
+    content->truncated->attachments_omitted = std::max<uint64_t>(content->truncated->attachments_omitted, 1);
+  }
+  return AddEvent(meta, *content);
+}
+
+util::Status FolderWatcher::SessionWork::AddEvent(const imap::MessageMeta& meta,
+                                                  const mime::MessageContent& content) {
+  mime::EventMeta em{w_.account_.name, w_.folder_, info_.uidvalidity, meta.uid, meta.flags, meta.size,
+                     mime::NowRfc3339()};
+  const std::string event_id = mime::EventId(w_.account_.name, w_.folder_, info_.uidvalidity, meta.uid);
+  // One event per attachment mode (and content limit), shared by the routes
+  // that want the same: a hostile body escaped to JSON is large, and it is
+  // built once, not once per target. Pieces: the attachment contents are
+  // shared too and written to the store as they are, never joined here.
+  using Pieces = std::vector<std::shared_ptr<const std::string>>;
+  std::map<std::pair<config::AttachmentMode, uint64_t>, Pieces> built;
+  AddItems(event_id, meta.uid, &content, [&](const Route& r) {
+    const uint64_t limit = r.attachments == config::AttachmentMode::kContent ? r.max_attachment_bytes : 0;
+    auto [it, fresh] = built.try_emplace({r.attachments, limit});
+    if (fresh) it->second = mime::EventPieces(em, content, r.attachments, r.max_attachment_bytes);
+    return it->second;
+  });
+  util::Metrics::Global().Inc("mailhook_messages_total", labels_);
+  return util::Ok();
+}
+
+util::Status FolderWatcher::SessionWork::GatherUnprocessable(uint32_t uid, const store::Attempt& attempt) {
+  const std::string reason = attempt.last_error.empty()
+                                 ? "the process stopped while extracting this message (crash or kill)"
+                                 : attempt.last_error;
+  const int attempts = attempt.count - 1;  // the one just counted is not made
+  log_->error("imap.message_unprocessable account={} folder={} uid={} attempts={} cause=\"{}\" note=\"sent as "
+              "message.unprocessable; the folder moves on\"",
+              w_.account_.name, w_.folder_, uid, attempts, reason);
+  // What can still be read cheaply: the header (bounded) for the envelope.
+  mime::EventMeta em{w_.account_.name, w_.folder_, info_.uidvalidity, uid, {}, 0, mime::NowRfc3339()};
+  // This path must not fail because of the message, or the folder would be
+  // stuck again: a header the server cannot send within the budget, or that
+  // throws, leaves the envelope null. A broken session is retried as usual.
+  std::string header;
+  auto light = session_.FetchMetaLight({uid});  // no BODYSTRUCTURE; bounded
+  if (light.ok() && light->empty()) return util::Ok();  // expunged meanwhile: nothing to report
+  if (light.ok()) {
+    em.size = light->front().size;
+    em.flags = light->front().flags;
+    header = std::move(light->front().header);
+  } else if (light.error().code() != "imap.response_too_large") {
+    return light.error();
+  }
+  mime::MessageContent partial;
+  std::shared_ptr<const std::string> payload;
+  try {
+    // The header's fields, for routes that match on from/subject: a multipart
+    // without children makes the Extractor read nothing but the header.
+    mime::Part empty_root;
+    empty_root.type = "multipart";
+    empty_root.subtype = "mixed";
+    ImapSectionSource unused(session_, uid);
+    if (auto parsed = mime::Extract(header, empty_root, unused, w_.extract_options_); parsed.ok()) {
+      partial = std::move(*parsed);
+    }
+    payload = std::make_shared<const std::string>(mime::UnprocessableEventJson(em, header, reason, attempts));
+  } catch (const std::exception& e) {
+    partial = mime::MessageContent{};
+    payload = std::make_shared<const std::string>(mime::UnprocessableEventJson(em, "", reason, attempts));
+  }
+  const std::string event_id = mime::EventId(w_.account_.name, w_.folder_, info_.uidvalidity, uid);
+  AddItems(event_id, uid, &partial, [&](const Route&) { return std::vector{payload}; });
+  util::Metrics::Global().Inc("mailhook_messages_unprocessable_total", labels_);
+  return util::Ok();
+}
+
+void FolderWatcher::SessionWork::AddItems(
+    const std::string& event_id, uint32_t uid, const mime::MessageContent* content,
+    const std::function<std::vector<std::shared_ptr<const std::string>>(const Route&)>& payload) {
+  size_t added = 0;
+  for (const Route& r : RoutesFor(w_.config_, w_.account_.name, w_.folder_, content)) {
+    store::OutboxItem item{event_id, r.target, w_.account_.name, w_.folder_, info_.uidvalidity, uid, {}, {}};
+    item.pieces = payload(r);
+    committer_->Add(std::move(item));
+    ++added;
+  }
+  // Only a message that went somewhere is marked or moved afterwards.
+  if (w_.HasPostActions() && added > 0) {
+    committer_->AddPostAction(store::PostAction{event_id, w_.account_.name, w_.folder_, info_.uidvalidity, uid});
+  }
+  log_->debug("imap.message account={} folder={} uid={} event={} targets={}", w_.account_.name, w_.folder_, uid,
+              event_id, added);
+}
+
+}  // namespace mailhook::daemon

@@ -1,0 +1,94 @@
+#pragma once
+/// FolderWatcher::SessionWork: the work of one session of a folder watcher,
+/// a short I/O loop around two pieces that hold the rules: the baseline
+/// planner (where to start: baseline_planner.h) and the batch committer
+/// (when events and the watermark become durable: batch_committer.h).
+/// Private to the watcher (folder_watcher.cc and session_work.cc).
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "daemon/baseline_planner.h"
+#include "daemon/batch_committer.h"
+#include "daemon/folder_watcher.h"
+#include "daemon/router.h"
+#include "imap/mailbox.h"
+#include "mime/message.h"
+#include "store/store.h"
+#include "util/log.h"
+#include "util/metrics.h"
+
+namespace mailhook::daemon {
+
+/// Catching up, turning UIDs into events and handing them to the batch
+/// committer. Lives as long as the session; watcher thread only.
+class FolderWatcher::SessionWork {
+ public:
+  SessionWork(FolderWatcher& w, imap::Mailbox& session, store::Store& store, const imap::MailboxInfo& info)
+      : w_(w),
+        session_(session),
+        store_(store),
+        info_(info),
+        labels_{{"account", w.account_.name}, {"folder", w.folder_}},
+        log_(util::Logger("imap")) {}
+
+  /// Decides where the folder starts (stored watermark, or a baseline for a
+  /// first start or a changed UIDVALIDITY) and processes a first start's
+  /// unseen messages.
+  util::Status Start();
+  /// The session's loop: resync by UID, process, post-actions, IDLE.
+  util::Status Loop();
+
+ private:
+  /// Asks the server what the plan of a `kind` start needs, and plans it.
+  util::Result<StartPlan> Plan(const std::optional<store::Watermark>& stored, StartKind kind);
+  /// Turns `uids` into events, committed batch by batch with the watermark
+  /// by the committer; `first_pass` and `final_mark` as BatchCommitter::BeginPass.
+  util::Status Process(const std::vector<uint32_t>& uids, uint32_t final_mark, bool first_pass);
+  /// UIDs above the watermark: in windows of kSearchWindow below UIDNEXT,
+  /// then `UID SEARCH UID n:*`.
+  util::Result<std::vector<uint32_t>> SearchNew();
+  /// One batch: counts its attempts, gathers its events, commits.
+  util::Status ProcessBatch(const std::vector<uint32_t>& batch, bool last);
+  /// The messages of a batch read with their structure.
+  util::Status GatherBatch(const std::vector<uint32_t>& batch);
+  /// One message into the committer; exceptions become errors (a bug or a
+  /// hostile message must not end the thread).
+  util::Status Gather(const imap::MessageMeta& meta);
+  util::Status GatherUnguarded(const imap::MessageMeta& meta);
+  /// A message whose structure was too large to fetch: read whole (up to
+  /// max_whole_fetch_bytes) and parsed locally under the part cap.
+  util::Status GatherWhole(uint32_t uid);
+  /// The events of one extracted message, one per matching target.
+  util::Status AddEvent(const imap::MessageMeta& meta, const mime::MessageContent& content);
+  /// The test-only fault point (see FolderWatcher::fault_subject_).
+  void Fault(uint32_t uid);
+  /// A message that failed max_attempts times: message.unprocessable.
+  util::Status GatherUnprocessable(uint32_t uid, const store::Attempt& attempt);
+  /// True for failures that say nothing about the message: a shutdown cut a
+  /// command short, or the store failed.
+  bool NotTheMessages(const util::Error& error) const {
+    return w_.stop_.fired() || error.code().starts_with("store.");
+  }
+  /// Remembers why the attempt at `uid` failed (counting it when it failed
+  /// `in_batch`, where it was not counted yet) and passes the error on.
+  util::Status Blame(uint32_t uid, const util::Error& error, bool in_batch);
+  void AddItems(const std::string& event_id, uint32_t uid, const mime::MessageContent* content,
+                const std::function<std::vector<std::shared_ptr<const std::string>>(const Route&)>& payload);
+
+  FolderWatcher& w_;
+  imap::Mailbox& session_;
+  store::Store& store_;
+  const imap::MailboxInfo info_;
+  const util::Labels labels_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::map<uint32_t, store::Attempt> attempts_;  // UIDs that failed before, by UID
+  std::optional<BatchCommitter> committer_;      // set by Start(), from the plan's watermark
+};
+
+}  // namespace mailhook::daemon
