@@ -3,15 +3,21 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <random>
 
 namespace mailhook::daemon {
 
 /// Delays of base * 2^attempt, capped, with ±20% jitter so that many
 /// watchers reconnecting after one outage do not stampede the server.
+/// Computes delays only: the caller waits them (on its util::Clock).
 class Backoff {
  public:
-  Backoff(std::chrono::milliseconds base, std::chrono::milliseconds cap) : base_(base), cap_(cap) {}
+  Backoff(std::chrono::milliseconds base, std::chrono::milliseconds cap)
+      : Backoff(base, cap, std::random_device{}()) {}
+  /// With a fixed jitter seed, for tests.
+  Backoff(std::chrono::milliseconds base, std::chrono::milliseconds cap, uint64_t seed)
+      : base_(base), cap_(cap), rng_(seed) {}
 
   /// The delay before the next attempt; grows with every call.
   std::chrono::milliseconds Next() {
@@ -27,7 +33,7 @@ class Backoff {
  private:
   std::chrono::milliseconds base_, cap_;
   int attempt_ = 0;
-  std::mt19937_64 rng_{std::random_device{}()};
+  std::mt19937_64 rng_;
 };
 
 }  // namespace mailhook::daemon

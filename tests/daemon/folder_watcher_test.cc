@@ -1,0 +1,200 @@
+// The folder watcher driven by a scripted mailbox, a manual clock and a real
+// store in a temporary directory: baseline and commit rules end to end,
+// without a server.
+#include "daemon/folder_watcher.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+
+#include "daemon_test_support.h"
+#include "scripted_mailbox.h"
+#include "store/store.h"
+
+namespace mailhook::daemon {
+namespace {
+
+using store::Watermark;
+using testing::FakeFolder;
+using testing::TempDir;
+
+class FolderWatcherTest : public ::testing::Test {
+ protected:
+  /// Runs a watcher until its `idles`-th IDLE; `at_idle` runs at each
+  /// earlier one (e.g. to append a message), which then reports activity.
+  void RunUntilIdle(int idles = 1, std::function<void(int)> at_idle = {}) {
+    std::atomic<int> seen{0};
+    folder_.OnIdle([&, at_idle] {
+      const int n = ++seen;
+      if (n >= idles) {
+        stop_.Fire();
+        return imap::IdleWake::kStopped;
+      }
+      if (at_idle) at_idle(n);
+      return imap::IdleWake::kActivity;
+    });
+    FolderWatcher w(config_, config_.accounts[0], "INBOX", stop_, [this] { ++committed_; },
+                    WatcherSeams{folder_.Opener(), &clock_});
+    w.Start();
+    w.Join();
+    EXPECT_EQ(w.state(), WatchState::kStopped);
+    EXPECT_EQ(seen.load(), idles) << "the watcher ended before its IDLE";
+  }
+  std::unique_ptr<store::Store> Store() {
+    auto s = store::Store::Open(dir_.path());
+    EXPECT_TRUE(s.ok());
+    return s.ok() ? std::move(*s) : nullptr;
+  }
+  /// UIDs with an outbox row, ascending.
+  std::vector<uint32_t> EventUids() {
+    auto rows = Store()->ListPending();
+    EXPECT_TRUE(rows.ok());
+    std::vector<uint32_t> out;
+    for (const auto& d : *rows) out.push_back(d.item.uid);
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  std::string PayloadOf(uint32_t uid) {
+    auto rows = Store()->ListPending();
+    for (const auto& d : *rows) {
+      if (d.item.uid == uid) return d.item.payload;
+    }
+    return "";
+  }
+  std::optional<Watermark> StoredMark() { return *Store()->GetWatermark("acct", "INBOX"); }
+  void SetStartFrom(config::StartFrom f) { config_.accounts[0].start_from = f; }
+
+  TempDir dir_;
+  config::Config config_ = testing::OneAccountConfig(dir_.path());
+  FakeFolder folder_;
+  StopSignal stop_;
+  util::ManualClock clock_;
+  std::atomic<int> committed_{0};
+};
+
+TEST_F(FolderWatcherTest, FirstStartFromNewSkipsWhatIsThereAndSendsWhatComes) {
+  folder_.Add("old 1");
+  folder_.Add("old 2");
+  RunUntilIdle(2, [&](int) { folder_.Add("new"); });
+  EXPECT_EQ(EventUids(), (std::vector<uint32_t>{3}));
+  EXPECT_EQ(StoredMark(), (Watermark{7, 3}));
+  EXPECT_NE(PayloadOf(3).find("\"subject\":\"new\""), std::string::npos) << PayloadOf(3);
+  EXPECT_GE(committed_.load(), 1) << "the dispatcher is woken after a commit";
+}
+
+TEST_F(FolderWatcherTest, FirstStartFromAllSendsEveryMessage) {
+  SetStartFrom(config::StartFrom::kAll);
+  for (int i = 0; i < 30; ++i) folder_.Add("m" + std::to_string(i));  // more than one fetch batch
+  RunUntilIdle();
+  EXPECT_EQ(EventUids().size(), 30u);
+  EXPECT_EQ(StoredMark(), (Watermark{7, 30}));
+}
+
+TEST_F(FolderWatcherTest, FirstStartFromUnseenSendsTheUnseenThenWhatComes) {
+  SetStartFrom(config::StartFrom::kUnseen);
+  folder_.Add("read", "x", true);
+  folder_.Add("unread 2");
+  folder_.Add("read", "x", true);
+  folder_.Add("unread 4");
+  folder_.Add("read", "x", true);
+  RunUntilIdle(2, [&](int) { folder_.Add("new 6", "x", true); });  // new: sent though seen
+  EXPECT_EQ(EventUids(), (std::vector<uint32_t>{2, 4, 6}));
+  EXPECT_EQ(StoredMark(), (Watermark{7, 6}));
+}
+
+TEST_F(FolderWatcherTest, StoredWatermarkIsResumed) {
+  for (int i = 0; i < 5; ++i) folder_.Add("m");
+  ASSERT_TRUE(Store()->SetWatermark("acct", "INBOX", Watermark{7, 3}).ok());
+  SetStartFrom(config::StartFrom::kAll);  // does not matter once a mark is stored
+  RunUntilIdle();
+  EXPECT_EQ(EventUids(), (std::vector<uint32_t>{4, 5}));
+  EXPECT_EQ(StoredMark(), (Watermark{7, 5}));
+}
+
+TEST_F(FolderWatcherTest, ChangedUidValidityReBaselinesInsteadOfReplaying) {
+  for (int i = 0; i < 5; ++i) folder_.Add("m");
+  ASSERT_TRUE(Store()->SetWatermark("acct", "INBOX", Watermark{6, 2}).ok());
+  RunUntilIdle();
+  EXPECT_TRUE(EventUids().empty());
+  EXPECT_EQ(StoredMark(), (Watermark{7, 5}));
+}
+
+TEST_F(FolderWatcherTest, WithoutUidNextTheBaselineIsTheHighestUid) {
+  folder_.HideUidNext();
+  folder_.Add("m");
+  folder_.Add("m");
+  RunUntilIdle();
+  const auto calls = folder_.calls();
+  EXPECT_NE(std::find(calls.begin(), calls.end(), "SEARCH 1:*"), calls.end());
+  EXPECT_EQ(StoredMark(), (Watermark{7, 2}));
+  EXPECT_TRUE(EventUids().empty());
+}
+
+TEST_F(FolderWatcherTest, MessagesAnnouncedDuringAFetchAreSentBeforeIdle) {
+  SetStartFrom(config::StartFrom::kAll);
+  folder_.Add("first");
+  bool added = false;
+  folder_.OnFetchMeta([&](const std::vector<uint32_t>&) {
+    if (!added) folder_.Add("during the fetch");
+    added = true;
+  });
+  RunUntilIdle();  // stops at the first IDLE: both must be in by then
+  EXPECT_EQ(EventUids(), (std::vector<uint32_t>{1, 2}));
+}
+
+TEST_F(FolderWatcherTest, AVanishedMessageIsSkippedAndTheMarkPassesIt) {
+  SetStartFrom(config::StartFrom::kAll);
+  folder_.Add("a");
+  folder_.Add("b");
+  folder_.Add("c");
+  folder_.VanishAfterMeta(2);  // expunged between the meta fetch and its body
+  RunUntilIdle();
+  EXPECT_EQ(EventUids(), (std::vector<uint32_t>{1, 3}));
+  EXPECT_EQ(StoredMark(), (Watermark{7, 3}));
+  auto attempts = Store()->ListAttempts("acct", "INBOX", 7);
+  ASSERT_TRUE(attempts.ok());
+  EXPECT_TRUE(attempts->empty()) << "nothing is left to retry";
+  EXPECT_EQ(folder_.opens(), 1) << "a vanished message does not break the session";
+}
+
+TEST_F(FolderWatcherTest, APoisonMessageBecomesUnprocessableAfterMaxAttempts) {
+  SetStartFrom(config::StartFrom::kAll);
+  config_.accounts[0].limits.max_attempts = 3;
+  folder_.Add("good 1");
+  folder_.Add("poison");
+  folder_.Add("good 3");
+  folder_.Poison(2);
+  RunUntilIdle();
+  EXPECT_EQ(EventUids(), (std::vector<uint32_t>{1, 2, 3}));
+  EXPECT_NE(PayloadOf(2).find("message.unprocessable"), std::string::npos) << PayloadOf(2);
+  EXPECT_EQ(PayloadOf(1).find("message.unprocessable"), std::string::npos);
+  EXPECT_EQ(StoredMark(), (Watermark{7, 3}));
+  // Three attempts (in the batch, then twice alone), a session each; the
+  // fourth session sends it as unprocessable without reading it again.
+  const auto calls = folder_.calls();
+  EXPECT_EQ(std::count(calls.begin(), calls.end(), "FETCH BODY 2 [1]"), 3);
+  EXPECT_EQ(folder_.opens(), 4);
+  // Each broken session waited its backoff on the clock (about 1 s, 2 s, 4 s).
+  const auto waits = clock_.waits();
+  ASSERT_EQ(waits.size(), 3u);
+  for (size_t i = 0; i < waits.size(); ++i) {
+    EXPECT_GE(waits[i].count(), 800 * (1 << i) - 1) << i;
+    EXPECT_LE(waits[i].count(), 1200 * (1 << i)) << i;
+  }
+}
+
+TEST_F(FolderWatcherTest, RefusedConnectionsAreRetriedWithGrowingBackoff) {
+  folder_.FailOpens(3);
+  folder_.Add("m");
+  RunUntilIdle();
+  EXPECT_EQ(folder_.opens(), 1);
+  const auto waits = clock_.waits();
+  ASSERT_EQ(waits.size(), 3u);
+  EXPECT_LT(waits[0], waits[1]);
+  EXPECT_LT(waits[1], waits[2]);
+  EXPECT_EQ(StoredMark(), (Watermark{7, 1}));
+}
+
+}  // namespace
+}  // namespace mailhook::daemon

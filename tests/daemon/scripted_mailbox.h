@@ -1,0 +1,117 @@
+#pragma once
+/// ScriptedMailbox: a fake imap::Mailbox over an in-memory folder
+/// (FakeFolder), for driving the folder watcher without a server. The folder
+/// is shared by every mailbox it opens (one per watcher session) and can be
+/// changed by the test while the watcher runs: messages added, expunged, made
+/// to fail, sessions refused. Every call is recorded. Thread-safe.
+///
+/// Messages are single-part text/plain: BODYSTRUCTURE section "1" is the
+/// body, section "" the whole message. No BINARY (FetchBinary and
+/// FetchBinarySize answer nullopt, as a server without RFC 3516).
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "imap/mailbox.h"
+
+namespace mailhook::daemon::testing {
+
+/// One message of the fake folder.
+struct FakeMessage {
+  std::string header;  ///< the header block, ending in an empty line
+  std::string body;
+  bool seen = false;
+  std::vector<std::string> flags;
+};
+
+/// The folder the fake mailboxes serve, and the script of what goes wrong.
+class FakeFolder {
+ public:
+  /// Appends a message with this subject (and body); returns its UID.
+  uint32_t Add(const std::string& subject, const std::string& body = "hello", bool seen = false);
+  /// Expunges a message (its UID is never reused).
+  void Expunge(uint32_t uid);
+  /// A new UIDVALIDITY (the folder was recreated), keeping its messages.
+  void SetUidValidity(uint32_t uidvalidity);
+
+  // --- the script ---
+  /// The next `n` opens fail with a kBackoff connect error.
+  void FailOpens(int n);
+  /// Reading any section of `uid` fails (kBackoff), in every session: a
+  /// message that breaks extraction.
+  void Poison(uint32_t uid);
+  /// `uid` is expunged right after a FetchMeta that lists it: its sections
+  /// are then gone (imap.expunged, as Session says it).
+  void VanishAfterMeta(uint32_t uid);
+  /// SELECT does not report UIDNEXT (some servers don't).
+  void HideUidNext();
+  /// What each Idle() does; default: returns kTimeout. Runs on the
+  /// watcher's thread, without the folder's lock held.
+  void OnIdle(std::function<imap::IdleWake()> fn);
+  /// Runs after every FetchMeta (watcher's thread, lock not held), e.g. to
+  /// append messages "while the watcher fetches".
+  void OnFetchMeta(std::function<void(const std::vector<uint32_t>&)> fn);
+
+  // --- what happened ---
+  std::vector<std::string> calls() const;  ///< "SELECT INBOX", "SEARCH 4:*", "FETCH META 1,2"...
+  int opens() const;                       ///< successful opens
+  uint32_t uidvalidity() const;
+
+  /// An opener for WatcherSeams: each call opens a ScriptedMailbox on this
+  /// folder (or fails, per FailOpens). The folder must outlive the watcher.
+  imap::MailboxOpener Opener();
+
+ private:
+  friend class ScriptedMailbox;
+  void Record(std::string call);
+
+  mutable std::mutex mu_;
+  uint32_t uidvalidity_ = 7;
+  uint32_t next_uid_ = 1;
+  bool hide_uidnext_ = false;
+  int fail_opens_ = 0;
+  int opens_ = 0;
+  std::map<uint32_t, FakeMessage> messages_;
+  std::set<uint32_t> poisoned_;
+  std::set<uint32_t> vanish_after_meta_;
+  std::vector<std::string> calls_;
+  std::function<imap::IdleWake()> on_idle_;
+  std::function<void(const std::vector<uint32_t>&)> on_fetch_meta_;
+};
+
+/// One "session" on a FakeFolder.
+class ScriptedMailbox : public imap::Mailbox {
+ public:
+  explicit ScriptedMailbox(FakeFolder& folder) : folder_(folder) {}
+
+  util::Result<imap::MailboxInfo> Select(const std::string& folder) override;
+  util::Result<std::vector<uint32_t>> SearchUidsFrom(uint32_t from_uid) override;
+  util::Result<std::vector<uint32_t>> SearchUidRange(uint32_t lo, uint32_t hi) override;
+  util::Result<std::vector<uint32_t>> SearchUnseen() override;
+  util::Result<std::vector<imap::MessageMeta>> FetchMeta(const std::vector<uint32_t>& uids) override;
+  util::Result<std::vector<imap::MessageMeta>> FetchMetaLight(const std::vector<uint32_t>& uids) override;
+  util::Result<std::string> FetchSection(uint32_t uid, const std::string& section) override;
+  util::Result<std::string> FetchSectionPart(uint32_t uid, const std::string& section, uint32_t offset,
+                                             uint32_t length) override;
+  util::Result<std::string> FetchMimeHeaders(uint32_t uid, const std::string& section) override;
+  util::Result<std::optional<std::string>> FetchBinary(uint32_t uid, const std::string& section) override;
+  util::Result<std::optional<uint64_t>> FetchBinarySize(uint32_t uid, const std::string& section) override;
+  util::Status AddFlags(uint32_t uid, const std::vector<std::string>& flags) override;
+  util::Status Move(uint32_t uid, const std::string& folder) override;
+  util::Result<imap::IdleWake> Idle(std::chrono::milliseconds max_wait, int wake_fd = -1) override;
+  void Logout() override;
+
+ private:
+  util::Result<std::vector<imap::MessageMeta>> Meta(const std::vector<uint32_t>& uids, bool structure);
+
+  FakeFolder& folder_;
+};
+
+}  // namespace mailhook::daemon::testing
