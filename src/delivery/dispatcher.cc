@@ -77,7 +77,9 @@ class Dispatcher::Slot {
 
 Dispatcher::Dispatcher(const config::Config& config, std::string version,
                        DispatcherOptions options)
-    : state_dir_(config.state_dir), options_(options) {
+    : state_dir_(config.state_dir),
+      options_(options),
+      clock_(options.clock ? *options.clock : util::Clock::Real()) {
   auto check_timeout = [&](const std::string& key, config::Duration timeout) {
     if (timeout + kLeaseMargin > options_.lease) {
       setup_errors_.push_back(Error("delivery.timeout", RetryClass::kNeedsOperator,
@@ -256,7 +258,7 @@ util::Result<std::vector<store::Delivery>> Dispatcher::Claim(store::Store& store
     std::lock_guard lock(mu_);
     skip = SaturatedTargets();
   }
-  auto claimed = store.ClaimDue(Clock::now(), 1, options_.lease, skip);
+  auto claimed = store.ClaimDue(clock_.Now(), 1, options_.lease, skip);
   if (claimed.ok() && !claimed->empty()) {
     std::lock_guard lock(mu_);
     auto it = targets_.find(claimed->front().item.target);
@@ -295,7 +297,8 @@ void Dispatcher::Loop(int index, store::Store& store, std::mt19937_64& rng) {
       if (!next.ok()) {
         until = Clock::now() + options_.store_error_backoff;
       } else if (next->has_value()) {
-        until = std::min(until, **next);
+        // Due on clock_, slept on the real clock.
+        until = std::min(until, Clock::now() + (**next - clock_.Now()));
       }
       WaitUntil(until, seen);
       continue;
@@ -396,7 +399,7 @@ bool Dispatcher::RecordFailure(store::Store& store, const store::Delivery& row,
   report.result = o.kind;
   if (o.kind == OutcomeKind::kRetry && policy != nullptr) {
     if (auto wait = policy->NextWait(attempts, o.retry_after, rng)) {
-      if (auto s = store.ScheduleRetry(row.id, attempts, Clock::now() + *wait, o.error); !s) {
+      if (auto s = store.ScheduleRetry(row.id, attempts, clock_.Now() + *wait, o.error); !s) {
         log->error("delivery.store_error event={} cause=\"{}\"", event, s.error().ToString());
         return false;
       }

@@ -35,6 +35,7 @@
 #include "config/config.h"
 #include "delivery/retry_policy.h"
 #include "delivery/target.h"
+#include "util/clock.h"
 #include "util/result.h"
 
 namespace mailhook::delivery {
@@ -67,6 +68,10 @@ struct DispatcherOptions {
   std::chrono::milliseconds idle_poll = std::chrono::seconds(2);
   /// Pause before a worker whose loop threw starts again.
   std::chrono::milliseconds restart_backoff = std::chrono::seconds(1);
+  /// Where "now" is read for what is due and when a retry is due (tests pass
+  /// a util::ManualClock); nullptr: util::Clock::Real(). Sleeps stay on the
+  /// real clock and are bounded by idle_poll.
+  const util::Clock* clock = nullptr;
 };
 
 /// The delivery pool.
@@ -132,6 +137,7 @@ class Dispatcher {
 
   const std::string state_dir_;
   const DispatcherOptions options_;
+  const util::Clock& clock_;
   std::map<std::string, Entry> targets_;  // fixed after Start
   std::vector<util::Error> setup_errors_;
   std::function<void(const Report&)> on_outcome_;

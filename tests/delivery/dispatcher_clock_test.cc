@@ -1,0 +1,89 @@
+// The dispatcher reads "now" from the clock it is given: a retry is due by
+// that clock, not by wall time.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+
+#include "delivery/dispatcher.h"
+#include "store/store.h"
+#include "util/clock.h"
+
+namespace mailhook::delivery {
+namespace {
+
+using std::chrono::minutes;
+
+/// Always asks for a retry; counts its calls.
+class RetryingTarget : public Target {
+ public:
+  Outcome Deliver(const store::Delivery&) override {
+    Outcome o;
+    o.kind = OutcomeKind::kRetry;
+    o.error = "scripted: try later";
+    return o;
+  }
+};
+
+/// Reports seen so far, waited on.
+class Reports {
+ public:
+  std::function<void(const Report&)> Callback() {
+    return [this](const Report&) {
+      std::lock_guard lock(mu_);
+      ++count_;
+      cv_.notify_all();
+    };
+  }
+  bool WaitFor(int n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(20), [&] { return count_ >= n; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int count_ = 0;
+};
+
+TEST(DispatcherClockTest, ARetryIsDueByTheInjectedClock) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "mh_dclock_XXXXXX").string();
+  const std::string dir = mkdtemp(tmpl.data());
+  {
+    auto store = store::Store::Open(dir);
+    ASSERT_TRUE(store.ok());
+    store::OutboxItem item{"evt_1", "hook:fake", "acct", "INBOX", 7, 1, "{}", {}};
+    ASSERT_TRUE((*store)->CommitMessages("acct", "INBOX", store::Watermark{7, 1}, {item}).ok());
+    util::ManualClock clock(store::Clock::now());
+    config::Config config;
+    config.state_dir = dir;
+    DispatcherOptions options;
+    options.workers = 1;
+    options.clock = &clock;
+    Dispatcher dispatcher(config, "test", options);
+    // Ten minutes between attempts, no jitter.
+    dispatcher.RegisterTarget("hook:fake", std::make_shared<RetryingTarget>(), RetryPolicy({minutes(10), minutes(10)}, 0.0));
+    Reports reports;
+    dispatcher.SetOnOutcome(reports.Callback());
+    ASSERT_TRUE(dispatcher.Start().ok());
+    ASSERT_TRUE(reports.WaitFor(1));
+    auto rows = (*store)->ListPending();
+    ASSERT_TRUE(rows.ok());
+    ASSERT_EQ(rows->size(), 1u);
+    const auto due_in = std::chrono::duration_cast<std::chrono::milliseconds>(rows->front().next_attempt_at - clock.Now());
+    EXPECT_NEAR(static_cast<double>(due_in.count()), 600000.0, 1.0) << "due ten minutes after the clock's now";
+    // Ten minutes pass on the clock, not on the wall: the second attempt
+    // comes at once.
+    clock.Advance(minutes(11));
+    dispatcher.Wake();
+    EXPECT_TRUE(reports.WaitFor(2)) << "the row was not due by the injected clock";
+    dispatcher.Stop();
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
+}  // namespace
+}  // namespace mailhook::delivery
