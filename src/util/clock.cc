@@ -23,7 +23,8 @@ const Clock& Clock::Real() {
 bool RealClock::WaitFd(int fd, std::chrono::milliseconds d) const {
   const auto deadline = SteadyNow() + d;
   for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyNow());
+    // Rounded up: poll() must not return before the deadline.
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - SteadyNow());
     if (left.count() <= 0) return false;
     pollfd p{fd, POLLIN, 0};
     int r = poll(&p, fd >= 0 ? 1 : 0, static_cast<int>(left.count()));

@@ -23,16 +23,17 @@ class FolderWatcherTest : public ::testing::Test {
  protected:
   /// Runs a watcher until its `idles`-th IDLE; `at_idle` runs at each
   /// earlier one (e.g. to append a message), which then reports activity.
-  void RunUntilIdle(int idles = 1, std::function<void(int)> at_idle = {}) {
+  void RunUntilIdle(int idles = 1, std::function<void(int)> at_idle = {},
+                    imap::IdleWake wake = imap::IdleWake::kActivity) {
     std::atomic<int> seen{0};
-    folder_.OnIdle([&, at_idle] {
+    folder_.OnIdle([&, at_idle, wake] {
       const int n = ++seen;
       if (n >= idles) {
         stop_.Fire();
         return imap::IdleWake::kStopped;
       }
       if (at_idle) at_idle(n);
-      return imap::IdleWake::kActivity;
+      return wake;
     });
     FolderWatcher w(config_, config_.accounts[0], "INBOX", stop_, [this] { ++committed_; },
                     WatcherSeams{folder_.Opener(), &clock_});
@@ -182,6 +183,23 @@ TEST_F(FolderWatcherTest, APoisonMessageBecomesUnprocessableAfterMaxAttempts) {
     EXPECT_GE(waits[i].count(), 800 * (1 << i) - 1) << i;
     EXPECT_LE(waits[i].count(), 1200 * (1 << i)) << i;
   }
+}
+
+TEST_F(FolderWatcherTest, IdleEndsAfterIdleRefreshAndIsReissuedAfterAResync) {
+  config_.accounts[0].idle_refresh = std::chrono::minutes(25);
+  folder_.Add("m");
+  // The server stays quiet: IDLE times out twice (RFC 2177: re-issue before
+  // 29 minutes), and a message that arrived unannounced is still found.
+  RunUntilIdle(3, [&](int n) { if (n == 2) folder_.Add("unannounced"); }, imap::IdleWake::kTimeout);
+  std::vector<std::string> tail;
+  for (const std::string& c : folder_.calls()) {
+    if (c.starts_with("IDLE") || c.starts_with("SEARCH")) tail.push_back(c);
+  }
+  // After the unannounced message, one more search finds nothing new.
+  const std::vector<std::string> want{"SEARCH 2:*", "IDLE 1500000ms", "SEARCH 2:*", "IDLE 1500000ms",
+                                      "SEARCH 2:*", "SEARCH 3:*", "IDLE 1500000ms"};
+  EXPECT_EQ(tail, want);
+  EXPECT_EQ(EventUids(), (std::vector<uint32_t>{2}));
 }
 
 TEST_F(FolderWatcherTest, RefusedConnectionsAreRetriedWithGrowingBackoff) {

@@ -238,8 +238,8 @@ util::Status ScriptedMailbox::Move(uint32_t uid, const std::string& folder) {
   return util::Ok();
 }
 
-util::Result<imap::IdleWake> ScriptedMailbox::Idle(std::chrono::milliseconds, int) {
-  folder_.Record("IDLE");
+util::Result<imap::IdleWake> ScriptedMailbox::Idle(std::chrono::milliseconds max_wait, int) {
+  folder_.Record("IDLE " + std::to_string(max_wait.count()) + "ms");
   std::function<imap::IdleWake()> fn;
   {
     std::lock_guard lock(folder_.mu_);

@@ -60,7 +60,7 @@ class FakeFolder {
   void OnFetchMeta(std::function<void(const std::vector<uint32_t>&)> fn);
 
   // --- what happened ---
-  std::vector<std::string> calls() const;  ///< "SELECT INBOX", "SEARCH 4:*", "FETCH META 1,2"...
+  std::vector<std::string> calls() const;  ///< "SELECT INBOX", "SEARCH 4:*", "FETCH META 1,2", "IDLE 60000ms"...
   int opens() const;                       ///< successful opens
   uint32_t uidvalidity() const;
 
