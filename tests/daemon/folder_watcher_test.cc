@@ -202,6 +202,37 @@ TEST_F(FolderWatcherTest, IdleEndsAfterIdleRefreshAndIsReissuedAfterAResync) {
   EXPECT_EQ(EventUids(), (std::vector<uint32_t>{2}));
 }
 
+TEST_F(FolderWatcherTest, PostActionsRunOnlyAfterEveryTargetReceivedTheEvent) {
+  config_.accounts[0].on_delivered.mark_seen = true;
+  config_.accounts[0].on_delivered.add_flags = {"$Sent"};
+  auto delivered = [&] {
+    auto st = Store();
+    auto rows = st->ClaimDue(store::Clock::now() + std::chrono::hours(1), 10);
+    ASSERT_TRUE(rows.ok());
+    for (const auto& d : *rows) ASSERT_TRUE(st->MarkDelivered(d.id).ok());
+  };
+  auto stores_before_idle = [&](int idle) {
+    int stores = 0, idles = 0;
+    for (const std::string& c : folder_.calls()) {
+      if (c.starts_with("IDLE") && ++idles == idle) break;
+      if (c == "STORE 1") ++stores;
+    }
+    return stores;
+  };
+  // IDLE 1: the new message arrives. IDLE 2: its event is committed but not
+  // delivered. IDLE 3: delivered, and the watcher is woken (kWoken).
+  RunUntilIdle(4, [&](int n) {
+    if (n == 1) folder_.Add("new");
+    if (n == 3) delivered();
+  }, imap::IdleWake::kWoken);
+  EXPECT_EQ(EventUids(), std::vector<uint32_t>{}) << "delivered rows leave the outbox";
+  EXPECT_EQ(stores_before_idle(3), 0) << "no flag before the delivery";
+  EXPECT_EQ(stores_before_idle(4), 1) << "flags added once, after it";
+  auto pending = Store()->PostActionCount();
+  ASSERT_TRUE(pending.ok());
+  EXPECT_EQ(*pending, 0);
+}
+
 TEST_F(FolderWatcherTest, RefusedConnectionsAreRetriedWithGrowingBackoff) {
   folder_.FailOpens(3);
   folder_.Add("m");
