@@ -4,6 +4,11 @@
 /// IDLE, and around again on every wake. New messages become events that are
 /// made durable together with the new watermark in one transaction, so a
 /// crash at any point replays and never skips (DESIGN.md "The flow").
+///
+/// The rules live in pure pieces with their own tests: where a session
+/// starts (baseline_planner.h) and when events and the watermark become
+/// durable (batch_committer.h); session_work.h is the I/O loop between
+/// them. The network and the clock come in through WatcherSeams.
 
 #include <atomic>
 #include <functional>
