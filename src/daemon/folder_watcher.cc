@@ -411,6 +411,7 @@ util::Status FolderWatcher::SessionWork::Loop() {
     }
     w_.state_ = WatchState::kIdling;
     w_.reached_idle_ = true;
+    log_->debug("imap.idle account={} folder={} last_uid={}", w_.account_.name, w_.folder_, wm_.last_uid);
     auto wake = session_.Idle(refresh, w_.HasPostActions() ? w_.wake_.fd() : -1);
     if (!wake.ok()) return wake.error();
     if (*wake == imap::IdleWake::kStopped) break;

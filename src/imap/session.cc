@@ -707,7 +707,13 @@ util::Result<IdleWake> Session::Idle(std::chrono::milliseconds max_wait, int wak
   // One budget from IDLE to DONE: what the server announces meanwhile is
   // parsed as DONE's response.
   BeginCommand("IDLE");
+  // The continuation ("+ idling") comes at once; a stop in between would
+  // leave the connection half way into IDLE and cost it its LOGOUT. The
+  // stop is seen by the poll below instead (the fd stays readable), and the
+  // command timeout still bounds a server that never answers.
+  if (imap_->imap_stream) SetInterruptFd(imap_->imap_stream, -1);
   int r = mailimap_idle(imap_);
+  if (imap_->imap_stream) SetInterruptFd(imap_->imap_stream, stop_fd);
   if (r != MAILIMAP_NO_ERROR) return CommandError("idle", r);
 
   IdleWake wake = IdleWake::kTimeout;
