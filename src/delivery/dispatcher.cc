@@ -179,8 +179,9 @@ void Dispatcher::Run(int index, std::unique_ptr<store::Store> store) {
     // report not-ready while down, and start the loop again. Rows this worker
     // held stay leased and are claimed again when the lease ends.
     ++workers_down_;
-    metrics_.worker_restarts.Inc();
+    // The gauge first: whoever sees the restart counted sees the worker down.
     metrics_.workers_running.Add(-1);
+    metrics_.worker_restarts.Inc();
     log->error("delivery.worker_crashed worker={} restart_in_ms={} cause=\"{}\"", index,
                options_.restart_backoff.count(), cause);
     uint64_t seen;
