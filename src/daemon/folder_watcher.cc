@@ -17,7 +17,6 @@
 #include "mime/extractor.h"
 #include "store/store.h"
 #include "util/log.h"
-#include "util/metrics.h"
 
 namespace mailhook::daemon {
 namespace {
@@ -114,12 +113,14 @@ class ImapSectionSource : public mime::SectionSource {
 const char* WatchStateName(WatchState s) { return kStateNames[static_cast<int>(s)]; }
 
 FolderWatcher::FolderWatcher(const config::Config& config, const config::Account& account,
-                             std::string folder, const StopSignal& stop, std::function<void()> on_committed)
+                             std::string folder, const StopSignal& stop, std::function<void()> on_committed,
+                             const util::MetricsCatalog& metrics)
     : config_(config),
       account_(account),
       folder_(std::move(folder)),
       stop_(stop),
-      on_committed_(std::move(on_committed)) {
+      on_committed_(std::move(on_committed)),
+      metrics_(metrics.ForFolder(account_.name, folder_)) {
   // Fetch attachment content only when some target wants it, up to the
   // largest limit; the routes that decide it depend on the folder only.
   extract_options_.max_content_bytes = 0;
@@ -152,9 +153,9 @@ void FolderWatcher::Run() {
       RunSessions();
     } catch (const std::exception& e) {
       state_ = WatchState::kCrashed;
-      util::Logger("imap")->critical("imap.watcher_crashed account={} folder={} cause=\"{}\" note=\"restarting in 5s\"",
+      util::Log(util::Area::kImap).critical("imap.watcher_crashed account={} folder={} cause=\"{}\" note=\"restarting in 5s\"",
                                      account_.name, folder_, e.what());
-      util::Metrics::Global().Inc("mailhook_watcher_crashes_total", {{"account", account_.name}, {"folder", folder_}});
+      metrics_.watcher_crashes.Inc();
       stop_.WaitFor(std::chrono::seconds(5));
     }
   }
@@ -162,8 +163,7 @@ void FolderWatcher::Run() {
 }
 
 void FolderWatcher::RunSessions() {
-  auto log = util::Logger("imap");
-  const util::Labels labels{{"account", account_.name}, {"folder", folder_}};
+  spdlog::logger* log = &util::Log(util::Area::kImap);
   {
     Backoff backoff(milliseconds(1000), milliseconds(5 * 60 * 1000));
     // Operator-fixable failures (bad password, untrusted certificate, missing
@@ -186,7 +186,7 @@ void FolderWatcher::RunSessions() {
       util::Status s = RunSessionGuarded(**store);
       // A session that got as far as IDLE was healthy: start the backoff over.
       if (reached_idle_) backoff.Reset();
-      util::Metrics::Global().Set("mailhook_imap_connected", labels, 0);
+      metrics_.imap_connected.Set(0);
       if (stop_.fired()) break;
       milliseconds delay;
       if (!s.ok() && s.error().NeedsOperator()) {
@@ -212,7 +212,7 @@ void FolderWatcher::RunSessions() {
                  "imap.reconnect account={} folder={} attempt={} delay_ms={} cause=\"{}\"", account_.name, folder_,
                  backoff.attempts(), delay.count(), s.ok() ? "session ended" : s.error().message());
       }
-      util::Metrics::Global().Inc("mailhook_imap_reconnects_total", labels);
+      metrics_.imap_reconnects.Inc();
       stop_.WaitFor(delay);
     }
   }
@@ -227,8 +227,7 @@ class FolderWatcher::SessionWork {
         session_(session),
         store_(store),
         info_(info),
-        labels_{{"account", w.account_.name}, {"folder", w.folder_}},
-        log_(util::Logger("imap")) {}
+        log_(&util::Log(util::Area::kImap)) {}
 
   /// Decides where the folder starts (stored watermark, or a baseline for a
   /// first start or a changed UIDVALIDITY) and processes a first start's
@@ -282,8 +281,7 @@ class FolderWatcher::SessionWork {
   imap::Session& session_;
   store::Store& store_;
   const imap::MailboxInfo info_;
-  const util::Labels labels_;
-  std::shared_ptr<spdlog::logger> log_;
+  spdlog::logger* log_;  // the area logger, cached
   store::Watermark wm_;
   std::map<uint32_t, store::Attempt> attempts_;  // UIDs that failed before, by UID
   std::vector<store::OutboxItem> items_;         // gathered, not yet committed
@@ -299,9 +297,9 @@ util::Status FolderWatcher::RunSessionGuarded(store::Store& store) {
     // any error, and the thread lives on. /readyz shows the state until the
     // next session is up.
     state_ = WatchState::kCrashed;
-    util::Logger("imap")->critical("imap.session_crashed account={} folder={} cause=\"{}\"", account_.name,
+    util::Log(util::Area::kImap).critical("imap.session_crashed account={} folder={} cause=\"{}\"", account_.name,
                                    folder_, e.what());
-    util::Metrics::Global().Inc("mailhook_watcher_crashes_total", {{"account", account_.name}, {"folder", folder_}});
+    metrics_.watcher_crashes.Inc();
     return util::Error("daemon.exception", util::RetryClass::kBackoff, std::string("the session crashed: ") + e.what());
   }
 }
@@ -321,15 +319,15 @@ util::Status FolderWatcher::RunSession(store::Store& store) {
   std::unique_ptr<imap::Session> session = std::move(*opened);
   auto info = session->Select(folder_);
   if (!info.ok()) return info.error();
-  util::Logger("imap")->info("imap.connected account={} folder={} uidvalidity={} uidnext={} exists={}",
+  util::Log(util::Area::kImap).info("imap.connected account={} folder={} uidvalidity={} uidnext={} exists={}",
                              account_.name, folder_, info->uidvalidity, info->uidnext, info->exists);
-  util::Metrics::Global().Set("mailhook_imap_connected", {{"account", account_.name}, {"folder", folder_}}, 1);
+  metrics_.imap_connected.Set(1);
 
   SessionWork work(*this, *session, store, *info);
   if (auto s = work.Start(); !s.ok()) return s;
   if (auto s = work.Loop(); !s.ok()) return s;
   session->Logout();
-  util::Logger("imap")->info("imap.logout account={} folder={}", account_.name, folder_);
+  util::Log(util::Area::kImap).info("imap.logout account={} folder={}", account_.name, folder_);
   return util::Ok();
 }
 
@@ -505,7 +503,7 @@ util::Status FolderWatcher::SessionWork::Blame(uint32_t uid, const util::Error& 
   a.last_error = error.message();
   log_->warn("imap.message_failed account={} folder={} uid={} attempt={} of={} cause=\"{}\"", w_.account_.name,
              w_.folder_, uid, a.count, w_.account_.limits.max_attempts, error.message());
-  util::Metrics::Global().Inc("mailhook_message_failures_total", labels_);
+  w_.metrics_.message_failures.Inc();
   // Best effort: the count is what matters, and it is already durable.
   (void)store_.RecordAttemptFailure(w_.account_.name, w_.folder_, uid, error.code(), error.message(), in_batch);
   return error;
@@ -605,7 +603,7 @@ util::Status FolderWatcher::SessionWork::AddEvent(const imap::MessageMeta& meta,
     if (fresh) it->second = mime::EventPieces(em, content, r.attachments, r.max_attachment_bytes);
     return it->second;
   });
-  util::Metrics::Global().Inc("mailhook_messages_total", labels_);
+  w_.metrics_.messages.Inc();
   return util::Ok();
 }
 
@@ -651,7 +649,7 @@ util::Status FolderWatcher::SessionWork::GatherUnprocessable(uint32_t uid, const
   }
   const std::string event_id = mime::EventId(w_.account_.name, w_.folder_, info_.uidvalidity, uid);
   AddItems(event_id, uid, &partial, [&](const Route&) { return std::vector{payload}; });
-  util::Metrics::Global().Inc("mailhook_messages_unprocessable_total", labels_);
+  w_.metrics_.unprocessable.Inc();
   return util::Ok();
 }
 
@@ -660,7 +658,7 @@ void FolderWatcher::SessionWork::AddItems(
     const std::function<std::vector<std::shared_ptr<const std::string>>(const Route&)>& payload) {
   size_t before = items_.size();
   for (const Route& r : RoutesFor(w_.config_, w_.account_.name, w_.folder_, content)) {
-    store::OutboxItem item{event_id, r.target, w_.account_.name, w_.folder_, info_.uidvalidity, uid, {}, {}};
+    store::OutboxItem item{event_id, r.target.ToString(), w_.account_.name, w_.folder_, info_.uidvalidity, uid, {}, {}};
     item.pieces = payload(r);
     for (const auto& piece : item.pieces) pending_bytes_ += piece->size();
     items_.push_back(std::move(item));
@@ -698,7 +696,7 @@ bool FolderWatcher::HasPostActions() const {
 
 util::Status FolderWatcher::ApplyPostActions(imap::Session& session, store::Store& store,
                                              uint32_t uidvalidity) {
-  auto log = util::Logger("imap");
+  spdlog::logger* log = &util::Log(util::Area::kImap);
   const config::OnDelivered& od = account_.on_delivered;
   std::vector<std::string> flags = od.add_flags;
   if (od.mark_seen) flags.push_back("\\Seen");

@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "daemon/stop_signal.h"
 #include "mime/extractor.h"
+#include "util/metrics_catalog.h"
 #include "util/result.h"
 
 namespace mailhook::store {
@@ -44,9 +45,11 @@ const char* WatchStateName(WatchState s);
 class FolderWatcher {
  public:
   /// `on_committed` is called (from the watcher thread) after new outbox rows
-  /// were committed, to wake the dispatcher. The config must outlive this.
+  /// were committed, to wake the dispatcher. The config and `metrics` must
+  /// outlive this.
   FolderWatcher(const config::Config& config, const config::Account& account, std::string folder,
-                const StopSignal& stop, std::function<void()> on_committed);
+                const StopSignal& stop, std::function<void()> on_committed,
+                const util::MetricsCatalog& metrics);
   ~FolderWatcher();
 
   void Start();
@@ -76,6 +79,7 @@ class FolderWatcher {
   std::string folder_;
   const StopSignal& stop_;
   std::function<void()> on_committed_;
+  const util::FolderMetrics metrics_;  // this folder's series, bound once
   StopSignal wake_;  // reusable: fired by Wake(), cleared by the watcher
   std::atomic<WatchState> state_{WatchState::kStarting};
   bool reached_idle_ = false;  // watcher thread only

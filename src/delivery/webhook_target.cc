@@ -191,7 +191,7 @@ Result<std::unique_ptr<WebhookTarget>> WebhookTarget::Create(const config::Webho
   for (const auto& secret : webhook.secrets) {
     if (auto key = DecodeSecret(secret); !key.ok()) return fail(key.error());
   }
-  auto log = util::Logger("delivery");
+  spdlog::logger* log = &util::Log(util::Area::kDelivery);
   bool plain_remote = !url->https && !config::IsLoopbackHost(url->host);
   if ((plain_remote || (url->https && !webhook.tls_verify)) && !webhook.allow_insecure) {
     return fail(Error("webhook.insecure", RetryClass::kNeedsOperator,

@@ -117,7 +117,7 @@ util::Error Session::CommandError(const std::string& what, int code) const {
 
 util::Result<std::unique_ptr<Session>> Session::Open(const SessionOptions& options) {
   if (options.tls == config::TlsMode::kNone) {
-    util::Logger("imap")->warn("imap.insecure host={} port={} note=\"tls: none, password sent in clear\"",
+    util::Log(util::Area::kImap).warn("imap.insecure host={} port={} note=\"tls: none, password sent in clear\"",
                                options.host, options.port);
   }
   auto stream = OpenPlainStream(options.host, options.port, options.timeout, options.stop_fd);
@@ -675,7 +675,7 @@ util::Status Session::Move(uint32_t uid, const std::string& folder) {
   if (r != MAILIMAP_NO_ERROR) return SessionBroken(r) ? CommandError("uid_copy", r) : refused("COPY");
   if (auto s = AddFlags(uid, {"\\Deleted"}); !s.ok()) return s;
   if (mailimap_has_uidplus(imap_) != 1) {
-    util::Logger("imap")->warn("imap.move_without_uidplus uid={} note=\"copied and flagged \\Deleted; not "
+    util::Log(util::Area::kImap).warn("imap.move_without_uidplus uid={} note=\"copied and flagged \\Deleted; not "
                                "expunged, since plain EXPUNGE would remove other deleted messages\"",
                                uid);
     return util::Ok();

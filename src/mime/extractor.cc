@@ -239,7 +239,7 @@ class Walker {
     if (needing <= opts_.max_size_queries || opts_.message_size > opts_.max_whole_fetch_bytes) return util::Ok();
     util::Result<std::string> whole = source_.Body("");
     if (!whole.ok()) return whole.error();
-    util::Logger("mime")->debug("mime.sized_locally parts={} bytes={}", needing, whole->size());
+    util::Log(util::Area::kMime).debug("mime.sized_locally parts={} bytes={}", needing, whole->size());
     local_message_.emplace(ParseMessage(std::move(*whole), opts_.max_parts));
     local_source_.emplace(*local_message_);
     return util::Ok();
@@ -448,7 +448,7 @@ util::Status ReadParts(const Part& root, SectionSource& source, const ExtractOpt
   if (source.Local() || !Doubtful(root, outer)) return Walker(source, opts, out).Walk(root);
   if (opts.message_size > opts.max_whole_fetch_bytes) {
     // Too large to hold whole: the server's tree is read as it is.
-    util::Logger("mime")->debug("mime.reparse_skipped size={} max={}", opts.message_size,
+    util::Log(util::Area::kMime).debug("mime.reparse_skipped size={} max={}", opts.message_size,
                                 opts.max_whole_fetch_bytes);
     return Walker(source, opts, out).Walk(root);
   }
@@ -456,7 +456,7 @@ util::Status ReadParts(const Part& root, SectionSource& source, const ExtractOpt
   // read every section from them: the tree and the bytes are then exactly
   // what `mailhook parse` sees for the same message. Costs one fetch and
   // one copy of the message, and only for broken MIME.
-  util::Logger("mime")->debug("mime.reparse section={} type={}/{}", root.section, root.type, root.subtype);
+  util::Log(util::Area::kMime).debug("mime.reparse section={} type={}/{}", root.section, root.type, root.subtype);
   util::Result<std::string> whole = source.Body("");
   if (!whole.ok()) return whole.error();
   ParsedMessage local = ParseMessage(std::move(*whole), opts.max_parts);
@@ -471,7 +471,7 @@ util::Result<MessageContent> Extract(std::string_view header_block, const Part& 
   MessageContent out;
   ReadHeaders(header_block, out);
   if (util::Status s = ReadParts(root, source, opts, out); !s.ok()) return s.error();
-  util::Logger("mime")->debug("mime.extracted attachments={} text={} html={} omitted={}", out.attachments.size(),
+  util::Log(util::Area::kMime).debug("mime.extracted attachments={} text={} html={} omitted={}", out.attachments.size(),
                               out.text.has_value(), out.html.has_value(),
                               out.truncated ? out.truncated->attachments_omitted : 0);
   return out;
