@@ -45,7 +45,7 @@ int Run(const std::string& path) {
   auto cfg = LoadOrReport(path);
   if (!cfg) return kExitUsage;
   util::SetupLogging(cfg->log.level, cfg->log.format);
-  for (const auto& why : dumpable) util::Logger("daemon")->warn("daemon.core_dumps_possible cause=\"{}\"", why);
+  for (const auto& why : dumpable) util::Log(util::Area::kDaemon).warn("daemon.core_dumps_possible cause=\"{}\"", why);
 
   // Block the stop signals in every thread; one thread waits for them, so no
   // library thread is ever interrupted by a handler.
@@ -59,7 +59,7 @@ int Run(const std::string& path) {
   std::thread signals([&] {
     int sig = 0;
     sigwait(&set, &sig);
-    util::Logger("daemon")->info("daemon.signal signal={}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    util::Log(util::Area::kDaemon).info("daemon.signal signal={}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     stop.Fire();
   });
   int code = daemon::RunDaemon(*cfg, MAILHOOK_VERSION, stop);

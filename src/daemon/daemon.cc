@@ -12,7 +12,7 @@
 #include "imap/session.h"
 #include "store/store.h"
 #include "util/log.h"
-#include "util/metrics.h"
+#include "util/metrics_catalog.h"
 
 namespace mailhook::daemon {
 namespace {
@@ -25,7 +25,7 @@ namespace {
 void WarnIfStateDirIsShared(const std::string& state_dir) {
   struct stat st {};
   if (::stat(state_dir.c_str(), &st) != 0 || (st.st_mode & 007) == 0) return;
-  util::Logger("daemon")->warn(
+  util::Log(util::Area::kDaemon).warn(
       "daemon.state_dir_shared dir={} mode={:04o} note=\"every user may list it; run chmod 700 {} "
       "unless that is intended\"",
       state_dir, st.st_mode & 07777, state_dir);
@@ -34,8 +34,9 @@ void WarnIfStateDirIsShared(const std::string& state_dir) {
 }  // namespace
 
 int RunDaemon(const config::Config& config, const std::string& version, StopSignal& stop) {
-  auto log = util::Logger("daemon");
-  util::DescribeStandardMetrics();
+  spdlog::logger* log = &util::Log(util::Area::kDaemon);
+  // The daemon's one registry; everything that records a metric gets it.
+  util::MetricsCatalog metrics;
 
   // Fail fast on a state_dir we cannot use: everything depends on it.
   auto store = store::Store::Open(config.state_dir);
@@ -54,13 +55,13 @@ int RunDaemon(const config::Config& config, const std::string& version, StopSign
     log->warn("daemon.insecure setting=\"{}\"", setting);
   }
 
-  delivery::Dispatcher dispatcher(config, version);
+  delivery::Dispatcher dispatcher(config, version, metrics);
 
   std::vector<std::unique_ptr<FolderWatcher>> watchers;
   for (const auto& account : config.accounts) {
     for (const auto& folder : account.folders) {
       watchers.push_back(
-          std::make_unique<FolderWatcher>(config, account, folder, stop, [&dispatcher] { dispatcher.Wake(); }));
+          std::make_unique<FolderWatcher>(config, account, folder, stop, [&dispatcher] { dispatcher.Wake(); }, metrics));
     }
   }
 
@@ -80,7 +81,7 @@ int RunDaemon(const config::Config& config, const std::string& version, StopSign
         }
       }
       return r;
-    });
+    }, metrics);
     if (auto s = http->Start(); !s.ok()) {
       log->error("daemon.http_failed cause=\"{}\"", s.error().message());
       return 1;

@@ -14,7 +14,6 @@
 #include "imap/session.h"
 #include "store/store.h"
 #include "util/log.h"
-#include "util/metrics.h"
 
 namespace mailhook::daemon {
 namespace {
@@ -30,12 +29,13 @@ const char* WatchStateName(WatchState s) { return kStateNames[static_cast<int>(s
 
 FolderWatcher::FolderWatcher(const config::Config& config, const config::Account& account,
                              std::string folder, const StopSignal& stop, std::function<void()> on_committed,
-                             WatcherSeams seams)
+                             const util::MetricsCatalog& metrics, WatcherSeams seams)
     : config_(config),
       account_(account),
       folder_(std::move(folder)),
       stop_(stop),
       on_committed_(std::move(on_committed)),
+      metrics_(metrics.ForFolder(account_.name, folder_)),
       open_mailbox_(std::move(seams.open_mailbox)),
       clock_(seams.clock ? *seams.clock : util::Clock::Real()) {
   if (!open_mailbox_) {
@@ -77,9 +77,9 @@ void FolderWatcher::Run() {
       RunSessions();
     } catch (const std::exception& e) {
       state_ = WatchState::kCrashed;
-      util::Logger("imap")->critical("imap.watcher_crashed account={} folder={} cause=\"{}\" note=\"restarting in 5s\"",
+      util::Log(util::Area::kImap).critical("imap.watcher_crashed account={} folder={} cause=\"{}\" note=\"restarting in 5s\"",
                                      account_.name, folder_, e.what());
-      util::Metrics::Global().Inc("mailhook_watcher_crashes_total", {{"account", account_.name}, {"folder", folder_}});
+      metrics_.watcher_crashes.Inc();
       clock_.WaitFd(stop_.fd(), std::chrono::seconds(5));
     }
   }
@@ -87,8 +87,7 @@ void FolderWatcher::Run() {
 }
 
 void FolderWatcher::RunSessions() {
-  auto log = util::Logger("imap");
-  const util::Labels labels{{"account", account_.name}, {"folder", folder_}};
+  spdlog::logger* log = &util::Log(util::Area::kImap);
   {
     Backoff backoff(milliseconds(1000), milliseconds(5 * 60 * 1000));
     // Operator-fixable failures (bad password, untrusted certificate, missing
@@ -111,7 +110,7 @@ void FolderWatcher::RunSessions() {
       util::Status s = RunSessionGuarded(**store);
       // A session that got as far as IDLE was healthy: start the backoff over.
       if (reached_idle_) backoff.Reset();
-      util::Metrics::Global().Set("mailhook_imap_connected", labels, 0);
+      metrics_.imap_connected.Set(0);
       if (stop_.fired()) break;
       milliseconds delay;
       if (!s.ok() && s.error().NeedsOperator()) {
@@ -137,7 +136,7 @@ void FolderWatcher::RunSessions() {
                  "imap.reconnect account={} folder={} attempt={} delay_ms={} cause=\"{}\"", account_.name, folder_,
                  backoff.attempts(), delay.count(), s.ok() ? "session ended" : s.error().message());
       }
-      util::Metrics::Global().Inc("mailhook_imap_reconnects_total", labels);
+      metrics_.imap_reconnects.Inc();
       clock_.WaitFd(stop_.fd(), delay);
     }
   }
@@ -151,9 +150,9 @@ util::Status FolderWatcher::RunSessionGuarded(store::Store& store) {
     // any error, and the thread lives on. /readyz shows the state until the
     // next session is up.
     state_ = WatchState::kCrashed;
-    util::Logger("imap")->critical("imap.session_crashed account={} folder={} cause=\"{}\"", account_.name,
+    util::Log(util::Area::kImap).critical("imap.session_crashed account={} folder={} cause=\"{}\"", account_.name,
                                    folder_, e.what());
-    util::Metrics::Global().Inc("mailhook_watcher_crashes_total", {{"account", account_.name}, {"folder", folder_}});
+    metrics_.watcher_crashes.Inc();
     return util::Error("daemon.exception", util::RetryClass::kBackoff, std::string("the session crashed: ") + e.what());
   }
 }
@@ -173,15 +172,15 @@ util::Status FolderWatcher::RunSession(store::Store& store) {
   std::unique_ptr<imap::Mailbox> session = std::move(*opened);
   auto info = session->Select(folder_);
   if (!info.ok()) return info.error();
-  util::Logger("imap")->info("imap.connected account={} folder={} uidvalidity={} uidnext={} exists={}",
+  util::Log(util::Area::kImap).info("imap.connected account={} folder={} uidvalidity={} uidnext={} exists={}",
                              account_.name, folder_, info->uidvalidity, info->uidnext, info->exists);
-  util::Metrics::Global().Set("mailhook_imap_connected", {{"account", account_.name}, {"folder", folder_}}, 1);
+  metrics_.imap_connected.Set(1);
 
   SessionWork work(*this, *session, store, *info);
   if (auto s = work.Start(); !s.ok()) return s;
   if (auto s = work.Loop(); !s.ok()) return s;
   session->Logout();
-  util::Logger("imap")->info("imap.logout account={} folder={}", account_.name, folder_);
+  util::Log(util::Area::kImap).info("imap.logout account={} folder={}", account_.name, folder_);
   return util::Ok();
 }
 
@@ -192,7 +191,7 @@ bool FolderWatcher::HasPostActions() const {
 
 util::Status FolderWatcher::ApplyPostActions(imap::Mailbox& session, store::Store& store,
                                              uint32_t uidvalidity) {
-  auto log = util::Logger("imap");
+  spdlog::logger* log = &util::Log(util::Area::kImap);
   const config::OnDelivered& od = account_.on_delivered;
   std::vector<std::string> flags = od.add_flags;
   if (od.mark_seen) flags.push_back("\\Seen");

@@ -21,6 +21,7 @@
 #include "imap/mailbox.h"
 #include "mime/extractor.h"
 #include "util/clock.h"
+#include "util/metrics_catalog.h"
 #include "util/result.h"
 
 namespace mailhook::store {
@@ -56,9 +57,11 @@ struct WatcherSeams {
 class FolderWatcher {
  public:
   /// `on_committed` is called (from the watcher thread) after new outbox rows
-  /// were committed, to wake the dispatcher. The config must outlive this.
+  /// were committed, to wake the dispatcher. The config and `metrics` must
+  /// outlive this.
   FolderWatcher(const config::Config& config, const config::Account& account, std::string folder,
-                const StopSignal& stop, std::function<void()> on_committed, WatcherSeams seams = {});
+                const StopSignal& stop, std::function<void()> on_committed,
+                const util::MetricsCatalog& metrics, WatcherSeams seams = {});
   ~FolderWatcher();
 
   void Start();
@@ -88,6 +91,7 @@ class FolderWatcher {
   std::string folder_;
   const StopSignal& stop_;
   std::function<void()> on_committed_;
+  const util::FolderMetrics metrics_;  // this folder's series, bound once
   imap::MailboxOpener open_mailbox_;
   const util::Clock& clock_;
   StopSignal wake_;  // reusable: fired by Wake(), cleared by the watcher

@@ -36,11 +36,11 @@ std::vector<Route> RoutesFor(const config::Config& config, const std::string& ac
   std::vector<Route> routes;
   for (const auto& w : config.webhooks) {
     if (Matches(w.match, account, folder, content))
-      routes.push_back({"webhook:" + w.name, w.attachments, w.max_attachment_bytes});
+      routes.push_back({util::TargetId::Webhook(w.name), w.attachments, w.max_attachment_bytes});
   }
   for (const auto& h : config.hooks) {
     if (Matches(h.match, account, folder, content))
-      routes.push_back({"hook:" + h.name, h.attachments, h.max_attachment_bytes});
+      routes.push_back({util::TargetId::Hook(h.name), h.attachments, h.max_attachment_bytes});
   }
   return routes;
 }

@@ -8,12 +8,13 @@
 
 #include "config/config.h"
 #include "mime/message.h"
+#include "util/target_id.h"
 
 namespace mailhook::daemon {
 
-/// One target an event goes to: "webhook:<name>" or "hook:<name>".
+/// One target an event goes to.
 struct Route {
-  std::string target;
+  util::TargetId target;
   config::AttachmentMode attachments = config::AttachmentMode::kMetadata;
   uint64_t max_attachment_bytes = 0;
 };

@@ -93,6 +93,8 @@ util::Status FolderWatcher::SessionWork::Loop() {
     }
     w_.state_ = WatchState::kIdling;
     w_.reached_idle_ = true;
+    log_->debug("imap.idle account={} folder={} last_uid={}", w_.account_.name, w_.folder_,
+                committer_->mark().last_uid);
     auto wake = session_.Idle(refresh, w_.HasPostActions() ? w_.wake_.fd() : -1);
     if (!wake.ok()) return wake.error();
     if (*wake == imap::IdleWake::kStopped) break;
@@ -178,7 +180,7 @@ util::Status FolderWatcher::SessionWork::Blame(uint32_t uid, const util::Error& 
   a.last_error = error.message();
   log_->warn("imap.message_failed account={} folder={} uid={} attempt={} of={} cause=\"{}\"", w_.account_.name,
              w_.folder_, uid, a.count, w_.account_.limits.max_attempts, error.message());
-  util::Metrics::Global().Inc("mailhook_message_failures_total", labels_);
+  w_.metrics_.message_failures.Inc();
   // Best effort: the count is what matters, and it is already durable.
   (void)store_.RecordAttemptFailure(w_.account_.name, w_.folder_, uid, error.code(), error.message(), in_batch);
   return error;
@@ -278,7 +280,7 @@ util::Status FolderWatcher::SessionWork::AddEvent(const imap::MessageMeta& meta,
     if (fresh) it->second = mime::EventPieces(em, content, r.attachments, r.max_attachment_bytes);
     return it->second;
   });
-  util::Metrics::Global().Inc("mailhook_messages_total", labels_);
+  w_.metrics_.messages.Inc();
   return util::Ok();
 }
 
@@ -324,7 +326,7 @@ util::Status FolderWatcher::SessionWork::GatherUnprocessable(uint32_t uid, const
   }
   const std::string event_id = mime::EventId(w_.account_.name, w_.folder_, info_.uidvalidity, uid);
   AddItems(event_id, uid, &partial, [&](const Route&) { return std::vector{payload}; });
-  util::Metrics::Global().Inc("mailhook_messages_unprocessable_total", labels_);
+  w_.metrics_.unprocessable.Inc();
   return util::Ok();
 }
 
@@ -333,7 +335,7 @@ void FolderWatcher::SessionWork::AddItems(
     const std::function<std::vector<std::shared_ptr<const std::string>>(const Route&)>& payload) {
   size_t added = 0;
   for (const Route& r : RoutesFor(w_.config_, w_.account_.name, w_.folder_, content)) {
-    store::OutboxItem item{event_id, r.target, w_.account_.name, w_.folder_, info_.uidvalidity, uid, {}, {}};
+    store::OutboxItem item{event_id, r.target.ToString(), w_.account_.name, w_.folder_, info_.uidvalidity, uid, {}, {}};
     item.pieces = payload(r);
     committer_->Add(std::move(item));
     ++added;

@@ -21,7 +21,6 @@
 #include "mime/message.h"
 #include "store/store.h"
 #include "util/log.h"
-#include "util/metrics.h"
 
 namespace mailhook::daemon {
 
@@ -34,8 +33,7 @@ class FolderWatcher::SessionWork {
         session_(session),
         store_(store),
         info_(info),
-        labels_{{"account", w.account_.name}, {"folder", w.folder_}},
-        log_(util::Logger("imap")) {}
+        log_(&util::Log(util::Area::kImap)) {}
 
   /// Decides where the folder starts (stored watermark, or a baseline for a
   /// first start or a changed UIDVALIDITY) and processes a first start's
@@ -85,8 +83,7 @@ class FolderWatcher::SessionWork {
   imap::Mailbox& session_;
   store::Store& store_;
   const imap::MailboxInfo info_;
-  const util::Labels labels_;
-  std::shared_ptr<spdlog::logger> log_;
+  spdlog::logger* log_;  // the area logger, cached
   std::map<uint32_t, store::Attempt> attempts_;  // UIDs that failed before, by UID
   std::optional<BatchCommitter> committer_;      // set by Start(), from the plan's watermark
 };

@@ -3,7 +3,6 @@
 #include "delivery/hook_target.h"
 #include "delivery/webhook_target.h"
 #include "util/log.h"
-#include "util/metrics.h"
 
 namespace mailhook::delivery {
 namespace {
@@ -12,36 +11,9 @@ using Clock = std::chrono::system_clock;
 using util::Error;
 using util::RetryClass;
 
-// Webhooks are counted under the contract's names with a `webhook` label; hook
-// commands under their own names with a `hook` label, so each metric family
-// keeps one label set (as Prometheus expects).
-constexpr const char* kDeliveries = "mailhook_deliveries_total";
-constexpr const char* kDeliverySeconds = "mailhook_delivery_seconds";
-constexpr const char* kHookRuns = "mailhook_hook_runs_total";
-constexpr const char* kHookSeconds = "mailhook_hook_seconds";
-constexpr const char* kPending = "mailhook_outbox_pending";
-constexpr const char* kDeadLetters = "mailhook_deadletters";
-constexpr const char* kWorkerRestarts = "mailhook_dispatcher_worker_restarts_total";
-constexpr const char* kWorkersRunning = "mailhook_dispatcher_workers_running";
 // Time an attempt needs beyond its target's timeout (recording the result):
 // the lease must cover both, or another worker claims the row mid-delivery.
 constexpr auto kLeaseMargin = std::chrono::minutes(1);
-
-/// "webhook:tickets" -> {"webhook", "tickets"}.
-std::pair<std::string, std::string> SplitTarget(const std::string& target) {
-  auto colon = target.find(':');
-  if (colon == std::string::npos) return {"target", target};
-  return {target.substr(0, colon), target.substr(colon + 1)};
-}
-
-const char* OutcomeLabel(OutcomeKind kind) {
-  switch (kind) {
-    case OutcomeKind::kSuccess: return "success";
-    case OutcomeKind::kRetry: return "retry";
-    case OutcomeKind::kPermanent: return "dead";
-  }
-  return "unknown";
-}
 
 int64_t Ms(std::chrono::nanoseconds d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
@@ -76,9 +48,10 @@ class Dispatcher::Slot {
 };
 
 Dispatcher::Dispatcher(const config::Config& config, std::string version,
-                       DispatcherOptions options)
+                       const util::MetricsCatalog& metrics, DispatcherOptions options)
     : state_dir_(config.state_dir),
       options_(options),
+      metrics_(metrics),
       clock_(options.clock ? *options.clock : util::Clock::Real()) {
   auto check_timeout = [&](const std::string& key, config::Duration timeout) {
     if (timeout + kLeaseMargin > options_.lease) {
@@ -96,26 +69,22 @@ Dispatcher::Dispatcher(const config::Config& config, std::string version,
       setup_errors_.push_back(target.error());
       continue;
     }
-    RegisterTarget("webhook:" + webhook.name, std::shared_ptr<Target>(std::move(target).value()),
+    RegisterTarget(util::TargetId::Webhook(webhook.name), std::shared_ptr<Target>(std::move(target).value()),
                    RetryPolicy(webhook.retry_schedule), webhook.concurrency);
   }
   for (const auto& hook : config.hooks) {
     check_timeout("hooks." + hook.name, hook.timeout);
-    RegisterTarget("hook:" + hook.name, std::make_shared<HookTarget>(hook),
+    RegisterTarget(util::TargetId::Hook(hook.name), std::make_shared<HookTarget>(hook),
                    RetryPolicy(hook.retry_schedule), hook.concurrency);
   }
-  auto& metrics = util::Metrics::Global();
-  metrics.Describe(kWorkerRestarts, "counter",
-                   "Delivery workers restarted after an unexpected error");
-  metrics.Describe(kWorkersRunning, "gauge", "Delivery workers running their loop");
 }
 
 Dispatcher::~Dispatcher() { Stop(); }
 
-void Dispatcher::RegisterTarget(const std::string& key, std::shared_ptr<Target> target,
+void Dispatcher::RegisterTarget(const util::TargetId& id, std::shared_ptr<Target> target,
                                 RetryPolicy policy, int concurrency) {
-  targets_.insert_or_assign(key,
-                            Entry{std::move(target), std::move(policy), std::max(concurrency, 1)});
+  targets_.insert_or_assign(id.ToString(), Entry{id, metrics_.ForTarget(id), std::move(target),
+                                                 std::move(policy), std::max(concurrency, 1)});
 }
 
 void Dispatcher::SetOnOutcome(std::function<void(const Report&)> callback) {
@@ -145,7 +114,7 @@ util::Status Dispatcher::Start() {
   }
   workers_down_ = 0;
   running_ = true;
-  util::Metrics::Global().Set(kWorkersRunning, {}, workers);
+  metrics_.workers_running.Set(workers);
   workers_alive_ = workers;
   for (int i = 0; i < workers; ++i) {
     workers_.emplace_back([this, i, store = std::move(stores[static_cast<size_t>(i)])]() mutable {
@@ -155,7 +124,7 @@ util::Status Dispatcher::Start() {
       cv_.notify_all();
     });
   }
-  util::Logger("delivery")->info("delivery.start workers={} targets={}", workers, targets_.size());
+  util::Log(util::Area::kDelivery).info("delivery.start workers={} targets={}", workers, targets_.size());
   return util::Ok();
 }
 
@@ -184,7 +153,7 @@ void Dispatcher::Stop() {
     if (cv_.wait_for(lock, std::chrono::milliseconds(50), [&] { return workers_alive_ == 0; })) break;
   }
   for (auto& t : workers_) t.join();
-  if (!workers_.empty()) util::Logger("delivery")->info("delivery.stopped");
+  if (!workers_.empty()) util::Log(util::Area::kDelivery).info("delivery.stopped");
   workers_.clear();
 }
 
@@ -196,8 +165,7 @@ void Dispatcher::WaitUntil(Clock::time_point until, uint64_t seen) {
 }
 
 void Dispatcher::Run(int index, std::unique_ptr<store::Store> store) {
-  auto log = util::Logger("delivery");
-  auto& metrics = util::Metrics::Global();
+  spdlog::logger* log = &util::Log(util::Area::kDelivery);
   // Per-worker RNG for jitter: no shared state between workers.
   std::mt19937_64 rng(std::random_device{}() + static_cast<uint64_t>(index));
   for (;;) {
@@ -214,8 +182,9 @@ void Dispatcher::Run(int index, std::unique_ptr<store::Store> store) {
     // report not-ready while down, and start the loop again. Rows this worker
     // held stay leased and are claimed again when the lease ends.
     ++workers_down_;
-    metrics.Inc(kWorkerRestarts);
-    metrics.Inc(kWorkersRunning, {}, -1);
+    // The gauge first: whoever sees the restart counted sees the worker down.
+    metrics_.workers_running.Add(-1);
+    metrics_.worker_restarts.Inc();
     log->error("delivery.worker_crashed worker={} restart_in_ms={} cause=\"{}\"", index,
                options_.restart_backoff.count(), cause);
     uint64_t seen;
@@ -231,7 +200,7 @@ void Dispatcher::Run(int index, std::unique_ptr<store::Store> store) {
       if (stopping_) break;
       seen = wake_seq_;
     }
-    metrics.Inc(kWorkersRunning);
+    metrics_.workers_running.Add(1);
     --workers_down_;
     {
       std::lock_guard lock(mu_);
@@ -268,7 +237,7 @@ util::Result<std::vector<store::Delivery>> Dispatcher::Claim(store::Store& store
 }
 
 void Dispatcher::Loop(int index, store::Store& store, std::mt19937_64& rng) {
-  auto log = util::Logger("delivery");
+  spdlog::logger* log = &util::Log(util::Area::kDelivery);
   for (;;) {
     uint64_t seen;
     std::vector<std::string> skip;
@@ -320,8 +289,7 @@ void Dispatcher::Process(store::Store& store, const store::Delivery& row,
     auto it = targets_.find(row.item.target);
     report.outcome = Outcome{};
     report.outcome.error = std::string("internal error: ") + e.what();
-    if (!RecordFailure(store, row, it == targets_.end() ? nullptr : &it->second.policy, rng,
-                       report)) {
+    if (!RecordFailure(store, row, it == targets_.end() ? nullptr : &it->second, rng, report)) {
       return;
     }
   }
@@ -332,8 +300,7 @@ void Dispatcher::Process(store::Store& store, const store::Delivery& row,
 
 bool Dispatcher::Attempt(store::Store& store, const store::Delivery& row, std::mt19937_64& rng,
                          Report& report) {
-  auto log = util::Logger("delivery");
-  auto [kind, name] = SplitTarget(row.item.target);
+  spdlog::logger* log = &util::Log(util::Area::kDelivery);
   const std::string& event = row.item.event_id;
   auto it = targets_.find(row.item.target);
   if (it == targets_.end()) {
@@ -343,6 +310,8 @@ bool Dispatcher::Attempt(store::Store& store, const store::Delivery& row, std::m
                            "dead letter, or drop it";
     return RecordFailure(store, row, nullptr, rng, report);
   }
+  const std::string_view kind = it->second.id.KindName();
+  const std::string& name = it->second.id.name;
   {
     std::lock_guard lock(mu_);
     if (stopping_) {
@@ -366,34 +335,39 @@ bool Dispatcher::Attempt(store::Store& store, const store::Delivery& row, std::m
                "lease; the event may have been sent twice\"",
                kind, name, event, Ms(elapsed));
   }
-  const bool is_hook = kind == "hook";
-  util::Metrics::Global().Observe(is_hook ? kHookSeconds : kDeliverySeconds, {{kind, name}},
-                                  std::chrono::duration<double>(elapsed).count());
+  it->second.metrics.seconds.Observe(std::chrono::duration<double>(elapsed).count());
   report.result = report.outcome.kind;
   const auto& o = report.outcome;
-  if (o.kind != OutcomeKind::kSuccess) return RecordFailure(store, row, &it->second.policy, rng, report);
+  if (o.kind != OutcomeKind::kSuccess) return RecordFailure(store, row, &it->second, rng, report);
   if (auto s = store.MarkDelivered(row.id); !s) {
     log->error("delivery.store_error event={} cause=\"{}\"", event, s.error().ToString());
     return false;  // the lease expires and the row is delivered again: at-least-once
   }
   // Counted before the log line: whoever sees "delivery.ok" in the log sees
   // it in /metrics too.
-  util::Metrics::Global().Inc(is_hook ? kHookRuns : kDeliveries,
-                              {{kind, name}, {"outcome", OutcomeLabel(OutcomeKind::kSuccess)}});
+  it->second.metrics.success.Inc();
   log->info("delivery.ok {}={} event={} status={} ms={}", kind, name, event, o.http_status,
             Ms(elapsed));
   return true;
 }
 
 bool Dispatcher::RecordFailure(store::Store& store, const store::Delivery& row,
-                               const RetryPolicy* policy, std::mt19937_64& rng, Report& report) {
-  auto log = util::Logger("delivery");
-  auto [kind, name] = SplitTarget(row.item.target);
+                               const Entry* entry, std::mt19937_64& rng, Report& report) {
+  spdlog::logger* log = &util::Log(util::Area::kDelivery);
+  const RetryPolicy* policy = entry != nullptr ? &entry->policy : nullptr;
+  // A row of a target no longer configured is still named (and counted) by
+  // its stored id; one that does not parse is only logged, under "target".
+  std::optional<util::TargetId> stored;
+  if (entry == nullptr) stored = util::TargetId::Parse(row.item.target);
+  const util::TargetId* id = entry != nullptr ? &entry->id : stored ? &*stored : nullptr;
+  const std::string_view kind = id != nullptr ? id->KindName() : "target";
+  const std::string_view name = id != nullptr ? std::string_view(id->name) : row.item.target;
   const std::string& event = row.item.event_id;
   const int attempts = row.attempts + 1;
   auto count = [&](OutcomeKind outcome) {
-    util::Metrics::Global().Inc(kind == "hook" ? kHookRuns : kDeliveries,
-                                {{kind, name}, {"outcome", OutcomeLabel(outcome)}});
+    if (id == nullptr) return;
+    const util::TargetMetrics m = entry != nullptr ? entry->metrics : metrics_.ForTarget(*id);
+    (outcome == OutcomeKind::kRetry ? m.retry : m.dead).Inc();
   };
   const auto& o = report.outcome;
   report.result = o.kind;
@@ -423,10 +397,9 @@ bool Dispatcher::RecordFailure(store::Store& store, const store::Delivery& row,
 }
 
 void Dispatcher::UpdateGauges(store::Store& store) {
-  auto& metrics = util::Metrics::Global();
-  if (auto n = store.PendingCount(); n.ok()) metrics.Set(kPending, {}, static_cast<double>(*n));
+  if (auto n = store.PendingCount(); n.ok()) metrics_.outbox_pending.Set(static_cast<double>(*n));
   if (auto n = store.DeadLetterCount(); n.ok()) {
-    metrics.Set(kDeadLetters, {}, static_cast<double>(*n));
+    metrics_.deadletters.Set(static_cast<double>(*n));
   }
 }
 

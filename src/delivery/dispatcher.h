@@ -36,7 +36,9 @@
 #include "delivery/retry_policy.h"
 #include "delivery/target.h"
 #include "util/clock.h"
+#include "util/metrics_catalog.h"
 #include "util/result.h"
+#include "util/target_id.h"
 
 namespace mailhook::delivery {
 
@@ -77,17 +79,19 @@ struct DispatcherOptions {
 /// The delivery pool.
 class Dispatcher {
  public:
-  /// Registers a WebhookTarget for every config webhook as "webhook:<name>"
-  /// and a HookTarget for every config hook as "hook:<name>".
-  /// Bad webhook definitions surface as an error from Start().
-  Dispatcher(const config::Config& config, std::string version, DispatcherOptions options = {});
+  /// Registers a WebhookTarget for every config webhook and a HookTarget for
+  /// every config hook. Bad webhook definitions surface as an error from
+  /// Start(). Attempts, durations, gauges and worker restarts are recorded in
+  /// `metrics`, which must outlive this.
+  Dispatcher(const config::Config& config, std::string version,
+             const util::MetricsCatalog& metrics, DispatcherOptions options = {});
   ~Dispatcher();
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
 
-  /// Extension point (e.g. "hook:<name>"): adds or replaces a target, with at
-  /// most `concurrency` deliveries in flight to it. Before Start.
-  void RegisterTarget(const std::string& key, std::shared_ptr<Target> target,
+  /// Extension point: adds or replaces a target, with at most `concurrency`
+  /// deliveries in flight to it. Before Start.
+  void RegisterTarget(const util::TargetId& id, std::shared_ptr<Target> target,
                       RetryPolicy policy, int concurrency = config::kDefaultConcurrency);
 
   /// Called after every recorded attempt. Before Start.
@@ -109,6 +113,8 @@ class Dispatcher {
 
  private:
   struct Entry {
+    util::TargetId id;
+    util::TargetMetrics metrics;  // bound at registration
     std::shared_ptr<Target> target;
     RetryPolicy policy;
     int concurrency = config::kDefaultConcurrency;
@@ -129,7 +135,8 @@ class Dispatcher {
                Report& report);
   /// Records a failed attempt: a retry per the policy, else a dead letter.
   /// False when the store failed (the row stays leased).
-  bool RecordFailure(store::Store& store, const store::Delivery& row, const RetryPolicy* policy,
+  /// `entry` is null for a row whose target is not configured.
+  bool RecordFailure(store::Store& store, const store::Delivery& row, const Entry* entry,
                      std::mt19937_64& rng, Report& report);
   void UpdateGauges(store::Store& store);
   /// Sleeps until `until`, a Wake after `seen`, or Stop.
@@ -137,8 +144,9 @@ class Dispatcher {
 
   const std::string state_dir_;
   const DispatcherOptions options_;
+  const util::MetricsCatalog& metrics_;
   const util::Clock& clock_;
-  std::map<std::string, Entry> targets_;  // fixed after Start
+  std::map<std::string, Entry> targets_;  // by the stored text of the id; fixed after Start
   std::vector<util::Error> setup_errors_;
   std::function<void(const Report&)> on_outcome_;
 

@@ -160,7 +160,7 @@ void HookTarget::Cancel() {
     (void)ignored;
   }
   if (!in_flight_.empty()) {
-    util::Logger("delivery")->info("hook.cancel hook={} running={}", hook_.name, in_flight_.size());
+    util::Log(util::Area::kDelivery).info("hook.cancel hook={} running={}", hook_.name, in_flight_.size());
   }
 }
 

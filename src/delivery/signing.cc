@@ -7,6 +7,9 @@
 
 #include <charconv>
 #include <memory>
+#include <optional>
+
+#include "util/base64.h"
 
 namespace mailhook::delivery {
 
@@ -14,44 +17,17 @@ using util::Error;
 using util::Result;
 using util::RetryClass;
 
-std::string Base64Encode(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(bytes.data()),
-                          static_cast<int>(bytes.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
-
-bool Base64Decode(std::string_view text, std::string* out) {
-  std::string padded(text);
-  while (padded.size() % 4 != 0) padded += '=';
-  size_t pad = 0;
-  if (!padded.empty() && padded.back() == '=') ++pad;
-  if (padded.size() > 1 && padded[padded.size() - 2] == '=') ++pad;
-  std::string buf(padded.size() / 4 * 3, '\0');
-  // EVP_DecodeBlock ignores nothing and rejects bad characters, but counts the
-  // padding as zero bytes: strip those ourselves.
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(buf.data()),
-                          reinterpret_cast<const unsigned char*>(padded.data()),
-                          static_cast<int>(padded.size()));
-  if (n < 0 || static_cast<size_t>(n) < pad) return false;
-  buf.resize(static_cast<size_t>(n) - pad);
-  *out = std::move(buf);
-  return true;
-}
-
 Result<std::string> DecodeSecret(const util::Secret& secret) {
   std::string_view text = secret.reveal();
   constexpr std::string_view kPrefix = "whsec_";
   if (text.substr(0, kPrefix.size()) == kPrefix) text.remove_prefix(kPrefix.size());
-  std::string key;
-  if (text.empty() || !Base64Decode(text, &key) || key.empty()) {
+  std::optional<std::string> key = util::Base64DecodeStrict(text);
+  if (!key || key->empty()) {
     return Error("signing.secret", RetryClass::kNeedsOperator,
                  "webhook secret is not whsec_<base64>; generate one with "
                  "`echo whsec_$(openssl rand -base64 32)`");
   }
-  return key;
+  return *std::move(key);
 }
 
 namespace {
@@ -77,7 +53,7 @@ std::string Mac(const std::string& key, std::string_view id, std::string_view ti
       EVP_MAC_final(ctx.get(), out, &len, sizeof out) != 1) {
     return std::string();  // only a broken OpenSSL installation gets here
   }
-  return Base64Encode(std::string_view(reinterpret_cast<const char*>(out), len));
+  return util::Base64Encode(std::string_view(reinterpret_cast<const char*>(out), len));
 }
 
 }  // namespace

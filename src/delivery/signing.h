@@ -38,9 +38,4 @@ bool Verify(const std::vector<util::Secret>& secrets, std::string_view id,
             std::string_view signature_header, std::chrono::system_clock::time_point now,
             std::chrono::seconds tolerance = std::chrono::minutes(5));
 
-/// Base64 (RFC 4648 section 4, with padding); exposed for tests.
-std::string Base64Encode(std::string_view bytes);
-/// Strict decoding; false on bad input. Missing padding is accepted.
-bool Base64Decode(std::string_view text, std::string* out);
-
 }  // namespace mailhook::delivery

@@ -1,7 +1,8 @@
 #pragma once
 /// Target: where a claimed outbox row is delivered. The Dispatcher looks a row's
-/// `target` column ("webhook:<name>", later "hook:<name>") up in its registry of
-/// Targets and calls Deliver; how to retry is the Dispatcher's business.
+/// `target` column (the stored form of a util::TargetId, "webhook:<name>" or
+/// "hook:<name>") up in its registry of Targets and calls Deliver; how to retry
+/// is the Dispatcher's business.
 ///
 /// Implementations must be thread-safe: several dispatcher workers may call
 /// Deliver at once (at most the target's `concurrency`). Deliver should not

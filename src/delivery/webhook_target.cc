@@ -9,6 +9,7 @@
 
 #include "delivery/signing.h"
 #include "util/log.h"
+#include "util/strings.h"
 
 namespace mailhook::delivery {
 namespace {
@@ -23,19 +24,13 @@ using util::RetryClass;
 // until the request is gone.
 constexpr auto kRestopInterval = std::chrono::milliseconds(50);
 
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
 // Headers we set ourselves; a config header of the same name would either
 // duplicate them or forge the signature, so it is dropped (with a warning).
 bool IsReserved(const std::string& name) {
   static const std::set<std::string> kReserved = {
       "content-type", "content-length", "user-agent", "host",
       "webhook-id",   "webhook-timestamp", "webhook-signature", "connection"};
-  return kReserved.count(Lower(name)) > 0;
+  return kReserved.count(util::Lower(name)) > 0;
 }
 
 // The values a receiver must not get us to store or log by echoing them:
@@ -74,7 +69,7 @@ Result<ParsedUrl> ParseUrl(const std::string& url) {
   ParsedUrl out;
   std::string rest;
   // The scheme is case-insensitive (RFC 3986 §3.1), as the config loader reads it.
-  const std::string scheme = Lower(url.substr(0, url.find("://") == std::string::npos ? 0 : url.find("://") + 3));
+  const std::string scheme = util::Lower(url.substr(0, url.find("://") == std::string::npos ? 0 : url.find("://") + 3));
   if (scheme == "https://") {
     out.https = true;
     rest = url.substr(8);
@@ -196,7 +191,7 @@ Result<std::unique_ptr<WebhookTarget>> WebhookTarget::Create(const config::Webho
   for (const auto& secret : webhook.secrets) {
     if (auto key = DecodeSecret(secret); !key.ok()) return fail(key.error());
   }
-  auto log = util::Logger("delivery");
+  spdlog::logger* log = &util::Log(util::Area::kDelivery);
   bool plain_remote = !url->https && !config::IsLoopbackHost(url->host);
   if ((plain_remote || (url->https && !webhook.tls_verify)) && !webhook.allow_insecure) {
     return fail(Error("webhook.insecure", RetryClass::kNeedsOperator,

@@ -128,9 +128,9 @@ util::Status PollServer::Start(Listener listener) {
     try {
       Loop();
     } catch (const std::exception& e) {
-      util::Logger("http")->error("http.server_failed cause=\"{}\"", e.what());
+      util::Log(util::Area::kHttp).error("http.server_failed cause=\"{}\"", e.what());
     } catch (...) {
-      util::Logger("http")->error("http.server_failed cause=unknown");
+      util::Log(util::Area::kHttp).error("http.server_failed cause=unknown");
     }
   });
   return util::Ok();
@@ -173,7 +173,7 @@ void PollServer::Loop() {
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count();
     int n = poll(fds.data(), fds.size(), static_cast<int>(std::max<int64_t>(wait, 0)) + 1);
     if (n < 0 && errno != EINTR) {
-      util::Logger("http")->error("http.poll_failed cause=\"{}\"", std::strerror(errno));
+      util::Log(util::Area::kHttp).error("http.poll_failed cause=\"{}\"", std::strerror(errno));
       return;
     }
     if (stop_.load()) return;
@@ -302,7 +302,7 @@ void PollServer::OnHead(Conn& c, RequestHead head, Clock::time_point now) {
   try {
     early = on_head_ ? on_head_(h) : std::nullopt;
   } catch (const std::exception& e) {
-    util::Logger("http")->error("http.handler_failed path={} cause=\"{}\"", h.path, e.what());
+    util::Log(util::Area::kHttp).error("http.handler_failed path={} cause=\"{}\"", h.path, e.what());
     early = Response{500, "text/plain; charset=utf-8", {}, "internal error\n", false};
   }
   if (early) {
@@ -351,7 +351,7 @@ void PollServer::FinishRequest(Conn& c, Clock::time_point now) {
   try {
     r = on_request_ ? on_request_(c.request) : Response{404, "text/plain; charset=utf-8", {}, "not found\n"};
   } catch (const std::exception& e) {
-    util::Logger("http")->error("http.handler_failed path={} cause=\"{}\"", c.request.head.path, e.what());
+    util::Log(util::Area::kHttp).error("http.handler_failed path={} cause=\"{}\"", c.request.head.path, e.what());
     r = Response{500, "text/plain; charset=utf-8", {}, "internal error\n"};
   }
   c.request.body = std::string();  // free it now, not at the next request

@@ -1,5 +1,7 @@
 #include "http/request_head.h"
 
+#include "util/strings.h"
+
 #include <algorithm>
 #include <cctype>
 
@@ -25,25 +27,13 @@ bool IsToken(std::string_view s) {
   });
 }
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 bool HasToken(std::string_view list, std::string_view token) {
-  std::string lower = Lower(list);
+  std::string lower = util::Lower(list);
   size_t start = 0;
   while (start <= lower.size()) {
     size_t comma = lower.find(',', start);
     if (comma == std::string::npos) comma = lower.size();
-    if (Trim(std::string_view(lower).substr(start, comma - start)) == token) return true;
+    if (util::TrimOws(std::string_view(lower).substr(start, comma - start)) == token) return true;
     start = comma + 1;
   }
   return false;
@@ -87,7 +77,7 @@ bool ApplyContentLength(std::string_view value, RequestHead* head, bool* seen) {
   while (start <= value.size()) {
     size_t comma = value.find(',', start);
     if (comma == std::string_view::npos) comma = value.size();
-    std::string_view v = Trim(value.substr(start, comma - start));
+    std::string_view v = util::TrimOws(value.substr(start, comma - start));
     if (v.empty() || v.size() > 18 ||
         !std::all_of(v.begin(), v.end(), [](unsigned char c) { return std::isdigit(c); })) {
       return false;
@@ -111,12 +101,12 @@ bool ParseField(std::string_view line, RequestHead* head, bool* length_seen, Hea
     *error = Fail(400, "malformed header field");  // no space before ':' (RFC 9112 §5.1)
     return false;
   }
-  std::string_view value = Trim(line.substr(colon + 1));
+  std::string_view value = util::TrimOws(line.substr(colon + 1));
   if (std::any_of(value.begin(), value.end(), [](char c) { return c == '\r' || c == '\0'; })) {
     *error = Fail(400, "control character in header field");
     return false;
   }
-  std::string name = Lower(line.substr(0, colon));
+  std::string name = util::Lower(line.substr(0, colon));
   if (name == "content-length" && !ApplyContentLength(value, head, length_seen)) {
     *error = Fail(400, "invalid or conflicting Content-Length");
     return false;

@@ -3,7 +3,6 @@
 #include <exception>
 
 #include "util/log.h"
-#include "util/metrics.h"
 
 namespace mailhook::http {
 namespace {
@@ -13,7 +12,6 @@ using util::RetryClass;
 
 constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
 constexpr const char* kTextContentType = "text/plain; charset=utf-8";
-constexpr const char* kRejectedMetric = "mailhook_http_rejected_total";
 
 bool IsKnownPath(const std::string& path) {
   return path == "/healthz" || path == "/readyz" || path == "/metrics";
@@ -46,8 +44,11 @@ ServerLimits HealthServer::DefaultLimits() {
 }
 
 HealthServer::HealthServer(std::string listen, std::function<Readiness()> readiness,
-                           ServerLimits limits)
-    : listen_(std::move(listen)), readiness_(std::move(readiness)), limits_(limits) {}
+                           const util::MetricsCatalog& metrics, ServerLimits limits)
+    : listen_(std::move(listen)),
+      readiness_(std::move(readiness)),
+      metrics_(metrics),
+      limits_(limits) {}
 
 HealthServer::~HealthServer() { Stop(); }
 
@@ -64,7 +65,7 @@ Response HealthServer::Answer(const RequestHead& head) const {
   if (head.AnnouncesBody()) return Text(413, "no request body is accepted here\n");
   if (head.path == "/healthz") return Text(200, "ok");
   if (head.path == "/metrics") {
-    return Response{200, kMetricsContentType, {}, util::Metrics::Global().Render(), false};
+    return Response{200, kMetricsContentType, {}, metrics_.Render(), false};
   }
   Readiness r = readiness_ ? readiness_() : Readiness{true, {}};
   if (r.ready) return Text(200, "ready");
@@ -86,30 +87,28 @@ util::Status HealthServer::Start() {
   auto listener = BindListener(listen_, *hp);
   if (!listener.ok()) return listener.error();
 
-  util::Metrics::Global().Describe(kRejectedMetric, "counter",
-                                   "HTTP requests or connections the endpoint refused or dropped.");
   server_ = std::make_unique<PollServer>(
       limits_,
       [this](const RequestHead& head) -> std::optional<Response> {
         try {
           return Answer(head);
         } catch (const std::exception& e) {
-          util::Logger("http")->error("http.handler_failed path={} cause=\"{}\"", head.path, e.what());
+          util::Log(util::Area::kHttp).error("http.handler_failed path={} cause=\"{}\"", head.path, e.what());
           return Text(500, "internal error\n");
         }
       },
       nullptr,
-      [](int status, const std::string& cause) {
+      [this](int status, const std::string& cause) {
         // Debug only: a hostile client must not be able to flood the log.
-        util::Logger("http")->debug("http.rejected status={} cause=\"{}\"", status, cause);
-        util::Metrics::Global().Inc(kRejectedMetric, {{"reason", RejectReason(status)}});
+        util::Log(util::Area::kHttp).debug("http.rejected status={} cause=\"{}\"", status, cause);
+        metrics_.HttpRejected(RejectReason(status)).Inc();
       });
   if (auto st = server_->Start(*listener); !st.ok()) {
     server_.reset();
     return st;
   }
   port_ = listener->port;
-  util::Logger("http")->info("http.listen address={} port={}", listen_, port_);
+  util::Log(util::Area::kHttp).info("http.listen address={} port={}", listen_, port_);
   return util::Ok();
 }
 
@@ -117,7 +116,7 @@ void HealthServer::Stop() {
   if (!server_) return;
   server_->Stop();
   server_.reset();
-  util::Logger("http")->info("http.stopped address={}", listen_);
+  util::Log(util::Area::kHttp).info("http.stopped address={}", listen_);
 }
 
 }  // namespace mailhook::http

@@ -1,7 +1,7 @@
 #pragma once
 /// HealthServer: the operator-facing HTTP endpoint (`http.listen`) serving
 /// GET /healthz (process alive), GET /readyz (every folder connected) and
-/// GET /metrics (Prometheus text 0.0.4 from util::Metrics::Global()).
+/// GET /metrics (Prometheus text 0.0.4 of the daemon's util::MetricsCatalog).
 ///
 /// It must keep answering /healthz while other clients misbehave (a liveness
 /// probe that times out restarts the container), so it runs on PollServer (see
@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "http/poll_server.h"
+#include "util/metrics_catalog.h"
 #include "util/result.h"
 
 namespace mailhook::http {
@@ -43,9 +44,10 @@ class HealthServer {
   static ServerLimits DefaultLimits();
 
   /// listen is "HOST:PORT" ("0.0.0.0:8025", "127.0.0.1:0", "[::1]:8025");
-  /// port 0 picks a free port (see port()).
+  /// port 0 picks a free port (see port()). /metrics renders `metrics`, which
+  /// also counts refused requests and must outlive this.
   HealthServer(std::string listen, std::function<Readiness()> readiness,
-               ServerLimits limits = DefaultLimits());
+               const util::MetricsCatalog& metrics, ServerLimits limits = DefaultLimits());
   ~HealthServer();  // calls Stop()
   HealthServer(const HealthServer&) = delete;
   HealthServer& operator=(const HealthServer&) = delete;
@@ -66,6 +68,7 @@ class HealthServer {
 
   std::string listen_;
   std::function<Readiness()> readiness_;
+  const util::MetricsCatalog& metrics_;
   ServerLimits limits_;
   std::unique_ptr<PollServer> server_;
   int port_ = 0;

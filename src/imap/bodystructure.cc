@@ -1,5 +1,7 @@
 #include "imap/bodystructure.h"
 
+#include "util/strings.h"
+
 #include <algorithm>
 #include <cctype>
 #include <string>
@@ -7,22 +9,18 @@
 namespace mailhook::imap {
 namespace {
 
+// libetpan leaves absent strings NULL.
+std::string_view OrEmpty(const char* s) { return s ? s : ""; }
+
 // Servers differ in case (Cyrus uppercases, Courier lowercases, Dovecot keeps
 // the message's): compare everything lowercased (DESIGN.md "Other servers").
-std::string Lower(const char* s) {
-  std::string out = s ? s : "";
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 std::vector<mime::Param> Params(const mailimap_body_fld_param* params) {
   std::vector<mime::Param> out;
   if (!params || !params->pa_list) return out;
   for (clistiter* it = clist_begin(params->pa_list); it; it = clist_next(it)) {
     auto* p = static_cast<mailimap_single_body_fld_param*>(clist_content(it));
     if (!p || !p->pa_name) continue;
-    out.push_back({Lower(p->pa_name), p->pa_value ? p->pa_value : ""});
+    out.push_back({util::Lower(OrEmpty(p->pa_name)), p->pa_value ? p->pa_value : ""});
   }
   return out;
 }
@@ -35,7 +33,7 @@ std::string Encoding(const mailimap_body_fld_enc* enc) {
     case MAILIMAP_BODY_FLD_ENC_BINARY: return "binary";
     case MAILIMAP_BODY_FLD_ENC_BASE64: return "base64";
     case MAILIMAP_BODY_FLD_ENC_QUOTED_PRINTABLE: return "quoted-printable";
-    default: return Lower(enc->enc_value);
+    default: return util::Lower(OrEmpty(enc->enc_value));
   }
 }
 
@@ -50,7 +48,7 @@ void ApplyFields(const mailimap_body_fields* f, mime::Part& part) {
 
 void ApplyDisposition(const mailimap_body_fld_dsp* dsp, mime::Part& part) {
   if (!dsp || !dsp->dsp_type) return;
-  part.disposition = Lower(dsp->dsp_type);
+  part.disposition = util::Lower(OrEmpty(dsp->dsp_type));
   part.disposition_params = Params(dsp->dsp_attributes);
 }
 
@@ -62,7 +60,7 @@ std::string MediaType(const mailimap_media_basic* m) {
     case MAILIMAP_MEDIA_BASIC_IMAGE: return "image";
     case MAILIMAP_MEDIA_BASIC_MESSAGE: return "message";
     case MAILIMAP_MEDIA_BASIC_VIDEO: return "video";
-    default: return Lower(m->med_basic_type);
+    default: return util::Lower(OrEmpty(m->med_basic_type));
   }
 }
 
@@ -85,7 +83,7 @@ mime::Part Convert(const mailimap_body* body, const std::string& section, int de
   if (body && body->bd_type == MAILIMAP_BODY_MPART && body->bd_data.bd_body_mpart) {
     const auto* mp = body->bd_data.bd_body_mpart;
     part.type = "multipart";
-    part.subtype = Lower(mp->bd_media_subtype);
+    part.subtype = util::Lower(OrEmpty(mp->bd_media_subtype));
     part.encoding = "7bit";
     if (mp->bd_ext_mpart) {
       part.params = Params(mp->bd_ext_mpart->bd_parameter);
@@ -116,7 +114,7 @@ mime::Part Convert(const mailimap_body* body, const std::string& section, int de
   switch (one->bd_type) {
     case MAILIMAP_BODY_TYPE_1PART_TEXT:
       part.type = "text";
-      part.subtype = Lower(one->bd_data.bd_type_text->bd_media_text);
+      part.subtype = util::Lower(OrEmpty(one->bd_data.bd_type_text->bd_media_text));
       ApplyFields(one->bd_data.bd_type_text->bd_fields, part);
       break;
     case MAILIMAP_BODY_TYPE_1PART_MSG:
@@ -128,7 +126,7 @@ mime::Part Convert(const mailimap_body* body, const std::string& section, int de
     case MAILIMAP_BODY_TYPE_1PART_BASIC:
       part.type = MediaType(one->bd_data.bd_type_basic->bd_media_basic);
       part.subtype = one->bd_data.bd_type_basic->bd_media_basic
-                         ? Lower(one->bd_data.bd_type_basic->bd_media_basic->med_subtype)
+                         ? util::Lower(OrEmpty(one->bd_data.bd_type_basic->bd_media_basic->med_subtype))
                          : "octet-stream";
       ApplyFields(one->bd_data.bd_type_basic->bd_fields, part);
       break;

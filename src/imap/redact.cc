@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
-#include "mime/decode.h"
+#include "util/base64.h"
 
 namespace mailhook::imap {
 namespace {
@@ -37,12 +37,12 @@ CredentialRedactor::CredentialRedactor(const std::string& username, const util::
   const std::string plain = std::string(1, '\0') + username + '\0' + pass;
   const std::string plain_authzid = username + '\0' + username + '\0' + pass;
   const std::string xoauth2 = "user=" + username + "\1auth=Bearer " + pass + "\1\1";
-  forms_ = {pass, Quoted(pass), mime::EncodeBase64(plain), mime::EncodeBase64(plain_authzid),
-            mime::EncodeBase64(xoauth2)};
+  forms_ = {pass, Quoted(pass), util::Base64Encode(plain), util::Base64Encode(plain_authzid),
+            util::Base64Encode(xoauth2)};
   // libetpan may send the base64 in lines; a prefix of 16+ characters still
   // identifies (and would reveal part of) it.
   for (const std::string& b :
-       {mime::EncodeBase64(plain), mime::EncodeBase64(plain_authzid), mime::EncodeBase64(xoauth2)}) {
+       {util::Base64Encode(plain), util::Base64Encode(plain_authzid), util::Base64Encode(xoauth2)}) {
     if (b.size() > 16) forms_.push_back(b.substr(0, 16));
   }
   std::sort(forms_.begin(), forms_.end(), [](const std::string& a, const std::string& b) { return a.size() > b.size(); });

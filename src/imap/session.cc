@@ -117,7 +117,7 @@ util::Error Session::CommandError(const std::string& what, int code) const {
 
 util::Result<std::unique_ptr<Session>> Session::Open(const SessionOptions& options) {
   if (options.tls == config::TlsMode::kNone) {
-    util::Logger("imap")->warn("imap.insecure host={} port={} note=\"tls: none, password sent in clear\"",
+    util::Log(util::Area::kImap).warn("imap.insecure host={} port={} note=\"tls: none, password sent in clear\"",
                                options.host, options.port);
   }
   auto stream = OpenPlainStream(options.host, options.port, options.timeout, options.stop_fd);
@@ -675,7 +675,7 @@ util::Status Session::Move(uint32_t uid, const std::string& folder) {
   if (r != MAILIMAP_NO_ERROR) return SessionBroken(r) ? CommandError("uid_copy", r) : refused("COPY");
   if (auto s = AddFlags(uid, {"\\Deleted"}); !s.ok()) return s;
   if (mailimap_has_uidplus(imap_) != 1) {
-    util::Logger("imap")->warn("imap.move_without_uidplus uid={} note=\"copied and flagged \\Deleted; not "
+    util::Log(util::Area::kImap).warn("imap.move_without_uidplus uid={} note=\"copied and flagged \\Deleted; not "
                                "expunged, since plain EXPUNGE would remove other deleted messages\"",
                                uid);
     return util::Ok();
@@ -707,7 +707,13 @@ util::Result<IdleWake> Session::Idle(std::chrono::milliseconds max_wait, int wak
   // One budget from IDLE to DONE: what the server announces meanwhile is
   // parsed as DONE's response.
   BeginCommand("IDLE");
+  // The continuation ("+ idling") comes at once; a stop in between would
+  // leave the connection half way into IDLE and cost it its LOGOUT. The
+  // stop is seen by the poll below instead (the fd stays readable), and the
+  // command timeout still bounds a server that never answers.
+  if (imap_->imap_stream) SetInterruptFd(imap_->imap_stream, -1);
   int r = mailimap_idle(imap_);
+  if (imap_->imap_stream) SetInterruptFd(imap_->imap_stream, stop_fd);
   if (r != MAILIMAP_NO_ERROR) return CommandError("idle", r);
 
   IdleWake wake = IdleWake::kTimeout;

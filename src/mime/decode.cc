@@ -1,4 +1,5 @@
 #include "mime/decode.h"
+#include "util/strings.h"
 
 #include <iconv.h>
 
@@ -27,8 +28,6 @@ int HexValue(unsigned char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   return -1;
 }
-
-char ToLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
 void AppendUtf8(std::string& out, uint32_t cp) {
   if (cp < 0x80) {
@@ -215,54 +214,6 @@ std::string DecodeBase64(std::string_view in) {
   return out;
 }
 
-namespace {
-
-constexpr char kBase64Alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-void EncodeTriple(uint32_t v, std::string& out) {
-  out.push_back(kBase64Alphabet[(v >> 18) & 63]);
-  out.push_back(kBase64Alphabet[(v >> 12) & 63]);
-  out.push_back(kBase64Alphabet[(v >> 6) & 63]);
-  out.push_back(kBase64Alphabet[v & 63]);
-}
-
-}  // namespace
-
-void Base64Encoder::Add(std::string_view in, std::string& out) {
-  auto byte = [](char c) { return static_cast<uint32_t>(static_cast<unsigned char>(c)); };
-  size_t i = 0;
-  while (carried_ > 0 && carried_ < 3 && i < in.size()) {
-    if (carried_ == 2) {
-      EncodeTriple((uint32_t{carry_[0]} << 16) | (uint32_t{carry_[1]} << 8) | byte(in[i++]), out);
-      carried_ = 0;
-    } else {
-      carry_[carried_++] = static_cast<unsigned char>(in[i++]);
-    }
-  }
-  for (; i + 3 <= in.size(); i += 3) EncodeTriple((byte(in[i]) << 16) | (byte(in[i + 1]) << 8) | byte(in[i + 2]), out);
-  for (; i < in.size(); ++i) carry_[carried_++] = static_cast<unsigned char>(in[i]);
-}
-
-void Base64Encoder::Finish(std::string& out) {
-  if (carried_ == 0) return;
-  uint32_t v = uint32_t{carry_[0]} << 16;
-  if (carried_ == 2) v |= uint32_t{carry_[1]} << 8;
-  out.push_back(kBase64Alphabet[(v >> 18) & 63]);
-  out.push_back(kBase64Alphabet[(v >> 12) & 63]);
-  out.push_back(carried_ == 2 ? kBase64Alphabet[(v >> 6) & 63] : '=');
-  out.push_back('=');
-  carried_ = 0;
-}
-
-std::string EncodeBase64(std::string_view in) {
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  Base64Encoder encoder;
-  encoder.Add(in, out);
-  encoder.Finish(out);
-  return out;
-}
-
 std::string DecodeQuotedPrintable(std::string_view in, bool header) {
   std::string out;
   out.reserve(in.size());
@@ -339,7 +290,7 @@ namespace {
 std::string NormalizeEncoding(std::string_view encoding) {
   std::string enc;
   for (char c : encoding) {
-    if (c != ' ' && c != '\t' && c != '"') enc.push_back(ToLower(c));
+    if (c != ' ' && c != '\t' && c != '"') enc.push_back(util::LowerChar(c));
   }
   return enc;
 }
@@ -448,7 +399,7 @@ std::string Windows1252ToUtf8(std::string_view s) {
 std::string NormalizeCharset(std::string_view label) {
   std::string cs;
   for (char c : label) {
-    if (c != '"' && c != '\'' && c != ' ' && c != '\t' && c != '\r' && c != '\n') cs.push_back(ToLower(c));
+    if (c != '"' && c != '\'' && c != ' ' && c != '\t' && c != '\r' && c != '\n') cs.push_back(util::LowerChar(c));
   }
   // RFC 2231 5: a language may follow the charset in encoded words ("utf-8*en").
   if (auto star = cs.find('*'); star != std::string::npos) cs.resize(star);

@@ -19,9 +19,6 @@ namespace mailhook::mime {
 /// quantum of 2 or 3 characters still yields its bytes (bad padding).
 std::string DecodeBase64(std::string_view in);
 
-/// Base64 encoding without line breaks (for JSON `content_base64`).
-std::string EncodeBase64(std::string_view in);
-
 /// Quoted-printable (RFC 2045 6.7): soft line breaks ("=" at end of line,
 /// also with trailing whitespace), upper- or lowercase hex, invalid escapes
 /// kept literally. `header` = the RFC 2047 Q variant ("_" is a space).
@@ -60,18 +57,6 @@ class TransferDecoder {
   uint32_t acc_ = 0;    // base64: bits of the current quantum
   int n_ = 0;           // base64: characters in it
   std::string held_;    // quoted-printable: the incomplete line; uuencode: everything
-};
-
-/// Base64 encoding piece by piece (no line breaks): Add() in chunks of any
-/// size gives exactly EncodeBase64 of their concatenation.
-class Base64Encoder {
- public:
-  void Add(std::string_view in, std::string& out);
-  void Finish(std::string& out);
-
- private:
-  unsigned char carry_[2] = {0, 0};
-  int carried_ = 0;
 };
 
 /// True when `s` is well-formed UTF-8 (no overlongs, no surrogates).

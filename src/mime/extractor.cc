@@ -11,21 +11,12 @@
 #include "mime/header.h"
 #include "mime/mime_parser.h"
 #include "mime/params.h"
+#include "util/base64.h"
 #include "util/log.h"
+#include "util/strings.h"
 
 namespace mailhook::mime {
 namespace {
-
-std::string Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return std::string(s);
-}
-
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 // Incremental SHA-256.
 class Sha256 {
@@ -72,17 +63,17 @@ Leaf Classify(const Part& part) {
   leaf.part = &part;
   leaf.charset = RawParam(part.params, "charset").value_or("us-ascii");
   leaf.filename = DecodeParam(part.disposition_params, "filename", leaf.charset);
-  if (!leaf.filename || Trim(*leaf.filename).empty()) leaf.filename = DecodeParam(part.params, "name", leaf.charset);
+  if (!leaf.filename || util::Trim(*leaf.filename).empty()) leaf.filename = DecodeParam(part.params, "name", leaf.charset);
   if (leaf.filename) {
-    leaf.filename = Trim(*leaf.filename);
+    leaf.filename = std::string(util::Trim(*leaf.filename));
     if (leaf.filename->empty()) leaf.filename.reset();
   }
-  if (part.disposition && !part.disposition->empty()) leaf.disposition = Lower(*part.disposition);
+  if (part.disposition && !part.disposition->empty()) leaf.disposition = util::Lower(*part.disposition);
   // An empty type (Dovecot's ("" "") for a Content-Type it cannot parse)
   // is text/plain (RFC 2045 5.2); normally such a tree was re-parsed first.
   const bool untyped = part.type.empty() || part.subtype.empty();
-  leaf.type = untyped ? "text" : Lower(part.type);
-  leaf.subtype = untyped ? "plain" : Lower(part.subtype);
+  leaf.type = untyped ? "text" : util::Lower(part.type);
+  leaf.subtype = untyped ? "plain" : util::Lower(part.subtype);
   if (leaf.type == "text" && leaf.disposition != "attachment" && !leaf.filename) {
     if (leaf.subtype == "plain") leaf.role = Role::kText;
     if (leaf.subtype == "html") leaf.role = Role::kHtml;
@@ -93,8 +84,8 @@ Leaf Classify(const Part& part) {
 // Cheap test before Classify: only a text/plain or text/html leaf can be a body.
 bool MayBeBody(const Part& part) {
   if (part.type.empty() || part.subtype.empty()) return true;
-  if (Lower(part.type) != "text") return false;
-  const std::string sub = Lower(part.subtype);
+  if (util::Lower(part.type) != "text") return false;
+  const std::string sub = util::Lower(part.subtype);
   return sub == "plain" || sub == "html";
 }
 
@@ -107,7 +98,7 @@ class Planner {
 
   void Visit(const Part& part) {
     // Servers differ in case (Cyrus uppercases types); compare lowercased.
-    if (Lower(part.type) == "multipart") {
+    if (util::Lower(part.type) == "multipart") {
       omitted_ += part.children_omitted;
       for (const Part& child : part.children) Visit(child);
       return;  // a childless multipart is neither body nor attachment
@@ -176,7 +167,7 @@ uint64_t CharsetBytesFor(std::string_view charset, uint64_t utf8_bytes) {
 // Lines shorter than these allow leave the decoded prefix shorter than the
 // limit; the body is then still cut (and flagged) there.
 uint64_t EncodedBytesFor(std::string_view encoding, uint64_t decoded) {
-  const std::string enc = Lower(Trim(encoding));
+  const std::string enc = util::Lower(util::Trim(encoding));
   if (enc == "base64") return SaturatingAdd(SaturatingAdd(SaturatingMul(decoded / 3 + 1, 4), decoded / 16), 16);
   if (enc == "quoted-printable") return SaturatingAdd(SaturatingAdd(SaturatingMul(decoded, 3), decoded / 4), 256);
   if (HasTransferEncoding(enc)) return SaturatingAdd(SaturatingMul(decoded / 2, 3), 256);  // uuencode
@@ -248,7 +239,7 @@ class Walker {
     if (needing <= opts_.max_size_queries || opts_.message_size > opts_.max_whole_fetch_bytes) return util::Ok();
     util::Result<std::string> whole = source_.Body("");
     if (!whole.ok()) return whole.error();
-    util::Logger("mime")->debug("mime.sized_locally parts={} bytes={}", needing, whole->size());
+    util::Log(util::Area::kMime).debug("mime.sized_locally parts={} bytes={}", needing, whole->size());
     local_message_.emplace(ParseMessage(std::move(*whole), opts_.max_parts));
     local_source_.emplace(*local_message_);
     return util::Ok();
@@ -285,7 +276,7 @@ class Walker {
     if (!prefix.ok()) return prefix.error();
     bool cut = prefix->cut;
     std::string_view bytes = prefix->bytes;
-    if (cut && encoded && Lower(Trim(part.encoding)) != "base64") {
+    if (cut && encoded && util::Lower(util::Trim(part.encoding)) != "base64") {
       // Quoted-printable and uuencode decode line by line: a cut line
       // would decode to garbage ("=C" of "=C3").
       size_t eol = bytes.rfind('\n');
@@ -311,7 +302,7 @@ class Walker {
     a.filename = leaf.filename;
     a.content_type = ForceUtf8(leaf.type + "/" + leaf.subtype);
     a.disposition = leaf.disposition ? std::optional(ForceUtf8(*leaf.disposition)) : std::nullopt;
-    if (part.id) a.content_id = ForceUtf8(Trim(*part.id));
+    if (part.id) a.content_id = ForceUtf8(util::Trim(*part.id));
     a.size = EstimateDecodedSize(part);
     if (WillFetch(part)) {
       if (util::Status s = FetchContent(part, a); !s.ok()) return s;
@@ -330,7 +321,7 @@ class Walker {
   // carries: neither the encoded nor the decoded body is ever held whole.
   util::Status FetchContent(const Part& part, Attachment& a) {
     Sha256 sha;
-    Base64Encoder encoder;
+    util::Base64Encoder encoder;
     std::string b64;
     bool keep = opts_.max_content_bytes > 0;
     if (keep) b64.reserve(std::min<uint64_t>(a.size, opts_.max_content_bytes) / 3 * 4 + 4);
@@ -388,15 +379,15 @@ class Walker {
 // Ordinary messages never trigger it: no extra round trip for them.
 bool Doubtful(const Part& part, std::vector<std::string>& outer) {
   if (part.type.empty() || part.subtype.empty()) return true;
-  if (Lower(part.type) != "multipart") return false;
+  if (util::Lower(part.type) != "multipart") return false;
   const std::string boundary = RawParam(part.params, "boundary").value_or("");
   for (const std::string& b : outer) {
     if (boundary.starts_with(b) || b.starts_with(boundary)) return true;
   }
   for (const Part& child : part.children) {
-    if (Lower(child.type) == "text" && Lower(child.subtype) == "plain" && child.size == 0 &&
-        Lower(child.encoding) == "7bit" && child.params.size() == 1 && Lower(child.params[0].name) == "charset" &&
-        Lower(child.params[0].value) == "us-ascii" && !child.id && !child.description && !child.disposition)
+    if (util::Lower(child.type) == "text" && util::Lower(child.subtype) == "plain" && child.size == 0 &&
+        util::Lower(child.encoding) == "7bit" && child.params.size() == 1 && util::Lower(child.params[0].name) == "charset" &&
+        util::Lower(child.params[0].value) == "us-ascii" && !child.id && !child.description && !child.disposition)
       return true;
   }
   outer.push_back(boundary);
@@ -422,7 +413,7 @@ std::string Sha256Hex(std::string_view data) {
 }
 
 uint64_t EstimateDecodedSize(const Part& part) {
-  const std::string enc = Lower(part.encoding);
+  const std::string enc = util::Lower(part.encoding);
   if (enc == "base64") return part.size * 76 / 78 * 3 / 4;
   if (enc == "x-uuencode" || enc == "uuencode" || enc == "x-uue" || enc == "uue") return part.size * 45 / 62;
   return part.size;
@@ -457,7 +448,7 @@ util::Status ReadParts(const Part& root, SectionSource& source, const ExtractOpt
   if (source.Local() || !Doubtful(root, outer)) return Walker(source, opts, out).Walk(root);
   if (opts.message_size > opts.max_whole_fetch_bytes) {
     // Too large to hold whole: the server's tree is read as it is.
-    util::Logger("mime")->debug("mime.reparse_skipped size={} max={}", opts.message_size,
+    util::Log(util::Area::kMime).debug("mime.reparse_skipped size={} max={}", opts.message_size,
                                 opts.max_whole_fetch_bytes);
     return Walker(source, opts, out).Walk(root);
   }
@@ -465,7 +456,7 @@ util::Status ReadParts(const Part& root, SectionSource& source, const ExtractOpt
   // read every section from them: the tree and the bytes are then exactly
   // what `mailhook parse` sees for the same message. Costs one fetch and
   // one copy of the message, and only for broken MIME.
-  util::Logger("mime")->debug("mime.reparse section={} type={}/{}", root.section, root.type, root.subtype);
+  util::Log(util::Area::kMime).debug("mime.reparse section={} type={}/{}", root.section, root.type, root.subtype);
   util::Result<std::string> whole = source.Body("");
   if (!whole.ok()) return whole.error();
   ParsedMessage local = ParseMessage(std::move(*whole), opts.max_parts);
@@ -480,7 +471,7 @@ util::Result<MessageContent> Extract(std::string_view header_block, const Part& 
   MessageContent out;
   ReadHeaders(header_block, out);
   if (util::Status s = ReadParts(root, source, opts, out); !s.ok()) return s.error();
-  util::Logger("mime")->debug("mime.extracted attachments={} text={} html={} omitted={}", out.attachments.size(),
+  util::Log(util::Area::kMime).debug("mime.extracted attachments={} text={} html={} omitted={}", out.attachments.size(),
                               out.text.has_value(), out.html.has_value(),
                               out.truncated ? out.truncated->attachments_omitted : 0);
   return out;

@@ -6,33 +6,12 @@
 #include <cstdio>
 
 #include "mime/decode.h"
+#include "util/strings.h"
 
 namespace mailhook::mime {
 namespace {
 
 bool IsWsp(char c) { return c == ' ' || c == '\t'; }
-bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-bool IEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  }
-  return true;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
-  while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
-  return s;
-}
-
 // Text outside encoded words: RFC 6532 allows raw UTF-8; anything else is
 // most likely latin1 from an old client.
 std::string RawText(std::string_view s) { return IsValidUtf8(s) ? std::string(s) : Windows1252ToUtf8(s); }
@@ -63,7 +42,7 @@ class Positions {
 struct WordIndex {
   explicit WordIndex(std::string_view s)
       : closes(s, [](std::string_view v, size_t i) { return v[i] == '?' && i + 1 < v.size() && v[i + 1] == '='; }),
-        spaces(s, [](std::string_view v, size_t i) { return IsSpace(v[i]); }) {}
+        spaces(s, [](std::string_view v, size_t i) { return util::IsSpace(v[i]); }) {}
   Positions closes;
   Positions spaces;
 };
@@ -77,7 +56,7 @@ bool ParseEncodedWord(std::string_view s, const WordIndex& index, size_t pos, st
   if (s.substr(pos, 2) != "=?") return false;
   size_t q1 = pos + 2;
   while (q1 < s.size() && s[q1] != '?') {
-    if (IsSpace(s[q1]) || s[q1] == '=') return false;
+    if (util::IsSpace(s[q1]) || s[q1] == '=') return false;
     ++q1;
   }
   if (q1 == s.size() || q1 == pos + 2) return false;
@@ -118,7 +97,7 @@ std::vector<Token> Tokenize(std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
     char c = s[i];
-    if (IsSpace(c)) {
+    if (util::IsSpace(c)) {
       space = true;
       ++i;
       continue;
@@ -172,7 +151,7 @@ std::vector<Token> Tokenize(std::string_view s) {
       t.kind = Tok::kSemicolon;
       ++i;
     } else {
-      while (i < s.size() && !IsSpace(s[i]) && s[i] != '"' && s[i] != '(' && s[i] != '<' && s[i] != ',' &&
+      while (i < s.size() && !util::IsSpace(s[i]) && s[i] != '"' && s[i] != '(' && s[i] != '<' && s[i] != ',' &&
              s[i] != ':' && s[i] != ';' && s[i] != '>') {
         if (s[i] == '[') {  // domain literal: keep whole
           size_t close = s.find(']', i);
@@ -265,7 +244,7 @@ void FinishMailbox(std::vector<Token>& toks, std::vector<Address>& out) {
     a.address = RawText(AddrSpec(toks));
   }
   toks.clear();
-  a.name = std::string(Trim(a.name));
+  a.name = std::string(util::Trim(a.name));
   if (a.address.empty() && a.name.empty()) return;
   out.push_back(std::move(a));
 }
@@ -287,7 +266,7 @@ int MonthIndex(std::string_view tok) {
   static constexpr std::string_view kMonths[] = {"jan", "feb", "mar", "apr", "may", "jun",
                                                  "jul", "aug", "sep", "oct", "nov", "dec"};
   if (tok.size() < 3) return 0;
-  std::string l = Lower(tok.substr(0, 3));
+  std::string l = util::Lower(tok.substr(0, 3));
   for (int i = 0; i < 12; ++i) {
     if (l == kMonths[i]) return i + 1;
   }
@@ -297,7 +276,7 @@ int MonthIndex(std::string_view tok) {
 // RFC 5322 4.3 obsolete zones. Military letters and unknown names are
 // "-0000" (no information), which we read as UTC.
 std::optional<int> NamedZoneMinutes(std::string_view name) {
-  std::string l = Lower(name);
+  std::string l = util::Lower(name);
   if (l == "ut" || l == "utc" || l == "gmt" || l == "z") return 0;
   if (l == "edt") return -4 * 60;
   if (l == "est" || l == "cdt") return -5 * 60;
@@ -333,10 +312,10 @@ std::string DateText(std::string_view raw) {
     } else if (depth == 0) {
       const char m = c == ',' ? ' ' : c;
       if (m == ':') {
-        while (!text.empty() && IsSpace(text.back())) text.pop_back();
+        while (!text.empty() && util::IsSpace(text.back())) text.pop_back();
         text.push_back(m);
         after_colon = true;
-      } else if (!(after_colon && IsSpace(m))) {
+      } else if (!(after_colon && util::IsSpace(m))) {
         text.push_back(m);
         after_colon = false;
       }
@@ -351,9 +330,9 @@ std::vector<std::string> DateTokens(std::string_view raw) {
   std::vector<std::string> toks;
   size_t i = 0;
   while (i < text.size()) {
-    while (i < text.size() && IsSpace(text[i])) ++i;
+    while (i < text.size() && util::IsSpace(text[i])) ++i;
     size_t b = i;
-    while (i < text.size() && !IsSpace(text[i])) ++i;
+    while (i < text.size() && !util::IsSpace(text[i])) ++i;
     if (i > b) toks.push_back(text.substr(b, i - b));
   }
   return toks;
@@ -507,7 +486,7 @@ std::vector<HeaderField> ParseHeaderBlock(std::string_view block) {
 
 std::optional<std::string> FirstHeader(const std::vector<HeaderField>& fields, std::string_view name) {
   for (const HeaderField& f : fields) {
-    if (IEquals(f.name, name)) return f.value;
+    if (util::EqualsIgnoreCase(f.name, name)) return f.value;
   }
   return std::nullopt;
 }
@@ -515,7 +494,7 @@ std::optional<std::string> FirstHeader(const std::vector<HeaderField>& fields, s
 std::vector<std::string> AllHeaders(const std::vector<HeaderField>& fields, std::string_view name) {
   std::vector<std::string> out;
   for (const HeaderField& f : fields) {
-    if (IEquals(f.name, name)) out.push_back(f.value);
+    if (util::EqualsIgnoreCase(f.name, name)) out.push_back(f.value);
   }
   return out;
 }
@@ -543,7 +522,7 @@ std::string DecodeHeaderText(std::string_view raw) {
       continue;
     }
     std::string_view between = raw.substr(literal_begin, start - literal_begin);
-    bool only_space = Trim(between).empty();
+    bool only_space = util::Trim(between).empty();
     if (!(last_was_word && only_space)) {
       // RFC 2047 6.2: whitespace between adjacent encoded words is dropped;
       // any other text ends the run.
@@ -601,7 +580,7 @@ std::vector<std::string> ParseMessageIds(std::string_view raw) {
     for (char c : raw.substr(open + 1, i - open - 1)) {
       if (c == '(') ++depth;
       else if (c == ')' && depth > 0) --depth;
-      else if (depth == 0 && !IsSpace(c)) id.push_back(c);
+      else if (depth == 0 && !util::IsSpace(c)) id.push_back(c);
     }
     if (!id.empty()) out.push_back(ForceUtf8("<" + id + ">"));
     open = std::string_view::npos;
@@ -612,7 +591,7 @@ std::vector<std::string> ParseMessageIds(std::string_view raw) {
 std::optional<std::string> ParseMessageId(std::string_view raw) {
   std::vector<std::string> ids = ParseMessageIds(raw);
   if (!ids.empty()) return ids.front();
-  std::string_view t = Trim(raw);
+  std::string_view t = util::Trim(raw);
   if (t.empty()) return std::nullopt;
   return ForceUtf8(t);
 }

@@ -4,26 +4,13 @@
 
 #include "mime/header.h"
 #include "mime/params.h"
+#include "util/strings.h"
 
 namespace mailhook::mime {
 namespace {
 
 // Deeper nesting than this is an attack, not mail; the rest stays a leaf.
 constexpr int kMaxDepth = 64;
-
-std::string TrimLower(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return std::string(s);
-}
 
 class Parser {
  public:
@@ -68,11 +55,11 @@ class Parser {
       out.subtype = "rfc822";
     }
     if (auto cte = FirstHeader(fields, "Content-Transfer-Encoding")) {
-      std::string e = TrimLower(*cte);
+      std::string e = util::Lower(util::Trim(*cte));
       if (!e.empty()) out.encoding = e;
     }
     if (auto id = FirstHeader(fields, "Content-ID")) {
-      std::string v = Trim(*id);
+      std::string v(util::Trim(*id));
       if (!v.empty()) out.id = v;
     }
     if (auto desc = FirstHeader(fields, "Content-Description")) out.description = *desc;

@@ -5,23 +5,10 @@
 
 #include "mime/decode.h"
 #include "mime/header.h"
+#include "util/strings.h"
 
 namespace mailhook::mime {
 namespace {
-
-bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
-  while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -60,15 +47,15 @@ std::vector<Param> ParseParams(std::string_view text) {
   std::vector<Param> out;
   size_t i = 0;
   while (i < text.size()) {
-    while (i < text.size() && (IsSpace(text[i]) || text[i] == ';')) ++i;
+    while (i < text.size() && (util::IsSpace(text[i]) || text[i] == ';')) ++i;
     size_t name_begin = i;
     while (i < text.size() && text[i] != '=' && text[i] != ';') ++i;
-    std::string name = Lower(Trim(text.substr(name_begin, i - name_begin)));
+    std::string name = util::Lower(util::Trim(text.substr(name_begin, i - name_begin)));
     if (i >= text.size() || text[i] == ';') {
       continue;  // a parameter without a value carries nothing
     }
     ++i;  // '='
-    while (i < text.size() && IsSpace(text[i])) ++i;
+    while (i < text.size() && util::IsSpace(text[i])) ++i;
     std::string value;
     if (i < text.size() && text[i] == '"') {
       ++i;
@@ -82,7 +69,7 @@ std::vector<Param> ParseParams(std::string_view text) {
     } else {
       size_t b = i;
       while (i < text.size() && text[i] != ';') ++i;
-      value = std::string(Trim(text.substr(b, i - b)));
+      value = std::string(util::Trim(text.substr(b, i - b)));
     }
     if (!name.empty()) out.push_back({name, value});
   }
@@ -92,7 +79,7 @@ std::vector<Param> ParseParams(std::string_view text) {
 ContentType ParseContentType(std::string_view value) {
   ContentType ct{"text", "plain", {}};
   size_t semi = value.find(';');
-  std::string_view main = Trim(value.substr(0, semi));
+  std::string_view main = util::Trim(value.substr(0, semi));
   std::string_view rest = semi == std::string_view::npos ? std::string_view() : value.substr(semi + 1);
   // "multipart/mixed boundary=x" (the ';' forgotten): the first word is the
   // type, the rest still holds parameters.
@@ -104,12 +91,12 @@ ContentType ParseContentType(std::string_view value) {
   ct.params = ParseParams(rest);
   size_t slash = main.find('/');
   if (slash == std::string_view::npos) return ct;
-  std::string type = Lower(Trim(main.substr(0, slash)));
-  std::string subtype = Lower(Trim(main.substr(slash + 1)));
+  std::string type = util::Lower(util::Trim(main.substr(0, slash)));
+  std::string subtype = util::Lower(util::Trim(main.substr(slash + 1)));
   auto token = [](const std::string& s) {
     if (s.empty()) return false;
     for (char c : s) {
-      if (IsSpace(c) || c == '/' || c == '"' || c == '(' || c == ')' || c == '<' || c == '>' || c == '@' || c == ',')
+      if (util::IsSpace(c) || c == '/' || c == '"' || c == '(' || c == ')' || c == '<' || c == '>' || c == '@' || c == ',')
         return false;
     }
     return true;
@@ -123,7 +110,7 @@ ContentType ParseContentType(std::string_view value) {
 Disposition ParseDisposition(std::string_view value) {
   Disposition d;
   size_t semi = value.find(';');
-  d.type = Lower(Trim(value.substr(0, semi)));
+  d.type = util::Lower(util::Trim(value.substr(0, semi)));
   if (semi != std::string_view::npos) d.params = ParseParams(value.substr(semi + 1));
   return d;
 }
@@ -145,7 +132,7 @@ std::optional<std::string> DecodeParam(const std::vector<Param>& params, std::st
   std::map<int, Piece> pieces;
   std::optional<std::string> plain;
   for (const Param& p : params) {
-    std::string_view n = Trim(p.name);
+    std::string_view n = util::Trim(p.name);
     if (n == name) {
       if (!plain) plain = p.value;
       continue;

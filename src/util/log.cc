@@ -1,5 +1,6 @@
 #include "util/log.h"
 
+#include <array>
 #include <mutex>
 
 #include <spdlog/pattern_formatter.h>
@@ -76,6 +77,19 @@ std::shared_ptr<spdlog::logger> Logger(const std::string& area) {
   logger->flush_on(spdlog::level::trace);
   spdlog::register_logger(logger);
   return logger;
+}
+
+spdlog::logger& Log(Area area) {
+  static constexpr std::array<const char*, 7> kNames = {"imap",   "mime", "store", "delivery",
+                                                        "config", "http", "daemon"};
+  // Created together on first use (a thread-safe static) and kept for the
+  // process: messages never wait on g_mu or spdlog's registry lock.
+  static const std::array<std::shared_ptr<spdlog::logger>, kNames.size()> loggers = [] {
+    std::array<std::shared_ptr<spdlog::logger>, kNames.size()> out;
+    for (size_t i = 0; i < kNames.size(); ++i) out[i] = Logger(kNames[i]);
+    return out;
+  }();
+  return *loggers[static_cast<size_t>(area)];
 }
 
 }  // namespace mailhook::util

@@ -17,6 +17,16 @@ namespace mailhook::util {
 void SetupLogging(const std::string& level, const std::string& format);
 
 /// The logger for an area; created on first use with the current settings.
+/// Looks the name up under a lock: for a logger per message use Log(Area).
 std::shared_ptr<spdlog::logger> Logger(const std::string& area);
+
+/// The areas of mailhook, one logger each (the logger's name is the area's
+/// directory under src/).
+enum class Area { kImap, kMime, kStore, kDelivery, kConfig, kHttp, kDaemon };
+
+/// The logger of an area, created once (on the first call, with the current
+/// settings; SetupLogging later replaces its sinks) and then returned without
+/// a lookup or a lock, so it can be called per message from any thread.
+spdlog::logger& Log(Area area);
 
 }  // namespace mailhook::util

@@ -3,12 +3,13 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <stdexcept>
 
 namespace mailhook::util {
 namespace {
 
-// Prometheus client libraries' default buckets, for histograms observed
-// before (or without) Describe().
+// Prometheus client libraries' default buckets, for histograms declared
+// without their own.
 const std::vector<double> kDefaultBuckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                              0.5,   1,    2.5,   5,    10};
 
@@ -83,74 +84,95 @@ std::vector<double> NormalizeBuckets(std::vector<double> b) {
   return b;
 }
 
+// [a-zA-Z_:][a-zA-Z0-9_:]* (text format 0.0.4, "Metric names").
+bool IsValidName(const std::string& name) {
+  if (name.empty()) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' ||
+              (i > 0 && c >= '0' && c <= '9');
+    if (!ok) return false;
+  }
+  return true;
+}
+
+const char* TypeName(MetricType type) {
+  switch (type) {
+    case MetricType::kCounter: return "counter";
+    case MetricType::kGauge: return "gauge";
+    case MetricType::kHistogram: return "histogram";
+  }
+  return "untyped";
+}
+
 }  // namespace
 
-Metrics& Metrics::Global() {
-  // Leaked on purpose: threads that are still running during static
-  // destruction at exit may record a value; they must not touch a dead object.
-  static Metrics* global = new Metrics;
-  return *global;
-}
-
-void Metrics::Describe(const std::string& name, const std::string& type,
-                       const std::string& help, std::vector<double> buckets) {
+Metrics::FamilyData* Metrics::Declare(const std::string& name, MetricType type, std::string help,
+                                      std::vector<double> buckets) {
+  if (!IsValidName(name)) {
+    throw std::logic_error("metric name \"" + name + "\" is not [a-zA-Z_:][a-zA-Z0-9_:]*");
+  }
   std::lock_guard lock(mu_);
-  Family& f = families_[name];
+  auto [it, inserted] = families_.try_emplace(name);
+  // Two declarations of one name would share (and mix) their series.
+  if (!inserted) throw std::logic_error("metric " + name + " is declared twice");
+  FamilyData& f = it->second;
   f.type = type;
-  f.help = help;
-  if (type == "histogram") {
+  f.help = std::move(help);
+  if (type == MetricType::kHistogram) {
     f.buckets = NormalizeBuckets(buckets.empty() ? kDefaultBuckets : std::move(buckets));
   }
+  return &f;
 }
 
-void Metrics::Inc(const std::string& name, const Labels& labels, double delta) {
-  std::lock_guard lock(mu_);
-  Family& f = families_[name];
-  if (f.type == "histogram") return;  // a caller bug; Observe() is the way in
+void Metrics::Add(FamilyData* f, const Labels& labels, double delta) {
   // A counter only goes up (a decrease reads as a process restart to
   // Prometheus' rate()); ignore negative deltas rather than corrupt rates.
-  if (f.type == "counter" && delta < 0) return;
-  f.values[labels] += delta;
+  if (f->type == MetricType::kCounter && delta < 0) return;
+  std::lock_guard lock(mu_);
+  f->values[labels] += delta;
 }
 
-void Metrics::Set(const std::string& name, const Labels& labels, double value) {
+void Metrics::Set(FamilyData* f, const Labels& labels, double value) {
   std::lock_guard lock(mu_);
-  Family& f = families_[name];
-  if (f.type == "histogram") return;
-  f.values[labels] = value;
+  f->values[labels] = value;
 }
 
-void Metrics::Observe(const std::string& name, const Labels& labels, double value) {
+void Metrics::Observe(FamilyData* f, const Labels& labels, double value) {
   std::lock_guard lock(mu_);
-  Family& f = families_[name];
-  if (f.type == "untyped" && f.values.empty()) {
-    f.type = "histogram";
-  }
-  if (f.type != "histogram") return;
-  if (f.buckets.empty()) f.buckets = kDefaultBuckets;
-  auto [it, inserted] = f.histograms.try_emplace(labels);
-  Histogram& h = it->second;
-  if (inserted) {
-    h.bounds = f.buckets;
-    h.counts.assign(h.bounds.size(), 0);
-  }
+  auto [it, inserted] = f->histograms.try_emplace(labels);
+  Histo& h = it->second;
+  if (inserted) h.counts.assign(f->buckets.size(), 0);
   // Store per-bucket counts; Render() makes them cumulative ("le" means
   // "less than or equal").
   // NaN compares false with every bound: it belongs only to +Inf.
   if (!std::isnan(value)) {
-    auto pos = std::lower_bound(h.bounds.begin(), h.bounds.end(), value);
-    if (pos != h.bounds.end()) ++h.counts[pos - h.bounds.begin()];
+    auto pos = std::lower_bound(f->buckets.begin(), f->buckets.end(), value);
+    if (pos != f->buckets.end()) ++h.counts[static_cast<size_t>(pos - f->buckets.begin())];
   }
   h.sum += value;
   ++h.count;
 }
 
-double Metrics::Value(const std::string& name, const Labels& labels) const {
+double Metrics::Get(const FamilyData* f, const Labels& labels) const {
   std::lock_guard lock(mu_);
-  auto f = families_.find(name);
-  if (f == families_.end()) return 0;
-  auto v = f->second.values.find(labels);
-  return v == f->second.values.end() ? 0 : v->second;
+  auto v = f->values.find(labels);
+  return v == f->values.end() ? 0 : v->second;
+}
+
+std::pair<uint64_t, double> Metrics::HistogramTotals(const FamilyData* f,
+                                                     const Labels& labels) const {
+  std::lock_guard lock(mu_);
+  auto h = f->histograms.find(labels);
+  if (h == f->histograms.end()) return {0, 0};
+  return {h->second.count, h->second.sum};
+}
+
+std::vector<std::string> Metrics::FamilyNames() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  for (const auto& [name, f] : families_) out.push_back(name);
+  return out;
 }
 
 std::string Metrics::Render() const {
@@ -158,15 +180,15 @@ std::string Metrics::Render() const {
   std::string out;
   for (const auto& [name, f] : families_) {
     if (!f.help.empty()) out += "# HELP " + name + " " + EscapeHelp(f.help) + "\n";
-    out += "# TYPE " + name + " " + f.type + "\n";
+    out += "# TYPE " + name + " " + TypeName(f.type) + "\n";
     for (const auto& [labels, value] : f.values) {
       out += name + FormatLabels(labels) + " " + FormatDouble(value) + "\n";
     }
     for (const auto& [labels, h] : f.histograms) {
       uint64_t cumulative = 0;
-      for (size_t i = 0; i < h.bounds.size(); ++i) {
+      for (size_t i = 0; i < f.buckets.size(); ++i) {
         cumulative += h.counts[i];
-        std::string le = FormatDouble(h.bounds[i]);
+        std::string le = FormatDouble(f.buckets[i]);
         out += name + "_bucket" + FormatLabels(labels, &le) + " " + std::to_string(cumulative) +
                "\n";
       }
@@ -177,45 +199,6 @@ std::string Metrics::Render() const {
     }
   }
   return out;
-}
-
-void Metrics::Reset() {
-  std::lock_guard lock(mu_);
-  for (auto& [name, f] : families_) {
-    f.values.clear();
-    f.histograms.clear();
-  }
-}
-
-void DescribeStandardMetrics() {
-  Metrics& m = Metrics::Global();
-  m.Describe("mailhook_messages_total", "counter",
-             "Messages turned into events and stored durably.");
-  const std::vector<double> seconds = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                       0.5,   1,    2.5,   5,    10,  30};
-  m.Describe("mailhook_deliveries_total", "counter",
-             "Webhook delivery attempts by webhook name and outcome (success, retry, dead).");
-  m.Describe("mailhook_delivery_seconds", "histogram",
-             "Duration of one webhook delivery attempt in seconds.", seconds);
-  m.Describe("mailhook_hook_runs_total", "counter",
-             "Hook command runs by hook name and outcome (success, retry, dead).");
-  m.Describe("mailhook_hook_seconds", "histogram", "Duration of one hook command run in seconds.",
-             seconds);
-  m.Describe("mailhook_imap_reconnects_total", "counter",
-             "IMAP sessions thrown away and reconnected.");
-  m.Describe("mailhook_imap_connected", "gauge",
-             "Watched folders whose IMAP session is connected (1) or not (0).");
-  m.Describe("mailhook_outbox_pending", "gauge",
-             "Deliveries stored in the outbox and not yet done.");
-  m.Describe("mailhook_deadletters", "gauge",
-             "Deliveries that exhausted their retries or failed permanently.");
-  m.Describe("mailhook_messages_unprocessable_total", "counter",
-             "Messages that failed extraction limits.max_attempts times and were sent as "
-             "message.unprocessable.");
-  m.Describe("mailhook_message_failures_total", "counter",
-             "Failed extraction attempts of single messages (each is retried until max_attempts).");
-  m.Describe("mailhook_watcher_crashes_total", "counter",
-             "Folder watcher sessions ended by an unexpected exception (the watcher starts a new one).");
 }
 
 }  // namespace mailhook::util

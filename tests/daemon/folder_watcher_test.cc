@@ -35,7 +35,7 @@ class FolderWatcherTest : public ::testing::Test {
       if (at_idle) at_idle(n);
       return wake;
     });
-    FolderWatcher w(config_, config_.accounts[0], "INBOX", stop_, [this] { ++committed_; },
+    FolderWatcher w(config_, config_.accounts[0], "INBOX", stop_, [this] { ++committed_; }, metrics_,
                     WatcherSeams{folder_.Opener(), &clock_});
     w.Start();
     w.Join();
@@ -71,6 +71,7 @@ class FolderWatcherTest : public ::testing::Test {
   FakeFolder folder_;
   StopSignal stop_;
   util::ManualClock clock_;
+  util::MetricsCatalog metrics_;  // this test's own
   std::atomic<int> committed_{0};
 };
 
@@ -171,6 +172,12 @@ TEST_F(FolderWatcherTest, APoisonMessageBecomesUnprocessableAfterMaxAttempts) {
   EXPECT_NE(PayloadOf(2).find("message.unprocessable"), std::string::npos) << PayloadOf(2);
   EXPECT_EQ(PayloadOf(1).find("message.unprocessable"), std::string::npos);
   EXPECT_EQ(StoredMark(), (Watermark{7, 3}));
+  const std::string exposition = metrics_.Render();
+  EXPECT_NE(exposition.find("mailhook_messages_unprocessable_total{account=\"acct\",folder=\"INBOX\"} 1"),
+            std::string::npos)
+      << exposition;
+  EXPECT_NE(exposition.find("mailhook_message_failures_total{account=\"acct\",folder=\"INBOX\"} 3"),
+            std::string::npos);
   // Three attempts (in the batch, then twice alone), a session each; the
   // fourth session sends it as unprocessable without reading it again.
   const auto calls = folder_.calls();

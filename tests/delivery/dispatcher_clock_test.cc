@@ -10,6 +10,8 @@
 #include "delivery/dispatcher.h"
 #include "store/store.h"
 #include "util/clock.h"
+#include "util/metrics_catalog.h"
+#include "util/target_id.h"
 
 namespace mailhook::delivery {
 namespace {
@@ -62,9 +64,10 @@ TEST(DispatcherClockTest, ARetryIsDueByTheInjectedClock) {
     DispatcherOptions options;
     options.workers = 1;
     options.clock = &clock;
-    Dispatcher dispatcher(config, "test", options);
+    util::MetricsCatalog metrics;
+    Dispatcher dispatcher(config, "test", metrics, options);
     // Ten minutes between attempts, no jitter.
-    dispatcher.RegisterTarget("hook:fake", std::make_shared<RetryingTarget>(), RetryPolicy({minutes(10), minutes(10)}, 0.0));
+    dispatcher.RegisterTarget(util::TargetId::Hook("fake"), std::make_shared<RetryingTarget>(), RetryPolicy({minutes(10), minutes(10)}, 0.0));
     Reports reports;
     dispatcher.SetOnOutcome(reports.Callback());
     ASSERT_TRUE(dispatcher.Start().ok());

@@ -15,7 +15,7 @@
 #include "delivery/signing.h"
 #include "delivery/webhook_target.h"
 #include "raw_receiver.h"
-#include "util/metrics.h"
+#include "util/metrics_catalog.h"
 
 namespace mailhook::delivery {
 namespace {
@@ -188,13 +188,9 @@ TEST(DispatcherTest, ServerErrorsThenSuccessDeliversOnceWithOneWebhookId) {
   receiver.Script({{500}, {500}, {500}, {200}});
   Commit(dir.path(), 1);
   Reports reports;
-  util::Labels success = {{"webhook", "tickets"}, {"outcome", "success"}};
-  util::Labels retry = {{"webhook", "tickets"}, {"outcome", "retry"}};
-  auto& metrics = util::Metrics::Global();
-  double success_before = metrics.Value("mailhook_deliveries_total", success);
-  double retry_before = metrics.Value("mailhook_deliveries_total", retry);
+  util::MetricsCatalog metrics;  // this test's own: every value below is exact
   Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms, 10ms, 10ms, 10ms}),
-                        "1.2.3");
+                        "1.2.3", metrics);
   dispatcher.SetOnOutcome(reports.Callback());
   ASSERT_TRUE(dispatcher.Start().ok());
   ASSERT_TRUE(reports.WaitFor(OutcomeKind::kSuccess));
@@ -221,9 +217,16 @@ TEST(DispatcherTest, ServerErrorsThenSuccessDeliversOnceWithOneWebhookId) {
   EXPECT_EQ(all[0].result, OutcomeKind::kRetry);
   EXPECT_EQ(all[0].outcome.http_status, 500);
   EXPECT_EQ(all[3].attempts, 4);
-  EXPECT_EQ(metrics.Value("mailhook_deliveries_total", success) - success_before, 1);
-  EXPECT_EQ(metrics.Value("mailhook_deliveries_total", retry) - retry_before, 3);
-  EXPECT_EQ(metrics.Value("mailhook_outbox_pending"), 0);
+  // Recorded before the report: exact once the success is reported.
+  util::TargetMetrics tickets = metrics.ForTarget(util::TargetId::Webhook("tickets"));
+  EXPECT_EQ(tickets.success.Value(), 1);
+  EXPECT_EQ(tickets.retry.Value(), 3);
+  EXPECT_EQ(tickets.dead.Value(), 0);
+  EXPECT_EQ(tickets.seconds.Count(), 4u);
+  EXPECT_EQ(metrics.outbox_pending.Value(), 0);
+  EXPECT_EQ(metrics.deadletters.Value(), 0);
+  EXPECT_EQ(metrics.worker_restarts.Value(), 0);
+  EXPECT_EQ(metrics.workers_running.Value(), 5);  // the default: one more than concurrency 4
 
   auto store = OpenStore(dir.path());
   ASSERT_TRUE(store);
@@ -238,7 +241,8 @@ TEST(DispatcherTest, RetryAfterIsHonoured) {
   receiver.Script({{429, "1"}, {204}});
   Commit(dir.path(), 1);
   Reports reports;
-  Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms}), "1");
+  util::MetricsCatalog metrics;
+  Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms}), "1", metrics);
   dispatcher.SetOnOutcome(reports.Callback());
   ASSERT_TRUE(dispatcher.Start().ok());
   ASSERT_TRUE(reports.WaitFor(OutcomeKind::kSuccess));
@@ -259,10 +263,16 @@ TEST(DispatcherTest, ClientErrorGoesToDeadLettersAndReplayDelivers) {
   receiver.Script({{400}, {204}});
   Commit(dir.path(), 1);
   Reports reports;
-  Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms, 10ms}), "1");
+  util::MetricsCatalog metrics;
+  Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms, 10ms}), "1", metrics);
   dispatcher.SetOnOutcome(reports.Callback());
   ASSERT_TRUE(dispatcher.Start().ok());
   ASSERT_TRUE(reports.WaitFor(OutcomeKind::kPermanent));
+  util::TargetMetrics tickets = metrics.ForTarget(util::TargetId::Webhook("tickets"));
+  EXPECT_EQ(tickets.dead.Value(), 1);
+  EXPECT_EQ(tickets.retry.Value(), 0);
+  EXPECT_EQ(metrics.deadletters.Value(), 1);
+  EXPECT_EQ(metrics.outbox_pending.Value(), 0);
 
   auto store = OpenStore(dir.path());  // a second connection, as `mailhook deadletters` uses
   ASSERT_TRUE(store);
@@ -280,6 +290,9 @@ TEST(DispatcherTest, ClientErrorGoesToDeadLettersAndReplayDelivers) {
   dispatcher.Stop();
   EXPECT_EQ(*store->DeadLetterCount(), 0);
   EXPECT_EQ(*store->PendingCount(), 0);
+  EXPECT_EQ(tickets.success.Value(), 1);
+  EXPECT_EQ(tickets.dead.Value(), 1);  // a counter: the replay does not undo it
+  EXPECT_EQ(metrics.deadletters.Value(), 0);
   auto seen = receiver.seen();
   ASSERT_EQ(seen.size(), 2u);
   EXPECT_EQ(seen[1].headers.find("webhook-id")->second, "evt_test_1");
@@ -302,7 +315,8 @@ TEST(DispatcherTest, ConnectionRefusedRetriesThenDeadLetters) {
   Commit(dir.path(), 1);
   Reports reports;
   std::string url = "http://127.0.0.1:" + std::to_string(UnusedPort()) + "/hook";
-  Dispatcher dispatcher(MakeConfig(dir.path(), url, {10ms, 10ms}), "1");
+  util::MetricsCatalog metrics;
+  Dispatcher dispatcher(MakeConfig(dir.path(), url, {10ms, 10ms}), "1", metrics);
   dispatcher.SetOnOutcome(reports.Callback());
   ASSERT_TRUE(dispatcher.Start().ok());
   ASSERT_TRUE(reports.WaitFor(OutcomeKind::kPermanent));
@@ -321,7 +335,8 @@ TEST(DispatcherTest, WakePicksUpNewRowsAndEachIsDeliveredOnce) {
   TempDir dir;
   Receiver receiver;
   Reports reports;
-  Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms}), "1");
+  util::MetricsCatalog metrics;
+  Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms}), "1", metrics);
   dispatcher.SetOnOutcome(reports.Callback());
   ASSERT_TRUE(dispatcher.Start().ok());
   for (uint32_t uid = 1; uid <= 20; ++uid) Commit(dir.path(), uid);
@@ -340,7 +355,8 @@ TEST(DispatcherTest, StopAbandonsInFlightRequestAndKeepsTheRow) {
   receiver.Script({{204, "", /*block=*/true}});
   Commit(dir.path(), 1);
   Reports reports;
-  Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms}), "1");
+  util::MetricsCatalog metrics;
+  Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms}), "1", metrics);
   dispatcher.SetOnOutcome(reports.Callback());
   ASSERT_TRUE(dispatcher.Start().ok());
   ASSERT_TRUE(receiver.WaitForRequests(1));
@@ -361,13 +377,24 @@ TEST(DispatcherTest, StopAbandonsInFlightRequestAndKeepsTheRow) {
 TEST(DispatcherTest, UnknownTargetGoesToDeadLetters) {
   TempDir dir;
   Commit(dir.path(), 1, "webhook:removed");
+  Commit(dir.path(), 2, "smtp:later");  // a kind this version does not know
   Reports reports;
-  Dispatcher dispatcher(MakeConfig(dir.path(), "http://127.0.0.1:9/x", {10ms}), "1");
+  util::MetricsCatalog metrics;
+  Dispatcher dispatcher(MakeConfig(dir.path(), "http://127.0.0.1:9/x", {10ms}), "1", metrics);
   dispatcher.SetOnOutcome(reports.Callback());
   ASSERT_TRUE(dispatcher.Start().ok());
-  ASSERT_TRUE(reports.WaitFor(OutcomeKind::kPermanent));
+  ASSERT_TRUE(reports.WaitFor(OutcomeKind::kPermanent, 2));
   dispatcher.Stop();
-  EXPECT_NE(reports.all()[0].outcome.error.find("not configured"), std::string::npos);
+  for (const Report& r : reports.all()) {
+    EXPECT_NE(r.outcome.error.find("not configured"), std::string::npos) << r.target;
+  }
+  // A removed webhook is still counted under its name; an unknown kind has no
+  // family of its own and is only logged (never a family with other labels).
+  EXPECT_EQ(metrics.ForTarget(util::TargetId::Webhook("removed")).dead.Value(), 1);
+  EXPECT_EQ(metrics.deadletters.Value(), 2);
+  const std::string text = metrics.Render();
+  EXPECT_EQ(text.find("later"), std::string::npos) << text;
+  EXPECT_EQ(text.find("smtp"), std::string::npos) << text;
 }
 
 TEST(DispatcherTest, HookRunsAreCountedUnderTheirOwnMetricNames) {
@@ -383,26 +410,29 @@ TEST(DispatcherTest, HookRunsAreCountedUnderTheirOwnMetricNames) {
   hook.timeout = 5s;
   hook.retry_schedule = {10ms};
   cfg.hooks.push_back(hook);
-  auto& metrics = util::Metrics::Global();
-  util::Labels success = {{"hook", "archive"}, {"outcome", "success"}};
-  double before = metrics.Value("mailhook_hook_runs_total", success);
   Reports reports;
-  Dispatcher dispatcher(cfg, "1");
+  util::MetricsCatalog metrics;
+  Dispatcher dispatcher(cfg, "1", metrics);
   dispatcher.SetOnOutcome(reports.Callback());
   ASSERT_TRUE(dispatcher.Start().ok());
   ASSERT_TRUE(reports.WaitFor(OutcomeKind::kSuccess));
   dispatcher.Stop();
-  EXPECT_EQ(metrics.Value("mailhook_hook_runs_total", success) - before, 1);
-  EXPECT_EQ(metrics.Value("mailhook_deliveries_total", {{"hook", "archive"}, {"outcome", "success"}}),
-            0);
-  EXPECT_NE(metrics.Render().find("mailhook_hook_seconds_count{hook=\"archive\"}"),
-            std::string::npos);
+  util::TargetMetrics archive = metrics.ForTarget(util::TargetId::Hook("archive"));
+  EXPECT_EQ(archive.success.Value(), 1);
+  EXPECT_EQ(archive.seconds.Count(), 1u);
+  EXPECT_EQ(metrics.ForTarget(util::TargetId::Webhook("archive")).success.Value(), 0);
+  const std::string text = metrics.Render();
+  EXPECT_NE(text.find("mailhook_hook_runs_total{hook=\"archive\",outcome=\"success\"} 1\n"),
+            std::string::npos) << text;
+  EXPECT_NE(text.find("mailhook_hook_seconds_count{hook=\"archive\"} 1\n"), std::string::npos);
+  EXPECT_EQ(text.find("mailhook_deliveries_total{"), std::string::npos) << text;
 }
 
 TEST(DispatcherTest, BadWebhookFailsStart) {
   TempDir dir;
   auto cfg = MakeConfig(dir.path(), "ftp://example/x", {10ms});
-  Dispatcher dispatcher(cfg, "1");
+  util::MetricsCatalog metrics;
+  Dispatcher dispatcher(cfg, "1", metrics);
   auto s = dispatcher.Start();
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().message().find("webhooks.tickets"), std::string::npos);
@@ -459,7 +489,8 @@ TEST(DispatcherTest, HangingTargetDoesNotStarveAnotherAndKeepsToItsConcurrency) 
   for (uint32_t uid = 1; uid <= 10; ++uid) Commit(dir.path(), uid, "webhook:slow");
   for (uint32_t uid = 11; uid <= 13; ++uid) Commit(dir.path(), uid, "webhook:fast");
   Reports reports;
-  Dispatcher dispatcher(cfg, "1");
+  util::MetricsCatalog metrics;
+  Dispatcher dispatcher(cfg, "1", metrics);
   dispatcher.SetOnOutcome(reports.Callback());
   auto start = std::chrono::steady_clock::now();
   ASSERT_TRUE(dispatcher.Start().ok());
@@ -501,8 +532,9 @@ TEST(DispatcherTest, ExceptionWhileDeliveringReschedulesTheRow) {
   config::Config cfg;
   cfg.state_dir = dir.path();
   Reports reports;
-  Dispatcher dispatcher(cfg, "1");
-  dispatcher.RegisterTarget("webhook:boom", std::make_shared<ThrowingTarget>(1),
+  util::MetricsCatalog metrics;
+  Dispatcher dispatcher(cfg, "1", metrics);
+  dispatcher.RegisterTarget(util::TargetId::Webhook("boom"), std::make_shared<ThrowingTarget>(1),
                             RetryPolicy({10ms, 10ms}));
   dispatcher.SetOnOutcome(reports.Callback());
   ASSERT_TRUE(dispatcher.Start().ok());
@@ -517,9 +549,9 @@ TEST(DispatcherTest, ExceptionWhileDeliveringReschedulesTheRow) {
   EXPECT_EQ(all[1].attempts, 2);
 }
 
-bool WaitForMetric(const std::string& name, double value) {
+bool WaitForMetric(const util::Counter& counter, double value) {
   auto until = std::chrono::steady_clock::now() + kWait;
-  while (util::Metrics::Global().Value(name) < value) {
+  while (counter.Value() < value) {
     if (std::chrono::steady_clock::now() > until) return false;
     std::this_thread::sleep_for(5ms);  // polling a condition that has no notifier
   }
@@ -531,12 +563,11 @@ TEST(DispatcherTest, CrashedWorkerMakesItUnhealthyUntilItRestarts) {
   Receiver receiver;
   Commit(dir.path(), 1);
   Commit(dir.path(), 2);
-  const std::string restarts = "mailhook_dispatcher_worker_restarts_total";
-  double before = util::Metrics::Global().Value(restarts);
   DispatcherOptions options;
   options.workers = 1;
   options.restart_backoff = 300ms;
-  Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms}), "1", options);
+  util::MetricsCatalog metrics;
+  Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms}), "1", metrics, options);
   Reports reports;
   std::atomic<int> calls{0};
   auto record = reports.Callback();
@@ -547,7 +578,8 @@ TEST(DispatcherTest, CrashedWorkerMakesItUnhealthyUntilItRestarts) {
   });
   EXPECT_FALSE(dispatcher.Healthy());  // not started
   ASSERT_TRUE(dispatcher.Start().ok());
-  ASSERT_TRUE(WaitForMetric(restarts, before + 1));
+  ASSERT_TRUE(WaitForMetric(metrics.worker_restarts, 1));
+  EXPECT_EQ(metrics.workers_running.Value(), 0);
   EXPECT_FALSE(dispatcher.Healthy());  // its only worker waits to restart
   ASSERT_TRUE(reports.WaitFor(OutcomeKind::kSuccess, 2));  // the restarted worker goes on
   auto until = std::chrono::steady_clock::now() + kWait;
@@ -555,7 +587,8 @@ TEST(DispatcherTest, CrashedWorkerMakesItUnhealthyUntilItRestarts) {
     std::this_thread::sleep_for(5ms);
   }
   EXPECT_TRUE(dispatcher.Healthy());
-  EXPECT_EQ(util::Metrics::Global().Value(restarts), before + 1);
+  EXPECT_EQ(metrics.worker_restarts.Value(), 1);
+  EXPECT_EQ(metrics.workers_running.Value(), 1);
   dispatcher.Stop();
   EXPECT_FALSE(dispatcher.Healthy());
   EXPECT_EQ(receiver.seen().size(), 2u);
@@ -568,7 +601,8 @@ TEST(DispatcherTest, StopEndsARestartPause) {
   DispatcherOptions options;
   options.workers = 1;
   options.restart_backoff = std::chrono::hours(1);
-  Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms}), "1", options);
+  util::MetricsCatalog metrics;
+  Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms}), "1", metrics, options);
   std::atomic<bool> thrown{false};
   dispatcher.SetOnOutcome([&](const Report&) {
     thrown = true;
@@ -590,11 +624,12 @@ TEST(DispatcherTest, TimeoutThatCouldOutliveTheLeaseFailsStart) {
   cfg.webhooks[0].timeout = 10min;
   DispatcherOptions options;
   options.lease = std::chrono::minutes(10);
-  Dispatcher dispatcher(cfg, "1", options);
+  util::MetricsCatalog metrics;
+  Dispatcher dispatcher(cfg, "1", metrics, options);
   auto s = dispatcher.Start();
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().message().find("lease"), std::string::npos) << s.error().message();
-  Dispatcher fits(cfg, "1");  // the default 15 min lease holds a 10 min attempt
+  Dispatcher fits(cfg, "1", metrics);  // the default 15 min lease holds a 10 min attempt
   EXPECT_TRUE(fits.Start().ok());
 }
 

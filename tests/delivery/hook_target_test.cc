@@ -317,7 +317,8 @@ TEST(HookTargetTest, DispatcherRunsConfiguredHooksAndRetriesExit75) {
   std::mutex mu;
   std::condition_variable cv;
   std::vector<Report> reports;
-  Dispatcher dispatcher(cfg, "test");
+  util::MetricsCatalog metrics;
+  Dispatcher dispatcher(cfg, "test", metrics);
   dispatcher.SetOnOutcome([&](const Report& r) {
     std::lock_guard lock(mu);
     reports.push_back(r);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "delivery/retry_policy.h"
+#include "util/base64.h"
 
 namespace mailhook::delivery {
 namespace {
@@ -27,7 +28,7 @@ TEST(SigningTest, StandardWebhooksTestVector) {
 }
 
 TEST(SigningTest, SeveralSecretsGiveSpaceSeparatedSignatures) {
-  util::Secret other("whsec_" + Base64Encode("another key of some length"));
+  util::Secret other("whsec_" + util::Base64Encode("another key of some length"));
   auto header = SignatureHeader({kSecret, other}, kId, kTimestamp, kBody);
   ASSERT_TRUE(header.ok());
   EXPECT_EQ(header->rfind(std::string(kSignature) + " v1,", 0), 0u) << *header;
@@ -53,19 +54,6 @@ TEST(SigningTest, MalformedSecretIsAnErrorWithoutTheValue) {
   ASSERT_FALSE(sig.ok());
   EXPECT_EQ(sig.error().message().find("not*base64"), std::string::npos);
   EXPECT_NE(sig.error().message().find("whsec_"), std::string::npos);
-}
-
-TEST(SigningTest, Base64RoundTrip) {
-  for (std::string s : {"", "f", "fo", "foo", "foob", "fooba", "foobar"}) {
-    std::string back;
-    ASSERT_TRUE(Base64Decode(Base64Encode(s), &back)) << s;
-    EXPECT_EQ(back, s);
-  }
-  EXPECT_EQ(Base64Encode("foobar"), "Zm9vYmFy");
-  std::string out;
-  EXPECT_TRUE(Base64Decode("Zm9vYg", &out));  // padding optional
-  EXPECT_EQ(out, "foob");
-  EXPECT_FALSE(Base64Decode("Zm9v*mFy", &out));
 }
 
 TEST(RetryPolicyTest, ClassifiesStatusCodes) {

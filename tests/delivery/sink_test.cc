@@ -11,6 +11,7 @@
 
 #include "../http/raw_client.h"
 #include "delivery/signing.h"
+#include "util/base64.h"
 
 namespace mailhook::delivery {
 namespace {
@@ -38,7 +39,7 @@ TEST(SinkTest, PrintsVerifiedEventsAsCompactLines) {
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 204);
 
-  util::Secret wrong("whsec_" + Base64Encode("some other key"));
+  util::Secret wrong("whsec_" + util::Base64Encode("some other key"));
   auto bad = client.Post("/", Signed("evt_2", body, wrong), body, "application/json");
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->status, 401);

@@ -105,6 +105,12 @@ TEST_F(PipelineTest, StartFromNewDoesNotReplayOldMessagesAndSigtermExitsZero) {
   MH_ASSERT_OK_AND_ASSIGN(uint32_t uid, imap.Append("alice", "INBOX", SampleMessage("latin1_qp.eml")));
   ASSERT_TRUE(receiver_.WaitFor(1, seconds(20))) << daemon_.Log();
   EXPECT_EQ(receiver_.Requests()[0].Json()["uid"], uid);
+  // SIGTERM inside a command abandons the connection (its answer is half
+  // read); in IDLE it ends with LOGOUT. Wait until the watcher is back in
+  // IDLE after the message, so the test checks the LOGOUT path every time.
+  const size_t processed = daemon_.Log().find("imap.message ");
+  ASSERT_NE(processed, std::string::npos) << daemon_.Log();
+  ASSERT_TRUE(daemon_.WaitForLog("imap.idle", seconds(20), processed)) << daemon_.Log();
 
   MH_ASSERT_OK_AND_ASSIGN(int code, daemon_.Terminate());
   EXPECT_EQ(code, 0) << daemon_.Log();

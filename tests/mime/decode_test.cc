@@ -1,4 +1,5 @@
 #include "mime/decode.h"
+#include "util/base64.h"
 
 #include <gtest/gtest.h>
 #include <iconv.h>
@@ -26,9 +27,9 @@ TEST(Base64, BrokenBase64PaddingInTheMiddleKeepsGoing) {
 TEST(Base64, RoundTrip) {
   std::string all;
   for (int i = 0; i < 256; ++i) all.push_back(static_cast<char>(i));
-  for (size_t n = 0; n < 5; ++n) EXPECT_EQ(DecodeBase64(EncodeBase64(all.substr(n))), all.substr(n));
-  EXPECT_EQ(EncodeBase64("hi"), "aGk=");
-  EXPECT_EQ(EncodeBase64("h"), "aA==");
+  for (size_t n = 0; n < 5; ++n) EXPECT_EQ(DecodeBase64(util::Base64Encode(all.substr(n))), all.substr(n));
+  EXPECT_EQ(util::Base64Encode("hi"), "aGk=");
+  EXPECT_EQ(util::Base64Encode("h"), "aA==");
 }
 
 TEST(QuotedPrintable, SoftBreaksAndHex) {
@@ -101,11 +102,11 @@ TEST(Base64Encoder, AnyPieceSizeGivesWhatTheWholeGives) {
   for (size_t len : {0, 1, 2, 3, 4, 5, 299, 300}) {
     std::string_view in(data.data(), len);
     for (size_t piece = 1; piece <= 7; ++piece) {
-      Base64Encoder encoder;
+      util::Base64Encoder encoder;
       std::string out;
       for (size_t i = 0; i < in.size(); i += piece) encoder.Add(in.substr(i, piece), out);
       encoder.Finish(out);
-      EXPECT_EQ(out, EncodeBase64(in)) << len << " bytes in pieces of " << piece;
+      EXPECT_EQ(out, util::Base64Encode(in)) << len << " bytes in pieces of " << piece;
       EXPECT_EQ(DecodeBase64(out), in);
     }
   }

@@ -4,6 +4,7 @@
 
 #include "mime/decode.h"
 #include "mime/mime_parser.h"
+#include "util/base64.h"
 
 namespace mailhook::mime {
 namespace {
@@ -449,7 +450,7 @@ std::string ManyAttachments(int n, const std::string& body_first = "the body\r\n
   std::string m = "Subject: many\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n" + body_first;
   for (int i = 0; i < n; ++i) {
     m += "--b\r\nContent-Type: application/octet-stream; name=\"f" + std::to_string(i) +
-         ".bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" + EncodeBase64(std::string(30, 'x')) + "\r\n";
+         ".bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" + util::Base64Encode(std::string(30, 'x')) + "\r\n";
   }
   return m + "--b--\r\n";
 }
@@ -610,7 +611,7 @@ TEST(Extractor, LongTextIsFetchedOnlyAsFarAsTheLimitNeedsAndCut) {
       qp +
       "\r\n--b\r\nContent-Type: text/html; "
       "charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
-      EncodeBase64(std::string(300'000, 'h')) + "\r\n--b--\r\n";
+      util::Base64Encode(std::string(300'000, 'h')) + "\r\n--b--\r\n";
   ServerLikeSource src(raw);
   ExtractOptions opts;
   opts.max_text_bytes =

@@ -56,5 +56,24 @@ TEST(LogTest, TextFormatHasUtcTimestampLevelAndArea) {
   EXPECT_NE(out.find("Z D area1 x.y k=v"), std::string::npos) << out;
 }
 
+// The area loggers are made once and handed out without a lookup; they must
+// still follow SetupLogging, which may run after they were made.
+TEST(LogTest, AreaLoggerIsCachedAndFollowsSetupLogging) {
+  spdlog::logger& first = Log(Area::kDelivery);
+  EXPECT_EQ(&first, &Log(Area::kDelivery));
+  EXPECT_EQ(first.name(), "delivery");
+  EXPECT_EQ(&first, Logger("delivery").get());  // the same logger as by name
+  EXPECT_NE(&first, &Log(Area::kImap));
+  std::string out = CaptureStderr([] {
+    SetupLogging("info", "json");
+    Log(Area::kDelivery).info("delivery.ok webhook=t");
+  });
+  SetupLogging("info", "text");
+  nlohmann::json j = nlohmann::json::parse(out.substr(0, out.find('\n')), nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << out;
+  EXPECT_EQ(j["area"], "delivery");
+  EXPECT_EQ(j["msg"], "delivery.ok webhook=t");
+}
+
 }  // namespace
 }  // namespace mailhook::util

@@ -1,0 +1,85 @@
+#pragma once
+/// MetricsCatalog: every metric family of mailhook, declared in one place
+/// (metrics_catalog.cc) — names, HELP, TYPE, label names and buckets — on a
+/// registry the catalog owns. Components take a MetricsCatalog& from the
+/// daemon and record through handles made once (ForFolder, ForTarget, the
+/// unlabelled members), never through a name. A test makes its own catalog
+/// and asserts exact values.
+///
+/// The outside contract (CONTRACT.md, "HTTP endpoints") names
+/// mailhook_messages_total, mailhook_deliveries_total{webhook,outcome},
+/// mailhook_delivery_seconds, mailhook_imap_reconnects_total,
+/// mailhook_imap_connected, mailhook_outbox_pending and mailhook_deadletters;
+/// the rest are ours. Every family is rendered (HELP/TYPE) from the start.
+///
+/// Thread-safety: as Metrics; the catalog is immutable after construction.
+
+#include <string>
+
+#include "util/metrics.h"
+#include "util/target_id.h"
+
+namespace mailhook::util {
+
+/// The series of one watched folder (labels account, folder).
+struct FolderMetrics {
+  Counter messages;          ///< mailhook_messages_total
+  Counter message_failures;  ///< mailhook_message_failures_total
+  Counter unprocessable;     ///< mailhook_messages_unprocessable_total
+  Counter watcher_crashes;   ///< mailhook_watcher_crashes_total
+  Counter imap_reconnects;   ///< mailhook_imap_reconnects_total
+  Gauge imap_connected;      ///< mailhook_imap_connected
+};
+
+/// The series of one delivery target: attempts by outcome and their duration.
+/// Webhooks count under the contract's mailhook_deliveries_total{webhook,outcome}
+/// and mailhook_delivery_seconds{webhook}; hook commands under
+/// mailhook_hook_runs_total{hook,outcome} and mailhook_hook_seconds{hook}, so
+/// each family keeps one label set (as Prometheus expects).
+struct TargetMetrics {
+  Counter success;  ///< outcome="success"
+  Counter retry;    ///< outcome="retry": rescheduled
+  Counter dead;     ///< outcome="dead": moved to the dead letters
+  Histogram seconds;
+};
+
+/// The product's metric families on a registry of their own.
+class MetricsCatalog {
+ public:
+  /// Declares every family. Throws std::logic_error on a duplicate name (a bug).
+  MetricsCatalog();
+  MetricsCatalog(const MetricsCatalog&) = delete;
+  MetricsCatalog& operator=(const MetricsCatalog&) = delete;
+
+  /// The exposition for GET /metrics.
+  std::string Render() const { return registry_.Render(); }
+  const Metrics& registry() const { return registry_; }
+
+  FolderMetrics ForFolder(const std::string& account, const std::string& folder) const;
+  TargetMetrics ForTarget(const TargetId& target) const;
+  /// mailhook_http_rejected_total{reason}.
+  Counter HttpRejected(const std::string& reason) const { return http_rejected_.With({reason}); }
+
+ private:
+  Metrics registry_;  // first: the families below point into it
+
+  CounterFamily<2> messages_;
+  CounterFamily<2> message_failures_;
+  CounterFamily<2> unprocessable_;
+  CounterFamily<2> watcher_crashes_;
+  CounterFamily<2> imap_reconnects_;
+  GaugeFamily<2> imap_connected_;
+  CounterFamily<2> deliveries_;
+  HistogramFamily<1> delivery_seconds_;
+  CounterFamily<2> hook_runs_;
+  HistogramFamily<1> hook_seconds_;
+  CounterFamily<1> http_rejected_;
+
+ public:
+  const Gauge outbox_pending;    ///< mailhook_outbox_pending
+  const Gauge deadletters;       ///< mailhook_deadletters
+  const Counter worker_restarts; ///< mailhook_dispatcher_worker_restarts_total
+  const Gauge workers_running;   ///< mailhook_dispatcher_workers_running
+};
+
+}  // namespace mailhook::util
