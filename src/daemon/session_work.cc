@@ -229,9 +229,6 @@ util::Status FolderWatcher::SessionWork::GatherWhole(uint32_t uid) {
   return AddEvent(meta, *content);
 }
 
-// Turns one message into its events (one per matching target) in the committer.
-// The extracted content ends with this call; attachment contents live on in
-// the items' pieces until they are committed.
 void FolderWatcher::SessionWork::Fault(uint32_t uid) {
   const std::string& action = w_.fault_action_;
   log_->warn("test.fault account={} folder={} uid={} action={}", w_.account_.name, w_.folder_, uid, action);
@@ -243,6 +240,9 @@ void FolderWatcher::SessionWork::Fault(uint32_t uid) {
   throw std::runtime_error("injected fault (MAILHOOK_TEST_FAULT_SUBJECT)");
 }
 
+// Turns one message into its events (one per matching target) in the committer.
+// The extracted content ends with this call; attachment contents live on in
+// the items' pieces until they are committed.
 util::Status FolderWatcher::SessionWork::GatherUnguarded(const imap::MessageMeta& meta) {
   ImapSectionSource source(session_, meta.uid);
   mime::ExtractOptions options = w_.extract_options_;
