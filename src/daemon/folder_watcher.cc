@@ -334,9 +334,9 @@ util::Status FolderWatcher::RunSession(store::Store& store) {
 }
 
 util::Status FolderWatcher::SessionWork::Start() {
-  auto mark = store_.GetWatermark(w_.account_.name, w_.folder_);
+  auto mark = store_.watermarks().Get(w_.account_.name, w_.folder_);
   if (!mark.ok()) return mark.error();
-  auto attempts = store_.ListAttempts(w_.account_.name, w_.folder_, info_.uidvalidity);
+  auto attempts = store_.attempts().List(w_.account_.name, w_.folder_, info_.uidvalidity);
   if (!attempts.ok()) return attempts.error();
   for (store::Attempt& a : *attempts) attempts_[a.uid] = std::move(a);
   if (!mark->has_value()) return Baseline();
@@ -379,7 +379,7 @@ util::Status FolderWatcher::SessionWork::Baseline() {
   wm_ = store::Watermark{info_.uidvalidity, 0};
   if (initial.empty()) {
     wm_.last_uid = end;
-    return store_.SetWatermark(account.name, w_.folder_, wm_);
+    return store_.watermarks().Set(account.name, w_.folder_, wm_);
   }
   w_.state_ = WatchState::kCatchingUp;
   return Process(initial, end, true);
@@ -431,7 +431,7 @@ util::Result<std::vector<uint32_t>> FolderWatcher::SessionWork::SearchNew() {
     auto uids = session_.SearchUidRange(lo, hi);
     if (!uids.ok() || !uids->empty()) return uids;
     wm_.last_uid = hi;
-    if (auto s = store_.SetWatermark(w_.account_.name, w_.folder_, wm_); !s.ok()) return s.error();
+    if (auto s = store_.watermarks().Set(w_.account_.name, w_.folder_, wm_); !s.ok()) return s.error();
   }
   return session_.SearchUidsFrom(wm_.last_uid + 1);
 }
@@ -444,7 +444,7 @@ util::Status FolderWatcher::SessionWork::Process(const std::vector<uint32_t>& ui
     if (auto s = ProcessBatch(batch, first_pass, i >= uids.size(), final_mark); !s.ok()) {
       // Best effort: a shutdown or a full disk must not count against the
       // messages (three restarts would make a healthy message unprocessable).
-      if (NotTheMessages(s.error())) (void)store_.RefundAttempts(w_.account_.name, w_.folder_, batch);
+      if (NotTheMessages(s.error())) (void)store_.attempts().Refund(w_.account_.name, w_.folder_, batch);
       return s;
     }
   }
@@ -467,7 +467,7 @@ util::Status FolderWatcher::SessionWork::ProcessBatch(const std::vector<uint32_t
   // process is counted too. A batch only marks its messages, so that after a
   // failure the next session takes them one at a time and counts only those
   // attempts: one poison message never dooms its neighbours.
-  if (auto s = store_.BeginAttempts(account.name, w_.folder_, info_.uidvalidity, batch); !s.ok()) return s;
+  if (auto s = store_.attempts().Begin(account.name, w_.folder_, info_.uidvalidity, batch); !s.ok()) return s;
   for (uint32_t uid : batch) {
     store::Attempt& a = attempts_[uid];
     a.uid = uid;
@@ -506,7 +506,7 @@ util::Status FolderWatcher::SessionWork::Blame(uint32_t uid, const util::Error& 
              w_.folder_, uid, a.count, w_.account_.limits.max_attempts, error.message());
   util::Metrics::Global().Inc("mailhook_message_failures_total", labels_);
   // Best effort: the count is what matters, and it is already durable.
-  (void)store_.RecordAttemptFailure(w_.account_.name, w_.folder_, uid, error.code(), error.message(), in_batch);
+  (void)store_.attempts().RecordFailure(w_.account_.name, w_.folder_, uid, error.code(), error.message(), in_batch);
   return error;
 }
 
@@ -702,7 +702,7 @@ util::Status FolderWatcher::ApplyPostActions(imap::Session& session, store::Stor
   std::vector<std::string> flags = od.add_flags;
   if (od.mark_seen) flags.push_back("\\Seen");
   for (;;) {
-    auto ready = store.ReadyPostActions(account_.name, folder_, 50);
+    auto ready = store.post_actions().Ready(account_.name, folder_, 50);
     if (!ready.ok()) return ready.error();
     if (ready->empty()) return util::Ok();
     for (const store::PostAction& p : *ready) {
@@ -724,7 +724,7 @@ util::Status FolderWatcher::ApplyPostActions(imap::Session& session, store::Stor
                     od.move_to.value_or("-"));
         }
       }
-      if (auto s = store.FinishPostAction(p.event_id); !s.ok()) return s;
+      if (auto s = store.post_actions().Finish(p.event_id); !s.ok()) return s;
     }
   }
 }
