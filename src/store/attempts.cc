@@ -7,6 +7,24 @@ namespace mailhook::store {
 using util::Ok;
 using util::Status;
 
+namespace {
+
+// Runs `sql` (parameters: account, folder, uid) once per UID, in one transaction.
+Status PerUid(Db& db, const char* sql, const std::string& account, const std::string& folder,
+              std::span<const uint32_t> uids, const char* what) {
+  return db.InTransaction([&]() -> Status {
+    Stmt s(db.handle(), sql);
+    for (uint32_t uid : uids) {
+      s.Bind(1, account).Bind(2, folder).Bind(3, uid);
+      if (!s.Run()) return db.SqlError(std::string(what) + " UID " + std::to_string(uid));
+      s.Reset();
+    }
+    return Ok();
+  });
+}
+
+}  // namespace
+
 Status Attempts::Begin(const std::string& account, const std::string& folder, uint32_t uidvalidity,
                        std::span<const uint32_t> uids) {
   return db_.InTransaction([&]() -> Status {
@@ -28,15 +46,8 @@ Status Attempts::Begin(const std::string& account, const std::string& folder, ui
 }
 
 Status Attempts::Refund(const std::string& account, const std::string& folder, std::span<const uint32_t> uids) {
-  return db_.InTransaction([&]() -> Status {
-    Stmt dec(db_.handle(), "UPDATE attempts SET count=count-1 WHERE account=? AND folder=? AND uid=? AND count>0");
-    for (uint32_t uid : uids) {
-      dec.Bind(1, account).Bind(2, folder).Bind(3, uid);
-      if (!dec.Run()) return db_.SqlError("taking back an attempt at UID " + std::to_string(uid));
-      dec.Reset();
-    }
-    return Ok();
-  });
+  return PerUid(db_, "UPDATE attempts SET count=count-1 WHERE account=? AND folder=? AND uid=? AND count>0", account,
+                folder, uids, "taking back an attempt at");
 }
 
 Status Attempts::RecordFailure(const std::string& account, const std::string& folder, uint32_t uid,
@@ -66,15 +77,8 @@ util::Result<std::vector<Attempt>> Attempts::List(const std::string& account, co
 }
 
 Status Attempts::Forget(const std::string& account, const std::string& folder, std::span<const uint32_t> uids) {
-  return db_.InTransaction([&]() -> Status {
-    Stmt forget(db_.handle(), "DELETE FROM attempts WHERE account=? AND folder=? AND uid=?");
-    for (uint32_t uid : uids) {
-      forget.Bind(1, account).Bind(2, folder).Bind(3, uid);
-      if (!forget.Run()) return db_.SqlError("forgetting attempts of UID " + std::to_string(uid));
-      forget.Reset();
-    }
-    return Ok();
-  });
+  return PerUid(db_, "DELETE FROM attempts WHERE account=? AND folder=? AND uid=?", account, folder, uids,
+                "forgetting attempts of");
 }
 
 Status Attempts::ForgetBelow(const std::string& account, const std::string& folder, Watermark mark) {

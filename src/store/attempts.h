@@ -37,8 +37,7 @@ class Attempts {
   util::Status RecordFailure(const std::string& account, const std::string& folder, uint32_t uid,
                              const std::string& code, const std::string& message, bool count = false);
   /// The folder's messages with attempts counted under `uidvalidity`, by UID.
-  util::Result<std::vector<Attempt>> List(const std::string& account, const std::string& folder,
-                                          uint32_t uidvalidity);
+  util::Result<std::vector<Attempt>> List(const std::string& account, const std::string& folder, uint32_t uidvalidity);
   /// Forgets the attempts of `uids` (now durable in the outbox).
   util::Status Forget(const std::string& account, const std::string& folder, std::span<const uint32_t> uids);
   /// Forgets the attempts at or below `mark` and of any other UIDVALIDITY.

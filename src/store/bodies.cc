@@ -14,9 +14,9 @@ using util::Status;
 
 Status Bodies::Write(int64_t id, uint64_t size, const std::vector<std::shared_ptr<const std::string>>& pieces) {
   if (size > static_cast<uint64_t>(INT32_MAX)) {
-    return Error("store.too_large", RetryClass::kNeedsOperator,
-                 "an event of " + std::to_string(size >> 20) +
-                     " MiB is over SQLite's 2 GiB limit; lower max_attachment_bytes");
+    return Error(
+        "store.too_large", RetryClass::kNeedsOperator,
+        "an event of " + std::to_string(size >> 20) + " MiB is over SQLite's 2 GiB limit; lower max_attachment_bytes");
   }
   return db_.InTransaction([&]() -> Status {
     Stmt ins(db_.handle(), "INSERT OR REPLACE INTO bodies (id, body) VALUES (?, ?)");
@@ -64,12 +64,7 @@ util::Result<std::string> Bodies::Read(int64_t id) {
 }
 
 Status Bodies::Delete(int64_t id) {
-  return db_.InTransaction([&]() -> Status {
-    Stmt del(db_.handle(), "DELETE FROM bodies WHERE id=?");
-    del.Bind(1, id);
-    if (!del.Run()) return db_.SqlError("deleting the payload of row " + std::to_string(id));
-    return Ok();
-  });
+  return RunKeyed(db_, "DELETE FROM bodies WHERE id=?", id, "deleting the payload of row " + std::to_string(id));
 }
 
 Status Bodies::DeleteOrphans() {

@@ -42,8 +42,8 @@ void SqliteCloser::operator()(sqlite3* db) const { sqlite3_close(db); }
 util::Result<std::unique_ptr<Db>> Db::Open(const std::string& path) {
   sqlite3* raw = nullptr;
   // NOMUTEX: a Db is confined to one thread, so SQLite's own locking is waste.
-  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   SqlitePtr db(raw);  // sqlite3_open_v2 hands out a handle even when it fails
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db.get()) : sqlite3_errstr(rc);
@@ -92,13 +92,14 @@ Error Db::SqlError(const std::string& what) const {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
       return Error("store.busy", RetryClass::kRetryNow,
-                   msg + "; another process held the database longer than " +
-                       std::to_string(kBusyTimeoutMs / 1000) + "s, retry");
+                   msg + "; another process held the database longer than " + std::to_string(kBusyTimeoutMs / 1000) +
+                       "s, retry");
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
       return Error("store.corrupt", RetryClass::kNeedsOperator,
-                   msg + "; the file is damaged: restore it from a backup or move it away "
-                         "(mailhook then starts fresh and may redeliver)");
+                   msg +
+                       "; the file is damaged: restore it from a backup or move it away "
+                       "(mailhook then starts fresh and may redeliver)");
     case SQLITE_IOERR:
       return Error("store.io", RetryClass::kBackoff,
                    msg + "; check the volume holding state_dir (disk errors, full, unmounted)");

@@ -24,33 +24,18 @@ std::string IdsIn(std::span<const int64_t> ids) {
 }  // namespace
 
 Result<int64_t> DeadLetters::Count() {
-  Stmt s(db_.handle(), "SELECT COUNT(*) FROM dead_letters");
-  if (!s.Step()) return db_.SqlError("counting dead letters");
-  return s.Int(0);
+  return QueryInt(db_, "SELECT COUNT(*) FROM dead_letters", "counting dead letters");
 }
 
 Result<std::vector<DeadLetter>> DeadLetters::List() {
   Stmt s(db_.handle(), "SELECT " + RowColumns("failed_at", true) + " FROM dead_letters ORDER BY id");
-  std::vector<DeadLetter> out;
-  while (s.Step()) {
-    Result<RowFields> row = MapRow(s, true, &bodies_);
-    if (!row.ok()) return row.error();
-    out.push_back(ToDeadLetter(std::move(*row)));
-  }
-  if (!s.ok()) return db_.SqlError("listing dead letters");
-  return out;
+  return MapRows(db_, s, true, &bodies_, ToDeadLetter, "listing dead letters");
 }
 
 Result<std::vector<DeadLetterInfo>> DeadLetters::ListInfo() {
+  // No payload column: a listing never reads a payload (see ListInfo's doc).
   Stmt s(db_.handle(), "SELECT " + RowColumns("failed_at", false) + " FROM dead_letters ORDER BY id");
-  std::vector<DeadLetterInfo> out;
-  while (s.Step()) {
-    Result<RowFields> row = MapRow(s, false, nullptr);
-    if (!row.ok()) return row.error();
-    out.push_back(ToDeadLetterInfo(std::move(*row)));
-  }
-  if (!s.ok()) return db_.SqlError("listing dead letters");
-  return out;
+  return MapRows(db_, s, false, nullptr, ToDeadLetterInfo, "listing dead letters");
 }
 
 Result<int64_t> DeadLetters::Move(const std::string& where, bool replay) {

@@ -10,6 +10,8 @@ using util::Ok;
 using util::Result;
 using util::Status;
 
+constexpr const char* kDeleteRow = "DELETE FROM outbox WHERE id=?";
+
 // " AND target NOT IN (?first, ...)" for `count` targets; empty for none.
 std::string SkipTargetsClause(int first, size_t count) {
   if (count == 0) return "";
@@ -58,14 +60,7 @@ Result<std::vector<Delivery>> Outbox::SelectDue(TimePoint now, int limit,
                              SkipTargetsClause(3, skip_targets.size()) + " ORDER BY next_attempt_at, id LIMIT ?2");
   sel.Bind(1, ToMs(now)).Bind(2, limit);
   for (size_t i = 0; i < skip_targets.size(); ++i) sel.Bind(static_cast<int>(i) + 3, skip_targets[i]);
-  std::vector<Delivery> out;
-  while (sel.Step()) {
-    Result<RowFields> row = MapRow(sel, true, &bodies_);
-    if (!row.ok()) return row.error();
-    out.push_back(ToDelivery(std::move(*row)));
-  }
-  if (!sel.ok()) return db_.SqlError("claiming due deliveries");
-  return out;
+  return MapRows(db_, sel, true, &bodies_, ToDelivery, "claiming due deliveries");
 }
 
 Result<std::vector<Delivery>> Outbox::ClaimDue(TimePoint now, int limit, std::chrono::milliseconds lease,
@@ -94,9 +89,7 @@ Status Outbox::MarkDelivered(int64_t id) {
               "SELECT event_id, target, ? FROM outbox WHERE id=?");
     mark.Bind(1, ToMs(Clock::now())).Bind(2, id);
     if (!mark.Run()) return db_.SqlError("recording delivery " + std::to_string(id));
-    Stmt del(db_.handle(), "DELETE FROM outbox WHERE id=?");
-    del.Bind(1, id);
-    if (!del.Run()) return db_.SqlError("deleting delivered row " + std::to_string(id));
+    if (auto s = RunKeyed(db_, kDeleteRow, id, "deleting delivered row " + std::to_string(id)); !s) return s;
     return bodies_.Delete(id);
   });
 }
@@ -120,20 +113,12 @@ Status Outbox::MoveToDeadLetters(int64_t id, int attempts, const std::string& la
              "created_at, ?, ? FROM outbox WHERE id=?");
     ins.Bind(1, attempts).Bind(2, ToMs(Clock::now())).Bind(3, last_error).Bind(4, id);
     if (!ins.Run()) return db_.SqlError("moving " + std::to_string(id) + " to dead letters");
-    Stmt del(db_.handle(), "DELETE FROM outbox WHERE id=?");
-    del.Bind(1, id);
-    if (!del.Run()) return db_.SqlError("deleting dead-lettered row " + std::to_string(id));
-    return Ok();
+    return RunKeyed(db_, kDeleteRow, id, "deleting dead-lettered row " + std::to_string(id));
   });
 }
 
 Status Outbox::ReleaseLease(int64_t id) {
-  return db_.InTransaction([&]() -> Status {
-    Stmt s(db_.handle(), "UPDATE outbox SET lease_until=0 WHERE id=?");
-    s.Bind(1, id);
-    if (!s.Run()) return db_.SqlError("releasing lease of " + std::to_string(id));
-    return Ok();
-  });
+  return RunKeyed(db_, "UPDATE outbox SET lease_until=0 WHERE id=?", id, "releasing lease of " + std::to_string(id));
 }
 
 Status Outbox::ReleaseAllLeases() {
@@ -149,22 +134,11 @@ Result<std::optional<TimePoint>> Outbox::NextDueAt(const std::vector<std::string
   return std::optional<TimePoint>(FromMs(s.Int(0)));
 }
 
-Result<int64_t> Outbox::PendingCount() {
-  Stmt s(db_.handle(), "SELECT COUNT(*) FROM outbox");
-  if (!s.Step()) return db_.SqlError("counting outbox");
-  return s.Int(0);
-}
+Result<int64_t> Outbox::PendingCount() { return QueryInt(db_, "SELECT COUNT(*) FROM outbox", "counting outbox"); }
 
 Result<std::vector<Delivery>> Outbox::ListPending() {
   Stmt s(db_.handle(), "SELECT " + RowColumns("next_attempt_at", true) + " FROM outbox ORDER BY next_attempt_at, id");
-  std::vector<Delivery> out;
-  while (s.Step()) {
-    Result<RowFields> row = MapRow(s, true, &bodies_);
-    if (!row.ok()) return row.error();
-    out.push_back(ToDelivery(std::move(*row)));
-  }
-  if (!s.ok()) return db_.SqlError("listing outbox");
-  return out;
+  return MapRows(db_, s, true, &bodies_, ToDelivery, "listing outbox");
 }
 
 Result<bool> Outbox::AllDelivered(const std::string& event_id) {

@@ -61,8 +61,7 @@ class Outbox {
   util::Status PruneDelivered(TimePoint before);
 
  private:
-  util::Result<std::vector<Delivery>> SelectDue(TimePoint now, int limit,
-                                                const std::vector<std::string>& skip_targets);
+  util::Result<std::vector<Delivery>> SelectDue(TimePoint now, int limit, const std::vector<std::string>& skip_targets);
 
   Db& db_;
   Bodies& bodies_;

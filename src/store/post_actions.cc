@@ -48,18 +48,11 @@ Status PostActions::Finish(const std::string& event_id) {
   // Through the one write path like every write: as an autocommit DELETE it
   // would start as a read and could fail at once with SQLITE_BUSY instead
   // of waiting its turn behind another writer.
-  return db_.InTransaction([&]() -> Status {
-    Stmt del(db_.handle(), "DELETE FROM post_actions WHERE event_id=?");
-    del.Bind(1, event_id);
-    if (!del.Run()) return db_.SqlError("finishing post-action " + event_id);
-    return Ok();
-  });
+  return RunKeyed(db_, "DELETE FROM post_actions WHERE event_id=?", event_id, "finishing post-action " + event_id);
 }
 
 util::Result<int64_t> PostActions::Count() {
-  Stmt sel(db_.handle(), "SELECT COUNT(*) FROM post_actions");
-  if (!sel.Step()) return db_.SqlError("counting post-actions");
-  return sel.Int(0);
+  return QueryInt(db_, "SELECT COUNT(*) FROM post_actions", "counting post-actions");
 }
 
 }  // namespace mailhook::store

@@ -5,8 +5,8 @@
 namespace mailhook::store {
 
 std::string RowColumns(const char* at_column, bool payload) {
-  return std::string("id, event_id, target, account, folder, uidvalidity, uid, attempts, created_at, ") +
-         at_column + ", last_error" + (payload ? ", payload" : "");
+  return std::string("id, event_id, target, account, folder, uidvalidity, uid, attempts, created_at, ") + at_column +
+         ", last_error" + (payload ? ", payload" : "");
 }
 
 util::Result<RowFields> MapRow(const Stmt& s, bool payload, Bodies* bodies) {
@@ -43,9 +43,17 @@ DeadLetter ToDeadLetter(RowFields f) {
 
 DeadLetterInfo ToDeadLetterInfo(RowFields f) {
   OutboxItem& i = f.item;
-  return DeadLetterInfo{f.id,          std::move(i.event_id), std::move(i.target), std::move(i.account),
-                        std::move(i.folder), i.uidvalidity,     i.uid,               f.attempts,
-                        f.created_at,  f.at,                  std::move(f.last_error)};
+  return DeadLetterInfo{f.id,
+                        std::move(i.event_id),
+                        std::move(i.target),
+                        std::move(i.account),
+                        std::move(i.folder),
+                        i.uidvalidity,
+                        i.uid,
+                        f.attempts,
+                        f.created_at,
+                        f.at,
+                        std::move(f.last_error)};
 }
 
 }  // namespace mailhook::store

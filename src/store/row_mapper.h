@@ -6,8 +6,10 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "store/bodies.h"
+#include "store/db.h"
 #include "store/rows.h"
 #include "store/statement.h"
 #include "util/result.h"
@@ -39,5 +41,20 @@ util::Result<RowFields> MapRow(const Stmt& s, bool payload, Bodies* bodies);
 Delivery ToDelivery(RowFields f);
 DeadLetter ToDeadLetter(RowFields f);
 DeadLetterInfo ToDeadLetterInfo(RowFields f);
+
+/// Every row of `s` (a query over RowColumns(..., payload)) through MapRow
+/// and `to`; `what` names the query in errors ("listing outbox").
+template <typename Row>
+util::Result<std::vector<Row>> MapRows(Db& db, Stmt& s, bool payload, Bodies* bodies, Row (*to)(RowFields),
+                                       const std::string& what) {
+  std::vector<Row> out;
+  while (s.Step()) {
+    util::Result<RowFields> row = MapRow(s, payload, bodies);
+    if (!row.ok()) return row.error();
+    out.push_back(to(std::move(*row)));
+  }
+  if (!s.ok()) return db.SqlError(what);
+  return out;
+}
 
 }  // namespace mailhook::store

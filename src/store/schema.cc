@@ -8,11 +8,6 @@
 namespace mailhook::store {
 namespace {
 
-using util::Error;
-using util::Ok;
-using util::RetryClass;
-using util::Status;
-
 // Bump when the schema changes and add a step to kMigrations.
 constexpr int kSchemaVersion = 4;
 
@@ -100,23 +95,23 @@ util::Result<int64_t> UserVersion(Db& db) {
 
 }  // namespace
 
-Status Migrate(Db& db) {
+util::Status Migrate(Db& db) {
   auto version = UserVersion(db);
   if (!version.ok()) return version.error();
   if (*version > kSchemaVersion) {
-    return Error("store.schema", RetryClass::kNeedsOperator,
-                 db.path() + " has schema version " + std::to_string(*version) +
-                     ", newer than this mailhook understands (" + std::to_string(kSchemaVersion) +
-                     "); run a newer mailhook");
+    return util::Error("store.schema", util::RetryClass::kNeedsOperator,
+                       db.path() + " has schema version " + std::to_string(*version) +
+                           ", newer than this mailhook understands (" + std::to_string(kSchemaVersion) +
+                           "); run a newer mailhook");
   }
-  if (*version == kSchemaVersion) return Ok();
-  return db.InTransaction([&]() -> Status {
+  if (*version == kSchemaVersion) return util::Ok();
+  return db.InTransaction([&]() -> util::Status {
     // Again, now under the write lock: another process or thread opening
     // the same file may have migrated meanwhile (a step need not be
     // idempotent).
     auto now = UserVersion(db);
     if (!now.ok()) return now.error();
-    if (*now >= kSchemaVersion) return Ok();
+    if (*now >= kSchemaVersion) return util::Ok();
     for (int64_t step = *now; step < kSchemaVersion; ++step) {
       if (auto s = db.Exec(kMigrations[step]); !s) return s;
     }

@@ -9,7 +9,9 @@
 #include <string>
 #include <string_view>
 
+#include "store/db.h"
 #include "store/rows.h"
+#include "util/result.h"
 
 namespace mailhook::store {
 
@@ -81,5 +83,24 @@ class Stmt {
   sqlite3_stmt* stmt_ = nullptr;
   int rc_;
 };
+
+/// The one integer a query such as "SELECT COUNT(*) FROM t" returns.
+inline util::Result<int64_t> QueryInt(Db& db, const char* sql, const std::string& what) {
+  Stmt s(db.handle(), sql);
+  if (!s.Step()) return db.SqlError(what);
+  return s.Int(0);
+}
+
+/// Runs `sql` with `key` bound to its one parameter, in a transaction of its
+/// own (or the caller's); `what` names it in errors.
+template <typename Key>
+util::Status RunKeyed(Db& db, const char* sql, const Key& key, const std::string& what) {
+  return db.InTransaction([&]() -> util::Status {
+    Stmt s(db.handle(), sql);
+    s.Bind(1, key);
+    if (!s.Run()) return db.SqlError(what);
+    return util::Ok();
+  });
+}
 
 }  // namespace mailhook::store

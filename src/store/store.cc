@@ -46,9 +46,8 @@ Status PrepareStateDir(const std::string& state_dir) {
   if (access(state_dir.c_str(), W_OK | X_OK) != 0) {
     int err = errno;
     return Error("store.readonly", RetryClass::kNeedsOperator,
-                 "state_dir " + state_dir + " is not writable (" + std::strerror(err) +
-                     "); make it writable by uid " + std::to_string(geteuid()) +
-                     " (e.g. a writable volume) or point state_dir elsewhere");
+                 "state_dir " + state_dir + " is not writable (" + std::strerror(err) + "); make it writable by uid " +
+                     std::to_string(geteuid()) + " (e.g. a writable volume) or point state_dir elsewhere");
   }
   return Ok();
 }
@@ -73,9 +72,8 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& state_dir) {
   return std::unique_ptr<Store>(new Store(std::move(*db)));
 }
 
-Status Store::CommitMessages(const std::string& account, const std::string& folder,
-                             std::optional<Watermark> new_mark, const std::vector<OutboxItem>& items,
-                             const std::vector<PostAction>& post_actions) {
+Status Store::CommitMessages(const std::string& account, const std::string& folder, std::optional<Watermark> new_mark,
+                             const std::vector<OutboxItem>& items, const std::vector<PostAction>& post_actions) {
   return db_->InTransaction([&]() -> Status {
     if (auto s = outbox_.Add(items); !s) return s;
     db_->Fault("commit_messages.inserted");

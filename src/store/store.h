@@ -62,12 +62,10 @@ class Store {
   /// second row), records `post_actions`, forgets the attempts of the items'
   /// UIDs and sets the watermark (unless nullopt: the first pass over a
   /// folder's unseen messages leaves it unset until the end). All or nothing.
-  util::Status CommitMessages(const std::string& account, const std::string& folder,
-                              std::optional<Watermark> new_mark, const std::vector<OutboxItem>& items,
-                              const std::vector<PostAction>& post_actions = {});
+  util::Status CommitMessages(const std::string& account, const std::string& folder, std::optional<Watermark> new_mark,
+                              const std::vector<OutboxItem>& items, const std::vector<PostAction>& post_actions = {});
   util::Status CommitMessages(const std::string& account, const std::string& folder, Watermark new_mark,
-                              const std::vector<OutboxItem>& items,
-                              const std::vector<PostAction>& post_actions = {}) {
+                              const std::vector<OutboxItem>& items, const std::vector<PostAction>& post_actions = {}) {
     return CommitMessages(account, folder, std::optional<Watermark>(new_mark), items, post_actions);
   }
 

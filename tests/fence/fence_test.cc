@@ -1,11 +1,11 @@
 // Every header of src/ but the private ones (all_public_headers.h is made by
 // tests/fence/CMakeLists.txt), included together: none may bring a heavy
 // library's headers into the including file.
-#include "all_public_headers.h"
+#include <gtest/gtest.h>
 
 #include <string>
 
-#include <gtest/gtest.h>
+#include "all_public_headers.h"
 
 namespace {
 
