@@ -46,7 +46,6 @@ class Db {
   /// commit fails, so a failed write changes nothing. Every write goes
   /// through here. Nested calls join the outer transaction.
   util::Status InTransaction(const std::function<util::Status()>& fn);
-  bool in_transaction() const { return in_transaction_; }
 
   /// Runs SQL without results (DDL, PRAGMA).
   util::Status Exec(const char* sql);
