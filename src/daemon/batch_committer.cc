@@ -49,7 +49,7 @@ util::Status BatchCommitter::BatchDone(uint32_t last_uid, bool last_of_pass) {
 
 util::Status BatchCommitter::SkipTo(uint32_t last_uid) {
   store::Watermark next{mark_.uidvalidity, std::max(mark_.last_uid, last_uid)};
-  if (auto s = store_.SetWatermark(account_, folder_, next); !s.ok()) return s;
+  if (auto s = store_.watermarks().Set(account_, folder_, next); !s.ok()) return s;
   mark_ = next;
   return util::Ok();
 }

@@ -50,6 +50,11 @@ int RunDaemon(const config::Config& config, const std::string& version, StopSign
     log->error("{} cause=\"{}\"", lock.error().code(), lock.error().message());
     return 1;
   }
+  // Once per start, not per Store::Open (one per watcher and per worker).
+  if (auto s = (*store)->Housekeep(); !s) {
+    log->error("daemon.store_failed cause=\"{}\"", s.error().message());
+    return 1;
+  }
   WarnIfStateDirIsShared(config.state_dir);
   for (const auto& setting : config::InsecureSettings(config)) {
     log->warn("daemon.insecure setting=\"{}\"", setting);

@@ -39,15 +39,15 @@ int RunDeadLettersCommand(const config::Config& config, const std::string& actio
     return 1;
   }
   if (action == "list") {
-    auto list = (*store)->ListDeadLetters();
+    auto list = (*store)->dead_letters().ListInfo();
     if (!list.ok()) {
       out << list.error().message() << "\n";
       return 1;
     }
     for (const auto& d : *list) {
       if (!numeric.empty() && std::find(numeric.begin(), numeric.end(), d.id) == numeric.end()) continue;
-      out << d.id << "\t" << d.item.event_id << "\t" << d.item.target << "\t" << d.item.account << "/"
-          << d.item.folder << "\tuid=" << d.item.uid << "\tattempts=" << d.attempts << "\tfailed_at="
+      out << d.id << "\t" << d.event_id << "\t" << d.target << "\t" << d.account << "/"
+          << d.folder << "\tuid=" << d.uid << "\tattempts=" << d.attempts << "\tfailed_at="
           << Iso(d.failed_at) << "\t" << d.last_error << "\n";
     }
     out << list->size() << " dead letter(s)\n";
@@ -55,9 +55,9 @@ int RunDeadLettersCommand(const config::Config& config, const std::string& actio
   }
   util::Result<int64_t> n = int64_t{0};
   if (action == "replay") {
-    n = numeric.empty() ? (*store)->ReplayAllDeadLetters() : (*store)->ReplayDeadLetters(numeric);
+    n = numeric.empty() ? (*store)->dead_letters().ReplayAll() : (*store)->dead_letters().Replay(numeric);
   } else {
-    n = numeric.empty() ? (*store)->DropAllDeadLetters() : (*store)->DropDeadLetters(numeric);
+    n = numeric.empty() ? (*store)->dead_letters().DropAll() : (*store)->dead_letters().Drop(numeric);
   }
   if (!n.ok()) {
     out << n.error().message() << "\n";

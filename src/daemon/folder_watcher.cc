@@ -196,7 +196,7 @@ util::Status FolderWatcher::ApplyPostActions(imap::Mailbox& session, store::Stor
   std::vector<std::string> flags = od.add_flags;
   if (od.mark_seen) flags.push_back("\\Seen");
   for (;;) {
-    auto ready = store.ReadyPostActions(account_.name, folder_, 50);
+    auto ready = store.post_actions().Ready(account_.name, folder_, 50);
     if (!ready.ok()) return ready.error();
     if (ready->empty()) return util::Ok();
     for (const store::PostAction& p : *ready) {
@@ -218,7 +218,7 @@ util::Status FolderWatcher::ApplyPostActions(imap::Mailbox& session, store::Stor
                     od.move_to.value_or("-"));
         }
       }
-      if (auto s = store.FinishPostAction(p.event_id); !s.ok()) return s;
+      if (auto s = store.post_actions().Finish(p.event_id); !s.ok()) return s;
     }
   }
 }

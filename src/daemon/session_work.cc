@@ -23,9 +23,9 @@ constexpr uint32_t kSearchWindow = 100000;
 }  // namespace
 
 util::Status FolderWatcher::SessionWork::Start() {
-  auto mark = store_.GetWatermark(w_.account_.name, w_.folder_);
+  auto mark = store_.watermarks().Get(w_.account_.name, w_.folder_);
   if (!mark.ok()) return mark.error();
-  auto attempts = store_.ListAttempts(w_.account_.name, w_.folder_, info_.uidvalidity);
+  auto attempts = store_.attempts().List(w_.account_.name, w_.folder_, info_.uidvalidity);
   if (!attempts.ok()) return attempts.error();
   for (store::Attempt& a : *attempts) attempts_[a.uid] = std::move(a);
   const StartKind kind = ClassifyStart(*mark, info_.uidvalidity);
@@ -38,7 +38,7 @@ util::Status FolderWatcher::SessionWork::Start() {
   if (!plan.ok()) return plan.error();
   committer_.emplace(store_, w_.account_.name, w_.folder_, plan->mark, w_.on_committed_, BatchCommitter::Limits{});
   if (plan->store_mark_now) {
-    return store_.SetWatermark(w_.account_.name, w_.folder_, plan->mark);
+    return store_.watermarks().Set(w_.account_.name, w_.folder_, plan->mark);
   }
   if (plan->first_pass.empty()) return util::Ok();
   w_.state_ = WatchState::kCatchingUp;
@@ -129,7 +129,7 @@ util::Status FolderWatcher::SessionWork::Process(const std::vector<uint32_t>& ui
     if (auto s = ProcessBatch(batch, i >= uids.size()); !s.ok()) {
       // Best effort: a shutdown or a full disk must not count against the
       // messages (three restarts would make a healthy message unprocessable).
-      if (NotTheMessages(s.error())) (void)store_.RefundAttempts(w_.account_.name, w_.folder_, batch);
+      if (NotTheMessages(s.error())) (void)store_.attempts().Refund(w_.account_.name, w_.folder_, batch);
       return s;
     }
   }
@@ -142,7 +142,7 @@ util::Status FolderWatcher::SessionWork::ProcessBatch(const std::vector<uint32_t
   // process is counted too. A batch only marks its messages, so that after a
   // failure the next session takes them one at a time and counts only those
   // attempts: one poison message never dooms its neighbours.
-  if (auto s = store_.BeginAttempts(account.name, w_.folder_, info_.uidvalidity, batch); !s.ok()) return s;
+  if (auto s = store_.attempts().Begin(account.name, w_.folder_, info_.uidvalidity, batch); !s.ok()) return s;
   for (uint32_t uid : batch) {
     store::Attempt& a = attempts_[uid];
     a.uid = uid;
@@ -182,7 +182,7 @@ util::Status FolderWatcher::SessionWork::Blame(uint32_t uid, const util::Error& 
              w_.folder_, uid, a.count, w_.account_.limits.max_attempts, error.message());
   w_.metrics_.message_failures.Inc();
   // Best effort: the count is what matters, and it is already durable.
-  (void)store_.RecordAttemptFailure(w_.account_.name, w_.folder_, uid, error.code(), error.message(), in_batch);
+  (void)store_.attempts().RecordFailure(w_.account_.name, w_.folder_, uid, error.code(), error.message(), in_batch);
   return error;
 }
 

@@ -106,7 +106,7 @@ util::Status Dispatcher::Start() {
   }
   // Leases left by a previous run (crash, kill -9) would hold rows back for
   // the lease time; no other process delivers, so they are all stale.
-  if (auto s = stores.front()->ReleaseAllLeases(); !s) return s;
+  if (auto s = stores.front()->outbox().ReleaseAllLeases(); !s) return s;
   UpdateGauges(*stores.front());
   {
     std::lock_guard lock(mu_);
@@ -227,7 +227,7 @@ util::Result<std::vector<store::Delivery>> Dispatcher::Claim(store::Store& store
     std::lock_guard lock(mu_);
     skip = SaturatedTargets();
   }
-  auto claimed = store.ClaimDue(clock_.Now(), 1, options_.lease, skip);
+  auto claimed = store.outbox().ClaimDue(clock_.Now(), 1, options_.lease, skip);
   if (claimed.ok() && !claimed->empty()) {
     std::lock_guard lock(mu_);
     auto it = targets_.find(claimed->front().item.target);
@@ -258,7 +258,7 @@ void Dispatcher::Loop(int index, store::Store& store, std::mt19937_64& rng) {
         skip = SaturatedTargets();
       }
       // Rows of a target at its limit are not due for us: a freed slot wakes us.
-      auto next = store.NextDueAt(skip);
+      auto next = store.outbox().NextDueAt(skip);
       // No row due: sleep until woken or the next due time, but look again
       // at least every few seconds: `mailhook deadletters replay` runs in
       // another process and cannot Wake() us.
@@ -315,7 +315,7 @@ bool Dispatcher::Attempt(store::Store& store, const store::Delivery& row, std::m
   {
     std::lock_guard lock(mu_);
     if (stopping_) {
-      (void)store.ReleaseLease(row.id);
+      (void)store.outbox().ReleaseLease(row.id);
       return false;
     }
   }
@@ -325,7 +325,7 @@ bool Dispatcher::Attempt(store::Store& store, const store::Delivery& row, std::m
   if (report.outcome.cancelled) {
     // Shutdown interrupted the request: not a real attempt. Give the row back
     // unrecorded; the next run delivers it (the receiver dedupes by webhook-id).
-    (void)store.ReleaseLease(row.id);
+    (void)store.outbox().ReleaseLease(row.id);
     log->info("delivery.abandoned {}={} event={}", kind, name, event);
     return false;
   }
@@ -339,7 +339,7 @@ bool Dispatcher::Attempt(store::Store& store, const store::Delivery& row, std::m
   report.result = report.outcome.kind;
   const auto& o = report.outcome;
   if (o.kind != OutcomeKind::kSuccess) return RecordFailure(store, row, &it->second, rng, report);
-  if (auto s = store.MarkDelivered(row.id); !s) {
+  if (auto s = store.outbox().MarkDelivered(row.id); !s) {
     log->error("delivery.store_error event={} cause=\"{}\"", event, s.error().ToString());
     return false;  // the lease expires and the row is delivered again: at-least-once
   }
@@ -373,7 +373,7 @@ bool Dispatcher::RecordFailure(store::Store& store, const store::Delivery& row,
   report.result = o.kind;
   if (o.kind == OutcomeKind::kRetry && policy != nullptr) {
     if (auto wait = policy->NextWait(attempts, o.retry_after, rng)) {
-      if (auto s = store.ScheduleRetry(row.id, attempts, clock_.Now() + *wait, o.error); !s) {
+      if (auto s = store.outbox().ScheduleRetry(row.id, attempts, clock_.Now() + *wait, o.error); !s) {
         log->error("delivery.store_error event={} cause=\"{}\"", event, s.error().ToString());
         return false;
       }
@@ -386,7 +386,7 @@ bool Dispatcher::RecordFailure(store::Store& store, const store::Delivery& row,
         "retries exhausted after " + std::to_string(attempts) + " attempts; last: " + o.error;
   }
   report.result = OutcomeKind::kPermanent;
-  if (auto s = store.MoveToDeadLetters(row.id, attempts, report.outcome.error); !s) {
+  if (auto s = store.outbox().MoveToDeadLetters(row.id, attempts, report.outcome.error); !s) {
     log->error("delivery.store_error event={} cause=\"{}\"", event, s.error().ToString());
     return false;
   }
@@ -397,8 +397,8 @@ bool Dispatcher::RecordFailure(store::Store& store, const store::Delivery& row,
 }
 
 void Dispatcher::UpdateGauges(store::Store& store) {
-  if (auto n = store.PendingCount(); n.ok()) metrics_.outbox_pending.Set(static_cast<double>(*n));
-  if (auto n = store.DeadLetterCount(); n.ok()) {
+  if (auto n = store.outbox().PendingCount(); n.ok()) metrics_.outbox_pending.Set(static_cast<double>(*n));
+  if (auto n = store.dead_letters().Count(); n.ok()) {
     metrics_.deadletters.Set(static_cast<double>(*n));
   }
 }

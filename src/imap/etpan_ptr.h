@@ -1,6 +1,8 @@
 #pragma once
 /// unique_ptr aliases for the libetpan objects we own. Wrap a pointer at the
 /// call that hands ownership over; borrowed sub-objects stay raw pointers.
+/// Private to src/imap (it includes libetpan; see imap/session.h for the
+/// session's own handle, whose closer is declared there without libetpan).
 
 #include <memory>
 
@@ -23,5 +25,7 @@ using FetchTypePtr = std::unique_ptr<mailimap_fetch_type, EtpanDeleter<mailimap_
 using SearchKeyPtr = std::unique_ptr<mailimap_search_key, EtpanDeleter<mailimap_search_key_free>>;
 using FlagListPtr = std::unique_ptr<mailimap_flag_list, EtpanDeleter<mailimap_flag_list_free>>;
 using StoreAttPtr = std::unique_ptr<mailimap_store_att_flags, EtpanDeleter<mailimap_store_att_flags_free>>;
+/// A stream not (yet) handed to mailimap_connect, which takes it over.
+using StreamPtr = std::unique_ptr<mailstream, EtpanDeleter<mailstream_close>>;
 
 }  // namespace mailhook::imap

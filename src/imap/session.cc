@@ -73,16 +73,17 @@ SessionOptions SessionOptions::FromAccount(const config::Account& a, int stop_fd
 
 Session::Session(mailimap* imap, SessionOptions options) : imap_(imap), options_(std::move(options)) {}
 
-Session::~Session() {
-  if (!imap_) return;
+void ImapCloser::operator()(mailimap* imap) const {
   // mailimap_free on a live stream sends LOGOUT and waits a full timeout when
   // the peer is gone: close the stream ourselves first (DESIGN.md).
-  if (imap_->imap_stream) {
-    mailstream_close(imap_->imap_stream);
-    imap_->imap_stream = nullptr;
+  if (imap->imap_stream) {
+    mailstream_close(imap->imap_stream);
+    imap->imap_stream = nullptr;
   }
-  mailimap_free(imap_);
+  mailimap_free(imap);
 }
+
+Session::~Session() = default;
 
 void Session::BeginCommand(std::string command, std::optional<Budget> budget) {
   command_ = std::move(command);
@@ -124,25 +125,19 @@ util::Result<std::unique_ptr<Session>> Session::Open(const SessionOptions& optio
   if (!stream.ok()) return stream.error();
   TlsOptions tls{options.host, options.ca_file, options.tls_verify};
   if (options.tls == config::TlsMode::kImplicit) {
-    if (auto s = StartTls(*stream, tls); !s.ok()) {
-      mailstream_close(*stream);
-      return s.error();
-    }
+    if (auto s = StartTls(stream->get(), tls); !s.ok()) return s.error();
   }
 
   mailimap* imap = mailimap_new(0, nullptr);
-  if (!imap) {
-    mailstream_close(*stream);
-    return Error("imap.oom", RetryClass::kBackoff, "out of memory");
-  }
+  if (!imap) return Error("imap.oom", RetryClass::kBackoff, "out of memory");
   std::unique_ptr<Session> session(new Session(imap, options));
   mailimap_set_timeout(imap, static_cast<time_t>(std::max<int64_t>(1, options.timeout.count() / 1000)));
   session->budget_ = Budget{options.max_response_bytes, options.max_syntax_bytes};
   session->command_ = "the greeting";
-  StartResponseBudget(*stream, session->budget_.bytes, session->budget_.syntax);
+  StartResponseBudget(stream->get(), session->budget_.bytes, session->budget_.syntax);
 
   // mailimap_connect takes ownership of the stream even when it fails.
-  int r = mailimap_connect(imap, *stream);
+  int r = mailimap_connect(imap, stream->release());
   if (r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED && r != MAILIMAP_NO_ERROR_AUTHENTICATED) {
     Error e = session->CommandError("greeting", r);
     if (options.tls == config::TlsMode::kNone || options.tls == config::TlsMode::kStartTls) {
@@ -166,7 +161,7 @@ util::Result<std::unique_ptr<Session>> Session::Open(const SessionOptions& optio
 
 util::Status Session::StartTlsCommand() {
   BeginCommand("STARTTLS");
-  int r = mailimap_starttls(imap_);
+  int r = mailimap_starttls(imap_.get());
   // Bytes after "OK Begin TLS" were sent in clear, so anyone on the path
   // could have put them there; read after the handshake they would pass for
   // encrypted answers (STARTTLS response injection, CVE-2020-15953; the
@@ -204,20 +199,20 @@ util::Status Session::Login() {
   switch (options_.auth) {
     case config::AuthMethod::kPlain:
       // SASL PLAIN (RFC 4616) carries UTF-8 passwords safely, unlike LOGIN.
-      r = mailimap_authenticate(imap_, "PLAIN", options_.host.c_str(), nullptr, nullptr, user.c_str(),
+      r = mailimap_authenticate(imap_.get(), "PLAIN", options_.host.c_str(), nullptr, nullptr, user.c_str(),
                                 user.c_str(), pass.c_str(), nullptr);
       break;
     case config::AuthMethod::kXoauth2:
-      r = mailimap_oauth2_authenticate(imap_, user.c_str(), pass.c_str());
+      r = mailimap_oauth2_authenticate(imap_.get(), user.c_str(), pass.c_str());
       break;
     case config::AuthMethod::kLogin:
     default:
-      r = mailimap_login(imap_, user.c_str(), pass.c_str());
+      r = mailimap_login(imap_.get(), user.c_str(), pass.c_str());
       break;
   }
   if (r == MAILIMAP_NO_ERROR) return util::Ok();
   if (r == MAILIMAP_ERROR_STREAM || r == MAILIMAP_ERROR_PARSE) return CommandError("login", r);
-  std::string code = ResponseCode(imap_);
+  std::string code = ResponseCode(imap_.get());
   std::string server = ServerText();
   if (code == "UNAVAILABLE" || code == "INUSE" || code == "LIMIT") {
     return Error("imap.login_unavailable", RetryClass::kBackoff,
@@ -232,13 +227,13 @@ util::Status Session::Login() {
 }
 
 bool Session::HasCapability(const std::string& name) const {
-  return mailimap_has_extension(imap_, const_cast<char*>(name.c_str())) == 1 ||
-         (name == "IDLE" && mailimap_has_idle(imap_) == 1);
+  return mailimap_has_extension(imap_.get(), const_cast<char*>(name.c_str())) == 1 ||
+         (name == "IDLE" && mailimap_has_idle(imap_.get()) == 1);
 }
 
 util::Result<MailboxInfo> Session::Select(const std::string& folder) {
   BeginCommand("SELECT");
-  int r = mailimap_select(imap_, folder.c_str());
+  int r = mailimap_select(imap_.get(), folder.c_str());
   if (r != MAILIMAP_NO_ERROR) {
     Error e = CommandError("select", r);
     if (r == MAILIMAP_ERROR_SELECT) {
@@ -283,7 +278,7 @@ util::Result<std::vector<uint32_t>> Session::SearchUidsFrom(uint32_t from_uid) {
   // 0 is `last_uid + 1` after UID 4294967295, not "from the start" (session.h).
   if (from_uid == 0) return std::vector<uint32_t>();
   BeginCommand("UID SEARCH UID " + std::to_string(from_uid) + ":*");
-  return RunSearch(imap_, mailimap_search_key_new_uid(mailimap_set_new_interval(from_uid, 0)), from_uid,
+  return RunSearch(imap_.get(), mailimap_search_key_new_uid(mailimap_set_new_interval(from_uid, 0)), from_uid,
                    [this](int r) { return CommandError("uid_search", r); });
 }
 
@@ -291,7 +286,7 @@ util::Result<std::vector<uint32_t>> Session::SearchUidRange(uint32_t lo, uint32_
   if (lo == 0 || hi < lo) return std::vector<uint32_t>();
   BeginCommand("UID SEARCH UID " + std::to_string(lo) + ":" + std::to_string(hi));
   return RunSearch(
-      imap_, mailimap_search_key_new_uid(mailimap_set_new_interval(lo, hi)), lo,
+      imap_.get(), mailimap_search_key_new_uid(mailimap_set_new_interval(lo, hi)), lo,
       [this](int r) { return CommandError("uid_search", r); }, hi);
 }
 
@@ -302,7 +297,7 @@ util::Result<std::vector<uint32_t>> Session::SearchUnseen() {
       MAILIMAP_SEARCH_KEY_UNSEEN, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
       nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, nullptr, nullptr, nullptr, nullptr, nullptr,
       nullptr, 0, nullptr, nullptr, nullptr);
-  return RunSearch(imap_, key, 1, [this](int r) { return CommandError("uid_search", r); });
+  return RunSearch(imap_.get(), key, 1, [this](int r) { return CommandError("uid_search", r); });
 }
 
 namespace {
@@ -395,7 +390,7 @@ util::Result<std::vector<MessageMeta>> Session::FetchMetaItems(const std::vector
       type.get(), mailimap_fetch_att_new_body_peek_section(mailimap_section_new_header()));
 
   clist* raw = nullptr;
-  int r = mailimap_uid_fetch(imap_, set.get(), type.get(), &raw);
+  int r = mailimap_uid_fetch(imap_.get(), set.get(), type.get(), &raw);
   FetchResultPtr result(raw);
   if (r != MAILIMAP_NO_ERROR) return CommandError("uid_fetch", r);
 
@@ -470,7 +465,7 @@ util::Result<std::string> FetchOneSection(mailimap* imap, uint32_t uid, mailimap
 
 util::Result<std::string> Session::FetchSection(uint32_t uid, const std::string& section) {
   BeginCommand("UID FETCH " + std::to_string(uid) + " (BODY.PEEK[" + section + "])");
-  return FetchOneSection(imap_, uid, mailimap_fetch_att_new_body_peek_section(SectionFor(section, false)),
+  return FetchOneSection(imap_.get(), uid, mailimap_fetch_att_new_body_peek_section(SectionFor(section, false)),
                          std::nullopt, [this](int r) { return CommandError("uid_fetch", r); });
 }
 
@@ -480,13 +475,13 @@ util::Result<std::string> Session::FetchSectionPart(uint32_t uid, const std::str
                    std::to_string(length) + ">)",
                Budget{uint64_t{length} + SessionOptions::kPartialSlack, SessionOptions::kPartialSlack});
   return FetchOneSection(
-      imap_, uid, mailimap_fetch_att_new_body_peek_section_partial(SectionFor(section, false), offset, length),
+      imap_.get(), uid, mailimap_fetch_att_new_body_peek_section_partial(SectionFor(section, false), offset, length),
       length, [this](int r) { return CommandError("uid_fetch", r); });
 }
 
 util::Result<std::string> Session::FetchMimeHeaders(uint32_t uid, const std::string& section) {
   BeginCommand("UID FETCH " + std::to_string(uid) + " (BODY.PEEK[" + section + ".MIME])");
-  return FetchOneSection(imap_, uid, mailimap_fetch_att_new_body_peek_section(SectionFor(section, true)),
+  return FetchOneSection(imap_.get(), uid, mailimap_fetch_att_new_body_peek_section(SectionFor(section, true)),
                          std::nullopt, [this](int r) { return CommandError("uid_fetch", r); });
 }
 
@@ -499,7 +494,7 @@ util::Result<std::string> Session::RawCommand(const std::string& what, const std
       mailstream_flush(imap_->imap_stream) < 0)
     return CommandError(what, MAILIMAP_ERROR_STREAM);
   for (int lines = 0; lines < 10000; ++lines) {
-    char* raw = mailimap_read_line(imap_);
+    char* raw = mailimap_read_line(imap_.get());
     if (!raw) return CommandError(what, MAILIMAP_ERROR_STREAM);
     std::string line(raw);
     while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
@@ -649,7 +644,7 @@ util::Status Session::AddFlags(uint32_t uid, const std::vector<std::string>& fla
   StoreAttPtr att(mailimap_store_att_flags_new_add_flags_silent(list));
   SetPtr set(mailimap_set_new_single(uid));
   BeginCommand("UID STORE " + std::to_string(uid) + " +FLAGS.SILENT");
-  int r = mailimap_uid_store(imap_, set.get(), att.get());
+  int r = mailimap_uid_store(imap_.get(), set.get(), att.get());
   if (r == MAILIMAP_NO_ERROR) return util::Ok();
   if (SessionBroken(r)) return CommandError("uid_store", r);
   return Error("imap.store_flags", RetryClass::kNeedsOperator,
@@ -666,29 +661,29 @@ util::Status Session::Move(uint32_t uid, const std::string& folder) {
                      ServerText() + "\" (does the folder exist? create it or fix on_delivered.move_to)");
   };
   if (HasCapability("MOVE")) {
-    int r = mailimap_uid_move(imap_, set.get(), folder.c_str());
+    int r = mailimap_uid_move(imap_.get(), set.get(), folder.c_str());
     if (r == MAILIMAP_NO_ERROR) return util::Ok();
     if (SessionBroken(r)) return CommandError("uid_move", r);
     return refused("MOVE");
   }
-  int r = mailimap_uid_copy(imap_, set.get(), folder.c_str());
+  int r = mailimap_uid_copy(imap_.get(), set.get(), folder.c_str());
   if (r != MAILIMAP_NO_ERROR) return SessionBroken(r) ? CommandError("uid_copy", r) : refused("COPY");
   if (auto s = AddFlags(uid, {"\\Deleted"}); !s.ok()) return s;
-  if (mailimap_has_uidplus(imap_) != 1) {
+  if (mailimap_has_uidplus(imap_.get()) != 1) {
     util::Log(util::Area::kImap).warn("imap.move_without_uidplus uid={} note=\"copied and flagged \\Deleted; not "
                                "expunged, since plain EXPUNGE would remove other deleted messages\"",
                                uid);
     return util::Ok();
   }
   BeginCommand("UID EXPUNGE " + std::to_string(uid));
-  r = mailimap_uid_expunge(imap_, set.get());
+  r = mailimap_uid_expunge(imap_.get(), set.get());
   if (r != MAILIMAP_NO_ERROR) return SessionBroken(r) ? CommandError("uid_expunge", r) : refused("UID EXPUNGE");
   return util::Ok();
 }
 
 util::Status Session::Noop() {
   BeginCommand("NOOP");
-  int r = mailimap_noop(imap_);
+  int r = mailimap_noop(imap_.get());
   if (r != MAILIMAP_NO_ERROR) return CommandError("noop", r);
   return util::Ok();
 }
@@ -712,7 +707,7 @@ util::Result<IdleWake> Session::Idle(std::chrono::milliseconds max_wait, int wak
   // stop is seen by the poll below instead (the fd stays readable), and the
   // command timeout still bounds a server that never answers.
   if (imap_->imap_stream) SetInterruptFd(imap_->imap_stream, -1);
-  int r = mailimap_idle(imap_);
+  int r = mailimap_idle(imap_.get());
   if (imap_->imap_stream) SetInterruptFd(imap_->imap_stream, stop_fd);
   if (r != MAILIMAP_NO_ERROR) return CommandError("idle", r);
 
@@ -721,7 +716,7 @@ util::Result<IdleWake> Session::Idle(std::chrono::milliseconds max_wait, int wak
   if (imap_->imap_stream->read_buffer_len > 0 || HasPendingTlsData(imap_->imap_stream)) {
     wake = IdleWake::kActivity;
   } else {
-    pollfd fds[3] = {{mailimap_idle_get_fd(imap_), POLLIN, 0}, {stop_fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    pollfd fds[3] = {{mailimap_idle_get_fd(imap_.get()), POLLIN, 0}, {stop_fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
     auto deadline = std::chrono::steady_clock::now() + max_wait;
     for (;;) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
@@ -746,7 +741,7 @@ util::Result<IdleWake> Session::Idle(std::chrono::milliseconds max_wait, int wak
     SetInterruptFd(imap_->imap_stream, -1);
     SetStreamTimeout(imap_->imap_stream, std::chrono::milliseconds(2000));
   }
-  r = mailimap_idle_done(imap_);
+  r = mailimap_idle_done(imap_.get());
   if (r != MAILIMAP_NO_ERROR) return CommandError("idle_done", r);
   return wake;
 }
@@ -756,7 +751,7 @@ void Session::Logout() {
   SetInterruptFd(imap_->imap_stream, -1);
   SetStreamTimeout(imap_->imap_stream, std::chrono::milliseconds(2000));
   BeginCommand("LOGOUT");
-  mailimap_logout(imap_);
+  mailimap_logout(imap_.get());
   if (imap_->imap_stream) {
     mailstream_close(imap_->imap_stream);
     imap_->imap_stream = nullptr;

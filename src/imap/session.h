@@ -25,6 +25,12 @@ struct mailimap;  // libetpan's session; kept out of users' sight
 
 namespace mailhook::imap {
 
+/// Closes a session's stream, then frees the session (mailimap_free alone
+/// would send LOGOUT and wait a full timeout on a dead peer).
+struct ImapCloser {
+  void operator()(mailimap* imap) const;
+};
+
 /// Everything needed to open a session for one account.
 struct SessionOptions {
   std::string host;
@@ -191,7 +197,7 @@ class Session : public Mailbox {
   /// (e.g. "passed") the budget.
   util::Error TooLargeError(const std::string& why) const;
 
-  mailimap* imap_;
+  std::unique_ptr<mailimap, ImapCloser> imap_;
   SessionOptions options_;
   uint32_t raw_tag_ = 0;  // for RawCommand
   std::string command_;   // what BeginCommand named, for errors

@@ -298,7 +298,7 @@ util::Status SetPeerName(SSL* ssl, int fd, const TlsOptions& options) {
 
 }  // namespace
 
-util::Result<mailstream*> OpenPlainStream(const std::string& host, uint16_t port,
+util::Result<StreamPtr> OpenPlainStream(const std::string& host, uint16_t port,
                                           std::chrono::milliseconds timeout, int stop_fd) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -369,7 +369,7 @@ util::Result<mailstream*> OpenPlainStream(const std::string& host, uint16_t port
       mailstream_low_free(low);
       return Error("imap.oom", RetryClass::kBackoff, "out of memory creating a stream");
     }
-    return stream;
+    return StreamPtr(stream);
   }
   return Error("imap.connect", RetryClass::kBackoff,
                "cannot connect to " + host + ":" + port_str + ": " + last_error +

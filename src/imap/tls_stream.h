@@ -14,6 +14,8 @@
 
 #include <libetpan/libetpan.h>
 
+#include "imap/etpan_ptr.h"
+
 #include "imap/nesting_scanner.h"
 #include "util/result.h"
 
@@ -30,8 +32,9 @@ struct TlsOptions {
 /// `timeout`, TCP keepalive + TCP_USER_TIMEOUT so a dead path is noticed) and
 /// wraps it as a plain (not yet encrypted) libetpan stream. `stop_fd` becomes
 /// readable when the caller wants every blocking operation to end (-1: none).
-/// The returned stream is owned by the caller (mailstream_close frees it).
-util::Result<mailstream*> OpenPlainStream(const std::string& host, uint16_t port,
+/// The returned stream is owned by the caller until it hands it to
+/// mailimap_connect (release() it there).
+util::Result<StreamPtr> OpenPlainStream(const std::string& host, uint16_t port,
                                           std::chrono::milliseconds timeout, int stop_fd);
 
 /// Performs the TLS handshake on a stream from OpenPlainStream (implicit TLS

@@ -26,12 +26,12 @@ class BatchCommitterTest : public ::testing::Test {
     return item;
   }
   std::optional<Watermark> StoredMark() {
-    auto m = store_->GetWatermark("acct", "INBOX");
+    auto m = store_->watermarks().Get("acct", "INBOX");
     EXPECT_TRUE(m.ok());
     return m.ok() ? *m : std::nullopt;
   }
   int64_t Pending() {
-    auto n = store_->PendingCount();
+    auto n = store_->outbox().PendingCount();
     EXPECT_TRUE(n.ok());
     return n.ok() ? *n : -1;
   }

@@ -26,11 +26,11 @@ class DeadLettersCommandTest : public ::testing::Test {
       items.push_back({"evt_" + std::to_string(uid), "webhook:tickets", "acct", "INBOX", 7, uid, "{}", {}});
     }
     ASSERT_TRUE(store_->CommitMessages("acct", "INBOX", store::Watermark{7, 13}, items).ok());
-    auto due = store_->ClaimDue(store::Clock::now() + std::chrono::hours(1), 10);
+    auto due = store_->outbox().ClaimDue(store::Clock::now() + std::chrono::hours(1), 10);
     ASSERT_TRUE(due.ok());
     ASSERT_EQ(due->size(), 3u);
     for (const auto& d : *due) {
-      ASSERT_TRUE(store_->MoveToDeadLetters(d.id, 5, "HTTP 410 from the receiver").ok());
+      ASSERT_TRUE(store_->outbox().MoveToDeadLetters(d.id, 5, "HTTP 410 from the receiver").ok());
       ids_.push_back(d.id);
     }
   }
@@ -38,8 +38,8 @@ class DeadLettersCommandTest : public ::testing::Test {
     out_.str("");
     return RunDeadLettersCommand(config_, action, ids, out_);
   }
-  int64_t Dead() { return *store_->DeadLetterCount(); }
-  int64_t Pending() { return *store_->PendingCount(); }
+  int64_t Dead() { return *store_->dead_letters().Count(); }
+  int64_t Pending() { return *store_->outbox().PendingCount(); }
 
   TempDir dir_;
   config::Config config_;

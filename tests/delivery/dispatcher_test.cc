@@ -230,9 +230,9 @@ TEST(DispatcherTest, ServerErrorsThenSuccessDeliversOnceWithOneWebhookId) {
 
   auto store = OpenStore(dir.path());
   ASSERT_TRUE(store);
-  EXPECT_EQ(*store->PendingCount(), 0);
-  EXPECT_EQ(*store->DeadLetterCount(), 0);
-  EXPECT_TRUE(*store->AllDelivered("evt_test_1"));
+  EXPECT_EQ(*store->outbox().PendingCount(), 0);
+  EXPECT_EQ(*store->dead_letters().Count(), 0);
+  EXPECT_TRUE(*store->outbox().AllDelivered("evt_test_1"));
 }
 
 TEST(DispatcherTest, RetryAfterIsHonoured) {
@@ -276,7 +276,7 @@ TEST(DispatcherTest, ClientErrorGoesToDeadLettersAndReplayDelivers) {
 
   auto store = OpenStore(dir.path());  // a second connection, as `mailhook deadletters` uses
   ASSERT_TRUE(store);
-  auto dead = store->ListDeadLetters();
+  auto dead = store->dead_letters().List();
   ASSERT_TRUE(dead.ok());
   ASSERT_EQ(dead->size(), 1u);
   EXPECT_EQ((*dead)[0].item.event_id, "evt_test_1");
@@ -284,12 +284,12 @@ TEST(DispatcherTest, ClientErrorGoesToDeadLettersAndReplayDelivers) {
   EXPECT_NE((*dead)[0].last_error.find("HTTP 400"), std::string::npos);
   EXPECT_EQ(receiver.seen().size(), 1u);  // no retry of a permanent failure
 
-  ASSERT_EQ(*store->ReplayAllDeadLetters(), 1);
+  ASSERT_EQ(*store->dead_letters().ReplayAll(), 1);
   dispatcher.Wake();
   ASSERT_TRUE(reports.WaitFor(OutcomeKind::kSuccess));
   dispatcher.Stop();
-  EXPECT_EQ(*store->DeadLetterCount(), 0);
-  EXPECT_EQ(*store->PendingCount(), 0);
+  EXPECT_EQ(*store->dead_letters().Count(), 0);
+  EXPECT_EQ(*store->outbox().PendingCount(), 0);
   EXPECT_EQ(tickets.success.Value(), 1);
   EXPECT_EQ(tickets.dead.Value(), 1);  // a counter: the replay does not undo it
   EXPECT_EQ(metrics.deadletters.Value(), 0);
@@ -367,11 +367,11 @@ TEST(DispatcherTest, StopAbandonsInFlightRequestAndKeepsTheRow) {
   EXPECT_TRUE(reports.all().empty());
   auto store = OpenStore(dir.path());
   ASSERT_TRUE(store);
-  auto pending = store->ListPending();
+  auto pending = store->outbox().ListPending();
   ASSERT_TRUE(pending.ok());
   ASSERT_EQ(pending->size(), 1u);
   EXPECT_EQ((*pending)[0].attempts, 0);
-  EXPECT_EQ(store->ClaimDue(Clock::now(), 1)->size(), 1u);  // lease released
+  EXPECT_EQ(store->outbox().ClaimDue(Clock::now(), 1)->size(), 1u);  // lease released
 }
 
 TEST(DispatcherTest, UnknownTargetGoesToDeadLetters) {
@@ -504,7 +504,7 @@ TEST(DispatcherTest, HangingTargetDoesNotStarveAnotherAndKeepsToItsConcurrency) 
   EXPECT_LT(std::chrono::steady_clock::now() - stop_start, 3s);
   auto store = OpenStore(dir.path());
   ASSERT_TRUE(store);
-  auto pending = store->ListPending();
+  auto pending = store->outbox().ListPending();
   ASSERT_TRUE(pending.ok());
   EXPECT_EQ(pending->size(), 10u);  // the slow target's rows are kept, unattempted
   for (const auto& row : *pending) EXPECT_EQ(row.attempts, 0);

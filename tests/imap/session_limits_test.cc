@@ -473,8 +473,7 @@ TEST(SessionLimitsTest, HostNameOpenSslRefusesIsAnError) {
   auto stream = OpenPlainStream("127.0.0.1", static_cast<uint16_t>(server.port()), std::chrono::milliseconds(500), -1);
   ASSERT_TRUE(stream.ok());
   // SNI names are at most 255 bytes (RFC 6066 §3).
-  auto s = StartTls(*stream, TlsOptions{std::string(300, 'a'), std::nullopt, true});
-  mailstream_close(*stream);
+  auto s = StartTls(stream->get(), TlsOptions{std::string(300, 'a'), std::nullopt, true});
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code(), "tls.host_name") << s.error().message();
 }

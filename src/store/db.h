@@ -1,0 +1,76 @@
+#pragma once
+/// Db: one open SQLite connection to <state_dir>/mailhook.db and the one
+/// write path over it (InTransaction). The table classes (Watermarks,
+/// Attempts, Outbox, DeadLetters, PostActions, Bodies) each hold a Db& and
+/// keep their own SQL; a second backend replaces Db and those classes.
+///
+/// Not thread-safe: one Db per thread (see Store). The sqlite3 handle is
+/// owned here and closed when the Db is destroyed.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "util/result.h"
+
+struct sqlite3;
+
+namespace mailhook::store {
+
+/// The SQLite library's version ("SQLite 3.40.1"), for `mailhook version`.
+std::string SqliteVersion();
+
+/// Closes a connection (sqlite3_close); lets unique_ptr own a sqlite3*.
+struct SqliteCloser {
+  void operator()(sqlite3* db) const;
+};
+using SqlitePtr = std::unique_ptr<sqlite3, SqliteCloser>;
+
+/// An open connection, configured (WAL, synchronous=FULL, busy timeout).
+class Db {
+ public:
+  /// Opens (creating when missing) the database file at `path`; `path` must be
+  /// in a writable directory. Does not migrate the schema (see Migrate).
+  static util::Result<std::unique_ptr<Db>> Open(const std::string& path);
+
+  Db(const Db&) = delete;
+  Db& operator=(const Db&) = delete;
+
+  /// The database file's path, for messages.
+  const std::string& path() const { return path_; }
+  /// The connection, for the table classes' statements (src/store only).
+  sqlite3* handle() const { return db_.get(); }
+
+  /// Runs fn inside BEGIN IMMEDIATE ... COMMIT; rolls back when fn or the
+  /// commit fails, so a failed write changes nothing. Every write goes
+  /// through here. Nested calls join the outer transaction.
+  util::Status InTransaction(const std::function<util::Status()>& fn);
+
+  /// Runs SQL without results (DDL, PRAGMA).
+  util::Status Exec(const char* sql);
+  /// The last failure on this connection as an Error naming `what`, the
+  /// file and the fix (disk full, read-only, busy, corrupt).
+  util::Error SqlError(const std::string& what) const;
+  /// Rows changed by the last statement; the id of the last inserted row.
+  int64_t Changes() const;
+  int64_t LastInsertId() const;
+
+  /// Test-only fault injection: called at named points inside write
+  /// transactions ("transaction.before_commit", and those of Store).
+  void SetFaultHookForTesting(std::function<void(std::string_view point)> hook) { fault_hook_ = std::move(hook); }
+  void Fault(std::string_view point) const {
+    if (fault_hook_) fault_hook_(point);
+  }
+
+ private:
+  Db(SqlitePtr db, std::string path) : db_(std::move(db)), path_(std::move(path)) {}
+  util::Status Configure();
+
+  SqlitePtr db_;
+  std::string path_;
+  bool in_transaction_ = false;
+  std::function<void(std::string_view)> fault_hook_;
+};
+
+}  // namespace mailhook::store

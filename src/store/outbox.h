@@ -1,0 +1,70 @@
+#pragma once
+/// Outbox: one row per event and target still to deliver, with its lease
+/// (who is delivering it now), its retry schedule, and the delivered markers
+/// that keep a replayed commit from sending an event twice.
+///
+/// Leases make several connections (the dispatcher's workers, another
+/// process) safe: a claimed row is not claimed again until its lease ends.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "store/bodies.h"
+#include "store/db.h"
+#include "store/rows.h"
+#include "util/result.h"
+
+namespace mailhook::store {
+
+/// The `outbox` and `delivered` tables.
+class Outbox {
+ public:
+  Outbox(Db& db, Bodies& bodies) : db_(db), bodies_(bodies) {}
+
+  /// Inserts every item, due now. An (event_id, target) already in the
+  /// outbox, the dead letters or delivered recently is skipped, so a replay
+  /// after a crash creates no second row. Joins an open transaction (see
+  /// Store::CommitMessages, which adds the watermark to it).
+  util::Status Add(const std::vector<OutboxItem>& items);
+
+  /// Claims up to `limit` rows due at `now` (oldest first) that no one else holds:
+  /// each claimed row gets a lease until now+lease, so another connection (thread
+  /// or process) will not claim it meanwhile. Finish a claim with MarkDelivered,
+  /// ScheduleRetry, MoveToDeadLetters or ReleaseLease. Rows whose target is in
+  /// `skip_targets` are left alone (targets at their concurrency limit).
+  util::Result<std::vector<Delivery>> ClaimDue(TimePoint now, int limit,
+                                               std::chrono::milliseconds lease = std::chrono::minutes(15),
+                                               const std::vector<std::string>& skip_targets = {});
+  /// Deletes a delivered row and remembers (event_id, target) for deduplication.
+  util::Status MarkDelivered(int64_t id);
+  /// Records a failed attempt; the row becomes due again at next_attempt_at.
+  util::Status ScheduleRetry(int64_t id, int attempts, TimePoint next_attempt_at, const std::string& last_error);
+  /// Moves a row to the dead letters (keeping its id and payload).
+  util::Status MoveToDeadLetters(int64_t id, int attempts, const std::string& last_error);
+  /// Gives a claimed row back without counting an attempt (shutdown mid-delivery).
+  util::Status ReleaseLease(int64_t id);
+  /// Gives back every lease (daemon start-up: leases of a crashed run are stale).
+  util::Status ReleaseAllLeases();
+  /// When the next row becomes claimable (due and not leased); nullopt when empty.
+  /// Rows whose target is in `skip_targets` are not considered.
+  util::Result<std::optional<TimePoint>> NextDueAt(const std::vector<std::string>& skip_targets = {});
+  util::Result<int64_t> PendingCount();
+  /// The outbox rows with their payloads (for tests and inspection), oldest first.
+  util::Result<std::vector<Delivery>> ListPending();
+  /// True when no outbox row and no dead letter exists for the event: every
+  /// target it was sent to succeeded (used for post-actions).
+  util::Result<bool> AllDelivered(const std::string& event_id);
+  /// Forgets delivered markers older than `before` (past the dedupe window).
+  util::Status PruneDelivered(TimePoint before);
+
+ private:
+  util::Result<std::vector<Delivery>> SelectDue(TimePoint now, int limit, const std::vector<std::string>& skip_targets);
+
+  Db& db_;
+  Bodies& bodies_;
+};
+
+}  // namespace mailhook::store

@@ -1,0 +1,122 @@
+#include "store/schema.h"
+
+#include <iterator>
+#include <string>
+
+#include "store/statement.h"
+
+namespace mailhook::store {
+namespace {
+
+// Bump when the schema changes and add a step to kMigrations.
+constexpr int kSchemaVersion = 4;
+
+// The schema, one step per version: step N takes version N-1 to N. A flat
+// table of DDL; to change the schema, append a step and bump kSchemaVersion.
+constexpr const char* kMigrations[] = {
+    // v1: Times are milliseconds since the Unix epoch (UTC).
+    R"sql(
+        CREATE TABLE IF NOT EXISTS watermarks (
+          account TEXT NOT NULL, folder TEXT NOT NULL,
+          uidvalidity INTEGER NOT NULL, last_uid INTEGER NOT NULL,
+          updated_at INTEGER NOT NULL,
+          PRIMARY KEY (account, folder));
+        CREATE TABLE IF NOT EXISTS outbox (
+          id INTEGER PRIMARY KEY AUTOINCREMENT,
+          event_id TEXT NOT NULL, target TEXT NOT NULL,
+          account TEXT NOT NULL, folder TEXT NOT NULL,
+          uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL,
+          payload TEXT NOT NULL,
+          attempts INTEGER NOT NULL DEFAULT 0,
+          created_at INTEGER NOT NULL,
+          next_attempt_at INTEGER NOT NULL,
+          lease_until INTEGER NOT NULL DEFAULT 0,
+          last_error TEXT NOT NULL DEFAULT '',
+          UNIQUE (event_id, target));
+        CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_attempt_at, id);
+        CREATE TABLE IF NOT EXISTS dead_letters (
+          id INTEGER PRIMARY KEY,
+          event_id TEXT NOT NULL, target TEXT NOT NULL,
+          account TEXT NOT NULL, folder TEXT NOT NULL,
+          uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL,
+          payload TEXT NOT NULL,
+          attempts INTEGER NOT NULL,
+          created_at INTEGER NOT NULL,
+          failed_at INTEGER NOT NULL,
+          last_error TEXT NOT NULL,
+          UNIQUE (event_id, target));
+        CREATE TABLE IF NOT EXISTS delivered (
+          event_id TEXT NOT NULL, target TEXT NOT NULL,
+          delivered_at INTEGER NOT NULL,
+          PRIMARY KEY (event_id, target));
+        CREATE INDEX IF NOT EXISTS delivered_at ON delivered (delivered_at);
+      )sql",
+    // v2: post-actions (on_delivered) waiting for every target of an event.
+    R"sql(
+        CREATE TABLE IF NOT EXISTS post_actions (
+          event_id TEXT PRIMARY KEY,
+          account TEXT NOT NULL, folder TEXT NOT NULL,
+          uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL,
+          created_at INTEGER NOT NULL);
+        CREATE INDEX IF NOT EXISTS post_actions_folder ON post_actions (account, folder);
+      )sql",
+    // v3: large payloads (events with attachment contents) live in their
+    // own table, keyed by the outbox id, which a dead letter keeps: a lease
+    // or retry UPDATE of an outbox row then never rewrites (and holds in
+    // memory) the payload, and moving to and from the dead letters never
+    // copies it. Written and read in pieces; the row's `payload` is ''.
+    // The body is the last column, so SQLite reserves it as a zeroblob
+    // without building it in memory.
+    R"sql(
+        CREATE TABLE IF NOT EXISTS bodies (id INTEGER PRIMARY KEY, body BLOB NOT NULL);
+      )sql",
+    // v4: extraction attempts per message, so a message that fails every
+    // time (a poison message) is counted across sessions and crashes and
+    // becomes message.unprocessable after limits.max_attempts.
+    R"sql(
+        CREATE TABLE IF NOT EXISTS attempts (
+          account TEXT NOT NULL, folder TEXT NOT NULL,
+          uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL,
+          count INTEGER NOT NULL, last_code TEXT NOT NULL DEFAULT '',
+          last_error TEXT NOT NULL DEFAULT '', updated_at INTEGER NOT NULL,
+          PRIMARY KEY (account, folder, uid));
+      )sql",
+};
+static_assert(std::size(kMigrations) == kSchemaVersion);
+
+util::Result<int64_t> UserVersion(Db& db) {
+  // Scoped by the caller: a live statement holds a read transaction, and
+  // upgrading that to a write fails with SQLITE_BUSY without waiting on the
+  // busy timeout.
+  Stmt v(db.handle(), "PRAGMA user_version");
+  if (!v.Step()) return db.SqlError("reading schema version");
+  return v.Int(0);
+}
+
+}  // namespace
+
+util::Status Migrate(Db& db) {
+  auto version = UserVersion(db);
+  if (!version.ok()) return version.error();
+  if (*version > kSchemaVersion) {
+    return util::Error("store.schema", util::RetryClass::kNeedsOperator,
+                       db.path() + " has schema version " + std::to_string(*version) +
+                           ", newer than this mailhook understands (" + std::to_string(kSchemaVersion) +
+                           "); run a newer mailhook");
+  }
+  if (*version == kSchemaVersion) return util::Ok();
+  return db.InTransaction([&]() -> util::Status {
+    // Again, now under the write lock: another process or thread opening
+    // the same file may have migrated meanwhile (a step need not be
+    // idempotent).
+    auto now = UserVersion(db);
+    if (!now.ok()) return now.error();
+    if (*now >= kSchemaVersion) return util::Ok();
+    for (int64_t step = *now; step < kSchemaVersion; ++step) {
+      if (auto s = db.Exec(kMigrations[step]); !s) return s;
+    }
+    return db.Exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
+  });
+}
+
+}  // namespace mailhook::store

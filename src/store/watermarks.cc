@@ -1,0 +1,31 @@
+#include "store/watermarks.h"
+
+#include "store/statement.h"
+
+namespace mailhook::store {
+
+util::Result<std::optional<Watermark>> Watermarks::Get(const std::string& account, const std::string& folder) {
+  Stmt s(db_.handle(), "SELECT uidvalidity, last_uid FROM watermarks WHERE account=? AND folder=?");
+  s.Bind(1, account).Bind(2, folder);
+  if (s.Step()) {
+    return std::optional<Watermark>(Watermark{static_cast<uint32_t>(s.Int(0)), static_cast<uint32_t>(s.Int(1))});
+  }
+  if (!s.ok()) return db_.SqlError("reading watermark");
+  return std::optional<Watermark>();
+}
+
+util::Status Watermarks::Set(const std::string& account, const std::string& folder, Watermark mark) {
+  return db_.InTransaction([&]() -> util::Status {
+    Stmt s(db_.handle(),
+           "INSERT INTO watermarks (account, folder, uidvalidity, last_uid, updated_at) "
+           "VALUES (?,?,?,?,?) ON CONFLICT (account, folder) DO UPDATE SET "
+           "uidvalidity=excluded.uidvalidity, last_uid=excluded.last_uid, "
+           "updated_at=excluded.updated_at");
+    s.Bind(1, account).Bind(2, folder).Bind(3, mark.uidvalidity).Bind(4, mark.last_uid);
+    s.Bind(5, ToMs(Clock::now()));
+    if (!s.Run()) return db_.SqlError("writing watermark");
+    return util::Ok();
+  });
+}
+
+}  // namespace mailhook::store

@@ -1,0 +1,30 @@
+cmake_minimum_required(VERSION 3.25)
+# fence.includes: see CMakeLists.txt. SRC is the source tree's src/.
+# Each rule: the area that may include them, then a regex of includes.
+set(rules
+  "imap|#include[ \t]*[<\"](libetpan/|imap/bodystructure\\.h|imap/tls_stream\\.h|imap/etpan_ptr\\.h)"
+  "store|#include[ \t]*[<\"](sqlite3\\.h|store/statement\\.h|store/row_mapper\\.h)"
+  "delivery|#include[ \t]*[<\"]httplib\\.h")
+file(GLOB_RECURSE files RELATIVE ${SRC} ${SRC}/*.h ${SRC}/*.cc)
+set(failures "")
+foreach(file IN LISTS files)
+  file(STRINGS ${SRC}/${file} lines REGEX "^[ \t]*#include")
+  foreach(rule IN LISTS rules)
+    string(FIND "${rule}" "|" bar)
+    string(SUBSTRING "${rule}" 0 ${bar} area)
+    math(EXPR from "${bar} + 1")
+    string(SUBSTRING "${rule}" ${from} -1 regex)
+    if(file MATCHES "^${area}/")
+      continue()
+    endif()
+    foreach(line IN LISTS lines)
+      if(line MATCHES "${regex}")
+        string(APPEND failures "  src/${file}: ${line} (only src/${area}/ may; ask it through a function of its own)\n")
+      endif()
+    endforeach()
+  endforeach()
+endforeach()
+if(failures)
+  message(FATAL_ERROR "the include fence leaks:\n${failures}")
+endif()
+message(STATUS "fence.includes: heavy libraries' headers stay in their areas")

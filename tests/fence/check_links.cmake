@@ -1,0 +1,23 @@
+cmake_minimum_required(VERSION 3.25)
+# fence.links: see CMakeLists.txt. LINKS_FILE holds each area library's
+# LINK_LIBRARIES and INTERFACE_LINK_LIBRARIES as configured.
+include(${LINKS_FILE})
+set(failures "")
+foreach(pair IN LISTS FENCE_OWNERS)
+  string(REPLACE "=" ";" pair "${pair}")
+  list(GET pair 0 heavy)
+  list(GET pair 1 owner)
+  foreach(area IN LISTS FENCE_AREAS)
+    if(NOT area STREQUAL owner AND "${heavy}" IN_LIST LINKS_${area})
+      string(APPEND failures "  ${area} links ${heavy}, which only ${owner} may link; ask ${owner} for what you need\n")
+    endif()
+    # A static library's PRIVATE dependency appears as $<LINK_ONLY:x>: linked, not exported.
+    if("${heavy}" IN_LIST IFACE_${area})
+      string(APPEND failures "  ${area} exports ${heavy} (PUBLIC or INTERFACE); link it PRIVATE\n")
+    endif()
+  endforeach()
+endforeach()
+if(failures)
+  message(FATAL_ERROR "the CMake fence leaks:\n${failures}")
+endif()
+message(STATUS "fence.links: every heavy library is linked by its owner only, and PRIVATE")
