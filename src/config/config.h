@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "config/folder_selector.h"
 #include "util/secret.h"
 
 namespace mailhook::config {
@@ -70,7 +71,7 @@ struct Account {
 /// Which events a target receives. Empty lists match everything.
 struct Match {
   std::vector<std::string> accounts;
-  std::vector<std::string> folders;
+  std::vector<FolderSelector> folders;  // names or `*`/`?` patterns (folder_selector.h)
   std::vector<std::string> from;     // glob patterns on the sender address (issue 4)
   std::vector<std::string> subject;  // glob patterns on the subject (issue 4)
 };

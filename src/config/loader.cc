@@ -119,8 +119,6 @@ std::optional<uint64_t> ParseUInt(std::string_view s) {
   return v;
 }
 
-bool HasGlob(std::string_view s) { return s.find_first_of("*?[") != std::string_view::npos; }
-
 /// RFC 9110 §5.1: a field name is a token.
 bool ValidHeaderName(std::string_view s) {
   static constexpr std::string_view kTchar = "!#$%&'*+-.^_`|~";
@@ -733,23 +731,29 @@ class Loader {
     }
     if (auto folders = ListNodes(node, "folders", where, "[INBOX]")) {
       for (const auto& [folder, fnode] : *folders) {
-        bool watched = HasGlob(folder);
+        if (folder.empty()) {
+          Fail(fnode, "a folder in " + where + " is empty; write e.g. INBOX or \"Support/*\"");
+          continue;
+        }
+        FolderSelector selector(folder);
+        // The router's own rule decides, so a pattern that passes here selects
+        // at least one folder at run time.
+        bool watched = false;
         for (const auto& a : cfg.accounts) {
           bool account_matches = match.accounts.empty() ||
                                  std::find(match.accounts.begin(), match.accounts.end(), a.name) !=
                                      match.accounts.end();
-          if (account_matches &&
-              std::find(a.folders.begin(), a.folders.end(), folder) != a.folders.end()) {
-            watched = true;
-          }
+          for (const auto& f : a.folders) watched = watched || (account_matches && selector.Matches(f));
         }
         // Only judged against accounts that loaded cleanly, to avoid a cascade.
         if (!watched && accounts_ok_) {
-          Fail(fnode, "folder " + Q(folder) + " in " + where +
-                          " is not watched by any matching account, so nothing would match; add "
-                          "it to the account's folders or fix the spelling");
+          Fail(fnode, std::string(selector.is_glob() ? "folder pattern " : "folder ") + Q(folder) +
+                          " in " + where +
+                          " matches no folder watched by a matching account, so nothing would match; "
+                          "add the folder to the account's folders or fix the spelling "
+                          "(patterns: * any characters, ? one character)");
         }
-        match.folders.push_back(folder);
+        match.folders.push_back(std::move(selector));
       }
     }
     if (auto from = List(node, "from", where, "[\"*@example.com\"]")) match.from = *from;

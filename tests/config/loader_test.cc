@@ -553,10 +553,27 @@ TEST(LoaderTargetTest, MatchMustNameKnownAccountsAndWatchedFolders) {
   auto r = Load(Valid() + "    match: { accounts: [suport], folders: [Spam] }\n");
   EXPECT_TRUE(HasError(r, 9, 25, "account \"suport\" in match of webhook \"tickets\" is not defined"))
       << Dump(r);
-  auto folder = Load(Valid() + "    match: { folders: [Spam, \"Support/*\"] }\n");
-  ASSERT_EQ(folder.errors.size(), 1u) << Dump(folder);
-  EXPECT_TRUE(HasError(folder, 9, 24, "folder \"Spam\" in match of webhook \"tickets\" is not watched"))
+  auto folder = Load(Valid() + "    match: { folders: [Spam, \"Support/*\", inbox, \"INB?X\"] }\n");
+  ASSERT_EQ(folder.errors.size(), 2u) << Dump(folder);
+  EXPECT_TRUE(HasError(folder, 9, 24,
+                       "folder \"Spam\" in match of webhook \"tickets\" matches no folder watched"))
       << Dump(folder);
+  // A pattern is judged by the router's rule: this one selects nothing watched.
+  EXPECT_TRUE(HasError(folder, 9, 30, "folder pattern \"Support/*\" in match of webhook"))
+      << Dump(folder);
+}
+
+TEST(LoaderTargetTest, MatchFolderPatternsAreParsedForTheRouter) {
+  auto r = Load(std::string(kAccount) + "    folders: [INBOX, Support/Tier1]\n" + kWebhook +
+                "    match: { folders: [\"Support/*\", inbox] }\n");
+  ASSERT_TRUE(r.config) << Dump(r);
+  const auto& folders = r.config->webhooks[0].match.folders;
+  ASSERT_EQ(folders.size(), 2u);
+  EXPECT_TRUE(folders[0].is_glob());
+  EXPECT_TRUE(folders[0].Matches("Support/Tier1"));
+  EXPECT_FALSE(folders[0].Matches("INBOX"));
+  EXPECT_TRUE(folders[1].Matches("INBOX"));
+  EXPECT_TRUE(folders[1].Matches("Inbox"));
 }
 
 TEST(LoaderTargetTest, HookCommandMustBeAnArgvList) {
