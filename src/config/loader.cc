@@ -20,7 +20,8 @@
 
 #include "config/config.h"
 #include "config/expand.h"
-#include "config/secret_source.h"
+#include "config/reserved_headers.h"
+#include "config/secret_ref.h"
 
 namespace mailhook::config {
 namespace {
@@ -48,11 +49,6 @@ constexpr std::string_view kHookKeys[] = {"name",        "command",        "time
                             "attachments", "max_attachment_bytes", "retry_schedule",
                             "concurrency", "env",         "pass_env"};
 constexpr std::string_view kEnvValueKeys[] = {"file", "command"};
-
-// Headers mailhook sets itself (Standard Webhooks); a user value would break signing.
-const std::set<std::string> kReservedHeaders = {"webhook-id", "webhook-timestamp",
-                                                "webhook-signature", "content-type",
-                                                "content-length", "host"};
 
 std::string Q(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
@@ -134,21 +130,6 @@ bool ValidFlag(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
     return c > 0x20 && c < 0x7f && kAtomSpecials.find(c) == std::string_view::npos;
   });
-}
-
-bool ValidBase64(std::string_view s) {
-  if (s.empty() || s.size() % 4 != 0) return false;
-  size_t pad = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c == '=') {
-      if (i < s.size() - 2) return false;
-      ++pad;
-    } else if (pad > 0 || !(std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/')) {
-      return false;
-    }
-  }
-  return true;
 }
 
 /// Walks one document. Every accessor reports its own errors and returns
@@ -390,35 +371,38 @@ class Loader {
     return p.is_relative() && !base_dir_.empty() ? base_dir_ / p : p;
   }
 
-  std::optional<util::Secret> FromFile(const YAML::Node& node, const std::string& path,
-                                       std::string_view key, const std::string& where) {
-    auto secret = ReadSecretFile(Resolve(path));
-    if (!secret.ok()) {
-      Fail(node, Q(key) + " in " + where + ": " + secret.error().message());
-      return std::nullopt;
-    }
-    return *secret;
+  /// A file secret: the path resolved against the config's directory.
+  SecretRef FileRef(const std::string& path, std::string_view key, const std::string& where) const {
+    return SecretRef::File(Resolve(path)).WithName(Q(key) + " in " + where);
   }
 
-  std::optional<util::Secret> FromCommand(const YAML::Node& node, const std::vector<std::string>& argv,
-                                          std::string_view key, const std::string& where) {
+  /// A command secret; never run here (secret_ref.h says where it runs).
+  std::optional<SecretRef> CommandRef(const YAML::Node& node, const std::vector<std::string>& argv,
+                                      std::string_view key, const std::string& where) {
     if (argv.empty() || argv[0].empty()) {
       Fail(node, Q(key) + " in " + where + " is empty; give the program and its arguments");
       return std::nullopt;
     }
-    auto secret = RunSecretCommand(argv);
-    if (!secret.ok()) {
-      Fail(node, Q(key) + " in " + where + ": " + secret.error().message());
+    return SecretRef::Command(argv).WithName(Q(key) + " in " + where);
+  }
+
+  /// Checks what can be checked without running a command (an inline value,
+  /// a file's content) with the rule every use applies; reports at `at`.
+  std::optional<SecretRef> Checked(const YAML::Node& at, SecretRef ref, SecretRule rule) {
+    ref.WithRule(rule);
+    if (auto st = ref.CheckWithoutRunning(); !st.ok()) {
+      Fail(at, st.error().message());
       return std::nullopt;
     }
-    return *secret;
+    return ref;
   }
 
   /// One secret given as `<base>`, `<base>_file` or `<base>_command`.
   /// `given` tells whether any of the three keys was present.
-  std::optional<util::Secret> SecretValue(const YAML::Node& map, const std::string& base,
-                                          const std::string& where, bool* given,
-                                          std::vector<std::string>* command = nullptr) {
+  std::optional<SecretRef> SecretValue(const YAML::Node& map, const std::string& base,
+                                       const std::string& where, bool* given,
+                                       SecretRule rule = SecretRule::kAny,
+                                       const std::string& prefix = "") {
     const std::string file_key = base + "_file", command_key = base + "_command";
     int count = Present(map[base]) + Present(map[file_key]) + Present(map[command_key]);
     if (given) *given = count > 0;
@@ -435,17 +419,19 @@ class Loader {
         return std::nullopt;
       }
       if (!v) return std::nullopt;
-      return util::Secret(std::move(*v));
+      SecretRef ref = SecretRef(util::Secret(std::move(*v))).WithName(Q(base) + " in " + where);
+      return Checked(map[base], std::move(ref.WithPrefix(prefix)), rule);
     }
     if (Present(map[file_key])) {
       auto path = Str(map, file_key, where);
       if (!path) return std::nullopt;
-      return FromFile(map[file_key], *path, file_key, where);
+      return Checked(map[file_key], std::move(FileRef(*path, file_key, where).WithPrefix(prefix)), rule);
     }
     auto argv = List(map, command_key, where, "[\"pass\", \"show\", \"imap/support\"]");
     if (!argv) return std::nullopt;
-    if (command) *command = *argv;
-    return FromCommand(map[command_key], *argv, command_key, where);
+    auto ref = CommandRef(map[command_key], *argv, command_key, where);
+    if (!ref) return std::nullopt;
+    return Checked(map[command_key], std::move(ref->WithPrefix(prefix)), rule);
   }
 
   // ---- sections ----
@@ -468,14 +454,12 @@ class Loader {
     if (Present(root["http"]) && CheckKeys(root["http"], kHttpKeys, "http")) {
       const YAML::Node http = root["http"];
       if (auto listen = Str(http, "listen", "http")) {
-        size_t colon = listen->rfind(':');
-        std::string host = colon == std::string::npos ? "" : listen->substr(0, colon);
-        if (colon == std::string::npos || host.empty()) {
-          Fail(http["listen"], "\"listen\" in http must be HOST:PORT, e.g. \"0.0.0.0:8025\" or "
-                               "\"127.0.0.1:8025\"");
-        } else if (Port(http["listen"], listen->substr(colon + 1), "port in \"listen\"", "http",
-                        /*allow_zero=*/true)) {  // 0: any free port, logged at start
-          cfg.http_listen = *listen;
+        // Port 0 (any free port, logged at start) is allowed, for tests.
+        auto address = HostPort::Parse(*listen);
+        if (address.ok()) {
+          cfg.http_listen = std::move(address).value();
+        } else {
+          Fail(http["listen"], "\"listen\" in http: " + address.error().message());
         }
       }
     }
@@ -649,7 +633,7 @@ class Loader {
 
   void ParseCredentials(const YAML::Node& node, const std::string& where, Account& a) {
     bool has_password = false;
-    auto password = SecretValue(node, "password", where, &has_password, &a.password_command);
+    auto password = SecretValue(node, "password", where, &has_password);
     if (password) a.password = *password;
     YAML::Node oauth2 = node["oauth2"];
     if (Present(oauth2)) {
@@ -660,7 +644,7 @@ class Loader {
         Fail(oauth2, where + " sets both oauth2 and a password; with auth: xoauth2 keep one of them");
       } else if (CheckKeys(oauth2, kOauth2Keys, "oauth2 of " + where)) {
         bool has_token = false;
-        auto token = SecretValue(oauth2, "token", "oauth2 of " + where, &has_token, &a.password_command);
+        auto token = SecretValue(oauth2, "token", "oauth2 of " + where, &has_token);
         if (token) a.password = *token;
         if (!has_token) {
           Fail(oauth2, "oauth2 of " + where + " has no token; add token_command: [...] (a helper "
@@ -760,28 +744,29 @@ class Loader {
     if (auto subject = List(node, "subject", where, "[\"*invoice*\"]")) match.subject = *subject;
   }
 
+  /// The keys webhooks and hooks share (DeliveryOptions).
   void ParseDelivery(const YAML::Node& node, const std::string& where, const Config& cfg,
-                     Duration& timeout, Match& match, AttachmentMode& attachments,
-                     uint64_t& max_attachment_bytes, std::vector<Duration>& retry_schedule) {
+                     DeliveryOptions& d) {
     if (auto t = Dur(node, "timeout", where)) {
       if (*t > kMaxTargetTimeout) {
         Fail(node["timeout"], "\"timeout\" in " + where + " is longer than 10m, the most one "
                               "delivery attempt may take (a claimed event is leased for 15m, "
                               "then another worker would send it again); use at most 10m");
       } else {
-        timeout = *t;
+        d.timeout = *t;
       }
     }
-    if (Present(node["match"])) ParseMatch(node["match"], where, cfg, match);
+    if (Present(node["match"])) ParseMatch(node["match"], where, cfg, d.match);
     if (auto mode = Enum<AttachmentMode>(node, "attachments", where,
                                          {{"none", AttachmentMode::kNone},
                                           {"metadata", AttachmentMode::kMetadata},
                                           {"content", AttachmentMode::kContent}})) {
-      attachments = *mode;
+      d.attachments = *mode;
     }
-    if (auto max = UInt(node, "max_attachment_bytes", where)) max_attachment_bytes = *max;
-    retry_schedule = DefaultRetrySchedule();
-    if (auto schedule = DurList(node, "retry_schedule", where)) retry_schedule = *schedule;
+    if (auto max = UInt(node, "max_attachment_bytes", where)) d.max_attachment_bytes = *max;
+    d.retry_schedule = DefaultRetrySchedule();
+    if (auto schedule = DurList(node, "retry_schedule", where)) d.retry_schedule = *schedule;
+    if (auto n = Concurrency(node, where)) d.concurrency = *n;
   }
 
   void ParseWebhook(const YAML::Node& node, size_t index, Config& cfg) {
@@ -789,28 +774,20 @@ class Loader {
     std::string where = EntryName(node, "webhook", "webhooks", index, w.name);
     if (!CheckKeys(node, kWebhookKeys, where)) return;
     ClaimTargetName(node, "webhook", w.name);
-    if (auto url = Required(node, "url", where, "https://tickets.internal/hooks/email")) {
+    if (auto text = Required(node, "url", where, "https://tickets.internal/hooks/email")) {
       // The URL itself is not echoed: some services put a token in it.
-      std::string_view u = *url;
-      size_t scheme_end = u.find("://");
-      std::string scheme = scheme_end == std::string_view::npos ? "" : Lower(u.substr(0, scheme_end));
-      std::string_view rest = scheme_end == std::string_view::npos ? "" : u.substr(scheme_end + 3);
-      std::string_view host = rest.substr(0, rest.find_first_of("/?#"));
-      if ((scheme != "http" && scheme != "https") || host.empty() || host.starts_with(':')) {
-        Fail(node["url"], "\"url\" in " + where +
-                              " must be an http:// or https:// URL with a host, e.g. "
-                              "https://tickets.internal/hooks/email");
+      auto url = HttpUrl::Parse(*text);
+      if (url.ok()) {
+        w.url = std::move(url).value();
       } else {
-        w.url = *url;
+        Fail(node["url"], "\"url\" in " + where + ": " + url.error().message());
       }
     }
     ParseWebhookSecrets(node, where, w);
     if (Present(node["headers"])) ParseHeaders(node["headers"], where, w);
-    ParseDelivery(node, where, cfg, w.timeout, w.match, w.attachments, w.max_attachment_bytes,
-                  w.retry_schedule);
+    ParseDelivery(node, where, cfg, w);
     w.ca_file = Str(node, "ca_file", where);
     if (auto verify = Bool(node, "tls_verify", where)) w.tls_verify = *verify;
-    if (auto n = Concurrency(node, where)) w.concurrency = *n;
     CheckWebhookSecurity(node, where, w);
     cfg.webhooks.push_back(std::move(w));
   }
@@ -833,13 +810,9 @@ class Loader {
   void CheckWebhookSecurity(const YAML::Node& node, const std::string& where, Webhook& w) {
     if (auto insecure = Bool(node, "allow_insecure", where)) w.allow_insecure = *insecure;
     if (w.allow_insecure || w.url.empty()) return;
-    std::string_view u = w.url;
-    if (Lower(u.substr(0, 7)) == "http://") {
-      std::string_view authority = u.substr(7, u.substr(7).find_first_of("/?#"));
-      std::string host(authority[0] == '[' ? authority.substr(1, authority.find(']') - 1)
-                                           : authority.substr(0, authority.find(':')));
-      if (!IsLoopbackHost(host)) {
-        Fail(node["url"], "\"url\" in " + where + " is plain http:// to " + Q(host) +
+    if (!w.url.https()) {
+      if (!w.url.is_loopback()) {
+        Fail(node["url"], "\"url\" in " + where + " is plain http:// to " + Q(w.url.host()) +
                               ", which sends events and headers in clear text; use https://, "
                               "or add allow_insecure: true if this network is trusted");
       }
@@ -857,17 +830,10 @@ class Loader {
                          "(each may hold several secrets while rotating)");
       return;
     }
-    auto add = [&](const YAML::Node& at, std::optional<util::Secret> s) {
-      if (!s) return;
-      // Standard Webhooks: "whsec_" + base64 of the key. Without the prefix the
-      // receiver and we could disagree on the key bytes.
-      const std::string& v = s->reveal();
-      if (v.starts_with("whsec_") && !ValidBase64(std::string_view(v).substr(6))) {
-        Fail(at, "a secret in " + where + " starts with whsec_ but the rest is not base64; "
-                 "generate one with: echo whsec_$(openssl rand -base64 32)");
-        return;
-      }
-      w.secrets.push_back(std::move(*s));
+    // Standard Webhooks: "whsec_" + base64 of the key; checked by the rule
+    // delivery signs with (SecretRule::kSigningKey).
+    auto add = [&](const YAML::Node& at, SecretRef ref) {
+      if (auto checked = Checked(at, std::move(ref), SecretRule::kSigningKey)) w.secrets.push_back(std::move(*checked));
     };
     for (const std::string key : {"secret", "secret_file"}) {
       YAML::Node value = node[key];
@@ -889,15 +855,17 @@ class Loader {
         if (text->empty()) {
           Fail(item, Q(key) + " in " + where + " is empty; set it or remove the key");
         } else if (key == "secret") {
-          add(item, util::Secret(std::move(*text)));
+          add(item, SecretRef(util::Secret(std::move(*text))).WithName("a secret in " + where));
         } else {
-          add(item, FromFile(item, *text, key, where));
+          add(item, FileRef(*text, key, where));
         }
       }
     }
     if (Present(node["secret_command"])) {
       if (auto argv = List(node, "secret_command", where, "[\"/usr/local/bin/get-secret\", \"tickets\"]")) {
-        add(node["secret_command"], FromCommand(node["secret_command"], *argv, "secret_command", where));
+        if (auto ref = CommandRef(node["secret_command"], *argv, "secret_command", where)) {
+          add(node["secret_command"], std::move(*ref));
+        }
       }
     }
   }
@@ -923,36 +891,31 @@ class Loader {
         Fail(kv.first, "header " + Q(name) + " appears twice in " + webhook_where + "; keep one");
         continue;
       }
-      if (kReservedHeaders.contains(Lower(name))) {
+      if (IsReservedHeader(name)) {
         Fail(kv.first, "header " + Q(name) + " in " + webhook_where +
-                           " is set by mailhook itself (signing and body); remove it");
+                           " is set by mailhook itself (signing, body, connection); remove it");
         continue;
       }
-      std::optional<util::Secret> secret;
+      std::optional<SecretRef> secret;
       if (value.IsScalar()) {
-        auto text = Expand(value, name, webhook_where);
-        if (text) secret = util::Secret(std::move(*text));
+        if (auto text = Expand(value, name, webhook_where)) {
+          secret = Checked(value, SecretRef(util::Secret(std::move(*text))).WithName(header_where),
+                           SecretRule::kHeaderValue);
+        }
       } else if (value.IsMap()) {
         if (!CheckKeys(value, kHeaderValueKeys, header_where)) continue;
         bool given = false;
-        secret = SecretValue(value, "value", header_where, &given);
+        auto prefix = Str(value, "prefix", header_where);
+        secret = SecretValue(value, "value", header_where, &given, SecretRule::kHeaderValue,
+                             prefix.value_or(""));
         if (!given) {
           Fail(value, header_where + " has no value; add value, value_file or value_command");
         }
-        auto prefix = Str(value, "prefix", header_where);
-        if (secret && prefix) secret = util::Secret(*prefix + secret->reveal());
       } else {
         Fail(value, header_where + " must be a string or a map { value_file: ..., prefix: ... }");
         continue;
       }
-      if (!secret) continue;
-      // A CR or LF would let a value start a new header (request splitting).
-      if (secret->reveal().find_first_of("\r\n") != std::string::npos) {
-        Fail(value, header_where + " contains a line break; a header value must be one line "
-                    "(a *_file secret may end in one newline only)");
-        continue;
-      }
-      w.headers.emplace(name, std::move(*secret));
+      if (secret) w.headers.emplace(name, std::move(*secret));
     }
   }
 
@@ -1002,35 +965,42 @@ class Loader {
         continue;
       }
       const std::string value_where = "variable " + Q(name) + " of " + hook_where;
-      std::optional<util::Secret> secret;
-      if (value.IsScalar()) {
-        if (auto text = Expand(value, name, where)) secret = util::Secret(std::move(*text));
-      } else if (value.IsMap()) {
-        if (!CheckKeys(value, kEnvValueKeys, value_where)) continue;
-        bool file = Present(value["file"]), command = Present(value["command"]);
-        if (file == command) {
-          // Neither, with other keys: CheckKeys has named the known ones.
-          if (file || value.size() == 0) {
-            Fail(value, value_where + " needs exactly one of file: PATH or command: [argv]");
-          }
-        } else if (file) {
-          if (auto path = Str(value, "file", value_where)) {
-            secret = FromFile(value["file"], *path, "file", value_where);
-          }
-        } else if (auto argv = List(value, "command", value_where,
-                                    "[\"/usr/local/bin/get-secret\", \"ticket\"]")) {
-          secret = FromCommand(value["command"], *argv, "command", value_where);
-        }
-      } else {
-        Fail(value, value_where + " must be a string, { file: PATH } or { command: [argv] }");
-      }
-      if (!secret) continue;
-      if (secret->reveal().find('\0') != std::string::npos) {
-        Fail(value, value_where + " contains a NUL byte, which an environment variable cannot hold");
-        continue;
-      }
-      h.env.emplace_back(name, std::move(*secret));
+      if (auto secret = EnvValue(value, name, where, value_where)) h.env.emplace_back(name, std::move(*secret));
     }
+  }
+
+  /// One env value: "text", { file: PATH } or { command: [argv] }.
+  std::optional<SecretRef> EnvValue(const YAML::Node& value, const std::string& name,
+                                    const std::string& where, const std::string& value_where) {
+    if (value.IsScalar()) {
+      auto text = Expand(value, name, where);
+      if (!text) return std::nullopt;
+      return Checked(value, SecretRef(util::Secret(std::move(*text))).WithName(value_where),
+                     SecretRule::kEnvValue);
+    }
+    if (!value.IsMap()) {
+      Fail(value, value_where + " must be a string, { file: PATH } or { command: [argv] }");
+      return std::nullopt;
+    }
+    if (!CheckKeys(value, kEnvValueKeys, value_where)) return std::nullopt;
+    bool file = Present(value["file"]), command = Present(value["command"]);
+    if (file == command) {
+      // Neither, with other keys: CheckKeys has named the known ones.
+      if (file || value.size() == 0) {
+        Fail(value, value_where + " needs exactly one of file: PATH or command: [argv]");
+      }
+      return std::nullopt;
+    }
+    if (file) {
+      auto path = Str(value, "file", value_where);
+      if (!path) return std::nullopt;
+      return Checked(value["file"], FileRef(*path, "file", value_where), SecretRule::kEnvValue);
+    }
+    auto argv = List(value, "command", value_where, "[\"/usr/local/bin/get-secret\", \"ticket\"]");
+    if (!argv) return std::nullopt;
+    auto ref = CommandRef(value["command"], *argv, "command", value_where);
+    if (!ref) return std::nullopt;
+    return Checked(value["command"], std::move(*ref), SecretRule::kEnvValue);
   }
 
   void ParseHookPassEnv(const YAML::Node& node, const std::string& where, Hook& h) {
@@ -1059,9 +1029,7 @@ class Loader {
         h.command = *argv;
       }
     }
-    ParseDelivery(node, where, cfg, h.timeout, h.match, h.attachments, h.max_attachment_bytes,
-                  h.retry_schedule);
-    if (auto n = Concurrency(node, where)) h.concurrency = *n;
+    ParseDelivery(node, where, cfg, h);
     if (Present(node["env"])) ParseHookEnv(node["env"], where, h);
     ParseHookPassEnv(node, where, h);
     cfg.hooks.push_back(std::move(h));
