@@ -156,7 +156,9 @@ Result<std::unique_ptr<WebhookTarget>> WebhookTarget::Create(const config::Webho
   for (const auto& ref : webhook.secrets) {
     auto secret = ref.Resolve();
     if (!secret.ok()) return fail(secret.error());
-    if (auto key = DecodeSecret(*secret); !key.ok()) return fail(key.error());
+    auto key = DecodeSigningKey(*secret);  // once: every signature reuses the bytes
+    if (!key.ok()) return fail(key.error());
+    resolved.keys.push_back(std::move(*key));
     resolved.secrets.push_back(std::move(*secret));
   }
   for (const auto& [name, ref] : webhook.headers) {
@@ -285,8 +287,8 @@ Outcome WebhookTarget::Deliver(const store::Delivery& delivery) {
     headers.emplace_back("webhook-id", event_id);
     headers.emplace_back("webhook-timestamp", std::to_string(timestamp));
     std::vector<std::string> redact = redact_;
-    if (!resolved_.secrets.empty()) {
-      auto sig = SignatureHeader(resolved_.secrets, event_id, timestamp, body);
+    if (!resolved_.keys.empty()) {
+      auto sig = SignatureHeader(resolved_.keys, event_id, timestamp, body);
       if (!sig.ok()) {
         out.kind = OutcomeKind::kPermanent;
         out.error = sig.error().message();

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "delivery/signing.h"
 #include "delivery/target.h"
 #include "util/result.h"
 
@@ -85,7 +86,8 @@ class WebhookTarget : public Target {
 
   /// The webhook's secrets, resolved once by Create.
   struct Resolved {
-    std::vector<util::Secret> secrets;                         // signing secrets
+    std::vector<util::Secret> secrets;                         // signing secrets, as given (redaction)
+    std::vector<SigningKey> keys;                              // their decoded key bytes (signing)
     std::vector<std::pair<std::string, util::Secret>> headers;  // configured headers
   };
 
