@@ -1,7 +1,7 @@
 #pragma once
 /// The daemon's configuration, as loaded from YAML (see CONTRACT.md "Config").
 /// Plain data: every value is validated and defaulted by LoadConfig(); secrets
-/// are already resolved (env, *_file, *_command) and held as util::Secret.
+/// are references (SecretRef: inline, *_file, *_command) resolved where used.
 
 #include <chrono>
 #include <cstdint>
@@ -12,6 +12,10 @@
 #include <string_view>
 #include <vector>
 
+#include "config/folder_selector.h"
+#include "config/http_url.h"
+#include "config/host_port.h"
+#include "config/secret_ref.h"
 #include "util/secret.h"
 
 namespace mailhook::config {
@@ -52,12 +56,10 @@ struct Account {
   bool tls_verify = true;               // `tls_verify: false` turns off chain+host checks
   std::optional<std::string> ca_file;   // default: the system trust store
   std::string username;
-  util::Secret password;                // password, password_file or password_command;
-                                        // with auth: xoauth2, the OAuth2 access token
-  /// password_command / oauth2.token_command as given (argv), so the IMAP layer
-  /// can re-run it before each login: OAuth2 tokens expire within the hour.
-  /// Empty when the secret came inline or from a file.
-  std::vector<std::string> password_command;
+  /// password, password_file or password_command; with auth: xoauth2, the
+  /// OAuth2 access token (oauth2.token*). Resolved before each login: OAuth2
+  /// tokens expire within the hour, and loading the config runs nothing.
+  SecretRef password;
   AuthMethod auth = AuthMethod::kLogin;
   std::vector<std::string> folders = {"INBOX"};
   StartFrom start_from = StartFrom::kNew;
@@ -70,7 +72,7 @@ struct Account {
 /// Which events a target receives. Empty lists match everything.
 struct Match {
   std::vector<std::string> accounts;
-  std::vector<std::string> folders;
+  std::vector<FolderSelector> folders;  // names or `*`/`?` patterns (folder_selector.h)
   std::vector<std::string> from;     // glob patterns on the sender address (issue 4)
   std::vector<std::string> subject;  // glob patterns on the subject (issue 4)
 };
@@ -85,36 +87,37 @@ inline constexpr int kMaxConcurrency = 64;
 /// while the first is still at it.
 inline constexpr Duration kMaxTargetTimeout = std::chrono::minutes(10);
 
-/// An HTTP endpoint that receives signed events.
-struct Webhook {
-  std::string name;
-  std::string url;
-  std::vector<util::Secret> secrets;  // whsec_<base64>; several while rotating
-  std::map<std::string, util::Secret> headers;
-  Duration timeout = std::chrono::seconds(10);
+/// What webhooks and hooks share: when they get an event, how much of it, how
+/// long an attempt may take, how often it is retried, how many run at once.
+struct DeliveryOptions {
+  Duration timeout = std::chrono::seconds(10);  // hooks: 30s (Hook's constructor)
   Match match;
   AttachmentMode attachments = AttachmentMode::kMetadata;
   uint64_t max_attachment_bytes = 10 * 1024 * 1024;
   std::vector<Duration> retry_schedule;  // defaulted to the contract's schedule
+  int concurrency = kDefaultConcurrency;  // deliveries in flight to this target
+};
+
+/// An HTTP endpoint that receives signed events.
+struct Webhook : DeliveryOptions {
+  std::string name;
+  HttpUrl url;  // validated by the loader; never logged whole (tokens in paths)
+  std::vector<SecretRef> secrets;  // whsec_<base64>; several while rotating; resolved at start-up
+  std::map<std::string, SecretRef> headers;  // values (with any prefix); resolved at start-up
   std::optional<std::string> ca_file;
   bool tls_verify = true;
-  int concurrency = kDefaultConcurrency;  // deliveries in flight to this webhook
   bool allow_insecure = false;  // http:// off loopback, or tls_verify: false
 };
 
 /// A command run without a shell for each event.
-struct Hook {
+struct Hook : DeliveryOptions {
+  Hook() { timeout = std::chrono::seconds(30); }
   std::string name;
   std::vector<std::string> command;
-  Duration timeout = std::chrono::seconds(30);
-  Match match;
-  AttachmentMode attachments = AttachmentMode::kMetadata;
-  uint64_t max_attachment_bytes = 10 * 1024 * 1024;
-  std::vector<Duration> retry_schedule;
-  int concurrency = kDefaultConcurrency;  // runs of this hook at once
   /// env: variables set for the command, in file order. Values may come from
-  /// a file or a command like other secrets, so all are Secrets (never logged).
-  std::vector<std::pair<std::string, util::Secret>> env;
+  /// a file or a command like other secrets, so all are SecretRefs (never
+  /// logged), resolved when the dispatcher builds the hook.
+  std::vector<std::pair<std::string, SecretRef>> env;
   /// pass_env: names copied from mailhook's own environment besides the base
   /// set every child gets (util::IsBaseEnvironmentName).
   std::vector<std::string> pass_env;
@@ -130,7 +133,7 @@ struct Log {
 struct Config {
   std::string state_dir = "/var/lib/mailhook";
   Log log;
-  std::optional<std::string> http_listen;  // "HOST:PORT"; absent: no HTTP server
+  std::optional<HostPort> http_listen;  // absent: no HTTP server
   Limits limits;  // the top-level defaults (each account has its resolved copy)
   std::vector<Account> accounts;
   std::vector<Webhook> webhooks;

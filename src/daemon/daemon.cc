@@ -119,10 +119,47 @@ int RunDaemon(const config::Config& config, const std::string& version, StopSign
   return 0;
 }
 
-int CheckConnect(const config::Config& config, std::ostream& out) {
+namespace {
+
+// `check --connect` resolves every webhook and hook secret (runs its
+// *_command) as `run` does at start-up; one line per target. Values are never
+// printed.
+int CheckTargetSecrets(const config::Config& config, std::ostream& out) {
   int failures = 0;
+  auto check = [&](const std::string& target, const config::SecretRef& ref) {
+    auto value = ref.Resolve();
+    if (value.ok()) return true;
+    out << "FAIL " << target << ": " << value.error().message() << "\n";
+    ++failures;
+    return false;
+  };
+  for (const auto& w : config.webhooks) {
+    bool ok = true;
+    for (const auto& ref : w.secrets) ok = check("webhook " + w.name, ref) && ok;
+    for (const auto& [name, ref] : w.headers) ok = check("webhook " + w.name, ref) && ok;
+    if (ok && (!w.secrets.empty() || !w.headers.empty())) out << "ok   webhook " << w.name << ": secrets resolved\n";
+  }
+  for (const auto& h : config.hooks) {
+    bool ok = true;
+    for (const auto& [name, ref] : h.env) ok = check("hook " + h.name, ref) && ok;
+    if (ok && !h.env.empty()) out << "ok   hook " << h.name << ": env resolved\n";
+  }
+  return failures;
+}
+
+}  // namespace
+
+int CheckConnect(const config::Config& config, std::ostream& out) {
+  int failures = CheckTargetSecrets(config, out);
   for (const auto& account : config.accounts) {
-    auto session = imap::Session::Open(imap::SessionOptions::FromAccount(account, -1));
+    // `check --connect` resolves the secrets (runs *_command) as `run` would.
+    auto password = account.password.Resolve();
+    if (!password.ok()) {
+      out << "FAIL " << account.name << ": " << password.error().message() << "\n";
+      failures += static_cast<int>(account.folders.size());
+      continue;
+    }
+    auto session = imap::Session::Open(imap::SessionOptions::FromAccount(account, std::move(*password), -1));
     if (!session.ok()) {
       out << "FAIL " << account.name << ": " << session.error().message() << "\n";
       failures += static_cast<int>(account.folders.size());

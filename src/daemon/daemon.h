@@ -16,8 +16,9 @@ namespace mailhook::daemon {
 /// 1 runtime failure such as an unwritable state_dir or a busy HTTP port).
 int RunDaemon(const config::Config& config, const std::string& version, StopSignal& stop);
 
-/// `mailhook check --connect`: logs in to every account and selects every
-/// folder, printing one line per folder. Returns 0 when all succeeded, else 1.
+/// `mailhook check --connect`: resolves every secret (runs each *_command,
+/// as `run` does), logs in to every account and selects every folder,
+/// printing one line per folder and target. Returns 0 when all succeeded, else 1.
 int CheckConnect(const config::Config& config, std::ostream& out);
 
 }  // namespace mailhook::daemon

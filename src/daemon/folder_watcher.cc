@@ -7,7 +7,6 @@
 #include <stdexcept>
 #include <thread>
 
-#include "config/secret_source.h"
 #include "daemon/backoff.h"
 #include "daemon/router.h"
 #include "daemon/session_work.h"
@@ -158,15 +157,13 @@ util::Status FolderWatcher::RunSessionGuarded(store::Store& store) {
 }
 
 util::Status FolderWatcher::RunSession(store::Store& store) {
-  imap::SessionOptions options = imap::SessionOptions::FromAccount(account_, stop_.fd());
-  if (!account_.password_command.empty()) {
-    // OAuth2 access tokens expire within the hour: ask again before each login.
-    auto fresh = config::RunSecretCommand(account_.password_command);
-    if (!fresh.ok()) {
-      return util::Error("imap.password_command", util::RetryClass::kBackoff, fresh.error().message());
-    }
-    options.password = std::move(*fresh);
+  // Resolved before each login: OAuth2 access tokens expire within the hour,
+  // and a password file may have been rotated.
+  auto password = account_.password.Resolve();
+  if (!password.ok()) {
+    return util::Error("imap.password_command", util::RetryClass::kBackoff, password.error().message());
   }
+  imap::SessionOptions options = imap::SessionOptions::FromAccount(account_, std::move(*password), stop_.fd());
   auto opened = open_mailbox_(options);
   if (!opened.ok()) return opened.error();
   std::unique_ptr<imap::Mailbox> session = std::move(*opened);

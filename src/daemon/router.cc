@@ -19,11 +19,16 @@ bool AnyGlob(const std::vector<std::string>& globs, const std::vector<std::strin
   return false;
 }
 
+bool AnyFolder(const std::vector<config::FolderSelector>& folders, const std::string& folder) {
+  return folders.empty() || std::any_of(folders.begin(), folders.end(),
+                                        [&](const auto& f) { return f.Matches(folder); });
+}
+
 }  // namespace
 
 bool Matches(const config::Match& match, const std::string& account, const std::string& folder,
              const mime::MessageContent* content) {
-  if (!InList(match.accounts, account) || !InList(match.folders, folder)) return false;
+  if (!InList(match.accounts, account) || !AnyFolder(match.folders, folder)) return false;
   if (!content) return true;
   std::vector<std::string> senders;
   for (const auto& a : content->from) senders.push_back(a.address);

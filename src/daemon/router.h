@@ -20,7 +20,8 @@ struct Route {
 };
 
 /// True when `match` selects an event of this account/folder (empty lists
-/// match everything). from/subject are shell globs, case-insensitive.
+/// match everything). folders are config::FolderSelector patterns (`*`, `?`;
+/// case-sensitive except INBOX); from/subject are shell globs, case-insensitive.
 bool Matches(const config::Match& match, const std::string& account, const std::string& folder,
              const mime::MessageContent* content);
 

@@ -74,7 +74,12 @@ Dispatcher::Dispatcher(const config::Config& config, std::string version,
   }
   for (const auto& hook : config.hooks) {
     check_timeout("hooks." + hook.name, hook.timeout);
-    RegisterTarget(util::TargetId::Hook(hook.name), std::make_shared<HookTarget>(hook),
+    auto target = HookTarget::Create(hook);  // resolves env secrets (may run commands)
+    if (!target.ok()) {
+      setup_errors_.push_back(target.error());
+      continue;
+    }
+    RegisterTarget(util::TargetId::Hook(hook.name), std::shared_ptr<Target>(std::move(target).value()),
                    RetryPolicy(hook.retry_schedule), hook.concurrency);
   }
 }

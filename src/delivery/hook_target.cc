@@ -52,7 +52,19 @@ std::string SignalName(int sig) {
 
 }  // namespace
 
-HookTarget::HookTarget(config::Hook hook) : hook_(std::move(hook)) {}
+util::Result<std::unique_ptr<HookTarget>> HookTarget::Create(const config::Hook& hook) {
+  Env env;
+  for (const auto& [name, ref] : hook.env) {
+    auto value = ref.Resolve();
+    if (!value.ok()) {
+      return util::Error(value.error().code(), value.error().retry(), "hooks." + hook.name + ": " + value.error().message());
+    }
+    env.emplace_back(name, std::move(*value));
+  }
+  return std::make_unique<HookTarget>(hook, std::move(env));
+}
+
+HookTarget::HookTarget(config::Hook hook, Env env) : hook_(std::move(hook)), env_(std::move(env)) {}
 
 HookTarget::~HookTarget() = default;
 
@@ -65,7 +77,7 @@ Outcome HookTarget::Deliver(const store::Delivery& delivery) {
   spec.stdin_data = delivery.item.payload;
   // The hook's own env: first, so the contract's variables always win; the
   // rest of the daemon's environment stays out (util::RunProcess).
-  for (const auto& [name, value] : hook_.env) spec.env.emplace_back(name, value.reveal());
+  for (const auto& [name, value] : env_) spec.env.emplace_back(name, value.reveal());
   spec.env.insert(spec.env.end(), {{"MAILHOOK_EVENT_ID", delivery.item.event_id},
                                    {"MAILHOOK_ACCOUNT", delivery.item.account},
                                    {"MAILHOOK_MAILBOX", delivery.item.folder},
@@ -129,7 +141,7 @@ Outcome HookTarget::FromProcessResult(const util::ProcessResult& r) const {
     outcome.error = where + ": still running after its timeout of " +
                     std::to_string(hook_.timeout.count()) +
                     " ms; killed with its whole process group (raise " + where +
-                    ".timeout if it needs longer); " + StderrTail(r, hook_.env);
+                    ".timeout if it needs longer); " + StderrTail(r, env_);
     return outcome;
   }
   if (r.exit_code == 0) {
@@ -138,16 +150,16 @@ Outcome HookTarget::FromProcessResult(const util::ProcessResult& r) const {
   }
   if (r.exit_code == kExitTempFail) {
     outcome.kind = OutcomeKind::kRetry;
-    outcome.error = where + ": exit code 75 (EX_TEMPFAIL, retry later); " + StderrTail(r, hook_.env);
+    outcome.error = where + ": exit code 75 (EX_TEMPFAIL, retry later); " + StderrTail(r, env_);
     return outcome;
   }
   outcome.kind = OutcomeKind::kPermanent;
   if (r.exit_code < 0) {
     outcome.error = where + ": killed by signal " + SignalName(-r.exit_code) +
-                    " (permanent; a hook that wants a retry exits 75); " + StderrTail(r, hook_.env);
+                    " (permanent; a hook that wants a retry exits 75); " + StderrTail(r, env_);
   } else {
     outcome.error = where + ": exit code " + std::to_string(r.exit_code) +
-                    " (permanent; a hook that wants a retry exits 75); " + StderrTail(r, hook_.env);
+                    " (permanent; a hook that wants a retry exits 75); " + StderrTail(r, env_);
   }
   return outcome;
 }

@@ -36,7 +36,13 @@ class HookTarget : public Target {
   /// The contract's "retry later" exit code (sysexits.h EX_TEMPFAIL).
   static constexpr int kExitTempFail = 75;
 
-  explicit HookTarget(config::Hook hook);
+  /// The hook's env values, resolved.
+  using Env = std::vector<std::pair<std::string, util::Secret>>;
+
+  /// Resolves the hook's env values (reads files, runs any command: here, when
+  /// the dispatcher builds its targets, never while the config is read).
+  static util::Result<std::unique_ptr<HookTarget>> Create(const config::Hook& hook);
+  HookTarget(config::Hook hook, Env env);
   ~HookTarget() override;
   HookTarget(const HookTarget&) = delete;
   HookTarget& operator=(const HookTarget&) = delete;
@@ -51,6 +57,7 @@ class HookTarget : public Target {
   /// permanent, with the stderr tail (its env secrets redacted).
   Outcome FromProcessResult(const util::ProcessResult& r) const;
   const config::Hook hook_;
+  const Env env_;  // hook_.env resolved
 
   std::mutex mu_;
   std::set<int> in_flight_;  // guarded by mu_; one eventfd per running Deliver

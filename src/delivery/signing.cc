@@ -83,6 +83,28 @@ Result<std::string> SignatureHeader(const std::vector<util::Secret>& secrets,
   return header;
 }
 
+Result<SigningKey> DecodeSigningKey(const util::Secret& secret) {
+  auto key = DecodeSecret(secret);
+  if (!key.ok()) return key.error();
+  return SigningKey{util::Secret(std::move(key).value())};
+}
+
+Result<std::string> SignatureHeader(const std::vector<SigningKey>& keys, std::string_view id,
+                                    int64_t timestamp, std::string_view body) {
+  std::string header;
+  const std::string ts = std::to_string(timestamp);
+  for (const auto& key : keys) {
+    std::string mac = Mac(key.bytes.reveal(), id, ts, body);
+    if (mac.empty()) {
+      return Error("signing.openssl", RetryClass::kBackoff,
+                   "OpenSSL could not compute HMAC-SHA256; check the OpenSSL installation (libssl3)");
+    }
+    if (!header.empty()) header += ' ';
+    header += "v1," + mac;
+  }
+  return header;
+}
+
 bool Verify(const std::vector<util::Secret>& secrets, std::string_view id,
             std::string_view timestamp, std::string_view body,
             std::string_view signature_header, std::chrono::system_clock::time_point now,

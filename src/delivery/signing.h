@@ -21,6 +21,19 @@ namespace mailhook::delivery {
 /// Decodes a `whsec_<base64>` (or bare base64) secret to its key bytes.
 util::Result<std::string> DecodeSecret(const util::Secret& secret);
 
+/// The key bytes of one signing secret, decoded once (at start-up, by the
+/// webhook target) and used for every signature after; never printed.
+struct SigningKey {
+  util::Secret bytes;
+};
+
+/// DecodeSecret as a SigningKey.
+util::Result<SigningKey> DecodeSigningKey(const util::Secret& secret);
+
+/// The webhook-signature header value for already decoded keys, space-separated.
+util::Result<std::string> SignatureHeader(const std::vector<SigningKey>& keys, std::string_view id,
+                                          int64_t timestamp, std::string_view body);
+
 /// "v1,<base64 HMAC-SHA256(key, id.timestamp.body)>".
 util::Result<std::string> Sign(const util::Secret& secret, std::string_view id,
                                int64_t timestamp, std::string_view body);

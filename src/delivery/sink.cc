@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "delivery/signing.h"
+#include "config/host_port.h"
 #include "http/listen_address.h"
 
 namespace mailhook::delivery {
@@ -83,7 +84,7 @@ util::Status Sink::Start(const std::string& listen) {
   if (server_) {
     return Error("sink.already_started", RetryClass::kNeedsOperator, "Sink::Start called twice (a bug)");
   }
-  auto hp = http::ParseListen(listen);
+  auto hp = config::HostPort::Parse(listen);
   if (!hp.ok()) {
     return Error("sink.listen", RetryClass::kNeedsOperator,
                  "--listen " + listen + " is not HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080)");

@@ -7,6 +7,7 @@
 #include <cctype>
 #include <set>
 
+#include "config/reserved_headers.h"
 #include "delivery/signing.h"
 #include "util/log.h"
 #include "util/strings.h"
@@ -24,26 +25,18 @@ using util::RetryClass;
 // until the request is gone.
 constexpr auto kRestopInterval = std::chrono::milliseconds(50);
 
-// Headers we set ourselves; a config header of the same name would either
-// duplicate them or forge the signature, so it is dropped (with a warning).
-bool IsReserved(const std::string& name) {
-  static const std::set<std::string> kReserved = {
-      "content-type", "content-length", "user-agent", "host",
-      "webhook-id",   "webhook-timestamp", "webhook-signature", "connection"};
-  return kReserved.count(util::Lower(name)) > 0;
-}
-
 // The values a receiver must not get us to store or log by echoing them:
 // each configured header value (and the credentials after an auth scheme such
 // as "Bearer "), each signing secret and its key part.
-std::vector<std::string> SecretsToRedact(const config::Webhook& webhook) {
+std::vector<std::string> SecretsToRedact(const std::vector<std::pair<std::string, util::Secret>>& headers,
+                                         const std::vector<util::Secret>& secrets) {
   std::vector<std::string> out;
-  for (const auto& [name, value] : webhook.headers) {
+  for (const auto& [name, value] : headers) {
     const std::string& v = value.reveal();
     out.push_back(v);
     if (auto space = v.find(' '); space != std::string::npos) out.push_back(v.substr(space + 1));
   }
-  for (const auto& secret : webhook.secrets) {
+  for (const auto& secret : secrets) {
     out.push_back(secret.reveal());
     if (secret.reveal().rfind("whsec_", 0) == 0) out.push_back(secret.reveal().substr(6));
   }
@@ -64,39 +57,6 @@ void AddSignatures(const std::string& header, std::vector<std::string>& out) {
 }
 
 }  // namespace
-
-Result<ParsedUrl> ParseUrl(const std::string& url) {
-  ParsedUrl out;
-  std::string rest;
-  // The scheme is case-insensitive (RFC 3986 §3.1), as the config loader reads it.
-  const std::string scheme = util::Lower(url.substr(0, url.find("://") == std::string::npos ? 0 : url.find("://") + 3));
-  if (scheme == "https://") {
-    out.https = true;
-    rest = url.substr(8);
-  } else if (scheme == "http://") {
-    rest = url.substr(7);
-  } else {
-    return Error("webhook.url", RetryClass::kNeedsOperator,
-                 "webhook url must start with http:// or https://");
-  }
-  size_t slash = rest.find_first_of("/?#");
-  std::string authority = rest.substr(0, slash);
-  out.path = slash == std::string::npos ? "/" : rest.substr(slash);
-  if (auto hash = out.path.find('#'); hash != std::string::npos) out.path.resize(hash);
-  if (out.path.empty() || out.path[0] != '/') out.path = "/" + out.path;
-  if (authority.empty() || authority.find('@') != std::string::npos) {
-    return Error("webhook.url", RetryClass::kNeedsOperator,
-                 "webhook url needs a host and no user:password@ part (use headers: for "
-                 "credentials)");
-  }
-  if (authority[0] == '[') {
-    out.host = authority.substr(1, authority.find(']') - 1);
-  } else {
-    out.host = authority.substr(0, authority.find(':'));
-  }
-  out.origin = (out.https ? "https://" : "http://") + authority;
-  return out;
-}
 
 std::string RedactedExcerpt(std::string_view body, const std::vector<std::string>& secrets,
                             bool truncated, size_t max_chars) {
@@ -164,11 +124,12 @@ class WebhookTarget::FlightGuard {
   bool done_ = false;
 };
 
-WebhookTarget::WebhookTarget(config::Webhook webhook, ParsedUrl url, std::string user_agent)
+WebhookTarget::WebhookTarget(config::Webhook webhook, Resolved resolved, std::string user_agent)
     : webhook_(std::move(webhook)),
-      url_(std::move(url)),
+      resolved_(std::move(resolved)),
+      origin_(webhook_.url.origin()),
       user_agent_(std::move(user_agent)),
-      redact_(SecretsToRedact(webhook_)) {
+      redact_(SecretsToRedact(resolved_.headers, resolved_.secrets)) {
   watchdog_ = std::thread([this] { Watch(); });
 }
 
@@ -186,14 +147,30 @@ Result<std::unique_ptr<WebhookTarget>> WebhookTarget::Create(const config::Webho
   auto fail = [&](const Error& e) {
     return Error(e.code(), e.retry(), "webhooks." + webhook.name + ": " + e.message());
   };
-  auto url = ParseUrl(webhook.url);
-  if (!url.ok()) return fail(url.error());
-  for (const auto& secret : webhook.secrets) {
-    if (auto key = DecodeSecret(secret); !key.ok()) return fail(key.error());
+  const config::HttpUrl& url = webhook.url;  // validated by the loader
+  if (url.empty()) {
+    return fail(Error("webhook.url", RetryClass::kNeedsOperator, "no url (a config not made by the loader)"));
+  }
+  // Resolved here, once per start-up: a *_command runs now, not when the
+  // config is read (so `check` and `deadletters` run nothing).
+  Resolved resolved;
+  for (const auto& ref : webhook.secrets) {
+    auto secret = ref.Resolve();
+    if (!secret.ok()) return fail(secret.error());
+    auto key = DecodeSigningKey(*secret);  // once: every signature reuses the bytes
+    if (!key.ok()) return fail(key.error());
+    resolved.keys.push_back(std::move(*key));
+    resolved.secrets.push_back(std::move(*secret));
+  }
+  for (const auto& [name, ref] : webhook.headers) {
+    if (config::IsReservedHeader(name)) continue;  // the loader refuses these
+    auto value = ref.Resolve();
+    if (!value.ok()) return fail(value.error());
+    resolved.headers.emplace_back(name, std::move(*value));
   }
   spdlog::logger* log = &util::Log(util::Area::kDelivery);
-  bool plain_remote = !url->https && !config::IsLoopbackHost(url->host);
-  if ((plain_remote || (url->https && !webhook.tls_verify)) && !webhook.allow_insecure) {
+  bool plain_remote = !url.https() && !url.is_loopback();
+  if ((plain_remote || (url.https() && !webhook.tls_verify)) && !webhook.allow_insecure) {
     return fail(Error("webhook.insecure", RetryClass::kNeedsOperator,
                       plain_remote ? "http:// to a host other than loopback sends events and "
                                      "headers in clear text; use https:// or set "
@@ -204,18 +181,13 @@ Result<std::unique_ptr<WebhookTarget>> WebhookTarget::Create(const config::Webho
   // Said once at start-up, as for accounts with tls: none: whoever reads the
   // log should see that this target's traffic can be read or redirected.
   if (plain_remote) {
-    log->warn("delivery.insecure webhook={} cause=plain_http host={}", webhook.name, url->host);
-  } else if (url->https && !webhook.tls_verify) {
+    log->warn("delivery.insecure webhook={} cause=plain_http host={}", webhook.name, url.host());
+  } else if (url.https() && !webhook.tls_verify) {
     log->warn("delivery.insecure webhook={} cause=tls_verify_off host={}", webhook.name,
-              url->host);
-  }
-  for (const auto& [name, value] : webhook.headers) {
-    if (IsReserved(name)) {
-      log->warn("delivery.header_ignored webhook={} header={} cause=reserved", webhook.name, name);
-    }
+              url.host());
   }
   return std::unique_ptr<WebhookTarget>(
-      new WebhookTarget(webhook, std::move(url).value(), "mailhook/" + version));
+      new WebhookTarget(webhook, std::move(resolved), "mailhook/" + version));
 }
 
 std::shared_ptr<httplib::Client> WebhookTarget::TakeClient() {
@@ -227,7 +199,7 @@ std::shared_ptr<httplib::Client> WebhookTarget::TakeClient() {
       return client;
     }
   }
-  auto client = std::make_shared<httplib::Client>(url_.origin);
+  auto client = std::make_shared<httplib::Client>(origin_);
   auto timeout = webhook_.timeout;
   client->set_connection_timeout(timeout);
   client->set_read_timeout(timeout);
@@ -242,7 +214,7 @@ std::shared_ptr<httplib::Client> WebhookTarget::TakeClient() {
   // first bytes of a response, so keep them as sent. (httplib 0.11 sends no
   // Accept-Encoding, so a receiver has no reason to compress.)
   client->set_decompress(false);
-  if (url_.https) {
+  if (webhook_.url.https()) {
     client->enable_server_certificate_verification(webhook_.tls_verify);
     if (webhook_.ca_file) client->set_ca_cert_path(*webhook_.ca_file);
   }
@@ -309,15 +281,15 @@ Outcome WebhookTarget::Deliver(const store::Delivery& delivery) {
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();
     std::vector<std::pair<std::string, std::string>> headers;
-    for (const auto& [name, value] : webhook_.headers) {
-      if (!IsReserved(name)) headers.emplace_back(name, value.reveal());
+    for (const auto& [name, value] : resolved_.headers) {
+      headers.emplace_back(name, value.reveal());
     }
     headers.emplace_back("User-Agent", user_agent_);
     headers.emplace_back("webhook-id", event_id);
     headers.emplace_back("webhook-timestamp", std::to_string(timestamp));
     std::vector<std::string> redact = redact_;
-    if (!webhook_.secrets.empty()) {
-      auto sig = SignatureHeader(webhook_.secrets, event_id, timestamp, body);
+    if (!resolved_.keys.empty()) {
+      auto sig = SignatureHeader(resolved_.keys, event_id, timestamp, body);
       if (!sig.ok()) {
         out.kind = OutcomeKind::kPermanent;
         out.error = sig.error().message();
@@ -341,7 +313,7 @@ Outcome WebhookTarget::Send(const std::string& body,
   Outcome out;
   httplib::Request req;
   req.method = "POST";
-  req.path = url_.path;
+  req.path = webhook_.url.target();
   for (const auto& [name, value] : headers) req.headers.emplace(name, value);
   req.headers.emplace("Content-Type", "application/json");
   // What Client::Post does with a content provider, plus a response body
@@ -373,11 +345,11 @@ Outcome WebhookTarget::Send(const std::string& body,
 
   if (flight.cancelled) {
     out.cancelled = true;
-    out.error = "POST " + url_.origin + " abandoned: shutting down";
+    out.error = "POST " + origin_ + " abandoned: shutting down";
     return out;
   }
   if (flight.expired) {
-    out.error = "POST " + url_.origin + " timed out: no complete response within " +
+    out.error = "POST " + origin_ + " timed out: no complete response within " +
                 std::to_string(webhook_.timeout.count()) +
                 " ms (the webhook's timeout, for the whole attempt; raise it if the receiver "
                 "is slow but alive)";
@@ -386,7 +358,7 @@ Outcome WebhookTarget::Send(const std::string& body,
   if (!ok && !capped) {
     // Timeouts, refused connections, TLS failures: the contract retries all
     // of them. The connection is dropped rather than pooled.
-    out.error = "POST " + url_.origin + " failed: " + httplib::to_string(err);
+    out.error = "POST " + origin_ + " failed: " + httplib::to_string(err);
     if (err == httplib::Error::SSLServerVerification) {
       out.error += " (server certificate not trusted or wrong host name; set ca_file for a "
                    "private CA)";

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "delivery/signing.h"
 #include "delivery/target.h"
 #include "util/result.h"
 
@@ -46,18 +47,6 @@ inline constexpr size_t kMaxResponseBodyBytes = 64 * 1024;
 /// Characters of a response body kept in an error message.
 inline constexpr size_t kMaxErrorExcerptChars = 200;
 
-/// An http(s) URL split for httplib.
-struct ParsedUrl {
-  std::string origin;  ///< "https://host:port"
-  std::string host;    ///< "host", without brackets or port
-  std::string path;    ///< "/hooks/email?x=1"; "/" when empty
-  bool https = false;
-};
-
-/// Splits http(s)://host[:port][/path]; an Error names the bad URL's problem.
-util::Result<ParsedUrl> ParseUrl(const std::string& url);
-
-
 /// A short printable excerpt of `body` with every occurrence of each of
 /// `secrets` replaced by "<redacted>"; `truncated` says `body` was cut, so a
 /// secret's first bytes may end it (they are dropped too).
@@ -67,7 +56,8 @@ std::string RedactedExcerpt(std::string_view body, const std::vector<std::string
 /// One webhook from the config.
 class WebhookTarget : public Target {
  public:
-  /// Validates the URL and secrets; `version` goes into the User-Agent. Logs a
+  /// Resolves the signing secrets and header values (runs any *_command) and
+  /// checks the keys decode; `version` goes into the User-Agent. Logs a
   /// warning for an insecure target (http:// off the host, tls_verify: false).
   static util::Result<std::unique_ptr<WebhookTarget>> Create(const config::Webhook& webhook,
                                                              const std::string& version);
@@ -94,7 +84,14 @@ class WebhookTarget : public Target {
   };
   class FlightGuard;
 
-  WebhookTarget(config::Webhook webhook, ParsedUrl url, std::string user_agent);
+  /// The webhook's secrets, resolved once by Create.
+  struct Resolved {
+    std::vector<util::Secret> secrets;                         // signing secrets, as given (redaction)
+    std::vector<SigningKey> keys;                              // their decoded key bytes (signing)
+    std::vector<std::pair<std::string, util::Secret>> headers;  // configured headers
+  };
+
+  WebhookTarget(config::Webhook webhook, Resolved resolved, std::string user_agent);
   std::shared_ptr<httplib::Client> TakeClient();
   void ReturnClient(std::shared_ptr<httplib::Client> client);
   void Watch();
@@ -105,7 +102,8 @@ class WebhookTarget : public Target {
                const std::vector<std::string>& redact);
 
   const config::Webhook webhook_;
-  const ParsedUrl url_;
+  const Resolved resolved_;
+  const std::string origin_;  // webhook_.url.origin(): scheme, host, port; no path
   const std::string user_agent_;
   std::vector<std::string> redact_;  // header values and secrets, longest first; fixed
   std::function<void()> body_fault_;

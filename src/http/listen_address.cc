@@ -52,37 +52,14 @@ int BoundPort(int fd) {
 
 }  // namespace
 
-util::Result<HostPort> ParseListen(const std::string& listen) {
-  auto bad = [&listen] {
-    return Error("http.listen_invalid", RetryClass::kNeedsOperator,
-                 "http.listen \"" + listen +
-                     "\" is not HOST:PORT; write e.g. \"0.0.0.0:8025\" or \"[::]:8025\"");
-  };
-  auto colon = listen.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == listen.size()) return bad();
-  HostPort hp;
-  hp.host = listen.substr(0, colon);
-  if (hp.host.front() == '[') {
-    if (hp.host.size() < 3 || hp.host.back() != ']') return bad();
-    hp.host = hp.host.substr(1, hp.host.size() - 2);
-  } else if (hp.host.find(':') != std::string::npos) {
-    return bad();  // an unbracketed IPv6 literal is ambiguous
-  }
-  std::string port = listen.substr(colon + 1);
-  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return bad();
-  hp.port = std::stoi(port);
-  if (hp.port > 65535) return bad();
-  return hp;
-}
-
-util::Result<Listener> BindListener(const std::string& listen, const HostPort& address) {
+util::Result<Listener> BindListener(const std::string& listen, const config::HostPort& address) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* list = nullptr;
-  std::string port = std::to_string(address.port);
-  int rc = getaddrinfo(address.host.c_str(), port.c_str(), &hints, &list);
+  std::string port = std::to_string(address.port());
+  int rc = getaddrinfo(address.host().c_str(), port.c_str(), &hints, &list);
   if (rc != 0) return BindError(listen, gai_strerror(rc));
   std::string cause = "no usable address";
   int fd = -1;

@@ -1,25 +1,14 @@
 #pragma once
-/// Listen addresses: parsing "HOST:PORT" / "[V6]:PORT" and binding a
-/// non-blocking listening socket to it. Shared by the health server
+/// Listen addresses: binding a non-blocking listening socket to a
+/// config::HostPort (parsed once, by the loader or `sink --listen`). Shared by the health server
 /// (`http.listen`) and `mailhook sink` (`--listen`).
 
 #include <string>
 
+#include "config/host_port.h"
 #include "util/result.h"
 
 namespace mailhook::http {
-
-/// A parsed listen address: host without brackets, port 0..65535.
-struct HostPort {
-  std::string host;
-  int port = 0;
-};
-
-/// Parses "HOST:PORT" or "[V6]:PORT" (the last colon separates the port, so a
-/// bracketed IPv6 literal keeps its own colons; an unbracketed one is refused
-/// as ambiguous). Error code "http.listen_invalid" (kNeedsOperator); the
-/// message quotes `listen` and shows the expected form.
-util::Result<HostPort> ParseListen(const std::string& listen);
 
 /// A bound, listening, non-blocking, close-on-exec socket and its port.
 struct Listener {
@@ -32,6 +21,6 @@ struct Listener {
 /// must fail to bind, not silently share the port. Port 0 picks a free port
 /// (see Listener::port). Error code "http.bind" (kNeedsOperator); the message
 /// names `listen`, the system's cause and the fix. The caller owns the fd.
-util::Result<Listener> BindListener(const std::string& listen, const HostPort& address);
+util::Result<Listener> BindListener(const std::string& listen, const config::HostPort& address);
 
 }  // namespace mailhook::http

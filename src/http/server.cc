@@ -43,9 +43,10 @@ ServerLimits HealthServer::DefaultLimits() {
   return l;
 }
 
-HealthServer::HealthServer(std::string listen, std::function<Readiness()> readiness,
+HealthServer::HealthServer(config::HostPort listen, std::function<Readiness()> readiness,
                            const util::MetricsCatalog& metrics, ServerLimits limits)
-    : listen_(std::move(listen)),
+    : address_(std::move(listen)),
+      listen_(address_.ToString()),
       readiness_(std::move(readiness)),
       metrics_(metrics),
       limits_(limits) {}
@@ -80,11 +81,9 @@ util::Status HealthServer::Start() {
     return Error("http.already_started", RetryClass::kNeedsOperator,
                  "HealthServer::Start called twice for " + listen_ + " (a bug)");
   }
-  auto hp = ParseListen(listen_);
-  if (!hp.ok()) return hp.error();
   // Bind here, on the caller's thread, so a bad address is an error the
   // daemon reports at start-up instead of a log line from a thread.
-  auto listener = BindListener(listen_, *hp);
+  auto listener = BindListener(listen_, address_);
   if (!listener.ok()) return listener.error();
 
   server_ = std::make_unique<PollServer>(

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "config/host_port.h"
 #include "http/poll_server.h"
 #include "util/metrics_catalog.h"
 #include "util/result.h"
@@ -43,10 +44,10 @@ class HealthServer {
   /// fields within 5 s, no body, responses taken within 5 s, 128 connections.
   static ServerLimits DefaultLimits();
 
-  /// listen is "HOST:PORT" ("0.0.0.0:8025", "127.0.0.1:0", "[::1]:8025");
+  /// `listen` comes parsed (config::HostPort, e.g. from `http.listen`);
   /// port 0 picks a free port (see port()). /metrics renders `metrics`, which
   /// also counts refused requests and must outlive this.
-  HealthServer(std::string listen, std::function<Readiness()> readiness,
+  HealthServer(config::HostPort listen, std::function<Readiness()> readiness,
                const util::MetricsCatalog& metrics, ServerLimits limits = DefaultLimits());
   ~HealthServer();  // calls Stop()
   HealthServer(const HealthServer&) = delete;
@@ -66,7 +67,8 @@ class HealthServer {
  private:
   Response Answer(const RequestHead& head) const;
 
-  std::string listen_;
+  config::HostPort address_;
+  std::string listen_;  // address_ as text, for messages
   std::function<Readiness()> readiness_;
   const util::MetricsCatalog& metrics_;
   ServerLimits limits_;

@@ -56,7 +56,7 @@ mailimap_section* SectionFor(const std::string& section, bool mime) {
 
 }  // namespace
 
-SessionOptions SessionOptions::FromAccount(const config::Account& a, int stop_fd) {
+SessionOptions SessionOptions::FromAccount(const config::Account& a, util::Secret password, int stop_fd) {
   SessionOptions o;
   o.host = a.host;
   o.port = a.port;
@@ -64,7 +64,7 @@ SessionOptions SessionOptions::FromAccount(const config::Account& a, int stop_fd
   o.tls_verify = a.tls_verify;
   o.ca_file = a.ca_file;
   o.username = a.username;
-  o.password = a.password;
+  o.password = std::move(password);
   o.auth = a.auth;
   o.timeout = a.timeout;
   o.stop_fd = stop_fd;

@@ -77,7 +77,9 @@ struct SessionOptions {
   /// line, the tagged reply and unsolicited responses (EXISTS, flag changes).
   static constexpr uint64_t kPartialSlack = 1ull << 20;
 
-  static SessionOptions FromAccount(const config::Account& account, int stop_fd);
+  /// The account's settings with `password` (account.password, resolved by the
+  /// caller just before this login: a token command gives a fresh token).
+  static SessionOptions FromAccount(const config::Account& account, util::Secret password, int stop_fd);
 };
 
 /// One live IMAP session. Not thread-safe; destroying it closes the socket

@@ -12,6 +12,7 @@ namespace mailhook::config {
 namespace {
 
 using testing::Dump;
+using testing::Reveal;
 using testing::ScopedEnv;
 using testing::TempDir;
 
@@ -49,9 +50,9 @@ TEST(ExamplesTest, DockerExampleReadsSecretsFromFiles) {
   auto r = LoadConfig((kExamples / "docker.yml").string());
   ASSERT_TRUE(r.config) << Dump(r);
   EXPECT_EQ(r.config->state_dir, "/var/lib/mailhook");
-  EXPECT_EQ(r.config->accounts[0].password.reveal(), "imap-pw");
-  EXPECT_EQ(r.config->webhooks[0].secrets.at(0).reveal(), "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
-  EXPECT_EQ(r.config->webhooks[0].headers.at("Authorization").reveal(), "Bearer tok");
+  EXPECT_EQ(Reveal(r.config->accounts[0].password), "imap-pw");
+  EXPECT_EQ(Reveal(r.config->webhooks[0].secrets.at(0)), "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+  EXPECT_EQ(Reveal(r.config->webhooks[0].headers.at("Authorization")), "Bearer tok");
 }
 
 TEST(ExamplesTest, MinimalExampleFailsClearlyWithoutItsVariables) {

@@ -10,6 +10,7 @@ namespace mailhook::config {
 namespace {
 
 using testing::Dump;
+using testing::Reveal;
 using testing::HasError;
 using testing::ScopedEnv;
 using testing::TempDir;
@@ -45,11 +46,11 @@ TEST(HookEnvTest, EnvValuesComeInlineFromTheEnvironmentFromFilesAndFromCommands)
   const Hook& h = r.config->hooks.at(0);
   ASSERT_EQ(h.env.size(), 4u);
   EXPECT_EQ(h.env[0].first, "TICKET_API_URL");
-  EXPECT_EQ(h.env[0].second.reveal(), "https://helpdesk.example.com");
-  EXPECT_EQ(h.env[1].second.reveal(), "Support");
-  EXPECT_EQ(h.env[2].second.reveal(), "file-token");
+  EXPECT_EQ(Reveal(h.env[0].second), "https://helpdesk.example.com");
+  EXPECT_EQ(Reveal(h.env[1].second), "Support");
+  EXPECT_EQ(Reveal(h.env[2].second), "file-token");
   EXPECT_EQ(h.env[3].first, "FROM_COMMAND");
-  EXPECT_EQ(h.env[3].second.reveal(), "cmd-token");
+  EXPECT_EQ(Reveal(h.env[3].second), "cmd-token");
   EXPECT_EQ(h.pass_env, (std::vector<std::string>{"HTTPS_PROXY", "NO_PROXY"}));
 }
 

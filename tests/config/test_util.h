@@ -48,6 +48,13 @@ inline bool HasError(const LoadResult& r, int line, int col, const std::string& 
   return false;
 }
 
+/// A secret's value as a use site would get it (reads the file, runs the
+/// command), or "<error: ...>".
+inline std::string Reveal(const SecretRef& ref) {
+  auto value = ref.Resolve();
+  return value.ok() ? value->reveal() : "<error: " + value.error().message() + ">";
+}
+
 /// Sets an environment variable for one test.
 class ScopedEnv {
  public:

@@ -49,7 +49,7 @@ class FolderWatcherTest : public ::testing::Test {
   }
   /// UIDs with an outbox row, ascending.
   std::vector<uint32_t> EventUids() {
-    auto rows = Store()->ListPending();
+    auto rows = Store()->outbox().ListPending();
     EXPECT_TRUE(rows.ok());
     std::vector<uint32_t> out;
     for (const auto& d : *rows) out.push_back(d.item.uid);
@@ -57,13 +57,13 @@ class FolderWatcherTest : public ::testing::Test {
     return out;
   }
   std::string PayloadOf(uint32_t uid) {
-    auto rows = Store()->ListPending();
+    auto rows = Store()->outbox().ListPending();
     for (const auto& d : *rows) {
       if (d.item.uid == uid) return d.item.payload;
     }
     return "";
   }
-  std::optional<Watermark> StoredMark() { return *Store()->GetWatermark("acct", "INBOX"); }
+  std::optional<Watermark> StoredMark() { return *Store()->watermarks().Get("acct", "INBOX"); }
   void SetStartFrom(config::StartFrom f) { config_.accounts[0].start_from = f; }
 
   TempDir dir_;
@@ -107,7 +107,7 @@ TEST_F(FolderWatcherTest, FirstStartFromUnseenSendsTheUnseenThenWhatComes) {
 
 TEST_F(FolderWatcherTest, StoredWatermarkIsResumed) {
   for (int i = 0; i < 5; ++i) folder_.Add("m");
-  ASSERT_TRUE(Store()->SetWatermark("acct", "INBOX", Watermark{7, 3}).ok());
+  ASSERT_TRUE(Store()->watermarks().Set("acct", "INBOX", Watermark{7, 3}).ok());
   SetStartFrom(config::StartFrom::kAll);  // does not matter once a mark is stored
   RunUntilIdle();
   EXPECT_EQ(EventUids(), (std::vector<uint32_t>{4, 5}));
@@ -116,7 +116,7 @@ TEST_F(FolderWatcherTest, StoredWatermarkIsResumed) {
 
 TEST_F(FolderWatcherTest, ChangedUidValidityReBaselinesInsteadOfReplaying) {
   for (int i = 0; i < 5; ++i) folder_.Add("m");
-  ASSERT_TRUE(Store()->SetWatermark("acct", "INBOX", Watermark{6, 2}).ok());
+  ASSERT_TRUE(Store()->watermarks().Set("acct", "INBOX", Watermark{6, 2}).ok());
   RunUntilIdle();
   EXPECT_TRUE(EventUids().empty());
   EXPECT_EQ(StoredMark(), (Watermark{7, 5}));
@@ -154,7 +154,7 @@ TEST_F(FolderWatcherTest, AVanishedMessageIsSkippedAndTheMarkPassesIt) {
   RunUntilIdle();
   EXPECT_EQ(EventUids(), (std::vector<uint32_t>{1, 3}));
   EXPECT_EQ(StoredMark(), (Watermark{7, 3}));
-  auto attempts = Store()->ListAttempts("acct", "INBOX", 7);
+  auto attempts = Store()->attempts().List("acct", "INBOX", 7);
   ASSERT_TRUE(attempts.ok());
   EXPECT_TRUE(attempts->empty()) << "nothing is left to retry";
   EXPECT_EQ(folder_.opens(), 1) << "a vanished message does not break the session";
@@ -214,9 +214,9 @@ TEST_F(FolderWatcherTest, PostActionsRunOnlyAfterEveryTargetReceivedTheEvent) {
   config_.accounts[0].on_delivered.add_flags = {"$Sent"};
   auto delivered = [&] {
     auto st = Store();
-    auto rows = st->ClaimDue(store::Clock::now() + std::chrono::hours(1), 10);
+    auto rows = st->outbox().ClaimDue(store::Clock::now() + std::chrono::hours(1), 10);
     ASSERT_TRUE(rows.ok());
-    for (const auto& d : *rows) ASSERT_TRUE(st->MarkDelivered(d.id).ok());
+    for (const auto& d : *rows) ASSERT_TRUE(st->outbox().MarkDelivered(d.id).ok());
   };
   auto stores_before_idle = [&](int idle) {
     int stores = 0, idles = 0;
@@ -235,7 +235,7 @@ TEST_F(FolderWatcherTest, PostActionsRunOnlyAfterEveryTargetReceivedTheEvent) {
   EXPECT_EQ(EventUids(), std::vector<uint32_t>{}) << "delivered rows leave the outbox";
   EXPECT_EQ(stores_before_idle(3), 0) << "no flag before the delivery";
   EXPECT_EQ(stores_before_idle(4), 1) << "flags added once, after it";
-  auto pending = Store()->PostActionCount();
+  auto pending = Store()->post_actions().Count();
   ASSERT_TRUE(pending.ok());
   EXPECT_EQ(*pending, 0);
 }

@@ -72,7 +72,7 @@ TEST(DispatcherClockTest, ARetryIsDueByTheInjectedClock) {
     dispatcher.SetOnOutcome(reports.Callback());
     ASSERT_TRUE(dispatcher.Start().ok());
     ASSERT_TRUE(reports.WaitFor(1));
-    auto rows = (*store)->ListPending();
+    auto rows = (*store)->outbox().ListPending();
     ASSERT_TRUE(rows.ok());
     ASSERT_EQ(rows->size(), 1u);
     const auto due_in = std::chrono::duration_cast<std::chrono::milliseconds>(rows->front().next_attempt_at - clock.Now());

@@ -98,12 +98,20 @@ config::Hook MakeHook(std::vector<std::string> command, config::Duration timeout
   return hook;
 }
 
+// A target from a hook whose env values are inline (Create resolves them).
+std::unique_ptr<HookTarget> Build(config::Hook hook) {
+  auto target = HookTarget::Create(hook);
+  EXPECT_TRUE(target.ok()) << target.error().message();
+  return std::move(target).value();
+}
+
 TEST(HookTargetTest, PassesEventOnStdinAndContractEnvironment) {
   HookDir dir;
   std::string script = dir.Script("hook.sh",
                                   "cat > \"$1/stdin\"\n"
                                   "env | grep '^MAILHOOK_' | sort > \"$1/env\"\n");
-  HookTarget target(MakeHook({script, dir / ""}));
+  auto built = Build(MakeHook({script, dir / ""}));
+  HookTarget& target = *built;
   Outcome o = target.Deliver(Row());
   EXPECT_EQ(o.kind, OutcomeKind::kSuccess) << o.error;
   EXPECT_TRUE(o.error.empty());
@@ -123,7 +131,8 @@ TEST(HookTargetTest, GetsItsEnvAndPassEnvButNotTheDaemonsOtherVariables) {
   config::Hook hook = MakeHook({script, dir / ""});
   hook.env = {{"TICKET_TOKEN", util::Secret("from-env-map")}, {"MAILHOOK_UID", util::Secret("spoofed")}};
   hook.pass_env = {"MH_HOOK_TEST_PROXY"};
-  HookTarget target(std::move(hook));
+  auto built = Build(std::move(hook));
+  HookTarget& target = *built;
   Outcome o = target.Deliver(Row());
   ::unsetenv("MH_HOOK_TEST_DAEMON_SECRET");
   ::unsetenv("MH_HOOK_TEST_PROXY");
@@ -140,7 +149,8 @@ TEST(HookTargetTest, GetsItsEnvAndPassEnvButNotTheDaemonsOtherVariables) {
 TEST(HookTargetTest, ArgumentsAreNotInterpretedByAShell) {
   HookDir dir;
   std::string script = dir.Script("args.sh", "printf '%s|' \"$@\" > \"$0.out\"");
-  HookTarget target(MakeHook({script, "$HOME", "a b", "*", ";rm -rf /"}));
+  auto built = Build(MakeHook({script, "$HOME", "a b", "*", ";rm -rf /"}));
+  HookTarget& target = *built;
   Outcome o = target.Deliver(Row());
   EXPECT_EQ(o.kind, OutcomeKind::kSuccess) << o.error;
   EXPECT_EQ(ReadFile(script + ".out"), "$HOME|a b|*|;rm -rf /|");
@@ -150,7 +160,8 @@ TEST(HookTargetTest, Exit75IsRetriedWithExitCodeAndStderr) {
   HookDir dir;
   std::string script =
       dir.Script("tempfail.sh", "cat >/dev/null\necho 'ticket API down' >&2\nexit 75");
-  HookTarget target(MakeHook({script}));
+  auto built = Build(MakeHook({script}));
+  HookTarget& target = *built;
   Outcome o = target.Deliver(Row());
   EXPECT_EQ(o.kind, OutcomeKind::kRetry);
   EXPECT_FALSE(o.cancelled);
@@ -164,7 +175,8 @@ TEST(HookTargetTest, OtherExitCodeIsPermanentAndNeverQuotesTheEvent) {
   // The script echoes its stdin to stdout: the event must not leak into the
   // error through either stream being reported.
   std::string script = dir.Script("fail.sh", "cat\necho 'bad input' >&2\nexit 1");
-  HookTarget target(MakeHook({script}));
+  auto built = Build(MakeHook({script}));
+  HookTarget& target = *built;
   Outcome o = target.Deliver(Row());
   EXPECT_EQ(o.kind, OutcomeKind::kPermanent);
   EXPECT_NE(o.error.find("exit code 1 "), std::string::npos) << o.error;
@@ -178,7 +190,8 @@ TEST(HookTargetTest, ItsEnvSecretsAreRedactedFromTheReportedStderr) {
   std::string script = dir.Script("leak.sh", "cat >/dev/null\necho \"Authorization: Bearer $TICKET_TOKEN\" >&2\nexit 75");
   config::Hook hook = MakeHook({script});
   hook.env = {{"TICKET_TOKEN", util::Secret("tok-3141592653")}};
-  HookTarget target(std::move(hook));
+  auto built = Build(std::move(hook));
+  HookTarget& target = *built;
   Outcome o = target.Deliver(Row());
   EXPECT_EQ(o.kind, OutcomeKind::kRetry);
   EXPECT_EQ(o.error.find("tok-3141592653"), std::string::npos) << o.error;
@@ -191,7 +204,8 @@ TEST(HookTargetTest, ReportsOnlyTheTailOfALongStderr) {
       dir.Script("noisy.sh",
                  "i=0; while [ $i -lt 2000 ]; do echo \"line $i of noise\" >&2; i=$((i+1)); done\n"
                  "echo 'the real reason' >&2\nexit 3");
-  HookTarget target(MakeHook({script}));
+  auto built = Build(MakeHook({script}));
+  HookTarget& target = *built;
   Outcome o = target.Deliver(Row());
   EXPECT_EQ(o.kind, OutcomeKind::kPermanent);
   EXPECT_NE(o.error.find("the real reason"), std::string::npos);
@@ -203,7 +217,8 @@ TEST(HookTargetTest, ReportsOnlyTheTailOfALongStderr) {
 TEST(HookTargetTest, DeathBySignalIsPermanent) {
   HookDir dir;
   std::string script = dir.Script("segv.sh", "kill -SEGV $$");
-  HookTarget target(MakeHook({script}));
+  auto built = Build(MakeHook({script}));
+  HookTarget& target = *built;
   Outcome o = target.Deliver(Row());
   EXPECT_EQ(o.kind, OutcomeKind::kPermanent);
   EXPECT_NE(o.error.find("SIGSEGV"), std::string::npos) << o.error;
@@ -218,7 +233,8 @@ TEST(HookTargetTest, HangIsKilledAtTimeoutWithItsGrandchildren) {
                                   "echo $! > \"$1/grandchild\"\n"
                                   "echo 'started' >&2\n"
                                   "sleep 1000");
-  HookTarget target(MakeHook({script, dir / ""}, 500ms));
+  auto built = Build(MakeHook({script, dir / ""}, 500ms));
+  HookTarget& target = *built;
   auto start = std::chrono::steady_clock::now();
   Outcome o = target.Deliver(Row());
   auto took = std::chrono::steady_clock::now() - start;
@@ -234,7 +250,8 @@ TEST(HookTargetTest, HangIsKilledAtTimeoutWithItsGrandchildren) {
 }
 
 TEST(HookTargetTest, MissingExecutableIsPermanentAndNamesPathAndFix) {
-  HookTarget target(MakeHook({"/nonexistent/mailhook-hook.sh", "x"}));
+  auto built = Build(MakeHook({"/nonexistent/mailhook-hook.sh", "x"}));
+  HookTarget& target = *built;
   Outcome o = target.Deliver(Row());
   EXPECT_EQ(o.kind, OutcomeKind::kPermanent);
   EXPECT_NE(o.error.find("/nonexistent/mailhook-hook.sh"), std::string::npos) << o.error;
@@ -246,7 +263,8 @@ TEST(HookTargetTest, NonExecutableFileIsPermanent) {
   std::string path = dir / "plain.txt";
   std::ofstream(path) << "not a program\n";
   fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
-  HookTarget target(MakeHook({path}));
+  auto built = Build(MakeHook({path}));
+  HookTarget& target = *built;
   Outcome o = target.Deliver(Row());
   EXPECT_EQ(o.kind, OutcomeKind::kPermanent);
   EXPECT_NE(o.error.find(path), std::string::npos) << o.error;
@@ -259,7 +277,8 @@ TEST(HookTargetTest, CancelEndsARunningHookPromptly) {
                                   "echo $! > \"$1/grandchild.tmp\"\n"
                                   "mv \"$1/grandchild.tmp\" \"$1/grandchild\"\n"
                                   "sleep 1000");
-  HookTarget target(MakeHook({script, dir / ""}, 60s));
+  auto built = Build(MakeHook({script, dir / ""}, 60s));
+  HookTarget& target = *built;
   auto future = std::async(std::launch::async, [&] { return target.Deliver(Row()); });
   ASSERT_TRUE(Eventually([&] { return fs::exists(dir / "grandchild"); }));
   auto start = std::chrono::steady_clock::now();
@@ -272,7 +291,8 @@ TEST(HookTargetTest, CancelEndsARunningHookPromptly) {
   EXPECT_TRUE(Eventually([&] { return Dead(grandchild); }));
 
   // Cancel only reaches calls in flight: the next one runs normally.
-  HookTarget quick(MakeHook({dir.Script("ok.sh", "exit 0")}));
+  auto quick_built = Build(MakeHook({dir.Script("ok.sh", "exit 0")}));
+  HookTarget& quick = *quick_built;
   quick.Cancel();
   EXPECT_EQ(quick.Deliver(Row()).kind, OutcomeKind::kSuccess);
 }
@@ -280,7 +300,8 @@ TEST(HookTargetTest, CancelEndsARunningHookPromptly) {
 TEST(HookTargetTest, ConcurrentDeliveriesEachGetTheirOwnChild) {
   HookDir dir;
   std::string script = dir.Script("id.sh", "cat > \"$1/$MAILHOOK_UID\"");
-  HookTarget target(MakeHook({script, dir / ""}));
+  auto built = Build(MakeHook({script, dir / ""}));
+  HookTarget& target = *built;
   std::vector<std::future<Outcome>> runs;
   for (uint32_t uid = 1; uid <= 8; ++uid) {
     runs.push_back(std::async(std::launch::async, [&, uid] {

@@ -36,6 +36,19 @@ TEST(SigningTest, SeveralSecretsGiveSpaceSeparatedSignatures) {
   EXPECT_TRUE(Verify({other}, kId, "1614265330", kBody, *header, At(kTimestamp)));
 }
 
+TEST(SigningTest, KeysDecodedOnceSignLikeTheSecrets) {
+  const util::Secret other("whsec_b2xkLXNlY3JldA==");
+  auto a = DecodeSigningKey(kSecret);
+  auto b = DecodeSigningKey(other);
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto from_keys = SignatureHeader(std::vector<SigningKey>{*a, *b}, kId, kTimestamp, kBody);
+  auto from_secrets = SignatureHeader({kSecret, other}, kId, kTimestamp, kBody);
+  ASSERT_TRUE(from_keys.ok() && from_secrets.ok());
+  EXPECT_EQ(*from_keys, *from_secrets);
+  EXPECT_EQ(from_keys->substr(0, std::string(kSignature).size()), kSignature);
+  EXPECT_FALSE(DecodeSigningKey(util::Secret("whsec_not*base64")).ok());
+}
+
 TEST(SigningTest, VerifyAcceptsTheVectorAndRejectsTampering) {
   EXPECT_TRUE(Verify({kSecret}, kId, "1614265330", kBody, kSignature, At(kTimestamp)));
   EXPECT_TRUE(Verify({kSecret}, kId, "1614265330", kBody, std::string("v2,xyz ") + kSignature,

@@ -33,7 +33,7 @@ store::Delivery Row() {
 config::Webhook Hook(const std::string& url, config::Duration timeout = 5s) {
   config::Webhook w;
   w.name = "hostile";
-  w.url = url;
+  w.url = config::HttpUrl::Parse(url).value();
   w.timeout = timeout;
   w.secrets = {util::Secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")};
   w.headers = {{"Authorization", util::Secret("Bearer t0ken-secret-value")}};

@@ -75,7 +75,7 @@ class TlsReceiver {
 Outcome Post(const std::string& url, std::optional<std::string> ca_file) {
   config::Webhook hook;
   hook.name = "tls";
-  hook.url = url;
+  hook.url = config::HttpUrl::Parse(url).value();
   hook.ca_file = std::move(ca_file);
   hook.timeout = std::chrono::seconds(5);
   auto target = WebhookTarget::Create(hook, "1");

@@ -15,6 +15,9 @@
 namespace mailhook::http {
 namespace {
 
+// Listen addresses come parsed (config::HostPort); see host_port_test for the parser.
+config::HostPort Addr(const std::string& listen) { return config::HostPort::Parse(listen).value(); }
+
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using testing_http::RawClient;
@@ -53,7 +56,7 @@ class FakeReadiness {
 class HealthServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_ = std::make_unique<HealthServer>("127.0.0.1:0", [this] { return ready_.Get(); }, metrics_);
+    server_ = std::make_unique<HealthServer>(Addr("127.0.0.1:0"), [this] { return ready_.Get(); }, metrics_);
     auto st = server_->Start();
     ASSERT_TRUE(st.ok()) << st.error().ToString();
     ASSERT_GT(server_->port(), 0);
@@ -124,7 +127,7 @@ TEST_F(HealthServerTest, OtherMethodIs405WithAllow) {
 
 TEST_F(HealthServerTest, ThrowingReadinessIs500AndServerSurvives) {
   util::MetricsCatalog metrics;
-  HealthServer s("127.0.0.1:0", []() -> Readiness { throw std::runtime_error("boom"); }, metrics);
+  HealthServer s(Addr("127.0.0.1:0"), []() -> Readiness { throw std::runtime_error("boom"); }, metrics);
   ASSERT_TRUE(s.Start().ok());
   httplib::Client c("127.0.0.1", s.port());
   auto res = c.Get("/readyz");
@@ -137,10 +140,10 @@ TEST_F(HealthServerTest, ThrowingReadinessIs500AndServerSurvives) {
 
 TEST(HealthServerStartTest, PortInUseNamesAddressAndFix) {
   util::MetricsCatalog metrics;
-  HealthServer first("127.0.0.1:0", [] { return Readiness{true, {}}; }, metrics);
+  HealthServer first(Addr("127.0.0.1:0"), [] { return Readiness{true, {}}; }, metrics);
   ASSERT_TRUE(first.Start().ok());
   std::string addr = "127.0.0.1:" + std::to_string(first.port());
-  HealthServer second(addr, [] { return Readiness{true, {}}; }, metrics);
+  HealthServer second(Addr(addr), [] { return Readiness{true, {}}; }, metrics);
   auto st = second.Start();
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.error().code(), "http.bind");
@@ -151,22 +154,10 @@ TEST(HealthServerStartTest, PortInUseNamesAddressAndFix) {
   second.Stop();  // harmless after a failed Start
 }
 
-TEST(HealthServerStartTest, MalformedListenIsAnError) {
-  for (const char* listen : {"8025", "127.0.0.1:", ":8025", "127.0.0.1:99999", "::1:80",
-                             "127.0.0.1:8o25"}) {
-    util::MetricsCatalog metrics;
-    HealthServer s(listen, [] { return Readiness{true, {}}; }, metrics);
-    auto st = s.Start();
-    ASSERT_FALSE(st.ok()) << listen;
-    EXPECT_EQ(st.error().code(), "http.listen_invalid") << listen;
-    EXPECT_NE(st.error().message().find(listen), std::string::npos);
-  }
-}
-
 TEST(HealthServerStartTest, StopRightAfterStartReturnsAndFreesPort) {
   for (int i = 0; i < 20; ++i) {
     util::MetricsCatalog metrics;
-    HealthServer s("127.0.0.1:0", [] { return Readiness{true, {}}; }, metrics);
+    HealthServer s(Addr("127.0.0.1:0"), [] { return Readiness{true, {}}; }, metrics);
     ASSERT_TRUE(s.Start().ok());
     s.Stop();
     s.Stop();  // idempotent
@@ -180,7 +171,7 @@ TEST(HealthServerStartTest, BracketedHostParses) {
   // The bracket form exists for IPv6 literals ("[::]:8025"); tests stay on
   // 127.0.0.1, which the same parse path accepts.
   util::MetricsCatalog metrics;
-  HealthServer s("[127.0.0.1]:0", [] { return Readiness{true, {}}; }, metrics);
+  HealthServer s(Addr("[127.0.0.1]:0"), [] { return Readiness{true, {}}; }, metrics);
   auto st = s.Start();
   ASSERT_TRUE(st.ok()) << st.error().ToString();
   httplib::Client c("127.0.0.1", s.port());
@@ -283,7 +274,7 @@ TEST(HealthServerLimitsTest, TricklingHeadIsCutAtItsTotalDeadline) {
   ServerLimits limits = HealthServer::DefaultLimits();
   limits.head_timeout = milliseconds(300);
   util::MetricsCatalog metrics;
-  HealthServer s("127.0.0.1:0", [] { return Readiness{true, {}}; }, metrics, limits);
+  HealthServer s(Addr("127.0.0.1:0"), [] { return Readiness{true, {}}; }, metrics, limits);
   ASSERT_TRUE(s.Start().ok());
   RawClient c(s.port());
   // A byte every 50 ms: a per-read timeout would never fire.
@@ -308,7 +299,7 @@ TEST(HealthServerLimitsTest, ConnectionCapEvictsTheOldestStalledClient) {
   ServerLimits limits = HealthServer::DefaultLimits();
   limits.max_connections = 4;
   util::MetricsCatalog metrics;
-  HealthServer s("127.0.0.1:0", [] { return Readiness{true, {}}; }, metrics, limits);
+  HealthServer s(Addr("127.0.0.1:0"), [] { return Readiness{true, {}}; }, metrics, limits);
   ASSERT_TRUE(s.Start().ok());
   std::vector<std::unique_ptr<RawClient>> stalled;
   for (int i = 0; i < 4; ++i) {

@@ -1,0 +1,101 @@
+#pragma once
+// Loader: the section parsers of LoadConfig, one file per concept
+// (parse_top.cc, parse_accounts.cc, parse_targets.cc, parse_webhooks.cc,
+// parse_hooks.cc, parse_secrets.cc) over YamlAccess. The loader walks the
+// document once, checks every key against the keys it knows and every value
+// against its rule, and keeps going after a problem so that `mailhook check`
+// can list all of them at once. Private to src/config; one per load.
+
+#include <map>
+#include <string>
+#include <utility>
+
+#include "config/secret_ref.h"
+#include "config/yaml_access.h"
+
+namespace mailhook::config::internal {
+
+/// Builds a Config from one document, collecting every error.
+class Loader : public YamlAccess {
+ public:
+  using YamlAccess::YamlAccess;
+  /// Parses `text`; never throws for bad input.
+  LoadResult Load(const std::string& text);
+
+ private:
+  // parse_top.cc
+  void ParseTop(const YAML::Node& root, Config& cfg);
+  /// The name of a list entry, checked, and how errors refer to the entry.
+  std::string EntryName(const YAML::Node& node, const std::string& kind, const std::string& list,
+                        size_t index, std::string& name);
+  // limits: { max_parts, max_text_bytes, max_attempts }; keys not given keep
+  // what `limits` holds already (the defaults, or the top-level values).
+  void ParseLimits(const YAML::Node& node, const std::string& where, Limits& limits);
+  /// tls_verify: false accepts any certificate, so whoever sits on the path
+  /// reads `what`: it must be asked for twice (allow_insecure: true).
+  void RequireInsecureOptIn(const YAML::Node& node, const std::string& where, bool tls_verify,
+                            bool allow_insecure, const std::string& what);
+
+  // parse_secrets.cc
+  std::filesystem::path Resolve(const std::string& path) const;
+  /// A file secret: the path resolved against the config's directory.
+  SecretRef FileRef(const std::string& path, std::string_view key, const std::string& where) const;
+  /// A command secret; never run here (secret_ref.h says where it runs).
+  std::optional<SecretRef> CommandRef(const YAML::Node& node, const std::vector<std::string>& argv,
+                                      std::string_view key, const std::string& where);
+  /// Checks what can be checked without running a command (an inline value,
+  /// a file's content) with the rule every use applies; reports at `at`.
+  std::optional<SecretRef> Checked(const YAML::Node& at, SecretRef ref, SecretRule rule);
+  /// One secret given as `<base>`, `<base>_file` or `<base>_command`.
+  /// `given` tells whether any of the three keys was present.
+  std::optional<SecretRef> SecretValue(const YAML::Node& map, const std::string& base,
+                                       const std::string& where, bool* given,
+                                       SecretRule rule = SecretRule::kAny,
+                                       const std::string& prefix = "");
+
+  // parse_accounts.cc
+  void ParseAccount(const YAML::Node& node, size_t index, Config& cfg);
+  void ParseFolders(const YAML::Node& node, const std::string& where, Account& a);
+  void ParseCredentials(const YAML::Node& node, const std::string& where, Account& a);
+  void ParseOnDelivered(const YAML::Node& node, const std::string& account_where, Account& a);
+
+  // parse_targets.cc
+  /// A target (webhook or hook) name, unique across both lists: the outbox
+  /// stores deliveries by target name.
+  void ClaimTargetName(const YAML::Node& node, const std::string& kind, const std::string& name);
+  void ParseMatch(const YAML::Node& node, const std::string& target_where, const Config& cfg,
+                  Match& match);
+  /// The keys webhooks and hooks share (DeliveryOptions).
+  void ParseDelivery(const YAML::Node& node, const std::string& where, const Config& cfg,
+                     DeliveryOptions& d);
+  /// concurrency: 1..kMaxConcurrency (deliveries in flight to one target).
+  std::optional<int> Concurrency(const YAML::Node& node, const std::string& where);
+
+  // parse_webhooks.cc
+  void ParseWebhook(const YAML::Node& node, size_t index, Config& cfg);
+  /// Plain http:// beyond this host, or https:// without verification, lets
+  /// anyone on the path read events and headers: only with allow_insecure.
+  void CheckWebhookSecurity(const YAML::Node& node, const std::string& where, Webhook& w);
+  /// secret: a string or a list (rotation: sign with each); secret_file: a path
+  /// or a list of paths; secret_command: one argv.
+  void ParseWebhookSecrets(const YAML::Node& node, const std::string& where, Webhook& w);
+  /// headers: { Name: "value" } or { Name: { value_file: ..., prefix: "Bearer " } }.
+  void ParseHeaders(const YAML::Node& headers, const std::string& webhook_where, Webhook& w);
+
+  // parse_hooks.cc
+  /// An environment variable name for a hook: a POSIX shell name.
+  bool CheckEnvName(const YAML::Node& at, const std::string& name, const std::string& where);
+  /// env: { NAME: "value", NAME: { file: PATH }, NAME: { command: [argv] } }.
+  void ParseHookEnv(const YAML::Node& env, const std::string& hook_where, Hook& h);
+  /// One env value: "text", { file: PATH } or { command: [argv] }.
+  std::optional<SecretRef> EnvValue(const YAML::Node& value, const std::string& name,
+                                    const std::string& where, const std::string& value_where);
+  void ParseHookPassEnv(const YAML::Node& node, const std::string& where, Hook& h);
+  void ParseHook(const YAML::Node& node, size_t index, Config& cfg);
+
+  bool accounts_ok_ = false;
+  std::map<std::string, int> account_lines_;  // name → line of its definition
+  std::map<std::string, std::pair<std::string, int>> target_lines_;  // name → (kind, line)
+};
+
+}  // namespace mailhook::config::internal

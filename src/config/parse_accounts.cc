@@ -1,0 +1,170 @@
+// One IMAP account: connection, credentials, folders, on_delivered, limits.
+#include "config/loader.h"
+
+#include <algorithm>
+#include <set>
+
+namespace mailhook::config::internal {
+namespace {
+
+constexpr std::string_view kAccountKeys[] = {"name",         "host",          "port",        "tls",
+                               "allow_insecure", "tls_verify",  "ca_file",     "username",
+                               "password",     "password_file", "password_command", "auth",
+                               "oauth2",       "folders",       "start_from",  "idle_refresh",
+                               "timeout",      "on_delivered",  "limits"};
+constexpr std::string_view kOauth2Keys[] = {"token", "token_file", "token_command"};
+constexpr std::string_view kOnDeliveredKeys[] = {"mark_seen", "move_to", "add_flags"};
+
+/// RFC 3501 §9: a flag is "\" atom (system) or an atom (keyword).
+bool ValidFlag(std::string_view s) {
+  if (s.starts_with('\\')) s.remove_prefix(1);
+  static constexpr std::string_view kAtomSpecials = "(){ %*\"\\]";
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return c > 0x20 && c < 0x7f && kAtomSpecials.find(c) == std::string_view::npos;
+  });
+}
+
+}  // namespace
+
+void Loader::ParseAccount(const YAML::Node& node, size_t index, Config& cfg) {
+  Account a;
+  std::string where = EntryName(node, "account", "accounts", index, a.name);
+  if (!CheckKeys(node, kAccountKeys, where)) return;
+  if (!a.name.empty()) {
+    auto [it, inserted] = account_lines_.emplace(a.name, node["name"].Mark().line + 1);
+    if (!inserted) {
+      Fail(node["name"], "account name " + Q(a.name) + " is already used at line " +
+                             std::to_string(it->second) + "; names must be unique");
+    }
+  }
+  if (auto host = Required(node, "host", where, "imap.example.com")) a.host = *host;
+  if (auto tls = Enum<TlsMode>(node, "tls", where,
+                               {{"implicit", TlsMode::kImplicit},
+                                {"starttls", TlsMode::kStartTls},
+                                {"none", TlsMode::kNone}})) {
+    a.tls = *tls;
+  }
+  a.port = a.tls == TlsMode::kImplicit ? 993 : 143;
+  if (auto port = Str(node, "port", where)) {
+    if (auto p = Port(node["port"], *port, "port", where)) a.port = *p;
+  }
+  if (auto insecure = Bool(node, "allow_insecure", where)) a.allow_insecure = *insecure;
+  if (a.tls == TlsMode::kNone && !a.allow_insecure) {
+    Fail(node["tls"], "tls: none in " + where +
+                          " sends the password in clear text; use tls: implicit or starttls, "
+                          "or add allow_insecure: true if this is a trusted local network");
+  }
+  if (auto verify = Bool(node, "tls_verify", where)) a.tls_verify = *verify;
+  RequireInsecureOptIn(node, where, a.tls_verify, a.allow_insecure, "the password and the mail");
+  a.ca_file = Str(node, "ca_file", where);
+  if (auto user = Required(node, "username", where, "support@example.com")) a.username = *user;
+  if (auto auth = Enum<AuthMethod>(node, "auth", where,
+                                   {{"login", AuthMethod::kLogin},
+                                    {"plain", AuthMethod::kPlain},
+                                    {"xoauth2", AuthMethod::kXoauth2}})) {
+    a.auth = *auth;
+  }
+  ParseCredentials(node, where, a);
+  ParseFolders(node, where, a);
+  if (auto start = Enum<StartFrom>(node, "start_from", where,
+                                   {{"new", StartFrom::kNew},
+                                    {"all", StartFrom::kAll},
+                                    {"unseen", StartFrom::kUnseen}})) {
+    a.start_from = *start;
+  }
+  if (auto refresh = Dur(node, "idle_refresh", where)) {
+    // RFC 2177 §3: servers may drop an IDLE after 30 minutes of inactivity,
+    // and clients should re-issue it at least every 29 minutes.
+    if (*refresh > std::chrono::minutes(29)) {
+      Fail(node["idle_refresh"], "\"idle_refresh\" in " + where +
+                                     " is longer than 29m; servers may drop an IDLE after 30 "
+                                     "minutes (RFC 2177), use e.g. 25m");
+    } else {
+      a.idle_refresh = *refresh;
+    }
+  }
+  if (auto timeout = Dur(node, "timeout", where)) a.timeout = *timeout;
+  if (Present(node["on_delivered"])) ParseOnDelivered(node["on_delivered"], where, a);
+  a.limits = cfg.limits;
+  if (Present(node["limits"])) ParseLimits(node["limits"], "limits of " + where, a.limits);
+  cfg.accounts.push_back(std::move(a));
+}
+
+/// folders: a non-empty list of distinct names (the watched folders).
+void Loader::ParseFolders(const YAML::Node& node, const std::string& where, Account& a) {
+  auto folders = ListNodes(node, "folders", where, "[INBOX]");
+  if (!folders) return;  // absent: the default [INBOX]
+  a.folders.clear();
+  if (folders->empty()) {
+    Fail(node["folders"], "\"folders\" in " + where + " is empty; list at least one, e.g. [INBOX]");
+  }
+  std::set<std::string> seen;
+  for (const auto& [folder, fnode] : *folders) {
+    if (folder.empty()) {
+      Fail(fnode, "a folder name in " + where + " is empty; write e.g. INBOX");
+    } else if (!seen.insert(folder).second) {
+      Fail(fnode, "folder " + Q(folder) + " is listed twice in " + where + "; keep one");
+    } else {
+      a.folders.push_back(folder);
+    }
+  }
+}
+
+void Loader::ParseCredentials(const YAML::Node& node, const std::string& where, Account& a) {
+  bool has_password = false;
+  auto password = SecretValue(node, "password", where, &has_password);
+  if (password) a.password = *password;
+  YAML::Node oauth2 = node["oauth2"];
+  if (Present(oauth2)) {
+    if (a.auth != AuthMethod::kXoauth2) {
+      Fail(oauth2, "\"oauth2\" in " + where + " is used only with auth: xoauth2; add auth: xoauth2 "
+                   "or remove oauth2");
+    } else if (has_password) {
+      Fail(oauth2, where + " sets both oauth2 and a password; with auth: xoauth2 keep one of them");
+    } else if (CheckKeys(oauth2, kOauth2Keys, "oauth2 of " + where)) {
+      bool has_token = false;
+      auto token = SecretValue(oauth2, "token", "oauth2 of " + where, &has_token);
+      if (token) a.password = *token;
+      if (!has_token) {
+        Fail(oauth2, "oauth2 of " + where + " has no token; add token_command: [...] (a helper "
+                     "that prints a fresh access token), token_file or token");
+      }
+    }
+    return;
+  }
+  if (!has_password) {
+    std::string fix = a.auth == AuthMethod::kXoauth2
+                          ? "add oauth2: { token_command: [...] } or password_command"
+                          : "add password: ${IMAP_PASSWORD}, password_file or password_command";
+    Fail(node, where + " has no password; " + fix);
+  }
+}
+
+void Loader::ParseOnDelivered(const YAML::Node& node, const std::string& account_where, Account& a) {
+  std::string where = "on_delivered of " + account_where;
+  if (!CheckKeys(node, kOnDeliveredKeys, where)) return;
+  if (auto seen = Bool(node, "mark_seen", where)) a.on_delivered.mark_seen = *seen;
+  if (auto move = Str(node, "move_to", where)) {
+    if (move->empty()) {
+      Fail(node["move_to"], "\"move_to\" in " + where + " is empty; name a folder or write null");
+    } else if (std::find(a.folders.begin(), a.folders.end(), *move) != a.folders.end()) {
+      Fail(node["move_to"], "\"move_to\" " + Q(*move) + " in " + where +
+                                " is a watched folder; moved messages would be delivered again. "
+                                "Move them to a folder that is not watched");
+    } else {
+      a.on_delivered.move_to = *move;
+    }
+  }
+  if (auto flags = ListNodes(node, "add_flags", where, "[\"\\\\Flagged\", \"mailhook\"]")) {
+    for (const auto& [flag, fnode] : *flags) {
+      if (!ValidFlag(flag)) {
+        Fail(fnode, "flag " + Q(flag) + " in " + where +
+                        " is not an IMAP flag; write \\Flagged or a keyword without spaces or ()*%\"\\]");
+      } else {
+        a.on_delivered.add_flags.push_back(flag);
+      }
+    }
+  }
+}
+
+}  // namespace mailhook::config::internal
