@@ -6,8 +6,10 @@
 #include <cstdlib>
 #include <ctime>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 #include "config/secret_source.h"
 #include "daemon/backoff.h"
@@ -207,7 +209,7 @@ void FolderWatcher::RunSessions() {
         delay = backoff.Next();
         // The store failing (disk full, read-only) heals only when someone
         // frees space: say so at error level, but keep retrying quickly.
-        const bool store_trouble = !s.ok() && s.error().code().rfind("store", 0) == 0;
+        const bool store_trouble = !s.ok() && s.error().IsStore();
         log->log(store_trouble ? spdlog::level::err : spdlog::level::warn,
                  "imap.reconnect account={} folder={} attempt={} delay_ms={} cause=\"{}\"", account_.name, folder_,
                  backoff.attempts(), delay.count(), s.ok() ? "session ended" : s.error().message());
@@ -261,14 +263,20 @@ class FolderWatcher::SessionWork {
   util::Status GatherWhole(uint32_t uid);
   /// The events of one extracted message, one per matching target.
   util::Status AddEvent(const imap::MessageMeta& meta, const mime::MessageContent& content);
+  /// Ok for a message expunged while it was read (ErrorKind::kVanished): it
+  /// is skipped and the watermark moves past it. Any other error is passed
+  /// on, so the message is tried again (a transient one must never skip it).
+  util::Status Skipped(uint32_t uid, const util::Error& error);
   /// The test-only fault point (see FolderWatcher::fault_subject_).
   void Fault(uint32_t uid);
+  /// The error "transient_once" injects into the extraction, once per watcher.
+  std::optional<util::Error> TakeInjectedError();
   /// A message that failed max_attempts times: message.unprocessable.
   util::Status GatherUnprocessable(uint32_t uid, const store::Attempt& attempt);
   /// True for failures that say nothing about the message: a shutdown cut a
   /// command short, or the store failed.
   bool NotTheMessages(const util::Error& error) const {
-    return w_.stop_.fired() || error.code().starts_with("store.");
+    return w_.stop_.fired() || error.IsStore();
   }
   /// Remembers why the attempt at `uid` failed (counting it when it failed
   /// `in_batch`, where it was not counted yet) and passes the error on.
@@ -287,6 +295,7 @@ class FolderWatcher::SessionWork {
   std::vector<store::OutboxItem> items_;         // gathered, not yet committed
   std::vector<store::PostAction> post_actions_;
   size_t pending_bytes_ = 0;
+  bool inject_transient_ = false;  // set by Fault() for the message being gathered
 };
 
 util::Status FolderWatcher::RunSessionGuarded(store::Store& store) {
@@ -477,7 +486,8 @@ util::Status FolderWatcher::SessionWork::ProcessBatch(const std::vector<uint32_t
     if (auto s = GatherUnprocessable(batch.front(), first); !s.ok()) return s;
   } else if (batch.size() == 1 && first.last_code == "imap.response_too_large") {
     // Its structure alone was more than a meta fetch may read (a part bomb):
-    // read the message whole and parse it here, under the part cap.
+    // read the message whole and parse it here, under the part cap. (A code
+    // read back from the state file, where an attempt keeps its last code.)
     if (auto s = GatherWhole(batch.front()); !s.ok()) return Blame(batch.front(), s.error(), false);
   } else {
     auto metas = session_.FetchMeta(batch);
@@ -545,10 +555,10 @@ util::Status FolderWatcher::SessionWork::GatherWhole(uint32_t uid) {
         return util::Ok();
       });
       !s.ok()) {
-    return s;
+    return Skipped(uid, s.error());
   }
   auto content = mime::ExtractWhole(std::move(bytes), options);
-  if (!content.ok()) return content.error();
+  if (!content.ok()) return Skipped(uid, content.error());
   return AddEvent(meta, *content);
 }
 
@@ -563,21 +573,34 @@ void FolderWatcher::SessionWork::Fault(uint32_t uid) {
     std::this_thread::sleep_for(milliseconds(std::atoll(action.c_str() + 6)));
     return;
   }
+  if (action == "transient_once") {
+    inject_transient_ = !w_.transient_fault_fired_;
+    w_.transient_fault_fired_ = true;
+    return;
+  }
   throw std::runtime_error("injected fault (MAILHOOK_TEST_FAULT_SUBJECT)");
+}
+
+util::Status FolderWatcher::SessionWork::Skipped(uint32_t uid, const util::Error& error) {
+  if (!error.IsVanished()) return error;
+  log_->warn("imap.message_vanished account={} folder={} uid={}", w_.account_.name, w_.folder_, uid);
+  return util::Ok();
+}
+
+std::optional<util::Error> FolderWatcher::SessionWork::TakeInjectedError() {
+  if (!std::exchange(inject_transient_, false)) return std::nullopt;
+  return util::Error(util::ErrorKind::kStore, "store.busy", util::RetryClass::kRetryNow,
+                     "injected transient fault (MAILHOOK_TEST_FAULT_ACTION)");
 }
 
 util::Status FolderWatcher::SessionWork::GatherUnguarded(const imap::MessageMeta& meta) {
   ImapSectionSource source(session_, meta.uid);
   mime::ExtractOptions options = w_.extract_options_;
   options.message_size = meta.size;
-  auto content = mime::Extract(meta.header, meta.structure, source, options);
-  if (!content.ok()) {
-    if (content.error().retry() == util::RetryClass::kRetryNow) {
-      log_->warn("imap.message_vanished account={} folder={} uid={}", w_.account_.name, w_.folder_, meta.uid);
-      return util::Ok();
-    }
-    return content.error();
-  }
+  std::optional<util::Error> injected = TakeInjectedError();
+  auto content = injected ? util::Result<mime::MessageContent>(*injected)
+                          : mime::Extract(meta.header, meta.structure, source, options);
+  if (!content.ok()) return Skipped(meta.uid, content.error());
   if (meta.structure_cut) {
     // The server's structure was deeper or larger than we convert: say so.
     if (!content->truncated) content->truncated.emplace();
@@ -627,7 +650,7 @@ util::Status FolderWatcher::SessionWork::GatherUnprocessable(uint32_t uid, const
     em.size = light->front().size;
     em.flags = light->front().flags;
     header = std::move(light->front().header);
-  } else if (light.error().code() != "imap.response_too_large") {
+  } else if (!light.error().IsResponseTooLarge()) {
     return light.error();
   }
   mime::MessageContent partial;

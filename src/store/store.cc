@@ -35,6 +35,12 @@ int64_t ToMs(TimePoint t) {
 }
 TimePoint FromMs(int64_t ms) { return TimePoint(std::chrono::milliseconds(ms)); }
 
+// Every store failure is of kind kStore: it says nothing about the message or
+// delivery being worked on, so callers neither blame nor skip it.
+Error StoreError(std::string code, RetryClass retry, std::string message) {
+  return Error(util::ErrorKind::kStore, std::move(code), retry, std::move(message));
+}
+
 /// A prepared statement, finalized on destruction.
 class Stmt {
  public:
@@ -125,9 +131,9 @@ Result<std::string> ReadBody(sqlite3* db, int64_t id) {
   }
   sqlite3_blob_close(blob);
   if (rc != SQLITE_OK) {
-    return Error("store.sqlite", RetryClass::kBackoff,
-                 std::string("reading the payload of row ") + std::to_string(id) + ": " + sqlite3_errmsg(db) +
-                     "; check the state file (PRAGMA integrity_check on mailhook.db)");
+    return StoreError("store.sqlite", RetryClass::kBackoff,
+                      std::string("reading the payload of row ") + std::to_string(id) + ": " + sqlite3_errmsg(db) +
+                          "; check the state file (PRAGMA integrity_check on mailhook.db)");
   }
   return out;
 }
@@ -187,19 +193,19 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& state_dir) {
     ec = std::error_code(errno, std::generic_category());
   }
   if (ec) {
-    return Error("store.mkdir", RetryClass::kNeedsOperator,
-                 "cannot create state_dir " + state_dir + ": " + ec.message() +
-                     "; create it or point state_dir at a writable directory");
+    return StoreError("store.mkdir", RetryClass::kNeedsOperator,
+                      "cannot create state_dir " + state_dir + ": " + ec.message() +
+                          "; create it or point state_dir at a writable directory");
   }
   // WAL needs to create -wal and -shm files beside the database, so the directory
   // itself must be writable, not just the file. Checking here gives a clearer
   // message than SQLite's "unable to open database file".
   if (access(state_dir.c_str(), W_OK | X_OK) != 0) {
     int err = errno;
-    return Error("store.readonly", RetryClass::kNeedsOperator,
-                 "state_dir " + state_dir + " is not writable (" + std::strerror(err) +
-                     "); make it writable by uid " + std::to_string(geteuid()) +
-                     " (e.g. a writable volume) or point state_dir elsewhere");
+    return StoreError("store.readonly", RetryClass::kNeedsOperator,
+                      "state_dir " + state_dir + " is not writable (" + std::strerror(err) +
+                          "); make it writable by uid " + std::to_string(geteuid()) +
+                          " (e.g. a writable volume) or point state_dir elsewhere");
   }
   std::string path = (std::filesystem::path(state_dir) / "mailhook.db").string();
   sqlite3* db = nullptr;
@@ -210,9 +216,9 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& state_dir) {
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close(db);
-    return Error("store.open", RetryClass::kNeedsOperator,
-                 "cannot open " + path + ": " + msg +
-                     "; check that the file and state_dir are writable and the volume is not full");
+    return StoreError("store.open", RetryClass::kNeedsOperator,
+                      "cannot open " + path + ": " + msg +
+                          "; check that the file and state_dir are writable and the volume is not full");
   }
   MakePrivate(path);  // before the first write creates -wal and -shm
   std::unique_ptr<Store> store(new Store(db, path));
@@ -244,29 +250,29 @@ Error Store::SqlError(const std::string& what) const {
   std::string msg = what + " on " + path_ + ": " + sqlite3_errmsg(db_);
   switch (code & 0xff) {
     case SQLITE_FULL:
-      return Error("store.full", RetryClass::kBackoff,
-                   msg + "; the disk is full: free space on the volume holding state_dir");
+      return StoreError("store.full", RetryClass::kBackoff,
+                        msg + "; the disk is full: free space on the volume holding state_dir");
     case SQLITE_READONLY:
     case SQLITE_CANTOPEN:
     case SQLITE_PERM:
-      return Error("store.readonly", RetryClass::kNeedsOperator,
-                   msg + "; make state_dir and mailhook.db* writable by uid " +
-                       std::to_string(geteuid()));
+      return StoreError("store.readonly", RetryClass::kNeedsOperator,
+                        msg + "; make state_dir and mailhook.db* writable by uid " +
+                            std::to_string(geteuid()));
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
-      return Error("store.busy", RetryClass::kRetryNow,
-                   msg + "; another process held the database longer than " +
-                       std::to_string(kBusyTimeoutMs / 1000) + "s, retry");
+      return StoreError("store.busy", RetryClass::kRetryNow,
+                        msg + "; another process held the database longer than " +
+                            std::to_string(kBusyTimeoutMs / 1000) + "s, retry");
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
-      return Error("store.corrupt", RetryClass::kNeedsOperator,
-                   msg + "; the file is damaged: restore it from a backup or move it away "
-                         "(mailhook then starts fresh and may redeliver)");
+      return StoreError("store.corrupt", RetryClass::kNeedsOperator,
+                        msg + "; the file is damaged: restore it from a backup or move it away "
+                              "(mailhook then starts fresh and may redeliver)");
     case SQLITE_IOERR:
-      return Error("store.io", RetryClass::kBackoff,
-                   msg + "; check the volume holding state_dir (disk errors, full, unmounted)");
+      return StoreError("store.io", RetryClass::kBackoff,
+                        msg + "; check the volume holding state_dir (disk errors, full, unmounted)");
     default:
-      return Error("store.sql", RetryClass::kBackoff, msg);
+      return StoreError("store.sql", RetryClass::kBackoff, msg);
   }
 }
 
@@ -376,10 +382,10 @@ Status Store::Migrate() {
     version = v.Int(0);
   }
   if (version > kSchemaVersion) {
-    return Error("store.schema", RetryClass::kNeedsOperator,
-                 path_ + " has schema version " + std::to_string(version) +
-                     ", newer than this mailhook understands (" +
-                     std::to_string(kSchemaVersion) + "); run a newer mailhook");
+    return StoreError("store.schema", RetryClass::kNeedsOperator,
+                      path_ + " has schema version " + std::to_string(version) +
+                          ", newer than this mailhook understands (" +
+                          std::to_string(kSchemaVersion) + "); run a newer mailhook");
   }
   if (version == kSchemaVersion) {
     // Forget delivered markers past the dedupe window.
@@ -567,9 +573,9 @@ Result<std::vector<Attempt>> Store::ListAttempts(const std::string& account, con
 
 Status Store::WriteBody(int64_t id, uint64_t size, const std::vector<std::shared_ptr<const std::string>>& pieces) {
   if (size > static_cast<uint64_t>(INT32_MAX)) {
-    return Error("store.too_large", RetryClass::kNeedsOperator,
-                 "an event of " + std::to_string(size >> 20) +
-                     " MiB is over SQLite's 2 GiB limit; lower max_attachment_bytes");
+    return StoreError("store.too_large", RetryClass::kNeedsOperator,
+                      "an event of " + std::to_string(size >> 20) +
+                          " MiB is over SQLite's 2 GiB limit; lower max_attachment_bytes");
   }
   Stmt ins(db_, "INSERT OR REPLACE INTO bodies (id, body) VALUES (?, ?)");
   ins.Bind(1, id).BindZeroBlob(2, size);
