@@ -21,6 +21,8 @@ using namespace std::chrono_literals;
 
 constexpr auto kWait = 10s;  // generous upper bound for any condition below
 
+const util::CancelToken& Never() { return util::CancelToken::Never(); }
+
 /// A private temp dir, removed with everything in it.
 class HookDir {
  public:
@@ -104,7 +106,7 @@ TEST(HookTargetTest, PassesEventOnStdinAndContractEnvironment) {
                                   "cat > \"$1/stdin\"\n"
                                   "env | grep '^MAILHOOK_' | sort > \"$1/env\"\n");
   HookTarget target(MakeHook({script, dir / ""}));
-  Outcome o = target.Deliver(Row());
+  Outcome o = target.Deliver(Row(), Never());
   EXPECT_EQ(o.kind, OutcomeKind::kSuccess) << o.error;
   EXPECT_TRUE(o.error.empty());
   EXPECT_EQ(ReadFile(dir / "stdin"), kPayload);
@@ -124,7 +126,7 @@ TEST(HookTargetTest, GetsItsEnvAndPassEnvButNotTheDaemonsOtherVariables) {
   hook.env = {{"TICKET_TOKEN", util::Secret("from-env-map")}, {"MAILHOOK_UID", util::Secret("spoofed")}};
   hook.pass_env = {"MH_HOOK_TEST_PROXY"};
   HookTarget target(std::move(hook));
-  Outcome o = target.Deliver(Row());
+  Outcome o = target.Deliver(Row(), Never());
   ::unsetenv("MH_HOOK_TEST_DAEMON_SECRET");
   ::unsetenv("MH_HOOK_TEST_PROXY");
   ASSERT_EQ(o.kind, OutcomeKind::kSuccess) << o.error;
@@ -141,7 +143,7 @@ TEST(HookTargetTest, ArgumentsAreNotInterpretedByAShell) {
   HookDir dir;
   std::string script = dir.Script("args.sh", "printf '%s|' \"$@\" > \"$0.out\"");
   HookTarget target(MakeHook({script, "$HOME", "a b", "*", ";rm -rf /"}));
-  Outcome o = target.Deliver(Row());
+  Outcome o = target.Deliver(Row(), Never());
   EXPECT_EQ(o.kind, OutcomeKind::kSuccess) << o.error;
   EXPECT_EQ(ReadFile(script + ".out"), "$HOME|a b|*|;rm -rf /|");
 }
@@ -151,7 +153,7 @@ TEST(HookTargetTest, Exit75IsRetriedWithExitCodeAndStderr) {
   std::string script =
       dir.Script("tempfail.sh", "cat >/dev/null\necho 'ticket API down' >&2\nexit 75");
   HookTarget target(MakeHook({script}));
-  Outcome o = target.Deliver(Row());
+  Outcome o = target.Deliver(Row(), Never());
   EXPECT_EQ(o.kind, OutcomeKind::kRetry);
   EXPECT_FALSE(o.cancelled);
   EXPECT_NE(o.error.find("exit code 75"), std::string::npos) << o.error;
@@ -165,7 +167,7 @@ TEST(HookTargetTest, OtherExitCodeIsPermanentAndNeverQuotesTheEvent) {
   // error through either stream being reported.
   std::string script = dir.Script("fail.sh", "cat\necho 'bad input' >&2\nexit 1");
   HookTarget target(MakeHook({script}));
-  Outcome o = target.Deliver(Row());
+  Outcome o = target.Deliver(Row(), Never());
   EXPECT_EQ(o.kind, OutcomeKind::kPermanent);
   EXPECT_NE(o.error.find("exit code 1 "), std::string::npos) << o.error;
   EXPECT_NE(o.error.find("bad input"), std::string::npos) << o.error;
@@ -179,7 +181,7 @@ TEST(HookTargetTest, ItsEnvSecretsAreRedactedFromTheReportedStderr) {
   config::Hook hook = MakeHook({script});
   hook.env = {{"TICKET_TOKEN", util::Secret("tok-3141592653")}};
   HookTarget target(std::move(hook));
-  Outcome o = target.Deliver(Row());
+  Outcome o = target.Deliver(Row(), Never());
   EXPECT_EQ(o.kind, OutcomeKind::kRetry);
   EXPECT_EQ(o.error.find("tok-3141592653"), std::string::npos) << o.error;
   EXPECT_NE(o.error.find("Authorization: Bearer <redacted>"), std::string::npos) << o.error;
@@ -192,7 +194,7 @@ TEST(HookTargetTest, ReportsOnlyTheTailOfALongStderr) {
                  "i=0; while [ $i -lt 2000 ]; do echo \"line $i of noise\" >&2; i=$((i+1)); done\n"
                  "echo 'the real reason' >&2\nexit 3");
   HookTarget target(MakeHook({script}));
-  Outcome o = target.Deliver(Row());
+  Outcome o = target.Deliver(Row(), Never());
   EXPECT_EQ(o.kind, OutcomeKind::kPermanent);
   EXPECT_NE(o.error.find("the real reason"), std::string::npos);
   EXPECT_EQ(o.error.find("line 0 of noise"), std::string::npos);
@@ -204,7 +206,7 @@ TEST(HookTargetTest, DeathBySignalIsPermanent) {
   HookDir dir;
   std::string script = dir.Script("segv.sh", "kill -SEGV $$");
   HookTarget target(MakeHook({script}));
-  Outcome o = target.Deliver(Row());
+  Outcome o = target.Deliver(Row(), Never());
   EXPECT_EQ(o.kind, OutcomeKind::kPermanent);
   EXPECT_NE(o.error.find("SIGSEGV"), std::string::npos) << o.error;
 }
@@ -220,7 +222,7 @@ TEST(HookTargetTest, HangIsKilledAtTimeoutWithItsGrandchildren) {
                                   "sleep 1000");
   HookTarget target(MakeHook({script, dir / ""}, 500ms));
   auto start = std::chrono::steady_clock::now();
-  Outcome o = target.Deliver(Row());
+  Outcome o = target.Deliver(Row(), Never());
   auto took = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(o.kind, OutcomeKind::kRetry);
   EXPECT_FALSE(o.cancelled);
@@ -235,7 +237,7 @@ TEST(HookTargetTest, HangIsKilledAtTimeoutWithItsGrandchildren) {
 
 TEST(HookTargetTest, MissingExecutableIsPermanentAndNamesPathAndFix) {
   HookTarget target(MakeHook({"/nonexistent/mailhook-hook.sh", "x"}));
-  Outcome o = target.Deliver(Row());
+  Outcome o = target.Deliver(Row(), Never());
   EXPECT_EQ(o.kind, OutcomeKind::kPermanent);
   EXPECT_NE(o.error.find("/nonexistent/mailhook-hook.sh"), std::string::npos) << o.error;
   EXPECT_NE(o.error.find("fix hooks.archive.command"), std::string::npos) << o.error;
@@ -247,7 +249,7 @@ TEST(HookTargetTest, NonExecutableFileIsPermanent) {
   std::ofstream(path) << "not a program\n";
   fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
   HookTarget target(MakeHook({path}));
-  Outcome o = target.Deliver(Row());
+  Outcome o = target.Deliver(Row(), Never());
   EXPECT_EQ(o.kind, OutcomeKind::kPermanent);
   EXPECT_NE(o.error.find(path), std::string::npos) << o.error;
 }
@@ -260,10 +262,11 @@ TEST(HookTargetTest, CancelEndsARunningHookPromptly) {
                                   "mv \"$1/grandchild.tmp\" \"$1/grandchild\"\n"
                                   "sleep 1000");
   HookTarget target(MakeHook({script, dir / ""}, 60s));
-  auto future = std::async(std::launch::async, [&] { return target.Deliver(Row()); });
+  util::CancelToken stop;
+  auto future = std::async(std::launch::async, [&] { return target.Deliver(Row(), stop); });
   ASSERT_TRUE(Eventually([&] { return fs::exists(dir / "grandchild"); }));
   auto start = std::chrono::steady_clock::now();
-  target.Cancel();
+  stop.Cancel();
   ASSERT_EQ(future.wait_for(kWait), std::future_status::ready);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
   Outcome o = future.get();
@@ -271,10 +274,23 @@ TEST(HookTargetTest, CancelEndsARunningHookPromptly) {
   pid_t grandchild = std::stoi(ReadFile(dir / "grandchild"));
   EXPECT_TRUE(Eventually([&] { return Dead(grandchild); }));
 
-  // Cancel only reaches calls in flight: the next one runs normally.
+  // A token is per call: another call's token is untouched.
   HookTarget quick(MakeHook({dir.Script("ok.sh", "exit 0")}));
-  quick.Cancel();
-  EXPECT_EQ(quick.Deliver(Row()).kind, OutcomeKind::kSuccess);
+  EXPECT_EQ(quick.Deliver(Row(), Never()).kind, OutcomeKind::kSuccess);
+}
+
+TEST(HookTargetTest, TokenThatFiredBeforeTheCallRunsNothing) {
+  // A shutdown landing between the dispatcher's last check and Deliver: the
+  // call sees it and the command never starts (it would leave a file).
+  HookDir dir;
+  HookTarget target(MakeHook({dir.Script("touch.sh", "touch \"$1/ran\"; sleep 1000"), dir / ""}, 60s));
+  util::CancelToken stop;
+  stop.Cancel();
+  auto start = std::chrono::steady_clock::now();
+  Outcome o = target.Deliver(Row(), stop);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  EXPECT_TRUE(o.cancelled);
+  EXPECT_FALSE(fs::exists(dir / "ran"));
 }
 
 TEST(HookTargetTest, ConcurrentDeliveriesEachGetTheirOwnChild) {
@@ -287,7 +303,7 @@ TEST(HookTargetTest, ConcurrentDeliveriesEachGetTheirOwnChild) {
       store::Delivery row = Row();
       row.item.uid = uid;
       row.item.payload = "{\"uid\":" + std::to_string(uid) + "}";
-      return target.Deliver(row);
+      return target.Deliver(row, Never());
     }));
   }
   for (auto& r : runs) EXPECT_EQ(r.get().kind, OutcomeKind::kSuccess);
