@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 #include "daemon/backoff.h"
 #include "daemon/router.h"
@@ -130,7 +131,7 @@ void FolderWatcher::RunSessions() {
         delay = backoff.Next();
         // The store failing (disk full, read-only) heals only when someone
         // frees space: say so at error level, but keep retrying quickly.
-        const bool store_trouble = !s.ok() && s.error().code().rfind("store", 0) == 0;
+        const bool store_trouble = !s.ok() && s.error().IsStore();
         log->log(store_trouble ? spdlog::level::err : spdlog::level::warn,
                  "imap.reconnect account={} folder={} attempt={} delay_ms={} cause=\"{}\"", account_.name, folder_,
                  backoff.attempts(), delay.count(), s.ok() ? "session ended" : s.error().message());

@@ -102,9 +102,11 @@ class FolderWatcher {
   mime::ExtractOptions extract_options_;
   /// Test-only fault point, from the environment: a message whose header
   /// contains MAILHOOK_TEST_FAULT_SUBJECT gets MAILHOOK_TEST_FAULT_ACTION
-  /// when it is extracted: "throw" (default), "abort", or "sleep:MS".
+  /// when it is extracted: "throw" (default), "abort", "sleep:MS", or
+  /// "transient_once" (its first extraction fails with a retry-now store error).
   std::string fault_subject_;
   std::string fault_action_;
+  bool transient_fault_fired_ = false;  // watcher thread only
   std::thread thread_;
 };
 

@@ -7,6 +7,7 @@
 #include <map>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 #include "daemon/imap_section_source.h"
 #include "mime/event.h"
@@ -151,7 +152,7 @@ util::Status FolderWatcher::SessionWork::ProcessBatch(const std::vector<uint32_t
   const store::Attempt& first = attempts_[batch.front()];
   if (batch.size() == 1 && first.count > account.limits.max_attempts) {
     if (auto s = GatherUnprocessable(batch.front(), first); !s.ok()) return s;
-  } else if (batch.size() == 1 && first.last_code == "imap.response_too_large") {
+  } else if (batch.size() == 1 && first.last_code == "imap.response_too_large") {  // read back from the store
     // Its structure alone was more than a meta fetch may read (a part bomb):
     // read the message whole and parse it here, under the part cap.
     if (auto s = GatherWhole(batch.front()); !s.ok()) return Blame(batch.front(), s.error(), false);
@@ -222,10 +223,10 @@ util::Status FolderWatcher::SessionWork::GatherWhole(uint32_t uid) {
         return util::Ok();
       });
       !s.ok()) {
-    return s;
+    return Skipped(uid, s.error());
   }
   auto content = mime::ExtractWhole(std::move(bytes), options);
-  if (!content.ok()) return content.error();
+  if (!content.ok()) return Skipped(uid, content.error());
   return AddEvent(meta, *content);
 }
 
@@ -233,11 +234,28 @@ void FolderWatcher::SessionWork::Fault(uint32_t uid) {
   const std::string& action = w_.fault_action_;
   log_->warn("test.fault account={} folder={} uid={} action={}", w_.account_.name, w_.folder_, uid, action);
   if (action == "abort") std::abort();
+  if (action == "transient_once") {
+    inject_transient_ = !w_.transient_fault_fired_;
+    w_.transient_fault_fired_ = true;
+    return;
+  }
   if (action.starts_with("sleep:")) {
     std::this_thread::sleep_for(milliseconds(std::atoll(action.c_str() + 6)));
     return;
   }
   throw std::runtime_error("injected fault (MAILHOOK_TEST_FAULT_SUBJECT)");
+}
+
+util::Status FolderWatcher::SessionWork::Skipped(uint32_t uid, const util::Error& error) {
+  if (!error.IsVanished()) return error;
+  log_->warn("imap.message_vanished account={} folder={} uid={}", w_.account_.name, w_.folder_, uid);
+  return util::Ok();
+}
+
+std::optional<util::Error> FolderWatcher::SessionWork::TakeInjectedError() {
+  if (!std::exchange(inject_transient_, false)) return std::nullopt;
+  return util::Error(util::ErrorKind::kStore, "store.busy", util::RetryClass::kRetryNow,
+                     "injected transient fault (MAILHOOK_TEST_FAULT_ACTION)");
 }
 
 // Turns one message into its events (one per matching target) in the committer.
@@ -247,14 +265,10 @@ util::Status FolderWatcher::SessionWork::GatherUnguarded(const imap::MessageMeta
   ImapSectionSource source(session_, meta.uid);
   mime::ExtractOptions options = w_.extract_options_;
   options.message_size = meta.size;
-  auto content = mime::Extract(meta.header, meta.structure, source, options);
-  if (!content.ok()) {
-    if (content.error().retry() == util::RetryClass::kRetryNow) {
-      log_->warn("imap.message_vanished account={} folder={} uid={}", w_.account_.name, w_.folder_, meta.uid);
-      return util::Ok();
-    }
-    return content.error();
-  }
+  std::optional<util::Error> injected = TakeInjectedError();
+  auto content = injected ? util::Result<mime::MessageContent>(*injected)
+                          : mime::Extract(meta.header, meta.structure, source, options);
+  if (!content.ok()) return Skipped(meta.uid, content.error());
   if (meta.structure_cut) {
     // The server's structure was deeper or larger than we convert: say so.
     if (!content->truncated) content->truncated.emplace();
@@ -304,7 +318,7 @@ util::Status FolderWatcher::SessionWork::GatherUnprocessable(uint32_t uid, const
     em.size = light->front().size;
     em.flags = light->front().flags;
     header = std::move(light->front().header);
-  } else if (light.error().code() != "imap.response_too_large") {
+  } else if (!light.error().IsResponseTooLarge()) {
     return light.error();
   }
   mime::MessageContent partial;

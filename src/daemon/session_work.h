@@ -66,12 +66,18 @@ class FolderWatcher::SessionWork {
   util::Status AddEvent(const imap::MessageMeta& meta, const mime::MessageContent& content);
   /// The test-only fault point (see FolderWatcher::fault_subject_).
   void Fault(uint32_t uid);
+  /// Ok for a message expunged while it was read (ErrorKind::kVanished): it
+  /// is skipped and the watermark moves past it. Any other error is passed
+  /// on, so the message is tried again (a transient one must never skip it).
+  util::Status Skipped(uint32_t uid, const util::Error& error);
+  /// The error "transient_once" injects into the extraction, once per watcher.
+  std::optional<util::Error> TakeInjectedError();
   /// A message that failed max_attempts times: message.unprocessable.
   util::Status GatherUnprocessable(uint32_t uid, const store::Attempt& attempt);
   /// True for failures that say nothing about the message: a shutdown cut a
   /// command short, or the store failed.
   bool NotTheMessages(const util::Error& error) const {
-    return w_.stop_.fired() || error.code().starts_with("store.");
+    return w_.stop_.fired() || error.IsStore();
   }
   /// Remembers why the attempt at `uid` failed (counting it when it failed
   /// `in_batch`, where it was not counted yet) and passes the error on.
@@ -86,6 +92,7 @@ class FolderWatcher::SessionWork {
   spdlog::logger* log_;  // the area logger, cached
   std::map<uint32_t, store::Attempt> attempts_;  // UIDs that failed before, by UID
   std::optional<BatchCommitter> committer_;      // set by Start(), from the plan's watermark
+  bool inject_transient_ = false;               // set by Fault() for the message being gathered
 };
 
 }  // namespace mailhook::daemon

@@ -29,7 +29,7 @@ class Dispatcher::Slot {
   ~Slot() {
     bool was_full = false;
     {
-      std::lock_guard lock(d_.mu_);
+      util::MutexLock lock(d_.mu_);
       auto it = d_.targets_.find(target_);
       if (it == d_.targets_.end()) return;
       was_full = it->second.in_flight >= it->second.concurrency;
@@ -37,7 +37,7 @@ class Dispatcher::Slot {
       // Workers that found only rows of this target may sleep: let them look.
       if (was_full) ++d_.wake_seq_;
     }
-    if (was_full) d_.cv_.notify_all();
+    if (was_full) d_.cv_.SignalAll();
   }
   Slot(const Slot&) = delete;
   Slot& operator=(const Slot&) = delete;
@@ -114,19 +114,16 @@ util::Status Dispatcher::Start() {
   if (auto s = stores.front()->outbox().ReleaseAllLeases(); !s) return s;
   UpdateGauges(*stores.front());
   {
-    std::lock_guard lock(mu_);
+    util::MutexLock lock(mu_);
     stopping_ = false;
   }
+  stop_.Reset();  // no worker runs yet: nothing observes it
   workers_down_ = 0;
   running_ = true;
   metrics_.workers_running.Set(workers);
-  workers_alive_ = workers;
   for (int i = 0; i < workers; ++i) {
     workers_.emplace_back([this, i, store = std::move(stores[static_cast<size_t>(i)])]() mutable {
       Run(i, std::move(store));
-      std::lock_guard lock(mu_);
-      --workers_alive_;
-      cv_.notify_all();
     });
   }
   util::Log(util::Area::kDelivery).info("delivery.start workers={} targets={}", workers, targets_.size());
@@ -135,28 +132,23 @@ util::Status Dispatcher::Start() {
 
 void Dispatcher::Wake() {
   {
-    std::lock_guard lock(mu_);
+    util::MutexLock lock(mu_);
     ++wake_seq_;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void Dispatcher::Stop() {
   {
-    std::lock_guard lock(mu_);
+    util::MutexLock lock(mu_);
     if (stopping_ && workers_.empty()) return;
     stopping_ = true;
   }
   running_ = false;
-  cv_.notify_all();
-  // A worker that checked stopping_ just before it was set may start a
-  // Deliver after a single Cancel(): cancel again until every worker is out,
-  // or shutdown would wait for that attempt's whole timeout.
-  for (;;) {
-    for (auto& [key, entry] : targets_) entry.target->Cancel();
-    std::unique_lock lock(mu_);
-    if (cv_.wait_for(lock, std::chrono::milliseconds(50), [&] { return workers_alive_ == 0; })) break;
-  }
+  cv_.SignalAll();
+  // Once: every Deliver observes the token itself, also one that a worker
+  // starts after checking stopping_ just before it was set.
+  stop_.Cancel();
   for (auto& t : workers_) t.join();
   if (!workers_.empty()) util::Log(util::Area::kDelivery).info("delivery.stopped");
   workers_.clear();
@@ -165,8 +157,15 @@ void Dispatcher::Stop() {
 bool Dispatcher::Healthy() const { return running_ && workers_down_ == 0; }
 
 void Dispatcher::WaitUntil(Clock::time_point until, uint64_t seen) {
-  std::unique_lock lock(mu_);
-  cv_.wait_until(lock, until, [&] { return stopping_ || wake_seq_ != seen; });
+  util::MutexLock lock(mu_);
+  while (!stopping_ && wake_seq_ == seen) {
+    if (!cv_.WaitUntil(mu_, until)) return;
+  }
+}
+
+bool Dispatcher::Stopping() {
+  util::MutexLock lock(mu_);
+  return stopping_;
 }
 
 void Dispatcher::Run(int index, std::unique_ptr<store::Store> store) {
@@ -194,21 +193,21 @@ void Dispatcher::Run(int index, std::unique_ptr<store::Store> store) {
                options_.restart_backoff.count(), cause);
     uint64_t seen;
     {
-      std::lock_guard lock(mu_);
+      util::MutexLock lock(mu_);
       seen = wake_seq_;
     }
     // Only Stop ends the pause early: a Wake must not turn a crash loop into a spin.
     auto until = Clock::now() + options_.restart_backoff;
     while (Clock::now() < until) {
       WaitUntil(until, seen);
-      std::lock_guard lock(mu_);
+      util::MutexLock lock(mu_);
       if (stopping_) break;
       seen = wake_seq_;
     }
     metrics_.workers_running.Add(1);
     --workers_down_;
     {
-      std::lock_guard lock(mu_);
+      util::MutexLock lock(mu_);
       if (stopping_) return;
     }
     log->warn("delivery.worker_restarted worker={}", index);
@@ -226,15 +225,15 @@ std::vector<std::string> Dispatcher::SaturatedTargets() {
 util::Result<std::vector<store::Delivery>> Dispatcher::Claim(store::Store& store) {
   // Look and claim under one lock: two workers must not both take the last
   // free slot of a target.
-  std::lock_guard claim(claim_mu_);
+  util::MutexLock claim(claim_mu_);
   std::vector<std::string> skip;
   {
-    std::lock_guard lock(mu_);
+    util::MutexLock lock(mu_);
     skip = SaturatedTargets();
   }
   auto claimed = store.outbox().ClaimDue(clock_.Now(), 1, options_.lease, skip);
   if (claimed.ok() && !claimed->empty()) {
-    std::lock_guard lock(mu_);
+    util::MutexLock lock(mu_);
     auto it = targets_.find(claimed->front().item.target);
     if (it != targets_.end()) ++it->second.in_flight;
   }
@@ -247,7 +246,7 @@ void Dispatcher::Loop(int index, store::Store& store, std::mt19937_64& rng) {
     uint64_t seen;
     std::vector<std::string> skip;
     {
-      std::lock_guard lock(mu_);
+      util::MutexLock lock(mu_);
       if (stopping_) return;
       seen = wake_seq_;  // read before looking, so a Wake during the look is not lost
     }
@@ -259,7 +258,7 @@ void Dispatcher::Loop(int index, store::Store& store, std::mt19937_64& rng) {
     }
     if (claimed->empty()) {
       {
-        std::lock_guard lock(mu_);
+        util::MutexLock lock(mu_);
         skip = SaturatedTargets();
       }
       // Rows of a target at its limit are not due for us: a freed slot wakes us.
@@ -317,15 +316,14 @@ bool Dispatcher::Attempt(store::Store& store, const store::Delivery& row, std::m
   }
   const std::string_view kind = it->second.id.KindName();
   const std::string& name = it->second.id.name;
-  {
-    std::lock_guard lock(mu_);
-    if (stopping_) {
-      (void)store.outbox().ReleaseLease(row.id);
-      return false;
-    }
+  if (Stopping()) {
+    (void)store.outbox().ReleaseLease(row.id);
+    return false;
   }
+  // A Stop() from here on is not missed: Deliver observes stop_ itself.
+  if (before_deliver_) before_deliver_(stop_);
   auto start = std::chrono::steady_clock::now();
-  report.outcome = it->second.target->Deliver(row);
+  report.outcome = it->second.target->Deliver(row, stop_);
   auto elapsed = std::chrono::steady_clock::now() - start;
   if (report.outcome.cancelled) {
     // Shutdown interrupted the request: not a real attempt. Give the row back

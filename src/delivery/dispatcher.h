@@ -8,8 +8,9 @@
 ///
 /// Lifecycle: construct, RegisterTarget/SetOnOutcome (optional), Start, Wake any
 /// number of times from any thread, Stop (also run by the destructor). Stop
-/// order: refuse new claims, cancel in-flight requests (their rows are released
-/// unrecorded, so they are redelivered: at-least-once), join the workers.
+/// order: refuse new claims, fire the stop token every Deliver gets (in-flight
+/// requests end; their rows are released unrecorded, so they are redelivered:
+/// at-least-once), join the workers.
 ///
 /// Thread-safety: Wake, Stop and Healthy are thread-safe; RegisterTarget and
 /// SetOnOutcome only before Start. The on-outcome callback runs on a worker thread.
@@ -23,11 +24,10 @@
 /// mailhook_dispatcher_worker_restarts_total); Healthy() is false meanwhile.
 
 #include <atomic>
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -35,10 +35,13 @@
 #include "config/config.h"
 #include "delivery/retry_policy.h"
 #include "delivery/target.h"
+#include "util/cancel_token.h"
 #include "util/clock.h"
 #include "util/metrics_catalog.h"
+#include "util/mutex.h"
 #include "util/result.h"
 #include "util/target_id.h"
+#include "util/thread_annotations.h"
 
 namespace mailhook::delivery {
 
@@ -111,6 +114,12 @@ class Dispatcher {
   /// to restart after a crash). For /readyz.
   bool Healthy() const;
 
+  /// Test seam: runs on the worker after its last stop check, right before
+  /// Deliver, with the token Deliver gets (a test lands a Stop() there).
+  void SetBeforeDeliverForTest(std::function<void(const util::CancelToken&)> hook) {
+    before_deliver_ = std::move(hook);
+  }
+
  private:
   struct Entry {
     util::TargetId id;
@@ -118,16 +127,17 @@ class Dispatcher {
     std::shared_ptr<Target> target;
     RetryPolicy policy;
     int concurrency = config::kDefaultConcurrency;
-    int in_flight = 0;  // guarded by mu_
+    int in_flight = 0;  // guarded by mu_ (a member of a map entry: not annotatable)
   };
   class Slot;
-  void Run(int index, std::unique_ptr<store::Store> store);
+  void Run(int index, std::unique_ptr<store::Store> store) EXCLUDES(mu_);
   /// The claim-deliver loop; returns on Stop, throws on a bug.
-  void Loop(int index, store::Store& store, std::mt19937_64& rng);
+  void Loop(int index, store::Store& store, std::mt19937_64& rng) EXCLUDES(mu_);
   /// Claims one due row of a target below its limit and takes a slot for it.
-  util::Result<std::vector<store::Delivery>> Claim(store::Store& store);
+  util::Result<std::vector<store::Delivery>> Claim(store::Store& store) EXCLUDES(mu_, claim_mu_);
   /// Targets at their concurrency limit.
-  std::vector<std::string> SaturatedTargets();  // requires mu_
+  std::vector<std::string> SaturatedTargets() REQUIRES(mu_);
+  bool Stopping() EXCLUDES(mu_);
   void Process(store::Store& store, const store::Delivery& row, std::mt19937_64& rng);
   /// Delivers and records one row; false when nothing was recorded (shutdown,
   /// store error): no report then.
@@ -140,7 +150,7 @@ class Dispatcher {
                      std::mt19937_64& rng, Report& report);
   void UpdateGauges(store::Store& store);
   /// Sleeps until `until`, a Wake after `seen`, or Stop.
-  void WaitUntil(std::chrono::system_clock::time_point until, uint64_t seen);
+  void WaitUntil(std::chrono::system_clock::time_point until, uint64_t seen) EXCLUDES(mu_);
 
   const std::string state_dir_;
   const DispatcherOptions options_;
@@ -149,14 +159,17 @@ class Dispatcher {
   std::map<std::string, Entry> targets_;  // by the stored text of the id; fixed after Start
   std::vector<util::Error> setup_errors_;
   std::function<void(const Report&)> on_outcome_;
+  std::function<void(const util::CancelToken&)> before_deliver_;  // test seam; before Start
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;  // guarded by mu_
-  uint64_t wake_seq_ = 0;  // guarded by mu_; bumped by Wake and by a freed slot
-  std::mutex claim_mu_;    // one claim at a time, so limits hold between look and claim
+  /// Fired by Stop and passed to every Deliver: the one way a delivery is
+  /// cancelled. Reset by Start.
+  util::CancelToken stop_;
+  util::Mutex claim_mu_ ACQUIRED_BEFORE(mu_);  // one claim at a time, so limits hold between look and claim
+  mutable util::Mutex mu_;
+  util::CondVar cv_;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  uint64_t wake_seq_ GUARDED_BY(mu_) = 0;  // bumped by Wake and by a freed slot
   std::atomic<int> workers_down_{0};
-  int workers_alive_ = 0;  // guarded by mu_: worker threads not yet returned
   std::atomic<bool> running_{false};
   std::vector<std::thread> workers_;
 };

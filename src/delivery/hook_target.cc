@@ -1,13 +1,9 @@
 #include "delivery/hook_target.h"
 
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstdint>
 
-#include "util/log.h"
 #include "util/subprocess.h"
 
 namespace mailhook::delivery {
@@ -68,9 +64,14 @@ HookTarget::HookTarget(config::Hook hook, Env env) : hook_(std::move(hook)), env
 
 HookTarget::~HookTarget() = default;
 
-Outcome HookTarget::Deliver(const store::Delivery& delivery) {
+Outcome HookTarget::Deliver(const store::Delivery& delivery, const util::CancelToken& cancel) {
   Outcome outcome;
   const std::string where = "hooks." + hook_.name;
+  if (cancel.cancelled()) {
+    util::ProcessResult not_started;
+    not_started.cancelled = true;
+    return FromProcessResult(not_started);
+  }
 
   util::ProcessSpec spec;
   spec.argv = hook_.command;
@@ -86,30 +87,14 @@ Outcome HookTarget::Deliver(const store::Delivery& delivery) {
   spec.timeout = hook_.timeout;
   spec.max_output = kMaxCapture;
 
-  // One eventfd per call, so Cancel reaches exactly the children running now
-  // and a later Deliver starts with a clean slate.
-  int cancel_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (cancel_fd < 0) {
-    outcome.kind = OutcomeKind::kRetry;
-    outcome.error = where + ": eventfd failed: " + strerror(errno) +
-                    " (the daemon may be out of file descriptors)";
-    return outcome;
-  }
-  {
-    std::lock_guard lock(mu_);
-    in_flight_.insert(cancel_fd);
-  }
-  spec.cancel_fd = cancel_fd;
+  // The caller's token, polled with the child's pipes: a token that fired
+  // before the child started kills it at the first poll.
+  spec.cancel_fd = cancel.fd();
   auto run = util::RunProcess(spec);
-  {
-    std::lock_guard lock(mu_);
-    in_flight_.erase(cancel_fd);
-  }
-  ::close(cancel_fd);
 
   if (!run.ok()) {
     const util::Error& e = run.error();
-    if (e.code() == "subprocess.system") {
+    if (e.IsSystem()) {
       // pipe/fork failed: a resource shortage in the daemon, not the hook's fault.
       outcome.kind = OutcomeKind::kRetry;
       outcome.error = where + ": " + e.message();
@@ -162,18 +147,6 @@ Outcome HookTarget::FromProcessResult(const util::ProcessResult& r) const {
                     " (permanent; a hook that wants a retry exits 75); " + StderrTail(r, env_);
   }
   return outcome;
-}
-
-void HookTarget::Cancel() {
-  std::lock_guard lock(mu_);
-  for (int fd : in_flight_) {
-    uint64_t one = 1;
-    ssize_t ignored = ::write(fd, &one, sizeof one);
-    (void)ignored;
-  }
-  if (!in_flight_.empty()) {
-    util::Log(util::Area::kDelivery).info("hook.cancel hook={} running={}", hook_.name, in_flight_.size());
-  }
 }
 
 }  // namespace mailhook::delivery

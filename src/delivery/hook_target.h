@@ -14,12 +14,10 @@
 /// the event; the hook's stdout is discarded.
 ///
 /// Thread-safe: Deliver may run on several threads at once (one child each).
-/// Cancel kills every running child's group; those Deliver calls return with
-/// cancelled=true. Never throws.
+/// The call's cancel token kills its child's group (the token's fd is in the
+/// child's poll set); the call returns with cancelled=true. Never throws.
 
 #include <memory>
-#include <mutex>
-#include <set>
 #include <string>
 
 #include "config/config.h"
@@ -47,8 +45,7 @@ class HookTarget : public Target {
   HookTarget(const HookTarget&) = delete;
   HookTarget& operator=(const HookTarget&) = delete;
 
-  Outcome Deliver(const store::Delivery& delivery) override;
-  void Cancel() override;
+  Outcome Deliver(const store::Delivery& delivery, const util::CancelToken& cancel) override;
 
   const std::string& name() const { return hook_.name; }
 
@@ -58,9 +55,6 @@ class HookTarget : public Target {
   Outcome FromProcessResult(const util::ProcessResult& r) const;
   const config::Hook hook_;
   const Env env_;  // hook_.env resolved
-
-  std::mutex mu_;
-  std::set<int> in_flight_;  // guarded by mu_; one eventfd per running Deliver
 };
 
 }  // namespace mailhook::delivery

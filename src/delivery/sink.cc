@@ -94,7 +94,7 @@ util::Status Sink::Start(const std::string& listen) {
   }
   auto listener = http::BindListener(listen, *hp);
   if (!listener.ok()) {
-    return Error("sink.bind", RetryClass::kNeedsOperator,
+    return Error(util::ErrorKind::kBind, "sink.bind", RetryClass::kNeedsOperator,
                  "cannot listen on " + listen + ": address in use or not local; pick another port");
   }
   server_ = std::make_unique<http::PollServer>(
@@ -132,7 +132,7 @@ int RunSink(const std::string& listen, std::optional<std::string> secret, std::o
   if (!st) {
     std::cerr << "mailhook sink: " << st.error().message() << std::endl;
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    return st.error().code() == "sink.bind" ? 1 : 2;
+    return st.error().IsBind() ? 1 : 2;
   }
   std::cerr << "sink.listening addr=" << listen << " port=" << sink.port()
             << " verify=" << (secret ? "on" : "off") << std::endl;

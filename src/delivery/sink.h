@@ -43,7 +43,8 @@ class Sink {
   Sink& operator=(const Sink&) = delete;
 
   /// Binds HOST:PORT (port 0: any free port) and serves on a background thread.
-  /// Errors: "sink.listen" (malformed address), "sink.bind" (cannot bind).
+  /// Errors: "sink.listen" (malformed address), "sink.bind" (cannot bind;
+  /// ErrorKind::kBind).
   util::Status Start(const std::string& listen);
   /// The bound port (after Start).
   int port() const { return port_; }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
 #include <set>
 
 #include "config/reserved_headers.h"
@@ -92,17 +93,23 @@ std::string RedactedExcerpt(std::string_view body, const std::vector<std::string
   return out;
 }
 
-/// Registers a request with the watchdog for as long as it lives, so that
-/// neither a throwing httplib call nor an early return leaves a pointer behind.
+/// Registers a request with the watchdog, and with the call's cancel token,
+/// for as long as it lives, so that neither a throwing httplib call nor an
+/// early return leaves a pointer or a callback behind.
 class WebhookTarget::FlightGuard {
  public:
   FlightGuard(WebhookTarget& target, std::shared_ptr<httplib::Client> client,
-              Steady::time_point deadline)
+              Steady::time_point deadline, const util::CancelToken& cancel)
       : target_(target) {
-    std::lock_guard lock(target_.mu_);
-    id_ = target_.next_flight_++;
-    target_.flights_.emplace(id_, Flight{std::move(client), deadline});
-    target_.cv_.notify_all();
+    {
+      util::MutexLock lock(target_.mu_);
+      id_ = target_.next_flight_++;
+      target_.flights_.emplace(id_, Flight{std::move(client), deadline});
+    }
+    target_.cv_.SignalAll();
+    // Not under mu_: a token that already fired runs the callback right here,
+    // and the callback takes mu_ (lock order: the token's, then mu_).
+    on_cancel_.emplace(cancel, [this] { MarkCancelled(); });
   }
   ~FlightGuard() {
     if (!done_) Finish();
@@ -112,16 +119,30 @@ class WebhookTarget::FlightGuard {
 
   /// Unregisters; returns how the watchdog saw the request end.
   Flight Finish() {
-    std::lock_guard lock(target_.mu_);
+    on_cancel_.reset();  // waits for a callback running on another thread
+    util::MutexLock lock(target_.mu_);
     done_ = true;
     auto node = target_.flights_.extract(id_);
     return node.empty() ? Flight{} : std::move(node.mapped());
   }
 
  private:
+  /// The token fired: the watchdog shuts the socket down (and repeats it
+  /// until the request is gone).
+  void MarkCancelled() {
+    {
+      util::MutexLock lock(target_.mu_);
+      auto it = target_.flights_.find(id_);
+      if (it == target_.flights_.end()) return;
+      it->second.cancelled = true;
+    }
+    target_.cv_.SignalAll();
+  }
+
   WebhookTarget& target_;
   uint64_t id_ = 0;
   bool done_ = false;
+  std::optional<util::CancelToken::Registration> on_cancel_;
 };
 
 WebhookTarget::WebhookTarget(config::Webhook webhook, Resolved resolved, std::string user_agent)
@@ -135,17 +156,17 @@ WebhookTarget::WebhookTarget(config::Webhook webhook, Resolved resolved, std::st
 
 WebhookTarget::~WebhookTarget() {
   {
-    std::lock_guard lock(mu_);
+    util::MutexLock lock(mu_);
     shutdown_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   watchdog_.join();
 }
 
 Result<std::unique_ptr<WebhookTarget>> WebhookTarget::Create(const config::Webhook& webhook,
                                                              const std::string& version) {
   auto fail = [&](const Error& e) {
-    return Error(e.code(), e.retry(), "webhooks." + webhook.name + ": " + e.message());
+    return e.WithMessage("webhooks." + webhook.name + ": " + e.message());
   };
   const config::HttpUrl& url = webhook.url;  // validated by the loader
   if (url.empty()) {
@@ -192,7 +213,7 @@ Result<std::unique_ptr<WebhookTarget>> WebhookTarget::Create(const config::Webho
 
 std::shared_ptr<httplib::Client> WebhookTarget::TakeClient() {
   {
-    std::lock_guard lock(mu_);
+    util::MutexLock lock(mu_);
     if (!idle_.empty()) {
       auto client = std::move(idle_.back());
       idle_.pop_back();
@@ -222,7 +243,7 @@ std::shared_ptr<httplib::Client> WebhookTarget::TakeClient() {
 }
 
 void WebhookTarget::ReturnClient(std::shared_ptr<httplib::Client> client) {
-  std::lock_guard lock(mu_);
+  util::MutexLock lock(mu_);
   // A pool as large as the target's concurrency is enough; drop extras.
   if (idle_.size() < static_cast<size_t>(std::max(webhook_.concurrency, 1))) {
     idle_.push_back(std::move(client));
@@ -230,21 +251,12 @@ void WebhookTarget::ReturnClient(std::shared_ptr<httplib::Client> client) {
 }
 
 size_t WebhookTarget::InFlightCount() const {
-  std::lock_guard lock(mu_);
+  util::MutexLock lock(mu_);
   return flights_.size();
 }
 
-void WebhookTarget::Cancel() {
-  {
-    std::lock_guard lock(mu_);
-    for (auto& [id, flight] : flights_) flight.cancelled = true;
-  }
-  // The watchdog shuts the sockets down (and repeats it until they are gone).
-  cv_.notify_all();
-}
-
 void WebhookTarget::Watch() {
-  std::unique_lock lock(mu_);
+  mu_.Lock();  // not a MutexLock: released around stop() below
   while (!shutdown_) {
     auto now = Steady::now();
     auto next = now + std::chrono::hours(1);
@@ -261,19 +273,25 @@ void WebhookTarget::Watch() {
     if (!to_stop.empty()) {
       // stop() takes httplib's socket mutex, which a connecting request holds:
       // never call it under mu_. The shared_ptr keeps each client alive.
-      lock.unlock();
+      mu_.Unlock();
       // Shuts the socket down under httplib's socket mutex: the request in
       // flight fails at once with a read/write error.
       for (auto& client : to_stop) client->stop();
       to_stop.clear();
-      lock.lock();
+      mu_.Lock();
     }
-    cv_.wait_until(lock, next);
+    cv_.WaitUntil(mu_, next);
   }
+  mu_.Unlock();
 }
 
-Outcome WebhookTarget::Deliver(const store::Delivery& delivery) {
+Outcome WebhookTarget::Deliver(const store::Delivery& delivery, const util::CancelToken& cancel) {
   Outcome out;
+  if (cancel.cancelled()) {
+    out.cancelled = true;
+    out.error = "POST " + origin_ + " not sent: shutting down";
+    return out;
+  }
   try {
     const auto& event_id = delivery.item.event_id;
     const auto& body = delivery.item.payload;
@@ -298,7 +316,7 @@ Outcome WebhookTarget::Deliver(const store::Delivery& delivery) {
       AddSignatures(*sig, redact);
       headers.emplace_back("webhook-signature", *sig);
     }
-    return Send(body, headers, redact);
+    return Send(body, headers, redact, cancel);
   } catch (const std::exception& e) {
     // httplib may throw (e.g. std::bad_alloc, regex); never let it reach the worker loop.
     out.kind = OutcomeKind::kRetry;
@@ -309,7 +327,7 @@ Outcome WebhookTarget::Deliver(const store::Delivery& delivery) {
 
 Outcome WebhookTarget::Send(const std::string& body,
                             const std::vector<std::pair<std::string, std::string>>& headers,
-                            const std::vector<std::string>& redact) {
+                            const std::vector<std::string>& redact, const util::CancelToken& cancel) {
   Outcome out;
   httplib::Request req;
   req.method = "POST";
@@ -339,8 +357,10 @@ Outcome WebhookTarget::Send(const std::string& body,
   auto client = TakeClient();
   httplib::Response res;
   httplib::Error err = httplib::Error::Success;
-  FlightGuard guard(*this, client, Steady::now() + webhook_.timeout);
-  bool ok = client->send(req, res, err);
+  FlightGuard guard(*this, client, Steady::now() + webhook_.timeout, cancel);
+  // A token that fired since Deliver looked marked the flight cancelled
+  // already: nothing is sent.
+  bool ok = !cancel.cancelled() && client->send(req, res, err);
   Flight flight = guard.Finish();
 
   if (flight.cancelled) {

@@ -16,16 +16,14 @@
 ///
 /// Thread-safe: Deliver may run on several threads at once (each takes its own
 /// pooled connection). Never throws. Owns one watchdog thread that ends
-/// overdue and cancelled requests.
+/// overdue requests and those whose cancel token fired.
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <utility>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -34,7 +32,9 @@
 #include "config/config.h"
 #include "delivery/signing.h"
 #include "delivery/target.h"
+#include "util/mutex.h"
 #include "util/result.h"
+#include "util/thread_annotations.h"
 
 namespace httplib {
 class Client;
@@ -63,8 +63,7 @@ class WebhookTarget : public Target {
                                                              const std::string& version);
   ~WebhookTarget() override;
 
-  Outcome Deliver(const store::Delivery& delivery) override;
-  void Cancel() override;
+  Outcome Deliver(const store::Delivery& delivery, const util::CancelToken& cancel) override;
 
   const std::string& name() const { return webhook_.name; }
 
@@ -80,7 +79,7 @@ class WebhookTarget : public Target {
     std::shared_ptr<httplib::Client> client;
     std::chrono::steady_clock::time_point deadline;
     bool expired = false;    // the watchdog ended it at its deadline
-    bool cancelled = false;  // Cancel() ended it
+    bool cancelled = false;  // the call's cancel token ended it
   };
   class FlightGuard;
 
@@ -92,14 +91,14 @@ class WebhookTarget : public Target {
   };
 
   WebhookTarget(config::Webhook webhook, Resolved resolved, std::string user_agent);
-  std::shared_ptr<httplib::Client> TakeClient();
-  void ReturnClient(std::shared_ptr<httplib::Client> client);
-  void Watch();
+  std::shared_ptr<httplib::Client> TakeClient() EXCLUDES(mu_);
+  void ReturnClient(std::shared_ptr<httplib::Client> client) EXCLUDES(mu_);
+  void Watch() EXCLUDES(mu_);
   /// One POST under the whole-attempt deadline; `redact` adds this request's
   /// signature to the values kept out of error excerpts.
   Outcome Send(const std::string& body,
                const std::vector<std::pair<std::string, std::string>>& headers,
-               const std::vector<std::string>& redact);
+               const std::vector<std::string>& redact, const util::CancelToken& cancel);
 
   const config::Webhook webhook_;
   const Resolved resolved_;
@@ -108,12 +107,12 @@ class WebhookTarget : public Target {
   std::vector<std::string> redact_;  // header values and secrets, longest first; fixed
   std::function<void()> body_fault_;
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;                           // wakes the watchdog
-  std::vector<std::shared_ptr<httplib::Client>> idle_;   // guarded by mu_
-  std::map<uint64_t, Flight> flights_;                   // guarded by mu_
-  uint64_t next_flight_ = 0;                             // guarded by mu_
-  bool shutdown_ = false;                                // guarded by mu_
+  mutable util::Mutex mu_;
+  util::CondVar cv_;  // wakes the watchdog
+  std::vector<std::shared_ptr<httplib::Client>> idle_ GUARDED_BY(mu_);
+  std::map<uint64_t, Flight> flights_ GUARDED_BY(mu_);
+  uint64_t next_flight_ GUARDED_BY(mu_) = 0;
+  bool shutdown_ GUARDED_BY(mu_) = false;
   std::thread watchdog_;
 };
 

@@ -101,7 +101,7 @@ util::Error Session::CommandError(const std::string& what, int code) const {
   if (imap_->imap_stream && ResponseTooDeep(imap_->imap_stream)) {
     // The same code: for the caller it is the same case (take the message
     // the light way: FetchMetaLight and a local parse, which caps depth).
-    return Error("imap.response_too_large", RetryClass::kBackoff,
+    return Error(util::ErrorKind::kResponseTooLarge, "imap.response_too_large", RetryClass::kBackoff,
                  "the response to " + command_ + " from " + ConnectionName(options_) + " nests lists deeper than " +
                      std::to_string(kMaxResponseNesting) +
                      " levels; mailhook stopped reading it before libetpan's parser could overflow its stack, "
@@ -141,7 +141,7 @@ util::Result<std::unique_ptr<Session>> Session::Open(const SessionOptions& optio
   if (r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED && r != MAILIMAP_NO_ERROR_AUTHENTICATED) {
     Error e = session->CommandError("greeting", r);
     if (options.tls == config::TlsMode::kNone || options.tls == config::TlsMode::kStartTls) {
-      return Error(e.code(), e.retry(), e.message() + " (if this port speaks implicit TLS, use tls: implicit)");
+      return e.WithMessage(e.message() + " (if this port speaks implicit TLS, use tls: implicit)");
     }
     return e;
   }
@@ -458,7 +458,7 @@ util::Result<std::string> FetchOneSection(mailimap* imap, uint32_t uid, mailimap
     }
     return std::string(body->sec_body_part, body->sec_length);
   }
-  return Error("imap.expunged", RetryClass::kRetryNow,
+  return Error(util::ErrorKind::kVanished, "imap.expunged", RetryClass::kBackoff,
                "message UID " + std::to_string(uid) + " vanished while being read (expunged)");
 }
 }  // namespace
@@ -507,7 +507,7 @@ util::Result<std::string> Session::RawCommand(const std::string& what, const std
 util::Error Session::TooLargeError(const std::string& why) const {
   std::string bound = std::to_string(budget_.bytes) + " bytes";
   if (budget_.syntax != 0) bound += " (" + std::to_string(budget_.syntax) + " outside literals)";
-  return Error("imap.response_too_large", RetryClass::kBackoff,
+  return Error(util::ErrorKind::kResponseTooLarge, "imap.response_too_large", RetryClass::kBackoff,
                "the response to " + command_ + " from " + ConnectionName(options_) + " " + why + " " + bound +
                    ", the bound for one command's response; mailhook stopped reading it and drops the "
                    "session. The message (or the server) is probably hostile or broken");

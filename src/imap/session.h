@@ -48,7 +48,8 @@ struct SessionOptions {
   /// command's start to its end, and the most of them outside literals (the
   /// part libetpan parses into objects; header blocks come as literals, which
   /// it only copies). Past either the command fails with
-  /// `imap.response_too_large` and the session is thrown away. 0: no bound.
+  /// `imap.response_too_large` (ErrorKind::kResponseTooLarge) and the session
+  /// is thrown away. 0: no bound.
   uint64_t max_meta_response_bytes = kDefaultMaxMetaResponseBytes;
   uint64_t max_meta_syntax_bytes = kDefaultMaxMetaSyntaxBytes;
   /// The same bounds for every other command (SEARCH, SELECT, IDLE, whole
@@ -114,7 +115,9 @@ class Session : public Mailbox {
   /// BODYSTRUCTURE (has_structure false), for a message whose structure is
   /// too large to fetch; the caller reads it whole and parses it itself.
   util::Result<std::vector<MessageMeta>> FetchMetaLight(const std::vector<uint32_t>& uids) override;
-  /// BODY.PEEK[section] (never sets \Seen).
+  /// BODY.PEEK[section] (never sets \Seen). The section readers below fail
+  /// with ErrorKind::kVanished (`imap.expunged`) when the message was expunged
+  /// while being read.
   util::Result<std::string> FetchSection(uint32_t uid, const std::string& section) override;
   /// `length` bytes of BODY[section] from `offset` (BODY.PEEK[section]<offset.length>,
   /// RFC 3501 §6.4.5); fewer at the end, empty past it. Large bodies are read in

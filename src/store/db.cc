@@ -47,7 +47,7 @@ util::Result<std::unique_ptr<Db>> Db::Open(const std::string& path) {
   SqlitePtr db(raw);  // sqlite3_open_v2 hands out a handle even when it fails
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db.get()) : sqlite3_errstr(rc);
-    return Error("store.open", RetryClass::kNeedsOperator,
+    return StoreError("store.open", RetryClass::kNeedsOperator,
                  "cannot open " + path + ": " + msg +
                      "; check that the file and state_dir are writable and the volume is not full");
   }
@@ -82,29 +82,29 @@ Error Db::SqlError(const std::string& what) const {
   std::string msg = what + " on " + path_ + ": " + sqlite3_errmsg(handle());
   switch (code & 0xff) {
     case SQLITE_FULL:
-      return Error("store.full", RetryClass::kBackoff,
+      return StoreError("store.full", RetryClass::kBackoff,
                    msg + "; the disk is full: free space on the volume holding state_dir");
     case SQLITE_READONLY:
     case SQLITE_CANTOPEN:
     case SQLITE_PERM:
-      return Error("store.readonly", RetryClass::kNeedsOperator,
+      return StoreError("store.readonly", RetryClass::kNeedsOperator,
                    msg + "; make state_dir and mailhook.db* writable by uid " + std::to_string(geteuid()));
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
-      return Error("store.busy", RetryClass::kRetryNow,
+      return StoreError("store.busy", RetryClass::kRetryNow,
                    msg + "; another process held the database longer than " + std::to_string(kBusyTimeoutMs / 1000) +
                        "s, retry");
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
-      return Error("store.corrupt", RetryClass::kNeedsOperator,
+      return StoreError("store.corrupt", RetryClass::kNeedsOperator,
                    msg +
                        "; the file is damaged: restore it from a backup or move it away "
                        "(mailhook then starts fresh and may redeliver)");
     case SQLITE_IOERR:
-      return Error("store.io", RetryClass::kBackoff,
+      return StoreError("store.io", RetryClass::kBackoff,
                    msg + "; check the volume holding state_dir (disk errors, full, unmounted)");
     default:
-      return Error("store.sql", RetryClass::kBackoff, msg);
+      return StoreError("store.sql", RetryClass::kBackoff, msg);
   }
 }
 

@@ -18,6 +18,12 @@ struct sqlite3;
 
 namespace mailhook::store {
 
+/// Every store failure is of kind kStore: it says nothing about the message or
+/// delivery being worked on, so callers neither blame nor skip it.
+inline util::Error StoreError(std::string code, util::RetryClass retry, std::string message) {
+  return util::Error(util::ErrorKind::kStore, std::move(code), retry, std::move(message));
+}
+
 /// The SQLite library's version ("SQLite 3.40.1"), for `mailhook version`.
 std::string SqliteVersion();
 

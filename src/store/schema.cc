@@ -99,7 +99,7 @@ util::Status Migrate(Db& db) {
   auto version = UserVersion(db);
   if (!version.ok()) return version.error();
   if (*version > kSchemaVersion) {
-    return util::Error("store.schema", util::RetryClass::kNeedsOperator,
+    return StoreError("store.schema", util::RetryClass::kNeedsOperator,
                        db.path() + " has schema version " + std::to_string(*version) +
                            ", newer than this mailhook understands (" + std::to_string(kSchemaVersion) +
                            "); run a newer mailhook");

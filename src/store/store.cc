@@ -36,16 +36,16 @@ Status PrepareStateDir(const std::string& state_dir) {
     ec = std::error_code(errno, std::generic_category());
   }
   if (ec) {
-    return Error("store.mkdir", RetryClass::kNeedsOperator,
-                 "cannot create state_dir " + state_dir + ": " + ec.message() +
-                     "; create it or point state_dir at a writable directory");
+    return StoreError("store.mkdir", RetryClass::kNeedsOperator,
+                      "cannot create state_dir " + state_dir + ": " + ec.message() +
+                          "; create it or point state_dir at a writable directory");
   }
   // WAL needs to create -wal and -shm files beside the database, so the directory
   // itself must be writable, not just the file. Checking here gives a clearer
   // message than SQLite's "unable to open database file".
   if (access(state_dir.c_str(), W_OK | X_OK) != 0) {
     int err = errno;
-    return Error("store.readonly", RetryClass::kNeedsOperator,
+    return StoreError("store.readonly", RetryClass::kNeedsOperator,
                  "state_dir " + state_dir + " is not writable (" + std::strerror(err) + "); make it writable by uid " +
                      std::to_string(geteuid()) + " (e.g. a writable volume) or point state_dir elsewhere");
   }

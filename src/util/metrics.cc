@@ -112,7 +112,7 @@ Metrics::FamilyData* Metrics::Declare(const std::string& name, MetricType type, 
   if (!IsValidName(name)) {
     throw std::logic_error("metric name \"" + name + "\" is not [a-zA-Z_:][a-zA-Z0-9_:]*");
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto [it, inserted] = families_.try_emplace(name);
   // Two declarations of one name would share (and mix) their series.
   if (!inserted) throw std::logic_error("metric " + name + " is declared twice");
@@ -129,17 +129,17 @@ void Metrics::Add(FamilyData* f, const Labels& labels, double delta) {
   // A counter only goes up (a decrease reads as a process restart to
   // Prometheus' rate()); ignore negative deltas rather than corrupt rates.
   if (f->type == MetricType::kCounter && delta < 0) return;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   f->values[labels] += delta;
 }
 
 void Metrics::Set(FamilyData* f, const Labels& labels, double value) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   f->values[labels] = value;
 }
 
 void Metrics::Observe(FamilyData* f, const Labels& labels, double value) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto [it, inserted] = f->histograms.try_emplace(labels);
   Histo& h = it->second;
   if (inserted) h.counts.assign(f->buckets.size(), 0);
@@ -155,28 +155,28 @@ void Metrics::Observe(FamilyData* f, const Labels& labels, double value) {
 }
 
 double Metrics::Get(const FamilyData* f, const Labels& labels) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto v = f->values.find(labels);
   return v == f->values.end() ? 0 : v->second;
 }
 
 std::pair<uint64_t, double> Metrics::HistogramTotals(const FamilyData* f,
                                                      const Labels& labels) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto h = f->histograms.find(labels);
   if (h == f->histograms.end()) return {0, 0};
   return {h->second.count, h->second.sum};
 }
 
 std::vector<std::string> Metrics::FamilyNames() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<std::string> out;
   for (const auto& [name, f] : families_) out.push_back(name);
   return out;
 }
 
 std::string Metrics::Render() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::string out;
   for (const auto& [name, f] : families_) {
     if (!f.help.empty()) out += "# HELP " + name + " " + EscapeHelp(f.help) + "\n";

@@ -20,10 +20,12 @@
 #include <array>
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace mailhook::util {
 
@@ -75,8 +77,8 @@ class Metrics {
   double Get(const FamilyData* f, const Labels& labels) const;
   std::pair<uint64_t, double> HistogramTotals(const FamilyData* f, const Labels& labels) const;
 
-  mutable std::mutex mu_;
-  std::map<std::string, FamilyData> families_;  // guarded by mu_; nodes never move
+  mutable Mutex mu_;
+  std::map<std::string, FamilyData> families_ GUARDED_BY(mu_);  // nodes never move
 };
 
 /// One series: a family plus bound label values. The base of the handles.

@@ -58,7 +58,7 @@ struct Pipe {
 };
 
 Error SystemError(const char* what) {
-  return Error("subprocess.system", RetryClass::kBackoff,
+  return Error(ErrorKind::kSystem, "subprocess.system", RetryClass::kBackoff,
                std::string(what) + " failed: " + strerror(errno) +
                    " (the process may be out of file descriptors or memory)");
 }

@@ -74,7 +74,8 @@ struct ProcessResult {
 
 /// Runs spec.argv, blocking until the child exits (or is killed on timeout).
 /// Error codes: "subprocess.argv" (empty argv), "subprocess.exec" (not found /
-/// not executable; message names argv[0]), "subprocess.system" (pipe/fork).
+/// not executable; message names argv[0]), "subprocess.system" (pipe/fork;
+/// ErrorKind::kSystem).
 Result<ProcessResult> RunProcess(const ProcessSpec& spec);
 
 }  // namespace mailhook::util

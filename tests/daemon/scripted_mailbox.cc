@@ -12,7 +12,7 @@ std::string Join(const std::vector<uint32_t>& uids) {
 }
 
 util::Error Expunged(uint32_t uid) {
-  return util::Error("imap.expunged", util::RetryClass::kRetryNow,
+  return util::Error(util::ErrorKind::kVanished, "imap.expunged", util::RetryClass::kBackoff,
                      "message UID " + std::to_string(uid) + " vanished while being read (expunged)");
 }
 

@@ -21,7 +21,7 @@ using std::chrono::minutes;
 /// Always asks for a retry; counts its calls.
 class RetryingTarget : public Target {
  public:
-  Outcome Deliver(const store::Delivery&) override {
+  Outcome Deliver(const store::Delivery&, const util::CancelToken&) override {
     Outcome o;
     o.kind = OutcomeKind::kRetry;
     o.error = "scripted: try later";

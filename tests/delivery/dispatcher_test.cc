@@ -2,12 +2,14 @@
 
 #include <httplib.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
+#include <future>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -518,7 +520,7 @@ TEST(DispatcherTest, HangingTargetDoesNotStarveAnotherAndKeepsToItsConcurrency) 
 class ThrowingTarget : public Target {
  public:
   explicit ThrowingTarget(int failures) : failures_(failures) {}
-  Outcome Deliver(const store::Delivery&) override {
+  Outcome Deliver(const store::Delivery&, const util::CancelToken&) override {
     if (calls_++ < failures_) throw std::runtime_error("boom from target");
     Outcome o;
     o.kind = OutcomeKind::kSuccess;
@@ -529,6 +531,64 @@ class ThrowingTarget : public Target {
   int failures_;
   std::atomic<int> calls_{0};
 };
+
+/// A target that blocks until its call's token fires (then: cancelled) or 60 s pass.
+class BlockingTarget : public Target {
+ public:
+  Outcome Deliver(const store::Delivery&, const util::CancelToken& cancel) override {
+    ++calls_;
+    Outcome o;
+    pollfd p{cancel.fd(), POLLIN, 0};
+    if (::poll(&p, 1, 60000) > 0) {
+      o.cancelled = true;
+    } else {
+      o.kind = OutcomeKind::kSuccess;
+    }
+    return o;
+  }
+  int calls() const { return calls_; }
+
+ private:
+  std::atomic<int> calls_{0};
+};
+
+TEST(DispatcherTest, StopBetweenTheStopCheckAndDeliverIsSeenByTheDelivery) {
+  TempDir dir;
+  Commit(dir.path(), 1, "webhook:block");
+  config::Config cfg;
+  cfg.state_dir = dir.path();
+  DispatcherOptions options;
+  options.workers = 1;
+  util::MetricsCatalog metrics;
+  Dispatcher dispatcher(cfg, "1", metrics, options);
+  auto target = std::make_shared<BlockingTarget>();
+  dispatcher.RegisterTarget(util::TargetId::Webhook("block"), target, RetryPolicy({10ms}));
+  Reports reports;
+  dispatcher.SetOnOutcome(reports.Callback());
+  // The worker passed its stop check; hold it there until Stop() has fired,
+  // so that Deliver starts after the stop (the window).
+  std::promise<void> in_window;
+  std::atomic<bool> window_hit{false};
+  dispatcher.SetBeforeDeliverForTest([&](const util::CancelToken& stop) {
+    in_window.set_value();
+    pollfd p{stop.fd(), POLLIN, 0};
+    window_hit = ::poll(&p, 1, 10000) > 0;
+  });
+  ASSERT_TRUE(dispatcher.Start().ok());
+  ASSERT_EQ(in_window.get_future().wait_for(kWait), std::future_status::ready);
+  auto start = std::chrono::steady_clock::now();
+  dispatcher.Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);  // not the target's 60 s
+  EXPECT_TRUE(window_hit);  // Stop() had fired before Deliver began
+  EXPECT_EQ(target->calls(), 1);
+  EXPECT_TRUE(reports.all().empty());  // abandoned, not an attempt
+  auto store = OpenStore(dir.path());
+  ASSERT_TRUE(store);
+  auto pending = store->outbox().ListPending();
+  ASSERT_TRUE(pending.ok());
+  ASSERT_EQ(pending->size(), 1u);
+  EXPECT_EQ((*pending)[0].attempts, 0);
+}
 
 TEST(DispatcherTest, ExceptionWhileDeliveringReschedulesTheRow) {
   TempDir dir;
@@ -648,7 +708,7 @@ TEST(WebhookTargetTest, RedirectIsPermanentAndNotFollowed) {
   store::Delivery d;
   d.item.event_id = "evt_1";
   d.item.payload = "{}";
-  auto out = (*target)->Deliver(d);
+  auto out = (*target)->Deliver(d, util::CancelToken::Never());
   EXPECT_EQ(out.kind, OutcomeKind::kPermanent);
   EXPECT_EQ(out.http_status, 302);
   EXPECT_EQ(receiver.seen().size(), 1u);

@@ -21,6 +21,8 @@ using namespace std::chrono_literals;
 
 constexpr auto kWait = 10s;  // generous upper bound for any condition below
 
+const util::CancelToken& Never() { return util::CancelToken::Never(); }
+
 /// A private temp dir, removed with everything in it.
 class HookDir {
  public:
@@ -112,7 +114,7 @@ TEST(HookTargetTest, PassesEventOnStdinAndContractEnvironment) {
                                   "env | grep '^MAILHOOK_' | sort > \"$1/env\"\n");
   auto built = Build(MakeHook({script, dir / ""}));
   HookTarget& target = *built;
-  Outcome o = target.Deliver(Row());
+  Outcome o = target.Deliver(Row(), Never());
   EXPECT_EQ(o.kind, OutcomeKind::kSuccess) << o.error;
   EXPECT_TRUE(o.error.empty());
   EXPECT_EQ(ReadFile(dir / "stdin"), kPayload);
@@ -133,7 +135,7 @@ TEST(HookTargetTest, GetsItsEnvAndPassEnvButNotTheDaemonsOtherVariables) {
   hook.pass_env = {"MH_HOOK_TEST_PROXY"};
   auto built = Build(std::move(hook));
   HookTarget& target = *built;
-  Outcome o = target.Deliver(Row());
+  Outcome o = target.Deliver(Row(), Never());
   ::unsetenv("MH_HOOK_TEST_DAEMON_SECRET");
   ::unsetenv("MH_HOOK_TEST_PROXY");
   ASSERT_EQ(o.kind, OutcomeKind::kSuccess) << o.error;
@@ -151,7 +153,7 @@ TEST(HookTargetTest, ArgumentsAreNotInterpretedByAShell) {
   std::string script = dir.Script("args.sh", "printf '%s|' \"$@\" > \"$0.out\"");
   auto built = Build(MakeHook({script, "$HOME", "a b", "*", ";rm -rf /"}));
   HookTarget& target = *built;
-  Outcome o = target.Deliver(Row());
+  Outcome o = target.Deliver(Row(), Never());
   EXPECT_EQ(o.kind, OutcomeKind::kSuccess) << o.error;
   EXPECT_EQ(ReadFile(script + ".out"), "$HOME|a b|*|;rm -rf /|");
 }
@@ -162,7 +164,7 @@ TEST(HookTargetTest, Exit75IsRetriedWithExitCodeAndStderr) {
       dir.Script("tempfail.sh", "cat >/dev/null\necho 'ticket API down' >&2\nexit 75");
   auto built = Build(MakeHook({script}));
   HookTarget& target = *built;
-  Outcome o = target.Deliver(Row());
+  Outcome o = target.Deliver(Row(), Never());
   EXPECT_EQ(o.kind, OutcomeKind::kRetry);
   EXPECT_FALSE(o.cancelled);
   EXPECT_NE(o.error.find("exit code 75"), std::string::npos) << o.error;
@@ -177,7 +179,7 @@ TEST(HookTargetTest, OtherExitCodeIsPermanentAndNeverQuotesTheEvent) {
   std::string script = dir.Script("fail.sh", "cat\necho 'bad input' >&2\nexit 1");
   auto built = Build(MakeHook({script}));
   HookTarget& target = *built;
-  Outcome o = target.Deliver(Row());
+  Outcome o = target.Deliver(Row(), Never());
   EXPECT_EQ(o.kind, OutcomeKind::kPermanent);
   EXPECT_NE(o.error.find("exit code 1 "), std::string::npos) << o.error;
   EXPECT_NE(o.error.find("bad input"), std::string::npos) << o.error;
@@ -192,7 +194,7 @@ TEST(HookTargetTest, ItsEnvSecretsAreRedactedFromTheReportedStderr) {
   hook.env = {{"TICKET_TOKEN", util::Secret("tok-3141592653")}};
   auto built = Build(std::move(hook));
   HookTarget& target = *built;
-  Outcome o = target.Deliver(Row());
+  Outcome o = target.Deliver(Row(), Never());
   EXPECT_EQ(o.kind, OutcomeKind::kRetry);
   EXPECT_EQ(o.error.find("tok-3141592653"), std::string::npos) << o.error;
   EXPECT_NE(o.error.find("Authorization: Bearer <redacted>"), std::string::npos) << o.error;
@@ -206,7 +208,7 @@ TEST(HookTargetTest, ReportsOnlyTheTailOfALongStderr) {
                  "echo 'the real reason' >&2\nexit 3");
   auto built = Build(MakeHook({script}));
   HookTarget& target = *built;
-  Outcome o = target.Deliver(Row());
+  Outcome o = target.Deliver(Row(), Never());
   EXPECT_EQ(o.kind, OutcomeKind::kPermanent);
   EXPECT_NE(o.error.find("the real reason"), std::string::npos);
   EXPECT_EQ(o.error.find("line 0 of noise"), std::string::npos);
@@ -219,7 +221,7 @@ TEST(HookTargetTest, DeathBySignalIsPermanent) {
   std::string script = dir.Script("segv.sh", "kill -SEGV $$");
   auto built = Build(MakeHook({script}));
   HookTarget& target = *built;
-  Outcome o = target.Deliver(Row());
+  Outcome o = target.Deliver(Row(), Never());
   EXPECT_EQ(o.kind, OutcomeKind::kPermanent);
   EXPECT_NE(o.error.find("SIGSEGV"), std::string::npos) << o.error;
 }
@@ -236,7 +238,7 @@ TEST(HookTargetTest, HangIsKilledAtTimeoutWithItsGrandchildren) {
   auto built = Build(MakeHook({script, dir / ""}, 500ms));
   HookTarget& target = *built;
   auto start = std::chrono::steady_clock::now();
-  Outcome o = target.Deliver(Row());
+  Outcome o = target.Deliver(Row(), Never());
   auto took = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(o.kind, OutcomeKind::kRetry);
   EXPECT_FALSE(o.cancelled);
@@ -252,7 +254,7 @@ TEST(HookTargetTest, HangIsKilledAtTimeoutWithItsGrandchildren) {
 TEST(HookTargetTest, MissingExecutableIsPermanentAndNamesPathAndFix) {
   auto built = Build(MakeHook({"/nonexistent/mailhook-hook.sh", "x"}));
   HookTarget& target = *built;
-  Outcome o = target.Deliver(Row());
+  Outcome o = target.Deliver(Row(), Never());
   EXPECT_EQ(o.kind, OutcomeKind::kPermanent);
   EXPECT_NE(o.error.find("/nonexistent/mailhook-hook.sh"), std::string::npos) << o.error;
   EXPECT_NE(o.error.find("fix hooks.archive.command"), std::string::npos) << o.error;
@@ -265,7 +267,7 @@ TEST(HookTargetTest, NonExecutableFileIsPermanent) {
   fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
   auto built = Build(MakeHook({path}));
   HookTarget& target = *built;
-  Outcome o = target.Deliver(Row());
+  Outcome o = target.Deliver(Row(), Never());
   EXPECT_EQ(o.kind, OutcomeKind::kPermanent);
   EXPECT_NE(o.error.find(path), std::string::npos) << o.error;
 }
@@ -279,10 +281,11 @@ TEST(HookTargetTest, CancelEndsARunningHookPromptly) {
                                   "sleep 1000");
   auto built = Build(MakeHook({script, dir / ""}, 60s));
   HookTarget& target = *built;
-  auto future = std::async(std::launch::async, [&] { return target.Deliver(Row()); });
+  util::CancelToken stop;
+  auto future = std::async(std::launch::async, [&] { return target.Deliver(Row(), stop); });
   ASSERT_TRUE(Eventually([&] { return fs::exists(dir / "grandchild"); }));
   auto start = std::chrono::steady_clock::now();
-  target.Cancel();
+  stop.Cancel();
   ASSERT_EQ(future.wait_for(kWait), std::future_status::ready);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
   Outcome o = future.get();
@@ -290,11 +293,25 @@ TEST(HookTargetTest, CancelEndsARunningHookPromptly) {
   pid_t grandchild = std::stoi(ReadFile(dir / "grandchild"));
   EXPECT_TRUE(Eventually([&] { return Dead(grandchild); }));
 
-  // Cancel only reaches calls in flight: the next one runs normally.
+  // A token is per call: another call's token is untouched.
   auto quick_built = Build(MakeHook({dir.Script("ok.sh", "exit 0")}));
   HookTarget& quick = *quick_built;
-  quick.Cancel();
-  EXPECT_EQ(quick.Deliver(Row()).kind, OutcomeKind::kSuccess);
+  EXPECT_EQ(quick.Deliver(Row(), Never()).kind, OutcomeKind::kSuccess);
+}
+
+TEST(HookTargetTest, TokenThatFiredBeforeTheCallRunsNothing) {
+  // A shutdown landing between the dispatcher's last check and Deliver: the
+  // call sees it and the command never starts (it would leave a file).
+  HookDir dir;
+  auto built = Build(MakeHook({dir.Script("touch.sh", "touch \"$1/ran\"; sleep 1000"), dir / ""}, 60s));
+  HookTarget& target = *built;
+  util::CancelToken stop;
+  stop.Cancel();
+  auto start = std::chrono::steady_clock::now();
+  Outcome o = target.Deliver(Row(), stop);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  EXPECT_TRUE(o.cancelled);
+  EXPECT_FALSE(fs::exists(dir / "ran"));
 }
 
 TEST(HookTargetTest, ConcurrentDeliveriesEachGetTheirOwnChild) {
@@ -308,7 +325,7 @@ TEST(HookTargetTest, ConcurrentDeliveriesEachGetTheirOwnChild) {
       store::Delivery row = Row();
       row.item.uid = uid;
       row.item.payload = "{\"uid\":" + std::to_string(uid) + "}";
-      return target.Deliver(row);
+      return target.Deliver(row, Never());
     }));
   }
   for (auto& r : runs) EXPECT_EQ(r.get().kind, OutcomeKind::kSuccess);

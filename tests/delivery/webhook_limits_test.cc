@@ -2,6 +2,7 @@
 // memory or time, nor get a secret of ours into the dead letters or the log.
 #include <zlib.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -13,6 +14,9 @@
 
 namespace mailhook::delivery {
 namespace {
+
+const util::CancelToken& Never() { return util::CancelToken::Never(); }
+
 
 using namespace std::chrono_literals;
 using testing::RawReceiver;
@@ -73,7 +77,7 @@ std::string GzipBomb(size_t size) {
 std::pair<Outcome, size_t> DeliverMeasured(WebhookTarget& target) {
   EXPECT_TRUE(testing::ResetPeakMemory());
   size_t before = testing::MemoryUse().first;
-  Outcome out = target.Deliver(Row());
+  Outcome out = target.Deliver(Row(), Never());
   size_t peak = testing::MemoryUse().second;
   return {out, peak > before ? peak - before : 0};
 }
@@ -97,7 +101,7 @@ TEST(WebhookLimitsTest, HugeResponseBodyIsReadOnlyUpToTheCap) {
   EXPECT_LT(out.error.size(), kMaxErrorExcerptChars + 64);
   EXPECT_LT(growth, kMemoryBound) << "peak RSS grew by " << growth / kMiB << " MiB";
   // The pooled connection was dropped (unread bytes): the next attempt works.
-  auto again = target->Deliver(Row());
+  auto again = target->Deliver(Row(), Never());
   EXPECT_EQ(again.http_status, 500);
   EXPECT_EQ(receiver.requests(), 2);
 }
@@ -142,7 +146,7 @@ void ExpectEndsAtTheTimeout(RawReceiver& receiver) {
   auto target = Make(Hook(receiver.url(), 1s));
   ASSERT_TRUE(target);
   auto start = Steady::now();
-  Outcome out = target->Deliver(Row());
+  Outcome out = target->Deliver(Row(), Never());
   auto elapsed = Steady::now() - start;
   EXPECT_EQ(out.kind, OutcomeKind::kRetry);
   EXPECT_FALSE(out.cancelled);
@@ -182,7 +186,7 @@ TEST(WebhookLimitsTest, EchoedSecretsAreRedactedFromTheErrorExcerpt) {
   });
   auto target = Make(Hook(receiver.url()));
   ASSERT_TRUE(target);
-  Outcome out = target->Deliver(Row());
+  Outcome out = target->Deliver(Row(), Never());
   EXPECT_EQ(out.kind, OutcomeKind::kPermanent);
   EXPECT_EQ(out.error.find("t0ken-secret-value"), std::string::npos) << out.error;
   EXPECT_EQ(out.error.find("v1,"), std::string::npos) << out.error;
@@ -235,14 +239,40 @@ TEST(WebhookLimitsTest, RequestThatThrowsLeavesNothingInFlight) {
   auto target = Make(Hook(receiver.url()));
   ASSERT_TRUE(target);
   target->SetBodyFaultForTest([] { throw std::runtime_error("injected"); });
-  Outcome out = target->Deliver(Row());
+  Outcome out = target->Deliver(Row(), Never());
   EXPECT_EQ(out.kind, OutcomeKind::kRetry);
   EXPECT_NE(out.error.find("injected"), std::string::npos) << out.error;
-  // Nothing stays registered: a later Cancel() has no freed client to stop.
+  // Nothing stays registered: a later cancel has no freed client to stop
+  // (under ASan a stale registration is a heap-use-after-free here).
   EXPECT_EQ(target->InFlightCount(), 0u);
-  target->Cancel();
+  util::CancelToken stop;
+  target->SetBodyFaultForTest([] {
+    throw std::runtime_error("injected, with a token this time");
+  });
+  out = target->Deliver(Row(), stop);
+  EXPECT_NE(out.error.find("with a token"), std::string::npos) << out.error;
+  EXPECT_EQ(target->InFlightCount(), 0u);
+  stop.Cancel();
   target->SetBodyFaultForTest(nullptr);
-  EXPECT_EQ(target->Deliver(Row()).kind, OutcomeKind::kSuccess);
+  EXPECT_EQ(target->Deliver(Row(), Never()).kind, OutcomeKind::kSuccess);
+}
+
+TEST(WebhookLimitsTest, TokenThatFiredBeforeTheCallSendsNothing) {
+  std::atomic<int> requests{0};
+  RawReceiver receiver([&](int fd, RawReceiver&) {
+    ++requests;
+    RawReceiver::Send(fd, "HTTP/1.1 204 No Content\r\n\r\n");
+  });
+  auto target = Make(Hook(receiver.url()));
+  ASSERT_TRUE(target);
+  util::CancelToken stop;
+  stop.Cancel();
+  Outcome out = target->Deliver(Row(), stop);
+  EXPECT_TRUE(out.cancelled);
+  EXPECT_EQ(target->InFlightCount(), 0u);
+  // The next call with a live token goes through: the receiver counts it alone.
+  EXPECT_EQ(target->Deliver(Row(), Never()).kind, OutcomeKind::kSuccess);
+  EXPECT_EQ(requests.load(), 1);
 }
 
 }  // namespace

@@ -83,7 +83,7 @@ Outcome Post(const std::string& url, std::optional<std::string> ca_file) {
   store::Delivery d;
   d.item.event_id = "evt_tls";
   d.item.payload = "{}";
-  return (*target)->Deliver(d);
+  return (*target)->Deliver(d, util::CancelToken::Never());
 }
 
 TEST(WebhookTlsTest, TrustedCertificateForTheHostDelivers) {
