@@ -135,6 +135,11 @@ FolderWatcher::FolderWatcher(const config::Config& config, const config::Account
     const char* a = std::getenv("MAILHOOK_TEST_FAULT_ACTION");
     fault_action_ = a && *a ? a : "throw";
   }
+  if (const char* n = std::getenv("MAILHOOK_TEST_FAULT_FIRST_PASS_COMMITS"); n && *n) {
+    fault_first_pass_commits_ = std::atoi(n);
+    const char* a = std::getenv("MAILHOOK_TEST_FAULT_ACTION");
+    fault_action_ = a && *a ? a : "throw";
+  }
 }
 
 FolderWatcher::~FolderWatcher() { Join(); }
@@ -687,6 +692,9 @@ util::Status FolderWatcher::SessionWork::Commit(uint32_t up_to, bool write_mark)
   post_actions_.clear();
   pending_bytes_ = 0;
   if (committed_events && w_.on_committed_) w_.on_committed_();
+  if (!mark && committed_events && w_.fault_first_pass_commits_ > 0 && --w_.fault_first_pass_commits_ == 0) {
+    Fault(up_to);  // a crash inside the first pass, its events stored, its watermark not
+  }
   return util::Ok();
 }
 

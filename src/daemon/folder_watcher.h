@@ -87,6 +87,11 @@ class FolderWatcher {
   /// when it is extracted: "throw" (default), "abort", or "sleep:MS".
   std::string fault_subject_;
   std::string fault_action_;
+  /// Test-only crash point: MAILHOOK_TEST_FAULT_FIRST_PASS_COMMITS=N gives
+  /// the N-th commit of a first pass that leaves the watermark unwritten
+  /// (a first pass cut short) MAILHOOK_TEST_FAULT_ACTION, after it is stored.
+  /// 0: off. Watcher thread only.
+  int fault_first_pass_commits_ = 0;
   std::thread thread_;
 };
 
