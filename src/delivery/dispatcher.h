@@ -75,7 +75,7 @@ class Dispatcher {
   /// Registers a WebhookTarget for every config webhook as "webhook:<name>"
   /// and a HookTarget for every config hook as "hook:<name>".
   /// Bad webhook definitions surface as an error from Start().
-  Dispatcher(const config::Config& config, std::string version, DispatcherOptions options = {});
+  Dispatcher(const config::Config& config, const std::string& version, DispatcherOptions options = {});
   ~Dispatcher();
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
