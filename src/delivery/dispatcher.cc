@@ -75,8 +75,7 @@ class Dispatcher::Slot {
   std::string target_;
 };
 
-Dispatcher::Dispatcher(const config::Config& config, const std::string& version,
-                       DispatcherOptions options)
+Dispatcher::Dispatcher(const config::Config& config, const std::string& version, DispatcherOptions options)
     : state_dir_(config.state_dir), options_(options) {
   auto check_timeout = [&](const std::string& key, config::Duration timeout) {
     if (timeout + kLeaseMargin > options_.lease) {

@@ -15,8 +15,8 @@
 #include "delivery/signing.h"
 #include "delivery/webhook_target.h"
 #include "raw_receiver.h"
-#include "util/metrics.h"
 #include "temp_dir.h"
+#include "util/metrics.h"
 
 namespace mailhook::delivery {
 namespace {

@@ -15,8 +15,8 @@
 #include <sstream>
 #include <thread>
 
-#include "util/subprocess.h"
 #include "temp_dir.h"
+#include "util/subprocess.h"
 
 namespace mailhook::hooks {
 namespace {

@@ -11,8 +11,8 @@
 #include <gtest/gtest.h>
 
 #include "fake_imap_server.h"
-#include "log_capture.h"
 #include "imap/session.h"
+#include "log_capture.h"
 
 namespace mailhook::imap {
 namespace {

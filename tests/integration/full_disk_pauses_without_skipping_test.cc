@@ -70,7 +70,9 @@ TEST_F(PipelineTest, FullStateDiskPausesAndResumesWithoutSkipping) {
   std::string log = daemon_.Log().substr(mark);
   EXPECT_TRUE(std::regex_search(log, std::regex(R"(imap\.reconnect account=test folder=INBOX attempt=\d+ delay_ms=\d+ )"
                                                 R"(cause="[^\n]*: database or disk is full; )" +
-                                                cause + "\""))) << "want the imap.reconnect line with the store.full cause:\n" << log;
+                                                cause + "\"")))
+      << "want the imap.reconnect line with the store.full cause:\n"
+      << log;
 
   const int port = daemon_.HttpPort();
   ASSERT_GT(port, 0) << daemon_.Log();

@@ -219,8 +219,8 @@ TEST(MimeParser, BodyPrefixCutsAndSaysSo) {
 // (BODYSTRUCTURE and BODY[n] measured on the test server): the parser
 // follows, so `mailhook parse` and the daemon read the same bytes.
 TEST(MimeParser, MissingCloseDelimiterLastPartRunsToTheEnd) {
-  ParsedMessage m = ParseMessage(
-      "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\none\r\n--b\r\n\r\ntwo\r\n");
+  ParsedMessage m =
+      ParseMessage("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\none\r\n--b\r\n\r\ntwo\r\n");
   ASSERT_EQ(m.root.children.size(), 2u);
   FileSectionSource src(m);
   EXPECT_EQ(src.Body("1").value(), "one");
