@@ -113,7 +113,11 @@ int main(int argc, char** argv) {
 
   std::string eml, mailbox = "INBOX", attachments = "metadata";
   auto* parse = app.add_subcommand("parse", "print the event `run` would emit for a message file");
-  parse->add_option("file", eml, "RFC 5322 message file (.eml)")->required()->check(CLI::ExistingFile);
+  parse
+      ->add_option("file", eml,
+                   "RFC 5322 message file (.eml); bare LF line breaks are read as CRLF, as a server stores them")
+      ->required()
+      ->check(CLI::ExistingFile);
   parse->add_option("--mailbox", mailbox, "mailbox name to put in the event");
   parse->add_option("--attachments", attachments, "none | metadata | content")
       ->check(CLI::IsMember({"none", "metadata", "content"}));

@@ -67,6 +67,7 @@ util::Status BatchCommitter::Commit(uint32_t up_to, bool write_mark) {
   post_actions_.clear();
   pending_bytes_ = 0;
   if (committed_events && on_committed_) on_committed_();
+  if (after_commit_) after_commit_(up_to, mark.has_value(), committed_events);
   return util::Ok();
 }
 

@@ -66,6 +66,13 @@ class BatchCommitter {
   /// window below UIDNEXT) and stores it. Nothing may be pending.
   util::Status SkipTo(uint32_t last_uid);
 
+  /// Test seam: runs after every commit with its upper UID, whether it wrote
+  /// the watermark and whether it stored events (a crash point inside a
+  /// first pass hangs here).
+  void SetAfterCommit(std::function<void(uint32_t up_to, bool wrote_mark, bool stored_events)> hook) {
+    after_commit_ = std::move(hook);
+  }
+
   size_t pending_events() const { return items_.size(); }
   uint64_t pending_bytes() const { return pending_bytes_; }
 
@@ -85,6 +92,7 @@ class BatchCommitter {
   std::vector<store::OutboxItem> items_;  // gathered, not yet committed
   std::vector<store::PostAction> post_actions_;
   uint64_t pending_bytes_ = 0;
+  std::function<void(uint32_t, bool, bool)> after_commit_;
 };
 
 }  // namespace mailhook::daemon

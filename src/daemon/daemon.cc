@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <cstdio>
+#include <fstream>
 #include <memory>
 #include <vector>
 
@@ -29,6 +31,26 @@ void WarnIfStateDirIsShared(const std::string& state_dir) {
       "daemon.state_dir_shared dir={} mode={:04o} note=\"every user may list it; run chmod 700 {} "
       "unless that is intended\"",
       state_dir, st.st_mode & 07777, state_dir);
+}
+
+// `<state_dir>/http.port`: the bound HTTP port, one decimal line, for tools
+// and tests that listen on port 0 (http.listen: 127.0.0.1:0) and need the
+// port without reading logs. Written once bound (to a temporary file, then
+// renamed, so a reader never sees half of it); removed at shutdown.
+std::string PortFilePath(const std::string& state_dir) { return state_dir + "/http.port"; }
+
+void WritePortFile(const std::string& state_dir, int port) {
+  const std::string tmp = PortFilePath(state_dir) + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << port << "\n";
+  }
+  if (std::rename(tmp.c_str(), PortFilePath(state_dir).c_str()) != 0) {
+    util::Logger("daemon")->warn("daemon.port_file_failed path={} note=\"the HTTP port is only in the log\"",
+                                 PortFilePath(state_dir));
+    return;
+  }
+  util::Logger("daemon")->info("daemon.port_file path={}", PortFilePath(state_dir));
 }
 
 }  // namespace
@@ -87,10 +109,12 @@ int RunDaemon(const config::Config& config, const std::string& version, StopSign
       }
       return r;
     }, metrics);
+    std::remove(PortFilePath(config.state_dir).c_str());  // a stale one from a crash
     if (auto s = http->Start(); !s.ok()) {
       log->error("daemon.http_failed cause=\"{}\"", s.error().message());
       return 1;
     }
+    WritePortFile(config.state_dir, http->port());
   }
 
   // A delivered event may complete a post-action: wake its folder's watcher.
@@ -114,7 +138,10 @@ int RunDaemon(const config::Config& config, const std::string& version, StopSign
   log->info("daemon.stopping");
   for (auto& w : watchers) w->Join();  // each logs out on the stop signal
   dispatcher.Stop();
-  if (http) http->Stop();
+  if (http) {
+    http->Stop();
+    std::remove(PortFilePath(config.state_dir).c_str());
+  }
   log->info("daemon.stopped");
   return 0;
 }

@@ -60,6 +60,11 @@ FolderWatcher::FolderWatcher(const config::Config& config, const config::Account
     const char* a = std::getenv("MAILHOOK_TEST_FAULT_ACTION");
     fault_action_ = a && *a ? a : "throw";
   }
+  if (const char* n = std::getenv("MAILHOOK_TEST_FAULT_FIRST_PASS_COMMITS"); n && *n) {
+    fault_first_pass_commits_ = std::atoi(n);
+    const char* a = std::getenv("MAILHOOK_TEST_FAULT_ACTION");
+    fault_action_ = a && *a ? a : "throw";
+  }
 }
 
 FolderWatcher::~FolderWatcher() { Join(); }

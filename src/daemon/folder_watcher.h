@@ -107,6 +107,11 @@ class FolderWatcher {
   std::string fault_subject_;
   std::string fault_action_;
   bool transient_fault_fired_ = false;  // watcher thread only
+  /// Test-only crash point: MAILHOOK_TEST_FAULT_FIRST_PASS_COMMITS=N gives
+  /// the N-th commit of a first pass that leaves the watermark unwritten
+  /// (a first pass cut short) MAILHOOK_TEST_FAULT_ACTION, after it is stored.
+  /// 0: off. Watcher thread only.
+  int fault_first_pass_commits_ = 0;
   std::thread thread_;
 };
 

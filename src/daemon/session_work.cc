@@ -38,6 +38,12 @@ util::Status FolderWatcher::SessionWork::Start() {
   auto plan = Plan(*mark, kind);
   if (!plan.ok()) return plan.error();
   committer_.emplace(store_, w_.account_.name, w_.folder_, plan->mark, w_.on_committed_, BatchCommitter::Limits{});
+  if (w_.fault_first_pass_commits_ > 0) {
+    committer_->SetAfterCommit([this](uint32_t up_to, bool wrote_mark, bool stored_events) {
+      // A crash inside the first pass: its events stored, its watermark not.
+      if (!wrote_mark && stored_events && --w_.fault_first_pass_commits_ == 0) Fault(up_to);
+    });
+  }
   if (plan->store_mark_now) {
     return store_.watermarks().Set(w_.account_.name, w_.folder_, plan->mark);
   }

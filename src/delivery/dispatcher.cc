@@ -47,7 +47,7 @@ class Dispatcher::Slot {
   std::string target_;
 };
 
-Dispatcher::Dispatcher(const config::Config& config, std::string version,
+Dispatcher::Dispatcher(const config::Config& config, const std::string& version,
                        const util::MetricsCatalog& metrics, DispatcherOptions options)
     : state_dir_(config.state_dir),
       options_(options),

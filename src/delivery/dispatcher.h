@@ -86,7 +86,7 @@ class Dispatcher {
   /// every config hook. Bad webhook definitions surface as an error from
   /// Start(). Attempts, durations, gauges and worker restarts are recorded in
   /// `metrics`, which must outlive this.
-  Dispatcher(const config::Config& config, std::string version,
+  Dispatcher(const config::Config& config, const std::string& version,
              const util::MetricsCatalog& metrics, DispatcherOptions options = {});
   ~Dispatcher();
   Dispatcher(const Dispatcher&) = delete;

@@ -309,7 +309,7 @@ void PollServer::OnHead(Conn& c, RequestHead head, Clock::time_point now) {
     // Answered from the head: any announced body stays unread, so the
     // connection cannot be reused.
     if (h.AnnouncesBody()) early->close = true;
-    Respond(c, std::move(*early), head_only, now);
+    Respond(c, *early, head_only, now);
     return;
   }
   if (h.has_transfer_encoding) {
@@ -355,10 +355,10 @@ void PollServer::FinishRequest(Conn& c, Clock::time_point now) {
     r = Response{500, "text/plain; charset=utf-8", {}, "internal error\n"};
   }
   c.request.body = std::string();  // free it now, not at the next request
-  Respond(c, std::move(r), c.request.head.method == "HEAD", now);
+  Respond(c, r, c.request.head.method == "HEAD", now);
 }
 
-void PollServer::Respond(Conn& c, Response r, bool head_only, Clock::time_point now) {
+void PollServer::Respond(Conn& c, const Response& r, bool head_only, Clock::time_point now) {
   c.close_after = r.close || !c.request.head.keep_alive || c.requests >= kMaxRequestsPerConnection;
   c.out = Serialize(r, head_only, c.close_after);
   c.out_sent = 0;
@@ -370,7 +370,7 @@ void PollServer::Refuse(Conn& c, int status, const std::string& cause, Clock::ti
   if (on_reject_) on_reject_(status, cause);
   Response r{status, "text/plain; charset=utf-8", {}, cause + "\n", true};
   if (status == 503) r.fields.emplace_back("Retry-After", "1");
-  Respond(c, std::move(r), false, now);
+  Respond(c, r, false, now);
 }
 
 void PollServer::Flush(Conn& c, Clock::time_point now) {

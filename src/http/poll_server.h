@@ -113,7 +113,7 @@ class PollServer {
   void ProcessInput(Conn& c, Clock::time_point now);
   void OnHead(Conn& c, RequestHead head, Clock::time_point now);
   void FinishRequest(Conn& c, Clock::time_point now);
-  void Respond(Conn& c, Response r, bool head_only, Clock::time_point now);
+  void Respond(Conn& c, const Response& r, bool head_only, Clock::time_point now);
   void Refuse(Conn& c, int status, const std::string& cause, Clock::time_point now);
   void Flush(Conn& c, Clock::time_point now);
   void AfterResponse(Conn& c, Clock::time_point now);

@@ -151,7 +151,7 @@ ssize_t DriverWrite(mailstream_low* low, const void* buf, size_t count) {
       int n = SSL_write(d->ssl, buf, static_cast<int>(std::min<size_t>(count, 1 << 30)));
       if (n > 0) return n;
       int err = SSL_get_error(d->ssl, n);
-      short ev = err == SSL_ERROR_WANT_READ ? POLLIN : err == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
+      short ev = static_cast<short>(err == SSL_ERROR_WANT_READ ? POLLIN : err == SSL_ERROR_WANT_WRITE ? POLLOUT : 0);
       if (ev == 0) return -1;
       if (WaitFor(d->fd, d->stop_fd, ev, d->timeout) != Wait::kReady) return -1;
       continue;
@@ -394,7 +394,7 @@ util::Status StartTls(mailstream* stream, const TlsOptions& options) {
     int r = SSL_connect(ssl);
     if (r == 1) break;
     int err = SSL_get_error(ssl, r);
-    short ev = err == SSL_ERROR_WANT_READ ? POLLIN : err == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
+    short ev = static_cast<short>(err == SSL_ERROR_WANT_READ ? POLLIN : err == SSL_ERROR_WANT_WRITE ? POLLOUT : 0);
     if (ev != 0) {
       Wait w = WaitFor(d->fd, d->stop_fd, ev, d->timeout);
       if (w == Wait::kReady) continue;

@@ -97,6 +97,7 @@ bool AsciiIncompatible(std::string_view cs) {
 // otherwise the first rejected byte makes it return false.
 bool IconvToUtf8(std::string_view in, const std::string& charset, bool lossy, std::string& out) {
   iconv_t cd = iconv_open("UTF-8", charset.c_str());
+  // NOLINTNEXTLINE(performance-no-int-to-ptr): (iconv_t)-1 is iconv_open's documented failure value
   if (cd == reinterpret_cast<iconv_t>(-1)) return false;
   out.clear();
   std::vector<char> buf(4096);

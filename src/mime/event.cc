@@ -186,10 +186,15 @@ util::Result<std::string> ParseFileToEventJson(const std::string& path, const st
     return util::Error("mime.read_failed", util::RetryClass::kNeedsOperator,
                        "cannot read '" + path + "'; check the file");
   }
+  // Read as the server would store it: an IMAP server serves a message
+  // APPENDed with bare LFs with CRLFs, so the event of `run` has CRLFs in
+  // text, html and 7bit/8bit/quoted-printable attachments (and sizes that
+  // count them). `parse` prints that event.
+  data = ToServerLineBreaks(std::move(data));
   EventMeta meta;
   meta.account = "local";
   meta.mailbox = mailbox;
-  meta.size = CrlfSize(data);
+  meta.size = data.size();
   meta.created_at = NowRfc3339();
   ExtractOptions opts;
   opts.fetch_content = true;  // the file is local: exact sizes and hashes cost nothing

@@ -64,10 +64,12 @@ std::string UnprocessableEventJson(const EventMeta& meta, std::string_view heade
 /// The current time as RFC 3339 UTC ("2026-11-26T07:00:00Z").
 std::string NowRfc3339();
 
-/// `mailhook parse FILE`: reads and parses the file, extracts with content
-/// fetched (the file is local), and returns the event JSON text (dump(2)).
-/// Account "local", uidvalidity 0, uid 0, flags [], size in CRLF terms,
-/// created_at now. Fails (code "mime.read_failed") when the file cannot be
+/// `mailhook parse FILE`: reads the file as an IMAP server stores it (bare
+/// LF made CRLF, ToServerLineBreaks), parses it, extracts with content
+/// fetched (the file is local), and returns the event JSON text (dump(2)):
+/// the event `run` sends for the same file APPENDed to a server, so text,
+/// html and text attachments carry CRLF line breaks. Account "local",
+/// uidvalidity 0, uid 0, flags [], created_at now. Fails (code "mime.read_failed") when the file cannot be
 /// read.
 util::Result<std::string> ParseFileToEventJson(const std::string& path, const std::string& mailbox,
                                                config::AttachmentMode mode);

@@ -237,7 +237,7 @@ void FinishMailbox(std::vector<Token>& toks, std::vector<Address>& out) {
       inner.remove_prefix(colon + 1);  // obsolete route
     }
     a.address = RawText(AddrSpec(Tokenize(inner)));
-    a.name = Phrase(std::vector<Token>(toks.begin(), toks.begin() + angle));
+    a.name = Phrase(std::vector<Token>(toks.begin(), toks.begin() + static_cast<std::ptrdiff_t>(angle)));
   } else {
     // Raw 8-bit in an address (RFC 6532) is UTF-8 when it is, else read as
     // windows-1252 like any raw header text: the result is always UTF-8.
@@ -399,8 +399,6 @@ void ReadNumber(const std::string& tok, DateFields& f) {
     f.day = std::stoi(tok);
   } else if (f.year < 0 && tok.size() <= 4) {
     f.year = std::stoll(tok);
-  } else if (f.day < 0 && f.month == 0 && tok.size() <= 2) {
-    f.day = std::stoi(tok);
   }
 }
 
@@ -443,7 +441,7 @@ std::optional<std::string> DateToRfc3339(DateFields f) {
   }
   if (f.second == 60) f.second = 59;
   int64_t t = DaysFromCivil(f.year, static_cast<unsigned>(f.month), static_cast<unsigned>(f.day)) * 86400 +
-              f.hour * 3600 + f.minute * 60 + f.second - static_cast<int64_t>(f.zone) * 60;
+              int64_t{f.hour} * 3600 + int64_t{f.minute} * 60 + f.second - static_cast<int64_t>(f.zone) * 60;
   return FormatRfc3339(t);
 }
 
@@ -623,7 +621,7 @@ std::optional<std::string> ParseDate(std::string_view raw) {
     std::string tok = toks[k];
     std::string glued_zone;
     ReadDateToken(tok, f, glued_zone);
-    if (!glued_zone.empty()) toks.insert(toks.begin() + k + 1, glued_zone);
+    if (!glued_zone.empty()) toks.insert(toks.begin() + static_cast<std::ptrdiff_t>(k) + 1, glued_zone);
   }
   return DateToRfc3339(f);
 }

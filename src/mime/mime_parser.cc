@@ -12,6 +12,40 @@ namespace {
 // Deeper nesting than this is an attack, not mail; the rest stays a leaf.
 constexpr int kMaxDepth = 64;
 
+// The Content-* fields of one entity into `out`. The first of each field
+// counts, as in Dovecot's message-part-data.c, except Content-Disposition:
+// Dovecot parses every one until one has parameters, so the first with
+// parameters wins, else the last (a field without a disposition token is
+// skipped). The server's BODYSTRUCTURE cannot change, so `mailhook parse`
+// follows it.
+void ReadContentFields(const std::vector<HeaderField>& fields, bool digest_child, Part& out) {
+  if (auto ct = FirstHeader(fields, "Content-Type")) {
+    ContentType parsed = ParseContentType(*ct);
+    out.type = parsed.type;
+    out.subtype = parsed.subtype;
+    out.params = parsed.params;
+  } else if (digest_child) {
+    out.type = "message";  // RFC 2046 5.1.5
+    out.subtype = "rfc822";
+  }
+  if (auto cte = FirstHeader(fields, "Content-Transfer-Encoding")) {
+    std::string e = util::Lower(util::Trim(*cte));
+    if (!e.empty()) out.encoding = e;
+  }
+  if (auto id = FirstHeader(fields, "Content-ID")) {
+    std::string v(util::Trim(*id));
+    if (!v.empty()) out.id = v;
+  }
+  if (auto desc = FirstHeader(fields, "Content-Description")) out.description = *desc;
+  for (const std::string& value : AllHeaders(fields, "Content-Disposition")) {
+    Disposition parsed = ParseDisposition(value);
+    if (parsed.type.empty()) continue;
+    out.disposition = parsed.type;
+    out.disposition_params = parsed.params;
+    if (!parsed.params.empty()) break;
+  }
+}
+
 class Parser {
  public:
   Parser(const std::string& data, std::map<std::string, SectionRange>& ranges, uint32_t max_parts)
@@ -45,29 +79,7 @@ class Parser {
     std::vector<HeaderField> fields =
         ParseHeaderBlock(std::string_view(d_).substr(r.header_begin, r.header_end - r.header_begin));
     out.section = section;
-    if (auto ct = FirstHeader(fields, "Content-Type")) {
-      ContentType parsed = ParseContentType(*ct);
-      out.type = parsed.type;
-      out.subtype = parsed.subtype;
-      out.params = parsed.params;
-    } else if (digest_child) {
-      out.type = "message";  // RFC 2046 5.1.5
-      out.subtype = "rfc822";
-    }
-    if (auto cte = FirstHeader(fields, "Content-Transfer-Encoding")) {
-      std::string e = util::Lower(util::Trim(*cte));
-      if (!e.empty()) out.encoding = e;
-    }
-    if (auto id = FirstHeader(fields, "Content-ID")) {
-      std::string v(util::Trim(*id));
-      if (!v.empty()) out.id = v;
-    }
-    if (auto desc = FirstHeader(fields, "Content-Description")) out.description = *desc;
-    if (auto disp = FirstHeader(fields, "Content-Disposition")) {
-      Disposition parsed = ParseDisposition(*disp);
-      if (!parsed.type.empty()) out.disposition = parsed.type;
-      out.disposition_params = parsed.params;
-    }
+    ReadContentFields(fields, digest_child, out);
     // Dovecot (and so every IMAP client of it) ends a part AFTER the CRLF
     // that RFC 2046 5.1.1 gives to the delimiter that follows, when that
     // CRLF ends a line Dovecot parsed as structure: the close delimiter of a
@@ -206,6 +218,18 @@ uint64_t CrlfSize(std::string_view s) {
     if (s[i] == '\n' && (i == 0 || s[i - 1] != '\r')) ++n;
   }
   return n;
+}
+
+std::string ToServerLineBreaks(std::string data) {
+  const uint64_t size = CrlfSize(data);
+  if (size == data.size()) return data;
+  std::string out;
+  out.reserve(static_cast<size_t>(size));
+  for (size_t i = 0; i < data.size(); ++i) {
+    if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r')) out.push_back('\r');
+    out.push_back(data[i]);
+  }
+  return out;
 }
 
 ParsedMessage ParseMessage(std::string data, uint32_t max_parts) {

@@ -52,6 +52,12 @@ ParsedMessage ParseMessage(std::string data, uint32_t max_parts = kDefaultMaxPar
 /// which stores CRLF, reports sizes for a file with LF line ends).
 uint64_t CrlfSize(std::string_view s);
 
+/// `data` with every bare LF made CRLF, as an IMAP server stores a message
+/// APPENDed with Unix line breaks (Dovecot and Cyrus do; RFC 3501 2.2.1 makes
+/// CRLF the line break of the protocol). Bare CRs are kept. Returns `data`
+/// itself, not a copy, when it has no bare LF.
+std::string ToServerLineBreaks(std::string data);
+
 /// SectionSource over a ParsedMessage. Borrows it: the ParsedMessage must
 /// outlive this object. Not thread-safe (one caller at a time, as the
 /// interface says); never fails for sections of the tree; Body("") is the

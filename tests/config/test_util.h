@@ -10,17 +10,14 @@
 #include <gtest/gtest.h>
 
 #include "config/config.h"
+#include "temp_dir.h"
 
 namespace mailhook::config::testing {
 
-/// A directory under /tmp, removed with everything in it on destruction.
+/// A directory under $TMPDIR, removed with everything in it on destruction
+/// (a testsupport::TempDir with a filesystem::path and a Write helper).
 class TempDir {
  public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "mh-config-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
   const std::filesystem::path& path() const { return path_; }
   std::string Write(const std::string& name, const std::string& content) const {
     std::ofstream(path_ / name, std::ios::binary) << content;
@@ -28,7 +25,8 @@ class TempDir {
   }
 
  private:
-  std::filesystem::path path_;
+  testsupport::TempDir dir_{"mh-config-"};
+  std::filesystem::path path_{dir_.path()};
 };
 
 /// All errors, one per line, for failure messages.

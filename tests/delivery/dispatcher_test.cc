@@ -17,6 +17,7 @@
 #include "delivery/signing.h"
 #include "delivery/webhook_target.h"
 #include "raw_receiver.h"
+#include "temp_dir.h"
 #include "util/metrics_catalog.h"
 
 namespace mailhook::delivery {
@@ -29,21 +30,8 @@ using Clock = std::chrono::system_clock;
 const util::Secret kSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
 constexpr auto kWait = 10s;  // generous upper bound for any condition below
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "mh_dispatch_XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+/// A private temp dir (tests/support), removed with everything in it.
+using testsupport::TempDir;
 
 /// A scripted webhook receiver on 127.0.0.1:<any port>.
 class Receiver {

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "delivery/dispatcher.h"
+#include "temp_dir.h"
 
 namespace mailhook::delivery {
 namespace {
@@ -26,15 +27,7 @@ const util::CancelToken& Never() { return util::CancelToken::Never(); }
 /// A private temp dir, removed with everything in it.
 class HookDir {
  public:
-  HookDir() {
-    std::string tmpl = (fs::temp_directory_path() / "mh_hook_XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~HookDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+  std::string operator/(const std::string& name) const { return dir_ / name; }
 
   /// Writes an executable sh script and returns its path.
   std::string Script(const std::string& name, const std::string& body) const {
@@ -45,7 +38,7 @@ class HookDir {
   }
 
  private:
-  std::string path_;
+  testsupport::TempDir dir_{"mh_hook_"};
 };
 
 std::string ReadFile(const std::string& path) {

@@ -1,6 +1,5 @@
 // A hostile or broken receiver cannot make one delivery attempt cost unbounded
 // memory or time, nor get a secret of ours into the dead letters or the log.
-#include <zlib.h>
 
 #include <atomic>
 #include <chrono>
@@ -10,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "delivery/webhook_target.h"
+#include "gzip_bomb.h"
 #include "raw_receiver.h"
 
 namespace mailhook::delivery {
@@ -17,6 +17,7 @@ namespace {
 
 const util::CancelToken& Never() { return util::CancelToken::Never(); }
 
+using testsupport::GzipBomb;
 
 using namespace std::chrono_literals;
 using testing::RawReceiver;
@@ -48,29 +49,6 @@ std::unique_ptr<WebhookTarget> Make(const config::Webhook& w) {
   auto t = WebhookTarget::Create(w, "1");
   EXPECT_TRUE(t.ok()) << t.error().ToString();
   return t.ok() ? std::move(t).value() : nullptr;
-}
-
-/// `size` zero bytes, gzip-compressed (about 1000:1).
-std::string GzipBomb(size_t size) {
-  z_stream z{};
-  // Run-length encoding: as small as the best level for zeros, and fast.
-  deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 9, Z_RLE);
-  std::string zeros(kMiB, '\0');
-  std::string out;
-  char buf[64 * 1024];
-  for (size_t done = 0; done < size; done += zeros.size()) {
-    z.next_in = reinterpret_cast<Bytef*>(zeros.data());
-    z.avail_in = static_cast<uInt>(zeros.size());
-    int flush = done + zeros.size() >= size ? Z_FINISH : Z_NO_FLUSH;
-    do {
-      z.next_out = reinterpret_cast<Bytef*>(buf);
-      z.avail_out = sizeof(buf);
-      deflate(&z, flush);
-      out.append(buf, sizeof(buf) - z.avail_out);
-    } while (z.avail_out == 0);
-  }
-  deflateEnd(&z);
-  return out;
 }
 
 /// Delivers once and returns the outcome and how much the peak RSS grew.

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "delivery/webhook_target.h"
+#include "temp_dir.h"
 
 namespace mailhook::delivery {
 namespace {
@@ -20,9 +21,7 @@ namespace fs = std::filesystem;
 class Certs {
  public:
   Certs() {
-    std::string tmpl = (fs::temp_directory_path() / "mh_tls_XXXXXX").string();
-    dir_ = mkdtemp(tmpl.data());
-    std::string d = dir_;
+    const std::string& d = dir_.path();
     std::string script =
         "set -e; cd " + d + ";"
         "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
@@ -38,15 +37,11 @@ class Certs {
     std::ofstream(d + "/make.sh") << script;
     ok_ = std::system(("sh " + d + "/make.sh").c_str()) == 0;
   }
-  ~Certs() {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
   bool ok() const { return ok_; }
-  std::string file(const std::string& name) const { return dir_ + "/" + name; }
+  std::string file(const std::string& name) const { return dir_ / name; }
 
  private:
-  std::string dir_;
+  testsupport::TempDir dir_{"mh_tls_"};
   bool ok_ = false;
 };
 

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "temp_dir.h"
 #include "util/subprocess.h"
 
 namespace mailhook::hooks {
@@ -26,23 +27,8 @@ using namespace std::chrono_literals;
 
 const std::string kHooks = MAILHOOK_HOOKS_DIR;
 
-/// A private temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "mh_hooks_XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+/// A private temp dir (tests/support), removed with everything in it.
+using testsupport::TempDir;
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -58,12 +58,8 @@ int Measure(size_t parts) {
   // As built in the server process.
   const size_t depth = std::getenv("MAILHOOK_NEST") ? std::max<size_t>(1, std::strtoull(std::getenv("MAILHOOK_NEST"), nullptr, 10)) : 0;
   bytes = depth ? parts * 6 + (parts + depth - 1) / depth * kTextPart.size() + 80 : parts * kTextPart.size() + 80;
-  SessionOptions o;
-  o.host = "127.0.0.1";
-  o.port = static_cast<uint16_t>(server.port());
-  o.tls = mailhook::config::TlsMode::kNone;
-  o.username = "u";
-  o.password = mailhook::util::Secret("p");
+  SessionOptions o = mailhook::imap::fake::FakeSessionOptions(server.port());
+  o.timeout = SessionOptions{}.timeout;  // a large response may take longer than the fake's 3 s
   o.max_response_bytes = 0;  // unbounded: this measures what the bound protects
   auto s = Session::Open(o);
   if (!s.ok() || !(*s)->Select("INBOX").ok()) return 1;

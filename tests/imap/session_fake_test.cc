@@ -12,22 +12,14 @@
 
 #include "fake_imap_server.h"
 #include "imap/session.h"
+#include "log_capture.h"
 
 namespace mailhook::imap {
 namespace {
 
 using fake::FakeImapServer;
 
-SessionOptions Plain(int port) {
-  SessionOptions o;
-  o.host = "127.0.0.1";
-  o.port = static_cast<uint16_t>(port);
-  o.tls = config::TlsMode::kNone;
-  o.username = "alice";
-  o.password = util::Secret("pw");
-  o.timeout = std::chrono::milliseconds(3000);
-  return o;
-}
+SessionOptions Plain(int port) { return fake::FakeSessionOptions(port); }
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -186,13 +178,46 @@ TEST(SessionFakeTest, HostileResponsesAreErrorsNotCrashes) {
 }
 
 TEST(SessionFakeTest, LoginIsMaskedInNothingWeLog) {
-  // The password travels only in the LOGIN command itself.
-  FakeImapServer server([&](const std::string&) { return std::string(); });
-  auto s = Session::Open(Plain(server.port()));
-  ASSERT_TRUE(s.ok());
+  // The password travels only in the LOGIN command itself: with every area
+  // at trace (the protocol is logged), it is in no log line, while the LOGIN
+  // line is logged with its password withheld. The server also echoes the
+  // command back in its NO, which must not leak it either.
+  const std::string password = "pw-Zq7!secret";
+  FakeImapServer server([&](const std::string&) { return std::string(); }, "* OK [CAPABILITY IMAP4rev1 IDLE] fake\r\n",
+                        "IMAP4rev1 IDLE UIDPLUS");
+  testsupport::LogCapture logs({"imap", "daemon", "config"});
+  SessionOptions o = Plain(server.port());
+  o.password = util::Secret(password);
+  auto s = Session::Open(o);
+  ASSERT_TRUE(s.ok()) << s.error().message();
   (*s)->Logout();
   s->reset();
-  EXPECT_NE(server.transcript().find("LOGIN"), std::string::npos);
+  server.Join();
+  ASSERT_NE(server.transcript().find(password), std::string::npos) << "the password was never sent: nothing to mask";
+  const std::string text = logs.Text();
+  EXPECT_EQ(text.find(password), std::string::npos) << text;
+  // The LOGIN went by at trace, with the user name and without the password.
+  EXPECT_NE(text.find("imap.sent"), std::string::npos) << text;
+  EXPECT_NE(text.find("imap.sent host=127.0.0.1 bytes=31 data=\"1 LOGIN <withheld: private>\""), std::string::npos)
+      << text;  // "1 LOGIN alice pw-Zq7!secret\r\n" is 31 bytes
+  EXPECT_NE(text.find("imap.received"), std::string::npos) << text;
+}
+
+TEST(SessionFakeTest, LoginRejectedWithTheCommandEchoedLogsNoPassword) {
+  const std::string password = "pw-Zq7!secret";
+  FakeImapServer server([&](const std::string&) { return std::string(); }, "* OK [CAPABILITY IMAP4rev1 IDLE] fake\r\n",
+                        "IMAP4rev1 IDLE UIDPLUS", {{"LOGIN", "$TAG NO [AUTHENTICATIONFAILED] rejected: $LINE\r\n"}});
+  testsupport::LogCapture logs({"imap"});
+  SessionOptions o = Plain(server.port());
+  o.password = util::Secret(password);
+  auto s = Session::Open(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().message().find(password), std::string::npos) << s.error().message();
+  server.Join();
+  ASSERT_NE(server.transcript().find(password), std::string::npos);
+  const std::string text = logs.Text();
+  EXPECT_NE(text.find("imap.received"), std::string::npos) << text;
+  EXPECT_EQ(text.find(password), std::string::npos) << text;
 }
 
 TEST(SessionFakeTest, BinarySizeIsReadFromTheRawResponse) {

@@ -29,16 +29,7 @@ using fake::FakeImapServer;
 const char* kBinaryGreeting = "* OK [CAPABILITY IMAP4rev1] fake\r\n";
 const char* kBinaryCaps = "IMAP4rev1 IDLE BINARY";
 
-SessionOptions Plain(int port) {
-  SessionOptions o;
-  o.host = "127.0.0.1";
-  o.port = static_cast<uint16_t>(port);
-  o.tls = config::TlsMode::kNone;
-  o.username = "alice";
-  o.password = util::Secret("pw");
-  o.timeout = std::chrono::milliseconds(3000);
-  return o;
-}
+SessionOptions Plain(int port) { return fake::FakeSessionOptions(port); }
 
 std::unique_ptr<Session> OpenSelected(const SessionOptions& o) {
   auto s = Session::Open(o);

@@ -206,5 +206,92 @@ TEST_F(PipelineTest, EveryCorpusMessageGivesTheSameEventFromImapAndFromParse) {
             << " were re-parsed from their bytes (doubtful BODYSTRUCTURE)\n";
 }
 
+/// Hand-made messages for the three differences of issue 13 item 11, each
+/// written to a file as it is (the LF one with bare LFs) and APPENDed.
+std::vector<std::pair<std::string, std::string>> LineBreakAndStructureCases() {
+  return {
+      {"lf_only.eml",
+       "From: Ann <ann@example.com>\nTo: bob@example.com\nSubject: lf only\nMessage-ID: <lf@x>\n"
+       "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n"
+       "--b\nContent-Type: multipart/alternative; boundary=c\n\n"
+       "--c\nContent-Type: text/plain\n\nline one\nline two\n"
+       "--c\nContent-Type: text/html\n\n<p>one</p>\n<p>two</p>\n--c--\n"
+       "--b\nContent-Type: text/csv\nContent-Disposition: attachment; filename=t.csv\n\na,b\n1,2\n"
+       "--b\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n"
+       "Content-Disposition: attachment; filename=lf.bin\n\naGVsbG8K\n--b--\n"},
+      {"two_dispositions.eml",
+       "From: ann@example.com\r\nSubject: two dispositions\r\nMIME-Version: 1.0\r\n"
+       "Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+       "--b\r\nContent-Type: text/plain\r\n\r\nbody\r\n"
+       "--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: inline\r\n"
+       "Content-Disposition: attachment; filename=\"later.bin\"\r\n\r\ntwo\r\n"
+       "--b\r\nContent-Type: application/octet-stream\r\n"
+       "Content-Disposition: attachment; filename=\"first.bin\"\r\n"
+       "Content-Disposition: inline; filename=\"second.bin\"\r\n\r\nthree\r\n--b--\r\n"},
+      {"missing_close_boundary.eml",
+       "From: ann@example.com\r\nSubject: no close delimiter\r\nMIME-Version: 1.0\r\n"
+       "Content-Type: multipart/mixed; boundary=outer\r\n\r\n"
+       "--outer\r\nContent-Type: multipart/alternative; boundary=inner\r\n\r\n"
+       "--inner\r\nContent-Type: text/plain\r\n\r\nplain\r\n--inner--\r\ninner epilogue\r\n"
+       "--outer\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=last.txt\r\n\r\n"
+       "last part\r\nruns to the end\r\n"},
+      {"missing_close_boundary_with_epilogue.eml",
+       "From: ann@example.com\r\nSubject: closed inner, open outer\r\nMIME-Version: 1.0\r\n"
+       "Content-Type: multipart/mixed; boundary=outer\r\n\r\n"
+       "--outer\r\nContent-Type: text/plain\r\n\r\nfirst\r\n"
+       "--outer\r\nContent-Type: multipart/mixed; boundary=inner\r\n\r\n"
+       "--inner\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=in.txt\r\n\r\n"
+       "inside\r\n--inner--\r\nepilogue line\r\n"},
+  };
+}
+
+TEST_F(PipelineTest, LfFilesTwoDispositionsAndAMissingCloseDelimiterGiveTheSameEvent) {
+  TempDir dir;
+  const auto cases = LineBreakAndStructureCases();
+  ImapClient imap(dovecot_);
+  std::map<uint32_t, size_t> case_of_uid;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    ASSERT_TRUE(WriteFile(dir.Sub(cases[i].first), cases[i].second));
+    auto uid = imap.Append("alice", "INBOX", cases[i].second);  // the server stores CRLF
+    ASSERT_TRUE(uid.ok()) << uid.error().message();
+    case_of_uid[*uid] = i;
+  }
+  StartDaemon({}, "attachments: content, max_attachment_bytes: 10485760");
+  ASSERT_TRUE(receiver_.WaitFor(cases.size(), seconds(30))) << daemon_.Log();
+  for (const json& e : Events()) {
+    const size_t i = case_of_uid.at(e["uid"].get<uint32_t>());
+    auto r = RunMailhook({"parse", dir.Sub(cases[i].first), "--mailbox", "INBOX", "--attachments", "content"});
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    ASSERT_EQ(r->exit_code, 0) << r->err;
+    json a = e;
+    json b = json::parse(r->out);
+    for (json* j : {&a, &b}) {
+      for (const char* k : {"id", "created_at", "uidvalidity", "uid", "account"}) j->erase(k);
+      (*j)["message"].erase("flags");
+    }
+    std::vector<std::string> diffs;
+    Diff("", a, b, diffs);
+    EXPECT_TRUE(diffs.empty()) << cases[i].first << ":\n  " << ::testing::PrintToString(diffs);
+    // What each case is about, so a change on both paths is caught too.
+    const json& m = e["message"];
+    if (cases[i].first == "lf_only.eml") {
+      EXPECT_EQ(m["text"], "line one\r\nline two");
+      EXPECT_EQ(m["html"], "<p>one</p>\r\n<p>two</p>");
+      EXPECT_EQ(m["attachments"][0]["size"], 8);  // "a,b\r\n1,2"
+      EXPECT_EQ(m["attachments"][1]["size"], 6);  // base64 keeps its own "hello\n"
+    } else if (cases[i].first == "two_dispositions.eml") {
+      ASSERT_EQ(m["attachments"].size(), 2u);
+      EXPECT_EQ(m["attachments"][0]["filename"], "later.bin");
+      EXPECT_EQ(m["attachments"][1]["filename"], "first.bin");
+    } else if (cases[i].first == "missing_close_boundary.eml") {
+      ASSERT_EQ(m["attachments"].size(), 1u);
+      EXPECT_EQ(m["attachments"][0]["size"], 28);  // "last part\r\nruns to the end\r\n"
+    } else {
+      ASSERT_EQ(m["attachments"].size(), 1u);
+      EXPECT_EQ(m["attachments"][0]["size"], 6);  // "inside": the epilogue is not the part's
+    }
+  }
+}
+
 }  // namespace
 }  // namespace mailhook::testsupport

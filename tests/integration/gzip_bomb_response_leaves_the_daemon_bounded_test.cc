@@ -7,7 +7,7 @@
 // kMaxResponseBodyBytes of it, as sent.
 
 #include <httplib.h>
-#include <zlib.h>
+#include "gzip_bomb.h"
 
 #include <atomic>
 #include <condition_variable>
@@ -31,29 +31,6 @@ constexpr size_t kInflatedBytes = 1024 * kMiB;
 // than the daemon's 64 KiB response cap, so the daemon is still reading.
 constexpr size_t kFirstPartBytes = 16 * 1024;
 
-/// `size` zero bytes, gzip-compressed (about 1000:1).
-std::string GzipBomb(size_t size) {
-  z_stream z{};
-  // Run-length encoding: as small as the best level for zeros, and fast.
-  deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 9, Z_RLE);
-  std::string zeros(kMiB, '\0');
-  std::string out;
-  char buf[64 * 1024];
-  for (size_t done = 0; done < size; done += zeros.size()) {
-    z.next_in = reinterpret_cast<Bytef*>(zeros.data());
-    z.avail_in = static_cast<uInt>(zeros.size());
-    int flush = done + zeros.size() >= size ? Z_FINISH : Z_NO_FLUSH;
-    do {
-      z.next_out = reinterpret_cast<Bytef*>(buf);
-      z.avail_out = sizeof(buf);
-      deflate(&z, flush);
-      out.append(buf, sizeof(buf) - z.avail_out);
-    } while (z.avail_out == 0);
-  }
-  deflateEnd(&z);
-  return out;
-}
-
 /// How many bytes `gz` inflates to (checks the bomb is what it claims).
 size_t InflatedSize(const std::string& gz) {
   z_stream z{};
@@ -71,13 +48,6 @@ size_t InflatedSize(const std::string& gz) {
   }
   inflateEnd(&z);
   return rc == Z_STREAM_END ? total : 0;
-}
-
-int HttpPort(const MailhookProcess& daemon) {
-  std::smatch m;
-  std::string log = daemon.Log();
-  if (std::regex_search(log, m, std::regex(R"(http\.listen address=\S+ port=(\d+))"))) return std::stoi(m[1]);
-  return 0;
 }
 
 // GET /healthz with a 3 s budget for connect, send and answer.
@@ -164,8 +134,7 @@ TEST_F(PipelineTest, GzipBombResponseLeavesTheDaemonBoundedAndHealthzAnswering) 
   MH_ASSERT_OK(daemon_.WriteConfig(RenderConfig(cfg)));
   MH_ASSERT_OK(daemon_.Start());
   WaitIdle();
-  ASSERT_TRUE(daemon_.WaitForLog("http.listen", seconds(5))) << daemon_.Log();
-  const int port = HttpPort(daemon_);
+  const int port = daemon_.HttpPort();
   ASSERT_GT(port, 0) << daemon_.Log();
   ASSERT_TRUE(HealthzWithin3s(port));
   const long baseline_kib = std::max(daemon_.StatusKiB("VmHWM"), daemon_.StatusKiB("VmRSS"));

@@ -12,18 +12,10 @@
 namespace mailhook::testsupport {
 namespace {
 
-int HttpPort(const MailhookProcess& daemon) {
-  std::smatch m;
-  std::string log = daemon.Log();
-  if (std::regex_search(log, m, std::regex(R"(http\.listen address=\S+ port=(\d+))"))) return std::stoi(m[1]);
-  return 0;
-}
-
 TEST_F(PipelineTest, EndpointsFollowTheDaemon) {
   StartDaemon({}, "", "http: { listen: \"127.0.0.1:0\" }");
   WaitIdle();
-  ASSERT_TRUE(daemon_.WaitForLog("http.listen", seconds(5))) << daemon_.Log();
-  int port = HttpPort(daemon_);
+  int port = daemon_.HttpPort();
   ASSERT_GT(port, 0) << daemon_.Log();
   httplib::Client http("127.0.0.1", port);
 

@@ -106,6 +106,11 @@ TEST_F(HookTest, Kill9DuringDeliveryReachesEveryTargetWithStableIds) {
   }
   ASSERT_TRUE(receiver_.WaitFor(1, seconds(20))) << daemon_.Log();  // one request in flight
   daemon_.Kill9();
+  // The kill landed mid-delivery (the window this test is about): no webhook
+  // delivery had finished, the first answer was still 3 s away. Else the
+  // test proved nothing about a kill during delivery.
+  ASSERT_EQ(daemon_.Log().find("delivery.ok webhook="), std::string::npos) << "the kill missed the window\n"
+                                                                           << daemon_.Log();
 
   receiver_.SetDefaultResponse({200, {}, "ok", milliseconds(0)});
   MH_ASSERT_OK(daemon_.Restart());

@@ -23,13 +23,6 @@ namespace {
 using testing_http::RawClient;
 using Clock = std::chrono::steady_clock;
 
-int HttpPort(const MailhookProcess& daemon) {
-  std::smatch m;
-  std::string log = daemon.Log();
-  if (std::regex_search(log, m, std::regex(R"(http\.listen address=\S+ port=(\d+))"))) return std::stoi(m[1]);
-  return 0;
-}
-
 // The daemon's pid: the process whose command line names its config file.
 int DaemonPid(const MailhookProcess& daemon) {
   DIR* proc = opendir("/proc");
@@ -77,8 +70,8 @@ class HostileClientsTest : public PipelineTest {
   void StartWithHttp() {
     StartDaemon({}, "", "http: { listen: \"127.0.0.1:0\" }");
     WaitIdle();
-    ASSERT_TRUE(daemon_.WaitForLog("http.listen", seconds(5))) << daemon_.Log();
-    port_ = HttpPort(daemon_);
+    port_ = daemon_.HttpPort();
+    ASSERT_GT(port_, 0) << daemon_.Log();
     ASSERT_GT(port_, 0) << daemon_.Log();
     pid_ = DaemonPid(daemon_);
     ASSERT_GT(pid_, 0) << "daemon process not found";

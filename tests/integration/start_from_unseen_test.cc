@@ -2,6 +2,7 @@
 // never the read ones, and then every new message; a crash during that first
 // pass does not make the restart send the read messages between the unread ones.
 
+#include <csignal>
 #include <set>
 
 #include "pipeline_fixture.h"
@@ -57,16 +58,24 @@ TEST_F(PipelineTest, UnreadMessagesAreSentAndReadOnesAreNot) {
 }
 
 TEST_F(PipelineTest, CrashDuringTheFirstPassSendsNoReadMessage) {
-  // 70 messages, 35 unread: the first pass takes two batches of 25, and the
-  // daemon is killed as soon as the first batch is committed (its first
-  // delivery attempt arrives), while later batches are still being read.
+  // 70 messages, 35 unread: the first pass takes two batches of 25. The
+  // test-only crash point aborts the daemon right after the first batch is
+  // committed, its events stored and the watermark not yet written: the
+  // window this test is about, hit every run (not a kill racing the pass).
   ImapClient imap(dovecot_);
   std::set<uint32_t> unread = AppendHalfRead(imap, 70);
   ASSERT_EQ(unread.size(), 35u);
   receiver_.SetDefaultResponse({503, {}, "", milliseconds(0)});
+  daemon_.SetEnv("MAILHOOK_TEST_FAULT_FIRST_PASS_COMMITS", "1");
+  daemon_.SetEnv("MAILHOOK_TEST_FAULT_ACTION", "abort");
   StartDaemon(Unseen(), "retry_schedule: [1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s]");
-  ASSERT_TRUE(receiver_.WaitFor(1, seconds(30))) << daemon_.Log();
-  daemon_.Kill9();
+  std::optional<int> code = daemon_.WaitForExit(seconds(30));
+  ASSERT_TRUE(code.has_value()) << "the crash point was not reached\n" << daemon_.Log();
+  EXPECT_EQ(*code, 128 + SIGABRT) << daemon_.Log();
+  // The window was hit: the crash point fires only after a first-pass commit
+  // that stored events and left the watermark unwritten.
+  ASSERT_NE(daemon_.Log().find("test.fault account=test folder=INBOX"), std::string::npos) << daemon_.Log();
+  daemon_.SetEnv("MAILHOOK_TEST_FAULT_FIRST_PASS_COMMITS", "");
 
   receiver_.SetDefaultResponse({200, {}, "", milliseconds(0)});
   MH_ASSERT_OK(daemon_.Restart());

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "mime/params.h"
+
 namespace mailhook::mime {
 namespace {
 
@@ -65,6 +67,15 @@ TEST(MimeParser, LfFileSizesCountCrlf) {
   EXPECT_EQ(a.imap_size, b.imap_size);
   EXPECT_EQ(a.root.children[0].size, b.root.children[0].size);
   EXPECT_EQ(b.root.children[0].children[0].section, "1.1");
+}
+
+TEST(MimeParser, ToServerLineBreaksMakesBareLfCrlfAndKeepsTheRest) {
+  EXPECT_EQ(ToServerLineBreaks("a\nb\r\nc\rd\n"), "a\r\nb\r\nc\rd\r\n");
+  EXPECT_EQ(ToServerLineBreaks("\n"), "\r\n");
+  EXPECT_EQ(ToServerLineBreaks(""), "");
+  const std::string crlf = "x\r\ny\r\n";
+  EXPECT_EQ(ToServerLineBreaks(crlf), crlf);
+  EXPECT_EQ(ToServerLineBreaks("a\nb").size(), CrlfSize("a\nb"));
 }
 
 TEST(MimeParser, SinglePartIsSectionOne) {
@@ -202,6 +213,82 @@ TEST(MimeParser, BodyPrefixCutsAndSaysSo) {
   ASSERT_TRUE(whole.ok());
   EXPECT_EQ(whole->bytes, "0123456789");
   EXPECT_FALSE(whole->cut);
+}
+
+// What Dovecot 2.3 answers for multiparts whose close delimiter is missing
+// (BODYSTRUCTURE and BODY[n] measured on the test server): the parser
+// follows, so `mailhook parse` and the daemon read the same bytes.
+TEST(MimeParser, MissingCloseDelimiterLastPartRunsToTheEnd) {
+  ParsedMessage m =
+      ParseMessage("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\none\r\n--b\r\n\r\ntwo\r\n");
+  ASSERT_EQ(m.root.children.size(), 2u);
+  FileSectionSource src(m);
+  EXPECT_EQ(src.Body("1").value(), "one");
+  EXPECT_EQ(src.Body("2").value(), "two\r\n");
+  EXPECT_EQ(m.root.children[1].size, 5u);
+}
+
+TEST(MimeParser, EpilogueOfAClosedInnerMultipartBeforeAnOuterDelimiterStaysInThePart) {
+  ParsedMessage m = ParseMessage(
+      "Content-Type: multipart/mixed; boundary=outer\r\n\r\n"
+      "--outer\r\nContent-Type: multipart/alternative; boundary=inner\r\n\r\n"
+      "--inner\r\nContent-Type: text/plain\r\n\r\nplain\r\n--inner--\r\ninner epilogue\r\n"
+      "--outer\r\nContent-Type: text/plain\r\n\r\nsecond\r\nmore\r\n");
+  ASSERT_EQ(m.root.children.size(), 2u);
+  FileSectionSource src(m);
+  EXPECT_EQ(src.Body("1").value(), "--inner\r\nContent-Type: text/plain\r\n\r\nplain\r\n--inner--\r\ninner epilogue");
+  EXPECT_EQ(src.Body("1.1").value(), "plain");
+  EXPECT_EQ(src.Body("2").value(), "second\r\nmore\r\n");
+  EXPECT_EQ(m.root.children[1].size, 14u);
+}
+
+TEST(MimeParser, UnclosedInnerMultipartEndsAtTheOuterDelimiter) {
+  ParsedMessage m = ParseMessage(
+      "Content-Type: multipart/mixed; boundary=outer\r\n\r\n"
+      "--outer\r\nContent-Type: multipart/alternative; boundary=inner\r\n\r\n"
+      "--inner\r\nContent-Type: text/plain\r\n\r\nplain\r\n--inner\r\nContent-Type: text/html\r\n\r\n<p>h</p>\r\n"
+      "--outer\r\nContent-Type: text/plain\r\n\r\nlast\r\n--outer--\r\nouter epilogue\r\n");
+  ASSERT_EQ(m.root.children.size(), 2u);
+  ASSERT_EQ(m.root.children[0].children.size(), 2u);
+  FileSectionSource src(m);
+  EXPECT_EQ(src.Body("1.2").value(), "<p>h</p>");
+  EXPECT_EQ(m.root.children[0].children[1].size, 8u);
+  EXPECT_EQ(src.Body("2").value(), "last");
+}
+
+TEST(MimeParser, UnclosedOuterMultipartWithAClosedInnerOneKeepsTheInnerEpilogue) {
+  ParsedMessage m = ParseMessage(
+      "Content-Type: multipart/mixed; boundary=outer\r\n\r\n"
+      "--outer\r\nContent-Type: text/plain\r\n\r\nfirst\r\n"
+      "--outer\r\nContent-Type: multipart/alternative; boundary=inner\r\n\r\n"
+      "--inner\r\nContent-Type: text/plain\r\n\r\nplain\r\n--inner--\r\nepilogue line\r\n");
+  ASSERT_EQ(m.root.children.size(), 2u);
+  FileSectionSource src(m);
+  EXPECT_EQ(src.Body("2").value(),
+            "--inner\r\nContent-Type: text/plain\r\n\r\nplain\r\n--inner--\r\nepilogue line\r\n");
+  EXPECT_EQ(src.Body("2.1").value(), "plain");
+  EXPECT_EQ(m.root.children[1].children[0].size, 5u);
+}
+
+// Dovecot parses each Content-Disposition header until one had parameters
+// (message-part-data.c: `content_disposition_params == NULL`): the first
+// with parameters wins, else the last. The server path cannot change what
+// the server sends, so the local parser follows it.
+TEST(MimeParser, TwoContentDispositionsFollowTheServer) {
+  ParsedMessage m = ParseMessage(
+      "Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+      "--b\r\nContent-Type: application/octet-stream\r\n"
+      "Content-Disposition: inline\r\nContent-Disposition: attachment; filename=\"x.bin\"\r\n\r\ntwo\r\n"
+      "--b\r\nContent-Type: application/octet-stream\r\n"
+      "Content-Disposition: attachment; filename=\"first.bin\"\r\n"
+      "Content-Disposition: inline; filename=\"second.bin\"\r\n\r\nthree\r\n--b--\r\n");
+  ASSERT_EQ(m.root.children.size(), 2u);
+  const Part& later = m.root.children[0];
+  EXPECT_EQ(later.disposition.value_or(""), "attachment");
+  EXPECT_EQ(RawParam(later.disposition_params, "filename").value_or(""), "x.bin");
+  const Part& first = m.root.children[1];
+  EXPECT_EQ(first.disposition.value_or(""), "attachment");
+  EXPECT_EQ(RawParam(first.disposition_params, "filename").value_or(""), "first.bin");
 }
 
 }  // namespace

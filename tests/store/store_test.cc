@@ -1,4 +1,5 @@
 #include "store/store.h"
+#include "temp_dir.h"
 
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -21,23 +22,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-/// A fresh temporary state directory, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "mh_store_XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    chmod(path_.c_str(), 0700);
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+/// A private temp dir (tests/support), removed with everything in it.
+using testsupport::TempDir;
 
 OutboxItem Item(uint32_t uid, const std::string& target = "webhook:tickets") {
   OutboxItem item;

@@ -47,6 +47,9 @@ util::Status MailhookProcess::WriteConfig(const std::string& yaml) {
 }
 
 void MailhookProcess::SetEnv(const std::string& name, const std::string& value) {
+  // A second SetEnv of the same name replaces the first (getenv would see
+  // only the first of two entries).
+  std::erase_if(env_, [&](const std::string& e) { return e.starts_with(name + "="); });
   env_.push_back(name + "=" + value);
 }
 
@@ -112,6 +115,12 @@ long MailhookProcess::StatusKiB(const std::string& field) const {
 std::optional<int> MailhookProcess::WaitForExit(std::chrono::milliseconds timeout) {
   if (!child_) return std::nullopt;
   return child_->Wait(timeout);
+}
+
+int MailhookProcess::HttpPort(std::chrono::milliseconds timeout) const {
+  if (!WaitForLog("daemon.port_file", timeout)) return 0;
+  const std::string text = ReadFile(state_dir() + "/http.port");
+  return text.empty() ? 0 : std::atoi(text.c_str());
 }
 
 bool MailhookProcess::WaitForLog(const std::string& needle, std::chrono::milliseconds timeout, size_t from) const {

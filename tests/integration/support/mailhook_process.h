@@ -44,7 +44,8 @@ class MailhookProcess {
 
   /// Writes the config file (YAML text as given).
   util::Status WriteConfig(const std::string& yaml);
-  /// Adds NAME=value to the child's environment for the next Start().
+  /// Sets NAME=value in the child's environment for the next Start(),
+  /// replacing an earlier value (an empty value turns a test fault point off).
   void SetEnv(const std::string& name, const std::string& value);
   /// Replaces the default argv tail ("run", "-c", config_path()).
   void SetArgs(std::vector<std::string> args) { args_ = std::move(args); }
@@ -64,6 +65,10 @@ class MailhookProcess {
   /// A /proc/PID/status field of the running daemon in KiB ("VmHWM": peak
   /// RSS, "VmRSS"); -1 when no daemon runs or the field is missing.
   long StatusKiB(const std::string& field) const;
+  /// The HTTP port of this run (http.listen with port 0 picks one): waits
+  /// for the daemon's "daemon.port_file" event, then reads
+  /// <state_dir>/http.port. 0 on timeout or when the daemon has no HTTP.
+  int HttpPort(std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
   /// Waits for the daemon to exit by itself; the exit status or nullopt.
   std::optional<int> WaitForExit(std::chrono::milliseconds timeout);
 

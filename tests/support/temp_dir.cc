@@ -29,6 +29,7 @@ TempDir::~TempDir() {
     return;
   }
   std::error_code ec;
+  std::filesystem::permissions(path_, std::filesystem::perms::owner_all, ec);
   std::filesystem::remove_all(path_, ec);
 }
 

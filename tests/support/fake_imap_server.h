@@ -4,10 +4,13 @@
 /// SELECT, CAPABILITY, NOOP, LOGOUT and hands UID commands to a callback that
 /// returns the untagged lines to send before the tagged OK.
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <string>
 #include <thread>
+
+#include "imap/session.h"
 
 namespace mailhook::imap::fake {
 
@@ -41,6 +44,21 @@ class FakeImapServer {
   std::string transcript_;
   std::thread thread_;
 };
+
+/// Options for a Session to a fake server on 127.0.0.1:`port`: no TLS, user
+/// "alice", password "pw" (kFakePassword), 3 s timeout. (Only for targets that
+/// link mh_imap.)
+inline constexpr const char* kFakePassword = "pw";
+inline SessionOptions FakeSessionOptions(int port) {
+  SessionOptions o;
+  o.host = "127.0.0.1";
+  o.port = static_cast<uint16_t>(port);
+  o.tls = config::TlsMode::kNone;
+  o.username = "alice";
+  o.password = util::Secret(kFakePassword);
+  o.timeout = std::chrono::milliseconds(3000);
+  return o;
+}
 
 /// A FakeImapServer in a child process, so that its memory (a 16 MB
 /// response, built and copied) is not counted in the test's own RSS. Every

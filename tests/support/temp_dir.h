@@ -1,6 +1,6 @@
 #pragma once
 /// TempDir: a private directory under $TMPDIR (or /tmp) removed with its
-/// contents on destruction, unless MAILHOOK_KEEP_TEST_DIRS is set in the
+/// contents on destruction (made writable first: tests make it read-only), unless MAILHOOK_KEEP_TEST_DIRS is set in the
 /// environment (then its path is printed to stderr for post-mortems).
 
 #include <string>
@@ -22,6 +22,7 @@ class TempDir {
   const std::string& path() const { return path_; }
   /// path()/name, without creating anything.
   std::string Sub(const std::string& name) const { return path_ + "/" + name; }
+  std::string operator/(const std::string& name) const { return Sub(name); }
 
  private:
   std::string path_;
