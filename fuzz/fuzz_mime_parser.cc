@@ -30,8 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   meta.mailbox = "INBOX";
   meta.size = parsed.imap_size;
   meta.created_at = "2026-01-01T00:00:00Z";
-  std::string text =
-      mime::EventJson(meta, *content, config::AttachmentMode::kContent, opts.max_content_bytes).dump(2);
+  std::string text = mime::EventJson(meta, *content, config::AttachmentMode::kContent, opts.max_content_bytes).dump(2);
   fuzz::CheckUtf8(text, "event JSON is not valid UTF-8");
   fuzz::Check(nlohmann::json::accept(text), "event JSON does not parse back");
   // The parse never builds more parts than the cap.

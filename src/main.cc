@@ -12,10 +12,10 @@
 #include "config/check.h"
 #include "config/config.h"
 #include "daemon/daemon.h"
-#include "daemon/stop_signal.h"
-#include "daemon/version_info.h"
 #include "daemon/deadletters_command.h"
 #include "daemon/process_hardening.h"
+#include "daemon/stop_signal.h"
+#include "daemon/version_info.h"
 #include "delivery/sink.h"
 #include "mime/event.h"
 #include "util/log.h"
@@ -150,8 +150,7 @@ int main(int argc, char** argv) {
     if (*check) return Check(config_path, connect);
     if (*parse) return Parse(eml, mailbox, attachments);
     if (*sink) {
-      return delivery::RunSink(listen, secret.empty() ? std::nullopt : std::optional<std::string>(secret),
-                               std::cout);
+      return delivery::RunSink(listen, secret.empty() ? std::nullopt : std::optional<std::string>(secret), std::cout);
     }
     if (*dead) {
       auto cfg = LoadOrReport(config_path);

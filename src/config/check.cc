@@ -5,9 +5,7 @@
 namespace mailhook::config {
 namespace {
 
-std::string Count(size_t n, const std::string& noun) {
-  return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
-}
+std::string Count(size_t n, const std::string& noun) { return std::to_string(n) + " " + noun + (n == 1 ? "" : "s"); }
 
 }  // namespace
 
@@ -20,9 +18,8 @@ int PrintCheck(const LoadResult& result, std::ostream& out) {
   const Config& cfg = *result.config;
   size_t folders = 0;
   for (const auto& a : cfg.accounts) folders += a.folders.size();
-  out << result.file << ": OK: " << Count(cfg.accounts.size(), "account") << " ("
-      << Count(folders, "folder") << "), " << Count(cfg.webhooks.size(), "webhook") << ", "
-      << Count(cfg.hooks.size(), "hook") << "\n";
+  out << result.file << ": OK: " << Count(cfg.accounts.size(), "account") << " (" << Count(folders, "folder") << "), "
+      << Count(cfg.webhooks.size(), "webhook") << ", " << Count(cfg.hooks.size(), "hook") << "\n";
   return kCheckOk;
 }
 

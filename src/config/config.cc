@@ -94,8 +94,7 @@ std::vector<Duration> DefaultRetrySchedule() {
   using std::chrono::hours;
   using std::chrono::minutes;
   using std::chrono::seconds;
-  return {seconds(5), minutes(5), minutes(30), hours(2), hours(5),
-          hours(10),  hours(14),  hours(20),   hours(24)};
+  return {seconds(5), minutes(5), minutes(30), hours(2), hours(5), hours(10), hours(14), hours(20), hours(24)};
 }
 
 }  // namespace mailhook::config

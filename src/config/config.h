@@ -7,14 +7,14 @@
 #include <cstdint>
 #include <map>
 #include <optional>
-#include <utility>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "config/folder_selector.h"
-#include "config/http_url.h"
 #include "config/host_port.h"
+#include "config/http_url.h"
 #include "config/secret_ref.h"
 #include "util/secret.h"
 
@@ -41,9 +41,9 @@ struct OnDelivered {
 /// Bounds on what one message may cost (CONTRACT.md "Additions": limits).
 /// Set at the top level; an account's `limits:` overrides single keys.
 struct Limits {
-  uint32_t max_parts = 1000;               ///< MIME parts listed per message; the rest are counted
-  uint64_t max_text_bytes = 4 << 20;       ///< text/plain and text/html each; longer bodies are cut
-  int max_attempts = 3;                    ///< extraction attempts before message.unprocessable
+  uint32_t max_parts = 1000;          ///< MIME parts listed per message; the rest are counted
+  uint64_t max_text_bytes = 4 << 20;  ///< text/plain and text/html each; longer bodies are cut
+  int max_attempts = 3;               ///< extraction attempts before message.unprocessable
 };
 
 /// One IMAP account and the folders watched in it.
@@ -52,9 +52,9 @@ struct Account {
   std::string host;
   uint16_t port = 993;  // defaulted from tls: 993 implicit, 143 otherwise
   TlsMode tls = TlsMode::kImplicit;
-  bool allow_insecure = false;          // required for tls: none
-  bool tls_verify = true;               // `tls_verify: false` turns off chain+host checks
-  std::optional<std::string> ca_file;   // default: the system trust store
+  bool allow_insecure = false;         // required for tls: none
+  bool tls_verify = true;              // `tls_verify: false` turns off chain+host checks
+  std::optional<std::string> ca_file;  // default: the system trust store
   std::string username;
   /// password, password_file or password_command; with auth: xoauth2, the
   /// OAuth2 access token (oauth2.token*). Resolved before each login: OAuth2
@@ -73,8 +73,8 @@ struct Account {
 struct Match {
   std::vector<std::string> accounts;
   std::vector<FolderSelector> folders;  // names or `*`/`?` patterns (folder_selector.h)
-  std::vector<std::string> from;     // glob patterns on the sender address (issue 4)
-  std::vector<std::string> subject;  // glob patterns on the subject (issue 4)
+  std::vector<std::string> from;        // glob patterns on the sender address (issue 4)
+  std::vector<std::string> subject;     // glob patterns on the subject (issue 4)
 };
 
 /// Deliveries in flight to one webhook or hook, unless `concurrency:` says otherwise.
@@ -94,15 +94,15 @@ struct DeliveryOptions {
   Match match;
   AttachmentMode attachments = AttachmentMode::kMetadata;
   uint64_t max_attachment_bytes = 10 * 1024 * 1024;
-  std::vector<Duration> retry_schedule;  // defaulted to the contract's schedule
+  std::vector<Duration> retry_schedule;   // defaulted to the contract's schedule
   int concurrency = kDefaultConcurrency;  // deliveries in flight to this target
 };
 
 /// An HTTP endpoint that receives signed events.
 struct Webhook : DeliveryOptions {
   std::string name;
-  HttpUrl url;  // validated by the loader; never logged whole (tokens in paths)
-  std::vector<SecretRef> secrets;  // whsec_<base64>; several while rotating; resolved at start-up
+  HttpUrl url;                               // validated by the loader; never logged whole (tokens in paths)
+  std::vector<SecretRef> secrets;            // whsec_<base64>; several while rotating; resolved at start-up
   std::map<std::string, SecretRef> headers;  // values (with any prefix); resolved at start-up
   std::optional<std::string> ca_file;
   bool tls_verify = true;
@@ -134,7 +134,7 @@ struct Config {
   std::string state_dir = "/var/lib/mailhook";
   Log log;
   std::optional<HostPort> http_listen;  // absent: no HTTP server
-  Limits limits;  // the top-level defaults (each account has its resolved copy)
+  Limits limits;                        // the top-level defaults (each account has its resolved copy)
   std::vector<Account> accounts;
   std::vector<Webhook> webhooks;
   std::vector<Hook> hooks;
@@ -145,13 +145,13 @@ struct ConfigError {
   std::string file;
   int line = 0;
   int column = 0;
-  std::string message;  // names the key and the fix; never a secret's value
+  std::string message;           // names the key and the fix; never a secret's value
   std::string ToString() const;  // "FILE:LINE:COL: message"
 };
 
 /// The outcome of loading: a config, or every error found (not just the first).
 struct LoadResult {
-  std::string file;  // the name used in errors
+  std::string file;              // the name used in errors
   std::optional<Config> config;  // set only when errors is empty
   std::vector<ConfigError> errors;
 };

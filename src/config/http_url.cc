@@ -74,8 +74,9 @@ util::Result<HttpUrl> HttpUrl::Parse(std::string_view text) {
   size_t end = rest.find_first_of("/?#");
   std::string_view authority = rest.substr(0, end);
   if (authority.find('@') != std::string_view::npos) {
-    return UrlError("the url has a user:password@ part, which would end up in logs; remove it and "
-                    "send credentials with headers: (e.g. Authorization)");
+    return UrlError(
+        "the url has a user:password@ part, which would end up in logs; remove it and "
+        "send credentials with headers: (e.g. Authorization)");
   }
   if (auto st = ParseAuthority(authority, url.host_, url.port_); !st.ok()) return st.error();
   std::string_view target = end == std::string_view::npos ? "" : rest.substr(end);
@@ -86,8 +87,7 @@ util::Result<HttpUrl> HttpUrl::Parse(std::string_view text) {
 
 std::string HttpUrl::origin() const {
   bool v6 = host_.find(':') != std::string::npos;
-  return std::string(https_ ? "https://" : "http://") + (v6 ? "[" + host_ + "]" : host_) + ":" +
-         std::to_string(port_);
+  return std::string(https_ ? "https://" : "http://") + (v6 ? "[" + host_ + "]" : host_) + ":" + std::to_string(port_);
 }
 
 bool HttpUrl::is_loopback() const { return IsLoopbackHost(host_); }

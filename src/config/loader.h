@@ -26,15 +26,15 @@ class Loader : public YamlAccess {
   // parse_top.cc
   void ParseTop(const YAML::Node& root, Config& cfg);
   /// The name of a list entry, checked, and how errors refer to the entry.
-  std::string EntryName(const YAML::Node& node, const std::string& kind, const std::string& list,
-                        size_t index, std::string& name);
+  std::string EntryName(const YAML::Node& node, const std::string& kind, const std::string& list, size_t index,
+                        std::string& name);
   // limits: { max_parts, max_text_bytes, max_attempts }; keys not given keep
   // what `limits` holds already (the defaults, or the top-level values).
   void ParseLimits(const YAML::Node& node, const std::string& where, Limits& limits);
   /// tls_verify: false accepts any certificate, so whoever sits on the path
   /// reads `what`: it must be asked for twice (allow_insecure: true).
-  void RequireInsecureOptIn(const YAML::Node& node, const std::string& where, bool tls_verify,
-                            bool allow_insecure, const std::string& what);
+  void RequireInsecureOptIn(const YAML::Node& node, const std::string& where, bool tls_verify, bool allow_insecure,
+                            const std::string& what);
 
   // parse_secrets.cc
   std::filesystem::path Resolve(const std::string& path) const;
@@ -48,10 +48,8 @@ class Loader : public YamlAccess {
   std::optional<SecretRef> Checked(const YAML::Node& at, SecretRef ref, SecretRule rule);
   /// One secret given as `<base>`, `<base>_file` or `<base>_command`.
   /// `given` tells whether any of the three keys was present.
-  std::optional<SecretRef> SecretValue(const YAML::Node& map, const std::string& base,
-                                       const std::string& where, bool* given,
-                                       SecretRule rule = SecretRule::kAny,
-                                       const std::string& prefix = "");
+  std::optional<SecretRef> SecretValue(const YAML::Node& map, const std::string& base, const std::string& where,
+                                       bool* given, SecretRule rule = SecretRule::kAny, const std::string& prefix = "");
 
   // parse_accounts.cc
   void ParseAccount(const YAML::Node& node, size_t index, Config& cfg);
@@ -63,11 +61,9 @@ class Loader : public YamlAccess {
   /// A target (webhook or hook) name, unique across both lists: the outbox
   /// stores deliveries by target name.
   void ClaimTargetName(const YAML::Node& node, const std::string& kind, const std::string& name);
-  void ParseMatch(const YAML::Node& node, const std::string& target_where, const Config& cfg,
-                  Match& match);
+  void ParseMatch(const YAML::Node& node, const std::string& target_where, const Config& cfg, Match& match);
   /// The keys webhooks and hooks share (DeliveryOptions).
-  void ParseDelivery(const YAML::Node& node, const std::string& where, const Config& cfg,
-                     DeliveryOptions& d);
+  void ParseDelivery(const YAML::Node& node, const std::string& where, const Config& cfg, DeliveryOptions& d);
   /// concurrency: 1..kMaxConcurrency (deliveries in flight to one target).
   std::optional<int> Concurrency(const YAML::Node& node, const std::string& where);
 
@@ -88,13 +84,13 @@ class Loader : public YamlAccess {
   /// env: { NAME: "value", NAME: { file: PATH }, NAME: { command: [argv] } }.
   void ParseHookEnv(const YAML::Node& env, const std::string& hook_where, Hook& h);
   /// One env value: "text", { file: PATH } or { command: [argv] }.
-  std::optional<SecretRef> EnvValue(const YAML::Node& value, const std::string& name,
-                                    const std::string& where, const std::string& value_where);
+  std::optional<SecretRef> EnvValue(const YAML::Node& value, const std::string& name, const std::string& where,
+                                    const std::string& value_where);
   void ParseHookPassEnv(const YAML::Node& node, const std::string& where, Hook& h);
   void ParseHook(const YAML::Node& node, size_t index, Config& cfg);
 
   bool accounts_ok_ = false;
-  std::map<std::string, int> account_lines_;  // name → line of its definition
+  std::map<std::string, int> account_lines_;                         // name → line of its definition
   std::map<std::string, std::pair<std::string, int>> target_lines_;  // name → (kind, line)
 };
 

@@ -7,11 +7,11 @@
 namespace mailhook::config::internal {
 namespace {
 
-constexpr std::string_view kAccountKeys[] = {"name",         "host",          "port",        "tls",
-                               "allow_insecure", "tls_verify",  "ca_file",     "username",
-                               "password",     "password_file", "password_command", "auth",
-                               "oauth2",       "folders",       "start_from",  "idle_refresh",
-                               "timeout",      "on_delivered",  "limits"};
+constexpr std::string_view kAccountKeys[] = {
+    "name",    "host",     "port",       "tls",           "allow_insecure",   "tls_verify",
+    "ca_file", "username", "password",   "password_file", "password_command", "auth",
+    "oauth2",  "folders",  "start_from", "idle_refresh",  "timeout",          "on_delivered",
+    "limits"};
 constexpr std::string_view kOauth2Keys[] = {"token", "token_file", "token_command"};
 constexpr std::string_view kOnDeliveredKeys[] = {"mark_seen", "move_to", "add_flags"};
 
@@ -33,15 +33,14 @@ void Loader::ParseAccount(const YAML::Node& node, size_t index, Config& cfg) {
   if (!a.name.empty()) {
     auto [it, inserted] = account_lines_.emplace(a.name, node["name"].Mark().line + 1);
     if (!inserted) {
-      Fail(node["name"], "account name " + Q(a.name) + " is already used at line " +
-                             std::to_string(it->second) + "; names must be unique");
+      Fail(node["name"], "account name " + Q(a.name) + " is already used at line " + std::to_string(it->second) +
+                             "; names must be unique");
     }
   }
   if (auto host = Required(node, "host", where, "imap.example.com")) a.host = *host;
-  if (auto tls = Enum<TlsMode>(node, "tls", where,
-                               {{"implicit", TlsMode::kImplicit},
-                                {"starttls", TlsMode::kStartTls},
-                                {"none", TlsMode::kNone}})) {
+  if (auto tls = Enum<TlsMode>(
+          node, "tls", where,
+          {{"implicit", TlsMode::kImplicit}, {"starttls", TlsMode::kStartTls}, {"none", TlsMode::kNone}})) {
     a.tls = *tls;
   }
   a.port = a.tls == TlsMode::kImplicit ? 993 : 143;
@@ -58,18 +57,16 @@ void Loader::ParseAccount(const YAML::Node& node, size_t index, Config& cfg) {
   RequireInsecureOptIn(node, where, a.tls_verify, a.allow_insecure, "the password and the mail");
   a.ca_file = Str(node, "ca_file", where);
   if (auto user = Required(node, "username", where, "support@example.com")) a.username = *user;
-  if (auto auth = Enum<AuthMethod>(node, "auth", where,
-                                   {{"login", AuthMethod::kLogin},
-                                    {"plain", AuthMethod::kPlain},
-                                    {"xoauth2", AuthMethod::kXoauth2}})) {
+  if (auto auth = Enum<AuthMethod>(
+          node, "auth", where,
+          {{"login", AuthMethod::kLogin}, {"plain", AuthMethod::kPlain}, {"xoauth2", AuthMethod::kXoauth2}})) {
     a.auth = *auth;
   }
   ParseCredentials(node, where, a);
   ParseFolders(node, where, a);
-  if (auto start = Enum<StartFrom>(node, "start_from", where,
-                                   {{"new", StartFrom::kNew},
-                                    {"all", StartFrom::kAll},
-                                    {"unseen", StartFrom::kUnseen}})) {
+  if (auto start =
+          Enum<StartFrom>(node, "start_from", where,
+                          {{"new", StartFrom::kNew}, {"all", StartFrom::kAll}, {"unseen", StartFrom::kUnseen}})) {
     a.start_from = *start;
   }
   if (auto refresh = Dur(node, "idle_refresh", where)) {
@@ -117,8 +114,9 @@ void Loader::ParseCredentials(const YAML::Node& node, const std::string& where, 
   YAML::Node oauth2 = node["oauth2"];
   if (Present(oauth2)) {
     if (a.auth != AuthMethod::kXoauth2) {
-      Fail(oauth2, "\"oauth2\" in " + where + " is used only with auth: xoauth2; add auth: xoauth2 "
-                   "or remove oauth2");
+      Fail(oauth2, "\"oauth2\" in " + where +
+                       " is used only with auth: xoauth2; add auth: xoauth2 "
+                       "or remove oauth2");
     } else if (has_password) {
       Fail(oauth2, where + " sets both oauth2 and a password; with auth: xoauth2 keep one of them");
     } else if (CheckKeys(oauth2, kOauth2Keys, "oauth2 of " + where)) {
@@ -126,8 +124,9 @@ void Loader::ParseCredentials(const YAML::Node& node, const std::string& where, 
       auto token = SecretValue(oauth2, "token", "oauth2 of " + where, &has_token);
       if (token) a.password = *token;
       if (!has_token) {
-        Fail(oauth2, "oauth2 of " + where + " has no token; add token_command: [...] (a helper "
-                     "that prints a fresh access token), token_file or token");
+        Fail(oauth2, "oauth2 of " + where +
+                         " has no token; add token_command: [...] (a helper "
+                         "that prints a fresh access token), token_file or token");
       }
     }
     return;

@@ -8,9 +8,9 @@
 namespace mailhook::config::internal {
 namespace {
 
-constexpr std::string_view kHookKeys[] = {"name",        "command",        "timeout",       "match",
-                            "attachments", "max_attachment_bytes", "retry_schedule",
-                            "concurrency", "env",         "pass_env"};
+constexpr std::string_view kHookKeys[] = {
+    "name",           "command",     "timeout", "match",   "attachments", "max_attachment_bytes",
+    "retry_schedule", "concurrency", "env",     "pass_env"};
 constexpr std::string_view kEnvValueKeys[] = {"file", "command"};
 
 }  // namespace
@@ -18,9 +18,8 @@ constexpr std::string_view kEnvValueKeys[] = {"file", "command"};
 /// An environment variable name for a hook: a POSIX shell name.
 bool Loader::CheckEnvName(const YAML::Node& at, const std::string& name, const std::string& where) {
   bool ok = !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0])) &&
-            std::all_of(name.begin(), name.end(), [](char c) {
-              return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
-            });
+            std::all_of(name.begin(), name.end(),
+                        [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
   if (!ok) {
     Fail(at, "variable name " + Q(name) + " in " + where +
                  " is not valid; use letters, digits and '_', not starting with a digit");
@@ -32,8 +31,9 @@ bool Loader::CheckEnvName(const YAML::Node& at, const std::string& name, const s
 void Loader::ParseHookEnv(const YAML::Node& env, const std::string& hook_where, Hook& h) {
   const std::string where = "env of " + hook_where;
   if (!env.IsMap()) {
-    Fail(env, where + " must be a map, e.g. env: { TICKET_URL: \"https://...\", "
-                      "TICKET_TOKEN: { file: /run/secrets/ticket_token } }");
+    Fail(env, where +
+                  " must be a map, e.g. env: { TICKET_URL: \"https://...\", "
+                  "TICKET_TOKEN: { file: /run/secrets/ticket_token } }");
     return;
   }
   std::set<std::string> seen;
@@ -42,8 +42,9 @@ void Loader::ParseHookEnv(const YAML::Node& env, const std::string& hook_where, 
     const YAML::Node& value = kv.second;
     if (!CheckEnvName(kv.first, name, where)) continue;
     if (name.starts_with("MAILHOOK_")) {
-      Fail(kv.first, Q(name) + " in " + where + ": MAILHOOK_* variables are set by mailhook; "
-                                               "choose another name");
+      Fail(kv.first, Q(name) + " in " + where +
+                         ": MAILHOOK_* variables are set by mailhook; "
+                         "choose another name");
       continue;
     }
     if (!seen.insert(name).second) {
@@ -56,13 +57,12 @@ void Loader::ParseHookEnv(const YAML::Node& env, const std::string& hook_where, 
 }
 
 /// One env value: "text", { file: PATH } or { command: [argv] }.
-std::optional<SecretRef> Loader::EnvValue(const YAML::Node& value, const std::string& name,
-                                  const std::string& where, const std::string& value_where) {
+std::optional<SecretRef> Loader::EnvValue(const YAML::Node& value, const std::string& name, const std::string& where,
+                                          const std::string& value_where) {
   if (value.IsScalar()) {
     auto text = Expand(value, name, where);
     if (!text) return std::nullopt;
-    return Checked(value, SecretRef(util::Secret(std::move(*text))).WithName(value_where),
-                   SecretRule::kEnvValue);
+    return Checked(value, SecretRef(util::Secret(std::move(*text))).WithName(value_where), SecretRule::kEnvValue);
   }
   if (!value.IsMap()) {
     Fail(value, value_where + " must be a string, { file: PATH } or { command: [argv] }");
@@ -106,8 +106,9 @@ void Loader::ParseHook(const YAML::Node& node, size_t index, Config& cfg) {
   if (!Present(command)) {
     Fail(node, where + " has no \"command\"; add command: [\"/path/to/script\", \"arg\"]");
   } else if (command.IsScalar()) {
-    Fail(command, "\"command\" in " + where + " must be a list (argv; no shell runs it), e.g. "
-                  "command: [\"/etc/mailhook/hooks/save.sh\", \"/data\"]");
+    Fail(command, "\"command\" in " + where +
+                      " must be a list (argv; no shell runs it), e.g. "
+                      "command: [\"/etc/mailhook/hooks/save.sh\", \"/data\"]");
   } else if (auto argv = List(node, "command", where, "[\"/path/to/script\", \"arg\"]")) {
     if (argv->empty() || (*argv)[0].empty()) {
       Fail(command, "\"command\" in " + where + " is empty; give the program to run first");

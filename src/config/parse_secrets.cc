@@ -17,7 +17,7 @@ SecretRef Loader::FileRef(const std::string& path, std::string_view key, const s
 
 /// A command secret; never run here (secret_ref.h says where it runs).
 std::optional<SecretRef> Loader::CommandRef(const YAML::Node& node, const std::vector<std::string>& argv,
-                                    std::string_view key, const std::string& where) {
+                                            std::string_view key, const std::string& where) {
   if (argv.empty() || argv[0].empty()) {
     Fail(node, Q(key) + " in " + where + " is empty; give the program and its arguments");
     return std::nullopt;
@@ -38,17 +38,14 @@ std::optional<SecretRef> Loader::Checked(const YAML::Node& at, SecretRef ref, Se
 
 /// One secret given as `<base>`, `<base>_file` or `<base>_command`.
 /// `given` tells whether any of the three keys was present.
-std::optional<SecretRef> Loader::SecretValue(const YAML::Node& map, const std::string& base,
-                                     const std::string& where, bool* given,
-                                     SecretRule rule,
-                                     const std::string& prefix) {
+std::optional<SecretRef> Loader::SecretValue(const YAML::Node& map, const std::string& base, const std::string& where,
+                                             bool* given, SecretRule rule, const std::string& prefix) {
   const std::string file_key = base + "_file", command_key = base + "_command";
   int count = Present(map[base]) + Present(map[file_key]) + Present(map[command_key]);
   if (given) *given = count > 0;
   if (count == 0) return std::nullopt;
   if (count > 1) {
-    Fail(map, where + " sets more than one of " + base + ", " + file_key + ", " + command_key +
-                  "; keep one");
+    Fail(map, where + " sets more than one of " + base + ", " + file_key + ", " + command_key + "; keep one");
     return std::nullopt;
   }
   if (Present(map[base])) {

@@ -16,21 +16,20 @@ void Loader::ClaimTargetName(const YAML::Node& node, const std::string& kind, co
   if (name.empty()) return;
   auto [it, inserted] = target_lines_.emplace(name, std::pair{kind, node["name"].Mark().line + 1});
   if (!inserted) {
-    Fail(node["name"], kind + " name " + Q(name) + " is already used by the " + it->second.first +
-                           " at line " + std::to_string(it->second.second) +
-                           "; webhook and hook names must be unique");
+    Fail(node["name"], kind + " name " + Q(name) + " is already used by the " + it->second.first + " at line " +
+                           std::to_string(it->second.second) + "; webhook and hook names must be unique");
   }
 }
 
-void Loader::ParseMatch(const YAML::Node& node, const std::string& target_where, const Config& cfg,
-                Match& match) {
+void Loader::ParseMatch(const YAML::Node& node, const std::string& target_where, const Config& cfg, Match& match) {
   std::string where = "match of " + target_where;
   if (!CheckKeys(node, kMatchKeys, where)) return;
   if (auto accounts = ListNodes(node, "accounts", where, "[support]")) {
     for (const auto& [name, anode] : *accounts) {
       if (!account_lines_.contains(name)) {
-        Fail(anode, "account " + Q(name) + " in " + where + " is not defined under accounts; "
-                    "check the spelling");
+        Fail(anode, "account " + Q(name) + " in " + where +
+                        " is not defined under accounts; "
+                        "check the spelling");
       }
       match.accounts.push_back(name);
     }
@@ -47,14 +46,12 @@ void Loader::ParseMatch(const YAML::Node& node, const std::string& target_where,
       bool watched = false;
       for (const auto& a : cfg.accounts) {
         bool account_matches = match.accounts.empty() ||
-                               std::find(match.accounts.begin(), match.accounts.end(), a.name) !=
-                                   match.accounts.end();
+                               std::find(match.accounts.begin(), match.accounts.end(), a.name) != match.accounts.end();
         for (const auto& f : a.folders) watched = watched || (account_matches && selector.Matches(f));
       }
       // Only judged against accounts that loaded cleanly, to avoid a cascade.
       if (!watched && accounts_ok_) {
-        Fail(fnode, std::string(selector.is_glob() ? "folder pattern " : "folder ") + Q(folder) +
-                        " in " + where +
+        Fail(fnode, std::string(selector.is_glob() ? "folder pattern " : "folder ") + Q(folder) + " in " + where +
                         " matches no folder watched by a matching account, so nothing would match; "
                         "add the folder to the account's folders or fix the spelling "
                         "(patterns: * any characters, ? one character)");
@@ -67,13 +64,13 @@ void Loader::ParseMatch(const YAML::Node& node, const std::string& target_where,
 }
 
 /// The keys webhooks and hooks share (DeliveryOptions).
-void Loader::ParseDelivery(const YAML::Node& node, const std::string& where, const Config& cfg,
-                   DeliveryOptions& d) {
+void Loader::ParseDelivery(const YAML::Node& node, const std::string& where, const Config& cfg, DeliveryOptions& d) {
   if (auto t = Dur(node, "timeout", where)) {
     if (*t > kMaxTargetTimeout) {
-      Fail(node["timeout"], "\"timeout\" in " + where + " is longer than 10m, the most one "
-                            "delivery attempt may take (a claimed event is leased for 15m, "
-                            "then another worker would send it again); use at most 10m");
+      Fail(node["timeout"], "\"timeout\" in " + where +
+                                " is longer than 10m, the most one "
+                                "delivery attempt may take (a claimed event is leased for 15m, "
+                                "then another worker would send it again); use at most 10m");
     } else {
       d.timeout = *t;
     }

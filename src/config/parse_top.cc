@@ -18,9 +18,8 @@ constexpr std::string_view kHttpKeys[] = {"listen"};
 
 bool ValidName(std::string_view name) {
   if (name.empty()) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-  });
+  return std::all_of(name.begin(), name.end(),
+                     [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'; });
 }
 
 /// A valid name close to an invalid one ("Support Team" → "support-team").
@@ -66,9 +65,9 @@ void Loader::ParseTop(const YAML::Node& root, Config& cfg) {
   }
   if (Present(root["log"]) && CheckKeys(root["log"], kLogKeys, "log")) {
     const YAML::Node log = root["log"];
-    if (auto level = Enum<std::string>(log, "level", "log",
-                                       {{"trace", "trace"}, {"debug", "debug"}, {"info", "info"},
-                                        {"warn", "warn"}, {"error", "error"}})) {
+    if (auto level = Enum<std::string>(
+            log, "level", "log",
+            {{"trace", "trace"}, {"debug", "debug"}, {"info", "info"}, {"warn", "warn"}, {"error", "error"}})) {
       cfg.log.level = *level;
     }
     if (auto format = Enum<std::string>(log, "format", "log", {{"text", "text"}, {"json", "json"}})) {
@@ -125,14 +124,15 @@ void Loader::ParseTop(const YAML::Node& root, Config& cfg) {
     }
   }
   if (!any_target) {
-    Fail(root, "no webhooks and no hooks: add at least one under \"webhooks:\" or \"hooks:\", "
-               "or events have nowhere to go");
+    Fail(root,
+         "no webhooks and no hooks: add at least one under \"webhooks:\" or \"hooks:\", "
+         "or events have nowhere to go");
   }
 }
 
 /// The name of a list entry, checked, and how errors refer to the entry.
-std::string Loader::EntryName(const YAML::Node& node, const std::string& kind, const std::string& list,
-                      size_t index, std::string& name) {
+std::string Loader::EntryName(const YAML::Node& node, const std::string& kind, const std::string& list, size_t index,
+                              std::string& name) {
   std::string where = list + "[" + std::to_string(index) + "]";
   if (!node.IsMap()) return where;
   YAML::Node n = node["name"];
@@ -145,7 +145,8 @@ std::string Loader::EntryName(const YAML::Node& node, const std::string& kind, c
   if (!ValidName(*value)) {
     Fail(n, "name " + Q(*value) + " in " + where +
                 " must use only a-z, 0-9, '_' and '-' (it appears in metrics and file names); "
-                "e.g. " + Q(NameFix(*value)));
+                "e.g. " +
+                Q(NameFix(*value)));
     return where;
   }
   name = *value;
@@ -179,7 +180,7 @@ void Loader::ParseLimits(const YAML::Node& node, const std::string& where, Limit
 /// tls_verify: false accepts any certificate, so whoever sits on the path
 /// reads `what`: it must be asked for twice (allow_insecure: true).
 void Loader::RequireInsecureOptIn(const YAML::Node& node, const std::string& where, bool tls_verify,
-                          bool allow_insecure, const std::string& what) {
+                                  bool allow_insecure, const std::string& what) {
   if (tls_verify || allow_insecure) return;
   Fail(node["tls_verify"], "tls_verify: false in " + where + " accepts any certificate, so " + what +
                                " can be intercepted; give the private CA with ca_file instead, or "
@@ -199,8 +200,9 @@ LoadResult LoadConfig(const std::string& path) {
   if (!in) {
     LoadResult result;
     result.file = path;
-    result.errors.push_back({path, 0, 0, std::string("cannot read the config file: ") +
-                                             std::strerror(errno) + "; check the path given with -c"});
+    result.errors.push_back(
+        {path, 0, 0,
+         std::string("cannot read the config file: ") + std::strerror(errno) + "; check the path given with -c"});
     return result;
   }
   std::ostringstream buf;

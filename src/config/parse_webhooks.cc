@@ -10,10 +10,10 @@
 namespace mailhook::config::internal {
 namespace {
 
-constexpr std::string_view kWebhookKeys[] = {"name",    "url",        "secret",      "secret_file",
-                               "secret_command", "headers", "timeout", "match",
-                               "attachments", "max_attachment_bytes", "retry_schedule",
-                               "ca_file", "tls_verify", "concurrency", "allow_insecure"};
+constexpr std::string_view kWebhookKeys[] = {
+    "name",           "url",     "secret",     "secret_file", "secret_command",
+    "headers",        "timeout", "match",      "attachments", "max_attachment_bytes",
+    "retry_schedule", "ca_file", "tls_verify", "concurrency", "allow_insecure"};
 constexpr std::string_view kHeaderValueKeys[] = {"value", "value_file", "value_command", "prefix"};
 
 /// RFC 9110 §5.1: a field name is a token.
@@ -70,8 +70,9 @@ void Loader::CheckWebhookSecurity(const YAML::Node& node, const std::string& whe
 void Loader::ParseWebhookSecrets(const YAML::Node& node, const std::string& where, Webhook& w) {
   int count = Present(node["secret"]) + Present(node["secret_file"]) + Present(node["secret_command"]);
   if (count > 1) {
-    Fail(node, where + " sets more than one of secret, secret_file, secret_command; keep one "
-                       "(each may hold several secrets while rotating)");
+    Fail(node, where +
+                   " sets more than one of secret, secret_file, secret_command; keep one "
+                   "(each may hold several secrets while rotating)");
     return;
   }
   // Standard Webhooks: "whsec_" + base64 of the key; checked by the rule
@@ -143,15 +144,14 @@ void Loader::ParseHeaders(const YAML::Node& headers, const std::string& webhook_
     std::optional<SecretRef> secret;
     if (value.IsScalar()) {
       if (auto text = Expand(value, name, webhook_where)) {
-        secret = Checked(value, SecretRef(util::Secret(std::move(*text))).WithName(header_where),
-                         SecretRule::kHeaderValue);
+        secret =
+            Checked(value, SecretRef(util::Secret(std::move(*text))).WithName(header_where), SecretRule::kHeaderValue);
       }
     } else if (value.IsMap()) {
       if (!CheckKeys(value, kHeaderValueKeys, header_where)) continue;
       bool given = false;
       auto prefix = Str(value, "prefix", header_where);
-      secret = SecretValue(value, "value", header_where, &given, SecretRule::kHeaderValue,
-                           prefix.value_or(""));
+      secret = SecretValue(value, "value", header_where, &given, SecretRule::kHeaderValue, prefix.value_or(""));
       if (!given) {
         Fail(value, header_where + " has no value; add value, value_file or value_command");
       }

@@ -8,12 +8,11 @@ namespace mailhook::config {
 bool IsReservedHeader(std::string_view name) {
   // A user value would forge or break the signature (webhook-*), the body's
   // framing (content-*, host, connection) or who we say we are (user-agent).
-  static constexpr std::string_view kReserved[] = {
-      "webhook-id", "webhook-timestamp", "webhook-signature", "content-type",
-      "content-length", "host", "user-agent", "connection"};
+  static constexpr std::string_view kReserved[] = {"webhook-id",   "webhook-timestamp", "webhook-signature",
+                                                   "content-type", "content-length",    "host",
+                                                   "user-agent",   "connection"};
   return std::any_of(std::begin(kReserved), std::end(kReserved), [&](std::string_view r) {
-    return r.size() == name.size() &&
-           std::equal(r.begin(), r.end(), name.begin(), [](char a, char b) {
+    return r.size() == name.size() && std::equal(r.begin(), r.end(), name.begin(), [](char a, char b) {
              return a == std::tolower(static_cast<unsigned char>(b));
            });
   });

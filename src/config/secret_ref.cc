@@ -19,9 +19,8 @@ bool DecodableBase64(std::string_view text) {
   while (data > 0 && text[data - 1] == '=') --data;
   if (data == 0 || text.size() - data > 2 || data % 4 == 1) return false;
   if (text.size() != data && text.size() % 4 != 0) return false;
-  return std::all_of(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(data), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/';
-  });
+  return std::all_of(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(data),
+                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/'; });
 }
 
 }  // namespace
@@ -29,12 +28,12 @@ bool DecodableBase64(std::string_view text) {
 util::Status CheckSecretValue(const util::Secret& value, SecretRule rule, const std::string& name) {
   const std::string& v = value.reveal();
   switch (rule) {
-    case SecretRule::kAny:
-      return util::Ok();
+    case SecretRule::kAny: return util::Ok();
     case SecretRule::kHeaderValue:
       if (v.find_first_of("\r\n") == std::string::npos) return util::Ok();
-      return RuleError(name, "contains a line break; a header value must be one line "
-                             "(a *_file secret may end in one newline only)");
+      return RuleError(name,
+                       "contains a line break; a header value must be one line "
+                       "(a *_file secret may end in one newline only)");
     case SecretRule::kEnvValue:
       if (v.find('\0') == std::string::npos) return util::Ok();
       return RuleError(name, "contains a NUL byte, which an environment variable cannot hold");
@@ -42,8 +41,9 @@ util::Status CheckSecretValue(const util::Secret& value, SecretRule rule, const 
       std::string_view key = v;
       if (key.starts_with("whsec_")) key.remove_prefix(6);
       if (DecodableBase64(key)) return util::Ok();
-      return RuleError(name, "is not whsec_<base64> (Standard Webhooks); generate one with: "
-                             "echo whsec_$(openssl rand -base64 32)");
+      return RuleError(name,
+                       "is not whsec_<base64> (Standard Webhooks); generate one with: "
+                       "echo whsec_$(openssl rand -base64 32)");
     }
   }
   return util::Ok();
@@ -78,9 +78,7 @@ SecretRef& SecretRef::WithName(std::string name) {
   return *this;
 }
 
-util::Status SecretRef::CheckValue(const util::Secret& value) const {
-  return CheckSecretValue(value, rule_, name_);
-}
+util::Status SecretRef::CheckValue(const util::Secret& value) const { return CheckSecretValue(value, rule_, name_); }
 
 util::Result<util::Secret> SecretRef::Resolve() const {
   util::Secret raw;

@@ -99,12 +99,11 @@ bool YamlAccess::CheckKeys(const YAML::Node& node, Keys allowed, const std::stri
 bool YamlAccess::Present(const YAML::Node& node) { return node.IsDefined() && !node.IsNull(); }
 
 /// Expands ${...} in a scalar; reports problems against `key`.
-std::optional<std::string> YamlAccess::Expand(const YAML::Node& node, std::string_view key,
-                                  const std::string& where) {
+std::optional<std::string> YamlAccess::Expand(const YAML::Node& node, std::string_view key, const std::string& where) {
   Expansion e = ExpandEnv(node.Scalar());
   for (const auto& name : e.missing) {
-    Fail(node, "environment variable " + Q(name) + " is not set (used by " + Q(key) + " in " +
-                   where + "); set it, or write ${" + name + ":-default}");
+    Fail(node, "environment variable " + Q(name) + " is not set (used by " + Q(key) + " in " + where +
+                   "); set it, or write ${" + name + ":-default}");
   }
   for (const auto& why : e.malformed) Fail(node, "in " + Q(key) + " of " + where + ": " + why);
   if (!e.ok()) return std::nullopt;
@@ -112,28 +111,24 @@ std::optional<std::string> YamlAccess::Expand(const YAML::Node& node, std::strin
 }
 
 /// A scalar value; nullopt when absent/null (no error) or invalid (reported).
-std::optional<std::string> YamlAccess::Str(const YAML::Node& map, std::string_view key,
-                               const std::string& where) {
+std::optional<std::string> YamlAccess::Str(const YAML::Node& map, std::string_view key, const std::string& where) {
   YAML::Node node = map[std::string(key)];
   if (!Present(node)) return std::nullopt;
   if (!node.IsScalar()) {
-    Fail(node, Q(key) + " in " + where + " must be a single value, not a " +
-                   (node.IsSequence() ? "list" : "map"));
+    Fail(node, Q(key) + " in " + where + " must be a single value, not a " + (node.IsSequence() ? "list" : "map"));
     return std::nullopt;
   }
   return Expand(node, key, where);
 }
 
-std::optional<std::string> YamlAccess::Required(const YAML::Node& map, std::string_view key,
-                                    const std::string& where, std::string_view example) {
+std::optional<std::string> YamlAccess::Required(const YAML::Node& map, std::string_view key, const std::string& where,
+                                                std::string_view example) {
   size_t before = errors_.size();
   auto value = Str(map, key, where);
   if (!value && errors_.size() == before) {
-    Fail(map, where + " has no " + Q(key) + "; add " + std::string(key) + ": " +
-                  std::string(example));
+    Fail(map, where + " has no " + Q(key) + "; add " + std::string(key) + ": " + std::string(example));
   } else if (value && value->empty()) {
-    Fail(map[std::string(key)], Q(key) + " in " + where + " is empty; give it a value, e.g. " +
-                                    std::string(example));
+    Fail(map[std::string(key)], Q(key) + " in " + where + " is empty; give it a value, e.g. " + std::string(example));
     return std::nullopt;
   }
   return value;
@@ -150,41 +145,38 @@ std::optional<bool> YamlAccess::Bool(const YAML::Node& map, std::string_view key
 }
 
 std::optional<uint64_t> YamlAccess::UInt(const YAML::Node& map, std::string_view key, const std::string& where,
-                             std::string_view what) {
+                                         std::string_view what) {
   auto s = Str(map, key, where);
   if (!s) return std::nullopt;
   auto v = ParseUInt(*s);
   if (!v) {
-    Fail(map[std::string(key)],
-         Q(key) + " in " + where + " must be " + std::string(what) + ", not " + Q(*s));
+    Fail(map[std::string(key)], Q(key) + " in " + where + " must be " + std::string(what) + ", not " + Q(*s));
   }
   return v;
 }
 
 std::optional<uint16_t> YamlAccess::Port(const YAML::Node& node, const std::string& text, std::string_view key,
-                             const std::string& where, bool allow_zero) {
+                                         const std::string& where, bool allow_zero) {
   auto v = ParseUInt(text);
   if (!v || (*v == 0 && !allow_zero) || *v > 65535) {
-    Fail(node, Q(text) + " is not a valid " + std::string(key) + " in " + where +
-                   "; use a number from 1 to 65535");
+    Fail(node, Q(text) + " is not a valid " + std::string(key) + " in " + where + "; use a number from 1 to 65535");
     return std::nullopt;
   }
   return static_cast<uint16_t>(*v);
 }
 
-std::optional<Duration> YamlAccess::DurationValue(const YAML::Node& node, const std::string& text,
-                                      std::string_view key, const std::string& where) {
+std::optional<Duration> YamlAccess::DurationValue(const YAML::Node& node, const std::string& text, std::string_view key,
+                                                  const std::string& where) {
   if (auto d = ParseDuration(text)) {
     if (d->count() > 0) return d;
     Fail(node, Q(key) + " in " + where + " must be longer than 0; write e.g. 30s");
     return std::nullopt;
   }
   if (AllDigits(text)) {
-    Fail(node, Q(text) + " for " + Q(key) + " in " + where + " has no unit: write " + text +
-                   "s (or ms, m, h)");
+    Fail(node, Q(text) + " for " + Q(key) + " in " + where + " has no unit: write " + text + "s (or ms, m, h)");
   } else {
-    Fail(node, Q(text) + " is not a duration for " + Q(key) + " in " + where +
-                   ": write e.g. 500ms, 30s, 5m, 1h or 1h30m");
+    Fail(node,
+         Q(text) + " is not a duration for " + Q(key) + " in " + where + ": write e.g. 500ms, 30s, 5m, 1h or 1h30m");
   }
   return std::nullopt;
 }
@@ -196,13 +188,14 @@ std::optional<Duration> YamlAccess::Dur(const YAML::Node& map, std::string_view 
 }
 
 /// A list of scalars (each expanded); entries come with their nodes for positions.
-std::optional<std::vector<std::pair<std::string, YAML::Node>>> YamlAccess::ListNodes(
-    const YAML::Node& map, std::string_view key, const std::string& where, std::string_view example) {
+std::optional<std::vector<std::pair<std::string, YAML::Node>>> YamlAccess::ListNodes(const YAML::Node& map,
+                                                                                     std::string_view key,
+                                                                                     const std::string& where,
+                                                                                     std::string_view example) {
   YAML::Node node = map[std::string(key)];
   if (!Present(node)) return std::nullopt;
   if (!node.IsSequence()) {
-    Fail(node, Q(key) + " in " + where + " must be a list, e.g. " + std::string(key) + ": " +
-                   std::string(example));
+    Fail(node, Q(key) + " in " + where + " must be a list, e.g. " + std::string(key) + ": " + std::string(example));
     return std::nullopt;
   }
   std::vector<std::pair<std::string, YAML::Node>> out;
@@ -225,7 +218,7 @@ std::optional<std::vector<std::pair<std::string, YAML::Node>>> YamlAccess::ListN
 }
 
 std::optional<std::vector<std::string>> YamlAccess::List(const YAML::Node& map, std::string_view key,
-                                             const std::string& where, std::string_view example) {
+                                                         const std::string& where, std::string_view example) {
   auto nodes = ListNodes(map, key, where, example);
   if (!nodes) return std::nullopt;
   std::vector<std::string> out;
@@ -234,7 +227,7 @@ std::optional<std::vector<std::string>> YamlAccess::List(const YAML::Node& map, 
 }
 
 std::optional<std::vector<Duration>> YamlAccess::DurList(const YAML::Node& map, std::string_view key,
-                                             const std::string& where) {
+                                                         const std::string& where) {
   auto nodes = ListNodes(map, key, where, "[5s, 5m, 30m, 2h]");
   if (!nodes) return std::nullopt;
   std::vector<Duration> out;

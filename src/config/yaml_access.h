@@ -48,15 +48,13 @@ class YamlAccess {
   static bool Present(const YAML::Node& node);
 
   /// Expands ${...} in a scalar; reports problems against `key`.
-  std::optional<std::string> Expand(const YAML::Node& node, std::string_view key,
-                                    const std::string& where);
+  std::optional<std::string> Expand(const YAML::Node& node, std::string_view key, const std::string& where);
 
   /// A scalar value; nullopt when absent/null (no error) or invalid (reported).
-  std::optional<std::string> Str(const YAML::Node& map, std::string_view key,
-                                 const std::string& where);
+  std::optional<std::string> Str(const YAML::Node& map, std::string_view key, const std::string& where);
 
-  std::optional<std::string> Required(const YAML::Node& map, std::string_view key,
-                                      const std::string& where, std::string_view example);
+  std::optional<std::string> Required(const YAML::Node& map, std::string_view key, const std::string& where,
+                                      std::string_view example);
 
   std::optional<bool> Bool(const YAML::Node& map, std::string_view key, const std::string& where);
 
@@ -66,8 +64,8 @@ class YamlAccess {
   std::optional<uint16_t> Port(const YAML::Node& node, const std::string& text, std::string_view key,
                                const std::string& where, bool allow_zero = false);
 
-  std::optional<Duration> DurationValue(const YAML::Node& node, const std::string& text,
-                                        std::string_view key, const std::string& where);
+  std::optional<Duration> DurationValue(const YAML::Node& node, const std::string& text, std::string_view key,
+                                        const std::string& where);
 
   std::optional<Duration> Dur(const YAML::Node& map, std::string_view key, const std::string& where);
 
@@ -86,14 +84,14 @@ class YamlAccess {
   }
 
   /// A list of scalars (each expanded); entries come with their nodes for positions.
-  std::optional<std::vector<std::pair<std::string, YAML::Node>>> ListNodes(
-      const YAML::Node& map, std::string_view key, const std::string& where, std::string_view example);
+  std::optional<std::vector<std::pair<std::string, YAML::Node>>> ListNodes(const YAML::Node& map, std::string_view key,
+                                                                           const std::string& where,
+                                                                           std::string_view example);
 
-  std::optional<std::vector<std::string>> List(const YAML::Node& map, std::string_view key,
-                                               const std::string& where, std::string_view example);
+  std::optional<std::vector<std::string>> List(const YAML::Node& map, std::string_view key, const std::string& where,
+                                               std::string_view example);
 
-  std::optional<std::vector<Duration>> DurList(const YAML::Node& map, std::string_view key,
-                                               const std::string& where);
+  std::optional<std::vector<Duration>> DurList(const YAML::Node& map, std::string_view key, const std::string& where);
 
   std::string file_;
   std::filesystem::path base_dir_;  // relative *_file paths start here

@@ -13,8 +13,7 @@ namespace mailhook::daemon {
 /// Computes delays only: the caller waits them (on its util::Clock).
 class Backoff {
  public:
-  Backoff(std::chrono::milliseconds base, std::chrono::milliseconds cap)
-      : Backoff(base, cap, std::random_device{}()) {}
+  Backoff(std::chrono::milliseconds base, std::chrono::milliseconds cap) : Backoff(base, cap, std::random_device{}()) {}
   /// With a fixed jitter seed, for tests.
   Backoff(std::chrono::milliseconds base, std::chrono::milliseconds cap, uint64_t seed)
       : base_(base), cap_(cap), rng_(seed) {}

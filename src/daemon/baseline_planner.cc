@@ -43,12 +43,9 @@ StartPlan PlanStart(const std::optional<store::Watermark>& stored, const ServerS
 
 const char* StartFromName(config::StartFrom start_from) {
   switch (start_from) {
-    case config::StartFrom::kAll:
-      return "all";
-    case config::StartFrom::kUnseen:
-      return "unseen";
-    case config::StartFrom::kNew:
-      break;
+    case config::StartFrom::kAll: return "all";
+    case config::StartFrom::kUnseen: return "unseen";
+    case config::StartFrom::kNew: break;
   }
   return "new";
 }

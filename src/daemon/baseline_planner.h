@@ -15,9 +15,9 @@ namespace mailhook::daemon {
 
 /// Why a session starts where it starts.
 enum class StartKind {
-  kResume,               ///< a watermark of this UIDVALIDITY is stored: go on from it
-  kFirstStart,           ///< nothing stored: baseline by start_from
-  kUidValidityChanged,   ///< stored under another UIDVALIDITY: every old UID is void; baseline
+  kResume,              ///< a watermark of this UIDVALIDITY is stored: go on from it
+  kFirstStart,          ///< nothing stored: baseline by start_from
+  kUidValidityChanged,  ///< stored under another UIDVALIDITY: every old UID is void; baseline
 };
 
 /// What the server said about the folder (SELECT, and the searches the plan

@@ -5,8 +5,8 @@
 
 namespace mailhook::daemon {
 
-BatchCommitter::BatchCommitter(store::Store& store, std::string account, std::string folder,
-                               store::Watermark mark, std::function<void()> on_committed, Limits limits)
+BatchCommitter::BatchCommitter(store::Store& store, std::string account, std::string folder, store::Watermark mark,
+                               std::function<void()> on_committed, Limits limits)
     : store_(store),
       account_(std::move(account)),
       folder_(std::move(folder)),

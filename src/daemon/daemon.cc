@@ -27,10 +27,11 @@ namespace {
 void WarnIfStateDirIsShared(const std::string& state_dir) {
   struct stat st {};
   if (::stat(state_dir.c_str(), &st) != 0 || (st.st_mode & 007) == 0) return;
-  util::Log(util::Area::kDaemon).warn(
-      "daemon.state_dir_shared dir={} mode={:04o} note=\"every user may list it; run chmod 700 {} "
-      "unless that is intended\"",
-      state_dir, st.st_mode & 07777, state_dir);
+  util::Log(util::Area::kDaemon)
+      .warn(
+          "daemon.state_dir_shared dir={} mode={:04o} note=\"every user may list it; run chmod 700 {} "
+          "unless that is intended\"",
+          state_dir, st.st_mode & 07777, state_dir);
 }
 
 // `<state_dir>/http.port`: the bound HTTP port, one decimal line, for tools
@@ -87,28 +88,31 @@ int RunDaemon(const config::Config& config, const std::string& version, StopSign
   std::vector<std::unique_ptr<FolderWatcher>> watchers;
   for (const auto& account : config.accounts) {
     for (const auto& folder : account.folders) {
-      watchers.push_back(
-          std::make_unique<FolderWatcher>(config, account, folder, stop, [&dispatcher] { dispatcher.Wake(); }, metrics));
+      watchers.push_back(std::make_unique<FolderWatcher>(
+          config, account, folder, stop, [&dispatcher] { dispatcher.Wake(); }, metrics));
     }
   }
 
   std::unique_ptr<http::HealthServer> http;
   if (config.http_listen) {
-    http = std::make_unique<http::HealthServer>(*config.http_listen, [&watchers, &dispatcher] {
-      http::Readiness r{true, {}};
-      if (!dispatcher.Healthy()) {
-        r.ready = false;
-        r.not_ready.push_back("delivery: a dispatcher worker is not running (starting or restarting)");
-      }
-      for (const auto& w : watchers) {
-        WatchState s = w->state();
-        if (s != WatchState::kIdling && s != WatchState::kCatchingUp) {
-          r.ready = false;
-          r.not_ready.push_back(w->account() + "/" + w->folder() + ": " + WatchStateName(s));
-        }
-      }
-      return r;
-    }, metrics);
+    http = std::make_unique<http::HealthServer>(
+        *config.http_listen,
+        [&watchers, &dispatcher] {
+          http::Readiness r{true, {}};
+          if (!dispatcher.Healthy()) {
+            r.ready = false;
+            r.not_ready.push_back("delivery: a dispatcher worker is not running (starting or restarting)");
+          }
+          for (const auto& w : watchers) {
+            WatchState s = w->state();
+            if (s != WatchState::kIdling && s != WatchState::kCatchingUp) {
+              r.ready = false;
+              r.not_ready.push_back(w->account() + "/" + w->folder() + ": " + WatchStateName(s));
+            }
+          }
+          return r;
+        },
+        metrics);
     std::remove(PortFilePath(config.state_dir).c_str());  // a stale one from a crash
     if (auto s = http->Start(); !s.ok()) {
       log->error("daemon.http_failed cause=\"{}\"", s.error().message());
@@ -200,8 +204,7 @@ int CheckConnect(const config::Config& config, std::ostream& out) {
         continue;
       }
       out << "ok   " << account.name << "/" << folder << ": uidvalidity=" << info->uidvalidity
-          << " messages=" << info->exists << (( *session)->HasCapability("IDLE") ? " idle=yes" : " idle=no")
-          << "\n";
+          << " messages=" << info->exists << ((*session)->HasCapability("IDLE") ? " idle=yes" : " idle=no") << "\n";
     }
     (*session)->Logout();
   }

@@ -20,8 +20,8 @@ std::string Iso(store::TimePoint t) {
 
 }  // namespace
 
-int RunDeadLettersCommand(const config::Config& config, const std::string& action,
-                          const std::vector<std::string>& ids, std::ostream& out) {
+int RunDeadLettersCommand(const config::Config& config, const std::string& action, const std::vector<std::string>& ids,
+                          std::ostream& out) {
   std::vector<int64_t> numeric;
   for (const auto& id : ids) {
     try {
@@ -46,9 +46,8 @@ int RunDeadLettersCommand(const config::Config& config, const std::string& actio
     }
     for (const auto& d : *list) {
       if (!numeric.empty() && std::find(numeric.begin(), numeric.end(), d.id) == numeric.end()) continue;
-      out << d.id << "\t" << d.event_id << "\t" << d.target << "\t" << d.account << "/"
-          << d.folder << "\tuid=" << d.uid << "\tattempts=" << d.attempts << "\tfailed_at="
-          << Iso(d.failed_at) << "\t" << d.last_error << "\n";
+      out << d.id << "\t" << d.event_id << "\t" << d.target << "\t" << d.account << "/" << d.folder << "\tuid=" << d.uid
+          << "\tattempts=" << d.attempts << "\tfailed_at=" << Iso(d.failed_at) << "\t" << d.last_error << "\n";
     }
     out << list->size() << " dead letter(s)\n";
     return 0;

@@ -12,7 +12,7 @@
 namespace mailhook::daemon {
 
 /// Returns 0 on success, 1 when the store cannot be used, 2 for bad ids.
-int RunDeadLettersCommand(const config::Config& config, const std::string& action,
-                          const std::vector<std::string>& ids, std::ostream& out);
+int RunDeadLettersCommand(const config::Config& config, const std::string& action, const std::vector<std::string>& ids,
+                          std::ostream& out);
 
 }  // namespace mailhook::daemon

@@ -27,8 +27,8 @@ const char* kStateNames[] = {"starting", "connecting",     "catching_up", "idlin
 
 const char* WatchStateName(WatchState s) { return kStateNames[static_cast<int>(s)]; }
 
-FolderWatcher::FolderWatcher(const config::Config& config, const config::Account& account,
-                             std::string folder, const StopSignal& stop, std::function<void()> on_committed,
+FolderWatcher::FolderWatcher(const config::Config& config, const config::Account& account, std::string folder,
+                             const StopSignal& stop, std::function<void()> on_committed,
                              const util::MetricsCatalog& metrics, WatcherSeams seams)
     : config_(config),
       account_(account),
@@ -69,7 +69,9 @@ FolderWatcher::FolderWatcher(const config::Config& config, const config::Account
 
 FolderWatcher::~FolderWatcher() { Join(); }
 
-void FolderWatcher::Start() { thread_ = std::thread([this] { Run(); }); }
+void FolderWatcher::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
 
 void FolderWatcher::Join() {
   if (thread_.joinable()) thread_.join();
@@ -82,8 +84,9 @@ void FolderWatcher::Run() {
       RunSessions();
     } catch (const std::exception& e) {
       state_ = WatchState::kCrashed;
-      util::Log(util::Area::kImap).critical("imap.watcher_crashed account={} folder={} cause=\"{}\" note=\"restarting in 5s\"",
-                                     account_.name, folder_, e.what());
+      util::Log(util::Area::kImap)
+          .critical("imap.watcher_crashed account={} folder={} cause=\"{}\" note=\"restarting in 5s\"", account_.name,
+                    folder_, e.what());
       metrics_.watcher_crashes.Inc();
       clock_.WaitFd(stop_.fd(), std::chrono::seconds(5));
     }
@@ -122,12 +125,12 @@ void FolderWatcher::RunSessions() {
         state_ = WatchState::kNeedsOperator;
         delay = slow.Next();
         if (s.error().message() != last_operator_error) {
-          log->error("imap.needs_operator account={} folder={} retry_in_ms={} cause=\"{}\"", account_.name,
-                     folder_, delay.count(), s.error().message());
+          log->error("imap.needs_operator account={} folder={} retry_in_ms={} cause=\"{}\"", account_.name, folder_,
+                     delay.count(), s.error().message());
           last_operator_error = s.error().message();
         } else {
-          log->debug("imap.needs_operator account={} folder={} retry_in_ms={} (same error as before)",
-                     account_.name, folder_, delay.count());
+          log->debug("imap.needs_operator account={} folder={} retry_in_ms={} (same error as before)", account_.name,
+                     folder_, delay.count());
         }
       } else {
         if (state_ != WatchState::kCrashed) state_ = WatchState::kBackoff;
@@ -155,8 +158,8 @@ util::Status FolderWatcher::RunSessionGuarded(store::Store& store) {
     // any error, and the thread lives on. /readyz shows the state until the
     // next session is up.
     state_ = WatchState::kCrashed;
-    util::Log(util::Area::kImap).critical("imap.session_crashed account={} folder={} cause=\"{}\"", account_.name,
-                                   folder_, e.what());
+    util::Log(util::Area::kImap)
+        .critical("imap.session_crashed account={} folder={} cause=\"{}\"", account_.name, folder_, e.what());
     metrics_.watcher_crashes.Inc();
     return util::Error("daemon.exception", util::RetryClass::kBackoff, std::string("the session crashed: ") + e.what());
   }
@@ -175,8 +178,9 @@ util::Status FolderWatcher::RunSession(store::Store& store) {
   std::unique_ptr<imap::Mailbox> session = std::move(*opened);
   auto info = session->Select(folder_);
   if (!info.ok()) return info.error();
-  util::Log(util::Area::kImap).info("imap.connected account={} folder={} uidvalidity={} uidnext={} exists={}",
-                             account_.name, folder_, info->uidvalidity, info->uidnext, info->exists);
+  util::Log(util::Area::kImap)
+      .info("imap.connected account={} folder={} uidvalidity={} uidnext={} exists={}", account_.name, folder_,
+            info->uidvalidity, info->uidnext, info->exists);
   metrics_.imap_connected.Set(1);
 
   SessionWork work(*this, *session, store, *info);
@@ -192,8 +196,7 @@ bool FolderWatcher::HasPostActions() const {
   return od.mark_seen || od.move_to.has_value() || !od.add_flags.empty();
 }
 
-util::Status FolderWatcher::ApplyPostActions(imap::Mailbox& session, store::Store& store,
-                                             uint32_t uidvalidity) {
+util::Status FolderWatcher::ApplyPostActions(imap::Mailbox& session, store::Store& store, uint32_t uidvalidity) {
   spdlog::logger* log = &util::Log(util::Area::kImap);
   const config::OnDelivered& od = account_.on_delivered;
   std::vector<std::string> flags = od.add_flags;
@@ -204,8 +207,8 @@ util::Status FolderWatcher::ApplyPostActions(imap::Mailbox& session, store::Stor
     if (ready->empty()) return util::Ok();
     for (const store::PostAction& p : *ready) {
       if (p.uidvalidity != uidvalidity) {
-        log->warn("post_action.stale account={} folder={} uid={} note=\"folder was recreated; skipped\"",
-                  account_.name, folder_, p.uid);
+        log->warn("post_action.stale account={} folder={} uid={} note=\"folder was recreated; skipped\"", account_.name,
+                  folder_, p.uid);
       } else {
         util::Status s = session.AddFlags(p.uid, flags);
         if (s.ok() && od.move_to) s = session.Move(p.uid, *od.move_to);
@@ -213,12 +216,11 @@ util::Status FolderWatcher::ApplyPostActions(imap::Mailbox& session, store::Stor
           // A broken session is retried after reconnecting (the row stays);
           // a refusal (missing folder...) would fail forever: report, give up.
           if (!s.error().NeedsOperator()) return s;
-          log->error("post_action.failed account={} folder={} uid={} event={} cause=\"{}\"", account_.name,
-                     folder_, p.uid, p.event_id, s.error().message());
+          log->error("post_action.failed account={} folder={} uid={} event={} cause=\"{}\"", account_.name, folder_,
+                     p.uid, p.event_id, s.error().message());
         } else {
-          log->info("post_action.done account={} folder={} uid={} event={} seen={} flags={} moved_to={}",
-                    account_.name, folder_, p.uid, p.event_id, od.mark_seen, od.add_flags.size(),
-                    od.move_to.value_or("-"));
+          log->info("post_action.done account={} folder={} uid={} event={} seen={} flags={} moved_to={}", account_.name,
+                    folder_, p.uid, p.event_id, od.mark_seen, od.add_flags.size(), od.move_to.value_or("-"));
         }
       }
       if (auto s = store.post_actions().Finish(p.event_id); !s.ok()) return s;

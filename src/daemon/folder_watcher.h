@@ -60,8 +60,8 @@ class FolderWatcher {
   /// were committed, to wake the dispatcher. The config and `metrics` must
   /// outlive this.
   FolderWatcher(const config::Config& config, const config::Account& account, std::string folder,
-                const StopSignal& stop, std::function<void()> on_committed,
-                const util::MetricsCatalog& metrics, WatcherSeams seams = {});
+                const StopSignal& stop, std::function<void()> on_committed, const util::MetricsCatalog& metrics,
+                WatcherSeams seams = {});
   ~FolderWatcher();
 
   void Start();

@@ -9,10 +9,11 @@ namespace mailhook::daemon {
 util::Result<std::string> ImapSectionSource::Body(const std::string& section) {
   // In pieces: the whole message ("") may be larger than one response may be.
   std::string out;
-  if (auto s = StreamBody(section, [&](std::string_view piece) {
-        out.append(piece);
-        return util::Ok();
-      });
+  if (auto s = StreamBody(section,
+                          [&](std::string_view piece) {
+                            out.append(piece);
+                            return util::Ok();
+                          });
       !s.ok()) {
     return s.error();
   }
@@ -27,7 +28,7 @@ util::Result<std::string> ImapSectionSource::RawBody(const std::string& section)
 }
 
 util::Status ImapSectionSource::StreamBody(const std::string& section,
-                                          const std::function<util::Status(std::string_view)>& sink) {
+                                           const std::function<util::Status(std::string_view)>& sink) {
   // Piece by piece (BODY.PEEK[section]<offset.length>): a 50 MiB attachment
   // costs one piece of memory here and in libetpan, not the whole body.
   constexpr uint32_t kPiece = 1 << 20;
@@ -46,7 +47,8 @@ util::Status ImapSectionSource::StreamBody(const std::string& section,
   }
 }
 
-util::Result<mime::SectionSource::Prefix> ImapSectionSource::BodyPrefix(const std::string& section, uint64_t max_bytes, bool raw) {
+util::Result<mime::SectionSource::Prefix> ImapSectionSource::BodyPrefix(const std::string& section, uint64_t max_bytes,
+                                                                        bool raw) {
   // One byte more than asked tells whether the body is longer
   // (BODY.PEEK[section]<0.N+1>, RFC 3501 §6.4.5).
   const uint32_t ask = static_cast<uint32_t>(std::min<uint64_t>(max_bytes + 1, UINT32_MAX));

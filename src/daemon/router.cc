@@ -20,8 +20,8 @@ bool AnyGlob(const std::vector<std::string>& globs, const std::vector<std::strin
 }
 
 bool AnyFolder(const std::vector<config::FolderSelector>& folders, const std::string& folder) {
-  return folders.empty() || std::any_of(folders.begin(), folders.end(),
-                                        [&](const auto& f) { return f.Matches(folder); });
+  return folders.empty() ||
+         std::any_of(folders.begin(), folders.end(), [&](const auto& f) { return f.Matches(folder); });
 }
 
 }  // namespace
@@ -36,8 +36,8 @@ bool Matches(const config::Match& match, const std::string& account, const std::
   return AnyGlob(match.subject, {content->subject.value_or("")});
 }
 
-std::vector<Route> RoutesFor(const config::Config& config, const std::string& account,
-                             const std::string& folder, const mime::MessageContent* content) {
+std::vector<Route> RoutesFor(const config::Config& config, const std::string& account, const std::string& folder,
+                             const mime::MessageContent* content) {
   std::vector<Route> routes;
   for (const auto& w : config.webhooks) {
     if (Matches(w.match, account, folder, content))

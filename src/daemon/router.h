@@ -27,7 +27,7 @@ bool Matches(const config::Match& match, const std::string& account, const std::
 
 /// Targets for an event. With `content` null, from/subject filters are
 /// ignored (used to decide what to fetch before the message is decoded).
-std::vector<Route> RoutesFor(const config::Config& config, const std::string& account,
-                             const std::string& folder, const mime::MessageContent* content);
+std::vector<Route> RoutesFor(const config::Config& config, const std::string& account, const std::string& folder,
+                             const mime::MessageContent* content);
 
 }  // namespace mailhook::daemon

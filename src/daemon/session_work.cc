@@ -31,9 +31,10 @@ util::Status FolderWatcher::SessionWork::Start() {
   for (store::Attempt& a : *attempts) attempts_[a.uid] = std::move(a);
   const StartKind kind = ClassifyStart(*mark, info_.uidvalidity);
   if (kind == StartKind::kUidValidityChanged) {
-    log_->error("imap.uidvalidity_changed account={} folder={} old={} new={} note=\"folder was recreated; "
-                "starting from its current end\"",
-                w_.account_.name, w_.folder_, (*mark)->uidvalidity, info_.uidvalidity);
+    log_->error(
+        "imap.uidvalidity_changed account={} folder={} old={} new={} note=\"folder was recreated; "
+        "starting from its current end\"",
+        w_.account_.name, w_.folder_, (*mark)->uidvalidity, info_.uidvalidity);
   }
   auto plan = Plan(*mark, kind);
   if (!plan.ok()) return plan.error();
@@ -220,14 +221,16 @@ util::Status FolderWatcher::SessionWork::GatherWhole(uint32_t uid) {
              w_.account_.name, w_.folder_, uid, meta.size);
   std::string bytes;
   ImapSectionSource source(session_, uid);
-  if (auto s = source.StreamBody("", [&](std::string_view piece) {
-        if (bytes.size() + piece.size() > options.max_whole_fetch_bytes) {
-          return util::Status(util::Error("daemon.too_large", util::RetryClass::kBackoff,
-                                          "the message grew past its RFC822.SIZE while being read"));
-        }
-        bytes.append(piece);
-        return util::Ok();
-      });
+  if (auto s = source.StreamBody("",
+                                 [&](std::string_view piece) {
+                                   if (bytes.size() + piece.size() > options.max_whole_fetch_bytes) {
+                                     return util::Status(
+                                         util::Error("daemon.too_large", util::RetryClass::kBackoff,
+                                                     "the message grew past its RFC822.SIZE while being read"));
+                                   }
+                                   bytes.append(piece);
+                                   return util::Ok();
+                                 });
       !s.ok()) {
     return Skipped(uid, s.error());
   }
@@ -283,10 +286,9 @@ util::Status FolderWatcher::SessionWork::GatherUnguarded(const imap::MessageMeta
   return AddEvent(meta, *content);
 }
 
-util::Status FolderWatcher::SessionWork::AddEvent(const imap::MessageMeta& meta,
-                                                  const mime::MessageContent& content) {
-  mime::EventMeta em{w_.account_.name, w_.folder_, info_.uidvalidity, meta.uid, meta.flags, meta.size,
-                     mime::NowRfc3339()};
+util::Status FolderWatcher::SessionWork::AddEvent(const imap::MessageMeta& meta, const mime::MessageContent& content) {
+  mime::EventMeta em{w_.account_.name, w_.folder_, info_.uidvalidity, meta.uid,
+                     meta.flags,       meta.size,  mime::NowRfc3339()};
   const std::string event_id = mime::EventId(w_.account_.name, w_.folder_, info_.uidvalidity, meta.uid);
   // One event per attachment mode (and content limit), shared by the routes
   // that want the same: a hostile body escaped to JSON is large, and it is
@@ -309,16 +311,17 @@ util::Status FolderWatcher::SessionWork::GatherUnprocessable(uint32_t uid, const
                                  ? "the process stopped while extracting this message (crash or kill)"
                                  : attempt.last_error;
   const int attempts = attempt.count - 1;  // the one just counted is not made
-  log_->error("imap.message_unprocessable account={} folder={} uid={} attempts={} cause=\"{}\" note=\"sent as "
-              "message.unprocessable; the folder moves on\"",
-              w_.account_.name, w_.folder_, uid, attempts, reason);
+  log_->error(
+      "imap.message_unprocessable account={} folder={} uid={} attempts={} cause=\"{}\" note=\"sent as "
+      "message.unprocessable; the folder moves on\"",
+      w_.account_.name, w_.folder_, uid, attempts, reason);
   // What can still be read cheaply: the header (bounded) for the envelope.
   mime::EventMeta em{w_.account_.name, w_.folder_, info_.uidvalidity, uid, {}, 0, mime::NowRfc3339()};
   // This path must not fail because of the message, or the folder would be
   // stuck again: a header the server cannot send within the budget, or that
   // throws, leaves the envelope null. A broken session is retried as usual.
   std::string header;
-  auto light = session_.FetchMetaLight({uid});  // no BODYSTRUCTURE; bounded
+  auto light = session_.FetchMetaLight({uid});          // no BODYSTRUCTURE; bounded
   if (light.ok() && light->empty()) return util::Ok();  // expunged meanwhile: nothing to report
   if (light.ok()) {
     em.size = light->front().size;

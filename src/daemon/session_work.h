@@ -29,11 +29,7 @@ namespace mailhook::daemon {
 class FolderWatcher::SessionWork {
  public:
   SessionWork(FolderWatcher& w, imap::Mailbox& session, store::Store& store, const imap::MailboxInfo& info)
-      : w_(w),
-        session_(session),
-        store_(store),
-        info_(info),
-        log_(&util::Log(util::Area::kImap)) {}
+      : w_(w), session_(session), store_(store), info_(info), log_(&util::Log(util::Area::kImap)) {}
 
   /// Decides where the folder starts (stored watermark, or a baseline for a
   /// first start or a changed UIDVALIDITY) and processes a first start's
@@ -76,9 +72,7 @@ class FolderWatcher::SessionWork {
   util::Status GatherUnprocessable(uint32_t uid, const store::Attempt& attempt);
   /// True for failures that say nothing about the message: a shutdown cut a
   /// command short, or the store failed.
-  bool NotTheMessages(const util::Error& error) const {
-    return w_.stop_.fired() || error.IsStore();
-  }
+  bool NotTheMessages(const util::Error& error) const { return w_.stop_.fired() || error.IsStore(); }
   /// Remembers why the attempt at `uid` failed (counting it when it failed
   /// `in_batch`, where it was not counted yet) and passes the error on.
   util::Status Blame(uint32_t uid, const util::Error& error, bool in_batch);
@@ -89,10 +83,10 @@ class FolderWatcher::SessionWork {
   imap::Mailbox& session_;
   store::Store& store_;
   const imap::MailboxInfo info_;
-  spdlog::logger* log_;  // the area logger, cached
+  spdlog::logger* log_;                          // the area logger, cached
   std::map<uint32_t, store::Attempt> attempts_;  // UIDs that failed before, by UID
   std::optional<BatchCommitter> committer_;      // set by Start(), from the plan's watermark
-  bool inject_transient_ = false;               // set by Fault() for the message being gathered
+  bool inject_transient_ = false;                // set by Fault() for the message being gathered
 };
 
 }  // namespace mailhook::daemon

@@ -32,8 +32,7 @@ util::Result<std::unique_ptr<StateDirLock>> StateDirLock::Acquire(const std::str
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
     return util::Error("daemon.lock_file", util::RetryClass::kNeedsOperator,
-                       "cannot open " + path + ": " + std::strerror(errno) +
-                           "; make state_dir writable by this user");
+                       "cannot open " + path + ": " + std::strerror(errno) + "; make state_dir writable by this user");
   }
   int rc;
   do {

@@ -15,9 +15,7 @@ using util::RetryClass;
 // the lease must cover both, or another worker claims the row mid-delivery.
 constexpr auto kLeaseMargin = std::chrono::minutes(1);
 
-int64_t Ms(std::chrono::nanoseconds d) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
-}
+int64_t Ms(std::chrono::nanoseconds d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
 
 }  // namespace
 
@@ -47,19 +45,18 @@ class Dispatcher::Slot {
   std::string target_;
 };
 
-Dispatcher::Dispatcher(const config::Config& config, const std::string& version,
-                       const util::MetricsCatalog& metrics, DispatcherOptions options)
+Dispatcher::Dispatcher(const config::Config& config, const std::string& version, const util::MetricsCatalog& metrics,
+                       DispatcherOptions options)
     : state_dir_(config.state_dir),
       options_(options),
       metrics_(metrics),
       clock_(options.clock ? *options.clock : util::Clock::Real()) {
   auto check_timeout = [&](const std::string& key, config::Duration timeout) {
     if (timeout + kLeaseMargin > options_.lease) {
-      setup_errors_.push_back(Error("delivery.timeout", RetryClass::kNeedsOperator,
-                                    key + ": timeout " + std::to_string(timeout.count()) +
-                                        " ms does not fit the dispatcher's lease of " +
-                                        std::to_string(options_.lease.count()) +
-                                        " ms (minus 1 min); lower the timeout"));
+      setup_errors_.push_back(
+          Error("delivery.timeout", RetryClass::kNeedsOperator,
+                key + ": timeout " + std::to_string(timeout.count()) + " ms does not fit the dispatcher's lease of " +
+                    std::to_string(options_.lease.count()) + " ms (minus 1 min); lower the timeout"));
     }
   };
   for (const auto& webhook : config.webhooks) {
@@ -86,15 +83,13 @@ Dispatcher::Dispatcher(const config::Config& config, const std::string& version,
 
 Dispatcher::~Dispatcher() { Stop(); }
 
-void Dispatcher::RegisterTarget(const util::TargetId& id, std::shared_ptr<Target> target,
-                                RetryPolicy policy, int concurrency) {
-  targets_.insert_or_assign(id.ToString(), Entry{id, metrics_.ForTarget(id), std::move(target),
-                                                 std::move(policy), std::max(concurrency, 1)});
+void Dispatcher::RegisterTarget(const util::TargetId& id, std::shared_ptr<Target> target, RetryPolicy policy,
+                                int concurrency) {
+  targets_.insert_or_assign(
+      id.ToString(), Entry{id, metrics_.ForTarget(id), std::move(target), std::move(policy), std::max(concurrency, 1)});
 }
 
-void Dispatcher::SetOnOutcome(std::function<void(const Report&)> callback) {
-  on_outcome_ = std::move(callback);
-}
+void Dispatcher::SetOnOutcome(std::function<void(const Report&)> callback) { on_outcome_ = std::move(callback); }
 
 util::Status Dispatcher::Start() {
   if (!setup_errors_.empty()) return setup_errors_.front();
@@ -122,9 +117,8 @@ util::Status Dispatcher::Start() {
   running_ = true;
   metrics_.workers_running.Set(workers);
   for (int i = 0; i < workers; ++i) {
-    workers_.emplace_back([this, i, store = std::move(stores[static_cast<size_t>(i)])]() mutable {
-      Run(i, std::move(store));
-    });
+    workers_.emplace_back(
+        [this, i, store = std::move(stores[static_cast<size_t>(i)])]() mutable { Run(i, std::move(store)); });
   }
   util::Log(util::Area::kDelivery).info("delivery.start workers={} targets={}", workers, targets_.size());
   return util::Ok();
@@ -280,11 +274,10 @@ void Dispatcher::Loop(int index, store::Store& store, std::mt19937_64& rng) {
   }
 }
 
-void Dispatcher::Process(store::Store& store, const store::Delivery& row,
-                         std::mt19937_64& rng) {
+void Dispatcher::Process(store::Store& store, const store::Delivery& row, std::mt19937_64& rng) {
   Slot slot(*this, row.item.target);
-  Report report{row.id, row.item.event_id, row.item.target, OutcomeKind::kPermanent, {},
-                row.attempts + 1, row.item.account, row.item.folder};
+  Report report{row.id, row.item.event_id, row.item.target,  OutcomeKind::kPermanent,
+                {},     row.attempts + 1,  row.item.account, row.item.folder};
   try {
     if (!Attempt(store, row, rng, report)) return;
   } catch (const std::exception& e) {
@@ -302,8 +295,7 @@ void Dispatcher::Process(store::Store& store, const store::Delivery& row,
   if (on_outcome_) on_outcome_(report);
 }
 
-bool Dispatcher::Attempt(store::Store& store, const store::Delivery& row, std::mt19937_64& rng,
-                         Report& report) {
+bool Dispatcher::Attempt(store::Store& store, const store::Delivery& row, std::mt19937_64& rng, Report& report) {
   spdlog::logger* log = &util::Log(util::Area::kDelivery);
   const std::string& event = row.item.event_id;
   auto it = targets_.find(row.item.target);
@@ -334,9 +326,10 @@ bool Dispatcher::Attempt(store::Store& store, const store::Delivery& row, std::m
   }
   if (elapsed + kLeaseMargin > options_.lease) {
     // Cannot happen while targets keep their timeouts (checked at start).
-    log->error("delivery.lease_overrun {}={} event={} ms={} cause=\"the attempt outlived its "
-               "lease; the event may have been sent twice\"",
-               kind, name, event, Ms(elapsed));
+    log->error(
+        "delivery.lease_overrun {}={} event={} ms={} cause=\"the attempt outlived its "
+        "lease; the event may have been sent twice\"",
+        kind, name, event, Ms(elapsed));
   }
   it->second.metrics.seconds.Observe(std::chrono::duration<double>(elapsed).count());
   report.result = report.outcome.kind;
@@ -349,13 +342,12 @@ bool Dispatcher::Attempt(store::Store& store, const store::Delivery& row, std::m
   // Counted before the log line: whoever sees "delivery.ok" in the log sees
   // it in /metrics too.
   it->second.metrics.success.Inc();
-  log->info("delivery.ok {}={} event={} status={} ms={}", kind, name, event, o.http_status,
-            Ms(elapsed));
+  log->info("delivery.ok {}={} event={} status={} ms={}", kind, name, event, o.http_status, Ms(elapsed));
   return true;
 }
 
-bool Dispatcher::RecordFailure(store::Store& store, const store::Delivery& row,
-                               const Entry* entry, std::mt19937_64& rng, Report& report) {
+bool Dispatcher::RecordFailure(store::Store& store, const store::Delivery& row, const Entry* entry,
+                               std::mt19937_64& rng, Report& report) {
   spdlog::logger* log = &util::Log(util::Area::kDelivery);
   const RetryPolicy* policy = entry != nullptr ? &entry->policy : nullptr;
   // A row of a target no longer configured is still named (and counted) by
@@ -381,12 +373,11 @@ bool Dispatcher::RecordFailure(store::Store& store, const store::Delivery& row,
         return false;
       }
       count(OutcomeKind::kRetry);
-      log->warn("delivery.retry {}={} event={} status={} attempt={} next_in_ms={} cause=\"{}\"",
-                kind, name, event, o.http_status, attempts, wait->count(), o.error);
+      log->warn("delivery.retry {}={} event={} status={} attempt={} next_in_ms={} cause=\"{}\"", kind, name, event,
+                o.http_status, attempts, wait->count(), o.error);
       return true;
     }
-    report.outcome.error =
-        "retries exhausted after " + std::to_string(attempts) + " attempts; last: " + o.error;
+    report.outcome.error = "retries exhausted after " + std::to_string(attempts) + " attempts; last: " + o.error;
   }
   report.result = OutcomeKind::kPermanent;
   if (auto s = store.outbox().MoveToDeadLetters(row.id, attempts, report.outcome.error); !s) {

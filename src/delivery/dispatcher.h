@@ -86,16 +86,16 @@ class Dispatcher {
   /// every config hook. Bad webhook definitions surface as an error from
   /// Start(). Attempts, durations, gauges and worker restarts are recorded in
   /// `metrics`, which must outlive this.
-  Dispatcher(const config::Config& config, const std::string& version,
-             const util::MetricsCatalog& metrics, DispatcherOptions options = {});
+  Dispatcher(const config::Config& config, const std::string& version, const util::MetricsCatalog& metrics,
+             DispatcherOptions options = {});
   ~Dispatcher();
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
 
   /// Extension point: adds or replaces a target, with at most `concurrency`
   /// deliveries in flight to it. Before Start.
-  void RegisterTarget(const util::TargetId& id, std::shared_ptr<Target> target,
-                      RetryPolicy policy, int concurrency = config::kDefaultConcurrency);
+  void RegisterTarget(const util::TargetId& id, std::shared_ptr<Target> target, RetryPolicy policy,
+                      int concurrency = config::kDefaultConcurrency);
 
   /// Called after every recorded attempt. Before Start.
   void SetOnOutcome(std::function<void(const Report&)> callback);
@@ -141,13 +141,12 @@ class Dispatcher {
   void Process(store::Store& store, const store::Delivery& row, std::mt19937_64& rng);
   /// Delivers and records one row; false when nothing was recorded (shutdown,
   /// store error): no report then.
-  bool Attempt(store::Store& store, const store::Delivery& row, std::mt19937_64& rng,
-               Report& report);
+  bool Attempt(store::Store& store, const store::Delivery& row, std::mt19937_64& rng, Report& report);
   /// Records a failed attempt: a retry per the policy, else a dead letter.
   /// False when the store failed (the row stays leased).
   /// `entry` is null for a row whose target is not configured.
-  bool RecordFailure(store::Store& store, const store::Delivery& row, const Entry* entry,
-                     std::mt19937_64& rng, Report& report);
+  bool RecordFailure(store::Store& store, const store::Delivery& row, const Entry* entry, std::mt19937_64& rng,
+                     Report& report);
   void UpdateGauges(store::Store& store);
   /// Sleeps until `until`, a Wake after `seen`, or Stop.
   void WaitUntil(std::chrono::system_clock::time_point until, uint64_t seen) EXCLUDES(mu_);

@@ -53,7 +53,8 @@ util::Result<std::unique_ptr<HookTarget>> HookTarget::Create(const config::Hook&
   for (const auto& [name, ref] : hook.env) {
     auto value = ref.Resolve();
     if (!value.ok()) {
-      return util::Error(value.error().code(), value.error().retry(), "hooks." + hook.name + ": " + value.error().message());
+      return util::Error(value.error().code(), value.error().retry(),
+                         "hooks." + hook.name + ": " + value.error().message());
     }
     env.emplace_back(name, std::move(*value));
   }
@@ -123,10 +124,9 @@ Outcome HookTarget::FromProcessResult(const util::ProcessResult& r) const {
   }
   if (r.timed_out) {
     outcome.kind = OutcomeKind::kRetry;
-    outcome.error = where + ": still running after its timeout of " +
-                    std::to_string(hook_.timeout.count()) +
-                    " ms; killed with its whole process group (raise " + where +
-                    ".timeout if it needs longer); " + StderrTail(r, env_);
+    outcome.error = where + ": still running after its timeout of " + std::to_string(hook_.timeout.count()) +
+                    " ms; killed with its whole process group (raise " + where + ".timeout if it needs longer); " +
+                    StderrTail(r, env_);
     return outcome;
   }
   if (r.exit_code == 0) {

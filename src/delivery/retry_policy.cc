@@ -21,8 +21,7 @@ OutcomeKind ClassifyStatus(int status) {
   return OutcomeKind::kPermanent;
 }
 
-std::optional<Duration> ParseRetryAfter(std::string_view value,
-                                        std::chrono::system_clock::time_point now) {
+std::optional<Duration> ParseRetryAfter(std::string_view value, std::chrono::system_clock::time_point now) {
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
   while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
   if (value.empty()) return std::nullopt;
@@ -38,8 +37,7 @@ std::optional<Duration> ParseRetryAfter(std::string_view value,
   }
   // HTTP-date: recipients must accept all three formats (RFC 9110 5.6.7).
   std::string text(value);
-  for (const char* format : {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
-                             "%a %b %e %H:%M:%S %Y"}) {
+  for (const char* format : {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"}) {
     std::tm tm{};
     const char* end = strptime(text.c_str(), format, &tm);
     if (end == nullptr || *end != '\0') continue;

@@ -27,10 +27,10 @@ enum class OutcomeKind { kSuccess, kRetry, kPermanent };
 /// The result of one delivery attempt. Never contains secrets.
 struct Outcome {
   OutcomeKind kind = OutcomeKind::kRetry;
-  int http_status = 0;                   ///< 0 when no response arrived
-  std::optional<Duration> retry_after;   ///< from a Retry-After header
-  std::string error;                     ///< why it failed; empty on success
-  bool cancelled = false;                ///< aborted by shutdown: not an attempt
+  int http_status = 0;                  ///< 0 when no response arrived
+  std::optional<Duration> retry_after;  ///< from a Retry-After header
+  std::string error;                    ///< why it failed; empty on success
+  bool cancelled = false;               ///< aborted by shutdown: not an attempt
 };
 
 /// Classifies an HTTP status code.
@@ -39,8 +39,7 @@ OutcomeKind ClassifyStatus(int status);
 /// Parses Retry-After (RFC 9110 section 10.2.3): delay-seconds or an HTTP-date
 /// (IMF-fixdate, RFC 850 and asctime forms, section 5.6.7). nullopt when
 /// malformed; a date in the past gives 0.
-std::optional<Duration> ParseRetryAfter(std::string_view value,
-                                        std::chrono::system_clock::time_point now);
+std::optional<Duration> ParseRetryAfter(std::string_view value, std::chrono::system_clock::time_point now);
 
 /// The waits between attempts for one target.
 class RetryPolicy {
@@ -54,8 +53,7 @@ class RetryPolicy {
 
   /// The wait after `attempts` failed attempts (1 = the first failure), or
   /// nullopt when the schedule is exhausted (dead letter).
-  std::optional<Duration> NextWait(int attempts, std::optional<Duration> retry_after,
-                                   std::mt19937_64& rng) const;
+  std::optional<Duration> NextWait(int attempts, std::optional<Duration> retry_after, std::mt19937_64& rng) const;
 
   const std::vector<Duration>& schedule() const { return schedule_; }
 

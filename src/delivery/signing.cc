@@ -1,8 +1,8 @@
 #include "delivery/signing.h"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/core_names.h>
 #include <openssl/params.h>
 
 #include <charconv>
@@ -34,11 +34,10 @@ namespace {
 
 // HMAC-SHA256 over "<id>.<timestamp>.<body>", fed in pieces: the body (an
 // event, possibly with large attachment contents) is never copied.
-std::string Mac(const std::string& key, std::string_view id, std::string_view timestamp,
-                std::string_view body) {
+std::string Mac(const std::string& key, std::string_view id, std::string_view timestamp, std::string_view body) {
   std::unique_ptr<EVP_MAC, decltype(&EVP_MAC_free)> mac(EVP_MAC_fetch(nullptr, "HMAC", nullptr), EVP_MAC_free);
   std::unique_ptr<EVP_MAC_CTX, decltype(&EVP_MAC_CTX_free)> ctx(mac ? EVP_MAC_CTX_new(mac.get()) : nullptr,
-                                                                  EVP_MAC_CTX_free);
+                                                                EVP_MAC_CTX_free);
   char digest[] = "SHA256";
   OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
                          OSSL_PARAM_construct_end()};
@@ -47,8 +46,7 @@ std::string Mac(const std::string& key, std::string_view id, std::string_view ti
   };
   unsigned char out[EVP_MAX_MD_SIZE];
   size_t len = 0;
-  if (!ctx ||
-      EVP_MAC_init(ctx.get(), reinterpret_cast<const unsigned char*>(key.data()), key.size(), params) != 1 ||
+  if (!ctx || EVP_MAC_init(ctx.get(), reinterpret_cast<const unsigned char*>(key.data()), key.size(), params) != 1 ||
       !feed(id) || !feed(".") || !feed(timestamp) || !feed(".") || !feed(body) ||
       EVP_MAC_final(ctx.get(), out, &len, sizeof out) != 1) {
     return std::string();  // only a broken OpenSSL installation gets here
@@ -58,8 +56,7 @@ std::string Mac(const std::string& key, std::string_view id, std::string_view ti
 
 }  // namespace
 
-Result<std::string> Sign(const util::Secret& secret, std::string_view id, int64_t timestamp,
-                         std::string_view body) {
+Result<std::string> Sign(const util::Secret& secret, std::string_view id, int64_t timestamp, std::string_view body) {
   auto key = DecodeSecret(secret);
   if (!key.ok()) return key.error();
   std::string mac = Mac(*key, id, std::to_string(timestamp), body);
@@ -70,8 +67,7 @@ Result<std::string> Sign(const util::Secret& secret, std::string_view id, int64_
   return "v1," + mac;
 }
 
-Result<std::string> SignatureHeader(const std::vector<util::Secret>& secrets,
-                                    std::string_view id, int64_t timestamp,
+Result<std::string> SignatureHeader(const std::vector<util::Secret>& secrets, std::string_view id, int64_t timestamp,
                                     std::string_view body) {
   std::string header;
   for (const auto& secret : secrets) {
@@ -89,8 +85,8 @@ Result<SigningKey> DecodeSigningKey(const util::Secret& secret) {
   return SigningKey{util::Secret(std::move(key).value())};
 }
 
-Result<std::string> SignatureHeader(const std::vector<SigningKey>& keys, std::string_view id,
-                                    int64_t timestamp, std::string_view body) {
+Result<std::string> SignatureHeader(const std::vector<SigningKey>& keys, std::string_view id, int64_t timestamp,
+                                    std::string_view body) {
   std::string header;
   const std::string ts = std::to_string(timestamp);
   for (const auto& key : keys) {
@@ -105,16 +101,14 @@ Result<std::string> SignatureHeader(const std::vector<SigningKey>& keys, std::st
   return header;
 }
 
-bool Verify(const std::vector<util::Secret>& secrets, std::string_view id,
-            std::string_view timestamp, std::string_view body,
-            std::string_view signature_header, std::chrono::system_clock::time_point now,
+bool Verify(const std::vector<util::Secret>& secrets, std::string_view id, std::string_view timestamp,
+            std::string_view body, std::string_view signature_header, std::chrono::system_clock::time_point now,
             std::chrono::seconds tolerance) {
   int64_t ts = 0;
   auto [end, ec] = std::from_chars(timestamp.data(), timestamp.data() + timestamp.size(), ts);
   if (ec != std::errc() || end != timestamp.data() + timestamp.size()) return false;
   // The timestamp bounds replays (spec: "Verifying webhooks", 5 minutes).
-  int64_t now_s =
-      std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
   if (ts > now_s + tolerance.count() || ts < now_s - tolerance.count()) return false;
   for (const auto& secret : secrets) {
     auto key = DecodeSecret(secret);
@@ -127,8 +121,7 @@ bool Verify(const std::vector<util::Secret>& secrets, std::string_view id,
       rest = sp == std::string_view::npos ? std::string_view() : rest.substr(sp + 1);
       if (one.substr(0, 3) != "v1,") continue;  // other versions: not ours to check
       std::string_view sig = one.substr(3);
-      if (sig.size() == expected.size() &&
-          CRYPTO_memcmp(sig.data(), expected.data(), sig.size()) == 0) {
+      if (sig.size() == expected.size() && CRYPTO_memcmp(sig.data(), expected.data(), sig.size()) == 0) {
         return true;
       }
     }

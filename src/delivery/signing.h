@@ -31,24 +31,22 @@ struct SigningKey {
 util::Result<SigningKey> DecodeSigningKey(const util::Secret& secret);
 
 /// The webhook-signature header value for already decoded keys, space-separated.
-util::Result<std::string> SignatureHeader(const std::vector<SigningKey>& keys, std::string_view id,
-                                          int64_t timestamp, std::string_view body);
+util::Result<std::string> SignatureHeader(const std::vector<SigningKey>& keys, std::string_view id, int64_t timestamp,
+                                          std::string_view body);
 
 /// "v1,<base64 HMAC-SHA256(key, id.timestamp.body)>".
-util::Result<std::string> Sign(const util::Secret& secret, std::string_view id,
-                               int64_t timestamp, std::string_view body);
+util::Result<std::string> Sign(const util::Secret& secret, std::string_view id, int64_t timestamp,
+                               std::string_view body);
 
 /// The webhook-signature header value for every secret, space-separated.
-util::Result<std::string> SignatureHeader(const std::vector<util::Secret>& secrets,
-                                          std::string_view id, int64_t timestamp,
-                                          std::string_view body);
+util::Result<std::string> SignatureHeader(const std::vector<util::Secret>& secrets, std::string_view id,
+                                          int64_t timestamp, std::string_view body);
 
 /// True when the timestamp is within `tolerance` of `now` and one of the
 /// signatures in `signature_header` matches one of the secrets (constant-time
 /// comparison). Malformed input is simply "not verified".
-bool Verify(const std::vector<util::Secret>& secrets, std::string_view id,
-            std::string_view timestamp, std::string_view body,
-            std::string_view signature_header, std::chrono::system_clock::time_point now,
+bool Verify(const std::vector<util::Secret>& secrets, std::string_view id, std::string_view timestamp,
+            std::string_view body, std::string_view signature_header, std::chrono::system_clock::time_point now,
             std::chrono::seconds tolerance = std::chrono::minutes(5));
 
 }  // namespace mailhook::delivery

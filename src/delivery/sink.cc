@@ -7,8 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "delivery/signing.h"
 #include "config/host_port.h"
+#include "delivery/signing.h"
 #include "http/listen_address.h"
 
 namespace mailhook::delivery {
@@ -31,8 +31,7 @@ std::optional<http::Response> CheckHead(const http::RequestHead& head) {
   auto encoding = head.Field("content-encoding");
   if (encoding && !encoding->empty() && *encoding != "identity") {
     std::cerr << "sink.rejected path=" << head.path
-              << " status=415 cause=\"Content-Encoding is not accepted: send the event uncompressed\""
-              << std::endl;
+              << " status=415 cause=\"Content-Encoding is not accepted: send the event uncompressed\"" << std::endl;
     return Status(415, "send the event uncompressed\n");
   }
   return std::nullopt;
@@ -60,9 +59,8 @@ Sink::~Sink() { Stop(); }
 http::Response Sink::Handle(const http::Request& req) {
   const http::RequestHead& h = req.head;
   if (secret_) {
-    bool ok = Verify({*secret_}, h.Field("webhook-id").value_or(""),
-                     h.Field("webhook-timestamp").value_or(""), req.body,
-                     h.Field("webhook-signature").value_or(""), std::chrono::system_clock::now());
+    bool ok = Verify({*secret_}, h.Field("webhook-id").value_or(""), h.Field("webhook-timestamp").value_or(""),
+                     req.body, h.Field("webhook-signature").value_or(""), std::chrono::system_clock::now());
     if (!ok) {
       std::cerr << "sink.rejected path=" << h.path << " id=" << h.Field("webhook-id").value_or("")
                 << " cause=\"signature or timestamp does not verify\"" << std::endl;
@@ -134,8 +132,8 @@ int RunSink(const std::string& listen, std::optional<std::string> secret, std::o
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     return st.error().IsBind() ? 1 : 2;
   }
-  std::cerr << "sink.listening addr=" << listen << " port=" << sink.port()
-            << " verify=" << (secret ? "on" : "off") << std::endl;
+  std::cerr << "sink.listening addr=" << listen << " port=" << sink.port() << " verify=" << (secret ? "on" : "off")
+            << std::endl;
   int sig = 0;
   sigwait(&stop_signals, &sig);
   sink.Stop();

@@ -36,8 +36,7 @@ class Sink {
   static http::ServerLimits DefaultLimits();
 
   /// `out` must outlive the Sink.
-  Sink(std::optional<util::Secret> secret, std::ostream& out,
-       http::ServerLimits limits = DefaultLimits());
+  Sink(std::optional<util::Secret> secret, std::ostream& out, http::ServerLimits limits = DefaultLimits());
   ~Sink();
   Sink(const Sink&) = delete;
   Sink& operator=(const Sink&) = delete;

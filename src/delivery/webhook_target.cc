@@ -59,8 +59,8 @@ void AddSignatures(const std::string& header, std::vector<std::string>& out) {
 
 }  // namespace
 
-std::string RedactedExcerpt(std::string_view body, const std::vector<std::string>& secrets,
-                            bool truncated, size_t max_chars) {
+std::string RedactedExcerpt(std::string_view body, const std::vector<std::string>& secrets, bool truncated,
+                            size_t max_chars) {
   std::string text(body);
   size_t longest = 0;
   for (const auto& s : secrets) longest = std::max(longest, s.size());
@@ -98,8 +98,8 @@ std::string RedactedExcerpt(std::string_view body, const std::vector<std::string
 /// early return leaves a pointer or a callback behind.
 class WebhookTarget::FlightGuard {
  public:
-  FlightGuard(WebhookTarget& target, std::shared_ptr<httplib::Client> client,
-              Steady::time_point deadline, const util::CancelToken& cancel)
+  FlightGuard(WebhookTarget& target, std::shared_ptr<httplib::Client> client, Steady::time_point deadline,
+              const util::CancelToken& cancel)
       : target_(target) {
     {
       util::MutexLock lock(target_.mu_);
@@ -165,9 +165,7 @@ WebhookTarget::~WebhookTarget() {
 
 Result<std::unique_ptr<WebhookTarget>> WebhookTarget::Create(const config::Webhook& webhook,
                                                              const std::string& version) {
-  auto fail = [&](const Error& e) {
-    return e.WithMessage("webhooks." + webhook.name + ": " + e.message());
-  };
+  auto fail = [&](const Error& e) { return e.WithMessage("webhooks." + webhook.name + ": " + e.message()); };
   const config::HttpUrl& url = webhook.url;  // validated by the loader
   if (url.empty()) {
     return fail(Error("webhook.url", RetryClass::kNeedsOperator, "no url (a config not made by the loader)"));
@@ -204,11 +202,9 @@ Result<std::unique_ptr<WebhookTarget>> WebhookTarget::Create(const config::Webho
   if (plain_remote) {
     log->warn("delivery.insecure webhook={} cause=plain_http host={}", webhook.name, url.host());
   } else if (url.https() && !webhook.tls_verify) {
-    log->warn("delivery.insecure webhook={} cause=tls_verify_off host={}", webhook.name,
-              url.host());
+    log->warn("delivery.insecure webhook={} cause=tls_verify_off host={}", webhook.name, url.host());
   }
-  return std::unique_ptr<WebhookTarget>(
-      new WebhookTarget(webhook, std::move(resolved), "mailhook/" + version));
+  return std::unique_ptr<WebhookTarget>(new WebhookTarget(webhook, std::move(resolved), "mailhook/" + version));
 }
 
 std::shared_ptr<httplib::Client> WebhookTarget::TakeClient() {
@@ -295,9 +291,8 @@ Outcome WebhookTarget::Deliver(const store::Delivery& delivery, const util::Canc
   try {
     const auto& event_id = delivery.item.event_id;
     const auto& body = delivery.item.payload;
-    int64_t timestamp = std::chrono::duration_cast<std::chrono::seconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
+    int64_t timestamp =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     std::vector<std::pair<std::string, std::string>> headers;
     for (const auto& [name, value] : resolved_.headers) {
       headers.emplace_back(name, value.reveal());
@@ -325,8 +320,7 @@ Outcome WebhookTarget::Deliver(const store::Delivery& delivery, const util::Canc
   return out;
 }
 
-Outcome WebhookTarget::Send(const std::string& body,
-                            const std::vector<std::pair<std::string, std::string>>& headers,
+Outcome WebhookTarget::Send(const std::string& body, const std::vector<std::pair<std::string, std::string>>& headers,
                             const std::vector<std::string>& redact, const util::CancelToken& cancel) {
   Outcome out;
   httplib::Request req;
@@ -380,8 +374,9 @@ Outcome WebhookTarget::Send(const std::string& body,
     // of them. The connection is dropped rather than pooled.
     out.error = "POST " + origin_ + " failed: " + httplib::to_string(err);
     if (err == httplib::Error::SSLServerVerification) {
-      out.error += " (server certificate not trusted or wrong host name; set ca_file for a "
-                   "private CA)";
+      out.error +=
+          " (server certificate not trusted or wrong host name; set ca_file for a "
+          "private CA)";
     } else if (err == httplib::Error::Connection) {
       out.error += " (is the receiver running and reachable?)";
     }
@@ -396,8 +391,7 @@ Outcome WebhookTarget::Send(const std::string& body,
     }
     if (!received.empty()) out.error += ": " + RedactedExcerpt(received, redact, capped);
     if (res.has_header("Retry-After")) {
-      out.retry_after =
-          ParseRetryAfter(res.get_header_value("Retry-After"), std::chrono::system_clock::now());
+      out.retry_after = ParseRetryAfter(res.get_header_value("Retry-After"), std::chrono::system_clock::now());
     }
   }
   // A capped response left unread bytes on the connection; httplib closed it.

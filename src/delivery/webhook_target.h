@@ -22,11 +22,11 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <utility>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "config/config.h"
@@ -50,8 +50,8 @@ inline constexpr size_t kMaxErrorExcerptChars = 200;
 /// A short printable excerpt of `body` with every occurrence of each of
 /// `secrets` replaced by "<redacted>"; `truncated` says `body` was cut, so a
 /// secret's first bytes may end it (they are dropped too).
-std::string RedactedExcerpt(std::string_view body, const std::vector<std::string>& secrets,
-                            bool truncated = false, size_t max_chars = kMaxErrorExcerptChars);
+std::string RedactedExcerpt(std::string_view body, const std::vector<std::string>& secrets, bool truncated = false,
+                            size_t max_chars = kMaxErrorExcerptChars);
 
 /// One webhook from the config.
 class WebhookTarget : public Target {
@@ -85,8 +85,8 @@ class WebhookTarget : public Target {
 
   /// The webhook's secrets, resolved once by Create.
   struct Resolved {
-    std::vector<util::Secret> secrets;                         // signing secrets, as given (redaction)
-    std::vector<SigningKey> keys;                              // their decoded key bytes (signing)
+    std::vector<util::Secret> secrets;                          // signing secrets, as given (redaction)
+    std::vector<SigningKey> keys;                               // their decoded key bytes (signing)
     std::vector<std::pair<std::string, util::Secret>> headers;  // configured headers
   };
 
@@ -96,8 +96,7 @@ class WebhookTarget : public Target {
   void Watch() EXCLUDES(mu_);
   /// One POST under the whole-attempt deadline; `redact` adds this request's
   /// signature to the values kept out of error excerpts.
-  Outcome Send(const std::string& body,
-               const std::vector<std::pair<std::string, std::string>>& headers,
+  Outcome Send(const std::string& body, const std::vector<std::pair<std::string, std::string>>& headers,
                const std::vector<std::string>& redact, const util::CancelToken& cancel);
 
   const config::Webhook webhook_;

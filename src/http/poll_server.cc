@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <cctype>
-#include <string_view>
 #include <cerrno>
 #include <cstring>
 #include <exception>
+#include <string_view>
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -95,8 +95,7 @@ struct PollServer::Conn {
   }
 };
 
-PollServer::PollServer(ServerLimits limits, HeadHandler on_head, Handler on_request,
-                       RejectReporter on_reject)
+PollServer::PollServer(ServerLimits limits, HeadHandler on_head, Handler on_request, RejectReporter on_reject)
     : limits_(limits),
       on_head_(std::move(on_head)),
       on_request_(std::move(on_request)),
@@ -113,8 +112,7 @@ PollServer::~PollServer() {
 util::Status PollServer::Start(Listener listener) {
   if (thread_.joinable() || listen_fd_ >= 0) {
     close(listener.fd);
-    return Error("http.already_started", RetryClass::kNeedsOperator,
-                 "PollServer::Start called twice (a bug)");
+    return Error("http.already_started", RetryClass::kNeedsOperator, "PollServer::Start called twice (a bug)");
   }
   listen_fd_ = listener.fd;
   port_ = listener.port;

@@ -48,13 +48,13 @@ namespace mailhook::http {
 
 /// What one server tolerates from its clients.
 struct ServerLimits {
-  HeadLimits head;                                  ///< bytes and fields of a request head
-  std::chrono::milliseconds head_timeout{5000};     ///< whole head, from connect or last response
-  uint64_t max_body_bytes = 0;                      ///< 0: a request must not carry a body
-  std::chrono::milliseconds body_timeout{30000};    ///< whole body, from the end of the head
-  uint64_t max_buffered_body_bytes = 0;             ///< all bodies in progress together (0: = max_body_bytes)
-  std::chrono::milliseconds write_timeout{5000};    ///< whole response
-  size_t max_connections = 64;                      ///< open connections, new ones evict the oldest stalled
+  HeadLimits head;                                ///< bytes and fields of a request head
+  std::chrono::milliseconds head_timeout{5000};   ///< whole head, from connect or last response
+  uint64_t max_body_bytes = 0;                    ///< 0: a request must not carry a body
+  std::chrono::milliseconds body_timeout{30000};  ///< whole body, from the end of the head
+  uint64_t max_buffered_body_bytes = 0;           ///< all bodies in progress together (0: = max_body_bytes)
+  std::chrono::milliseconds write_timeout{5000};  ///< whole response
+  size_t max_connections = 64;                    ///< open connections, new ones evict the oldest stalled
 };
 
 /// A request with its body (empty when none was announced).
@@ -85,8 +85,7 @@ class PollServer {
   /// dropped (status 0: closed without an answer), for logs and metrics.
   using RejectReporter = std::function<void(int status, const std::string& cause)>;
 
-  PollServer(ServerLimits limits, HeadHandler on_head, Handler on_request,
-             RejectReporter on_reject = nullptr);
+  PollServer(ServerLimits limits, HeadHandler on_head, Handler on_request, RejectReporter on_reject = nullptr);
   ~PollServer();
   PollServer(const PollServer&) = delete;
   PollServer& operator=(const PollServer&) = delete;

@@ -22,8 +22,7 @@ HeadParse Fail(int status, std::string cause) {
 bool IsToken(std::string_view s) {
   if (s.empty()) return false;
   return std::all_of(s.begin(), s.end(), [](unsigned char c) {
-    return std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) !=
-                                  std::string_view::npos;
+    return std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
   });
 }
 
@@ -50,9 +49,8 @@ bool ParseRequestLine(std::string_view line, RequestHead* head, HeadParse* error
   std::string_view method = line.substr(0, sp1);
   std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
   std::string_view version = line.substr(sp2 + 1);
-  bool target_ok = !target.empty() && std::none_of(target.begin(), target.end(), [](unsigned char c) {
-    return c <= 0x20 || c == 0x7f;
-  });
+  bool target_ok = !target.empty() &&
+                   std::none_of(target.begin(), target.end(), [](unsigned char c) { return c <= 0x20 || c == 0x7f; });
   if (!IsToken(method) || !target_ok) {
     *error = Fail(400, "malformed request line");
     return false;

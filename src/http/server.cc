@@ -13,13 +13,9 @@ using util::RetryClass;
 constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
 constexpr const char* kTextContentType = "text/plain; charset=utf-8";
 
-bool IsKnownPath(const std::string& path) {
-  return path == "/healthz" || path == "/readyz" || path == "/metrics";
-}
+bool IsKnownPath(const std::string& path) { return path == "/healthz" || path == "/readyz" || path == "/metrics"; }
 
-Response Text(int status, std::string body) {
-  return Response{status, kTextContentType, {}, std::move(body), false};
-}
+Response Text(int status, std::string body) { return Response{status, kTextContentType, {}, std::move(body), false}; }
 
 const char* RejectReason(int status) {
   switch (status) {

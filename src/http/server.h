@@ -47,8 +47,8 @@ class HealthServer {
   /// `listen` comes parsed (config::HostPort, e.g. from `http.listen`);
   /// port 0 picks a free port (see port()). /metrics renders `metrics`, which
   /// also counts refused requests and must outlive this.
-  HealthServer(config::HostPort listen, std::function<Readiness()> readiness,
-               const util::MetricsCatalog& metrics, ServerLimits limits = DefaultLimits());
+  HealthServer(config::HostPort listen, std::function<Readiness()> readiness, const util::MetricsCatalog& metrics,
+               ServerLimits limits = DefaultLimits());
   ~HealthServer();  // calls Stop()
   HealthServer(const HealthServer&) = delete;
   HealthServer& operator=(const HealthServer&) = delete;

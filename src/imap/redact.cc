@@ -20,7 +20,8 @@ std::string Quoted(std::string_view in) {
 
 std::string Upper(std::string_view in) {
   std::string out(in);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
   return out;
 }
 
@@ -45,7 +46,8 @@ CredentialRedactor::CredentialRedactor(const std::string& username, const util::
        {util::Base64Encode(plain), util::Base64Encode(plain_authzid), util::Base64Encode(xoauth2)}) {
     if (b.size() > 16) forms_.push_back(b.substr(0, 16));
   }
-  std::sort(forms_.begin(), forms_.end(), [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  std::sort(forms_.begin(), forms_.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
   forms_.erase(std::unique(forms_.begin(), forms_.end()), forms_.end());
 }
 

@@ -27,8 +27,7 @@ using util::RetryClass;
 // libetpan keeps response codes ([AUTHENTICATIONFAILED], [UNAVAILABLE]...) in
 // rsp_atom (RFC 5530).
 std::string ResponseCode(const mailimap* imap) {
-  if (imap->imap_response_info && imap->imap_response_info->rsp_atom)
-    return imap->imap_response_info->rsp_atom;
+  if (imap->imap_response_info && imap->imap_response_info->rsp_atom) return imap->imap_response_info->rsp_atom;
   return "";
 }
 
@@ -135,8 +134,7 @@ util::Error Session::CommandError(const std::string& what, int code) const {
                      "and drops the session. The message (or the server) is probably hostile or broken");
   }
   std::string server = ServerText();
-  std::string msg = what + " failed on " + ConnectionName(options_) + " (libetpan code " +
-                    std::to_string(code) + ")";
+  std::string msg = what + " failed on " + ConnectionName(options_) + " (libetpan code " + std::to_string(code) + ")";
   if (!server.empty()) msg += ": server said \"" + server + "\"";
   if (code == MAILIMAP_ERROR_STREAM) msg += ": connection lost or timed out";
   if (code == MAILIMAP_ERROR_PARSE) msg += ": unparsable server response";
@@ -145,8 +143,8 @@ util::Error Session::CommandError(const std::string& what, int code) const {
 
 util::Result<std::unique_ptr<Session>> Session::Open(const SessionOptions& options) {
   if (options.tls == config::TlsMode::kNone) {
-    util::Log(util::Area::kImap).warn("imap.insecure host={} port={} note=\"tls: none, password sent in clear\"",
-                               options.host, options.port);
+    util::Log(util::Area::kImap)
+        .warn("imap.insecure host={} port={} note=\"tls: none, password sent in clear\"", options.host, options.port);
   }
   auto stream = OpenPlainStream(options.host, options.port, options.timeout, options.stop_fd);
   if (!stream.ok()) return stream.error();
@@ -232,22 +230,18 @@ util::Status Session::Login() {
       r = mailimap_authenticate(imap_.get(), "PLAIN", options_.host.c_str(), nullptr, nullptr, user.c_str(),
                                 user.c_str(), pass.c_str(), nullptr);
       break;
-    case config::AuthMethod::kXoauth2:
-      r = mailimap_oauth2_authenticate(imap_.get(), user.c_str(), pass.c_str());
-      break;
+    case config::AuthMethod::kXoauth2: r = mailimap_oauth2_authenticate(imap_.get(), user.c_str(), pass.c_str()); break;
     case config::AuthMethod::kLogin:
-    default:
-      r = mailimap_login(imap_.get(), user.c_str(), pass.c_str());
-      break;
+    default: r = mailimap_login(imap_.get(), user.c_str(), pass.c_str()); break;
   }
   if (r == MAILIMAP_NO_ERROR) return util::Ok();
   if (r == MAILIMAP_ERROR_STREAM || r == MAILIMAP_ERROR_PARSE) return CommandError("login", r);
   std::string code = ResponseCode(imap_.get());
   std::string server = ServerText();
   if (code == "UNAVAILABLE" || code == "INUSE" || code == "LIMIT") {
-    return Error("imap.login_unavailable", RetryClass::kBackoff,
-                 "login to " + ConnectionName(options_) + " temporarily refused [" + code +
-                     "]: server said \"" + server + "\"");
+    return Error(
+        "imap.login_unavailable", RetryClass::kBackoff,
+        "login to " + ConnectionName(options_) + " temporarily refused [" + code + "]: server said \"" + server + "\"");
   }
   return Error("imap.auth", RetryClass::kNeedsOperator,
                "login failed for user \"" + user + "\" on " + ConnectionName(options_) +
@@ -268,8 +262,8 @@ util::Result<MailboxInfo> Session::Select(const std::string& folder) {
     Error e = CommandError("select", r);
     if (r == MAILIMAP_ERROR_SELECT) {
       return Error("imap.select", RetryClass::kNeedsOperator,
-                   "cannot open folder \"" + folder + "\" on " + ConnectionName(options_) +
-                       ": server said \"" + ServerText() +
+                   "cannot open folder \"" + folder + "\" on " + ConnectionName(options_) + ": server said \"" +
+                       ServerText() +
                        "\". Check the folder name in `folders` (names are case-sensitive; some servers "
                        "use \"INBOX.\" prefixes)");
     }
@@ -285,9 +279,8 @@ util::Result<MailboxInfo> Session::Select(const std::string& folder) {
 }
 
 namespace {
-util::Result<std::vector<uint32_t>> RunSearch(mailimap* imap, mailimap_search_key* raw_key,
-                                               uint32_t min_uid, const std::function<Error(int)>& error,
-                                               uint32_t max_uid = UINT32_MAX) {
+util::Result<std::vector<uint32_t>> RunSearch(mailimap* imap, mailimap_search_key* raw_key, uint32_t min_uid,
+                                              const std::function<Error(int)>& error, uint32_t max_uid = UINT32_MAX) {
   SearchKeyPtr key(raw_key);
   clist* raw = nullptr;
   int r = mailimap_uid_search(imap, nullptr, key.get(), &raw);
@@ -323,10 +316,10 @@ util::Result<std::vector<uint32_t>> Session::SearchUidRange(uint32_t lo, uint32_
 util::Result<std::vector<uint32_t>> Session::SearchUnseen() {
   BeginCommand("UID SEARCH UNSEEN");
   // libetpan has no helper for UNSEEN; every other field of the key is empty.
-  mailimap_search_key* key = mailimap_search_key_new(
-      MAILIMAP_SEARCH_KEY_UNSEEN, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
-      nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, nullptr, nullptr, nullptr, nullptr, nullptr,
-      nullptr, 0, nullptr, nullptr, nullptr);
+  mailimap_search_key* key =
+      mailimap_search_key_new(MAILIMAP_SEARCH_KEY_UNSEEN, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+                              nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, nullptr, nullptr,
+                              nullptr, nullptr, nullptr, nullptr, 0, nullptr, nullptr, nullptr);
   return RunSearch(imap_.get(), key, 1, [this](int r) { return CommandError("uid_search", r); });
 }
 
@@ -340,8 +333,7 @@ std::string FlagName(const mailimap_flag* f) {
     case MAILIMAP_FLAG_SEEN: return "\\Seen";
     case MAILIMAP_FLAG_DRAFT: return "\\Draft";
     case MAILIMAP_FLAG_KEYWORD: return f->fl_data.fl_keyword ? f->fl_data.fl_keyword : "";
-    case MAILIMAP_FLAG_EXTENSION:
-      return f->fl_data.fl_extension ? std::string("\\") + f->fl_data.fl_extension : "";
+    case MAILIMAP_FLAG_EXTENSION: return f->fl_data.fl_extension ? std::string("\\") + f->fl_data.fl_extension : "";
     default: return "";
   }
 }
@@ -406,8 +398,8 @@ util::Result<std::vector<MessageMeta>> Session::FetchMetaItems(const std::vector
   std::vector<MessageMeta> out;
   if (uids.empty()) return out;
   BeginCommand("UID FETCH of " + std::to_string(uids.size()) + " UIDs from " + std::to_string(uids.front()) +
-               (structure ? " (UID FLAGS RFC822.SIZE BODYSTRUCTURE BODY.PEEK[HEADER])"
-                          : " (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER])"),
+                   (structure ? " (UID FLAGS RFC822.SIZE BODYSTRUCTURE BODY.PEEK[HEADER])"
+                              : " (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER])"),
                Budget{options_.max_meta_response_bytes, options_.max_meta_syntax_bytes});
   SetPtr set(mailimap_set_new_empty());
   for (uint32_t uid : uids) mailimap_set_add_single(set.get(), uid);
@@ -416,8 +408,8 @@ util::Result<std::vector<MessageMeta>> Session::FetchMetaItems(const std::vector
   mailimap_fetch_type_new_fetch_att_list_add(type.get(), mailimap_fetch_att_new_flags());
   mailimap_fetch_type_new_fetch_att_list_add(type.get(), mailimap_fetch_att_new_rfc822_size());
   if (structure) mailimap_fetch_type_new_fetch_att_list_add(type.get(), mailimap_fetch_att_new_bodystructure());
-  mailimap_fetch_type_new_fetch_att_list_add(
-      type.get(), mailimap_fetch_att_new_body_peek_section(mailimap_section_new_header()));
+  mailimap_fetch_type_new_fetch_att_list_add(type.get(),
+                                             mailimap_fetch_att_new_body_peek_section(mailimap_section_new_header()));
 
   clist* raw = nullptr;
   int r = mailimap_uid_fetch(imap_.get(), set.get(), type.get(), &raw);
@@ -452,8 +444,7 @@ namespace {
 // `body_att` is a BODY.PEEK[...] fetch item; it is owned by the request from
 // here. `max_length`: a partial fetch's length; more is refused.
 util::Result<std::string> FetchOneSection(mailimap* imap, uint32_t uid, mailimap_fetch_att* body_att,
-                                          std::optional<uint32_t> max_length,
-                                          const std::function<Error(int)>& error) {
+                                          std::optional<uint32_t> max_length, const std::function<Error(int)>& error) {
   SetPtr set(mailimap_set_new_single(uid));
   FetchTypePtr type(mailimap_fetch_type_new_fetch_att_list_empty());
   mailimap_fetch_type_new_fetch_att_list_add(type.get(), mailimap_fetch_att_new_uid());
@@ -504,9 +495,9 @@ util::Result<std::string> Session::FetchSectionPart(uint32_t uid, const std::str
   BeginCommand("UID FETCH " + std::to_string(uid) + " (BODY.PEEK[" + section + "]<" + std::to_string(offset) + "." +
                    std::to_string(length) + ">)",
                Budget{uint64_t{length} + SessionOptions::kPartialSlack, SessionOptions::kPartialSlack});
-  return FetchOneSection(
-      imap_.get(), uid, mailimap_fetch_att_new_body_peek_section_partial(SectionFor(section, false), offset, length),
-      length, [this](int r) { return CommandError("uid_fetch", r); });
+  return FetchOneSection(imap_.get(), uid,
+                         mailimap_fetch_att_new_body_peek_section_partial(SectionFor(section, false), offset, length),
+                         length, [this](int r) { return CommandError("uid_fetch", r); });
 }
 
 util::Result<std::string> Session::FetchMimeHeaders(uint32_t uid, const std::string& section) {
@@ -566,8 +557,8 @@ util::Status Session::ReadLiteral(uint64_t size, std::string* into) {
 }
 
 util::Result<std::optional<std::string>> Session::RawFetchItem(uint32_t uid, const std::string& what,
-                                                               const std::string& fetch_items,
-                                                               const std::string& item, std::string* tagged) {
+                                                               const std::string& fetch_items, const std::string& item,
+                                                               std::string* tagged) {
   // A server may split one message's items over several FETCH responses and
   // put the UID after a literal (RFC 3501 §7.4.2): gather per sequence number
   // and pick ours at the end.
@@ -586,8 +577,8 @@ util::Result<std::optional<std::string>> Session::RawFetchItem(uint32_t uid, con
     const size_t value = current ? rawfetch::ItemValue(line, item) : std::string::npos;
     const std::optional<uint64_t> literal = rawfetch::TrailingLiteral(line);
     after_literal = literal.has_value();
-    const bool literal_is_ours = literal && value != std::string::npos &&
-                                 (line[value] == '{' || line.compare(value, 2, "~{") == 0);
+    const bool literal_is_ours =
+        literal && value != std::string::npos && (line[value] == '{' || line.compare(value, 2, "~{") == 0);
     if (literal) {
       std::string data;
       // An unsolicited literal is read and dropped, to stay in step.
@@ -700,9 +691,11 @@ util::Status Session::Move(uint32_t uid, const std::string& folder) {
   if (r != MAILIMAP_NO_ERROR) return SessionBroken(r) ? CommandError("uid_copy", r) : refused("COPY");
   if (auto s = AddFlags(uid, {"\\Deleted"}); !s.ok()) return s;
   if (mailimap_has_uidplus(imap_.get()) != 1) {
-    util::Log(util::Area::kImap).warn("imap.move_without_uidplus uid={} note=\"copied and flagged \\Deleted; not "
-                               "expunged, since plain EXPUNGE would remove other deleted messages\"",
-                               uid);
+    util::Log(util::Area::kImap)
+        .warn(
+            "imap.move_without_uidplus uid={} note=\"copied and flagged \\Deleted; not "
+            "expunged, since plain EXPUNGE would remove other deleted messages\"",
+            uid);
     return util::Ok();
   }
   BeginCommand("UID EXPUNGE " + std::to_string(uid));

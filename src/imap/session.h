@@ -42,7 +42,7 @@ struct SessionOptions {
   util::Secret password;
   config::AuthMethod auth = config::AuthMethod::kLogin;
   std::chrono::milliseconds timeout{60000};  ///< connect and per-read timeout
-  int stop_fd = -1;  ///< readable = abandon any blocking operation (shutdown)
+  int stop_fd = -1;                          ///< readable = abandon any blocking operation (shutdown)
   /// The most bytes a FetchMeta/FetchMetaLight response may make us read
   /// (and libetpan buffer and parse), counted in the transport from the
   /// command's start to its end, and the most of them outside literals (the

@@ -72,8 +72,7 @@ Wait WaitFor(int fd, int stop_fd, short events, std::chrono::milliseconds timeou
   nfds_t n = stop_fd >= 0 ? 2 : 1;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() < 0) left = std::chrono::milliseconds(0);
     int r = poll(fds, n, static_cast<int>(left.count()));
     if (r < 0) {
@@ -216,8 +215,8 @@ carray* DriverCertificateChain(mailstream_low* low) {
 }
 
 mailstream_low_driver kDriver = {
-    DriverRead,    DriverWrite, DriverClose,  DriverGetFd,           DriverFree,
-    DriverCancel,  DriverGetCancel, DriverCertificateChain,
+    DriverRead, DriverWrite,  DriverClose,     DriverGetFd,
+    DriverFree, DriverCancel, DriverGetCancel, DriverCertificateChain,
     nullptr,  // setup_idle: NULL lets libetpan use its own cancel pipe
     nullptr,  // unsetup_idle
     nullptr,  // interrupt_idle
@@ -241,16 +240,15 @@ SSL_CTX* SharedContext(const TlsOptions& options, std::string* error) {
   }
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   // An idle session then holds ~42 KiB instead of two full record buffers.
-  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                            SSL_MODE_ENABLE_PARTIAL_WRITE);
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
   if (options.verify) {
     int ok = options.ca_file ? SSL_CTX_load_verify_locations(ctx, options.ca_file->c_str(), nullptr)
                              : SSL_CTX_set_default_verify_paths(ctx);
     if (ok != 1) {
-      *error = options.ca_file ? "cannot load ca_file " + *options.ca_file + ": " + OpenSslErrors() +
-                                     " (is it a PEM certificate file?)"
-                               : "cannot load the system trust store: " + OpenSslErrors() +
-                                     " (install ca-certificates)";
+      *error =
+          options.ca_file
+              ? "cannot load ca_file " + *options.ca_file + ": " + OpenSslErrors() + " (is it a PEM certificate file?)"
+              : "cannot load the system trust store: " + OpenSslErrors() + " (install ca-certificates)";
       SSL_CTX_free(ctx);
       return nullptr;
     }
@@ -298,8 +296,8 @@ util::Status SetPeerName(SSL* ssl, int fd, const TlsOptions& options) {
 
 }  // namespace
 
-util::Result<StreamPtr> OpenPlainStream(const std::string& host, uint16_t port,
-                                          std::chrono::milliseconds timeout, int stop_fd) {
+util::Result<StreamPtr> OpenPlainStream(const std::string& host, uint16_t port, std::chrono::milliseconds timeout,
+                                        int stop_fd) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -418,12 +416,12 @@ util::Status StartTls(mailstream* stream, const TlsOptions& options) {
                                 "the CA that signed it";
       }
       return Error("tls.verify", RetryClass::kNeedsOperator,
-                   "TLS certificate verification failed for " + options.host + ": " + why + "; " +
-                       fix + " (or, only for a test server, tls_verify: false for this account)");
+                   "TLS certificate verification failed for " + options.host + ": " + why + "; " + fix +
+                       " (or, only for a test server, tls_verify: false for this account)");
     }
     return Error("tls.handshake", RetryClass::kBackoff,
-                 "TLS handshake with " + options.host + " failed: " +
-                     (ssl_errors.empty() ? "connection closed" : ssl_errors) +
+                 "TLS handshake with " + options.host +
+                     " failed: " + (ssl_errors.empty() ? "connection closed" : ssl_errors) +
                      " (is this port really TLS? 993 is implicit TLS, 143 needs tls: starttls)");
   }
   d->ssl = ssl;

@@ -34,8 +34,8 @@ struct TlsOptions {
 /// readable when the caller wants every blocking operation to end (-1: none).
 /// The returned stream is owned by the caller until it hands it to
 /// mailimap_connect (release() it there).
-util::Result<StreamPtr> OpenPlainStream(const std::string& host, uint16_t port,
-                                          std::chrono::milliseconds timeout, int stop_fd);
+util::Result<StreamPtr> OpenPlainStream(const std::string& host, uint16_t port, std::chrono::milliseconds timeout,
+                                        int stop_fd);
 
 /// Performs the TLS handshake on a stream from OpenPlainStream (implicit TLS
 /// right after connecting, or after a successful STARTTLS) and verifies the

@@ -88,8 +88,8 @@ bool HasMultibyteSequence(std::string_view s) {
 
 // Charsets whose ASCII-only bytes do not mean ASCII text.
 bool AsciiIncompatible(std::string_view cs) {
-  return cs.starts_with("utf-16") || cs.starts_with("utf-32") || cs.starts_with("ucs-") ||
-         cs == "utf-7" || cs.starts_with("iso-2022") || cs == "hz-gb-2312";
+  return cs.starts_with("utf-16") || cs.starts_with("utf-32") || cs.starts_with("ucs-") || cs == "utf-7" ||
+         cs.starts_with("iso-2022") || cs == "hz-gb-2312";
 }
 
 // Runs iconv from `charset`. Returns false when iconv does not know the
@@ -184,17 +184,17 @@ void Base64Step(std::string_view in, uint32_t& acc, int& n, std::string& out) {
 // is given (CVE-2024-2961 was in one of them, ISO-2022-CN-EXT): a label not
 // listed here is read as unknown text, never handed to iconv.
 constexpr std::string_view kIconvCharsets[] = {
-    "iso-8859-2", "iso-8859-3", "iso-8859-4", "iso-8859-5", "iso-8859-6", "iso-8859-7", "iso-8859-8",
-    "iso-8859-9", "iso-8859-10", "iso-8859-11", "iso-8859-13", "iso-8859-14", "iso-8859-15", "iso-8859-16",
-    "windows-1250", "windows-1251", "windows-1253", "windows-1254", "windows-1255", "windows-1256",
-    "windows-1257", "windows-1258", "windows-874", "cp874", "tis-620", "windows-31j",
-    "koi8-r", "koi8-u", "koi8-ru", "koi8-t", "cp437", "cp850", "cp852", "cp866", "ibm850", "ibm852", "ibm866",
-    "cp1125", "macintosh", "mac-cyrillic", "viscii", "armscii-8", "georgian-ps",
-    "utf-7", "utf-16", "utf-16le", "utf-16be", "utf-32", "utf-32le", "utf-32be", "ucs-2", "ucs-2le", "ucs-2be",
-    "ucs-4", "ucs-4le", "ucs-4be",
-    "shift_jis", "cp932", "euc-jp", "eucjp-ms", "iso-2022-jp", "iso-2022-jp-2", "iso-2022-jp-3",
-    "gb18030", "big5", "big5-hkscs", "cp950", "euc-tw", "iso-2022-cn",
-    "cp949", "iso-2022-kr", "johab",
+    "iso-8859-2",   "iso-8859-3",   "iso-8859-4",   "iso-8859-5",   "iso-8859-6",   "iso-8859-7",    "iso-8859-8",
+    "iso-8859-9",   "iso-8859-10",  "iso-8859-11",  "iso-8859-13",  "iso-8859-14",  "iso-8859-15",   "iso-8859-16",
+    "windows-1250", "windows-1251", "windows-1253", "windows-1254", "windows-1255", "windows-1256",  "windows-1257",
+    "windows-1258", "windows-874",  "cp874",        "tis-620",      "windows-31j",  "koi8-r",        "koi8-u",
+    "koi8-ru",      "koi8-t",       "cp437",        "cp850",        "cp852",        "cp866",         "ibm850",
+    "ibm852",       "ibm866",       "cp1125",       "macintosh",    "mac-cyrillic", "viscii",        "armscii-8",
+    "georgian-ps",  "utf-7",        "utf-16",       "utf-16le",     "utf-16be",     "utf-32",        "utf-32le",
+    "utf-32be",     "ucs-2",        "ucs-2le",      "ucs-2be",      "ucs-4",        "ucs-4le",       "ucs-4be",
+    "shift_jis",    "cp932",        "euc-jp",       "eucjp-ms",     "iso-2022-jp",  "iso-2022-jp-2", "iso-2022-jp-3",
+    "gb18030",      "big5",         "big5-hkscs",   "cp950",        "euc-tw",       "iso-2022-cn",   "cp949",
+    "iso-2022-kr",  "johab",
 };
 
 }  // namespace
@@ -381,10 +381,10 @@ std::string ForceUtf8(std::string_view s) {
 }
 
 std::string Windows1252ToUtf8(std::string_view s) {
-  static constexpr std::array<uint16_t, 32> kHigh = {
-      0x20AC, 0x0081, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
-      0x2039, 0x0152, 0x008D, 0x017D, 0x008F, 0x0090, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
-      0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D, 0x017E, 0x0178};
+  static constexpr std::array<uint16_t, 32> kHigh = {0x20AC, 0x0081, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021,
+                                                     0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x008D, 0x017D, 0x008F,
+                                                     0x0090, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
+                                                     0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D, 0x017E, 0x0178};
   std::string out;
   out.reserve(s.size() + s.size() / 4);
   for (unsigned char c : s) {
@@ -404,8 +404,7 @@ std::string NormalizeCharset(std::string_view label) {
   }
   // RFC 2231 5: a language may follow the charset in encoded words ("utf-8*en").
   if (auto star = cs.find('*'); star != std::string::npos) cs.resize(star);
-  if (cs.empty() || cs == "ascii" || cs == "us_ascii" || cs == "usascii" || cs == "ansi_x3.4-1968" ||
-      cs == "us") {
+  if (cs.empty() || cs == "ascii" || cs == "us_ascii" || cs == "usascii" || cs == "ansi_x3.4-1968" || cs == "us") {
     return "us-ascii";
   }
   if (cs == "utf8" || cs == "utf_8" || cs == "x-utf-8" || cs == "x-utf8" || cs == "unicode-1-1-utf-8") return "utf-8";

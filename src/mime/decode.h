@@ -54,9 +54,9 @@ class TransferDecoder {
  private:
   enum class Kind { kIdentity, kBase64, kQuotedPrintable, kUuencode };
   Kind kind_;
-  uint32_t acc_ = 0;    // base64: bits of the current quantum
-  int n_ = 0;           // base64: characters in it
-  std::string held_;    // quoted-printable: the incomplete line; uuencode: everything
+  uint32_t acc_ = 0;  // base64: bits of the current quantum
+  int n_ = 0;         // base64: characters in it
+  std::string held_;  // quoted-printable: the incomplete line; uuencode: everything
 };
 
 /// True when `s` is well-formed UTF-8 (no overlongs, no surrogates).

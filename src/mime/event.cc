@@ -93,8 +93,8 @@ json EventTree(const EventMeta& meta, const MessageContent& c, config::Attachmen
                 {"sha256", Str(a.sha256)}};
       if (mode == config::AttachmentMode::kContent) {
         j["content_base64"] = !Carries(a, mode, max_attachment_bytes) ? json(nullptr)
-                              : markers                              ? json("#")
-                                                                     : json(*a.content_base64);
+                              : markers                               ? json("#")
+                                                                      : json(*a.content_base64);
       }
       attachments.push_back(std::move(j));
     }
@@ -135,7 +135,7 @@ std::vector<std::shared_ptr<const std::string>> EventPieces(const EventMeta& met
   for (const Attachment& a : content.attachments) {
     if (!Carries(a, mode, max_attachment_bytes)) continue;
     size_t at = skeleton.find(kContentMarker, from);
-    if (at == std::string::npos) break;  // cannot happen: one marker per carried content
+    if (at == std::string::npos) break;             // cannot happen: one marker per carried content
     size_t value = at + kContentMarker.size() - 2;  // the '#' between the quotes
     pieces.push_back(std::make_shared<const std::string>(skeleton, from, value - from));
     pieces.push_back(a.content_base64);
@@ -209,8 +209,8 @@ std::string UnprocessableEventJson(const EventMeta& meta, std::string_view heade
   // Only the top header block: what could be read of a message whose body
   // could not be (the parsers are linear and never fail).
   std::vector<HeaderField> fields = ParseHeaderBlock(header_block);
-  json message = {{"message_id", nullptr}, {"date", nullptr}, {"subject", nullptr}, {"from", nullptr},
-                  {"size", meta.size}};
+  json message = {
+      {"message_id", nullptr}, {"date", nullptr}, {"subject", nullptr}, {"from", nullptr}, {"size", meta.size}};
   if (auto v = FirstHeader(fields, "Message-ID")) message["message_id"] = Str(ParseMessageId(*v));
   if (auto v = FirstHeader(fields, "Date")) message["date"] = Str(ParseDate(*v));
   if (auto v = FirstHeader(fields, "Subject")) message["subject"] = ForceUtf8(DecodeHeaderText(*v));

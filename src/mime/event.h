@@ -26,8 +26,8 @@ struct EventMeta {
   uint32_t uidvalidity = 0;
   uint32_t uid = 0;
   std::vector<std::string> flags;
-  uint64_t size = 0;        ///< RFC822.SIZE
-  std::string created_at;   ///< RFC 3339 UTC
+  uint64_t size = 0;       ///< RFC822.SIZE
+  std::string created_at;  ///< RFC 3339 UTC
 };
 
 /// "evt_" + the first 32 hex chars of SHA-256 over account, mailbox,
@@ -46,8 +46,7 @@ nlohmann::json EventJson(const EventMeta& meta, const MessageContent& content, c
 /// Stored piece by piece (store::OutboxItem::pieces), a large event is held
 /// once while it is made and stored.
 std::vector<std::shared_ptr<const std::string>> EventPieces(const EventMeta& meta, const MessageContent& content,
-                                                            config::AttachmentMode mode,
-                                                            uint64_t max_attachment_bytes);
+                                                            config::AttachmentMode mode, uint64_t max_attachment_bytes);
 
 /// EventPieces joined: exactly EventJson(...).dump().
 std::string EventPayload(const EventMeta& meta, const MessageContent& content, config::AttachmentMode mode,

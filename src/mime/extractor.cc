@@ -63,7 +63,8 @@ Leaf Classify(const Part& part) {
   leaf.part = &part;
   leaf.charset = RawParam(part.params, "charset").value_or("us-ascii");
   leaf.filename = DecodeParam(part.disposition_params, "filename", leaf.charset);
-  if (!leaf.filename || util::Trim(*leaf.filename).empty()) leaf.filename = DecodeParam(part.params, "name", leaf.charset);
+  if (!leaf.filename || util::Trim(*leaf.filename).empty())
+    leaf.filename = DecodeParam(part.params, "name", leaf.charset);
   if (leaf.filename) {
     leaf.filename = std::string(util::Trim(*leaf.filename));
     if (leaf.filename->empty()) leaf.filename.reset();
@@ -354,11 +355,10 @@ class Walker {
   SectionSource& source_;
   const ExtractOptions& opts_;
   MessageContent& out_;
-  uint64_t queries_left_ = 0;                       // decoded sizes still to ask the source for
-  std::optional<ParsedMessage> local_message_;      // the whole message, when fetched to size parts
+  uint64_t queries_left_ = 0;                      // decoded sizes still to ask the source for
+  std::optional<ParsedMessage> local_message_;     // the whole message, when fetched to size parts
   std::optional<FileSectionSource> local_source_;  // over local_message_
 };
-
 
 // True when `part` (below multiparts with the boundaries `outer`) is a tree
 // a server may have got wrong for broken MIME, so the bytes must be parsed
@@ -386,8 +386,9 @@ bool Doubtful(const Part& part, std::vector<std::string>& outer) {
   }
   for (const Part& child : part.children) {
     if (util::Lower(child.type) == "text" && util::Lower(child.subtype) == "plain" && child.size == 0 &&
-        util::Lower(child.encoding) == "7bit" && child.params.size() == 1 && util::Lower(child.params[0].name) == "charset" &&
-        util::Lower(child.params[0].value) == "us-ascii" && !child.id && !child.description && !child.disposition)
+        util::Lower(child.encoding) == "7bit" && child.params.size() == 1 &&
+        util::Lower(child.params[0].name) == "charset" && util::Lower(child.params[0].value) == "us-ascii" &&
+        !child.id && !child.description && !child.disposition)
       return true;
   }
   outer.push_back(boundary);
@@ -448,8 +449,8 @@ util::Status ReadParts(const Part& root, SectionSource& source, const ExtractOpt
   if (source.Local() || !Doubtful(root, outer)) return Walker(source, opts, out).Walk(root);
   if (opts.message_size > opts.max_whole_fetch_bytes) {
     // Too large to hold whole: the server's tree is read as it is.
-    util::Log(util::Area::kMime).debug("mime.reparse_skipped size={} max={}", opts.message_size,
-                                opts.max_whole_fetch_bytes);
+    util::Log(util::Area::kMime)
+        .debug("mime.reparse_skipped size={} max={}", opts.message_size, opts.max_whole_fetch_bytes);
     return Walker(source, opts, out).Walk(root);
   }
   // Parse the message's own bytes (IMAP BODY[], the whole message) and
@@ -471,9 +472,9 @@ util::Result<MessageContent> Extract(std::string_view header_block, const Part& 
   MessageContent out;
   ReadHeaders(header_block, out);
   if (util::Status s = ReadParts(root, source, opts, out); !s.ok()) return s.error();
-  util::Log(util::Area::kMime).debug("mime.extracted attachments={} text={} html={} omitted={}", out.attachments.size(),
-                              out.text.has_value(), out.html.has_value(),
-                              out.truncated ? out.truncated->attachments_omitted : 0);
+  util::Log(util::Area::kMime)
+      .debug("mime.extracted attachments={} text={} html={} omitted={}", out.attachments.size(), out.text.has_value(),
+             out.html.has_value(), out.truncated ? out.truncated->attachments_omitted : 0);
   return out;
 }
 

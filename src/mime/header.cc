@@ -51,8 +51,8 @@ struct WordIndex {
 // sets charset, decoded bytes and the end position. Cost: the charset's
 // length (it ends at the next '=', which the next "=?" start has) plus two
 // index lookups, plus the decoding of a word that is taken.
-bool ParseEncodedWord(std::string_view s, const WordIndex& index, size_t pos, std::string& charset,
-                      std::string& bytes, size_t& end) {
+bool ParseEncodedWord(std::string_view s, const WordIndex& index, size_t pos, std::string& charset, std::string& bytes,
+                      size_t& end) {
   if (s.substr(pos, 2) != "=?") return false;
   size_t q1 = pos + 2;
   while (q1 < s.size() && s[q1] != '?') {
@@ -87,7 +87,7 @@ enum class Tok { kAtom, kQuoted, kComment, kAngle, kComma, kColon, kSemicolon };
 
 struct Token {
   Tok kind;
-  std::string text;      // atom text, unescaped quoted content, angle content
+  std::string text;  // atom text, unescaped quoted content, angle content
   bool space_before = false;
 };
 
@@ -434,8 +434,10 @@ void ReadDateToken(const std::string& tok, DateFields& f, std::string& glued_zon
 std::optional<std::string> DateToRfc3339(DateFields f) {
   if (f.day < 1 || f.day > 31 || f.month == 0 || f.year < 0 || f.hour < 0) return std::nullopt;
   // RFC 5322 4.3 obsolete years; the cut-off follows Python's email.utils.
-  if (f.year < 100) f.year += f.year > 68 ? 1900 : 2000;
-  else if (f.year < 1000) f.year += 1900;
+  if (f.year < 100)
+    f.year += f.year > 68 ? 1900 : 2000;
+  else if (f.year < 1000)
+    f.year += 1900;
   if (f.hour == 24) {
     if (f.minute != 0 || f.second != 0) return std::nullopt;
   }
@@ -546,14 +548,11 @@ std::vector<Address> ParseAddressList(std::string_view raw) {
   for (Token& t : Tokenize(raw)) {
     switch (t.kind) {
       case Tok::kComma:
-      case Tok::kSemicolon:
-        FinishMailbox(cur, out);
-        break;
+      case Tok::kSemicolon: FinishMailbox(cur, out); break;
       case Tok::kColon:
         cur.clear();  // group display name (RFC 5322 3.4): dropped
         break;
-      default:
-        cur.push_back(std::move(t));
+      default: cur.push_back(std::move(t));
     }
   }
   FinishMailbox(cur, out);
@@ -576,9 +575,12 @@ std::vector<std::string> ParseMessageIds(std::string_view raw) {
     std::string id;
     int depth = 0;
     for (char c : raw.substr(open + 1, i - open - 1)) {
-      if (c == '(') ++depth;
-      else if (c == ')' && depth > 0) --depth;
-      else if (depth == 0 && !util::IsSpace(c)) id.push_back(c);
+      if (c == '(')
+        ++depth;
+      else if (c == ')' && depth > 0)
+        --depth;
+      else if (depth == 0 && !util::IsSpace(c))
+        id.push_back(c);
     }
     if (!id.empty()) out.push_back(ForceUtf8("<" + id + ">"));
     open = std::string_view::npos;

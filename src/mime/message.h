@@ -18,13 +18,13 @@ struct Address {
 
 /// One attachment (or inline part that is not the chosen body).
 struct Attachment {
-  std::string part;                         ///< IMAP section, e.g. "2"
-  std::optional<std::string> filename;      ///< decoded (RFC 2231/2047)
-  std::string content_type;                 ///< "application/pdf", lowercased
-  std::optional<std::string> disposition;   ///< "attachment" | "inline" | null
-  std::optional<std::string> content_id;    ///< as sent, with <>
-  uint64_t size = 0;                        ///< decoded size in bytes
-  std::optional<std::string> sha256;        ///< hex, when the content was fetched
+  std::string part;                        ///< IMAP section, e.g. "2"
+  std::optional<std::string> filename;     ///< decoded (RFC 2231/2047)
+  std::string content_type;                ///< "application/pdf", lowercased
+  std::optional<std::string> disposition;  ///< "attachment" | "inline" | null
+  std::optional<std::string> content_id;   ///< as sent, with <>
+  uint64_t size = 0;                       ///< decoded size in bytes
+  std::optional<std::string> sha256;       ///< hex, when the content was fetched
   /// The decoded bytes in base64 (no line breaks), when fetched and within
   /// limits: kept encoded, as the event carries it, and shared by the event
   /// pieces of every target, so it is held once.

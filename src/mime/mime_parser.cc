@@ -105,8 +105,8 @@ class Parser {
   // RFC 2046 5.1.1: a delimiter is "--boundary" at the start of a line,
   // optionally followed by "--" (close) and linear whitespace. The line
   // break before a delimiter belongs to the delimiter.
-  void SplitMultipart(size_t begin, size_t end, const std::string& boundary, const std::string& section,
-                      bool digest, int depth, Part& out) {
+  void SplitMultipart(size_t begin, size_t end, const std::string& boundary, const std::string& section, bool digest,
+                      int depth, Part& out) {
     const std::string dash = "--" + boundary;
     struct Body {
       size_t begin, end, greedy_end;  // [begin, end); greedy_end keeps the CRLF before the delimiter
@@ -117,8 +117,10 @@ class Parser {
     std::vector<Body> bodies;
     uint64_t uncounted = 0;
     auto add = [&](const Body& b) {
-      if (bodies.size() < parts_left_) bodies.push_back(b);
-      else ++uncounted;
+      if (bodies.size() < parts_left_)
+        bodies.push_back(b);
+      else
+        ++uncounted;
     };
     bool in_part = false;
     size_t part_begin = 0;
@@ -131,7 +133,8 @@ class Parser {
         std::string_view rest = line.substr(dash.size());
         bool close = rest.starts_with("--");
         if (close) rest.remove_prefix(2);
-        while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t' || rest.front() == '\r' || rest.front() == '\n'))
+        while (!rest.empty() &&
+               (rest.front() == ' ' || rest.front() == '\t' || rest.front() == '\r' || rest.front() == '\n'))
           rest.remove_prefix(1);
         if (rest.empty()) {
           if (in_part) {
@@ -255,8 +258,9 @@ util::Result<std::string_view> FileSectionSource::BodyView(const std::string& se
   if (section.empty()) return std::string_view(message_.data);
   auto it = message_.ranges.find(section);
   if (it == message_.ranges.end()) {
-    return util::Error("mime.no_section", util::RetryClass::kNeedsOperator,
-                       "section '" + section + "' is not in the parsed message; ask only for sections of its Part tree");
+    return util::Error(
+        "mime.no_section", util::RetryClass::kNeedsOperator,
+        "section '" + section + "' is not in the parsed message; ask only for sections of its Part tree");
   }
   return std::string_view(message_.data).substr(it->second.body_begin, it->second.body_end - it->second.body_begin);
 }
@@ -284,8 +288,9 @@ util::Status FileSectionSource::StreamBody(const std::string& section,
 util::Result<std::string> FileSectionSource::MimeHeaders(const std::string& section) {
   auto it = message_.ranges.find(section);
   if (it == message_.ranges.end()) {
-    return util::Error("mime.no_section", util::RetryClass::kNeedsOperator,
-                       "section '" + section + "' is not in the parsed message; ask only for sections of its Part tree");
+    return util::Error(
+        "mime.no_section", util::RetryClass::kNeedsOperator,
+        "section '" + section + "' is not in the parsed message; ask only for sections of its Part tree");
   }
   return message_.data.substr(it->second.header_begin, it->second.header_end - it->second.header_begin);
 }
@@ -318,8 +323,9 @@ util::Result<std::optional<uint64_t>> FileSectionSource::DecodedSize(const std::
   if (it == parts_.end()) return std::optional<uint64_t>();
   // Decoded piece by piece and counted: the decoded body is never held.
   uint64_t size = 0;
-  if (!StreamDecodedBody(*this, section, it->second->encoding, [&](std::string_view piece) { size += piece.size(); })
-           .ok())
+  if (!StreamDecodedBody(*this, section, it->second->encoding, [&](std::string_view piece) {
+         size += piece.size();
+       }).ok())
     return std::optional<uint64_t>();
   return std::optional<uint64_t>(size);
 }

@@ -37,7 +37,7 @@ struct ParsedMessage {
   Part root;
   std::string header_block;  ///< the top-level header block, as IMAP BODY[HEADER] minus the empty line
   std::map<std::string, SectionRange> ranges;  ///< by Part::section
-  uint64_t imap_size = 0;   ///< the message size with CRLF line ends (RFC822.SIZE)
+  uint64_t imap_size = 0;                      ///< the message size with CRLF line ends (RFC822.SIZE)
 };
 
 /// Parses `data` (taken over). Never fails: any input yields a tree.

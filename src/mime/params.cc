@@ -83,8 +83,8 @@ ContentType ParseContentType(std::string_view value) {
   std::string_view rest = semi == std::string_view::npos ? std::string_view() : value.substr(semi + 1);
   // "multipart/mixed boundary=x" (the ';' forgotten): the first word is the
   // type, the rest still holds parameters.
-  if (size_t sp = main.find_first_of(" \t\r\n"); sp != std::string_view::npos &&
-                                                    main.find('=') != std::string_view::npos) {
+  if (size_t sp = main.find_first_of(" \t\r\n");
+      sp != std::string_view::npos && main.find('=') != std::string_view::npos) {
     rest = value.substr(static_cast<size_t>(main.data() - value.data()) + sp);
     main = main.substr(0, sp);
   }
@@ -96,7 +96,8 @@ ContentType ParseContentType(std::string_view value) {
   auto token = [](const std::string& s) {
     if (s.empty()) return false;
     for (char c : s) {
-      if (util::IsSpace(c) || c == '/' || c == '"' || c == '(' || c == ')' || c == '<' || c == '>' || c == '@' || c == ',')
+      if (util::IsSpace(c) || c == '/' || c == '"' || c == '(' || c == ')' || c == '<' || c == '>' || c == '@' ||
+          c == ',')
         return false;
     }
     return true;

@@ -28,14 +28,14 @@ struct Part {
   /// of a message is "" (its children are "1", "2"...); a single-part message's
   /// body is "1". Sections are what SectionSource is asked for.
   std::string section;
-  std::string type = "text";     ///< lowercased, e.g. "text", "multipart"
-  std::string subtype = "plain"; ///< lowercased, e.g. "plain", "mixed"
-  std::vector<Param> params;     ///< Content-Type parameters
+  std::string type = "text";               ///< lowercased, e.g. "text", "multipart"
+  std::string subtype = "plain";           ///< lowercased, e.g. "plain", "mixed"
+  std::vector<Param> params;               ///< Content-Type parameters
   std::optional<std::string> id;           ///< Content-ID, as sent (with <>)
   std::optional<std::string> description;  ///< Content-Description, raw
-  std::string encoding = "7bit"; ///< lowercased Content-Transfer-Encoding
-  uint64_t size = 0;             ///< encoded body size in octets (as IMAP reports)
-  std::optional<std::string> disposition;   ///< lowercased "attachment"/"inline"
+  std::string encoding = "7bit";           ///< lowercased Content-Transfer-Encoding
+  uint64_t size = 0;                       ///< encoded body size in octets (as IMAP reports)
+  std::optional<std::string> disposition;  ///< lowercased "attachment"/"inline"
   std::vector<Param> disposition_params;
   /// Children of a multipart. A message/rfc822 part is a leaf here: forwarded
   /// mail is listed as an attachment, never descended into.

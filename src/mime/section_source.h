@@ -29,8 +29,12 @@ class SectionSource {
   /// text body is full of NULs. The default is Body().
   virtual util::Result<std::string> RawBody(const std::string& section) { return Body(section); }
 
-  /// At most `max_bytes` bytes from the start of Body(section) (raw=false) or RawBody(section) (raw=true), and whether the body was longer.
-  struct Prefix { std::string bytes; bool cut = false; };
+  /// At most `max_bytes` bytes from the start of Body(section) (raw=false) or RawBody(section) (raw=true), and whether
+  /// the body was longer.
+  struct Prefix {
+    std::string bytes;
+    bool cut = false;
+  };
   /// The default fetches the whole body and cuts it; the daemon asks the
   /// server for the prefix only (IMAP partial FETCH, RFC 3501 6.4.5).
   virtual util::Result<Prefix> BodyPrefix(const std::string& section, uint64_t max_bytes, bool raw);

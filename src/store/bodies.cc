@@ -14,7 +14,8 @@ using util::Status;
 
 Status Bodies::Write(int64_t id, uint64_t size, const std::vector<std::shared_ptr<const std::string>>& pieces) {
   if (size > static_cast<uint64_t>(INT32_MAX)) {
-    return StoreError("store.too_large", RetryClass::kNeedsOperator,
+    return StoreError(
+        "store.too_large", RetryClass::kNeedsOperator,
         "an event of " + std::to_string(size >> 20) + " MiB is over SQLite's 2 GiB limit; lower max_attachment_bytes");
   }
   return db_.InTransaction([&]() -> Status {
@@ -56,8 +57,8 @@ util::Result<std::string> Bodies::Read(int64_t id) {
   sqlite3_blob_close(blob);
   if (rc != SQLITE_OK) {
     return StoreError("store.sqlite", RetryClass::kBackoff,
-                 "reading the payload of row " + std::to_string(id) + ": " + sqlite3_errmsg(db_.handle()) +
-                     "; check the state file (PRAGMA integrity_check on mailhook.db)");
+                      "reading the payload of row " + std::to_string(id) + ": " + sqlite3_errmsg(db_.handle()) +
+                          "; check the state file (PRAGMA integrity_check on mailhook.db)");
   }
   return out;
 }

@@ -48,8 +48,8 @@ util::Result<std::unique_ptr<Db>> Db::Open(const std::string& path) {
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db.get()) : sqlite3_errstr(rc);
     return StoreError("store.open", RetryClass::kNeedsOperator,
-                 "cannot open " + path + ": " + msg +
-                     "; check that the file and state_dir are writable and the volume is not full");
+                      "cannot open " + path + ": " + msg +
+                          "; check that the file and state_dir are writable and the volume is not full");
   }
   MakePrivate(path);  // before the first write creates -wal and -shm
   std::unique_ptr<Db> out(new Db(std::move(db), path));
@@ -83,28 +83,27 @@ Error Db::SqlError(const std::string& what) const {
   switch (code & 0xff) {
     case SQLITE_FULL:
       return StoreError("store.full", RetryClass::kBackoff,
-                   msg + "; the disk is full: free space on the volume holding state_dir");
+                        msg + "; the disk is full: free space on the volume holding state_dir");
     case SQLITE_READONLY:
     case SQLITE_CANTOPEN:
     case SQLITE_PERM:
       return StoreError("store.readonly", RetryClass::kNeedsOperator,
-                   msg + "; make state_dir and mailhook.db* writable by uid " + std::to_string(geteuid()));
+                        msg + "; make state_dir and mailhook.db* writable by uid " + std::to_string(geteuid()));
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
       return StoreError("store.busy", RetryClass::kRetryNow,
-                   msg + "; another process held the database longer than " + std::to_string(kBusyTimeoutMs / 1000) +
-                       "s, retry");
+                        msg + "; another process held the database longer than " +
+                            std::to_string(kBusyTimeoutMs / 1000) + "s, retry");
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
       return StoreError("store.corrupt", RetryClass::kNeedsOperator,
-                   msg +
-                       "; the file is damaged: restore it from a backup or move it away "
-                       "(mailhook then starts fresh and may redeliver)");
+                        msg +
+                            "; the file is damaged: restore it from a backup or move it away "
+                            "(mailhook then starts fresh and may redeliver)");
     case SQLITE_IOERR:
       return StoreError("store.io", RetryClass::kBackoff,
-                   msg + "; check the volume holding state_dir (disk errors, full, unmounted)");
-    default:
-      return StoreError("store.sql", RetryClass::kBackoff, msg);
+                        msg + "; check the volume holding state_dir (disk errors, full, unmounted)");
+    default: return StoreError("store.sql", RetryClass::kBackoff, msg);
   }
 }
 

@@ -100,9 +100,9 @@ util::Status Migrate(Db& db) {
   if (!version.ok()) return version.error();
   if (*version > kSchemaVersion) {
     return StoreError("store.schema", util::RetryClass::kNeedsOperator,
-                       db.path() + " has schema version " + std::to_string(*version) +
-                           ", newer than this mailhook understands (" + std::to_string(kSchemaVersion) +
-                           "); run a newer mailhook");
+                      db.path() + " has schema version " + std::to_string(*version) +
+                          ", newer than this mailhook understands (" + std::to_string(kSchemaVersion) +
+                          "); run a newer mailhook");
   }
   if (*version == kSchemaVersion) return util::Ok();
   return db.InTransaction([&]() -> util::Status {

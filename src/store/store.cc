@@ -46,8 +46,9 @@ Status PrepareStateDir(const std::string& state_dir) {
   if (access(state_dir.c_str(), W_OK | X_OK) != 0) {
     int err = errno;
     return StoreError("store.readonly", RetryClass::kNeedsOperator,
-                 "state_dir " + state_dir + " is not writable (" + std::strerror(err) + "); make it writable by uid " +
-                     std::to_string(geteuid()) + " (e.g. a writable volume) or point state_dir elsewhere");
+                      "state_dir " + state_dir + " is not writable (" + std::strerror(err) +
+                          "); make it writable by uid " + std::to_string(geteuid()) +
+                          " (e.g. a writable volume) or point state_dir elsewhere");
   }
   return Ok();
 }

@@ -47,8 +47,7 @@ void CancelToken::Reset() {
   cancelled_ = false;
 }
 
-CancelToken::Registration::Registration(const CancelToken& token, std::function<void()> on_cancel)
-    : token_(token) {
+CancelToken::Registration::Registration(const CancelToken& token, std::function<void()> on_cancel) : token_(token) {
   {
     MutexLock lock(token_.mu_);
     if (!token_.cancelled_) {

@@ -48,8 +48,8 @@ spdlog::sink_ptr MakeSink(const std::string& format) {
         R"({"ts":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","area":"%n","msg":"%*"})");
     sink->set_formatter(std::move(formatter));
   } else {
-    sink->set_formatter(std::make_unique<spdlog::pattern_formatter>(
-        "%Y-%m-%dT%H:%M:%S.%eZ %L %n %v", spdlog::pattern_time_type::utc));
+    sink->set_formatter(
+        std::make_unique<spdlog::pattern_formatter>("%Y-%m-%dT%H:%M:%S.%eZ %L %n %v", spdlog::pattern_time_type::utc));
   }
   return sink;
 }

@@ -10,8 +10,7 @@ namespace {
 
 // Prometheus client libraries' default buckets, for histograms declared
 // without their own.
-const std::vector<double> kDefaultBuckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                             0.5,   1,    2.5,   5,    10};
+const std::vector<double> kDefaultBuckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
 // Text format 0.0.4 writes floats as Go's strconv does: shortest round-trip
 // form, and "+Inf", "-Inf", "NaN" for the special values.
@@ -77,8 +76,7 @@ std::string FormatLabels(const Labels& labels, const std::string* le = nullptr) 
 std::vector<double> NormalizeBuckets(std::vector<double> b) {
   // +Inf is always implied; a finite, sorted, unique list keeps the
   // cumulative counts monotonic.
-  b.erase(std::remove_if(b.begin(), b.end(), [](double x) { return !std::isfinite(x); }),
-          b.end());
+  b.erase(std::remove_if(b.begin(), b.end(), [](double x) { return !std::isfinite(x); }), b.end());
   std::sort(b.begin(), b.end());
   b.erase(std::unique(b.begin(), b.end()), b.end());
   return b;
@@ -89,8 +87,8 @@ bool IsValidName(const std::string& name) {
   if (name.empty()) return false;
   for (size_t i = 0; i < name.size(); ++i) {
     char c = name[i];
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' ||
-              (i > 0 && c >= '0' && c <= '9');
+    bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' || (i > 0 && c >= '0' && c <= '9');
     if (!ok) return false;
   }
   return true;
@@ -160,8 +158,7 @@ double Metrics::Get(const FamilyData* f, const Labels& labels) const {
   return v == f->values.end() ? 0 : v->second;
 }
 
-std::pair<uint64_t, double> Metrics::HistogramTotals(const FamilyData* f,
-                                                     const Labels& labels) const {
+std::pair<uint64_t, double> Metrics::HistogramTotals(const FamilyData* f, const Labels& labels) const {
   MutexLock lock(mu_);
   auto h = f->histograms.find(labels);
   if (h == f->histograms.end()) return {0, 0};
@@ -189,8 +186,7 @@ std::string Metrics::Render() const {
       for (size_t i = 0; i < f.buckets.size(); ++i) {
         cumulative += h.counts[i];
         std::string le = FormatDouble(f.buckets[i]);
-        out += name + "_bucket" + FormatLabels(labels, &le) + " " + std::to_string(cumulative) +
-               "\n";
+        out += name + "_bucket" + FormatLabels(labels, &le) + " " + std::to_string(cumulative) + "\n";
       }
       std::string inf = "+Inf";
       out += name + "_bucket" + FormatLabels(labels, &inf) + " " + std::to_string(h.count) + "\n";

@@ -69,8 +69,7 @@ class Metrics {
 
   /// Declares a family; throws std::logic_error when the name is taken or is
   /// not a valid metric name (both are bugs in the declaring code).
-  FamilyData* Declare(const std::string& name, MetricType type, std::string help,
-                      std::vector<double> buckets);
+  FamilyData* Declare(const std::string& name, MetricType type, std::string help, std::vector<double> buckets);
   void Add(FamilyData* f, const Labels& labels, double delta);
   void Set(FamilyData* f, const Labels& labels, double value);
   void Observe(FamilyData* f, const Labels& labels, double value);
@@ -151,8 +150,8 @@ class Family {
   /// Declares `name` on `registry` (see Metrics::Declare for failures).
   /// Histograms take their bucket upper bounds (+Inf is implied); empty means
   /// the Prometheus client default buckets.
-  Family(Metrics& registry, const std::string& name, std::string help,
-         std::array<std::string, N> label_names, std::vector<double> buckets = {})
+  Family(Metrics& registry, const std::string& name, std::string help, std::array<std::string, N> label_names,
+         std::vector<double> buckets = {})
       : registry_(&registry),
         family_(registry.Declare(name, Handle::kType, std::move(help), std::move(buckets))),
         label_names_(std::move(label_names)) {}

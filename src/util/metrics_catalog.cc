@@ -6,19 +6,17 @@ namespace mailhook::util {
 namespace {
 
 // Delivery attempts end within a target's timeout (default 10 s, hooks 30 s).
-const std::vector<double> kSeconds = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                      0.5,   1,    2.5,   5,    10,  30};
+const std::vector<double> kSeconds = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 
 }  // namespace
 
 // The one list of families: a flat table, each entry name, HELP, labels.
 MetricsCatalog::MetricsCatalog()
-    : messages_(registry_, "mailhook_messages_total",
-                "Messages turned into events and stored durably.", {"account", "folder"}),
-      message_failures_(
-          registry_, "mailhook_message_failures_total",
-          "Failed extraction attempts of single messages (each is retried until max_attempts).",
-          {"account", "folder"}),
+    : messages_(registry_, "mailhook_messages_total", "Messages turned into events and stored durably.",
+                {"account", "folder"}),
+      message_failures_(registry_, "mailhook_message_failures_total",
+                        "Failed extraction attempts of single messages (each is retried until max_attempts).",
+                        {"account", "folder"}),
       unprocessable_(registry_, "mailhook_messages_unprocessable_total",
                      "Messages that failed extraction limits.max_attempts times and were sent as "
                      "message.unprocessable.",
@@ -27,46 +25,38 @@ MetricsCatalog::MetricsCatalog()
                        "Folder watcher sessions ended by an unexpected exception (the watcher "
                        "starts a new one).",
                        {"account", "folder"}),
-      imap_reconnects_(registry_, "mailhook_imap_reconnects_total",
-                       "IMAP sessions thrown away and reconnected.", {"account", "folder"}),
+      imap_reconnects_(registry_, "mailhook_imap_reconnects_total", "IMAP sessions thrown away and reconnected.",
+                       {"account", "folder"}),
       imap_connected_(registry_, "mailhook_imap_connected",
-                      "Watched folders whose IMAP session is connected (1) or not (0).",
-                      {"account", "folder"}),
+                      "Watched folders whose IMAP session is connected (1) or not (0).", {"account", "folder"}),
       deliveries_(registry_, "mailhook_deliveries_total",
                   "Webhook delivery attempts by webhook name and outcome (success, retry, dead).",
                   {"webhook", "outcome"}),
-      delivery_seconds_(registry_, "mailhook_delivery_seconds",
-                        "Duration of one webhook delivery attempt in seconds.", {"webhook"},
-                        kSeconds),
+      delivery_seconds_(registry_, "mailhook_delivery_seconds", "Duration of one webhook delivery attempt in seconds.",
+                        {"webhook"}, kSeconds),
       hook_runs_(registry_, "mailhook_hook_runs_total",
-                 "Hook command runs by hook name and outcome (success, retry, dead).",
-                 {"hook", "outcome"}),
-      hook_seconds_(registry_, "mailhook_hook_seconds",
-                    "Duration of one hook command run in seconds.", {"hook"}, kSeconds),
+                 "Hook command runs by hook name and outcome (success, retry, dead).", {"hook", "outcome"}),
+      hook_seconds_(registry_, "mailhook_hook_seconds", "Duration of one hook command run in seconds.", {"hook"},
+                    kSeconds),
       http_rejected_(registry_, "mailhook_http_rejected_total",
                      "HTTP requests or connections the endpoint refused or dropped.", {"reason"}),
-      outbox_pending(GaugeFamily<0>(registry_, "mailhook_outbox_pending",
-                                    "Deliveries stored in the outbox and not yet done.", {})
-                         .With({})),
+      outbox_pending(
+          GaugeFamily<0>(registry_, "mailhook_outbox_pending", "Deliveries stored in the outbox and not yet done.", {})
+              .With({})),
       deadletters(GaugeFamily<0>(registry_, "mailhook_deadletters",
-                                 "Deliveries that exhausted their retries or failed permanently.",
-                                 {})
+                                 "Deliveries that exhausted their retries or failed permanently.", {})
                       .With({})),
       worker_restarts(CounterFamily<0>(registry_, "mailhook_dispatcher_worker_restarts_total",
                                        "Delivery workers restarted after an unexpected error", {})
                           .With({})),
-      workers_running(GaugeFamily<0>(registry_, "mailhook_dispatcher_workers_running",
-                                     "Delivery workers running their loop", {})
-                          .With({})) {}
+      workers_running(
+          GaugeFamily<0>(registry_, "mailhook_dispatcher_workers_running", "Delivery workers running their loop", {})
+              .With({})) {}
 
-FolderMetrics MetricsCatalog::ForFolder(const std::string& account,
-                                        const std::string& folder) const {
-  return FolderMetrics{messages_.With({account, folder}),
-                       message_failures_.With({account, folder}),
-                       unprocessable_.With({account, folder}),
-                       watcher_crashes_.With({account, folder}),
-                       imap_reconnects_.With({account, folder}),
-                       imap_connected_.With({account, folder})};
+FolderMetrics MetricsCatalog::ForFolder(const std::string& account, const std::string& folder) const {
+  return FolderMetrics{messages_.With({account, folder}),        message_failures_.With({account, folder}),
+                       unprocessable_.With({account, folder}),   watcher_crashes_.With({account, folder}),
+                       imap_reconnects_.With({account, folder}), imap_connected_.With({account, folder})};
 }
 
 TargetMetrics MetricsCatalog::ForTarget(const TargetId& target) const {

@@ -76,10 +76,10 @@ class MetricsCatalog {
   CounterFamily<1> http_rejected_;
 
  public:
-  const Gauge outbox_pending;    ///< mailhook_outbox_pending
-  const Gauge deadletters;       ///< mailhook_deadletters
-  const Counter worker_restarts; ///< mailhook_dispatcher_worker_restarts_total
-  const Gauge workers_running;   ///< mailhook_dispatcher_workers_running
+  const Gauge outbox_pending;     ///< mailhook_outbox_pending
+  const Gauge deadletters;        ///< mailhook_deadletters
+  const Counter worker_restarts;  ///< mailhook_dispatcher_worker_restarts_total
+  const Gauge workers_running;    ///< mailhook_dispatcher_workers_running
 };
 
 }  // namespace mailhook::util

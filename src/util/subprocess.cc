@@ -58,9 +58,9 @@ struct Pipe {
 };
 
 Error SystemError(const char* what) {
-  return Error(ErrorKind::kSystem, "subprocess.system", RetryClass::kBackoff,
-               std::string(what) + " failed: " + strerror(errno) +
-                   " (the process may be out of file descriptors or memory)");
+  return Error(
+      ErrorKind::kSystem, "subprocess.system", RetryClass::kBackoff,
+      std::string(what) + " failed: " + strerror(errno) + " (the process may be out of file descriptors or memory)");
 }
 
 void SetNonBlocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
@@ -88,8 +88,8 @@ void CloseDescriptorsAtExec(int exec_error, int max_fd) {
 }
 
 /// Runs in the forked child: only async-signal-safe calls until exec.
-[[noreturn]] void ExecChild(char* const* argv, char* const* envp, int in, int out, int err,
-                            int exec_error, int max_fd) {
+[[noreturn]] void ExecChild(char* const* argv, char* const* envp, int in, int out, int err, int exec_error,
+                            int max_fd) {
   // Own process group, so a timeout can kill everything the command started
   // (a shell script's background jobs included), and a ctrl-c on the daemon's
   // terminal does not reach it.
@@ -377,8 +377,8 @@ class ChildPump {
 
 bool IsBaseEnvironmentName(std::string_view name) {
   static constexpr std::string_view kNames[] = {"PATH", "HOME", "LANG", "TZ", "TMPDIR"};
-  return std::find(std::begin(kNames), std::end(kNames), name) != std::end(kNames) ||
-         name.starts_with("LC_") || name.starts_with("MAILHOOK_");
+  return std::find(std::begin(kNames), std::end(kNames), name) != std::end(kNames) || name.starts_with("LC_") ||
+         name.starts_with("MAILHOOK_");
 }
 
 std::vector<std::string> ChildEnvironment(char* const* parent, const std::vector<std::string>& pass_env,
@@ -392,8 +392,7 @@ std::vector<std::string> ChildEnvironment(char* const* parent, const std::vector
     size_t eq = entry.find('=');
     if (eq == std::string_view::npos) continue;
     std::string_view name = entry.substr(0, eq);
-    bool wanted = IsBaseEnvironmentName(name) ||
-                  std::find(pass_env.begin(), pass_env.end(), name) != pass_env.end();
+    bool wanted = IsBaseEnvironmentName(name) || std::find(pass_env.begin(), pass_env.end(), name) != pass_env.end();
     if (wanted && !set_by_spec(name)) out.emplace_back(entry);
   }
   for (size_t i = 0; i < env.size(); ++i) {
@@ -407,8 +406,7 @@ std::vector<std::string> ChildEnvironment(char* const* parent, const std::vector
 
 Result<ProcessResult> RunProcess(const ProcessSpec& spec) {
   if (spec.argv.empty() || spec.argv[0].empty()) {
-    return Error("subprocess.argv", RetryClass::kNeedsOperator,
-                 "empty command: give at least the program to run");
+    return Error("subprocess.argv", RetryClass::kNeedsOperator, "empty command: give at least the program to run");
   }
   const ExecPlan plan(spec);
   ChildPipes pipes;

@@ -24,8 +24,8 @@
 #include <chrono>
 #include <cstddef>
 #include <string>
-#include <utility>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "util/result.h"
@@ -44,7 +44,7 @@ struct ProcessSpec {
   /// Further names copied from mailhook's own environment (when set there).
   std::vector<std::string> pass_env;
   std::chrono::milliseconds timeout{30000};  ///< then SIGKILL to the whole group
-  size_t max_output = 1024 * 1024;  ///< per stream; more is read and discarded
+  size_t max_output = 1024 * 1024;           ///< per stream; more is read and discarded
   /// Optional (borrowed, not closed): when this fd becomes readable or hangs up
   /// (an eventfd or a pipe written by another thread), the whole group is
   /// SIGKILLed at once and ProcessResult::cancelled is set. -1: none.

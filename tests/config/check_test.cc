@@ -13,7 +13,8 @@ TEST(PrintCheckTest, ValidConfigPrintsASummaryAndReturnsZero) {
   - { name: b, host: h, username: u, password: p }
 webhooks: [{ name: w, url: "https://x.example/" }]
 hooks: [{ name: h, command: [/bin/true] }]
-)", "mailhook.yml");
+)",
+                                "mailhook.yml");
   std::ostringstream out;
   EXPECT_EQ(PrintCheck(r, out), 0);
   EXPECT_EQ(out.str(), "mailhook.yml: OK: 2 accounts (3 folders), 1 webhook, 1 hook\n");

@@ -18,8 +18,8 @@ TEST(ParseDurationTest, AcceptsUnitsAndCombinations) {
 }
 
 TEST(ParseDurationTest, RejectsMalformed) {
-  for (const char* bad : {"", "30", "30x", "s", "1.5h", "-5s", "5 s", "5S", "1h30", "ms", "10d",
-                          "99999999999999999999s"}) {
+  for (const char* bad :
+       {"", "30", "30x", "s", "1.5h", "-5s", "5 s", "5S", "1h30", "ms", "10d", "99999999999999999999s"}) {
     EXPECT_FALSE(ParseDuration(bad).has_value()) << bad;
   }
 }

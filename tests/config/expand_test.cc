@@ -8,8 +8,7 @@ namespace mailhook::config {
 namespace {
 
 Expansion Expand(std::string_view text) {
-  static const std::map<std::string, std::string> env = {
-      {"USER", "ann"}, {"EMPTY", ""}, {"PW", "p$a{s}s"}};
+  static const std::map<std::string, std::string> env = {{"USER", "ann"}, {"EMPTY", ""}, {"PW", "p$a{s}s"}};
   return ExpandEnv(text, [](const std::string& name) -> const char* {
     auto it = env.find(name);
     return it == env.end() ? nullptr : it->second.c_str();

@@ -21,8 +21,8 @@ TEST(HostPortTest, ParsesNamesAddressesAndBracketedIpv6) {
 }
 
 TEST(HostPortTest, MalformedIsAnErrorThatQuotesItAndShowsTheForm) {
-  for (const char* bad : {"8025", "127.0.0.1:", ":8025", "127.0.0.1:99999", "::1:80", "127.0.0.1:8o25",
-                          "[::1:80", "[]:80", "a b:80"}) {
+  for (const char* bad :
+       {"8025", "127.0.0.1:", ":8025", "127.0.0.1:99999", "::1:80", "127.0.0.1:8o25", "[::1:80", "[]:80", "a b:80"}) {
     auto r = HostPort::Parse(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().code(), "config.listen");

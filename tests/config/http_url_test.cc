@@ -52,9 +52,9 @@ TEST(HttpUrlTest, RefusesUserinfoWithoutEchoingIt) {
 }
 
 TEST(HttpUrlTest, RefusesWhatNoRequestCouldBeMadeOf) {
-  for (const char* bad : {"tickets.internal/x", "ftp://h/x", "https://", "https:///x", "https://:443/x",
-                          "https://h:/x", "https://h:0/x", "https://h:65536/x", "https://h:8a/x",
-                          "https://h/a b", "https://h/x\r\nX-Evil: 1"}) {
+  for (const char* bad :
+       {"tickets.internal/x", "ftp://h/x", "https://", "https:///x", "https://:443/x", "https://h:/x", "https://h:0/x",
+        "https://h:65536/x", "https://h:8a/x", "https://h/a b", "https://h/x\r\nX-Evil: 1"}) {
     EXPECT_FALSE(HttpUrl::Parse(bad).ok()) << bad;
   }
 }

@@ -47,8 +47,8 @@ TEST(LimitsTest, AccountOverridesSingleKeysOfTheTopLevel) {
 }
 
 TEST(LimitsTest, BadValuesAreReportedWithTheirPosition) {
-  auto r = Load("limits:\n  max_parts: 0\n  max_attempts: many\n  max_text_bytez: 1\naccounts:\n" + Account("a") +
-                kTargets);
+  auto r =
+      Load("limits:\n  max_parts: 0\n  max_attempts: many\n  max_text_bytez: 1\naccounts:\n" + Account("a") + kTargets);
   EXPECT_TRUE(HasError(r, 2, 14, "\"max_parts\" in limits must be from 1 to 1000000")) << Dump(r);
   EXPECT_TRUE(HasError(r, 3, 17, "\"max_attempts\" in limits must be a whole number, not \"many\"")) << Dump(r);
   EXPECT_TRUE(HasError(r, 4, 3, "did you mean \"max_text_bytes\"")) << Dump(r);

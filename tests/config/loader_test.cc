@@ -12,8 +12,8 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::Dump;
-using testing::Reveal;
 using testing::HasError;
+using testing::Reveal;
 using testing::ScopedEnv;
 using testing::TempDir;
 
@@ -199,8 +199,7 @@ TEST(LoaderTest, RepeatedKeyIsAnError) {
 
 TEST(LoaderTest, BadDurationsAreErrorsWithTheFix) {
   auto r = Load(Valid() + "    timeout: 30x\n    retry_schedule: [5s, 30]\n");
-  EXPECT_TRUE(HasError(r, 9, 14, "\"30x\" is not a duration for \"timeout\" in webhook \"tickets\""))
-      << Dump(r);
+  EXPECT_TRUE(HasError(r, 9, 14, "\"30x\" is not a duration for \"timeout\" in webhook \"tickets\"")) << Dump(r);
   EXPECT_TRUE(HasError(r, 10, 26, "has no unit: write 30s")) << Dump(r);
   EXPECT_EQ(r.errors.size(), 2u);
 }
@@ -226,7 +225,8 @@ TEST(LoaderTest, BadEnumsListTheChoices) {
   yaml.insert(yaml.find("    username"), "    tls: ssl\n    auth: cram-md5\n    start_from: oldest\n");
   yaml += "    attachments: all\n";
   auto r = Load(yaml);
-  EXPECT_TRUE(HasError(r, 4, 10, "\"tls\" in account \"support\" must be one of implicit | starttls | none, not \"ssl\""))
+  EXPECT_TRUE(
+      HasError(r, 4, 10, "\"tls\" in account \"support\" must be one of implicit | starttls | none, not \"ssl\""))
       << Dump(r);
   EXPECT_TRUE(HasError(r, 5, 11, "login | plain | xoauth2")) << Dump(r);
   EXPECT_TRUE(HasError(r, 6, 17, "new | all | unseen")) << Dump(r);
@@ -272,10 +272,8 @@ hooks:
     command: [/bin/true]
 )");
   EXPECT_TRUE(HasError(r, 6, 11, "account name \"support\" is already used at line 2")) << Dump(r);
-  EXPECT_TRUE(HasError(r, 13, 11, "webhook name \"tickets\" is already used by the webhook at line 11"))
-      << Dump(r);
-  EXPECT_TRUE(HasError(r, 16, 11, "hook name \"tickets\" is already used by the webhook at line 11"))
-      << Dump(r);
+  EXPECT_TRUE(HasError(r, 13, 11, "webhook name \"tickets\" is already used by the webhook at line 11")) << Dump(r);
+  EXPECT_TRUE(HasError(r, 16, 11, "hook name \"tickets\" is already used by the webhook at line 11")) << Dump(r);
   EXPECT_EQ(r.errors.size(), 3u) << Dump(r);
 }
 
@@ -397,8 +395,7 @@ TEST(LoaderTest, HttpListenAndLogAreValidated) {
 TEST(LoaderTargetTest, WebhookUrlIsParsedOnceAndRefusesUserinfo) {
   // user:password@ passed the loader and failed `run`; credentials in a URL
   // end up in logs, so the loader refuses them with the fix.
-  auto r = Load(std::string(kAccount) +
-                "webhooks:\n  - name: t\n    url: https://bob:pw@tickets.internal/x\n");
+  auto r = Load(std::string(kAccount) + "webhooks:\n  - name: t\n    url: https://bob:pw@tickets.internal/x\n");
   EXPECT_TRUE(HasError(r, 8, 10, "user:password@ part")) << Dump(r);
   EXPECT_EQ(Dump(r).find("bob:pw"), std::string::npos);
   auto upper = Load(std::string(kAccount) + "webhooks:\n  - name: t\n    url: HTTP://LOCALHOST:9/x\n");
@@ -427,8 +424,7 @@ hooks:
   EXPECT_EQ(a.port, 1143);
   EXPECT_EQ(a.username, "ann");
   EXPECT_EQ(Reveal(a.password), "s3cret");
-  EXPECT_EQ(r.config->hooks[0].command,
-            (std::vector<std::string>{"/bin/echo", "mail.example.org", "${literal}"}));
+  EXPECT_EQ(r.config->hooks[0].command, (std::vector<std::string>{"/bin/echo", "mail.example.org", "${literal}"}));
 }
 
 TEST(LoaderEnvTest, MissingVariableIsAnErrorWithThePosition) {
@@ -486,8 +482,7 @@ TEST(LoaderSecretTest, PasswordCommandRunsWithoutAShell) {
 
 TEST(LoaderSecretTest, FailingCommandNamesTheCommandNotItsOutput) {
   std::string yaml = Valid();
-  yaml.replace(yaml.find("password: hunter2"), 17,
-               "password_command: [sh, -c, \"echo leaked-secret; exit 4\"]");
+  yaml.replace(yaml.find("password: hunter2"), 17, "password_command: [sh, -c, \"echo leaked-secret; exit 4\"]");
   auto r = Load(yaml);
   ASSERT_TRUE(r.config) << Dump(r);  // loading runs no command
   auto value = r.config->accounts[0].password.Resolve();
@@ -523,8 +518,7 @@ TEST(LoaderSecretTest, OnlyOneSourcePerSecret) {
   std::string yaml = Valid();
   yaml.insert(yaml.find("webhooks:"), "    password_file: /run/secrets/x\n");
   auto r = Load(yaml);
-  EXPECT_TRUE(HasError(r, 2, 5, "sets more than one of password, password_file, password_command"))
-      << Dump(r);
+  EXPECT_TRUE(HasError(r, 2, 5, "sets more than one of password, password_file, password_command")) << Dump(r);
 }
 
 TEST(LoaderSecretTest, Oauth2TokenFillsThePasswordAndKeepsTheCommand) {
@@ -544,7 +538,8 @@ hooks: [{ name: h, command: [/bin/true] }]
   yaml.insert(yaml.find("webhooks:"), "    oauth2: { token: abc }\n");
   wrong = Load(yaml);
   EXPECT_TRUE(HasError(wrong, 6, 13, "only with auth: xoauth2")) << Dump(wrong);
-  auto none = Load("accounts:\n  - { name: g, host: h, username: u, auth: xoauth2 }\nhooks: [{ name: h, command: [x] }]\n");
+  auto none =
+      Load("accounts:\n  - { name: g, host: h, username: u, auth: xoauth2 }\nhooks: [{ name: h, command: [x] }]\n");
   EXPECT_TRUE(HasError(none, 2, 5, "add oauth2: { token_command")) << Dump(none);
 }
 
@@ -609,16 +604,13 @@ TEST(LoaderSecretTest, BadHeadersAreErrors) {
 
 TEST(LoaderTargetTest, MatchMustNameKnownAccountsAndWatchedFolders) {
   auto r = Load(Valid() + "    match: { accounts: [suport], folders: [Spam] }\n");
-  EXPECT_TRUE(HasError(r, 9, 25, "account \"suport\" in match of webhook \"tickets\" is not defined"))
-      << Dump(r);
+  EXPECT_TRUE(HasError(r, 9, 25, "account \"suport\" in match of webhook \"tickets\" is not defined")) << Dump(r);
   auto folder = Load(Valid() + "    match: { folders: [Spam, \"Support/*\", inbox, \"INB?X\"] }\n");
   ASSERT_EQ(folder.errors.size(), 2u) << Dump(folder);
-  EXPECT_TRUE(HasError(folder, 9, 24,
-                       "folder \"Spam\" in match of webhook \"tickets\" matches no folder watched"))
+  EXPECT_TRUE(HasError(folder, 9, 24, "folder \"Spam\" in match of webhook \"tickets\" matches no folder watched"))
       << Dump(folder);
   // A pattern is judged by the router's rule: this one selects nothing watched.
-  EXPECT_TRUE(HasError(folder, 9, 30, "folder pattern \"Support/*\" in match of webhook"))
-      << Dump(folder);
+  EXPECT_TRUE(HasError(folder, 9, 30, "folder pattern \"Support/*\" in match of webhook")) << Dump(folder);
 }
 
 TEST(LoaderTargetTest, MatchFolderPatternsAreParsedForTheRouter) {
@@ -648,15 +640,17 @@ TEST(LoaderTargetTest, ConcurrencyDefaultsToFourAndIsBounded) {
   EXPECT_EQ(r.config->hooks[0].concurrency, 2);
   for (const char* bad : {"0", "65", "four", "-1"}) {
     auto b = Load(Valid() + "    concurrency: " + bad + "\n");
-    EXPECT_TRUE(HasError(b, 9, 18, "\"concurrency\" in webhook \"tickets\" must be a number from 1 "
-                                   "to 64"))
-        << bad << "\n" << Dump(b);
+    EXPECT_TRUE(HasError(b, 9, 18,
+                         "\"concurrency\" in webhook \"tickets\" must be a number from 1 "
+                         "to 64"))
+        << bad << "\n"
+        << Dump(b);
   }
 }
 
 TEST(LoaderTargetTest, PlainHttpOffLoopbackNeedsAllowInsecure) {
-  for (const char* ok : {"http://127.0.0.1:8080/h", "http://127.3.2.1/h", "http://localhost/h",
-                         "http://[::1]:80/h", "https://tickets.internal/h"}) {
+  for (const char* ok : {"http://127.0.0.1:8080/h", "http://127.3.2.1/h", "http://localhost/h", "http://[::1]:80/h",
+                         "https://tickets.internal/h"}) {
     std::string yaml = Valid();
     yaml.replace(yaml.find("https://tickets.internal/hooks/email"), 36, ok);
     auto r = Load(yaml);

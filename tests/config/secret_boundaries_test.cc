@@ -10,8 +10,8 @@ namespace mailhook::config {
 namespace {
 
 using testing::Dump;
-using testing::Reveal;
 using testing::HasError;
+using testing::Reveal;
 using testing::ScopedEnv;
 using testing::TempDir;
 
@@ -38,7 +38,8 @@ TEST(HookEnvTest, EnvValuesComeInlineFromTheEnvironmentFromFilesAndFromCommands)
     env:
       TICKET_API_URL: ${MH_TEST_TICKET_URL}
       TICKET_GROUP: Support
-      TICKET_API_TOKEN_FILE_VALUE: { file: )" + token_file + R"( }
+      TICKET_API_TOKEN_FILE_VALUE: { file: )" +
+                token_file + R"( }
       FROM_COMMAND: { command: [printf, "cmd-token"] }
     pass_env: [HTTPS_PROXY, NO_PROXY]
 )");
@@ -106,8 +107,7 @@ TEST(InsecureTlsTest, AccountTlsVerifyFalseNeedsAllowInsecure) {
   yaml.insert(yaml.find("    username"), "    tls_verify: false\n");
   auto r = Load(yaml);
   EXPECT_FALSE(r.config);
-  EXPECT_TRUE(HasError(r, 4, 17, "tls_verify: false in account \"support\" accepts any certificate"))
-      << Dump(r);
+  EXPECT_TRUE(HasError(r, 4, 17, "tls_verify: false in account \"support\" accepts any certificate")) << Dump(r);
   EXPECT_TRUE(HasError(r, 4, 17, "add allow_insecure: true")) << Dump(r);
 
   yaml.insert(yaml.find("    username"), "    allow_insecure: true\n");
@@ -120,8 +120,7 @@ TEST(InsecureTlsTest, WebhookTlsVerifyFalseNeedsAllowInsecure) {
   std::string yaml = std::string(kBase) + "    tls_verify: false\n";
   auto r = Load(yaml);
   EXPECT_FALSE(r.config);
-  EXPECT_TRUE(HasError(r, 9, 17, "tls_verify: false in webhook \"tickets\" accepts any certificate"))
-      << Dump(r);
+  EXPECT_TRUE(HasError(r, 9, 17, "tls_verify: false in webhook \"tickets\" accepts any certificate")) << Dump(r);
 
   r = Load(yaml + "    allow_insecure: true\n");
   ASSERT_TRUE(r.config) << Dump(r);

@@ -44,7 +44,8 @@ TEST(BackoffTest, JitterSpreadsWatchersThatFailedTogether) {
   // Many watchers reconnecting after one outage must not all come back at
   // the same millisecond.
   std::set<int64_t> firsts;
-  for (uint64_t seed = 1; seed <= 20; ++seed) firsts.insert(Backoff(milliseconds(1000), milliseconds(60000), seed).Next().count());
+  for (uint64_t seed = 1; seed <= 20; ++seed)
+    firsts.insert(Backoff(milliseconds(1000), milliseconds(60000), seed).Next().count());
   EXPECT_GT(firsts.size(), 10u);
 }
 

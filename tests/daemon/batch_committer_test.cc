@@ -18,7 +18,8 @@ class BatchCommitterTest : public ::testing::Test {
     store_ = std::move(*s);
   }
   BatchCommitter Make(Watermark mark, BatchCommitter::Limits limits = {}) {
-    return BatchCommitter(*store_, "acct", "INBOX", mark, [this] { ++wakes_; }, limits);
+    return BatchCommitter(
+        *store_, "acct", "INBOX", mark, [this] { ++wakes_; }, limits);
   }
   store::OutboxItem Item(uint32_t uid, size_t bytes = 10) {
     store::OutboxItem item{"evt_" + std::to_string(uid), "hook:h", "acct", "INBOX", 7, uid, "", {}};

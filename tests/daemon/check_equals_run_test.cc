@@ -50,8 +50,12 @@ util::Status StartUp(config::Config cfg, const fs::path& state_dir) {
     for (const auto& f : a.folders) (void)RoutesFor(cfg, a.name, f, nullptr);
   }
   if (cfg.http_listen) {
-    http::HealthServer server(config::HostPort(cfg.http_listen->host(), 0),
-                              [] { return http::Readiness{true, {}}; }, metrics);
+    http::HealthServer server(
+        config::HostPort(cfg.http_listen->host(), 0),
+        [] {
+          return http::Readiness{true, {}};
+        },
+        metrics);
     if (auto s = server.Start(); !s.ok()) return s;
     server.Stop();
   }
@@ -88,7 +92,8 @@ class CheckEqualsRunTest : public ::testing::Test {
     TempDir state;
     Verdicts v = BothPaths(path, state.path() / "state");
     EXPECT_EQ(v.check, v.run) << path << ": check " << (v.check ? "accepts" : "refuses") << ", run "
-                              << (v.run ? "accepts" : "refuses") << "\n" << v.why;
+                              << (v.run ? "accepts" : "refuses") << "\n"
+                              << v.why;
     EXPECT_EQ(v.check, expect_ok) << path << "\n" << v.why;
   }
   TempDir dir_;
@@ -131,7 +136,8 @@ TEST_F(CheckEqualsRunTest, ValuesRunOnceRefusedNowFailCheck) {
   ExpectAgree(Write("userinfo.yml", base + "webhooks:\n  - name: t\n    url: https://u:p@tickets.internal/x\n"), false);
   ExpectAgree(Write("listen.yml", "http: { listen: \"::1:8025\" }\n" + base + Webhook("")), false);
   ExpectAgree(Write("bare-secret.yml", base + Webhook("    secret: my-webhook-secret\n")), false);
-  ExpectAgree(Write("secret-file.yml", base + Webhook("    secret_file: " + Write("s", "not base64!\n") + "\n")), false);
+  ExpectAgree(Write("secret-file.yml", base + Webhook("    secret_file: " + Write("s", "not base64!\n") + "\n")),
+              false);
 }
 
 TEST_F(CheckEqualsRunTest, ValidConfigsStartUp) {
@@ -142,8 +148,11 @@ TEST_F(CheckEqualsRunTest, ValidConfigsStartUp) {
   ExpectAgree(Write("unpadded.yml", base + Webhook("    secret: whsec_b2s\n")), true);
   ExpectAgree(Write("glob.yml", base + Webhook("    match: { folders: [\"Support/*\", inbox] }\n")), true);
   ExpectAgree(Write("listen.yml", "http: { listen: \"127.0.0.1:8025\" }\n" + base + Webhook("")), true);
-  ExpectAgree(Write("hook.yml", base + "hooks:\n  - name: h\n    command: [/bin/true]\n"
-                                       "    env: { A: x, B: { file: " + Write("b", "y\n") + " } }\n"), true);
+  ExpectAgree(Write("hook.yml", base +
+                                    "hooks:\n  - name: h\n    command: [/bin/true]\n"
+                                    "    env: { A: x, B: { file: " +
+                                    Write("b", "y\n") + " } }\n"),
+              true);
 }
 
 TEST_F(CheckEqualsRunTest, InvalidConfigsFailBoth) {

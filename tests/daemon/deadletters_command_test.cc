@@ -52,8 +52,7 @@ TEST_F(DeadLettersCommandTest, ListPrintsEveryDeadLetterWithWhyItFailed) {
   ASSERT_EQ(Run("list"), 0);
   const std::string out = out_.str();
   for (int64_t id : ids_) EXPECT_NE(out.find(std::to_string(id) + "\tevt_"), std::string::npos) << out;
-  EXPECT_NE(out.find("evt_12\twebhook:tickets\tacct/INBOX\tuid=12\tattempts=5\tfailed_at="), std::string::npos)
-      << out;
+  EXPECT_NE(out.find("evt_12\twebhook:tickets\tacct/INBOX\tuid=12\tattempts=5\tfailed_at="), std::string::npos) << out;
   EXPECT_NE(out.find("HTTP 410 from the receiver"), std::string::npos);
   EXPECT_NE(out.find("3 dead letter(s)"), std::string::npos);
 }

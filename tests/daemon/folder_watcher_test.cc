@@ -35,8 +35,9 @@ class FolderWatcherTest : public ::testing::Test {
       if (at_idle) at_idle(n);
       return wake;
     });
-    FolderWatcher w(config_, config_.accounts[0], "INBOX", stop_, [this] { ++committed_; }, metrics_,
-                    WatcherSeams{folder_.Opener(), &clock_});
+    FolderWatcher w(
+        config_, config_.accounts[0], "INBOX", stop_, [this] { ++committed_; }, metrics_,
+        WatcherSeams{folder_.Opener(), &clock_});
     w.Start();
     w.Join();
     EXPECT_EQ(w.state(), WatchState::kStopped);
@@ -176,8 +177,7 @@ TEST_F(FolderWatcherTest, APoisonMessageBecomesUnprocessableAfterMaxAttempts) {
   EXPECT_NE(exposition.find("mailhook_messages_unprocessable_total{account=\"acct\",folder=\"INBOX\"} 1"),
             std::string::npos)
       << exposition;
-  EXPECT_NE(exposition.find("mailhook_message_failures_total{account=\"acct\",folder=\"INBOX\"} 3"),
-            std::string::npos);
+  EXPECT_NE(exposition.find("mailhook_message_failures_total{account=\"acct\",folder=\"INBOX\"} 3"), std::string::npos);
   // Three attempts (in the batch, then twice alone), a session each; the
   // fourth session sends it as unprocessable without reading it again.
   const auto calls = folder_.calls();
@@ -197,14 +197,19 @@ TEST_F(FolderWatcherTest, IdleEndsAfterIdleRefreshAndIsReissuedAfterAResync) {
   folder_.Add("m");
   // The server stays quiet: IDLE times out twice (RFC 2177: re-issue before
   // 29 minutes), and a message that arrived unannounced is still found.
-  RunUntilIdle(3, [&](int n) { if (n == 2) folder_.Add("unannounced"); }, imap::IdleWake::kTimeout);
+  RunUntilIdle(
+      3,
+      [&](int n) {
+        if (n == 2) folder_.Add("unannounced");
+      },
+      imap::IdleWake::kTimeout);
   std::vector<std::string> tail;
   for (const std::string& c : folder_.calls()) {
     if (c.starts_with("IDLE") || c.starts_with("SEARCH")) tail.push_back(c);
   }
   // After the unannounced message, one more search finds nothing new.
-  const std::vector<std::string> want{"SEARCH 2:*", "IDLE 1500000ms", "SEARCH 2:*", "IDLE 1500000ms",
-                                      "SEARCH 2:*", "SEARCH 3:*", "IDLE 1500000ms"};
+  const std::vector<std::string> want{"SEARCH 2:*", "IDLE 1500000ms", "SEARCH 2:*",    "IDLE 1500000ms",
+                                      "SEARCH 2:*", "SEARCH 3:*",     "IDLE 1500000ms"};
   EXPECT_EQ(tail, want);
   EXPECT_EQ(EventUids(), (std::vector<uint32_t>{2}));
 }
@@ -228,10 +233,13 @@ TEST_F(FolderWatcherTest, PostActionsRunOnlyAfterEveryTargetReceivedTheEvent) {
   };
   // IDLE 1: the new message arrives. IDLE 2: its event is committed but not
   // delivered. IDLE 3: delivered, and the watcher is woken (kWoken).
-  RunUntilIdle(4, [&](int n) {
-    if (n == 1) folder_.Add("new");
-    if (n == 3) delivered();
-  }, imap::IdleWake::kWoken);
+  RunUntilIdle(
+      4,
+      [&](int n) {
+        if (n == 1) folder_.Add("new");
+        if (n == 3) delivered();
+      },
+      imap::IdleWake::kWoken);
   EXPECT_EQ(EventUids(), std::vector<uint32_t>{}) << "delivered rows leave the outbox";
   EXPECT_EQ(stores_before_idle(3), 0) << "no flag before the delivery";
   EXPECT_EQ(stores_before_idle(4), 1) << "flags added once, after it";

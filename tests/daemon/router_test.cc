@@ -35,8 +35,8 @@ config::Config Load(const std::string& targets) {
   return r.config.value_or(config::Config{});
 }
 
-std::vector<std::string> Targets(const config::Config& c, const std::string& account,
-                                 const std::string& folder, const mime::MessageContent* content = nullptr) {
+std::vector<std::string> Targets(const config::Config& c, const std::string& account, const std::string& folder,
+                                 const mime::MessageContent* content = nullptr) {
   std::vector<std::string> out;
   for (const auto& r : RoutesFor(c, account, folder, content)) out.push_back(r.target.ToString());
   return out;
@@ -61,8 +61,9 @@ TEST(RouterTest, AccountsAndExactFoldersSelect) {
 }
 
 TEST(RouterTest, StarMatchesAnyRunIncludingTheHierarchyDelimiter) {
-  auto c = Load("webhooks:\n  - name: s\n    url: https://t.example/h\n"
-                "    match: { folders: [\"Support/*\"] }\n");
+  auto c = Load(
+      "webhooks:\n  - name: s\n    url: https://t.example/h\n"
+      "    match: { folders: [\"Support/*\"] }\n");
   EXPECT_EQ(Targets(c, "support", "Support/Tier1"), Names{"webhook:s"});
   EXPECT_EQ(Targets(c, "support", "Support/Tier2/Urgent"), Names{"webhook:s"});
   EXPECT_EQ(Targets(c, "support", "Support.Old"), Names{});
@@ -71,8 +72,9 @@ TEST(RouterTest, StarMatchesAnyRunIncludingTheHierarchyDelimiter) {
 }
 
 TEST(RouterTest, QuestionMarkMatchesExactlyOneCharacter) {
-  auto c = Load("webhooks:\n  - name: s\n    url: https://t.example/h\n"
-                "    match: { folders: [\"Support/Tier?\"] }\n");
+  auto c = Load(
+      "webhooks:\n  - name: s\n    url: https://t.example/h\n"
+      "    match: { folders: [\"Support/Tier?\"] }\n");
   EXPECT_EQ(Targets(c, "support", "Support/Tier1"), Names{"webhook:s"});
   EXPECT_EQ(Targets(c, "support", "Support/Tier"), Names{});
   EXPECT_EQ(Targets(c, "support", "Support/Tier2/Urgent"), Names{});
@@ -80,8 +82,9 @@ TEST(RouterTest, QuestionMarkMatchesExactlyOneCharacter) {
 
 TEST(RouterTest, InboxIsCaseInsensitiveOtherNamesAreNot) {
   // RFC 3501 5.1: "INBOX" in any case is the inbox; other names are the server's.
-  auto c = Load("webhooks:\n  - name: s\n    url: https://t.example/h\n"
-                "    match: { folders: [inbox, Sales] }\n");
+  auto c = Load(
+      "webhooks:\n  - name: s\n    url: https://t.example/h\n"
+      "    match: { folders: [inbox, Sales] }\n");
   EXPECT_EQ(Targets(c, "support", "INBOX"), Names{"webhook:s"});
   EXPECT_EQ(Targets(c, "support", "Inbox"), Names{"webhook:s"});
   EXPECT_EQ(Targets(c, "support", "sales"), Names{});
@@ -102,8 +105,9 @@ TEST(RouterTest, WebhooksBeforeHooksEachWithItsAttachmentMode) {
 }
 
 TEST(RouterTest, FromAndSubjectApplyOnlyOnceTheContentIsKnown) {
-  auto c = Load("webhooks:\n  - name: inv\n    url: https://t.example/h\n"
-                "    match: { from: [\"*@vendor.example\"], subject: [\"*invoice*\"] }\n");
+  auto c = Load(
+      "webhooks:\n  - name: inv\n    url: https://t.example/h\n"
+      "    match: { from: [\"*@vendor.example\"], subject: [\"*invoice*\"] }\n");
   // Before decoding: the target may want the message, so it is fetched.
   EXPECT_EQ(Targets(c, "billing", "Invoices"), Names{"webhook:inv"});
   mime::MessageContent m;

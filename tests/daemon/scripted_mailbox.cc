@@ -144,8 +144,7 @@ util::Result<std::vector<uint32_t>> ScriptedMailbox::SearchUnseen() {
   return out;
 }
 
-util::Result<std::vector<imap::MessageMeta>> ScriptedMailbox::Meta(const std::vector<uint32_t>& uids,
-                                                                   bool structure) {
+util::Result<std::vector<imap::MessageMeta>> ScriptedMailbox::Meta(const std::vector<uint32_t>& uids, bool structure) {
   std::vector<imap::MessageMeta> out;
   std::function<void(const std::vector<uint32_t>&)> after;
   {
@@ -189,8 +188,8 @@ util::Result<std::string> ScriptedMailbox::FetchSection(uint32_t uid, const std:
   return FetchSectionPart(uid, section, 0, UINT32_MAX);
 }
 
-util::Result<std::string> ScriptedMailbox::FetchSectionPart(uint32_t uid, const std::string& section,
-                                                            uint32_t offset, uint32_t length) {
+util::Result<std::string> ScriptedMailbox::FetchSectionPart(uint32_t uid, const std::string& section, uint32_t offset,
+                                                            uint32_t length) {
   folder_.Record("FETCH BODY " + std::to_string(uid) + " [" + section + "]");
   std::lock_guard lock(folder_.mu_);
   if (folder_.poisoned_.contains(uid)) {

@@ -67,7 +67,8 @@ TEST(DispatcherClockTest, ARetryIsDueByTheInjectedClock) {
     util::MetricsCatalog metrics;
     Dispatcher dispatcher(config, "test", metrics, options);
     // Ten minutes between attempts, no jitter.
-    dispatcher.RegisterTarget(util::TargetId::Hook("fake"), std::make_shared<RetryingTarget>(), RetryPolicy({minutes(10), minutes(10)}, 0.0));
+    dispatcher.RegisterTarget(util::TargetId::Hook("fake"), std::make_shared<RetryingTarget>(),
+                              RetryPolicy({minutes(10), minutes(10)}, 0.0));
     Reports reports;
     dispatcher.SetOnOutcome(reports.Callback());
     ASSERT_TRUE(dispatcher.Start().ok());
@@ -75,7 +76,8 @@ TEST(DispatcherClockTest, ARetryIsDueByTheInjectedClock) {
     auto rows = (*store)->outbox().ListPending();
     ASSERT_TRUE(rows.ok());
     ASSERT_EQ(rows->size(), 1u);
-    const auto due_in = std::chrono::duration_cast<std::chrono::milliseconds>(rows->front().next_attempt_at - clock.Now());
+    const auto due_in =
+        std::chrono::duration_cast<std::chrono::milliseconds>(rows->front().next_attempt_at - clock.Now());
     EXPECT_NEAR(static_cast<double>(due_in.count()), 600000.0, 1.0) << "due ten minutes after the clock's now";
     // Ten minutes pass on the clock, not on the wall: the second attempt
     // comes at once.

@@ -179,8 +179,7 @@ TEST(DispatcherTest, ServerErrorsThenSuccessDeliversOnceWithOneWebhookId) {
   Commit(dir.path(), 1);
   Reports reports;
   util::MetricsCatalog metrics;  // this test's own: every value below is exact
-  Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms, 10ms, 10ms, 10ms}),
-                        "1.2.3", metrics);
+  Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms, 10ms, 10ms, 10ms}), "1.2.3", metrics);
   dispatcher.SetOnOutcome(reports.Callback());
   ASSERT_TRUE(dispatcher.Start().ok());
   ASSERT_TRUE(reports.WaitFor(OutcomeKind::kSuccess));
@@ -412,8 +411,7 @@ TEST(DispatcherTest, HookRunsAreCountedUnderTheirOwnMetricNames) {
   EXPECT_EQ(archive.seconds.Count(), 1u);
   EXPECT_EQ(metrics.ForTarget(util::TargetId::Webhook("archive")).success.Value(), 0);
   const std::string text = metrics.Render();
-  EXPECT_NE(text.find("mailhook_hook_runs_total{hook=\"archive\",outcome=\"success\"} 1\n"),
-            std::string::npos) << text;
+  EXPECT_NE(text.find("mailhook_hook_runs_total{hook=\"archive\",outcome=\"success\"} 1\n"), std::string::npos) << text;
   EXPECT_NE(text.find("mailhook_hook_seconds_count{hook=\"archive\"} 1\n"), std::string::npos);
   EXPECT_EQ(text.find("mailhook_deliveries_total{"), std::string::npos) << text;
 }
@@ -567,7 +565,7 @@ TEST(DispatcherTest, StopBetweenTheStopCheckAndDeliverIsSeenByTheDelivery) {
   auto start = std::chrono::steady_clock::now();
   dispatcher.Stop();
   EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);  // not the target's 60 s
-  EXPECT_TRUE(window_hit);  // Stop() had fired before Deliver began
+  EXPECT_TRUE(window_hit);                                  // Stop() had fired before Deliver began
   EXPECT_EQ(target->calls(), 1);
   EXPECT_TRUE(reports.all().empty());  // abandoned, not an attempt
   auto store = OpenStore(dir.path());
@@ -596,8 +594,7 @@ TEST(DispatcherTest, ExceptionWhileDeliveringReschedulesTheRow) {
   auto all = reports.all();
   ASSERT_EQ(all.size(), 2u);
   EXPECT_EQ(all[0].result, OutcomeKind::kRetry);
-  EXPECT_NE(all[0].outcome.error.find("internal error: boom from target"), std::string::npos)
-      << all[0].outcome.error;
+  EXPECT_NE(all[0].outcome.error.find("internal error: boom from target"), std::string::npos) << all[0].outcome.error;
   EXPECT_EQ(all[1].attempts, 2);
 }
 
@@ -632,7 +629,7 @@ TEST(DispatcherTest, CrashedWorkerMakesItUnhealthyUntilItRestarts) {
   ASSERT_TRUE(dispatcher.Start().ok());
   ASSERT_TRUE(WaitForMetric(metrics.worker_restarts, 1));
   EXPECT_EQ(metrics.workers_running.Value(), 0);
-  EXPECT_FALSE(dispatcher.Healthy());  // its only worker waits to restart
+  EXPECT_FALSE(dispatcher.Healthy());                      // its only worker waits to restart
   ASSERT_TRUE(reports.WaitFor(OutcomeKind::kSuccess, 2));  // the restarted worker goes on
   auto until = std::chrono::steady_clock::now() + kWait;
   while (!dispatcher.Healthy() && std::chrono::steady_clock::now() < until) {

@@ -64,12 +64,10 @@ bool Dead(pid_t pid) {
   std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
   if (stat.empty()) return true;
   auto paren = stat.rfind(')');
-  return paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] == 'Z' ||
-         stat[paren + 2] == 'X';
+  return paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] == 'Z' || stat[paren + 2] == 'X';
 }
 
-const std::string kPayload =
-    R"({"id":"evt_abc","type":"message.received","secret_body":"TOPSECRET"})";
+const std::string kPayload = R"({"id":"evt_abc","type":"message.received","secret_body":"TOPSECRET"})";
 
 store::Delivery Row() {
   store::Delivery row;
@@ -153,8 +151,7 @@ TEST(HookTargetTest, ArgumentsAreNotInterpretedByAShell) {
 
 TEST(HookTargetTest, Exit75IsRetriedWithExitCodeAndStderr) {
   HookDir dir;
-  std::string script =
-      dir.Script("tempfail.sh", "cat >/dev/null\necho 'ticket API down' >&2\nexit 75");
+  std::string script = dir.Script("tempfail.sh", "cat >/dev/null\necho 'ticket API down' >&2\nexit 75");
   auto built = Build(MakeHook({script}));
   HookTarget& target = *built;
   Outcome o = target.Deliver(Row(), Never());
@@ -182,7 +179,8 @@ TEST(HookTargetTest, OtherExitCodeIsPermanentAndNeverQuotesTheEvent) {
 TEST(HookTargetTest, ItsEnvSecretsAreRedactedFromTheReportedStderr) {
   HookDir dir;
   // What `curl -v` or `set -x` does: print the token on stderr, then fail.
-  std::string script = dir.Script("leak.sh", "cat >/dev/null\necho \"Authorization: Bearer $TICKET_TOKEN\" >&2\nexit 75");
+  std::string script =
+      dir.Script("leak.sh", "cat >/dev/null\necho \"Authorization: Bearer $TICKET_TOKEN\" >&2\nexit 75");
   config::Hook hook = MakeHook({script});
   hook.env = {{"TICKET_TOKEN", util::Secret("tok-3141592653")}};
   auto built = Build(std::move(hook));
@@ -195,10 +193,9 @@ TEST(HookTargetTest, ItsEnvSecretsAreRedactedFromTheReportedStderr) {
 
 TEST(HookTargetTest, ReportsOnlyTheTailOfALongStderr) {
   HookDir dir;
-  std::string script =
-      dir.Script("noisy.sh",
-                 "i=0; while [ $i -lt 2000 ]; do echo \"line $i of noise\" >&2; i=$((i+1)); done\n"
-                 "echo 'the real reason' >&2\nexit 3");
+  std::string script = dir.Script("noisy.sh",
+                                  "i=0; while [ $i -lt 2000 ]; do echo \"line $i of noise\" >&2; i=$((i+1)); done\n"
+                                  "echo 'the real reason' >&2\nexit 3");
   auto built = Build(MakeHook({script}));
   HookTarget& target = *built;
   Outcome o = target.Deliver(Row(), Never());
@@ -240,8 +237,7 @@ TEST(HookTargetTest, HangIsKilledAtTimeoutWithItsGrandchildren) {
   std::string pid_text = ReadFile(dir / "grandchild");
   ASSERT_FALSE(pid_text.empty());
   pid_t grandchild = std::stoi(pid_text);
-  EXPECT_TRUE(Eventually([&] { return Dead(grandchild); }))
-      << "grandchild " << grandchild << " survived the timeout";
+  EXPECT_TRUE(Eventually([&] { return Dead(grandchild); })) << "grandchild " << grandchild << " survived the timeout";
 }
 
 TEST(HookTargetTest, MissingExecutableIsPermanentAndNamesPathAndFix) {
@@ -358,9 +354,8 @@ TEST(HookTargetTest, DispatcherRunsConfiguredHooksAndRetriesExit75) {
   ASSERT_TRUE(dispatcher.Start().ok());
   {
     std::unique_lock lock(mu);
-    ASSERT_TRUE(cv.wait_for(lock, kWait, [&] {
-      return !reports.empty() && reports.back().result == OutcomeKind::kSuccess;
-    }));
+    ASSERT_TRUE(
+        cv.wait_for(lock, kWait, [&] { return !reports.empty() && reports.back().result == OutcomeKind::kSuccess; }));
   }
   dispatcher.Stop();
   ASSERT_EQ(reports.size(), 2u);

@@ -17,9 +17,7 @@ constexpr int64_t kTimestamp = 1614265330;
 constexpr const char* kBody = R"({"test": 2432232314})";
 constexpr const char* kSignature = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
 
-system_clock::time_point At(int64_t unix_seconds) {
-  return system_clock::time_point(seconds(unix_seconds));
-}
+system_clock::time_point At(int64_t unix_seconds) { return system_clock::time_point(seconds(unix_seconds)); }
 
 TEST(SigningTest, StandardWebhooksTestVector) {
   auto sig = Sign(kSecret, kId, kTimestamp, kBody);
@@ -51,10 +49,8 @@ TEST(SigningTest, KeysDecodedOnceSignLikeTheSecrets) {
 
 TEST(SigningTest, VerifyAcceptsTheVectorAndRejectsTampering) {
   EXPECT_TRUE(Verify({kSecret}, kId, "1614265330", kBody, kSignature, At(kTimestamp)));
-  EXPECT_TRUE(Verify({kSecret}, kId, "1614265330", kBody, std::string("v2,xyz ") + kSignature,
-                     At(kTimestamp + 299)));
-  EXPECT_FALSE(Verify({kSecret}, kId, "1614265330", R"({"test": 2432232315})", kSignature,
-                      At(kTimestamp)));
+  EXPECT_TRUE(Verify({kSecret}, kId, "1614265330", kBody, std::string("v2,xyz ") + kSignature, At(kTimestamp + 299)));
+  EXPECT_FALSE(Verify({kSecret}, kId, "1614265330", R"({"test": 2432232315})", kSignature, At(kTimestamp)));
   EXPECT_FALSE(Verify({kSecret}, "msg_other", "1614265330", kBody, kSignature, At(kTimestamp)));
   EXPECT_FALSE(Verify({kSecret}, kId, "1614265330", kBody, kSignature, At(kTimestamp + 301)));
   EXPECT_FALSE(Verify({kSecret}, kId, "1614265330", kBody, kSignature, At(kTimestamp - 301)));
@@ -114,8 +110,7 @@ TEST(RetryPolicyTest, LongerRetryAfterWinsShorterDoesNot) {
   std::mt19937_64 rng(1);
   EXPECT_EQ(policy.NextWait(1, Duration(30000), rng), Duration(30000));
   EXPECT_EQ(policy.NextWait(1, Duration(10), rng), Duration(1000));
-  EXPECT_EQ(policy.NextWait(1, Duration(std::chrono::hours(24 * 365)), rng),
-            RetryPolicy::kMaxRetryAfter);
+  EXPECT_EQ(policy.NextWait(1, Duration(std::chrono::hours(24 * 365)), rng), RetryPolicy::kMaxRetryAfter);
 }
 
 }  // namespace

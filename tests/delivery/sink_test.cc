@@ -18,11 +18,9 @@ namespace {
 
 const util::Secret kSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
 
-httplib::Headers Signed(const std::string& id, const std::string& body,
-                        const util::Secret& secret = kSecret) {
-  int64_t ts = std::chrono::duration_cast<std::chrono::seconds>(
-                   std::chrono::system_clock::now().time_since_epoch())
-                   .count();
+httplib::Headers Signed(const std::string& id, const std::string& body, const util::Secret& secret = kSecret) {
+  int64_t ts =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   return {{"webhook-id", id},
           {"webhook-timestamp", std::to_string(ts)},
           {"webhook-signature", *Sign(secret, id, ts, body)}};
@@ -128,8 +126,9 @@ TEST(SinkTest, ChunkedAndCompressedBodiesAreRefusedUnread) {
   }
   {
     RawClient c(sink.port());
-    ASSERT_TRUE(c.Send("POST / HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\n"
-                       "Content-Length: 100000\r\n\r\n"));
+    ASSERT_TRUE(
+        c.Send("POST / HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\n"
+               "Content-Length: 100000\r\n\r\n"));
     ASSERT_TRUE(c.ReadUntilClosed(seconds(3))) << c.received();
     EXPECT_EQ(c.Status(), 415) << c.received();
   }

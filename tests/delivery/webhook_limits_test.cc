@@ -24,7 +24,7 @@ using testing::RawReceiver;
 using Steady = std::chrono::steady_clock;
 
 constexpr size_t kMiB = 1024 * 1024;
-constexpr size_t kBombBytes = 200 * kMiB;  // what the hostile bodies would cost if read whole
+constexpr size_t kBombBytes = 200 * kMiB;   // what the hostile bodies would cost if read whole
 constexpr size_t kMemoryBound = 32 * kMiB;  // what one attempt may add to the peak RSS
 
 store::Delivery Row() {
@@ -62,8 +62,7 @@ std::pair<Outcome, size_t> DeliverMeasured(WebhookTarget& target) {
 
 TEST(WebhookLimitsTest, HugeResponseBodyIsReadOnlyUpToTheCap) {
   RawReceiver receiver([](int fd, RawReceiver& self) {
-    std::string head = "HTTP/1.1 500 Oops\r\nContent-Length: " + std::to_string(kBombBytes) +
-                       "\r\n\r\n";
+    std::string head = "HTTP/1.1 500 Oops\r\nContent-Length: " + std::to_string(kBombBytes) + "\r\n\r\n";
     if (!RawReceiver::Send(fd, head)) return;
     std::string chunk(64 * 1024, 'A');
     for (size_t sent = 0; sent < kBombBytes && !self.stopping(); sent += chunk.size()) {
@@ -159,8 +158,8 @@ TEST(WebhookLimitsTest, EchoedSecretsAreRedactedFromTheErrorExcerpt) {
       (echo ? body : rest) += line;
     }
     body += rest;
-    RawReceiver::Send(fd, "HTTP/1.1 400 Bad Request\r\nContent-Length: " +
-                              std::to_string(body.size()) + "\r\n\r\n" + body);
+    RawReceiver::Send(fd,
+                      "HTTP/1.1 400 Bad Request\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
   });
   auto target = Make(Hook(receiver.url()));
   ASSERT_TRUE(target);
@@ -177,14 +176,12 @@ TEST(WebhookLimitsTest, EchoedSecretsAreRedactedFromTheErrorExcerpt) {
 
 TEST(WebhookLimitsTest, RedactedExcerptIsShortPrintableAndDropsACutSecret) {
   std::vector<std::string> secrets = {"Bearer abcdefghij", "abcdefghij"};
-  EXPECT_EQ(RedactedExcerpt("x Bearer abcdefghij y abcdefghij", secrets),
-            "x <redacted> y <redacted>");
+  EXPECT_EQ(RedactedExcerpt("x Bearer abcdefghij y abcdefghij", secrets), "x <redacted> y <redacted>");
   EXPECT_EQ(RedactedExcerpt("a\tb\xc3\xa9", {}), "a b??");
   std::string long_body(1000, 'x');
   EXPECT_EQ(RedactedExcerpt(long_body, {}).size(), kMaxErrorExcerptChars + 3);
   // Cut by the size cap in the middle of a secret: its first bytes go too.
-  EXPECT_EQ(RedactedExcerpt("ok Bearer abc", secrets, /*truncated=*/true).find("abc"),
-            std::string::npos);
+  EXPECT_EQ(RedactedExcerpt("ok Bearer abc", secrets, /*truncated=*/true).find("abc"), std::string::npos);
 }
 
 TEST(WebhookLimitsTest, PlainHttpOffTheHostNeedsAllowInsecure) {
@@ -195,8 +192,8 @@ TEST(WebhookLimitsTest, PlainHttpOffTheHostNeedsAllowInsecure) {
   EXPECT_FALSE(config::IsLoopbackHost("128.0.0.1"));
   EXPECT_FALSE(config::IsLoopbackHost("localhost.evil.example"));
   EXPECT_FALSE(config::IsLoopbackHost("receiver"));
-  for (const char* ok : {"http://127.0.0.1:1/x", "http://localhost/x", "http://[::1]:8080/x",
-                         "https://tickets.example/x"}) {
+  for (const char* ok :
+       {"http://127.0.0.1:1/x", "http://localhost/x", "http://[::1]:8080/x", "https://tickets.example/x"}) {
     EXPECT_TRUE(WebhookTarget::Create(Hook(ok), "1").ok()) << ok;
   }
   auto plain = WebhookTarget::Create(Hook("http://tickets.example/x"), "1");
@@ -211,9 +208,7 @@ TEST(WebhookLimitsTest, PlainHttpOffTheHostNeedsAllowInsecure) {
 }
 
 TEST(WebhookLimitsTest, RequestThatThrowsLeavesNothingInFlight) {
-  RawReceiver receiver([](int fd, RawReceiver&) {
-    RawReceiver::Send(fd, "HTTP/1.1 204 No Content\r\n\r\n");
-  });
+  RawReceiver receiver([](int fd, RawReceiver&) { RawReceiver::Send(fd, "HTTP/1.1 204 No Content\r\n\r\n"); });
   auto target = Make(Hook(receiver.url()));
   ASSERT_TRUE(target);
   target->SetBodyFaultForTest([] { throw std::runtime_error("injected"); });
@@ -224,9 +219,7 @@ TEST(WebhookLimitsTest, RequestThatThrowsLeavesNothingInFlight) {
   // (under ASan a stale registration is a heap-use-after-free here).
   EXPECT_EQ(target->InFlightCount(), 0u);
   util::CancelToken stop;
-  target->SetBodyFaultForTest([] {
-    throw std::runtime_error("injected, with a token this time");
-  });
+  target->SetBodyFaultForTest([] { throw std::runtime_error("injected, with a token this time"); });
   out = target->Deliver(Row(), stop);
   EXPECT_NE(out.error.find("with a token"), std::string::npos) << out.error;
   EXPECT_EQ(target->InFlightCount(), 0u);

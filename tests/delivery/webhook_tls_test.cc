@@ -22,18 +22,18 @@ class Certs {
  public:
   Certs() {
     const std::string& d = dir_.path();
-    std::string script =
-        "set -e; cd " + d + ";"
-        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
-        "  -subj /CN=mailhook-test-ca 2>/dev/null;"
-        "for n in good:IP:127.0.0.1 wrong:DNS:other.example; do "
-        "  name=${n%%:*}; san=${n#*:};"
-        "  openssl req -newkey rsa:2048 -nodes -keyout $name.key -out $name.csr "
-        "    -subj /CN=$name 2>/dev/null;"
-        "  printf 'subjectAltName=%s\\n' $san > $name.ext;"
-        "  openssl x509 -req -in $name.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
-        "    -out $name.pem -days 2 -extfile $name.ext 2>/dev/null;"
-        "done";
+    std::string script = "set -e; cd " + d +
+                         ";"
+                         "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
+                         "  -subj /CN=mailhook-test-ca 2>/dev/null;"
+                         "for n in good:IP:127.0.0.1 wrong:DNS:other.example; do "
+                         "  name=${n%%:*}; san=${n#*:};"
+                         "  openssl req -newkey rsa:2048 -nodes -keyout $name.key -out $name.csr "
+                         "    -subj /CN=$name 2>/dev/null;"
+                         "  printf 'subjectAltName=%s\\n' $san > $name.ext;"
+                         "  openssl x509 -req -in $name.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+                         "    -out $name.pem -days 2 -extfile $name.ext 2>/dev/null;"
+                         "done";
     std::ofstream(d + "/make.sh") << script;
     ok_ = std::system(("sh " + d + "/make.sh").c_str()) == 0;
   }
@@ -48,8 +48,7 @@ class Certs {
 /// An HTTPS receiver on 127.0.0.1 answering 204.
 class TlsReceiver {
  public:
-  TlsReceiver(const std::string& cert, const std::string& key)
-      : server_(cert.c_str(), key.c_str()) {
+  TlsReceiver(const std::string& cert, const std::string& key) : server_(cert.c_str(), key.c_str()) {
     server_.Post(".*", [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });

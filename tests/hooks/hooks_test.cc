@@ -138,10 +138,11 @@ void WriteScript(const std::string& path, const std::string& body) {
 std::vector<std::pair<std::string, std::string>> SpyOn(const TempDir& dir, const std::string& tool) {
   fs::create_directories(dir / "spy");
   fs::create_directories(dir / "spy-log");
-  WriteScript(dir / ("spy/" + tool),
-              "log=$(mktemp \"$SPY_LOG/" + tool + ".XXXXXX\")\n"
-              "env > \"$log\"\n"
-              "PATH=$SPY_REAL_PATH exec " + tool + " \"$@\"\n");
+  WriteScript(dir / ("spy/" + tool), "log=$(mktemp \"$SPY_LOG/" + tool +
+                                         ".XXXXXX\")\n"
+                                         "env > \"$log\"\n"
+                                         "PATH=$SPY_REAL_PATH exec " +
+                                         tool + " \"$@\"\n");
   const char* path = ::getenv("PATH");
   std::string real = path ? path : "/usr/bin:/bin";
   return {{"PATH", (dir / "spy") + ":" + real}, {"SPY_REAL_PATH", real}, {"SPY_LOG", dir / "spy-log"}};
@@ -165,14 +166,12 @@ TEST(SaveAttachmentsTest, WritesExactBytesAndTheEventBesideThem) {
   std::string binary;
   for (int i = 0; i < 256; ++i) binary += static_cast<char>(i);
   binary += std::string("\r\n\0\xff tail", 9);
-  json event = Event("evt_0123abcd", {Attachment("2", "invoice.pdf", binary),
-                                      Attachment("3", "notes.txt", "plain\n")});
+  json event = Event("evt_0123abcd", {Attachment("2", "invoice.pdf", binary), Attachment("3", "notes.txt", "plain\n")});
   event["message"]["attachments"][1]["sha256"] = nullptr;
   auto r = RunHook({kSave, dir / "out"}, event.dump());
   ASSERT_EQ(r.exit_code, 0) << r.stderr_data;
   EXPECT_EQ(Listing(dir / "out"), std::set<std::string>{"evt_0123abcd"});
-  EXPECT_EQ(Listing(dir / "out/evt_0123abcd"),
-            (std::set<std::string>{"invoice.pdf", "notes.txt", "event.json"}));
+  EXPECT_EQ(Listing(dir / "out/evt_0123abcd"), (std::set<std::string>{"invoice.pdf", "notes.txt", "event.json"}));
   EXPECT_EQ(ReadFile(dir / "out/evt_0123abcd/invoice.pdf"), binary);
   EXPECT_EQ(ReadFile(dir / "out/evt_0123abcd/notes.txt"), "plain\n");
   EXPECT_EQ(json::parse(ReadFile(dir / "out/evt_0123abcd/event.json")), event);
@@ -201,10 +200,9 @@ TEST(SaveAttachmentsTest, NeutralisesTraversalHiddenAndCollidingNames) {
   EXPECT_EQ(Listing(dir / "out"), std::set<std::string>{"evt_names"});
   std::string base = dir / "out/evt_names/";
   EXPECT_EQ(Listing(base),
-            (std::set<std::string>{"escape.sh", "passwd", "win.ini", "bashrc", "attachment-6",
-                                   "attachment-7", "report.pdf", "REPORT-1.pdf", "report-2.pdf",
-                                   "event-1.json", "badname______.txt", "Prüfbericht März.pdf",
-                                   "event.json"}));
+            (std::set<std::string>{"escape.sh", "passwd", "win.ini", "bashrc", "attachment-6", "attachment-7",
+                                   "report.pdf", "REPORT-1.pdf", "report-2.pdf", "event-1.json", "badname______.txt",
+                                   "Prüfbericht März.pdf", "event.json"}));
   for (const auto& name : Listing(base)) EXPECT_NE(name[0], '.') << name;
   EXPECT_EQ(ReadFile(base + "escape.sh"), "a");
   EXPECT_EQ(ReadFile(base + "report-2.pdf"), "i");
@@ -216,9 +214,9 @@ TEST(SaveAttachmentsTest, LongCjkNamesAreCutByBytesBetweenCharacters) {
   // Each name is under 100 characters but over 255 bytes (NAME_MAX), which
   // used to fail the rename on every delivery (exit 75 forever).
   std::string cjk, ext_b, latin;
-  for (int i = 0; i < 99; ++i) cjk += "報";      // 3 bytes each
-  for (int i = 0; i < 80; ++i) ext_b += "𠀀";    // 4 bytes each (CJK extension B)
-  for (int i = 0; i < 95; ++i) latin += "é";     // 2 bytes each
+  for (int i = 0; i < 99; ++i) cjk += "報";    // 3 bytes each
+  for (int i = 0; i < 80; ++i) ext_b += "𠀀";  // 4 bytes each (CJK extension B)
+  for (int i = 0; i < 95; ++i) latin += "é";   // 2 bytes each
   TempDir dir;
   json event = Event("evt_cjk", {Attachment("2", cjk + ".pdf", "a"), Attachment("3", ext_b, "b"),
                                  Attachment("4", latin + ".tar.gz", "c"), Attachment("5", cjk + ".pdf", "d")});
@@ -227,11 +225,11 @@ TEST(SaveAttachmentsTest, LongCjkNamesAreCutByBytesBetweenCharacters) {
   std::string base = dir / "out/evt_cjk/";
   // 120 bytes at most, whole characters only, the extension kept.
   std::string cjk_cut, ext_b_cut, latin_cut;
-  for (int i = 0; i < 38; ++i) cjk_cut += "報";     // 114 + ".pdf" = 118 bytes
-  for (int i = 0; i < 30; ++i) ext_b_cut += "𠀀";   // 120 bytes, no extension
-  for (int i = 0; i < 58; ++i) latin_cut += "é";    // 116 + ".gz" = 119 bytes
-  EXPECT_EQ(Listing(base), (std::set<std::string>{cjk_cut + ".pdf", ext_b_cut, latin_cut + ".gz",
-                                                  cjk_cut + "-1.pdf", "event.json"}));
+  for (int i = 0; i < 38; ++i) cjk_cut += "報";    // 114 + ".pdf" = 118 bytes
+  for (int i = 0; i < 30; ++i) ext_b_cut += "𠀀";  // 120 bytes, no extension
+  for (int i = 0; i < 58; ++i) latin_cut += "é";   // 116 + ".gz" = 119 bytes
+  EXPECT_EQ(Listing(base),
+            (std::set<std::string>{cjk_cut + ".pdf", ext_b_cut, latin_cut + ".gz", cjk_cut + "-1.pdf", "event.json"}));
   EXPECT_EQ(ReadFile(base + cjk_cut + ".pdf"), "a");
   EXPECT_EQ(ReadFile(base + ext_b_cut), "b");
   EXPECT_EQ(ReadFile(base + cjk_cut + "-1.pdf"), "d");
@@ -269,8 +267,7 @@ TEST(SaveAttachmentsTest, RedeliveryOverwritesInsteadOfAddingCopies) {
   json event = Event("evt_again", {Attachment("2", "a.txt", "1"), Attachment("3", "a.txt", "2")});
   ASSERT_EQ(RunHook({kSave, dir / "out"}, event.dump()).exit_code, 0);
   ASSERT_EQ(RunHook({kSave, dir / "out"}, event.dump()).exit_code, 0);
-  EXPECT_EQ(Listing(dir / "out/evt_again"),
-            (std::set<std::string>{"a.txt", "a-1.txt", "event.json"}));
+  EXPECT_EQ(Listing(dir / "out/evt_again"), (std::set<std::string>{"a.txt", "a-1.txt", "event.json"}));
 }
 
 TEST(SaveAttachmentsTest, NoContentWritesNothingAndSucceeds) {
@@ -315,11 +312,9 @@ TEST(AppendJsonlTest, TwentyConcurrentHooksWriteTwentyIntactLines) {
     // Large events (up to ~1.3 MB) need many write(2) calls: without the
     // lock, lines would interleave.
     json event = Event("evt_" + std::to_string(i));
-    event["message"]["text"] = std::string(static_cast<size_t>(i) * 65536 + 100, 'a' + i % 26) +
-                               "\nend of " + std::to_string(i);
-    runs.push_back(std::async(std::launch::async, [event, file] {
-      return RunHook({kAppend, file}, event.dump(2));
-    }));
+    event["message"]["text"] =
+        std::string(static_cast<size_t>(i) * 65536 + 100, 'a' + i % 26) + "\nend of " + std::to_string(i);
+    runs.push_back(std::async(std::launch::async, [event, file] { return RunHook({kAppend, file}, event.dump(2)); }));
   }
   for (auto& r : runs) {
     auto result = r.get();
@@ -391,8 +386,7 @@ class FakeZammad {
         statuses_.pop_front();
       }
       res.status = status;
-      res.set_content(status == 201 ? R"({"id":42,"number":"31042","title":"x"})"
-                                    : R"({"error":"scripted failure"})",
+      res.set_content(status == 201 ? R"({"id":42,"number":"31042","title":"x"})" : R"({"error":"scripted failure"})",
                       "application/json");
     };
     server_.Post(".*", handler);
@@ -552,8 +546,7 @@ TEST(CreateTicketTest, AMissingEmptyOrDoubleTokenIsAUsageError) {
 
 TEST(CreateTicketTest, MissingSettingsAreUsageErrors) {
   TempDir dir;
-  auto r = RunHook({kTicket}, Event("evt_cfg").dump(),
-                   {{"TICKET_API_URL", ""}, {"TICKET_API_TOKEN", "x"}});
+  auto r = RunHook({kTicket}, Event("evt_cfg").dump(), {{"TICKET_API_URL", ""}, {"TICKET_API_TOKEN", "x"}});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.stderr_data.find("TICKET_API_URL"), std::string::npos);
   json no_from = Event("evt_nofrom");

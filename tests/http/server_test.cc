@@ -56,7 +56,8 @@ class FakeReadiness {
 class HealthServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_ = std::make_unique<HealthServer>(Addr("127.0.0.1:0"), [this] { return ready_.Get(); }, metrics_);
+    server_ = std::make_unique<HealthServer>(
+        Addr("127.0.0.1:0"), [this] { return ready_.Get(); }, metrics_);
     auto st = server_->Start();
     ASSERT_TRUE(st.ok()) << st.error().ToString();
     ASSERT_GT(server_->port(), 0);
@@ -127,7 +128,8 @@ TEST_F(HealthServerTest, OtherMethodIs405WithAllow) {
 
 TEST_F(HealthServerTest, ThrowingReadinessIs500AndServerSurvives) {
   util::MetricsCatalog metrics;
-  HealthServer s(Addr("127.0.0.1:0"), []() -> Readiness { throw std::runtime_error("boom"); }, metrics);
+  HealthServer s(
+      Addr("127.0.0.1:0"), []() -> Readiness { throw std::runtime_error("boom"); }, metrics);
   ASSERT_TRUE(s.Start().ok());
   httplib::Client c("127.0.0.1", s.port());
   auto res = c.Get("/readyz");
@@ -140,24 +142,38 @@ TEST_F(HealthServerTest, ThrowingReadinessIs500AndServerSurvives) {
 
 TEST(HealthServerStartTest, PortInUseNamesAddressAndFix) {
   util::MetricsCatalog metrics;
-  HealthServer first(Addr("127.0.0.1:0"), [] { return Readiness{true, {}}; }, metrics);
+  HealthServer first(
+      Addr("127.0.0.1:0"),
+      [] {
+        return Readiness{true, {}};
+      },
+      metrics);
   ASSERT_TRUE(first.Start().ok());
   std::string addr = "127.0.0.1:" + std::to_string(first.port());
-  HealthServer second(Addr(addr), [] { return Readiness{true, {}}; }, metrics);
+  HealthServer second(
+      Addr(addr),
+      [] {
+        return Readiness{true, {}};
+      },
+      metrics);
   auto st = second.Start();
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.error().code(), "http.bind");
   EXPECT_TRUE(st.error().NeedsOperator());
   EXPECT_NE(st.error().message().find(addr), std::string::npos) << st.error().message();
-  EXPECT_NE(st.error().message().find("port in use? change http.listen"), std::string::npos)
-      << st.error().message();
+  EXPECT_NE(st.error().message().find("port in use? change http.listen"), std::string::npos) << st.error().message();
   second.Stop();  // harmless after a failed Start
 }
 
 TEST(HealthServerStartTest, StopRightAfterStartReturnsAndFreesPort) {
   for (int i = 0; i < 20; ++i) {
     util::MetricsCatalog metrics;
-    HealthServer s(Addr("127.0.0.1:0"), [] { return Readiness{true, {}}; }, metrics);
+    HealthServer s(
+        Addr("127.0.0.1:0"),
+        [] {
+          return Readiness{true, {}};
+        },
+        metrics);
     ASSERT_TRUE(s.Start().ok());
     s.Stop();
     s.Stop();  // idempotent
@@ -171,7 +187,12 @@ TEST(HealthServerStartTest, BracketedHostParses) {
   // The bracket form exists for IPv6 literals ("[::]:8025"); tests stay on
   // 127.0.0.1, which the same parse path accepts.
   util::MetricsCatalog metrics;
-  HealthServer s(Addr("[127.0.0.1]:0"), [] { return Readiness{true, {}}; }, metrics);
+  HealthServer s(
+      Addr("[127.0.0.1]:0"),
+      [] {
+        return Readiness{true, {}};
+      },
+      metrics);
   auto st = s.Start();
   ASSERT_TRUE(st.ok()) << st.error().ToString();
   httplib::Client c("127.0.0.1", s.port());
@@ -255,9 +276,10 @@ TEST_F(HealthServerTest, HeadGetsFieldsWithoutBody) {
 
 TEST_F(HealthServerTest, PipelinedRequestsAreAnsweredInOrder) {
   RawClient c(server_->port());
-  ASSERT_TRUE(c.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-                     "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
-                     "GET /readyz HTTP/1.0\r\n\r\n"));
+  ASSERT_TRUE(
+      c.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+             "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+             "GET /readyz HTTP/1.0\r\n\r\n"));
   ASSERT_TRUE(c.ReadUntilClosed(seconds(3))) << c.received();  // HTTP/1.0: closed after the last
   const std::string& r = c.received();
   auto first = r.find("HTTP/1.1 200");
@@ -274,7 +296,12 @@ TEST(HealthServerLimitsTest, TricklingHeadIsCutAtItsTotalDeadline) {
   ServerLimits limits = HealthServer::DefaultLimits();
   limits.head_timeout = milliseconds(300);
   util::MetricsCatalog metrics;
-  HealthServer s(Addr("127.0.0.1:0"), [] { return Readiness{true, {}}; }, metrics, limits);
+  HealthServer s(
+      Addr("127.0.0.1:0"),
+      [] {
+        return Readiness{true, {}};
+      },
+      metrics, limits);
   ASSERT_TRUE(s.Start().ok());
   RawClient c(s.port());
   // A byte every 50 ms: a per-read timeout would never fire.
@@ -299,7 +326,12 @@ TEST(HealthServerLimitsTest, ConnectionCapEvictsTheOldestStalledClient) {
   ServerLimits limits = HealthServer::DefaultLimits();
   limits.max_connections = 4;
   util::MetricsCatalog metrics;
-  HealthServer s(Addr("127.0.0.1:0"), [] { return Readiness{true, {}}; }, metrics, limits);
+  HealthServer s(
+      Addr("127.0.0.1:0"),
+      [] {
+        return Readiness{true, {}};
+      },
+      metrics, limits);
   ASSERT_TRUE(s.Start().ok());
   std::vector<std::unique_ptr<RawClient>> stalled;
   for (int i = 0; i < 4; ++i) {

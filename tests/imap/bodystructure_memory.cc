@@ -26,8 +26,10 @@ namespace {
 
 // Dovecot's entry for an empty text/plain part; MAILHOOK_PART replaces it
 // (e.g. the smallest legal one: ("a" "b" NIL NIL NIL "7bit" 0)).
-const std::string kTextPart = std::getenv("MAILHOOK_PART") ? std::getenv("MAILHOOK_PART")
-                              : "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0 NIL NIL NIL NIL)";
+const std::string kTextPart =
+    std::getenv("MAILHOOK_PART")
+        ? std::getenv("MAILHOOK_PART")
+        : "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0 NIL NIL NIL NIL)";
 
 long MaxRssKb() {
   rusage r{};
@@ -56,11 +58,12 @@ int Measure(size_t parts) {
     return reply + " \"mixed\" (\"boundary\" \"b\") NIL NIL NIL))\r\n";
   });
   // As built in the server process.
-  const size_t depth = std::getenv("MAILHOOK_NEST") ? std::max<size_t>(1, std::strtoull(std::getenv("MAILHOOK_NEST"), nullptr, 10)) : 0;
+  const size_t depth =
+      std::getenv("MAILHOOK_NEST") ? std::max<size_t>(1, std::strtoull(std::getenv("MAILHOOK_NEST"), nullptr, 10)) : 0;
   bytes = depth ? parts * 6 + (parts + depth - 1) / depth * kTextPart.size() + 80 : parts * kTextPart.size() + 80;
   SessionOptions o = mailhook::imap::fake::FakeSessionOptions(server.port());
   o.timeout = SessionOptions{}.timeout;  // a large response may take longer than the fake's 3 s
-  o.max_response_bytes = 0;  // unbounded: this measures what the bound protects
+  o.max_response_bytes = 0;              // unbounded: this measures what the bound protects
   auto s = Session::Open(o);
   if (!s.ok() || !(*s)->Select("INBOX").ok()) return 1;
   const long base = MaxRssKb();
@@ -69,8 +72,8 @@ int Measure(size_t parts) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!metas.ok() || metas->size() != 1) return 1;
   const long peak = MaxRssKb() - base;
-  std::printf("parts=%zu response_bytes=%zu peak_growth_kib=%ld bytes_per_response_byte=%.2f seconds=%.2f\n",
-              parts, bytes, peak, peak * 1024.0 / static_cast<double>(bytes), secs);
+  std::printf("parts=%zu response_bytes=%zu peak_growth_kib=%ld bytes_per_response_byte=%.2f seconds=%.2f\n", parts,
+              bytes, peak, peak * 1024.0 / static_cast<double>(bytes), secs);
   std::fflush(stdout);  // the child ends with _exit
   return 0;
 }

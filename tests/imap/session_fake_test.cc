@@ -127,7 +127,8 @@ TEST(SessionFakeTest, UidFetchStarFilterIgnoresUnrequestedMessages) {
   // `UID FETCH n:*` returns the last message even when n > max UID; an
   // unsolicited FETCH for another UID must not be taken as ours.
   FakeImapServer server([&](const std::string&) {
-    return std::string("* 3 FETCH (UID 50 BODYSTRUCTURE (\"text\" \"plain\" NIL NIL NIL \"7bit\" 1 1 NIL NIL NIL NIL))\r\n");
+    return std::string(
+        "* 3 FETCH (UID 50 BODYSTRUCTURE (\"text\" \"plain\" NIL NIL NIL \"7bit\" 1 1 NIL NIL NIL NIL))\r\n");
   });
   auto s = Session::Open(Plain(server.port()));
   ASSERT_TRUE(s.ok());

@@ -167,8 +167,8 @@ TEST(SessionLimitsTest, StructuresAtTheDefaultMetaBudgetParseWithinMemoryBound) 
     const std::string structure = BombAtTheBudget(shape.part, shape.depth);
     ASSERT_LT(structure.size(), SessionOptions::kDefaultMaxMetaSyntaxBytes);
     long growth = PeakForStructure([&] { return structure; });
-    std::cerr << "[ measured ] " << shape.name << ": " << structure.size() << " bytes of BODYSTRUCTURE, peak RSS growth "
-              << growth << " KiB\n";
+    std::cerr << "[ measured ] " << shape.name << ": " << structure.size()
+              << " bytes of BODYSTRUCTURE, peak RSS growth " << growth << " KiB\n";
     EXPECT_GE(growth, 0) << shape.name << ": the fetch failed";
 #ifdef __SANITIZE_ADDRESS__
     const long bound_kib = 300 * 1024;  // ASan's redzones and quarantine: ~2-3x the heap
@@ -212,7 +212,8 @@ TEST(SessionLimitsTest, ParsedBytesPastTheMetaSyntaxBoundAreResponseTooLarge) {
 }
 
 TEST(SessionLimitsTest, PartBombStructureIsCutAtThePartCap) {
-  FakeImapServer server([&](const std::string&) { return "* 1 FETCH (UID 1 BODYSTRUCTURE " + PartBomb(20000) + ")\r\n"; });
+  FakeImapServer server(
+      [&](const std::string&) { return "* 1 FETCH (UID 1 BODYSTRUCTURE " + PartBomb(20000) + ")\r\n"; });
   auto s = OpenSelected(Plain(server.port()));
   ASSERT_TRUE(s);
   auto metas = s->FetchMeta({1});
@@ -381,8 +382,9 @@ TEST(SessionLimitsTest, BinarySizeMatchesTheWholeUid) {
 }
 
 TEST(SessionLimitsTest, SplitBinaryResponseIsMerged) {
-  FakeImapServer server([&](const std::string&) { return std::string("* 3 FETCH (BINARY[1] ~{3}\r\nabc)\r\n* 3 FETCH (UID 7)\r\n"); },
-                        kBinaryGreeting, kBinaryCaps, {});
+  FakeImapServer server(
+      [&](const std::string&) { return std::string("* 3 FETCH (BINARY[1] ~{3}\r\nabc)\r\n* 3 FETCH (UID 7)\r\n"); },
+      kBinaryGreeting, kBinaryCaps, {});
   auto s = OpenSelected(Plain(server.port()));
   ASSERT_TRUE(s);
   auto body = s->FetchBinary(7, "1");
@@ -482,8 +484,8 @@ TEST(SessionLimitsTest, EchoedLoginLeavesNoPasswordInErrorOrLog) {
   for (const std::string& reply : {std::string("$TAG NO [AUTHENTICATIONFAILED] rejected: $LINE\r\n"),
                                    "$TAG NO wrong password " + password + " for alice\r\n",
                                    std::string("$TAG NO [UNAVAILABLE] retry $LINE\r\n")}) {
-    FakeImapServer server([&](const std::string&) { return std::string(); },
-                          "* OK [CAPABILITY IMAP4rev1] fake\r\n", "IMAP4rev1", {{"LOGIN", reply}});
+    FakeImapServer server([&](const std::string&) { return std::string(); }, "* OK [CAPABILITY IMAP4rev1] fake\r\n",
+                          "IMAP4rev1", {{"LOGIN", reply}});
     SessionOptions o = Plain(server.port());
     o.password = util::Secret(password);
     auto s = Session::Open(o);

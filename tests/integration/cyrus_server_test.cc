@@ -84,8 +84,7 @@ TEST_F(CyrusTest, AttachmentMessageBecomesSignedEvent) {
   EXPECT_EQ(m["from"][0]["name"], "Billing");
   EXPECT_EQ(m["from"][0]["address"], "billing@example.com");
   EXPECT_EQ(m["message_id"], "<mixed-1@example.com>");
-  EXPECT_NE(m["text"].get<std::string>().find("Please find the invoice attached."), std::string::npos)
-      << m.dump(2);
+  EXPECT_NE(m["text"].get<std::string>().find("Please find the invoice attached."), std::string::npos) << m.dump(2);
   // Cyrus uppercases BODYSTRUCTURE types and dispositions (DESIGN.md); the
   // event must still carry the contract's lowercase forms.
   ASSERT_EQ(m["attachments"].size(), 1u) << m.dump(2);

@@ -186,8 +186,7 @@ TEST_F(PipelineTest, EveryCorpusMessageGivesTheSameEventFromImapAndFromParse) {
     if (!diffs.empty() && unexplained == 0) ++listed;
   }
   EXPECT_TRUE(mismatches.empty()) << agreeing << " of " << files.size() << " messages agree (" << listed
-                                  << " more but for listed fields); "
-                                  << mismatches.size() << " mismatches:\n"
+                                  << " more but for listed fields); " << mismatches.size() << " mismatches:\n"
                                   << [&] {
                                        std::string all;
                                        for (const std::string& m : mismatches) all += "  " + m + "\n";
@@ -202,8 +201,7 @@ TEST_F(PipelineTest, EveryCorpusMessageGivesTheSameEventFromImapAndFromParse) {
   for (size_t at = 0; (at = daemon_.Log().find("mime.reparse", at)) != std::string::npos; ++at) ++reparsed;
   RecordProperty("reparsed", static_cast<int>(reparsed));
   std::cout << agreeing << " of " << files.size() << " messages agree on every field, " << listed
-            << " on all but listed ones; " << reparsed
-            << " were re-parsed from their bytes (doubtful BODYSTRUCTURE)\n";
+            << " on all but listed ones; " << reparsed << " were re-parsed from their bytes (doubtful BODYSTRUCTURE)\n";
 }
 
 /// Hand-made messages for the three differences of issue 13 item 11, each

@@ -187,7 +187,7 @@ TEST_F(HarnessSmokeTest, IdlePushesExistsAndKilledSessionsDropTheConnection) {
   std::string after;
   EXPECT_FALSE(ReadUntil(fd, "never", seconds(5), &after));  // EOF, not a timeout...
   char c;
-  EXPECT_EQ(read(fd, &c, 1), 0);                              // ...as the next read shows
+  EXPECT_EQ(read(fd, &c, 1), 0);  // ...as the next read shows
   close(fd);
   EXPECT_TRUE(dovecot_.running());
 }

@@ -61,8 +61,7 @@ TEST_F(PipelineTest, EndpointsFollowTheDaemon) {
   EXPECT_EQ(still_alive->status, 200);
   auto after = http.Get("/metrics");
   ASSERT_TRUE(after);
-  EXPECT_NE(after->body.find("mailhook_imap_reconnects_total{account=\"test\",folder=\"INBOX\"}"),
-            std::string::npos)
+  EXPECT_NE(after->body.find("mailhook_imap_reconnects_total{account=\"test\",folder=\"INBOX\"}"), std::string::npos)
       << after->body;
 }
 

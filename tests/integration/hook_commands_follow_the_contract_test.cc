@@ -139,7 +139,8 @@ TEST_F(HookTest, Kill9DuringDeliveryReachesEveryTargetWithStableIds) {
 
   // Repeats carry the same id, and the webhook and the hook agree on it.
   std::map<uint32_t, std::set<std::string>> webhook_ids;
-  for (const auto& r : receiver_.Requests()) webhook_ids[r.Json()["uid"].get<uint32_t>()].insert(r.Header("webhook-id"));
+  for (const auto& r : receiver_.Requests())
+    webhook_ids[r.Json()["uid"].get<uint32_t>()].insert(r.Header("webhook-id"));
   for (uint32_t uid : uids) {
     EXPECT_EQ(webhook_ids[uid].size(), 1u) << uid;
     EXPECT_EQ(hook_ids[uid], webhook_ids[uid]) << uid;

@@ -48,8 +48,9 @@ TEST_F(HookEnvironmentTest, HookAndSecretHelperSeeNoSecretOfTheDaemon) {
   // `sh -c`, not a script file (sh keeps a script open on fd 10), and
   // `exec >` (a plain `>` would park stdout on fd 10 while ls runs).
   const std::string hook = "[\"/bin/sh\", \"-c\", " +
-                           Quote("exec > \"$0/hook_fds.txt\"; ls /proc/$$/fd; "
-                                 "exec > \"$0/hook_env.txt\"; env; true") +
+                           Quote(
+                               "exec > \"$0/hook_fds.txt\"; ls /proc/$$/fd; "
+                               "exec > \"$0/hook_env.txt\"; env; true") +
                            ", " + Quote(dir) + "]";
   // A secret helper (value_command) runs at config load, in the daemon.
   std::string helper = WriteScript(dir + "/helper.sh", "env > \"$1/helper_env.txt\"\necho helper-value\n");
@@ -57,11 +58,12 @@ TEST_F(HookEnvironmentTest, HookAndSecretHelperSeeNoSecretOfTheDaemon) {
   ConfigSpec cfg;
   cfg.state_dir = daemon_.state_dir();
   cfg.accounts.push_back(PasswordFromEnv(AccountYaml(dovecot_, {}), imap_password));
-  cfg.webhooks.push_back(WebhookYaml(
-      {"hook", receiver_.url(), "${WEBHOOK_SECRET}",
-       "headers: {Authorization: \"Bearer ${TICKETS_TOKEN}\", X-Helper: {value_command: [" + Quote(helper) +
-           ", " + Quote(dir) + "]}}"}));
-  cfg.hooks.push_back("{name: printenv, command: " + hook + ", env: {TICKET_URL: \"https://helpdesk.example\", TICKET_TOKEN: {file: " +
+  cfg.webhooks.push_back(
+      WebhookYaml({"hook", receiver_.url(), "${WEBHOOK_SECRET}",
+                   "headers: {Authorization: \"Bearer ${TICKETS_TOKEN}\", X-Helper: {value_command: [" + Quote(helper) +
+                       ", " + Quote(dir) + "]}}"}));
+  cfg.hooks.push_back("{name: printenv, command: " + hook +
+                      ", env: {TICKET_URL: \"https://helpdesk.example\", TICKET_TOKEN: {file: " +
                       Quote(dir + "/ticket_token") + "}}, pass_env: [MH_TEST_PROXY]}");
   MH_ASSERT_OK(daemon_.WriteConfig(RenderConfig(cfg)));
   MH_ASSERT_OK(daemon_.Start());
@@ -79,8 +81,8 @@ TEST_F(HookEnvironmentTest, HookAndSecretHelperSeeNoSecretOfTheDaemon) {
   const std::string helper_env = "\n" + ReadFile(dir + "/helper_env.txt");
   ASSERT_NE(hook_env.find("\nMAILHOOK_EVENT_ID=evt_"), std::string::npos) << hook_env;
   ASSERT_NE(helper_env.find("\nPATH="), std::string::npos) << helper_env;
-  for (const std::string& secret : {imap_password, std::string(kTestWebhookSecret), bearer,
-                                    std::string("not-for-hooks")}) {
+  for (const std::string& secret :
+       {imap_password, std::string(kTestWebhookSecret), bearer, std::string("not-for-hooks")}) {
     EXPECT_EQ(hook_env.find(secret), std::string::npos) << "hook sees " << secret << ":" << hook_env;
     EXPECT_EQ(helper_env.find(secret), std::string::npos) << "helper sees " << secret << ":" << helper_env;
   }
@@ -95,8 +97,8 @@ TEST_F(HookEnvironmentTest, HookAndSecretHelperSeeNoSecretOfTheDaemon) {
   // No socket, pipe or lock file of the daemon reached the hook.
   EXPECT_EQ(ReadFile(dir + "/hook_fds.txt"), "0\n1\n2\n");
   // Nor did a secret reach the log.
-  for (const std::string& secret : {imap_password, std::string(kTestWebhookSecret), bearer,
-                                    std::string("token-from-file")}) {
+  for (const std::string& secret :
+       {imap_password, std::string(kTestWebhookSecret), bearer, std::string("token-from-file")}) {
     EXPECT_EQ(daemon_.Log().find(secret), std::string::npos) << secret;
   }
 }

@@ -62,7 +62,7 @@ TEST_F(PipelineTest, AttachmentsLargerThanOnePieceArriveExact) {
   StartDaemon({}, "attachments: content, max_attachment_bytes: 8388608");
   WaitIdle();
   const std::string three_mib = RandomBytes(3 * 1024 * 1024 + 7, 1);
-  const std::string exact = RandomBytes(1536 * 1024, 2);  // one 2 MiB line: two whole pieces
+  const std::string exact = RandomBytes(1536 * 1024, 2);     // one 2 MiB line: two whole pieces
   const std::string over = RandomBytes(9 * 1024 * 1024, 3);  // over the 8 MiB limit
   std::string message =
       "From: a@example.com\r\nTo: b@example.com\r\nSubject: big\r\nMIME-Version: 1.0\r\n"

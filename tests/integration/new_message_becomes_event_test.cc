@@ -36,8 +36,8 @@ TEST_F(PipelineTest, AttachmentMessageBecomesContractShapedSignedEvent) {
   ASSERT_TRUE(e["created_at"].is_string());
 
   const nlohmann::json& m = e["message"];
-  for (const char* key : {"message_id", "in_reply_to", "references", "date", "subject", "from", "to", "cc",
-                          "reply_to", "flags", "size", "text", "html", "attachments"}) {
+  for (const char* key : {"message_id", "in_reply_to", "references", "date", "subject", "from", "to", "cc", "reply_to",
+                          "flags", "size", "text", "html", "attachments"}) {
     EXPECT_TRUE(m.contains(key)) << "missing " << key << " in " << m.dump();
   }
   ASSERT_EQ(m["attachments"].size(), 1u) << m.dump(2);

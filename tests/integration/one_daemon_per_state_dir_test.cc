@@ -41,10 +41,8 @@ TEST_F(StateDirTest, SecondDaemonOnTheSameStateDirExitsNamingTheFirst) {
   ASSERT_TRUE(code.has_value()) << second.Log();
   EXPECT_EQ(*code, 1) << second.Log();
   EXPECT_NE(second.Log().find("daemon.state_dir_locked"), std::string::npos) << second.Log();
-  EXPECT_NE(second.Log().find("in use by another `mailhook run` (pid " + pid), std::string::npos)
-      << second.Log();
-  EXPECT_NE(second.Log().find("Stop the other daemon first, or give this one its own state_dir"),
-            std::string::npos)
+  EXPECT_NE(second.Log().find("in use by another `mailhook run` (pid " + pid), std::string::npos) << second.Log();
+  EXPECT_NE(second.Log().find("Stop the other daemon first, or give this one its own state_dir"), std::string::npos)
       << second.Log();
   EXPECT_EQ(second.Log().find("daemon.started"), std::string::npos) << second.Log();
 
@@ -98,7 +96,7 @@ TEST_F(StateDirTest, StateIsPrivateAndRunWritesNoCoreDumps) {
 TEST_F(StateDirTest, AnExistingOpenStateDirIsReportedAndAnOldDatabaseTightened) {
   const std::string state = daemon_.state_dir();
   ASSERT_EQ(::mkdir(state.c_str(), 0755), 0);
-  ASSERT_EQ(::chmod(state.c_str(), 0755), 0);  // whatever the umask
+  ASSERT_EQ(::chmod(state.c_str(), 0755), 0);     // whatever the umask
   std::ofstream(state + "/mailhook.db").close();  // as an older version left it
   ASSERT_EQ(::chmod((state + "/mailhook.db").c_str(), 0644), 0);
   StartDaemon();

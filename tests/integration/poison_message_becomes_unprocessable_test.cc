@@ -11,8 +11,9 @@ namespace mailhook::testsupport {
 namespace {
 
 std::string Message(const std::string& subject) {
-  return "From: Ann <ann@example.com>\r\nTo: support@example.com\r\nSubject: " + subject +
-         "\r\nMessage-ID: <" + subject.substr(0, 6) + "@example.com>\r\nDate: Sun, 29 Nov 2026 10:00:00 +0000\r\n"
+  return "From: Ann <ann@example.com>\r\nTo: support@example.com\r\nSubject: " + subject + "\r\nMessage-ID: <" +
+         subject.substr(0, 6) +
+         "@example.com>\r\nDate: Sun, 29 Nov 2026 10:00:00 +0000\r\n"
          "Content-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n";
 }
 

@@ -96,8 +96,7 @@ TEST_F(PipelineTest, MarkSeenAndKeywordsAreAddedOnce) {
   ASSERT_TRUE(daemon_.WaitForLog("imap.connected", seconds(20))) << daemon_.Log();
   MH_ASSERT_OK(imap.Append("alice", "INBOX", SampleMessage("latin1_qp.eml")));
   ASSERT_TRUE(receiver_.WaitFor(2, seconds(20))) << daemon_.Log();
-  ASSERT_TRUE(daemon_.WaitForLog("post_action.done account=test folder=INBOX uid=2 ", seconds(20)))
-      << daemon_.Log();
+  ASSERT_TRUE(daemon_.WaitForLog("post_action.done account=test folder=INBOX uid=2 ", seconds(20))) << daemon_.Log();
   std::string after = daemon_.Log();
   EXPECT_EQ(after.find("post_action.done account=test folder=INBOX uid=1 "), std::string::npos) << after;
 }

@@ -19,27 +19,34 @@ class SecretCommandsTest : public ::testing::Test {
     auto marker = [&](const std::string& name, const std::string& value) {
       return "[\"/bin/sh\", \"-c\", \"touch " + Marker(name) + "; echo " + value + "\"]";
     };
-    MH_ASSERT_OK(daemon_.WriteConfig(
-        "state_dir: " + daemon_.state_dir() + "\n"
-        "accounts:\n"
-        "  - name: support\n"
-        "    host: 127.0.0.1\n"
-        "    port: 1\n"  // refused at once: the password is resolved before connecting
-        "    tls: none\n"
-        "    allow_insecure: true\n"
-        "    username: u\n"
-        "    password_command: " + marker("password", "pw") + "\n"
-        "webhooks:\n"
-        "  - name: w\n"
-        "    url: http://127.0.0.1:1/\n"
-        "    secret_command: " + marker("secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw") + "\n"
-        "    headers:\n"
-        "      Authorization: { value_command: " + marker("header", "tok") + ", prefix: \"Bearer \" }\n"
-        "hooks:\n"
-        "  - name: h\n"
-        "    command: [/bin/true]\n"
-        "    env:\n"
-        "      TOKEN: { command: " + marker("env", "tok") + " }\n"));
+    MH_ASSERT_OK(daemon_.WriteConfig("state_dir: " + daemon_.state_dir() +
+                                     "\n"
+                                     "accounts:\n"
+                                     "  - name: support\n"
+                                     "    host: 127.0.0.1\n"
+                                     "    port: 1\n"  // refused at once: the password is resolved before connecting
+                                     "    tls: none\n"
+                                     "    allow_insecure: true\n"
+                                     "    username: u\n"
+                                     "    password_command: " +
+                                     marker("password", "pw") +
+                                     "\n"
+                                     "webhooks:\n"
+                                     "  - name: w\n"
+                                     "    url: http://127.0.0.1:1/\n"
+                                     "    secret_command: " +
+                                     marker("secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw") +
+                                     "\n"
+                                     "    headers:\n"
+                                     "      Authorization: { value_command: " +
+                                     marker("header", "tok") +
+                                     ", prefix: \"Bearer \" }\n"
+                                     "hooks:\n"
+                                     "  - name: h\n"
+                                     "    command: [/bin/true]\n"
+                                     "    env:\n"
+                                     "      TOKEN: { command: " +
+                                     marker("env", "tok") + " }\n"));
   }
 
   std::string Marker(const std::string& name) const { return daemon_.dir() + "/ran-" + name; }
@@ -60,8 +67,7 @@ class SecretCommandsTest : public ::testing::Test {
 TEST_F(SecretCommandsTest, CheckAndDeadlettersRunNoCommand) {
   MH_ASSERT_OK_AND_ASSIGN(CommandResult check, RunMailhook({"check", "-c", daemon_.config_path()}));
   EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
-  MH_ASSERT_OK_AND_ASSIGN(CommandResult list,
-                          RunMailhook({"deadletters", "list", "-c", daemon_.config_path()}));
+  MH_ASSERT_OK_AND_ASSIGN(CommandResult list, RunMailhook({"deadletters", "list", "-c", daemon_.config_path()}));
   EXPECT_EQ(list.exit_code, 0) << list.out << list.err;
   for (const char* name : {"password", "secret", "header", "env"}) EXPECT_FALSE(Ran(name)) << name;
 }

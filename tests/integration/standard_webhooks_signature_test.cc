@@ -29,8 +29,7 @@ constexpr const char* kUnrelatedSecret = "whsec_gIGCg4SFhoeIiYqLjI2Oj5CRkpOUlZaX
 std::string Base64(const std::string& in) {
   std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
   int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
+                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
   out.resize(static_cast<size_t>(n));
   return out;
 }
@@ -45,15 +44,13 @@ class StandardWebhooksSignatureTest : public PipelineTest {
   /// npm install into the verifier's folder unless it is there; flock keeps
   /// parallel test processes (plain and ASan builds) from installing at once.
   static void InstallVerifier() {
-    if (std::filesystem::exists(kVerifierDir + "/node_modules/standardwebhooks/package.json"))
-      return;
+    if (std::filesystem::exists(kVerifierDir + "/node_modules/standardwebhooks/package.json")) return;
     ChildOptions options;
     options.working_dir = kVerifierDir;
-    MH_ASSERT_OK_AND_ASSIGN(CommandResult r,
-                            RunCommand({"flock", kVerifierDir + "/.npm-install.lock", "sh", "-c",
-                                        "test -e node_modules/standardwebhooks/package.json || "
-                                        "npm install --no-audit --no-fund --loglevel=error"},
-                                       std::chrono::minutes(3), options));
+    MH_ASSERT_OK_AND_ASSIGN(CommandResult r, RunCommand({"flock", kVerifierDir + "/.npm-install.lock", "sh", "-c",
+                                                         "test -e node_modules/standardwebhooks/package.json || "
+                                                         "npm install --no-audit --no-fund --loglevel=error"},
+                                                        std::chrono::minutes(3), options));
     ASSERT_EQ(r.exit_code, 0) << "npm install of the standardwebhooks verifier failed (run "
                                  "scripts/deps, which needs nodejs, npm and the npm registry):\n"
                               << r.err;
@@ -114,9 +111,8 @@ TEST_F(StandardWebhooksSignatureTest, RotatedSecretsVerifyWithEitherTheNewOrTheO
   ConfigSpec cfg;
   cfg.state_dir = daemon_.state_dir();
   cfg.accounts.push_back(AccountYaml(dovecot_, {}));
-  cfg.webhooks.push_back(
-      WebhookYaml({"hook", receiver_.url(), "",
-                   "secret: [" + Quote(kTestWebhookSecret) + ", " + Quote(kNewSecret) + "]"}));
+  cfg.webhooks.push_back(WebhookYaml(
+      {"hook", receiver_.url(), "", "secret: [" + Quote(kTestWebhookSecret) + ", " + Quote(kNewSecret) + "]"}));
   MH_ASSERT_OK(daemon_.WriteConfig(RenderConfig(cfg)));
   MH_ASSERT_OK(daemon_.Start());
   WaitIdle();
@@ -128,8 +124,7 @@ TEST_F(StandardWebhooksSignatureTest, RotatedSecretsVerifyWithEitherTheNewOrTheO
   EXPECT_EQ(std::count(signatures.begin(), signatures.end(), ' '), 1) << signatures;
 
   CommandResult with_new = Verify(kNewSecret, req);
-  EXPECT_EQ(with_new.exit_code, 0)
-      << "consumer that already switched to the new secret: " << with_new.err;
+  EXPECT_EQ(with_new.exit_code, 0) << "consumer that already switched to the new secret: " << with_new.err;
   CommandResult with_old = Verify(kTestWebhookSecret, req);
   EXPECT_EQ(with_old.exit_code, 0) << "consumer still on the old secret: " << with_old.err;
   EXPECT_EQ(Verify(kUnrelatedSecret, req).exit_code, 1);

@@ -48,8 +48,8 @@ TEST_F(TlsTest, WithoutCaFileTheTestCaIsNotTrusted) {
   std::string rendered = RenderConfig(cfg);
   MH_ASSERT_OK(daemon_.WriteConfig(rendered));
   MH_ASSERT_OK(daemon_.Start());
-  ASSERT_TRUE(daemon_.WaitForLog("TLS certificate verification failed", seconds(20)))
-      << rendered << "\n" << daemon_.Log();
+  ASSERT_TRUE(daemon_.WaitForLog("TLS certificate verification failed", seconds(20))) << rendered << "\n"
+                                                                                      << daemon_.Log();
   EXPECT_TRUE(daemon_.WaitForLog("set ca_file", seconds(1))) << daemon_.Log();
 }
 

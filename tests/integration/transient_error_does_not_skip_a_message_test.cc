@@ -25,9 +25,8 @@ TEST_F(PipelineTest, TransientErrorDuringExtractionIsRetriedNotSkipped) {
   MH_ASSERT_OK_AND_ASSIGN(uint32_t uid, imap.Append("alice", "INBOX", Message("busy store")));
 
   // The window was hit: the fault fired inside this message's extraction.
-  ASSERT_TRUE(daemon_.WaitForLog("test.fault account=test folder=INBOX uid=" + std::to_string(uid) +
-                                     " action=transient_once",
-                                 seconds(30)))
+  ASSERT_TRUE(daemon_.WaitForLog(
+      "test.fault account=test folder=INBOX uid=" + std::to_string(uid) + " action=transient_once", seconds(30)))
       << daemon_.Log();
   // A later session delivers it (a skipped message would never arrive).
   ASSERT_TRUE(receiver_.WaitFor(1, seconds(30))) << daemon_.Log();

@@ -65,9 +65,8 @@ TEST_F(PipelineTest, BadRequestIsADeadLetterUntilReplayed) {
   EXPECT_NE(list.out.find("400"), std::string::npos) << "the last error is shown: " << list.out;
   std::string id = list.out.substr(0, list.out.find('\t'));
 
-  MH_ASSERT_OK_AND_ASSIGN(CommandResult replay, RunMailhook({"deadletters", "replay", "-c",
-                                                             daemon_.config_path(), id},
-                                                            seconds(20)));
+  MH_ASSERT_OK_AND_ASSIGN(CommandResult replay,
+                          RunMailhook({"deadletters", "replay", "-c", daemon_.config_path(), id}, seconds(20)));
   ASSERT_EQ(replay.exit_code, 0) << replay.out << replay.err;
   EXPECT_NE(replay.out.find("replayed 1"), std::string::npos) << replay.out;
   ASSERT_TRUE(receiver_.WaitFor(2, seconds(20))) << daemon_.Log();

@@ -38,22 +38,16 @@ TEST(QuotedPrintable, SoftBreaksAndHex) {
 
 TEST(QuotedPrintable, LowercaseHex) { EXPECT_EQ(DecodeQuotedPrintable("=c3=a9"), "\xC3\xA9"); }
 
-TEST(QuotedPrintable, InvalidEscapesKept) {
-  EXPECT_EQ(DecodeQuotedPrintable("100% =ZZ a=b =4"), "100% =ZZ a=b =4");
-}
+TEST(QuotedPrintable, InvalidEscapesKept) { EXPECT_EQ(DecodeQuotedPrintable("100% =ZZ a=b =4"), "100% =ZZ a=b =4"); }
 
-TEST(QuotedPrintable, SoftBreakWithTrailingWhitespace) {
-  EXPECT_EQ(DecodeQuotedPrintable("abc=  \r\ndef"), "abcdef");
-}
+TEST(QuotedPrintable, SoftBreakWithTrailingWhitespace) { EXPECT_EQ(DecodeQuotedPrintable("abc=  \r\ndef"), "abcdef"); }
 
 TEST(QuotedPrintable, HeaderVariantUnderscoreIsSpace) {
   EXPECT_EQ(DecodeQuotedPrintable("a_b=5F", true), "a b_");
   EXPECT_EQ(DecodeQuotedPrintable("a_b", false), "a_b");
 }
 
-TEST(Uuencode, DecodesBeginEndBlock) {
-  EXPECT_EQ(DecodeUuencode("junk\nbegin 644 cat.txt\n#0V%T\n`\nend\n"), "Cat");
-}
+TEST(Uuencode, DecodesBeginEndBlock) { EXPECT_EQ(DecodeUuencode("junk\nbegin 644 cat.txt\n#0V%T\n`\nend\n"), "Cat"); }
 
 TEST(Uuencode, WithoutBeginReturnsInput) { EXPECT_EQ(DecodeUuencode("plain"), "plain"); }
 
@@ -114,8 +108,8 @@ TEST(Base64Encoder, AnyPieceSizeGivesWhatTheWholeGives) {
 
 TEST(Utf8, Validity) {
   EXPECT_TRUE(IsValidUtf8("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"));
-  EXPECT_FALSE(IsValidUtf8("\xC0\xAF"));          // overlong
-  EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));      // surrogate
+  EXPECT_FALSE(IsValidUtf8("\xC0\xAF"));      // overlong
+  EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));  // surrogate
   EXPECT_FALSE(IsValidUtf8("caf\xE9"));
   EXPECT_EQ(ForceUtf8("a\xE9z"), "a\xEF\xBF\xBDz");
   EXPECT_EQ(ForceUtf8("\xE2\x82"), "\xEF\xBF\xBD\xEF\xBF\xBD");
@@ -167,7 +161,10 @@ TEST(Charset, UnknownLabelFallsBack) {
 }
 
 TEST(Charset, BadBytesInKnownCharsetBecomeReplacementNotDropped) {
-  std::string out = ToUtf8("a\xFF\xFF" "b", "shift_jis");
+  std::string out = ToUtf8(
+      "a\xFF\xFF"
+      "b",
+      "shift_jis");
   EXPECT_TRUE(IsValidUtf8(out));
   EXPECT_EQ(out.front(), 'a');
   EXPECT_EQ(out.back(), 'b');
@@ -189,7 +186,7 @@ TEST(Charset, LabelOutsideTheAllowListNeverReachesIconv) {
 }
 
 TEST(Charset, AllowListedAliasesStillConvert) {
-  EXPECT_EQ(ToUtf8("\xE0", "iso-8859-8-i"), "\xD7\x90");  // alef
+  EXPECT_EQ(ToUtf8("\xE0", "iso-8859-8-i"), "\xD7\x90");    // alef
   EXPECT_EQ(ToUtf8("\x82\xA0", "x-sjis"), "\xE3\x81\x82");  // hiragana a
   EXPECT_EQ(ToUtf8("\x80", "IBM437"), "\xC3\x87");
   EXPECT_EQ(ToUtf8("\xA4", "ISO8859-15"), "\xE2\x82\xAC");

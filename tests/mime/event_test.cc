@@ -43,8 +43,8 @@ TEST(Event, ContractShapeEveryKeyPresent) {
   EXPECT_EQ(j["schema"], 1);
   EXPECT_EQ(j["uid"], 9);
   const auto& m = j["message"];
-  for (const char* key : {"message_id", "in_reply_to", "references", "date", "subject", "from", "to", "cc",
-                          "reply_to", "flags", "size", "text", "html", "attachments", "truncated"}) {
+  for (const char* key : {"message_id", "in_reply_to", "references", "date", "subject", "from", "to", "cc", "reply_to",
+                          "flags", "size", "text", "html", "attachments", "truncated"}) {
     EXPECT_TRUE(m.contains(key)) << key;
   }
   EXPECT_TRUE(m["message_id"].is_null());
@@ -80,8 +80,8 @@ TEST(Event, PayloadIsTheCompactJsonWithContentsSplicedIn) {
   c.attachments.push_back(over);
   // Message text that mimics the marker must stay text: quotes in strings are escaped.
   c.text = R"("content_base64":"#")";
-  for (auto mode : {config::AttachmentMode::kNone, config::AttachmentMode::kMetadata,
-                    config::AttachmentMode::kContent}) {
+  for (auto mode :
+       {config::AttachmentMode::kNone, config::AttachmentMode::kMetadata, config::AttachmentMode::kContent}) {
     EXPECT_EQ(EventPayload(meta, c, mode, 100), EventJson(meta, c, mode, 100).dump());
   }
   // The contents are shared with the message, not copied into the pieces.
@@ -107,7 +107,7 @@ TEST(Event, ParseFile) {
   auto j = nlohmann::json::parse(*r);
   EXPECT_EQ(j["account"], "local");
   EXPECT_EQ(j["mailbox"], "Archive");
-  EXPECT_EQ(j["message"]["size"], 40);  // 36 bytes, 4 LFs counted as CRLF
+  EXPECT_EQ(j["message"]["size"], 40);          // 36 bytes, 4 LFs counted as CRLF
   EXPECT_EQ(j["message"]["text"], "body\r\n");  // read as the server stores it
   EXPECT_EQ(j["id"], EventId("local", "Archive", 0, 0));
   std::remove(path.c_str());
@@ -199,8 +199,8 @@ TEST(Event, UnprocessableWithAnUnreadableHeaderHasNulls) {
   EXPECT_EQ(j["type"], "message.unprocessable");
   EXPECT_EQ(j["reason"], "bad \xEF\xBF\xBD");  // forced to valid UTF-8
   EXPECT_EQ(j["attempts"], 5);
-  EXPECT_EQ(j["message"], nlohmann::json::parse(
-                              R"({"message_id":null,"date":null,"subject":null,"from":null,"size":99})"));
+  EXPECT_EQ(j["message"],
+            nlohmann::json::parse(R"({"message_id":null,"date":null,"subject":null,"from":null,"size":99})"));
 }
 
 }  // namespace

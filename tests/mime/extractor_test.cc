@@ -92,7 +92,9 @@ TEST(Extractor, HeadersDecoded) {
 
 TEST(Extractor, BodiesFromAlternativeInsideRelated) {
   MessageContent c = ExtractText(kMessage);
-  EXPECT_EQ(c.text.value_or(""), "Caf\xC3\xA9 cr\xC3\xA8me br\xC3\xBBl\xC3\xA9" "e");
+  EXPECT_EQ(c.text.value_or(""),
+            "Caf\xC3\xA9 cr\xC3\xA8me br\xC3\xBBl\xC3\xA9"
+            "e");
   EXPECT_EQ(c.html.value_or(""), "<p>Caf\xC3\xA9</p>");
 }
 
@@ -592,17 +594,14 @@ TEST(Extractor, ExtractWholeIsWhatParseGives) {
   EXPECT_FALSE(whole->truncated);
 }
 
-bool ValidUtf8(const std::optional<std::string> &s) {
-  return s && IsValidUtf8(*s);
-}
+bool ValidUtf8(const std::optional<std::string>& s) { return s && IsValidUtf8(*s); }
 
 TEST(Extractor, LongTextIsFetchedOnlyAsFarAsTheLimitNeedsAndCut) {
   // 200,000 "é" (400,000 bytes of UTF-8) in quoted-printable: "=C3=A9" each.
   std::string qp;
   for (int i = 0; i < 200'000; ++i) {
     qp += "=C3=A9";
-    if (i % 12 == 11)
-      qp += "=\r\n";
+    if (i % 12 == 11) qp += "=\r\n";
   }
   const std::string raw =
       "Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n"
@@ -614,8 +613,7 @@ TEST(Extractor, LongTextIsFetchedOnlyAsFarAsTheLimitNeedsAndCut) {
       util::Base64Encode(std::string(300'000, 'h')) + "\r\n--b--\r\n";
   ServerLikeSource src(raw);
   ExtractOptions opts;
-  opts.max_text_bytes =
-      1001; // odd: a cut inside the two-byte "é" must back off to 1000
+  opts.max_text_bytes = 1001;  // odd: a cut inside the two-byte "é" must back off to 1000
   auto r = Extract(src.parsed_.header_block, src.parsed_.root, src, opts);
   ASSERT_TRUE(r.ok());
   ASSERT_TRUE(ValidUtf8(r->text));
@@ -625,17 +623,15 @@ TEST(Extractor, LongTextIsFetchedOnlyAsFarAsTheLimitNeedsAndCut) {
   EXPECT_TRUE(r->truncated->text);
   EXPECT_TRUE(r->truncated->html);
   EXPECT_EQ(r->truncated->attachments_omitted, 0u);
-  EXPECT_EQ(src.bodies_ + src.whole_, 0); // only prefixes were fetched
+  EXPECT_EQ(src.bodies_ + src.whole_, 0);  // only prefixes were fetched
   EXPECT_EQ(src.prefixes_, 2);
-  EXPECT_LE(src.asked_, 3u * 1001 + 1001 / 4 +
-                            256); // QP's allowance, the larger of the two
+  EXPECT_LE(src.asked_, 3u * 1001 + 1001 / 4 + 256);  // QP's allowance, the larger of the two
 }
 
 TEST(Extractor, TextWithinTheLimitIsWholeAndNotFlagged) {
   ExtractOptions opts;
   opts.max_text_bytes = 8;
-  auto r = ExtractWhole(
-      "Content-Type: text/plain; charset=utf-8\r\n\r\n12345678", opts);
+  auto r = ExtractWhole("Content-Type: text/plain; charset=utf-8\r\n\r\n12345678", opts);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->text.value_or(""), "12345678");
   EXPECT_FALSE(r->truncated);
@@ -645,10 +641,10 @@ TEST(Extractor, Latin1TextLongerOnceConvertedIsCut) {
   // 8 bytes of latin1 are 16 of UTF-8: the limit is on the UTF-8.
   ExtractOptions opts;
   opts.max_text_bytes = 9;
-  auto r =
-      ExtractWhole("Content-Type: text/plain; "
-                   "charset=iso-8859-1\r\n\r\n\xE9\xE9\xE9\xE9\xE9\xE9\xE9\xE9",
-                   opts);
+  auto r = ExtractWhole(
+      "Content-Type: text/plain; "
+      "charset=iso-8859-1\r\n\r\n\xE9\xE9\xE9\xE9\xE9\xE9\xE9\xE9",
+      opts);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->text.value_or(""), "\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9");
   ASSERT_TRUE(r->truncated);

@@ -120,7 +120,9 @@ TEST(Addresses, RouteAndRaw8BitName) {
 // Found by fuzz_decoders: a latin1 byte in the address itself came back as
 // is, breaking the "every returned string is UTF-8" promise.
 TEST(Addresses, Raw8BitLatin1AddressBecomesUtf8) {
-  auto a = ParseAddressList("Jo <j\xF6rg@x.org>, m\xFCller@x.org, =?UTF-8?B?w6k\x89" "ase64");
+  auto a = ParseAddressList(
+      "Jo <j\xF6rg@x.org>, m\xFCller@x.org, =?UTF-8?B?w6k\x89"
+      "ase64");
   ASSERT_EQ(a.size(), 3u);
   EXPECT_EQ(a[0].address, "j\xC3\xB6rg@x.org");
   EXPECT_EQ(a[1].address, "m\xC3\xBCller@x.org");
@@ -139,8 +141,7 @@ TEST(MessageIds, Lists) {
   EXPECT_EQ(ParseMessageId(" bare@id ").value_or(""), "bare@id");
   EXPECT_EQ(ParseMessageId("<x@y> (comment)").value_or(""), "<x@y>");
   // Obsolete syntax with CFWS inside (RFC 5322 A.6.3).
-  EXPECT_EQ(ParseMessageId("<1234   @   local(blah)  .machine .example>").value_or(""),
-            "<1234@local.machine.example>");
+  EXPECT_EQ(ParseMessageId("<1234   @   local(blah)  .machine .example>").value_or(""), "<1234@local.machine.example>");
 }
 
 TEST(Dates, Rfc5322) {

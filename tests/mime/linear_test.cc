@@ -31,7 +31,9 @@ TEST(HeaderLinear, ManyEncodedWords) {
   const std::string decoded = DecodeHeaderText(raw);
   // "a" + "é" per pair: the spaces between words are dropped, the last one is text.
   EXPECT_EQ(decoded.size(), 50'000u * 3 + 1);
-  EXPECT_EQ(decoded.substr(0, 6), "a\xC3\xA9" "a\xC3\xA9");
+  EXPECT_EQ(decoded.substr(0, 6),
+            "a\xC3\xA9"
+            "a\xC3\xA9");
 }
 
 TEST(HeaderLinear, FoldedHeaderOfAMegabyte) {
@@ -51,8 +53,8 @@ TEST(HeaderLinear, ManyOpenAngleBrackets) {
 
 TEST(HeaderLinear, DateWithMegabytesOfSpaceAroundTheColon) {
   // Each space next to a ':' used to be erased in place (a memmove each).
-  const std::string raw = "Thu, 26 Nov 2026 07" + std::string(2'000'000, ' ') + ":" + std::string(2'000'000, ' ') +
-                          "59:58 +0100";
+  const std::string raw =
+      "Thu, 26 Nov 2026 07" + std::string(2'000'000, ' ') + ":" + std::string(2'000'000, ' ') + "59:58 +0100";
   EXPECT_EQ(ParseDate(raw).value_or(""), "2026-11-26T06:59:58Z");
 }
 

@@ -88,16 +88,15 @@ TEST(MimeParser, SinglePartIsSectionOne) {
 }
 
 TEST(MimeParser, MissingFinalBoundary) {
-  ParsedMessage m = ParseMessage(
-      "Content-Type: multipart/mixed; boundary=b\n\n--b\n\none\n--b\nContent-Type: text/html\n\ntwo\n");
+  ParsedMessage m =
+      ParseMessage("Content-Type: multipart/mixed; boundary=b\n\n--b\n\none\n--b\nContent-Type: text/html\n\ntwo\n");
   ASSERT_EQ(m.root.children.size(), 2u);
   FileSectionSource src(m);
   EXPECT_EQ(src.Body("2").value(), "two\n");
 }
 
 TEST(MimeParser, DigestChildrenDefaultToMessage) {
-  ParsedMessage m = ParseMessage(
-      "Content-Type: multipart/digest; boundary=d\n\n--d\n\nSubject: inner\n\nhi\n--d--\n");
+  ParsedMessage m = ParseMessage("Content-Type: multipart/digest; boundary=d\n\n--d\n\nSubject: inner\n\nhi\n--d--\n");
   ASSERT_EQ(m.root.children.size(), 1u);
   EXPECT_EQ(m.root.children[0].type, "message");
   EXPECT_EQ(m.root.children[0].subtype, "rfc822");
@@ -118,8 +117,10 @@ TEST(MimeParser, MessageRfc822IsALeaf) {
 // `mailhook parse` and the daemon report the same bytes.
 TEST(MimeParser, EmbeddedMessageEndingInAClosedMultipartKeepsThatLineBreak) {
   const std::string inner = "Content-Type: multipart/mixed; boundary=c\r\n\r\n--c\r\n\r\nx\r\n--c--\r\n";
-  ParsedMessage m = ParseMessage("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
-                                 "Content-Type: message/rfc822\r\n\r\n" + inner + "--b--\r\n");
+  ParsedMessage m = ParseMessage(
+      "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+      "Content-Type: message/rfc822\r\n\r\n" +
+      inner + "--b--\r\n");
   ASSERT_EQ(m.root.children.size(), 1u);
   FileSectionSource src(m);
   EXPECT_EQ(src.Body("1").value(), inner);
@@ -127,16 +128,18 @@ TEST(MimeParser, EmbeddedMessageEndingInAClosedMultipartKeepsThatLineBreak) {
 }
 
 TEST(MimeParser, EmbeddedMessageThatIsAllHeaderKeepsItsLastLineBreak) {
-  ParsedMessage m = ParseMessage("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
-                                 "Content-Type: message/rfc822\r\n\r\nSubject: no body\r\n--b--\r\n");
+  ParsedMessage m = ParseMessage(
+      "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+      "Content-Type: message/rfc822\r\n\r\nSubject: no body\r\n--b--\r\n");
   FileSectionSource src(m);
   EXPECT_EQ(src.Body("1").value(), "Subject: no body\r\n");
 }
 
 TEST(MimeParser, OtherPartsEndBeforeTheDelimiterLineBreak) {
   // A text part quoting MIME, and a message with a body, follow RFC 2046.
-  ParsedMessage m = ParseMessage("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n--c\r\nquoted\r\n--c--\r\n"
-                                 "--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: x\r\n\r\nbody\r\n--b--\r\n");
+  ParsedMessage m = ParseMessage(
+      "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n--c\r\nquoted\r\n--c--\r\n"
+      "--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: x\r\n\r\nbody\r\n--b--\r\n");
   FileSectionSource src(m);
   EXPECT_EQ(src.Body("1").value(), "--c\r\nquoted\r\n--c--");
   EXPECT_EQ(src.Body("2").value(), "Subject: x\r\n\r\nbody");

@@ -42,13 +42,17 @@ TEST(Rfc2231, PlainContinuationsOutOfOrder) {
 
 TEST(Rfc2231, StarFormWinsOverPlain) {
   auto p = ParseParams("; filename=\"fallback.txt\"; filename*=UTF-8''r%C3%A9el.txt");
-  EXPECT_EQ(DecodeParam(p, "filename").value_or(""), "r\xC3\xA9" "el.txt");
+  EXPECT_EQ(DecodeParam(p, "filename").value_or(""),
+            "r\xC3\xA9"
+            "el.txt");
 }
 
 TEST(Rfc2231, DovecotMergedForm) {
   // Dovecot merges filename*0*/*1* into one still-encoded filename*.
   std::vector<Param> p = {{"filename*", "utf-8''a%C3%A9b"}};
-  EXPECT_EQ(DecodeParam(p, "filename").value_or(""), "a\xC3\xA9" "b");
+  EXPECT_EQ(DecodeParam(p, "filename").value_or(""),
+            "a\xC3\xA9"
+            "b");
 }
 
 TEST(Rfc2047InParams, EncodedWordInsideQuotes) {

@@ -195,8 +195,7 @@ TEST(StoreTest, DeadLettersReplayAndDrop) {
   TempDir dir;
   auto store = MustOpen(dir.path());
   ASSERT_TRUE(store);
-  ASSERT_TRUE(
-      store->CommitMessages("support", "INBOX", {7, 3}, {Item(1), Item(2), Item(3)}).ok());
+  ASSERT_TRUE(store->CommitMessages("support", "INBOX", {7, 3}, {Item(1), Item(2), Item(3)}).ok());
   auto claimed = store->outbox().ClaimDue(Clock::now(), 10);
   ASSERT_TRUE(claimed.ok());
   ASSERT_EQ(claimed->size(), 3u);
@@ -305,9 +304,7 @@ TEST(StoreTest, SchemaTwoDatabaseIsMigratedAndItsRowsStillRead) {
   sqlite3* raw = nullptr;
   ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
   char* err = nullptr;
-  int rc = sqlite3_exec(raw,
-                        "DROP TABLE bodies; PRAGMA user_version = 2;",
-                        nullptr, nullptr, &err);
+  int rc = sqlite3_exec(raw, "DROP TABLE bodies; PRAGMA user_version = 2;", nullptr, nullptr, &err);
   EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "");
   sqlite3_free(err);
   sqlite3_close(raw);
@@ -501,7 +498,6 @@ TEST(StoreTest, ProcessesKeepSeeingEachOthersWritesAfterASecondOpen) {
   EXPECT_EQ(*(*first)->outbox().PendingCount(), 4) << "this process no longer sees another one's writes";
 }
 
-
 // ---- one write path (Db::InTransaction) ----
 
 // Every write commits through Db::InTransaction, whose fault point fires
@@ -560,8 +556,8 @@ TEST(StoreDeathTest, KillInsideFinishPostActionKeepsIt) {
   {
     auto store = MustOpen(dir.path());
     ASSERT_TRUE(store);
-    ASSERT_TRUE(store->CommitMessages("support", "INBOX", {7, 1}, {}, {PostAction{"evt_1", "support", "INBOX", 7, 1}})
-                    .ok());
+    ASSERT_TRUE(
+        store->CommitMessages("support", "INBOX", {7, 1}, {}, {PostAction{"evt_1", "support", "INBOX", 7, 1}}).ok());
   }
   EXPECT_EXIT(FinishPostActionAndDieBeforeCommit(dir.path()), testing::KilledBySignal(SIGKILL), "");
   auto store = MustOpen(dir.path());

@@ -13,8 +13,8 @@ namespace {
 
 TEST(MetricsTest, RendersCounterWithEscapedLabels) {
   Metrics m;
-  CounterFamily<2> deliveries(m, "mh_deliveries_total",
-                              "Delivery attempts.\nBy outcome \\ webhook.", {"webhook", "outcome"});
+  CounterFamily<2> deliveries(m, "mh_deliveries_total", "Delivery attempts.\nBy outcome \\ webhook.",
+                              {"webhook", "outcome"});
   Counter ok = deliveries.With({"tickets", "success"});
   ok.Inc();
   ok.Inc(2);
@@ -128,15 +128,18 @@ const char* const kFreshExposition =
     "# TYPE mailhook_imap_connected gauge\n"
     "# HELP mailhook_imap_reconnects_total IMAP sessions thrown away and reconnected.\n"
     "# TYPE mailhook_imap_reconnects_total counter\n"
-    "# HELP mailhook_message_failures_total Failed extraction attempts of single messages (each is retried until max_attempts).\n"
+    "# HELP mailhook_message_failures_total Failed extraction attempts of single messages (each is retried until "
+    "max_attempts).\n"
     "# TYPE mailhook_message_failures_total counter\n"
     "# HELP mailhook_messages_total Messages turned into events and stored durably.\n"
     "# TYPE mailhook_messages_total counter\n"
-    "# HELP mailhook_messages_unprocessable_total Messages that failed extraction limits.max_attempts times and were sent as message.unprocessable.\n"
+    "# HELP mailhook_messages_unprocessable_total Messages that failed extraction limits.max_attempts times and were "
+    "sent as message.unprocessable.\n"
     "# TYPE mailhook_messages_unprocessable_total counter\n"
     "# HELP mailhook_outbox_pending Deliveries stored in the outbox and not yet done.\n"
     "# TYPE mailhook_outbox_pending gauge\n"
-    "# HELP mailhook_watcher_crashes_total Folder watcher sessions ended by an unexpected exception (the watcher starts a new one).\n"
+    "# HELP mailhook_watcher_crashes_total Folder watcher sessions ended by an unexpected exception (the watcher "
+    "starts a new one).\n"
     "# TYPE mailhook_watcher_crashes_total counter\n";
 
 TEST(MetricsCatalogTest, FreshCatalogRendersEveryFamilyOnceAsBefore) {
@@ -164,56 +167,60 @@ TEST(MetricsCatalogTest, HandlesRenderTheContractSeriesAsBefore) {
   catalog.ForFolder("support", "INBOX").imap_connected.Set(1);
   catalog.outbox_pending.Set(3);
   catalog.workers_running.Add(-1);
-  EXPECT_EQ(catalog.Render(),
-            "# HELP mailhook_deadletters Deliveries that exhausted their retries or failed permanently.\n"
-            "# TYPE mailhook_deadletters gauge\n"
-            "# HELP mailhook_deliveries_total Webhook delivery attempts by webhook name and outcome (success, retry, dead).\n"
-            "# TYPE mailhook_deliveries_total counter\n"
-            "mailhook_deliveries_total{outcome=\"success\",webhook=\"tickets\"} 1\n"
-            "# HELP mailhook_delivery_seconds Duration of one webhook delivery attempt in seconds.\n"
-            "# TYPE mailhook_delivery_seconds histogram\n"
-            "mailhook_delivery_seconds_bucket{webhook=\"tickets\",le=\"0.005\"} 0\n"
-            "mailhook_delivery_seconds_bucket{webhook=\"tickets\",le=\"0.01\"} 0\n"
-            "mailhook_delivery_seconds_bucket{webhook=\"tickets\",le=\"0.025\"} 0\n"
-            "mailhook_delivery_seconds_bucket{webhook=\"tickets\",le=\"0.05\"} 0\n"
-            "mailhook_delivery_seconds_bucket{webhook=\"tickets\",le=\"0.1\"} 0\n"
-            "mailhook_delivery_seconds_bucket{webhook=\"tickets\",le=\"0.25\"} 1\n"
-            "mailhook_delivery_seconds_bucket{webhook=\"tickets\",le=\"0.5\"} 1\n"
-            "mailhook_delivery_seconds_bucket{webhook=\"tickets\",le=\"1\"} 1\n"
-            "mailhook_delivery_seconds_bucket{webhook=\"tickets\",le=\"2.5\"} 1\n"
-            "mailhook_delivery_seconds_bucket{webhook=\"tickets\",le=\"5\"} 1\n"
-            "mailhook_delivery_seconds_bucket{webhook=\"tickets\",le=\"10\"} 1\n"
-            "mailhook_delivery_seconds_bucket{webhook=\"tickets\",le=\"30\"} 1\n"
-            "mailhook_delivery_seconds_bucket{webhook=\"tickets\",le=\"+Inf\"} 1\n"
-            "mailhook_delivery_seconds_sum{webhook=\"tickets\"} 0.2\n"
-            "mailhook_delivery_seconds_count{webhook=\"tickets\"} 1\n"
-            "# HELP mailhook_dispatcher_worker_restarts_total Delivery workers restarted after an unexpected error\n"
-            "# TYPE mailhook_dispatcher_worker_restarts_total counter\n"
-            "# HELP mailhook_dispatcher_workers_running Delivery workers running their loop\n"
-            "# TYPE mailhook_dispatcher_workers_running gauge\n"
-            "mailhook_dispatcher_workers_running -1\n"
-            "# HELP mailhook_hook_runs_total Hook command runs by hook name and outcome (success, retry, dead).\n"
-            "# TYPE mailhook_hook_runs_total counter\n"
-            "# HELP mailhook_hook_seconds Duration of one hook command run in seconds.\n"
-            "# TYPE mailhook_hook_seconds histogram\n"
-            "# HELP mailhook_http_rejected_total HTTP requests or connections the endpoint refused or dropped.\n"
-            "# TYPE mailhook_http_rejected_total counter\n"
-            "# HELP mailhook_imap_connected Watched folders whose IMAP session is connected (1) or not (0).\n"
-            "# TYPE mailhook_imap_connected gauge\n"
-            "mailhook_imap_connected{account=\"support\",folder=\"INBOX\"} 1\n"
-            "# HELP mailhook_imap_reconnects_total IMAP sessions thrown away and reconnected.\n"
-            "# TYPE mailhook_imap_reconnects_total counter\n"
-            "# HELP mailhook_message_failures_total Failed extraction attempts of single messages (each is retried until max_attempts).\n"
-            "# TYPE mailhook_message_failures_total counter\n"
-            "# HELP mailhook_messages_total Messages turned into events and stored durably.\n"
-            "# TYPE mailhook_messages_total counter\n"
-            "# HELP mailhook_messages_unprocessable_total Messages that failed extraction limits.max_attempts times and were sent as message.unprocessable.\n"
-            "# TYPE mailhook_messages_unprocessable_total counter\n"
-            "# HELP mailhook_outbox_pending Deliveries stored in the outbox and not yet done.\n"
-            "# TYPE mailhook_outbox_pending gauge\n"
-            "mailhook_outbox_pending 3\n"
-            "# HELP mailhook_watcher_crashes_total Folder watcher sessions ended by an unexpected exception (the watcher starts a new one).\n"
-            "# TYPE mailhook_watcher_crashes_total counter\n");
+  EXPECT_EQ(
+      catalog.Render(),
+      "# HELP mailhook_deadletters Deliveries that exhausted their retries or failed permanently.\n"
+      "# TYPE mailhook_deadletters gauge\n"
+      "# HELP mailhook_deliveries_total Webhook delivery attempts by webhook name and outcome (success, retry, dead).\n"
+      "# TYPE mailhook_deliveries_total counter\n"
+      "mailhook_deliveries_total{outcome=\"success\",webhook=\"tickets\"} 1\n"
+      "# HELP mailhook_delivery_seconds Duration of one webhook delivery attempt in seconds.\n"
+      "# TYPE mailhook_delivery_seconds histogram\n"
+      "mailhook_delivery_seconds_bucket{webhook=\"tickets\",le=\"0.005\"} 0\n"
+      "mailhook_delivery_seconds_bucket{webhook=\"tickets\",le=\"0.01\"} 0\n"
+      "mailhook_delivery_seconds_bucket{webhook=\"tickets\",le=\"0.025\"} 0\n"
+      "mailhook_delivery_seconds_bucket{webhook=\"tickets\",le=\"0.05\"} 0\n"
+      "mailhook_delivery_seconds_bucket{webhook=\"tickets\",le=\"0.1\"} 0\n"
+      "mailhook_delivery_seconds_bucket{webhook=\"tickets\",le=\"0.25\"} 1\n"
+      "mailhook_delivery_seconds_bucket{webhook=\"tickets\",le=\"0.5\"} 1\n"
+      "mailhook_delivery_seconds_bucket{webhook=\"tickets\",le=\"1\"} 1\n"
+      "mailhook_delivery_seconds_bucket{webhook=\"tickets\",le=\"2.5\"} 1\n"
+      "mailhook_delivery_seconds_bucket{webhook=\"tickets\",le=\"5\"} 1\n"
+      "mailhook_delivery_seconds_bucket{webhook=\"tickets\",le=\"10\"} 1\n"
+      "mailhook_delivery_seconds_bucket{webhook=\"tickets\",le=\"30\"} 1\n"
+      "mailhook_delivery_seconds_bucket{webhook=\"tickets\",le=\"+Inf\"} 1\n"
+      "mailhook_delivery_seconds_sum{webhook=\"tickets\"} 0.2\n"
+      "mailhook_delivery_seconds_count{webhook=\"tickets\"} 1\n"
+      "# HELP mailhook_dispatcher_worker_restarts_total Delivery workers restarted after an unexpected error\n"
+      "# TYPE mailhook_dispatcher_worker_restarts_total counter\n"
+      "# HELP mailhook_dispatcher_workers_running Delivery workers running their loop\n"
+      "# TYPE mailhook_dispatcher_workers_running gauge\n"
+      "mailhook_dispatcher_workers_running -1\n"
+      "# HELP mailhook_hook_runs_total Hook command runs by hook name and outcome (success, retry, dead).\n"
+      "# TYPE mailhook_hook_runs_total counter\n"
+      "# HELP mailhook_hook_seconds Duration of one hook command run in seconds.\n"
+      "# TYPE mailhook_hook_seconds histogram\n"
+      "# HELP mailhook_http_rejected_total HTTP requests or connections the endpoint refused or dropped.\n"
+      "# TYPE mailhook_http_rejected_total counter\n"
+      "# HELP mailhook_imap_connected Watched folders whose IMAP session is connected (1) or not (0).\n"
+      "# TYPE mailhook_imap_connected gauge\n"
+      "mailhook_imap_connected{account=\"support\",folder=\"INBOX\"} 1\n"
+      "# HELP mailhook_imap_reconnects_total IMAP sessions thrown away and reconnected.\n"
+      "# TYPE mailhook_imap_reconnects_total counter\n"
+      "# HELP mailhook_message_failures_total Failed extraction attempts of single messages (each is retried until "
+      "max_attempts).\n"
+      "# TYPE mailhook_message_failures_total counter\n"
+      "# HELP mailhook_messages_total Messages turned into events and stored durably.\n"
+      "# TYPE mailhook_messages_total counter\n"
+      "# HELP mailhook_messages_unprocessable_total Messages that failed extraction limits.max_attempts times and were "
+      "sent as message.unprocessable.\n"
+      "# TYPE mailhook_messages_unprocessable_total counter\n"
+      "# HELP mailhook_outbox_pending Deliveries stored in the outbox and not yet done.\n"
+      "# TYPE mailhook_outbox_pending gauge\n"
+      "mailhook_outbox_pending 3\n"
+      "# HELP mailhook_watcher_crashes_total Folder watcher sessions ended by an unexpected exception (the watcher "
+      "starts a new one).\n"
+      "# TYPE mailhook_watcher_crashes_total counter\n");
 }
 
 TEST(MetricsCatalogTest, HooksCountUnderTheirOwnFamilies) {
@@ -223,10 +230,8 @@ TEST(MetricsCatalogTest, HooksCountUnderTheirOwnFamilies) {
   archive.dead.Inc();
   archive.seconds.Observe(1);
   std::string text = catalog.Render();
-  EXPECT_NE(text.find("mailhook_hook_runs_total{hook=\"archive\",outcome=\"retry\"} 1\n"),
-            std::string::npos);
-  EXPECT_NE(text.find("mailhook_hook_runs_total{hook=\"archive\",outcome=\"dead\"} 1\n"),
-            std::string::npos);
+  EXPECT_NE(text.find("mailhook_hook_runs_total{hook=\"archive\",outcome=\"retry\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("mailhook_hook_runs_total{hook=\"archive\",outcome=\"dead\"} 1\n"), std::string::npos);
   EXPECT_NE(text.find("mailhook_hook_seconds_count{hook=\"archive\"} 1\n"), std::string::npos);
   EXPECT_EQ(text.find("mailhook_deliveries_total{"), std::string::npos);
   EXPECT_EQ(catalog.ForTarget(TargetId::Webhook("archive")).retry.Value(), 0);

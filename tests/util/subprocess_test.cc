@@ -256,7 +256,8 @@ TEST(SubprocessTest, ChildThatClosesItsPipesStillObeysTheTimeout) {
 }
 
 TEST(SubprocessTest, ChildSeesDefaultSigpipeEvenIfParentIgnoresIt) {
-  struct sigaction ign {}, old {};
+  struct sigaction ign {
+  }, old{};
   ign.sa_handler = SIG_IGN;
   sigaction(SIGPIPE, &ign, &old);
   // `yes` dies of SIGPIPE when head exits; if SIGPIPE stayed ignored it would

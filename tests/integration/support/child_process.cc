@@ -53,7 +53,7 @@ int OpenAppend(const std::string& path) {
 }  // namespace
 
 util::Result<std::unique_ptr<ChildProcess>> ChildProcess::Start(const std::vector<std::string>& argv,
-                                                                 const ChildOptions& options) {
+                                                                const ChildOptions& options) {
   if (argv.empty()) return Error("child.argv", RetryClass::kNeedsOperator, "empty argv");
   // O_CLOEXEC: another child spawned concurrently must not inherit our write
   // ends, or our reader would never see EOF.
@@ -102,8 +102,7 @@ util::Result<std::unique_ptr<ChildProcess>> ChildProcess::Start(const std::vecto
   if (rc != 0) {
     close(out_pipe[0]);
     close(err_pipe[0]);
-    return Error("child.spawn", RetryClass::kNeedsOperator,
-                 "cannot start " + argv[0] + ": " + std::strerror(rc));
+    return Error("child.spawn", RetryClass::kNeedsOperator, "cannot start " + argv[0] + ": " + std::strerror(rc));
   }
 
   std::unique_ptr<ChildProcess> child(new ChildProcess());
@@ -114,9 +113,8 @@ util::Result<std::unique_ptr<ChildProcess>> ChildProcess::Start(const std::vecto
   int out_file = OpenAppend(options.stdout_path);
   int err_file = OpenAppend(options.stderr_path);
   ChildProcess* self = child.get();
-  child->reader_ = std::thread([self, o = out_pipe[0], e = err_pipe[0], out_file, err_file] {
-    self->ReadLoop(o, e, out_file, err_file);
-  });
+  child->reader_ = std::thread(
+      [self, o = out_pipe[0], e = err_pipe[0], out_file, err_file] { self->ReadLoop(o, e, out_file, err_file); });
   return child;
 }
 

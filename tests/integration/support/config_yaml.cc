@@ -20,9 +20,8 @@ std::string List(const std::vector<std::string>& items) {
 
 std::string AccountYaml(const DovecotServer& server, const AccountSpec& spec) {
   int port = spec.tls == "implicit" ? server.imaps_port() : server.imap_port();
-  std::string out = "{name: " + Quote(spec.name) + ", host: " + Quote(spec.host) +
-                    ", port: " + std::to_string(port) + ", tls: " + spec.tls +
-                    ", ca_file: " + Quote(server.ca_file()) + ", username: " + Quote(spec.user) +
+  std::string out = "{name: " + Quote(spec.name) + ", host: " + Quote(spec.host) + ", port: " + std::to_string(port) +
+                    ", tls: " + spec.tls + ", ca_file: " + Quote(server.ca_file()) + ", username: " + Quote(spec.user) +
                     ", password: " + Quote(server.password(spec.user)) + ", folders: " + List(spec.folders) +
                     ", start_from: " + spec.start_from;
   if (spec.tls == "none") out += ", allow_insecure: true";

@@ -33,8 +33,7 @@ std::vector<std::string> SplitTabs(const std::string& line) {
 
 }  // namespace
 
-CyrusServer::CyrusServer()
-    : dir_("mailhook-cyrus-"), script_(std::string(MAILHOOK_SOURCE_DIR) + "/scripts/cyrus") {
+CyrusServer::CyrusServer() : dir_("mailhook-cyrus-"), script_(std::string(MAILHOOK_SOURCE_DIR) + "/scripts/cyrus") {
   users_ = {{"alice", "secret1"}, {"bob", "secret2"}};
 }
 
@@ -70,8 +69,8 @@ util::Status CyrusServer::Start() {
   for (int attempt = 0; attempt < 3; ++attempt) {
     auto ports = FreeLoopbackPorts(2);
     if (ports.size() != 2) return Error("cyrus.ports", RetryClass::kNeedsOperator, "cannot bind 127.0.0.1:0");
-    last = RunScript({"start", dir_.path(), "--imaps-port", std::to_string(ports[0]), "--imap-port",
-                      std::to_string(ports[1])});
+    last = RunScript(
+        {"start", dir_.path(), "--imaps-port", std::to_string(ports[0]), "--imap-port", std::to_string(ports[1])});
     if (last.ok()) return LoadEnv();
     (void)RunScript({"stop", dir_.path(), "--kill"});
   }
@@ -135,9 +134,8 @@ std::string AccountYaml(const CyrusServer& server, const AccountSpec& spec) {
   int port = spec.tls == "implicit" ? server.imaps_port() : server.imap_port();
   std::string folders;
   for (const auto& f : spec.folders) folders += (folders.empty() ? "" : ", ") + Quote(f);
-  std::string out = "{name: " + Quote(spec.name) + ", host: " + Quote(spec.host) +
-                    ", port: " + std::to_string(port) + ", tls: " + spec.tls +
-                    ", ca_file: " + Quote(server.ca_file()) + ", username: " + Quote(spec.user) +
+  std::string out = "{name: " + Quote(spec.name) + ", host: " + Quote(spec.host) + ", port: " + std::to_string(port) +
+                    ", tls: " + spec.tls + ", ca_file: " + Quote(server.ca_file()) + ", username: " + Quote(spec.user) +
                     ", password: " + Quote(server.password(spec.user)) + ", folders: [" + folders +
                     "], start_from: " + spec.start_from;
   if (spec.tls == "none") out += ", allow_insecure: true";

@@ -40,11 +40,11 @@ class CyrusServer {
   /// records it (the command column of {configdirectory}/proc/<pid>).
   bool WaitForIdleSessions(const std::string& user, size_t n, std::chrono::milliseconds timeout) const;
 
-  const std::string& host() const { return host_; }           ///< "127.0.0.1"
-  const std::string& tls_name() const { return tls_name_; }   ///< "localhost" (in the cert)
-  int imaps_port() const { return imaps_port_; }              ///< implicit TLS
-  int imap_port() const { return imap_port_; }                ///< plain + STARTTLS, LOGIN allowed
-  const std::string& ca_file() const { return ca_file_; }     ///< PEM of the test CA
+  const std::string& host() const { return host_; }          ///< "127.0.0.1"
+  const std::string& tls_name() const { return tls_name_; }  ///< "localhost" (in the cert)
+  int imaps_port() const { return imaps_port_; }             ///< implicit TLS
+  int imap_port() const { return imap_port_; }               ///< plain + STARTTLS, LOGIN allowed
+  const std::string& ca_file() const { return ca_file_; }    ///< PEM of the test CA
   const std::string& dir() const { return dir_.path(); }
   /// Cyrus logs to syslog only; this is master's stderr (start-up failures).
   std::string log_path() const { return dir_.Sub("master.log"); }

@@ -70,8 +70,7 @@ std::vector<pid_t> ChildrenNamed(pid_t parent, const std::string& name) {
     std::string comm;
     char state = 0;
     pid_t ppid = 0;
-    if (ReadStat(static_cast<pid_t>(pid), &comm, &state, &ppid) && ppid == parent && comm == name &&
-        state != 'Z') {
+    if (ReadStat(static_cast<pid_t>(pid), &comm, &state, &ppid) && ppid == parent && comm == name && state != 'Z') {
       out.push_back(static_cast<pid_t>(pid));
     }
   }

@@ -60,11 +60,11 @@ class DovecotServer {
   bool WaitForSessions(size_t n, std::chrono::milliseconds timeout) const;
 
   bool running() const;
-  const std::string& host() const { return host_; }           ///< "127.0.0.1"
-  const std::string& tls_name() const { return tls_name_; }   ///< "localhost" (in the good cert)
-  int imaps_port() const { return imaps_port_; }              ///< implicit TLS
-  int imap_port() const { return imap_port_; }                ///< plain + STARTTLS
-  const std::string& ca_file() const { return ca_file_; }     ///< PEM of the test CA
+  const std::string& host() const { return host_; }          ///< "127.0.0.1"
+  const std::string& tls_name() const { return tls_name_; }  ///< "localhost" (in the good cert)
+  int imaps_port() const { return imaps_port_; }             ///< implicit TLS
+  int imap_port() const { return imap_port_; }               ///< plain + STARTTLS
+  const std::string& ca_file() const { return ca_file_; }    ///< PEM of the test CA
   const std::string& dir() const { return dir_.path(); }
   /// Certificate and key files of each kind (PEM), e.g. for an HTTPS receiver.
   std::string cert_file(ServerCert cert = ServerCert::kGood) const;

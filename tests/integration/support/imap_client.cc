@@ -44,12 +44,18 @@ std::unique_ptr<mailimap_flag_list, FlagListDeleter> MakeFlagList(const std::vec
   std::unique_ptr<mailimap_flag_list, FlagListDeleter> list(mailimap_flag_list_new_empty());
   for (const auto& f : flags) {
     mailimap_flag* flag = nullptr;
-    if (strcasecmp(f.c_str(), "\\Seen") == 0) flag = mailimap_flag_new_seen();
-    else if (strcasecmp(f.c_str(), "\\Flagged") == 0) flag = mailimap_flag_new_flagged();
-    else if (strcasecmp(f.c_str(), "\\Answered") == 0) flag = mailimap_flag_new_answered();
-    else if (strcasecmp(f.c_str(), "\\Deleted") == 0) flag = mailimap_flag_new_deleted();
-    else if (strcasecmp(f.c_str(), "\\Draft") == 0) flag = mailimap_flag_new_draft();
-    else flag = mailimap_flag_new_flag_keyword(strdup(f.c_str()));
+    if (strcasecmp(f.c_str(), "\\Seen") == 0)
+      flag = mailimap_flag_new_seen();
+    else if (strcasecmp(f.c_str(), "\\Flagged") == 0)
+      flag = mailimap_flag_new_flagged();
+    else if (strcasecmp(f.c_str(), "\\Answered") == 0)
+      flag = mailimap_flag_new_answered();
+    else if (strcasecmp(f.c_str(), "\\Deleted") == 0)
+      flag = mailimap_flag_new_deleted();
+    else if (strcasecmp(f.c_str(), "\\Draft") == 0)
+      flag = mailimap_flag_new_draft();
+    else
+      flag = mailimap_flag_new_flag_keyword(strdup(f.c_str()));
     mailimap_flag_list_add(list.get(), flag);
   }
   return list;
@@ -98,8 +104,8 @@ namespace {
 
 // Connects and logs in; `body` runs on the logged-in session, then LOGOUT.
 template <typename T>
-util::Result<T> WithSession(const std::string& host, int port, const std::string& user,
-                            const std::string& password, const std::function<util::Result<T>(mailimap*)>& body) {
+util::Result<T> WithSession(const std::string& host, int port, const std::string& user, const std::string& password,
+                            const std::function<util::Result<T>(mailimap*)>& body) {
   Session imap(mailimap_new(0, nullptr));
   if (!imap) return Error("testimap.alloc", RetryClass::kNeedsOperator, "mailimap_new failed");
   mailimap_set_timeout(imap.get(), 15);
@@ -129,14 +135,14 @@ util::Status ToStatus(const util::Result<Unit>& r) {
 
 }  // namespace
 
-util::Result<uint32_t> ImapClient::Append(const std::string& user, const std::string& folder,
-                                          const std::string& rfc822, const std::vector<std::string>& flags) const {
+util::Result<uint32_t> ImapClient::Append(const std::string& user, const std::string& folder, const std::string& rfc822,
+                                          const std::vector<std::string>& flags) const {
   std::string data = ToCrlf(rfc822);
   return WithSession<uint32_t>(host_, port_, user, PasswordOf(user), [&](mailimap* imap) -> util::Result<uint32_t> {
     auto list = MakeFlagList(flags);
     uint32_t uidvalidity = 0, uid = 0;
-    int rc = mailimap_uidplus_append(imap, folder.c_str(), list.get(), nullptr, data.data(), data.size(),
-                                     &uidvalidity, &uid);
+    int rc = mailimap_uidplus_append(imap, folder.c_str(), list.get(), nullptr, data.data(), data.size(), &uidvalidity,
+                                     &uid);
     if (rc != MAILIMAP_NO_ERROR) return ImapError(imap, "APPEND to " + folder, rc);
     if (uid == 0) return Error("testimap.appenduid", RetryClass::kNeedsOperator, "server sent no APPENDUID");
     return uid;
@@ -215,7 +221,8 @@ util::Status FetchOne(mailimap* imap, uint32_t uid, mailimap_fetch_att* att,
     uint32_t msg_uid = 0;
     for (clistiter* a = clist_begin(msg->att_list); a != nullptr; a = clist_next(a)) {
       auto* item = static_cast<mailimap_msg_att_item*>(clist_content(a));
-      if (item->att_type == MAILIMAP_MSG_ATT_ITEM_STATIC && item->att_data.att_static->att_type == MAILIMAP_MSG_ATT_UID) {
+      if (item->att_type == MAILIMAP_MSG_ATT_ITEM_STATIC &&
+          item->att_data.att_static->att_type == MAILIMAP_MSG_ATT_UID) {
         msg_uid = item->att_data.att_static->att_data.att_uid;
       }
     }
@@ -245,8 +252,10 @@ util::Result<std::vector<std::string>> ImapClient::Flags(const std::string& user
       if (item->att_type != MAILIMAP_MSG_ATT_ITEM_DYNAMIC || item->att_data.att_dyn->att_list == nullptr) return;
       for (clistiter* f = clist_begin(item->att_data.att_dyn->att_list); f != nullptr; f = clist_next(f)) {
         auto* ff = static_cast<mailimap_flag_fetch*>(clist_content(f));
-        if (ff->fl_type == MAILIMAP_FLAG_FETCH_RECENT) out.emplace_back("\\Recent");
-        else if (ff->fl_flag != nullptr) out.push_back(FlagName(ff->fl_flag));
+        if (ff->fl_type == MAILIMAP_FLAG_FETCH_RECENT)
+          out.emplace_back("\\Recent");
+        else if (ff->fl_flag != nullptr)
+          out.push_back(FlagName(ff->fl_flag));
       }
     });
     if (!s.ok()) return s.error();
@@ -270,21 +279,22 @@ util::Status ImapClient::AddFlags(const std::string& user, const std::string& fo
 }
 
 util::Result<std::string> ImapClient::Fetch(const std::string& user, const std::string& folder, uint32_t uid) const {
-  return WithSession<std::string>(host_, port_, user, PasswordOf(user), [&](mailimap* imap) -> util::Result<std::string> {
-    auto s = SelectFolder(imap, folder);
-    if (!s.ok()) return s.error();
-    std::string out;
-    mailimap_fetch_att* att = mailimap_fetch_att_new_body_peek_section(mailimap_section_new(nullptr));
-    s = FetchOne(imap, uid, att, [&](mailimap_msg_att_item* item) {
-      if (item->att_type == MAILIMAP_MSG_ATT_ITEM_STATIC &&
-          item->att_data.att_static->att_type == MAILIMAP_MSG_ATT_BODY_SECTION) {
-        auto* sec = item->att_data.att_static->att_data.att_body_section;
-        if (sec->sec_body_part != nullptr) out.assign(sec->sec_body_part, sec->sec_length);
-      }
-    });
-    if (!s.ok()) return s.error();
-    return out;
-  });
+  return WithSession<std::string>(
+      host_, port_, user, PasswordOf(user), [&](mailimap* imap) -> util::Result<std::string> {
+        auto s = SelectFolder(imap, folder);
+        if (!s.ok()) return s.error();
+        std::string out;
+        mailimap_fetch_att* att = mailimap_fetch_att_new_body_peek_section(mailimap_section_new(nullptr));
+        s = FetchOne(imap, uid, att, [&](mailimap_msg_att_item* item) {
+          if (item->att_type == MAILIMAP_MSG_ATT_ITEM_STATIC &&
+              item->att_data.att_static->att_type == MAILIMAP_MSG_ATT_BODY_SECTION) {
+            auto* sec = item->att_data.att_static->att_data.att_body_section;
+            if (sec->sec_body_part != nullptr) out.assign(sec->sec_body_part, sec->sec_length);
+          }
+        });
+        if (!s.ok()) return s.error();
+        return out;
+      });
 }
 
 util::Status ImapClient::Expunge(const std::string& user, const std::string& folder, uint32_t uid) const {
@@ -304,25 +314,26 @@ util::Status ImapClient::Expunge(const std::string& user, const std::string& fol
 }
 
 util::Result<FolderStatus> ImapClient::Status(const std::string& user, const std::string& folder) const {
-  return WithSession<FolderStatus>(host_, port_, user, PasswordOf(user), [&](mailimap* imap) -> util::Result<FolderStatus> {
-    mailimap_status_att_list* atts = mailimap_status_att_list_new_empty();
-    mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_UIDVALIDITY);
-    mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_UIDNEXT);
-    mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_MESSAGES);
-    mailimap_mailbox_data_status* result = nullptr;
-    int rc = mailimap_status(imap, folder.c_str(), atts, &result);
-    mailimap_status_att_list_free(atts);
-    if (rc != MAILIMAP_NO_ERROR) return ImapError(imap, "STATUS " + folder, rc);
-    FolderStatus out;
-    for (clistiter* it = clist_begin(result->st_info_list); it != nullptr; it = clist_next(it)) {
-      auto* info = static_cast<mailimap_status_info*>(clist_content(it));
-      if (info->st_att == MAILIMAP_STATUS_ATT_UIDVALIDITY) out.uidvalidity = info->st_value;
-      if (info->st_att == MAILIMAP_STATUS_ATT_UIDNEXT) out.uidnext = info->st_value;
-      if (info->st_att == MAILIMAP_STATUS_ATT_MESSAGES) out.messages = info->st_value;
-    }
-    mailimap_mailbox_data_status_free(result);
-    return out;
-  });
+  return WithSession<FolderStatus>(
+      host_, port_, user, PasswordOf(user), [&](mailimap* imap) -> util::Result<FolderStatus> {
+        mailimap_status_att_list* atts = mailimap_status_att_list_new_empty();
+        mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_UIDVALIDITY);
+        mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_UIDNEXT);
+        mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_MESSAGES);
+        mailimap_mailbox_data_status* result = nullptr;
+        int rc = mailimap_status(imap, folder.c_str(), atts, &result);
+        mailimap_status_att_list_free(atts);
+        if (rc != MAILIMAP_NO_ERROR) return ImapError(imap, "STATUS " + folder, rc);
+        FolderStatus out;
+        for (clistiter* it = clist_begin(result->st_info_list); it != nullptr; it = clist_next(it)) {
+          auto* info = static_cast<mailimap_status_info*>(clist_content(it));
+          if (info->st_att == MAILIMAP_STATUS_ATT_UIDVALIDITY) out.uidvalidity = info->st_value;
+          if (info->st_att == MAILIMAP_STATUS_ATT_UIDNEXT) out.uidnext = info->st_value;
+          if (info->st_att == MAILIMAP_STATUS_ATT_MESSAGES) out.messages = info->st_value;
+        }
+        mailimap_mailbox_data_status_free(result);
+        return out;
+      });
 }
 
 }  // namespace mailhook::testsupport

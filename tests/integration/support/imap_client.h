@@ -43,8 +43,7 @@ class ImapClient {
   util::Result<std::vector<uint32_t>> ListUids(const std::string& user, const std::string& folder) const;
   /// The flags of one message ("\\Seen", "\\Recent", keywords). Error if the
   /// UID does not exist.
-  util::Result<std::vector<std::string>> Flags(const std::string& user, const std::string& folder,
-                                               uint32_t uid) const;
+  util::Result<std::vector<std::string>> Flags(const std::string& user, const std::string& folder, uint32_t uid) const;
   util::Status AddFlags(const std::string& user, const std::string& folder, uint32_t uid,
                         const std::vector<std::string>& flags) const;
   /// The full message (BODY.PEEK[], so \\Seen is not set).

@@ -75,9 +75,9 @@ util::Result<int> MailhookProcess::Terminate(std::chrono::milliseconds timeout) 
   auto status = child_->Wait(timeout);
   if (!status) {
     Kill9();
-    return Error("mailhook.shutdown_timeout", RetryClass::kNeedsOperator,
-                 "mailhook did not exit within " + std::to_string(timeout.count()) +
-                     " ms of SIGTERM; it was SIGKILLed");
+    return Error(
+        "mailhook.shutdown_timeout", RetryClass::kNeedsOperator,
+        "mailhook did not exit within " + std::to_string(timeout.count()) + " ms of SIGTERM; it was SIGKILLed");
   }
   child_->WaitForEof(std::chrono::seconds(5));
   return *status;

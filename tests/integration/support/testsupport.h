@@ -9,7 +9,6 @@
 ///   SampleMessage     sample .eml files (samples.h)
 ///   MH_ASSERT_OK…     Result/Status assertions (status_assert.h)
 
-#include "status_assert.h"
 #include "child_process.h"
 #include "config_yaml.h"
 #include "cyrus_server.h"
@@ -17,5 +16,6 @@
 #include "imap_client.h"
 #include "mailhook_process.h"
 #include "samples.h"
+#include "status_assert.h"
 #include "temp_dir.h"
 #include "webhook_receiver.h"

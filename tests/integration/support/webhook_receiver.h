@@ -93,10 +93,10 @@ class WebhookReceiver {
 
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
-  std::vector<RecordedRequest> requests_;   // guarded by mu_
-  std::deque<ScriptedResponse> script_;     // guarded by mu_
-  ScriptedResponse default_response_;       // guarded by mu_
-  bool stopping_ = false;                   // guarded by mu_
+  std::vector<RecordedRequest> requests_;  // guarded by mu_
+  std::deque<ScriptedResponse> script_;    // guarded by mu_
+  ScriptedResponse default_response_;      // guarded by mu_
+  bool stopping_ = false;                  // guarded by mu_
 };
 
 /// Verifies a Standard Webhooks signature independently of the product:
@@ -106,7 +106,7 @@ class WebhookReceiver {
 bool VerifyStandardWebhookSignature(const std::string& secret, const RecordedRequest& request);
 
 /// The v1 signature the spec prescribes, for tests that build requests.
-std::string StandardWebhookSignature(const std::string& secret, const std::string& id,
-                                     const std::string& timestamp, const std::string& body);
+std::string StandardWebhookSignature(const std::string& secret, const std::string& id, const std::string& timestamp,
+                                     const std::string& body);
 
 }  // namespace mailhook::testsupport
