@@ -47,11 +47,57 @@ void WritePortFile(const std::string& state_dir, int port) {
     out << port << "\n";
   }
   if (std::rename(tmp.c_str(), PortFilePath(state_dir).c_str()) != 0) {
-    util::Logger("daemon")->warn("daemon.port_file_failed path={} note=\"the HTTP port is only in the log\"",
-                                 PortFilePath(state_dir));
+    util::Log(util::Area::kDaemon)
+        .warn("daemon.port_file_failed path={} note=\"the HTTP port is only in the log\"", PortFilePath(state_dir));
     return;
   }
-  util::Logger("daemon")->info("daemon.port_file path={}", PortFilePath(state_dir));
+  util::Log(util::Area::kDaemon).info("daemon.port_file path={}", PortFilePath(state_dir));
+}
+
+// Opens the state and takes it for this process: everything depends on it,
+// so a state_dir we cannot use fails the start. Null after logging why.
+std::unique_ptr<store::Store> OpenState(const config::Config& config, std::unique_ptr<StateDirLock>& lock) {
+  spdlog::logger& log = util::Log(util::Area::kDaemon);
+  auto store = store::Store::Open(config.state_dir);
+  if (!store.ok()) {
+    log.error("daemon.store_failed cause=\"{}\"", store.error().message());
+    return nullptr;
+  }
+  // One daemon per state_dir: taken before the dispatcher releases leases.
+  auto taken = StateDirLock::Acquire(config.state_dir);
+  if (!taken.ok()) {
+    log.error("{} cause=\"{}\"", taken.error().code(), taken.error().message());
+    return nullptr;
+  }
+  lock = std::move(*taken);
+  // Once per start, not per Store::Open (one per watcher and per worker).
+  if (auto s = (*store)->Housekeep(); !s) {
+    log.error("daemon.store_failed cause=\"{}\"", s.error().message());
+    return nullptr;
+  }
+  WarnIfStateDirIsShared(config.state_dir);
+  for (const auto& setting : config::InsecureSettings(config)) {
+    log.warn("daemon.insecure setting=\"{}\"", setting);
+  }
+  return std::move(*store);
+}
+
+// /readyz: every dispatcher worker runs and every watcher is connected.
+http::Readiness Readiness(const std::vector<std::unique_ptr<FolderWatcher>>& watchers,
+                          const delivery::Dispatcher& dispatcher) {
+  http::Readiness r{true, {}};
+  if (!dispatcher.Healthy()) {
+    r.ready = false;
+    r.not_ready.push_back("delivery: a dispatcher worker is not running (starting or restarting)");
+  }
+  for (const auto& w : watchers) {
+    WatchState s = w->state();
+    if (s != WatchState::kIdling && s != WatchState::kCatchingUp) {
+      r.ready = false;
+      r.not_ready.push_back(w->account() + "/" + w->folder() + ": " + WatchStateName(s));
+    }
+  }
+  return r;
 }
 
 }  // namespace
@@ -60,28 +106,9 @@ int RunDaemon(const config::Config& config, const std::string& version, StopSign
   spdlog::logger* log = &util::Log(util::Area::kDaemon);
   // The daemon's one registry; everything that records a metric gets it.
   util::MetricsCatalog metrics;
-
-  // Fail fast on a state_dir we cannot use: everything depends on it.
-  auto store = store::Store::Open(config.state_dir);
-  if (!store.ok()) {
-    log->error("daemon.store_failed cause=\"{}\"", store.error().message());
-    return 1;
-  }
-  // One daemon per state_dir: taken before the dispatcher releases leases.
-  auto lock = StateDirLock::Acquire(config.state_dir);
-  if (!lock.ok()) {
-    log->error("{} cause=\"{}\"", lock.error().code(), lock.error().message());
-    return 1;
-  }
-  // Once per start, not per Store::Open (one per watcher and per worker).
-  if (auto s = (*store)->Housekeep(); !s) {
-    log->error("daemon.store_failed cause=\"{}\"", s.error().message());
-    return 1;
-  }
-  WarnIfStateDirIsShared(config.state_dir);
-  for (const auto& setting : config::InsecureSettings(config)) {
-    log->warn("daemon.insecure setting=\"{}\"", setting);
-  }
+  std::unique_ptr<StateDirLock> lock;  // held until the daemon returns
+  std::unique_ptr<store::Store> store = OpenState(config, lock);
+  if (!store) return 1;
 
   delivery::Dispatcher dispatcher(config, version, metrics);
 
@@ -96,23 +123,7 @@ int RunDaemon(const config::Config& config, const std::string& version, StopSign
   std::unique_ptr<http::HealthServer> http;
   if (config.http_listen) {
     http = std::make_unique<http::HealthServer>(
-        *config.http_listen,
-        [&watchers, &dispatcher] {
-          http::Readiness r{true, {}};
-          if (!dispatcher.Healthy()) {
-            r.ready = false;
-            r.not_ready.push_back("delivery: a dispatcher worker is not running (starting or restarting)");
-          }
-          for (const auto& w : watchers) {
-            WatchState s = w->state();
-            if (s != WatchState::kIdling && s != WatchState::kCatchingUp) {
-              r.ready = false;
-              r.not_ready.push_back(w->account() + "/" + w->folder() + ": " + WatchStateName(s));
-            }
-          }
-          return r;
-        },
-        metrics);
+        *config.http_listen, [&watchers, &dispatcher] { return Readiness(watchers, dispatcher); }, metrics);
     std::remove(PortFilePath(config.state_dir).c_str());  // a stale one from a crash
     if (auto s = http->Start(); !s.ok()) {
       log->error("daemon.http_failed cause=\"{}\"", s.error().message());

@@ -69,15 +69,16 @@ void TraceProtocol(mailimap*, int log_type, const char* str, size_t size, void* 
       std::string_view head(str, str ? size : 0);
       size_t verb_end = head.find(' ', std::min(head.find(' '), head.size()) + 1);
       head = head.substr(0, std::min({verb_end, head.size(), size_t{40}}));
-      util::Logger("imap")->trace("imap.sent host={} bytes={} data=\"{} <withheld: private>\"", options->host, size,
-                                  CredentialRedactor(options->username, options->password).Clean(head, 40));
+      util::Log(util::Area::kImap)
+          .trace("imap.sent host={} bytes={} data=\"{} <withheld: private>\"", options->host, size,
+                 CredentialRedactor(options->username, options->password).Clean(head, 40));
       return;
     }
     default: return;
   }
   std::string_view data(str, str ? size : 0);
   std::string text = CredentialRedactor(options->username, options->password).Clean(data, 400);
-  util::Logger("imap")->trace("{} host={} bytes={} data=\"{}\"", event, options->host, size, text);
+  util::Log(util::Area::kImap).trace("{} host={} bytes={} data=\"{}\"", event, options->host, size, text);
 }
 
 }  // namespace
@@ -161,7 +162,7 @@ util::Result<std::unique_ptr<Session>> Session::Open(const SessionOptions& optio
   session->command_ = "the greeting";
   StartResponseBudget(stream->get(), session->budget_.bytes, session->budget_.syntax);
 
-  if (util::Logger("imap")->should_log(spdlog::level::trace)) {
+  if (util::Log(util::Area::kImap).should_log(spdlog::level::trace)) {
     mailimap_set_logger(imap, &TraceProtocol, &session->options_);
   }
   // mailimap_connect takes ownership of the stream even when it fails.
