@@ -5,6 +5,7 @@
 #include <cctype>
 
 #include "config/config.h"
+#include "util/strings.h"
 
 namespace mailhook::config {
 namespace {
@@ -14,19 +15,13 @@ util::Error UrlError(const std::string& what) {
                      what + "; write e.g. https://tickets.internal/hooks/email");
 }
 
-std::string LowerAscii(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 // Splits "host[:port]" / "[v6][:port]" into the URL; an error names the fix.
 util::Status ParseAuthority(std::string_view authority, std::string& host, uint16_t& port) {
   std::string_view port_text;
   if (authority.starts_with('[')) {
     size_t close = authority.find(']');
     if (close == std::string_view::npos) return UrlError("the url has an IPv6 host without its closing ']'");
-    host = LowerAscii(authority.substr(1, close - 1));
+    host = util::Lower(authority.substr(1, close - 1));
     in6_addr addr{};
     if (inet_pton(AF_INET6, host.c_str(), &addr) != 1) return UrlError("the url's [IPv6] host is not an IPv6 address");
     std::string_view after = authority.substr(close + 1);
@@ -38,7 +33,7 @@ util::Status ParseAuthority(std::string_view authority, std::string& host, uint1
     if (colon != std::string_view::npos && authority.find(':', colon + 1) != std::string_view::npos) {
       return UrlError("the url's host looks like an IPv6 address; put it in brackets, e.g. http://[::1]:8080/");
     }
-    host = LowerAscii(authority.substr(0, colon));
+    host = util::Lower(authority.substr(0, colon));
     if (colon != std::string_view::npos) {
       port_text = authority.substr(colon + 1);
       if (port_text.empty()) return UrlError("the url ends its host with ':' but gives no port");
@@ -66,7 +61,7 @@ util::Result<HttpUrl> HttpUrl::Parse(std::string_view text) {
   }
   HttpUrl url;
   size_t scheme_end = text.find("://");
-  std::string scheme = scheme_end == std::string_view::npos ? "" : LowerAscii(text.substr(0, scheme_end));
+  std::string scheme = scheme_end == std::string_view::npos ? "" : util::Lower(text.substr(0, scheme_end));
   if (scheme != "http" && scheme != "https") return UrlError("the url must start with http:// or https://");
   url.https_ = scheme == "https";
   url.port_ = url.https_ ? 443 : 80;

@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "config/secret_source.h"
+#include "util/base64.h"
 
 namespace mailhook::config {
 namespace {
@@ -12,15 +13,11 @@ util::Error RuleError(const std::string& name, const std::string& what) {
   return util::Error("config.secret", util::RetryClass::kNeedsOperator, name + " " + what);
 }
 
-// The rule delivery/signing.cc's DecodeSecret applies: padding optional,
-// otherwise the strict base64 alphabet, at least one key byte.
+// The rule delivery/signing.cc's DecodeSecret applies: strict base64 (util),
+// at least one key byte.
 bool DecodableBase64(std::string_view text) {
-  size_t data = text.size();
-  while (data > 0 && text[data - 1] == '=') --data;
-  if (data == 0 || text.size() - data > 2 || data % 4 == 1) return false;
-  if (text.size() != data && text.size() % 4 != 0) return false;
-  return std::all_of(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(data),
-                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/'; });
+  std::optional<std::string> key = util::Base64DecodeStrict(text);
+  return key && !key->empty();
 }
 
 }  // namespace
@@ -86,7 +83,7 @@ util::Result<util::Secret> SecretRef::Resolve() const {
     raw = value_;
   } else {
     auto got = kind_ == Kind::kFile ? ReadSecretFile(file_) : RunSecretCommand(command_);
-    if (!got.ok()) return util::Error(got.error().code(), got.error().retry(), name_ + ": " + got.error().message());
+    if (!got.ok()) return got.error().WithMessage(name_ + ": " + got.error().message());
     raw = std::move(got).value();
   }
   util::Secret value = prefix_.empty() ? std::move(raw) : util::Secret(prefix_ + raw.reveal());

@@ -46,12 +46,6 @@ bool AllDigits(std::string_view s) {
 
 std::string Q(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 std::optional<uint64_t> ParseUInt(std::string_view s) {
   uint64_t v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);

@@ -16,6 +16,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "config/config.h"
+#include "util/strings.h"
 
 namespace mailhook::config::internal {
 
@@ -24,8 +25,7 @@ using Keys = std::span<const std::string_view>;
 
 /// `s` in double quotes, as messages quote names and values.
 std::string Q(std::string_view s);
-/// ASCII lower case.
-std::string Lower(std::string_view s);
+using util::Lower;
 /// A whole decimal number; nullopt when empty, signed or not all digits.
 std::optional<uint64_t> ParseUInt(std::string_view s);
 

@@ -42,7 +42,9 @@ util::Status FolderWatcher::SessionWork::Start() {
   if (w_.fault_first_pass_commits_ > 0) {
     committer_->SetAfterCommit([this](uint32_t up_to, bool wrote_mark, bool stored_events) {
       // A crash inside the first pass: its events stored, its watermark not.
-      if (!wrote_mark && stored_events && --w_.fault_first_pass_commits_ == 0) Fault(up_to);
+      if (!wrote_mark && stored_events && w_.fault_first_pass_commits_ > 0 && --w_.fault_first_pass_commits_ == 0) {
+        Fault(up_to);
+      }
     });
   }
   if (plan->store_mark_now) {
@@ -183,7 +185,7 @@ util::Status FolderWatcher::SessionWork::GatherBatch(const std::vector<uint32_t>
 util::Status FolderWatcher::SessionWork::Blame(uint32_t uid, const util::Error& error, bool in_batch) {
   if (NotTheMessages(error)) return error;  // Process() takes the attempt back
   store::Attempt& a = attempts_[uid];
-  if (in_batch) ++a.count;  // known to be this message's, though BeginAttempts did not count it
+  if (in_batch) ++a.count;  // known to be this message's, though attempts().Begin did not count it
   a.last_code = error.code();
   a.last_error = error.message();
   log_->warn("imap.message_failed account={} folder={} uid={} attempt={} of={} cause=\"{}\"", w_.account_.name,

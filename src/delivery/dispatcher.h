@@ -83,8 +83,9 @@ struct DispatcherOptions {
 class Dispatcher {
  public:
   /// Registers a WebhookTarget for every config webhook and a HookTarget for
-  /// every config hook. Bad webhook definitions surface as an error from
-  /// Start(). Attempts, durations, gauges and worker restarts are recorded in
+  /// every config hook, resolving their secrets (this may run *_command
+  /// helpers). A bad webhook definition or a secret that cannot be resolved
+  /// surfaces as an error from Start(). Attempts, durations, gauges and worker restarts are recorded in
   /// `metrics`, which must outlive this.
   Dispatcher(const config::Config& config, const std::string& version, const util::MetricsCatalog& metrics,
              DispatcherOptions options = {});

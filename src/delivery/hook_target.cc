@@ -53,8 +53,7 @@ util::Result<std::unique_ptr<HookTarget>> HookTarget::Create(const config::Hook&
   for (const auto& [name, ref] : hook.env) {
     auto value = ref.Resolve();
     if (!value.ok()) {
-      return util::Error(value.error().code(), value.error().retry(),
-                         "hooks." + hook.name + ": " + value.error().message());
+      return value.error().WithMessage("hooks." + hook.name + ": " + value.error().message());
     }
     env.emplace_back(name, std::move(*value));
   }

@@ -1,5 +1,4 @@
 #include "mime/decode.h"
-#include "util/strings.h"
 
 #include <iconv.h>
 
@@ -10,17 +9,11 @@
 #include <span>
 #include <vector>
 
+#include "util/base64.h"
+#include "util/strings.h"
+
 namespace mailhook::mime {
 namespace {
-
-int Base64Value(unsigned char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
 
 int HexValue(unsigned char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -165,7 +158,7 @@ void Base64Step(std::string_view in, uint32_t& acc, int& n, std::string& out) {
       Base64Flush(acc, n, out);
       continue;
     }
-    int v = Base64Value(c);
+    int v = util::Base64Value(static_cast<char>(c));
     if (v < 0) continue;  // RFC 2045 6.8: ignore characters outside the alphabet
     acc = (acc << 6) | static_cast<uint32_t>(v);
     if (++n == 4) {

@@ -7,15 +7,6 @@ namespace {
 
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-int Value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
 uint32_t Byte(char c) { return static_cast<uint32_t>(static_cast<unsigned char>(c)); }
 
 void EncodeTriple(uint32_t v, std::string& out) {
@@ -26,6 +17,15 @@ void EncodeTriple(uint32_t v, std::string& out) {
 }
 
 }  // namespace
+
+int Base64Value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
 
 void Base64Encoder::Add(std::string_view in, std::string& out) {
   size_t i = 0;
@@ -74,7 +74,7 @@ std::optional<std::string> Base64DecodeStrict(std::string_view text) {
   uint32_t acc = 0;
   int bits = 0;
   for (char c : data) {
-    int v = Value(c);
+    int v = Base64Value(c);
     if (v < 0) return std::nullopt;
     acc = (acc << 6) | static_cast<uint32_t>(v);
     bits += 6;

@@ -11,6 +11,9 @@
 
 namespace mailhook::util {
 
+/// The 6-bit value of a character of the alphabet, or -1 for any other.
+int Base64Value(char c);
+
 /// Base64 with '=' padding and without line breaks.
 std::string Base64Encode(std::string_view bytes);
 

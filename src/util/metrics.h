@@ -97,6 +97,10 @@ class Series {
   std::pair<uint64_t, double> Totals() const { return registry_->HistogramTotals(family_, labels_); }
 };
 
+// Counter, Gauge and Histogram share their shape on purpose (duplicates
+// lists them): one small class per Prometheus type, so a gauge's Set cannot
+// be called on a counter.
+
 /// A counter series. Only goes up: a negative delta is ignored (a decrease
 /// reads as a process restart to Prometheus' rate()).
 class Counter : public Series {
