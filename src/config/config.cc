@@ -1,6 +1,7 @@
 // Small pieces of config.h that are not the loader: durations, defaults and
 // error formatting.
 #include "config/config.h"
+#include "util/strings.h"
 
 #include <arpa/inet.h>
 
@@ -11,8 +12,7 @@
 namespace mailhook::config {
 
 bool IsLoopbackHost(std::string_view host) {
-  std::string h;
-  for (char c : host) h += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string h = util::Lower(host);
   if (!h.empty() && h.back() == '.') h.pop_back();
   if (h == "localhost") return true;
   unsigned char addr[16] = {};

@@ -1,4 +1,5 @@
 #include "config/reserved_headers.h"
+#include "util/strings.h"
 
 #include <algorithm>
 #include <cctype>
@@ -11,11 +12,8 @@ bool IsReservedHeader(std::string_view name) {
   static constexpr std::string_view kReserved[] = {"webhook-id",   "webhook-timestamp", "webhook-signature",
                                                    "content-type", "content-length",    "host",
                                                    "user-agent",   "connection"};
-  return std::any_of(std::begin(kReserved), std::end(kReserved), [&](std::string_view r) {
-    return r.size() == name.size() && std::equal(r.begin(), r.end(), name.begin(), [](char a, char b) {
-             return a == std::tolower(static_cast<unsigned char>(b));
-           });
-  });
+  return std::any_of(std::begin(kReserved), std::end(kReserved),
+                     [&](std::string_view r) { return util::EqualsIgnoreCase(r, name); });
 }
 
 }  // namespace mailhook::config

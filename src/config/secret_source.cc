@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "util/strings.h"
 #include "util/subprocess.h"
 
 namespace mailhook::config {
@@ -14,8 +15,6 @@ namespace {
 util::Error SecretError(std::string message) {
   return util::Error("config.secret", util::RetryClass::kNeedsOperator, std::move(message));
 }
-
-bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 }  // namespace
 
@@ -61,12 +60,10 @@ util::Result<util::Secret> RunSecretCommand(const std::vector<std::string>& argv
   if (run->stdout_truncated) {
     return SecretError("command \"" + name + "\" printed more than 64 KiB; it must print only the secret");
   }
-  std::string& out = run->stdout_data;
-  size_t begin = 0, end = out.size();
-  while (begin < end && IsSpace(out[begin])) ++begin;
-  while (end > begin && IsSpace(out[end - 1])) --end;
-  if (begin == end) return SecretError("command \"" + name + "\" printed nothing; it must print the secret on stdout");
-  return util::Secret(out.substr(begin, end - begin));
+  std::string_view secret = util::Trim(run->stdout_data);
+  if (secret.empty())
+    return SecretError("command \"" + name + "\" printed nothing; it must print the secret on stdout");
+  return util::Secret(std::string(secret));
 }
 
 }  // namespace mailhook::config
