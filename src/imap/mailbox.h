@@ -44,6 +44,26 @@ struct MessageMeta {
   bool structure_cut = false;
 };
 
+/// STATUS (UIDNEXT UIDVALIDITY MESSAGES) of a folder, selected or not.
+struct FolderStatus {
+  uint32_t uidvalidity = 0;
+  uint32_t uidnext = 0;  ///< 0 when the server did not say
+  uint32_t messages = 0;
+};
+
+/// One thing a NOTIFY connection (RFC 5465) reported about a folder.
+struct FolderEvent {
+  enum class Kind {
+    kChanged,  ///< messages arrived or went (`* STATUS`): sync the folder by UID
+    kCreated,  ///< `* LIST` of a new name (MailboxName event)
+    kDeleted,  ///< `* LIST (\NonExistent)`, or the old name of a rename
+  };
+  Kind kind = Kind::kChanged;
+  std::string folder;  ///< the name as the server sent it (as in config: no decoding)
+  /// What `* STATUS` said (kChanged only); nullopt when it was not a STATUS.
+  std::optional<FolderStatus> status;
+};
+
 /// Why Idle() returned.
 enum class IdleWake {
   kActivity,  ///< the server sent something (EXISTS, EXPUNGE, FETCH...)
@@ -91,6 +111,25 @@ class Mailbox {
   virtual util::Result<IdleWake> Idle(std::chrono::milliseconds max_wait, int wake_fd = -1) = 0;
   /// Best-effort LOGOUT, then closes.
   virtual void Logout() = 0;
+
+  // Account-level calls: no folder needs to be selected.
+
+  /// Capabilities as advertised (upper-case names: "IDLE", "NOTIFY").
+  virtual bool HasCapability(const std::string& name) const = 0;
+  /// STATUS folder (UIDNEXT UIDVALIDITY MESSAGES). A missing folder is
+  /// kNeedsOperator (the server said NO); a broken session kBackoff.
+  virtual util::Result<FolderStatus> Status(const std::string& folder) = 0;
+  /// LIST "" "*": every folder name the account has, as the server sends them.
+  virtual util::Result<std::vector<std::string>> ListFolders() = 0;
+  /// NOTIFY SET (RFC 5465): MessageNew/MessageExpunge as `* STATUS` for
+  /// `folders`, and MailboxName (created, deleted, renamed) for the account's
+  /// personal namespace. Nothing may be selected on this connection.
+  virtual util::Status NotifySet(const std::vector<std::string>& folders) = 0;
+  /// IDLE on a connection after NotifySet: waits as Idle() does and appends
+  /// what the server reported to `events` (one per untagged STATUS or LIST
+  /// line, in order; possibly several for one wake, possibly none).
+  virtual util::Result<IdleWake> IdleForEvents(std::chrono::milliseconds max_wait, int wake_fd,
+                                               std::vector<FolderEvent>& events) = 0;
 };
 
 /// Opens a logged-in Mailbox (connect, TLS, LOGIN). The watcher calls it

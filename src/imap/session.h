@@ -161,7 +161,12 @@ class Session : public Mailbox {
   void Logout() override;
 
   /// Capabilities as advertised (upper-case), for `check --connect` and moves.
-  bool HasCapability(const std::string& name) const;
+  bool HasCapability(const std::string& name) const override;
+  util::Result<FolderStatus> Status(const std::string& folder) override;
+  util::Result<std::vector<std::string>> ListFolders() override;
+  util::Status NotifySet(const std::vector<std::string>& folders) override;
+  util::Result<IdleWake> IdleForEvents(std::chrono::milliseconds max_wait, int wake_fd,
+                                       std::vector<FolderEvent>& events) override;
 
  private:
   explicit Session(mailimap* imap, SessionOptions options);

@@ -249,4 +249,30 @@ util::Result<imap::IdleWake> ScriptedMailbox::Idle(std::chrono::milliseconds max
 
 void ScriptedMailbox::Logout() { folder_.Record("LOGOUT"); }
 
+bool ScriptedMailbox::HasCapability(const std::string&) const { return false; }
+
+util::Result<imap::FolderStatus> ScriptedMailbox::Status(const std::string& folder) {
+  folder_.Record("STATUS " + folder);
+  std::lock_guard lock(folder_.mu_);
+  imap::FolderStatus status;
+  status.uidvalidity = folder_.uidvalidity_;
+  status.uidnext = folder_.next_uid_;
+  status.messages = static_cast<uint32_t>(folder_.messages_.size());
+  return status;
+}
+
+util::Result<std::vector<std::string>> ScriptedMailbox::ListFolders() {
+  folder_.Record("LIST");
+  return std::vector<std::string>{"INBOX"};
+}
+
+util::Status ScriptedMailbox::NotifySet(const std::vector<std::string>&) {
+  return util::Error("imap.unsupported", util::RetryClass::kNeedsOperator, "the scripted server has no NOTIFY");
+}
+
+util::Result<imap::IdleWake> ScriptedMailbox::IdleForEvents(std::chrono::milliseconds, int,
+                                                            std::vector<imap::FolderEvent>&) {
+  return util::Error("imap.unsupported", util::RetryClass::kNeedsOperator, "the scripted server has no NOTIFY");
+}
+
 }  // namespace mailhook::daemon::testing

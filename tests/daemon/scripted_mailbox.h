@@ -107,6 +107,14 @@ class ScriptedMailbox : public imap::Mailbox {
   util::Status Move(uint32_t uid, const std::string& folder) override;
   util::Result<imap::IdleWake> Idle(std::chrono::milliseconds max_wait, int wake_fd = -1) override;
   void Logout() override;
+  /// Account-level calls: no capabilities (no NOTIFY); STATUS of the one
+  /// folder; LIST names it; NOTIFY is refused.
+  bool HasCapability(const std::string& name) const override;
+  util::Result<imap::FolderStatus> Status(const std::string& folder) override;
+  util::Result<std::vector<std::string>> ListFolders() override;
+  util::Status NotifySet(const std::vector<std::string>& folders) override;
+  util::Result<imap::IdleWake> IdleForEvents(std::chrono::milliseconds max_wait, int wake_fd,
+                                             std::vector<imap::FolderEvent>& events) override;
 
  private:
   util::Result<std::vector<imap::MessageMeta>> Meta(const std::vector<uint32_t>& uids, bool structure);
