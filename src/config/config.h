@@ -46,6 +46,9 @@ struct Limits {
   int max_attempts = 3;               ///< extraction attempts before message.unprocessable
 };
 
+/// Whether an account's folders are watched through NOTIFY (RFC 5465).
+enum class NotifyMode { kAuto, kOff };
+
 /// One IMAP account and the folders watched in it.
 struct Account {
   std::string name;
@@ -62,6 +65,17 @@ struct Account {
   SecretRef password;
   AuthMethod auth = AuthMethod::kLogin;
   std::vector<std::string> folders = {"INBOX"};
+  /// Folders written `{ name: X, idle: true }`: given an IDLE connection of
+  /// their own before the others when NOTIFY is not used (config order otherwise).
+  std::vector<std::string> idle_pinned;
+  /// `notify: auto` uses NOTIFY (RFC 5465) when the server offers it: one
+  /// connection watches every folder. `off` never does.
+  NotifyMode notify = NotifyMode::kAuto;
+  /// IMAP connections this account may hold at once, all purposes together
+  /// (watching, fetching, polling). Default 10: below Gmail's 15.
+  int max_connections = 10;
+  /// How often folders beyond the connection budget are polled with STATUS.
+  Duration poll_interval = std::chrono::seconds(60);
   StartFrom start_from = StartFrom::kNew;
   Duration idle_refresh = std::chrono::minutes(25);
   Duration timeout = std::chrono::seconds(60);  // per IMAP command read timeout

@@ -54,6 +54,7 @@ class Loader : public YamlAccess {
   // parse_accounts.cc
   void ParseAccount(const YAML::Node& node, size_t index, Config& cfg);
   void ParseFolders(const YAML::Node& node, const std::string& where, Account& a);
+  void ParseConnections(const YAML::Node& node, const std::string& where, Account& a);
   void ParseCredentials(const YAML::Node& node, const std::string& where, Account& a);
   void ParseOnDelivered(const YAML::Node& node, const std::string& account_where, Account& a);
 

@@ -7,11 +7,29 @@
 namespace mailhook::config::internal {
 namespace {
 
-constexpr std::string_view kAccountKeys[] = {
-    "name",    "host",     "port",       "tls",           "allow_insecure",   "tls_verify",
-    "ca_file", "username", "password",   "password_file", "password_command", "auth",
-    "oauth2",  "folders",  "start_from", "idle_refresh",  "timeout",          "on_delivered",
-    "limits"};
+constexpr std::string_view kAccountKeys[] = {"name",
+                                             "host",
+                                             "port",
+                                             "tls",
+                                             "allow_insecure",
+                                             "tls_verify",
+                                             "ca_file",
+                                             "username",
+                                             "password",
+                                             "password_file",
+                                             "password_command",
+                                             "auth",
+                                             "oauth2",
+                                             "folders",
+                                             "start_from",
+                                             "idle_refresh",
+                                             "timeout",
+                                             "on_delivered",
+                                             "limits",
+                                             "notify",
+                                             "max_connections",
+                                             "poll_interval"};
+constexpr std::string_view kFolderKeys[] = {"name", "idle"};
 constexpr std::string_view kOauth2Keys[] = {"token", "token_file", "token_command"};
 constexpr std::string_view kOnDeliveredKeys[] = {"mark_seen", "move_to", "add_flags"};
 
@@ -81,28 +99,70 @@ void Loader::ParseAccount(const YAML::Node& node, size_t index, Config& cfg) {
     }
   }
   if (auto timeout = Dur(node, "timeout", where)) a.timeout = *timeout;
+  ParseConnections(node, where, a);
   if (Present(node["on_delivered"])) ParseOnDelivered(node["on_delivered"], where, a);
   a.limits = cfg.limits;
   if (Present(node["limits"])) ParseLimits(node["limits"], "limits of " + where, a.limits);
   cfg.accounts.push_back(std::move(a));
 }
 
-/// folders: a non-empty list of distinct names (the watched folders).
+/// folders: a non-empty list of distinct names (the watched folders), each a
+/// name or a map `{ name: X, idle: true }`.
 void Loader::ParseFolders(const YAML::Node& node, const std::string& where, Account& a) {
-  auto folders = ListNodes(node, "folders", where, "[INBOX]");
-  if (!folders) return;  // absent: the default [INBOX]
-  a.folders.clear();
-  if (folders->empty()) {
-    Fail(node["folders"], "\"folders\" in " + where + " is empty; list at least one, e.g. [INBOX]");
+  YAML::Node list = node["folders"];
+  if (!Present(list)) return;  // absent: the default [INBOX]
+  if (!list.IsSequence()) {
+    Fail(list, "\"folders\" in " + where + " must be a list, e.g. folders: [INBOX, { name: Support, idle: true }]");
+    return;
   }
+  a.folders.clear();
+  if (list.size() == 0) Fail(list, "\"folders\" in " + where + " is empty; list at least one, e.g. [INBOX]");
   std::set<std::string> seen;
-  for (const auto& [folder, fnode] : *folders) {
-    if (folder.empty()) {
-      Fail(fnode, "a folder name in " + where + " is empty; write e.g. INBOX");
-    } else if (!seen.insert(folder).second) {
-      Fail(fnode, "folder " + Q(folder) + " is listed twice in " + where + "; keep one");
+  for (const auto& item : list) {
+    std::optional<std::string> folder;
+    bool idle = false;
+    if (item.IsMap()) {
+      const std::string in = "a folder of " + where;
+      if (!CheckKeys(item, kFolderKeys, in)) continue;
+      folder = Required(item, "name", in, "INBOX");
+      if (auto pinned = Bool(item, "idle", in)) idle = *pinned;
+    } else if (item.IsScalar()) {
+      folder = Expand(item, "folders", where);
     } else {
-      a.folders.push_back(folder);
+      Fail(item, "each entry of \"folders\" in " + where + " must be a name or { name: X, idle: true }");
+    }
+    if (!folder) continue;
+    if (folder->empty()) {
+      Fail(item, "a folder name in " + where + " is empty; write e.g. INBOX");
+    } else if (!seen.insert(*folder).second) {
+      Fail(item, "folder " + Q(*folder) + " is listed twice in " + where + "; keep one");
+    } else {
+      a.folders.push_back(*folder);
+      if (idle) a.idle_pinned.push_back(*folder);
+    }
+  }
+}
+
+/// notify, max_connections, poll_interval: how the account's folders are watched.
+void Loader::ParseConnections(const YAML::Node& node, const std::string& where, Account& a) {
+  if (auto notify = Enum<NotifyMode>(node, "notify", where, {{"auto", NotifyMode::kAuto}, {"off", NotifyMode::kOff}})) {
+    a.notify = *notify;
+  }
+  if (auto max = UInt(node, "max_connections", where, "a whole number of connections")) {
+    // One to watch and one to fetch is the least that keeps IDLE apart from fetching.
+    if (*max < 2 || *max > 1000) {
+      Fail(node["max_connections"], "\"max_connections\" in " + where +
+                                        " must be between 2 and 1000 (one connection watches, one fetches), not " +
+                                        std::to_string(*max));
+    } else {
+      a.max_connections = static_cast<int>(*max);
+    }
+  }
+  if (auto interval = Dur(node, "poll_interval", where)) {
+    if (*interval < std::chrono::seconds(1)) {
+      Fail(node["poll_interval"], "\"poll_interval\" in " + where + " is shorter than 1s; use e.g. 60s");
+    } else {
+      a.poll_interval = *interval;
     }
   }
 }

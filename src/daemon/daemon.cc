@@ -7,8 +7,9 @@
 #include <memory>
 #include <vector>
 
-#include "daemon/folder_watcher.h"
+#include "daemon/account_watcher.h"
 #include "daemon/state_dir_lock.h"
+#include "daemon/store_pool.h"
 #include "delivery/dispatcher.h"
 #include "http/server.h"
 #include "imap/session.h"
@@ -18,6 +19,11 @@
 
 namespace mailhook::daemon {
 namespace {
+
+// SQLite connections the account watchers share: a folder sync holds one
+// while it fetches, so this many accounts fetch at once; more would only
+// add page caches (each WAL reader is cheap, but not free).
+constexpr int kStoreConnections = 4;
 
 // mailhook creates state_dir 0700 and its files 0600 (store::Store::Open). An
 // existing directory is left as the operator made it (a volume root, a group
@@ -83,18 +89,20 @@ std::unique_ptr<store::Store> OpenState(const config::Config& config, std::uniqu
 }
 
 // /readyz: every dispatcher worker runs and every watcher is connected.
-http::Readiness Readiness(const std::vector<std::unique_ptr<FolderWatcher>>& watchers,
+http::Readiness Readiness(const std::vector<std::unique_ptr<AccountWatcher>>& accounts,
                           const delivery::Dispatcher& dispatcher) {
   http::Readiness r{true, {}};
   if (!dispatcher.Healthy()) {
     r.ready = false;
     r.not_ready.push_back("delivery: a dispatcher worker is not running (starting or restarting)");
   }
-  for (const auto& w : watchers) {
-    WatchState s = w->state();
-    if (s != WatchState::kIdling && s != WatchState::kCatchingUp) {
-      r.ready = false;
-      r.not_ready.push_back(w->account() + "/" + w->folder() + ": " + WatchStateName(s));
+  for (const auto& a : accounts) {
+    for (const auto& w : a->folders()) {
+      WatchState s = w->state();
+      if (s != WatchState::kIdling && s != WatchState::kCatchingUp) {
+        r.ready = false;
+        r.not_ready.push_back(w->account() + "/" + w->folder() + ": " + WatchStateName(s));
+      }
     }
   }
   return r;
@@ -109,15 +117,16 @@ int RunDaemon(const config::Config& config, const std::string& version, StopSign
   std::unique_ptr<StateDirLock> lock;  // held until the daemon returns
   std::unique_ptr<store::Store> store = OpenState(config, lock);
   if (!store) return 1;
+  // The watchers' few SQLite connections: a sync holds one for a folder.
+  StorePool stores(config.state_dir, kStoreConnections);
+  stores.Adopt(std::move(store));
 
   delivery::Dispatcher dispatcher(config, version, metrics);
 
-  std::vector<std::unique_ptr<FolderWatcher>> watchers;
+  std::vector<std::unique_ptr<AccountWatcher>> watchers;
   for (const auto& account : config.accounts) {
-    for (const auto& folder : account.folders) {
-      watchers.push_back(std::make_unique<FolderWatcher>(
-          config, account, folder, stop, [&dispatcher] { dispatcher.Wake(); }, metrics));
-    }
+    watchers.push_back(std::make_unique<AccountWatcher>(
+        config, account, stop, [&dispatcher] { dispatcher.Wake(); }, metrics, stores));
   }
 
   std::unique_ptr<http::HealthServer> http;
@@ -136,7 +145,7 @@ int RunDaemon(const config::Config& config, const std::string& version, StopSign
   dispatcher.SetOnOutcome([&watchers](const delivery::Report& report) {
     if (report.result != delivery::OutcomeKind::kSuccess) return;
     for (auto& w : watchers)
-      if (w->account() == report.account && w->folder() == report.folder) w->Wake();
+      if (w->name() == report.account) w->Wake(report.folder);
   });
   if (auto s = dispatcher.Start(); !s.ok()) {
     log->error("daemon.dispatcher_failed cause=\"{}\"", s.error().message());
@@ -144,7 +153,9 @@ int RunDaemon(const config::Config& config, const std::string& version, StopSign
     return 1;
   }
   for (auto& w : watchers) w->Start();
-  log->info("daemon.started version={} watchers={} webhooks={} hooks={}", version, watchers.size(),
+  size_t folders = 0;
+  for (const auto& account : config.accounts) folders += account.folders.size();
+  log->info("daemon.started version={} accounts={} watchers={} webhooks={} hooks={}", version, watchers.size(), folders,
             config.webhooks.size(), config.hooks.size());
 
   while (!stop.WaitFor(std::chrono::hours(24))) {

@@ -1,20 +1,20 @@
 #pragma once
-/// FolderWatcher: the thread that owns one IMAP session for one (account,
-/// folder). connect → login → SELECT → catch up from the stored watermark →
-/// IDLE, and around again on every wake. New messages become events that are
-/// made durable together with the new watermark in one transaction, so a
-/// crash at any point replays and never skips (DESIGN.md "The flow").
+/// FolderWatcher: one watched (account, folder): its state, its metrics and
+/// the work of bringing it up to date on a connection its AccountWatcher
+/// lends it (account_watcher.h owns the connections and threads): SELECT →
+/// catch up from the stored watermark → post-actions. New messages become
+/// events that are made durable together with the new watermark in one
+/// transaction, so a crash at any point replays and never skips (DESIGN.md
+/// "The flow").
 ///
-/// The rules live in pure pieces with their own tests: where a session
+/// The rules live in pure pieces with their own tests: where a folder
 /// starts (baseline_planner.h) and when events and the watermark become
-/// durable (batch_committer.h); session_work.h is the I/O loop between
-/// them. The network and the clock come in through WatcherSeams.
+/// durable (batch_committer.h); session_work.h is the I/O loop between them.
 
 #include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "config/config.h"
 #include "daemon/stop_signal.h"
@@ -30,58 +30,55 @@ class Store;
 
 namespace mailhook::daemon {
 
-/// Where a watcher is; read by /readyz. kCrashed: the session threw (a bug);
-/// the watcher starts a new session after a backoff.
+/// Where a watched folder is; read by /readyz. kIdling: up to date and
+/// watched (IDLE, NOTIFY or polling). kCrashed: a sync threw (a bug); the
+/// account watcher starts a new session after a backoff.
 enum class WatchState { kStarting, kConnecting, kCatchingUp, kIdling, kBackoff, kNeedsOperator, kStopped, kCrashed };
 
 /// Name for logs and /readyz.
 const char* WatchStateName(WatchState s);
 
-/// What a watcher uses of the outside world besides the store; tests pass
-/// a scripted mailbox and a manual clock.
+/// What an account watcher uses of the outside world besides the store;
+/// tests pass a scripted mailbox and a manual clock.
 struct WatcherSeams {
-  /// Opens each session's mailbox; empty: imap::Session::Open (the network).
+  /// Opens each connection's mailbox; empty: imap::Session::Open (the network).
   imap::MailboxOpener open_mailbox;
   /// Where backoff and restart waits go; nullptr: util::Clock::Real().
   const util::Clock* clock = nullptr;
 };
 
-/// One watched folder. Start() spawns the thread; Join() waits for it after
-/// the shared StopSignal fired. state() is safe from any thread.
+/// One watched folder. Not a thread: its AccountWatcher calls Sync() on its
+/// worker connection whenever the folder may have changed. state() is safe
+/// from any thread.
 ///
 /// Poison messages: every extraction attempt is counted in the store before
 /// it starts (a crash counts too); a UID that failed before is retried alone,
 /// and after limits.max_attempts it becomes a message.unprocessable event so
-/// the folder moves on. No exception ends the thread: a session that throws
-/// is logged and replaced after a backoff.
+/// the folder moves on.
 class FolderWatcher {
  public:
-  /// `on_committed` is called (from the watcher thread) after new outbox rows
+  /// `on_committed` is called (from the syncing thread) after new outbox rows
   /// were committed, to wake the dispatcher. The config and `metrics` must
   /// outlive this.
   FolderWatcher(const config::Config& config, const config::Account& account, std::string folder,
-                const StopSignal& stop, std::function<void()> on_committed, const util::MetricsCatalog& metrics,
-                WatcherSeams seams = {});
-  ~FolderWatcher();
+                const StopSignal& stop, std::function<void()> on_committed, const util::MetricsCatalog& metrics);
 
-  void Start();
-  void Join();
-  /// Asks the watcher to look at its post-actions now (an event of this
-  /// folder was delivered). Thread-safe; cheap.
-  void Wake() { wake_.Fire(); }
+  /// Brings the folder up to date on `session` (whatever was selected on it
+  /// before): SELECT, catch up by UID from the watermark until a search finds
+  /// nothing new, then the post-actions whose events every target received.
+  /// An error leaves the watermark where the last commit put it; any
+  /// exception becomes an error (kCrashed). One caller at a time.
+  util::Status Sync(imap::Mailbox& session, store::Store& store);
+
   WatchState state() const { return state_.load(); }
+  void set_state(WatchState s) { state_ = s; }
   const std::string& account() const { return account_.name; }
   const std::string& folder() const { return folder_; }
+  const util::FolderMetrics& metrics() const { return metrics_; }
 
  private:
   class SessionWork;
-  void Run();
-  /// Sessions one after another, with backoff, until stop fires.
-  void RunSessions();
-  /// One session's life; returns when the session broke or stop fired.
-  util::Status RunSession(store::Store& store);
-  /// RunSession with any exception turned into an error (and kCrashed).
-  util::Status RunSessionGuarded(store::Store& store);
+  util::Status SyncUnguarded(imap::Mailbox& session, store::Store& store);
   /// Performs the on_delivered actions whose events every target received.
   util::Status ApplyPostActions(imap::Mailbox& session, store::Store& store, uint32_t uidvalidity);
   bool HasPostActions() const;
@@ -92,11 +89,8 @@ class FolderWatcher {
   const StopSignal& stop_;
   std::function<void()> on_committed_;
   const util::FolderMetrics metrics_;  // this folder's series, bound once
-  imap::MailboxOpener open_mailbox_;
-  const util::Clock& clock_;
-  StopSignal wake_;  // reusable: fired by Wake(), cleared by the watcher
   std::atomic<WatchState> state_{WatchState::kStarting};
-  bool reached_idle_ = false;  // watcher thread only
+  bool synced_once_ = false;  // Sync caller only: logs the first sync at info
   /// What every message of this folder is extracted with (the routes that
   /// decide it depend on the folder only) and the account's limits.
   mime::ExtractOptions extract_options_;
@@ -106,13 +100,12 @@ class FolderWatcher {
   /// "transient_once" (its first extraction fails with a retry-now store error).
   std::string fault_subject_;
   std::string fault_action_;
-  bool transient_fault_fired_ = false;  // watcher thread only
+  bool transient_fault_fired_ = false;  // Sync caller only
   /// Test-only crash point: MAILHOOK_TEST_FAULT_FIRST_PASS_COMMITS=N gives
   /// the N-th commit of a first pass that leaves the watermark unwritten
   /// (a first pass cut short) MAILHOOK_TEST_FAULT_ACTION, after it is stored.
-  /// 0: off. Watcher thread only.
+  /// 0: off. Sync caller only.
   int fault_first_pass_commits_ = 0;
-  std::thread thread_;
 };
 
 }  // namespace mailhook::daemon

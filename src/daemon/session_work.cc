@@ -77,37 +77,23 @@ util::Result<StartPlan> FolderWatcher::SessionWork::Plan(const std::optional<sto
   return plan;
 }
 
-util::Status FolderWatcher::SessionWork::Loop() {
-  const milliseconds refresh = w_.account_.idle_refresh;
-  while (!w_.stop_.fired()) {
-    w_.state_ = WatchState::kCatchingUp;
-    // Always resync by UID: EXISTS counts are not trusted (DESIGN.md, libetpan
-    // 1.9.4 IDLE bug). At the top UID nothing can follow (RFC 3501 §2.3.1.1:
-    // the server must change UIDVALIDITY first), and last_uid + 1 would wrap.
-    if (committer_->mark().last_uid < UINT32_MAX) {
-      auto uids = SearchNew();
-      if (!uids.ok()) return uids.error();
-      if (!uids->empty()) {
-        log_->debug("imap.catch_up account={} folder={} from_uid={} count={}", w_.account_.name, w_.folder_,
-                    committer_->mark().last_uid + 1, uids->size());
-        if (auto s = Process(*uids, 0, false); !s.ok()) return s;
-        // Messages announced while we fetched (their EXISTS came then, and
-        // IDLE does not repeat it) would wait in IDLE for an unrelated push:
-        // search again until a search finds nothing new.
-        continue;
-      }
-    }
-    if (w_.HasPostActions()) {
-      w_.wake_.Clear();  // before reading the store: a Wake() after this is not lost
-      if (auto s = w_.ApplyPostActions(session_, store_, info_.uidvalidity); !s.ok()) return s;
-    }
-    w_.state_ = WatchState::kIdling;
-    w_.reached_idle_ = true;
-    log_->debug("imap.idle account={} folder={} last_uid={}", w_.account_.name, w_.folder_,
-                committer_->mark().last_uid);
-    auto wake = session_.Idle(refresh, w_.HasPostActions() ? w_.wake_.fd() : -1);
-    if (!wake.ok()) return wake.error();
-    if (*wake == imap::IdleWake::kStopped) break;
+util::Status FolderWatcher::SessionWork::CatchUp() {
+  // Always resync by UID: EXISTS counts and notifications are not trusted
+  // (DESIGN.md, libetpan 1.9.4 IDLE bug). At the top UID nothing can follow
+  // (RFC 3501 §2.3.1.1: the server must change UIDVALIDITY first), and
+  // last_uid + 1 would wrap.
+  while (!w_.stop_.fired() && committer_->mark().last_uid < UINT32_MAX) {
+    auto uids = SearchNew();
+    if (!uids.ok()) return uids.error();
+    if (uids->empty()) break;
+    log_->debug("imap.catch_up account={} folder={} from_uid={} count={}", w_.account_.name, w_.folder_,
+                committer_->mark().last_uid + 1, uids->size());
+    if (auto s = Process(*uids, 0, false); !s.ok()) return s;
+    // Messages that arrived while we fetched: search again until a search
+    // finds nothing new, so none waits for the next notification.
+  }
+  if (w_.HasPostActions() && !w_.stop_.fired()) {
+    if (auto s = w_.ApplyPostActions(session_, store_, info_.uidvalidity); !s.ok()) return s;
   }
   return util::Ok();
 }

@@ -35,8 +35,9 @@ class FolderWatcher::SessionWork {
   /// first start or a changed UIDVALIDITY) and processes a first start's
   /// unseen messages.
   util::Status Start();
-  /// The session's loop: resync by UID, process, post-actions, IDLE.
-  util::Status Loop();
+  /// Resyncs by UID and processes until a search finds nothing new, then
+  /// the post-actions.
+  util::Status CatchUp();
 
  private:
   /// Asks the server what the plan of a `kind` start needs, and plans it.

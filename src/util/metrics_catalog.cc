@@ -29,6 +29,14 @@ MetricsCatalog::MetricsCatalog()
                        {"account", "folder"}),
       imap_connected_(registry_, "mailhook_imap_connected",
                       "Watched folders whose IMAP session is connected (1) or not (0).", {"account", "folder"}),
+      folder_polled_(registry_, "mailhook_imap_folder_polled",
+                     "Watched folders checked by STATUS polling (1) rather than IDLE or NOTIFY (0): beyond the "
+                     "account's max_connections without NOTIFY.",
+                     {"account", "folder"}),
+      imap_connections_(registry_, "mailhook_imap_connections", "IMAP connections the account holds.", {"account"}),
+      folder_changes_(registry_, "mailhook_imap_folder_changes_total",
+                      "Folders the server reported created or deleted while the account was watched.",
+                      {"account", "change"}),
       deliveries_(registry_, "mailhook_deliveries_total",
                   "Webhook delivery attempts by webhook name and outcome (success, retry, dead).",
                   {"webhook", "outcome"}),
@@ -56,7 +64,13 @@ MetricsCatalog::MetricsCatalog()
 FolderMetrics MetricsCatalog::ForFolder(const std::string& account, const std::string& folder) const {
   return FolderMetrics{messages_.With({account, folder}),        message_failures_.With({account, folder}),
                        unprocessable_.With({account, folder}),   watcher_crashes_.With({account, folder}),
-                       imap_reconnects_.With({account, folder}), imap_connected_.With({account, folder})};
+                       imap_reconnects_.With({account, folder}), imap_connected_.With({account, folder}),
+                       folder_polled_.With({account, folder})};
+}
+
+AccountMetrics MetricsCatalog::ForAccount(const std::string& account) const {
+  return AccountMetrics{imap_connections_.With({account}), folder_changes_.With({account, "created"}),
+                        folder_changes_.With({account, "deleted"})};
 }
 
 TargetMetrics MetricsCatalog::ForTarget(const TargetId& target) const {

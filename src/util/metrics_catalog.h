@@ -29,6 +29,15 @@ struct FolderMetrics {
   Counter watcher_crashes;   ///< mailhook_watcher_crashes_total
   Counter imap_reconnects;   ///< mailhook_imap_reconnects_total
   Gauge imap_connected;      ///< mailhook_imap_connected
+  Gauge polled;              ///< mailhook_imap_folder_polled: 1 when watched by STATUS polling
+};
+
+/// The series of one account: its IMAP connections and the folder changes
+/// (created, deleted) the server reported while it was watched.
+struct AccountMetrics {
+  Gauge connections;       ///< mailhook_imap_connections{account}
+  Counter folder_created;  ///< mailhook_imap_folder_changes_total{account,change="created"}
+  Counter folder_deleted;  ///< mailhook_imap_folder_changes_total{account,change="deleted"}
 };
 
 /// The series of one delivery target: attempts by outcome and their duration.
@@ -57,6 +66,7 @@ class MetricsCatalog {
 
   FolderMetrics ForFolder(const std::string& account, const std::string& folder) const;
   TargetMetrics ForTarget(const TargetId& target) const;
+  AccountMetrics ForAccount(const std::string& account) const;
   /// mailhook_http_rejected_total{reason}.
   Counter HttpRejected(const std::string& reason) const { return http_rejected_.With({reason}); }
 
@@ -69,6 +79,9 @@ class MetricsCatalog {
   CounterFamily<2> watcher_crashes_;
   CounterFamily<2> imap_reconnects_;
   GaugeFamily<2> imap_connected_;
+  GaugeFamily<2> folder_polled_;
+  GaugeFamily<1> imap_connections_;
+  CounterFamily<2> folder_changes_;
   CounterFamily<2> deliveries_;
   HistogramFamily<1> delivery_seconds_;
   CounterFamily<2> hook_runs_;

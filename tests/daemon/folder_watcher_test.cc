@@ -1,6 +1,6 @@
-// The folder watcher driven by a scripted mailbox, a manual clock and a real
-// store in a temporary directory: baseline and commit rules end to end,
-// without a server.
+// The folder watcher's syncs driven by a scripted mailbox and a real store in
+// a temporary directory: baseline and commit rules end to end, without a
+// server. (Connections, threads and backoff: account_watcher_test.cc.)
 #include "daemon/folder_watcher.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +9,7 @@
 #include <atomic>
 
 #include "daemon_test_support.h"
+#include "imap/session.h"
 #include "scripted_mailbox.h"
 #include "store/store.h"
 
@@ -21,27 +22,26 @@ using testing::TempDir;
 
 class FolderWatcherTest : public ::testing::Test {
  protected:
-  /// Runs a watcher until its `idles`-th IDLE; `at_idle` runs at each
-  /// earlier one (e.g. to append a message), which then reports activity.
-  void RunUntilIdle(int idles = 1, std::function<void(int)> at_idle = {},
-                    imap::IdleWake wake = imap::IdleWake::kActivity) {
-    std::atomic<int> seen{0};
-    folder_.OnIdle([&, at_idle, wake] {
-      const int n = ++seen;
-      if (n >= idles) {
-        stop_.Fire();
-        return imap::IdleWake::kStopped;
-      }
-      if (at_idle) at_idle(n);
-      return wake;
-    });
+  /// Syncs the folder `syncs` times, each on a new scripted session;
+  /// `between` runs after each but the last (e.g. to append a message). A
+  /// sync that fails is retried on a new session (at most 10 times), as the
+  /// account watcher would after its backoff.
+  void SyncTimes(int syncs = 1, std::function<void(int)> between = {}) {
     FolderWatcher w(
-        config_, config_.accounts[0], "INBOX", stop_, [this] { ++committed_; }, metrics_,
-        WatcherSeams{folder_.Opener(), &clock_});
-    w.Start();
-    w.Join();
-    EXPECT_EQ(w.state(), WatchState::kStopped);
-    EXPECT_EQ(seen.load(), idles) << "the watcher ended before its IDLE";
+        config_, config_.accounts[0], "INBOX", stop_, [this] { ++committed_; }, metrics_);
+    auto store = Store();
+    for (int n = 1; n <= syncs; ++n) {
+      util::Status s = util::Error("test.not_run", util::RetryClass::kBackoff, "not run");
+      for (int tries = 0; tries < 10 && !s.ok(); ++tries) {
+        auto box = folder_.Opener()(imap::SessionOptions{});
+        ASSERT_TRUE(box.ok());
+        s = w.Sync(**box, *store);
+        ++syncs_run_;
+      }
+      ASSERT_TRUE(s.ok()) << s.error().message();
+      EXPECT_EQ(w.state(), WatchState::kIdling);
+      if (n < syncs && between) between(n);
+    }
   }
   std::unique_ptr<store::Store> Store() {
     auto s = store::Store::Open(dir_.path());
@@ -71,15 +71,15 @@ class FolderWatcherTest : public ::testing::Test {
   config::Config config_ = testing::OneAccountConfig(dir_.path());
   FakeFolder folder_;
   StopSignal stop_;
-  util::ManualClock clock_;
   util::MetricsCatalog metrics_;  // this test's own
   std::atomic<int> committed_{0};
+  int syncs_run_ = 0;
 };
 
 TEST_F(FolderWatcherTest, FirstStartFromNewSkipsWhatIsThereAndSendsWhatComes) {
   folder_.Add("old 1");
   folder_.Add("old 2");
-  RunUntilIdle(2, [&](int) { folder_.Add("new"); });
+  SyncTimes(2, [&](int) { folder_.Add("new"); });
   EXPECT_EQ(EventUids(), (std::vector<uint32_t>{3}));
   EXPECT_EQ(StoredMark(), (Watermark{7, 3}));
   EXPECT_NE(PayloadOf(3).find("\"subject\":\"new\""), std::string::npos) << PayloadOf(3);
@@ -89,7 +89,7 @@ TEST_F(FolderWatcherTest, FirstStartFromNewSkipsWhatIsThereAndSendsWhatComes) {
 TEST_F(FolderWatcherTest, FirstStartFromAllSendsEveryMessage) {
   SetStartFrom(config::StartFrom::kAll);
   for (int i = 0; i < 30; ++i) folder_.Add("m" + std::to_string(i));  // more than one fetch batch
-  RunUntilIdle();
+  SyncTimes();
   EXPECT_EQ(EventUids().size(), 30u);
   EXPECT_EQ(StoredMark(), (Watermark{7, 30}));
 }
@@ -101,7 +101,7 @@ TEST_F(FolderWatcherTest, FirstStartFromUnseenSendsTheUnseenThenWhatComes) {
   folder_.Add("read", "x", true);
   folder_.Add("unread 4");
   folder_.Add("read", "x", true);
-  RunUntilIdle(2, [&](int) { folder_.Add("new 6", "x", true); });  // new: sent though seen
+  SyncTimes(2, [&](int) { folder_.Add("new 6", "x", true); });  // new: sent though seen
   EXPECT_EQ(EventUids(), (std::vector<uint32_t>{2, 4, 6}));
   EXPECT_EQ(StoredMark(), (Watermark{7, 6}));
 }
@@ -110,7 +110,7 @@ TEST_F(FolderWatcherTest, StoredWatermarkIsResumed) {
   for (int i = 0; i < 5; ++i) folder_.Add("m");
   ASSERT_TRUE(Store()->watermarks().Set("acct", "INBOX", Watermark{7, 3}).ok());
   SetStartFrom(config::StartFrom::kAll);  // does not matter once a mark is stored
-  RunUntilIdle();
+  SyncTimes();
   EXPECT_EQ(EventUids(), (std::vector<uint32_t>{4, 5}));
   EXPECT_EQ(StoredMark(), (Watermark{7, 5}));
 }
@@ -118,7 +118,7 @@ TEST_F(FolderWatcherTest, StoredWatermarkIsResumed) {
 TEST_F(FolderWatcherTest, ChangedUidValidityReBaselinesInsteadOfReplaying) {
   for (int i = 0; i < 5; ++i) folder_.Add("m");
   ASSERT_TRUE(Store()->watermarks().Set("acct", "INBOX", Watermark{6, 2}).ok());
-  RunUntilIdle();
+  SyncTimes();
   EXPECT_TRUE(EventUids().empty());
   EXPECT_EQ(StoredMark(), (Watermark{7, 5}));
 }
@@ -127,14 +127,14 @@ TEST_F(FolderWatcherTest, WithoutUidNextTheBaselineIsTheHighestUid) {
   folder_.HideUidNext();
   folder_.Add("m");
   folder_.Add("m");
-  RunUntilIdle();
+  SyncTimes();
   const auto calls = folder_.calls();
   EXPECT_NE(std::find(calls.begin(), calls.end(), "SEARCH 1:*"), calls.end());
   EXPECT_EQ(StoredMark(), (Watermark{7, 2}));
   EXPECT_TRUE(EventUids().empty());
 }
 
-TEST_F(FolderWatcherTest, MessagesAnnouncedDuringAFetchAreSentBeforeIdle) {
+TEST_F(FolderWatcherTest, MessagesThatArriveDuringAFetchAreSentInTheSameSync) {
   SetStartFrom(config::StartFrom::kAll);
   folder_.Add("first");
   bool added = false;
@@ -142,7 +142,7 @@ TEST_F(FolderWatcherTest, MessagesAnnouncedDuringAFetchAreSentBeforeIdle) {
     if (!added) folder_.Add("during the fetch");
     added = true;
   });
-  RunUntilIdle();  // stops at the first IDLE: both must be in by then
+  SyncTimes();  // one sync: both must be in by its end
   EXPECT_EQ(EventUids(), (std::vector<uint32_t>{1, 2}));
 }
 
@@ -152,7 +152,7 @@ TEST_F(FolderWatcherTest, AVanishedMessageIsSkippedAndTheMarkPassesIt) {
   folder_.Add("b");
   folder_.Add("c");
   folder_.VanishAfterMeta(2);  // expunged between the meta fetch and its body
-  RunUntilIdle();
+  SyncTimes();
   EXPECT_EQ(EventUids(), (std::vector<uint32_t>{1, 3}));
   EXPECT_EQ(StoredMark(), (Watermark{7, 3}));
   auto attempts = Store()->attempts().List("acct", "INBOX", 7);
@@ -168,7 +168,7 @@ TEST_F(FolderWatcherTest, APoisonMessageBecomesUnprocessableAfterMaxAttempts) {
   folder_.Add("poison");
   folder_.Add("good 3");
   folder_.Poison(2);
-  RunUntilIdle();
+  SyncTimes();
   EXPECT_EQ(EventUids(), (std::vector<uint32_t>{1, 2, 3}));
   EXPECT_NE(PayloadOf(2).find("message.unprocessable"), std::string::npos) << PayloadOf(2);
   EXPECT_EQ(PayloadOf(1).find("message.unprocessable"), std::string::npos);
@@ -182,35 +182,23 @@ TEST_F(FolderWatcherTest, APoisonMessageBecomesUnprocessableAfterMaxAttempts) {
   // fourth session sends it as unprocessable without reading it again.
   const auto calls = folder_.calls();
   EXPECT_EQ(std::count(calls.begin(), calls.end(), "FETCH BODY 2 [1]"), 3);
-  EXPECT_EQ(folder_.opens(), 4);
-  // Each broken session waited its backoff on the clock (about 1 s, 2 s, 4 s).
-  const auto waits = clock_.waits();
-  ASSERT_EQ(waits.size(), 3u);
-  for (size_t i = 0; i < waits.size(); ++i) {
-    EXPECT_GE(waits[i].count(), 800 * (1 << i) - 1) << i;
-    EXPECT_LE(waits[i].count(), 1200 * (1 << i)) << i;
-  }
+  EXPECT_EQ(syncs_run_, 4);
 }
 
-TEST_F(FolderWatcherTest, IdleEndsAfterIdleRefreshAndIsReissuedAfterAResync) {
-  config_.accounts[0].idle_refresh = std::chrono::minutes(25);
+TEST_F(FolderWatcherTest, EverySyncSearchesFromTheWatermarkUntilNothingIsNew) {
   folder_.Add("m");
-  // The server stays quiet: IDLE times out twice (RFC 2177: re-issue before
-  // 29 minutes), and a message that arrived unannounced is still found.
-  RunUntilIdle(
-      3,
-      [&](int n) {
-        if (n == 2) folder_.Add("unannounced");
-      },
-      imap::IdleWake::kTimeout);
-  std::vector<std::string> tail;
+  // No notification is trusted alone: a message that arrived unannounced is
+  // found by the next sync (the account watcher resyncs every idle_refresh).
+  SyncTimes(3, [&](int n) {
+    if (n == 2) folder_.Add("unannounced");
+  });
+  std::vector<std::string> searches;
   for (const std::string& c : folder_.calls()) {
-    if (c.starts_with("IDLE") || c.starts_with("SEARCH")) tail.push_back(c);
+    if (c.starts_with("SEARCH")) searches.push_back(c);
   }
   // After the unannounced message, one more search finds nothing new.
-  const std::vector<std::string> want{"SEARCH 2:*", "IDLE 1500000ms", "SEARCH 2:*",    "IDLE 1500000ms",
-                                      "SEARCH 2:*", "SEARCH 3:*",     "IDLE 1500000ms"};
-  EXPECT_EQ(tail, want);
+  const std::vector<std::string> want{"SEARCH 2:*", "SEARCH 2:*", "SEARCH 2:*", "SEARCH 3:*"};
+  EXPECT_EQ(searches, want);
   EXPECT_EQ(EventUids(), (std::vector<uint32_t>{2}));
 }
 
@@ -223,41 +211,26 @@ TEST_F(FolderWatcherTest, PostActionsRunOnlyAfterEveryTargetReceivedTheEvent) {
     ASSERT_TRUE(rows.ok());
     for (const auto& d : *rows) ASSERT_TRUE(st->outbox().MarkDelivered(d.id).ok());
   };
-  auto stores_before_idle = [&](int idle) {
-    int stores = 0, idles = 0;
-    for (const std::string& c : folder_.calls()) {
-      if (c.starts_with("IDLE") && ++idles == idle) break;
-      if (c == "STORE 1") ++stores;
-    }
-    return stores;
+  auto stores = [&] {
+    const auto calls = folder_.calls();
+    return std::count(calls.begin(), calls.end(), "STORE 1");
   };
-  // IDLE 1: the new message arrives. IDLE 2: its event is committed but not
-  // delivered. IDLE 3: delivered, and the watcher is woken (kWoken).
-  RunUntilIdle(
-      4,
-      [&](int n) {
-        if (n == 1) folder_.Add("new");
-        if (n == 3) delivered();
-      },
-      imap::IdleWake::kWoken);
+  long stores_before_delivery = -1;
+  // Sync 1: baseline. Sync 2: the new message's event is committed, not
+  // delivered. Sync 3 (the dispatcher's wake): delivered, flags added once.
+  SyncTimes(3, [&](int n) {
+    if (n == 1) folder_.Add("new");
+    if (n == 2) {
+      stores_before_delivery = stores();
+      delivered();
+    }
+  });
   EXPECT_EQ(EventUids(), std::vector<uint32_t>{}) << "delivered rows leave the outbox";
-  EXPECT_EQ(stores_before_idle(3), 0) << "no flag before the delivery";
-  EXPECT_EQ(stores_before_idle(4), 1) << "flags added once, after it";
+  EXPECT_EQ(stores_before_delivery, 0) << "no flag before the delivery";
+  EXPECT_EQ(stores(), 1) << "flags added once, after it";
   auto pending = Store()->post_actions().Count();
   ASSERT_TRUE(pending.ok());
   EXPECT_EQ(*pending, 0);
-}
-
-TEST_F(FolderWatcherTest, RefusedConnectionsAreRetriedWithGrowingBackoff) {
-  folder_.FailOpens(3);
-  folder_.Add("m");
-  RunUntilIdle();
-  EXPECT_EQ(folder_.opens(), 1);
-  const auto waits = clock_.waits();
-  ASSERT_EQ(waits.size(), 3u);
-  EXPECT_LT(waits[0], waits[1]);
-  EXPECT_LT(waits[1], waits[2]);
-  EXPECT_EQ(StoredMark(), (Watermark{7, 1}));
 }
 
 }  // namespace

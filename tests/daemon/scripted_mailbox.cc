@@ -55,6 +55,11 @@ void FakeFolder::VanishAfterMeta(uint32_t uid) {
   vanish_after_meta_.insert(uid);
 }
 
+void FakeFolder::SetCapabilities(std::set<std::string> caps) {
+  std::lock_guard lock(mu_);
+  capabilities_ = std::move(caps);
+}
+
 void FakeFolder::HideUidNext() {
   std::lock_guard lock(mu_);
   hide_uidnext_ = true;
@@ -249,7 +254,10 @@ util::Result<imap::IdleWake> ScriptedMailbox::Idle(std::chrono::milliseconds max
 
 void ScriptedMailbox::Logout() { folder_.Record("LOGOUT"); }
 
-bool ScriptedMailbox::HasCapability(const std::string&) const { return false; }
+bool ScriptedMailbox::HasCapability(const std::string& name) const {
+  std::lock_guard lock(folder_.mu_);
+  return folder_.capabilities_.contains(name);
+}
 
 util::Result<imap::FolderStatus> ScriptedMailbox::Status(const std::string& folder) {
   folder_.Record("STATUS " + folder);

@@ -52,6 +52,8 @@ class FakeFolder {
   void VanishAfterMeta(uint32_t uid);
   /// SELECT does not report UIDNEXT (some servers don't).
   void HideUidNext();
+  /// What the server advertises; default {"IDLE"} (no NOTIFY).
+  void SetCapabilities(std::set<std::string> caps);
   /// What each Idle() does; default: returns kTimeout. Runs on the
   /// watcher's thread, without the folder's lock held.
   void OnIdle(std::function<imap::IdleWake()> fn);
@@ -76,6 +78,7 @@ class FakeFolder {
   uint32_t uidvalidity_ = 7;
   uint32_t next_uid_ = 1;
   bool hide_uidnext_ = false;
+  std::set<std::string> capabilities_ = {"IDLE"};
   int fail_opens_ = 0;
   int opens_ = 0;
   std::map<uint32_t, FakeMessage> messages_;
