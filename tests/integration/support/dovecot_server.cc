@@ -225,6 +225,27 @@ bool DovecotServer::WaitForSessions(size_t n, std::chrono::milliseconds timeout)
   return PollUntil([&] { return SessionPids().size() >= n; }, timeout);
 }
 
+std::vector<std::string> DovecotServer::SessionTitles() const {
+  std::vector<std::string> titles;
+  for (pid_t pid : SessionPids()) {
+    std::string title = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
+    for (char& c : title) c = c == '\0' ? ' ' : c;
+    titles.push_back(title);
+  }
+  return titles;
+}
+
+bool DovecotServer::WaitForSessionTitle(const std::string& text, std::chrono::milliseconds timeout) const {
+  return PollUntil(
+      [&] {
+        for (const auto& title : SessionTitles()) {
+          if (title.find(text) != std::string::npos) return true;
+        }
+        return false;
+      },
+      timeout);
+}
+
 bool DovecotServer::WaitForSessionsAtMost(size_t n, std::chrono::milliseconds timeout) const {
   return PollUntil([&] { return SessionPids().size() <= n; }, timeout);
 }

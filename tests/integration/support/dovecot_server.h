@@ -90,6 +90,12 @@ class DovecotServer {
   /// Waits until at most `n` imap session processes exist (closed sessions'
   /// processes have exited).
   bool WaitForSessionsAtMost(size_t n, std::chrono::milliseconds timeout) const;
+  /// The process titles of the session processes (verbose_proctitle):
+  /// "dovecot-<instance>/imap [alice 127.0.0.1 IDLE]" — user, client IP and
+  /// the command running now, so a test can wait until a client is in IDLE.
+  std::vector<std::string> SessionTitles() const;
+  /// Waits until some session's title contains `text` (e.g. "IDLE").
+  bool WaitForSessionTitle(const std::string& text, std::chrono::milliseconds timeout) const;
 
   bool running() const;
   const std::string& host() const { return host_; }          ///< "127.0.0.1"
