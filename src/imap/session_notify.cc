@@ -16,6 +16,7 @@
 #include "imap/redact.h"
 #include "imap/session.h"
 #include "imap/tls_stream.h"
+#include "util/log.h"
 #include "util/strings.h"
 
 namespace mailhook::imap {
@@ -197,6 +198,7 @@ util::Status Session::NotifySet(const std::vector<std::string>& folders) {
                      "connection");
   }
   notify_active_ = true;
+  util::Log(util::Area::kImap).debug("imap.notify_set host={} folders={}", options_.host, folders.size());
   return util::Ok();
 }
 
