@@ -226,7 +226,8 @@ int CheckConnect(const config::Config& config, std::ostream& out) {
         continue;
       }
       out << "ok   " << account.name << "/" << folder << ": uidvalidity=" << info->uidvalidity
-          << " messages=" << info->exists << ((*session)->HasCapability("IDLE") ? " idle=yes" : " idle=no") << "\n";
+          << " messages=" << info->exists << ((*session)->HasCapability("IDLE") ? " idle=yes" : " idle=no")
+          << ((*session)->HasCapability("NOTIFY") ? " notify=yes" : " notify=no") << "\n";
     }
     (*session)->Logout();
   }

@@ -46,6 +46,8 @@ struct MessageMeta {
 
 /// STATUS (UIDNEXT UIDVALIDITY MESSAGES) of a folder, selected or not.
 struct FolderStatus {
+  /// 0 when the server did not say: Dovecot's NOTIFY pushes usually leave it
+  /// out (`* STATUS F2 (MESSAGES 2 UIDNEXT 3 UNSEEN 2)`), Status() asks for it.
   uint32_t uidvalidity = 0;
   uint32_t uidnext = 0;  ///< 0 when the server did not say
   uint32_t messages = 0;

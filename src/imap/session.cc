@@ -782,21 +782,6 @@ void Session::Logout() {
   }
 }
 
-// Account-level calls: stubs until NOTIFY, STATUS and LIST land.
-util::Result<FolderStatus> Session::Status(const std::string&) {
-  return util::Error("imap.unsupported", util::RetryClass::kNeedsOperator, "STATUS is not implemented yet");
-}
-
-util::Result<std::vector<std::string>> Session::ListFolders() {
-  return util::Error("imap.unsupported", util::RetryClass::kNeedsOperator, "LIST is not implemented yet");
-}
-
-util::Status Session::NotifySet(const std::vector<std::string>&) {
-  return util::Error("imap.unsupported", util::RetryClass::kNeedsOperator, "NOTIFY is not implemented yet");
-}
-
-util::Result<IdleWake> Session::IdleForEvents(std::chrono::milliseconds, int, std::vector<FolderEvent>&) {
-  return util::Error("imap.unsupported", util::RetryClass::kNeedsOperator, "NOTIFY is not implemented yet");
-}
+// Account-level calls (Status, ListFolders, NotifySet, IdleForEvents): session_notify.cc.
 
 }  // namespace mailhook::imap

@@ -162,9 +162,24 @@ class Session : public Mailbox {
 
   /// Capabilities as advertised (upper-case), for `check --connect` and moves.
   bool HasCapability(const std::string& name) const override;
+  /// Sent as `STATUS name (UIDNEXT UIDVALIDITY MESSAGES)` and read by hand
+  /// (session_notify.cc). NO/BAD is kNeedsOperator naming the folder.
   util::Result<FolderStatus> Status(const std::string& folder) override;
+  /// `LIST "" "*"`: names as sent (quoted, literal or atom; INBOX in any case
+  /// as "INBOX"), without \NoSelect and \NonExistent ones, each once.
   util::Result<std::vector<std::string>> ListFolders() override;
+  /// `NOTIFY SET (mailboxes (f1 f2 ...) (MessageNew MessageExpunge
+  /// MailboxName)) (personal (MailboxName))`: MailboxName also in the first
+  /// group, so a server that applies only the first matching group still
+  /// reports a watched folder's deletion or rename. No folders: the personal
+  /// group alone. Refused by the server (or not offered): kNeedsOperator.
   util::Status NotifySet(const std::vector<std::string>& folders) override;
+  /// IDLE read by hand: each `* STATUS`/`* LIST` the server pushes becomes
+  /// FolderEvents (notify_events.h). Returns kActivity once events arrived
+  /// and what was already buffered is drained, else kTimeout, kStopped or
+  /// kWoken; the lines that come while DONE is answered are appended too (so
+  /// events may come with any wake). Events seen during Status/ListFolders/
+  /// NotifySet on a NOTIFY connection are kept and returned first, at once.
   util::Result<IdleWake> IdleForEvents(std::chrono::milliseconds max_wait, int wake_fd,
                                        std::vector<FolderEvent>& events) override;
 
@@ -207,11 +222,34 @@ class Session : public Mailbox {
   /// (e.g. "passed") the budget.
   util::Error TooLargeError(const std::string& why) const;
 
+  // Account-level commands read by hand (session_notify.cc).
+  /// One whole untagged or tagged response: a line, and for each literal it
+  /// ends with the literal's bytes and the line going on after them, CRLF
+  /// stripped (the form notify_events.h parses), within notify::kMaxResponseBytes.
+  util::Result<std::string> ReadResponse(const std::string& what);
+  /// RawCommand with whole responses (ReadResponse) handed to `on_response`.
+  util::Result<std::string> ResponseCommand(const std::string& what, const std::string& command,
+                                            const std::function<util::Status(const std::string&)>& on_response);
+  /// `name` as an astring argument: quoted, or a LITERAL+ literal when it
+  /// has 8-bit octets and the server offers LITERAL+.
+  util::Result<std::string> MailboxArgument(const std::string& name) const;
+  /// Appends what `response` says about folders to `events` (at most
+  /// notify::kMaxEventsPerWait after `start`).
+  util::Status Gather(const std::string& response, std::vector<FolderEvent>& events, size_t start) const;
+  /// IdleForEvents' phases: IDLE up to the continuation, the wait, DONE up
+  /// to the tagged reply; untagged responses of each become events.
+  util::Status IdleEnter(const std::string& tag, std::vector<FolderEvent>& events, size_t start);
+  util::Result<IdleWake> IdleWait(const std::string& tag, std::chrono::milliseconds max_wait, int wake_fd,
+                                  std::vector<FolderEvent>& events, size_t start);
+  util::Status IdleLeave(const std::string& tag, IdleWake wake, std::vector<FolderEvent>& events, size_t start);
+
   std::unique_ptr<mailimap, ImapCloser> imap_;
   SessionOptions options_;
-  uint32_t raw_tag_ = 0;  // for RawCommand
-  std::string command_;   // what BeginCommand named, for errors
-  Budget budget_;         // what BeginCommand allowed
+  uint32_t raw_tag_ = 0;                     // for RawCommand
+  std::string command_;                      // what BeginCommand named, for errors
+  Budget budget_;                            // what BeginCommand allowed
+  bool notify_active_ = false;               // NotifySet succeeded: untagged STATUS/LIST are events
+  std::vector<FolderEvent> pending_events_;  // seen outside IdleForEvents, returned by its next call
 };
 
 }  // namespace mailhook::imap

@@ -93,6 +93,7 @@ void FakeImapServer::Serve() {
   if (fd < 0) return;
   SendAll(fd, greeting_);
   std::string buf;
+  std::string idle_tag;  // the IDLE that a DONE ends
   char chunk[4096];
   for (;;) {
     size_t eol;
@@ -112,12 +113,20 @@ void FakeImapServer::Serve() {
     std::string line = buf.substr(0, eol);
     buf.erase(0, eol + 2);
     transcript_ += line + "\n";
+    if (line == "DONE") {  // ends IDLE (RFC 2177): no tag of its own
+      auto it = replies_.find("DONE");
+      if (!SendAll(fd, it != replies_.end() ? Expand(it->second, idle_tag, line) : idle_tag + " OK idle done\r\n")) {
+        break;
+      }
+      continue;
+    }
     std::string tag = line.substr(0, line.find(' '));
     std::string rest = line.substr(tag.size() + 1);
     std::string upper;
     for (char c : rest) upper += static_cast<char>(toupper(static_cast<unsigned char>(c)));
     std::string reply;
     const std::string verb = upper.substr(0, upper.find(' '));
+    if (verb == "IDLE") idle_tag = tag;
     if (auto it = replies_.find(verb); it != replies_.end()) {
       if (it->second == "CLOSE") break;
       reply = Expand(it->second, tag, line);

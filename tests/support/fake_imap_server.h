@@ -22,6 +22,8 @@ class FakeImapServer {
   /// `replies` overrides the answer to a command by its upper-case verb
   /// ("LOGIN", "STARTTLS"...): "$TAG" becomes the tag and "$LINE" the whole
   /// command line; "CLOSE" as the reply closes the connection instead.
+  /// A bare "DONE" line is answered with replies["DONE"] ($TAG: the IDLE's
+  /// tag), by default "<tag> OK idle done".
   explicit FakeImapServer(std::function<std::string(const std::string&)> on_uid,
                           std::string greeting = "* OK [CAPABILITY IMAP4rev1 IDLE] fake ready\r\n",
                           std::string capabilities = "IMAP4rev1 IDLE UIDPLUS",

@@ -171,6 +171,13 @@ util::Status DovecotServer::LoadEnv() {
 }
 
 util::Status DovecotServer::Start(ServerCert cert) {
+  DovecotOptions options;
+  options.cert = cert;
+  return Start(options);
+}
+
+util::Status DovecotServer::Start(const DovecotOptions& options) {
+  const ServerCert cert = options.cert;
   cert_ = cert;
   util::Status last = util::Ok();
   // The ports are free when chosen but released before Dovecot binds them;
@@ -178,8 +185,10 @@ util::Status DovecotServer::Start(ServerCert cert) {
   for (int attempt = 0; attempt < 3; ++attempt) {
     auto ports = FreeLoopbackPorts(2);
     if (ports.size() != 2) return Error("dovecot.ports", RetryClass::kNeedsOperator, "cannot bind 127.0.0.1:0");
+    // scripts/dovecot records --notify and the limit in DIR/env: restarts keep them.
     last = RunScript({"start", dir_.path(), "--imaps-port", std::to_string(ports[0]), "--imap-port",
-                      std::to_string(ports[1]), "--cert", CertName(cert)});
+                      std::to_string(ports[1]), "--cert", CertName(cert), "--notify", options.notify ? "yes" : "no",
+                      "--max-userip-connections", std::to_string(options.max_userip_connections)});
     if (last.ok()) return LoadEnv();
   }
   return last;
@@ -214,6 +223,31 @@ std::vector<pid_t> DovecotServer::SessionPids() const {
 
 bool DovecotServer::WaitForSessions(size_t n, std::chrono::milliseconds timeout) const {
   return PollUntil([&] { return SessionPids().size() >= n; }, timeout);
+}
+
+std::vector<std::string> DovecotServer::SessionTitles() const {
+  std::vector<std::string> titles;
+  for (pid_t pid : SessionPids()) {
+    std::string title = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
+    for (char& c : title) c = c == '\0' ? ' ' : c;
+    titles.push_back(title);
+  }
+  return titles;
+}
+
+bool DovecotServer::WaitForSessionTitle(const std::string& text, std::chrono::milliseconds timeout) const {
+  return PollUntil(
+      [&] {
+        for (const auto& title : SessionTitles()) {
+          if (title.find(text) != std::string::npos) return true;
+        }
+        return false;
+      },
+      timeout);
+}
+
+bool DovecotServer::WaitForSessionsAtMost(size_t n, std::chrono::milliseconds timeout) const {
+  return PollUntil([&] { return SessionPids().size() <= n; }, timeout);
 }
 
 util::Result<int> DovecotServer::KillSessionProcesses() {

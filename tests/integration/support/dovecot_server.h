@@ -24,6 +24,21 @@ enum class ServerCert {
   kUntrusted,  ///< self-signed for localhost and 127.0.0.1
 };
 
+/// How to configure the instance (scripts/dovecot start options). The
+/// defaults are what every test had before: NOTIFY on, 100 sessions per
+/// user and IP.
+struct DovecotOptions {
+  ServerCert cert = ServerCert::kGood;
+  /// false: `mailbox_list_index = no`, which takes NOTIFY (RFC 5465) out of
+  /// Dovecot's capabilities — a server without NOTIFY (verified: the
+  /// capability is gone, STATUS/IDLE still work).
+  bool notify = true;
+  /// mail_max_userip_connections: sessions one user may have from one IP;
+  /// the next login gets `NO [LIMIT]`. Raise it for many IDLE connections
+  /// (20 folders without NOTIFY need 20 + the worker's).
+  int max_userip_connections = 100;
+};
+
 /// A test user and its password (fixtures, not secrets).
 struct ImapUser {
   std::string name;
@@ -44,6 +59,8 @@ class DovecotServer {
   /// Starts the instance on two free loopback ports (imaps, imap). Returns
   /// once both ports listen.
   util::Status Start(ServerCert cert = ServerCert::kGood);
+  /// Start with options (NOTIFY off, a session limit). Restart() keeps them.
+  util::Status Start(const DovecotOptions& options);
   /// Graceful stop (SIGTERM to the master; waits for it to exit).
   util::Status Stop();
   /// Stop() then start again with the same ports, certificates and mail.
@@ -54,10 +71,31 @@ class DovecotServer {
   /// master and listeners keep running), as a dropped connection would look to
   /// a client. Waits until they are gone; returns how many were killed.
   util::Result<int> KillSessionProcesses();
-  /// Pids of the `imap` session processes right now.
+  /// Pids of the `imap` session processes right now. Dovecot serves each
+  /// logged-in IMAP connection in its own `imap` process (service imap's
+  /// client_limit is 1), so this is the number of logged-in connections to
+  /// this instance — of every client: mailhook's, and the test's own
+  /// ImapClient calls while they run (each process may outlive its LOGOUT
+  /// by a few ms). Connections still in the login phase (imap-login) are
+  /// not counted.
+  ///
+  /// To assert "mailhook uses at most N connections": start the daemon, wait
+  /// until it is ready (WaitForSessions(1, ...) and its readiness endpoint or
+  /// log), make no ImapClient call meanwhile, then check
+  /// WaitForSessionsAtMost(N, ...) (it settles) and SessionPids().size() <= N
+  /// again after the events were delivered.
   std::vector<pid_t> SessionPids() const;
   /// Waits until at least `n` imap session processes exist (clients logged in).
   bool WaitForSessions(size_t n, std::chrono::milliseconds timeout) const;
+  /// Waits until at most `n` imap session processes exist (closed sessions'
+  /// processes have exited).
+  bool WaitForSessionsAtMost(size_t n, std::chrono::milliseconds timeout) const;
+  /// The process titles of the session processes (verbose_proctitle):
+  /// "dovecot-<instance>/imap [alice 127.0.0.1 IDLE]" — user, client IP and
+  /// the command running now, so a test can wait until a client is in IDLE.
+  std::vector<std::string> SessionTitles() const;
+  /// Waits until some session's title contains `text` (e.g. "IDLE").
+  bool WaitForSessionTitle(const std::string& text, std::chrono::milliseconds timeout) const;
 
   bool running() const;
   const std::string& host() const { return host_; }          ///< "127.0.0.1"
