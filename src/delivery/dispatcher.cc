@@ -267,6 +267,7 @@ void Dispatcher::Loop(int index, store::Store& store, std::mt19937_64& rng) {
         // Due on clock_, slept on the real clock.
         until = std::min(until, Clock::now() + (**next - clock_.Now()));
       }
+      if (on_idle_) on_idle_(index);
       WaitUntil(until, seen);
       continue;
     }

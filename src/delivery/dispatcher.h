@@ -121,6 +121,10 @@ class Dispatcher {
     before_deliver_ = std::move(hook);
   }
 
+  /// Test seam: runs on a worker that found nothing it may claim, right
+  /// before it sleeps, with the worker's index. Before Start.
+  void SetOnIdleForTest(std::function<void(int worker)> hook) { on_idle_ = std::move(hook); }
+
  private:
   struct Entry {
     util::TargetId id;
@@ -160,6 +164,7 @@ class Dispatcher {
   std::vector<util::Error> setup_errors_;
   std::function<void(const Report&)> on_outcome_;
   std::function<void(const util::CancelToken&)> before_deliver_;  // test seam; before Start
+  std::function<void(int)> on_idle_;                              // test seam; before Start
 
   /// Fired by Stop and passed to every Deliver: the one way a delivery is
   /// cancelled. Reset by Start.
