@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <future>
 #include <iostream>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -455,6 +456,69 @@ TEST(DispatcherTest, ACommitWakesSleepingWorkersAtOnceWithoutPolling) {
     ASSERT_TRUE(idle.WaitFor(slept + 1 + config::kDefaultConcurrency));
   }
   dispatcher.Stop();
+}
+
+/// Idle reports per worker index.
+class IdleByWorker {
+ public:
+  std::function<void(int)> Callback() {
+    return [this](int worker) {
+      std::lock_guard lock(mu_);
+      ++counts_[worker];
+      ++total_;
+      cv_.notify_all();
+    };
+  }
+  std::map<int, int> counts() {
+    std::lock_guard lock(mu_);
+    return counts_;
+  }
+  bool WaitForWorkers(size_t n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, kWait, [&] { return counts_.size() >= n; });
+  }
+  bool WaitForTotal(int n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, kWait, [&] { return total_ >= n; });
+  }
+  int total() {
+    std::lock_guard lock(mu_);
+    return total_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<int, int> counts_;
+  int total_ = 0;
+};
+
+TEST(DispatcherTest, OneIdleWorkerPollsAndFindsRowsAnotherProcessAdded) {
+  TempDir dir;
+  Receiver receiver;
+  Reports reports;
+  IdleByWorker idle;
+  util::MetricsCatalog metrics;
+  DispatcherOptions options;
+  options.idle_poll = 20ms;
+  Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms}), "1", metrics, options);
+  dispatcher.SetOnOutcome(reports.Callback());
+  dispatcher.SetOnIdleForTest(idle.Callback());
+  ASSERT_TRUE(dispatcher.Start().ok());
+  const size_t workers = 1 + config::kDefaultConcurrency;
+  ASSERT_TRUE(idle.WaitForWorkers(workers));  // each has looked once and sleeps
+  auto before = idle.counts();
+  ASSERT_TRUE(idle.WaitForTotal(idle.total() + 10));  // ten polls
+  auto after = idle.counts();
+  int polling = 0;
+  for (const auto& [worker, n] : after) polling += n > before[worker];
+  EXPECT_EQ(polling, 1) << "idle workers that woke without a Wake";
+  // A row committed with no Wake (as `mailhook deadletters replay` does, from
+  // another process) is found by the poll.
+  Commit(dir.path(), 1);
+  ASSERT_TRUE(reports.WaitFor(OutcomeKind::kSuccess, 1));
+  dispatcher.Stop();
+  EXPECT_EQ(receiver.seen().size(), 1u);
 }
 
 TEST(DispatcherTest, AtMostConcurrencyDeliveriesAreInFlightToOneTarget) {
