@@ -1,6 +1,7 @@
 // mailhook: IMAP IDLE → signed JSON events. main() only parses the command
 // line and wires the areas together; each subcommand is one function call.
 
+#include <malloc.h>
 #include <signal.h>
 
 #include <cstdlib>
@@ -40,6 +41,11 @@ std::optional<config::Config> LoadOrReport(const std::string& path) {
 }
 
 int Run(const std::string& path) {
+  // Before any thread starts: glibc gives each thread that allocates its own
+  // malloc arena (up to 8 per core), each with pages of its own that stay
+  // resident. The daemon's threads mostly wait on sockets; two arenas keep
+  // lock contention negligible and save ~200 KiB idle (bench/memory).
+  mallopt(M_ARENA_MAX, 2);
   // Before the config's secrets are read into memory.
   std::vector<std::string> dumpable = daemon::KeepSecretsOutOfCoreDumps();
   auto cfg = LoadOrReport(path);

@@ -150,11 +150,12 @@ void Dispatcher::Stop() {
 
 bool Dispatcher::Healthy() const { return running_ && workers_down_ == 0; }
 
-void Dispatcher::WaitUntil(Clock::time_point until, uint64_t seen) {
+bool Dispatcher::WaitUntil(Clock::time_point until, uint64_t seen) {
   util::MutexLock lock(mu_);
   while (!stopping_ && wake_seq_ == seen) {
-    if (!cv_.WaitUntil(mu_, until)) return;
+    if (!cv_.WaitUntil(mu_, until)) return false;
   }
+  return true;
 }
 
 bool Dispatcher::Stopping() {
@@ -236,6 +237,7 @@ util::Result<std::vector<store::Delivery>> Dispatcher::Claim(store::Store& store
 
 void Dispatcher::Loop(int index, store::Store& store, std::mt19937_64& rng) {
   spdlog::logger* log = &util::Log(util::Area::kDelivery);
+  bool polled = false;  // the last sleep was the poller's, and it timed out
   for (;;) {
     uint64_t seen;
     std::vector<std::string> skip;
@@ -250,6 +252,10 @@ void Dispatcher::Loop(int index, store::Store& store, std::mt19937_64& rng) {
       WaitUntil(Clock::now() + options_.store_error_backoff, seen);
       continue;
     }
+    // The poll found rows another process added: more may be due, and the
+    // other workers sleep until a Wake.
+    if (polled && !claimed->empty()) Wake();
+    polled = false;
     if (claimed->empty()) {
       {
         util::MutexLock lock(mu_);
@@ -257,17 +263,30 @@ void Dispatcher::Loop(int index, store::Store& store, std::mt19937_64& rng) {
       }
       // Rows of a target at its limit are not due for us: a freed slot wakes us.
       auto next = store.outbox().NextDueAt(skip);
-      // No row due: sleep until woken or the next due time, but look again
-      // at least every few seconds: `mailhook deadletters replay` runs in
-      // another process and cannot Wake() us.
-      Clock::time_point until = Clock::now() + options_.idle_poll;
+      // No row due: sleep until a Wake (a commit), the next due time or a
+      // freed slot. One idle worker, the poller, also looks again every
+      // idle_poll: `mailhook deadletters replay` runs in another process and
+      // cannot Wake() us; the others need not wake for that.
+      if (on_idle_) on_idle_(index);
+      bool poller = false;
+      {
+        util::MutexLock lock(mu_);
+        poller = !poller_taken_;
+        poller_taken_ = true;
+      }
+      Clock::time_point until = Clock::now() + (poller ? options_.idle_poll : std::chrono::hours(24));
       if (!next.ok()) {
         until = Clock::now() + options_.store_error_backoff;
       } else if (next->has_value()) {
         // Due on clock_, slept on the real clock.
         until = std::min(until, Clock::now() + (**next - clock_.Now()));
       }
-      WaitUntil(until, seen);
+      bool woken = WaitUntil(until, seen);
+      if (poller) {
+        util::MutexLock lock(mu_);
+        poller_taken_ = false;
+      }
+      polled = poller && !woken;
       continue;
     }
     for (const auto& row : *claimed) Process(store, row, rng);

@@ -4,7 +4,8 @@
 /// deliver them to the Target named in the row and record the result: success
 /// deletes the row, a retryable failure reschedules it per the target's
 /// RetryPolicy, a permanent failure or an exhausted schedule moves it to the
-/// dead letters. Idle workers sleep until the next due time or a Wake().
+/// dead letters. Idle workers sleep until the next due time or a Wake();
+/// one of them also looks again every idle_poll (rows from another process).
 ///
 /// Lifecycle: construct, RegisterTarget/SetOnOutcome (optional), Start, Wake any
 /// number of times from any thread, Stop (also run by the destructor). Stop
@@ -68,8 +69,9 @@ struct DispatcherOptions {
   std::chrono::milliseconds lease = std::chrono::minutes(15);
   /// Wait after a store error before the worker tries again.
   std::chrono::milliseconds store_error_backoff = std::chrono::seconds(1);
-  /// Longest sleep with nothing due: rows replayed by another process are
-  /// noticed within this time.
+  /// Longest sleep of the one idle worker that polls: rows replayed by
+  /// another process are noticed within this time. The other idle workers
+  /// sleep until a Wake (a commit), a due time or a freed slot.
   std::chrono::milliseconds idle_poll = std::chrono::seconds(2);
   /// Pause before a worker whose loop threw starts again.
   std::chrono::milliseconds restart_backoff = std::chrono::seconds(1);
@@ -121,6 +123,10 @@ class Dispatcher {
     before_deliver_ = std::move(hook);
   }
 
+  /// Test seam: runs on a worker that found nothing it may claim, right
+  /// before it sleeps, with the worker's index. Before Start.
+  void SetOnIdleForTest(std::function<void(int worker)> hook) { on_idle_ = std::move(hook); }
+
  private:
   struct Entry {
     util::TargetId id;
@@ -149,8 +155,8 @@ class Dispatcher {
   bool RecordFailure(store::Store& store, const store::Delivery& row, const Entry* entry, std::mt19937_64& rng,
                      Report& report);
   void UpdateGauges(store::Store& store);
-  /// Sleeps until `until`, a Wake after `seen`, or Stop.
-  void WaitUntil(std::chrono::system_clock::time_point until, uint64_t seen) EXCLUDES(mu_);
+  /// Sleeps until `until`, a Wake after `seen`, or Stop; false when `until` came first.
+  bool WaitUntil(std::chrono::system_clock::time_point until, uint64_t seen) EXCLUDES(mu_);
 
   const std::string state_dir_;
   const DispatcherOptions options_;
@@ -160,6 +166,7 @@ class Dispatcher {
   std::vector<util::Error> setup_errors_;
   std::function<void(const Report&)> on_outcome_;
   std::function<void(const util::CancelToken&)> before_deliver_;  // test seam; before Start
+  std::function<void(int)> on_idle_;                              // test seam; before Start
 
   /// Fired by Stop and passed to every Deliver: the one way a delivery is
   /// cancelled. Reset by Start.
@@ -168,7 +175,8 @@ class Dispatcher {
   mutable util::Mutex mu_;
   util::CondVar cv_;
   bool stopping_ GUARDED_BY(mu_) = false;
-  uint64_t wake_seq_ GUARDED_BY(mu_) = 0;  // bumped by Wake and by a freed slot
+  uint64_t wake_seq_ GUARDED_BY(mu_) = 0;      // bumped by Wake and by a freed slot
+  bool poller_taken_ GUARDED_BY(mu_) = false;  // an idle worker sleeps at most idle_poll
   std::atomic<int> workers_down_{0};
   std::atomic<bool> running_{false};
   std::vector<std::thread> workers_;

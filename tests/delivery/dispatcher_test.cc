@@ -10,6 +10,9 @@
 #include <deque>
 #include <filesystem>
 #include <future>
+#include <iostream>
+#include <map>
+#include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -41,6 +44,7 @@ class Receiver {
     std::string body;
     std::string path;
     std::chrono::steady_clock::time_point at;
+    int remote_port = 0;  // the client's port: one per TCP connection
   };
   struct Reply {
     Reply(int s = 204, std::string ra = "", bool b = false)  // NOLINT: brace lists in tests
@@ -55,17 +59,22 @@ class Receiver {
       Reply reply;
       {
         std::unique_lock lock(mu_);
-        seen_.push_back({req.headers, req.body, req.path, std::chrono::steady_clock::now()});
+        seen_.push_back({req.headers, req.body, req.path, std::chrono::steady_clock::now(), req.remote_port});
         if (!script_.empty()) {
           reply = script_.front();
           script_.pop_front();
         }
+        peak_ = std::max(peak_, ++in_flight_);
         cv_.notify_all();
-        if (reply.block) cv_.wait_for(lock, kWait, [&] { return unblocked_; });
+        if (reply.block || hold_all_) cv_.wait_for(lock, kWait, [&] { return unblocked_; });
+        --in_flight_;
       }
       res.status = reply.status;
       if (!reply.retry_after.empty()) res.set_header("Retry-After", reply.retry_after);
     });
+    // httplib closes a kept-alive connection after 5 requests by default;
+    // a real receiver keeps it, and the tests count connections.
+    server_.set_keep_alive_max_count(1000);
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
     while (!server_.is_running()) std::this_thread::yield();  // httplib 0.11: no ready signal
@@ -83,6 +92,31 @@ class Receiver {
     std::lock_guard lock(mu_);
     unblocked_ = true;
     cv_.notify_all();
+  }
+  /// Holds every request until Unblock().
+  void HoldAll() {
+    std::lock_guard lock(mu_);
+    hold_all_ = true;
+  }
+  /// Most requests it held at one time.
+  int peak() {
+    std::lock_guard lock(mu_);
+    return peak_;
+  }
+  int in_flight() {
+    std::lock_guard lock(mu_);
+    return in_flight_;
+  }
+  /// TCP connections the requests came on.
+  size_t connections() {
+    std::lock_guard lock(mu_);
+    std::set<int> ports;
+    for (const auto& s : seen_) ports.insert(s.remote_port);
+    return ports.size();
+  }
+  bool WaitForInFlight(int n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, kWait, [&] { return in_flight_ >= n; });
   }
   bool WaitForRequests(size_t n) {
     std::unique_lock lock(mu_);
@@ -105,6 +139,9 @@ class Receiver {
   std::deque<Reply> script_;
   std::vector<Seen> seen_;
   bool unblocked_ = false;
+  bool hold_all_ = false;
+  int in_flight_ = 0;
+  int peak_ = 0;
 };
 
 /// Collects the dispatcher's reports.
@@ -336,6 +373,179 @@ TEST(DispatcherTest, WakePicksUpNewRowsAndEachIsDeliveredOnce) {
   for (const auto& s : receiver.seen()) ids.insert(s.headers.find("webhook-id")->second);
   EXPECT_EQ(ids.size(), 20u);
   EXPECT_EQ(receiver.seen().size(), 20u);  // two workers, no row twice
+}
+
+/// Counts workers that went to sleep with nothing to claim.
+class IdleWorkers {
+ public:
+  std::function<void(int)> Callback() {
+    return [this](int) {
+      std::lock_guard lock(mu_);
+      ++count_;
+      cv_.notify_all();
+    };
+  }
+  int count() {
+    std::lock_guard lock(mu_);
+    return count_;
+  }
+  bool WaitFor(int n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, kWait, [&] { return count_ >= n; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int count_ = 0;
+};
+
+TEST(DispatcherTest, DeliveriesToAWebhookReuseOneKeptAliveConnection) {
+  TempDir dir;
+  Receiver receiver;
+  Reports reports;
+  util::MetricsCatalog metrics;
+  Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms}), "1", metrics);
+  dispatcher.SetOnOutcome(reports.Callback());
+  ASSERT_TRUE(dispatcher.Start().ok());
+  // One at a time: each delivery finds the previous one's connection idle in the pool.
+  for (uint32_t uid = 1; uid <= 20; ++uid) {
+    Commit(dir.path(), uid);
+    dispatcher.Wake();
+    ASSERT_TRUE(reports.WaitFor(OutcomeKind::kSuccess, uid));
+  }
+  EXPECT_EQ(receiver.seen().size(), 20u);
+  EXPECT_EQ(receiver.connections(), 1u);
+  // A burst: at most one connection per delivery slot (concurrency 4), never one per event.
+  for (uint32_t uid = 21; uid <= 60; ++uid) Commit(dir.path(), uid);
+  dispatcher.Wake();
+  ASSERT_TRUE(reports.WaitFor(OutcomeKind::kSuccess, 60));
+  dispatcher.Stop();
+  EXPECT_EQ(receiver.seen().size(), 60u);
+  EXPECT_LE(receiver.connections(), static_cast<size_t>(config::kDefaultConcurrency));
+}
+
+TEST(DispatcherTest, ACommitWakesSleepingWorkersAtOnceWithoutPolling) {
+  TempDir dir;
+  Receiver receiver;
+  Reports reports;
+  IdleWorkers idle;
+  util::MetricsCatalog metrics;
+  DispatcherOptions options;
+  options.idle_poll = std::chrono::hours(1);  // only a Wake can end the sleep within the test
+  Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms}), "1", metrics, options);
+  dispatcher.SetOnOutcome(reports.Callback());
+  dispatcher.SetOnIdleForTest(idle.Callback());
+  ASSERT_TRUE(dispatcher.Start().ok());
+  // Every worker (1 + concurrency 4) has looked, found nothing and is asleep.
+  ASSERT_TRUE(idle.WaitFor(1 + config::kDefaultConcurrency));
+  for (int round = 1; round <= 5; ++round) {
+    int slept = idle.count();
+    Commit(dir.path(), static_cast<uint32_t>(round));
+    auto woke = std::chrono::steady_clock::now();
+    dispatcher.Wake();
+    ASSERT_TRUE(reports.WaitFor(OutcomeKind::kSuccess, static_cast<size_t>(round)));
+    auto seen = receiver.seen();
+    ASSERT_EQ(seen.size(), static_cast<size_t>(round));
+    auto latency = seen.back().at - woke;
+    // Far below any polling interval: the Wake itself ended the sleep.
+    EXPECT_LT(latency, 500ms) << "round " << round;
+    std::cout << "wake_to_receipt_us=" << std::chrono::duration_cast<std::chrono::microseconds>(latency).count()
+              << "\n";
+    // Back to sleep before the next round, so each round starts from sleeping workers.
+    ASSERT_TRUE(idle.WaitFor(slept + 1 + config::kDefaultConcurrency));
+  }
+  dispatcher.Stop();
+}
+
+/// Idle reports per worker index.
+class IdleByWorker {
+ public:
+  std::function<void(int)> Callback() {
+    return [this](int worker) {
+      std::lock_guard lock(mu_);
+      ++counts_[worker];
+      ++total_;
+      cv_.notify_all();
+    };
+  }
+  std::map<int, int> counts() {
+    std::lock_guard lock(mu_);
+    return counts_;
+  }
+  bool WaitForWorkers(size_t n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, kWait, [&] { return counts_.size() >= n; });
+  }
+  bool WaitForTotal(int n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, kWait, [&] { return total_ >= n; });
+  }
+  int total() {
+    std::lock_guard lock(mu_);
+    return total_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<int, int> counts_;
+  int total_ = 0;
+};
+
+TEST(DispatcherTest, OneIdleWorkerPollsAndFindsRowsAnotherProcessAdded) {
+  TempDir dir;
+  Receiver receiver;
+  Reports reports;
+  IdleByWorker idle;
+  util::MetricsCatalog metrics;
+  DispatcherOptions options;
+  options.idle_poll = 20ms;
+  Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms}), "1", metrics, options);
+  dispatcher.SetOnOutcome(reports.Callback());
+  dispatcher.SetOnIdleForTest(idle.Callback());
+  ASSERT_TRUE(dispatcher.Start().ok());
+  const size_t workers = 1 + config::kDefaultConcurrency;
+  ASSERT_TRUE(idle.WaitForWorkers(workers));  // each has looked once and sleeps
+  auto before = idle.counts();
+  ASSERT_TRUE(idle.WaitForTotal(idle.total() + 10));  // ten polls
+  auto after = idle.counts();
+  int polling = 0;
+  for (const auto& [worker, n] : after) polling += n > before[worker];
+  EXPECT_EQ(polling, 1) << "idle workers that woke without a Wake";
+  // A row committed with no Wake (as `mailhook deadletters replay` does, from
+  // another process) is found by the poll.
+  Commit(dir.path(), 1);
+  ASSERT_TRUE(reports.WaitFor(OutcomeKind::kSuccess, 1));
+  dispatcher.Stop();
+  EXPECT_EQ(receiver.seen().size(), 1u);
+}
+
+TEST(DispatcherTest, AtMostConcurrencyDeliveriesAreInFlightToOneTarget) {
+  TempDir dir;
+  Receiver receiver;
+  receiver.HoldAll();
+  Reports reports;
+  IdleWorkers idle;
+  util::MetricsCatalog metrics;
+  auto cfg = MakeConfig(dir.path(), receiver.url(), {10ms});
+  cfg.webhooks[0].concurrency = 3;
+  for (uint32_t uid = 1; uid <= 12; ++uid) Commit(dir.path(), uid);
+  Dispatcher dispatcher(cfg, "1", metrics);
+  dispatcher.SetOnOutcome(reports.Callback());
+  dispatcher.SetOnIdleForTest(idle.Callback());
+  ASSERT_TRUE(dispatcher.Start().ok());  // 4 workers: one more than the limit
+  ASSERT_TRUE(receiver.WaitForInFlight(3));
+  // The spare worker looked while three were held, found the target full and slept.
+  ASSERT_TRUE(idle.WaitFor(1));
+  EXPECT_EQ(receiver.in_flight(), 3);
+  EXPECT_EQ(receiver.seen().size(), 3u);
+  receiver.Unblock();
+  ASSERT_TRUE(reports.WaitFor(OutcomeKind::kSuccess, 12));
+  dispatcher.Stop();
+  EXPECT_EQ(receiver.peak(), 3);  // reached, never passed
+  EXPECT_EQ(receiver.seen().size(), 12u);
+  EXPECT_LE(receiver.connections(), 3u);
 }
 
 TEST(DispatcherTest, StopAbandonsInFlightRequestAndKeepsTheRow) {
