@@ -130,6 +130,8 @@ class Daemon:
     """`mailhook run` as a child; its pid goes to WORK/mailhook.pid so the shell
     trap can stop it even if this process dies first."""
 
+    name = "mailhook run"
+
     def __init__(self, mailhook, work, config, secret):
         self.log_path = os.path.join(work, "mailhook.log")
         self.pid_path = os.path.join(work, "mailhook.pid")
@@ -156,9 +158,9 @@ class Daemon:
             if rx.search(self.log_text()):
                 return
             if self.proc.poll() is not None:
-                raise RuntimeError(f"mailhook run exited ({self.proc.returncode}):\n{self.tail()}")
+                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}):\n{self.tail()}")
             time.sleep(0.05)
-        raise RuntimeError(f"no /{pattern}/ in the mailhook log after {timeout} s:\n{self.tail()}")
+        raise RuntimeError(f"no /{pattern}/ in the {self.name} log after {timeout} s:\n{self.tail()}")
 
     def wait_ready(self, http_port, timeout):
         deadline = time.monotonic() + timeout
@@ -186,7 +188,7 @@ class Daemon:
         """A line on the daemon's state, for a failure message."""
         rc = self.proc.poll()
         state = "running" if rc is None else f"EXITED with {rc}" + (" (signal %d)" % -rc if rc < 0 else "")
-        return f"mailhook run is {state}; last log lines:\n{self.tail()}"
+        return f"{self.name} is {state}; last log lines:\n{self.tail()}"
 
     def tail(self, n=30):
         return "\n".join(self.log_text().splitlines()[-n:])
@@ -266,6 +268,8 @@ class Peer:
     """The Node watcher (bench/peer/peer.js: imapflow + mailparser, one connection per
     folder) as a child, with the parts of Daemon's interface the drivers use. Its pid goes
     to WORK/peer.pid for the shell trap."""
+
+    name = "the Node peer"
 
     def __init__(self, work, accounts, receiver_port, secret):
         self.log_path = os.path.join(work, "peer.log")

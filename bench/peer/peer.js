@@ -77,19 +77,37 @@ function toEvent(account, folder, uid, parsed) {
   };
 }
 
+// Connects and opens the folder; at start-up, with hundreds of TLS handshakes at once on a
+// busy machine, a try can time out: such scripts try again, and so does this (5 tries).
+async function open(account, folder) {
+  for (let attempt = 1; ; attempt++) {
+    const client = new ImapFlow({
+      host: account.host,
+      port: account.port,
+      secure: true,
+      tls: { ca: fs.readFileSync(account.ca_file) },
+      auth: { user: account.username, pass: account.password },
+      logger: false,
+      connectionTimeout: 60000,
+      greetingTimeout: 60000,
+    });
+    client.on('error', (err) => console.error(`peer.error account=${account.name} folder=${folder} ${err.message}`));
+    try {
+      await client.connect();
+      const box = await client.mailboxOpen(folder);
+      clients.push(client);
+      return { client, box };
+    } catch (err) {
+      client.close();
+      if (attempt >= 5) throw err;
+      console.error(`peer.retry account=${account.name} folder=${folder} attempt=${attempt} ${err.message}`);
+      await new Promise((r) => setTimeout(r, 1000 * attempt));
+    }
+  }
+}
+
 async function watch(account, folder) {
-  const client = new ImapFlow({
-    host: account.host,
-    port: account.port,
-    secure: true,
-    tls: { ca: fs.readFileSync(account.ca_file) },
-    auth: { user: account.username, pass: account.password },
-    logger: false,
-  });
-  clients.push(client);
-  client.on('error', (err) => console.error(`peer.error account=${account.name} folder=${folder} ${err.message}`));
-  await client.connect();
-  const box = await client.mailboxOpen(folder);
+  const { client, box } = await open(account, folder);
   let lastUid = Number(box.uidNext) - 1;
   let running = false;
   let pending = false;
