@@ -124,8 +124,9 @@ PY
 # bench/peer/node_modules unless they are there already. Needs node and npm (Debian
 # packages nodejs and npm) and the npm registry.
 bench_peer() {
-  command -v node >/dev/null && command -v npm >/dev/null \
-    || die "the Node peer needs node and npm (apt-get install nodejs npm)"
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    die "the Node peer needs node and npm (apt-get install nodejs npm)"
+  fi
   local peer=$BENCH_DIR/peer
   # node_modules/.bench-lock: the lock file it was installed from.
   if ! cmp -s "$peer/package-lock.json" "$peer/node_modules/.bench-lock" 2>/dev/null; then

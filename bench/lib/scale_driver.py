@@ -218,7 +218,8 @@ def main():
                 (r["after_delivery"].get("peak_rss_kib") or f["peak_rss_kib"]) / 1024, 1),
             "imap_connections": f["established_imap"], "threads": f["threads"], "fds": f["fds"],
             "ready_s": r["ready_s"], "delivered": f"{r['delivered']}/{r['sent']}",
-            "all_delivered_s": r["all_delivered_s"]}
+            "all_delivered_s": r["all_delivered_s"], "append_s": r["append_s"],
+            "latency_p50_ms": r["latency"].get("p50_ms"), "latency_p99_ms": r["latency"].get("p99_ms")}
     print(json.dumps(line))
 
 
