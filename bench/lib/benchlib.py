@@ -130,6 +130,8 @@ class Daemon:
     """`mailhook run` as a child; its pid goes to WORK/mailhook.pid so the shell
     trap can stop it even if this process dies first."""
 
+    name = "mailhook run"
+
     def __init__(self, mailhook, work, config, secret):
         self.log_path = os.path.join(work, "mailhook.log")
         self.pid_path = os.path.join(work, "mailhook.pid")
@@ -156,9 +158,9 @@ class Daemon:
             if rx.search(self.log_text()):
                 return
             if self.proc.poll() is not None:
-                raise RuntimeError(f"mailhook run exited ({self.proc.returncode}):\n{self.tail()}")
+                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}):\n{self.tail()}")
             time.sleep(0.05)
-        raise RuntimeError(f"no /{pattern}/ in the mailhook log after {timeout} s:\n{self.tail()}")
+        raise RuntimeError(f"no /{pattern}/ in the {self.name} log after {timeout} s:\n{self.tail()}")
 
     def wait_ready(self, http_port, timeout):
         deadline = time.monotonic() + timeout
@@ -186,7 +188,7 @@ class Daemon:
         """A line on the daemon's state, for a failure message."""
         rc = self.proc.poll()
         state = "running" if rc is None else f"EXITED with {rc}" + (" (signal %d)" % -rc if rc < 0 else "")
-        return f"mailhook run is {state}; last log lines:\n{self.tail()}"
+        return f"{self.name} is {state}; last log lines:\n{self.tail()}"
 
     def tail(self, n=30):
         return "\n".join(self.log_text().splitlines()[-n:])
@@ -227,3 +229,150 @@ def percentile(sorted_vals, p):
     import math
     k = max(1, math.ceil(p / 100 * len(sorted_vals)))
     return sorted_vals[k - 1]
+
+
+def write_accounts_config(path, work, receiver_port, http_port, accounts, account_keys="", attachments="metadata",
+                          log_level=os.environ.get("BENCH_LOG_LEVEL", "info")):
+    """A config with several accounts: accounts is a list of (name, username, password, folders);
+    the password must be secret1 (Daemon passes it as ${BENCH_IMAP_PASSWORD}).
+    account_keys is YAML added to every account as is (e.g. "notify: off"), for keys only a
+    newer mailhook knows; empty by default so the config suits the binary under test."""
+    extra = "".join(f"    {line.strip()}\n" for line in account_keys.split(";") if line.strip())
+    with open(path, "w") as f:
+        f.write(f"# Written by bench/ for one run.\nstate_dir: {work}/state\n"
+                f"log: {{ level: {log_level}, format: text }}\n"
+                f"http: {{ listen: \"127.0.0.1:{http_port}\" }}\n\naccounts:\n")
+        for name, user, password, folders in accounts:
+            assert password == "secret1", "bench accounts share alice's password"
+            f.write(f"""  - name: {name}
+    host: 127.0.0.1
+    port: {os.environ["DOVECOT_IMAPS_PORT"]}
+    tls: implicit
+    ca_file: {os.environ["DOVECOT_CA_FILE"]}
+    username: {user}
+    password: ${{BENCH_IMAP_PASSWORD}}
+    folders: {json.dumps(folders)}
+    start_from: new
+{extra}""")
+        f.write(f"""
+webhooks:
+  - name: bench
+    url: http://127.0.0.1:{receiver_port}/events
+    secret: ${{BENCH_WEBHOOK_SECRET}}
+    attachments: {attachments}
+    retry_schedule: [1s, 2s, 5s]
+""")
+
+
+class Peer:
+    """The Node watcher (bench/peer/peer.js: imapflow + mailparser, one connection per
+    folder) as a child, with the parts of Daemon's interface the drivers use. Its pid goes
+    to WORK/peer.pid for the shell trap."""
+
+    name = "the Node peer"
+
+    def __init__(self, work, accounts, receiver_port, secret):
+        self.log_path = os.path.join(work, "peer.log")
+        self.pid_path = os.path.join(work, "peer.pid")
+        cfg = os.path.join(work, "peer.json")
+        with open(cfg, "w") as f:
+            json.dump({"url": f"http://127.0.0.1:{receiver_port}/events", "secret": secret, "accounts": [
+                {"name": n, "host": "127.0.0.1", "port": int(os.environ["DOVECOT_IMAPS_PORT"]),
+                 "ca_file": os.environ["DOVECOT_CA_FILE"], "username": u, "password": p, "folders": fl}
+                for n, u, p, fl in accounts]}, f)
+        script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "peer", "peer.js")
+        self.log = open(self.log_path, "wb")
+        wrapper = os.environ.get("BENCH_WRAPPER", "").split()
+        self.proc = subprocess.Popen(wrapper + ["node", script, cfg], stdout=self.log, stderr=self.log)
+        with open(self.pid_path, "w") as f:
+            f.write(str(self.proc.pid))
+
+    log_text = Daemon.log_text
+    wait_log = Daemon.wait_log
+    status = Daemon.status
+    why = Daemon.why
+    tail = Daemon.tail
+    stop = Daemon.stop
+
+    def wait_ready(self, _http_port, timeout):
+        self.wait_log(r"peer\.ready", timeout)
+
+
+def proc_cpu_s(pid, children=False):
+    """utime+stime of a process in seconds (with its reaped children's when asked)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    if children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def descendants(pid):
+    """pid and every live process below it."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        kids.setdefault(ppid, []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def dovecot_cpu_s():
+    """CPU seconds of this test's Dovecot: the master and every live process below it, each
+    with its reaped children (so a process that exited still counts, via its parent)."""
+    total = 0.0
+    with open(os.path.join(os.environ["DOVECOT_DIR"], "run", "master.pid")) as f:
+        master = int(f.read().strip())
+    for p in descendants(master):
+        try:
+            total += proc_cpu_s(p, children=True)
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+def proc_facts(pid, imap_port=None):
+    """rss/hwm (KiB), threads, fds, and ESTABLISHED TCP sockets (all, and those to imap_port)."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "VmHWM", "Threads"):
+                out[k] = int(v.split()[0])
+    inodes = set()
+    fds = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        fds += 1
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    est = est_imap = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    if cols[3] != "01" or cols[9] not in inodes:  # 01 = ESTABLISHED
+                        continue
+                    est += 1
+                    if imap_port is not None and int(cols[2].rsplit(":", 1)[1], 16) == imap_port:
+                        est_imap += 1
+        except OSError:
+            pass
+    return {"rss_kib": out.get("VmRSS"), "peak_rss_kib": out.get("VmHWM"), "threads": out.get("Threads"),
+            "fds": fds, "established": est, "established_imap": est_imap}

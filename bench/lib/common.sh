@@ -49,7 +49,11 @@ bench_cleanup() {
 
 # A private temp dir for one run; everything started is recorded in it.
 bench_workdir() {
-  WORK=$(mktemp -d "/tmp/mailhook-bench-$1-XXXXXX")
+  # On tmpfs when there is one (/dev/shm), as the figures in issue 8 were taken: on a disk,
+  # Dovecot's fsync per APPEND would be what a burst measures. BENCH_TMPDIR overrides.
+  local base=${BENCH_TMPDIR:-/tmp}
+  [[ -z ${BENCH_TMPDIR:-} && $(stat -f -c %T /dev/shm 2>/dev/null) == tmpfs && -w /dev/shm ]] && base=/dev/shm
+  WORK=$(mktemp -d "$base/mailhook-bench-$1-XXXXXX")
   # As root, Dovecot's auth and mail processes run as other users: they need +x.
   chmod 755 "$WORK"
   trap bench_cleanup EXIT
@@ -61,7 +65,7 @@ bench_dovecot() {
   "$ROOT/scripts/dovecot" start "$WORK/dovecot" >/dev/null || die "scripts/dovecot start failed"
   # shellcheck disable=SC1091
   source "$WORK/dovecot/env"
-  export DOVECOT_IMAPS_PORT DOVECOT_IMAP_PORT DOVECOT_CA_FILE
+  export DOVECOT_IMAPS_PORT DOVECOT_IMAP_PORT DOVECOT_CA_FILE DOVECOT_DIR
 }
 
 # Runs a command in the background and waits for it: a shell waiting on a
@@ -80,9 +84,9 @@ bench_facts() {
   rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
   dirty=$(git -C "$ROOT" status --porcelain -- src 2>/dev/null | head -1)
   [[ -n $dirty ]] && rev="$rev+dirty-src"
-  python3 - "$rev" "$MAILHOOK" <<'PY'
+  python3 - "$rev" "$MAILHOOK" "${WORK:-/tmp}" <<'PY'
 import json, os, platform, subprocess, sys
-rev, mailhook = sys.argv[1], sys.argv[2]
+rev, mailhook, work = sys.argv[1], sys.argv[2], sys.argv[3]
 def out(cmd):
     try:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
@@ -111,6 +115,23 @@ print(json.dumps({
     "cpu_model": cpu,
     "mem_total_mib": mem_kb // 1024 if mem_kb else None,
     "loadavg_at_start": os.getloadavg()[0],
+    "work_fs": out(["stat", "-f", "-c", "%T", work]),
 }))
 PY
+}
+
+# Installs the Node peer's pinned packages (bench/peer/package-lock.json) into
+# bench/peer/node_modules unless they are there already. Needs node and npm (Debian
+# packages nodejs and npm) and the npm registry.
+bench_peer() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    die "the Node peer needs node and npm (apt-get install nodejs npm)"
+  fi
+  local peer=$BENCH_DIR/peer
+  # node_modules/.bench-lock: the lock file it was installed from.
+  if ! cmp -s "$peer/package-lock.json" "$peer/node_modules/.bench-lock" 2>/dev/null; then
+    say "installing the Node peer's packages (npm ci in $peer)"
+    npm ci --prefix "$peer" --no-audit --no-fund --loglevel=error >&2 || die "npm ci failed in $peer"
+    cp "$peer/package-lock.json" "$peer/node_modules/.bench-lock"
+  fi
 }

@@ -124,6 +124,8 @@ def main():
     ap.add_argument("--timeout", type=float, default=15.0, help="per message, seconds")
     ap.add_argument("--facts", default="{}")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--watcher", choices=["mailhook", "peer"], default="mailhook",
+                    help="peer: the Node watcher in bench/peer instead of mailhook")
     a = ap.parse_args()
 
     run_id = datetime.datetime.now().strftime("%H%M%S")
@@ -141,10 +143,13 @@ def main():
         secret = benchlib.new_secret()
         rx = benchlib.Receiver(secret)
         http_port = benchlib.free_port()
-        cfg = os.path.join(a.work, "mailhook.yaml")
-        benchlib.write_config(cfg, a.work, rx.port, http_port)
-        d = benchlib.Daemon(a.mailhook, a.work, cfg, secret)
-        d.wait_log(r"imap\.connected", 30)
+        if a.watcher == "peer":
+            d = benchlib.Peer(a.work, [("bench", "alice", "secret1", ["INBOX"])], rx.port, secret)
+        else:
+            cfg = os.path.join(a.work, "mailhook.yaml")
+            benchlib.write_config(cfg, a.work, rx.port, http_port)
+            d = benchlib.Daemon(a.mailhook, a.work, cfg, secret)
+            d.wait_log(r"imap\.connected", 30)
         d.wait_ready(http_port, 30)
 
         def append_and_wait(label, i):
@@ -199,11 +204,14 @@ def main():
             share = round(lat["p50_ms"] - floor["p50_ms"], 1)
         result = {
             "benchmark": "latency",
+            "watcher": a.watcher,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "facts": json.loads(a.facts),
             "method": {
-                "path": "python imaplib APPEND (plain port) -> Dovecot -> mailhook run (IDLE over implicit TLS, "
-                        "ca_file, start_from: new, attachments: metadata) -> signed POST -> python receiver "
+                "path": "python imaplib APPEND (plain port) -> Dovecot -> " + (
+                    "mailhook run (IDLE over implicit TLS, ca_file, start_from: new, attachments: metadata)"
+                    if a.watcher == "mailhook" else "bench/peer/peer.js (imapflow IDLE over implicit TLS, "
+                    "whole message fetched, mailparser)") + " -> signed POST -> python receiver "
                         "(same process, monotonic clock; timestamp when the body had been read)",
                 "pacing": f"closed loop: next APPEND {a.pause_ms} ms after the previous event arrived",
                 "latency": "receipt time minus the time right before APPEND",
@@ -221,6 +229,7 @@ def main():
             "bad_signatures": bad_sig,
             "duplicate_events": duplicates,
             "elapsed_s": round(elapsed, 1),
+            "peak_rss_kib": d.status("VmHWM") if d.proc.poll() is None else None,
             "latency": lat,
             "dovecot_floor": floor,
             "mailhook_share_p50_ms": share,
@@ -239,13 +248,13 @@ def main():
             return (f"  {name:<26} p50 {st['p50_ms']:6.1f}  p90 {st['p90_ms']:6.1f}  p99 {st['p99_ms']:6.1f}  "
                     f"max {st['max_ms']:6.1f}  min {st['min_ms']:6.1f}  (n={st['n']})")
         print(f"""
-mailhook latency: APPEND -> signed webhook received, one message at a time
+{a.watcher} latency: APPEND -> signed webhook received, one message at a time
   received {len(samples)}/{a.count}, bad signatures {bad_sig}, duplicate events {duplicates}, {elapsed:.0f} s
   (ms)
 {line('APPEND -> webhook', lat)}
 {line('floor: APPEND -> EXISTS', floor)}
 {line('APPEND round trip', app)}
-  mailhook's share (p50 - floor p50): {share} ms
+  {a.watcher}'s share (p50 - floor p50): {share} ms
   Note: Dovecot batches IDLE notifications (~0.5 s after a change); that is the
   floor for any IDLE client, measured above on our own IDLE session, alone.
   Result: {a.out}
