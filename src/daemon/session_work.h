@@ -40,9 +40,12 @@ class FolderWatcher::SessionWork {
   /// (BODY.PEEK[]) and parsed here: one round trip for all of them instead
   /// of one per section and per size query.
   static constexpr uint64_t kWholeFetchMaxBytes = 256 << 10;
-  /// The most RFC822.SIZE one whole-message FETCH asks for: half of a
-  /// command's response budget (SessionOptions::kDefaultMaxResponseBytes).
-  static constexpr uint64_t kWholeFetchCommandBytes = 8 << 20;
+  /// The most RFC822.SIZE one whole-message FETCH asks for: well inside a
+  /// command's response budget (SessionOptions::kDefaultMaxResponseBytes,
+  /// 16 MiB), and small enough that libetpan's copy of the answer (~3 bytes
+  /// per byte) stays a few MB. A batch of 25 messages under 256 KiB takes
+  /// at most 4 commands; a burst of typical mail, one.
+  static constexpr uint64_t kWholeFetchCommandBytes = 2 << 20;
   /// kWholeFetchMaxBytes, or MAILHOOK_TEST_WHOLE_FETCH_MAX_BYTES (tests
   /// only: 0 takes every message the server path).
   static uint64_t WholeFetchMaxBytes();

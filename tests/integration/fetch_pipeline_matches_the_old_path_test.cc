@@ -167,6 +167,37 @@ TEST_F(FetchPipelineTest, EveryCorpusMessageGivesAByteIdenticalEventOnBothPaths)
             << " new=" << CountSent(pipeline_meta.Log(), "FETCH") << " binary_size_corrected=" << corrected << "\n";
 }
 
+TEST_F(FetchPipelineTest, ABatchOf25SmallMessagesCostsTwoFetchCommands) {
+  // The figure of issue 8: IMAP commands per message for a burst of small
+  // messages (a text part and a small attachment each), before and after.
+  ImapClient imap(dovecot_);
+  for (int i = 0; i < 25; ++i) {
+    const std::string m =
+        "From: a@example.com\r\nTo: b@example.com\r\nSubject: burst " + std::to_string(i) +
+        "\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: "
+        "text/plain; charset=utf-8\r\n\r\nhello " +
+        std::to_string(i) +
+        "\r\n--b\r\nContent-Type: application/pdf; name=\"r.pdf\"\r\nContent-Disposition: attachment; "
+        "filename=\"r.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJcfsj6IK\r\n--b--\r\n";
+    ASSERT_TRUE(imap.Append("alice", "INBOX", m).ok());
+  }
+  MailhookProcess old_path, pipeline;
+  old_path.SetEnv("MAILHOOK_TEST_WHOLE_FETCH_MAX_BYTES", "0");
+  const auto old_events = RunUntil(old_path, "/old", 25, "attachments: metadata");
+  const auto new_events = RunUntil(pipeline, "/new", 25, "attachments: metadata");
+  ASSERT_EQ(old_events.size(), 25u);
+  ASSERT_EQ(new_events.size(), 25u);
+  for (const auto& [uid, payload] : old_events) EXPECT_EQ(MaskCreatedAt(payload), MaskCreatedAt(new_events.at(uid)));
+  const size_t old_fetches = CountSent(old_path.Log(), "FETCH");
+  const size_t new_fetches = CountSent(pipeline.Log(), "FETCH");
+  EXPECT_EQ(new_fetches, 2u) << "one FETCH of metadata and structure, one BODY.PEEK[] of all 25";
+  EXPECT_GE(old_fetches, 26u);
+  std::cout << "fetch_pipeline burst messages=25 fetch_commands old=" << old_fetches << " new=" << new_fetches
+            << " per_message old=" << old_fetches / 25.0 << " new=" << new_fetches / 25.0
+            << " all_commands old=" << CountSent(old_path.Log(), " ") << " new=" << CountSent(pipeline.Log(), " ")
+            << "\n";
+}
+
 /// A multipart/mixed message with a text part and `n` base64 attachments of
 /// `bytes` decoded bytes each (sections 2..n+1).
 std::string MessageWithAttachments(int n, size_t bytes) {
