@@ -77,7 +77,15 @@ util::Result<std::string> ImapSectionSource::MimeHeaders(const std::string& sect
 }
 
 util::Result<std::optional<uint64_t>> ImapSectionSource::DecodedSize(const std::string& section) {
+  if (auto it = planned_sizes_.find(section); it != planned_sizes_.end()) return std::optional<uint64_t>(it->second);
   return session_.FetchBinarySize(uid_, section);
+}
+
+util::Status ImapSectionSource::PlanDecodedSizes(const std::vector<std::string>& sections) {
+  util::Result<std::map<std::string, uint64_t>> sizes = session_.FetchBinarySizes(uid_, sections);
+  if (!sizes.ok()) return sizes.error();
+  planned_sizes_ = std::move(*sizes);
+  return util::Ok();
 }
 
 }  // namespace mailhook::daemon

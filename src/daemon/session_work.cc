@@ -10,8 +10,10 @@
 #include <utility>
 
 #include "daemon/imap_section_source.h"
+#include "daemon/whole_message_source.h"
 #include "mime/event.h"
 #include "mime/extractor.h"
+#include "mime/mime_parser.h"
 
 namespace mailhook::daemon {
 namespace {
@@ -161,11 +163,63 @@ util::Status FolderWatcher::SessionWork::ProcessBatch(const std::vector<uint32_t
 util::Status FolderWatcher::SessionWork::GatherBatch(const std::vector<uint32_t>& batch) {
   auto metas = session_.FetchMeta(batch);
   if (!metas.ok()) return batch.size() == 1 ? Blame(batch.front(), metas.error(), false) : metas.error();
+  std::vector<uint32_t> asked;
+  auto whole = FetchSmallWhole(*metas, asked);
+  // Like the meta fetch: a failure of several messages' command blames none;
+  // the next session takes them one at a time.
+  if (!whole.ok()) return batch.size() == 1 ? Blame(batch.front(), whole.error(), false) : whole.error();
   for (const imap::MessageMeta& meta : *metas) {
-    if (auto s = Gather(meta); !s.ok()) return Blame(meta.uid, s.error(), batch.size() > 1);
+    auto bytes = whole->extract(meta.uid);  // freed once its message is gathered
+    if (!bytes && std::binary_search(asked.begin(), asked.end(), meta.uid)) {
+      // Absent from the BODY.PEEK[] answer: expunged since the meta fetch.
+      log_->warn("imap.message_vanished account={} folder={} uid={}", w_.account_.name, w_.folder_, meta.uid);
+    } else if (auto s = Gather(meta, bytes ? &bytes.mapped() : nullptr); !s.ok()) {
+      return Blame(meta.uid, s.error(), batch.size() > 1);
+    }
     if (auto s = committer_->MessageDone(meta.uid); !s.ok()) return s;
   }
   return util::Ok();
+}
+
+uint64_t FolderWatcher::SessionWork::WholeFetchMaxBytes() {
+  const char* v = std::getenv("MAILHOOK_TEST_WHOLE_FETCH_MAX_BYTES");
+  if (v == nullptr || *v == '\0') return kWholeFetchMaxBytes;
+  return std::strtoull(v, nullptr, 10);
+}
+
+util::Result<std::map<uint32_t, std::string>> FolderWatcher::SessionWork::FetchSmallWhole(
+    const std::vector<imap::MessageMeta>& metas, std::vector<uint32_t>& asked) {
+  std::map<uint32_t, std::string> out;
+  const uint64_t max = std::min(whole_fetch_max_, w_.extract_options_.max_whole_fetch_bytes);
+  std::vector<uint32_t> command;
+  uint64_t command_bytes = 0;
+  const auto send = [&]() -> util::Status {
+    if (command.empty()) return util::Ok();
+    auto got = session_.FetchWholeMessages(command);
+    if (!got.ok()) return got.error();
+    out.merge(*got);
+    command.clear();
+    command_bytes = 0;
+    return util::Ok();
+  };
+  for (const imap::MessageMeta& meta : metas) {
+    // A structure cut short makes the server path flag omitted parts, which
+    // a local parse would not: such a message keeps the server path.
+    if (meta.size >= max || meta.structure_cut || !meta.has_structure) continue;
+    if (command_bytes + meta.size > kWholeFetchCommandBytes) {
+      if (auto s = send(); !s.ok()) return s.error();
+    }
+    command.push_back(meta.uid);
+    asked.push_back(meta.uid);
+    command_bytes += meta.size;
+  }
+  if (auto s = send(); !s.ok()) return s.error();
+  std::sort(asked.begin(), asked.end());
+  if (!asked.empty()) {
+    log_->debug("imap.fetch_whole account={} folder={} messages={} of={}", w_.account_.name, w_.folder_, asked.size(),
+                metas.size());
+  }
+  return out;
 }
 
 util::Status FolderWatcher::SessionWork::Blame(uint32_t uid, const util::Error& error, bool in_batch) {
@@ -182,10 +236,10 @@ util::Status FolderWatcher::SessionWork::Blame(uint32_t uid, const util::Error& 
   return error;
 }
 
-util::Status FolderWatcher::SessionWork::Gather(const imap::MessageMeta& meta) {
+util::Status FolderWatcher::SessionWork::Gather(const imap::MessageMeta& meta, std::string* whole) {
   try {
     if (!w_.fault_subject_.empty() && meta.header.find(w_.fault_subject_) != std::string::npos) Fault(meta.uid);
-    return GatherUnguarded(meta);
+    return whole ? GatherLocal(meta, std::move(*whole)) : GatherUnguarded(meta);
   } catch (const std::exception& e) {
     return util::Error("daemon.exception", util::RetryClass::kBackoff,
                        std::string("extracting the message failed: ") + e.what());
@@ -271,6 +325,19 @@ util::Status FolderWatcher::SessionWork::GatherUnguarded(const imap::MessageMeta
     if (!content->truncated) content->truncated.emplace();
     content->truncated->attachments_omitted = std::max<uint64_t>(content->truncated->attachments_omitted, 1);
   }
+  return AddEvent(meta, *content);
+}
+
+util::Status FolderWatcher::SessionWork::GatherLocal(const imap::MessageMeta& meta, std::string whole) {
+  mime::ExtractOptions options = w_.extract_options_;
+  options.message_size = meta.size;
+  if (std::optional<util::Error> injected = TakeInjectedError()) return *injected;
+  // Parsed and extracted as `mailhook parse` does (mime::ExtractWhole),
+  // with raw bodies checked against the server (WholeMessageSource).
+  const mime::ParsedMessage parsed = mime::ParseMessage(std::move(whole), options.max_parts);
+  WholeMessageSource source(parsed, session_, meta.uid);
+  auto content = mime::Extract(parsed.header_block, parsed.root, source, options);
+  if (!content.ok()) return Skipped(meta.uid, content.error());
   return AddEvent(meta, *content);
 }
 

@@ -29,7 +29,26 @@ namespace mailhook::daemon {
 class FolderWatcher::SessionWork {
  public:
   SessionWork(FolderWatcher& w, imap::Mailbox& session, store::Store& store, const imap::MailboxInfo& info)
-      : w_(w), session_(session), store_(store), info_(info), log_(&util::Log(util::Area::kImap)) {}
+      : w_(w),
+        session_(session),
+        store_(store),
+        info_(info),
+        log_(&util::Log(util::Area::kImap)),
+        whole_fetch_max_(WholeFetchMaxBytes()) {}
+
+  /// Messages under this RFC822.SIZE are fetched whole with their batch
+  /// (BODY.PEEK[]) and parsed here: one round trip for all of them instead
+  /// of one per section and per size query.
+  static constexpr uint64_t kWholeFetchMaxBytes = 256 << 10;
+  /// The most RFC822.SIZE one whole-message FETCH asks for: well inside a
+  /// command's response budget (SessionOptions::kDefaultMaxResponseBytes,
+  /// 16 MiB), and small enough that libetpan's copy of the answer (~3 bytes
+  /// per byte) stays a few MB. A batch of 25 messages under 256 KiB takes
+  /// at most 4 commands; a burst of typical mail, one.
+  static constexpr uint64_t kWholeFetchCommandBytes = 2 << 20;
+  /// kWholeFetchMaxBytes, or MAILHOOK_TEST_WHOLE_FETCH_MAX_BYTES (tests
+  /// only: 0 takes every message the server path).
+  static uint64_t WholeFetchMaxBytes();
 
   /// Decides where the folder starts (stored watermark, or a baseline for a
   /// first start or a changed UIDVALIDITY) and processes a first start's
@@ -50,12 +69,23 @@ class FolderWatcher::SessionWork {
   util::Result<std::vector<uint32_t>> SearchNew();
   /// One batch: counts its attempts, gathers its events, commits.
   util::Status ProcessBatch(const std::vector<uint32_t>& batch, bool last);
-  /// The messages of a batch read with their structure.
+  /// The messages of a batch: one FETCH of metadata and structure, one
+  /// BODY.PEEK[] of the small ones (FetchSmallWhole), then each message.
   util::Status GatherBatch(const std::vector<uint32_t>& batch);
+  /// The whole bytes of the small messages among `metas` (RFC822.SIZE under
+  /// whole_fetch_max_, structure complete), by UID, in as few `UID FETCH
+  /// <set> BODY.PEEK[]` as kWholeFetchCommandBytes allows. `asked` gets the
+  /// UIDs asked for: one of them absent from the result was expunged.
+  util::Result<std::map<uint32_t, std::string>> FetchSmallWhole(const std::vector<imap::MessageMeta>& metas,
+                                                                std::vector<uint32_t>& asked);
   /// One message into the committer; exceptions become errors (a bug or a
-  /// hostile message must not end the thread).
-  util::Status Gather(const imap::MessageMeta& meta);
+  /// hostile message must not end the thread). `whole`: the message's bytes
+  /// when it was fetched whole (GatherLocal), else nullptr (the server path).
+  util::Status Gather(const imap::MessageMeta& meta, std::string* whole = nullptr);
   util::Status GatherUnguarded(const imap::MessageMeta& meta);
+  /// A small message fetched whole: parsed here and extracted as `mailhook
+  /// parse` does; the event is the one the server path would make.
+  util::Status GatherLocal(const imap::MessageMeta& meta, std::string whole);
   /// A message whose structure was too large to fetch: read whole (up to
   /// max_whole_fetch_bytes) and parsed locally under the part cap.
   util::Status GatherWhole(uint32_t uid);
@@ -88,6 +118,7 @@ class FolderWatcher::SessionWork {
   std::map<uint32_t, store::Attempt> attempts_;  // UIDs that failed before, by UID
   std::optional<BatchCommitter> committer_;      // set by Start(), from the plan's watermark
   bool inject_transient_ = false;                // set by Fault() for the message being gathered
+  uint64_t whole_fetch_max_;                     // kWholeFetchMaxBytes, or the test override
 };
 
 }  // namespace mailhook::daemon

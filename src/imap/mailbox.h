@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -132,6 +133,18 @@ class Mailbox {
   /// line, in order; possibly several for one wake, possibly none).
   virtual util::Result<IdleWake> IdleForEvents(std::chrono::milliseconds max_wait, int wake_fd,
                                                std::vector<FolderEvent>& events) = 0;
+
+  // The fetch pipeline (issue 8): several messages or items per command.
+
+  /// BODY.PEEK[] of every UID in one command: the whole messages, by UID.
+  /// Messages expunged meanwhile are absent. The caller keeps the sum of
+  /// their RFC822.SIZEs within what one response may be.
+  virtual util::Result<std::map<uint32_t, std::string>> FetchWholeMessages(const std::vector<uint32_t>& uids) = 0;
+  /// BINARY.SIZE of several sections of one message in one command, by
+  /// section; a section the server cannot size (or a server without BINARY)
+  /// is absent from the result.
+  virtual util::Result<std::map<std::string, uint64_t>> FetchBinarySizes(uint32_t uid,
+                                                                         const std::vector<std::string>& sections) = 0;
 };
 
 /// Opens a logged-in Mailbox (connect, TLS, LOGIN). The watcher calls it

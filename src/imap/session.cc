@@ -638,6 +638,93 @@ util::Result<std::optional<std::string>> Session::FetchBinary(uint32_t uid, cons
   return body;
 }
 
+util::Result<std::map<uint32_t, std::string>> Session::FetchWholeMessages(const std::vector<uint32_t>& uids) {
+  std::map<uint32_t, std::string> out;
+  if (uids.empty()) return out;
+  BeginCommand("UID FETCH of " + std::to_string(uids.size()) + " UIDs from " + std::to_string(uids.front()) +
+               " (UID BODY.PEEK[])");
+  SetPtr set(mailimap_set_new_empty());
+  for (uint32_t uid : uids) mailimap_set_add_single(set.get(), uid);
+  FetchTypePtr type(mailimap_fetch_type_new_fetch_att_list_empty());
+  mailimap_fetch_type_new_fetch_att_list_add(type.get(), mailimap_fetch_att_new_uid());
+  mailimap_fetch_type_new_fetch_att_list_add(type.get(),
+                                             mailimap_fetch_att_new_body_peek_section(SectionFor("", false)));
+  clist* raw = nullptr;
+  int r = mailimap_uid_fetch(imap_.get(), set.get(), type.get(), &raw);
+  FetchResultPtr result(raw);
+  if (r != MAILIMAP_NO_ERROR) return CommandError("uid_fetch", r);
+  // Merged by sequence number: the UID and the body may come in separate
+  // FETCH responses (RFC 3501 §7.4.2); unsolicited ones carry no body.
+  std::map<uint32_t, std::pair<uint32_t, const mailimap_msg_att_body_section*>> by_number;
+  for (clistiter* it = result ? clist_begin(result.get()) : nullptr; it; it = clist_next(it)) {
+    auto* att = static_cast<mailimap_msg_att*>(clist_content(it));
+    auto& [got_uid, body] = by_number[att->att_number];
+    for (clistiter* a = clist_begin(att->att_list); a; a = clist_next(a)) {
+      auto* item = static_cast<mailimap_msg_att_item*>(clist_content(a));
+      if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC || !item->att_data.att_static) continue;
+      auto* st = item->att_data.att_static;
+      if (st->att_type == MAILIMAP_MSG_ATT_UID) got_uid = st->att_data.att_uid;
+      if (st->att_type == MAILIMAP_MSG_ATT_BODY_SECTION) body = st->att_data.att_body_section;
+    }
+  }
+  for (const auto& [number, found] : by_number) {
+    const auto& [got_uid, body] = found;
+    if (!body || std::find(uids.begin(), uids.end(), got_uid) == uids.end()) continue;
+    out[got_uid] = body->sec_body_part ? std::string(body->sec_body_part, body->sec_length) : std::string();
+  }
+  return out;
+}
+
+util::Result<std::map<std::string, uint64_t>> Session::FetchBinarySizes(uint32_t uid,
+                                                                        const std::vector<std::string>& sections) {
+  std::map<std::string, uint64_t> out;
+  if (sections.empty() || !HasCapability("BINARY")) return out;
+  std::string items;
+  for (const std::string& s : sections) items += (items.empty() ? "" : " ") + ("BINARY.SIZE[" + s + "]");
+  BeginCommand("UID FETCH " + std::to_string(uid) + " (" + items + ")");
+  // Values are numbers (atoms); literals are only unsolicited ones, read and
+  // dropped to stay in step. Gathered per sequence number (RFC 3501 §7.4.2).
+  std::map<uint32_t, uint32_t> uid_of;
+  std::map<uint32_t, std::map<std::string, std::string>> values_of;
+  std::optional<uint32_t> current;
+  bool after_literal = false;
+  auto on_line = [&](const std::string& line) -> util::Status {
+    if (!after_literal) current = rawfetch::FetchNumber(line);
+    if (!after_literal && !line.starts_with("* ")) {
+      return Error("imap.binary_size", RetryClass::kBackoff, "unexpected line in a FETCH response");
+    }
+    if (current) {
+      if (auto u = rawfetch::UidItem(line)) uid_of[*current] = *u;
+      for (const std::string& s : sections) {
+        const size_t at = rawfetch::ItemValue(line, "BINARY.SIZE[" + s + "]");
+        if (at == std::string::npos) continue;
+        std::string_view rest = std::string_view(line).substr(at);
+        values_of[*current][s] = std::string(rest.substr(0, rest.find_first_of(" )")));
+      }
+    }
+    const std::optional<uint64_t> literal = rawfetch::TrailingLiteral(line);
+    after_literal = literal.has_value();
+    return literal ? ReadLiteral(*literal, nullptr) : util::Ok();
+  };
+  auto reply = RawCommand("binary_size", "UID FETCH " + std::to_string(uid) + " (" + items + ")", on_line);
+  if (!reply.ok()) return reply.error();
+  // NO/BAD: some part could not be decoded (RFC 3516 §4.3 UNKNOWN-CTE):
+  // none is trusted; the caller asks part by part.
+  if (!reply->starts_with("OK")) return out;
+  for (const auto& [number, values] : values_of) {
+    auto u = uid_of.find(number);
+    if (u == uid_of.end() || u->second != uid) continue;
+    for (const auto& [section, text] : values) {
+      char* end = nullptr;
+      errno = 0;
+      const uint64_t size = std::strtoull(text.c_str(), &end, 10);
+      if (text.empty() || *end != '\0' || errno == ERANGE) continue;  // NIL or unreadable: unknown
+      out[section] = size;
+    }
+  }
+  return out;
+}
+
 namespace {
 
 bool SessionBroken(int code) {

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -182,6 +183,20 @@ class Session : public Mailbox {
   /// NotifySet on a NOTIFY connection are kept and returned first, at once.
   util::Result<IdleWake> IdleForEvents(std::chrono::milliseconds max_wait, int wake_fd,
                                        std::vector<FolderEvent>& events) override;
+
+  // The fetch pipeline (issue 8).
+
+  /// UID FETCH <set> (UID BODY.PEEK[]): every message whole, in one
+  /// command, within max_response_bytes (the caller sizes the set by
+  /// RFC822.SIZE). Expunged messages are absent; items a server splits over
+  /// several FETCH responses are merged per message.
+  util::Result<std::map<uint32_t, std::string>> FetchWholeMessages(const std::vector<uint32_t>& uids) override;
+  /// UID FETCH uid (BINARY.SIZE[s1] BINARY.SIZE[s2] ...): one round trip for
+  /// the sizes of several parts (RFC 3516 §4.2). Without BINARY, or when the
+  /// server refuses (NO/BAD: UNKNOWN-CTE), the sizes are absent and the
+  /// caller measures or estimates them itself.
+  util::Result<std::map<std::string, uint64_t>> FetchBinarySizes(uint32_t uid,
+                                                                 const std::vector<std::string>& sections) override;
 
  private:
   explicit Session(mailimap* imap, SessionOptions options);

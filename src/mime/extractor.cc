@@ -237,7 +237,17 @@ class Walker {
       if (leaf.role == Role::kAttachment && !WillFetch(*leaf.part) && HasTransferEncoding(leaf.part->encoding))
         ++needing;
     }
-    if (needing <= opts_.max_size_queries || opts_.message_size > opts_.max_whole_fetch_bytes) return util::Ok();
+    if (needing <= opts_.max_size_queries || opts_.message_size > opts_.max_whole_fetch_bytes) {
+      // The parts DecodedSize() will ask for, in the order it will: asked
+      // of the source at once (one round trip, not one per part).
+      std::vector<std::string> sections;
+      for (const Leaf& leaf : leaves) {
+        if (sections.size() == opts_.max_size_queries) break;
+        if (leaf.role == Role::kAttachment && !WillFetch(*leaf.part) && HasTransferEncoding(leaf.part->encoding))
+          sections.push_back(leaf.part->section);
+      }
+      return sections.size() > 1 ? source_.PlanDecodedSizes(sections) : util::Ok();
+    }
     util::Result<std::string> whole = source_.Body("");
     if (!whole.ok()) return whole.error();
     util::Log(util::Area::kMime).debug("mime.sized_locally parts={} bytes={}", needing, whole->size());

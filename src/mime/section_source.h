@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "util/result.h"
 
@@ -60,6 +61,16 @@ class SectionSource {
   virtual util::Result<std::optional<uint64_t>> DecodedSize(const std::string& section) {
     (void)section;
     return std::optional<uint64_t>();
+  }
+
+  /// The sections DecodedSize is about to be asked for, in order: a source
+  /// that can answer several in one round trip (IMAP: one FETCH with several
+  /// BINARY.SIZE items) asks now and answers them later from memory. A
+  /// failure means the message could not be read, as for DecodedSize. The
+  /// default does nothing.
+  virtual util::Status PlanDecodedSizes(const std::vector<std::string>& sections) {
+    (void)sections;
+    return util::Ok();
   }
 
   /// True when every call is served from memory (a local file): the

@@ -283,4 +283,29 @@ util::Result<imap::IdleWake> ScriptedMailbox::IdleForEvents(std::chrono::millise
   return util::Error("imap.unsupported", util::RetryClass::kNeedsOperator, "the scripted server has no NOTIFY");
 }
 
+// --- the fetch pipeline (issue 8) ---
+
+util::Result<std::map<uint32_t, std::string>> ScriptedMailbox::FetchWholeMessages(const std::vector<uint32_t>& uids) {
+  folder_.Record("FETCH WHOLE " + Join(uids));
+  std::lock_guard lock(folder_.mu_);
+  std::map<uint32_t, std::string> out;
+  for (uint32_t uid : uids) {
+    if (folder_.poisoned_.contains(uid)) {
+      return util::Error("imap.scripted_failure", util::RetryClass::kBackoff,
+                         "scripted: reading UID " + std::to_string(uid) + " breaks the session");
+    }
+    auto it = folder_.messages_.find(uid);
+    if (it != folder_.messages_.end()) out[uid] = it->second.header + it->second.body;  // expunged: absent
+  }
+  return out;
+}
+
+util::Result<std::map<std::string, uint64_t>> ScriptedMailbox::FetchBinarySizes(
+    uint32_t uid, const std::vector<std::string>& sections) {
+  std::string list;
+  for (const std::string& s : sections) list += (list.empty() ? "" : ",") + s;
+  folder_.Record("FETCH BINARY.SIZES " + std::to_string(uid) + " [" + list + "]");
+  return std::map<std::string, uint64_t>();
+}
+
 }  // namespace mailhook::daemon::testing

@@ -119,6 +119,14 @@ class ScriptedMailbox : public imap::Mailbox {
   util::Result<imap::IdleWake> IdleForEvents(std::chrono::milliseconds max_wait, int wake_fd,
                                              std::vector<imap::FolderEvent>& events) override;
 
+  // The fetch pipeline (issue 8). FetchWholeMessages records
+  // "FETCH WHOLE 1,2,3", fails like a section read for a poisoned UID and
+  // leaves expunged ones out; FetchBinarySizes records
+  // "FETCH BINARY.SIZES 4 [2,3]" and answers nothing (no BINARY).
+  util::Result<std::map<uint32_t, std::string>> FetchWholeMessages(const std::vector<uint32_t>& uids) override;
+  util::Result<std::map<std::string, uint64_t>> FetchBinarySizes(uint32_t uid,
+                                                                 const std::vector<std::string>& sections) override;
+
  private:
   util::Result<std::vector<imap::MessageMeta>> Meta(const std::vector<uint32_t>& uids, bool structure);
 

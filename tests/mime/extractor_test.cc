@@ -651,5 +651,56 @@ TEST(Extractor, Latin1TextLongerOnceConvertedIsCut) {
   EXPECT_TRUE(r->truncated->text);
 }
 
+// --- the fetch pipeline (issue 8): size queries planned in one round trip ---
+
+// ServerLikeSource that answers sizes from a plan made up front, and
+// records what was planned and what was asked for.
+class PlanningSource : public ServerLikeSource {
+ public:
+  using ServerLikeSource::ServerLikeSource;
+  util::Status PlanDecodedSizes(const std::vector<std::string>& sections) override {
+    plans_.push_back(sections);
+    return util::Ok();
+  }
+  util::Result<std::optional<uint64_t>> DecodedSize(const std::string& section) override {
+    asked_sections_.push_back(section);
+    return std::optional<uint64_t>(30);
+  }
+  std::vector<std::vector<std::string>> plans_;
+  std::vector<std::string> asked_sections_;
+};
+
+TEST(Extractor, SizeQueriesArePlannedInOneCallInTheOrderTheyAreAsked) {
+  PlanningSource src(ManyAttachments(6));
+  ExtractOptions opts;
+  opts.message_size = src.parsed_.imap_size;
+  auto r = Extract(src.parsed_.header_block, src.parsed_.root, src, opts);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(src.plans_.size(), 1u);
+  EXPECT_EQ(src.plans_[0], (std::vector<std::string>{"2", "3", "4", "5", "6", "7"}));
+  EXPECT_EQ(src.asked_sections_, src.plans_[0]) << "exactly the planned sections are asked for";
+}
+
+TEST(Extractor, ALargeMessagePlansOnlyTheSizesItMayAskFor) {
+  PlanningSource src(ManyAttachments(40));
+  ExtractOptions opts;
+  opts.message_size = 64 << 20;  // over max_whole_fetch_bytes: 8 queries, the rest estimated
+  auto r = Extract(src.parsed_.header_block, src.parsed_.root, src, opts);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(src.plans_.size(), 1u);
+  ASSERT_EQ(src.plans_[0].size(), opts.max_size_queries);
+  EXPECT_EQ(src.asked_sections_, src.plans_[0]);
+}
+
+TEST(Extractor, ContentFetchesAndLocalSourcesPlanNoSizes) {
+  PlanningSource fetched(ManyAttachments(6));
+  ExtractOptions opts;
+  opts.message_size = fetched.parsed_.imap_size;
+  opts.fetch_content = true;  // sizes measured from the content: nothing to ask
+  ASSERT_TRUE(Extract(fetched.parsed_.header_block, fetched.parsed_.root, fetched, opts).ok());
+  EXPECT_TRUE(fetched.plans_.empty());
+  EXPECT_TRUE(fetched.asked_sections_.empty());
+}
+
 }  // namespace
 }  // namespace mailhook::mime
