@@ -62,6 +62,7 @@ class AccountWatcher::Connection {
   ~Connection() {
     box_->Logout();
     owner_.metrics_.connections.Set(--owner_.connections_);
+    util::Log(util::Area::kImap).info("imap.logout account={}", owner_.account_.name);
   }
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -378,6 +379,7 @@ util::Status AccountWatcher::NotifySession() {
   std::vector<imap::FolderEvent> events;
   while (!stop_.fired()) {
     events.clear();
+    util::Log(util::Area::kImap).debug("imap.idle account={} mode=notify folders={}", account_.name, folders_.size());
     auto wake = session.IdleForEvents(account_.idle_refresh, -1, events);
     if (!wake.ok()) return wake.error();
     for (const imap::FolderEvent& e : events) OnFolderEvent(e);
@@ -416,6 +418,7 @@ util::Status AccountWatcher::IdleSession(size_t i) {
   if (!info.ok()) return info.error();
   MarkChanged(i);  // what came while this connection was down
   while (!stop_.fired()) {
+    util::Log(util::Area::kImap).debug("imap.idle account={} folder={}", account_.name, folders_[i]->folder());
     auto wake = session.Idle(account_.idle_refresh);
     if (!wake.ok()) return wake.error();
     if (*wake == imap::IdleWake::kActivity) MarkChanged(i);

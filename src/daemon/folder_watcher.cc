@@ -74,7 +74,7 @@ util::Status FolderWatcher::SyncUnguarded(imap::Mailbox& session, store::Store& 
   if (!info.ok()) return info.error();
   util::Log(util::Area::kImap)
       .log(synced_once_ ? spdlog::level::debug : spdlog::level::info,
-           "imap.selected account={} folder={} uidvalidity={} uidnext={} exists={}", account_.name, folder_,
+           "imap.connected account={} folder={} uidvalidity={} uidnext={} exists={}", account_.name, folder_,
            info->uidvalidity, info->uidnext, info->exists);
   SessionWork work(*this, session, store, *info);
   if (auto s = work.Start(); !s.ok()) return s;

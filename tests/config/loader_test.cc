@@ -294,7 +294,7 @@ TEST(LoaderTest, FoldersMustBeANonEmptyListWithoutRepeats) {
   std::string scalar = yaml;
   scalar.insert(scalar.find("webhooks:"), "    folders: INBOX\n");
   r = Load(scalar);
-  EXPECT_TRUE(HasError(r, 6, 14, "must be a list, e.g. folders: [INBOX]")) << Dump(r);
+  EXPECT_TRUE(HasError(r, 6, 14, "must be a list, e.g. folders: [INBOX, { name: Support, idle: true }]")) << Dump(r);
   std::string twice = yaml;
   twice.insert(twice.find("webhooks:"), "    folders: [INBOX, Sent, INBOX]\n");
   r = Load(twice);

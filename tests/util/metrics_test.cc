@@ -126,6 +126,14 @@ const char* const kFreshExposition =
     "# TYPE mailhook_http_rejected_total counter\n"
     "# HELP mailhook_imap_connected Watched folders whose IMAP session is connected (1) or not (0).\n"
     "# TYPE mailhook_imap_connected gauge\n"
+    "# HELP mailhook_imap_connections IMAP connections the account holds.\n"
+    "# TYPE mailhook_imap_connections gauge\n"
+    "# HELP mailhook_imap_folder_changes_total Folders the server reported created or deleted while the account was "
+    "watched.\n"
+    "# TYPE mailhook_imap_folder_changes_total counter\n"
+    "# HELP mailhook_imap_folder_polled Watched folders checked by STATUS polling (1) rather than IDLE or NOTIFY (0): "
+    "beyond the account's max_connections without NOTIFY.\n"
+    "# TYPE mailhook_imap_folder_polled gauge\n"
     "# HELP mailhook_imap_reconnects_total IMAP sessions thrown away and reconnected.\n"
     "# TYPE mailhook_imap_reconnects_total counter\n"
     "# HELP mailhook_message_failures_total Failed extraction attempts of single messages (each is retried until "
@@ -155,7 +163,7 @@ TEST(MetricsCatalogTest, FreshCatalogRendersEveryFamilyOnceAsBefore) {
     EXPECT_NE(text.find(type), std::string::npos) << name;
     EXPECT_NE(text.find(help), std::string::npos) << name;
   }
-  EXPECT_EQ(catalog.registry().FamilyNames().size(), 15u);
+  EXPECT_EQ(catalog.registry().FamilyNames().size(), 18u);
 }
 
 // The contract's metrics with their labels, as handles produce them.
@@ -205,6 +213,15 @@ TEST(MetricsCatalogTest, HandlesRenderTheContractSeriesAsBefore) {
       "# HELP mailhook_imap_connected Watched folders whose IMAP session is connected (1) or not (0).\n"
       "# TYPE mailhook_imap_connected gauge\n"
       "mailhook_imap_connected{account=\"support\",folder=\"INBOX\"} 1\n"
+      "# HELP mailhook_imap_connections IMAP connections the account holds.\n"
+      "# TYPE mailhook_imap_connections gauge\n"
+      "# HELP mailhook_imap_folder_changes_total Folders the server reported created or deleted while the account was "
+      "watched.\n"
+      "# TYPE mailhook_imap_folder_changes_total counter\n"
+      "# HELP mailhook_imap_folder_polled Watched folders checked by STATUS polling (1) rather than IDLE or NOTIFY "
+      "(0): "
+      "beyond the account's max_connections without NOTIFY.\n"
+      "# TYPE mailhook_imap_folder_polled gauge\n"
       "# HELP mailhook_imap_reconnects_total IMAP sessions thrown away and reconnected.\n"
       "# TYPE mailhook_imap_reconnects_total counter\n"
       "# HELP mailhook_message_failures_total Failed extraction attempts of single messages (each is retried until "
