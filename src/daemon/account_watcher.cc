@@ -353,20 +353,35 @@ void AccountWatcher::DecideWatches(const imap::Mailbox& first) {
         account_.name, folders_[i]->folder(),
         std::chrono::duration_cast<std::chrono::seconds>(account_.poll_interval).count());
   }
-  auto on_end = [](const util::Status&) {};
   if (notify) {
-    watch_threads_.emplace_back([this, on_end] {
+    std::vector<size_t> all(folders_.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    watch_threads_.emplace_back([this, all] {
       RunWithBackoff(
-          "notify", [this] { return NotifySession(); }, on_end);
+          "notify", [this] { return NotifySession(); }, [this, all](const util::Status& s) { WatchLost(all, s); });
     });
     return;
   }
   for (size_t i = 0; i < plan.size(); ++i) {
     if (plan[i] != FolderWatch::kIdle) continue;
-    watch_threads_.emplace_back([this, i, on_end] {
+    watch_threads_.emplace_back([this, i] {
       RunWithBackoff(
-          "idle:" + folders_[i]->folder(), [this, i] { return IdleSession(i); }, on_end);
+          "idle:" + folders_[i]->folder(), [this, i] { return IdleSession(i); },
+          [this, i](const util::Status& s) { WatchLost({i}, s); });
     });
+  }
+}
+
+void AccountWatcher::WatchLost(const std::vector<size_t>& watched, const util::Status& why) {
+  // Nothing reports these folders' changes until the watch is back: /readyz
+  // says so, and the worker syncs them now, which also finds out whether
+  // the server itself went away (then the worker reconnects too).
+  const WatchState down = !why.ok() && why.error().NeedsOperator() ? WatchState::kNeedsOperator : WatchState::kBackoff;
+  for (size_t i : watched) {
+    folders_[i]->set_state(down);
+    folders_[i]->metrics().imap_connected.Set(0);
+    folders_[i]->metrics().imap_reconnects.Inc();
+    MarkChanged(i);
   }
 }
 

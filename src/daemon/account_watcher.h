@@ -96,6 +96,9 @@ class AccountWatcher {
   /// threads started.
   void DecideWatches(const imap::Mailbox& first);
   util::Status NotifySession();
+  /// A watch connection of `watched` folders broke: they are not ready until
+  /// a sync, which the worker does at once.
+  void WatchLost(const std::vector<size_t>& watched, const util::Status& why);
   util::Status IdleSession(size_t folder);
   /// Runs `session` again and again (backoff between, slow for errors an
   /// operator must fix) until stop fires; `role` names it in logs.

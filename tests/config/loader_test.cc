@@ -301,6 +301,45 @@ TEST(LoaderTest, FoldersMustBeANonEmptyListWithoutRepeats) {
   EXPECT_TRUE(HasError(r, 6, 28, "folder \"INBOX\" is listed twice")) << Dump(r);
 }
 
+TEST(LoaderTest, FoldersTakeTheMapFormAndConnectionKeysHaveDefaults) {
+  auto r = Load(Valid());
+  ASSERT_TRUE(r.config) << Dump(r);
+  const config::Account& d = r.config->accounts[0];
+  EXPECT_EQ(d.notify, config::NotifyMode::kAuto);
+  EXPECT_EQ(d.max_connections, 10);
+  EXPECT_EQ(d.poll_interval, std::chrono::seconds(60));
+  std::string yaml = Valid();
+  yaml.insert(yaml.find("webhooks:"),
+              "    folders: [INBOX, { name: Archive, idle: true }, Sent]\n    notify: \"off\"\n"
+              "    max_connections: 3\n    poll_interval: 5m\n");
+  r = Load(yaml);
+  ASSERT_TRUE(r.config) << Dump(r);
+  const config::Account& a = r.config->accounts[0];
+  EXPECT_EQ(a.folders, (std::vector<std::string>{"INBOX", "Archive", "Sent"}));
+  EXPECT_EQ(a.idle_pinned, std::vector<std::string>{"Archive"});
+  EXPECT_EQ(a.notify, config::NotifyMode::kOff);
+  EXPECT_EQ(a.max_connections, 3);
+  EXPECT_EQ(a.poll_interval, std::chrono::minutes(5));
+}
+
+TEST(LoaderTest, ConnectionKeysAreChecked) {
+  auto with = [](const std::string& lines) {
+    std::string yaml = Valid();
+    yaml.insert(yaml.find("webhooks:"), lines);
+    return Load(yaml);
+  };
+  auto r = with("    max_connections: 1\n");
+  EXPECT_TRUE(HasError(r, 6, 22, "must be between 2 and 1000 (one connection watches, one fetches), not 1")) << Dump(r);
+  r = with("    poll_interval: 100ms\n");
+  EXPECT_TRUE(HasError(r, 6, 20, "is shorter than 1s")) << Dump(r);
+  r = with("    notify: sometimes\n");
+  EXPECT_TRUE(HasError(r, 6, 13, "must be one of auto | off")) << Dump(r);
+  r = with("    folders: [{ name: INBOX, idel: true }]\n");
+  EXPECT_TRUE(HasError(r, 6, 30, "unknown key \"idel\"")) << Dump(r);
+  r = with("    folders: [{ idle: true }]\n");
+  EXPECT_TRUE(HasError(r, 6, 15, "has no \"name\"; add name: INBOX")) << Dump(r);
+}
+
 TEST(LoaderTest, UrlMustBeHttpOrHttpsWithAHost) {
   for (const char* bad : {"ftp://example.com/x", "https://", "tickets.internal/hook", "https://:80/x"}) {
     std::string yaml = Valid();

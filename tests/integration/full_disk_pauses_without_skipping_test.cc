@@ -68,9 +68,10 @@ TEST_F(PipelineTest, FullStateDiskPausesAndResumesWithoutSkipping) {
   const std::string cause = "the disk is full: free space on the volume holding state_dir";
   ASSERT_TRUE(daemon_.WaitForLog(cause, seconds(30), mark)) << daemon_.Log();
   std::string log = daemon_.Log().substr(mark);
-  EXPECT_TRUE(std::regex_search(log, std::regex(R"(imap\.reconnect account=test folder=INBOX attempt=\d+ delay_ms=\d+ )"
-                                                R"(cause="[^\n]*: database or disk is full; )" +
-                                                cause + "\"")))
+  EXPECT_TRUE(
+      std::regex_search(log, std::regex(R"(imap\.reconnect account=test connection=worker attempt=\d+ delay_ms=\d+ )"
+                                        R"(cause="[^\n]*: database or disk is full; )" +
+                                        cause + "\"")))
       << "want the imap.reconnect line with the store.full cause:\n"
       << log;
 

@@ -106,11 +106,13 @@ TEST_F(PipelineTest, StartFromNewDoesNotReplayOldMessagesAndSigtermExitsZero) {
   ASSERT_TRUE(receiver_.WaitFor(1, seconds(20))) << daemon_.Log();
   EXPECT_EQ(receiver_.Requests()[0].Json()["uid"], uid);
   // SIGTERM inside a command abandons the connection (its answer is half
-  // read); in IDLE it ends with LOGOUT. Wait until the watcher is back in
-  // IDLE after the message, so the test checks the LOGOUT path every time.
+  // read); between commands it ends with LOGOUT. Wait until the message was
+  // delivered (the worker is done with it) and the watch connection is in
+  // IDLE, so the test checks the LOGOUT path every time.
   const size_t processed = daemon_.Log().find("imap.message ");
   ASSERT_NE(processed, std::string::npos) << daemon_.Log();
-  ASSERT_TRUE(daemon_.WaitForLog("imap.idle", seconds(20), processed)) << daemon_.Log();
+  ASSERT_TRUE(daemon_.WaitForLog("delivery.ok", seconds(20), processed)) << daemon_.Log();
+  ASSERT_TRUE(daemon_.WaitForLog("imap.idle", seconds(20))) << daemon_.Log();
 
   MH_ASSERT_OK_AND_ASSIGN(int code, daemon_.Terminate());
   EXPECT_EQ(code, 0) << daemon_.Log();
