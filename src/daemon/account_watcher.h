@@ -26,6 +26,7 @@
 /// StopSignal fired.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -90,6 +91,8 @@ class AccountWatcher {
   /// Syncs the folders marked changed; a folder the server refuses (missing)
   /// is reported and skipped, any other error ends the session.
   util::Status SyncChanged(imap::Mailbox& session);
+  /// Marks the folders whose recheck is due; true if there was one.
+  bool RecheckDue(std::chrono::steady_clock::time_point now);
   /// STATUS of every polled folder; a change marks it.
   util::Status PollFolders(imap::Mailbox& session);
   /// Once, on the first connection: NOTIFY or IDLE + polling, and the watch
@@ -131,7 +134,9 @@ class AccountWatcher {
   // Worker thread only:
   bool decided_ = false;
   std::vector<std::optional<imap::FolderStatus>> last_status_;  // polled folders
-  std::vector<std::thread> watch_threads_;                      // started and joined by the worker
+  /// When to look again at a folder whose last sync found new mail.
+  std::vector<std::optional<std::chrono::steady_clock::time_point>> recheck_at_;
+  std::vector<std::thread> watch_threads_;  // started and joined by the worker
   std::thread worker_;
 };
 

@@ -80,6 +80,7 @@ util::Status FolderWatcher::SyncUnguarded(imap::Mailbox& session, store::Store& 
   if (auto s = work.Start(); !s.ok()) return s;
   if (auto s = work.CatchUp(); !s.ok()) return s;
   synced_once_ = true;
+  last_sync_found_new_ = work.found_new();
   metrics_.imap_connected.Set(1);
   state_ = WatchState::kIdling;
   return util::Ok();

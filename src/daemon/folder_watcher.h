@@ -70,6 +70,8 @@ class FolderWatcher {
   /// exception becomes an error (kCrashed). One caller at a time.
   util::Status Sync(imap::Mailbox& session, store::Store& store);
 
+  /// True when the last successful Sync found new messages.
+  bool last_sync_found_new() const { return last_sync_found_new_; }
   WatchState state() const { return state_.load(); }
   void set_state(WatchState s) { state_ = s; }
   const std::string& account() const { return account_.name; }
@@ -90,7 +92,8 @@ class FolderWatcher {
   std::function<void()> on_committed_;
   const util::FolderMetrics metrics_;  // this folder's series, bound once
   std::atomic<WatchState> state_{WatchState::kStarting};
-  bool synced_once_ = false;  // Sync caller only: logs the first sync at info
+  bool synced_once_ = false;          // Sync caller only: logs the first sync at info
+  bool last_sync_found_new_ = false;  // Sync caller only
   /// What every message of this folder is extracted with (the routes that
   /// decide it depend on the folder only) and the account's limits.
   mime::ExtractOptions extract_options_;

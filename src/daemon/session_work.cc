@@ -91,6 +91,7 @@ util::Status FolderWatcher::SessionWork::CatchUp() {
     log_->debug("imap.catch_up account={} folder={} from_uid={} count={}", w_.account_.name, w_.folder_,
                 committer_->mark().last_uid + 1, uids->size());
     if (auto s = Process(*uids, 0, false); !s.ok()) return s;
+    found_new_ = true;
     // Messages that arrived while we fetched: search again until a search
     // finds nothing new, so none waits for the next notification.
   }

@@ -57,6 +57,8 @@ class FolderWatcher::SessionWork {
   /// Resyncs by UID and processes until a search finds nothing new, then
   /// the post-actions.
   util::Status CatchUp();
+  /// True when CatchUp processed new messages.
+  bool found_new() const { return found_new_; }
 
  private:
   /// Asks the server what the plan of a `kind` start needs, and plans it.
@@ -118,6 +120,7 @@ class FolderWatcher::SessionWork {
   std::map<uint32_t, store::Attempt> attempts_;  // UIDs that failed before, by UID
   std::optional<BatchCommitter> committer_;      // set by Start(), from the plan's watermark
   bool inject_transient_ = false;                // set by Fault() for the message being gathered
+  bool found_new_ = false;                       // CatchUp processed new messages
   uint64_t whole_fetch_max_;                     // kWholeFetchMaxBytes, or the test override
 };
 

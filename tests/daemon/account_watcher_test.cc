@@ -118,6 +118,22 @@ TEST_F(AccountWatcherTest, IdleNoticesAMessageAndTheWorkerConnectionFetchesIt) {
   EXPECT_EQ(folder_.opens(), 2);
 }
 
+TEST_F(AccountWatcherTest, AFolderThatHadNewMailIsLookedAtAgainWithoutANotification) {
+  auto w = Make();
+  w->Start();
+  ASSERT_TRUE(WaitUntil([&] { return w->folders()[0]->state() == WatchState::kIdling && Count("IDLE") > 0; }));
+  folder_.Add("first");
+  announced_ = true;
+  // The sync that fetched it ended with a search that found nothing more.
+  ASSERT_TRUE(WaitUntil([&] { return EventUids() == std::vector<uint32_t>{1} && Count("SEARCH 2:*") > 0; }));
+  // Its push is lost (a burst's tail, coalesced between two IDLEs): only the
+  // recheck of a folder that just had mail can find it.
+  folder_.Add("second");
+  ASSERT_TRUE(WaitUntil([&] { return EventUids() == (std::vector<uint32_t>{1, 2}); }));
+  stop_.Fire();
+  w->Join();
+}
+
 TEST_F(AccountWatcherTest, WithoutIdleTheFolderIsPolledWithStatusOnTheWorkerConnection) {
   folder_.SetCapabilities({});
   auto w = Make();
