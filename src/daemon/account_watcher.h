@@ -91,6 +91,8 @@ class AccountWatcher {
   /// Syncs the folders marked changed; a folder the server refuses (missing)
   /// is reported and skipped, any other error ends the session.
   util::Status SyncChanged(imap::Mailbox& session);
+  /// After a successful sync of `i`: when to look at it again (see kRecheckFirst).
+  void ScheduleRecheck(size_t i);
   /// Marks the folders whose recheck is due; true if there was one.
   bool RecheckDue(std::chrono::steady_clock::time_point now);
   /// STATUS of every polled folder; a change marks it.
@@ -136,7 +138,8 @@ class AccountWatcher {
   std::vector<std::optional<imap::FolderStatus>> last_status_;  // polled folders
   /// When to look again at a folder whose last sync found new mail.
   std::vector<std::optional<std::chrono::steady_clock::time_point>> recheck_at_;
-  std::vector<std::thread> watch_threads_;  // started and joined by the worker
+  std::vector<std::chrono::milliseconds> recheck_delay_;  // 0: no recheck pending
+  std::vector<std::thread> watch_threads_;                // started and joined by the worker
   std::thread worker_;
 };
 
