@@ -380,6 +380,7 @@ void AccountWatcher::DecideWatches(const imap::Mailbox& first) {
   for (size_t i = 0; i < plan.size(); ++i) {
     watch_[i] = plan[i];
     folders_[i]->metrics().polled.Set(plan[i] == FolderWatch::kPoll ? 1 : 0);
+    if (plan[i] == FolderWatch::kPoll) folders_[i]->set_watched(true);  // by the worker
     idle += plan[i] == FolderWatch::kIdle;
     polled += plan[i] == FolderWatch::kPoll;
   }
@@ -418,6 +419,7 @@ void AccountWatcher::WatchLost(const std::vector<size_t>& watched, const util::S
   // the server itself went away (then the worker reconnects too).
   const WatchState down = !why.ok() && why.error().NeedsOperator() ? WatchState::kNeedsOperator : WatchState::kBackoff;
   for (size_t i : watched) {
+    folders_[i]->set_watched(false);
     folders_[i]->set_state(down);
     folders_[i]->metrics().imap_connected.Set(0);
     folders_[i]->metrics().imap_reconnects.Inc();
@@ -430,6 +432,7 @@ util::Status AccountWatcher::NotifySession() {
   if (!conn.ok()) return conn.error();
   imap::Mailbox& session = ***conn;
   if (auto s = session.NotifySet(account_.folders); !s.ok()) return s;
+  for (auto& f : folders_) f->set_watched(true);
   MarkAllChanged();  // what came while this connection was down
   std::vector<imap::FolderEvent> events;
   while (!stop_.fired()) {
@@ -471,6 +474,7 @@ util::Status AccountWatcher::IdleSession(size_t i) {
   imap::Mailbox& session = ***conn;
   auto info = session.Select(folders_[i]->folder());
   if (!info.ok()) return info.error();
+  folders_[i]->set_watched(true);
   MarkChanged(i);  // what came while this connection was down
   while (!stop_.fired()) {
     util::Log(util::Area::kImap).debug("imap.idle account={} folder={}", account_.name, folders_[i]->folder());

@@ -102,6 +102,9 @@ http::Readiness Readiness(const std::vector<std::unique_ptr<AccountWatcher>>& ac
       if (s != WatchState::kIdling && s != WatchState::kCatchingUp) {
         r.ready = false;
         r.not_ready.push_back(w->account() + "/" + w->folder() + ": " + WatchStateName(s));
+      } else if (!w->watched()) {
+        r.ready = false;
+        r.not_ready.push_back(w->account() + "/" + w->folder() + ": its NOTIFY or IDLE connection is not up");
       }
     }
   }

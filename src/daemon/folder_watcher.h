@@ -74,6 +74,10 @@ class FolderWatcher {
   bool last_sync_found_new() const { return last_sync_found_new_; }
   WatchState state() const { return state_.load(); }
   void set_state(WatchState s) { state_ = s; }
+  /// True while something notices the folder's changes: its NOTIFY or IDLE
+  /// connection is up, or it is polled. Set by the account watcher.
+  bool watched() const { return watched_.load(); }
+  void set_watched(bool w) { watched_ = w; }
   const std::string& account() const { return account_.name; }
   const std::string& folder() const { return folder_; }
   const util::FolderMetrics& metrics() const { return metrics_; }
@@ -92,6 +96,7 @@ class FolderWatcher {
   std::function<void()> on_committed_;
   const util::FolderMetrics metrics_;  // this folder's series, bound once
   std::atomic<WatchState> state_{WatchState::kStarting};
+  std::atomic<bool> watched_{false};
   bool synced_once_ = false;          // Sync caller only: logs the first sync at info
   bool last_sync_found_new_ = false;  // Sync caller only
   /// What every message of this folder is extracted with (the routes that

@@ -106,6 +106,7 @@ TEST_F(AccountWatcherTest, IdleNoticesAMessageAndTheWorkerConnectionFetchesIt) {
   w->Start();
   ASSERT_TRUE(WaitUntil([&] { return w->folders()[0]->state() == WatchState::kIdling && Count("IDLE") > 0; }));
   EXPECT_EQ(w->watch(0), FolderWatch::kIdle);
+  EXPECT_TRUE(w->folders()[0]->watched()) << "its IDLE connection is up";
   EXPECT_EQ(w->connections(), 2) << "one watches, one fetches";
   folder_.Add("new");
   announced_ = true;
