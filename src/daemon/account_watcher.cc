@@ -162,7 +162,11 @@ std::vector<size_t> AccountWatcher::TakeChanged() {
   work_.Clear();  // before reading: a mark after this fires it again
   util::MutexLock lock(mu_);
   std::vector<size_t> out;
-  for (size_t i = 0; i < changed_.size(); ++i) {
+  // From first_, not from 0: a folder whose sync breaks the session must not
+  // keep the folders after it from ever being synced.
+  const size_t n = changed_.size();
+  for (size_t k = 0; k < n; ++k) {
+    const size_t i = (first_ + k) % n;
     if (changed_[i]) out.push_back(i);
     changed_[i] = false;
   }
@@ -297,8 +301,10 @@ util::Status AccountWatcher::SyncChanged(imap::Mailbox& session) {
       ReportMissing(i, true, s.error().message());
       continue;
     }
-    // The session broke: what was not synced is synced on the next one.
+    // The session broke: what was not synced is synced on the next one,
+    // starting after this folder (it may be what breaks it).
     for (size_t rest = k; rest < changed.size(); ++rest) MarkChanged(changed[rest]);
+    first_ = (i + 1) % folders_.size();
     return s;
   }
   return util::Ok();
@@ -329,11 +335,14 @@ bool AccountWatcher::RecheckDue(std::chrono::steady_clock::time_point now) {
 
 util::Status AccountWatcher::PollFolders(imap::Mailbox& session) {
   for (size_t i = 0; i < folders_.size() && !stop_.fired(); ++i) {
-    if (watch_[i].load() != FolderWatch::kPoll) continue;
+    // Polled: beyond the connection budget, or its watch connection is down.
+    if (watch_[i].load() != FolderWatch::kPoll && folders_[i]->watched()) continue;
     auto status = session.Status(folders_[i]->folder());
     if (!status.ok()) {
       if (!status.error().NeedsOperator()) return status.error();
+      folders_[i]->set_state(WatchState::kNeedsOperator);
       ReportMissing(i, true, status.error().message());
+      last_status_[i].reset();  // marked again once it answers
       continue;
     }
     auto& last = last_status_[i];
@@ -480,7 +489,9 @@ util::Status AccountWatcher::IdleSession(size_t i) {
     util::Log(util::Area::kImap).debug("imap.idle account={} folder={}", account_.name, folders_[i]->folder());
     auto wake = session.Idle(account_.idle_refresh);
     if (!wake.ok()) return wake.error();
-    if (*wake == imap::IdleWake::kActivity) MarkChanged(i);
+    // A timeout too: an EXISTS that came between the timeout and DONE's
+    // answer is not reported as activity.
+    if (*wake == imap::IdleWake::kActivity || *wake == imap::IdleWake::kTimeout) MarkChanged(i);
     if (*wake == imap::IdleWake::kStopped) break;
   }
   return util::Ok();

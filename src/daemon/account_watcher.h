@@ -135,6 +135,7 @@ class AccountWatcher {
   std::atomic<int> connections_{0};
   // Worker thread only:
   bool decided_ = false;
+  size_t first_ = 0;  // where TakeChanged starts (after a folder that broke the session)
   std::vector<std::optional<imap::FolderStatus>> last_status_;  // polled folders
   /// When to look again at a folder whose last sync found new mail.
   std::vector<std::optional<std::chrono::steady_clock::time_point>> recheck_at_;

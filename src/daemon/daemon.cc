@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -19,11 +20,6 @@
 
 namespace mailhook::daemon {
 namespace {
-
-// SQLite connections the account watchers share: a folder sync holds one
-// while it fetches, so this many accounts fetch at once; more would only
-// add page caches (each WAL reader is cheap, but not free).
-constexpr int kStoreConnections = 4;
 
 // mailhook creates state_dir 0700 and its files 0600 (store::Store::Open). An
 // existing directory is left as the operator made it (a volume root, a group
@@ -120,8 +116,11 @@ int RunDaemon(const config::Config& config, const std::string& version, StopSign
   std::unique_ptr<StateDirLock> lock;  // held until the daemon returns
   std::unique_ptr<store::Store> store = OpenState(config, lock);
   if (!store) return 1;
-  // The watchers' few SQLite connections: a sync holds one for a folder.
-  StorePool stores(config.state_dir, kStoreConnections);
+  // The watchers' SQLite connections: one per account at most (each account
+  // syncs one folder at a time, and holds a connection for the whole sync,
+  // network included, so fewer would let slow accounts stall the others),
+  // opened as used; before: one per folder.
+  StorePool stores(config.state_dir, static_cast<int>(std::max<size_t>(config.accounts.size(), 1)));
   stores.Adopt(std::move(store));
 
   delivery::Dispatcher dispatcher(config, version, metrics);

@@ -52,8 +52,13 @@ class AccountWatcherTest : public ::testing::Test {
     // IDLE reports activity once a test announced a message (Announce), else
     // waits as a quiet server would.
     folder_.OnIdle([this] {
-      if (announced_.exchange(false)) return imap::IdleWake::kActivity;
-      return stop_.WaitFor(milliseconds(20)) ? imap::IdleWake::kStopped : imap::IdleWake::kTimeout;
+      // As a quiet server: nothing until a test announces a message or stop
+      // fires (a timeout, which also makes the watcher sync, only after 60 s).
+      for (int i = 0; i < 6000; ++i) {
+        if (announced_.exchange(false)) return imap::IdleWake::kActivity;
+        if (stop_.WaitFor(milliseconds(10))) return imap::IdleWake::kStopped;
+      }
+      return imap::IdleWake::kTimeout;
     });
   }
   std::unique_ptr<AccountWatcher> Make() {
