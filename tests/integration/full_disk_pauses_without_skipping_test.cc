@@ -67,6 +67,9 @@ TEST_F(PipelineTest, FullStateDiskPausesAndResumesWithoutSkipping) {
   // state_dir"), not any error that happens to mention "full".
   const std::string cause = "the disk is full: free space on the volume holding state_dir";
   ASSERT_TRUE(daemon_.WaitForLog(cause, seconds(30), mark)) << daemon_.Log();
+  // The dispatcher may meet the full disk first (its lease update): wait for
+  // the worker's own reconnect line, not just any line with the cause.
+  ASSERT_TRUE(daemon_.WaitForLog("imap.reconnect account=test connection=worker", seconds(30), mark)) << daemon_.Log();
   std::string log = daemon_.Log().substr(mark);
   EXPECT_TRUE(
       std::regex_search(log, std::regex(R"(imap\.reconnect account=test connection=worker attempt=\d+ delay_ms=\d+ )"
