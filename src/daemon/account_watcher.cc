@@ -233,13 +233,7 @@ void AccountWatcher::RunWorker() {
   RunWithBackoff(
       "worker", [this] { return WorkerSession(); },
       [this](const util::Status& s) {
-        const WatchState down =
-            !s.ok() && s.error().NeedsOperator() ? WatchState::kNeedsOperator : WatchState::kBackoff;
-        for (auto& f : folders_) {
-          if (f->state() != WatchState::kCrashed) f->set_state(down);
-          f->metrics().imap_connected.Set(0);
-          f->metrics().imap_reconnects.Inc();
-        }
+        for (auto& f : folders_) ConnectionLost(*f, s);
       });
   for (auto& t : watch_threads_) t.join();
   for (auto& f : folders_) f->set_state(WatchState::kStopped);
@@ -426,14 +420,20 @@ void AccountWatcher::WatchLost(const std::vector<size_t>& watched, const util::S
   // Nothing reports these folders' changes until the watch is back: /readyz
   // says so, and the worker syncs them now, which also finds out whether
   // the server itself went away (then the worker reconnects too).
-  const WatchState down = !why.ok() && why.error().NeedsOperator() ? WatchState::kNeedsOperator : WatchState::kBackoff;
   for (size_t i : watched) {
     folders_[i]->set_watched(false);
-    folders_[i]->set_state(down);
-    folders_[i]->metrics().imap_connected.Set(0);
-    folders_[i]->metrics().imap_reconnects.Inc();
+    ConnectionLost(*folders_[i], why);
     MarkChanged(i);
   }
+}
+
+void AccountWatcher::ConnectionLost(FolderWatcher& folder, const util::Status& why) {
+  // A crash stays visible as such until the next sync.
+  if (folder.state() != WatchState::kCrashed) {
+    folder.set_state(!why.ok() && why.error().NeedsOperator() ? WatchState::kNeedsOperator : WatchState::kBackoff);
+  }
+  folder.metrics().imap_connected.Set(0);
+  folder.metrics().imap_reconnects.Inc();
 }
 
 util::Status AccountWatcher::NotifySession() {

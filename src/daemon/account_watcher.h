@@ -104,6 +104,8 @@ class AccountWatcher {
   /// A watch connection of `watched` folders broke: they are not ready until
   /// a sync, which the worker does at once.
   void WatchLost(const std::vector<size_t>& watched, const util::Status& why);
+  /// A connection `folder` depends on ended with `why`: its state and metrics say so.
+  static void ConnectionLost(FolderWatcher& folder, const util::Status& why);
   util::Status IdleSession(size_t folder);
   /// Runs `session` again and again (backoff between, slow for errors an
   /// operator must fix) until stop fires; `role` names it in logs.

@@ -442,6 +442,27 @@ util::Result<std::vector<MessageMeta>> Session::FetchMetaItems(const std::vector
 }
 
 namespace {
+/// The UID and the BODY[...] section of each FETCH response, by sequence
+/// number: the two may come in separate responses (RFC 3501 §7.4.2), and
+/// unsolicited ones (flag changes) carry no body. Points into `result`.
+using BodiesByNumber = std::map<uint32_t, std::pair<uint32_t, const mailimap_msg_att_body_section*>>;
+
+BodiesByNumber UidAndBodyByNumber(clist* result) {
+  BodiesByNumber by_number;
+  for (clistiter* it = result ? clist_begin(result) : nullptr; it; it = clist_next(it)) {
+    auto* att = static_cast<mailimap_msg_att*>(clist_content(it));
+    auto& [got_uid, body] = by_number[att->att_number];
+    for (clistiter* a = clist_begin(att->att_list); a; a = clist_next(a)) {
+      auto* item = static_cast<mailimap_msg_att_item*>(clist_content(a));
+      if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC || !item->att_data.att_static) continue;
+      auto* st = item->att_data.att_static;
+      if (st->att_type == MAILIMAP_MSG_ATT_UID) got_uid = st->att_data.att_uid;
+      if (st->att_type == MAILIMAP_MSG_ATT_BODY_SECTION) body = st->att_data.att_body_section;
+    }
+  }
+  return by_number;
+}
+
 // `body_att` is a BODY.PEEK[...] fetch item; it is owned by the request from
 // here. `max_length`: a partial fetch's length; more is refused.
 util::Result<std::string> FetchOneSection(mailimap* imap, uint32_t uid, mailimap_fetch_att* body_att,
@@ -454,20 +475,7 @@ util::Result<std::string> FetchOneSection(mailimap* imap, uint32_t uid, mailimap
   int r = mailimap_uid_fetch(imap, set.get(), type.get(), &raw);
   FetchResultPtr result(raw);
   if (r != MAILIMAP_NO_ERROR) return error(r);
-  // Merged by sequence number: the UID and the body may come in separate
-  // FETCH responses (RFC 3501 §7.4.2).
-  std::map<uint32_t, std::pair<uint32_t, const mailimap_msg_att_body_section*>> by_number;
-  for (clistiter* it = result ? clist_begin(result.get()) : nullptr; it; it = clist_next(it)) {
-    auto* att = static_cast<mailimap_msg_att*>(clist_content(it));
-    auto& [got_uid, body] = by_number[att->att_number];
-    for (clistiter* a = clist_begin(att->att_list); a; a = clist_next(a)) {
-      auto* item = static_cast<mailimap_msg_att_item*>(clist_content(a));
-      if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC || !item->att_data.att_static) continue;
-      auto* st = item->att_data.att_static;
-      if (st->att_type == MAILIMAP_MSG_ATT_UID) got_uid = st->att_data.att_uid;
-      if (st->att_type == MAILIMAP_MSG_ATT_BODY_SECTION) body = st->att_data.att_body_section;
-    }
-  }
+  const BodiesByNumber by_number = UidAndBodyByNumber(result.get());
   for (const auto& [number, found] : by_number) {
     const auto& [got_uid, body] = found;
     if (got_uid != uid || !body) continue;
@@ -653,20 +661,7 @@ util::Result<std::map<uint32_t, std::string>> Session::FetchWholeMessages(const 
   int r = mailimap_uid_fetch(imap_.get(), set.get(), type.get(), &raw);
   FetchResultPtr result(raw);
   if (r != MAILIMAP_NO_ERROR) return CommandError("uid_fetch", r);
-  // Merged by sequence number: the UID and the body may come in separate
-  // FETCH responses (RFC 3501 §7.4.2); unsolicited ones carry no body.
-  std::map<uint32_t, std::pair<uint32_t, const mailimap_msg_att_body_section*>> by_number;
-  for (clistiter* it = result ? clist_begin(result.get()) : nullptr; it; it = clist_next(it)) {
-    auto* att = static_cast<mailimap_msg_att*>(clist_content(it));
-    auto& [got_uid, body] = by_number[att->att_number];
-    for (clistiter* a = clist_begin(att->att_list); a; a = clist_next(a)) {
-      auto* item = static_cast<mailimap_msg_att_item*>(clist_content(a));
-      if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC || !item->att_data.att_static) continue;
-      auto* st = item->att_data.att_static;
-      if (st->att_type == MAILIMAP_MSG_ATT_UID) got_uid = st->att_data.att_uid;
-      if (st->att_type == MAILIMAP_MSG_ATT_BODY_SECTION) body = st->att_data.att_body_section;
-    }
-  }
+  const BodiesByNumber by_number = UidAndBodyByNumber(result.get());
   for (const auto& [number, found] : by_number) {
     const auto& [got_uid, body] = found;
     if (!body || std::find(uids.begin(), uids.end(), got_uid) == uids.end()) continue;
