@@ -175,6 +175,12 @@ webhooks:
     url: http://127.0.0.1:$SINK_PORT/events
     secret_file: /run/secrets/webhook_secret
     retry_schedule: [1s, 2s, 5s]
+# A ready-made hook from the image (not hidden by the mounted config folder),
+# writing to the state volume (the root filesystem is read-only).
+hooks:
+  - name: log
+    command: ["/usr/local/lib/mailhook/hooks/append-jsonl.sh", "/var/lib/mailhook/output/events.jsonl"]
+    retry_schedule: [1s, 2s, 5s]
 YML
 chmod 0644 "$WORK/config/mailhook.yml"
 mkdir "$WORK/secrets"
@@ -201,6 +207,19 @@ wait_ready() {  # NAME: /readyz answers 200 (every folder watched)
   done
 }
 
+# --- secrets only root may read: exit 2 with the cause and the fix ------------------------------
+mkdir "$WORK/root-secrets"
+cp "$WORK/secrets"/* "$WORK/root-secrets/"
+chown -R 0:0 "$WORK/root-secrets"
+chmod 0400 "$WORK/root-secrets"/*
+rc=0
+"$DOCKER" run --rm --network none -v "$WORK/config:/etc/mailhook:ro" -v "$WORK/root-secrets:/run/secrets:ro" \
+  mailhook:latest >"$WORK/root-secrets.log" 2>&1 || rc=$?
+((rc == 2)) || die "root-only secrets: exit $rc, expected 2: $(cat "$WORK/root-secrets.log")"
+grep -q 'Permission denied.*uid 10001 gid 10001.*chown 10001:10001' "$WORK/root-secrets.log" \
+  || die "root-only secrets: the error does not name the uid and the chown: $(cat "$WORK/root-secrets.log")"
+say "root-only secrets: exit 2, the error names uid/gid 10001 and the chown"
+
 # --- first container: an event, healthy, SIGTERM → exit 0 ----------------------------------
 say "running $ID-1 (--network host, --init, read-only, secrets 0400 owned by 10001)"
 run_container "$ID-1"
@@ -212,6 +231,12 @@ wait_ready "$ID-1"
 append first
 wait_count first 1 60
 say "event \"first\" arrived at the sink"
+deadline=$((SECONDS + 30))
+until "$DOCKER" exec "$ID-1" grep -q '"subject":"first"' /var/lib/mailhook/output/events.jsonl 2>/dev/null; do
+  ((SECONDS < deadline)) || die "the ready-made hook append-jsonl.sh wrote no event to the state volume in 30 s"
+  sleep 0.2
+done
+say "the image's append-jsonl.sh hook wrote the event to /var/lib/mailhook/output"
 wait_health "$ID-1" healthy 60
 say "health: healthy"
 start_ms=$(date +%s%3N)
