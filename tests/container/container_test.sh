@@ -226,7 +226,10 @@ run_container "$ID-1"
 wait_ready "$ID-1"
 [[ $("$DOCKER" exec "$ID-1" id) == "uid=10001(mailhook) gid=10001(mailhook) groups=10001(mailhook)" ]] \
   || die "the container does not run as uid/gid 10001: $("$DOCKER" exec "$ID-1" id)"
-"$DOCKER" logs "$ID-1" 2>&1 | grep -q 'daemon.http_loopback_in_container' \
+# (Logs to a file first: `docker logs | grep -q` fails under pipefail when
+# grep stops reading early.)
+"$DOCKER" logs "$ID-1" >"$WORK/run-1.log" 2>&1
+grep -q 'daemon.http_loopback_in_container' "$WORK/run-1.log" \
   || die "no daemon.http_loopback_in_container warning for a loopback http.listen in a container"
 append first
 wait_count first 1 60
@@ -277,7 +280,8 @@ if command -v docker-compose >/dev/null; then
     || { tail -30 "$WORK/compose-build.log" >&2; die "compose build demo-dovecot failed"; }
   "${COMPOSE[@]}" up -d >"$WORK/compose-up.log" 2>&1 || { cat "$WORK/compose-up.log" >&2; die "compose up failed"; }
   deadline=$((SECONDS + 90))
-  until "${COMPOSE[@]}" logs --no-color demo-sink 2>/dev/null | grep -q '"type":"message.received"'; do
+  until "${COMPOSE[@]}" logs --no-color demo-sink >"$WORK/demo-sink.log" 2>&1 \
+    && grep -q '"type":"message.received"' "$WORK/demo-sink.log"; do
     if ((SECONDS >= deadline)); then
       "${COMPOSE[@]}" logs --no-color --tail 30 >&2 || true
       die "no event at the demo sink within 90 s"
