@@ -3,7 +3,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <set>
+
+#include "util/subprocess.h"
 
 namespace mailhook::config::internal {
 namespace {
@@ -108,10 +111,13 @@ void Loader::ParseHook(const YAML::Node& node, size_t index, Config& cfg) {
   } else if (command.IsScalar()) {
     Fail(command, "\"command\" in " + where +
                       " must be a list (argv; no shell runs it), e.g. "
-                      "command: [\"/etc/mailhook/hooks/save.sh\", \"/data\"]");
+                      "command: [\"/usr/local/bin/save-event\", \"/var/lib/mailhook/events\"]");
   } else if (auto argv = List(node, "command", where, "[\"/path/to/script\", \"arg\"]")) {
     if (argv->empty() || (*argv)[0].empty()) {
       Fail(command, "\"command\" in " + where + " is empty; give the program to run first");
+    } else if (auto program = util::FindProgram((*argv)[0], std::getenv("PATH")); !program.ok()) {
+      // Refused here (check and start-up alike), not at the first event.
+      Fail(command[0], "\"command\" in " + where + ": " + program.error().message());
     } else {
       h.command = *argv;
     }
