@@ -15,11 +15,15 @@
 //    the HTTP port, secret keys, the security settings, probes, one replica).
 // 4. `mailhook check` on the ConfigMap's mailhook.yml, with the secret files
 //    of secret.example.yaml in a temporary directory.
+// 5. `mailhook run` on it (moved to loopback): the probes' answers and the
+//    stop time that the StatefulSet relies on.
 // Each step also runs on deliberately broken copies and must reject them, so
 // a validator that accepts everything fails this test.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
+import http from "node:http";
 import { createRequire } from "node:module";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -106,6 +110,73 @@ function unknownFieldErrors(items) {
   } finally {
     fs.rmSync(gen, { recursive: true, force: true });
   }
+}
+
+// ------------------------------------------------------- a pod-like daemon
+const until = async (what, fn, ms = 20000) => {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+};
+const httpStatus = (port, p) =>
+  new Promise((resolve) => {
+    http.get({ host: "127.0.0.1", port, path: p, timeout: 3000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    }).on("error", (e) => resolve(e.message));
+  });
+const closedPort = () =>
+  new Promise((resolve) => {
+    const srv = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+
+async function runLikeThePod(text) {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "mailhook-k8s-run-"));
+  const out = { detail: "" };
+  let child;
+  try {
+    const doc = YAML.parseDocument(text.split(`${secretMount}/`).join(`${tmp}/`));
+    for (const [k, v] of Object.entries(secretExample?.stringData ?? {})) fs.writeFileSync(path.join(tmp, k), v);
+    doc.set("state_dir", path.join(tmp, "state"));
+    doc.setIn(["http", "listen"], "127.0.0.1:0");
+    const imapPort = await closedPort();
+    doc.get("accounts").items.forEach((a) => {
+      a.set("host", "127.0.0.1");
+      a.set("port", imapPort);
+    });
+    fs.writeFileSync(path.join(tmp, "mailhook.yml"), doc.toString());
+    let log = "";
+    child = spawn(mailhook, ["run", "-c", path.join(tmp, "mailhook.yml")], { stdio: ["ignore", "ignore", "pipe"] });
+    child.stderr.on("data", (d) => (log += d));
+    const exited = new Promise((resolve) => {
+      child.on("exit", (code) => resolve(code));
+      child.on("error", (e) => resolve(e.message));
+    });
+    const portFile = path.join(tmp, "state", "http.port");
+    const port = await until("the port file", () => fs.existsSync(portFile) && Number(fs.readFileSync(portFile, "utf8")));
+    await until("a refused IMAP connect in the log", () => /imap\.reconnect .*Connection refused/.test(log));
+    out.healthz = await httpStatus(port, "/healthz");
+    out.readyz = await httpStatus(port, "/readyz");
+    const t0 = Date.now();
+    child.kill("SIGTERM");
+    out.exit = await exited;
+    out.stopMs = Date.now() - t0;
+    child = null;
+    out.detail = log.split("\n").slice(-4).join("\n");
+  } catch (e) {
+    out.detail = e.message;
+  } finally {
+    if (child) child.kill("SIGKILL");
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  return out;
 }
 
 // ------------------------------------------------------------ the manifests
@@ -270,6 +341,22 @@ const good = mailhookCheck(configText);
 check(good.status === 0 && /OK/.test(good.output), "mailhook check accepts the ConfigMap's mailhook.yml", good.output);
 const bad = mailhookCheck(`${configText}unknown_key: 1\n`);
 check(bad.status === 2 && /unknown_key/.test(bad.output), "rejected (mailhook check): an unknown key", bad.output);
+
+// ----------------------------------------------------------------------- 5
+// The pod's life as the manifests assume it: `mailhook run` on the
+// ConfigMap's config, with the IMAP server, the listen address and state_dir
+// moved to loopback and a temporary directory. The IMAP port refuses
+// connections: /healthz (startup, liveness) must stay 200 after the failed
+// connect, /readyz (readiness) 503; SIGTERM must end it with exit 0 well
+// within terminationGracePeriodSeconds.
+const grace = podSpec.terminationGracePeriodSeconds ?? 30;
+const life = await runLikeThePod(configText);
+check(life.healthz === 200, "after a failed IMAP connect: /healthz 200 (liveness keeps the pod)", life.detail);
+check(life.readyz === 503, "after a failed IMAP connect: /readyz 503 (NotReady)", life.detail);
+check(life.exit === 0 && life.stopMs < grace * 1000 / 3,
+  `SIGTERM: exit 0 within a third of terminationGracePeriodSeconds (${grace} s)`,
+  `exit ${life.exit} after ${life.stopMs} ms; ${life.detail}`);
+if (life.stopMs !== undefined) console.log(`     (stopped in ${life.stopMs} ms)`);
 
 console.log(`\ndeploy/kubernetes: ${passed} passed, ${failed} failed`);
 process.exit(failed === 0 ? 0 : 1);
