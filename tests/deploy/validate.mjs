@@ -306,6 +306,13 @@ check(psc.runAsUser === 10001 && psc.runAsGroup === 10001 && psc.fsGroup === 100
     psc.seccompProfile?.type === "RuntimeDefault", "pod runs as 10001:10001, fsGroup 10001, seccomp RuntimeDefault");
 check(csc.readOnlyRootFilesystem === true && csc.allowPrivilegeEscalation === false &&
     JSON.stringify(csc.capabilities?.drop) === '["ALL"]', "read-only root, no privilege escalation, no capability");
+// The namespace enforces Pod Security "restricted": what the fields above do
+// not cover (volume types, host namespaces, added capabilities).
+const restrictedVolume = ["configMap", "secret", "emptyDir", "persistentVolumeClaim", "projected", "downwardAPI"];
+check((podSpec.volumes ?? []).every((v) => Object.keys(v).some((k) => restrictedVolume.includes(k))) &&
+    !podSpec.hostNetwork && !podSpec.hostPID && !podSpec.hostIPC && !csc.capabilities?.add &&
+    find("Namespace")?.metadata?.labels?.["pod-security.kubernetes.io/enforce"] === "restricted",
+  "Pod Security restricted: enforced on the namespace; volume types, no host namespaces, no added capability");
 check(volumes.secrets?.secret?.defaultMode === 0o400 &&
     volumes.secrets?.secret?.secretName === secretExample?.metadata?.name, "secrets mounted 0400 from the Secret");
 const service = find("Service");
