@@ -13,6 +13,9 @@
 #include <openssl/hmac.h>
 
 #include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
 
 #include "pipeline_fixture.h"
 
@@ -42,6 +45,33 @@ std::string SignV1(const std::string& key, const std::string& id, const std::str
   out.resize(
       static_cast<size_t>(EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), mac, static_cast<int>(len))));
   return "v1," + out;
+}
+
+/// The field paths documented in docs/events.md for `message.received`: the
+/// rows "| `path` |" of its "Envelope" and "message.received" sections.
+std::set<std::string> DocumentedReceivedFields() {
+  std::ifstream in(std::string(MAILHOOK_SOURCE_DIR) + "/docs/events.md");
+  static const std::regex kRow(R"(^\| `([a-z0-9_.\[\]]+)` \|)");
+  std::set<std::string> fields;
+  std::string line, section;
+  while (std::getline(in, line)) {
+    if (line.starts_with("## ")) section = line.substr(3);
+    std::smatch m;
+    if ((section.starts_with("Envelope") || section == "message.received") && std::regex_search(line, m, kRow)) {
+      fields.insert(m[1]);
+    }
+  }
+  return fields;
+}
+
+/// Every field path of an event, lists as "[]" (their first element's fields).
+void FieldPaths(const nlohmann::json& j, const std::string& prefix, std::set<std::string>& out) {
+  for (const auto& [key, value] : j.items()) {
+    const std::string path = prefix.empty() ? key : prefix + "." + key;
+    out.insert(path);
+    if (value.is_object()) FieldPaths(value, path, out);
+    if (value.is_array() && !value.empty() && value[0].is_object()) FieldPaths(value[0], path + "[]", out);
+  }
 }
 
 /// What a receiver got: the three signing headers and the raw body.
@@ -130,6 +160,27 @@ TEST_F(DocsSignatureSnippetsTest, PythonNodeAndGoVerifyARealEvent) {
   ASSERT_TRUE(built.ok());
   ASSERT_EQ(built->exit_code, 0) << built->err;
   CheckSnippet({binary}, real);
+}
+
+// docs/events.md lists exactly the fields of a real message.received event
+// (with an attachment, attachments: metadata; content_base64 appears only
+// with attachments: content).
+TEST_F(DocsSignatureSnippetsTest, EventReferenceListsTheFieldsOfARealEvent) {
+  Delivery real = RealDelivery();
+  ASSERT_FALSE(real.body.empty());
+  auto event = nlohmann::json::parse(real.body);
+  ASSERT_FALSE(event["message"]["attachments"].empty()) << real.body;
+  std::set<std::string> sent;
+  FieldPaths(event, "", sent);
+  std::set<std::string> documented = DocumentedReceivedFields();
+  ASSERT_GT(documented.size(), 20u) << "docs/events.md field rows not found";
+  for (std::string path : sent) {
+    // to, cc and reply_to entries are documented once, as from's.
+    path = std::regex_replace(path, std::regex(R"(^message\.(to|cc|reply_to)\[\])"), "message.from[]");
+    EXPECT_TRUE(documented.contains(path)) << "not documented: " << path;
+  }
+  documented.erase("message.attachments[].content_base64");
+  for (const auto& path : documented) EXPECT_TRUE(sent.contains(path)) << "documented but not sent: " << path;
 }
 
 }  // namespace
