@@ -9,15 +9,6 @@
 #include "util/subprocess.h"
 
 namespace mailhook::config::internal {
-namespace {
-
-constexpr std::string_view kHookKeys[] = {
-    "name",           "command",     "timeout", "match",   "attachments", "max_attachment_bytes",
-    "retry_schedule", "concurrency", "env",     "pass_env"};
-constexpr std::string_view kEnvValueKeys[] = {"file", "command"};
-
-}  // namespace
-
 /// An environment variable name for a hook: a POSIX shell name.
 bool Loader::CheckEnvName(const YAML::Node& at, const std::string& name, const std::string& where) {
   bool ok = !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0])) &&
@@ -71,7 +62,7 @@ std::optional<SecretRef> Loader::EnvValue(const YAML::Node& value, const std::st
     Fail(value, value_where + " must be a string, { file: PATH } or { command: [argv] }");
     return std::nullopt;
   }
-  if (!CheckKeys(value, kEnvValueKeys, value_where)) return std::nullopt;
+  if (!CheckKeys(value, keys::kEnvValue, value_where)) return std::nullopt;
   bool file = Present(value["file"]), command = Present(value["command"]);
   if (file == command) {
     // Neither, with other keys: CheckKeys has named the known ones.
@@ -103,7 +94,7 @@ void Loader::ParseHookPassEnv(const YAML::Node& node, const std::string& where, 
 void Loader::ParseHook(const YAML::Node& node, size_t index, Config& cfg) {
   Hook h;
   std::string where = EntryName(node, "hook", "hooks", index, h.name);
-  if (!CheckKeys(node, kHookKeys, where)) return;
+  if (!CheckKeys(node, keys::kHook, where)) return;
   ClaimTargetName(node, "hook", h.name);
   YAML::Node command = node["command"];
   if (!Present(command)) {
