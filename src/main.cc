@@ -4,6 +4,7 @@
 #include <malloc.h>
 #include <signal.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <iostream>
 #include <thread>
@@ -63,15 +64,20 @@ int Run(const std::string& path) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
   daemon::StopSignal stop;
+  std::atomic<bool> failed{false};
   std::thread signals([&] {
     int sig = 0;
     sigwait(&set, &sig);
-    util::Log(util::Area::kDaemon).info("daemon.signal signal={}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    // Our own wake-up after a failed start is not a signal anyone sent.
+    if (!failed.load()) {
+      util::Log(util::Area::kDaemon).info("daemon.signal signal={}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    }
     stop.Fire();
   });
   int code = daemon::RunDaemon(*cfg, MAILHOOK_VERSION, stop);
   if (!stop.fired()) {
     // RunDaemon failed on its own: wake the signal thread so it can be joined.
+    failed.store(true);
     stop.Fire();
     kill(getpid(), SIGTERM);
   }

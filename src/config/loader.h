@@ -10,6 +10,7 @@
 #include <string>
 #include <utility>
 
+#include "config/key_catalog.h"
 #include "config/secret_ref.h"
 #include "config/yaml_access.h"
 

@@ -7,32 +7,6 @@
 namespace mailhook::config::internal {
 namespace {
 
-constexpr std::string_view kAccountKeys[] = {"name",
-                                             "host",
-                                             "port",
-                                             "tls",
-                                             "allow_insecure",
-                                             "tls_verify",
-                                             "ca_file",
-                                             "username",
-                                             "password",
-                                             "password_file",
-                                             "password_command",
-                                             "auth",
-                                             "oauth2",
-                                             "folders",
-                                             "start_from",
-                                             "idle_refresh",
-                                             "timeout",
-                                             "on_delivered",
-                                             "limits",
-                                             "notify",
-                                             "max_connections",
-                                             "poll_interval"};
-constexpr std::string_view kFolderKeys[] = {"name", "idle"};
-constexpr std::string_view kOauth2Keys[] = {"token", "token_file", "token_command"};
-constexpr std::string_view kOnDeliveredKeys[] = {"mark_seen", "move_to", "add_flags"};
-
 /// RFC 3501 §9: a flag is "\" atom (system) or an atom (keyword).
 bool ValidFlag(std::string_view s) {
   if (s.starts_with('\\')) s.remove_prefix(1);
@@ -47,7 +21,7 @@ bool ValidFlag(std::string_view s) {
 void Loader::ParseAccount(const YAML::Node& node, size_t index, Config& cfg) {
   Account a;
   std::string where = EntryName(node, "account", "accounts", index, a.name);
-  if (!CheckKeys(node, kAccountKeys, where)) return;
+  if (!CheckKeys(node, keys::kAccount, where)) return;
   if (!a.name.empty()) {
     auto [it, inserted] = account_lines_.emplace(a.name, node["name"].Mark().line + 1);
     if (!inserted) {
@@ -123,7 +97,7 @@ void Loader::ParseFolders(const YAML::Node& node, const std::string& where, Acco
     bool idle = false;
     if (item.IsMap()) {
       const std::string in = "a folder of " + where;
-      if (!CheckKeys(item, kFolderKeys, in)) continue;
+      if (!CheckKeys(item, keys::kFolder, in)) continue;
       folder = Required(item, "name", in, "INBOX");
       if (auto pinned = Bool(item, "idle", in)) idle = *pinned;
     } else if (item.IsScalar()) {
@@ -179,7 +153,7 @@ void Loader::ParseCredentials(const YAML::Node& node, const std::string& where, 
                        "or remove oauth2");
     } else if (has_password) {
       Fail(oauth2, where + " sets both oauth2 and a password; with auth: xoauth2 keep one of them");
-    } else if (CheckKeys(oauth2, kOauth2Keys, "oauth2 of " + where)) {
+    } else if (CheckKeys(oauth2, keys::kOauth2, "oauth2 of " + where)) {
       bool has_token = false;
       auto token = SecretValue(oauth2, "token", "oauth2 of " + where, &has_token);
       if (token) a.password = *token;
@@ -201,7 +175,7 @@ void Loader::ParseCredentials(const YAML::Node& node, const std::string& where, 
 
 void Loader::ParseOnDelivered(const YAML::Node& node, const std::string& account_where, Account& a) {
   std::string where = "on_delivered of " + account_where;
-  if (!CheckKeys(node, kOnDeliveredKeys, where)) return;
+  if (!CheckKeys(node, keys::kOnDelivered, where)) return;
   if (auto seen = Bool(node, "mark_seen", where)) a.on_delivered.mark_seen = *seen;
   if (auto move = Str(node, "move_to", where)) {
     if (move->empty()) {

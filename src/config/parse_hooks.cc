@@ -3,18 +3,12 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <set>
 
+#include "util/subprocess.h"
+
 namespace mailhook::config::internal {
-namespace {
-
-constexpr std::string_view kHookKeys[] = {
-    "name",           "command",     "timeout", "match",   "attachments", "max_attachment_bytes",
-    "retry_schedule", "concurrency", "env",     "pass_env"};
-constexpr std::string_view kEnvValueKeys[] = {"file", "command"};
-
-}  // namespace
-
 /// An environment variable name for a hook: a POSIX shell name.
 bool Loader::CheckEnvName(const YAML::Node& at, const std::string& name, const std::string& where) {
   bool ok = !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0])) &&
@@ -68,7 +62,7 @@ std::optional<SecretRef> Loader::EnvValue(const YAML::Node& value, const std::st
     Fail(value, value_where + " must be a string, { file: PATH } or { command: [argv] }");
     return std::nullopt;
   }
-  if (!CheckKeys(value, kEnvValueKeys, value_where)) return std::nullopt;
+  if (!CheckKeys(value, keys::kEnvValue, value_where)) return std::nullopt;
   bool file = Present(value["file"]), command = Present(value["command"]);
   if (file == command) {
     // Neither, with other keys: CheckKeys has named the known ones.
@@ -100,7 +94,7 @@ void Loader::ParseHookPassEnv(const YAML::Node& node, const std::string& where, 
 void Loader::ParseHook(const YAML::Node& node, size_t index, Config& cfg) {
   Hook h;
   std::string where = EntryName(node, "hook", "hooks", index, h.name);
-  if (!CheckKeys(node, kHookKeys, where)) return;
+  if (!CheckKeys(node, keys::kHook, where)) return;
   ClaimTargetName(node, "hook", h.name);
   YAML::Node command = node["command"];
   if (!Present(command)) {
@@ -108,10 +102,13 @@ void Loader::ParseHook(const YAML::Node& node, size_t index, Config& cfg) {
   } else if (command.IsScalar()) {
     Fail(command, "\"command\" in " + where +
                       " must be a list (argv; no shell runs it), e.g. "
-                      "command: [\"/etc/mailhook/hooks/save.sh\", \"/data\"]");
+                      "command: [\"/usr/local/bin/save-event\", \"/var/lib/mailhook/events\"]");
   } else if (auto argv = List(node, "command", where, "[\"/path/to/script\", \"arg\"]")) {
     if (argv->empty() || (*argv)[0].empty()) {
       Fail(command, "\"command\" in " + where + " is empty; give the program to run first");
+    } else if (auto program = util::FindProgram((*argv)[0], std::getenv("PATH")); !program.ok()) {
+      // Refused here (check and start-up alike), not at the first event.
+      Fail(command[0], "\"command\" in " + where + ": " + program.error().message());
     } else {
       h.command = *argv;
     }

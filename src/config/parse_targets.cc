@@ -4,12 +4,6 @@
 #include <algorithm>
 
 namespace mailhook::config::internal {
-namespace {
-
-constexpr std::string_view kMatchKeys[] = {"accounts", "folders", "from", "subject"};
-
-}  // namespace
-
 /// A target (webhook or hook) name, unique across both lists: the outbox
 /// stores deliveries by target name.
 void Loader::ClaimTargetName(const YAML::Node& node, const std::string& kind, const std::string& name) {
@@ -23,7 +17,7 @@ void Loader::ClaimTargetName(const YAML::Node& node, const std::string& kind, co
 
 void Loader::ParseMatch(const YAML::Node& node, const std::string& target_where, const Config& cfg, Match& match) {
   std::string where = "match of " + target_where;
-  if (!CheckKeys(node, kMatchKeys, where)) return;
+  if (!CheckKeys(node, keys::kMatch, where)) return;
   if (auto accounts = ListNodes(node, "accounts", where, "[support]")) {
     for (const auto& [name, anode] : *accounts) {
       if (!account_lines_.contains(name)) {

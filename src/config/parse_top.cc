@@ -11,11 +11,6 @@
 namespace mailhook::config::internal {
 namespace {
 
-constexpr std::string_view kTopKeys[] = {"state_dir", "log", "http", "limits", "accounts", "webhooks", "hooks"};
-constexpr std::string_view kLimitsKeys[] = {"max_parts", "max_text_bytes", "max_attempts"};
-constexpr std::string_view kLogKeys[] = {"level", "format"};
-constexpr std::string_view kHttpKeys[] = {"listen"};
-
 bool ValidName(std::string_view name) {
   if (name.empty()) return false;
   return std::all_of(name.begin(), name.end(),
@@ -49,7 +44,7 @@ LoadResult Loader::Load(const std::string& text) {
   Config cfg;
   if (!root || root.IsNull()) {
     errors_.push_back({file_, 0, 0, "the config is empty; see config/minimal.yml for a start"});
-  } else if (CheckKeys(root, kTopKeys, "the config")) {
+  } else if (CheckKeys(root, keys::kTop, "the config")) {
     ParseTop(root, cfg);
   }
   result.errors = std::move(errors_);
@@ -63,7 +58,7 @@ void Loader::ParseTop(const YAML::Node& root, Config& cfg) {
     auto dir = Required(root, "state_dir", "the config", "/var/lib/mailhook");
     if (dir) cfg.state_dir = *dir;
   }
-  if (Present(root["log"]) && CheckKeys(root["log"], kLogKeys, "log")) {
+  if (Present(root["log"]) && CheckKeys(root["log"], keys::kLog, "log")) {
     const YAML::Node log = root["log"];
     if (auto level = Enum<std::string>(
             log, "level", "log",
@@ -74,7 +69,7 @@ void Loader::ParseTop(const YAML::Node& root, Config& cfg) {
       cfg.log.format = *format;
     }
   }
-  if (Present(root["http"]) && CheckKeys(root["http"], kHttpKeys, "http")) {
+  if (Present(root["http"]) && CheckKeys(root["http"], keys::kHttp, "http")) {
     const YAML::Node http = root["http"];
     if (auto listen = Str(http, "listen", "http")) {
       // Port 0 (any free port, logged at start) is allowed, for tests.
@@ -156,7 +151,7 @@ std::string Loader::EntryName(const YAML::Node& node, const std::string& kind, c
 // limits: { max_parts, max_text_bytes, max_attempts }; keys not given keep
 // what `limits` holds already (the defaults, or the top-level values).
 void Loader::ParseLimits(const YAML::Node& node, const std::string& where, Limits& limits) {
-  if (!CheckKeys(node, kLimitsKeys, where)) return;
+  if (!CheckKeys(node, keys::kLimits, where)) return;
   auto in_range = [&](std::string_view key, uint64_t v, uint64_t lo, uint64_t hi, const char* example) {
     if (v >= lo && v <= hi) return true;
     Fail(node[std::string(key)], Q(key) + " in " + where + " must be from " + std::to_string(lo) + " to " +

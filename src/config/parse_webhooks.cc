@@ -10,12 +10,6 @@
 namespace mailhook::config::internal {
 namespace {
 
-constexpr std::string_view kWebhookKeys[] = {
-    "name",           "url",     "secret",     "secret_file", "secret_command",
-    "headers",        "timeout", "match",      "attachments", "max_attachment_bytes",
-    "retry_schedule", "ca_file", "tls_verify", "concurrency", "allow_insecure"};
-constexpr std::string_view kHeaderValueKeys[] = {"value", "value_file", "value_command", "prefix"};
-
 /// RFC 9110 §5.1: a field name is a token.
 bool ValidHeaderName(std::string_view s) {
   static constexpr std::string_view kTchar = "!#$%&'*+-.^_`|~";
@@ -29,7 +23,7 @@ bool ValidHeaderName(std::string_view s) {
 void Loader::ParseWebhook(const YAML::Node& node, size_t index, Config& cfg) {
   Webhook w;
   std::string where = EntryName(node, "webhook", "webhooks", index, w.name);
-  if (!CheckKeys(node, kWebhookKeys, where)) return;
+  if (!CheckKeys(node, keys::kWebhook, where)) return;
   ClaimTargetName(node, "webhook", w.name);
   if (auto text = Required(node, "url", where, "https://tickets.internal/hooks/email")) {
     // The URL itself is not echoed: some services put a token in it.
@@ -148,7 +142,7 @@ void Loader::ParseHeaders(const YAML::Node& headers, const std::string& webhook_
             Checked(value, SecretRef(util::Secret(std::move(*text))).WithName(header_where), SecretRule::kHeaderValue);
       }
     } else if (value.IsMap()) {
-      if (!CheckKeys(value, kHeaderValueKeys, header_where)) continue;
+      if (!CheckKeys(value, keys::kHeaderValue, header_where)) continue;
       bool given = false;
       auto prefix = Str(value, "prefix", header_where);
       secret = SecretValue(value, "value", header_where, &given, SecretRule::kHeaderValue, prefix.value_or(""));

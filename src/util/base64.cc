@@ -29,16 +29,21 @@ int Base64Value(char c) {
 
 void Base64Encoder::Add(std::string_view in, std::string& out) {
   size_t i = 0;
-  while (carried_ > 0 && i < in.size()) {
-    if (carried_ == 2) {
-      EncodeTriple((uint32_t{carry_[0]} << 16) | (uint32_t{carry_[1]} << 8) | Byte(in[i++]), out);
-      carried_ = 0;
-    } else {
-      carry_[carried_++] = static_cast<unsigned char>(in[i++]);
-    }
+  if (carried_ == 1 && i < in.size()) {
+    carry_[1] = static_cast<unsigned char>(in[i++]);
+    carried_ = 2;
   }
+  if (carried_ == 2 && i < in.size()) {
+    EncodeTriple((uint32_t{carry_[0]} << 16) | (uint32_t{carry_[1]} << 8) | Byte(in[i++]), out);
+    carried_ = 0;
+  }
+  if (carried_ != 0) return;  // `in` ended before the carried triple was complete
   for (; i + 3 <= in.size(); i += 3) EncodeTriple((Byte(in[i]) << 16) | (Byte(in[i + 1]) << 8) | Byte(in[i + 2]), out);
-  for (; i < in.size(); ++i) carry_[carried_++] = static_cast<unsigned char>(in[i]);
+  // At most two bytes are left: carried to the next call or to Finish.
+  const size_t rest = in.size() - i;
+  if (rest >= 1) carry_[0] = static_cast<unsigned char>(in[i]);
+  if (rest == 2) carry_[1] = static_cast<unsigned char>(in[i + 1]);
+  carried_ = static_cast<int>(rest);
 }
 
 void Base64Encoder::Finish(std::string& out) {

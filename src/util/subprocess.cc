@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -432,6 +433,47 @@ Result<ProcessResult> RunProcess(const ProcessSpec& spec) {
   ChildPump pump(spec, pipes, pid);
   pump.Run();
   return pump.Reap();
+}
+
+namespace {
+
+Error ExecError(const std::string& message) { return Error("subprocess.exec", RetryClass::kNeedsOperator, message); }
+
+/// Why `file` cannot be executed by this process, or "" when it can.
+std::string NotRunnable(const std::string& file) {
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) return strerror(errno);
+  if (S_ISDIR(st.st_mode)) return "it is a directory";
+  if (!S_ISREG(st.st_mode)) return "it is not a regular file";
+  if (::access(file.c_str(), X_OK) != 0) return std::string(strerror(errno)) + " (not executable for this user)";
+  return "";
+}
+
+}  // namespace
+
+Result<std::string> FindProgram(const std::string& program, const char* path_env) {
+  if (program.empty()) return ExecError("the program to run is empty");
+  if (program.find('/') != std::string::npos) {
+    std::string why = NotRunnable(program);
+    if (why.empty()) return program;
+    return ExecError("cannot run \"" + program + "\": " + why + "; it must be an existing file that user id " +
+                     std::to_string(::geteuid()) +
+                     " may execute (chmod +x; in the container image the ready-made hooks are in "
+                     "/usr/local/lib/mailhook/hooks)");
+  }
+  std::string_view path = path_env != nullptr ? path_env : "/bin:/usr/bin";
+  while (true) {
+    size_t colon = path.find(':');
+    std::string dir(path.substr(0, colon));
+    // An empty PATH entry means the current directory, as for execvp.
+    std::string file = (dir.empty() ? std::string(".") : dir) + "/" + program;
+    if (NotRunnable(file).empty()) return file;
+    if (colon == std::string_view::npos) break;
+    path.remove_prefix(colon + 1);
+  }
+  return ExecError("cannot run \"" + program + "\": no executable file of that name in PATH (" +
+                   std::string(path_env != nullptr ? path_env : "/bin:/usr/bin") +
+                   "); give its absolute path, or install it");
 }
 
 }  // namespace mailhook::util

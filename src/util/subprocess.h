@@ -78,4 +78,13 @@ struct ProcessResult {
 /// ErrorKind::kSystem).
 Result<ProcessResult> RunProcess(const ProcessSpec& spec);
 
+/// Whether RunProcess could start `program` as argv[0] now: a path with a '/'
+/// must be an executable regular file; a bare name is looked up in `path_env`
+/// (a PATH value; null: the default "/bin:/usr/bin", as execvp does).
+/// Returns the file that would run, or an Error ("subprocess.exec") whose
+/// message names the program, the cause and the fix. Checked when the config
+/// is loaded, so `mailhook check` and start-up refuse a hook that cannot run
+/// instead of every event failing later.
+Result<std::string> FindProgram(const std::string& program, const char* path_env);
+
 }  // namespace mailhook::util

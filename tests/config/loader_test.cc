@@ -672,6 +672,32 @@ TEST(LoaderTargetTest, HookCommandMustBeAnArgvList) {
   EXPECT_TRUE(HasError(empty, 8, 14, "is empty")) << Dump(empty);
 }
 
+// A hook that cannot run is refused by check and at start-up, with the
+// cause, instead of failing every event later (issue #10: "check says OK").
+TEST(LoaderTargetTest, HookCommandMustExistAndBeExecutable) {
+  TempDir dir;
+  std::string script = dir.Write("hook.sh", "#!/bin/sh\nexit 0\n");
+  std::filesystem::permissions(script, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  auto hook = [](const std::string& program) {
+    return Load(std::string(kAccount) + "hooks:\n  - name: h\n    command: [\"" + program + "\", x]\n");
+  };
+  auto missing = hook(dir.path().string() + "/missing.sh");
+  EXPECT_TRUE(HasError(missing, 8, 15, "missing.sh\": No such file or directory; it must be an existing file"))
+      << Dump(missing);
+  auto not_executable = hook(script);
+  EXPECT_TRUE(HasError(not_executable, 8, 15, "not executable for this user")) << Dump(not_executable);
+  auto directory = hook(dir.path().string());
+  EXPECT_TRUE(HasError(directory, 8, 15, "it is a directory")) << Dump(directory);
+  auto unknown = hook("mailhook-no-such-program");
+  EXPECT_TRUE(HasError(unknown, 8, 15, "no executable file of that name in PATH")) << Dump(unknown);
+
+  std::filesystem::permissions(script, std::filesystem::perms::owner_exec, std::filesystem::perm_options::add);
+  auto runnable = hook(script);
+  EXPECT_TRUE(runnable.config) << Dump(runnable);
+  auto in_path = hook("cat");  // a bare name is looked up in PATH, as when the hook runs
+  EXPECT_TRUE(in_path.config) << Dump(in_path);
+}
+
 TEST(LoaderTargetTest, ConcurrencyDefaultsToFourAndIsBounded) {
   auto r = Load(Valid() + "hooks:\n  - name: h\n    command: [/bin/true]\n    concurrency: 2\n");
   ASSERT_TRUE(r.config) << Dump(r);

@@ -34,7 +34,7 @@ TEST(HookEnvTest, EnvValuesComeInlineFromTheEnvironmentFromFilesAndFromCommands)
   ScopedEnv url("MH_TEST_TICKET_URL", "https://helpdesk.example.com");
   auto r = Load(std::string(kBase) + R"(hooks:
   - name: helpdesk
-    command: [/etc/mailhook/hooks/create-ticket.sh]
+    command: [/bin/cat]
     env:
       TICKET_API_URL: ${MH_TEST_TICKET_URL}
       TICKET_GROUP: Support

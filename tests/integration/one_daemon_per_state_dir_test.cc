@@ -45,6 +45,8 @@ TEST_F(StateDirTest, SecondDaemonOnTheSameStateDirExitsNamingTheFirst) {
   EXPECT_NE(second.Log().find("Stop the other daemon first, or give this one its own state_dir"), std::string::npos)
       << second.Log();
   EXPECT_EQ(second.Log().find("daemon.started"), std::string::npos) << second.Log();
+  // Nothing killed it: a start-up failure is not followed by a signal line.
+  EXPECT_EQ(second.Log().find("daemon.signal"), std::string::npos) << second.Log();
 
   // The first one is unharmed and keeps delivering; deadletters works beside it.
   ASSERT_TRUE(daemon_.Running());

@@ -25,6 +25,23 @@ ProcessSpec Spec(std::vector<std::string> argv) {
   return spec;
 }
 
+TEST(SubprocessTest, FindProgramLooksUpBareNamesInTheGivenPath) {
+  auto cat = FindProgram("cat", "/nonexistent-dir::/usr/bin:/bin");
+  ASSERT_TRUE(cat.ok()) << cat.error().ToString();
+  EXPECT_EQ(*cat, "/usr/bin/cat");
+  auto none = FindProgram("cat", "/nonexistent-dir");
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.error().message().find("no executable file of that name in PATH (/nonexistent-dir)"),
+            std::string::npos)
+      << none.error().message();
+  EXPECT_TRUE(none.error().NeedsOperator());
+  EXPECT_TRUE(FindProgram("/bin/sh", nullptr).ok());
+  auto dir = FindProgram("/tmp", nullptr);
+  ASSERT_FALSE(dir.ok());
+  EXPECT_NE(dir.error().message().find("it is a directory"), std::string::npos) << dir.error().message();
+  EXPECT_FALSE(FindProgram("", nullptr).ok());
+}
+
 TEST(SubprocessTest, ReportsExitCodes) {
   auto ok = RunProcess(Spec({"true"}));
   ASSERT_TRUE(ok.ok()) << ok.error().ToString();
