@@ -3,7 +3,7 @@
 # Lines file (one compact JSON object per line), e.g. for jq, Vector or an
 # audit trail.
 #
-#   command: ["/etc/mailhook/hooks/append-jsonl.sh", "/data/events.jsonl"]
+#   command: ["/usr/local/lib/mailhook/hooks/append-jsonl.sh", "/var/lib/mailhook/output/events.jsonl"]
 #
 # Reads the event JSON on stdin, re-encodes it as one compact line (newlines
 # inside strings stay escaped, so a line is always one event) and appends it

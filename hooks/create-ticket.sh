@@ -3,7 +3,7 @@
 # event, through Zammad's REST API (POST /api/v1/tickets, documented at
 # https://docs.zammad.org/en/latest/api/ticket/index.html).
 #
-#   command: ["/etc/mailhook/hooks/create-ticket.sh"]
+#   command: ["/usr/local/lib/mailhook/hooks/create-ticket.sh"]
 #   (add `attachments: content` to the hook to attach the files too)
 #
 # The ticket: title = the subject ("(no subject)" when empty); group =

@@ -2,7 +2,7 @@
 # save-attachments.sh — a mailhook hook command: saves the attachments of one
 # event to a folder.
 #
-#   command: ["/etc/mailhook/hooks/save-attachments.sh", "/data/attachments"]
+#   command: ["/usr/local/lib/mailhook/hooks/save-attachments.sh", "/var/lib/mailhook/output/attachments"]
 #   (give the hook `attachments: content`, else events carry no bytes to save)
 #
 # Reads the event JSON on stdin (CONTRACT.md, "Event") and writes every

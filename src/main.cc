@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "daemon/daemon.h"
 #include "daemon/deadletters_command.h"
+#include "daemon/healthcheck_command.h"
 #include "daemon/process_hardening.h"
 #include "daemon/stop_signal.h"
 #include "daemon/version_info.h"
@@ -148,6 +149,16 @@ int main(int argc, char** argv) {
   dead->add_option("-c,--config", config_path, "config file")->required();
   dead->add_option("ids", dl_ids, "dead letter ids (none: all)");
 
+  std::string health_url;
+  auto* health =
+      app.add_subcommand("healthcheck", "exit 0 if a running daemon's /healthz answers 2xx within 3 s, else 1");
+  auto* health_config = health->add_option("-c,--config", config_path, "config file (its http.listen is probed)");
+  health->add_option("--url", health_url, "URL to probe instead, e.g. http://127.0.0.1:8025/healthz")
+      ->excludes(health_config);
+  health->callback([&] {
+    if (config_path.empty() && health_url.empty()) throw CLI::RequiredError("-c,--config or --url");
+  });
+
   auto* version = app.add_subcommand("version", "print versions");
 
   try {
@@ -169,6 +180,7 @@ int main(int argc, char** argv) {
       if (!cfg) return kExitUsage;
       return daemon::RunDeadLettersCommand(*cfg, dl_action, dl_ids, std::cout);
     }
+    if (*health) return daemon::RunHealthcheck(config_path, health_url, std::cout, std::cerr);
     if (*version) {
       std::cout << daemon::VersionReport(MAILHOOK_VERSION);
       return kExitOk;

@@ -1,6 +1,8 @@
 #include "config/secret_source.h"
 
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <fstream>
@@ -16,13 +18,31 @@ util::Error SecretError(std::string message) {
   return util::Error("config.secret", util::RetryClass::kNeedsOperator, std::move(message));
 }
 
+/// Why a secret file is unreadable, with its owner and mode against ours: the
+/// usual case is a Docker/Kubernetes secret mounted root-only while the image
+/// runs as uid/gid 10001.
+std::string PermissionHint(const std::filesystem::path& path) {
+  std::string us = "mailhook runs as uid " + std::to_string(getuid()) + " gid " + std::to_string(getgid());
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) {
+    return " (" + us + " and cannot see the file: check the directory permissions)";
+  }
+  char mode[8];
+  snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  return " (" + us + "; the file is owned by uid " + std::to_string(st.st_uid) + " gid " + std::to_string(st.st_gid) +
+         " with mode " + mode + ": make it readable for mailhook, e.g. chown " + std::to_string(getuid()) + ":" +
+         std::to_string(getgid()) + " \"" + path.string() +
+         "\" && chmod 0400 it; the container image runs as uid/gid 10001, so chown 10001:10001 the file on the host)";
+}
+
 }  // namespace
 
 util::Result<util::Secret> ReadSecretFile(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return SecretError("cannot read \"" + path.string() + "\": " + strerror(errno) +
-                       " (check the path and that mailhook may read it)");
+    int err = errno;
+    return SecretError("cannot read \"" + path.string() + "\": " + strerror(err) +
+                       (err == EACCES ? PermissionHint(path) : " (check the path and that mailhook may read it)"));
   }
   std::ostringstream buf;
   buf << in.rdbuf();

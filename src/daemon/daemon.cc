@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <vector>
@@ -54,6 +55,21 @@ void WritePortFile(const std::string& state_dir, int port) {
     return;
   }
   util::Log(util::Area::kDaemon).info("daemon.port_file path={}", PortFilePath(state_dir));
+}
+
+// Inside a container (Docker's /.dockerenv, Podman's /run/.containerenv), a
+// loopback listen address is the container's own loopback: HEALTHCHECK and
+// `docker exec` reach it, but a published port (-p 127.0.0.1:8025:8025) on a
+// bridge network reaches nothing. Harmless with --network host, hence a warning.
+void WarnIfLoopbackInContainer(const config::HostPort& listen) {
+  std::error_code ec;
+  bool container = std::filesystem::exists("/.dockerenv", ec) || std::filesystem::exists("/run/.containerenv", ec);
+  if (!container || !config::IsLoopbackHost(listen.host())) return;
+  util::Log(util::Area::kDaemon)
+      .warn(
+          "daemon.http_loopback_in_container listen={} note=\"a published port cannot reach a loopback address inside "
+          "a container: listen on 0.0.0.0:{} and publish 127.0.0.1:{}:{} on the host (fine with --network host)\"",
+          listen.ToString(), listen.port(), listen.port(), listen.port());
 }
 
 // Opens the state and takes it for this process: everything depends on it,
@@ -141,6 +157,7 @@ int RunDaemon(const config::Config& config, const std::string& version, StopSign
       return 1;
     }
     WritePortFile(config.state_dir, http->port());
+    WarnIfLoopbackInContainer(*config.http_listen);
   }
 
   // A delivered event may complete a post-action: wake its folder's watcher.

@@ -1,6 +1,11 @@
 #include "config/secret_source.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include "test_util.h"
 
@@ -26,6 +31,49 @@ TEST(ReadSecretFileTest, MissingOrEmptyFileIsAnErrorNamingThePath) {
   auto empty = ReadSecretFile(dir.Write("empty", "\n"));
   ASSERT_FALSE(empty.ok());
   EXPECT_NE(empty.error().message().find("empty"), std::string::npos);
+}
+
+// Issue 10: a secret mounted root-only made the container restart-loop with
+// only "Permission denied"; the message now names the owner, the mode, our
+// uid/gid and the chown that fixes it (10001:10001 for the image).
+TEST(ReadSecretFileTest, UnreadableFileNamesOwnerModeAndTheFix) {
+  TempDir dir;
+  std::string path = dir.Write("imap_password", "hunter2\n");
+  ASSERT_EQ(chmod(dir.path().c_str(), 0755), 0);
+  // As root: mode 0400 as the secret is mounted, read as another user below;
+  // otherwise mode 0000, which stops its owner too.
+  const bool root = geteuid() == 0;
+  ASSERT_EQ(chmod(path.c_str(), root ? 0400 : 0), 0);
+  auto read_as = [&](bool drop) {
+    // Root reads anything: read it as nobody (65534) in a child, as a container's user would.
+    int fds[2];
+    EXPECT_EQ(pipe(fds), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+      close(fds[0]);
+      if (drop && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(3);
+      auto r = ReadSecretFile(path);
+      std::string msg = r.ok() ? "OK" : r.error().message();
+      if (write(fds[1], msg.data(), msg.size()) < 0) _exit(4);
+      _exit(0);
+    }
+    close(fds[1]);
+    std::string out;
+    char buf[512];
+    for (ssize_t n; (n = read(fds[0], buf, sizeof(buf))) > 0;) out.append(buf, static_cast<size_t>(n));
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    return out;
+  };
+  std::string msg = read_as(root);
+  EXPECT_NE(msg.find("Permission denied"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  EXPECT_NE(msg.find(root ? "mode 0400" : "mode 0000"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("owned by uid " + std::to_string(geteuid())), std::string::npos) << msg;
+  EXPECT_NE(msg.find("chown 10001:10001"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("hunter2"), std::string::npos) << msg;
 }
 
 TEST(RunSecretCommandTest, ReturnsStrippedStdout) {

@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -124,7 +125,17 @@ TEST_F(CheckEqualsRunTest, EveryExampleConfig) {
   int examples = 0;
   for (const auto& entry : fs::directory_iterator(fs::path(MAILHOOK_SOURCE_DIR) / "config")) {
     if (entry.path().extension() != ".yml") continue;
-    ExpectAgree(entry.path().string(), true);
+    std::string path = entry.path().string();
+    if (entry.path().filename() == "docker.yml") {
+      // It names compose's mounts (/run/secrets/...): the same text with the secrets here.
+      std::ifstream in(path);
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      for (size_t at = 0; (at = text.find("/run/secrets/", at)) != std::string::npos;) {
+        text.replace(at, 13, dir_.path().string() + "/");
+      }
+      path = Write("docker.yml", text);
+    }
+    ExpectAgree(path, true);
     ++examples;
   }
   EXPECT_GE(examples, 3);

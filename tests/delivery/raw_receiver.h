@@ -54,6 +54,7 @@ class RawReceiver {
   RawReceiver& operator=(const RawReceiver&) = delete;
 
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/hook"; }
+  int port() const { return port_; }
   bool stopping() const { return stopping_; }
   /// Requests read completely so far.
   int requests() const { return requests_; }
