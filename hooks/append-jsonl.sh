@@ -36,6 +36,9 @@ LINE=$(jq -c -s 'if length == 1 then .[0] else error("expected exactly one JSON 
   || die 1 "stdin is not one JSON value: ${LINE:0:300}"
 
 umask 027
+# An empty volume (a new PersistentVolumeClaim, a bind mount) has no output
+# folder yet: make it rather than retrying forever.
+mkdir -p "$(dirname "$FILE")" || die 75 "cannot create the folder of $FILE (check it is writable and the disk is not full)"
 # fd 9 stays open for the whole append; the lock is released when it closes.
 exec 9>>"$FILE" || die 75 "cannot open $FILE for appending (check the folder exists and is writable)"
 flock -x -w "${APPEND_JSONL_LOCK_TIMEOUT:-30}" 9 || die 75 "timed out waiting for the lock on $FILE"

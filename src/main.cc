@@ -7,7 +7,10 @@
 #include <atomic>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -93,7 +96,7 @@ int Check(const std::string& path, bool connect) {
   return daemon::CheckConnect(*r.config, std::cout) == 0 ? kExitOk : kExitRuntime;
 }
 
-int Parse(const std::string& file, const std::string& mailbox, const std::string& attachments) {
+int ParseMessage(const std::string& file, const std::string& mailbox, const std::string& attachments) {
   config::AttachmentMode mode = attachments == "content" ? config::AttachmentMode::kContent
                                 : attachments == "none"  ? config::AttachmentMode::kNone
                                                          : config::AttachmentMode::kMetadata;
@@ -106,88 +109,113 @@ int Parse(const std::string& file, const std::string& mailbox, const std::string
   return kExitOk;
 }
 
+/// The command line: every subcommand and the values its options fill.
+class CommandLine {
+ public:
+  CommandLine() {
+    app_.require_subcommand(1);
+    run_ = app_.add_subcommand("run", "run the daemon in the foreground");
+    run_->add_option("-c,--config", config_path_, "config file")->required();
+
+    check_ = app_.add_subcommand("check", "validate the config (and with --connect, log in everywhere)");
+    check_->add_option("-c,--config", config_path_, "config file")->required();
+    check_->add_flag("--connect", connect_, "also log in to every account and select every folder");
+
+    parse_ = app_.add_subcommand("parse", "print the event `run` would emit for a message file");
+    parse_
+        ->add_option("file", eml_,
+                     "RFC 5322 message file (.eml); bare LF line breaks are read as CRLF, as a server stores them")
+        ->required()
+        ->check(CLI::ExistingFile);
+    parse_->add_option("--mailbox", mailbox_, "mailbox name to put in the event");
+    parse_->add_option("--attachments", attachments_, "none | metadata | content")
+        ->check(CLI::IsMember({"none", "metadata", "content"}));
+
+    sink_ = app_.add_subcommand("sink", "a webhook receiver that verifies and prints events");
+    sink_->add_option("--listen", listen_, "HOST:PORT")->required();
+    sink_->add_option("--secret", secret_, "whsec_... signing secret to verify");
+
+    dead_ = app_.add_subcommand("deadletters", "list, replay or drop events that could not be delivered");
+    dead_->add_option("action", dl_action_, "list | replay | drop")
+        ->required()
+        ->check(CLI::IsMember({"list", "replay", "drop"}));
+    dead_->add_option("-c,--config", config_path_, "config file")->required();
+    dead_->add_option("ids", dl_ids_, "dead letter ids (none: all)");
+
+    health_ =
+        app_.add_subcommand("healthcheck", "exit 0 if a running daemon's /healthz answers 2xx within 3 s, else 1");
+    auto* health_config = health_->add_option("-c,--config", config_path_, "config file (its http.listen is probed)");
+    health_->add_option("--url", health_url_, "URL to probe instead, e.g. http://127.0.0.1:8025/healthz")
+        ->excludes(health_config);
+    health_->callback([this] {
+      if (config_path_.empty() && health_url_.empty()) throw CLI::RequiredError("-c,--config or --url");
+    });
+
+    version_ = app_.add_subcommand("version", "print versions");
+  }
+
+  /// Parses argv; an exit code when the program should end here (help, usage).
+  std::optional<int> Parse(int argc, char** argv) {
+    try {
+      app_.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+      return app_.exit(e) == 0 ? kExitOk : kExitUsage;
+    }
+    return std::nullopt;
+  }
+
+  /// Runs the chosen subcommand; its exit code.
+  int Dispatch() {
+    if (*run_) return Run(config_path_);
+    if (*check_) return Check(config_path_, connect_);
+    if (*parse_) return ParseMessage(eml_, mailbox_, attachments_);
+    if (*sink_) {
+      return delivery::RunSink(listen_, secret_.empty() ? std::nullopt : std::optional<std::string>(secret_),
+                               std::cout);
+    }
+    if (*dead_) {
+      auto cfg = LoadOrReport(config_path_);
+      if (!cfg) return kExitUsage;
+      return daemon::RunDeadLettersCommand(*cfg, dl_action_, dl_ids_, std::cout);
+    }
+    if (*health_) return daemon::RunHealthcheck(config_path_, health_url_, std::cout, std::cerr);
+    if (*version_) {
+      std::cout << daemon::VersionReport(MAILHOOK_VERSION);
+      return kExitOk;
+    }
+    return kExitUsage;
+  }
+
+ private:
+  CLI::App app_{"mailhook: turns new IMAP messages into signed JSON events for webhooks and hooks"};
+  std::string config_path_;
+  bool connect_ = false;
+  std::string eml_, mailbox_ = "INBOX", attachments_ = "metadata";
+  std::string listen_, secret_;
+  std::string dl_action_;
+  std::vector<std::string> dl_ids_;
+  std::string health_url_;
+  CLI::App* run_ = nullptr;
+  CLI::App* check_ = nullptr;
+  CLI::App* parse_ = nullptr;
+  CLI::App* sink_ = nullptr;
+  CLI::App* dead_ = nullptr;
+  CLI::App* health_ = nullptr;
+  CLI::App* version_ = nullptr;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
   // A server that drops the connection must not kill us (DESIGN.md: SIGPIPE).
   signal(SIGPIPE, SIG_IGN);
 
-  CLI::App app{"mailhook: turns new IMAP messages into signed JSON events for webhooks and hooks"};
-  app.require_subcommand(1);
-
-  std::string config_path;
-  auto* run = app.add_subcommand("run", "run the daemon in the foreground");
-  run->add_option("-c,--config", config_path, "config file")->required();
-
-  bool connect = false;
-  auto* check = app.add_subcommand("check", "validate the config (and with --connect, log in everywhere)");
-  check->add_option("-c,--config", config_path, "config file")->required();
-  check->add_flag("--connect", connect, "also log in to every account and select every folder");
-
-  std::string eml, mailbox = "INBOX", attachments = "metadata";
-  auto* parse = app.add_subcommand("parse", "print the event `run` would emit for a message file");
-  parse
-      ->add_option("file", eml,
-                   "RFC 5322 message file (.eml); bare LF line breaks are read as CRLF, as a server stores them")
-      ->required()
-      ->check(CLI::ExistingFile);
-  parse->add_option("--mailbox", mailbox, "mailbox name to put in the event");
-  parse->add_option("--attachments", attachments, "none | metadata | content")
-      ->check(CLI::IsMember({"none", "metadata", "content"}));
-
-  std::string listen, secret;
-  auto* sink = app.add_subcommand("sink", "a webhook receiver that verifies and prints events");
-  sink->add_option("--listen", listen, "HOST:PORT")->required();
-  sink->add_option("--secret", secret, "whsec_... signing secret to verify");
-
-  std::string dl_action;
-  std::vector<std::string> dl_ids;
-  auto* dead = app.add_subcommand("deadletters", "list, replay or drop events that could not be delivered");
-  dead->add_option("action", dl_action, "list | replay | drop")
-      ->required()
-      ->check(CLI::IsMember({"list", "replay", "drop"}));
-  dead->add_option("-c,--config", config_path, "config file")->required();
-  dead->add_option("ids", dl_ids, "dead letter ids (none: all)");
-
-  std::string health_url;
-  auto* health =
-      app.add_subcommand("healthcheck", "exit 0 if a running daemon's /healthz answers 2xx within 3 s, else 1");
-  auto* health_config = health->add_option("-c,--config", config_path, "config file (its http.listen is probed)");
-  health->add_option("--url", health_url, "URL to probe instead, e.g. http://127.0.0.1:8025/healthz")
-      ->excludes(health_config);
-  health->callback([&] {
-    if (config_path.empty() && health_url.empty()) throw CLI::RequiredError("-c,--config or --url");
-  });
-
-  auto* version = app.add_subcommand("version", "print versions");
-
+  CommandLine command_line;
+  if (auto done = command_line.Parse(argc, argv)) return *done;
   try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int code = app.exit(e);
-    return code == 0 ? kExitOk : kExitUsage;
-  }
-
-  try {
-    if (*run) return Run(config_path);
-    if (*check) return Check(config_path, connect);
-    if (*parse) return Parse(eml, mailbox, attachments);
-    if (*sink) {
-      return delivery::RunSink(listen, secret.empty() ? std::nullopt : std::optional<std::string>(secret), std::cout);
-    }
-    if (*dead) {
-      auto cfg = LoadOrReport(config_path);
-      if (!cfg) return kExitUsage;
-      return daemon::RunDeadLettersCommand(*cfg, dl_action, dl_ids, std::cout);
-    }
-    if (*health) return daemon::RunHealthcheck(config_path, health_url, std::cout, std::cerr);
-    if (*version) {
-      std::cout << daemon::VersionReport(MAILHOOK_VERSION);
-      return kExitOk;
-    }
+    return command_line.Dispatch();
   } catch (const std::exception& e) {
     std::cerr << "mailhook: " << e.what() << "\n";
     return kExitRuntime;
   }
-  return kExitUsage;
 }

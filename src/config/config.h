@@ -177,6 +177,12 @@ LoadResult LoadConfig(const std::string& path);
 /// Same, from text already in memory (tests); `name` is used in errors.
 LoadResult LoadConfigFromString(const std::string& text, const std::string& name);
 
+/// Only `http.listen` of the config file (expanded like LoadConfig does), for
+/// `mailhook healthcheck`: it runs every few seconds, so it reads no secret and
+/// checks nothing else; a config that does not load otherwise is `run`'s and
+/// `check`'s to report. nullopt when the file has no http.listen.
+util::Result<std::optional<HostPort>> ReadHttpListen(const std::string& path);
+
 /// The settings that turn a protection off (tls: none, tls_verify: false),
 /// one line each ("account x: tls_verify: false (...)"), for the daemon to
 /// log as warnings at start-up. Empty when there are none.

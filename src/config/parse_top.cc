@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "config/expand.h"
+
 namespace mailhook::config::internal {
 namespace {
 
@@ -204,6 +206,29 @@ LoadResult LoadConfig(const std::string& path) {
   buf << in.rdbuf();
   // Relative *_file paths are relative to the config file, like compose files.
   return internal::Loader(path, std::filesystem::path(path).parent_path()).Load(buf.str());
+}
+
+util::Result<std::optional<HostPort>> ReadHttpListen(const std::string& path) {
+  auto fail = [&](const std::string& why) {
+    return util::Error("config.http_listen", util::RetryClass::kNeedsOperator, "config " + path + ": " + why);
+  };
+  YAML::Node listen;
+  try {
+    YAML::Node root = YAML::LoadFile(path);
+    if (!root.IsMap() || !root["http"] || !root["http"].IsMap()) return std::optional<HostPort>();
+    listen = root["http"]["listen"];
+  } catch (const YAML::Exception& e) {
+    return fail(std::string("cannot be read as YAML (") + e.what() + "); run `mailhook check -c " + path + "`");
+  }
+  if (!listen || listen.IsNull()) return std::optional<HostPort>();
+  if (!listen.IsScalar()) return fail("http.listen must be HOST:PORT");
+  Expansion expanded = ExpandEnv(listen.Scalar());
+  if (!expanded.ok()) return fail("http.listen names an unset variable; run `mailhook check -c " + path + "`");
+  auto address = HostPort::Parse(expanded.text);
+  if (!address.ok()) {
+    return fail("http.listen: " + address.error().message() + "; run `mailhook check -c " + path + "`");
+  }
+  return std::optional<HostPort>(std::move(address).value());
 }
 
 }  // namespace mailhook::config

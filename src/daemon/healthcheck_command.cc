@@ -13,6 +13,7 @@
 
 #include "config/config.h"
 #include "config/http_url.h"
+#include "util/fd.h"
 
 namespace mailhook::daemon {
 namespace {
@@ -22,21 +23,6 @@ using Clock = std::chrono::steady_clock;
 util::Error HealthError(std::string message) {
   return util::Error("healthcheck", util::RetryClass::kNeedsOperator, std::move(message));
 }
-
-/// Closes the socket on every path out of the probe.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 /// Milliseconds left until `deadline` (0 when past), for poll().
 int MsLeft(Clock::time_point deadline) {
@@ -148,17 +134,16 @@ HealthTarget HealthTargetFor(const config::HostPort& listen) {
 }
 
 util::Result<HealthTarget> HealthTargetFromConfig(const std::string& path) {
-  config::LoadResult r = config::LoadConfig(path);
-  if (!r.config || !r.errors.empty()) {
-    std::string first = r.errors.empty() ? std::string("it does not load") : r.errors.front().ToString();
-    return HealthError("config " + path + " is not valid (" + first + "); run `mailhook check -c " + path + "`");
-  }
-  if (!r.config->http_listen) {
+  // Only http.listen: a probe every few seconds must not read secrets, and a
+  // config being edited is not the running daemon's health.
+  auto listen = config::ReadHttpListen(path);
+  if (!listen.ok()) return HealthError(listen.error().message());
+  if (!listen->has_value()) {
     return HealthError("config " + path +
                        " has no http.listen, so mailhook serves no /healthz; add `http: { listen: \"0.0.0.0:8025\" }`"
                        " (or pass --url)");
   }
-  return HealthTargetFor(*r.config->http_listen);
+  return HealthTargetFor(**listen);
 }
 
 util::Result<HealthTarget> HealthTargetFromUrl(const std::string& url) {
@@ -184,11 +169,19 @@ util::Result<int> ProbeHealth(const HealthTarget& target, std::chrono::milliseco
     return HealthError("cannot resolve \"" + target.host + "\": " + gai_strerror(rc));
   }
   std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> owned(found, &freeaddrinfo);
-  // The first address the name resolves to, as the daemon binds the first one.
-  auto fd = Connect(*found, target, until, deadline);
-  if (!fd.ok()) return fd.error();
-  Fd closer(*fd);
-  return Exchange(*fd, target, until, deadline);
+  // Every address the name resolves to, in order, within the one deadline:
+  // "localhost" may give ::1 first while the daemon listens on 0.0.0.0.
+  util::Error last = HealthError("\"" + target.host + "\" resolves to no address");
+  for (const addrinfo* a = found; a != nullptr && Clock::now() < until; a = a->ai_next) {
+    auto fd = Connect(*a, target, until, deadline);
+    if (!fd.ok()) {
+      last = fd.error();
+      continue;
+    }
+    util::Fd closer(*fd);  // closed on every path out of the probe
+    return Exchange(*fd, target, until, deadline);
+  }
+  return last;
 }
 
 int RunHealthcheck(const std::string& config_path, const std::string& url, std::ostream& out, std::ostream& err,

@@ -16,34 +16,12 @@
 #include <optional>
 #include <thread>
 
+#include "util/fd.h"
+
 extern char** environ;
 
 namespace mailhook::util {
 namespace {
-
-/// An owned file descriptor, closed on destruction.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { Close(); }
-
-  int get() const { return fd_; }
-  bool open() const { return fd_ >= 0; }
-  void Reset(int fd) {
-    Close();
-    fd_ = fd;
-  }
-  void Close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
 
 /// Both ends of a pipe, close-on-exec so that no other child inherits them.
 struct Pipe {

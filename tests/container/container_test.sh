@@ -11,6 +11,8 @@
 #
 #   tests/container/container_test.sh [MAILHOOK]   (the build tree's mailhook, for sink)
 #
+# It installs packages and starts dockerd as root, so it runs only when
+# MAILHOOK_CONTAINER_TEST=1 (scripts/test sets it); otherwise it is skipped.
 # Exit 0: passed; 77: skipped (no container engine can be installed or run here; the
 # reason is printed); anything else: failed. Everything it starts is removed on exit;
 # a dockerd it started is stopped (its data stays in /var/lib/docker, so the next
@@ -28,7 +30,12 @@ WORK=$(mktemp -d "/tmp/$ID-XXXXXX")
 chmod 0755 "$WORK"  # Dovecot's auth process must read its users file below
 DOCKERD_PID=
 SINK_PID=
+WATCHDOG_PID=
 COMPOSE=()
+# The whole test stays within this budget, below ctest's TIMEOUT (900 s): ctest
+# kills with SIGKILL, which would skip the cleanup below. Long steps run under
+# `timeout` so the watchdog's TERM is handled between them.
+BUDGET=840
 
 say() { printf '[container %3ds] %s\n' "$((SECONDS - T0))" "$*"; }
 die() {
@@ -52,10 +59,18 @@ cleanup() {
     done
     [[ -s $WORK/events.jsonl ]] && { echo "--- sink events" >&2; cut -c1-300 "$WORK/events.jsonl" >&2; }
   fi
-  if ((${#COMPOSE[@]})); then "${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1 || true; fi
-  if [[ -x $DOCKER ]] && "$DOCKER" info >/dev/null 2>&1; then
-    "$DOCKER" rm -f "$ID-1" "$ID-2" >/dev/null 2>&1 || true
-    "$DOCKER" volume rm -f "$ID-state" >/dev/null 2>&1 || true
+  if [[ -n $WATCHDOG_PID ]]; then
+    pkill -P "$WATCHDOG_PID" 2>/dev/null || true  # its sleep
+    kill "$WATCHDOG_PID" 2>/dev/null || true
+  fi
+  ((rc == 130)) && echo "container test: stopped (a signal, or over its ${BUDGET} s budget)" >&2
+  if ((${#COMPOSE[@]})); then timeout 60 "${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1 || true; fi
+  if [[ -x $DOCKER ]] && timeout 10 "$DOCKER" info >/dev/null 2>&1; then
+    timeout 30 "$DOCKER" rm -f "$ID-1" "$ID-2" "$ID-root" >/dev/null 2>&1 || true
+    timeout 30 "$DOCKER" volume rm -f "$ID-state" >/dev/null 2>&1 || true
+    # The legacy builder leaves the build stage as an untagged ~470 MB image per
+    # source change; keep the newest (the next build's cache), drop older ones.
+    timeout 60 "$DOCKER" image prune -f --filter label=mailhook.stage=build --filter until=24h >/dev/null 2>&1 || true
   fi
   if [[ -n $SINK_PID ]]; then kill "$SINK_PID" 2>/dev/null || true; fi
   "$ROOT/scripts/dovecot" stop "$WORK/dovecot" --kill >/dev/null 2>&1 || true
@@ -70,7 +85,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+[[ ${MAILHOOK_CONTAINER_TEST:-} == 1 ]] \
+  || skip "set MAILHOOK_CONTAINER_TEST=1 to run it (scripts/test does): it installs packages and starts dockerd as root"
+((EUID == 0)) || skip "needs root (apt-get, dockerd, secrets chowned to uid 10001)"
 [[ -x $MAILHOOK ]] || die "no $MAILHOOK (build the mailhook target first)"
+for tool in curl python3 openssl; do
+  command -v "$tool" >/dev/null || die "$tool is missing (scripts/deps installs it)"
+done
+# Detached from stdout/stderr: ctest waits until every holder of its pipe is gone.
+( sleep "$BUDGET" && kill -TERM $$ ) </dev/null >/dev/null 2>&1 &
+WATCHDOG_PID=$!
 
 # --- the engine ------------------------------------------------------------------
 install_packages() {  # PACKAGE...; false when apt cannot install them
@@ -79,12 +103,12 @@ install_packages() {  # PACKAGE...; false when apt cannot install them
     || { apt-get update >>"$WORK/apt.log" 2>&1 && apt-get install -y --no-install-recommends "$@" >>"$WORK/apt.log" 2>&1; }
 }
 
-if [[ ! -x $DOCKER || ! -x /usr/sbin/dockerd ]] || ! command -v debootstrap >/dev/null; then
-  say "installing docker.io and debootstrap from Debian"
-  install_packages docker.io debootstrap \
-    || skip "cannot install docker.io (needs root and apt-get): $(tail -1 "$WORK/apt.log" 2>/dev/null || echo "not root")"
+# A running engine is used as it is; docker.io is installed only when there is none.
+if [[ ! -x $DOCKER ]] || { ! timeout 10 "$DOCKER" info >/dev/null 2>&1 && [[ ! -x /usr/sbin/dockerd ]]; }; then
+  say "installing docker.io from Debian"
+  install_packages docker.io || skip "cannot install docker.io: $(tail -1 "$WORK/apt.log" 2>/dev/null)"
 fi
-if ! "$DOCKER" info >/dev/null 2>&1; then
+if ! timeout 10 "$DOCKER" info >/dev/null 2>&1; then
   ((EUID == 0)) || skip "no Docker daemon runs and starting one needs root"
   say "starting dockerd (data in /var/lib/docker)"
   /usr/sbin/dockerd --data-root /var/lib/docker >"$WORK/dockerd.log" 2>&1 &
@@ -99,12 +123,15 @@ fi
 
 # --- base image and build --------------------------------------------------------------
 start=$SECONDS
-"$ROOT/tests/container/make-base-image" "$DOCKER"
+if ! "$DOCKER" image inspect debian:bookworm-slim >/dev/null 2>&1 && ! command -v debootstrap >/dev/null; then
+  install_packages debootstrap || die "cannot install debootstrap: $(tail -1 "$WORK/apt.log")"
+fi
+timeout 300 "$ROOT/tests/container/make-base-image" "$DOCKER"
 BASE_TIME=$((SECONDS - start))
 say "building docker/Dockerfile"
 start=$SECONDS
-"$DOCKER" build --pull=false -f docker/Dockerfile -t mailhook:latest . >"$WORK/build.log" 2>&1 \
-  || { tail -40 "$WORK/build.log" >&2; die "docker build failed"; }
+timeout 600 "$DOCKER" build --pull=false -f docker/Dockerfile -t mailhook:latest . >"$WORK/build.log" 2>&1 \
+  || { tail -40 "$WORK/build.log" >&2; die "docker build failed (or ran past 600 s)"; }
 BUILD_TIME=$((SECONDS - start))
 IMAGE_BYTES=$("$DOCKER" image inspect -f '{{.Size}}' mailhook:latest)
 say "image mailhook:latest: $((IMAGE_BYTES / 1000000)) MB, built in ${BUILD_TIME} s (base image: ${BASE_TIME} s)"
@@ -147,6 +174,7 @@ wait_count() {  # SUBJECT N SECONDS: until the sink has N events with that subje
 wait_health() {  # CONTAINER STATUS SECONDS
   local deadline=$((SECONDS + $3)) status
   until status=$("$DOCKER" inspect -f '{{.State.Health.Status}}' "$1") && [[ $status == "$2" ]]; do
+    [[ $("$DOCKER" inspect -f '{{.State.Running}}' "$1") == true ]] || die "$1 exited while waiting for \"$2\""
     ((SECONDS < deadline)) || die "$1: health is \"$status\", not \"$2\", after $3 s"
     sleep 0.2
   done
@@ -212,9 +240,12 @@ mkdir "$WORK/root-secrets"
 cp "$WORK/secrets"/* "$WORK/root-secrets/"
 chown -R 0:0 "$WORK/root-secrets"
 chmod 0400 "$WORK/root-secrets"/*
-rc=0
-"$DOCKER" run --rm --network none -v "$WORK/config:/etc/mailhook:ro" -v "$WORK/root-secrets:/run/secrets:ro" \
-  mailhook:latest >"$WORK/root-secrets.log" 2>&1 || rc=$?
+"$DOCKER" run -d --name "$ID-root" --network none -v "$WORK/config:/etc/mailhook:ro" \
+  -v "$WORK/root-secrets:/run/secrets:ro" mailhook:latest >/dev/null
+# Bounded: should the check regress, the daemon would start and run forever.
+rc=$(timeout 60 "$DOCKER" wait "$ID-root") || die "root-only secrets: the container still runs after 60 s"
+"$DOCKER" logs "$ID-root" >"$WORK/root-secrets.log" 2>&1
+"$DOCKER" rm -f "$ID-root" >/dev/null
 ((rc == 2)) || die "root-only secrets: exit $rc, expected 2: $(cat "$WORK/root-secrets.log")"
 grep -q 'Permission denied.*uid 10001 gid 10001.*chown 10001:10001' "$WORK/root-secrets.log" \
   || die "root-only secrets: the error does not name the uid and the chown: $(cat "$WORK/root-secrets.log")"
@@ -276,9 +307,10 @@ if command -v docker-compose >/dev/null; then
   say "compose demo: $(docker-compose version --short), ports 127.0.0.1:$DEMO_HTTP and :$DEMO_IMAP"
   start=$SECONDS
   # mailhook:latest is the image built above; only the demo Dovecot is built here.
-  "${COMPOSE[@]}" build demo-dovecot >"$WORK/compose-build.log" 2>&1 \
+  timeout 300 "${COMPOSE[@]}" build demo-dovecot >"$WORK/compose-build.log" 2>&1 \
     || { tail -30 "$WORK/compose-build.log" >&2; die "compose build demo-dovecot failed"; }
-  "${COMPOSE[@]}" up -d >"$WORK/compose-up.log" 2>&1 || { cat "$WORK/compose-up.log" >&2; die "compose up failed"; }
+  timeout 120 "${COMPOSE[@]}" up -d >"$WORK/compose-up.log" 2>&1 \
+    || { cat "$WORK/compose-up.log" >&2; die "compose up failed"; }
   deadline=$((SECONDS + 90))
   until "${COMPOSE[@]}" logs --no-color demo-sink >"$WORK/demo-sink.log" 2>&1 \
     && grep -q '"type":"message.received"' "$WORK/demo-sink.log"; do
@@ -290,7 +322,7 @@ if command -v docker-compose >/dev/null; then
   done
   curl -fsS -o /dev/null "http://127.0.0.1:$DEMO_HTTP/healthz" || die "the demo's published /healthz does not answer"
   say "compose demo: an event reached demo-sink in $((SECONDS - start)) s; published /healthz answers"
-  "${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1
+  timeout 60 "${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1
   COMPOSE=()
 fi
 

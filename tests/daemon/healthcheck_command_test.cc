@@ -133,10 +133,24 @@ TEST_F(HealthcheckConfigTest, WildcardListenIsProbedOnLoopback) {
   EXPECT_EQ(server.requests(), 1);
 }
 
-TEST_F(HealthcheckConfigTest, IPv6WildcardIsProbedOnIPv6Loopback) {
+TEST_F(HealthcheckConfigTest, WildcardsMapToTheirLoopbackAddress) {
   EXPECT_EQ(HealthTargetFor(config::HostPort("::", 8025)).ToString(), "http://[::1]:8025/healthz");
   EXPECT_EQ(HealthTargetFor(config::HostPort("0.0.0.0", 9)).ToString(), "http://127.0.0.1:9/healthz");
   EXPECT_EQ(HealthTargetFor(config::HostPort("10.1.2.3", 9)).ToString(), "http://10.1.2.3:9/healthz");
+}
+
+// The probe runs every few seconds: it reads http.listen only, never a secret,
+// and a config whose other parts are broken (a secret file missing while it
+// is rotated) does not make a running daemon unhealthy.
+TEST_F(HealthcheckConfigTest, ReadsOnlyHttpListenNotTheSecrets) {
+  RawReceiver server(Answer(200));
+  std::string path = Write("http: { listen: \"127.0.0.1:${MH_HEALTH_PORT}\" }\n");
+  std::ofstream(path, std::ios::app) << "    secret_file: /nonexistent/webhook_secret\n";
+  ::setenv("MH_HEALTH_PORT", std::to_string(server.port()).c_str(), 1);
+  Outcome r = Probe(path, "");
+  ::unsetenv("MH_HEALTH_PORT");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(server.requests(), 1);
 }
 
 TEST_F(HealthcheckConfigTest, NoListenSaysHowToAddOne) {

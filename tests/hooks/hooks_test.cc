@@ -358,7 +358,19 @@ TEST(AppendJsonlTest, RejectsNonJsonAndTwoValues) {
   EXPECT_EQ(RunHook({kAppend, file}, "{} {}").exit_code, 1);
   EXPECT_EQ(RunHook({kAppend}, "{}").exit_code, 2);
   EXPECT_EQ(ReadFile(file), "");
-  EXPECT_EQ(RunHook({kAppend, dir / "missing/dir/events.jsonl"}, "{}").exit_code, 75);
+  // A folder that cannot be made (here: under a regular file) is retried later.
+  std::ofstream(dir / "a-file") << "x";
+  EXPECT_EQ(RunHook({kAppend, dir / "a-file/dir/events.jsonl"}, "{}").exit_code, 75);
+}
+
+// An empty volume (a new PersistentVolumeClaim) has no output folder yet: the
+// hook makes it instead of retrying forever.
+TEST(AppendJsonlTest, MakesAMissingOutputFolder) {
+  TempDir dir;
+  std::string file = dir / "output/events/events.jsonl";
+  auto r = RunHook({kAppend, file}, Event("evt_1").dump());
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_data;
+  EXPECT_EQ(ReadFile(file), Event("evt_1").dump() + "\n");
 }
 
 // ---- create-ticket.sh ----
