@@ -36,6 +36,13 @@ std::string CourierServer::WhyCannotRun() {
            "instance runs in a private mount namespace (unshare --mount + overlays), which only root may "
            "make. Run the integration tests as root (scripts/test in the container) to cover Courier.";
   }
+  // Root in a container without CAP_SYS_ADMIN cannot make one either.
+  auto probe = RunCommand({"unshare", "--mount", "--propagation", "private", "true"}, std::chrono::seconds(10));
+  if (!probe.ok() || probe->exit_code != 0) {
+    return "Courier-IMAP needs a private mount namespace, and `unshare --mount` failed here (" +
+           (probe.ok() ? probe->err : probe.error().ToString()) +
+           "): a container needs CAP_SYS_ADMIN (docker run --cap-add SYS_ADMIN) to cover Courier.";
+  }
   return "";
 }
 
