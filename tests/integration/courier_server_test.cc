@@ -189,6 +189,25 @@ TEST_F(CourierTest, StartTlsSessionDeliversAnEvent) {
   EXPECT_EQ(receiver_.Requests()[0].Json()["uid"], uid);
 }
 
+// A second folder, by Courier's INBOX-prefixed name: its own IDLE session
+// (no NOTIFY), and the event names the folder as the server spells it.
+TEST_F(CourierTest, SubfolderIsWatchedByItsInboxPrefixedName) {
+  ImapClient imap = Imap();
+  MH_ASSERT_OK(imap.CreateFolder("alice", "INBOX.Orders"));
+  AccountSpec account;
+  account.folders = {"INBOX", "INBOX.Orders"};
+  StartDaemon(account);
+  WaitIdle();
+  ASSERT_TRUE(daemon_.WaitForLog("imap.idle account=test folder=INBOX.Orders", seconds(20))) << daemon_.Log();
+  EXPECT_TRUE(daemon_.WaitForLog("mode=idle folders=2 idle_connections=2", seconds(1))) << daemon_.Log();
+  MH_ASSERT_OK_AND_ASSIGN(uint32_t uid, imap.Append("alice", "INBOX.Orders", Message("order 17")));
+  ASSERT_TRUE(receiver_.WaitFor(1, seconds(15))) << daemon_.Log();
+  nlohmann::json e = receiver_.Requests()[0].Json();
+  EXPECT_EQ(e["mailbox"], "INBOX.Orders");
+  EXPECT_EQ(e["uid"], uid);
+  EXPECT_EQ(e["message"]["subject"], "order 17");
+}
+
 TEST_F(CourierTest, WrongPasswordIsOneLoginErrorAndNoExit) {
   AccountSpec account;
   std::string yaml = AccountYaml(courier_, account);
