@@ -36,7 +36,12 @@ const config::Account* FindAccount(const config::Config& config, const std::stri
 
 ConfigReloader::ConfigReloader(std::string path, std::shared_ptr<const config::Config> running,
                                config::ConfigFingerprint fingerprint, ReloadTargets parts)
-    : path_(std::move(path)), running_(std::move(running)), fingerprint_(std::move(fingerprint)), parts_(parts) {}
+    : path_(std::move(path)),
+      running_(std::move(running)),
+      fingerprint_(std::move(fingerprint)),
+      parts_(parts),
+      applied_(parts.metrics.ConfigReloads("applied")),
+      failed_(parts.metrics.ConfigReloads("failed")) {}
 
 config::Config ConfigReloader::KeepRestartOnly(config::Config next) const {
   next.state_dir = running_->state_dir;
@@ -46,6 +51,12 @@ config::Config ConfigReloader::KeepRestartOnly(config::Config next) const {
 }
 
 bool ConfigReloader::Reload() {
+  bool applied = ReloadUncounted();
+  (applied ? applied_ : failed_).Inc();
+  return applied;
+}
+
+bool ConfigReloader::ReloadUncounted() {
   spdlog::logger& log = util::Log(util::Area::kDaemon);
   config::LoadedConfig loaded = config::LoadConfigWithFingerprint(path_);
   if (!loaded.result.config || !loaded.fingerprint) {

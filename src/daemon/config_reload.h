@@ -28,6 +28,7 @@
 #include "daemon/stop_signal.h"
 #include "daemon/store_pool.h"
 #include "delivery/dispatcher.h"
+#include "util/metrics_catalog.h"
 
 namespace mailhook::daemon {
 
@@ -46,6 +47,7 @@ struct ReloadTargets {
   delivery::Dispatcher& dispatcher;
   RouteTable& routes;
   StorePool& stores;
+  const util::MetricsCatalog& metrics;  ///< mailhook_config_reloads_total{outcome}
 };
 
 class ConfigReloader {
@@ -54,7 +56,7 @@ class ConfigReloader {
                  ReloadTargets parts);
 
   /// Reads the file and applies it; false when it was rejected (logged) and
-  /// the running config kept.
+  /// the running config kept. Counted in mailhook_config_reloads_total.
   bool Reload();
 
   /// The config running now.
@@ -68,11 +70,15 @@ class ConfigReloader {
   bool ApplyTargets(const config::ConfigChanges& changes, const std::shared_ptr<const config::Config>& next);
   /// Step 4.
   void ApplyAccounts(const config::ConfigChanges& changes, const std::shared_ptr<const config::Config>& next);
+  /// Reload without the count.
+  bool ReloadUncounted();
 
   const std::string path_;
   std::shared_ptr<const config::Config> running_;
   config::ConfigFingerprint fingerprint_;
   ReloadTargets parts_;
+  const util::Counter applied_;  // bound at construction: /metrics shows 0 before the first SIGHUP
+  const util::Counter failed_;
 };
 
 /// What woke the daemon's main loop.

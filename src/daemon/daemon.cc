@@ -178,7 +178,7 @@ int RunDaemon(const config::Config& start_config, const std::string& version, St
   log->info("daemon.started version={} accounts={} watchers={} webhooks={} hooks={}", version, config.accounts.size(),
             folders, config.webhooks.size(), config.hooks.size());
 
-  ConfigReloader reloader(reload.path, running, reload.fingerprint, {watchers, dispatcher, routes, stores});
+  ConfigReloader reloader(reload.path, running, reload.fingerprint, {watchers, dispatcher, routes, stores, metrics});
   StopSignal* requested = reload.path.empty() ? nullptr : reload.requested;
   while (WaitForStopOrReload(stop, requested) == DaemonWake::kReload) reloader.Reload();
 

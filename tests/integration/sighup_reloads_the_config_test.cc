@@ -4,6 +4,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -28,6 +29,7 @@ class SighupTest : public PipelineTest {
   std::string Config(const std::vector<std::string>& a_folders, bool with_hook2) const {
     ConfigSpec cfg;
     cfg.state_dir = daemon_.state_dir();
+    cfg.http_listen = "127.0.0.1:0";
     AccountSpec a;
     a.name = "a";
     a.folders = a_folders;
@@ -79,6 +81,13 @@ class SighupTest : public PipelineTest {
       if (title.find("[" + user + " ") != std::string::npos) out.insert(pid);
     }
     return out;
+  }
+
+  /// GET /metrics of the running daemon.
+  std::string Metrics() const {
+    httplib::Client http("127.0.0.1", daemon_.HttpPort());
+    auto res = http.Get("/metrics");
+    return res ? res->body : "";
   }
 
   WebhookReceiver second_;
@@ -135,17 +144,20 @@ TEST_F(SighupTest, AnInvalidFileIsReportedWithItsPositionAndTheOldConfigKeepsDel
   MH_ASSERT_OK(daemon_.Start());
   WaitSettled();
   const size_t alice_logins = Logins("alice");
-  // Line 4, the first account: `port` must be a number.
+  // The first account's port must be a number.
   std::string bad = Config({"INBOX", "Archive"}, true);
   const std::string port = "port: " + std::to_string(dovecot_.imaps_port());
-  ASSERT_NE(bad.find(port), std::string::npos);
-  bad.replace(bad.find(port), port.size(), "port: nine");
+  const size_t at_port = bad.find(port);
+  ASSERT_NE(at_port, std::string::npos);
+  bad.replace(at_port, port.size(), "port: nine");
+  const size_t line = 1 + static_cast<size_t>(std::count(bad.begin(), bad.begin() + at_port, '\n'));
+  const size_t column = at_port - bad.rfind('\n', at_port) + std::string("port: ").size();
   MH_ASSERT_OK(daemon_.WriteConfig(bad));
   size_t mark = daemon_.LogMark();
   Hup("daemon.reload_failed", mark);
   std::string log = daemon_.Log().substr(mark);
   // FILE:LINE:COL of the bad value, and what is wrong with it.
-  const std::string at = daemon_.config_path() + ":4:";
+  const std::string at = daemon_.config_path() + ":" + std::to_string(line) + ":" + std::to_string(column) + ":";
   EXPECT_NE(log.find(at), std::string::npos) << log;
   EXPECT_NE(log.find("port"), std::string::npos) << log;
   EXPECT_EQ(log.find("daemon.reloaded"), std::string::npos) << log;
@@ -157,6 +169,9 @@ TEST_F(SighupTest, AnInvalidFileIsReportedWithItsPositionAndTheOldConfigKeepsDel
   EXPECT_EQ(second_.count(), 0u);
   EXPECT_EQ(Logins("alice"), alice_logins);
   EXPECT_TRUE(daemon_.Running());
+  std::string metrics = Metrics();
+  EXPECT_NE(metrics.find("mailhook_config_reloads_total{outcome=\"failed\"} 1\n"), std::string::npos) << metrics;
+  EXPECT_EQ(metrics.find("mailhook_config_reloads_total{outcome=\"applied\"}"), std::string::npos) << metrics;
 
   // Fixed, it is taken on the next SIGHUP.
   MH_ASSERT_OK(daemon_.WriteConfig(Config({"INBOX"}, true)));
@@ -165,6 +180,8 @@ TEST_F(SighupTest, AnInvalidFileIsReportedWithItsPositionAndTheOldConfigKeepsDel
   MH_ASSERT_OK(imap.Append("bob", "INBOX", SampleMessage("latin1_qp.eml")));
   ASSERT_TRUE(second_.WaitFor(1, seconds(20))) << daemon_.Log();
   EXPECT_EQ(Logins("alice"), alice_logins);
+  metrics = Metrics();
+  EXPECT_NE(metrics.find("mailhook_config_reloads_total{outcome=\"applied\"} 1\n"), std::string::npos) << metrics;
   MH_ASSERT_OK_AND_ASSIGN(int code, daemon_.Terminate());
   EXPECT_EQ(code, 0);
 }
