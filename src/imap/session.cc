@@ -13,6 +13,7 @@
 
 #include "imap/bodystructure.h"
 #include "imap/etpan_ptr.h"
+#include "imap/protocol_trace.h"
 #include "imap/raw_fetch.h"
 #include "imap/redact.h"
 #include "imap/tls_stream.h"
@@ -53,38 +54,26 @@ mailimap_section* SectionFor(const std::string& section, bool mime) {
   return mime ? mailimap_section_new_part_mime(part) : mailimap_section_new_part(part);
 }
 
-// trace = protocol, redacted (STYLE.md): every chunk libetpan sends or
-// receives, with our credentials cut out. libetpan sends the LOGIN password
-// as private data (MAILSTREAM_LOG_TYPE_DATA_SENT_PRIVATE): only its length
-// is logged; a chunk that still holds a credential form loses it in Clean.
-// Installed only when the imap logger is at trace, so it costs nothing else.
+// trace = protocol, redacted (STYLE.md): libetpan hands over every chunk it
+// sends or receives, in the driver's order; ProtocolTrace makes lines of
+// them and cuts the credentials out. DATA_SENT_PRIVATE is what libetpan
+// sends while LOGIN or AUTHENTICATE arguments go out.
 void TraceProtocol(mailimap*, int log_type, const char* str, size_t size, void* context) {
-  const auto* options = static_cast<const SessionOptions*>(context);
-  const char* event = nullptr;
-  switch (log_type) {
-    case MAILSTREAM_LOG_TYPE_DATA_RECEIVED: event = "imap.received"; break;
-    case MAILSTREAM_LOG_TYPE_DATA_SENT: event = "imap.sent"; break;
-    case MAILSTREAM_LOG_TYPE_DATA_SENT_PRIVATE: {
-      // The tag and the verb ("7 LOGIN") carry no secret; the rest may.
-      std::string_view head(str, str ? size : 0);
-      size_t verb_end = head.find(' ', std::min(head.find(' '), head.size()) + 1);
-      head = head.substr(0, std::min({verb_end, head.size(), size_t{40}}));
-      util::Log(util::Area::kImap)
-          .trace("imap.sent host={} bytes={} data=\"{} <withheld: private>\"", options->host, size,
-                 CredentialRedactor(options->username, options->password).Clean(head, 40));
-      return;
-    }
-    default: return;
-  }
+  auto* trace = static_cast<ProtocolTrace*>(context);
   std::string_view data(str, str ? size : 0);
-  std::string text = CredentialRedactor(options->username, options->password).Clean(data, 400);
-  util::Log(util::Area::kImap).trace("{} host={} bytes={} data=\"{}\"", event, options->host, size, text);
+  switch (log_type) {
+    case MAILSTREAM_LOG_TYPE_DATA_RECEIVED: trace->Received(data); break;
+    case MAILSTREAM_LOG_TYPE_DATA_SENT: trace->Sent(data, false); break;
+    case MAILSTREAM_LOG_TYPE_DATA_SENT_PRIVATE: trace->Sent(data, true); break;
+    default: break;
+  }
 }
 
 }  // namespace
 
 SessionOptions SessionOptions::FromAccount(const config::Account& a, util::Secret password, int stop_fd) {
   SessionOptions o;
+  o.account = a.name;
   o.host = a.host;
   o.port = a.port;
   o.tls = a.tls;
@@ -163,7 +152,9 @@ util::Result<std::unique_ptr<Session>> Session::Open(const SessionOptions& optio
   StartResponseBudget(stream->get(), session->budget_.bytes, session->budget_.syntax);
 
   if (util::Log(util::Area::kImap).should_log(spdlog::level::trace)) {
-    mailimap_set_logger(imap, &TraceProtocol, &session->options_);
+    session->trace_ = std::make_unique<ProtocolTrace>(options.account, options.host,
+                                                      CredentialRedactor(options.username, options.password));
+    mailimap_set_logger(imap, &TraceProtocol, session->trace_.get());
   }
   // mailimap_connect takes ownership of the stream even when it fails.
   int r = mailimap_connect(imap, stream->release());

@@ -26,6 +26,8 @@ struct mailimap;  // libetpan's session; kept out of users' sight
 
 namespace mailhook::imap {
 
+class ProtocolTrace;
+
 /// Closes a session's stream, then frees the session (mailimap_free alone
 /// would send LOGOUT and wait a full timeout on a dead peer).
 struct ImapCloser {
@@ -34,6 +36,7 @@ struct ImapCloser {
 
 /// Everything needed to open a session for one account.
 struct SessionOptions {
+  std::string account;  ///< the account's name, for the protocol trace (empty: the host)
   std::string host;
   uint16_t port = 993;
   config::TlsMode tls = config::TlsMode::kImplicit;
@@ -258,6 +261,8 @@ class Session : public Mailbox {
                                   std::vector<FolderEvent>& events, size_t start);
   util::Status IdleLeave(const std::string& tag, IdleWake wake, std::vector<FolderEvent>& events, size_t start);
 
+  // Declared before imap_ so it outlives the stream that logs into it.
+  std::unique_ptr<ProtocolTrace> trace_;  // only at log level trace (protocol_trace.h)
   std::unique_ptr<mailimap, ImapCloser> imap_;
   SessionOptions options_;
   uint32_t raw_tag_ = 0;                     // for RawCommand
