@@ -102,6 +102,7 @@ void ImapCloser::operator()(mailimap* imap) const {
 Session::~Session() = default;
 
 void Session::BeginCommand(std::string command, std::optional<Budget> budget) {
+  NoteAlert();  // of the previous command's response
   command_ = std::move(command);
   budget_ = budget.value_or(Budget{options_.max_response_bytes, options_.max_syntax_bytes});
   if (imap_->imap_stream) StartResponseBudget(imap_->imap_stream, budget_.bytes, budget_.syntax);
@@ -112,7 +113,14 @@ std::string Session::ServerText() const {
       .Clean(imap_->imap_response ? imap_->imap_response : "");
 }
 
-util::Error Session::CommandError(const std::string& what, int code) const {
+void Session::NoteAlert() {
+  if (!imap_->imap_response_info || !imap_->imap_response_info->rsp_alert) return;
+  alerts_.Note(options_.account, ConnectionName(options_),
+               CredentialRedactor(options_.username, options_.password).Clean(imap_->imap_response_info->rsp_alert));
+}
+
+util::Error Session::CommandError(const std::string& what, int code) {
+  NoteAlert();
   if (imap_->imap_stream && ResponseBudgetExceeded(imap_->imap_stream)) return TooLargeError("passed");
   if (imap_->imap_stream && ResponseTooDeep(imap_->imap_stream)) {
     // The same code: for the caller it is the same case (take the message
@@ -124,6 +132,20 @@ util::Error Session::CommandError(const std::string& what, int code) const {
                      "and drops the session. The message (or the server) is probably hostile or broken");
   }
   std::string server = ServerText();
+  const RefusalContext where{what, ConnectionName(options_), server};
+  if (code == MAILIMAP_ERROR_STREAM || code == MAILIMAP_ERROR_PARSE) {
+    // An untagged BYE before the close (RFC 3501 §7.1.5) is still in what
+    // libetpan read of the response: it says why.
+    const MMAPString* read = imap_->imap_stream_buffer;
+    if (auto bye = read ? FindBye(std::string_view(read->str, read->len)) : std::nullopt) {
+      return ErrorForBye(*bye, RefusalContext{what, where.connection,
+                                              CredentialRedactor(options_.username, options_.password).Clean(*bye)});
+    }
+  } else if (code == MAILIMAP_ERROR_DONT_ACCEPT_CONNECTION) {
+    return ErrorForBye(server, where);  // a BYE greeting (RFC 3501 §7.1.5)
+  } else if (auto coded = ErrorForResponseCode(ResponseCode(imap_.get()), where)) {
+    return *coded;
+  }
   std::string msg = what + " failed on " + ConnectionName(options_) + " (libetpan code " + std::to_string(code) + ")";
   if (!server.empty()) msg += ": server said \"" + server + "\"";
   if (code == MAILIMAP_ERROR_STREAM) msg += ": connection lost or timed out";
@@ -160,6 +182,7 @@ util::Result<std::unique_ptr<Session>> Session::Open(const SessionOptions& optio
   int r = mailimap_connect(imap, stream->release());
   if (r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED && r != MAILIMAP_NO_ERROR_AUTHENTICATED) {
     Error e = session->CommandError("greeting", r);
+    if (e.code() == "imap.bye") return e;  // the server spoke IMAP: the TLS mode is right
     if (options.tls == config::TlsMode::kNone || options.tls == config::TlsMode::kStartTls) {
       return e.WithMessage(e.message() + " (if this port speaks implicit TLS, use tls: implicit)");
     }
@@ -228,12 +251,14 @@ util::Status Session::Login() {
   }
   if (r == MAILIMAP_NO_ERROR) return util::Ok();
   if (r == MAILIMAP_ERROR_STREAM || r == MAILIMAP_ERROR_PARSE) return CommandError("login", r);
+  NoteAlert();
   std::string code = ResponseCode(imap_.get());
   std::string server = ServerText();
-  if (code == "UNAVAILABLE" || code == "INUSE" || code == "LIMIT") {
-    return Error(
-        "imap.login_unavailable", RetryClass::kBackoff,
-        "login to " + ConnectionName(options_) + " temporarily refused [" + code + "]: server said \"" + server + "\"");
+  // RFC 5530 codes say whether to wait ([UNAVAILABLE]...) or what to fix.
+  if (auto coded = ErrorForResponseCode(code, RefusalContext{"login", ConnectionName(options_), server})) {
+    // One event for every temporary refusal of a login (docs/troubleshooting.md).
+    if (!coded->NeedsOperator()) return Error("imap.login_unavailable", RetryClass::kBackoff, coded->message());
+    return *coded;
   }
   return Error("imap.auth", RetryClass::kNeedsOperator,
                "login failed for user \"" + user + "\" on " + ConnectionName(options_) +
@@ -252,7 +277,8 @@ util::Result<MailboxInfo> Session::Select(const std::string& folder) {
   int r = mailimap_select(imap_.get(), folder.c_str());
   if (r != MAILIMAP_NO_ERROR) {
     Error e = CommandError("select", r);
-    if (r == MAILIMAP_ERROR_SELECT) {
+    // [LIMIT], [INUSE]... name their own cause (CommandError).
+    if (r == MAILIMAP_ERROR_SELECT && !ErrorForResponseCode(ResponseCode(imap_.get()), {})) {
       return Error("imap.select", RetryClass::kNeedsOperator,
                    "cannot open folder \"" + folder + "\" on " + ConnectionName(options_) + ": server said \"" +
                        ServerText() +

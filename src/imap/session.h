@@ -19,6 +19,7 @@
 
 #include "config/config.h"
 #include "imap/mailbox.h"
+#include "imap/response_code.h"
 #include "mime/part_tree.h"
 #include "util/result.h"
 
@@ -216,7 +217,9 @@ class Session : public Mailbox {
   void BeginCommand(std::string command, std::optional<Budget> budget = std::nullopt);
   /// The error for a failed command: imap.response_too_large when the budget
   /// ran out, else imap.<what> with the (redacted) server text.
-  util::Error CommandError(const std::string& what, int code) const;
+  util::Error CommandError(const std::string& what, int code);
+  /// Logs the [ALERT] of the last response, once per session (response_code.h).
+  void NoteAlert();
   /// The server's last response text, bounded, without control characters
   /// and without anything of our credentials (a server may echo LOGIN).
   std::string ServerText() const;
@@ -265,6 +268,7 @@ class Session : public Mailbox {
   std::unique_ptr<ProtocolTrace> trace_;  // only at log level trace (protocol_trace.h)
   std::unique_ptr<mailimap, ImapCloser> imap_;
   SessionOptions options_;
+  AlertLog alerts_;                          // [ALERT] texts logged on this session
   uint32_t raw_tag_ = 0;                     // for RawCommand
   std::string command_;                      // what BeginCommand named, for errors
   Budget budget_;                            // what BeginCommand allowed
