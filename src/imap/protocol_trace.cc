@@ -146,9 +146,11 @@ std::string ProtocolTrace::RenderSent(const std::string& line, bool private_data
     // The connection's role from here on.
     folder_ = redactor_.Clean(line.substr(std::min(line.size(), tag.size() + verb.size() + 2)), 100);
     if (folder_.empty()) folder_ = "-";
-    // A quoted name keeps its quotes as ' (the value stays one field);
-    // spaces inside it are shown as _.
-    for (char& c : folder_) c = c == '"' || c == '\\' ? '\'' : c == ' ' ? '_' : c;
+    // One field: a quoted name without its quotes, spaces shown as _.
+    if (folder_.size() >= 2 && folder_.front() == '"' && folder_.back() == '"') {
+      folder_ = folder_.substr(1, folder_.size() - 2);
+    }
+    for (char& c : folder_) c = c == '"' || c == '\\' || c == ' ' ? '_' : c;
   } else if (verb == "NOTIFY") {
     folder_ = "notify";
   }
@@ -163,11 +165,15 @@ std::string ProtocolTrace::Finish(const std::string& line, uint64_t hidden) cons
     cut += out.size() - kMaxShownLine;
     out.resize(kMaxShownLine);
   }
-  for (char& c : out) {
-    if (c == '"' || c == '\\') c = '\'';  // the line is shown as line="..."
+  // Shown as line="...": quotes and backslashes escaped, as in other fields.
+  std::string escaped;
+  escaped.reserve(out.size() + 16);
+  for (char c : out) {
+    if (c == '"' || c == '\\') escaped += '\\';
+    escaped += c;
   }
-  if (cut > 0) out += "...(+" + std::to_string(cut) + " bytes)";
-  return out;
+  if (cut > 0) escaped += "...(+" + std::to_string(cut) + " bytes)";
+  return escaped;
 }
 
 }  // namespace mailhook::imap

@@ -38,7 +38,7 @@ TEST(ProtocolTraceTest, LiteralsAreShownByTheirSizeOnly) {
   Drip(trace, "* 1 FETCH (UID 5 BODY[] {23}\r\nSubject: private text\r\n FLAGS (\\Seen))\r\n", false);
   Drip(trace, "* 2 FETCH (UID 6 BINARY[1] ~{3}\r\nabc)\r\n", false);
   const std::string text = logs.Text();
-  EXPECT_NE(text.find("line=\"* 1 FETCH (UID 5 BODY[] {23 bytes} FLAGS ('Seen))\""), std::string::npos) << text;
+  EXPECT_NE(text.find("line=\"* 1 FETCH (UID 5 BODY[] {23 bytes} FLAGS (\\\\Seen))\""), std::string::npos) << text;
   EXPECT_NE(text.find("line=\"* 2 FETCH (UID 6 BINARY[1] {3 bytes})\""), std::string::npos) << text;
   EXPECT_EQ(text.find("private text"), std::string::npos) << text;
   EXPECT_EQ(text.find("abc"), std::string::npos) << text;
@@ -92,7 +92,7 @@ TEST(ProtocolTraceTest, ConnectionIsNamedByAccountAndFolder) {
   trace.Received("* 3 EXISTS\r\n7 OK [READ-WRITE] done\r\n");
   const std::string text = logs.Text();
   EXPECT_NE(text.find("imap.sent account=support conn="), std::string::npos) << text;
-  EXPECT_NE(text.find("folder='Support/Urgent' line=\"* 3 EXISTS\""), std::string::npos) << text;
+  EXPECT_NE(text.find("folder=Support/Urgent line=\"* 3 EXISTS\""), std::string::npos) << text;
 }
 
 TEST(ProtocolTraceTest, LongLinesAreCutAfterRedaction) {
