@@ -64,7 +64,7 @@ std::optional<util::Error> ErrorForResponseCode(std::string_view code, const Ref
   const CodeMeaning* m = Find(code);
   if (!m) return std::nullopt;
   return Error(std::string(m->event), m->retry,
-               where.what + " refused [" + std::string(code) + "] by " + where.connection + ": server said \"" +
+               where.what + " failed [" + std::string(code) + "] on " + where.connection + ": server said \"" +
                    where.server + "\"; " + std::string(m->meaning));
 }
 

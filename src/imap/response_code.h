@@ -19,7 +19,7 @@ namespace mailhook::imap {
 /// Where a refusal happened, for its message.
 struct RefusalContext {
   std::string what;        ///< the command, e.g. "login", "select"
-  std::string connection;  ///< host:port
+  std::string connection;  ///< host:port, and more if it helps ("for user \"x\"")
   std::string server;      ///< the server's text, already redacted
 };
 

@@ -133,7 +133,7 @@ util::Error Session::CommandError(const std::string& what, int code) {
   }
   std::string server = ServerText();
   const RefusalContext where{what, ConnectionName(options_), server};
-  if (code == MAILIMAP_ERROR_STREAM || code == MAILIMAP_ERROR_PARSE) {
+  if (code == MAILIMAP_ERROR_STREAM || code == MAILIMAP_ERROR_PARSE || code == MAILIMAP_ERROR_DONT_ACCEPT_CONNECTION) {
     // An untagged BYE before the close (RFC 3501 §7.1.5) is still in what
     // libetpan read of the response: it says why.
     const MMAPString* read = imap_->imap_stream_buffer;
@@ -141,8 +141,8 @@ util::Error Session::CommandError(const std::string& what, int code) {
       return ErrorForBye(*bye, RefusalContext{what, where.connection,
                                               CredentialRedactor(options_.username, options_.password).Clean(*bye)});
     }
-  } else if (code == MAILIMAP_ERROR_DONT_ACCEPT_CONNECTION) {
-    return ErrorForBye(server, where);  // a BYE greeting (RFC 3501 §7.1.5)
+    // A BYE greeting (RFC 3501 §7.1.5) whose line is no longer buffered.
+    if (code == MAILIMAP_ERROR_DONT_ACCEPT_CONNECTION) return ErrorForBye(server, where);
   } else if (auto coded = ErrorForResponseCode(ResponseCode(imap_.get()), where)) {
     return *coded;
   }
@@ -255,7 +255,8 @@ util::Status Session::Login() {
   std::string code = ResponseCode(imap_.get());
   std::string server = ServerText();
   // RFC 5530 codes say whether to wait ([UNAVAILABLE]...) or what to fix.
-  if (auto coded = ErrorForResponseCode(code, RefusalContext{"login", ConnectionName(options_), server})) {
+  if (auto coded = ErrorForResponseCode(
+          code, RefusalContext{"login", ConnectionName(options_) + " for user \"" + user + "\"", server})) {
     // One event for every temporary refusal of a login (docs/troubleshooting.md).
     if (!coded->NeedsOperator()) return Error("imap.login_unavailable", RetryClass::kBackoff, coded->message());
     return *coded;

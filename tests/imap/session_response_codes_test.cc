@@ -86,6 +86,7 @@ TEST(SessionResponseCodesTest, ByeGreetingIsABackoff) {
   EXPECT_EQ(s.error().retry(), RetryClass::kBackoff) << s.error().message();
   EXPECT_EQ(s.error().code(), "imap.bye") << s.error().message();
   EXPECT_NE(s.error().message().find("too busy"), std::string::npos) << s.error().message();
+  EXPECT_NE(s.error().message().find("[UNAVAILABLE]"), std::string::npos) << s.error().message();
 }
 
 TEST(SessionResponseCodesTest, SelectRefusedWithLimitIsABackoffNotAMissingFolder) {
