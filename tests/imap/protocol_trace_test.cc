@@ -6,9 +6,12 @@
 
 #include <gtest/gtest.h>
 
+#include "fake_imap_server.h"
+#include "imap/session.h"
 #include "log_capture.h"
 #include "util/base64.h"
 #include "util/known_secrets.h"
+#include "util/log.h"
 
 namespace mailhook::imap {
 namespace {
@@ -117,6 +120,30 @@ TEST(ProtocolTraceTest, SecretsFromAnySourceAreCut) {
   EXPECT_EQ(text.find(webhook_secret), std::string::npos) << text;
   EXPECT_EQ(text.find(util::Base64Encode(webhook_secret)), std::string::npos) << text;
   EXPECT_NE(text.find("[ALERT] <redacted> and <redacted>"), std::string::npos) << text;
+}
+
+TEST(ProtocolTraceTest, SessionTracesOnlyAtTraceLevel) {
+  for (auto level : {spdlog::level::debug, spdlog::level::trace}) {
+    fake::FakeImapServer server([](const std::string&) { return std::string("* SEARCH 4\r\n"); });
+    testsupport::LogCapture logs({"imap"});
+    util::Logger("imap")->set_level(level);  // LogCapture restores it
+    SessionOptions o = fake::FakeSessionOptions(server.port());
+    o.account = "support";
+    auto s = Session::Open(o);
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    ASSERT_TRUE((*s)->Select("INBOX").ok());
+    ASSERT_TRUE((*s)->SearchUidsFrom(1).ok());
+    (*s)->Logout();
+    const std::string text = logs.Text();
+    if (level == spdlog::level::trace) {
+      EXPECT_NE(text.find("imap.sent account=support conn="), std::string::npos) << text;
+      EXPECT_NE(text.find("folder=INBOX line=\"4 UID SEARCH UID 1:*\""), std::string::npos) << text;
+      EXPECT_NE(text.find("folder=INBOX line=\"* SEARCH 4\""), std::string::npos) << text;
+    } else {
+      EXPECT_EQ(text.find("imap.sent"), std::string::npos) << text;
+      EXPECT_EQ(text.find("imap.received"), std::string::npos) << text;
+    }
+  }
 }
 
 }  // namespace
