@@ -40,9 +40,9 @@ TEST_F(ProtocolTraceTest, TraceShowsTheProtocolAndNoSecret) {
   via_plain.extra = "auth: plain";
   cfg.accounts.push_back(AccountYaml(dovecot_, via_login));
   cfg.accounts.push_back(AccountYaml(dovecot_, via_plain));
-  cfg.webhooks.push_back(WebhookYaml(
-      {"tickets", receiver_.url(), kTestWebhookSecret,
-       "headers: {Authorization: \"Bearer ${TICKETS_TOKEN}\", X-Api-Key: {value_file: " + Quote(dir + "/api_key") + "}}"}));
+  cfg.webhooks.push_back(WebhookYaml({"tickets", receiver_.url(), kTestWebhookSecret,
+                                      "headers: {Authorization: \"Bearer ${TICKETS_TOKEN}\", X-Api-Key: {value_file: " +
+                                          Quote(dir + "/api_key") + "}}"}));
   cfg.hooks.push_back(
       "{name: archive, command: [\"/bin/sh\", \"-c\", \"cat > /dev/null\"], env: {TICKET_TOKEN: {file: " +
       Quote(dir + "/ticket_token") + "}}}");
