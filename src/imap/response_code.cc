@@ -104,6 +104,24 @@ std::optional<std::string> FindBye(std::string_view buffered) {
   return std::nullopt;
 }
 
+std::optional<std::string> FindAlert(std::string_view buffered) {
+  for (size_t start = 0; start < buffered.size();) {
+    size_t end = buffered.find('\n', start);
+    std::string_view line = buffered.substr(start, end == std::string_view::npos ? end : end - start);
+    if (line.starts_with("* ")) {
+      const size_t at = line.find(" [ALERT] ");
+      if (at != std::string_view::npos && at <= 5) {  // "* OK [ALERT] ", "* BAD [ALERT] "
+        std::string_view text = line.substr(at + 9);
+        if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+        return std::string(text);
+      }
+    }
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+  return std::nullopt;
+}
+
 void AlertLog::Note(const std::string& account, const std::string& connection, const std::string& text) {
   if (std::find(seen_.begin(), seen_.end(), text) != seen_.end()) return;
   if (seen_.size() >= kMaxRemembered) seen_.erase(seen_.begin());

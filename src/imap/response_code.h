@@ -39,6 +39,10 @@ util::Error ErrorForBye(std::string_view bye_line, const RefusalContext& where);
 /// response that failed), without "* BYE " and CRLF; nullopt when none.
 std::optional<std::string> FindBye(std::string_view buffered);
 
+/// The text of an `[ALERT]` in an untagged OK/NO/BAD line of `buffered`
+/// (the greeting: libetpan keeps no response info for it), without CRLF.
+std::optional<std::string> FindAlert(std::string_view buffered);
+
 /// [ALERT] texts already logged on one session: each distinct text is logged
 /// once as a warning (`imap.alert`), not on every command that repeats it.
 class AlertLog {

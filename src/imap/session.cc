@@ -189,6 +189,14 @@ util::Result<std::unique_ptr<Session>> Session::Open(const SessionOptions& optio
     return e;
   }
 
+  // libetpan keeps no response info for the greeting: its [ALERT] is read
+  // from the greeting line itself.
+  if (const MMAPString* greeting = imap->imap_stream_buffer) {
+    if (auto alert = FindAlert(std::string_view(greeting->str, greeting->len))) {
+      session->alerts_.Note(options.account, ConnectionName(options),
+                            CredentialRedactor(options.username, options.password).Clean(*alert));
+    }
+  }
   if (options.tls == config::TlsMode::kStartTls) {
     if (auto s = session->StartTlsCommand(); !s.ok()) return s.error();
   }

@@ -117,5 +117,17 @@ TEST(SessionResponseCodesTest, AlertIsLoggedOncePerSession) {
   EXPECT_EQ(text.find(line, first + 1), std::string::npos) << "logged twice:\n" << text;
 }
 
+TEST(SessionResponseCodesTest, AlertInTheGreetingIsLogged) {
+  FakeImapServer server = Server({}, "* OK [ALERT] System going down at 17:00 UTC\r\n");
+  testsupport::LogCapture logs({"imap"});
+  auto s = Session::Open(fake::FakeSessionOptions(server.port()));
+  ASSERT_TRUE(s.ok()) << s.error().message();
+  (*s)->Logout();
+  EXPECT_NE(logs.Text().find("imap.alert account=- server=127.0.0.1:" + std::to_string(server.port()) +
+                             " text=\"System going down at 17:00 UTC\""),
+            std::string::npos)
+      << logs.Text();
+}
+
 }  // namespace
 }  // namespace mailhook::imap
