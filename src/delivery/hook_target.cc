@@ -2,8 +2,10 @@
 
 #include <string.h>
 
+#include <chrono>
 #include <cstdint>
 
+#include "util/log.h"
 #include "util/subprocess.h"
 
 namespace mailhook::delivery {
@@ -90,7 +92,21 @@ Outcome HookTarget::Deliver(const store::Delivery& delivery, const util::CancelT
   // The caller's token, polled with the child's pipes: a token that fired
   // before the child started kills it at the first poll.
   spec.cancel_fd = cancel.fd();
+  // trace = protocol: the command's start and end, never its arguments,
+  // environment or input (they may carry secrets and the message).
+  spdlog::logger& log = util::Log(util::Area::kDelivery);
+  const bool trace = log.should_log(spdlog::level::trace);
+  const auto started = trace ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
+  if (trace)
+    log.trace("hook.start hook={} program={} event_id={}", hook_.name, spec.argv.empty() ? "-" : spec.argv[0],
+              delivery.item.event_id);
   auto run = util::RunProcess(spec);
+  if (trace) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    log.trace("hook.exit hook={} exit={} timed_out={} ms={}", hook_.name,
+              run.ok() ? std::to_string(run->exit_code) : std::string("not_started"), run.ok() && run->timed_out,
+              ms.count());
+  }
 
   if (!run.ok()) {
     const util::Error& e = run.error();

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "config/reserved_headers.h"
+#include "delivery/http_trace.h"
 #include "delivery/signing.h"
 #include "util/log.h"
 #include "util/strings.h"
@@ -351,11 +352,31 @@ Outcome WebhookTarget::Send(const std::string& body, const std::vector<std::pair
   auto client = TakeClient();
   httplib::Response res;
   httplib::Error err = httplib::Error::Success;
+  const bool trace = HttpTraceOn();  // http_trace.h: nothing is built otherwise
+  const Steady::time_point started = trace ? Steady::now() : Steady::time_point();
   FlightGuard guard(*this, client, Steady::now() + webhook_.timeout, cancel);
   // A token that fired since Deliver looked marked the flight cancelled
   // already: nothing is sent.
   bool ok = !cancel.cancelled() && client->send(req, res, err);
   Flight flight = guard.Finish();
+  if (trace) {
+    HttpTraceLine line;
+    line.target = webhook_.name;
+    line.method = "POST";
+    line.origin = origin_;
+    line.path = req.path;
+    line.headers = &headers;
+    line.body_bytes = body.size();
+    if (flight.cancelled || flight.expired || (!ok && !capped)) {
+      line.error = flight.cancelled ? "abandoned: shutting down"
+                   : flight.expired ? "timed out"
+                                    : httplib::to_string(err);
+    } else {
+      line.status = res.status;
+    }
+    line.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() - started);
+    TraceHttpRequest(line);
+  }
 
   if (flight.cancelled) {
     out.cancelled = true;

@@ -13,6 +13,7 @@
 
 #include "imap/bodystructure.h"
 #include "imap/etpan_ptr.h"
+#include "imap/protocol_trace.h"
 #include "imap/raw_fetch.h"
 #include "imap/redact.h"
 #include "imap/tls_stream.h"
@@ -53,38 +54,26 @@ mailimap_section* SectionFor(const std::string& section, bool mime) {
   return mime ? mailimap_section_new_part_mime(part) : mailimap_section_new_part(part);
 }
 
-// trace = protocol, redacted (STYLE.md): every chunk libetpan sends or
-// receives, with our credentials cut out. libetpan sends the LOGIN password
-// as private data (MAILSTREAM_LOG_TYPE_DATA_SENT_PRIVATE): only its length
-// is logged; a chunk that still holds a credential form loses it in Clean.
-// Installed only when the imap logger is at trace, so it costs nothing else.
+// trace = protocol, redacted (STYLE.md): libetpan hands over every chunk it
+// sends or receives, in the driver's order; ProtocolTrace makes lines of
+// them and cuts the credentials out. DATA_SENT_PRIVATE is what libetpan
+// sends while LOGIN or AUTHENTICATE arguments go out.
 void TraceProtocol(mailimap*, int log_type, const char* str, size_t size, void* context) {
-  const auto* options = static_cast<const SessionOptions*>(context);
-  const char* event = nullptr;
-  switch (log_type) {
-    case MAILSTREAM_LOG_TYPE_DATA_RECEIVED: event = "imap.received"; break;
-    case MAILSTREAM_LOG_TYPE_DATA_SENT: event = "imap.sent"; break;
-    case MAILSTREAM_LOG_TYPE_DATA_SENT_PRIVATE: {
-      // The tag and the verb ("7 LOGIN") carry no secret; the rest may.
-      std::string_view head(str, str ? size : 0);
-      size_t verb_end = head.find(' ', std::min(head.find(' '), head.size()) + 1);
-      head = head.substr(0, std::min({verb_end, head.size(), size_t{40}}));
-      util::Log(util::Area::kImap)
-          .trace("imap.sent host={} bytes={} data=\"{} <withheld: private>\"", options->host, size,
-                 CredentialRedactor(options->username, options->password).Clean(head, 40));
-      return;
-    }
-    default: return;
-  }
+  auto* trace = static_cast<ProtocolTrace*>(context);
   std::string_view data(str, str ? size : 0);
-  std::string text = CredentialRedactor(options->username, options->password).Clean(data, 400);
-  util::Log(util::Area::kImap).trace("{} host={} bytes={} data=\"{}\"", event, options->host, size, text);
+  switch (log_type) {
+    case MAILSTREAM_LOG_TYPE_DATA_RECEIVED: trace->Received(data); break;
+    case MAILSTREAM_LOG_TYPE_DATA_SENT: trace->Sent(data, false); break;
+    case MAILSTREAM_LOG_TYPE_DATA_SENT_PRIVATE: trace->Sent(data, true); break;
+    default: break;
+  }
 }
 
 }  // namespace
 
 SessionOptions SessionOptions::FromAccount(const config::Account& a, util::Secret password, int stop_fd) {
   SessionOptions o;
+  o.account = a.name;
   o.host = a.host;
   o.port = a.port;
   o.tls = a.tls;
@@ -113,6 +102,7 @@ void ImapCloser::operator()(mailimap* imap) const {
 Session::~Session() = default;
 
 void Session::BeginCommand(std::string command, std::optional<Budget> budget) {
+  NoteAlert();  // of the previous command's response
   command_ = std::move(command);
   budget_ = budget.value_or(Budget{options_.max_response_bytes, options_.max_syntax_bytes});
   if (imap_->imap_stream) StartResponseBudget(imap_->imap_stream, budget_.bytes, budget_.syntax);
@@ -123,7 +113,14 @@ std::string Session::ServerText() const {
       .Clean(imap_->imap_response ? imap_->imap_response : "");
 }
 
-util::Error Session::CommandError(const std::string& what, int code) const {
+void Session::NoteAlert() {
+  if (!imap_->imap_response_info || !imap_->imap_response_info->rsp_alert) return;
+  alerts_.Note(options_.account, ConnectionName(options_),
+               CredentialRedactor(options_.username, options_.password).Clean(imap_->imap_response_info->rsp_alert));
+}
+
+util::Error Session::CommandError(const std::string& what, int code) {
+  NoteAlert();
   if (imap_->imap_stream && ResponseBudgetExceeded(imap_->imap_stream)) return TooLargeError("passed");
   if (imap_->imap_stream && ResponseTooDeep(imap_->imap_stream)) {
     // The same code: for the caller it is the same case (take the message
@@ -135,6 +132,20 @@ util::Error Session::CommandError(const std::string& what, int code) const {
                      "and drops the session. The message (or the server) is probably hostile or broken");
   }
   std::string server = ServerText();
+  const RefusalContext where{what, ConnectionName(options_), server};
+  if (code == MAILIMAP_ERROR_STREAM || code == MAILIMAP_ERROR_PARSE || code == MAILIMAP_ERROR_DONT_ACCEPT_CONNECTION) {
+    // An untagged BYE before the close (RFC 3501 §7.1.5) is still in what
+    // libetpan read of the response: it says why.
+    const MMAPString* read = imap_->imap_stream_buffer;
+    if (auto bye = read ? FindBye(std::string_view(read->str, read->len)) : std::nullopt) {
+      return ErrorForBye(*bye, RefusalContext{what, where.connection,
+                                              CredentialRedactor(options_.username, options_.password).Clean(*bye)});
+    }
+    // A BYE greeting (RFC 3501 §7.1.5) whose line is no longer buffered.
+    if (code == MAILIMAP_ERROR_DONT_ACCEPT_CONNECTION) return ErrorForBye(server, where);
+  } else if (auto coded = ErrorForResponseCode(ResponseCode(imap_.get()), where)) {
+    return *coded;
+  }
   std::string msg = what + " failed on " + ConnectionName(options_) + " (libetpan code " + std::to_string(code) + ")";
   if (!server.empty()) msg += ": server said \"" + server + "\"";
   if (code == MAILIMAP_ERROR_STREAM) msg += ": connection lost or timed out";
@@ -163,18 +174,29 @@ util::Result<std::unique_ptr<Session>> Session::Open(const SessionOptions& optio
   StartResponseBudget(stream->get(), session->budget_.bytes, session->budget_.syntax);
 
   if (util::Log(util::Area::kImap).should_log(spdlog::level::trace)) {
-    mailimap_set_logger(imap, &TraceProtocol, &session->options_);
+    session->trace_ = std::make_unique<ProtocolTrace>(options.account, options.host,
+                                                      CredentialRedactor(options.username, options.password));
+    mailimap_set_logger(imap, &TraceProtocol, session->trace_.get());
   }
   // mailimap_connect takes ownership of the stream even when it fails.
   int r = mailimap_connect(imap, stream->release());
   if (r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED && r != MAILIMAP_NO_ERROR_AUTHENTICATED) {
     Error e = session->CommandError("greeting", r);
+    if (e.code() == "imap.bye") return e;  // the server spoke IMAP: the TLS mode is right
     if (options.tls == config::TlsMode::kNone || options.tls == config::TlsMode::kStartTls) {
       return e.WithMessage(e.message() + " (if this port speaks implicit TLS, use tls: implicit)");
     }
     return e;
   }
 
+  // libetpan keeps no response info for the greeting: its [ALERT] is read
+  // from the greeting line itself.
+  if (const MMAPString* greeting = imap->imap_stream_buffer) {
+    if (auto alert = FindAlert(std::string_view(greeting->str, greeting->len))) {
+      session->alerts_.Note(options.account, ConnectionName(options),
+                            CredentialRedactor(options.username, options.password).Clean(*alert));
+    }
+  }
   if (options.tls == config::TlsMode::kStartTls) {
     if (auto s = session->StartTlsCommand(); !s.ok()) return s.error();
   }
@@ -237,12 +259,15 @@ util::Status Session::Login() {
   }
   if (r == MAILIMAP_NO_ERROR) return util::Ok();
   if (r == MAILIMAP_ERROR_STREAM || r == MAILIMAP_ERROR_PARSE) return CommandError("login", r);
+  NoteAlert();
   std::string code = ResponseCode(imap_.get());
   std::string server = ServerText();
-  if (code == "UNAVAILABLE" || code == "INUSE" || code == "LIMIT") {
-    return Error(
-        "imap.login_unavailable", RetryClass::kBackoff,
-        "login to " + ConnectionName(options_) + " temporarily refused [" + code + "]: server said \"" + server + "\"");
+  // RFC 5530 codes say whether to wait ([UNAVAILABLE]...) or what to fix.
+  if (auto coded = ErrorForResponseCode(
+          code, RefusalContext{"login", ConnectionName(options_) + " for user \"" + user + "\"", server})) {
+    // One event for every temporary refusal of a login (docs/troubleshooting.md).
+    if (!coded->NeedsOperator()) return Error("imap.login_unavailable", RetryClass::kBackoff, coded->message());
+    return *coded;
   }
   return Error("imap.auth", RetryClass::kNeedsOperator,
                "login failed for user \"" + user + "\" on " + ConnectionName(options_) +
@@ -261,7 +286,8 @@ util::Result<MailboxInfo> Session::Select(const std::string& folder) {
   int r = mailimap_select(imap_.get(), folder.c_str());
   if (r != MAILIMAP_NO_ERROR) {
     Error e = CommandError("select", r);
-    if (r == MAILIMAP_ERROR_SELECT) {
+    // [LIMIT], [INUSE]... name their own cause (CommandError).
+    if (r == MAILIMAP_ERROR_SELECT && !ErrorForResponseCode(ResponseCode(imap_.get()), {})) {
       return Error("imap.select", RetryClass::kNeedsOperator,
                    "cannot open folder \"" + folder + "\" on " + ConnectionName(options_) + ": server said \"" +
                        ServerText() +

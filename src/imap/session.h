@@ -19,12 +19,15 @@
 
 #include "config/config.h"
 #include "imap/mailbox.h"
+#include "imap/response_code.h"
 #include "mime/part_tree.h"
 #include "util/result.h"
 
 struct mailimap;  // libetpan's session; kept out of users' sight
 
 namespace mailhook::imap {
+
+class ProtocolTrace;
 
 /// Closes a session's stream, then frees the session (mailimap_free alone
 /// would send LOGOUT and wait a full timeout on a dead peer).
@@ -34,6 +37,7 @@ struct ImapCloser {
 
 /// Everything needed to open a session for one account.
 struct SessionOptions {
+  std::string account;  ///< the account's name, for the protocol trace (empty: the host)
   std::string host;
   uint16_t port = 993;
   config::TlsMode tls = config::TlsMode::kImplicit;
@@ -213,7 +217,9 @@ class Session : public Mailbox {
   void BeginCommand(std::string command, std::optional<Budget> budget = std::nullopt);
   /// The error for a failed command: imap.response_too_large when the budget
   /// ran out, else imap.<what> with the (redacted) server text.
-  util::Error CommandError(const std::string& what, int code) const;
+  util::Error CommandError(const std::string& what, int code);
+  /// Logs the [ALERT] of the last response, once per session (response_code.h).
+  void NoteAlert();
   /// The server's last response text, bounded, without control characters
   /// and without anything of our credentials (a server may echo LOGIN).
   std::string ServerText() const;
@@ -258,8 +264,11 @@ class Session : public Mailbox {
                                   std::vector<FolderEvent>& events, size_t start);
   util::Status IdleLeave(const std::string& tag, IdleWake wake, std::vector<FolderEvent>& events, size_t start);
 
+  // Declared before imap_ so it outlives the stream that logs into it.
+  std::unique_ptr<ProtocolTrace> trace_;  // only at log level trace (protocol_trace.h)
   std::unique_ptr<mailimap, ImapCloser> imap_;
   SessionOptions options_;
+  AlertLog alerts_;                          // [ALERT] texts logged on this session
   uint32_t raw_tag_ = 0;                     // for RawCommand
   std::string command_;                      // what BeginCommand named, for errors
   Budget budget_;                            // what BeginCommand allowed

@@ -130,6 +130,10 @@ void FakeImapServer::Serve() {
     if (auto it = replies_.find(verb); it != replies_.end()) {
       if (it->second == "CLOSE") break;
       reply = Expand(it->second, tag, line);
+      if (reply.ends_with("$CLOSE")) {  // the text, then the connection closes
+        SendAll(fd, reply.substr(0, reply.size() - 6));
+        break;
+      }
     } else if (upper.rfind("LOGIN", 0) == 0) {
       reply = tag + " OK LOGIN done\r\n";
     } else if (upper.rfind("CAPABILITY", 0) == 0) {

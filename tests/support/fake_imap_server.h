@@ -21,7 +21,8 @@ class FakeImapServer {
   /// to send before "<tag> OK"; return "BAD" to answer a tagged BAD instead.
   /// `replies` overrides the answer to a command by its upper-case verb
   /// ("LOGIN", "STARTTLS"...): "$TAG" becomes the tag and "$LINE" the whole
-  /// command line; "CLOSE" as the reply closes the connection instead.
+  /// command line; "CLOSE" as the reply closes the connection instead, and a
+  /// reply ending in "$CLOSE" closes it after the text before.
   /// A bare "DONE" line is answered with replies["DONE"] ($TAG: the IDLE's
   /// tag), by default "<tag> OK idle done".
   explicit FakeImapServer(std::function<std::string(const std::string&)> on_uid,
