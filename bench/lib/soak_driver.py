@@ -67,12 +67,13 @@ class Receiver:
                 ok = benchlib.Receiver._verify(outer, self.headers, body)
                 status = 503 if outer.failing else (204 if ok else 400)
                 try:
-                    mid = json.loads(body).get("message", {}).get("message_id")
+                    ev = json.loads(body)
+                    mid, typ = ev.get("message", {}).get("message_id"), ev.get("type")
                 except (ValueError, AttributeError):
-                    mid = None
+                    mid = typ = None
                 # Recorded before the answer: a 2xx counts once it is sent.
                 with outer.lock:
-                    outer.posts.append((time.monotonic(), self.headers.get("webhook-id"), mid, status))
+                    outer.posts.append((time.monotonic(), self.headers.get("webhook-id"), mid, status, typ))
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -89,7 +90,7 @@ class Receiver:
         """{Message-ID: [event ids of its 2xx answers, in order]}"""
         out = collections.defaultdict(list)
         with self.lock:
-            for _, eid, mid, st in self.posts:
+            for _, eid, mid, st, _ in self.posts:
                 if 200 <= st < 300:
                     out[mid].append(eid)
         return out
@@ -400,6 +401,10 @@ class Soak:
         with self.rx.lock:
             statuses = collections.Counter(str(p[3]) for p in self.rx.posts)
             foreign = sum(1 for p in self.rx.posts if p[2] not in ok and p[2] not in unc)
+            # A message whose reading failed limits.max_attempts times (a connection lost during
+            # its FETCH counts as an attempt) arrives as message.unprocessable, without content.
+            types = collections.Counter(p[4] for p in self.rx.posts if 200 <= p[3] < 300)
+            unprocessable = sorted({p[2] for p in self.rx.posts if 200 <= p[3] < 300 and p[4] != "message.received"})
         lat = sorted(got_t - ok[m][0] for m, got_t in self.first_ok_times().items() if m in ok)
         logtext = self.d.log_text()
         # Event names only ("<time> <level> <component> <event> key=value ..."), not words in values.
@@ -430,6 +435,8 @@ class Soak:
             "append_errors_found_in_folder": self.app.resolved,
             "posts_by_status": dict(statuses),
             "posts_not_ours": foreign,
+            "events_2xx_by_type": dict(types),
+            "delivered_not_as_received": unprocessable,
             "latency_s": {"p50": benchlib.percentile(lat, 50), "p90": benchlib.percentile(lat, 90),
                           "p99": benchlib.percentile(lat, 99), "max": lat[-1] if lat else None},
             "appends_stopped_at_s": t_end,
@@ -460,7 +467,7 @@ class Soak:
     def first_ok_times(self):
         out = {}
         with self.rx.lock:
-            for t, _, mid, st in self.rx.posts:
+            for t, _, mid, st, _ in self.rx.posts:
                 if 200 <= st < 300 and mid not in out:
                     out[mid] = t
         return out
@@ -479,7 +486,7 @@ def report(r):
     lines = [
         f"appended (APPEND OK) {r['appended_ok']}; delivered {r['delivered']}; lost {r['lost']}; "
         f"duplicated after 2xx (different ids) {r['dup_after_2xx']}; redeliveries of the same id "
-        f"{r['redeliveries_same_id']}",
+        f"{r['redeliveries_same_id']}; 2xx events by type {r['events_2xx_by_type']}",
         f"uncertain APPENDs (failed with an error) {r['uncertain_appends']}, of them delivered "
         f"{r['uncertain_delivered']}; POSTs by status {r['posts_by_status']}",
         f"latency APPEND -> first 2xx: {r['latency_s']}",
