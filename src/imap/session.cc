@@ -147,7 +147,9 @@ util::Error Session::CommandError(const std::string& what, int code) {
     return *coded;
   }
   std::string msg = what + " failed on " + ConnectionName(options_) + " (libetpan code " + std::to_string(code) + ")";
-  if (!server.empty()) msg += ": server said \"" + server + "\"";
+  // After a lost connection libetpan's last response is an earlier
+  // command's reply ("Search completed"): quoting it would mislead.
+  if (!server.empty() && code != MAILIMAP_ERROR_STREAM) msg += ": server said \"" + server + "\"";
   if (code == MAILIMAP_ERROR_STREAM) msg += ": connection lost or timed out";
   if (code == MAILIMAP_ERROR_PARSE) msg += ": unparsable server response";
   return Error("imap." + what, RetryClass::kBackoff, msg);

@@ -68,6 +68,22 @@ TEST(SessionResponseCodesTest, ByeMidSessionIsABackoffNamingTheCode) {
   EXPECT_NE(st.error().message().find("shutting down for maintenance"), std::string::npos) << st.error().message();
 }
 
+// A connection that just ends: the last reply libetpan holds is the
+// previous command's, which says nothing about this failure (bench/soak saw
+// "server said \"Search completed\": connection lost").
+TEST(SessionResponseCodesTest, LostConnectionDoesNotQuoteAnEarlierReply) {
+  FakeImapServer server =
+      Server({{"SELECT", "* 0 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n$TAG OK Select completed\r\n"}, {"NOOP", "CLOSE"}});
+  auto s = Session::Open(fake::FakeSessionOptions(server.port()));
+  ASSERT_TRUE(s.ok()) << s.error().message();
+  ASSERT_TRUE((*s)->Select("INBOX").ok());
+  util::Status st = (*s)->Noop();
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().retry(), RetryClass::kBackoff) << st.error().message();
+  EXPECT_NE(st.error().message().find("connection lost or timed out"), std::string::npos) << st.error().message();
+  EXPECT_EQ(st.error().message().find("Select completed"), std::string::npos) << st.error().message();
+}
+
 TEST(SessionResponseCodesTest, ByeWithAnOperatorCodeNeedsAnOperator) {
   FakeImapServer server = Server({{"NOOP", "* BYE [EXPIRED] password expired\r\n$CLOSE"}});
   auto s = Session::Open(fake::FakeSessionOptions(server.port()));
