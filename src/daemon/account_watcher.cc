@@ -189,13 +189,15 @@ util::Result<std::unique_ptr<AccountWatcher::Connection>> AccountWatcher::Open()
   auto secret = Credential();
   if (!secret.ok()) return secret.error();
   auto opened = open_mailbox_(imap::SessionOptions::FromAccount(account_, *secret, stop_.fd()));
-  if (!opened.ok() && tokens_ && opened.error().code() == "imap.auth") {
+  // "imap.auth*": a refused login, whichever response code came with it.
+  auto refused = [](const util::Error& e) { return e.NeedsOperator() && e.code().starts_with("imap.auth"); };
+  if (!opened.ok() && tokens_ && refused(opened.error())) {
     // A token may be revoked or expire before its expires_in: one fresh one.
     tokens_->Reject(*secret);
     secret = tokens_->AccessToken();
     if (!secret.ok()) return secret.error();
     opened = open_mailbox_(imap::SessionOptions::FromAccount(account_, *secret, stop_.fd()));
-    if (!opened.ok() && opened.error().code() == "imap.auth") {
+    if (!opened.ok() && refused(opened.error())) {
       return opened.error().WithMessage(opened.error().message() +
                                         " (refused with an access token just obtained from token_url: check the "
                                         "username, the scope and that the app may use IMAP for this mailbox)");

@@ -14,6 +14,8 @@
 #include <atomic>
 #include <thread>
 
+#include "log_capture.h"
+
 namespace mailhook::delivery {
 namespace {
 
@@ -76,6 +78,24 @@ TEST(OAuth2TokenClientTest, SendsTheRefreshGrantAndReadsTheAnswer) {
   EXPECT_EQ(one("client_secret"), "cs&secret=1");
   EXPECT_EQ(one("scope"), "https://mail.google.com/");
   EXPECT_EQ(one("x"), "1");  // the query of token_url is kept
+}
+
+// At trace: one line per request with the URL without its query and the
+// status; never the body (refresh token, client secret) or the answer.
+TEST(OAuth2TokenClientTest, TraceLogsTheRequestLineOnly) {
+  TokenServer server([](const httplib::Request&, httplib::Response& res) {
+    res.set_content(R"({"access_token":"ya29.secret-access","expires_in":60})", "application/json");
+  });
+  testsupport::LogCapture logs({"delivery"});
+  TokenRequest request = server.Request();
+  ASSERT_TRUE(RequestAccessToken(request).ok());
+  const std::string text = logs.Text();
+  EXPECT_NE(text.find("http.request method=POST url=" + request.token_url.origin() + "/oauth/token status=200"),
+            std::string::npos)
+      << text;
+  for (const char* secret : {"1//refresh", "cs&secret", "ya29.secret-access", "x=1"}) {
+    EXPECT_EQ(text.find(secret), std::string::npos) << secret << " in " << text;
+  }
 }
 
 TEST(OAuth2TokenClientTest, InvalidGrantIsAnOperatorErrorWithoutTheSecrets) {
