@@ -117,6 +117,11 @@ class OAuth2Test : public ::testing::Test {
   }
 
   void StartDaemon(const std::string& auth) {
+    WriteConfig(auth);
+    MH_ASSERT_OK(daemon_.Start());
+  }
+
+  void WriteConfig(const std::string& auth) {
     ConfigSpec cfg;
     cfg.state_dir = daemon_.state_dir();
     cfg.http_listen = "127.0.0.1:0";
@@ -128,7 +133,6 @@ class OAuth2Test : public ::testing::Test {
         ", scope: imap}, folders: [INBOX], start_from: all}");
     cfg.webhooks.push_back(WebhookYaml({"hook", receiver_.url(), kTestWebhookSecret, ""}));
     MH_ASSERT_OK(daemon_.WriteConfig(RenderConfig(cfg)));
-    MH_ASSERT_OK(daemon_.Start());
   }
 
   std::string RefreshFile() const {
@@ -220,6 +224,24 @@ TEST_F(OAuth2Test, RevokedRefreshTokenIsOneOperatorErrorAndNotReady) {
   // starts at 60 s; two connections may each have asked once).
   EXPECT_LE(provider_.refused(), 2);
   ExpectNoSecretInLog();
+}
+
+// `check --connect` logs in the way `run` does: with an access token it
+// obtained at token_url.
+TEST_F(OAuth2Test, CheckConnectObtainsATokenAndLogsIn) {
+  WriteConfig("oauthbearer");
+  MH_ASSERT_OK_AND_ASSIGN(CommandResult r, RunMailhook({"check", "--connect", "-c", daemon_.config_path()}));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("ok   test/INBOX"), std::string::npos) << r.out << r.err;
+  EXPECT_EQ(provider_.grants(), 1);
+  provider_.RevokeRefreshToken();
+  MH_ASSERT_OK_AND_ASSIGN(CommandResult revoked, RunMailhook({"check", "--connect", "-c", daemon_.config_path()}));
+  EXPECT_NE(revoked.exit_code, 0);
+  EXPECT_NE(revoked.out.find("expired or was revoked"), std::string::npos) << revoked.out << revoked.err;
+  for (const std::string& text : {r.out, r.err, revoked.out, revoked.err}) {
+    EXPECT_EQ(text.find("secretrefresh"), std::string::npos) << text;
+    EXPECT_EQ(text.find("secretaccess"), std::string::npos) << text;
+  }
 }
 
 }  // namespace
