@@ -651,6 +651,11 @@ TEST(LoaderOAuth2Test, PlainHttpTokenUrlOnlyToLoopbackOrWithAllowInsecure) {
   EXPECT_FALSE(loopback.config->accounts[0].oauth2->token_url.https());
   auto allowed = with("http://tokens.example/token", "    allow_insecure: true\n");
   ASSERT_TRUE(allowed.config) << Dump(allowed);
+  // Said at start-up with the other insecure settings; loopback is not.
+  const auto insecure = InsecureSettings(*allowed.config);
+  ASSERT_EQ(insecure.size(), 1u);
+  EXPECT_NE(insecure[0].find("oauth2.token_url is plain http://"), std::string::npos) << insecure[0];
+  EXPECT_TRUE(InsecureSettings(*loopback.config).empty());
 }
 
 TEST(LoaderSecretTest, WebhookSecretIsAStringOrAListOrFiles) {
