@@ -79,6 +79,9 @@ std::vector<std::string> InsecureSettings(const Config& config) {
     if (!a.tls_verify) {
       out.push_back(where + "tls_verify: false (any certificate is accepted; the password can be intercepted)");
     }
+    if (a.oauth2 && !a.oauth2->token_url.https() && !a.oauth2->token_url.is_loopback()) {
+      out.push_back(where + "oauth2.token_url is plain http:// (the refresh token crosses the network in clear)");
+    }
   }
   for (const auto& w : config.webhooks) {
     if (!w.tls_verify) {

@@ -25,7 +25,7 @@ using Duration = std::chrono::milliseconds;
 /// How the IMAP connection is secured.
 enum class TlsMode { kImplicit, kStartTls, kNone };
 /// How to authenticate.
-enum class AuthMethod { kLogin, kPlain, kXoauth2 };
+enum class AuthMethod { kLogin, kPlain, kXoauth2, kOauthbearer };
 /// Where a folder starts on its very first run (no stored watermark).
 enum class StartFrom { kNew, kAll, kUnseen };
 /// How much of an attachment a webhook receives.
@@ -46,6 +46,19 @@ struct Limits {
   int max_attempts = 3;               ///< extraction attempts before message.unprocessable
 };
 
+/// The built-in OAuth2 refresh flow (RFC 6749 §6): mailhook trades the
+/// refresh token for an access token at `token_url` and keeps it until shortly
+/// before it expires (daemon/oauth2_token_cache.h).
+struct OAuth2Refresh {
+  HttpUrl token_url;                       ///< https://, or http:// to loopback (else allow_insecure)
+  std::string client_id;                   ///< the app registration's id
+  std::optional<SecretRef> client_secret;  ///< none for public clients (Microsoft allows them)
+  SecretRef refresh_token;                 ///< refresh_token, _file (may be rewritten on rotation) or _command
+  std::string scope;                       ///< space-separated; empty: not sent
+
+  bool operator==(const OAuth2Refresh& other) const = default;
+};
+
 /// Whether an account's folders are watched through NOTIFY (RFC 5465).
 enum class NotifyMode { kAuto, kOff };
 
@@ -59,11 +72,13 @@ struct Account {
   bool tls_verify = true;              // `tls_verify: false` turns off chain+host checks
   std::optional<std::string> ca_file;  // default: the system trust store
   std::string username;
-  /// password, password_file or password_command; with auth: xoauth2, the
+  /// password, password_file or password_command; with auth: xoauth2 or oauthbearer, the
   /// OAuth2 access token (oauth2.token*). Resolved before each login: OAuth2
   /// tokens expire within the hour, and loading the config runs nothing.
   SecretRef password;
   AuthMethod auth = AuthMethod::kLogin;
+  /// `oauth2:` with token_url: the refresh flow; `password` is then unused.
+  std::optional<OAuth2Refresh> oauth2;
   std::vector<std::string> folders = {"INBOX"};
   /// Folders written `{ name: X, idle: true }`: given an IDLE connection of
   /// their own before the others when NOTIFY is not used (config order otherwise).

@@ -45,7 +45,10 @@ inline constexpr std::string_view kAccount[] = {"name",
                                                 "max_connections",
                                                 "poll_interval"};
 inline constexpr std::string_view kFolder[] = {"name", "idle"};
-inline constexpr std::string_view kOauth2[] = {"token", "token_file", "token_command"};
+inline constexpr std::string_view kOauth2[] = {
+    "token",         "token_file",         "token_command",         "token_url",
+    "client_id",     "client_secret",      "client_secret_file",    "client_secret_command",
+    "refresh_token", "refresh_token_file", "refresh_token_command", "scope"};
 inline constexpr std::string_view kOnDelivered[] = {"mark_seen", "move_to", "add_flags"};
 
 inline constexpr std::string_view kMatch[] = {"accounts", "folders", "from", "subject"};

@@ -49,9 +49,11 @@ void Loader::ParseAccount(const YAML::Node& node, size_t index, Config& cfg) {
   RequireInsecureOptIn(node, where, a.tls_verify, a.allow_insecure, "the password and the mail");
   a.ca_file = Str(node, "ca_file", where);
   if (auto user = Required(node, "username", where, "support@example.com")) a.username = *user;
-  if (auto auth = Enum<AuthMethod>(
-          node, "auth", where,
-          {{"login", AuthMethod::kLogin}, {"plain", AuthMethod::kPlain}, {"xoauth2", AuthMethod::kXoauth2}})) {
+  if (auto auth = Enum<AuthMethod>(node, "auth", where,
+                                   {{"login", AuthMethod::kLogin},
+                                    {"plain", AuthMethod::kPlain},
+                                    {"xoauth2", AuthMethod::kXoauth2},
+                                    {"oauthbearer", AuthMethod::kOauthbearer}})) {
     a.auth = *auth;
   }
   ParseCredentials(node, where, a);
@@ -145,32 +147,79 @@ void Loader::ParseCredentials(const YAML::Node& node, const std::string& where, 
   bool has_password = false;
   auto password = SecretValue(node, "password", where, &has_password);
   if (password) a.password = *password;
+  const bool bearer = a.auth == AuthMethod::kXoauth2 || a.auth == AuthMethod::kOauthbearer;
   YAML::Node oauth2 = node["oauth2"];
   if (Present(oauth2)) {
-    if (a.auth != AuthMethod::kXoauth2) {
+    const std::string in = "oauth2 of " + where;
+    if (!bearer) {
       Fail(oauth2, "\"oauth2\" in " + where +
-                       " is used only with auth: xoauth2; add auth: xoauth2 "
+                       " is used only with auth: xoauth2 or oauthbearer; add auth: xoauth2 "
                        "or remove oauth2");
     } else if (has_password) {
-      Fail(oauth2, where + " sets both oauth2 and a password; with auth: xoauth2 keep one of them");
-    } else if (CheckKeys(oauth2, keys::kOauth2, "oauth2 of " + where)) {
-      bool has_token = false;
-      auto token = SecretValue(oauth2, "token", "oauth2 of " + where, &has_token);
-      if (token) a.password = *token;
-      if (!has_token) {
-        Fail(oauth2, "oauth2 of " + where +
-                         " has no token; add token_command: [...] (a helper "
-                         "that prints a fresh access token), token_file or token");
+      Fail(oauth2, where + " sets both oauth2 and a password; with auth: " +
+                       (a.auth == AuthMethod::kXoauth2 ? "xoauth2" : "oauthbearer") + " keep one of them");
+    } else if (CheckKeys(oauth2, keys::kOauth2, in)) {
+      const bool source = Present(oauth2["token"]) || Present(oauth2["token_file"]) || Present(oauth2["token_command"]);
+      const bool refresh = Present(oauth2["token_url"]) || Present(oauth2["client_id"]) ||
+                           Present(oauth2["refresh_token"]) || Present(oauth2["refresh_token_file"]) ||
+                           Present(oauth2["refresh_token_command"]);
+      if (source && refresh) {
+        Fail(oauth2, in + " mixes an access token source (token, token_file, token_command) with the refresh "
+                          "flow (token_url, client_id, refresh_token...); keep one: remove token* to let "
+                          "mailhook refresh the token itself, or remove the refresh keys");
+      } else if (refresh) {
+        ParseOAuth2Refresh(oauth2, in, a);
+      } else {
+        bool has_token = false;
+        auto token = SecretValue(oauth2, "token", in, &has_token);
+        if (token) a.password = *token;
+        if (!has_token) {
+          Fail(oauth2, in + " has no token; add token_url, client_id and refresh_token_file (mailhook refreshes "
+                            "the access token itself), or token_command: [...] (a helper that prints a fresh "
+                            "access token)");
+        }
       }
     }
     return;
   }
   if (!has_password) {
-    std::string fix = a.auth == AuthMethod::kXoauth2
-                          ? "add oauth2: { token_command: [...] } or password_command"
-                          : "add password: ${IMAP_PASSWORD}, password_file or password_command";
+    std::string fix = bearer ? "add oauth2: { token_url: ..., client_id: ..., refresh_token_file: ... } or "
+                               "oauth2: { token_command: [...] } or password_command"
+                             : "add password: ${IMAP_PASSWORD}, password_file or password_command";
     Fail(node, where + " has no password; " + fix);
   }
+}
+
+/// oauth2: { token_url, client_id, client_secret*, refresh_token*, scope }:
+/// the built-in refresh flow. The token URL follows the webhooks' rule: plain
+/// http:// only to loopback, unless the account has allow_insecure.
+void Loader::ParseOAuth2Refresh(const YAML::Node& oauth2, const std::string& in, Account& a) {
+  OAuth2Refresh r;
+  if (auto text = Required(oauth2, "token_url", in, "https://oauth2.googleapis.com/token")) {
+    auto url = HttpUrl::Parse(*text);
+    if (!url.ok()) {
+      Fail(oauth2["token_url"], "\"token_url\" in " + in + ": " + url.error().message());
+    } else if (!url->https() && !url->is_loopback() && !a.allow_insecure) {
+      Fail(oauth2["token_url"], "\"token_url\" in " + in + " is plain http:// to " + Q(url->host()) +
+                                    ", which sends the refresh token in clear text; use https://, "
+                                    "or add allow_insecure: true to the account if this network is trusted");
+    } else {
+      r.token_url = std::move(url).value();
+    }
+  }
+  if (auto id = Required(oauth2, "client_id", in, "1234567890-abc.apps.googleusercontent.com")) r.client_id = *id;
+  bool given = false;
+  r.client_secret = SecretValue(oauth2, "client_secret", in, &given);
+  bool has_refresh = false;
+  auto refresh = SecretValue(oauth2, "refresh_token", in, &has_refresh);
+  if (refresh) r.refresh_token = *refresh;
+  if (!has_refresh) {
+    Fail(oauth2, in + " has no refresh token; add refresh_token_file: /run/secrets/refresh_token (the token "
+                      "your provider gave when you consented; mailhook rewrites the file if it rotates), "
+                      "refresh_token_command or refresh_token");
+  }
+  if (auto scope = Str(oauth2, "scope", in)) r.scope = *scope;
+  a.oauth2 = std::move(r);
 }
 
 void Loader::ParseOnDelivered(const YAML::Node& node, const std::string& account_where, Account& a) {

@@ -102,6 +102,7 @@ AccountWatcher::AccountWatcher(const config::Config& config, const config::Accou
       return std::unique_ptr<imap::Mailbox>(std::move(*session));
     };
   }
+  if (account.oauth2) tokens_ = std::make_unique<OAuth2TokenCache>(account);
   for (size_t i = 0; i < account.folders.size(); ++i) {
     folders_.push_back(
         std::make_unique<FolderWatcher>(config_, account_, account.folders[i], stop_, on_committed, metrics));
@@ -174,14 +175,38 @@ std::vector<size_t> AccountWatcher::TakeChanged() {
   return out;
 }
 
-util::Result<std::unique_ptr<AccountWatcher::Connection>> AccountWatcher::Open() {
+util::Result<util::Secret> AccountWatcher::Credential() {
+  if (tokens_) return tokens_->AccessToken();
   // Resolved before each login: OAuth2 access tokens expire within the hour,
   // and a password file may have been rotated.
   auto password = account_.password.Resolve();
   if (!password.ok()) {
     return util::Error("imap.password_command", util::RetryClass::kBackoff, password.error().message());
   }
-  auto opened = open_mailbox_(imap::SessionOptions::FromAccount(account_, std::move(*password), stop_.fd()));
+  return std::move(*password);
+}
+
+util::Result<std::unique_ptr<AccountWatcher::Connection>> AccountWatcher::Open() {
+  auto secret = Credential();
+  if (!secret.ok()) return secret.error();
+  auto opened = open_mailbox_(imap::SessionOptions::FromAccount(account_, *secret, stop_.fd()));
+  // "imap.auth*" (a refused login, whichever response code came with it) or
+  // [EXPIRED] (RFC 5530), which servers may answer for an expired token.
+  auto refused = [](const util::Error& e) {
+    return e.NeedsOperator() && (e.code().starts_with("imap.auth") || e.code() == "imap.credentials_expired");
+  };
+  if (!opened.ok() && tokens_ && refused(opened.error())) {
+    // A token may be revoked or expire before its expires_in: one fresh one.
+    tokens_->Reject(*secret);
+    secret = tokens_->AccessToken();
+    if (!secret.ok()) return secret.error();
+    opened = open_mailbox_(imap::SessionOptions::FromAccount(account_, *secret, stop_.fd()));
+    if (!opened.ok() && refused(opened.error())) {
+      return opened.error().WithMessage(opened.error().message() +
+                                        " (refused with an access token just obtained from token_url: check the "
+                                        "username, the scope and that the app may use IMAP for this mailbox)");
+    }
+  }
   if (!opened.ok()) return opened.error();
   return std::make_unique<Connection>(*this, std::move(*opened));
 }

@@ -37,6 +37,7 @@
 
 #include "config/config.h"
 #include "daemon/folder_watcher.h"
+#include "daemon/oauth2_token_cache.h"
 #include "daemon/stop_signal.h"
 #include "daemon/store_pool.h"
 #include "imap/mailbox.h"
@@ -112,6 +113,8 @@ class AccountWatcher {
   void RunWithBackoff(const std::string& role, const std::function<util::Status()>& session,
                       const std::function<void(const util::Status&)>& on_end);
   util::Result<std::unique_ptr<Connection>> Open();
+  /// The password, or with the OAuth2 refresh flow the cached access token.
+  util::Result<util::Secret> Credential();
   void MarkChanged(size_t i);
   void MarkAllChanged();
   std::vector<size_t> TakeChanged();
@@ -127,6 +130,8 @@ class AccountWatcher {
   StorePool& stores_;
   imap::MailboxOpener open_mailbox_;
   const util::Clock& clock_;
+  /// With `oauth2: { token_url... }`: the access token all connections share.
+  std::unique_ptr<OAuth2TokenCache> tokens_;
   std::vector<std::unique_ptr<FolderWatcher>> folders_;
   /// Per folder; written once by the worker before the watch threads start.
   std::unique_ptr<std::atomic<FolderWatch>[]> watch_;

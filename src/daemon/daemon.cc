@@ -226,8 +226,9 @@ int CheckTargetSecrets(const config::Config& config, std::ostream& out) {
 int CheckConnect(const config::Config& config, std::ostream& out) {
   int failures = CheckTargetSecrets(config, out);
   for (const auto& account : config.accounts) {
-    // `check --connect` resolves the secrets (runs *_command) as `run` would.
-    auto password = account.password.Resolve();
+    // `check --connect` resolves the secrets (runs *_command) as `run` would;
+    // with the OAuth2 refresh flow it asks token_url for an access token.
+    auto password = account.oauth2 ? OAuth2TokenCache(account).AccessToken() : account.password.Resolve();
     if (!password.ok()) {
       out << "FAIL " << account.name << ": " << password.error().message() << "\n";
       failures += static_cast<int>(account.folders.size());

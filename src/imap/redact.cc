@@ -30,7 +30,7 @@ std::string Upper(std::string_view in) {
 CredentialRedactor::CredentialRedactor(const std::string& username, const util::Secret& password) {
   // What a server echoing our command would start with (RFC 3501 §6.2.2-3).
   echoes_ = {Upper("LOGIN " + username), Upper("LOGIN \"" + Quoted(username)), "AUTHENTICATE PLAIN",
-             "AUTHENTICATE XOAUTH2"};
+             "AUTHENTICATE XOAUTH2", "AUTHENTICATE OAUTHBEARER"};
   const std::string& pass = password.reveal();
   if (pass.empty()) return;
   // LOGIN (raw or quoted), SASL PLAIN (RFC 4616) and XOAUTH2 (the password
@@ -38,8 +38,15 @@ CredentialRedactor::CredentialRedactor(const std::string& username, const util::
   const std::string plain = std::string(1, '\0') + username + '\0' + pass;
   const std::string plain_authzid = username + '\0' + username + '\0' + pass;
   const std::string xoauth2 = "user=" + username + "\1auth=Bearer " + pass + "\1\1";
-  forms_ = {pass, Quoted(pass), util::Base64Encode(plain), util::Base64Encode(plain_authzid),
-            util::Base64Encode(xoauth2)};
+  // OAUTHBEARER (RFC 7628) as session_oauthbearer.cc sends it; its base64
+  // starts like any other user's, so only the whole form is listed.
+  const std::string oauthbearer = "n,a=" + username + ",\1auth=Bearer " + pass + "\1\1";
+  forms_ = {pass,
+            Quoted(pass),
+            util::Base64Encode(plain),
+            util::Base64Encode(plain_authzid),
+            util::Base64Encode(xoauth2),
+            util::Base64Encode(oauthbearer)};
   // libetpan may send the base64 in lines; a prefix of 16+ characters still
   // identifies (and would reveal part of) it.
   for (const std::string& b :

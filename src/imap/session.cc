@@ -256,23 +256,26 @@ util::Status Session::Login() {
                                 user.c_str(), pass.c_str(), nullptr);
       break;
     case config::AuthMethod::kXoauth2: r = mailimap_oauth2_authenticate(imap_.get(), user.c_str(), pass.c_str()); break;
+    case config::AuthMethod::kOauthbearer: return LoginOauthbearer();
     case config::AuthMethod::kLogin:
     default: r = mailimap_login(imap_.get(), user.c_str(), pass.c_str()); break;
   }
   if (r == MAILIMAP_NO_ERROR) return util::Ok();
   if (r == MAILIMAP_ERROR_STREAM || r == MAILIMAP_ERROR_PARSE) return CommandError("login", r);
   NoteAlert();
-  std::string code = ResponseCode(imap_.get());
-  std::string server = ServerText();
+  return LoginRefused(ResponseCode(imap_.get()), ServerText());
+}
+
+util::Error Session::LoginRefused(const std::string& code, const std::string& server) const {
   // RFC 5530 codes say whether to wait ([UNAVAILABLE]...) or what to fix.
   if (auto coded = ErrorForResponseCode(
-          code, RefusalContext{"login", ConnectionName(options_) + " for user \"" + user + "\"", server})) {
+          code, RefusalContext{"login", ConnectionName(options_) + " for user \"" + options_.username + "\"", server})) {
     // One event for every temporary refusal of a login (docs/troubleshooting.md).
     if (!coded->NeedsOperator()) return Error("imap.login_unavailable", RetryClass::kBackoff, coded->message());
     return *coded;
   }
   return Error("imap.auth", RetryClass::kNeedsOperator,
-               "login failed for user \"" + user + "\" on " + ConnectionName(options_) +
+               "login failed for user \"" + options_.username + "\" on " + ConnectionName(options_) +
                    (code.empty() ? "" : " [" + code + "]") + ": server said \"" + server +
                    "\". Check username and password (password/password_file/password_command); "
                    "providers such as Gmail or Outlook need an app password or auth: xoauth2");

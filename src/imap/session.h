@@ -205,6 +205,13 @@ class Session : public Mailbox {
  private:
   explicit Session(mailimap* imap, SessionOptions options);
   util::Status Login();
+  /// AUTHENTICATE OAUTHBEARER (RFC 7628; libetpan has no such mechanism),
+  /// sent by hand: with SASL-IR when offered, else after the continuation
+  /// (session_oauthbearer.cc).
+  util::Status LoginOauthbearer();
+  /// The error for a refused login: `code` the response code (RFC 5530) or "",
+  /// `server` the redacted server text.
+  util::Error LoginRefused(const std::string& code, const std::string& server) const;
   /// STARTTLS, refused when the server sent anything after its OK (injection).
   util::Status StartTlsCommand();
   /// A command's response budget: all bytes, and those outside literals.

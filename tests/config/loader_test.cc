@@ -579,7 +579,83 @@ hooks: [{ name: h, command: [/bin/true] }]
   EXPECT_TRUE(HasError(wrong, 6, 13, "only with auth: xoauth2")) << Dump(wrong);
   auto none =
       Load("accounts:\n  - { name: g, host: h, username: u, auth: xoauth2 }\nhooks: [{ name: h, command: [x] }]\n");
-  EXPECT_TRUE(HasError(none, 2, 5, "add oauth2: { token_command")) << Dump(none);
+  EXPECT_TRUE(HasError(none, 2, 5, "oauth2: { token_command")) << Dump(none);
+  EXPECT_TRUE(HasError(none, 2, 5, "add oauth2: { token_url")) << Dump(none);
+}
+
+// Issue 9: the built-in refresh flow, parsed into Account::oauth2.
+TEST(LoaderOAuth2Test, RefreshFlowIsParsed) {
+  TempDir dir;
+  std::string refresh = dir.Write("refresh", "1//rt\n");
+  auto r = Load(R"(accounts:
+  - name: gmail
+    host: imap.gmail.com
+    username: a@example.com
+    auth: oauthbearer
+    oauth2:
+      token_url: https://oauth2.googleapis.com/token
+      client_id: "123.apps.googleusercontent.com"
+      client_secret_command: [echo, cs]
+      refresh_token_file: )" +
+                refresh + R"(
+      scope: https://mail.google.com/
+hooks: [{ name: h, command: [/bin/true] }]
+)");
+  ASSERT_TRUE(r.config) << Dump(r);
+  const Account& a = r.config->accounts[0];
+  EXPECT_EQ(a.auth, AuthMethod::kOauthbearer);
+  ASSERT_TRUE(a.oauth2);
+  EXPECT_EQ(a.oauth2->token_url.host(), "oauth2.googleapis.com");
+  EXPECT_EQ(a.oauth2->token_url.target(), "/token");
+  EXPECT_EQ(a.oauth2->client_id, "123.apps.googleusercontent.com");
+  ASSERT_TRUE(a.oauth2->client_secret);
+  EXPECT_EQ(a.oauth2->client_secret->kind(), SecretRef::Kind::kCommand);
+  EXPECT_EQ(a.oauth2->refresh_token.kind(), SecretRef::Kind::kFile);
+  EXPECT_EQ(a.oauth2->refresh_token.file(), refresh);
+  EXPECT_EQ(Reveal(a.oauth2->refresh_token), "1//rt");
+  EXPECT_EQ(a.oauth2->scope, "https://mail.google.com/");
+  EXPECT_TRUE(a.password.empty());
+}
+
+TEST(LoaderOAuth2Test, MixingBothFormsOrMissingKeysIsAnError) {
+  const std::string head = "accounts:\n  - name: g\n    host: h\n    username: u\n    auth: xoauth2\n";
+  const std::string tail = "hooks: [{ name: h, command: [/bin/true] }]\n";
+  auto mixed = Load(head +
+                    "    oauth2: { token: t, token_url: \"https://t.example/token\", client_id: c, "
+                    "refresh_token: r }\n" +
+                    tail);
+  EXPECT_TRUE(HasError(mixed, 6, 13, "mixes an access token source")) << Dump(mixed);
+  EXPECT_TRUE(HasError(mixed, 6, 13, "remove token*")) << Dump(mixed);
+  auto no_refresh = Load(head + "    oauth2: { token_url: \"https://t.example/token\", client_id: c }\n" + tail);
+  EXPECT_TRUE(HasError(no_refresh, 6, 13, "has no refresh token; add refresh_token_file")) << Dump(no_refresh);
+  auto no_client = Load(head + "    oauth2: { token_url: \"https://t.example/token\", refresh_token: r }\n" + tail);
+  EXPECT_TRUE(HasError(no_client, 6, 0, "client_id")) << Dump(no_client);
+  auto login = Load(
+      "accounts:\n  - name: g\n    host: h\n    username: u\n    oauth2: { token_url: "
+      "\"https://t.example/token\", client_id: c, refresh_token: r }\n" +
+      tail);
+  EXPECT_TRUE(HasError(login, 5, 13, "only with auth: xoauth2 or oauthbearer")) << Dump(login);
+}
+
+TEST(LoaderOAuth2Test, PlainHttpTokenUrlOnlyToLoopbackOrWithAllowInsecure) {
+  auto with = [](const std::string& url, const std::string& extra) {
+    return Load("accounts:\n  - name: g\n    host: h\n    username: u\n    auth: xoauth2\n" + extra +
+                "    oauth2: { token_url: \"" + url +
+                "\", client_id: c, refresh_token: r }\n"
+                "hooks: [{ name: h, command: [/bin/true] }]\n");
+  };
+  auto remote = with("http://tokens.example/token", "");
+  EXPECT_TRUE(HasError(remote, 6, 0, "sends the refresh token in clear text")) << Dump(remote);
+  auto loopback = with("http://127.0.0.1:8080/token", "");
+  ASSERT_TRUE(loopback.config) << Dump(loopback);
+  EXPECT_FALSE(loopback.config->accounts[0].oauth2->token_url.https());
+  auto allowed = with("http://tokens.example/token", "    allow_insecure: true\n");
+  ASSERT_TRUE(allowed.config) << Dump(allowed);
+  // Said at start-up with the other insecure settings; loopback is not.
+  const auto insecure = InsecureSettings(*allowed.config);
+  ASSERT_EQ(insecure.size(), 1u);
+  EXPECT_NE(insecure[0].find("oauth2.token_url is plain http://"), std::string::npos) << insecure[0];
+  EXPECT_TRUE(InsecureSettings(*loopback.config).empty());
 }
 
 TEST(LoaderSecretTest, WebhookSecretIsAStringOrAListOrFiles) {

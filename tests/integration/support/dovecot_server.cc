@@ -186,9 +186,11 @@ util::Status DovecotServer::Start(const DovecotOptions& options) {
     auto ports = FreeLoopbackPorts(2);
     if (ports.size() != 2) return Error("dovecot.ports", RetryClass::kNeedsOperator, "cannot bind 127.0.0.1:0");
     // scripts/dovecot records --notify and the limit in DIR/env: restarts keep them.
-    last = RunScript({"start", dir_.path(), "--imaps-port", std::to_string(ports[0]), "--imap-port",
-                      std::to_string(ports[1]), "--cert", CertName(cert), "--notify", options.notify ? "yes" : "no",
-                      "--max-userip-connections", std::to_string(options.max_userip_connections)});
+    last =
+        RunScript({"start", dir_.path(), "--imaps-port", std::to_string(ports[0]), "--imap-port",
+                   std::to_string(ports[1]), "--cert", CertName(cert), "--notify", options.notify ? "yes" : "no",
+                   "--max-userip-connections", std::to_string(options.max_userip_connections), "--oauth2-introspection",
+                   options.oauth2_introspection_url.empty() ? "none" : options.oauth2_introspection_url});
     if (last.ok()) return LoadEnv();
   }
   return last;

@@ -37,6 +37,11 @@ struct DovecotOptions {
   /// the next login gets `NO [LIMIT]`. Raise it for many IDLE connections
   /// (20 folders without NOTIFY need 20 + the worker's).
   int max_userip_connections = 100;
+  /// Non-empty: Dovecot's oauth2 passdb for XOAUTH2 and OAUTHBEARER, asking
+  /// this introspection URL (`introspection_mode = post`, form body
+  /// `token=...`; the answer must say active: true and username: <user>).
+  /// Each refused login delays the next from the same IP (2, 4, 8... 15 s).
+  std::string oauth2_introspection_url;
 };
 
 /// A test user and its password (fixtures, not secrets).

@@ -1,0 +1,138 @@
+#include "daemon/oauth2_token_cache.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "util/log.h"
+
+namespace mailhook::daemon {
+namespace {
+
+using util::Error;
+using util::RetryClass;
+
+}  // namespace
+
+OAuth2TokenCache::OAuth2TokenCache(const config::Account& account, Requester requester, const util::Clock& clock)
+    : account_(account), requester_(std::move(requester)), clock_(clock) {}
+
+std::chrono::seconds OAuth2TokenCache::RefreshMargin(std::chrono::seconds expires_in) {
+  return std::min(std::chrono::seconds(60), expires_in / 2);
+}
+
+util::Result<util::Secret> OAuth2TokenCache::AccessToken() {
+  util::MutexLock lock(mu_);
+  if (token_ && clock_.SteadyNow() < renew_at_) return *token_;
+  return Refresh();
+}
+
+void OAuth2TokenCache::Reject(const util::Secret& token) {
+  util::MutexLock lock(mu_);
+  if (token_ && *token_ == token) token_.reset();
+}
+
+util::Result<delivery::TokenRequest> OAuth2TokenCache::BuildRequest() {
+  const config::OAuth2Refresh& o = *account_.oauth2;
+  delivery::TokenRequest r;
+  r.token_url = o.token_url;
+  r.client_id = o.client_id;
+  r.scope = o.scope;
+  r.allow_insecure = account_.allow_insecure;
+  r.ca_file = ca_file_;
+  r.account = account_.name;
+  if (o.client_secret) {
+    auto secret = o.client_secret->Resolve();
+    if (!secret.ok()) return secret.error();
+    r.client_secret = std::move(*secret);
+  }
+  if (rotated_) {
+    r.refresh_token = *rotated_;
+  } else {
+    auto refresh = o.refresh_token.Resolve();
+    if (!refresh.ok()) return refresh.error();
+    r.refresh_token = std::move(*refresh);
+  }
+  return r;
+}
+
+util::Result<util::Secret> OAuth2TokenCache::Refresh() {
+  token_.reset();
+  auto request = BuildRequest();
+  if (!request.ok()) return request.error();
+  auto grant = requester_(*request);
+  spdlog::logger& log = util::Log(util::Area::kImap);
+  if (!grant.ok()) {
+    // The operator's fix lands in the configured source: read it next time.
+    if (grant.error().code() == "oauth2.invalid_grant") rotated_.reset();
+    return grant.error();
+  }
+  const auto lifetime = grant->expires_in.value_or(kAssumedLifetime);
+  renew_at_ = clock_.SteadyNow() + lifetime - RefreshMargin(lifetime);
+  token_ = grant->access_token;
+  log.debug("oauth2.token_refreshed account={} expires_in_s={}", account_.name, lifetime.count());
+  if (grant->refresh_token && *grant->refresh_token != request->refresh_token) KeepRotated(*grant->refresh_token);
+  return *token_;
+}
+
+void OAuth2TokenCache::KeepRotated(util::Secret token) {
+  spdlog::logger& log = util::Log(util::Area::kImap);
+  const config::SecretRef& source = account_.oauth2->refresh_token;
+  std::string why = "refresh_token is not given as refresh_token_file";
+  if (source.kind() == config::SecretRef::Kind::kFile) {
+    const std::string path = source.file().string();
+    util::Status written = access(path.c_str(), W_OK) == 0
+                               ? WriteSecretFileAtomically(path, token.reveal() + "\n")
+                               : util::Status(Error("oauth2.refresh_token_file", RetryClass::kBackoff,
+                                                    path + " is not writable by mailhook"));
+    if (written.ok()) {
+      rotated_.reset();  // the file holds it now, and the operator may replace it
+      log.info("oauth2.refresh_token_rotated account={} stored=file path={}", account_.name, path);
+      return;
+    }
+    why = written.error().message();
+  }
+  rotated_ = std::move(token);
+  if (said_memory_) return;
+  said_memory_ = true;
+  log.warn(
+      "oauth2.refresh_token_rotated account={} stored=memory cause=\"{}\" note=\"the server issued a new refresh "
+      "token; mailhook uses it until it stops, then falls back to the configured one, which the server may have "
+      "invalidated. Give refresh_token_file on a writable path to keep it\"",
+      account_.name, why);
+}
+
+util::Status WriteSecretFileAtomically(const std::string& path, const std::string& value) {
+  const std::string tmp = path + ".tmp." + std::to_string(getpid());
+  auto fail = [&](const std::string& what) {
+    const std::string cause = std::strerror(errno);
+    unlink(tmp.c_str());
+    return util::Status(Error("oauth2.refresh_token_file", RetryClass::kBackoff,
+                              "cannot " + what + " " + tmp + " to replace " + path + ": " + cause));
+  };
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return fail("create");
+  size_t done = 0;
+  while (done < value.size()) {
+    ssize_t n = write(fd, value.data() + done, value.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      close(fd);
+      return fail("write");
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (fchmod(fd, 0600) != 0 || fsync(fd) != 0) {
+    close(fd);
+    return fail("sync");
+  }
+  close(fd);
+  if (rename(tmp.c_str(), path.c_str()) != 0) return fail("rename");
+  return util::Ok();
+}
+
+}  // namespace mailhook::daemon

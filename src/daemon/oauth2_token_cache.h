@@ -1,0 +1,79 @@
+#pragma once
+/// OAuth2TokenCache: the access token of one account with the built-in
+/// refresh flow (`oauth2: { token_url, client_id, refresh_token* }`), shared by
+/// all of the account's connections.
+///
+/// - AccessToken() returns the cached token while it has more than
+///   RefreshMargin(expires_in) left (60 s, or half the lifetime for short ones),
+///   else refreshes it (delivery::RequestAccessToken). One refresh at a time:
+///   connections asking meanwhile wait for it and share its result.
+/// - Reject(token): a login refused that token; the next AccessToken()
+///   refreshes (once per rejected token, however many connections saw it).
+/// - A rotated refresh token in an answer is written back to
+///   `refresh_token_file` (temp file in the same folder, mode 0600, fsync,
+///   rename) when that file is writable by us; otherwise (inline, command, a
+///   read-only file, a failed write) it is kept in memory for later refreshes
+///   and logged once, without the token. An `invalid_grant` drops an
+///   in-memory token, so the configured source (which the operator fixes) is
+///   read again.
+/// Errors keep the token client's codes and retry classes
+/// (`oauth2.invalid_grant` is kNeedsOperator). Thread-safe.
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "config/config.h"
+#include "delivery/oauth2_token_client.h"
+#include "util/clock.h"
+#include "util/mutex.h"
+#include "util/result.h"
+#include "util/secret.h"
+#include "util/thread_annotations.h"
+
+namespace mailhook::daemon {
+
+class OAuth2TokenCache {
+ public:
+  using Requester = std::function<util::Result<delivery::TokenGrant>(const delivery::TokenRequest&)>;
+
+  /// `account.oauth2` must be set; `account` and `clock` must outlive this.
+  explicit OAuth2TokenCache(const config::Account& account, Requester requester = delivery::RequestAccessToken,
+                            const util::Clock& clock = util::Clock::Real());
+
+  /// A token valid for a while yet; refreshes when needed.
+  util::Result<util::Secret> AccessToken();
+  /// The server refused `token` at login: forget it if it is still cached.
+  void Reject(const util::Secret& token);
+
+  /// How long before expiry a token is replaced: 60 s, or half of a shorter
+  /// lifetime. Pure.
+  static std::chrono::seconds RefreshMargin(std::chrono::seconds expires_in);
+  /// Lifetime assumed when the server gives no expires_in.
+  static constexpr std::chrono::seconds kAssumedLifetime{600};
+
+  /// Test seam: where the CA bundle for the token URL is (default: system).
+  void set_ca_file(std::string path) { ca_file_ = std::move(path); }
+
+ private:
+  util::Result<util::Secret> Refresh() REQUIRES(mu_);
+  util::Result<delivery::TokenRequest> BuildRequest() REQUIRES(mu_);
+  void KeepRotated(util::Secret token) REQUIRES(mu_);
+
+  const config::Account& account_;
+  Requester requester_;
+  const util::Clock& clock_;
+  std::optional<std::string> ca_file_;
+  util::Mutex mu_;
+  std::optional<util::Secret> token_ GUARDED_BY(mu_);
+  util::Clock::SteadyTime renew_at_ GUARDED_BY(mu_);
+  std::optional<util::Secret> rotated_ GUARDED_BY(mu_);  ///< a refresh token we could not write back
+  bool said_memory_ GUARDED_BY(mu_) = false;
+};
+
+/// Writes `value` to `path` atomically: a temp file in the same folder with
+/// mode 0600, fsync, rename over `path`. Errors name the path, not the value.
+util::Status WriteSecretFileAtomically(const std::string& path, const std::string& value);
+
+}  // namespace mailhook::daemon

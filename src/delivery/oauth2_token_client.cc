@@ -1,0 +1,176 @@
+#include "delivery/oauth2_token_client.h"
+
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+
+#include "delivery/webhook_target.h"
+#include "util/log.h"
+
+namespace mailhook::delivery {
+namespace {
+
+using util::Error;
+using util::RetryClass;
+
+// The URL as it may be logged: origin and path, no query (RFC 6749 §3.2 allows
+// one, and someone may put a key in it).
+std::string LoggableUrl(const config::HttpUrl& url) {
+  const std::string& target = url.target();
+  return url.origin() + target.substr(0, target.find('?'));
+}
+
+std::string FormBody(const TokenRequest& r) {
+  std::string body = "grant_type=refresh_token&refresh_token=" + FormEncode(r.refresh_token.reveal()) +
+                     "&client_id=" + FormEncode(r.client_id);
+  if (!r.client_secret.empty()) body += "&client_secret=" + FormEncode(r.client_secret.reveal());
+  if (!r.scope.empty()) body += "&scope=" + FormEncode(r.scope);
+  return body;
+}
+
+std::string Where(const TokenRequest& r) {
+  return "the token endpoint " + r.token_url.origin() + " (account \"" + r.account + "\")";
+}
+
+// An error answer (RFC 6749 §5.2: {"error": "...", "error_description": "..."}).
+Error ErrorAnswer(const TokenRequest& r, int status, const std::string& body, bool capped) {
+  std::string code, description;
+  try {
+    auto j = nlohmann::json::parse(body);
+    if (j.is_object() && j.contains("error") && j["error"].is_string()) code = j["error"].get<std::string>();
+    if (j.is_object() && j.contains("error_description") && j["error_description"].is_string()) {
+      description = j["error_description"].get<std::string>();
+    }
+  } catch (const std::exception&) {
+    description = body;  // not JSON: an excerpt
+  }
+  const std::vector<std::string> secrets = {r.refresh_token.reveal(), r.client_secret.reveal()};
+  const std::string said = "HTTP " + std::to_string(status) + (code.empty() ? "" : " " + code) +
+                           (description.empty() ? "" : ": " + RedactedExcerpt(description, secrets, capped, 200));
+  if (code == "invalid_grant") {
+    return Error("oauth2.invalid_grant", RetryClass::kNeedsOperator,
+                 "the refresh token was refused by " + Where(r) + " (" + said +
+                     "): it expired or was revoked (password change, consent withdrawn, unused for months). "
+                     "Sign in again to get a new refresh token and put it in refresh_token_file "
+                     "(or refresh_token / refresh_token_command); mailhook retries by itself");
+  }
+  if (status == 429 || status >= 500 || status < 400) {
+    return Error("oauth2.token_request", RetryClass::kBackoff,
+                 "no access token from " + Where(r) + " (" + said + "); retried with backoff");
+  }
+  return Error("oauth2.invalid_client", RetryClass::kNeedsOperator,
+               "the token request was refused by " + Where(r) + " (" + said +
+                   "). Check client_id, client_secret and scope against the app registration");
+}
+
+util::Result<TokenGrant> GrantFrom(const TokenRequest& r, const std::string& body) {
+  auto bad = [&](const std::string& what) {
+    return Error("oauth2.token_request", RetryClass::kBackoff,
+                 Where(r) + " answered 200 without a usable token (" + what + "); retried with backoff");
+  };
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(body);
+  } catch (const std::exception&) {
+    return bad("not JSON");
+  }
+  if (!j.is_object() || !j.contains("access_token") || !j["access_token"].is_string() ||
+      j["access_token"].get<std::string>().empty()) {
+    return bad("no access_token");
+  }
+  TokenGrant g;
+  g.access_token = util::Secret(j["access_token"].get<std::string>());
+  // Some servers send expires_in as a string ("3599").
+  if (j.contains("expires_in")) {
+    const auto& e = j["expires_in"];
+    if (e.is_number_integer() && e.get<int64_t>() > 0) g.expires_in = std::chrono::seconds(e.get<int64_t>());
+    if (e.is_string()) {
+      try {
+        if (int64_t n = std::stoll(e.get<std::string>()); n > 0) g.expires_in = std::chrono::seconds(n);
+      } catch (const std::exception&) {
+      }
+    }
+  }
+  if (j.contains("refresh_token") && j["refresh_token"].is_string() && !j["refresh_token"].get<std::string>().empty()) {
+    g.refresh_token = util::Secret(j["refresh_token"].get<std::string>());
+  }
+  return g;
+}
+
+}  // namespace
+
+std::string FormEncode(const std::string& value) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : value) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+util::Result<TokenGrant> RequestAccessToken(const TokenRequest& r) {
+  const config::HttpUrl& url = r.token_url;
+  if (url.empty()) return Error("oauth2.config", RetryClass::kNeedsOperator, "no token_url for " + r.account);
+  if (!url.https() && !url.is_loopback() && !r.allow_insecure) {
+    return Error("oauth2.insecure", RetryClass::kNeedsOperator,
+                 "token_url of account \"" + r.account +
+                     "\" is plain http:// to a host other than loopback, which sends the refresh token in clear "
+                     "text; use https:// or set allow_insecure: true");
+  }
+  httplib::Client client(url.origin());
+  client.set_connection_timeout(r.timeout);
+  client.set_read_timeout(r.timeout);
+  client.set_write_timeout(r.timeout);
+  client.set_follow_location(false);  // never re-send the refresh token elsewhere
+  client.set_decompress(false);
+  if (url.https()) {
+    client.enable_server_certificate_verification(true);
+    if (r.ca_file) client.set_ca_cert_path(*r.ca_file);
+  }
+  httplib::Request req;
+  req.method = "POST";
+  req.path = url.target();
+  req.headers.emplace("Accept", "application/json");
+  req.headers.emplace("Content-Type", "application/x-www-form-urlencoded");
+  req.body = FormBody(r);
+  std::string received;
+  bool capped = false;
+  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+    const size_t room = kMaxTokenResponseBytes - received.size();
+    received.append(data, std::min(n, room));
+    if (n >= room) capped = true;
+    return !capped;  // false: httplib stops reading
+  };
+  httplib::Response res;
+  httplib::Error err = httplib::Error::Success;
+  bool ok = false;
+  try {
+    ok = client.send(req, res, err);
+  } catch (const std::exception&) {  // httplib may throw (bad_alloc, regex)
+    err = httplib::Error::Unknown;
+  }
+  util::Log(util::Area::kDelivery)
+      .trace("http.request method=POST url={} status={}", LoggableUrl(url), ok ? res.status : 0);
+  if (capped) {
+    return Error("oauth2.token_request", RetryClass::kBackoff,
+                 Where(r) + " sent more than " + std::to_string(kMaxTokenResponseBytes) +
+                     " bytes; not a token answer. Check token_url");
+  }
+  if (!ok) {
+    std::string hint = err == httplib::Error::SSLServerVerification
+                           ? " (server certificate not trusted or wrong host name)"
+                           : (err == httplib::Error::Connection ? " (is the host reachable?)" : "");
+    return Error("oauth2.token_request", RetryClass::kBackoff,
+                 "no answer from " + Where(r) + ": " + httplib::to_string(err) + hint + "; retried with backoff");
+  }
+  if (res.status != 200) return ErrorAnswer(r, res.status, received, capped);
+  return GrantFrom(r, received);
+}
+
+}  // namespace mailhook::delivery

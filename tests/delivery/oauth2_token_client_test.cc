@@ -1,0 +1,190 @@
+// The OAuth2 token client against a token endpoint on loopback (cpp-httplib's
+// server): what it sends, what it makes of each kind of answer, and that no
+// secret reaches an error text.
+#include "delivery/oauth2_token_client.h"
+
+#include <arpa/inet.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "log_capture.h"
+
+namespace mailhook::delivery {
+namespace {
+
+/// A token endpoint on 127.0.0.1 answering with `handler`.
+class TokenServer {
+ public:
+  explicit TokenServer(httplib::Server::Handler handler) {
+    server_.Post("/oauth/token", std::move(handler));
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    // Bound before listening: connections wait in the backlog until it runs.
+  }
+  ~TokenServer() {
+    server_.stop();
+    thread_.join();
+  }
+  TokenRequest Request() const {
+    TokenRequest r;
+    r.token_url = config::HttpUrl::Parse("http://127.0.0.1:" + std::to_string(port_) + "/oauth/token?x=1").value();
+    r.client_id = "client-1";
+    r.client_secret = util::Secret("cs&secret=1");
+    r.refresh_token = util::Secret("1//refresh+token");
+    r.scope = "https://mail.google.com/";
+    r.timeout = std::chrono::seconds(5);
+    r.account = "gmail";
+    return r;
+  }
+
+ private:
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+TEST(OAuth2TokenClientTest, SendsTheRefreshGrantAndReadsTheAnswer) {
+  httplib::Params seen;
+  std::string content_type;
+  TokenServer server([&](const httplib::Request& req, httplib::Response& res) {
+    seen = req.params;
+    content_type = req.get_header_value("Content-Type");
+    res.set_content(R"({"access_token":"ya29.A","expires_in":3599,"refresh_token":"1//rotated","token_type":"Bearer"})",
+                    "application/json");
+  });
+  auto grant = RequestAccessToken(server.Request());
+  ASSERT_TRUE(grant.ok()) << grant.error().ToString();
+  EXPECT_EQ(grant->access_token.reveal(), "ya29.A");
+  ASSERT_TRUE(grant->expires_in);
+  EXPECT_EQ(grant->expires_in->count(), 3599);
+  ASSERT_TRUE(grant->refresh_token);
+  EXPECT_EQ(grant->refresh_token->reveal(), "1//rotated");
+  EXPECT_EQ(content_type, "application/x-www-form-urlencoded");
+  auto one = [&](const std::string& k) {
+    auto it = seen.find(k);
+    return it == seen.end() ? std::string("<absent>") : it->second;
+  };
+  // The values come back intact through the form encoding (+, &, = and /).
+  EXPECT_EQ(one("grant_type"), "refresh_token");
+  EXPECT_EQ(one("refresh_token"), "1//refresh+token");
+  EXPECT_EQ(one("client_id"), "client-1");
+  EXPECT_EQ(one("client_secret"), "cs&secret=1");
+  EXPECT_EQ(one("scope"), "https://mail.google.com/");
+  EXPECT_EQ(one("x"), "1");  // the query of token_url is kept
+}
+
+// At trace: one line per request with the URL without its query and the
+// status; never the body (refresh token, client secret) or the answer.
+TEST(OAuth2TokenClientTest, TraceLogsTheRequestLineOnly) {
+  TokenServer server([](const httplib::Request&, httplib::Response& res) {
+    res.set_content(R"({"access_token":"ya29.secret-access","expires_in":60})", "application/json");
+  });
+  testsupport::LogCapture logs({"delivery"});
+  TokenRequest request = server.Request();
+  ASSERT_TRUE(RequestAccessToken(request).ok());
+  const std::string text = logs.Text();
+  EXPECT_NE(text.find("http.request method=POST url=" + request.token_url.origin() + "/oauth/token status=200"),
+            std::string::npos)
+      << text;
+  for (const char* secret : {"1//refresh", "cs&secret", "ya29.secret-access", "x=1"}) {
+    EXPECT_EQ(text.find(secret), std::string::npos) << secret << " in " << text;
+  }
+}
+
+TEST(OAuth2TokenClientTest, InvalidGrantIsAnOperatorErrorWithoutTheSecrets) {
+  TokenServer server([](const httplib::Request& req, httplib::Response& res) {
+    res.status = 400;
+    // A server echoing what it got must not get it into our logs.
+    res.set_content(R"({"error":"invalid_grant","error_description":"Token has been expired or revoked: )" +
+                        req.get_param_value("refresh_token") + " " + req.get_param_value("client_secret") + "\"}",
+                    "application/json");
+  });
+  auto grant = RequestAccessToken(server.Request());
+  ASSERT_FALSE(grant.ok());
+  EXPECT_EQ(grant.error().code(), "oauth2.invalid_grant");
+  EXPECT_TRUE(grant.error().NeedsOperator());
+  const std::string& m = grant.error().message();
+  EXPECT_NE(m.find("expired or was revoked"), std::string::npos) << m;
+  EXPECT_NE(m.find("Sign in again"), std::string::npos) << m;
+  EXPECT_NE(m.find("Token has been expired or revoked"), std::string::npos) << m;
+  EXPECT_EQ(m.find("1//refresh+token"), std::string::npos) << m;
+  EXPECT_EQ(m.find("cs&secret=1"), std::string::npos) << m;
+}
+
+TEST(OAuth2TokenClientTest, ClassifiesOtherAnswers) {
+  std::atomic<int> status{500};
+  std::atomic<bool> huge{false};
+  TokenServer server([&](const httplib::Request&, httplib::Response& res) {
+    res.status = status.load();
+    if (huge) {
+      res.set_content(std::string(kMaxTokenResponseBytes + 1000, 'x'), "application/json");
+    } else if (res.status == 401) {
+      res.set_content(R"({"error":"invalid_client"})", "application/json");
+    } else {
+      res.set_content(R"({"token_type":"Bearer"})", "application/json");
+    }
+  });
+  auto server_error = RequestAccessToken(server.Request());
+  ASSERT_FALSE(server_error.ok());
+  EXPECT_EQ(server_error.error().code(), "oauth2.token_request");
+  EXPECT_FALSE(server_error.error().NeedsOperator());
+  status = 401;
+  auto client = RequestAccessToken(server.Request());
+  ASSERT_FALSE(client.ok());
+  EXPECT_EQ(client.error().code(), "oauth2.invalid_client");
+  EXPECT_TRUE(client.error().NeedsOperator());
+  EXPECT_NE(client.error().message().find("client_id, client_secret"), std::string::npos);
+  status = 200;
+  auto no_token = RequestAccessToken(server.Request());
+  ASSERT_FALSE(no_token.ok());
+  EXPECT_NE(no_token.error().message().find("no access_token"), std::string::npos);
+  huge = true;
+  auto too_long = RequestAccessToken(server.Request());
+  ASSERT_FALSE(too_long.ok());
+  EXPECT_NE(too_long.error().message().find("more than 65536 bytes"), std::string::npos) << too_long.error().message();
+}
+
+/// A loopback port bound and closed again: connections to it are refused.
+int ClosedLoopbackPort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+TEST(OAuth2TokenClientTest, RefusesPlainHttpBeyondLoopbackAndReportsNoAnswer) {
+  TokenRequest r;
+  r.token_url = config::HttpUrl::Parse("http://192.0.2.1/token").value();  // TEST-NET: never contacted
+  r.client_id = "c";
+  r.refresh_token = util::Secret("r");
+  auto refused = RequestAccessToken(r);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), "oauth2.insecure");
+  // Nothing listens on this port (bound, then closed): a network error, retried.
+  int port = ClosedLoopbackPort();
+  r.token_url = config::HttpUrl::Parse("http://127.0.0.1:" + std::to_string(port) + "/token").value();
+  auto down = RequestAccessToken(r);
+  ASSERT_FALSE(down.ok());
+  EXPECT_EQ(down.error().code(), "oauth2.token_request");
+  EXPECT_FALSE(down.error().NeedsOperator());
+}
+
+TEST(OAuth2TokenClientTest, FormEncodeKeepsUnreservedOnly) {
+  EXPECT_EQ(FormEncode("aZ09-._~"), "aZ09-._~");
+  EXPECT_EQ(FormEncode("a b+c&d=e/f"), "a%20b%2Bc%26d%3De%2Ff");
+}
+
+}  // namespace
+}  // namespace mailhook::delivery
