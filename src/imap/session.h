@@ -43,7 +43,11 @@ struct SessionOptions {
   util::Secret password;
   config::AuthMethod auth = config::AuthMethod::kLogin;
   std::chrono::milliseconds timeout{60000};  ///< connect and per-read timeout
-  int stop_fd = -1;                          ///< readable = abandon any blocking operation (shutdown)
+  /// The wait for the answer to DONE and NOOP, the liveness round trips
+  /// (account liveness_interval): a live server answers them at once, so a
+  /// black-holed session is given up sooner than `timeout`. 0: `timeout`.
+  std::chrono::milliseconds answer_deadline{0};
+  int stop_fd = -1;  ///< readable = abandon any blocking operation (shutdown)
   /// The most bytes a FetchMeta/FetchMetaLight response may make us read
   /// (and libetpan buffer and parse), counted in the transport from the
   /// command's start to its end, and the most of them outside literals (the
@@ -154,8 +158,11 @@ class Session : public Mailbox {
   /// fd, then sends DONE. Servers without IDLE get a NOOP after max_wait.
   /// `wake_fd` (optional) ends the wait early, as kWoken: the watcher has
   /// work that needs the session (post-actions).
+  /// DONE's answer is awaited at most answer_deadline. An EXISTS that comes
+  /// with DONE's answer (after the wait ended) makes a kTimeout kActivity.
   util::Result<IdleWake> Idle(std::chrono::milliseconds max_wait, int wake_fd = -1) override;
-  util::Status Noop();
+  /// Its answer is awaited at most answer_deadline.
+  util::Status Noop() override;
 
   /// Best-effort LOGOUT bounded by a short timeout, then closes. Safe to call
   /// after the stop fd fired.
@@ -201,6 +208,8 @@ class Session : public Mailbox {
  private:
   explicit Session(mailimap* imap, SessionOptions options);
   util::Status Login();
+  /// The stream timeout for a liveness answer (answer_deadline), or back to `timeout`.
+  void AwaitLivenessAnswer(bool short_deadline);
   /// STARTTLS, refused when the server sent anything after its OK (injection).
   util::Status StartTlsCommand();
   /// A command's response budget: all bytes, and those outside literals.

@@ -305,6 +305,8 @@ util::Status Session::IdleLeave(const std::string& tag, IdleWake wake, std::vect
     // Let DONE through although the stop fd fired, but only briefly.
     SetInterruptFd(stream, -1);
     SetStreamTimeout(stream, std::chrono::milliseconds(2000));
+  } else {
+    AwaitLivenessAnswer(true);
   }
   static constexpr char kDone[] = "DONE\r\n";
   if (mailstream_write(stream, kDone, sizeof kDone - 1) < 0 || mailstream_flush(stream) < 0) {
@@ -314,6 +316,7 @@ util::Status Session::IdleLeave(const std::string& tag, IdleWake wake, std::vect
     auto response = ReadResponse("idle_done");
     if (!response.ok()) return response.error();
     if (response->starts_with(tag + " ")) {
+      AwaitLivenessAnswer(false);
       if (response->compare(tag.size() + 1, 2, "OK") == 0) return util::Ok();
       return Error(
           "imap.idle_done", RetryClass::kBackoff,
