@@ -521,17 +521,20 @@ milliseconds AccountWatcher::LivenessWait() const {
 }
 
 util::Status AccountWatcher::LivenessChecked(const util::Error& e, const std::string& role) const {
-  if (stop_.fired() || (e.code() != "imap.idle_done" && e.code() != "imap.noop")) return e;
+  // Only a round trip that went unanswered (timed out, or the connection
+  // dropped meanwhile), not a refusal.
+  const bool round_trip = e.code() == "imap.idle" || e.code() == "imap.idle_done" || e.code() == "imap.noop";
+  if (stop_.fired() || !round_trip || !e.message().ends_with("connection lost or timed out")) return e;
   const auto deadline = account_.liveness_interval.count() > 0
                             ? std::min<config::Duration>(account_.timeout, config::kLivenessDeadline)
                             : account_.timeout;
   const auto deadline_s = std::chrono::duration_cast<std::chrono::seconds>(deadline).count();
   util::Log(util::Area::kImap)
       .warn(
-          "imap.liveness_failed account={} connection={} deadline_s={} cause=\"{}\" note=\"no answer to {} in time: "
-          "the session is black-holed (a proxy or NAT stopped forwarding) or the server hung; it is replaced and "
-          "its folders synced\"",
-          account_.name, role, deadline_s, e.message(), e.code() == "imap.noop" ? "NOOP" : "DONE");
+          "imap.liveness_failed account={} connection={} deadline_s={} cause=\"{}\" note=\"no answer to {} in time "
+          "(or the connection dropped): the session is black-holed (a proxy or NAT stopped forwarding) or the server "
+          "hung; it is replaced and its folders synced\"",
+          account_.name, role, deadline_s, e.message(), e.code() == "imap.noop" ? "NOOP" : "DONE/IDLE");
   return e.WithMessage("liveness round trip failed (no answer within " + std::to_string(deadline_s) +
                        " s): " + e.message());
 }

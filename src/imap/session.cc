@@ -821,9 +821,11 @@ util::Result<IdleWake> Session::Idle(std::chrono::milliseconds max_wait, int wak
   // stop is seen by the poll below instead (the fd stays readable), and the
   // command timeout still bounds a server that never answers.
   if (imap_->imap_stream) SetInterruptFd(imap_->imap_stream, -1);
+  AwaitLivenessAnswer(true);
   int r = mailimap_idle(imap_.get());
   if (imap_->imap_stream) SetInterruptFd(imap_->imap_stream, stop_fd);
   if (r != MAILIMAP_NO_ERROR) return CommandError("idle", r);
+  AwaitLivenessAnswer(false);
 
   IdleWake wake = IdleWake::kTimeout;
   // Data libetpan or OpenSSL already buffered never wakes poll().

@@ -43,9 +43,10 @@ struct SessionOptions {
   util::Secret password;
   config::AuthMethod auth = config::AuthMethod::kLogin;
   std::chrono::milliseconds timeout{60000};  ///< connect and per-read timeout
-  /// The wait for the answer to DONE and NOOP, the liveness round trips
-  /// (account liveness_interval): a live server answers them at once, so a
-  /// black-holed session is given up sooner than `timeout`. 0: `timeout`.
+  /// The wait for the answer to IDLE (its continuation), DONE and NOOP, the
+  /// liveness round trips (account liveness_interval): a live server answers
+  /// them at once, so a black-holed session is given up sooner than
+  /// `timeout`. 0: `timeout`.
   std::chrono::milliseconds answer_deadline{0};
   int stop_fd = -1;  ///< readable = abandon any blocking operation (shutdown)
   /// The most bytes a FetchMeta/FetchMetaLight response may make us read
@@ -158,7 +159,7 @@ class Session : public Mailbox {
   /// fd, then sends DONE. Servers without IDLE get a NOOP after max_wait.
   /// `wake_fd` (optional) ends the wait early, as kWoken: the watcher has
   /// work that needs the session (post-actions).
-  /// DONE's answer is awaited at most answer_deadline. An EXISTS that comes
+  /// IDLE's continuation and DONE's answer are awaited at most answer_deadline. An EXISTS that comes
   /// with DONE's answer (after the wait ended) makes a kTimeout kActivity.
   util::Result<IdleWake> Idle(std::chrono::milliseconds max_wait, int wake_fd = -1) override;
   /// Its answer is awaited at most answer_deadline.

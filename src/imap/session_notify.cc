@@ -230,7 +230,11 @@ util::Status Session::IdleEnter(const std::string& tag, std::vector<FolderEvent>
   // As Idle(): the continuation comes at once, and a stop in between would
   // leave the connection half way into IDLE; the wait below sees the stop.
   SetInterruptFd(stream, -1);
-  auto restore = [&] { SetInterruptFd(stream, options_.stop_fd); };
+  AwaitLivenessAnswer(true);
+  auto restore = [&] {
+    SetInterruptFd(stream, options_.stop_fd);
+    AwaitLivenessAnswer(false);
+  };
   const std::string out = tag + " IDLE\r\n";
   if (mailstream_write(stream, out.data(), out.size()) < 0 || mailstream_flush(stream) < 0) {
     restore();

@@ -262,7 +262,8 @@ util::Status ScriptedMailbox::Noop() {
   std::lock_guard lock(folder_.mu_);
   if (folder_.fail_noops_ == 0) return util::Ok();
   --folder_.fail_noops_;
-  return util::Error("imap.noop", util::RetryClass::kBackoff, "noop failed: connection lost or timed out (scripted)");
+  return util::Error("imap.noop", util::RetryClass::kBackoff,
+                     "noop failed on the scripted server: connection lost or timed out");
 }
 
 void ScriptedMailbox::Logout() { folder_.Record("LOGOUT"); }

@@ -48,6 +48,20 @@ TEST(SessionLivenessTest, AnUnansweredDoneFailsAfterTheAnswerDeadlineNotTheTimeo
   EXPECT_GE(took, milliseconds(150));
 }
 
+TEST(SessionLivenessTest, AnUnansweredIdleFailsAfterTheAnswerDeadline) {
+  // DONE was answered, then the hole opened: the next IDLE's continuation
+  // never comes. Part of the same round trip, so the same deadline.
+  FakeImapServer server(NoUid, "* OK [CAPABILITY IMAP4rev1 IDLE] fake\r\n", "IMAP4rev1 IDLE", {{"IDLE", ""}});
+  auto s = OpenShortDeadline(server);
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(s->Select("INBOX").ok());
+  const auto start = SteadyClock::now();
+  auto wake = s->Idle(milliseconds(50));
+  ASSERT_FALSE(wake.ok());
+  EXPECT_EQ(wake.error().code(), "imap.idle");
+  EXPECT_LT(SteadyClock::now() - start, milliseconds(2000));
+}
+
 TEST(SessionLivenessTest, AnUnansweredNoopFailsAfterTheAnswerDeadline) {
   FakeImapServer server(NoUid, "* OK [CAPABILITY IMAP4rev1 IDLE] fake\r\n", "IMAP4rev1 IDLE", {{"NOOP", ""}});
   auto s = OpenShortDeadline(server);

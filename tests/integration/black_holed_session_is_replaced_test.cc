@@ -3,8 +3,9 @@
 // idle_refresh or timeout in the config) the liveness round trip finds it
 // within 3 minutes (60 s interval + 30 s deadline), the sessions are
 // replaced, and every message appended meanwhile is delivered exactly once.
-// The one slow test of the liveness work (~90 s): the shorter paths are unit
-// tests (account_watcher_test.cc, session_fake_test.cc).
+// The one slow test of the liveness work (~90 s); the IDLE path with a short
+// interval takes seconds, and the timer logic is unit-tested
+// (account_watcher_test.cc, tests/imap/session_liveness_test.cc).
 
 #include <set>
 
@@ -17,8 +18,8 @@ namespace {
 using SteadyClock = std::chrono::steady_clock;
 
 // The account's YAML with the port of `proxy` instead of Dovecot's.
-std::string ViaProxy(const DovecotServer& dovecot, const TcpProxy& proxy) {
-  std::string yaml = AccountYaml(dovecot, AccountSpec{});
+std::string ViaProxy(const DovecotServer& dovecot, const TcpProxy& proxy, const AccountSpec& spec = {}) {
+  std::string yaml = AccountYaml(dovecot, spec);
   const std::string direct = "port: " + std::to_string(dovecot.imaps_port());
   const size_t at = yaml.find(direct);
   if (at == std::string::npos) return "";
@@ -76,6 +77,37 @@ TEST_F(PipelineTest, BlackHoledSessionIsReplacedWithinThreeMinutesWithDefaultSet
   MH_ASSERT_OK(imap.Append("alice", "INBOX", SampleMessage("mixed_attachment.eml")));
   ASSERT_TRUE(receiver_.WaitFor(4, seconds(20))) << daemon_.Log();
   EXPECT_EQ(Uids(Events()), (std::multiset<uint32_t>{1, 2, 3, 4}));
+}
+
+TEST_F(PipelineTest, BlackHoledIdleConnectionsAreReplacedWithinTheConfiguredLiveness) {
+  // Without NOTIFY (an IDLE connection per folder: Session::Idle's DONE) and a
+  // short interval, so this path costs seconds: detection within 2 s + 3 s.
+  TcpProxy proxy(dovecot_.imaps_port());
+  AccountSpec spec;
+  spec.extra = "notify: \"off\", liveness_interval: 2s, timeout: 3s";
+  ConfigSpec cfg;
+  cfg.state_dir = daemon_.state_dir();
+  cfg.accounts.push_back(ViaProxy(dovecot_, proxy, spec));
+  cfg.webhooks.push_back(WebhookYaml({"hook", receiver_.url(), kTestWebhookSecret, ""}));
+  MH_ASSERT_OK(daemon_.WriteConfig(RenderConfig(cfg)));
+  MH_ASSERT_OK(daemon_.Start());
+  ASSERT_TRUE(daemon_.WaitForLog("mode=idle", seconds(20))) << daemon_.Log();
+  ASSERT_TRUE(dovecot_.WaitForSessions(2, seconds(20)));
+  ASSERT_TRUE(daemon_.WaitForLog("imap.idle account=test folder=INBOX", seconds(20))) << daemon_.Log();
+
+  const size_t mark = daemon_.LogMark();
+  ASSERT_EQ(proxy.BlackHole(), 2);
+  ImapClient imap(dovecot_);
+  MH_ASSERT_OK(imap.Append("alice", "INBOX", SampleMessage("plain_utf8.eml")));
+  MH_ASSERT_OK(imap.Append("alice", "INBOX", SampleMessage("latin1_qp.eml")));
+  ASSERT_TRUE(
+      daemon_.WaitForLog("imap.liveness_failed account=test connection=idle:INBOX deadline_s=3", seconds(20), mark))
+      << daemon_.Log();
+  ASSERT_TRUE(receiver_.WaitFor(2, seconds(20))) << daemon_.Log();
+  EXPECT_GT(proxy.swallowed(), 0u);
+  MH_ASSERT_OK(imap.Append("alice", "INBOX", SampleMessage("alternative.eml")));
+  ASSERT_TRUE(receiver_.WaitFor(3, seconds(20))) << daemon_.Log();
+  EXPECT_EQ(Uids(Events()), (std::multiset<uint32_t>{1, 2, 3}));
 }
 
 }  // namespace
