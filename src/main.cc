@@ -16,6 +16,7 @@
 
 #include "config/check.h"
 #include "config/config.h"
+#include "config/config_fingerprint.h"
 #include "daemon/daemon.h"
 #include "daemon/deadletters_command.h"
 #include "daemon/healthcheck_command.h"
@@ -53,31 +54,48 @@ int Run(const std::string& path) {
   mallopt(M_ARENA_MAX, 2);
   // Before the config's secrets are read into memory.
   std::vector<std::string> dumpable = daemon::KeepSecretsOutOfCoreDumps();
-  auto cfg = LoadOrReport(path);
-  if (!cfg) return kExitUsage;
-  util::SetupLogging(cfg->log.level, cfg->log.format);
+  // One read for the config and the fingerprint a SIGHUP reload compares with.
+  config::LoadedConfig loaded = config::LoadConfigWithFingerprint(path);
+  if (!loaded.result.config || !loaded.fingerprint) {
+    config::PrintCheck(loaded.result, std::cerr);
+    return kExitUsage;
+  }
+  const config::Config& cfg = *loaded.result.config;
+  util::SetupLogging(cfg.log.level, cfg.log.format);
   for (const auto& why : dumpable) util::Log(util::Area::kDaemon).warn("daemon.core_dumps_possible cause=\"{}\"", why);
 
-  // Block the stop signals in every thread; one thread waits for them, so no
+  // Block the signals in every thread; one thread waits for them, so no
   // library thread is ever interrupted by a handler.
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
   daemon::StopSignal stop;
+  daemon::StopSignal reload;  // a reusable wake-up: the daemon clears it
   std::atomic<bool> failed{false};
   std::thread signals([&] {
-    int sig = 0;
-    sigwait(&set, &sig);
-    // Our own wake-up after a failed start is not a signal anyone sent.
-    if (!failed.load()) {
-      util::Log(util::Area::kDaemon).info("daemon.signal signal={}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&set, &sig) != 0) continue;
+      if (sig == SIGHUP) {
+        // Reload, not stop (CONTRACT.md): the daemon re-reads the file.
+        util::Log(util::Area::kDaemon).info("daemon.signal signal=SIGHUP action=reload");
+        reload.Fire();
+        continue;
+      }
+      // Our own wake-up after a failed start is not a signal anyone sent.
+      if (!failed.load()) {
+        util::Log(util::Area::kDaemon).info("daemon.signal signal={}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      }
+      stop.Fire();
+      return;
     }
-    stop.Fire();
   });
-  int code = daemon::RunDaemon(*cfg, MAILHOOK_VERSION, stop);
+  daemon::ReloadOptions reloading{path, *loaded.fingerprint, &reload};
+  int code = daemon::RunDaemon(cfg, MAILHOOK_VERSION, stop, reloading);
   if (!stop.fired()) {
     // RunDaemon failed on its own: wake the signal thread so it can be joined.
     failed.store(true);

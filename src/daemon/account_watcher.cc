@@ -105,6 +105,7 @@ AccountWatcher::AccountWatcher(const config::Config& config, const config::Accou
   for (size_t i = 0; i < account.folders.size(); ++i) {
     folders_.push_back(
         std::make_unique<FolderWatcher>(config_, account_, account.folders[i], stop_, on_committed, metrics));
+    if (seams.routes) folders_.back()->set_routes(seams.routes);
     watch_[i] = FolderWatch::kUndecided;
   }
   last_status_.assign(folders_.size(), std::nullopt);

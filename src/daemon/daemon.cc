@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "daemon/account_set.h"
 #include "daemon/account_watcher.h"
 #include "daemon/state_dir_lock.h"
 #include "daemon/store_pool.h"
@@ -101,15 +102,14 @@ std::unique_ptr<store::Store> OpenState(const config::Config& config, std::uniqu
 }
 
 // /readyz: every dispatcher worker runs and every watcher is connected.
-http::Readiness Readiness(const std::vector<std::unique_ptr<AccountWatcher>>& accounts,
-                          const delivery::Dispatcher& dispatcher) {
+http::Readiness Readiness(const AccountSet& accounts, const delivery::Dispatcher& dispatcher) {
   http::Readiness r{true, {}};
   if (!dispatcher.Healthy()) {
     r.ready = false;
     r.not_ready.push_back("delivery: a dispatcher worker is not running (starting or restarting)");
   }
-  for (const auto& a : accounts) {
-    for (const auto& w : a->folders()) {
+  accounts.ForEach([&r](const AccountWatcher& a) {
+    for (const auto& w : a.folders()) {
       WatchState s = w->state();
       if (s != WatchState::kIdling && s != WatchState::kCatchingUp) {
         r.ready = false;
@@ -119,14 +119,19 @@ http::Readiness Readiness(const std::vector<std::unique_ptr<AccountWatcher>>& ac
         r.not_ready.push_back(w->account() + "/" + w->folder() + ": its NOTIFY or IDLE connection is not up");
       }
     }
-  }
+  });
   return r;
 }
 
 }  // namespace
 
-int RunDaemon(const config::Config& config, const std::string& version, StopSignal& stop) {
+int RunDaemon(const config::Config& start_config, const std::string& version, StopSignal& stop,
+              const ReloadOptions& reload) {
   spdlog::logger* log = &util::Log(util::Area::kDaemon);
+  // Shared: a watcher keeps the config it was built from while a reload
+  // moves the others on (account_set.h).
+  auto running = std::make_shared<const config::Config>(start_config);
+  const config::Config& config = *running;
   // The daemon's one registry; everything that records a metric gets it.
   util::MetricsCatalog metrics;
   std::unique_ptr<StateDirLock> lock;  // held until the daemon returns
@@ -140,12 +145,9 @@ int RunDaemon(const config::Config& config, const std::string& version, StopSign
   stores.Adopt(std::move(store));
 
   delivery::Dispatcher dispatcher(config, version, metrics);
-
-  std::vector<std::unique_ptr<AccountWatcher>> watchers;
-  for (const auto& account : config.accounts) {
-    watchers.push_back(std::make_unique<AccountWatcher>(
-        config, account, stop, [&dispatcher] { dispatcher.Wake(); }, metrics, stores));
-  }
+  RouteTable routes(running);
+  AccountSet watchers(
+      metrics, stores, [&dispatcher] { dispatcher.Wake(); }, routes);
 
   std::unique_ptr<http::HealthServer> http;
   if (config.http_listen) {
@@ -163,25 +165,25 @@ int RunDaemon(const config::Config& config, const std::string& version, StopSign
   // A delivered event may complete a post-action: wake its folder's watcher.
   dispatcher.SetOnOutcome([&watchers](const delivery::Report& report) {
     if (report.result != delivery::OutcomeKind::kSuccess) return;
-    for (auto& w : watchers)
-      if (w->name() == report.account) w->Wake(report.folder);
+    watchers.Wake(report.account, report.folder);
   });
   if (auto s = dispatcher.Start(); !s.ok()) {
     log->error("daemon.dispatcher_failed cause=\"{}\"", s.error().message());
     if (http) http->Stop();
     return 1;
   }
-  for (auto& w : watchers) w->Start();
+  for (const auto& account : config.accounts) watchers.Start(running, account);
   size_t folders = 0;
   for (const auto& account : config.accounts) folders += account.folders.size();
-  log->info("daemon.started version={} accounts={} watchers={} webhooks={} hooks={}", version, watchers.size(), folders,
-            config.webhooks.size(), config.hooks.size());
+  log->info("daemon.started version={} accounts={} watchers={} webhooks={} hooks={}", version, config.accounts.size(),
+            folders, config.webhooks.size(), config.hooks.size());
 
-  while (!stop.WaitFor(std::chrono::hours(24))) {
-  }
+  ConfigReloader reloader(reload.path, running, reload.fingerprint, {watchers, dispatcher, routes, stores, metrics});
+  StopSignal* requested = reload.path.empty() ? nullptr : reload.requested;
+  while (WaitForStopOrReload(stop, requested) == DaemonWake::kReload) reloader.Reload();
 
   log->info("daemon.stopping");
-  for (auto& w : watchers) w->Join();  // each logs out on the stop signal
+  watchers.StopAll();  // each logs out on its stop signal
   dispatcher.Stop();
   if (http) {
     http->Stop();

@@ -8,13 +8,17 @@
 #include <string>
 
 #include "config/config.h"
+#include "daemon/config_reload.h"
 #include "daemon/stop_signal.h"
 
 namespace mailhook::daemon {
 
 /// Runs until `stop` fires; returns the process exit code (0 clean stop,
 /// 1 runtime failure such as an unwritable state_dir or a busy HTTP port).
-int RunDaemon(const config::Config& config, const std::string& version, StopSignal& stop);
+/// Each time `reload.requested` fires (SIGHUP), reloads reload.path
+/// (config_reload.h).
+int RunDaemon(const config::Config& config, const std::string& version, StopSignal& stop,
+              const ReloadOptions& reload = {});
 
 /// `mailhook check --connect`: resolves every secret (runs each *_command,
 /// as `run` does), logs in to every account and selects every folder,

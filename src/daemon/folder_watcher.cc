@@ -31,14 +31,7 @@ FolderWatcher::FolderWatcher(const config::Config& config, const config::Account
       stop_(stop),
       on_committed_(std::move(on_committed)),
       metrics_(metrics.ForFolder(account_.name, folder_)) {
-  // Fetch attachment content only when some target wants it, up to the
-  // largest limit; the routes that decide it depend on the folder only.
-  extract_options_.max_content_bytes = 0;
-  for (const Route& r : RoutesFor(config_, account_.name, folder_, nullptr)) {
-    if (r.attachments != config::AttachmentMode::kContent) continue;
-    extract_options_.fetch_content = true;
-    extract_options_.max_content_bytes = std::max(extract_options_.max_content_bytes, r.max_attachment_bytes);
-  }
+  UpdateExtractOptions();
   extract_options_.max_parts = account_.limits.max_parts;
   extract_options_.max_text_bytes = account_.limits.max_text_bytes;
   if (const char* f = std::getenv("MAILHOOK_TEST_FAULT_SUBJECT"); f && *f) {
@@ -50,6 +43,28 @@ FolderWatcher::FolderWatcher(const config::Config& config, const config::Account
     fault_first_pass_commits_ = std::atoi(n);
     const char* a = std::getenv("MAILHOOK_TEST_FAULT_ACTION");
     fault_action_ = a && *a ? a : "throw";
+  }
+}
+
+void FolderWatcher::set_routes(const RouteTable* routes) {
+  routes_ = routes;
+  UpdateExtractOptions();
+}
+
+std::vector<Route> FolderWatcher::Routes(const mime::MessageContent* content) const {
+  return routes_ ? routes_->RoutesFor(account_.name, folder_, content)
+                 : RoutesFor(config_, account_.name, folder_, content);
+}
+
+void FolderWatcher::UpdateExtractOptions() {
+  // Fetch attachment content only when some target wants it, up to the
+  // largest limit; the routes that decide it depend on the folder only.
+  extract_options_.fetch_content = false;
+  extract_options_.max_content_bytes = 0;
+  for (const Route& r : Routes(nullptr)) {
+    if (r.attachments != config::AttachmentMode::kContent) continue;
+    extract_options_.fetch_content = true;
+    extract_options_.max_content_bytes = std::max(extract_options_.max_content_bytes, r.max_attachment_bytes);
   }
 }
 
@@ -69,6 +84,7 @@ util::Status FolderWatcher::Sync(imap::Mailbox& session, store::Store& store) {
 }
 
 util::Status FolderWatcher::SyncUnguarded(imap::Mailbox& session, store::Store& store) {
+  if (routes_) UpdateExtractOptions();  // a reload may have added a target that wants content
   if (state_ != WatchState::kIdling) state_ = WatchState::kCatchingUp;
   auto info = session.Select(folder_);
   if (!info.ok()) return info.error();

@@ -15,8 +15,10 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
+#include "daemon/router.h"
 #include "daemon/stop_signal.h"
 #include "imap/mailbox.h"
 #include "mime/extractor.h"
@@ -45,6 +47,9 @@ struct WatcherSeams {
   imap::MailboxOpener open_mailbox;
   /// Where backoff and restart waits go; nullptr: util::Clock::Real().
   const util::Clock* clock = nullptr;
+  /// Where events are routed; nullptr: the watcher's own config (fixed).
+  /// The daemon passes its RouteTable, which a config reload replaces.
+  const RouteTable* routes = nullptr;
 };
 
 /// One watched folder. Not a thread: its AccountWatcher calls Sync() on its
@@ -78,6 +83,9 @@ class FolderWatcher {
   /// connection is up, or it is polled. Set by the account watcher.
   bool watched() const { return watched_.load(); }
   void set_watched(bool w) { watched_ = w; }
+  /// Routes through `routes` (WatcherSeams::routes) instead of the config
+  /// given at construction. Before the first Sync; `routes` outlives this.
+  void set_routes(const RouteTable* routes);
   const std::string& account() const { return account_.name; }
   const std::string& folder() const { return folder_; }
   const util::FolderMetrics& metrics() const { return metrics_; }
@@ -88,8 +96,14 @@ class FolderWatcher {
   /// Performs the on_delivered actions whose events every target received.
   util::Status ApplyPostActions(imap::Mailbox& session, store::Store& store, uint32_t uidvalidity);
   bool HasPostActions() const;
+  /// The targets of an event of this folder (content null: before decoding).
+  std::vector<Route> Routes(const mime::MessageContent* content) const;
+  /// extract_options_ from the routes (at construction and, when routes_
+  /// can change, before each sync).
+  void UpdateExtractOptions();
 
   const config::Config& config_;
+  const RouteTable* routes_ = nullptr;
   const config::Account& account_;
   std::string folder_;
   const StopSignal& stop_;

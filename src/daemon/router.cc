@@ -50,4 +50,19 @@ std::vector<Route> RoutesFor(const config::Config& config, const std::string& ac
   return routes;
 }
 
+void RouteTable::Replace(std::shared_ptr<const config::Config> config) {
+  util::MutexLock lock(mu_);
+  config_ = std::move(config);
+}
+
+std::vector<Route> RouteTable::RoutesFor(const std::string& account, const std::string& folder,
+                                         const mime::MessageContent* content) const {
+  std::shared_ptr<const config::Config> config;
+  {
+    util::MutexLock lock(mu_);
+    config = config_;
+  }
+  return daemon::RoutesFor(*config, account, folder, content);
+}
+
 }  // namespace mailhook::daemon

@@ -3,12 +3,15 @@
 /// of the attachments each one gets. Pure function of the config.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "config/config.h"
 #include "mime/message.h"
+#include "util/mutex.h"
 #include "util/target_id.h"
+#include "util/thread_annotations.h"
 
 namespace mailhook::daemon {
 
@@ -29,5 +32,22 @@ bool Matches(const config::Match& match, const std::string& account, const std::
 /// ignored (used to decide what to fetch before the message is decoded).
 std::vector<Route> RoutesFor(const config::Config& config, const std::string& account, const std::string& folder,
                              const mime::MessageContent* content);
+
+/// RouteTable: the targets of the running config, replaced by a config
+/// reload while every watcher routes through it (a watcher that did not
+/// restart must send its events to a webhook added meanwhile).
+/// Thread-safe: each RoutesFor sees one config, the old or the new.
+class RouteTable {
+ public:
+  explicit RouteTable(std::shared_ptr<const config::Config> config) : config_(std::move(config)) {}
+  void Replace(std::shared_ptr<const config::Config> config) EXCLUDES(mu_);
+  /// daemon::RoutesFor on the current config.
+  std::vector<Route> RoutesFor(const std::string& account, const std::string& folder,
+                               const mime::MessageContent* content) const EXCLUDES(mu_);
+
+ private:
+  mutable util::Mutex mu_;
+  std::shared_ptr<const config::Config> config_ GUARDED_BY(mu_);
+};
 
 }  // namespace mailhook::daemon

@@ -413,7 +413,7 @@ void FolderWatcher::SessionWork::AddItems(
     const std::string& event_id, uint32_t uid, const mime::MessageContent* content,
     const std::function<std::vector<std::shared_ptr<const std::string>>(const Route&)>& payload) {
   size_t added = 0;
-  for (const Route& r : RoutesFor(w_.config_, w_.account_.name, w_.folder_, content)) {
+  for (const Route& r : w_.Routes(content)) {
     store::OutboxItem item{event_id, r.target.ToString(), w_.account_.name, w_.folder_, info_.uidvalidity, uid, {}, {}};
     item.pieces = payload(r);
     committer_->Add(std::move(item));

@@ -39,6 +39,13 @@ void StorePool::Adopt(std::unique_ptr<store::Store> store) {
   freed_.Signal();
 }
 
+void StorePool::Grow(int size) {
+  util::MutexLock lock(mu_);
+  if (size <= size_) return;
+  size_ = size;
+  freed_.SignalAll();  // waiters may open one now
+}
+
 void StorePool::Return(std::unique_ptr<store::Store> store) {
   util::MutexLock lock(mu_);
   free_.push_back(std::move(store));

@@ -45,13 +45,16 @@ class StorePool {
   /// Adds an already opened connection (the daemon's first, which
   /// housekeeping used); counts against `size`.
   void Adopt(std::unique_ptr<store::Store> store);
+  /// Allows up to `size` connections when that is more than now (a config
+  /// reload added accounts). Never shrinks: a lent connection is not taken back.
+  void Grow(int size);
 
  private:
   void Return(std::unique_ptr<store::Store> store);
 
   const std::string state_dir_;
-  const int size_;
   util::Mutex mu_;
+  int size_ GUARDED_BY(mu_);
   util::CondVar freed_;
   std::vector<std::unique_ptr<store::Store>> free_ GUARDED_BY(mu_);
   int open_ GUARDED_BY(mu_) = 0;  // connections that exist, lent or free

@@ -29,7 +29,8 @@ class Dispatcher::Slot {
     {
       util::MutexLock lock(d_.mu_);
       auto it = d_.targets_.find(target_);
-      if (it == d_.targets_.end()) return;
+      // Gone, or replaced by a reload after a remove (a fresh count): nothing to give back.
+      if (it == d_.targets_.end() || it->second.in_flight == 0) return;
       was_full = it->second.in_flight >= it->second.concurrency;
       --it->second.in_flight;
       // Workers that found only rows of this target may sleep: let them look.
@@ -48,37 +49,96 @@ class Dispatcher::Slot {
 Dispatcher::Dispatcher(const config::Config& config, const std::string& version, const util::MetricsCatalog& metrics,
                        DispatcherOptions options)
     : state_dir_(config.state_dir),
+      version_(version),
       options_(options),
       metrics_(metrics),
       clock_(options.clock ? *options.clock : util::Clock::Real()) {
+  for (auto& entry : Build(
+           config, [](const util::TargetId&) { return true; }, setup_errors_)) {
+    targets_.insert_or_assign(entry.id.ToString(), std::move(entry));
+  }
+}
+
+std::vector<Dispatcher::Entry> Dispatcher::Build(const config::Config& config,
+                                                 const std::function<bool(const util::TargetId&)>& wanted,
+                                                 std::vector<util::Error>& errors) {
+  std::vector<Entry> out;
   auto check_timeout = [&](const std::string& key, config::Duration timeout) {
     if (timeout + kLeaseMargin > options_.lease) {
-      setup_errors_.push_back(
-          Error("delivery.timeout", RetryClass::kNeedsOperator,
-                key + ": timeout " + std::to_string(timeout.count()) + " ms does not fit the dispatcher's lease of " +
-                    std::to_string(options_.lease.count()) + " ms (minus 1 min); lower the timeout"));
+      errors.push_back(Error("delivery.timeout", RetryClass::kNeedsOperator,
+                             key + ": timeout " + std::to_string(timeout.count()) +
+                                 " ms does not fit the dispatcher's lease of " +
+                                 std::to_string(options_.lease.count()) + " ms (minus 1 min); lower the timeout"));
     }
   };
-  for (const auto& webhook : config.webhooks) {
-    check_timeout("webhooks." + webhook.name, webhook.timeout);
-    auto target = WebhookTarget::Create(webhook, version);
+  auto add = [&](util::TargetId id, auto target, const config::DeliveryOptions& d) {
     if (!target.ok()) {
-      setup_errors_.push_back(target.error());
-      continue;
+      errors.push_back(target.error());
+      return;
     }
-    RegisterTarget(util::TargetId::Webhook(webhook.name), std::shared_ptr<Target>(std::move(target).value()),
-                   RetryPolicy(webhook.retry_schedule), webhook.concurrency);
+    util::TargetMetrics bound = metrics_.ForTarget(id);
+    out.push_back(Entry{std::move(id), bound, std::shared_ptr<Target>(std::move(target).value()),
+                        RetryPolicy(d.retry_schedule), std::max(d.concurrency, 1)});
+  };
+  for (const auto& webhook : config.webhooks) {
+    if (!wanted(util::TargetId::Webhook(webhook.name))) continue;
+    check_timeout("webhooks." + webhook.name, webhook.timeout);
+    add(util::TargetId::Webhook(webhook.name), WebhookTarget::Create(webhook, version_), webhook);
   }
   for (const auto& hook : config.hooks) {
+    if (!wanted(util::TargetId::Hook(hook.name))) continue;
     check_timeout("hooks." + hook.name, hook.timeout);
-    auto target = HookTarget::Create(hook);  // resolves env secrets (may run commands)
-    if (!target.ok()) {
-      setup_errors_.push_back(target.error());
-      continue;
-    }
-    RegisterTarget(util::TargetId::Hook(hook.name), std::shared_ptr<Target>(std::move(target).value()),
-                   RetryPolicy(hook.retry_schedule), hook.concurrency);
+    add(util::TargetId::Hook(hook.name), HookTarget::Create(hook), hook);  // resolves env secrets (may run commands)
   }
+  return out;
+}
+
+util::Status Dispatcher::UpdateTargets(const config::Config& config, const std::set<std::string>& rebuild,
+                                       const std::set<std::string>& remove) {
+  std::vector<util::Error> errors;
+  std::vector<Entry> built = Build(
+      config, [&](const util::TargetId& id) { return rebuild.count(id.ToString()) > 0; }, errors);
+  if (!errors.empty()) return errors.front();
+  int needed = 1;
+  {
+    util::MutexLock lock(mu_);
+    for (auto& entry : built) {
+      std::string key = entry.id.ToString();
+      auto it = targets_.find(key);
+      // Slots taken by deliveries in flight are given back to the new entry.
+      if (it != targets_.end()) entry.in_flight = it->second.in_flight;
+      targets_.insert_or_assign(key, std::move(entry));
+    }
+    for (const auto& key : remove) targets_.erase(key);
+    for (const auto& [key, entry] : targets_) needed += entry.concurrency;
+    ++wake_seq_;  // a new target's rows may be due now
+  }
+  cv_.SignalAll();
+  const int have = static_cast<int>(workers_.size());
+  if (!running_ || options_.workers > 0 || needed <= have) return util::Ok();
+  return StartWorkers(needed - have);
+}
+
+util::Status Dispatcher::StartWorkers(int count) {
+  std::vector<std::unique_ptr<store::Store>> stores;
+  for (int i = 0; i < count; ++i) {
+    auto store = store::Store::Open(state_dir_);
+    if (!store.ok()) return store.error();
+    stores.push_back(std::move(store).value());
+  }
+  metrics_.workers_running.Add(count);
+  for (auto& store : stores) {
+    const int index = static_cast<int>(workers_.size());
+    workers_.emplace_back([this, index, store = std::move(store)]() mutable { Run(index, std::move(store)); });
+  }
+  return util::Ok();
+}
+
+std::optional<Dispatcher::Entry> Dispatcher::Find(const std::string& target) {
+  util::MutexLock lock(mu_);
+  auto it = targets_.find(target);
+  if (it == targets_.end()) return std::nullopt;
+  return it->second;
 }
 
 Dispatcher::~Dispatcher() { Stop(); }
@@ -96,6 +156,7 @@ util::Status Dispatcher::Start() {
   int workers = options_.workers;
   if (workers <= 0) {
     workers = 1;
+    util::MutexLock lock(mu_);
     for (const auto& [key, entry] : targets_) workers += entry.concurrency;
   }
   std::vector<std::unique_ptr<store::Store>> stores;
@@ -120,7 +181,12 @@ util::Status Dispatcher::Start() {
     workers_.emplace_back(
         [this, i, store = std::move(stores[static_cast<size_t>(i)])]() mutable { Run(i, std::move(store)); });
   }
-  util::Log(util::Area::kDelivery).info("delivery.start workers={} targets={}", workers, targets_.size());
+  size_t targets = 0;
+  {
+    util::MutexLock lock(mu_);
+    targets = targets_.size();
+  }
+  util::Log(util::Area::kDelivery).info("delivery.start workers={} targets={}", workers, targets);
   return util::Ok();
 }
 
@@ -302,10 +368,10 @@ void Dispatcher::Process(store::Store& store, const store::Delivery& row, std::m
   } catch (const std::exception& e) {
     // A target or the recording threw: the row must not be lost nor stay
     // leased, so it counts as a failed attempt like any other.
-    auto it = targets_.find(row.item.target);
+    std::optional<Entry> entry = Find(row.item.target);
     report.outcome = Outcome{};
     report.outcome.error = std::string("internal error: ") + e.what();
-    if (!RecordFailure(store, row, it == targets_.end() ? nullptr : &it->second, rng, report)) {
+    if (!RecordFailure(store, row, entry ? &*entry : nullptr, rng, report)) {
       return;
     }
   }
@@ -317,16 +383,18 @@ void Dispatcher::Process(store::Store& store, const store::Delivery& row, std::m
 bool Dispatcher::Attempt(store::Store& store, const store::Delivery& row, std::mt19937_64& rng, Report& report) {
   spdlog::logger* log = &util::Log(util::Area::kDelivery);
   const std::string& event = row.item.event_id;
-  auto it = targets_.find(row.item.target);
-  if (it == targets_.end()) {
+  // A copy: a reload may replace the entry while this attempt runs; the
+  // attempt ends with the target it started with.
+  std::optional<Entry> entry = Find(row.item.target);
+  if (!entry) {
     report.outcome.kind = OutcomeKind::kPermanent;
     report.outcome.error = "target " + row.item.target +
                            " is not configured; add it back to the config and replay the "
                            "dead letter, or drop it";
     return RecordFailure(store, row, nullptr, rng, report);
   }
-  const std::string_view kind = it->second.id.KindName();
-  const std::string& name = it->second.id.name;
+  const std::string_view kind = entry->id.KindName();
+  const std::string& name = entry->id.name;
   if (Stopping()) {
     (void)store.outbox().ReleaseLease(row.id);
     return false;
@@ -334,7 +402,7 @@ bool Dispatcher::Attempt(store::Store& store, const store::Delivery& row, std::m
   // A Stop() from here on is not missed: Deliver observes stop_ itself.
   if (before_deliver_) before_deliver_(stop_);
   auto start = std::chrono::steady_clock::now();
-  report.outcome = it->second.target->Deliver(row, stop_);
+  report.outcome = entry->target->Deliver(row, stop_);
   auto elapsed = std::chrono::steady_clock::now() - start;
   if (report.outcome.cancelled) {
     // Shutdown interrupted the request: not a real attempt. Give the row back
@@ -350,17 +418,17 @@ bool Dispatcher::Attempt(store::Store& store, const store::Delivery& row, std::m
         "lease; the event may have been sent twice\"",
         kind, name, event, Ms(elapsed));
   }
-  it->second.metrics.seconds.Observe(std::chrono::duration<double>(elapsed).count());
+  entry->metrics.seconds.Observe(std::chrono::duration<double>(elapsed).count());
   report.result = report.outcome.kind;
   const auto& o = report.outcome;
-  if (o.kind != OutcomeKind::kSuccess) return RecordFailure(store, row, &it->second, rng, report);
+  if (o.kind != OutcomeKind::kSuccess) return RecordFailure(store, row, &*entry, rng, report);
   if (auto s = store.outbox().MarkDelivered(row.id); !s) {
     log->error("delivery.store_error event={} cause=\"{}\"", event, s.error().ToString());
     return false;  // the lease expires and the row is delivered again: at-least-once
   }
   // Counted before the log line: whoever sees "delivery.ok" in the log sees
   // it in /metrics too.
-  it->second.metrics.success.Inc();
+  entry->metrics.success.Inc();
   log->info("delivery.ok {}={} event={} status={} ms={}", kind, name, event, o.http_status, Ms(elapsed));
   return true;
 }

@@ -28,7 +28,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -100,6 +102,18 @@ class Dispatcher {
   void RegisterTarget(const util::TargetId& id, std::shared_ptr<Target> target, RetryPolicy policy,
                       int concurrency = config::kDefaultConcurrency);
 
+  /// A config reload: builds the targets of `config` named in `rebuild`
+  /// (added or changed, as util::TargetId::ToString) and, only when every one
+  /// of them built, swaps them in and drops those in `remove`; otherwise
+  /// changes nothing and returns the first error. Other targets keep their
+  /// objects (and connections). A delivery in flight keeps the target it
+  /// started with and is recorded as usual; rows waiting for a changed target
+  /// go to the new one; rows of a removed target become dead letters when due
+  /// (as after a restart without it: replayable). Starts more workers when
+  /// the new limits need them. From the thread that calls Start and Stop.
+  util::Status UpdateTargets(const config::Config& config, const std::set<std::string>& rebuild,
+                             const std::set<std::string>& remove);
+
   /// Called after every recorded attempt. Before Start.
   void SetOnOutcome(std::function<void(const Report&)> callback);
 
@@ -137,6 +151,15 @@ class Dispatcher {
     int in_flight = 0;  // guarded by mu_ (a member of a map entry: not annotatable)
   };
   class Slot;
+  /// The targets of `config` that `wanted` selects, built (secrets resolved);
+  /// problems go to `errors`.
+  std::vector<Entry> Build(const config::Config& config, const std::function<bool(const util::TargetId&)>& wanted,
+                           std::vector<util::Error>& errors);
+  /// A copy of a target's entry (the workers' view, taken under mu_: a
+  /// reload may replace it meanwhile); nullopt when it is not configured.
+  std::optional<Entry> Find(const std::string& target) EXCLUDES(mu_);
+  /// Starts `count` more workers (opens their stores first).
+  util::Status StartWorkers(int count);
   void Run(int index, std::unique_ptr<store::Store> store) EXCLUDES(mu_);
   /// The claim-deliver loop; returns on Stop, throws on a bug.
   void Loop(int index, store::Store& store, std::mt19937_64& rng) EXCLUDES(mu_);
@@ -159,10 +182,11 @@ class Dispatcher {
   bool WaitUntil(std::chrono::system_clock::time_point until, uint64_t seen) EXCLUDES(mu_);
 
   const std::string state_dir_;
+  const std::string version_;
   const DispatcherOptions options_;
   const util::MetricsCatalog& metrics_;
   const util::Clock& clock_;
-  std::map<std::string, Entry> targets_;  // by the stored text of the id; fixed after Start
+  std::map<std::string, Entry> targets_;  // by the stored text of the id; under mu_ once started (UpdateTargets)
   std::vector<util::Error> setup_errors_;
   std::function<void(const Report&)> on_outcome_;
   std::function<void(const util::CancelToken&)> before_deliver_;  // test seam; before Start

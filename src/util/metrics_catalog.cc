@@ -48,6 +48,8 @@ MetricsCatalog::MetricsCatalog()
                     kSeconds),
       http_rejected_(registry_, "mailhook_http_rejected_total",
                      "HTTP requests or connections the endpoint refused or dropped.", {"reason"}),
+      config_reloads_(registry_, "mailhook_config_reloads_total",
+                      "Config reloads (SIGHUP) by outcome: applied, or failed (the running config kept).", {"outcome"}),
       outbox_pending(
           GaugeFamily<0>(registry_, "mailhook_outbox_pending", "Deliveries stored in the outbox and not yet done.", {})
               .With({})),

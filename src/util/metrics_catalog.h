@@ -69,6 +69,8 @@ class MetricsCatalog {
   AccountMetrics ForAccount(const std::string& account) const;
   /// mailhook_http_rejected_total{reason}.
   Counter HttpRejected(const std::string& reason) const { return http_rejected_.With({reason}); }
+  /// mailhook_config_reloads_total{outcome}: SIGHUP reloads, "applied" or "failed".
+  Counter ConfigReloads(const std::string& outcome) const { return config_reloads_.With({outcome}); }
 
  private:
   Metrics registry_;  // first: the families below point into it
@@ -87,6 +89,7 @@ class MetricsCatalog {
   CounterFamily<2> hook_runs_;
   HistogramFamily<1> hook_seconds_;
   CounterFamily<1> http_rejected_;
+  CounterFamily<1> config_reloads_;
 
  public:
   const Gauge outbox_pending;     ///< mailhook_outbox_pending

@@ -912,3 +912,99 @@ TEST(WebhookTargetTest, RedirectIsPermanentAndNotFollowed) {
 
 }  // namespace
 }  // namespace mailhook::delivery
+
+namespace mailhook::delivery {
+namespace {
+
+// Issue 9, SIGHUP reload: UpdateTargets swaps what changed and keeps the rest.
+
+config::Webhook NamedWebhook(const std::string& name, const std::string& url) {
+  config::Webhook w;
+  w.name = name;
+  w.url = config::HttpUrl::Parse(url).value();
+  w.secrets = {kSecret};
+  w.timeout = 5s;
+  w.retry_schedule = {10ms};
+  return w;
+}
+
+TEST(DispatcherReloadTest, AChangedTargetIsSwappedInTheInFlightDeliveryEndsOnTheOldAndOthersKeepTheirConnection) {
+  TempDir dir;
+  Receiver old_url, new_url, other;
+  old_url.Script({{204, "", /*block=*/true}});
+  config::Config cfg;
+  cfg.state_dir = dir.path();
+  cfg.webhooks = {NamedWebhook("tickets", old_url.url()), NamedWebhook("other", other.url())};
+  Reports reports;
+  util::MetricsCatalog metrics;
+  Dispatcher dispatcher(cfg, "1", metrics);
+  dispatcher.SetOnOutcome(reports.Callback());
+  Commit(dir.path(), 1);
+  Commit(dir.path(), 2, "webhook:other");
+  ASSERT_TRUE(dispatcher.Start().ok());
+  ASSERT_TRUE(old_url.WaitForInFlight(1));                 // uid 1 held by the old URL
+  ASSERT_TRUE(reports.WaitFor(OutcomeKind::kSuccess, 1));  // uid 2 to other
+
+  cfg.webhooks[0].url = config::HttpUrl::Parse(new_url.url()).value();
+  ASSERT_TRUE(dispatcher.UpdateTargets(cfg, {"webhook:tickets"}, {}).ok());
+  Commit(dir.path(), 3);
+  Commit(dir.path(), 4, "webhook:other");
+  dispatcher.Wake();
+  ASSERT_TRUE(new_url.WaitForRequests(1));  // uid 3 to the new URL while uid 1 still runs
+  EXPECT_EQ(old_url.in_flight(), 1);
+  old_url.Unblock();
+  ASSERT_TRUE(reports.WaitFor(OutcomeKind::kSuccess, 4));
+  dispatcher.Stop();
+  EXPECT_EQ(old_url.seen().size(), 1u);  // the in-flight one ended there, recorded once
+  EXPECT_EQ(new_url.seen().size(), 1u);
+  EXPECT_EQ(other.seen().size(), 2u);
+  EXPECT_EQ(other.connections(), 1u);  // not rebuilt: its kept-alive connection served both
+  auto store = OpenStore(dir.path());
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->outbox().PendingCount().value(), 0);
+}
+
+TEST(DispatcherReloadTest, AnAddedTargetGetsItsRowsARemovedOnesRowsAreDeadLettersAndAFailedBuildChangesNothing) {
+  TempDir dir;
+  Receiver first, added;
+  config::Config cfg;
+  cfg.state_dir = dir.path();
+  cfg.webhooks = {NamedWebhook("tickets", first.url())};
+  Reports reports;
+  util::MetricsCatalog metrics;
+  Dispatcher dispatcher(cfg, "1", metrics);
+  dispatcher.SetOnOutcome(reports.Callback());
+  ASSERT_TRUE(dispatcher.Start().ok());
+
+  // A target that cannot be built (its timeout outlives the lease): an
+  // error, and nothing changed — not even the targets that built.
+  config::Config bad = cfg;
+  bad.webhooks.push_back(NamedWebhook("added", added.url()));
+  bad.webhooks.push_back(NamedWebhook("broken", added.url()));
+  bad.webhooks.back().timeout = std::chrono::minutes(20);
+  EXPECT_FALSE(dispatcher.UpdateTargets(bad, {"webhook:added", "webhook:broken"}, {}).ok());
+  Commit(dir.path(), 1, "webhook:added");
+  dispatcher.Wake();
+  ASSERT_TRUE(reports.WaitFor(OutcomeKind::kPermanent, 1));
+  EXPECT_EQ(added.seen().size(), 0u);
+
+  cfg.webhooks.push_back(NamedWebhook("added", added.url()));
+  ASSERT_TRUE(dispatcher.UpdateTargets(cfg, {"webhook:added"}, {}).ok());
+  Commit(dir.path(), 2, "webhook:added");
+  dispatcher.Wake();
+  ASSERT_TRUE(reports.WaitFor(OutcomeKind::kSuccess, 1));
+  EXPECT_EQ(added.seen().size(), 1u);
+
+  ASSERT_TRUE(dispatcher.UpdateTargets(cfg, {}, {"webhook:tickets"}).ok());
+  Commit(dir.path(), 3);  // to the removed target
+  dispatcher.Wake();
+  ASSERT_TRUE(reports.WaitFor(OutcomeKind::kPermanent, 2));
+  dispatcher.Stop();
+  EXPECT_EQ(first.seen().size(), 0u);
+  auto store = OpenStore(dir.path());
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->dead_letters().Count().value(), 2);  // replayable once the target is back
+}
+
+}  // namespace
+}  // namespace mailhook::delivery

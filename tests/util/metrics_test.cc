@@ -108,6 +108,9 @@ TEST(MetricsTest, ConcurrentIncFromFourThreadsSums) {
 // What /metrics of a freshly started daemon showed before the families were
 // declared in one catalog (captured from that code): names, HELP, TYPE, order.
 const char* const kFreshExposition =
+    "# HELP mailhook_config_reloads_total Config reloads (SIGHUP) by outcome: applied, or failed (the running "
+    "config kept).\n"
+    "# TYPE mailhook_config_reloads_total counter\n"
     "# HELP mailhook_deadletters Deliveries that exhausted their retries or failed permanently.\n"
     "# TYPE mailhook_deadletters gauge\n"
     "# HELP mailhook_deliveries_total Webhook delivery attempts by webhook name and outcome (success, retry, dead).\n"
@@ -163,7 +166,7 @@ TEST(MetricsCatalogTest, FreshCatalogRendersEveryFamilyOnceAsBefore) {
     EXPECT_NE(text.find(type), std::string::npos) << name;
     EXPECT_NE(text.find(help), std::string::npos) << name;
   }
-  EXPECT_EQ(catalog.registry().FamilyNames().size(), 18u);
+  EXPECT_EQ(catalog.registry().FamilyNames().size(), 19u);
 }
 
 // The contract's metrics with their labels, as handles produce them.
@@ -177,6 +180,9 @@ TEST(MetricsCatalogTest, HandlesRenderTheContractSeriesAsBefore) {
   catalog.workers_running.Add(-1);
   EXPECT_EQ(
       catalog.Render(),
+      "# HELP mailhook_config_reloads_total Config reloads (SIGHUP) by outcome: applied, or failed (the running "
+      "config kept).\n"
+      "# TYPE mailhook_config_reloads_total counter\n"
       "# HELP mailhook_deadletters Deliveries that exhausted their retries or failed permanently.\n"
       "# TYPE mailhook_deadletters gauge\n"
       "# HELP mailhook_deliveries_total Webhook delivery attempts by webhook name and outcome (success, retry, dead).\n"

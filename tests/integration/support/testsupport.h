@@ -2,6 +2,7 @@
 /// Everything the integration tests need, in one include:
 ///   DovecotServer     a private real Dovecot on loopback (dovecot_server.h)
 ///   CyrusServer       a private real Cyrus IMAP 3.6 on loopback (cyrus_server.h)
+///   CourierServer     a private real Courier-IMAP 5.0 on loopback, root only (courier_server.h)
 ///   ImapClient        the test side's own IMAP client (imap_client.h)
 ///   WebhookReceiver   a recording, scriptable HTTP receiver (webhook_receiver.h)
 ///   MailhookProcess   the real daemon as a child (mailhook_process.h)
@@ -11,6 +12,7 @@
 
 #include "child_process.h"
 #include "config_yaml.h"
+#include "courier_server.h"
 #include "cyrus_server.h"
 #include "dovecot_server.h"
 #include "imap_client.h"
