@@ -94,9 +94,19 @@ struct Account {
   StartFrom start_from = StartFrom::kNew;
   Duration idle_refresh = std::chrono::minutes(25);
   Duration timeout = std::chrono::seconds(60);  // per IMAP command read timeout
+  /// Every IMAP connection of the account proves its session alive this
+  /// often (DONE + IDLE on a watch connection, NOOP on a waiting worker),
+  /// with min(timeout, kLivenessDeadline) for the answer: a session a proxy
+  /// or NAT black-holes (TCP up, nothing forwarded) is replaced within
+  /// interval + deadline, not idle_refresh + timeout. 0: off. Below idle_refresh.
+  Duration liveness_interval = std::chrono::seconds(60);
   OnDelivered on_delivered;
   Limits limits;  ///< the top-level limits with this account's overrides applied
 };
+
+/// The longest wait for the answer to a liveness round trip (the account's
+/// `timeout` when shorter): a live server answers DONE or NOOP at once.
+inline constexpr Duration kLivenessDeadline = std::chrono::seconds(30);
 
 /// Which events a target receives. Empty lists match everything.
 struct Match {

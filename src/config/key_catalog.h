@@ -43,7 +43,8 @@ inline constexpr std::string_view kAccount[] = {"name",
                                                 "limits",
                                                 "notify",
                                                 "max_connections",
-                                                "poll_interval"};
+                                                "poll_interval",
+                                                "liveness_interval"};
 inline constexpr std::string_view kFolder[] = {"name", "idle"};
 inline constexpr std::string_view kOauth2[] = {
     "token",         "token_file",         "token_command",         "token_url",

@@ -56,6 +56,7 @@ class Loader : public YamlAccess {
   void ParseAccount(const YAML::Node& node, size_t index, Config& cfg);
   void ParseFolders(const YAML::Node& node, const std::string& where, Account& a);
   void ParseConnections(const YAML::Node& node, const std::string& where, Account& a);
+  void ParseLiveness(const YAML::Node& node, const std::string& where, Account& a);
   void ParseCredentials(const YAML::Node& node, const std::string& where, Account& a);
   void ParseOAuth2Refresh(const YAML::Node& oauth2, const std::string& in, Account& a);
   void ParseOnDelivered(const YAML::Node& node, const std::string& account_where, Account& a);

@@ -75,6 +75,7 @@ void Loader::ParseAccount(const YAML::Node& node, size_t index, Config& cfg) {
     }
   }
   if (auto timeout = Dur(node, "timeout", where)) a.timeout = *timeout;
+  ParseLiveness(node, where, a);
   ParseConnections(node, where, a);
   if (Present(node["on_delivered"])) ParseOnDelivered(node["on_delivered"], where, a);
   a.limits = cfg.limits;
@@ -140,6 +141,30 @@ void Loader::ParseConnections(const YAML::Node& node, const std::string& where, 
     } else {
       a.poll_interval = *interval;
     }
+  }
+}
+
+/// liveness_interval: 0 (off), or from 1s to below idle_refresh. Checked only
+/// when written: the default 60s simply yields to a shorter idle_refresh (IDLE
+/// is then re-issued more often than the liveness round trip would be).
+void Loader::ParseLiveness(const YAML::Node& node, const std::string& where, Account& a) {
+  auto text = Str(node, "liveness_interval", where);
+  if (!text) return;
+  if (*text == "0" || ParseDuration(*text) == Duration(0)) {
+    a.liveness_interval = Duration(0);
+    return;
+  }
+  auto interval = DurationValue(node["liveness_interval"], *text, "liveness_interval", where);
+  if (!interval) return;
+  if (*interval < std::chrono::seconds(1)) {
+    Fail(node["liveness_interval"],
+         "\"liveness_interval\" in " + where + " is shorter than 1s; use e.g. 60s, or 0 to turn it off");
+  } else if (*interval >= a.idle_refresh) {
+    Fail(node["liveness_interval"], "\"liveness_interval\" in " + where +
+                                        " must be below idle_refresh (which already re-issues IDLE that often); "
+                                        "use e.g. 60s, or 0 to turn it off");
+  } else {
+    a.liveness_interval = *interval;
   }
 }
 

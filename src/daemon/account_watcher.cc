@@ -277,9 +277,17 @@ util::Status AccountWatcher::WorkerSession() {
   const milliseconds resync = account_.idle_refresh;
   auto next_poll = SteadyClock::now() + account_.poll_interval;
   auto next_resync = SteadyClock::now() + resync;
+  auto next_liveness = SteadyClock::now() + LivenessWait();
   while (!stop_.fired()) {
     if (auto s = SyncChanged(session); !s.ok()) return s;
     const auto now = SteadyClock::now();
+    if (now >= next_liveness) {
+      // A waiting worker connection says nothing for up to idle_refresh: a
+      // black hole would go unnoticed until a fetch times out on it.
+      if (auto s = session.Noop(); !s.ok()) return LivenessChecked(s.error(), "worker");
+      next_liveness = SteadyClock::now() + LivenessWait();
+      continue;
+    }
     if (now >= next_poll) {
       if (auto s = PollFolders(session); !s.ok()) return s;
       next_poll = now + account_.poll_interval;
@@ -294,7 +302,7 @@ util::Status AccountWatcher::WorkerSession() {
       next_resync = now + resync;
       continue;
     }
-    auto until = std::min(next_poll, next_resync);
+    auto until = std::min({next_poll, next_resync, next_liveness});
     for (const auto& at : recheck_at_) {
       if (at) until = std::min(until, *at);
     }
@@ -473,8 +481,9 @@ util::Status AccountWatcher::NotifySession() {
   while (!stop_.fired()) {
     events.clear();
     util::Log(util::Area::kImap).debug("imap.idle account={} mode=notify folders={}", account_.name, folders_.size());
-    auto wake = session.IdleForEvents(account_.idle_refresh, -1, events);
-    if (!wake.ok()) return wake.error();
+    // Each wait ends with DONE: a round trip that proves the session alive.
+    auto wake = session.IdleForEvents(LivenessWait(), -1, events);
+    if (!wake.ok()) return LivenessChecked(wake.error(), "notify");
     for (const imap::FolderEvent& e : events) OnFolderEvent(e);
     if (*wake == imap::IdleWake::kStopped) break;
   }
@@ -511,16 +520,49 @@ util::Status AccountWatcher::IdleSession(size_t i) {
   if (!info.ok()) return info.error();
   folders_[i]->set_watched(true);
   MarkChanged(i);  // what came while this connection was down
+  auto next_refresh = SteadyClock::now() + account_.idle_refresh;
   while (!stop_.fired()) {
     util::Log(util::Area::kImap).debug("imap.idle account={} folder={}", account_.name, folders_[i]->folder());
-    auto wake = session.Idle(account_.idle_refresh);
-    if (!wake.ok()) return wake.error();
-    // A timeout too: an EXISTS that came between the timeout and DONE's
-    // answer is not reported as activity.
-    if (*wake == imap::IdleWake::kActivity || *wake == imap::IdleWake::kTimeout) MarkChanged(i);
+    // Each wait ends with DONE: a round trip that proves the session alive.
+    auto wake = session.Idle(LivenessWait());
+    if (!wake.ok()) return LivenessChecked(wake.error(), "idle:" + folders_[i]->folder());
+    bool mark = *wake == imap::IdleWake::kActivity;
+    if (*wake == imap::IdleWake::kTimeout && SteadyClock::now() >= next_refresh) {
+      // Once per idle_refresh a timeout too (belt and braces: Session::Idle
+      // reports an EXISTS that came with DONE's answer). Not at each
+      // liveness round trip: that would sync the folder every minute.
+      mark = true;
+      next_refresh = SteadyClock::now() + account_.idle_refresh;
+    }
+    if (mark) MarkChanged(i);
     if (*wake == imap::IdleWake::kStopped) break;
   }
   return util::Ok();
+}
+
+milliseconds AccountWatcher::LivenessWait() const {
+  const milliseconds refresh = std::chrono::duration_cast<milliseconds>(account_.idle_refresh);
+  const milliseconds interval = std::chrono::duration_cast<milliseconds>(account_.liveness_interval);
+  return interval.count() > 0 ? std::min(refresh, interval) : refresh;
+}
+
+util::Status AccountWatcher::LivenessChecked(const util::Error& e, const std::string& role) const {
+  // Only a round trip that went unanswered (timed out, or the connection
+  // dropped meanwhile), not a refusal.
+  const bool round_trip = e.code() == "imap.idle" || e.code() == "imap.idle_done" || e.code() == "imap.noop";
+  if (stop_.fired() || !round_trip || !e.message().ends_with("connection lost or timed out")) return e;
+  const auto deadline = account_.liveness_interval.count() > 0
+                            ? std::min<config::Duration>(account_.timeout, config::kLivenessDeadline)
+                            : account_.timeout;
+  const auto deadline_s = std::chrono::duration_cast<std::chrono::seconds>(deadline).count();
+  util::Log(util::Area::kImap)
+      .warn(
+          "imap.liveness_failed account={} connection={} deadline_s={} cause=\"{}\" note=\"no answer to {} in time "
+          "(or the connection dropped): the session is black-holed (a proxy or NAT stopped forwarding) or the server "
+          "hung; it is replaced and its folders synced\"",
+          account_.name, role, deadline_s, e.message(), e.code() == "imap.noop" ? "NOOP" : "DONE/IDLE");
+  return e.WithMessage("liveness round trip failed (no answer within " + std::to_string(deadline_s) +
+                       " s): " + e.message());
 }
 
 }  // namespace mailhook::daemon

@@ -22,6 +22,13 @@
 /// connection that comes back marks its folders changed, so nothing that
 /// arrived meanwhile waits for the next notification.
 ///
+/// Liveness: a proxy or NAT may black-hole a session (TCP stays up, nothing
+/// is forwarded), which TCP keepalive never notices. Every connection makes a
+/// round trip at least every liveness_interval (DONE + IDLE on a watch
+/// connection, NOOP on a waiting worker) and gives its answer
+/// min(timeout, 30s) (SessionOptions::answer_deadline); without one the
+/// session is replaced (`imap.liveness_failed`) and its folders synced.
+///
 /// Lifecycle: construct, Start, Wake from any thread, Join after the shared
 /// StopSignal fired.
 
@@ -108,6 +115,12 @@ class AccountWatcher {
   /// A connection `folder` depends on ended with `why`: its state and metrics say so.
   static void ConnectionLost(FolderWatcher& folder, const util::Status& why);
   util::Status IdleSession(size_t folder);
+  /// The longest a connection waits without a round trip: liveness_interval
+  /// when on and shorter than idle_refresh, else idle_refresh.
+  std::chrono::milliseconds LivenessWait() const;
+  /// `s` (a DONE or NOOP that went unanswered is a failed liveness round
+  /// trip: logged and named so) as the session's end.
+  util::Status LivenessChecked(const util::Error& e, const std::string& role) const;
   /// Runs `session` again and again (backoff between, slow for errors an
   /// operator must fix) until stop fires; `role` names it in logs.
   void RunWithBackoff(const std::string& role, const std::function<util::Status()>& session,

@@ -112,6 +112,8 @@ class Mailbox {
   virtual util::Status Move(uint32_t uid, const std::string& folder) = 0;
   /// Waits in IDLE for server activity, max_wait, the stop fd or `wake_fd`.
   virtual util::Result<IdleWake> Idle(std::chrono::milliseconds max_wait, int wake_fd = -1) = 0;
+  /// NOOP: proves the session alive (a liveness round trip of a waiting connection).
+  virtual util::Status Noop() = 0;
   /// Best-effort LOGOUT, then closes.
   virtual void Logout() = 0;
 

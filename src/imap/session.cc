@@ -83,6 +83,7 @@ SessionOptions SessionOptions::FromAccount(const config::Account& a, util::Secre
   o.password = std::move(password);
   o.auth = a.auth;
   o.timeout = a.timeout;
+  if (a.liveness_interval.count() > 0) o.answer_deadline = std::min(a.timeout, config::kLivenessDeadline);
   o.stop_fd = stop_fd;
   return o;
 }
@@ -818,10 +819,17 @@ util::Status Session::Move(uint32_t uid, const std::string& folder) {
   return util::Ok();
 }
 
+void Session::AwaitLivenessAnswer(bool short_deadline) {
+  if (!imap_->imap_stream || options_.answer_deadline.count() <= 0) return;
+  SetStreamTimeout(imap_->imap_stream, short_deadline ? options_.answer_deadline : options_.timeout);
+}
+
 util::Status Session::Noop() {
   BeginCommand("NOOP");
+  AwaitLivenessAnswer(true);
   int r = mailimap_noop(imap_.get());
   if (r != MAILIMAP_NO_ERROR) return CommandError("noop", r);
+  AwaitLivenessAnswer(false);
   return util::Ok();
 }
 
@@ -844,9 +852,11 @@ util::Result<IdleWake> Session::Idle(std::chrono::milliseconds max_wait, int wak
   // stop is seen by the poll below instead (the fd stays readable), and the
   // command timeout still bounds a server that never answers.
   if (imap_->imap_stream) SetInterruptFd(imap_->imap_stream, -1);
+  AwaitLivenessAnswer(true);
   int r = mailimap_idle(imap_.get());
   if (imap_->imap_stream) SetInterruptFd(imap_->imap_stream, stop_fd);
   if (r != MAILIMAP_NO_ERROR) return CommandError("idle", r);
+  AwaitLivenessAnswer(false);
 
   IdleWake wake = IdleWake::kTimeout;
   // Data libetpan or OpenSSL already buffered never wakes poll().
@@ -877,9 +887,18 @@ util::Result<IdleWake> Session::Idle(std::chrono::milliseconds max_wait, int wak
     // Let DONE through although the stop fd fired, but only briefly.
     SetInterruptFd(imap_->imap_stream, -1);
     SetStreamTimeout(imap_->imap_stream, std::chrono::milliseconds(2000));
+  } else {
+    AwaitLivenessAnswer(true);
   }
+  // libetpan parses an EXISTS that comes with DONE's answer into the
+  // selection info: without this look it would go unreported.
+  const uint32_t exists = imap_->imap_selection_info ? imap_->imap_selection_info->sel_exists : 0;
   r = mailimap_idle_done(imap_.get());
   if (r != MAILIMAP_NO_ERROR) return CommandError("idle_done", r);
+  AwaitLivenessAnswer(false);
+  if (wake == IdleWake::kTimeout && imap_->imap_selection_info && imap_->imap_selection_info->sel_exists != exists) {
+    wake = IdleWake::kActivity;
+  }
   return wake;
 }
 

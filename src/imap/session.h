@@ -47,7 +47,12 @@ struct SessionOptions {
   util::Secret password;
   config::AuthMethod auth = config::AuthMethod::kLogin;
   std::chrono::milliseconds timeout{60000};  ///< connect and per-read timeout
-  int stop_fd = -1;                          ///< readable = abandon any blocking operation (shutdown)
+  /// The wait for the answer to IDLE (its continuation), DONE and NOOP, the
+  /// liveness round trips (account liveness_interval): a live server answers
+  /// them at once, so a black-holed session is given up sooner than
+  /// `timeout`. 0: `timeout`.
+  std::chrono::milliseconds answer_deadline{0};
+  int stop_fd = -1;  ///< readable = abandon any blocking operation (shutdown)
   /// The most bytes a FetchMeta/FetchMetaLight response may make us read
   /// (and libetpan buffer and parse), counted in the transport from the
   /// command's start to its end, and the most of them outside literals (the
@@ -158,8 +163,11 @@ class Session : public Mailbox {
   /// fd, then sends DONE. Servers without IDLE get a NOOP after max_wait.
   /// `wake_fd` (optional) ends the wait early, as kWoken: the watcher has
   /// work that needs the session (post-actions).
+  /// IDLE's continuation and DONE's answer are awaited at most answer_deadline. An EXISTS that comes
+  /// with DONE's answer (after the wait ended) makes a kTimeout kActivity.
   util::Result<IdleWake> Idle(std::chrono::milliseconds max_wait, int wake_fd = -1) override;
-  util::Status Noop();
+  /// Its answer is awaited at most answer_deadline.
+  util::Status Noop() override;
 
   /// Best-effort LOGOUT bounded by a short timeout, then closes. Safe to call
   /// after the stop fd fired.
@@ -212,6 +220,8 @@ class Session : public Mailbox {
   /// The error for a refused login: `code` the response code (RFC 5530) or "",
   /// `server` the redacted server text.
   util::Error LoginRefused(const std::string& code, const std::string& server) const;
+  /// The stream timeout for a liveness answer (answer_deadline), or back to `timeout`.
+  void AwaitLivenessAnswer(bool short_deadline);
   /// STARTTLS, refused when the server sent anything after its OK (injection).
   util::Status StartTlsCommand();
   /// A command's response budget: all bytes, and those outside literals.

@@ -230,7 +230,11 @@ util::Status Session::IdleEnter(const std::string& tag, std::vector<FolderEvent>
   // As Idle(): the continuation comes at once, and a stop in between would
   // leave the connection half way into IDLE; the wait below sees the stop.
   SetInterruptFd(stream, -1);
-  auto restore = [&] { SetInterruptFd(stream, options_.stop_fd); };
+  AwaitLivenessAnswer(true);
+  auto restore = [&] {
+    SetInterruptFd(stream, options_.stop_fd);
+    AwaitLivenessAnswer(false);
+  };
   const std::string out = tag + " IDLE\r\n";
   if (mailstream_write(stream, out.data(), out.size()) < 0 || mailstream_flush(stream) < 0) {
     restore();
@@ -305,6 +309,8 @@ util::Status Session::IdleLeave(const std::string& tag, IdleWake wake, std::vect
     // Let DONE through although the stop fd fired, but only briefly.
     SetInterruptFd(stream, -1);
     SetStreamTimeout(stream, std::chrono::milliseconds(2000));
+  } else {
+    AwaitLivenessAnswer(true);
   }
   static constexpr char kDone[] = "DONE\r\n";
   if (mailstream_write(stream, kDone, sizeof kDone - 1) < 0 || mailstream_flush(stream) < 0) {
@@ -314,6 +320,7 @@ util::Status Session::IdleLeave(const std::string& tag, IdleWake wake, std::vect
     auto response = ReadResponse("idle_done");
     if (!response.ok()) return response.error();
     if (response->starts_with(tag + " ")) {
+      AwaitLivenessAnswer(false);
       if (response->compare(tag.size() + 1, 2, "OK") == 0) return util::Ok();
       return Error(
           "imap.idle_done", RetryClass::kBackoff,

@@ -340,6 +340,34 @@ TEST(LoaderTest, ConnectionKeysAreChecked) {
   EXPECT_TRUE(HasError(r, 6, 15, "has no \"name\"; add name: INBOX")) << Dump(r);
 }
 
+TEST(LoaderTest, LivenessIntervalDefaultsToAMinuteAndStaysBelowIdleRefresh) {
+  auto with = [](const std::string& lines) {
+    std::string yaml = Valid();
+    yaml.insert(yaml.find("webhooks:"), lines);
+    return Load(yaml);
+  };
+  auto r = Load(Valid());
+  ASSERT_TRUE(r.config) << Dump(r);
+  EXPECT_EQ(r.config->accounts[0].liveness_interval, std::chrono::seconds(60));
+  r = with("    liveness_interval: 2m\n");
+  ASSERT_TRUE(r.config) << Dump(r);
+  EXPECT_EQ(r.config->accounts[0].liveness_interval, std::chrono::minutes(2));
+  for (const char* off : {"0", "0s"}) {
+    r = with(std::string("    liveness_interval: ") + off + "\n");
+    ASSERT_TRUE(r.config) << off << Dump(r);
+    EXPECT_EQ(r.config->accounts[0].liveness_interval, config::Duration(0)) << off;
+  }
+  // The default yields to a shorter idle_refresh (no error for an old config).
+  r = with("    idle_refresh: 10s\n");
+  ASSERT_TRUE(r.config) << Dump(r);
+  r = with("    idle_refresh: 10m\n    liveness_interval: 10m\n");
+  EXPECT_TRUE(HasError(r, 7, 24, "must be below idle_refresh")) << Dump(r);
+  r = with("    liveness_interval: 500ms\n");
+  EXPECT_TRUE(HasError(r, 6, 24, "is shorter than 1s")) << Dump(r);
+  r = with("    liveness_interval: 60\n");
+  EXPECT_TRUE(HasError(r, 6, 24, "has no unit")) << Dump(r);
+}
+
 TEST(LoaderTest, UrlMustBeHttpOrHttpsWithAHost) {
   for (const char* bad : {"ftp://example.com/x", "https://", "tickets.internal/hook", "https://:80/x"}) {
     std::string yaml = Valid();

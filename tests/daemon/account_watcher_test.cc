@@ -198,5 +198,65 @@ TEST_F(AccountWatcherTest, RefusedConnectionsAreRetriedWithGrowingBackoff) {
   EXPECT_EQ(*mark, (Watermark{7, 1}));
 }
 
+// Liveness (issue 9): a session a proxy black-holes is found by a round trip
+// with a deadline, not after idle_refresh + timeout.
+
+TEST_F(AccountWatcherTest, EveryConnectionMakesARoundTripEachLivenessInterval) {
+  config_.accounts[0].liveness_interval = milliseconds(30);
+  auto w = Make();
+  w->Start();
+  // The worker waits (nothing to fetch) and says NOOP; the IDLE connection's
+  // waits end after 30 ms with DONE.
+  ASSERT_TRUE(WaitUntil([&] { return Count("NOOP") >= 3 && Count("IDLE 30ms") > 0; }));
+  stop_.Fire();
+  w->Join();
+  EXPECT_EQ(folder_.opens(), 2) << "answered round trips keep the sessions";
+}
+
+TEST_F(AccountWatcherTest, AWorkerWhoseNoopGoesUnansweredIsReplacedAndSyncsWhatCameMeanwhile) {
+  clock_.emplace();  // no real backoff wait
+  config_.accounts[0].liveness_interval = milliseconds(30);
+  auto w = Make();
+  w->Start();
+  ASSERT_TRUE(WaitUntil([&] { return w->folders()[0]->state() == WatchState::kIdling && Count("NOOP") >= 1; }));
+  // Its notification is lost (the IDLE session is black-holed too): only a
+  // new worker session, which syncs every folder, can find it before the
+  // next idle_refresh (25 minutes).
+  folder_.Add("meanwhile");
+  folder_.FailNoops(1);
+  ASSERT_TRUE(WaitUntil([&] { return EventUids() == std::vector<uint32_t>{1}; }));
+  EXPECT_EQ(folder_.opens(), 3) << "the worker's session was replaced, the IDLE one kept";
+  stop_.Fire();
+  w->Join();
+}
+
+TEST_F(AccountWatcherTest, AQuietLivenessRoundTripOnTheIdleConnectionDoesNotResyncTheFolder) {
+  config_.accounts[0].liveness_interval = milliseconds(20);
+  // Each IDLE ends without news, as a liveness round trip does.
+  folder_.OnIdle(
+      [this] { return stop_.WaitFor(milliseconds(2)) ? imap::IdleWake::kStopped : imap::IdleWake::kTimeout; });
+  auto w = Make();
+  w->Start();
+  ASSERT_TRUE(WaitUntil([&] { return w->folders()[0]->state() == WatchState::kIdling && Count("IDLE") >= 20; }));
+  const int selects = Count("SELECT");
+  ASSERT_TRUE(WaitUntil([&] { return Count("IDLE") >= 80; }));
+  // A sync per round trip would cost a SELECT and a SEARCH per folder per
+  // minute; the folder is resynced at idle_refresh as before.
+  EXPECT_EQ(Count("SELECT"), selects);
+  stop_.Fire();
+  w->Join();
+}
+
+TEST_F(AccountWatcherTest, LivenessOffWaitsAWholeIdleRefresh) {
+  config_.accounts[0].liveness_interval = config::Duration(0);
+  auto w = Make();
+  w->Start();
+  ASSERT_TRUE(WaitUntil([&] { return Count("IDLE") > 0; }));
+  EXPECT_EQ(Count("IDLE 1500000ms"), Count("IDLE")) << "idle_refresh (25m)";
+  stop_.Fire();
+  w->Join();
+  EXPECT_EQ(Count("NOOP"), 0);
+}
+
 }  // namespace
 }  // namespace mailhook::daemon

@@ -65,6 +65,11 @@ void FakeFolder::HideUidNext() {
   hide_uidnext_ = true;
 }
 
+void FakeFolder::FailNoops(int n) {
+  std::lock_guard lock(mu_);
+  fail_noops_ = n;
+}
+
 void FakeFolder::OnIdle(std::function<imap::IdleWake()> fn) {
   std::lock_guard lock(mu_);
   on_idle_ = std::move(fn);
@@ -250,6 +255,15 @@ util::Result<imap::IdleWake> ScriptedMailbox::Idle(std::chrono::milliseconds max
     fn = folder_.on_idle_;
   }
   return fn ? fn() : imap::IdleWake::kTimeout;
+}
+
+util::Status ScriptedMailbox::Noop() {
+  folder_.Record("NOOP");
+  std::lock_guard lock(folder_.mu_);
+  if (folder_.fail_noops_ == 0) return util::Ok();
+  --folder_.fail_noops_;
+  return util::Error("imap.noop", util::RetryClass::kBackoff,
+                     "noop failed on the scripted server: connection lost or timed out");
 }
 
 void ScriptedMailbox::Logout() { folder_.Record("LOGOUT"); }

@@ -57,13 +57,16 @@ class FakeFolder {
   /// What each Idle() does; default: returns kTimeout. Runs on the
   /// watcher's thread, without the folder's lock held.
   void OnIdle(std::function<imap::IdleWake()> fn);
+  /// The next `n` NOOPs fail (kBackoff, as an unanswered NOOP: imap.noop).
+  void FailNoops(int n);
   /// Runs after every FetchMeta (watcher's thread, lock not held), e.g. to
   /// append messages "while the watcher fetches".
   void OnFetchMeta(std::function<void(const std::vector<uint32_t>&)> fn);
 
   // --- what happened ---
-  std::vector<std::string> calls() const;  ///< "SELECT INBOX", "SEARCH 4:*", "FETCH META 1,2", "IDLE 60000ms"...
-  int opens() const;                       ///< successful opens
+  std::vector<std::string> calls()
+      const;          ///< "SELECT INBOX", "SEARCH 4:*", "FETCH META 1,2", "IDLE 60000ms", "NOOP"...
+  int opens() const;  ///< successful opens
   uint32_t uidvalidity() const;
 
   /// An opener for WatcherSeams: each call opens a ScriptedMailbox on this
@@ -80,6 +83,7 @@ class FakeFolder {
   bool hide_uidnext_ = false;
   std::set<std::string> capabilities_ = {"IDLE"};
   int fail_opens_ = 0;
+  int fail_noops_ = 0;
   int opens_ = 0;
   std::map<uint32_t, FakeMessage> messages_;
   std::set<uint32_t> poisoned_;
@@ -109,6 +113,8 @@ class ScriptedMailbox : public imap::Mailbox {
   util::Status AddFlags(uint32_t uid, const std::vector<std::string>& flags) override;
   util::Status Move(uint32_t uid, const std::string& folder) override;
   util::Result<imap::IdleWake> Idle(std::chrono::milliseconds max_wait, int wake_fd = -1) override;
+  /// Records "NOOP"; fails per FailNoops.
+  util::Status Noop() override;
   void Logout() override;
   /// Account-level calls: no capabilities (no NOTIFY); STATUS of the one
   /// folder; LIST names it; NOTIFY is refused.
