@@ -40,6 +40,12 @@ class FakeFolder {
   void Expunge(uint32_t uid);
   /// A new UIDVALIDITY (the folder was recreated), keeping its messages.
   void SetUidValidity(uint32_t uidvalidity);
+  /// The folder deleted and created again: empty, UIDs from 1 again, under
+  /// `uidvalidity`.
+  void Recreate(uint32_t uidvalidity);
+  /// Appends a message with exactly this header block (ending in an empty
+  /// line) and body; returns its UID.
+  uint32_t AddRaw(const std::string& header, const std::string& body);
 
   // --- the script ---
   /// The next `n` opens fail with a kBackoff connect error.
@@ -100,6 +106,9 @@ class ScriptedMailbox : public imap::Mailbox {
   util::Result<std::vector<uint32_t>> SearchUnseen() override;
   util::Result<std::vector<imap::MessageMeta>> FetchMeta(const std::vector<uint32_t>& uids) override;
   util::Result<std::vector<imap::MessageMeta>> FetchMetaLight(const std::vector<uint32_t>& uids) override;
+  /// Records "FETCH MATCH 1,2"; `header` holds only the Message-ID field
+  /// (as HEADER.FIELDS (MESSAGE-ID) answers), an empty block without one.
+  util::Result<std::vector<imap::MessageMeta>> FetchMatchMeta(const std::vector<uint32_t>& uids) override;
   util::Result<std::string> FetchSection(uint32_t uid, const std::string& section) override;
   util::Result<std::string> FetchSectionPart(uint32_t uid, const std::string& section, uint32_t offset,
                                              uint32_t length) override;
