@@ -163,13 +163,13 @@ TEST_F(FolderWatcherTest, ChangedUidValidityMatchesWhatWasHandledAndSendsOnlyThe
     // another message with <same@x> but another size, and one without a
     // Message-ID whose header differs from the handled one's.
     folder_.Recreate(8);
-    folder_.AddRaw(Header("b", "<b@x>"), "body b");                   // 1: handled
-    folder_.AddRaw(Header("new e", "<e@x>"), "body e");               // 2: new
-    folder_.AddRaw(Header("no id", ""), "body c");                    // 3: handled (header hash)
-    folder_.AddRaw(Header("same id", "<same@x>"), "a longer body");   // 4: new (size)
-    folder_.AddRaw(Header("a", "<a@x>"), "body a");                   // 5: handled
-    folder_.AddRaw(Header("no id, other", ""), "body c");             // 6: new (header hash)
-    folder_.AddRaw(Header("same id", "<same@x>"), "short");           // 7: handled
+    folder_.AddRaw(Header("b", "<b@x>"), "body b");                  // 1: handled
+    folder_.AddRaw(Header("new e", "<e@x>"), "body e");              // 2: new
+    folder_.AddRaw(Header("no id", ""), "body c");                   // 3: handled (header hash)
+    folder_.AddRaw(Header("same id", "<same@x>"), "a longer body");  // 4: new (size)
+    folder_.AddRaw(Header("a", "<a@x>"), "body a");                  // 5: handled
+    folder_.AddRaw(Header("no id, other", ""), "body c");            // 6: new (header hash)
+    folder_.AddRaw(Header("same id", "<same@x>"), "short");          // 7: handled
   });
   auto rows = Store()->outbox().ListPending();
   ASSERT_TRUE(rows.ok());
