@@ -214,6 +214,40 @@ TEST_F(FolderWatcherTest, ARecreatedFolderFilledWhileWatchedSendsOnlyTheNewOnes)
   EXPECT_EQ(StoredMark(), (Watermark{8, 3}));
 }
 
+TEST_F(FolderWatcherTest, AMatchFetchTooLargeAsksForLessAndGivesUpOnlyOnOneMessage) {
+  using uidvalidity::Header;
+  SetStartFrom(config::StartFrom::kAll);
+  for (int i = 1; i <= 7; ++i) folder_.AddRaw(Header("m", "<m" + std::to_string(i) + "@x>"), "body");
+  SyncTimes(2, [&](int) {
+    // The same seven recreated; answers for more than 2 UIDs, or any with
+    // UID 5, are over the budget (a hostile Message-ID field).
+    folder_.Recreate(8);
+    for (int i = 1; i <= 7; ++i) folder_.AddRaw(Header("m", "<m" + std::to_string(i) + "@x>"), "body");
+    folder_.TooLargeMatchFetch(2, {5});
+  });
+  // 250 -> 3 (7 asked) -> 1 (3 asked) -> 5 alone is matched to nothing: a
+  // session each, then the sync goes through.
+  std::vector<std::string> matches;
+  for (const std::string& c : folder_.calls()) {
+    if (c.starts_with("FETCH MATCH")) matches.push_back(c);
+  }
+  EXPECT_EQ(matches.front(), "FETCH MATCH 1,2,3,4,5,6,7");
+  EXPECT_EQ(matches.back(), "FETCH MATCH 7");
+  EXPECT_EQ(syncs_run_, 1 + 4);
+  auto rows = Store()->outbox().ListPending();
+  ASSERT_TRUE(rows.ok());
+  std::vector<uint32_t> under_new;
+  for (const auto& d : *rows) {
+    if (d.item.uidvalidity == 8) under_new.push_back(d.item.uid);
+  }
+  // UID 5 was left to the first pass, whose meta fetch (its whole header)
+  // could read it and matched it there: nothing is sent again.
+  const auto calls = folder_.calls();
+  EXPECT_NE(std::find(calls.begin(), calls.end(), "FETCH META 5"), calls.end());
+  EXPECT_TRUE(under_new.empty());
+  EXPECT_EQ(StoredMark(), (Watermark{8, 7}));
+}
+
 TEST_F(FolderWatcherTest, AStateWithoutFingerprintsIsCoveredOnItsFirstSync) {
   for (int i = 0; i < 5; ++i) folder_.Add("m");
   // As an older version left it: a watermark, no fingerprints.

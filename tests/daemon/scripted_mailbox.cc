@@ -56,6 +56,12 @@ uint32_t FakeFolder::AddRaw(const std::string& header, const std::string& body) 
   return uid;
 }
 
+void FakeFolder::TooLargeMatchFetch(size_t max, std::set<uint32_t> always) {
+  std::lock_guard lock(mu_);
+  match_fetch_max_ = max;
+  match_fetch_too_large_ = std::move(always);
+}
+
 void FakeFolder::FailOpens(int n) {
   std::lock_guard lock(mu_);
   fail_opens_ = n;
@@ -207,6 +213,15 @@ util::Result<std::vector<imap::MessageMeta>> ScriptedMailbox::FetchMetaLight(con
 
 util::Result<std::vector<imap::MessageMeta>> ScriptedMailbox::FetchMatchMeta(const std::vector<uint32_t>& uids) {
   folder_.Record("FETCH MATCH " + Join(uids));
+  {
+    std::lock_guard lock(folder_.mu_);
+    bool too_large = uids.size() > folder_.match_fetch_max_;
+    for (uint32_t uid : uids) too_large = too_large || folder_.match_fetch_too_large_.contains(uid);
+    if (too_large) {
+      return util::Error(util::ErrorKind::kResponseTooLarge, "imap.response_too_large", util::RetryClass::kBackoff,
+                         "scripted: the answer passed the response budget");
+    }
+  }
   auto metas = Meta(uids, false);
   if (!metas.ok()) return metas;
   for (imap::MessageMeta& meta : *metas) {

@@ -56,6 +56,9 @@ class FakeFolder {
   /// `uid` is expunged right after a FetchMeta that lists it: its sections
   /// are then gone (imap.expunged, as Session says it).
   void VanishAfterMeta(uint32_t uid);
+  /// FetchMatchMeta fails with imap.response_too_large (the session's
+  /// budget) when asked for more than `max` UIDs, or for a UID in `always`.
+  void TooLargeMatchFetch(size_t max, std::set<uint32_t> always = {});
   /// SELECT does not report UIDNEXT (some servers don't).
   void HideUidNext();
   /// What the server advertises; default {"IDLE"} (no NOTIFY).
@@ -90,6 +93,8 @@ class FakeFolder {
   std::map<uint32_t, FakeMessage> messages_;
   std::set<uint32_t> poisoned_;
   std::set<uint32_t> vanish_after_meta_;
+  size_t match_fetch_max_ = SIZE_MAX;
+  std::set<uint32_t> match_fetch_too_large_;
   std::vector<std::string> calls_;
   std::function<imap::IdleWake()> on_idle_;
   std::function<void(const std::vector<uint32_t>&)> on_fetch_meta_;
