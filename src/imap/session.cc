@@ -414,11 +414,13 @@ util::Result<std::vector<MessageMeta>> Session::FetchMetaItems(const std::vector
   mailimap_fetch_type_new_fetch_att_list_add(type.get(), mailimap_fetch_att_new_flags());
   mailimap_fetch_type_new_fetch_att_list_add(type.get(), mailimap_fetch_att_new_rfc822_size());
   if (structure) mailimap_fetch_type_new_fetch_att_list_add(type.get(), mailimap_fetch_att_new_bodystructure());
-  mailimap_section* section = mailimap_section_new_header();
+  mailimap_section* section = nullptr;
   if (message_id_only) {
-    clist* names = clist_new();
+    clist* names = clist_new();  // owned by the section from here (freed with free())
     clist_append(names, strdup("MESSAGE-ID"));
     section = mailimap_section_new_header_fields(mailimap_header_list_new(names));
+  } else {
+    section = mailimap_section_new_header();
   }
   mailimap_fetch_type_new_fetch_att_list_add(type.get(), mailimap_fetch_att_new_body_peek_section(section));
 
