@@ -58,13 +58,16 @@ util::Status BatchCommitter::Commit(uint32_t up_to, bool write_mark) {
   store::Watermark next{mark_.uidvalidity, std::max(mark_.last_uid, up_to)};
   std::optional<store::Watermark> mark;
   if (write_mark) mark = next;
-  if (auto s = store_.CommitMessages(account_, folder_, mark, items_, post_actions_); !s.ok()) return s;
+  if (auto s = store_.CommitMessages(account_, folder_, mark, items_, post_actions_, fingerprints_); !s.ok()) {
+    return s;
+  }
   if (mark) mark_ = next;
   // Free the events (and their attachment contents) before the dispatcher
   // is woken to read them back.
   const bool committed_events = !items_.empty();
   items_.clear();
   post_actions_.clear();
+  fingerprints_.clear();
   pending_bytes_ = 0;
   if (committed_events && on_committed_) on_committed_();
   if (after_commit_) after_commit_(up_to, mark.has_value(), committed_events);

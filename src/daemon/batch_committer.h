@@ -55,6 +55,8 @@ class BatchCommitter {
   void Add(store::OutboxItem item);
   /// A post-action recorded with the next commit.
   void AddPostAction(store::PostAction action) { post_actions_.push_back(std::move(action)); }
+  /// A message's fingerprint, recorded with the next commit (with its events).
+  void AddFingerprint(store::Fingerprint fp) { fingerprints_.push_back(std::move(fp)); }
   /// After each message of a batch (events added or not): commits early,
   /// up to `uid`, when the pending events reached max_bytes.
   util::Status MessageDone(uint32_t uid);
@@ -91,6 +93,7 @@ class BatchCommitter {
   uint32_t final_mark_ = 0;
   std::vector<store::OutboxItem> items_;  // gathered, not yet committed
   std::vector<store::PostAction> post_actions_;
+  std::vector<store::Fingerprint> fingerprints_;
   uint64_t pending_bytes_ = 0;
   std::function<void(uint32_t, bool, bool)> after_commit_;
 };

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -128,6 +129,12 @@ class FolderWatcher {
   /// (a first pass cut short) MAILHOOK_TEST_FAULT_ACTION, after it is stored.
   /// 0: off. Sync caller only.
   int fault_first_pass_commits_ = 0;
+  /// Matching a recreated folder (session_fingerprints.cc): UIDs per
+  /// Message-ID fetch, halved after a response too large for the budget, and
+  /// the UIDs whose fields alone were too large (matched to nothing).
+  /// Sync caller only; they outlive the session the error ended.
+  size_t match_window_ = 250;
+  std::set<uint32_t> unmatchable_;
 };
 
 }  // namespace mailhook::daemon

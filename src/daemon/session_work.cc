@@ -32,14 +32,11 @@ util::Status FolderWatcher::SessionWork::Start() {
   if (!attempts.ok()) return attempts.error();
   for (store::Attempt& a : *attempts) attempts_[a.uid] = std::move(a);
   const StartKind kind = ClassifyStart(*mark, info_.uidvalidity);
-  if (kind == StartKind::kUidValidityChanged) {
-    log_->error(
-        "imap.uidvalidity_changed account={} folder={} old={} new={} note=\"folder was recreated; "
-        "starting from its current end\"",
-        w_.account_.name, w_.folder_, (*mark)->uidvalidity, info_.uidvalidity);
-  }
-  auto plan = Plan(*mark, kind);
+  auto plan = kind == StartKind::kUidValidityChanged ? PlanAfterChange(**mark) : Plan(*mark, kind);
   if (!plan.ok()) return plan.error();
+  auto other = store_.fingerprints().HasOther(w_.account_.name, w_.folder_, info_.uidvalidity);
+  if (!other.ok()) return other.error();
+  old_generation_ = *other;
   committer_.emplace(store_, w_.account_.name, w_.folder_, plan->mark, w_.on_committed_, BatchCommitter::Limits{});
   if (w_.fault_first_pass_commits_ > 0) {
     committer_->SetAfterCommit([this](uint32_t up_to, bool wrote_mark, bool stored_events) {
@@ -50,11 +47,15 @@ util::Status FolderWatcher::SessionWork::Start() {
     });
   }
   if (plan->store_mark_now) {
-    return store_.watermarks().Set(w_.account_.name, w_.folder_, plan->mark);
+    // A folder's first watermark is uncovered up to its baseline, which
+    // CoverHandled (below) fingerprints.
+    if (auto s = store_.watermarks().Set(w_.account_.name, w_.folder_, plan->mark); !s.ok()) return s;
+  } else if (!plan->first_pass.empty()) {
+    w_.state_ = WatchState::kCatchingUp;
+    if (auto s = Process(plan->first_pass, plan->first_pass_end, true); !s.ok()) return s;
   }
-  if (plan->first_pass.empty()) return util::Ok();
-  w_.state_ = WatchState::kCatchingUp;
-  return Process(plan->first_pass, plan->first_pass_end, true);
+  if (auto s = CoverHandled(); !s.ok()) return s;
+  return w_.synced_once_ ? util::Ok() : PruneFingerprints();
 }
 
 util::Result<StartPlan> FolderWatcher::SessionWork::Plan(const std::optional<store::Watermark>& stored,
@@ -164,6 +165,7 @@ util::Status FolderWatcher::SessionWork::ProcessBatch(const std::vector<uint32_t
 util::Status FolderWatcher::SessionWork::GatherBatch(const std::vector<uint32_t>& batch) {
   auto metas = session_.FetchMeta(batch);
   if (!metas.ok()) return batch.size() == 1 ? Blame(batch.front(), metas.error(), false) : metas.error();
+  if (auto s = SkipHandledBefore(*metas); !s.ok()) return s;
   std::vector<uint32_t> asked;
   auto whole = FetchSmallWhole(*metas, asked);
   // Like the meta fetch: a failure of several messages' command blames none;
@@ -250,7 +252,8 @@ util::Status FolderWatcher::SessionWork::Gather(const imap::MessageMeta& meta, s
 util::Status FolderWatcher::SessionWork::GatherWhole(uint32_t uid) {
   auto metas = session_.FetchMetaLight({uid});
   if (!metas.ok()) return metas.error();
-  if (metas->empty()) return util::Ok();  // expunged meanwhile
+  if (auto s = SkipHandledBefore(*metas); !s.ok()) return s;
+  if (metas->empty()) return util::Ok();  // expunged meanwhile, or handled before a UIDVALIDITY change
   const imap::MessageMeta& meta = metas->front();
   mime::ExtractOptions options = w_.extract_options_;
   options.message_size = meta.size;
@@ -377,8 +380,11 @@ util::Status FolderWatcher::SessionWork::GatherUnprocessable(uint32_t uid, const
   // stuck again: a header the server cannot send within the budget, or that
   // throws, leaves the envelope null. A broken session is retried as usual.
   std::string header;
-  auto light = session_.FetchMetaLight({uid});          // no BODYSTRUCTURE; bounded
-  if (light.ok() && light->empty()) return util::Ok();  // expunged meanwhile: nothing to report
+  auto light = session_.FetchMetaLight({uid});  // no BODYSTRUCTURE; bounded
+  if (light.ok()) {
+    if (auto s = SkipHandledBefore(*light); !s.ok()) return s;
+  }
+  if (light.ok() && light->empty()) return util::Ok();  // expunged meanwhile (or handled): nothing to report
   if (light.ok()) {
     em.size = light->front().size;
     em.flags = light->front().flags;

@@ -63,6 +63,35 @@ class FolderWatcher::SessionWork {
  private:
   /// Asks the server what the plan of a `kind` start needs, and plans it.
   util::Result<StartPlan> Plan(const std::optional<store::Watermark>& stored, StartKind kind);
+  // UIDVALIDITY changes (session_fingerprints.cc).
+
+  /// The plan after a UIDVALIDITY change from `old`: when every message
+  /// handled under the old UIDVALIDITY has a fingerprint, the folder's
+  /// messages are matched to them (MatchFolder) and the unmatched ones are
+  /// the first pass, with the watermark rebuilt at the folder's end once it
+  /// is committed; otherwise the folder's end, as before (nothing to match).
+  util::Result<StartPlan> PlanAfterChange(const store::Watermark& old);
+  /// The UIDs in [1, end] that match no message handled before, ascending;
+  /// `matched` counts the others.
+  util::Result<std::vector<uint32_t>> MatchFolder(uint32_t end, size_t& matched);
+  /// The fingerprints of `uids` (present ones), in match_window_ UIDs per
+  /// Message-ID fetch, and the whole header of those without a Message-ID.
+  util::Result<std::vector<store::Fingerprint>> FingerprintsOf(const std::vector<uint32_t>& uids);
+  /// Calls `fn` with the UIDs present in each search window of [lo, hi].
+  util::Status ForEachWindow(uint32_t lo, uint32_t hi,
+                             const std::function<util::Status(uint32_t, uint32_t, std::vector<uint32_t>)>& fn);
+  /// Gives a fingerprint to every handled message without one (those at or
+  /// below the fingerprint floor: a baseline's, or an older version's) and
+  /// clears the floor.
+  util::Status CoverHandled();
+  /// Drops the fingerprints of expunged messages once the folder has far
+  /// more of them than messages.
+  util::Status PruneFingerprints();
+  /// Removes from `metas` the messages handled under an earlier UIDVALIDITY
+  /// (copied into a recreated folder after the session's start) and queues
+  /// the fingerprints of the others with their commit.
+  util::Status SkipHandledBefore(std::vector<imap::MessageMeta>& metas);
+
   /// Turns `uids` into events, committed batch by batch with the watermark
   /// by the committer; `first_pass` and `final_mark` as BatchCommitter::BeginPass.
   util::Status Process(const std::vector<uint32_t>& uids, uint32_t final_mark, bool first_pass);
@@ -122,6 +151,7 @@ class FolderWatcher::SessionWork {
   bool inject_transient_ = false;                // set by Fault() for the message being gathered
   bool found_new_ = false;                       // CatchUp processed new messages
   uint64_t whole_fetch_max_;                     // kWholeFetchMaxBytes, or the test override
+  bool old_generation_ = false;                  // fingerprints of another UIDVALIDITY exist
 };
 
 }  // namespace mailhook::daemon

@@ -95,6 +95,13 @@ class Mailbox {
   virtual util::Result<std::vector<MessageMeta>> FetchMeta(const std::vector<uint32_t>& uids) = 0;
   /// FetchMeta without BODYSTRUCTURE (has_structure false).
   virtual util::Result<std::vector<MessageMeta>> FetchMetaLight(const std::vector<uint32_t>& uids) = 0;
+  /// UID, RFC822.SIZE and the Message-ID field of each UID, to match a
+  /// recreated folder's messages to those handled before (`header` holds at
+  /// least that field). A Mailbox that cannot ask for less sends the whole
+  /// header, which serves as well.
+  virtual util::Result<std::vector<MessageMeta>> FetchMatchMeta(const std::vector<uint32_t>& uids) {
+    return FetchMetaLight(uids);
+  }
   /// BODY.PEEK[section].
   virtual util::Result<std::string> FetchSection(uint32_t uid, const std::string& section) = 0;
   /// `length` bytes of BODY.PEEK[section] from `offset`; fewer at the end.

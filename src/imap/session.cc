@@ -427,12 +427,17 @@ util::Result<std::vector<MessageMeta>> Session::FetchMetaLight(const std::vector
   return FetchMetaItems(uids, false);
 }
 
-util::Result<std::vector<MessageMeta>> Session::FetchMetaItems(const std::vector<uint32_t>& uids, bool structure) {
+util::Result<std::vector<MessageMeta>> Session::FetchMatchMeta(const std::vector<uint32_t>& uids) {
+  return FetchMetaItems(uids, false, true);
+}
+
+util::Result<std::vector<MessageMeta>> Session::FetchMetaItems(const std::vector<uint32_t>& uids, bool structure,
+                                                               bool message_id_only) {
   std::vector<MessageMeta> out;
   if (uids.empty()) return out;
+  const char* header = message_id_only ? "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])" : "BODY.PEEK[HEADER])";
   BeginCommand("UID FETCH of " + std::to_string(uids.size()) + " UIDs from " + std::to_string(uids.front()) +
-                   (structure ? " (UID FLAGS RFC822.SIZE BODYSTRUCTURE BODY.PEEK[HEADER])"
-                              : " (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER])"),
+                   (structure ? " (UID FLAGS RFC822.SIZE BODYSTRUCTURE " : " (UID FLAGS RFC822.SIZE ") + header,
                Budget{options_.max_meta_response_bytes, options_.max_meta_syntax_bytes});
   SetPtr set(mailimap_set_new_empty());
   for (uint32_t uid : uids) mailimap_set_add_single(set.get(), uid);
@@ -441,8 +446,15 @@ util::Result<std::vector<MessageMeta>> Session::FetchMetaItems(const std::vector
   mailimap_fetch_type_new_fetch_att_list_add(type.get(), mailimap_fetch_att_new_flags());
   mailimap_fetch_type_new_fetch_att_list_add(type.get(), mailimap_fetch_att_new_rfc822_size());
   if (structure) mailimap_fetch_type_new_fetch_att_list_add(type.get(), mailimap_fetch_att_new_bodystructure());
-  mailimap_fetch_type_new_fetch_att_list_add(type.get(),
-                                             mailimap_fetch_att_new_body_peek_section(mailimap_section_new_header()));
+  mailimap_section* section = nullptr;
+  if (message_id_only) {
+    clist* names = clist_new();  // owned by the section from here (freed with free())
+    clist_append(names, strdup("MESSAGE-ID"));
+    section = mailimap_section_new_header_fields(mailimap_header_list_new(names));
+  } else {
+    section = mailimap_section_new_header();
+  }
+  mailimap_fetch_type_new_fetch_att_list_add(type.get(), mailimap_fetch_att_new_body_peek_section(section));
 
   clist* raw = nullptr;
   int r = mailimap_uid_fetch(imap_.get(), set.get(), type.get(), &raw);

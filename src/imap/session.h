@@ -125,6 +125,9 @@ class Session : public Mailbox {
   /// BODYSTRUCTURE (has_structure false), for a message whose structure is
   /// too large to fetch; the caller reads it whole and parses it itself.
   util::Result<std::vector<MessageMeta>> FetchMetaLight(const std::vector<uint32_t>& uids) override;
+  /// UID FETCH (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]):
+  /// `header` holds only the Message-ID field (has_structure false).
+  util::Result<std::vector<MessageMeta>> FetchMatchMeta(const std::vector<uint32_t>& uids) override;
   /// BODY.PEEK[section] (never sets \Seen). The section readers below fail
   /// with ErrorKind::kVanished (`imap.expunged`) when the message was expunged
   /// while being read.
@@ -240,7 +243,8 @@ class Session : public Mailbox {
   /// The server's last response text, bounded, without control characters
   /// and without anything of our credentials (a server may echo LOGIN).
   std::string ServerText() const;
-  util::Result<std::vector<MessageMeta>> FetchMetaItems(const std::vector<uint32_t>& uids, bool structure);
+  util::Result<std::vector<MessageMeta>> FetchMetaItems(const std::vector<uint32_t>& uids, bool structure,
+                                                        bool message_id_only = false);
   /// Sends `command` under a tag of our own, for responses libetpan cannot
   /// parse (BINARY, BINARY.SIZE), hands each untagged line (CRLF stripped)
   /// to `on_line`, and returns the tagged reply after the tag ("OK ...",

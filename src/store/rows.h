@@ -21,6 +21,18 @@ struct Watermark {
   bool operator==(const Watermark&) const = default;
 };
 
+/// What a message that became an event is recognised by after a
+/// UIDVALIDITY change (the folder recreated, its messages given new UIDs):
+/// its Message-ID, or a hash of its header block when it has none, and its
+/// RFC822.SIZE. Kept per (account, folder, uidvalidity, uid).
+struct Fingerprint {
+  uint32_t uidvalidity = 0;
+  uint32_t uid = 0;
+  std::string key;    ///< the Message-ID as sent ("<a@b>"), or "sha256:<hex>" of the header block
+  uint64_t size = 0;  ///< RFC822.SIZE
+  bool operator==(const Fingerprint&) const = default;
+};
+
 /// One event for one target, as handed to CommitMessages.
 struct OutboxItem {
   std::string event_id;  ///< evt_..., deterministic per message

@@ -9,7 +9,7 @@ namespace mailhook::store {
 namespace {
 
 // Bump when the schema changes and add a step to kMigrations.
-constexpr int kSchemaVersion = 4;
+constexpr int kSchemaVersion = 5;
 
 // The schema, one step per version: step N takes version N-1 to N. A flat
 // table of DDL; to change the schema, append a step and bump kSchemaVersion.
@@ -80,6 +80,23 @@ constexpr const char* kMigrations[] = {
           count INTEGER NOT NULL, last_code TEXT NOT NULL DEFAULT '',
           last_error TEXT NOT NULL DEFAULT '', updated_at INTEGER NOT NULL,
           PRIMARY KEY (account, folder, uid));
+      )sql",
+    // v5: a fingerprint of each message that became an event (and of those
+    // a baseline passed over), so that after a UIDVALIDITY change the
+    // folder's messages are matched to what was already handled instead of
+    // being skipped or sent again. watermarks.fp_floor: the messages at or
+    // below it were handled without a fingerprint (before this version, or
+    // passed over by a baseline not yet covered); 0 when every handled
+    // message has one. An existing state is uncovered up to its watermark.
+    R"sql(
+        CREATE TABLE IF NOT EXISTS fingerprints (
+          account TEXT NOT NULL, folder TEXT NOT NULL,
+          uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL,
+          message_key TEXT NOT NULL, size INTEGER NOT NULL,
+          PRIMARY KEY (account, folder, uidvalidity, uid));
+        CREATE INDEX IF NOT EXISTS fingerprints_match ON fingerprints (account, folder, message_key, size);
+        ALTER TABLE watermarks ADD COLUMN fp_floor INTEGER NOT NULL DEFAULT 0;
+        UPDATE watermarks SET fp_floor = last_uid;
       )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);

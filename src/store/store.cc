@@ -62,7 +62,8 @@ Store::Store(std::unique_ptr<Db> db)
       attempts_(*db_),
       outbox_(*db_, bodies_),
       dead_letters_(*db_, bodies_),
-      post_actions_(*db_) {}
+      post_actions_(*db_),
+      fingerprints_(*db_) {}
 
 Result<std::unique_ptr<Store>> Store::Open(const std::string& state_dir) {
   if (auto s = PrepareStateDir(state_dir); !s) return s.error();
@@ -74,11 +75,13 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& state_dir) {
 }
 
 Status Store::CommitMessages(const std::string& account, const std::string& folder, std::optional<Watermark> new_mark,
-                             const std::vector<OutboxItem>& items, const std::vector<PostAction>& post_actions) {
+                             const std::vector<OutboxItem>& items, const std::vector<PostAction>& post_actions,
+                             const std::vector<Fingerprint>& fingerprints) {
   return db_->InTransaction([&]() -> Status {
     if (auto s = outbox_.Add(items); !s) return s;
     db_->Fault("commit_messages.inserted");
     if (auto s = post_actions_.Add(post_actions); !s) return s;
+    if (auto s = fingerprints_.Add(account, folder, fingerprints); !s) return s;
     // What is durable now needs no attempt count any more.
     std::vector<uint32_t> uids;
     for (const auto& item : items) uids.push_back(item.uid);

@@ -30,6 +30,7 @@
 #include "store/bodies.h"
 #include "store/db.h"
 #include "store/dead_letters.h"
+#include "store/fingerprints.h"
 #include "store/outbox.h"
 #include "store/post_actions.h"
 #include "store/rows.h"
@@ -57,16 +58,19 @@ class Store {
   DeadLetters& dead_letters() { return dead_letters_; }
   PostActions& post_actions() { return post_actions_; }
   Bodies& bodies() { return bodies_; }
+  Fingerprints& fingerprints() { return fingerprints_; }
 
   /// ONE transaction: inserts every item (Outbox::Add: a replay creates no
-  /// second row), records `post_actions`, forgets the attempts of the items'
+  /// second row), records `post_actions` and `fingerprints`, forgets the attempts of the items'
   /// UIDs and sets the watermark (unless nullopt: the first pass over a
   /// folder's unseen messages leaves it unset until the end). All or nothing.
   util::Status CommitMessages(const std::string& account, const std::string& folder, std::optional<Watermark> new_mark,
-                              const std::vector<OutboxItem>& items, const std::vector<PostAction>& post_actions = {});
+                              const std::vector<OutboxItem>& items, const std::vector<PostAction>& post_actions = {},
+                              const std::vector<Fingerprint>& fingerprints = {});
   util::Status CommitMessages(const std::string& account, const std::string& folder, Watermark new_mark,
-                              const std::vector<OutboxItem>& items, const std::vector<PostAction>& post_actions = {}) {
-    return CommitMessages(account, folder, std::optional<Watermark>(new_mark), items, post_actions);
+                              const std::vector<OutboxItem>& items, const std::vector<PostAction>& post_actions = {},
+                              const std::vector<Fingerprint>& fingerprints = {}) {
+    return CommitMessages(account, folder, std::optional<Watermark>(new_mark), items, post_actions, fingerprints);
   }
 
   /// Start-up housekeeping, once per daemon start (not per Open: the daemon
@@ -91,6 +95,7 @@ class Store {
   Outbox outbox_;
   DeadLetters dead_letters_;
   PostActions post_actions_;
+  Fingerprints fingerprints_;
 };
 
 }  // namespace mailhook::store

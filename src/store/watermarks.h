@@ -20,7 +20,16 @@ class Watermarks {
   /// nullopt when the folder was never seen.
   util::Result<std::optional<Watermark>> Get(const std::string& account, const std::string& folder);
   /// Sets (or replaces) the folder's watermark; joins an open transaction.
+  /// A folder's first watermark is uncovered up to its last_uid (its
+  /// fingerprint floor, below); replacing one leaves the floor as it is.
   util::Status Set(const std::string& account, const std::string& folder, Watermark mark);
+  /// The folder's fingerprint floor: the handled messages at or below this
+  /// UID may have no fingerprint (a baseline passed over them, or they were
+  /// handled before fingerprints existed); 0 when every one has one, and
+  /// when the folder was never seen.
+  util::Result<uint32_t> FingerprintFloor(const std::string& account, const std::string& folder);
+  /// Sets the floor of a folder that has a watermark; joins an open transaction.
+  util::Status SetFingerprintFloor(const std::string& account, const std::string& folder, uint32_t floor);
 
  private:
   Db& db_;

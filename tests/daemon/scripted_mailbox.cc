@@ -1,5 +1,7 @@
 #include "scripted_mailbox.h"
 
+#include <strings.h>
+
 #include <algorithm>
 
 namespace mailhook::daemon::testing {
@@ -38,6 +40,26 @@ void FakeFolder::Expunge(uint32_t uid) {
 void FakeFolder::SetUidValidity(uint32_t uidvalidity) {
   std::lock_guard lock(mu_);
   uidvalidity_ = uidvalidity;
+}
+
+void FakeFolder::Recreate(uint32_t uidvalidity) {
+  std::lock_guard lock(mu_);
+  uidvalidity_ = uidvalidity;
+  messages_.clear();
+  next_uid_ = 1;
+}
+
+uint32_t FakeFolder::AddRaw(const std::string& header, const std::string& body) {
+  std::lock_guard lock(mu_);
+  const uint32_t uid = next_uid_++;
+  messages_[uid] = FakeMessage{header, body, false, {}};
+  return uid;
+}
+
+void FakeFolder::TooLargeMatchFetch(size_t max, std::set<uint32_t> always) {
+  std::lock_guard lock(mu_);
+  match_fetch_max_ = max;
+  match_fetch_too_large_ = std::move(always);
 }
 
 void FakeFolder::FailOpens(int n) {
@@ -192,6 +214,33 @@ util::Result<std::vector<imap::MessageMeta>> ScriptedMailbox::FetchMeta(const st
 util::Result<std::vector<imap::MessageMeta>> ScriptedMailbox::FetchMetaLight(const std::vector<uint32_t>& uids) {
   folder_.Record("FETCH LIGHT " + Join(uids));
   return Meta(uids, false);
+}
+
+util::Result<std::vector<imap::MessageMeta>> ScriptedMailbox::FetchMatchMeta(const std::vector<uint32_t>& uids) {
+  folder_.Record("FETCH MATCH " + Join(uids));
+  {
+    std::lock_guard lock(folder_.mu_);
+    bool too_large = uids.size() > folder_.match_fetch_max_;
+    for (uint32_t uid : uids) too_large = too_large || folder_.match_fetch_too_large_.contains(uid);
+    if (too_large) {
+      return util::Error(util::ErrorKind::kResponseTooLarge, "imap.response_too_large", util::RetryClass::kBackoff,
+                         "scripted: the answer passed the response budget");
+    }
+  }
+  auto metas = Meta(uids, false);
+  if (!metas.ok()) return metas;
+  for (imap::MessageMeta& meta : *metas) {
+    std::string field;
+    for (size_t at = 0; at < meta.header.size();) {
+      size_t end = meta.header.find("\r\n", at);
+      if (end == std::string::npos) end = meta.header.size();
+      const std::string line = meta.header.substr(at, end - at);
+      if (line.size() >= 11 && strncasecmp(line.c_str(), "Message-ID:", 11) == 0) field = line + "\r\n";
+      at = end + 2;
+    }
+    meta.header = field + "\r\n";
+  }
+  return metas;
 }
 
 util::Result<std::string> ScriptedMailbox::FetchSection(uint32_t uid, const std::string& section) {

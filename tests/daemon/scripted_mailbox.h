@@ -40,6 +40,12 @@ class FakeFolder {
   void Expunge(uint32_t uid);
   /// A new UIDVALIDITY (the folder was recreated), keeping its messages.
   void SetUidValidity(uint32_t uidvalidity);
+  /// The folder deleted and created again: empty, UIDs from 1 again, under
+  /// `uidvalidity`.
+  void Recreate(uint32_t uidvalidity);
+  /// Appends a message with exactly this header block (ending in an empty
+  /// line) and body; returns its UID.
+  uint32_t AddRaw(const std::string& header, const std::string& body);
 
   // --- the script ---
   /// The next `n` opens fail with a kBackoff connect error.
@@ -50,6 +56,9 @@ class FakeFolder {
   /// `uid` is expunged right after a FetchMeta that lists it: its sections
   /// are then gone (imap.expunged, as Session says it).
   void VanishAfterMeta(uint32_t uid);
+  /// FetchMatchMeta fails with imap.response_too_large (the session's
+  /// budget) when asked for more than `max` UIDs, or for a UID in `always`.
+  void TooLargeMatchFetch(size_t max, std::set<uint32_t> always = {});
   /// SELECT does not report UIDNEXT (some servers don't).
   void HideUidNext();
   /// What the server advertises; default {"IDLE"} (no NOTIFY).
@@ -88,6 +97,8 @@ class FakeFolder {
   std::map<uint32_t, FakeMessage> messages_;
   std::set<uint32_t> poisoned_;
   std::set<uint32_t> vanish_after_meta_;
+  size_t match_fetch_max_ = SIZE_MAX;
+  std::set<uint32_t> match_fetch_too_large_;
   std::vector<std::string> calls_;
   std::function<imap::IdleWake()> on_idle_;
   std::function<void(const std::vector<uint32_t>&)> on_fetch_meta_;
@@ -104,6 +115,9 @@ class ScriptedMailbox : public imap::Mailbox {
   util::Result<std::vector<uint32_t>> SearchUnseen() override;
   util::Result<std::vector<imap::MessageMeta>> FetchMeta(const std::vector<uint32_t>& uids) override;
   util::Result<std::vector<imap::MessageMeta>> FetchMetaLight(const std::vector<uint32_t>& uids) override;
+  /// Records "FETCH MATCH 1,2"; `header` holds only the Message-ID field
+  /// (as HEADER.FIELDS (MESSAGE-ID) answers), an empty block without one.
+  util::Result<std::vector<imap::MessageMeta>> FetchMatchMeta(const std::vector<uint32_t>& uids) override;
   util::Result<std::string> FetchSection(uint32_t uid, const std::string& section) override;
   util::Result<std::string> FetchSectionPart(uint32_t uid, const std::string& section, uint32_t offset,
                                              uint32_t length) override;

@@ -320,7 +320,10 @@ TEST(StoreTest, SchemaTwoDatabaseIsMigratedAndItsRowsStillRead) {
   sqlite3* raw = nullptr;
   ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
   char* err = nullptr;
-  int rc = sqlite3_exec(raw, "DROP TABLE bodies; PRAGMA user_version = 2;", nullptr, nullptr, &err);
+  int rc = sqlite3_exec(raw,
+                        "DROP TABLE bodies; DROP TABLE fingerprints; ALTER TABLE watermarks DROP COLUMN fp_floor; "
+                        "PRAGMA user_version = 2;",
+                        nullptr, nullptr, &err);
   EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "");
   sqlite3_free(err);
   sqlite3_close(raw);
@@ -330,6 +333,110 @@ TEST(StoreTest, SchemaTwoDatabaseIsMigratedAndItsRowsStillRead) {
   ASSERT_TRUE(due.ok()) << due.error().ToString();
   ASSERT_EQ(due->size(), 1u);
   EXPECT_EQ((*due)[0].item.payload, R"({"uid":1})");
+}
+
+// Makes the state file in `dir` what version 4 wrote: no fingerprints table,
+// no watermarks.fp_floor.
+void DowngradeToSchemaFour(const std::string& dir) {
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open((dir + "/mailhook.db").c_str(), &raw), SQLITE_OK);
+  char* err = nullptr;
+  int rc = sqlite3_exec(raw,
+                        "DROP TABLE fingerprints; ALTER TABLE watermarks DROP COLUMN fp_floor; "
+                        "PRAGMA user_version = 4;",
+                        nullptr, nullptr, &err);
+  EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "");
+  sqlite3_free(err);
+  sqlite3_close(raw);
+}
+
+Fingerprint Fp(uint32_t uidvalidity, uint32_t uid, const std::string& key, uint64_t size) {
+  return Fingerprint{uidvalidity, uid, key, size};
+}
+
+TEST(StoreFingerprintsTest, SchemaFourStateKeepsItsWatermarkAndIsUncoveredUpToIt) {
+  TempDir dir;
+  {
+    auto store = MustOpen(dir.path());
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->CommitMessages("support", "INBOX", {7, 41}, {Item(41)}).ok());
+  }
+  DowngradeToSchemaFour(dir.path());
+  auto store = MustOpen(dir.path());
+  ASSERT_TRUE(store);
+  EXPECT_EQ(Mark(*store), (Watermark{7, 41}));
+  // Messages up to the watermark were handled without fingerprints.
+  auto floor = store->watermarks().FingerprintFloor("support", "INBOX");
+  ASSERT_TRUE(floor.ok()) << floor.error().ToString();
+  EXPECT_EQ(*floor, 41u);
+  auto due = store->outbox().ClaimDue(Clock::now(), 10);
+  ASSERT_TRUE(due.ok());
+  EXPECT_EQ(due->size(), 1u);
+  // And the new table works on the migrated file.
+  ASSERT_TRUE(store->CommitMessages("support", "INBOX", {7, 42}, {Item(42)}, {}, {Fp(7, 42, "<a@x>", 100)}).ok());
+  EXPECT_EQ(*store->fingerprints().List("support", "INBOX", 7), (std::vector{Fp(7, 42, "<a@x>", 100)}));
+}
+
+TEST(StoreFingerprintsTest, AFirstWatermarkIsUncoveredUpToItAndAReplacedOneKeepsItsFloor) {
+  TempDir dir;
+  auto store = MustOpen(dir.path());
+  ASSERT_TRUE(store);
+  EXPECT_EQ(*store->watermarks().FingerprintFloor("support", "INBOX"), 0u);  // never seen
+  ASSERT_TRUE(store->watermarks().Set("support", "INBOX", {7, 30}).ok());    // a baseline
+  EXPECT_EQ(*store->watermarks().FingerprintFloor("support", "INBOX"), 30u);
+  ASSERT_TRUE(store->watermarks().SetFingerprintFloor("support", "INBOX", 0).ok());
+  ASSERT_TRUE(store->watermarks().Set("support", "INBOX", {7, 35}).ok());
+  ASSERT_TRUE(store->watermarks().Set("support", "INBOX", {9, 3}).ok());
+  EXPECT_EQ(*store->watermarks().FingerprintFloor("support", "INBOX"), 0u);
+}
+
+TEST(StoreFingerprintsTest, ClaimMatchesKeyAndSizeOnceAndMovesTheRowToTheNewUid) {
+  TempDir dir;
+  auto store = MustOpen(dir.path());
+  ASSERT_TRUE(store);
+  Fingerprints& f = store->fingerprints();
+  ASSERT_TRUE(
+      f.Add("support", "INBOX",
+            {Fp(7, 1, "<a@x>", 100), Fp(7, 2, "<same@x>", 200), Fp(7, 3, "sha256:ab", 300), Fp(7, 4, "<dup@x>", 50)})
+          .ok());
+  ASSERT_TRUE(f.Add("other", "INBOX", {Fp(7, 9, "<b@x>", 10)}).ok());
+  // The new folder: a's copy (new UID), a message sharing <same@x> with a
+  // different size, the header-hash one, two copies of <dup@x> (one was
+  // handled), and one of another account's Message-ID.
+  std::vector<Fingerprint> now = {Fp(8, 10, "<a@x>", 100),   Fp(8, 11, "<same@x>", 201), Fp(8, 12, "sha256:ab", 300),
+                                  Fp(8, 13, "<dup@x>", 50),  Fp(8, 14, "<dup@x>", 50),   Fp(8, 15, "<b@x>", 10),
+                                  Fp(8, 16, "<same@x>", 200)};
+  auto missed = f.Claim("support", "INBOX", now);
+  ASSERT_TRUE(missed.ok()) << missed.error().ToString();
+  EXPECT_EQ(*missed, (std::vector<uint32_t>{11, 14, 15}));
+  EXPECT_EQ(*f.List("support", "INBOX", 7), std::vector<Fingerprint>{});
+  EXPECT_EQ(f.List("support", "INBOX", 8)->size(), 4u);
+  // Matching again (a crash before the watermark was rebuilt) finds the
+  // claimed rows where they are now; the unmatched stay unmatched.
+  missed = f.Claim("support", "INBOX", now);
+  ASSERT_TRUE(missed.ok());
+  EXPECT_EQ(*missed, (std::vector<uint32_t>{11, 14, 15}));
+  EXPECT_EQ(*f.HasOther("support", "INBOX", 8), false);
+  EXPECT_EQ(*f.HasOther("other", "INBOX", 8), true);
+}
+
+TEST(StoreFingerprintsTest, OnlyTwoGenerationsAreKeptAndAbsentMessagesAreForgotten) {
+  TempDir dir;
+  auto store = MustOpen(dir.path());
+  ASSERT_TRUE(store);
+  Fingerprints& f = store->fingerprints();
+  ASSERT_TRUE(f.Add("support", "INBOX", {Fp(5, 1, "<a>", 1), Fp(6, 1, "<b>", 1), Fp(7, 1, "<c>", 1)}).ok());
+  ASSERT_TRUE(f.KeepGenerations("support", "INBOX", 6, 7).ok());
+  EXPECT_EQ(*f.Count("support", "INBOX"), 2);
+  EXPECT_EQ(f.List("support", "INBOX", 5)->size(), 0u);
+  ASSERT_TRUE(f.Add("support", "INBOX", {Fp(7, 2, "<d>", 1), Fp(7, 3, "<e>", 1), Fp(7, 9, "<f>", 1)}).ok());
+  const std::vector<uint32_t> present = {1, 3};
+  ASSERT_TRUE(f.ForgetAbsent("support", "INBOX", 7, 1, 5, present).ok());
+  auto rows = f.List("support", "INBOX", 7);
+  ASSERT_TRUE(rows.ok());
+  std::vector<uint32_t> left;
+  for (const Fingerprint& fp : *rows) left.push_back(fp.uid);
+  EXPECT_EQ(left, (std::vector<uint32_t>{1, 3, 9}));  // 9 is outside the window
 }
 
 TEST(StoreTest, TwoStoresOnOneFileFromTwoThreads) {
