@@ -41,7 +41,7 @@ struct DovecotOptions {
   /// this introspection URL (`introspection_mode = post`, form body
   /// `token=...`; the answer must say active: true and username: <user>).
   /// Each refused login delays the next from the same IP (2, 4, 8... 15 s).
-  std::string oauth2_introspection_url;
+  std::string oauth2_introspection_url = {};
 };
 
 /// A test user and its password (fixtures, not secrets).
