@@ -47,7 +47,7 @@ TEST(SessionOauthbearerTest, RefusalIsAnAuthErrorWithTheResponseCode) {
                         {{"AUTHENTICATE", "$TAG NO [AUTHENTICATIONFAILED] rejected: $LINE\r\n"}});
   auto s = Session::Open(Bearer(server.port(), token));
   ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.error().code(), "imap.auth");
+  EXPECT_EQ(s.error().code(), "imap.auth_failed");  // RFC 5530 classification (response_code.cc)
   EXPECT_TRUE(s.error().NeedsOperator());
   EXPECT_NE(s.error().message().find("[AUTHENTICATIONFAILED]"), std::string::npos) << s.error().message();
   EXPECT_EQ(s.error().message().find(token), std::string::npos) << s.error().message();
