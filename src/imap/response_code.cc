@@ -87,39 +87,67 @@ util::Error ErrorForBye(std::string_view bye_line, const RefusalContext& where) 
   return Error("imap.bye", RetryClass::kBackoff, msg);
 }
 
-std::optional<std::string> FindBye(std::string_view buffered) {
+namespace {
+
+/// The size N of a literal announced at the end of `line` ("{N}", "{N+}",
+/// "{N-}", "~{N}"), or nullopt.
+std::optional<size_t> LiteralAnnounced(std::string_view line) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (line.empty() || line.back() != '}') return std::nullopt;
+  line.remove_suffix(1);
+  if (!line.empty() && (line.back() == '+' || line.back() == '-')) line.remove_suffix(1);
+  const size_t open = line.rfind('{');
+  if (open == std::string_view::npos || open + 1 == line.size() || line.size() - open > 20) return std::nullopt;
+  size_t n = 0;
+  for (char c : line.substr(open + 1)) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + static_cast<size_t>(c - '0');
+  }
+  return n;
+}
+
+/// The first protocol line of `buffered` (a server's response bytes) for
+/// which `match` returns a value. Literal data is skipped by the size its
+/// line announced: it may be a message body, which a sender writes, so a
+/// "* BYE" or "[ALERT]" line inside a mail is never taken for the server's.
+template <typename Match>
+std::optional<std::string> FirstProtocolLine(std::string_view buffered, Match match) {
   for (size_t start = 0; start < buffered.size();) {
     size_t end = buffered.find('\n', start);
     std::string_view line = buffered.substr(start, end == std::string_view::npos ? end : end - start);
-    if (line.size() >= 5 && line.substr(0, 2) == "* " &&
-        (line.substr(2, 3) == "BYE" || line.substr(2, 3) == "bye" || line.substr(2, 3) == "Bye") &&
-        (line.size() == 5 || line[5] == ' ')) {
-      std::string_view text = line.substr(std::min(line.size(), size_t{6}));
-      if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
-      return std::string(text);
-    }
+    if (auto found = match(line)) return found;
     if (end == std::string_view::npos) break;
     start = end + 1;
+    if (auto literal = LiteralAnnounced(line)) start += std::min(*literal, buffered.size() - start);
   }
   return std::nullopt;
 }
 
-std::optional<std::string> FindAlert(std::string_view buffered) {
-  for (size_t start = 0; start < buffered.size();) {
-    size_t end = buffered.find('\n', start);
-    std::string_view line = buffered.substr(start, end == std::string_view::npos ? end : end - start);
-    if (line.starts_with("* ")) {
-      const size_t at = line.find(" [ALERT] ");
-      if (at != std::string_view::npos && at <= 5) {  // "* OK [ALERT] ", "* BAD [ALERT] "
-        std::string_view text = line.substr(at + 9);
-        if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
-        return std::string(text);
-      }
+std::string_view WithoutCr(std::string_view text) {
+  if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+  return text;
+}
+
+}  // namespace
+
+std::optional<std::string> FindBye(std::string_view buffered) {
+  return FirstProtocolLine(buffered, [](std::string_view line) -> std::optional<std::string> {
+    if (line.size() >= 5 && line.substr(0, 2) == "* " &&
+        (line.substr(2, 3) == "BYE" || line.substr(2, 3) == "bye" || line.substr(2, 3) == "Bye") &&
+        (line.size() == 5 || line[5] == ' ')) {
+      return std::string(WithoutCr(line.substr(std::min(line.size(), size_t{6}))));
     }
-    if (end == std::string_view::npos) break;
-    start = end + 1;
-  }
-  return std::nullopt;
+    return std::nullopt;
+  });
+}
+
+std::optional<std::string> FindAlert(std::string_view buffered) {
+  return FirstProtocolLine(buffered, [](std::string_view line) -> std::optional<std::string> {
+    if (!line.starts_with("* ")) return std::nullopt;
+    const size_t at = line.find(" [ALERT] ");
+    if (at == std::string_view::npos || at > 5) return std::nullopt;  // "* OK [ALERT] ", "* BAD [ALERT] "
+    return std::string(WithoutCr(line.substr(at + 9)));
+  });
 }
 
 void AlertLog::Note(const std::string& account, const std::string& connection, const std::string& text) {

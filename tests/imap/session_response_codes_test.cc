@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "fake_imap_server.h"
+#include "imap/response_code.h"
 #include "imap/session.h"
 #include "log_capture.h"
 
@@ -82,6 +83,23 @@ TEST(SessionResponseCodesTest, LostConnectionDoesNotQuoteAnEarlierReply) {
   EXPECT_EQ(st.error().retry(), RetryClass::kBackoff) << st.error().message();
   EXPECT_NE(st.error().message().find("connection lost or timed out"), std::string::npos) << st.error().message();
   EXPECT_EQ(st.error().message().find("Select completed"), std::string::npos) << st.error().message();
+}
+
+// A mail's body is literal data: a sender who writes "* BYE [EXPIRED]" or
+// "* OK [ALERT]" lines into it must not be taken for the server (an operator
+// error would stop the account for up to 30 minutes).
+TEST(SessionResponseCodesTest, ByeAndAlertInsideALiteralAreNotTheServers) {
+  const std::string body = "* BYE [AUTHENTICATIONFAILED] x\r\n* OK [ALERT] pay now\r\n";
+  const std::string fetch = "* 1 FETCH (UID 9 BODY[] {" + std::to_string(body.size()) + "}\r\n" + body;
+  EXPECT_EQ(FindBye(fetch), std::nullopt);
+  EXPECT_EQ(FindAlert(fetch), std::nullopt);
+  // Cut inside the literal (the connection died mid-body): still data.
+  EXPECT_EQ(FindBye(fetch.substr(0, fetch.size() - 3)), std::nullopt);
+  // Lines after the literal are the server's again.
+  EXPECT_EQ(FindBye(fetch + ")\r\n* BYE [UNAVAILABLE] going down\r\n"), "[UNAVAILABLE] going down");
+  EXPECT_EQ(FindAlert("* OK [ALERT] maintenance at 5\r\n"), "maintenance at 5");
+  // Literal+ and binary literals announce their size too.
+  EXPECT_EQ(FindBye("* 1 FETCH (BINARY[1] ~{" + std::to_string(body.size()) + "}\r\n" + body), std::nullopt);
 }
 
 TEST(SessionResponseCodesTest, ByeWithAnOperatorCodeNeedsAnOperator) {
