@@ -270,7 +270,8 @@ util::Status Session::Login() {
 util::Error Session::LoginRefused(const std::string& code, const std::string& server) const {
   // RFC 5530 codes say whether to wait ([UNAVAILABLE]...) or what to fix.
   if (auto coded = ErrorForResponseCode(
-          code, RefusalContext{"login", ConnectionName(options_) + " for user \"" + options_.username + "\"", server})) {
+          code,
+          RefusalContext{"login", ConnectionName(options_) + " for user \"" + options_.username + "\"", server})) {
     // One event for every temporary refusal of a login (docs/troubleshooting.md).
     if (!coded->NeedsOperator()) return Error("imap.login_unavailable", RetryClass::kBackoff, coded->message());
     return *coded;
@@ -853,8 +854,14 @@ util::Result<IdleWake> Session::Idle(std::chrono::milliseconds max_wait, int wak
     int r = poll(pfd, 2, static_cast<int>(max_wait.count()));
     if (r > 0 && (pfd[0].revents & POLLIN)) return IdleWake::kStopped;
     if (r > 0) return IdleWake::kWoken;
+    // Activity only when NOOP brought news: max_wait is now the liveness
+    // interval, and a sync each minute per folder would cost far more.
+    const uint32_t before = imap_->imap_selection_info ? imap_->imap_selection_info->sel_exists : 0;
     if (auto s = Noop(); !s.ok()) return s.error();
-    return IdleWake::kActivity;
+    const bool expunged = imap_->imap_response_info && imap_->imap_response_info->rsp_expunged &&
+                          !clist_isempty(imap_->imap_response_info->rsp_expunged);
+    const uint32_t after = imap_->imap_selection_info ? imap_->imap_selection_info->sel_exists : 0;
+    return after != before || expunged ? IdleWake::kActivity : IdleWake::kTimeout;
   }
   // One budget from IDLE to DONE: what the server announces meanwhile is
   // parsed as DONE's response.

@@ -122,6 +122,37 @@ TEST(SessionLivenessTest, AnExistsThatComesWithDonesAnswerIsActivity) {
   EXPECT_EQ(*wake, IdleWake::kActivity);
 }
 
+// A server without IDLE is polled with NOOP each wait (the liveness
+// interval, a minute): only news in NOOP's answer is activity, else every
+// folder of such a server would be synced each minute.
+TEST(SessionLivenessTest, WithoutIdleANoopIsActivityOnlyWhenItBringsNews) {
+  FakeImapServer quiet(NoUid, "* OK [CAPABILITY IMAP4rev1] fake\r\n", "IMAP4rev1", {});
+  auto s = OpenShortDeadline(quiet);
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(s->Select("INBOX").ok());
+  auto wake = s->Idle(milliseconds(20));
+  ASSERT_TRUE(wake.ok()) << wake.error().message();
+  EXPECT_EQ(*wake, IdleWake::kTimeout);
+
+  FakeImapServer news(NoUid, "* OK [CAPABILITY IMAP4rev1] fake\r\n", "IMAP4rev1",
+                      {{"NOOP", "* 4 EXISTS\r\n$TAG OK noop\r\n"}});
+  auto t = OpenShortDeadline(news);
+  ASSERT_TRUE(t);
+  ASSERT_TRUE(t->Select("INBOX").ok());  // 3 EXISTS
+  wake = t->Idle(milliseconds(20));
+  ASSERT_TRUE(wake.ok()) << wake.error().message();
+  EXPECT_EQ(*wake, IdleWake::kActivity);
+
+  FakeImapServer expunge(NoUid, "* OK [CAPABILITY IMAP4rev1] fake\r\n", "IMAP4rev1",
+                         {{"NOOP", "* 2 EXPUNGE\r\n* 3 EXISTS\r\n$TAG OK noop\r\n"}});
+  auto u = OpenShortDeadline(expunge);
+  ASSERT_TRUE(u);
+  ASSERT_TRUE(u->Select("INBOX").ok());  // 3 EXISTS
+  wake = u->Idle(milliseconds(20));
+  ASSERT_TRUE(wake.ok()) << wake.error().message();
+  EXPECT_EQ(*wake, IdleWake::kActivity) << "one expunged and one new: the count alone does not tell";
+}
+
 // The same through the test proxy (tests/support/tcp_proxy.h), whose black
 // hole and reset the integration tests use against Dovecot.
 TEST(SessionLivenessTest, ANoopIntoAProxysBlackHoleFailsAfterTheDeadlineAndAResetAtOnce) {
