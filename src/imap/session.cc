@@ -185,7 +185,9 @@ util::Result<std::unique_ptr<Session>> Session::Open(const SessionOptions& optio
   int r = mailimap_connect(imap, stream->release());
   if (r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED && r != MAILIMAP_NO_ERROR_AUTHENTICATED) {
     Error e = session->CommandError("greeting", r);
-    if (e.code() == "imap.bye") return e;  // the server spoke IMAP: the TLS mode is right
+    // A BYE (with or without a response code) means the server spoke IMAP:
+    // the TLS mode is right.
+    if (e.code() != "imap.greeting") return e;
     if (options.tls == config::TlsMode::kNone || options.tls == config::TlsMode::kStartTls) {
       return e.WithMessage(e.message() + " (if this port speaks implicit TLS, use tls: implicit)");
     }

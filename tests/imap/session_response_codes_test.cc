@@ -123,6 +123,15 @@ TEST(SessionResponseCodesTest, ByeGreetingIsABackoff) {
   EXPECT_NE(s.error().message().find("[UNAVAILABLE]"), std::string::npos) << s.error().message();
 }
 
+TEST(SessionResponseCodesTest, ByeGreetingWithAnOperatorCodeGetsNoTlsHint) {
+  FakeImapServer server = Server({}, "* BYE [EXPIRED] account expired\r\n");
+  auto s = Session::Open(fake::FakeSessionOptions(server.port()));
+  server.Join();
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code(), "imap.credentials_expired") << s.error().message();
+  EXPECT_EQ(s.error().message().find("tls: implicit"), std::string::npos) << s.error().message();
+}
+
 TEST(SessionResponseCodesTest, SelectRefusedWithLimitIsABackoffNotAMissingFolder) {
   FakeImapServer server = Server({{"SELECT", "$TAG NO [LIMIT] too many sessions\r\n"}});
   auto s = Session::Open(fake::FakeSessionOptions(server.port()));
