@@ -3,6 +3,7 @@
 /// Plain data: every value is validated and defaulted by LoadConfig(); secrets
 /// are references (SecretRef: inline, *_file, *_command) resolved where used.
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -107,6 +108,12 @@ struct Account {
 /// The longest wait for the answer to a liveness round trip (the account's
 /// `timeout` when shorter): a live server answers DONE or NOOP at once.
 inline constexpr Duration kLivenessDeadline = std::chrono::seconds(30);
+
+/// How long an account's connections wait for a liveness answer:
+/// min(timeout, kLivenessDeadline), or the whole timeout with liveness off.
+inline Duration LivenessDeadline(const Account& a) {
+  return a.liveness_interval.count() > 0 ? std::min(a.timeout, kLivenessDeadline) : a.timeout;
+}
 
 /// Which events a target receives. Empty lists match everything.
 struct Match {

@@ -551,10 +551,7 @@ util::Status AccountWatcher::LivenessChecked(const util::Error& e, const std::st
   // dropped meanwhile), not a refusal.
   const bool round_trip = e.code() == "imap.idle" || e.code() == "imap.idle_done" || e.code() == "imap.noop";
   if (stop_.fired() || !round_trip || !e.message().ends_with("connection lost or timed out")) return e;
-  const auto deadline = account_.liveness_interval.count() > 0
-                            ? std::min<config::Duration>(account_.timeout, config::kLivenessDeadline)
-                            : account_.timeout;
-  const auto deadline_s = std::chrono::duration_cast<std::chrono::seconds>(deadline).count();
+  const auto deadline_s = std::chrono::duration_cast<std::chrono::seconds>(config::LivenessDeadline(account_)).count();
   util::Log(util::Area::kImap)
       .warn(
           "imap.liveness_failed account={} connection={} deadline_s={} cause=\"{}\" note=\"no answer to {} in time "

@@ -83,7 +83,7 @@ SessionOptions SessionOptions::FromAccount(const config::Account& a, util::Secre
   o.password = std::move(password);
   o.auth = a.auth;
   o.timeout = a.timeout;
-  if (a.liveness_interval.count() > 0) o.answer_deadline = std::min(a.timeout, config::kLivenessDeadline);
+  if (a.liveness_interval.count() > 0) o.answer_deadline = config::LivenessDeadline(a);
   o.stop_fd = stop_fd;
   return o;
 }
