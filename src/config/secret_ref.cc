@@ -90,8 +90,9 @@ util::Result<util::Secret> SecretRef::Resolve() const {
   util::Secret value = prefix_.empty() ? std::move(raw) : util::Secret(prefix_ + raw.reveal());
   if (auto st = CheckValue(value); !st.ok()) return st.error();
   // For the protocol trace's last line of defence (util/known_secrets.h).
-  util::RememberSecret(raw.reveal());
-  util::RememberSecret(value.reveal());
+  const auto lifetime = kind_ == Kind::kCommand ? util::SecretLifetime::kRenewed : util::SecretLifetime::kLasting;
+  util::RememberSecret(raw.reveal(), lifetime);
+  util::RememberSecret(value.reveal(), lifetime);
   return value;
 }
 

@@ -10,19 +10,20 @@ namespace mailhook::util {
 namespace {
 
 std::mutex g_mu;
-// Newest last; each entry holds a value and its base64 form.
-std::deque<std::string>& Forms() {
+// Per lifetime, newest last; each entry holds a value or its base64 form.
+std::deque<std::string>& Forms(SecretLifetime lifetime) {
   // Never destroyed: a trace may run while static destructors do.
-  static auto* forms = new std::deque<std::string>();
-  return *forms;
+  static auto* lasting = new std::deque<std::string>();
+  static auto* renewed = new std::deque<std::string>();
+  return lifetime == SecretLifetime::kLasting ? *lasting : *renewed;
 }
 
 }  // namespace
 
-void RememberSecret(const std::string& value) {
+void RememberSecret(const std::string& value, SecretLifetime lifetime) {
   if (value.size() < kMinKnownSecretLength) return;
   std::lock_guard lock(g_mu);
-  std::deque<std::string>& forms = Forms();
+  std::deque<std::string>& forms = Forms(lifetime);
   for (const std::string& form : {value, Base64Encode(value)}) {
     if (std::find(forms.begin(), forms.end(), form) != forms.end()) continue;
     forms.push_back(form);
@@ -32,9 +33,11 @@ void RememberSecret(const std::string& value) {
 
 std::string RedactKnownSecrets(std::string text) {
   std::lock_guard lock(g_mu);
-  for (const std::string& form : Forms()) {
-    for (size_t at = text.find(form); at != std::string::npos; at = text.find(form, at + 10)) {
-      text.replace(at, form.size(), "<redacted>");
+  for (SecretLifetime lifetime : {SecretLifetime::kLasting, SecretLifetime::kRenewed}) {
+    for (const std::string& form : Forms(lifetime)) {
+      for (size_t at = text.find(form); at != std::string::npos; at = text.find(form, at + 10)) {
+        text.replace(at, form.size(), "<redacted>");
+      }
     }
   }
   return text;

@@ -122,6 +122,23 @@ TEST(ProtocolTraceTest, SecretsFromAnySourceAreCut) {
   EXPECT_NE(text.find("[ALERT] <redacted> and <redacted>"), std::string::npos) << text;
 }
 
+// A token command gives a new value at every login: hundreds of them must
+// not push the lasting secrets (a webhook secret) out of the list.
+TEST(ProtocolTraceTest, RenewedTokensDoNotPushOutLastingSecrets) {
+  testsupport::LogCapture logs({"imap"});
+  const std::string webhook_secret = "whsec-lasting-4c3b2a";
+  util::RememberSecret(webhook_secret);
+  for (size_t i = 0; i < 3 * util::kMaxKnownSecrets; ++i) {
+    util::RememberSecret("token-" + std::to_string(i), util::SecretLifetime::kRenewed);
+  }
+  ProtocolTrace trace = MakeTrace();
+  trace.Received("* OK [ALERT] " + webhook_secret + " token-" + std::to_string(3 * util::kMaxKnownSecrets - 1) +
+                 "\r\n");
+  const std::string text = logs.Text();
+  EXPECT_EQ(text.find(webhook_secret), std::string::npos) << text;
+  EXPECT_EQ(text.find("token-" + std::to_string(3 * util::kMaxKnownSecrets - 1)), std::string::npos) << text;
+}
+
 TEST(ProtocolTraceTest, SessionTracesOnlyAtTraceLevel) {
   for (auto level : {spdlog::level::debug, spdlog::level::trace}) {
     fake::FakeImapServer server([](const std::string&) { return std::string("* SEARCH 4\r\n"); });
