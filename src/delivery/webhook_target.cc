@@ -58,6 +58,15 @@ void AddSignatures(const std::string& header, std::vector<std::string>& out) {
   }
 }
 
+/// What to check after a transport error, or "".
+std::string TransportHint(httplib::Error err) {
+  if (err == httplib::Error::SSLServerVerification) {
+    return " (server certificate not trusted or wrong host name; set ca_file for a private CA)";
+  }
+  if (err == httplib::Error::Connection) return " (is the receiver running and reachable?)";
+  return "";
+}
+
 }  // namespace
 
 std::string RedactedExcerpt(std::string_view body, const std::vector<std::string>& secrets, bool truncated,
@@ -321,6 +330,25 @@ Outcome WebhookTarget::Deliver(const store::Delivery& delivery, const util::Canc
   return out;
 }
 
+void WebhookTarget::TraceAttempt(const std::string& path,
+                                 const std::vector<std::pair<std::string, std::string>>& headers, size_t body_bytes,
+                                 const std::string& failed, int status, Steady::time_point started) const {
+  HttpTraceLine line;
+  line.target = webhook_.name;
+  line.method = "POST";
+  line.origin = origin_;
+  line.path = path;
+  line.headers = &headers;
+  line.body_bytes = body_bytes;
+  if (failed.empty()) {
+    line.status = status;
+  } else {
+    line.error = failed;
+  }
+  line.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() - started);
+  TraceHttpRequest(line);
+}
+
 Outcome WebhookTarget::Send(const std::string& body, const std::vector<std::pair<std::string, std::string>>& headers,
                             const std::vector<std::string>& redact, const util::CancelToken& cancel) {
   Outcome out;
@@ -359,24 +387,12 @@ Outcome WebhookTarget::Send(const std::string& body, const std::vector<std::pair
   // already: nothing is sent.
   bool ok = !cancel.cancelled() && client->send(req, res, err);
   Flight flight = guard.Finish();
-  if (trace) {
-    HttpTraceLine line;
-    line.target = webhook_.name;
-    line.method = "POST";
-    line.origin = origin_;
-    line.path = req.path;
-    line.headers = &headers;
-    line.body_bytes = body.size();
-    if (flight.cancelled || flight.expired || (!ok && !capped)) {
-      line.error = flight.cancelled ? "abandoned: shutting down"
-                   : flight.expired ? "timed out"
-                                    : httplib::to_string(err);
-    } else {
-      line.status = res.status;
-    }
-    line.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() - started);
-    TraceHttpRequest(line);
-  }
+  // Why no answer was read ("" when one was).
+  const std::string failed = flight.cancelled ? "abandoned: shutting down"
+                             : flight.expired ? "timed out"
+                             : !ok && !capped ? httplib::to_string(err)
+                                              : "";
+  if (trace) TraceAttempt(req.path, headers, body.size(), failed, res.status, started);
 
   if (flight.cancelled) {
     out.cancelled = true;
@@ -393,14 +409,7 @@ Outcome WebhookTarget::Send(const std::string& body, const std::vector<std::pair
   if (!ok && !capped) {
     // Timeouts, refused connections, TLS failures: the contract retries all
     // of them. The connection is dropped rather than pooled.
-    out.error = "POST " + origin_ + " failed: " + httplib::to_string(err);
-    if (err == httplib::Error::SSLServerVerification) {
-      out.error +=
-          " (server certificate not trusted or wrong host name; set ca_file for a "
-          "private CA)";
-    } else if (err == httplib::Error::Connection) {
-      out.error += " (is the receiver running and reachable?)";
-    }
+    out.error = "POST " + origin_ + " failed: " + failed + TransportHint(err);
     return out;
   }
   out.http_status = res.status;

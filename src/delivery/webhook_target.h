@@ -98,6 +98,11 @@ class WebhookTarget : public Target {
   /// signature to the values kept out of error excerpts.
   Outcome Send(const std::string& body, const std::vector<std::pair<std::string, std::string>>& headers,
                const std::vector<std::string>& redact, const util::CancelToken& cancel);
+  /// The attempt's trace line (http_trace.h): `status`, or `failed` (why no
+  /// answer was read) when not empty.
+  void TraceAttempt(const std::string& path, const std::vector<std::pair<std::string, std::string>>& headers,
+                    size_t body_bytes, const std::string& failed, int status,
+                    std::chrono::steady_clock::time_point started) const;
 
   const config::Webhook webhook_;
   const Resolved resolved_;
