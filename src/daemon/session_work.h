@@ -49,6 +49,10 @@ class FolderWatcher::SessionWork {
   /// kWholeFetchMaxBytes, or MAILHOOK_TEST_WHOLE_FETCH_MAX_BYTES (tests
   /// only: 0 takes every message the server path).
   static uint64_t WholeFetchMaxBytes();
+  /// The committer's limits: the defaults, or max_bytes from
+  /// MAILHOOK_TEST_COMMIT_MAX_BYTES (tests only: 1 commits after every
+  /// message).
+  static BatchCommitter::Limits CommitLimits();
 
   /// Decides where the folder starts (stored watermark, or a baseline for a
   /// first start or a changed UIDVALIDITY) and processes a first start's

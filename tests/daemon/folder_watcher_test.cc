@@ -263,6 +263,36 @@ TEST_F(FolderWatcherTest, AStateWithoutFingerprintsIsCoveredOnItsFirstSync) {
   EXPECT_EQ(StoredMark(), (Watermark{9, 5}));
 }
 
+TEST_F(FolderWatcherTest, AFingerprintIsCommittedOnlyWithItsMessage) {
+  // A commit early in a batch (its events reached max_bytes: 1 here) must
+  // not record the fingerprints of the batch's later messages: one that
+  // then fails would be taken, on the retry, for a message handled before
+  // the UIDVALIDITY change, and dropped for good.
+  using uidvalidity::Header;
+  ScopedEnv early("MAILHOOK_TEST_COMMIT_MAX_BYTES", "1");
+  ScopedEnv fault("MAILHOOK_TEST_FAULT_SUBJECT", "fails once");
+  ScopedEnv action("MAILHOOK_TEST_FAULT_ACTION", "transient_once");
+  SetStartFrom(config::StartFrom::kAll);
+  folder_.AddRaw(Header("old", "<old@x>"), "body old");
+  SyncTimes(3, [&](int n) {
+    if (n == 1) folder_.Recreate(8);  // fingerprints of 7 remain: SkipHandledBefore claims
+    if (n == 2) {
+      folder_.AddRaw(Header("big", "<big@x>"), "body big");
+      folder_.AddRaw(Header("fails once", "<second@x>"), "body second");
+    }
+  });
+  auto rows = Store()->outbox().ListPending();
+  ASSERT_TRUE(rows.ok());
+  std::vector<std::pair<uint32_t, uint32_t>> events;
+  for (const auto& d : *rows) events.emplace_back(d.item.uidvalidity, d.item.uid);
+  std::sort(events.begin(), events.end());
+  EXPECT_EQ(events, (std::vector<std::pair<uint32_t, uint32_t>>{{7, 1}, {8, 1}, {8, 2}}));
+  const auto calls = folder_.calls();
+  EXPECT_NE(std::find(calls.begin(), calls.end(), "FETCH META 1,2"), calls.end()) << "one batch";
+  EXPECT_GT(syncs_run_, 3) << "the second message failed once";
+  EXPECT_EQ(StoredMark(), (Watermark{8, 2}));
+}
+
 TEST_F(FolderWatcherTest, AFirstStartFromNewFingerprintsWhatItPassesOver) {
   folder_.Add("old 1");
   folder_.Add("old 2");
