@@ -48,13 +48,12 @@ util::Status FolderWatcher::SessionWork::Start() {
   }
   if (plan->store_mark_now) {
     // A folder's first watermark is uncovered up to its baseline, which
-    // CoverHandled (below) fingerprints.
+    // CoverHandled (after the catch-up) fingerprints.
     if (auto s = store_.watermarks().Set(w_.account_.name, w_.folder_, plan->mark); !s.ok()) return s;
   } else if (!plan->first_pass.empty()) {
     w_.state_ = WatchState::kCatchingUp;
     if (auto s = Process(plan->first_pass, plan->first_pass_end, true); !s.ok()) return s;
   }
-  if (auto s = CoverHandled(); !s.ok()) return s;
   return w_.synced_once_ ? util::Ok() : PruneFingerprints();
 }
 
