@@ -35,7 +35,16 @@ void BatchCommitter::Add(store::OutboxItem item) {
   items_.push_back(std::move(item));
 }
 
+void BatchCommitter::ReleaseFingerprints(const std::function<bool(uint32_t)>& handled) {
+  std::erase_if(held_fingerprints_, [&](store::Fingerprint& fp) {
+    if (!handled(fp.uid)) return false;
+    fingerprints_.push_back(std::move(fp));
+    return true;
+  });
+}
+
 util::Status BatchCommitter::MessageDone(uint32_t uid) {
+  ReleaseFingerprints([uid](uint32_t held) { return held == uid; });
   // Events with large attachment contents are committed early, so a batch
   // never holds more than about one large event at a time.
   if (pending_bytes_ < limits_.max_bytes) return util::Ok();
@@ -43,6 +52,7 @@ util::Status BatchCommitter::MessageDone(uint32_t uid) {
 }
 
 util::Status BatchCommitter::BatchDone(uint32_t last_uid, bool last_of_pass) {
+  ReleaseFingerprints([](uint32_t) { return true; });
   const uint32_t up_to = last_of_pass ? std::max(final_mark_, last_uid) : last_uid;
   return Commit(up_to, !first_pass_ || last_of_pass);
 }

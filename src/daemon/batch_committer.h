@@ -55,13 +55,19 @@ class BatchCommitter {
   void Add(store::OutboxItem item);
   /// A post-action recorded with the next commit.
   void AddPostAction(store::PostAction action) { post_actions_.push_back(std::move(action)); }
-  /// A message's fingerprint, recorded with the next commit (with its events).
-  void AddFingerprint(store::Fingerprint fp) { fingerprints_.push_back(std::move(fp)); }
-  /// After each message of a batch (events added or not): commits early,
-  /// up to `uid`, when the pending events reached max_bytes.
+  /// A message's fingerprint, held until the message is handled
+  /// (MessageDone for its UID, or BatchDone): only then is it recorded, in
+  /// the same commit as the message's events. A fingerprint committed ahead
+  /// of its message (an early commit, then the message fails) would make the
+  /// retry take the message for one handled before and drop it.
+  void AddFingerprint(store::Fingerprint fp) { held_fingerprints_.push_back(std::move(fp)); }
+  /// After each message of a batch (events added or not): its fingerprint
+  /// joins the pending commit, which comes early, up to `uid`, when the
+  /// pending events reached max_bytes.
   util::Status MessageDone(uint32_t uid);
   /// After each batch: commits up to `last_uid` (every UID up to it was
-  /// handled: made events, unprocessable, or vanished). `last_of_pass`:
+  /// handled: made events, unprocessable, or vanished), with every held
+  /// fingerprint. `last_of_pass`:
   /// the pass's last batch.
   util::Status BatchDone(uint32_t last_uid, bool last_of_pass);
   /// Moves the watermark past UIDs that hold no message (an empty search
@@ -82,6 +88,9 @@ class BatchCommitter {
   /// Commits what is pending; with `write_mark`, the watermark moves to
   /// `up_to` in the same transaction.
   util::Status Commit(uint32_t up_to, bool write_mark);
+  /// Moves the held fingerprints of the UIDs `handled` says were handled to
+  /// the pending commit.
+  void ReleaseFingerprints(const std::function<bool(uint32_t)>& handled);
 
   store::Store& store_;
   const std::string account_;
@@ -93,7 +102,8 @@ class BatchCommitter {
   uint32_t final_mark_ = 0;
   std::vector<store::OutboxItem> items_;  // gathered, not yet committed
   std::vector<store::PostAction> post_actions_;
-  std::vector<store::Fingerprint> fingerprints_;
+  std::vector<store::Fingerprint> fingerprints_;       // of handled messages: go with the next commit
+  std::vector<store::Fingerprint> held_fingerprints_;  // of messages not handled yet
   uint64_t pending_bytes_ = 0;
   std::function<void(uint32_t, bool, bool)> after_commit_;
 };

@@ -95,8 +95,11 @@ util::Status FolderWatcher::SyncUnguarded(imap::Mailbox& session, store::Store& 
   SessionWork work(*this, session, store, *info);
   if (auto s = work.Start(); !s.ok()) return s;
   if (auto s = work.CatchUp(); !s.ok()) return s;
+  if (auto s = work.CoverHandled(); !s.ok()) return s;
   synced_once_ = true;
-  last_sync_found_new_ = work.found_new();
+  // A cover not finished counts as new: the folder is looked at again soon
+  // for its next window.
+  last_sync_found_new_ = work.found_new() || work.cover_left();
   metrics_.imap_connected.Set(1);
   state_ = WatchState::kIdling;
   return util::Ok();

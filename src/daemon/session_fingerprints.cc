@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <optional>
 #include <utility>
 
@@ -158,23 +159,33 @@ util::Result<std::vector<store::Fingerprint>> FolderWatcher::SessionWork::Finger
   return out;
 }
 
+uint32_t FolderWatcher::SessionWork::CoverWindow() {
+  const char* v = std::getenv("MAILHOOK_TEST_COVER_WINDOW");
+  if (v == nullptr || *v == '\0') return kCoverWindow;
+  return std::max<uint32_t>(1, static_cast<uint32_t>(std::strtoul(v, nullptr, 10)));
+}
+
 util::Status FolderWatcher::SessionWork::CoverHandled() {
   const std::string& account = w_.account_.name;
   auto floor = store_.watermarks().FingerprintFloor(account, w_.folder_);
   if (!floor.ok()) return floor.error();
-  if (*floor == 0) return util::Ok();
+  cover_left_ = false;
+  if (*floor == 0 || w_.stop_.fired()) return util::Ok();
+  // From the top down: the most recent messages, the likeliest to be copied
+  // into a recreated folder, are covered first.
   const auto start = steady_clock::now();
-  size_t covered = 0;
-  auto s = ForEachWindow(1, *floor, [&](uint32_t, uint32_t, std::vector<uint32_t> uids) -> util::Status {
-    auto fps = FingerprintsOf(uids);
-    if (!fps.ok()) return fps.error();
-    covered += fps->size();
-    return store_.fingerprints().Add(account, w_.folder_, *fps);
-  });
-  if (!s.ok()) return s;
-  if (auto s2 = store_.watermarks().SetFingerprintFloor(account, w_.folder_, 0); !s2.ok()) return s2;
-  log_->info("imap.fingerprints_covered account={} folder={} up_to_uid={} messages={} ms={}", account, w_.folder_,
-             *floor, covered, MsSince(start));
+  const uint32_t hi = *floor;
+  const uint32_t lo = hi > CoverWindow() ? hi - CoverWindow() + 1 : 1;
+  auto uids = session_.SearchUidRange(lo, hi);
+  if (!uids.ok()) return uids.error();
+  auto fps = FingerprintsOf(*uids);
+  if (!fps.ok()) return fps.error();
+  if (auto s = store_.fingerprints().Add(account, w_.folder_, *fps); !s.ok()) return s;
+  // Persisted per window: a dropped session goes on below it.
+  if (auto s = store_.watermarks().SetFingerprintFloor(account, w_.folder_, lo - 1); !s.ok()) return s;
+  cover_left_ = lo > 1;
+  log_->info("imap.fingerprints_covered account={} folder={} from_uid={} up_to_uid={} messages={} left_up_to={} ms={}",
+             account, w_.folder_, lo, hi, fps->size(), lo - 1, MsSince(start));
   return util::Ok();
 }
 

@@ -37,7 +37,7 @@ util::Status FolderWatcher::SessionWork::Start() {
   auto other = store_.fingerprints().HasOther(w_.account_.name, w_.folder_, info_.uidvalidity);
   if (!other.ok()) return other.error();
   old_generation_ = *other;
-  committer_.emplace(store_, w_.account_.name, w_.folder_, plan->mark, w_.on_committed_, BatchCommitter::Limits{});
+  committer_.emplace(store_, w_.account_.name, w_.folder_, plan->mark, w_.on_committed_, CommitLimits());
   if (w_.fault_first_pass_commits_ > 0) {
     committer_->SetAfterCommit([this](uint32_t up_to, bool wrote_mark, bool stored_events) {
       // A crash inside the first pass: its events stored, its watermark not.
@@ -48,13 +48,12 @@ util::Status FolderWatcher::SessionWork::Start() {
   }
   if (plan->store_mark_now) {
     // A folder's first watermark is uncovered up to its baseline, which
-    // CoverHandled (below) fingerprints.
+    // CoverHandled (after the catch-up) fingerprints.
     if (auto s = store_.watermarks().Set(w_.account_.name, w_.folder_, plan->mark); !s.ok()) return s;
   } else if (!plan->first_pass.empty()) {
     w_.state_ = WatchState::kCatchingUp;
     if (auto s = Process(plan->first_pass, plan->first_pass_end, true); !s.ok()) return s;
   }
-  if (auto s = CoverHandled(); !s.ok()) return s;
   return w_.synced_once_ ? util::Ok() : PruneFingerprints();
 }
 
@@ -188,6 +187,13 @@ uint64_t FolderWatcher::SessionWork::WholeFetchMaxBytes() {
   const char* v = std::getenv("MAILHOOK_TEST_WHOLE_FETCH_MAX_BYTES");
   if (v == nullptr || *v == '\0') return kWholeFetchMaxBytes;
   return std::strtoull(v, nullptr, 10);
+}
+
+BatchCommitter::Limits FolderWatcher::SessionWork::CommitLimits() {
+  BatchCommitter::Limits limits;
+  const char* v = std::getenv("MAILHOOK_TEST_COMMIT_MAX_BYTES");
+  if (v != nullptr && *v != '\0') limits.max_bytes = std::strtoull(v, nullptr, 10);
+  return limits;
 }
 
 util::Result<std::map<uint32_t, std::string>> FolderWatcher::SessionWork::FetchSmallWhole(

@@ -49,6 +49,15 @@ class FolderWatcher::SessionWork {
   /// kWholeFetchMaxBytes, or MAILHOOK_TEST_WHOLE_FETCH_MAX_BYTES (tests
   /// only: 0 takes every message the server path).
   static uint64_t WholeFetchMaxBytes();
+  /// The committer's limits: the defaults, or max_bytes from
+  /// MAILHOOK_TEST_COMMIT_MAX_BYTES (tests only: 1 commits after every
+  /// message).
+  static BatchCommitter::Limits CommitLimits();
+  /// UIDs CoverHandled fingerprints per sync: a slice that holds new mail
+  /// up by a few seconds at most (a Message-ID fetch per match window).
+  static constexpr uint32_t kCoverWindow = 5000;
+  /// kCoverWindow, or MAILHOOK_TEST_COVER_WINDOW (tests only).
+  static uint32_t CoverWindow();
 
   /// Decides where the folder starts (stored watermark, or a baseline for a
   /// first start or a changed UIDVALIDITY) and processes a first start's
@@ -59,6 +68,15 @@ class FolderWatcher::SessionWork {
   util::Status CatchUp();
   /// True when CatchUp processed new messages.
   bool found_new() const { return found_new_; }
+  /// Gives fingerprints to one window of handled messages without one (at
+  /// or below the fingerprint floor: a baseline's, or an older version's),
+  /// the highest UIDs first, and lowers the floor below the window. Runs
+  /// after the catch-up, one window per sync, so new mail never waits for
+  /// more than one window, and a dropped session resumes from the floor.
+  util::Status CoverHandled();
+  /// True when handled messages without a fingerprint are left after
+  /// CoverHandled (the folder should be synced again soon).
+  bool cover_left() const { return cover_left_; }
 
  private:
   /// Asks the server what the plan of a `kind` start needs, and plans it.
@@ -80,10 +98,6 @@ class FolderWatcher::SessionWork {
   /// Calls `fn` with the UIDs present in each search window of [lo, hi].
   util::Status ForEachWindow(uint32_t lo, uint32_t hi,
                              const std::function<util::Status(uint32_t, uint32_t, std::vector<uint32_t>)>& fn);
-  /// Gives a fingerprint to every handled message without one (those at or
-  /// below the fingerprint floor: a baseline's, or an older version's) and
-  /// clears the floor.
-  util::Status CoverHandled();
   /// Drops the fingerprints of expunged messages once the folder has far
   /// more of them than messages.
   util::Status PruneFingerprints();
@@ -150,6 +164,7 @@ class FolderWatcher::SessionWork {
   std::optional<BatchCommitter> committer_;      // set by Start(), from the plan's watermark
   bool inject_transient_ = false;                // set by Fault() for the message being gathered
   bool found_new_ = false;                       // CatchUp processed new messages
+  bool cover_left_ = false;                      // CoverHandled left UIDs below the floor
   uint64_t whole_fetch_max_;                     // kWholeFetchMaxBytes, or the test override
   bool old_generation_ = false;                  // fingerprints of another UIDVALIDITY exist
 };

@@ -83,6 +83,28 @@ TEST_F(BatchCommitterTest, FlushesInsideABatchOnceMaxBytesArePending) {
   EXPECT_EQ(StoredMark(), (Watermark{7, 2}));
 }
 
+TEST_F(BatchCommitterTest, AnEarlyCommitRecordsOnlyTheFingerprintsOfHandledMessages) {
+  // A batch's fingerprints are queued before its messages are gathered; an
+  // early commit after the first must not record the second's, which may
+  // still fail (its retry would take it for a message handled before).
+  BatchCommitter c = Make({7, 0}, {.max_messages = 25, .max_bytes = 100});
+  c.BeginPass(false, 0);
+  c.AddFingerprint(store::Fingerprint{7, 1, "<one@x>", 500});
+  c.AddFingerprint(store::Fingerprint{7, 2, "<two@x>", 10});
+  c.Add(Item(1, 500));
+  ASSERT_TRUE(c.MessageDone(1).ok());
+  EXPECT_EQ(Pending(), 1) << "committed early";
+  auto fps = store_->fingerprints().List("acct", "INBOX", 7);
+  ASSERT_TRUE(fps.ok());
+  ASSERT_EQ(fps->size(), 1u);
+  EXPECT_EQ(fps->front().uid, 1u);
+  // The second handled: its fingerprint goes with the batch's commit.
+  c.Add(Item(2));
+  ASSERT_TRUE(c.MessageDone(2).ok());
+  ASSERT_TRUE(c.BatchDone(2, true).ok());
+  EXPECT_EQ(store_->fingerprints().List("acct", "INBOX", 7)->size(), 2u);
+}
+
 TEST_F(BatchCommitterTest, AFirstPassWritesTheWatermarkOnlyWithItsLastCommit) {
   // start_from: unseen over 3, 8 and 9 of a folder ending at 20.
   BatchCommitter c = Make({7, 0}, {.max_messages = 1, .max_bytes = 100});
