@@ -1,8 +1,14 @@
 #include "delivery/oauth2_token_client.h"
 
 #include <httplib.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "delivery/webhook_target.h"
 #include "util/log.h"
@@ -19,6 +25,48 @@ std::string LoggableUrl(const config::HttpUrl& url) {
   const std::string& target = url.target();
   return url.origin() + target.substr(0, target.find('?'));
 }
+
+bool Readable(int fd, int timeout_ms) {
+  pollfd p{fd, POLLIN, 0};
+  return poll(&p, 1, timeout_ms) > 0;
+}
+
+/// Ends `client`'s request when `stop_fd` fires: stop() shuts its socket, and
+/// is repeated every 50 ms because one that lands before httplib took the
+/// socket is a no-op. Nothing when stop_fd is -1.
+class StopWatch {
+ public:
+  StopWatch(httplib::Client& client, int stop_fd) {
+    if (stop_fd < 0) return;
+    done_ = eventfd(0, EFD_CLOEXEC);
+    if (done_ < 0) return;  // no watch: the request still ends by its timeouts
+    thread_ = std::thread([this, &client, stop_fd] {
+      pollfd fds[2] = {{stop_fd, POLLIN, 0}, {done_, POLLIN, 0}};
+      while (poll(fds, 2, -1) < 0 && errno == EINTR) {
+      }
+      if (fds[1].revents != 0) return;
+      stopped_ = true;
+      do client.stop();
+      while (!Readable(done_, 50));
+    });
+  }
+  ~StopWatch() {
+    if (done_ < 0) return;
+    const uint64_t one = 1;
+    ssize_t n = write(done_, &one, sizeof one);
+    (void)n;
+    if (thread_.joinable()) thread_.join();
+    close(done_);
+  }
+  StopWatch(const StopWatch&) = delete;
+  StopWatch& operator=(const StopWatch&) = delete;
+  bool stopped() const { return stopped_; }
+
+ private:
+  int done_ = -1;
+  std::atomic<bool> stopped_{false};
+  std::thread thread_;
+};
 
 std::string FormBody(const TokenRequest& r) {
   std::string body = "grant_type=refresh_token&refresh_token=" + FormEncode(r.refresh_token.reveal()) +
@@ -123,6 +171,10 @@ util::Result<TokenGrant> RequestAccessToken(const TokenRequest& r) {
                      "\" is plain http:// to a host other than loopback, which sends the refresh token in clear "
                      "text; use https:// or set allow_insecure: true");
   }
+  auto stopped = [&] {
+    return Error("oauth2.stopped", RetryClass::kBackoff, "token request to " + Where(r) + " ended: stopping");
+  };
+  if (r.stop_fd >= 0 && Readable(r.stop_fd, 0)) return stopped();
   httplib::Client client(url.origin());
   client.set_connection_timeout(r.timeout);
   client.set_read_timeout(r.timeout);
@@ -150,13 +202,19 @@ util::Result<TokenGrant> RequestAccessToken(const TokenRequest& r) {
   httplib::Response res;
   httplib::Error err = httplib::Error::Success;
   bool ok = false;
-  try {
-    ok = client.send(req, res, err);
-  } catch (const std::exception&) {  // httplib may throw (bad_alloc, regex)
-    err = httplib::Error::Unknown;
+  bool was_stopped = false;
+  {
+    StopWatch watch(client, r.stop_fd);
+    try {
+      ok = client.send(req, res, err);
+    } catch (const std::exception&) {  // httplib may throw (bad_alloc, regex)
+      err = httplib::Error::Unknown;
+    }
+    was_stopped = watch.stopped();
   }
   util::Log(util::Area::kDelivery)
       .trace("http.request method=POST url={} status={}", LoggableUrl(url), ok ? res.status : 0);
+  if (was_stopped && !ok) return stopped();
   if (capped) {
     return Error("oauth2.token_request", RetryClass::kBackoff,
                  Where(r) + " sent more than " + std::to_string(kMaxTokenResponseBytes) +

@@ -16,7 +16,8 @@
 /// - `oauth2.insecure` (kNeedsOperator): plain http:// to a non-loopback
 ///   host without allow_insecure (the loader refuses it already);
 /// - `oauth2.token_request` (kBackoff): the network, a timeout, a 5xx or 429,
-///   an answer that is not a token.
+///   an answer that is not a token;
+/// - `oauth2.stopped` (kBackoff): `stop_fd` fired first (shutdown, reload).
 /// At log level trace one line per request: `http.request method=POST
 /// url=<origin and path> status=<code>` (0 when no answer came); never the body.
 /// Stateless and thread-safe: each call opens its own connection.
@@ -45,6 +46,9 @@ struct TokenRequest {
   bool allow_insecure = false;
   std::optional<std::string> ca_file;  ///< tests: a private CA; default the system store
   std::chrono::milliseconds timeout{20000};
+  /// Readable when the caller stops (the account's stop signal): the request
+  /// ends at once with `oauth2.stopped`. -1: never.
+  int stop_fd = -1;
   std::string account;  ///< for error messages
 };
 

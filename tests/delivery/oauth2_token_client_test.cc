@@ -6,6 +6,8 @@
 #include <arpa/inet.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -179,6 +181,53 @@ TEST(OAuth2TokenClientTest, RefusesPlainHttpBeyondLoopbackAndReportsNoAnswer) {
   ASSERT_FALSE(down.ok());
   EXPECT_EQ(down.error().code(), "oauth2.token_request");
   EXPECT_FALSE(down.error().NeedsOperator());
+}
+
+// A token endpoint that accepts the connection and never answers: the
+// account's stop ends the request at once, not after its 20 s timeouts.
+TEST(OAuth2TokenClientTest, StopEndsARequestInFlight) {
+  int listener = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(listen(listener, 4), 0);  // never accepted: the kernel completes the handshake
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  int stop = eventfd(0, EFD_CLOEXEC);
+  ASSERT_GE(stop, 0);
+  TokenRequest r;
+  r.token_url = config::HttpUrl::Parse("http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/t").value();
+  r.client_id = "c";
+  r.refresh_token = util::Secret("rt");
+  r.account = "gmail";
+  r.timeout = std::chrono::seconds(20);
+  r.stop_fd = stop;
+  std::atomic<bool> done{false};
+  util::Result<TokenGrant> result = util::Error("unset", util::RetryClass::kBackoff, "");
+  const auto started = std::chrono::steady_clock::now();
+  std::thread caller([&] {
+    result = RequestAccessToken(r);
+    done = true;
+  });
+  // In flight: the connection is waiting in the listener's backlog.
+  pollfd p{listener, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1);
+  EXPECT_FALSE(done.load());
+  const uint64_t one = 1;
+  ASSERT_EQ(write(stop, &one, sizeof one), static_cast<ssize_t>(sizeof one));
+  caller.join();
+  const auto took = std::chrono::steady_clock::now() - started;
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().code(), "oauth2.stopped");
+  EXPECT_LT(took, std::chrono::seconds(5));
+  // Already stopped: no request at all.
+  auto again = RequestAccessToken(r);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code(), "oauth2.stopped");
+  close(stop);
+  close(listener);
 }
 
 TEST(OAuth2TokenClientTest, FormEncodeKeepsUnreservedOnly) {
