@@ -57,6 +57,11 @@ void OAuth2TokenCache::RememberFailure(const util::Error& error) {
            FailureHold(error, failures_).count(), error.message());
 }
 
+bool OAuth2TokenCache::SameSource(const config::Account& account) const {
+  return account.name == account_.name && account.oauth2 == account_.oauth2 &&
+         account.allow_insecure == account_.allow_insecure;
+}
+
 void OAuth2TokenCache::Reject(const util::Secret& token) {
   util::MutexLock lock(mu_);
   if (token_ && *token_ == token) token_.reset();

@@ -22,6 +22,9 @@
 ///   and logged once, without the token. An `invalid_grant` drops an
 ///   in-memory token, so the configured source (which the operator fixes) is
 ///   read again.
+/// The cache keeps its own copy of the account, so it may outlive the config
+/// it was built from: AccountSet hands it to the account's next watcher after
+/// a reload (SameSource), keeping an in-memory rotated refresh token.
 /// Errors keep the token client's codes and retry classes
 /// (`oauth2.invalid_grant` is kNeedsOperator). Thread-safe.
 
@@ -44,13 +47,17 @@ class OAuth2TokenCache {
  public:
   using Requester = std::function<util::Result<delivery::TokenGrant>(const delivery::TokenRequest&)>;
 
-  /// `account.oauth2` must be set; `account` and `clock` must outlive this.
+  /// `account.oauth2` must be set (it is copied); `clock` must outlive this.
   explicit OAuth2TokenCache(const config::Account& account, Requester requester = delivery::RequestAccessToken,
                             const util::Clock& clock = util::Clock::Real());
 
   /// A token valid for a while yet; refreshes when needed. `stop_fd`
   /// (readable when the caller stops) ends a request in flight at once.
   util::Result<util::Secret> AccessToken(int stop_fd = -1);
+  /// True when `account` gets its tokens the way this cache does (same name,
+  /// token_url, client id, secret and refresh token sources, scope): the
+  /// cache may serve it.
+  bool SameSource(const config::Account& account) const;
   /// The server refused `token` at login: forget it if it is still cached.
   void Reject(const util::Secret& token);
 
@@ -72,7 +79,7 @@ class OAuth2TokenCache {
   util::Result<delivery::TokenRequest> BuildRequest() REQUIRES(mu_);
   void KeepRotated(util::Secret token) REQUIRES(mu_);
 
-  const config::Account& account_;
+  const config::Account account_;
   Requester requester_;
   const util::Clock& clock_;
   std::optional<std::string> ca_file_;
