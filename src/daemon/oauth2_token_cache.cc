@@ -110,7 +110,8 @@ util::Result<util::Secret> OAuth2TokenCache::Refresh(int stop_fd) {
   failure_.reset();
   failures_ = 0;
   said_failure_.clear();
-  const auto lifetime = grant->expires_in.value_or(kAssumedLifetime);
+  // Cut as the token client does: renew_at_ must not overflow the steady clock.
+  const auto lifetime = std::min(grant->expires_in.value_or(kAssumedLifetime), delivery::kMaxExpiresIn);
   renew_at_ = clock_.SteadyNow() + lifetime - RefreshMargin(lifetime);
   token_ = grant->access_token;
   log.debug("oauth2.token_refreshed account={} expires_in_s={}", account_.name, lifetime.count());

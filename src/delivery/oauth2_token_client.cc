@@ -7,9 +7,12 @@
 
 #include <atomic>
 #include <cerrno>
+#include <climits>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "delivery/http_trace.h"
 #include "delivery/webhook_target.h"
 #include "util/log.h"
 
@@ -19,11 +22,11 @@ namespace {
 using util::Error;
 using util::RetryClass;
 
-// The URL as it may be logged: origin and path, no query (RFC 6749 §3.2 allows
-// one, and someone may put a key in it).
-std::string LoggableUrl(const config::HttpUrl& url) {
-  const std::string& target = url.target();
-  return url.origin() + target.substr(0, target.find('?'));
+// A positive expires_in, cut to kMaxExpiresIn (a huge one would overflow the
+// steady clock when the renewal time is computed).
+std::optional<std::chrono::seconds> Lifetime(int64_t n) {
+  if (n <= 0) return std::nullopt;
+  return std::chrono::seconds(std::min<int64_t>(n, kMaxExpiresIn.count()));
 }
 
 bool Readable(int fd, int timeout_ms) {
@@ -131,10 +134,16 @@ util::Result<TokenGrant> GrantFrom(const TokenRequest& r, const std::string& bod
   // Some servers send expires_in as a string ("3599").
   if (j.contains("expires_in")) {
     const auto& e = j["expires_in"];
-    if (e.is_number_integer() && e.get<int64_t>() > 0) g.expires_in = std::chrono::seconds(e.get<int64_t>());
+    if (e.is_number_unsigned()) {
+      g.expires_in = Lifetime(static_cast<int64_t>(std::min<uint64_t>(e.get<uint64_t>(), INT64_MAX)));
+    } else if (e.is_number_integer()) {
+      g.expires_in = Lifetime(e.get<int64_t>());
+    }
     if (e.is_string()) {
       try {
-        if (int64_t n = std::stoll(e.get<std::string>()); n > 0) g.expires_in = std::chrono::seconds(n);
+        g.expires_in = Lifetime(std::stoll(e.get<std::string>()));
+      } catch (const std::out_of_range&) {
+        if (e.get<std::string>().find('-') == std::string::npos) g.expires_in = kMaxExpiresIn;
       } catch (const std::exception&) {
       }
     }
@@ -203,6 +212,7 @@ util::Result<TokenGrant> RequestAccessToken(const TokenRequest& r) {
   httplib::Error err = httplib::Error::Success;
   bool ok = false;
   bool was_stopped = false;
+  const auto started = std::chrono::steady_clock::now();
   {
     StopWatch watch(client, r.stop_fd);
     try {
@@ -212,8 +222,23 @@ util::Result<TokenGrant> RequestAccessToken(const TokenRequest& r) {
     }
     was_stopped = watch.stopped();
   }
-  util::Log(util::Area::kDelivery)
-      .trace("http.request method=POST url={} status={}", LoggableUrl(url), ok ? res.status : 0);
+  if (HttpTraceOn()) {
+    HttpTraceLine line;
+    line.target = "oauth2:" + r.account;
+    line.method = "POST";
+    line.origin = url.origin();
+    line.path = req.path;
+    const std::vector<std::pair<std::string, std::string>> headers(req.headers.begin(), req.headers.end());
+    line.headers = &headers;
+    line.body_bytes = req.body.size();
+    if (ok) {
+      line.status = res.status;
+    } else {
+      line.error = was_stopped ? "stopped" : httplib::to_string(err);
+    }
+    line.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    TraceHttpRequest(line);
+  }
   if (was_stopped && !ok) return stopped();
   if (capped) {
     return Error("oauth2.token_request", RetryClass::kBackoff,

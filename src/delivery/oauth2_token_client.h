@@ -18,8 +18,9 @@
 /// - `oauth2.token_request` (kBackoff): the network, a timeout, a 5xx or 429,
 ///   an answer that is not a token;
 /// - `oauth2.stopped` (kBackoff): `stop_fd` fired first (shutdown, reload).
-/// At log level trace one line per request: `http.request method=POST
-/// url=<origin and path> status=<code>` (0 when no answer came); never the body.
+/// At log level trace one line per request, through TraceHttpRequest
+/// (http_trace.h) with target `oauth2:<account>`: URL without its query,
+/// status (or the error), ms; never the body.
 /// Stateless and thread-safe: each call opens its own connection.
 
 #include <chrono>
@@ -35,6 +36,10 @@ namespace mailhook::delivery {
 
 /// The most bytes of a token response read; a token answer is < 4 KiB.
 inline constexpr size_t kMaxTokenResponseBytes = 64 * 1024;
+
+/// The longest expires_in taken from an answer: a larger (or overflowing)
+/// value is cut to it, so a token is renewed at least daily.
+inline constexpr std::chrono::seconds kMaxExpiresIn{24 * 3600};
 
 /// What one refresh needs.
 struct TokenRequest {
@@ -55,7 +60,8 @@ struct TokenRequest {
 /// A successful answer.
 struct TokenGrant {
   util::Secret access_token;
-  /// expires_in; nullopt when the server did not say (RFC 6749 §5.1: RECOMMENDED).
+  /// expires_in, at most kMaxExpiresIn; nullopt when the server did not say
+  /// (RFC 6749 §5.1: RECOMMENDED) or said something that is not a positive number.
   std::optional<std::chrono::seconds> expires_in;
   /// A rotated refresh token (RFC 6749 §6: the server MAY issue a new one).
   std::optional<util::Secret> refresh_token;

@@ -158,6 +158,22 @@ TEST(OAuth2TokenCacheTest, RotatedInlineTokenIsKeptInMemoryUntilInvalidGrant) {
   EXPECT_EQ(ep.refresh_tokens, (std::vector<std::string>{"rt-config", "rt-new", "rt-new", "rt-config"}));
 }
 
+// A requester that says a lifetime of seconds::max() (the client cuts it, but
+// the cache must not trust it): renew time stays in the future.
+TEST(OAuth2TokenCacheTest, AHugeLifetimeDoesNotOverflowTheRenewalTime) {
+  Endpoint ep;
+  ep.expires_in = std::chrono::seconds::max();
+  util::ManualClock clock;
+  config::Account a = AccountWith(config::SecretRef(util::Secret("rt")));
+  OAuth2TokenCache cache(a, ep.requester(), clock);
+  EXPECT_EQ(cache.AccessToken()->reveal(), "at1");
+  clock.Advance(23h);
+  EXPECT_EQ(cache.AccessToken()->reveal(), "at1");
+  EXPECT_EQ(ep.calls.load(), 1);
+  clock.Advance(1h);  // a day at most
+  EXPECT_EQ(cache.AccessToken()->reveal(), "at2");
+}
+
 int CountLines(const std::string& text, const std::string& part) {
   int n = 0;
   for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
