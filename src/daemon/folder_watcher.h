@@ -55,7 +55,7 @@ struct WatcherSeams {
   const RouteTable* routes = nullptr;
   /// The account's OAuth2 token cache (AccountSet keeps it across restarts);
   /// nullptr: the watcher makes its own when the account has `oauth2`.
-  std::shared_ptr<OAuth2TokenCache> tokens;
+  std::shared_ptr<OAuth2TokenCache> tokens = nullptr;
 };
 
 /// One watched folder. Not a thread: its AccountWatcher calls Sync() on its
