@@ -14,6 +14,7 @@ void AccountSet::Start(std::shared_ptr<const config::Config> config, const confi
   Running r{std::move(config), std::make_unique<StopSignal>(), nullptr};
   WatcherSeams seams;
   seams.routes = &routes_;
+  seams.tokens = TokenCacheFor(account);
   r.watcher =
       std::make_unique<AccountWatcher>(*r.config, account, *r.stop, on_committed_, metrics_, stores_, std::move(seams));
   AccountWatcher& started = *r.watcher;
@@ -22,6 +23,16 @@ void AccountSet::Start(std::shared_ptr<const config::Config> config, const confi
     running_.insert_or_assign(account.name, std::move(r));
   }
   started.Start();
+}
+
+std::shared_ptr<OAuth2TokenCache> AccountSet::TokenCacheFor(const config::Account& account) {
+  if (!account.oauth2) return nullptr;
+  util::MutexLock lock(mu_);
+  auto& cache = token_caches_[account.name];
+  if (!cache || !cache->SameSource(account)) {
+    cache = std::make_shared<OAuth2TokenCache>(account, requester_);
+  }
+  return cache;
 }
 
 void AccountSet::Finish(std::map<std::string, Running> stopping) {

@@ -16,6 +16,7 @@
 
 #include "config/config.h"
 #include "daemon/account_watcher.h"
+#include "daemon/oauth2_token_cache.h"
 #include "daemon/router.h"
 #include "daemon/stop_signal.h"
 #include "daemon/store_pool.h"
@@ -42,6 +43,15 @@ class AccountSet {
   void StopAll() EXCLUDES(mu_);
   /// An event of account/folder was delivered: its post-actions may be due.
   void Wake(const std::string& account, const std::string& folder) EXCLUDES(mu_);
+  /// The OAuth2 token cache for `account` (nullptr without `oauth2`): the one
+  /// an earlier watcher of the account used while its name and oauth2 block
+  /// are unchanged, so a restart (a reload that changed something else)
+  /// keeps its access token and an in-memory rotated refresh token, which
+  /// the provider may have invalidated the configured one for.
+  std::shared_ptr<OAuth2TokenCache> TokenCacheFor(const config::Account& account) EXCLUDES(mu_);
+  /// Test seam: the token endpoint of caches made from now on.
+  void set_token_requester(OAuth2TokenCache::Requester r) { requester_ = std::move(r); }
+
   /// Calls `fn` for each running watcher, under the set's lock (keep it short).
   void ForEach(const std::function<void(const AccountWatcher&)>& fn) const EXCLUDES(mu_);
 
@@ -60,6 +70,10 @@ class AccountSet {
   const RouteTable& routes_;
   mutable util::Mutex mu_;
   std::map<std::string, Running> running_ GUARDED_BY(mu_);
+  /// By account name; kept when the account stops (a restart is a Stop and a
+  /// Start), replaced when its oauth2 block changed.
+  std::map<std::string, std::shared_ptr<OAuth2TokenCache>> token_caches_ GUARDED_BY(mu_);
+  OAuth2TokenCache::Requester requester_ = delivery::RequestAccessToken;
 };
 
 }  // namespace mailhook::daemon

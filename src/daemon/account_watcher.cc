@@ -102,7 +102,8 @@ AccountWatcher::AccountWatcher(const config::Config& config, const config::Accou
       return std::unique_ptr<imap::Mailbox>(std::move(*session));
     };
   }
-  if (account.oauth2) tokens_ = std::make_unique<OAuth2TokenCache>(account);
+  tokens_ = std::move(seams.tokens);
+  if (account.oauth2 && !tokens_) tokens_ = std::make_shared<OAuth2TokenCache>(account);
   for (size_t i = 0; i < account.folders.size(); ++i) {
     folders_.push_back(
         std::make_unique<FolderWatcher>(config_, account_, account.folders[i], stop_, on_committed, metrics));
@@ -176,7 +177,7 @@ std::vector<size_t> AccountWatcher::TakeChanged() {
 }
 
 util::Result<util::Secret> AccountWatcher::Credential() {
-  if (tokens_) return tokens_->AccessToken();
+  if (tokens_) return tokens_->AccessToken(stop_.fd());
   // Resolved before each login: OAuth2 access tokens expire within the hour,
   // and a password file may have been rotated.
   auto password = account_.password.Resolve();
@@ -198,7 +199,7 @@ util::Result<std::unique_ptr<AccountWatcher::Connection>> AccountWatcher::Open()
   if (!opened.ok() && tokens_ && refused(opened.error())) {
     // A token may be revoked or expire before its expires_in: one fresh one.
     tokens_->Reject(*secret);
-    secret = tokens_->AccessToken();
+    secret = tokens_->AccessToken(stop_.fd());
     if (!secret.ok()) return secret.error();
     opened = open_mailbox_(imap::SessionOptions::FromAccount(account_, *secret, stop_.fd()));
     if (!opened.ok() && refused(opened.error())) {
@@ -235,7 +236,8 @@ void AccountWatcher::RunWithBackoff(const std::string& role, const std::function
     milliseconds delay;
     if (!s.ok() && s.error().NeedsOperator()) {
       delay = slow.Next();
-      const bool repeated = s.error().message() == last_operator_error;
+      // The token cache logs its operator errors once for all connections.
+      const bool repeated = s.error().message() == last_operator_error || s.error().code().starts_with("oauth2.");
       log->log(repeated ? spdlog::level::debug : spdlog::level::err,
                "imap.needs_operator account={} connection={} retry_in_ms={} cause=\"{}\"", account_.name, role,
                delay.count(), s.error().message());

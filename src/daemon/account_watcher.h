@@ -144,7 +144,7 @@ class AccountWatcher {
   imap::MailboxOpener open_mailbox_;
   const util::Clock& clock_;
   /// With `oauth2: { token_url... }`: the access token all connections share.
-  std::unique_ptr<OAuth2TokenCache> tokens_;
+  std::shared_ptr<OAuth2TokenCache> tokens_;
   std::vector<std::unique_ptr<FolderWatcher>> folders_;
   /// Per folder; written once by the worker before the watch threads start.
   std::unique_ptr<std::atomic<FolderWatch>[]> watch_;

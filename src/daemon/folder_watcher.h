@@ -43,6 +43,8 @@ const char* WatchStateName(WatchState s);
 
 /// What an account watcher uses of the outside world besides the store;
 /// tests pass a scripted mailbox and a manual clock.
+class OAuth2TokenCache;
+
 struct WatcherSeams {
   /// Opens each connection's mailbox; empty: imap::Session::Open (the network).
   imap::MailboxOpener open_mailbox;
@@ -51,6 +53,9 @@ struct WatcherSeams {
   /// Where events are routed; nullptr: the watcher's own config (fixed).
   /// The daemon passes its RouteTable, which a config reload replaces.
   const RouteTable* routes = nullptr;
+  /// The account's OAuth2 token cache (AccountSet keeps it across restarts);
+  /// nullptr: the watcher makes its own when the account has `oauth2`.
+  std::shared_ptr<OAuth2TokenCache> tokens = nullptr;
 };
 
 /// One watched folder. Not a thread: its AccountWatcher calls Sync() on its

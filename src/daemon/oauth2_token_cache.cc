@@ -25,10 +25,41 @@ std::chrono::seconds OAuth2TokenCache::RefreshMargin(std::chrono::seconds expire
   return std::min(std::chrono::seconds(60), expires_in / 2);
 }
 
-util::Result<util::Secret> OAuth2TokenCache::AccessToken() {
+std::chrono::milliseconds OAuth2TokenCache::FailureHold(const util::Error& error, int consecutive) {
+  constexpr std::chrono::milliseconds kMax(60 * 1000);
+  if (error.NeedsOperator()) return kMax;  // the watcher retries those after 60 s at the earliest
+  std::chrono::milliseconds hold(2000);
+  for (int i = 1; i < consecutive && hold < kMax; ++i) hold *= 2;
+  return std::min(hold, kMax);
+}
+
+util::Result<util::Secret> OAuth2TokenCache::AccessToken(int stop_fd) {
+  // One request at a time, under mu_: it ends by its timeouts or by stop_fd
+  // (every connection of the account shares that stop), and whoever waited
+  // meanwhile takes its token or its failure.
   util::MutexLock lock(mu_);
-  if (token_ && clock_.SteadyNow() < renew_at_) return *token_;
-  return Refresh();
+  const auto now = clock_.SteadyNow();
+  if (token_ && now < renew_at_) return *token_;
+  if (failure_ && now < retry_at_) return *failure_;
+  return Refresh(stop_fd);
+}
+
+void OAuth2TokenCache::RememberFailure(const util::Error& error) {
+  if (error.code() == "oauth2.stopped") return;  // not the endpoint's answer
+  failure_ = error;
+  retry_at_ = clock_.SteadyNow() + FailureHold(error, ++failures_);
+  if (!error.NeedsOperator()) return;
+  const bool repeated = error.message() == said_failure_;
+  said_failure_ = error.message();
+  util::Log(util::Area::kImap)
+      .log(repeated ? spdlog::level::debug : spdlog::level::err,
+           "oauth2.needs_operator account={} code={} retry_in_ms={} cause=\"{}\"", account_.name, error.code(),
+           FailureHold(error, failures_).count(), error.message());
+}
+
+bool OAuth2TokenCache::SameSource(const config::Account& account) const {
+  return account.name == account_.name && account.oauth2 == account_.oauth2 &&
+         account.allow_insecure == account_.allow_insecure;
 }
 
 void OAuth2TokenCache::Reject(const util::Secret& token) {
@@ -60,18 +91,27 @@ util::Result<delivery::TokenRequest> OAuth2TokenCache::BuildRequest() {
   return r;
 }
 
-util::Result<util::Secret> OAuth2TokenCache::Refresh() {
+util::Result<util::Secret> OAuth2TokenCache::Refresh(int stop_fd) {
   token_.reset();
   auto request = BuildRequest();
-  if (!request.ok()) return request.error();
+  if (!request.ok()) {
+    RememberFailure(request.error());
+    return request.error();
+  }
+  request->stop_fd = stop_fd;
   auto grant = requester_(*request);
   spdlog::logger& log = util::Log(util::Area::kImap);
   if (!grant.ok()) {
     // The operator's fix lands in the configured source: read it next time.
     if (grant.error().code() == "oauth2.invalid_grant") rotated_.reset();
+    RememberFailure(grant.error());
     return grant.error();
   }
-  const auto lifetime = grant->expires_in.value_or(kAssumedLifetime);
+  failure_.reset();
+  failures_ = 0;
+  said_failure_.clear();
+  // Cut as the token client does: renew_at_ must not overflow the steady clock.
+  const auto lifetime = std::min(grant->expires_in.value_or(kAssumedLifetime), delivery::kMaxExpiresIn);
   renew_at_ = clock_.SteadyNow() + lifetime - RefreshMargin(lifetime);
   token_ = grant->access_token;
   log.debug("oauth2.token_refreshed account={} expires_in_s={}", account_.name, lifetime.count());

@@ -1,9 +1,18 @@
 #include "delivery/oauth2_token_client.h"
 
 #include <httplib.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstdint>
 #include <nlohmann/json.hpp>
+#include <thread>
 
+#include "delivery/http_trace.h"
 #include "delivery/webhook_target.h"
 #include "util/log.h"
 
@@ -13,12 +22,54 @@ namespace {
 using util::Error;
 using util::RetryClass;
 
-// The URL as it may be logged: origin and path, no query (RFC 6749 §3.2 allows
-// one, and someone may put a key in it).
-std::string LoggableUrl(const config::HttpUrl& url) {
-  const std::string& target = url.target();
-  return url.origin() + target.substr(0, target.find('?'));
+// A positive expires_in, cut to kMaxExpiresIn (a huge one would overflow the
+// steady clock when the renewal time is computed).
+std::optional<std::chrono::seconds> Lifetime(int64_t n) {
+  if (n <= 0) return std::nullopt;
+  return std::chrono::seconds(std::min<int64_t>(n, kMaxExpiresIn.count()));
 }
+
+bool Readable(int fd, int timeout_ms) {
+  pollfd p{fd, POLLIN, 0};
+  return poll(&p, 1, timeout_ms) > 0;
+}
+
+/// Ends `client`'s request when `stop_fd` fires: stop() shuts its socket, and
+/// is repeated every 50 ms because one that lands before httplib took the
+/// socket is a no-op. Nothing when stop_fd is -1.
+class StopWatch {
+ public:
+  StopWatch(httplib::Client& client, int stop_fd) {
+    if (stop_fd < 0) return;
+    done_ = eventfd(0, EFD_CLOEXEC);
+    if (done_ < 0) return;  // no watch: the request still ends by its timeouts
+    thread_ = std::thread([this, &client, stop_fd] {
+      pollfd fds[2] = {{stop_fd, POLLIN, 0}, {done_, POLLIN, 0}};
+      while (poll(fds, 2, -1) < 0 && errno == EINTR) {
+      }
+      if (fds[1].revents != 0) return;
+      stopped_ = true;
+      do client.stop();
+      while (!Readable(done_, 50));
+    });
+  }
+  ~StopWatch() {
+    if (done_ < 0) return;
+    const uint64_t one = 1;
+    ssize_t n = write(done_, &one, sizeof one);
+    (void)n;
+    if (thread_.joinable()) thread_.join();
+    close(done_);
+  }
+  StopWatch(const StopWatch&) = delete;
+  StopWatch& operator=(const StopWatch&) = delete;
+  bool stopped() const { return stopped_; }
+
+ private:
+  int done_ = -1;
+  std::atomic<bool> stopped_{false};
+  std::thread thread_;
+};
 
 std::string FormBody(const TokenRequest& r) {
   std::string body = "grant_type=refresh_token&refresh_token=" + FormEncode(r.refresh_token.reveal()) +
@@ -83,10 +134,16 @@ util::Result<TokenGrant> GrantFrom(const TokenRequest& r, const std::string& bod
   // Some servers send expires_in as a string ("3599").
   if (j.contains("expires_in")) {
     const auto& e = j["expires_in"];
-    if (e.is_number_integer() && e.get<int64_t>() > 0) g.expires_in = std::chrono::seconds(e.get<int64_t>());
+    if (e.is_number_unsigned()) {
+      g.expires_in = Lifetime(static_cast<int64_t>(std::min<uint64_t>(e.get<uint64_t>(), INT64_MAX)));
+    } else if (e.is_number_integer()) {
+      g.expires_in = Lifetime(e.get<int64_t>());
+    }
     if (e.is_string()) {
       try {
-        if (int64_t n = std::stoll(e.get<std::string>()); n > 0) g.expires_in = std::chrono::seconds(n);
+        g.expires_in = Lifetime(std::stoll(e.get<std::string>()));
+      } catch (const std::out_of_range&) {
+        if (e.get<std::string>().find('-') == std::string::npos) g.expires_in = kMaxExpiresIn;
       } catch (const std::exception&) {
       }
     }
@@ -123,6 +180,10 @@ util::Result<TokenGrant> RequestAccessToken(const TokenRequest& r) {
                      "\" is plain http:// to a host other than loopback, which sends the refresh token in clear "
                      "text; use https:// or set allow_insecure: true");
   }
+  auto stopped = [&] {
+    return Error("oauth2.stopped", RetryClass::kBackoff, "token request to " + Where(r) + " ended: stopping");
+  };
+  if (r.stop_fd >= 0 && Readable(r.stop_fd, 0)) return stopped();
   httplib::Client client(url.origin());
   client.set_connection_timeout(r.timeout);
   client.set_read_timeout(r.timeout);
@@ -150,13 +211,35 @@ util::Result<TokenGrant> RequestAccessToken(const TokenRequest& r) {
   httplib::Response res;
   httplib::Error err = httplib::Error::Success;
   bool ok = false;
-  try {
-    ok = client.send(req, res, err);
-  } catch (const std::exception&) {  // httplib may throw (bad_alloc, regex)
-    err = httplib::Error::Unknown;
+  bool was_stopped = false;
+  const auto started = std::chrono::steady_clock::now();
+  {
+    StopWatch watch(client, r.stop_fd);
+    try {
+      ok = client.send(req, res, err);
+    } catch (const std::exception&) {  // httplib may throw (bad_alloc, regex)
+      err = httplib::Error::Unknown;
+    }
+    was_stopped = watch.stopped();
   }
-  util::Log(util::Area::kDelivery)
-      .trace("http.request method=POST url={} status={}", LoggableUrl(url), ok ? res.status : 0);
+  if (HttpTraceOn()) {
+    HttpTraceLine line;
+    line.target = "oauth2:" + r.account;
+    line.method = "POST";
+    line.origin = url.origin();
+    line.path = req.path;
+    const std::vector<std::pair<std::string, std::string>> headers(req.headers.begin(), req.headers.end());
+    line.headers = &headers;
+    line.body_bytes = req.body.size();
+    if (ok) {
+      line.status = res.status;
+    } else {
+      line.error = was_stopped ? "stopped" : httplib::to_string(err);
+    }
+    line.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    TraceHttpRequest(line);
+  }
+  if (was_stopped && !ok) return stopped();
   if (capped) {
     return Error("oauth2.token_request", RetryClass::kBackoff,
                  Where(r) + " sent more than " + std::to_string(kMaxTokenResponseBytes) +

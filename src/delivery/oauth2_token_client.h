@@ -16,9 +16,11 @@
 /// - `oauth2.insecure` (kNeedsOperator): plain http:// to a non-loopback
 ///   host without allow_insecure (the loader refuses it already);
 /// - `oauth2.token_request` (kBackoff): the network, a timeout, a 5xx or 429,
-///   an answer that is not a token.
-/// At log level trace one line per request: `http.request method=POST
-/// url=<origin and path> status=<code>` (0 when no answer came); never the body.
+///   an answer that is not a token;
+/// - `oauth2.stopped` (kBackoff): `stop_fd` fired first (shutdown, reload).
+/// At log level trace one line per request, through TraceHttpRequest
+/// (http_trace.h) with target `oauth2:<account>`: URL without its query,
+/// status (or the error), ms; never the body.
 /// Stateless and thread-safe: each call opens its own connection.
 
 #include <chrono>
@@ -35,6 +37,10 @@ namespace mailhook::delivery {
 /// The most bytes of a token response read; a token answer is < 4 KiB.
 inline constexpr size_t kMaxTokenResponseBytes = 64 * 1024;
 
+/// The longest expires_in taken from an answer: a larger (or overflowing)
+/// value is cut to it, so a token is renewed at least daily.
+inline constexpr std::chrono::seconds kMaxExpiresIn{24 * 3600};
+
 /// What one refresh needs.
 struct TokenRequest {
   config::HttpUrl token_url;
@@ -45,13 +51,17 @@ struct TokenRequest {
   bool allow_insecure = false;
   std::optional<std::string> ca_file;  ///< tests: a private CA; default the system store
   std::chrono::milliseconds timeout{20000};
+  /// Readable when the caller stops (the account's stop signal): the request
+  /// ends at once with `oauth2.stopped`. -1: never.
+  int stop_fd = -1;
   std::string account;  ///< for error messages
 };
 
 /// A successful answer.
 struct TokenGrant {
   util::Secret access_token;
-  /// expires_in; nullopt when the server did not say (RFC 6749 §5.1: RECOMMENDED).
+  /// expires_in, at most kMaxExpiresIn; nullopt when the server did not say
+  /// (RFC 6749 §5.1: RECOMMENDED) or said something that is not a positive number.
   std::optional<std::chrono::seconds> expires_in;
   /// A rotated refresh token (RFC 6749 §6: the server MAY issue a new one).
   std::optional<util::Secret> refresh_token;

@@ -27,6 +27,20 @@ std::string Upper(std::string_view in) {
 
 }  // namespace
 
+std::string OauthbearerPayload(const std::string& username, const std::string& token) {
+  std::string saslname;
+  for (char c : username) {
+    if (c == ',') {
+      saslname += "=2C";
+    } else if (c == '=') {
+      saslname += "=3D";
+    } else {
+      saslname += c;
+    }
+  }
+  return "n,a=" + saslname + ",\1auth=Bearer " + token + "\1\1";
+}
+
 CredentialRedactor::CredentialRedactor(const std::string& username, const util::Secret& password) {
   // What a server echoing our command would start with (RFC 3501 §6.2.2-3).
   echoes_ = {Upper("LOGIN " + username), Upper("LOGIN \"" + Quoted(username)), "AUTHENTICATE PLAIN",
@@ -40,7 +54,7 @@ CredentialRedactor::CredentialRedactor(const std::string& username, const util::
   const std::string xoauth2 = "user=" + username + "\1auth=Bearer " + pass + "\1\1";
   // OAUTHBEARER (RFC 7628) as session_oauthbearer.cc sends it; its base64
   // starts like any other user's, so only the whole form is listed.
-  const std::string oauthbearer = "n,a=" + username + ",\1auth=Bearer " + pass + "\1\1";
+  const std::string oauthbearer = OauthbearerPayload(username, pass);
   forms_ = {pass,
             Quoted(pass),
             util::Base64Encode(plain),

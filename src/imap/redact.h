@@ -12,6 +12,13 @@
 
 namespace mailhook::imap {
 
+/// The OAUTHBEARER initial client response (RFC 7628 §3.1) before base64:
+/// gs2 header with the user as saslname (RFC 5801 §4: "," and "=" written
+/// =2C and =3D), then the bearer token; host and port left out. The one
+/// builder for what Session::LoginOauthbearer sends and what the redactor
+/// cuts, so the two cannot differ.
+std::string OauthbearerPayload(const std::string& username, const std::string& token);
+
 /// The credentials one session sends, in every encoding they travel in.
 /// Built once per session; never printed.
 class CredentialRedactor {

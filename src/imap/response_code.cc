@@ -47,7 +47,8 @@ const CodeMeaning* Find(std::string_view code) {
   return nullptr;
 }
 
-// The code at the start of a response text ("[LIMIT] too many" -> "LIMIT").
+}  // namespace
+
 std::string LeadingCode(std::string_view text) {
   if (!text.starts_with("[")) return "";
   size_t end = text.find_first_of(" ]");
@@ -57,8 +58,6 @@ std::string LeadingCode(std::string_view text) {
                  [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
   return code;
 }
-
-}  // namespace
 
 std::optional<util::Error> ErrorForResponseCode(std::string_view code, const RefusalContext& where) {
   const CodeMeaning* m = Find(code);

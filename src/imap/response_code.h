@@ -30,6 +30,10 @@ struct RefusalContext {
 /// imap.credentials_expired, imap.privacy_required (kNeedsOperator).
 std::optional<util::Error> ErrorForResponseCode(std::string_view code, const RefusalContext& where);
 
+/// The code at the start of a response text, upper case ("[limit] too
+/// many" -> "LIMIT"); "" when there is none. Pure.
+std::string LeadingCode(std::string_view text);
+
 /// The error for a session the server ended with BYE (RFC 3501 §7.1.5):
 /// kBackoff, event imap.bye, naming the code in `bye_line` if any (a BYE
 /// with an operator code, e.g. [EXPIRED], gets that code's error instead).

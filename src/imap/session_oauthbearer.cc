@@ -5,34 +5,17 @@
 #include <libetpan/libetpan.h>
 
 #include "imap/redact.h"
+#include "imap/response_code.h"
 #include "imap/session.h"
 #include "util/base64.h"
 
 namespace mailhook::imap {
 namespace {
 
-// RFC 5801 §4 (saslname): "," and "=" in the authorization identity are
-// written =2C and =3D.
-std::string SaslName(const std::string& user) {
-  std::string out;
-  for (char c : user) {
-    if (c == ',') {
-      out += "=2C";
-    } else if (c == '=') {
-      out += "=3D";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 // The response code of a tagged reply: "NO [AUTHENTICATIONFAILED] x" -> AUTHENTICATIONFAILED.
 std::string CodeOf(const std::string& reply) {
-  size_t open = reply.find('[');
-  if (open == std::string::npos || open > 4) return "";
-  size_t end = reply.find_first_of(" ]", open + 1);
-  return end == std::string::npos ? "" : reply.substr(open + 1, end - open - 1);
+  const size_t space = reply.find(' ');
+  return space == std::string::npos ? "" : LeadingCode(std::string_view(reply).substr(space + 1));
 }
 
 }  // namespace
@@ -40,8 +23,7 @@ std::string CodeOf(const std::string& reply) {
 util::Status Session::LoginOauthbearer() {
   // RFC 7628 §3.1: gs2 header, then kvpairs separated by ^A; host and port
   // are optional and left out.
-  const std::string payload = util::Base64Encode("n,a=" + SaslName(options_.username) + ",\1auth=Bearer " +
-                                                 options_.password.reveal() + "\1\1");
+  const std::string payload = util::Base64Encode(OauthbearerPayload(options_.username, options_.password.reveal()));
   const std::string tag = "mh" + std::to_string(++raw_tag_);
   const bool initial = HasCapability("SASL-IR");  // RFC 4959
   auto send = [&](const std::string& line) {

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "log_capture.h"
 #include "temp_dir.h"
 
 namespace mailhook::daemon {
@@ -41,6 +42,8 @@ struct Endpoint {
   std::optional<std::string> rotate;  // sent back as refresh_token
   std::chrono::seconds expires_in{3600};
   bool invalid_grant = false;
+  std::optional<util::Error> fail;
+  int stop_fd = -2;  // the last request's
   std::mutex mu;
 
   OAuth2TokenCache::Requester requester() {
@@ -48,6 +51,8 @@ struct Endpoint {
       std::lock_guard lock(mu);
       refresh_tokens.push_back(r.refresh_token.reveal());
       int n = ++calls;
+      stop_fd = r.stop_fd;
+      if (fail) return *fail;
       if (invalid_grant) return util::Error("oauth2.invalid_grant", util::RetryClass::kNeedsOperator, "revoked");
       TokenGrant g;
       g.access_token = util::Secret("at" + std::to_string(n));
@@ -146,10 +151,105 @@ TEST(OAuth2TokenCacheTest, RotatedInlineTokenIsKeptInMemoryUntilInvalidGrant) {
   auto refused = cache.AccessToken();
   ASSERT_FALSE(refused.ok());
   EXPECT_TRUE(refused.error().NeedsOperator());
+  clock.Advance(60s);  // the failure's hold
   // The operator's fix is in the configured source: it is read again.
   ep.invalid_grant = false;
   ASSERT_TRUE(cache.AccessToken().ok());
   EXPECT_EQ(ep.refresh_tokens, (std::vector<std::string>{"rt-config", "rt-new", "rt-new", "rt-config"}));
+}
+
+// A requester that says a lifetime of seconds::max() (the client cuts it, but
+// the cache must not trust it): renew time stays in the future.
+TEST(OAuth2TokenCacheTest, AHugeLifetimeDoesNotOverflowTheRenewalTime) {
+  Endpoint ep;
+  ep.expires_in = std::chrono::seconds::max();
+  util::ManualClock clock;
+  config::Account a = AccountWith(config::SecretRef(util::Secret("rt")));
+  OAuth2TokenCache cache(a, ep.requester(), clock);
+  EXPECT_EQ(cache.AccessToken()->reveal(), "at1");
+  clock.Advance(23h);
+  EXPECT_EQ(cache.AccessToken()->reveal(), "at1");
+  EXPECT_EQ(ep.calls.load(), 1);
+  clock.Advance(1h);  // a day at most
+  EXPECT_EQ(cache.AccessToken()->reveal(), "at2");
+}
+
+int CountLines(const std::string& text, const std::string& part) {
+  int n = 0;
+  for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
+  return n;
+}
+
+// An outage: the first failure is handed to every connection that asks
+// before its retry time, without a request of their own.
+TEST(OAuth2TokenCacheTest, AFailureIsSharedUntilItsRetryTime) {
+  Endpoint ep;
+  ep.fail = util::Error("oauth2.token_request", util::RetryClass::kBackoff, "no answer");
+  util::ManualClock clock;
+  config::Account a = AccountWith(config::SecretRef(util::Secret("rt")));
+  OAuth2TokenCache cache(a, ep.requester(), clock);
+  ASSERT_FALSE(cache.AccessToken().ok());
+  std::vector<std::thread> threads;
+  std::atomic<int> failed{0};
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&] {
+      auto t = cache.AccessToken();
+      if (!t.ok() && t.error().code() == "oauth2.token_request") ++failed;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failed.load(), 8);
+  EXPECT_EQ(ep.calls.load(), 1);
+  clock.Advance(2s);  // the first hold is over: one new request
+  ASSERT_FALSE(cache.AccessToken().ok());
+  ASSERT_FALSE(cache.AccessToken().ok());
+  EXPECT_EQ(ep.calls.load(), 2);
+  clock.Advance(2s);  // the second hold is twice as long
+  ASSERT_FALSE(cache.AccessToken().ok());
+  EXPECT_EQ(ep.calls.load(), 2);
+  clock.Advance(2s);
+  ep.fail.reset();
+  EXPECT_EQ(cache.AccessToken()->reveal(), "at3");
+}
+
+// invalid_grant with a worker and IDLE connections: one request, one error line.
+TEST(OAuth2TokenCacheTest, InvalidGrantIsOneRequestAndOneOperatorError) {
+  testsupport::LogCapture logs({"imap"});
+  Endpoint ep;
+  ep.invalid_grant = true;
+  util::ManualClock clock;
+  config::Account a = AccountWith(config::SecretRef(util::Secret("rt")));
+  OAuth2TokenCache cache(a, ep.requester(), clock);
+  std::vector<std::thread> threads;
+  std::atomic<int> refused{0};
+  for (int i = 0; i < 5; ++i) {
+    threads.emplace_back([&] {
+      auto t = cache.AccessToken();
+      if (!t.ok() && t.error().code() == "oauth2.invalid_grant") ++refused;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(refused.load(), 5);
+  EXPECT_EQ(ep.calls.load(), 1);
+  clock.Advance(60s);  // retried after the hold: still refused, not said again
+  ASSERT_FALSE(cache.AccessToken().ok());
+  EXPECT_EQ(ep.calls.load(), 2);
+  const std::string text = logs.Text();
+  EXPECT_EQ(CountLines(text, "error oauth2.needs_operator account=gmail code=oauth2.invalid_grant"), 1) << text;
+}
+
+// A request ended by the caller's stop is no answer of the endpoint: the next
+// caller (a restarted watcher) asks again.
+TEST(OAuth2TokenCacheTest, AStoppedRequestIsNotRemembered) {
+  Endpoint ep;
+  ep.fail = util::Error("oauth2.stopped", util::RetryClass::kBackoff, "stopping");
+  util::ManualClock clock;
+  config::Account a = AccountWith(config::SecretRef(util::Secret("rt")));
+  OAuth2TokenCache cache(a, ep.requester(), clock);
+  ASSERT_FALSE(cache.AccessToken(42).ok());
+  EXPECT_EQ(ep.stop_fd, 42);  // the caller's stop reaches the request
+  ep.fail.reset();
+  EXPECT_EQ(cache.AccessToken()->reveal(), "at2");
 }
 
 }  // namespace

@@ -6,6 +6,8 @@
 #include <arpa/inet.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -90,7 +92,8 @@ TEST(OAuth2TokenClientTest, TraceLogsTheRequestLineOnly) {
   TokenRequest request = server.Request();
   ASSERT_TRUE(RequestAccessToken(request).ok());
   const std::string text = logs.Text();
-  EXPECT_NE(text.find("http.request method=POST url=" + request.token_url.origin() + "/oauth/token status=200"),
+  EXPECT_NE(text.find("http.request target=oauth2:gmail method=POST url=" + request.token_url.origin() +
+                      "/oauth/token?<redacted> status=200 ms="),
             std::string::npos)
       << text;
   for (const char* secret : {"1//refresh", "cs&secret", "ya29.secret-access", "x=1"}) {
@@ -179,6 +182,96 @@ TEST(OAuth2TokenClientTest, RefusesPlainHttpBeyondLoopbackAndReportsNoAnswer) {
   ASSERT_FALSE(down.ok());
   EXPECT_EQ(down.error().code(), "oauth2.token_request");
   EXPECT_FALSE(down.error().NeedsOperator());
+}
+
+// A token endpoint that accepts the connection and never answers: the
+// account's stop ends the request at once, not after its 20 s timeouts.
+TEST(OAuth2TokenClientTest, StopEndsARequestInFlight) {
+  int listener = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(listen(listener, 4), 0);  // never accepted: the kernel completes the handshake
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  int stop = eventfd(0, EFD_CLOEXEC);
+  ASSERT_GE(stop, 0);
+  TokenRequest r;
+  r.token_url = config::HttpUrl::Parse("http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/t").value();
+  r.client_id = "c";
+  r.refresh_token = util::Secret("rt");
+  r.account = "gmail";
+  r.timeout = std::chrono::seconds(20);
+  r.stop_fd = stop;
+  std::atomic<bool> done{false};
+  util::Result<TokenGrant> result = util::Error("unset", util::RetryClass::kBackoff, "");
+  const auto started = std::chrono::steady_clock::now();
+  std::thread caller([&] {
+    result = RequestAccessToken(r);
+    done = true;
+  });
+  // In flight: the connection is waiting in the listener's backlog.
+  pollfd p{listener, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1);
+  EXPECT_FALSE(done.load());
+  const uint64_t one = 1;
+  ASSERT_EQ(write(stop, &one, sizeof one), static_cast<ssize_t>(sizeof one));
+  caller.join();
+  const auto took = std::chrono::steady_clock::now() - started;
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().code(), "oauth2.stopped");
+  EXPECT_LT(took, std::chrono::seconds(5));
+  // Already stopped: no request at all.
+  auto again = RequestAccessToken(r);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code(), "oauth2.stopped");
+  close(stop);
+  close(listener);
+}
+
+// No answer: the trace says why (not status=0) and how long it took.
+TEST(OAuth2TokenClientTest, TraceOfAFailedRequestSaysWhy) {
+  int s = socket(AF_INET, SOCK_STREAM, 0);  // bound, not listening: refused
+  ASSERT_GE(s, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(getsockname(s, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  TokenRequest r;
+  r.token_url = config::HttpUrl::Parse("http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/t").value();
+  r.client_id = "c";
+  r.refresh_token = util::Secret("rt");
+  r.account = "gmail";
+  testsupport::LogCapture logs({"delivery"});
+  ASSERT_FALSE(RequestAccessToken(r).ok());
+  close(s);
+  const std::string text = logs.Text();
+  EXPECT_NE(text.find("http.request target=oauth2:gmail method=POST"), std::string::npos) << text;
+  EXPECT_NE(text.find("status=- ms="), std::string::npos) << text;
+  EXPECT_NE(text.find("error=\""), std::string::npos) << text;
+  EXPECT_EQ(text.find("status=0"), std::string::npos) << text;
+}
+
+// expires_in is cut to a day: a huge one must not overflow the renewal time.
+TEST(OAuth2TokenClientTest, ExpiresInIsClamped) {
+  std::string answer;
+  TokenServer server(
+      [&](const httplib::Request&, httplib::Response& res) { res.set_content(answer, "application/json"); });
+  const std::vector<std::pair<std::string, std::optional<std::chrono::seconds>>> cases = {
+      {"9223372036854775807", kMaxExpiresIn},         {"18446744073709551615", kMaxExpiresIn},
+      {"\"99999999999999999999999\"", kMaxExpiresIn}, {"-5", std::nullopt},
+      {"\"-99999999999999999999999\"", std::nullopt}, {"3599", std::chrono::seconds(3599)},
+  };
+  for (const auto& [value, want] : cases) {
+    answer = R"({"access_token":"a","expires_in":)" + value + "}";
+    auto grant = RequestAccessToken(server.Request());
+    ASSERT_TRUE(grant.ok()) << value;
+    EXPECT_EQ(grant->expires_in, want) << value;
+  }
 }
 
 TEST(OAuth2TokenClientTest, FormEncodeKeepsUnreservedOnly) {

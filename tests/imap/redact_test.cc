@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "util/base64.h"
+
 namespace mailhook::imap {
 namespace {
 
@@ -22,6 +24,16 @@ TEST(RedactTest, EchoedLoginIsWithheld) {
             "rejected: a1 <withheld: the server echoed our login command>");
   // A LOGIN that is not ours stays.
   EXPECT_EQ(r.Clean("LOGIN failed."), "LOGIN failed.");
+}
+
+// A user name with "," or "=" travels as a saslname (=2C, =3D): the payload as
+// sent is what gets cut.
+TEST(RedactTest, OauthbearerPayloadAsSentIsRemoved) {
+  const std::string user = "a,b=c@example.org";
+  EXPECT_EQ(OauthbearerPayload(user, "tok"), "n,a=a=2Cb=3Dc@example.org,\1auth=Bearer tok\1\1");
+  CredentialRedactor r(user, util::Secret("ya29.token"));
+  const std::string sent = util::Base64Encode(OauthbearerPayload(user, "ya29.token"));
+  EXPECT_EQ(r.Clean("bad " + sent, 1000), "bad <redacted>");
 }
 
 TEST(RedactTest, BoundedAndNoControlCharacters) {
