@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "util/known_secrets.h"
 #include "util/log.h"
 
 namespace mailhook::daemon {
@@ -114,6 +115,10 @@ util::Result<util::Secret> OAuth2TokenCache::Refresh(int stop_fd) {
   const auto lifetime = std::min(grant->expires_in.value_or(kAssumedLifetime), delivery::kMaxExpiresIn);
   renew_at_ = clock_.SteadyNow() + lifetime - RefreshMargin(lifetime);
   token_ = grant->access_token;
+  // Tokens come from no config source: the trace's last line of defence
+  // must learn them here (util/known_secrets.h).
+  util::RememberSecret(token_->reveal(), util::SecretLifetime::kRenewed);
+  if (grant->refresh_token) util::RememberSecret(grant->refresh_token->reveal(), util::SecretLifetime::kRenewed);
   log.debug("oauth2.token_refreshed account={} expires_in_s={}", account_.name, lifetime.count());
   if (grant->refresh_token && *grant->refresh_token != request->refresh_token) KeepRotated(*grant->refresh_token);
   return *token_;
