@@ -20,7 +20,7 @@ constexpr size_t kTailBytes = 32;
 
 std::atomic<uint64_t> g_next_conn{1};
 
-std::string Upper(std::string_view in) {
+std::string UpperVerb(std::string_view in) {
   std::string out(in);
   std::transform(out.begin(), out.end(), out.begin(),
                  [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
@@ -133,7 +133,7 @@ std::string ProtocolTrace::RenderSent(const std::string& line, bool private_data
   // a password, a token or a proof, in base64.
   if (in_authenticate_) return "<redacted: " + std::to_string(line.size()) + " bytes of SASL response>";
   const std::string tag(Word(line, 0));
-  const std::string verb = Upper(Word(line, 1));
+  const std::string verb = UpperVerb(Word(line, 1));
   if (verb == "LOGIN") return tag + " LOGIN <redacted>";
   if (verb == "AUTHENTICATE") {
     in_authenticate_ = true;

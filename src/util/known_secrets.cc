@@ -9,7 +9,7 @@
 namespace mailhook::util {
 namespace {
 
-std::mutex g_mu;
+std::mutex g_known_secrets_mu;
 // Per lifetime, newest last; each entry holds a value or its base64 form.
 std::deque<std::string>& Forms(SecretLifetime lifetime) {
   // Never destroyed: a trace may run while static destructors do.
@@ -22,7 +22,7 @@ std::deque<std::string>& Forms(SecretLifetime lifetime) {
 
 void RememberSecret(const std::string& value, SecretLifetime lifetime) {
   if (value.size() < kMinKnownSecretLength) return;
-  std::lock_guard lock(g_mu);
+  std::lock_guard lock(g_known_secrets_mu);
   std::deque<std::string>& forms = Forms(lifetime);
   for (const std::string& form : {value, Base64Encode(value)}) {
     if (std::find(forms.begin(), forms.end(), form) != forms.end()) continue;
@@ -32,7 +32,7 @@ void RememberSecret(const std::string& value, SecretLifetime lifetime) {
 }
 
 std::string RedactKnownSecrets(std::string text) {
-  std::lock_guard lock(g_mu);
+  std::lock_guard lock(g_known_secrets_mu);
   for (SecretLifetime lifetime : {SecretLifetime::kLasting, SecretLifetime::kRenewed}) {
     for (const std::string& form : Forms(lifetime)) {
       for (size_t at = text.find(form); at != std::string::npos; at = text.find(form, at + 10)) {
