@@ -171,6 +171,43 @@ std::string FormEncode(const std::string& value) {
   return out;
 }
 
+namespace {
+
+/// Timeouts, no redirects (never re-send the refresh token elsewhere), TLS verified.
+void Configure(httplib::Client& client, const TokenRequest& r) {
+  client.set_connection_timeout(r.timeout);
+  client.set_read_timeout(r.timeout);
+  client.set_write_timeout(r.timeout);
+  client.set_follow_location(false);
+  client.set_decompress(false);
+  if (r.token_url.https()) {
+    client.enable_server_certificate_verification(true);
+    if (r.ca_file) client.set_ca_cert_path(*r.ca_file);
+  }
+}
+
+/// The request's trace line (http_trace.h): `status`, else `error`.
+void TraceTokenRequest(const TokenRequest& r, const httplib::Request& req, std::optional<int> status,
+                       const std::string& error, std::chrono::steady_clock::time_point started) {
+  HttpTraceLine line;
+  line.target = "oauth2:" + r.account;
+  line.method = "POST";
+  line.origin = r.token_url.origin();
+  line.path = req.path;
+  const std::vector<std::pair<std::string, std::string>> headers(req.headers.begin(), req.headers.end());
+  line.headers = &headers;
+  line.body_bytes = req.body.size();
+  if (status) {
+    line.status = *status;
+  } else {
+    line.error = error;
+  }
+  line.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  TraceHttpRequest(line);
+}
+
+}  // namespace
+
 util::Result<TokenGrant> RequestAccessToken(const TokenRequest& r) {
   const config::HttpUrl& url = r.token_url;
   if (url.empty()) return Error("oauth2.config", RetryClass::kNeedsOperator, "no token_url for " + r.account);
@@ -185,15 +222,7 @@ util::Result<TokenGrant> RequestAccessToken(const TokenRequest& r) {
   };
   if (r.stop_fd >= 0 && Readable(r.stop_fd, 0)) return stopped();
   httplib::Client client(url.origin());
-  client.set_connection_timeout(r.timeout);
-  client.set_read_timeout(r.timeout);
-  client.set_write_timeout(r.timeout);
-  client.set_follow_location(false);  // never re-send the refresh token elsewhere
-  client.set_decompress(false);
-  if (url.https()) {
-    client.enable_server_certificate_verification(true);
-    if (r.ca_file) client.set_ca_cert_path(*r.ca_file);
-  }
+  Configure(client, r);
   httplib::Request req;
   req.method = "POST";
   req.path = url.target();
@@ -223,21 +252,8 @@ util::Result<TokenGrant> RequestAccessToken(const TokenRequest& r) {
     was_stopped = watch.stopped();
   }
   if (HttpTraceOn()) {
-    HttpTraceLine line;
-    line.target = "oauth2:" + r.account;
-    line.method = "POST";
-    line.origin = url.origin();
-    line.path = req.path;
-    const std::vector<std::pair<std::string, std::string>> headers(req.headers.begin(), req.headers.end());
-    line.headers = &headers;
-    line.body_bytes = req.body.size();
-    if (ok) {
-      line.status = res.status;
-    } else {
-      line.error = was_stopped ? "stopped" : httplib::to_string(err);
-    }
-    line.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-    TraceHttpRequest(line);
+    TraceTokenRequest(r, req, ok ? std::optional<int>(res.status) : std::nullopt,
+                      was_stopped ? "stopped" : httplib::to_string(err), started);
   }
   if (was_stopped && !ok) return stopped();
   if (capped) {
