@@ -138,7 +138,9 @@ util::Error Session::CommandError(const std::string& what, int code) {
     // An untagged BYE before the close (RFC 3501 §7.1.5) is still in what
     // libetpan read of the response: it says why.
     const MMAPString* read = imap_->imap_stream_buffer;
-    if (auto bye = read ? FindBye(std::string_view(read->str, read->len)) : std::nullopt) {
+    std::optional<std::string> bye = bye_greeting_;
+    if (!bye && read) bye = FindBye(std::string_view(read->str, read->len));
+    if (bye) {
       return ErrorForBye(*bye, RefusalContext{what, where.connection,
                                               CredentialRedactor(options_.username, options_.password).Clean(*bye)});
     }
@@ -181,6 +183,7 @@ util::Result<std::unique_ptr<Session>> Session::Open(const SessionOptions& optio
                                                       CredentialRedactor(options.username, options.password));
     mailimap_set_logger(imap, &TraceProtocol, session->trace_.get());
   }
+  ScreenByeGreeting(stream->get(), &session->bye_greeting_);
   // mailimap_connect takes ownership of the stream even when it fails.
   int r = mailimap_connect(imap, stream->release());
   if (r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED && r != MAILIMAP_NO_ERROR_AUTHENTICATED) {

@@ -287,6 +287,9 @@ class Session : public Mailbox {
 
   // Declared before imap_ so it outlives the stream that logs into it.
   std::unique_ptr<ProtocolTrace> trace_;  // only at log level trace (protocol_trace.h)
+  // Declared before imap_: the stream writes a BYE greeting's text here
+  // (ScreenByeGreeting).
+  std::optional<std::string> bye_greeting_;
   std::unique_ptr<mailimap, ImapCloser> imap_;
   SessionOptions options_;
   AlertLog alerts_;                          // [ALERT] texts logged on this session

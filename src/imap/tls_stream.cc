@@ -15,12 +15,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string_view>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include "imap/nesting_scanner.h"
+#include "imap/response_code.h"
 #include "util/log.h"
 
 // libetpan exports these but does not install their header (DESIGN.md).
@@ -48,6 +50,11 @@ struct StreamData {
   bool over_budget = false;
   NestingScanner nesting;  // refuses lists nested deeper than libetpan can parse
   bool too_deep = false;
+  // ScreenByeGreeting: the greeting's first line is held here until it is
+  // whole, then handed on (from `held_given`) unless it is a BYE.
+  std::optional<std::string>* bye_greeting = nullptr;  // null: not screening
+  std::string held;
+  size_t held_given = 0;
 };
 
 StreamData* DataOf(mailstream_low* low) { return static_cast<StreamData*>(low->data); }
@@ -116,8 +123,7 @@ ssize_t DriverReadSome(StreamData* d, void* buf, size_t count) {
   }
 }
 
-ssize_t DriverRead(mailstream_low* low, void* buf, size_t count) {
-  StreamData* d = DataOf(low);
+ssize_t BudgetedRead(StreamData* d, void* buf, size_t count) {
   if (d->budget != 0) {
     // Never ask the socket for more than the budget allows: past it the
     // read fails before a byte more reaches libetpan's buffers.
@@ -140,6 +146,47 @@ ssize_t DriverRead(mailstream_low* low, void* buf, size_t count) {
     return -1;
   }
   return n;
+}
+
+// A greeting line longer than this is handed on unscreened.
+constexpr size_t kMaxScreenedGreeting = 4096;
+
+// Reads until the greeting's first line is whole. A BYE line goes to
+// *bye_greeting and the read fails, so libetpan never parses it (its
+// parse_greeting leaks a BYE greeting); any other line is handed on. False
+// when the read fails: a BYE, or nothing read.
+bool ScreenGreeting(StreamData* d) {
+  while (d->held.find('\n') == std::string::npos && d->held.size() < kMaxScreenedGreeting) {
+    char chunk[1024];
+    ssize_t n = BudgetedRead(d, chunk, sizeof chunk);
+    if (n <= 0) break;
+    d->held.append(chunk, static_cast<size_t>(n));
+  }
+  std::string_view line(d->held);
+  if (auto bye = FindBye(line.substr(0, line.find('\n')))) {
+    *d->bye_greeting = std::move(*bye);
+    d->bye_greeting = nullptr;
+    d->held.clear();
+    return false;
+  }
+  d->bye_greeting = nullptr;
+  return !d->held.empty();
+}
+
+ssize_t DriverRead(mailstream_low* low, void* buf, size_t count) {
+  StreamData* d = DataOf(low);
+  if (d->bye_greeting != nullptr && !ScreenGreeting(d)) return -1;
+  if (d->held_given < d->held.size()) {
+    const size_t n = std::min(count, d->held.size() - d->held_given);
+    std::memcpy(buf, d->held.data() + d->held_given, n);
+    d->held_given += n;
+    if (d->held_given == d->held.size()) {
+      d->held.clear();
+      d->held_given = 0;
+    }
+    return static_cast<ssize_t>(n);
+  }
+  return BudgetedRead(d, buf, count);
 }
 
 ssize_t DriverWrite(mailstream_low* low, const void* buf, size_t count) {
@@ -432,7 +479,7 @@ bool IsEncrypted(mailstream* stream) { return DataOf(mailstream_get_low(stream))
 
 bool HasPendingTlsData(mailstream* stream) {
   StreamData* d = DataOf(mailstream_get_low(stream));
-  return d->ssl && SSL_pending(d->ssl) > 0;
+  return (d->ssl && SSL_pending(d->ssl) > 0) || d->held_given < d->held.size();
 }
 
 void SetInterruptFd(mailstream* stream, int stop_fd) { DataOf(mailstream_get_low(stream))->stop_fd = stop_fd; }
@@ -448,6 +495,10 @@ void StartResponseBudget(mailstream* stream, uint64_t limit, uint64_t syntax_lim
   d->nesting.ResetSyntaxBytes();
   d->used = 0;
   d->over_budget = false;
+}
+
+void ScreenByeGreeting(mailstream* stream, std::optional<std::string>* bye_text) {
+  DataOf(mailstream_get_low(stream))->bye_greeting = bye_text;
 }
 
 bool ResponseBudgetExceeded(mailstream* stream) { return DataOf(mailstream_get_low(stream))->over_budget; }

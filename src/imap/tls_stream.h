@@ -47,8 +47,9 @@ util::Status StartTls(mailstream* stream, const TlsOptions& options);
 /// True once StartTls succeeded on this stream.
 bool IsEncrypted(mailstream* stream);
 
-/// True when bytes are waiting inside OpenSSL: such data never wakes poll(),
-/// so check this before waiting on the socket.
+/// True when bytes are waiting inside OpenSSL or held back by
+/// ScreenByeGreeting: such data never wakes poll(), so check this before
+/// waiting on the socket.
 bool HasPendingTlsData(mailstream* stream);
 
 /// Changes the fd that interrupts blocking operations (-1: none). Used to let
@@ -67,6 +68,13 @@ void SetStreamTimeout(mailstream* stream, std::chrono::milliseconds timeout);
 /// true until the next StartResponseBudget. Counted in the driver, below
 /// libetpan, so no parser path can escape it.
 void StartResponseBudget(mailstream* stream, uint64_t limit, uint64_t syntax_limit = 0);
+
+/// Holds back the next line read (the greeting) until it is whole. A BYE
+/// greeting (RFC 3501 §7.1.5) puts its text (FindBye) in *bye_text and the
+/// read fails instead: libetpan's parse_greeting leaks a parsed BYE
+/// greeting, and a server refusing connections would leak it on every try.
+/// `bye_text` must outlive the read.
+void ScreenByeGreeting(mailstream* stream, std::optional<std::string>* bye_text);
 
 /// True when a read was refused because the current budget was spent.
 bool ResponseBudgetExceeded(mailstream* stream);
