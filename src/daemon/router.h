@@ -20,6 +20,7 @@ struct Route {
   util::TargetId target;
   config::AttachmentMode attachments = config::AttachmentMode::kMetadata;
   uint64_t max_attachment_bytes = 0;
+  bool auto_reply_headers = false;  ///< smtp targets: the event carries them (mime::EventPieces)
 };
 
 /// True when `match` selects an event of this account/folder (empty lists

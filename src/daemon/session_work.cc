@@ -7,6 +7,7 @@
 #include <map>
 #include <stdexcept>
 #include <thread>
+#include <tuple>
 #include <utility>
 
 #include "daemon/imap_section_source.h"
@@ -360,11 +361,13 @@ util::Status FolderWatcher::SessionWork::AddEvent(const imap::MessageMeta& meta,
   // built once, not once per target. Pieces: the attachment contents are
   // shared too and written to the store as they are, never joined here.
   using Pieces = std::vector<std::shared_ptr<const std::string>>;
-  std::map<std::pair<config::AttachmentMode, uint64_t>, Pieces> built;
+  std::map<std::tuple<config::AttachmentMode, uint64_t, bool>, Pieces> built;
   AddItems(event_id, meta.uid, &content, [&](const Route& r) {
     const uint64_t limit = r.attachments == config::AttachmentMode::kContent ? r.max_attachment_bytes : 0;
-    auto [it, fresh] = built.try_emplace({r.attachments, limit});
-    if (fresh) it->second = mime::EventPieces(em, content, r.attachments, r.max_attachment_bytes);
+    auto [it, fresh] = built.try_emplace({r.attachments, limit, r.auto_reply_headers});
+    if (fresh) {
+      it->second = mime::EventPieces(em, content, r.attachments, r.max_attachment_bytes, r.auto_reply_headers);
+    }
     return it->second;
   });
   w_.metrics_.messages.Inc();

@@ -79,6 +79,12 @@ bool Carries(const Attachment& a, config::AttachmentMode mode, uint64_t max_atta
   return mode == config::AttachmentMode::kContent && a.content_base64 && a.size <= max_attachment_bytes;
 }
 
+json AutoReplyJson(const AutoReplyHeaders& h) {
+  return {
+      {"auto_submitted", Str(h.auto_submitted)},     {"precedence", Str(h.precedence)},   {"list_id", Str(h.list_id)},
+      {"list_unsubscribe", Str(h.list_unsubscribe)}, {"return_path", Str(h.return_path)}, {"sender", Str(h.sender)}};
+}
+
 json EventTree(const EventMeta& meta, const MessageContent& c, config::AttachmentMode mode,
                uint64_t max_attachment_bytes, bool markers) {
   json attachments = json::array();
@@ -127,9 +133,11 @@ json EventJson(const EventMeta& meta, const MessageContent& content, config::Att
 }
 
 std::vector<std::shared_ptr<const std::string>> EventPieces(const EventMeta& meta, const MessageContent& content,
-                                                            config::AttachmentMode mode,
-                                                            uint64_t max_attachment_bytes) {
-  std::string skeleton = EventTree(meta, content, mode, max_attachment_bytes, true).dump();
+                                                            config::AttachmentMode mode, uint64_t max_attachment_bytes,
+                                                            bool auto_reply_headers) {
+  json tree = EventTree(meta, content, mode, max_attachment_bytes, true);
+  if (auto_reply_headers) tree["auto_reply_headers"] = AutoReplyJson(content.auto_reply);
+  std::string skeleton = tree.dump();
   std::vector<std::shared_ptr<const std::string>> pieces;
   size_t from = 0;
   for (const Attachment& a : content.attachments) {

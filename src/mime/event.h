@@ -44,9 +44,13 @@ nlohmann::json EventJson(const EventMeta& meta, const MessageContent& content, c
 /// EventJson(...).dump() as pieces: slices of the compact JSON with the
 /// attachment contents between them, shared with `content`, never copied.
 /// Stored piece by piece (store::OutboxItem::pieces), a large event is held
-/// once while it is made and stored.
+/// once while it is made and stored. With `auto_reply_headers` (smtp
+/// targets) the object also has "auto_reply_headers": {auto_submitted,
+/// precedence, list_id, list_unsubscribe, return_path, sender}, each a
+/// string or null, for the target's loop protection.
 std::vector<std::shared_ptr<const std::string>> EventPieces(const EventMeta& meta, const MessageContent& content,
-                                                            config::AttachmentMode mode, uint64_t max_attachment_bytes);
+                                                            config::AttachmentMode mode, uint64_t max_attachment_bytes,
+                                                            bool auto_reply_headers = false);
 
 /// EventPieces joined: exactly EventJson(...).dump().
 std::string EventPayload(const EventMeta& meta, const MessageContent& content, config::AttachmentMode mode,

@@ -451,6 +451,13 @@ void ReadHeaders(std::string_view header_block, MessageContent& out) {
     for (Address& a : ParseAddressList(v)) out.cc.push_back(std::move(a));
   }
   if (auto v = FirstHeader(fields, "Reply-To")) out.reply_to = ParseAddressList(*v);
+  AutoReplyHeaders& ar = out.auto_reply;
+  ar.auto_submitted = FirstHeader(fields, "Auto-Submitted");
+  ar.precedence = FirstHeader(fields, "Precedence");
+  ar.list_id = FirstHeader(fields, "List-Id");
+  ar.list_unsubscribe = FirstHeader(fields, "List-Unsubscribe");
+  ar.return_path = FirstHeader(fields, "Return-Path");
+  ar.sender = FirstHeader(fields, "Sender");
 }
 
 util::Status ReadParts(const Part& root, SectionSource& source, const ExtractOptions& opts, MessageContent& out) {

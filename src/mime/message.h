@@ -41,6 +41,18 @@ struct Truncation {
   uint64_t attachments_omitted = 0;
 };
 
+/// The header fields an automatic reply must look at (RFC 3834 §2, §4), as
+/// sent (unfolded, trimmed, not decoded). Not part of the event a webhook or
+/// hook gets: only smtp targets ask for them (EventPieces).
+struct AutoReplyHeaders {
+  std::optional<std::string> auto_submitted;
+  std::optional<std::string> precedence;
+  std::optional<std::string> list_id;
+  std::optional<std::string> list_unsubscribe;
+  std::optional<std::string> return_path;  ///< added at final delivery: where replies go
+  std::optional<std::string> sender;
+};
+
 /// The decoded message.
 struct MessageContent {
   std::optional<std::string> message_id;
@@ -54,6 +66,7 @@ struct MessageContent {
   std::vector<Attachment> attachments;
   /// nullopt when nothing was left out.
   std::optional<Truncation> truncated;
+  AutoReplyHeaders auto_reply;
 };
 
 }  // namespace mailhook::mime

@@ -96,6 +96,25 @@ TEST(Event, PayloadIsTheCompactJsonWithContentsSplicedIn) {
   EXPECT_TRUE(j["message"]["attachments"][2]["content_base64"].is_null());
 }
 
+TEST(Event, AutoReplyHeadersOnlyWhenAskedFor) {
+  EventMeta meta;
+  MessageContent c = Sample();
+  c.auto_reply.auto_submitted = "auto-replied";
+  c.auto_reply.return_path = "<>";
+  auto joined = [](const auto& pieces) {
+    std::string out;
+    for (const auto& p : pieces) out += *p;
+    return nlohmann::json::parse(out);
+  };
+  // Webhooks and hooks get the contract's event, nothing more.
+  EXPECT_FALSE(joined(EventPieces(meta, c, config::AttachmentMode::kContent, 100)).contains("auto_reply_headers"));
+  nlohmann::json j = joined(EventPieces(meta, c, config::AttachmentMode::kContent, 100, true));
+  EXPECT_EQ(j["auto_reply_headers"]["auto_submitted"], "auto-replied");
+  EXPECT_EQ(j["auto_reply_headers"]["return_path"], "<>");
+  EXPECT_TRUE(j["auto_reply_headers"]["list_id"].is_null());
+  EXPECT_EQ(j["message"]["attachments"][0]["content_base64"], "aGkh");  // contents still spliced in
+}
+
 TEST(Event, ParseFile) {
   std::string path = ::testing::TempDir() + "mime_event_test.eml";
   {

@@ -594,6 +594,20 @@ TEST(Extractor, ExtractWholeIsWhatParseGives) {
   EXPECT_FALSE(whole->truncated);
 }
 
+TEST(Extractor, HeadersAnAutoReplyLooksAtAreKeptAsSent) {
+  const std::string m =
+      "Return-Path: <>\r\nFrom: Robot <mailer-daemon@example.com>\r\nAuto-Submitted: auto-replied\r\n"
+      "Precedence:  bulk\r\nList-Id: Team\r\n <team.example.com>\r\nSubject: away\r\n\r\nbody\r\n";
+  auto r = ExtractWhole(m, ExtractOptions{});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->auto_reply.return_path, "<>");
+  EXPECT_EQ(r->auto_reply.auto_submitted, "auto-replied");
+  EXPECT_EQ(r->auto_reply.precedence, "bulk");
+  EXPECT_EQ(r->auto_reply.list_id, "Team <team.example.com>");  // unfolded
+  EXPECT_EQ(r->auto_reply.list_unsubscribe, std::nullopt);
+  EXPECT_EQ(r->auto_reply.sender, std::nullopt);
+}
+
 bool ValidUtf8(const std::optional<std::string>& s) { return s && IsValidUtf8(*s); }
 
 TEST(Extractor, LongTextIsFetchedOnlyAsFarAsTheLimitNeedsAndCut) {
