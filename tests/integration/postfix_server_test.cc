@@ -92,6 +92,10 @@ TEST_F(PostfixServerTest, StartTlsAndAuthDeliverIntoTheRecipientsInbox) {
   EXPECT_NE(message.find("\r\nFrom: bob@example.test\r\n"), std::string::npos) << message;
   // Postfix's own trace: received by the submission service, delivered by LMTP.
   EXPECT_NE(message.find("by mailhook.test (Postfix) with ESMTPSA"), std::string::npos) << message;
+  // Nothing added that the client did not send (smtp_submit.py sends no
+  // Message-ID or Date): a message builder's omissions show.
+  EXPECT_EQ(message.find("\r\nMessage-ID:"), std::string::npos) << message;
+  EXPECT_EQ(message.find("\r\nDate:"), std::string::npos) << message;
   EXPECT_TRUE(postfix_.WaitForLog("status=sent (250 2.0.0 <alice@example.test>", seconds(5)));
   EXPECT_EQ(postfix_.policy_requests(), 1);
 }
