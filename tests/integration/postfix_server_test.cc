@@ -157,5 +157,22 @@ TEST_F(PostfixServerTest, FirstAttemptIs451AndTheSecondIsDeliveredOnce) {
   EXPECT_EQ(found.size(), 1u);
 }
 
+TEST_F(PostfixServerTest, A451AfterTheWholeMessageIsNotDelivered) {
+  postfix_.DeferFirstAttemptFor("alice@example.test", "451 4.7.1 try again later", PolicyStage::kEndOfData);
+  Outcome first = Submit("alice@example.test", "deferred after data");
+  EXPECT_EQ(first.stage, "data");
+  EXPECT_EQ(first.code, 451);
+  EXPECT_EQ(postfix_.policy().requests_for("alice@example.test", PolicyStage::kEndOfData), 1);
+  EXPECT_EQ(postfix_.policy().deferred(), 1);
+
+  Outcome second = Submit("alice@example.test", "deferred after data");
+  ASSERT_EQ(second.stage, "sent") << second.code << " " << second.text;
+  ImapClient imap(dovecot_);
+  MH_ASSERT_OK(imap.WaitForMessage("alice", "INBOX", WithSubject("deferred after data"), seconds(10)));
+  ASSERT_TRUE(postfix_.WaitForLog(": removed", seconds(5)));
+  MH_ASSERT_OK_AND_ASSIGN(auto found, imap.FindMessages("alice", "INBOX", WithSubject("deferred after data")));
+  EXPECT_EQ(found.size(), 1u);
+}
+
 }  // namespace
 }  // namespace mailhook::testsupport

@@ -64,15 +64,19 @@ class PostfixServer {
   /// Waits until the log contains `needle` (e.g. "status=sent").
   bool WaitForLog(const std::string& needle, std::chrono::milliseconds timeout) const;
 
-  /// The first RCPT TO:<address> gets `reply` (451 by default), later ones 250.
-  void DeferFirstAttemptFor(const std::string& address, const std::string& reply = "451 4.7.1 try again later") {
-    policy_.DeferFirstAttemptFor(address, reply);
+  /// The first RCPT TO:<address> gets `reply` (451 by default), later ones
+  /// 250. With PolicyStage::kEndOfData the reply comes after the message's
+  /// final "." instead (single-recipient messages only).
+  void DeferFirstAttemptFor(const std::string& address, const std::string& reply = "451 4.7.1 try again later",
+                            PolicyStage stage = PolicyStage::kRcpt) {
+    policy_.DeferFirstAttemptFor(address, reply, stage);
   }
   /// Every RCPT TO:<address> from now on gets `reply` (550 by default).
-  void RejectRecipient(const std::string& address, const std::string& reply = "550 5.1.1 no such user") {
-    policy_.RejectRecipient(address, reply);
+  void RejectRecipient(const std::string& address, const std::string& reply = "550 5.1.1 no such user",
+                       PolicyStage stage = PolicyStage::kRcpt) {
+    policy_.RejectRecipient(address, reply, stage);
   }
-  /// Policy requests so far: one per RCPT TO that passed the access map.
+  /// Policy requests so far at RCPT TO: one per RCPT TO that passed the access map.
   int policy_requests() const { return policy_.requests(); }
   const SmtpPolicyServer& policy() const { return policy_; }
 

@@ -118,14 +118,17 @@ void SmtpPolicyServer::Serve(int fd) {
 
 std::string SmtpPolicyServer::Decide(const std::map<std::string, std::string>& request) {
   auto it = request.find("recipient");
-  const std::string recipient = it == request.end() ? "" : Lower(it->second);
+  auto state = request.find("protocol_state");
+  const bool end_of_data = state != request.end() && state->second == "END-OF-MESSAGE";
+  const Key key{end_of_data ? PolicyStage::kEndOfData : PolicyStage::kRcpt,
+                it == request.end() ? "" : Lower(it->second)};
   std::lock_guard<std::mutex> lock(mu_);
-  ++requests_;
-  const int attempt = ++seen_[recipient];
+  ++requests_[key.first];
+  const int attempt = ++seen_[key];
   std::string action = "DUNNO";
-  if (auto r = reject_.find(recipient); r != reject_.end()) {
+  if (auto r = reject_.find(key); r != reject_.end()) {
     action = r->second;
-  } else if (auto d = defer_first_.find(recipient); d != defer_first_.end() && attempt == 1) {
+  } else if (auto d = defer_first_.find(key); d != defer_first_.end() && attempt == 1) {
     action = d->second;
     ++deferred_;
   }
@@ -133,24 +136,25 @@ std::string SmtpPolicyServer::Decide(const std::map<std::string, std::string>& r
   return action;
 }
 
-void SmtpPolicyServer::DeferFirstAttemptFor(const std::string& address, const std::string& reply) {
+void SmtpPolicyServer::DeferFirstAttemptFor(const std::string& address, const std::string& reply, PolicyStage stage) {
   std::lock_guard<std::mutex> lock(mu_);
-  defer_first_[Lower(address)] = reply;
+  defer_first_[{stage, Lower(address)}] = reply;
 }
 
-void SmtpPolicyServer::RejectRecipient(const std::string& address, const std::string& reply) {
+void SmtpPolicyServer::RejectRecipient(const std::string& address, const std::string& reply, PolicyStage stage) {
   std::lock_guard<std::mutex> lock(mu_);
-  reject_[Lower(address)] = reply;
+  reject_[{stage, Lower(address)}] = reply;
 }
 
-int SmtpPolicyServer::requests() const {
+int SmtpPolicyServer::requests(PolicyStage stage) const {
   std::lock_guard<std::mutex> lock(mu_);
-  return requests_;
+  auto it = requests_.find(stage);
+  return it == requests_.end() ? 0 : it->second;
 }
 
-int SmtpPolicyServer::requests_for(const std::string& address) const {
+int SmtpPolicyServer::requests_for(const std::string& address, PolicyStage stage) const {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = seen_.find(Lower(address));
+  auto it = seen_.find({stage, Lower(address)});
   return it == seen_.end() ? 0 : it->second;
 }
 
@@ -159,10 +163,12 @@ int SmtpPolicyServer::deferred() const {
   return deferred_;
 }
 
-bool SmtpPolicyServer::WaitForRequests(const std::string& address, int n, std::chrono::milliseconds timeout) const {
+bool SmtpPolicyServer::WaitForRequests(const std::string& address, int n, std::chrono::milliseconds timeout,
+                                       PolicyStage stage) const {
+  const Key key{stage, Lower(address)};
   std::unique_lock<std::mutex> lock(mu_);
   return cv_.wait_for(lock, timeout, [&] {
-    auto it = seen_.find(Lower(address));
+    auto it = seen_.find(key);
     return it != seen_.end() && it->second >= n;
   });
 }

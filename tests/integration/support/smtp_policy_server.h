@@ -10,11 +10,17 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "util/result.h"
 
 namespace mailhook::testsupport {
+
+/// Where Postfix asks: at each RCPT TO (smtpd_recipient_restrictions) or
+/// after the message's final "." (smtpd_end_of_data_restrictions; the
+/// request names the recipient only when the message has exactly one).
+enum class PolicyStage { kRcpt, kEndOfData };
 
 /// One policy server. Start() and the destructor are called from one thread
 /// (the test); the rules and counters are thread-safe. Postfix keeps a policy
@@ -31,20 +37,24 @@ class SmtpPolicyServer {
   util::Status Start();
   int port() const { return port_; }
 
-  /// The first request for `address` (RCPT TO, compared without case) is
+  /// The first request at `stage` for `address` (compared without case) is
   /// answered `reply` (an access(5) action, e.g. "451 4.7.1 ..."); later ones
-  /// DUNNO (Postfix goes on: 250 for an authenticated client).
-  void DeferFirstAttemptFor(const std::string& address, const std::string& reply = "451 4.7.1 try again later");
-  /// Every request for `address` is answered `reply`.
-  void RejectRecipient(const std::string& address, const std::string& reply = "550 5.1.1 no such user");
+  /// DUNNO (Postfix goes on: 250 for an authenticated client). At kEndOfData
+  /// the whole message was sent before the 451.
+  void DeferFirstAttemptFor(const std::string& address, const std::string& reply = "451 4.7.1 try again later",
+                            PolicyStage stage = PolicyStage::kRcpt);
+  /// Every request at `stage` for `address` is answered `reply`.
+  void RejectRecipient(const std::string& address, const std::string& reply = "550 5.1.1 no such user",
+                       PolicyStage stage = PolicyStage::kRcpt);
 
-  /// Requests seen so far (all recipients), and for one address.
-  int requests() const;
-  int requests_for(const std::string& address) const;
-  /// Requests answered with a DeferFirstAttemptFor reply.
+  /// Requests seen so far at `stage` (all recipients), and for one address.
+  int requests(PolicyStage stage = PolicyStage::kRcpt) const;
+  int requests_for(const std::string& address, PolicyStage stage = PolicyStage::kRcpt) const;
+  /// Requests answered with a DeferFirstAttemptFor reply (both stages).
   int deferred() const;
-  /// Waits until requests_for(address) >= n.
-  bool WaitForRequests(const std::string& address, int n, std::chrono::milliseconds timeout) const;
+  /// Waits until requests_for(address, stage) >= n.
+  bool WaitForRequests(const std::string& address, int n, std::chrono::milliseconds timeout,
+                       PolicyStage stage = PolicyStage::kRcpt) const;
 
  private:
   void AcceptLoop();
@@ -59,10 +69,11 @@ class SmtpPolicyServer {
   bool stopping_ = false;
   std::vector<int> connections_;
   std::vector<std::thread> servers_;
-  std::map<std::string, std::string> defer_first_;  // address -> reply
-  std::map<std::string, std::string> reject_;       // address -> reply
-  std::map<std::string, int> seen_;                 // address -> requests
-  int requests_ = 0;
+  using Key = std::pair<PolicyStage, std::string>;  // stage, lowercase address
+  std::map<Key, std::string> defer_first_;          // -> reply
+  std::map<Key, std::string> reject_;               // -> reply
+  std::map<Key, int> seen_;                         // -> requests
+  std::map<PolicyStage, int> requests_;
   int deferred_ = 0;
 };
 
