@@ -167,6 +167,8 @@ util::Status DovecotServer::LoadEnv() {
   imap_port_ = std::stoi(env["DOVECOT_IMAP_PORT"]);
   master_pid_ = std::stoi(env["DOVECOT_PID"]);
   ca_file_ = env["DOVECOT_CA_FILE"];
+  auth_socket_ = env["DOVECOT_AUTH_SOCKET"] == "none" ? "" : env["DOVECOT_AUTH_SOCKET"];
+  lmtp_socket_ = env["DOVECOT_LMTP_SOCKET"] == "none" ? "" : env["DOVECOT_LMTP_SOCKET"];
   return util::Ok();
 }
 
@@ -190,7 +192,9 @@ util::Status DovecotServer::Start(const DovecotOptions& options) {
         RunScript({"start", dir_.path(), "--imaps-port", std::to_string(ports[0]), "--imap-port",
                    std::to_string(ports[1]), "--cert", CertName(cert), "--notify", options.notify ? "yes" : "no",
                    "--max-userip-connections", std::to_string(options.max_userip_connections), "--oauth2-introspection",
-                   options.oauth2_introspection_url.empty() ? "none" : options.oauth2_introspection_url});
+                   options.oauth2_introspection_url.empty() ? "none" : options.oauth2_introspection_url,
+                   "--auth-socket", options.auth_socket.empty() ? "none" : options.auth_socket, "--lmtp-socket",
+                   options.lmtp_socket.empty() ? "none" : options.lmtp_socket});
     if (last.ok()) return LoadEnv();
   }
   return last;

@@ -42,6 +42,12 @@ struct DovecotOptions {
   /// `token=...`; the answer must say active: true and username: <user>).
   /// Each refused login delays the next from the same IP (2, 4, 8... 15 s).
   std::string oauth2_introspection_url = {};
+  /// Non-empty: an auth client unix socket at this absolute path (mode
+  /// 0666), for an MTA's SASL (Postfix `smtpd_sasl_type = dovecot`).
+  std::string auth_socket = {};
+  /// Non-empty: LMTP (dovecot-lmtpd) on a unix socket at this absolute path
+  /// (mode 0666); alice@ and bob@ any domain are delivered to their INBOX.
+  std::string lmtp_socket = {};
 };
 
 /// A test user and its password (fixtures, not secrets).
@@ -109,6 +115,9 @@ class DovecotServer {
   int imap_port() const { return imap_port_; }               ///< plain + STARTTLS
   const std::string& ca_file() const { return ca_file_; }    ///< PEM of the test CA
   const std::string& dir() const { return dir_.path(); }
+  /// DovecotOptions::auth_socket and lmtp_socket as started; empty when off.
+  const std::string& auth_socket() const { return auth_socket_; }
+  const std::string& lmtp_socket() const { return lmtp_socket_; }
   /// Certificate and key files of each kind (PEM), e.g. for an HTTPS receiver.
   std::string cert_file(ServerCert cert = ServerCert::kGood) const;
   std::string key_file(ServerCert cert = ServerCert::kGood) const;
@@ -131,6 +140,8 @@ class DovecotServer {
   int imap_port_ = 0;
   pid_t master_pid_ = -1;
   std::string ca_file_;
+  std::string auth_socket_;
+  std::string lmtp_socket_;
   std::vector<ImapUser> users_;
   ServerCert cert_ = ServerCert::kGood;
 };

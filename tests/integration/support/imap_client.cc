@@ -6,6 +6,8 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <set>
+#include <thread>
 
 #include "dovecot_server.h"
 
@@ -334,6 +336,54 @@ util::Result<FolderStatus> ImapClient::Status(const std::string& user, const std
         mailimap_mailbox_data_status_free(result);
         return out;
       });
+}
+
+}  // namespace mailhook::testsupport
+
+namespace mailhook::testsupport {
+
+util::Result<std::vector<std::string>> ImapClient::FindMessages(
+    const std::string& user, const std::string& folder, const std::function<bool(const std::string&)>& match) const {
+  auto uids = ListUids(user, folder);
+  if (!uids.ok()) return uids.error();
+  std::vector<std::string> found;
+  for (uint32_t uid : *uids) {
+    auto text = Fetch(user, folder, uid);
+    if (!text.ok()) return text.error();
+    if (match(*text)) found.push_back(std::move(*text));
+  }
+  return found;
+}
+
+util::Result<std::string> ImapClient::WaitForMessage(const std::string& user, const std::string& folder,
+                                                     const std::function<bool(const std::string&)>& match,
+                                                     std::chrono::milliseconds timeout) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::set<uint32_t> checked;  // UIDs are never reused in a folder (RFC 3501 2.3.1.1)
+  std::string last_error = "no message matched";
+  for (;;) {
+    auto uids = ListUids(user, folder);
+    if (uids.ok()) {
+      for (uint32_t uid : *uids) {
+        if (checked.count(uid) != 0) continue;
+        auto text = Fetch(user, folder, uid);
+        if (!text.ok()) {
+          last_error = text.error().ToString();
+          break;
+        }
+        checked.insert(uid);
+        if (match(*text)) return std::move(*text);
+      }
+    } else {
+      last_error = uids.error().ToString();
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return util::Error("imap_client.wait", util::RetryClass::kBackoff,
+                         "no matching message in " + user + "/" + folder + " after " + std::to_string(timeout.count()) +
+                             " ms (" + std::to_string(checked.size()) + " checked; last: " + last_error + ")");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
 }
 
 }  // namespace mailhook::testsupport

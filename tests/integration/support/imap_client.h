@@ -3,7 +3,9 @@
 /// LOGIN), independent of the product's IMAP code, to put messages into a
 /// test server and to check what the daemon did to them afterwards.
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -51,6 +53,16 @@ class ImapClient {
   /// Sets \\Deleted on the UID and EXPUNGEs the folder.
   util::Status Expunge(const std::string& user, const std::string& folder, uint32_t uid) const;
   util::Result<FolderStatus> Status(const std::string& user, const std::string& folder) const;
+  /// The full text of every message in the folder for which `match` is true.
+  util::Result<std::vector<std::string>> FindMessages(const std::string& user, const std::string& folder,
+                                                      const std::function<bool(const std::string&)>& match) const;
+  /// Waits until a message for which `match` is true is in the folder (put
+  /// there by another process, e.g. delivered by an MTA) and returns its full
+  /// text. Polls every 50 ms: the server offers nothing to block on without
+  /// an IDLE session of our own. An Error on timeout.
+  util::Result<std::string> WaitForMessage(const std::string& user, const std::string& folder,
+                                           const std::function<bool(const std::string&)>& match,
+                                           std::chrono::milliseconds timeout) const;
 
  private:
   std::string PasswordOf(const std::string& user) const;
