@@ -7,11 +7,11 @@ namespace {
 
 // What a field reads from the event and how it renders.
 enum class Kind {
-  kScalar,       // a string or number
-  kAddressList,  // [{name, address}] → "Name <address>, …"
-  kFirstName,    // the first address's name
+  kScalar,        // a string or number
+  kAddressList,   // [{name, address}] → "Name <address>, …"
+  kFirstName,     // the first address's name
   kFirstAddress,  // the first address's address
-  kCount,        // the length of an array
+  kCount,         // the length of an array
 };
 
 struct Field {

@@ -156,11 +156,12 @@ util::Result<std::vector<Token>> AddressListTokens(const std::vector<MailAddress
   return tokens;
 }
 
-// RFC 5322 3.6.4 msg-id, loosely: <left@right> of printable ASCII.
+// RFC 5322 3.6.4 msg-id, loosely: <...> of printable ASCII. The "@" is not
+// required: old mailers wrote ids without one, and a reply to them should
+// still thread.
 bool IsMessageId(std::string_view id) {
-  if (id.size() < 5 || id.size() > kMaxMessageId || id.front() != '<' || id.back() != '>') return false;
+  if (id.size() < 3 || id.size() > kMaxMessageId || id.front() != '<' || id.back() != '>') return false;
   const std::string_view inner = id.substr(1, id.size() - 2);
-  if (inner.find('@') == std::string_view::npos) return false;
   return std::all_of(inner.begin(), inner.end(), [](char c) { return c > 0x20 && c < 0x7f && c != '<' && c != '>'; });
 }
 

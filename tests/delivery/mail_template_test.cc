@@ -110,8 +110,9 @@ TEST(MailTemplate, LiteralBraces) {
 TEST(MailTemplate, EscapingPerMode) {
   nlohmann::json e = ContractEvent();
   e["message"]["subject"] = "<script>alert('x')</script> & \"q\"\r\nBcc: victim@example.com\x01";
-  EXPECT_EQ(Render("<p>{{message.subject}}</p>", e, Escape::kHtml),
-            "<p>&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;\r\nBcc: victim@example.com\x01</p>");
+  EXPECT_EQ(
+      Render("<p>{{message.subject}}</p>", e, Escape::kHtml),
+      "<p>&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;\r\nBcc: victim@example.com\x01</p>");
   const std::string header = Render("Re: {{message.subject}}", e, Escape::kHeader);
   EXPECT_EQ(header, "Re: <script>alert('x')</script> & \"q\"  Bcc: victim@example.com");
   EXPECT_EQ(header.find_first_of("\r\n\x01"), std::string::npos);
@@ -137,8 +138,8 @@ TEST(MailTemplate, OutputIsBounded) {
   const std::string header = Render("{{message.subject}}", e, Escape::kHeader);
   EXPECT_EQ(header.size(), MailTemplate::kMaxHeaderBytes - 1) << "cut before the 2-byte character";
   e["message"]["text"] = std::string(4 << 20, 'y');
-  const std::string body = Render("{{message.text}}{{message.text}}{{message.text}}{{message.text}}{{message.text}}",
-                                  e, Escape::kText);
+  const std::string body =
+      Render("{{message.text}}{{message.text}}{{message.text}}{{message.text}}{{message.text}}", e, Escape::kText);
   EXPECT_EQ(body.size(), MailTemplate::kMaxBodyBytes);
 }
 

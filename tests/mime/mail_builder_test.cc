@@ -131,7 +131,9 @@ TEST(MailBuilder, NonAsciiSubjectNamesAndBodiesRoundTrip) {
 TEST(MailBuilder, LongLinesDotsFromAndBareLineEndsAreSafe) {
   OutgoingMail m = Reply();
   const std::string long_line(5000, 'x');
-  m.text = "From here on\n.\n..leading dots\rFrom the top\r\n" + long_line + "\ntrailing space \nend";
+  // The 75 "a" put a soft break right before "From " (RFC 2045 6.7: 76 a line).
+  m.text = "From here on\n.\n..leading dots\rFrom the top\r\n" + long_line + "\ntrailing space \nend\n" +
+           std::string(75, 'a') + "From the middle";
   const std::string msg = Build(m);
   ExpectWireSafe(msg);
   EXPECT_NE(msg.find("Content-Transfer-Encoding: quoted-printable"), std::string::npos);
@@ -141,9 +143,26 @@ TEST(MailBuilder, LongLinesDotsFromAndBareLineEndsAreSafe) {
     EXPECT_LE(line.size(), 77u);  // 76 + the CR (RFC 2045 6.7)
     EXPECT_FALSE(line.starts_with("From ")) << line;
   }
+  EXPECT_NE(msg.find(std::string(75, 'a') + "=\r\n=46rom the middle"), std::string::npos) << "the window is hit";
   MessageContent c = Parse(msg);
-  EXPECT_EQ(c.text,
-            "From here on\r\n.\r\n..leading dots\r\nFrom the top\r\n" + long_line + "\r\ntrailing space \r\nend\r\n");
+  EXPECT_EQ(c.text, "From here on\r\n.\r\n..leading dots\r\nFrom the top\r\n" + long_line +
+                        "\r\ntrailing space \r\nend\r\n" + std::string(75, 'a') + "From the middle\r\n");
+}
+
+TEST(MailBuilder, LongAsciiSubjectsFoldAndLongWordsAreEncoded) {
+  OutgoingMail m = Reply();
+  m.subject = "Re:  two spaces, then";
+  for (int i = 0; i < 30; ++i) m.subject += " word" + std::to_string(i);
+  std::string msg = Build(m);
+  ExpectWireSafe(msg);
+  ExpectHeaderLinesFold(msg);
+  EXPECT_EQ(msg.find("=?UTF-8?"), std::string::npos) << "plain ASCII is written as is";
+  EXPECT_EQ(Parse(msg).subject, m.subject);
+  m.subject = "See https://example.com/" + std::string(120, 'p') + " =?not an encoded word?=";
+  msg = Build(m);
+  ExpectWireSafe(msg);
+  ExpectHeaderLinesFold(msg);
+  EXPECT_EQ(Parse(msg).subject, m.subject);
 }
 
 TEST(MailBuilder, MostlyNonLatinTextIsBase64) {
@@ -284,9 +303,9 @@ TEST(MailBuilder, MissingPiecesAreErrors) {
   m.message_id = "no brackets";
   EXPECT_EQ(BuildMessage(m).error().code(), "mail.bad_message_id");
   m = Reply();
-  m.references = {"<ok@example.com>", "<bad id@example.com>", "<x\r\nBcc: y@z>"};
+  m.references = {"<ok@example.com>", "<bad id@example.com>", "<x\r\nBcc: y@z>", "<old-style-id>", "no-brackets"};
   MessageContent c = Parse(Build(m));
-  EXPECT_EQ(c.references, std::vector<std::string>{"<ok@example.com>"});
+  EXPECT_EQ(c.references, (std::vector<std::string>{"<ok@example.com>", "<old-style-id>"}));
 }
 
 }  // namespace
