@@ -422,6 +422,31 @@ util::Result<std::string> EnvelopeAddress(std::string_view address) {
   return result;
 }
 
+ReplyThreading ThreadReply(const std::optional<std::string>& message_id, const std::vector<std::string>& references,
+                           const std::vector<std::string>& in_reply_to) {
+  ReplyThreading t;
+  if (!message_id || !IsMessageId(*message_id)) return t;
+  t.in_reply_to = *message_id;
+  std::vector<std::string> refs;
+  for (const std::string& id : references.empty() && in_reply_to.size() == 1 ? in_reply_to : references) {
+    if (IsMessageId(id)) refs.push_back(id);
+  }
+  refs.push_back(*message_id);
+  if (refs.size() > kMaxReferences) refs.erase(refs.begin() + 1, refs.end() - (kMaxReferences - 1));
+  t.references = std::move(refs);
+  return t;
+}
+
+std::string ReplySubject(std::string_view subject) {
+  size_t i = 0;
+  while (i < subject.size() && (subject[i] == ' ' || subject[i] == '\t')) ++i;
+  const std::string_view rest = subject.substr(i);
+  if (rest.size() >= 3 && (rest[0] == 'R' || rest[0] == 'r') && (rest[1] == 'E' || rest[1] == 'e') && rest[2] == ':') {
+    return std::string(subject);
+  }
+  return "Re: " + std::string(subject);
+}
+
 bool NeedsEightBitMime(std::string_view message) { return !IsAscii(message); }
 
 std::string MakeMessageId(std::string_view seed, std::string_view domain) {

@@ -49,6 +49,25 @@ struct OutgoingMail {
   std::string message_id;  ///< "<...>"; see MakeMessageId
 };
 
+/// In-Reply-To and References of a reply (RFC 5322 3.6.4).
+struct ReplyThreading {
+  std::string in_reply_to;
+  std::vector<std::string> references;
+};
+
+/// Threading for a reply to a message with these fields (as in the event):
+/// In-Reply-To is its Message-ID; References are its References (or, when
+/// it has none, its single In-Reply-To) followed by its Message-ID. Kept to
+/// the first id and the last kMaxReferences - 1 so a long thread does not
+/// grow the header without bound. No Message-ID → both empty.
+ReplyThreading ThreadReply(const std::optional<std::string>& message_id, const std::vector<std::string>& references,
+                           const std::vector<std::string>& in_reply_to);
+inline constexpr size_t kMaxReferences = 20;
+
+/// "Re: " + subject, unless it already starts with "Re:" (any case, after
+/// white space), so replies to replies do not pile up prefixes.
+std::string ReplySubject(std::string_view subject);
+
 /// The whole message. Deterministic: the same mail gives the same bytes (the
 /// MIME boundaries derive from the Message-ID). Errors (code, all
 /// kNeedsOperator: a retry cannot help): "mail.bad_address" (an address

@@ -292,6 +292,34 @@ TEST(MailBuilder, MessageIdIsStableForASeed) {
   EXPECT_TRUE(MakeMessageId("s", "bad\r\nhost").ends_with("@mailhook.invalid>"));
 }
 
+TEST(MailBuilder, ReplyThreadingFollowsRfc5322) {
+  ReplyThreading t = ThreadReply("<c@x>", {"<a@x>", "<b@x>"}, {"<b@x>"});
+  EXPECT_EQ(t.in_reply_to, "<c@x>");
+  EXPECT_EQ(t.references, (std::vector<std::string>{"<a@x>", "<b@x>", "<c@x>"}));
+  // No References: the single In-Reply-To stands in for them.
+  t = ThreadReply("<c@x>", {}, {"<b@x>"});
+  EXPECT_EQ(t.references, (std::vector<std::string>{"<b@x>", "<c@x>"}));
+  t = ThreadReply("<c@x>", {}, {"<a@x>", "<b@x>"});
+  EXPECT_EQ(t.references, std::vector<std::string>{"<c@x>"});
+  t = ThreadReply(std::nullopt, {"<a@x>"}, {});
+  EXPECT_TRUE(t.in_reply_to.empty() && t.references.empty());
+  std::vector<std::string> long_thread;
+  for (int i = 0; i < 50; ++i) long_thread.push_back("<" + std::to_string(i) + "@x>");
+  t = ThreadReply("<new@x>", long_thread, {});
+  ASSERT_EQ(t.references.size(), kMaxReferences);
+  EXPECT_EQ(t.references.front(), "<0@x>");
+  EXPECT_EQ(t.references[1], "<32@x>");  // the last 19 of 0..49 + new
+  EXPECT_EQ(t.references.back(), "<new@x>");
+}
+
+TEST(MailBuilder, ReplySubjectAddsOneRe) {
+  EXPECT_EQ(ReplySubject("Printer"), "Re: Printer");
+  EXPECT_EQ(ReplySubject("RE: Printer"), "RE: Printer");
+  EXPECT_EQ(ReplySubject(" re:Printer"), " re:Printer");
+  EXPECT_EQ(ReplySubject("Reply wanted"), "Re: Reply wanted");
+  EXPECT_EQ(ReplySubject(""), "Re: ");
+}
+
 TEST(MailBuilder, MissingPiecesAreErrors) {
   OutgoingMail m = Reply();
   m.text.reset();
