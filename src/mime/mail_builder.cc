@@ -170,15 +170,16 @@ bool IsMessageId(std::string_view id) {
 std::string NormalizeLineEnds(std::string_view s) {
   std::string out;
   out.reserve(s.size() + s.size() / 32 + 2);
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\r') {
-      if (i + 1 < s.size() && s[i + 1] == '\n') ++i;
-      out += "\r\n";
-    } else if (s[i] == '\n') {
-      out += "\r\n";
-    } else {
-      out += s[i];
+  size_t i = 0;
+  while (i < s.size()) {
+    const size_t brk = s.find_first_of("\r\n", i);
+    if (brk == std::string_view::npos) {
+      out.append(s.substr(i));
+      break;
     }
+    out.append(s.substr(i, brk - i));
+    out += "\r\n";
+    i = brk + (s[brk] == '\r' && brk + 1 < s.size() && s[brk + 1] == '\n' ? 2 : 1);
   }
   if (out.size() < 2 || out.compare(out.size() - 2, 2, "\r\n") != 0) out += "\r\n";
   return out;
@@ -272,7 +273,8 @@ struct Entity {
 // to escape, base64 4 per 3: base64 when escapes are over a sixth of the
 // text (Cyrillic, CJK), so neither is ever more than about a third larger.
 Entity TextEntity(std::string_view subtype, std::string_view raw) {
-  const std::string text = NormalizeLineEnds(ForceUtf8(raw));
+  // Event text is valid UTF-8 already; checking is cheaper than rebuilding.
+  const std::string text = NormalizeLineEnds(IsValidUtf8(raw) ? raw : ForceUtf8(raw));
   Entity e;
   e.headers = "Content-Type: text/" + std::string(subtype) + "; charset=utf-8\r\n";
   if (FitsSevenBit(text)) {
