@@ -29,12 +29,12 @@ util::Error Fail(std::string code, std::string message) {
   return util::Error(std::move(code), util::RetryClass::kNeedsOperator, std::move(message));
 }
 
-bool IsAscii(std::string_view s) {
+bool AllAscii(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
 }
 
 // RFC 5322 3.2.3 atext.
-bool IsAtext(char c) {
+bool IsAtextChar(char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
   return std::string_view("!#$%&'*+-/=?^_`{|}~").find(c) != std::string_view::npos;
 }
@@ -52,18 +52,18 @@ std::string CleanHeaderText(std::string_view s) {
 
 // A piece of a header value that is never broken, with the white space
 // before it: folding (RFC 5322 2.2.3) puts a CRLF before that white space.
-struct Token {
+struct FoldToken {
   std::string space = " ";
   std::string text;
 };
 
 // "Name: value" with CRLF, folded before a token that would pass 78 octets.
-std::string FoldHeader(std::string_view name, const std::vector<Token>& tokens) {
+std::string FoldHeader(std::string_view name, const std::vector<FoldToken>& tokens) {
   std::string out(name);
   out += ':';
   size_t column = out.size();
   bool line_has_token = false;
-  for (const Token& t : tokens) {
+  for (const FoldToken& t : tokens) {
     if (line_has_token && column + t.space.size() + t.text.size() > kFoldAt) {
       out += "\r\n";
       column = 0;
@@ -80,8 +80,8 @@ std::string FoldHeader(std::string_view name, const std::vector<Token>& tokens) 
 // RFC 2047 B words in UTF-8, each at most kEncodedWordBytes of text and never
 // ending inside a character (RFC 2047 5: each word must decode on its own).
 // Decoders drop the white space between adjacent words (RFC 2047 6.2).
-std::vector<Token> EncodedWords(std::string_view utf8) {
-  std::vector<Token> words;
+std::vector<FoldToken> EncodedWords(std::string_view utf8) {
+  std::vector<FoldToken> words;
   while (!utf8.empty()) {
     size_t n = std::min(kEncodedWordBytes, utf8.size());
     while (n > 0 && n < utf8.size() && (static_cast<unsigned char>(utf8[n]) & 0xC0) == 0x80) --n;
@@ -95,10 +95,10 @@ std::vector<Token> EncodedWords(std::string_view utf8) {
 // Unstructured text (Subject): the words as written when it is plain ASCII
 // that folds, else encoded words. "=?" is encoded too, so that no text is
 // read back as an encoded word it never was.
-std::vector<Token> UnstructuredTokens(std::string_view raw) {
+std::vector<FoldToken> UnstructuredTokens(std::string_view raw) {
   const std::string text = CleanHeaderText(raw);
-  std::vector<Token> tokens;
-  bool encode = !IsAscii(text) || text.find("=?") != std::string::npos;
+  std::vector<FoldToken> tokens;
+  bool encode = !AllAscii(text) || text.find("=?") != std::string::npos;
   size_t i = 0;
   while (!encode && i < text.size()) {
     const size_t word = text.find_first_not_of(' ', i);
@@ -115,15 +115,15 @@ std::vector<Token> UnstructuredTokens(std::string_view raw) {
 
 // A display name (RFC 5322 3.2.5 phrase): atoms as they are, a quoted string
 // for other short ASCII, encoded words for the rest.
-std::vector<Token> PhraseTokens(std::string_view raw) {
+std::vector<FoldToken> PhraseTokens(std::string_view raw) {
   std::string name = CleanHeaderText(raw);
   const auto b = name.find_first_not_of(' ');
   if (b == std::string::npos) return {};
   name = name.substr(b, name.find_last_not_of(' ') - b + 1);
-  if (!IsAscii(name) || name.find("=?") != std::string::npos || name.size() > 60) return EncodedWords(name);
+  if (!AllAscii(name) || name.find("=?") != std::string::npos || name.size() > 60) return EncodedWords(name);
   bool atoms = name.find("  ") == std::string::npos;
-  for (char c : name) atoms = atoms && (c == ' ' || IsAtext(c));
-  std::vector<Token> tokens;
+  for (char c : name) atoms = atoms && (c == ' ' || IsAtextChar(c));
+  std::vector<FoldToken> tokens;
   if (atoms) {
     size_t i = 0;
     while (i < name.size()) {
@@ -143,12 +143,12 @@ std::vector<Token> PhraseTokens(std::string_view raw) {
   return {{" ", quoted}};
 }
 
-util::Result<std::vector<Token>> AddressListTokens(const std::vector<MailAddress>& list) {
-  std::vector<Token> tokens;
+util::Result<std::vector<FoldToken>> AddressListTokens(const std::vector<MailAddress>& list) {
+  std::vector<FoldToken> tokens;
   for (size_t i = 0; i < list.size(); ++i) {
     auto address = EnvelopeAddress(list[i].address);
     if (!address) return address.error();
-    std::vector<Token> name = PhraseTokens(list[i].name);
+    std::vector<FoldToken> name = PhraseTokens(list[i].name);
     const std::string sep = i + 1 < list.size() ? "," : "";
     tokens.insert(tokens.end(), name.begin(), name.end());
     tokens.push_back({" ", name.empty() ? *address + sep : "<" + *address + ">" + sep});
@@ -362,14 +362,14 @@ util::Result<Entity> BodyEntity(const OutgoingMail& mail) {
 std::string ThreadingHeaders(const OutgoingMail& mail) {
   std::string out;
   if (IsMessageId(mail.in_reply_to)) out += FoldHeader("In-Reply-To", {{" ", mail.in_reply_to}});
-  std::vector<Token> refs;
+  std::vector<FoldToken> refs;
   for (const std::string& id : mail.references) {
     if (IsMessageId(id)) refs.push_back({" ", id});
   }
   if (!refs.empty()) out += FoldHeader("References", refs);
   std::string auto_submitted = mail.auto_submitted;
   const bool token = !auto_submitted.empty() && std::all_of(auto_submitted.begin(), auto_submitted.end(),
-                                                            [](char c) { return IsAtext(c) || c == '.'; });
+                                                            [](char c) { return IsAtextChar(c) || c == '.'; });
   if (!token) auto_submitted = "auto-generated";
   // RFC 3834 5; X-Auto-Response-Suppress asks Exchange not to answer us
   // with its own auto-replies (the other half of loop protection).
@@ -394,9 +394,9 @@ util::Result<std::string> EnvelopeAddress(std::string_view address) {
   if (at == std::string_view::npos || at == 0 || at + 1 == address.size()) return bad("no local@domain");
   const std::string_view local = address.substr(0, at), domain = address.substr(at + 1);
   const bool quoted = local.size() >= 2 && local.front() == '"' && local.back() == '"';
-  if (!IsAscii(local)) return bad("a non-ASCII local part needs SMTPUTF8, which is not used");
+  if (!AllAscii(local)) return bad("a non-ASCII local part needs SMTPUTF8, which is not used");
   if (!quoted) {
-    if (!std::all_of(local.begin(), local.end(), [](char c) { return IsAtext(c) || c == '.'; })) {
+    if (!std::all_of(local.begin(), local.end(), [](char c) { return IsAtextChar(c) || c == '.'; })) {
       return bad("the local part has characters that need quoting");
     }
     if (local.front() == '.' || local.back() == '.' || local.find("..") != std::string_view::npos) {
@@ -404,7 +404,7 @@ util::Result<std::string> EnvelopeAddress(std::string_view address) {
     }
   }
   std::string ascii_domain(domain);
-  if (!IsAscii(domain)) {
+  if (!AllAscii(domain)) {
     char* out = nullptr;
     const int rc = idn2_to_ascii_8z(std::string(domain).c_str(), &out, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
     if (rc != IDN2_OK) return bad(std::string("IDNA: ") + idn2_strerror(rc));
@@ -449,7 +449,7 @@ std::string ReplySubject(std::string_view subject) {
   return "Re: " + std::string(subject);
 }
 
-bool NeedsEightBitMime(std::string_view message) { return !IsAscii(message); }
+bool NeedsEightBitMime(std::string_view message) { return !AllAscii(message); }
 
 std::string MakeMessageId(std::string_view seed, std::string_view domain) {
   std::string host = "mailhook.invalid";
