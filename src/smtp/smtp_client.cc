@@ -151,11 +151,14 @@ bool Client::Read(SmtpReply* reply, std::vector<std::string>* lines) {
       }
       imap::SetStreamTimeout(stream_.get(), left);
       char buf[4096];
+      const auto waiting_since = Clock::now();
       const ssize_t n = mailstream_read(stream_.get(), buf, sizeof buf);
       if (n <= 0) {
-        io_error_ = Stopped()                  ? "stopped while waiting for the server"
-                    : Clock::now() >= deadline ? "no reply within " + std::to_string(o_.timeout.count()) + " ms"
-                                               : "connection closed or timed out by the server";
+        // The driver's poll timeout ends the wait (it rounds to whole ms).
+        const bool timed_out = Clock::now() - waiting_since >= left - std::chrono::milliseconds(5);
+        io_error_ = Stopped()   ? "stopped while waiting for the server"
+                    : timed_out ? "no reply within " + std::to_string(o_.timeout.count()) + " ms"
+                                : "the server closed the connection";
         return false;
       }
       pending_.append(buf, static_cast<size_t>(n));
@@ -376,6 +379,11 @@ SendOutcome Client::Send(const std::string& from, const std::vector<std::string>
   reply = Command("DATA");
   if (reply.code != 354) {
     SendOutcome failed = FailReply(reply, SmtpStage::kData, "DATA");
+    for (RecipientOutcome& r : out.recipients) {
+      if (r.cls != SendClass::kSent) continue;
+      r.reply = reply;
+      r.cls = failed.cls;
+    }
     failed.recipients = std::move(out.recipients);
     return failed;
   }
