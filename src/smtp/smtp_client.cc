@@ -83,7 +83,6 @@ class Client {
  public:
   explicit Client(const SmtpOptions& o)
       : o_(o), trace_(o.account_label.empty() ? "smtp:" + o.host : o.account_label, o.username, o.secret) {}
-  ~Client() = default;
 
   /// Connect, TLS, greeting, EHLO, STARTTLS, AUTH. nullopt: ready for MAIL.
   std::optional<SendOutcome> Open();
@@ -106,12 +105,19 @@ class Client {
   SendOutcome Fail(SendClass cls, SmtpReply reply, std::string error) const;
   SendOutcome FailReply(const SmtpReply& reply, SmtpStage stage, std::string_view what) const;
   bool Stopped() const;
+  /// Records why the stream broke; false.
+  bool Broken(std::string why) {
+    io_error_ = std::move(why);
+    broken_ = true;
+    return false;
+  }
 
   const SmtpOptions& o_;
   SmtpTrace trace_;
   imap::StreamPtr stream_;
   std::string pending_;   // bytes read past the last reply line
   std::string io_error_;  // why the last Read/Write failed
+  bool broken_ = false;   // the stream is out of step or gone: no QUIT
   Extensions ext_;
 };
 
@@ -127,8 +133,7 @@ bool Client::Write(std::string_view line, bool withheld, std::string_view shown_
   std::string bytes(line);
   bytes += "\r\n";
   if (mailstream_write(stream_.get(), bytes.data(), bytes.size()) < 0 || mailstream_flush(stream_.get()) < 0) {
-    io_error_ = Stopped() ? "stopped while sending" : "connection lost or timed out while sending";
-    return false;
+    return Broken(Stopped() ? "stopped while sending" : "connection lost or timed out while sending");
   }
   return true;
 }
@@ -141,13 +146,11 @@ bool Client::Read(SmtpReply* reply, std::vector<std::string>* lines) {
     const size_t nl = pending_.find('\n');
     if (nl == std::string::npos) {
       if (pending_.size() > kMaxReplyLine) {
-        io_error_ = "the server sent a reply line over " + std::to_string(kMaxReplyLine) + " bytes";
-        return false;
+        return Broken("the server sent a reply line over " + std::to_string(kMaxReplyLine) + " bytes");
       }
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       if (left.count() <= 0) {
-        io_error_ = "no complete reply within " + std::to_string(o_.timeout.count()) + " ms";
-        return false;
+        return Broken("no complete reply within " + std::to_string(o_.timeout.count()) + " ms");
       }
       imap::SetStreamTimeout(stream_.get(), left);
       char buf[4096];
@@ -156,17 +159,15 @@ bool Client::Read(SmtpReply* reply, std::vector<std::string>* lines) {
       if (n <= 0) {
         // The driver's poll timeout ends the wait (it rounds to whole ms).
         const bool timed_out = Clock::now() - waiting_since >= left - std::chrono::milliseconds(5);
-        io_error_ = Stopped()   ? "stopped while waiting for the server"
-                    : timed_out ? "no reply within " + std::to_string(o_.timeout.count()) + " ms"
-                                : "the server closed the connection";
-        return false;
+        return Broken(Stopped()   ? "stopped while waiting for the server"
+                      : timed_out ? "no reply within " + std::to_string(o_.timeout.count()) + " ms"
+                                  : "the server closed the connection");
       }
       pending_.append(buf, static_cast<size_t>(n));
       continue;
     }
     if (nl + 1 > kMaxReplyLine) {
-      io_error_ = "the server sent a reply line over " + std::to_string(kMaxReplyLine) + " bytes";
-      return false;
+      return Broken("the server sent a reply line over " + std::to_string(kMaxReplyLine) + " bytes");
     }
     std::string line = pending_.substr(0, nl + 1);
     pending_.erase(0, nl + 1);
@@ -176,17 +177,13 @@ bool Client::Read(SmtpReply* reply, std::vector<std::string>* lines) {
     if (lines) lines->emplace_back(bare);
     raw += line;
     if (++count > kMaxReplyLines) {
-      io_error_ = "the server sent a reply of more than " + std::to_string(kMaxReplyLines) + " lines";
-      return false;
+      return Broken("the server sent a reply of more than " + std::to_string(kMaxReplyLines) + " lines");
     }
     if (line.size() < 4 || line[3] != '-') break;
   }
   *reply = ParseReply(raw);
   reply->text = trace_.Clean(reply->text);
-  if (reply->code == 0) {
-    io_error_ = reply->text;
-    return false;
-  }
+  if (reply->code == 0) return Broken(reply->text);
   return true;
 }
 
@@ -243,6 +240,7 @@ std::optional<SendOutcome> Client::Open() {
   if (o_.tls == config::TlsMode::kImplicit) {
     auto tls = imap::StartTls(stream_.get(), imap::TlsOptions{o_.host, o_.ca_file, o_.tls_verify});
     if (!tls) {
+      broken_ = true;
       const SendClass cls = tls.error().NeedsOperator() ? SendClass::kNeedsOperator : SendClass::kRetry;
       return Fail(cls, SmtpReply{0, "", tls.error().message()},
                   "TLS with " + o_.host + " failed: " + tls.error().message());
@@ -279,11 +277,13 @@ std::optional<SendOutcome> Client::StartTls() {
   // Bytes after the 220 came in clear and would be read as if encrypted
   // (the STARTTLS command injection, CVE-2011-0411 and kin).
   if (!pending_.empty() || stream_->read_buffer_len != 0) {
+    broken_ = true;
     return Fail(SendClass::kRetry, SmtpReply{0, "", "data after STARTTLS"},
                 o_.host + " sent data after its answer to STARTTLS (an injection attempt or a broken server)");
   }
   auto tls = imap::StartTls(stream_.get(), imap::TlsOptions{o_.host, o_.ca_file, o_.tls_verify});
   if (!tls) {
+    broken_ = true;
     const SendClass cls = tls.error().NeedsOperator() ? SendClass::kNeedsOperator : SendClass::kRetry;
     return Fail(cls, SmtpReply{0, "", tls.error().message()},
                 "STARTTLS with " + o_.host + " failed: " + tls.error().message());
@@ -414,19 +414,20 @@ SendOutcome Client::Send(const std::string& from, const std::vector<std::string>
 }
 
 void Client::Quit() {
-  if (!stream_) return;
-  // A polite end; the message's fate is decided already, so a server slow
-  // to answer QUIT does not hold the sender up.
-  const auto saved = o_.timeout;
+  if (!stream_ || broken_) {
+    stream_.reset();
+    return;
+  }
+  // A polite end (RFC 5321 §4.1.1.10); the message's fate is decided
+  // already, so a server slow to answer does not hold the sender up.
   trace_.Sent("QUIT");
-  imap::SetStreamTimeout(stream_.get(), std::min(saved, std::chrono::milliseconds(1000)));
-  static const char kQuit[] = "QUIT\r\n";
-  if (mailstream_write(stream_.get(), kQuit, sizeof kQuit - 1) >= 0 && mailstream_flush(stream_.get()) >= 0) {
+  imap::SetStreamTimeout(stream_.get(), std::min(o_.timeout, std::chrono::milliseconds(1000)));
+  static constexpr std::string_view kQuit = "QUIT\r\n";
+  if (mailstream_write(stream_.get(), kQuit.data(), kQuit.size()) >= 0 && mailstream_flush(stream_.get()) >= 0) {
     char buf[512];
     const ssize_t n = mailstream_read(stream_.get(), buf, sizeof buf);
-    if (n > 0)
-      trace_.Received(std::string_view(buf, static_cast<size_t>(n))
-                          .substr(0, std::string_view(buf, static_cast<size_t>(n)).find('\r')));
+    const std::string_view got(buf, n > 0 ? static_cast<size_t>(n) : 0);
+    if (!got.empty()) trace_.Received(got.substr(0, got.find_first_of("\r\n")));
   }
   stream_.reset();
 }

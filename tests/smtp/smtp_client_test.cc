@@ -3,7 +3,10 @@
 // kind of refusal and failure is classified.
 #include "smtp/smtp_client.h"
 
+#include <unistd.h>
+
 #include <chrono>
+#include <thread>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -15,12 +18,12 @@
 namespace mailhook::smtp {
 namespace {
 
-using testsupport::FakeSmtpScript;
-using testsupport::FakeSmtpServer;
-using testsupport::TestCertificates;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using testsupport::FakeSmtpScript;
+using testsupport::FakeSmtpServer;
+using testsupport::TestCertificates;
 
 constexpr const char* kUser = "alice@example.com";
 constexpr const char* kSecret = "s3cr3t-Pa55word";
@@ -68,10 +71,9 @@ TEST_F(SmtpClientTest, StartTlsAuthPlainSendsTheDotStuffedMessage) {
   EXPECT_EQ(out.reply.enhanced, "2.0.0");
   EXPECT_EQ(out.error, "");
   const std::string plain = util::Base64Encode(std::string(1, '\0') + kUser + '\0' + kSecret);
-  EXPECT_THAT(server.commands(),
-              ElementsAre("EHLO localhost", "STARTTLS", "EHLO localhost", "AUTH PLAIN " + plain,
-                          "MAIL FROM:<support@example.com> SIZE=" + std::to_string(kStuffed.size()),
-                          "RCPT TO:<bob@example.org>", "DATA", "QUIT"));
+  EXPECT_THAT(server.commands(), ElementsAre("EHLO localhost", "STARTTLS", "EHLO localhost", "AUTH PLAIN " + plain,
+                                             "MAIL FROM:<support@example.com> SIZE=" + std::to_string(kStuffed.size()),
+                                             "RCPT TO:<bob@example.org>", "DATA", "QUIT"));
   EXPECT_THAT(server.clear_commands(), ElementsAre("EHLO localhost", "STARTTLS"));
   EXPECT_EQ(server.data(), kStuffed);
   ASSERT_EQ(out.recipients.size(), 1u);
@@ -252,9 +254,39 @@ TEST_F(SmtpClientTest, ServerThatStopsAnsweringRetriesWithinTheTimeout) {
   server.Join();
   EXPECT_EQ(out.cls, SendClass::kRetry);
   EXPECT_THAT(out.error, HasSubstr("no reply within 400 ms"));
-  // The reply wait, then QUIT's (bounded by the same timeout).
+  // The reply wait only: a session that timed out sends no QUIT.
   EXPECT_GE(took, std::chrono::milliseconds(400));
-  EXPECT_LT(took, std::chrono::milliseconds(2000));
+  EXPECT_LT(took, std::chrono::milliseconds(1500));
+  EXPECT_FALSE(AnyStartsWith(server.commands(), "QUIT"));
+}
+
+TEST_F(SmtpClientTest, StopFdEndsAWaitAtOnce) {
+  FakeSmtpScript script;
+  script.replies = {{"MAIL FROM", "HANG"}};
+  FakeSmtpServer server(script);
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  SmtpOptions o = Options(server.port());
+  o.timeout = std::chrono::milliseconds(20000);
+  o.stop_fd = fds[0];
+  // Stops once the client waits for its MAIL FROM answer.
+  std::thread stopper([&] {
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!AnyStartsWith(server.commands(), "MAIL FROM") && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::yield();
+    }
+    EXPECT_EQ(write(fds[1], "x", 1), 1);
+  });
+  const auto start = std::chrono::steady_clock::now();
+  SendOutcome out = SendMail(o, "support@example.com", {"bob@example.org"}, kMessage);
+  const auto took = std::chrono::steady_clock::now() - start;
+  stopper.join();
+  server.Join();
+  close(fds[0]);
+  close(fds[1]);
+  EXPECT_EQ(out.cls, SendClass::kRetry);
+  EXPECT_THAT(out.error, HasSubstr("stopped while waiting for the server"));
+  EXPECT_LT(took, std::chrono::milliseconds(5000));  // the 20 s timeout did not run
 }
 
 TEST_F(SmtpClientTest, EndlessMultiLineReplyIsABoundedError) {
@@ -295,9 +327,8 @@ TEST_F(SmtpClientTest, TraceShowsTheConversationButNeverTheSecret) {
   EXPECT_THAT(log, HasSubstr("line=\"AUTH PLAIN <withheld>\""));
   EXPECT_THAT(log, HasSubstr("smtp.received target=smtp:ack"));
   EXPECT_THAT(log, HasSubstr("535 5.7.8 no for <redacted> <redacted>"));
-  for (const std::string& form :
-       {std::string(kSecret), util::Base64Encode(kSecret),
-        util::Base64Encode(std::string(1, '\0') + kUser + '\0' + kSecret).substr(0, 16)}) {
+  for (const std::string& form : {std::string(kSecret), util::Base64Encode(kSecret),
+                                  util::Base64Encode(std::string(1, '\0') + kUser + '\0' + kSecret).substr(0, 16)}) {
     EXPECT_THAT(log, Not(HasSubstr(form)));
     EXPECT_THAT(out.error, Not(HasSubstr(form)));
     EXPECT_THAT(out.reply.text, Not(HasSubstr(form)));

@@ -49,7 +49,9 @@ TEST(SmtpReplyTest, MalformedRepliesHaveCodeZeroAndSayWhy) {
 }
 
 TEST(SmtpReplyTest, ClassifiesByCodeEnhancedCodeAndStage) {
-  auto cls = [](const char* text, SmtpStage stage = SmtpStage::kMessage) { return ClassifyReply(ParseReply(text), stage); };
+  auto cls = [](const char* text, SmtpStage stage = SmtpStage::kMessage) {
+    return ClassifyReply(ParseReply(text), stage);
+  };
   EXPECT_EQ(cls("250 2.0.0 ok"), SendClass::kSent);
   EXPECT_EQ(cls("354 go on", SmtpStage::kData), SendClass::kSent);
   for (const char* retry : {"421 4.3.2 shutting down", "450 4.2.1 busy", "451 4.3.0 local error", "452 4.3.1 full",
@@ -57,9 +59,10 @@ TEST(SmtpReplyTest, ClassifiesByCodeEnhancedCodeAndStage) {
     EXPECT_EQ(cls(retry), SendClass::kRetry) << retry;
   }
   EXPECT_EQ(ClassifyReply(SmtpReply{0, "", "connection reset"}), SendClass::kRetry);
-  for (const char* op : {"530 5.7.0 Must issue a STARTTLS command first", "534 5.7.9 Application-specific password required",
-                         "535 5.7.8 Username and Password not accepted", "538 5.7.11 Encryption required",
-                         "554 5.7.8 credentials invalid"}) {
+  for (const char* op :
+       {"530 5.7.0 Must issue a STARTTLS command first", "534 5.7.9 Application-specific password required",
+        "535 5.7.8 Username and Password not accepted", "538 5.7.11 Encryption required",
+        "554 5.7.8 credentials invalid"}) {
     EXPECT_EQ(cls(op, SmtpStage::kMail), SendClass::kNeedsOperator) << op;
   }
   EXPECT_EQ(cls("504 5.5.4 Unrecognized authentication type", SmtpStage::kAuth), SendClass::kNeedsOperator);

@@ -65,8 +65,7 @@ struct FakeSmtpServer::Conn {
         if (poll(&q, 1, 10000) <= 0) return false;
       }
       char chunk[4096];
-      const int n =
-          ssl ? SSL_read(ssl, chunk, sizeof chunk) : static_cast<int>(recv(fd, chunk, sizeof chunk, 0));
+      const int n = ssl ? SSL_read(ssl, chunk, sizeof chunk) : static_cast<int>(recv(fd, chunk, sizeof chunk, 0));
       if (n <= 0) return false;
       buf.append(chunk, static_cast<size_t>(n));
     }
