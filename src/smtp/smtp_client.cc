@@ -22,7 +22,9 @@ using Clock = std::chrono::steady_clock;
 struct Extensions {
   bool starttls = false;
   bool size_given = false;
-  uint64_t size = 0;              // 0: no limit announced
+  uint64_t size = 0;  // 0: no limit announced
+  bool eightbitmime = false;
+  bool smtputf8 = false;
   std::vector<std::string> auth;  // mechanisms, upper case
 };
 
@@ -62,6 +64,8 @@ Extensions ParseEhlo(const std::vector<std::string>& lines) {
     }
     if (words.empty()) continue;
     if (words[0] == "STARTTLS") ext.starttls = true;
+    if (words[0] == "8BITMIME") ext.eightbitmime = true;
+    if (words[0] == "SMTPUTF8") ext.smtputf8 = true;
     if (words[0] == "AUTH") ext.auth.insert(ext.auth.end(), words.begin() + 1, words.end());
     if (words[0] == "SIZE") {
       ext.size_given = true;
@@ -71,6 +75,10 @@ Extensions ParseEhlo(const std::vector<std::string>& lines) {
     }
   }
   return ext;
+}
+
+bool IsAscii(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
 }
 
 /// An address fit for MAIL FROM/RCPT TO: no line breaks or brackets that
@@ -88,6 +96,10 @@ class Client {
   std::optional<SendOutcome> Open();
   SendOutcome Send(const std::string& from, const std::vector<std::string>& recipients, std::string_view message);
   void Quit();
+  /// MAIL FROM with the parameters the server announced (RFC 1870 SIZE,
+  /// RFC 6152 BODY=8BITMIME, RFC 6531 SMTPUTF8); nullopt when accepted.
+  std::optional<SendOutcome> Mail(const std::string& from, const std::vector<std::string>& recipients,
+                                  std::string_view data);
 
  private:
   std::optional<SendOutcome> Ehlo();
@@ -342,15 +354,7 @@ std::optional<SendOutcome> Client::AuthExchange(const std::string& first, std::s
 SendOutcome Client::Send(const std::string& from, const std::vector<std::string>& recipients,
                          std::string_view message) {
   const std::string data = DotStuff(message);
-  if (ext_.size > 0 && data.size() > ext_.size) {
-    return Fail(SendClass::kPermanent, SmtpReply{0, "", "message too large"},
-                "the message (" + std::to_string(data.size()) + " bytes) is over the " + std::to_string(ext_.size) +
-                    " bytes " + o_.host + " accepts (EHLO SIZE): make it smaller (attach less)");
-  }
-  std::string mail = "MAIL FROM:<" + from + ">";
-  if (ext_.size_given) mail += " SIZE=" + std::to_string(data.size());
-  SmtpReply reply = Command(mail);
-  if (reply.code != 250) return FailReply(reply, SmtpStage::kMail, "MAIL FROM");
+  if (auto failed = Mail(from, recipients, data)) return std::move(*failed);
 
   SendOutcome out;
   std::optional<SendClass> refused;  // worst class of the refused recipients
@@ -376,7 +380,7 @@ SendOutcome Client::Send(const std::string& from, const std::vector<std::string>
     Command("RSET");
     return failed;
   }
-  reply = Command("DATA");
+  SmtpReply reply = Command("DATA");
   if (reply.code != 354) {
     SendOutcome failed = FailReply(reply, SmtpStage::kData, "DATA");
     for (RecipientOutcome& r : out.recipients) {
@@ -411,6 +415,29 @@ SendOutcome Client::Send(const std::string& from, const std::vector<std::string>
                               std::to_string(recipients.size()) + " recipients refused; sent to the others");
   }
   return done;
+}
+
+std::optional<SendOutcome> Client::Mail(const std::string& from, const std::vector<std::string>& recipients,
+                                        std::string_view data) {
+  if (ext_.size > 0 && data.size() > ext_.size) {
+    return Fail(SendClass::kPermanent, SmtpReply{0, "", "message too large"},
+                "the message (" + std::to_string(data.size()) + " bytes) is over the " + std::to_string(ext_.size) +
+                    " bytes " + o_.host + " accepts (EHLO SIZE): make it smaller (attach less)");
+  }
+  std::string mail = "MAIL FROM:<" + from + ">";
+  if (ext_.size_given) mail += " SIZE=" + std::to_string(data.size());
+  if (ext_.eightbitmime && !IsAscii(data)) mail += " BODY=8BITMIME";
+  bool utf8_address = !IsAscii(from);
+  for (const std::string& to : recipients) utf8_address = utf8_address || !IsAscii(to);
+  if (utf8_address && !ext_.smtputf8) {
+    return Fail(SendClass::kPermanent, SmtpReply{0, "", "SMTPUTF8 not offered"},
+                "an address has non-ASCII characters and " + o_.host +
+                    " does not offer SMTPUTF8 (RFC 6531): use an ASCII address");
+  }
+  if (utf8_address) mail += " SMTPUTF8";
+  const SmtpReply reply = Command(mail);
+  if (reply.code != 250) return FailReply(reply, SmtpStage::kMail, "MAIL FROM");
+  return std::nullopt;
 }
 
 void Client::Quit() {

@@ -242,6 +242,25 @@ TEST_F(SmtpClientTest, MessageOverTheAnnouncedSizeIsPermanentWithoutMail) {
   EXPECT_FALSE(AnyStartsWith(server.commands(), "MAIL"));
 }
 
+TEST_F(SmtpClientTest, EightBitBodyAndUtf8AddressesUseTheAnnouncedExtensions) {
+  FakeSmtpScript script;
+  script.ehlo = "250-fake.test\r\n250-STARTTLS\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 AUTH PLAIN\r\n";
+  FakeSmtpServer server(script);
+  SendOutcome out = SendMail(Options(server.port()), "support@example.com", {"jos\xc3\xa9@example.org"},
+                             "Subject: caf\xc3\xa9\r\n\r\nbody\r\n");
+  server.Join();
+  EXPECT_EQ(out.cls, SendClass::kSent) << out.error;
+  EXPECT_THAT(server.commands(), ::testing::Contains("MAIL FROM:<support@example.com> BODY=8BITMIME SMTPUTF8"));
+}
+
+TEST_F(SmtpClientTest, Utf8AddressWithoutSmtputf8IsPermanent) {
+  FakeSmtpServer server({});
+  SendOutcome out = Send(server, Options(server.port()), {"jos\xc3\xa9@example.org"});
+  EXPECT_EQ(out.cls, SendClass::kPermanent);
+  EXPECT_THAT(out.error, HasSubstr("SMTPUTF8"));
+  EXPECT_FALSE(AnyStartsWith(server.commands(), "MAIL"));
+}
+
 TEST_F(SmtpClientTest, ServerThatStopsAnsweringRetriesWithinTheTimeout) {
   FakeSmtpScript script;
   script.replies = {{"MAIL FROM", "HANG"}};
