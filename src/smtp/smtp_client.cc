@@ -114,7 +114,7 @@ class Client {
   /// Sends `line` and reads its reply; a connection error becomes a reply with code 0.
   SmtpReply Command(std::string_view line, bool withheld = false, std::string_view shown_prefix = {});
 
-  SendOutcome Fail(SendClass cls, SmtpReply reply, std::string error) const;
+  SendOutcome Fail(SendClass cls, SmtpReply reply, const std::string& error) const;
   SendOutcome FailReply(const SmtpReply& reply, SmtpStage stage, std::string_view what) const;
   bool Stopped() const;
   /// Records why the stream broke; false.
@@ -208,7 +208,7 @@ SmtpReply Client::Command(std::string_view line, bool withheld, std::string_view
   return reply;
 }
 
-SendOutcome Client::Fail(SendClass cls, SmtpReply reply, std::string error) const {
+SendOutcome Client::Fail(SendClass cls, SmtpReply reply, const std::string& error) const {
   SendOutcome out;
   out.cls = cls;
   out.reply = std::move(reply);
@@ -221,7 +221,7 @@ SendOutcome Client::FailReply(const SmtpReply& reply, SmtpStage stage, std::stri
   const std::string server = o_.host + ":" + std::to_string(o_.port);
   if (reply.code == 0) {
     return Fail(SendClass::kRetry, reply,
-                std::string(what) + " failed on " + server + ": " + reply.text + "; retrying");
+                std::string(what) + " failed on " + server + ": " + reply.text + " (temporary)");
   }
   const SendClass cls = ClassifyReply(reply, stage);
   std::string said =
@@ -236,7 +236,7 @@ SendOutcome Client::FailReply(const SmtpReply& reply, SmtpStage stage, std::stri
   } else if (cls == SendClass::kNeedsOperator) {
     error += "; the server refuses this client: check host, port and tls for this server";
   } else if (cls == SendClass::kRetry) {
-    error += "; temporary, retrying";
+    error += " (temporary)";
   }
   return Fail(cls, reply, error);
 }
@@ -279,10 +279,11 @@ std::optional<SendOutcome> Client::Ehlo() {
 
 std::optional<SendOutcome> Client::StartTls() {
   if (!ext_.starttls) {
-    return Fail(SendClass::kNeedsOperator, SmtpReply{0, "", "STARTTLS not offered"},
-                o_.host + ":" + std::to_string(o_.port) +
-                    " does not offer STARTTLS, which tls: starttls requires (nothing was sent in clear): use tls: "
-                    "implicit with port 465, or enable STARTTLS on the server");
+    return Fail(
+        SendClass::kNeedsOperator, SmtpReply{0, "", "STARTTLS not offered"},
+        o_.host + ":" + std::to_string(o_.port) +
+            " does not offer STARTTLS, which tls: starttls requires (no credentials or mail were sent): use tls: "
+            "implicit with port 465, or enable STARTTLS on the server");
   }
   SmtpReply reply = Command("STARTTLS");
   if (reply.code != 220) return FailReply(reply, SmtpStage::kStartTls, "STARTTLS");
