@@ -363,7 +363,11 @@ SendOutcome Client::Send(const std::string& from, const std::vector<std::string>
   for (const std::string& to : recipients) {
     RecipientOutcome r{to, Command("RCPT TO:<" + to + ">"), SendClass::kSent};
     r.cls = ClassifyReply(r.reply, SmtpStage::kRcpt);
-    if (r.reply.code == 0) return FailReply(r.reply, SmtpStage::kRcpt, "RCPT TO");
+    if (r.reply.code == 0) {
+      SendOutcome failed = FailReply(r.reply, SmtpStage::kRcpt, "RCPT TO");
+      failed.recipients = std::move(out.recipients);
+      return failed;
+    }
     if (r.cls == SendClass::kSent) {
       ++accepted;
     } else {
@@ -394,12 +398,13 @@ SendOutcome Client::Send(const std::string& from, const std::vector<std::string>
   }
   trace_.SentData(data.size());
   imap::SetStreamTimeout(stream_.get(), o_.timeout);
-  if (mailstream_write(stream_.get(), data.data(), data.size()) < 0 || mailstream_flush(stream_.get()) < 0 ||
-      !Read(&reply)) {
-    reply = SmtpReply{0, "",
-                      Stopped()           ? "stopped while sending the message"
-                      : io_error_.empty() ? "connection lost while sending the message"
-                                          : io_error_};
+  if (mailstream_write(stream_.get(), data.data(), data.size()) < 0 || mailstream_flush(stream_.get()) < 0) {
+    Broken(Stopped() ? "stopped while sending the message" : "connection lost while sending the message");
+    reply = SmtpReply{0, "", io_error_};
+  } else if (!Read(&reply)) {
+    // RFC 1047: the server may have taken the message and the answer got
+    // lost; a retry can then deliver it twice, which beats losing it.
+    reply = SmtpReply{0, "", io_error_};
   }
   SendOutcome done =
       reply.code == 250 ? SendOutcome{} : FailReply(reply, SmtpStage::kMessage, "the message (after DATA)");
