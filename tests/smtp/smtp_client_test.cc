@@ -165,6 +165,26 @@ TEST_F(SmtpClientTest, Greeting421Retries) {
   EXPECT_THAT(out.error, HasSubstr("too busy"));
 }
 
+TEST_F(SmtpClientTest, Greeting554RefusesThisClientNotTheMessage) {
+  FakeSmtpScript script;
+  script.greeting = "554 5.7.1 fake.test: your address is on a block list\r\n";
+  FakeSmtpServer server(script);
+  SendOutcome out = Send(server, Options(server.port()));
+  EXPECT_EQ(out.cls, SendClass::kNeedsOperator);
+  EXPECT_THAT(out.error, HasSubstr("block list"));
+}
+
+TEST_F(SmtpClientTest, DataInjectedAfterStartTlsIsRefused) {
+  FakeSmtpScript script;
+  // A man in the middle appending a clear-text answer to the 220 (CVE-2011-0411).
+  script.replies = {{"STARTTLS", "220 2.0.0 Ready\r\n250 2.7.0 injected\r\n"}};
+  FakeSmtpServer server(script);
+  SendOutcome out = Send(server, Options(server.port()));
+  EXPECT_EQ(out.cls, SendClass::kRetry);
+  EXPECT_THAT(out.error, HasSubstr("sent data after its answer to STARTTLS"));
+  EXPECT_FALSE(AnyStartsWith(server.commands(), "AUTH"));
+}
+
 TEST_F(SmtpClientTest, Data451RetriesEveryRecipient) {
   FakeSmtpScript script;
   script.replies = {{"DATA", "451 4.3.0 Error: queue file write error\r\n"}};
