@@ -80,8 +80,8 @@ std::shared_ptr<spdlog::logger> Logger(const std::string& area) {
 }
 
 spdlog::logger& Log(Area area) {
-  static constexpr std::array<const char*, 7> kNames = {"imap",   "mime", "store", "delivery",
-                                                        "config", "http", "daemon"};
+  static constexpr std::array<const char*, 8> kNames = {"imap",   "mime", "store",  "delivery",
+                                                        "config", "http", "daemon", "smtp"};
   // Created together on first use (a thread-safe static) and kept for the
   // process: messages never wait on g_mu or spdlog's registry lock.
   static const std::array<std::shared_ptr<spdlog::logger>, kNames.size()> loggers = [] {

@@ -1,6 +1,6 @@
 #pragma once
 /// Logging: one spdlog logger per area ("imap", "mime", "store", "delivery",
-/// "config", "http", "daemon"), all writing to stderr in text or JSON format.
+/// "config", "http", "daemon", "smtp"), all writing to stderr in text or JSON format.
 /// Messages are a stable event name plus key=value fields:
 ///   imap.reconnect account=support folder=INBOX attempt=3 delay_ms=8000
 /// Never pass secrets, bodies or Authorization headers.
@@ -22,7 +22,7 @@ std::shared_ptr<spdlog::logger> Logger(const std::string& area);
 
 /// The areas of mailhook, one logger each (the logger's name is the area's
 /// directory under src/).
-enum class Area { kImap, kMime, kStore, kDelivery, kConfig, kHttp, kDaemon };
+enum class Area { kImap, kMime, kStore, kDelivery, kConfig, kHttp, kDaemon, kSmtp };
 
 /// The logger of an area, created once (on the first call, with the current
 /// settings; SetupLogging later replaces its sinks) and then returned without

@@ -1,8 +1,10 @@
 cmake_minimum_required(VERSION 3.25)
 # fence.includes: see CMakeLists.txt. SRC is the source tree's src/.
-# Each rule: the area that may include them, then a regex of includes.
+# Each rule: the areas that may include them (separated by ","), then a
+# regex of includes. src/smtp sends over src/imap's TLS stream.
 set(rules
-  "imap|#include[ \t]*[<\"](libetpan/|imap/bodystructure\\.h|imap/tls_stream\\.h|imap/etpan_ptr\\.h)"
+  "imap|#include[ \t]*[<\"]imap/bodystructure\\.h"
+  "imap,smtp|#include[ \t]*[<\"](libetpan/|imap/tls_stream\\.h|imap/etpan_ptr\\.h)"
   "store|#include[ \t]*[<\"](sqlite3\\.h|store/statement\\.h|store/row_mapper\\.h)"
   "delivery|#include[ \t]*[<\"]httplib\\.h")
 file(GLOB_RECURSE files RELATIVE ${SRC} ${SRC}/*.h ${SRC}/*.cc)
@@ -14,12 +16,13 @@ foreach(file IN LISTS files)
     string(SUBSTRING "${rule}" 0 ${bar} area)
     math(EXPR from "${bar} + 1")
     string(SUBSTRING "${rule}" ${from} -1 regex)
-    if(file MATCHES "^${area}/")
+    string(REPLACE "," "|" areas "${area}")
+    if(file MATCHES "^(${areas})/")
       continue()
     endif()
     foreach(line IN LISTS lines)
       if(line MATCHES "${regex}")
-        string(APPEND failures "  src/${file}: ${line} (only src/${area}/ may; ask it through a function of its own)\n")
+        string(APPEND failures "  src/${file}: ${line} (only src/${areas}/ may; ask it through a function of its own)\n")
       endif()
     endforeach()
   endforeach()
