@@ -117,6 +117,9 @@ class Loader : public YamlAccess {
   /// mode, to, cc, subject, text, html, attach_original, rate_limit.
   void ParseSmtpMessage(const YAML::Node& node, const std::string& where, SmtpTarget& t);
   void ParseSmtpRateLimit(const YAML::Node& node, const std::string& where, SmtpTarget& t);
+  /// to: / cc: templates; entries without a placeholder are checked as addresses.
+  std::vector<std::string> Recipients(const YAML::Node& node, std::string_view key, const std::string& where,
+                                      std::string_view example);
   /// The hook point for the template language (src/smtp/mail_template.h,
   /// compiled by the smtp target): where `check` will report a template that
   /// does not compile, at its line. Today the sources are only stored.

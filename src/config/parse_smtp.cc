@@ -147,15 +147,20 @@ void Loader::ParseSmtpMessage(const YAML::Node& node, const std::string& where, 
   }
   if (mode) t.mode = *mode;
   const bool reply = t.mode == SmtpMode::kReply;
-  if (auto to = List(node, "to", where, "[\"tickets@example.com\"]")) t.to = *to;
-  if (auto cc = List(node, "cc", where, "[\"team@example.com\"]")) t.cc = *cc;
-  if (mode && reply && !t.to.empty()) {
+  t.to = Recipients(node, "to", where, "[\"tickets@example.com\"]");
+  t.cc = Recipients(node, "cc", where, "[\"team@example.com\"]");
+  // By the entries written, so that an entry refused above is not also
+  // reported as a missing one.
+  const YAML::Node to = node["to"];
+  const bool to_list = Present(to) && to.IsSequence();
+  const size_t written = to_list ? to.size() : 0;
+  if (mode && reply && written > 0) {
     Fail(node["to"], "\"to\" in " + where +
                          " is for mode: forward; a reply goes to the sender of the message. Remove to: "
                          "(or use cc: for a copy), or use mode: forward");
   } else if (mode && !reply && !Present(node["to"])) {
     Fail(node, where + " has mode: forward but no \"to\"; add to: [\"tickets@example.com\"]");
-  } else if (mode && !reply && t.to.empty()) {
+  } else if (mode && !reply && written == 0 && to_list) {
     Fail(node["to"], "\"to\" in " + where + " is empty; mode: forward needs at least one address");
   }
   t.subject = std::string(reply ? kReplySubject : kForwardSubject);
@@ -183,6 +188,26 @@ void Loader::ParseSmtpMessage(const YAML::Node& node, const std::string& where, 
       ParseSmtpRateLimit(node["rate_limit"], "rate_limit of " + where, t);
     }
   }
+}
+
+/// to: or cc:: a list of templates. An entry without a {{ }} placeholder is
+/// an address as it will be sent, so it is checked here, not at the first
+/// event.
+std::vector<std::string> Loader::Recipients(const YAML::Node& node, std::string_view key, const std::string& where,
+                                            std::string_view example) {
+  std::vector<std::string> out;
+  auto list = ListNodes(node, key, where, example);
+  if (!list) return out;
+  for (const auto& [text, at] : *list) {
+    std::string why;
+    if (text.find("{{") == std::string::npos && !ParseMailbox(text, why)) {
+      Fail(at, "address " + Q(text) + " in " + Q(key) + " of " + where + " " + why +
+                   "; write one address per entry, e.g. " + std::string(example));
+      continue;
+    }
+    out.push_back(text);
+  }
+  return out;
 }
 
 /// rate_limit: { per_sender: N, window: duration }.

@@ -218,6 +218,22 @@ TEST(SmtpLoaderTest, BadFromAddressesAreErrors) {
   EXPECT_EQ(Only(Load(With(quoted))).from, (MailAddress{"Support, Inc.", "s@example.com"}));
 }
 
+TEST(SmtpLoaderTest, LiteralRecipientsAreCheckedTemplatesAreKept) {
+  auto r = Load(With(R"(  - name: f
+    host: h
+    username: u
+    password: p
+    from: a@b.example
+    mode: forward
+    to: ["tickets@example.com", "not an address", "{{message.from[0].address}}"]
+    cc: ["team@"]
+    text: t
+)"));
+  EXPECT_TRUE(HasError(r, 16, 33, "address \"not an address\" in \"to\" of smtp target \"f\"")) << Dump(r);
+  EXPECT_TRUE(HasError(r, 17, 10, "address \"team@\" in \"cc\" of smtp target \"f\" has no domain")) << Dump(r);
+  EXPECT_EQ(r.errors.size(), 2u) << Dump(r);
+}
+
 TEST(SmtpLoaderTest, UnknownKeyIsAnErrorWithTheKnownKeys) {
   std::string yaml = With(std::string(kReply) + "    reply_to: x@example.com\n");  // line 17
   auto r = Load(yaml);
