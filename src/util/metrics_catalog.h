@@ -44,8 +44,10 @@ struct AccountMetrics {
 /// The series of one delivery target: attempts by outcome and their duration.
 /// Webhooks count under the contract's mailhook_deliveries_total{webhook,outcome}
 /// and mailhook_delivery_seconds{webhook}; hook commands under
-/// mailhook_hook_runs_total{hook,outcome} and mailhook_hook_seconds{hook}, so
-/// each family keeps one label set (as Prometheus expects).
+/// mailhook_hook_runs_total{hook,outcome} and mailhook_hook_seconds{hook}; smtp
+/// targets under mailhook_smtp_sends_total{smtp,outcome} and
+/// mailhook_smtp_seconds{smtp}, so each family keeps one label set (as
+/// Prometheus expects).
 struct TargetMetrics {
   Counter success;  ///< outcome="success"
   Counter retry;    ///< outcome="retry": rescheduled
@@ -96,6 +98,8 @@ class MetricsCatalog {
   HistogramFamily<1> delivery_seconds_;
   CounterFamily<2> hook_runs_;
   HistogramFamily<1> hook_seconds_;
+  CounterFamily<2> smtp_sends_;
+  HistogramFamily<1> smtp_seconds_;
   CounterFamily<1> http_rejected_;
   CounterFamily<1> config_reloads_;
   CounterFamily<2> smtp_skipped_;

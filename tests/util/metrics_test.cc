@@ -149,6 +149,11 @@ const char* const kFreshExposition =
     "# TYPE mailhook_messages_unprocessable_total counter\n"
     "# HELP mailhook_outbox_pending Deliveries stored in the outbox and not yet done.\n"
     "# TYPE mailhook_outbox_pending gauge\n"
+    "# HELP mailhook_smtp_seconds Duration of one smtp target attempt in seconds.\n"
+    "# TYPE mailhook_smtp_seconds histogram\n"
+    "# HELP mailhook_smtp_sends_total Mail sending attempts of smtp targets by target name and outcome (success, "
+    "retry, dead).\n"
+    "# TYPE mailhook_smtp_sends_total counter\n"
     "# HELP mailhook_smtp_skipped_total Replies an smtp target did not send because a loop-protection rule (RFC "
     "3834) fired, by rule.\n"
     "# TYPE mailhook_smtp_skipped_total counter\n"
@@ -169,7 +174,7 @@ TEST(MetricsCatalogTest, FreshCatalogRendersEveryFamilyOnceAsBefore) {
     EXPECT_NE(text.find(type), std::string::npos) << name;
     EXPECT_NE(text.find(help), std::string::npos) << name;
   }
-  EXPECT_EQ(catalog.registry().FamilyNames().size(), 20u);
+  EXPECT_EQ(catalog.registry().FamilyNames().size(), 22u);
 }
 
 // The contract's metrics with their labels, as handles produce them.
@@ -244,6 +249,11 @@ TEST(MetricsCatalogTest, HandlesRenderTheContractSeriesAsBefore) {
       "# HELP mailhook_outbox_pending Deliveries stored in the outbox and not yet done.\n"
       "# TYPE mailhook_outbox_pending gauge\n"
       "mailhook_outbox_pending 3\n"
+      "# HELP mailhook_smtp_seconds Duration of one smtp target attempt in seconds.\n"
+      "# TYPE mailhook_smtp_seconds histogram\n"
+      "# HELP mailhook_smtp_sends_total Mail sending attempts of smtp targets by target name and outcome (success, "
+      "retry, dead).\n"
+      "# TYPE mailhook_smtp_sends_total counter\n"
       "# HELP mailhook_smtp_skipped_total Replies an smtp target did not send because a loop-protection rule (RFC "
       "3834) fired, by rule.\n"
       "# TYPE mailhook_smtp_skipped_total counter\n"
@@ -264,6 +274,17 @@ TEST(MetricsCatalogTest, HooksCountUnderTheirOwnFamilies) {
   EXPECT_NE(text.find("mailhook_hook_seconds_count{hook=\"archive\"} 1\n"), std::string::npos);
   EXPECT_EQ(text.find("mailhook_deliveries_total{"), std::string::npos);
   EXPECT_EQ(catalog.ForTarget(TargetId::Webhook("archive")).retry.Value(), 0);
+}
+
+TEST(MetricsCatalogTest, SmtpTargetsCountUnderTheirOwnFamilies) {
+  MetricsCatalog catalog;
+  TargetMetrics ack = catalog.ForTarget(TargetId::Smtp("ack"));
+  ack.success.Inc();
+  ack.seconds.Observe(1);
+  std::string text = catalog.Render();
+  EXPECT_NE(text.find("mailhook_smtp_sends_total{outcome=\"success\",smtp=\"ack\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("mailhook_smtp_seconds_count{smtp=\"ack\"} 1\n"), std::string::npos);
+  EXPECT_EQ(text.find("mailhook_deliveries_total{"), std::string::npos);
 }
 
 TEST(MetricsCatalogTest, SmtpSkipsAreCountedByTargetAndRule) {
