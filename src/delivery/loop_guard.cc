@@ -2,6 +2,8 @@
 
 #include <array>
 
+#include <nlohmann/json.hpp>
+
 #include "util/strings.h"
 
 namespace mailhook::delivery {
@@ -58,6 +60,26 @@ bool IsBounceName(std::string_view local) {
 
 bool SameAddress(std::string_view a, std::string_view b) { return !a.empty() && util::EqualsIgnoreCase(a, b); }
 
+/// The first address with an '@' (a group or a bare name has none).
+std::string FirstAddress(const std::vector<mime::Address>& list) {
+  for (const auto& a : list) {
+    if (a.address.find('@') != std::string::npos) return a.address;
+  }
+  return "";
+}
+
+/// The reply address: From, else Sender (the raw field value).
+std::string ReplyAddress(const std::vector<mime::Address>& from, const std::optional<std::string>& sender) {
+  std::string address = FirstAddress(from);
+  if (address.empty() && sender) address = FirstAddress(mime::ParseAddressList(*sender));
+  return address;
+}
+
+/// "<addr>" or "<>" from a Return-Path value; "" when absent.
+std::string NormalReturnPath(const std::optional<std::string>& value) {
+  return value ? "<" + ReturnPathAddress(*value) + ">" : "";
+}
+
 }  // namespace
 
 std::string_view RuleName(SkipRule rule) {
@@ -91,26 +113,54 @@ bool IsRobotAddress(std::string_view address) {
 }
 
 LoopFacts LoopFactsFromHeaders(const std::vector<mime::HeaderField>& fields) {
-  LoopFacts facts;
-  facts.auto_submitted = mime::FirstHeader(fields, "Auto-Submitted").value_or("");
-  facts.precedence = mime::FirstHeader(fields, "Precedence").value_or("");
-  facts.has_list_id = mime::FirstHeader(fields, "List-Id").has_value();
-  facts.has_list_unsubscribe = mime::FirstHeader(fields, "List-Unsubscribe").has_value();
-  for (std::string_view field : {"From", "Sender"}) {
-    auto value = mime::FirstHeader(fields, field);
-    if (!value) continue;
-    for (const auto& a : mime::ParseAddressList(*value)) {
-      if (a.address.find('@') == std::string::npos) continue;
-      facts.sender_address = a.address;
-      break;
-    }
-    if (!facts.sender_address.empty()) break;
-  }
+  mime::MessageContent content;
+  mime::AutoReplyHeaders& h = content.auto_reply;
+  h.auto_submitted = mime::FirstHeader(fields, "Auto-Submitted");
+  h.precedence = mime::FirstHeader(fields, "Precedence");
+  h.list_id = mime::FirstHeader(fields, "List-Id");
+  h.list_unsubscribe = mime::FirstHeader(fields, "List-Unsubscribe");
   // The first Return-Path is the one the final delivery added (RFC 5321
   // section 4.4).
-  if (auto rp = mime::FirstHeader(fields, "Return-Path")) facts.return_path = "<" + ReturnPathAddress(*rp) + ">";
-  if (auto id = mime::FirstHeader(fields, "Message-ID")) facts.message_id = mime::ParseMessageId(*id).value_or("");
+  h.return_path = mime::FirstHeader(fields, "Return-Path");
+  h.sender = mime::FirstHeader(fields, "Sender");
+  if (auto from = mime::FirstHeader(fields, "From")) content.from = mime::ParseAddressList(*from);
+  if (auto id = mime::FirstHeader(fields, "Message-ID")) content.message_id = mime::ParseMessageId(*id);
+  return LoopFactsFromContent(content);
+}
+
+LoopFacts LoopFactsFromContent(const mime::MessageContent& content) {
+  const mime::AutoReplyHeaders& h = content.auto_reply;
+  LoopFacts facts;
+  facts.auto_submitted = h.auto_submitted.value_or("");
+  facts.precedence = h.precedence.value_or("");
+  facts.has_list_id = h.list_id.has_value();
+  facts.has_list_unsubscribe = h.list_unsubscribe.has_value();
+  facts.sender_address = ReplyAddress(content.from, h.sender);
+  facts.return_path = NormalReturnPath(h.return_path);
+  facts.message_id = content.message_id.value_or("");
   return facts;
+}
+
+LoopFacts LoopFactsFromEventJson(std::string_view event_json) {
+  const auto event = nlohmann::json::parse(event_json, nullptr, /*allow_exceptions=*/false);
+  if (!event.is_object()) return {};
+  auto text = [](const nlohmann::json& obj, const char* key) -> std::optional<std::string> {
+    if (!obj.is_object() || !obj.contains(key) || !obj[key].is_string()) return std::nullopt;
+    return obj[key].get<std::string>();
+  };
+  static const nlohmann::json kAbsent;
+  mime::MessageContent content;
+  const nlohmann::json& message = event.contains("message") ? event["message"] : kAbsent;
+  if (message.is_object() && message.contains("from") && message["from"].is_array()) {
+    for (const auto& a : message["from"]) {
+      if (auto address = text(a, "address")) content.from.push_back({text(a, "name").value_or(""), *address});
+    }
+  }
+  content.message_id = text(message, "message_id");
+  const nlohmann::json& h = event.contains("auto_reply_headers") ? event["auto_reply_headers"] : kAbsent;
+  content.auto_reply = {text(h, "auto_submitted"),   text(h, "precedence"),  text(h, "list_id"),
+                        text(h, "list_unsubscribe"), text(h, "return_path"), text(h, "sender")};
+  return LoopFactsFromContent(content);
 }
 
 std::optional<SkipRule> StaticSkipRule(const LoopFacts& facts, std::string_view own_from_address) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "mime/header.h"
+#include "mime/message.h"
 
 namespace mailhook::delivery {
 
@@ -59,6 +60,15 @@ std::string_view RuleName(SkipRule rule);
 
 /// The facts of a parsed header block (mime::ParseHeaderBlock).
 LoopFacts LoopFactsFromHeaders(const std::vector<mime::HeaderField>& fields);
+
+/// The facts of an extracted message (its `from` and `auto_reply` headers).
+LoopFacts LoopFactsFromContent(const mime::MessageContent& content);
+
+/// The facts of a stored event as an smtp route gets it (mime::EventPieces
+/// with auto_reply_headers): `message.from`, `message.message_id` and
+/// `auto_reply_headers`. A text that is not such an event gives facts with
+/// no sender, so StaticSkipRule skips it (null_sender) rather than answer.
+LoopFacts LoopFactsFromEventJson(std::string_view event_json);
 
 /// The first header rule that fires, in the order of SkipRule, or nullopt
 /// when a reply may be sent (subject to the stateful rules):

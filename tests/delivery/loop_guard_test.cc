@@ -164,5 +164,43 @@ TEST(LoopGuardTest, FactsAreReadFromTheHeaders) {
   EXPECT_EQ(Rule(plain), std::nullopt);
 }
 
+// The event an smtp route gets (mime::EventPieces with auto_reply_headers).
+TEST(LoopGuardTest, FactsAreReadFromTheEventOfAnSmtpRoute) {
+  LoopFacts f = LoopFactsFromEventJson(R"({"type":"message.received","id":"evt_1",
+    "message":{"message_id":"<abc@example.org>","from":[{"name":"Ann","address":"ann@example.org"}]},
+    "auto_reply_headers":{"auto_submitted":"auto-replied","precedence":null,"list_id":"<l.example.org>",
+      "list_unsubscribe":null,"return_path":"<>","sender":null}})");
+  EXPECT_EQ(f.sender_address, "ann@example.org");
+  EXPECT_EQ(f.message_id, "<abc@example.org>");
+  EXPECT_EQ(f.auto_submitted, "auto-replied");
+  EXPECT_EQ(f.precedence, "");
+  EXPECT_TRUE(f.has_list_id);
+  EXPECT_FALSE(f.has_list_unsubscribe);
+  EXPECT_EQ(f.return_path, "<>");
+  // A person's message: every header null, From set.
+  LoopFacts person = LoopFactsFromEventJson(
+      R"({"message":{"message_id":null,"from":[{"name":"","address":"bob@example.org"}]},
+          "auto_reply_headers":{"auto_submitted":null,"precedence":null,"list_id":null,
+          "list_unsubscribe":null,"return_path":"<bob@example.org>","sender":null}})");
+  EXPECT_EQ(Rule(person), std::nullopt);
+  // Not an event: nobody to answer, so the reply is skipped.
+  EXPECT_EQ(Rule(LoopFactsFromEventJson("not json")), SkipRule::kNullSender);
+  EXPECT_EQ(Rule(LoopFactsFromEventJson("[1]")), SkipRule::kNullSender);
+}
+
+TEST(LoopGuardTest, FactsAreReadFromExtractedContent) {
+  mime::MessageContent c;
+  c.auto_reply.sender = "Robot <noreply@example.org>";  // used only without From
+  c.auto_reply.precedence = "junk";
+  c.message_id = "<m@x>";
+  LoopFacts f = LoopFactsFromContent(c);
+  EXPECT_EQ(f.sender_address, "noreply@example.org");
+  EXPECT_EQ(f.precedence, "junk");
+  EXPECT_EQ(f.return_path, "");
+  EXPECT_EQ(f.message_id, "<m@x>");
+  c.from = {{"Ann", "ann@example.org"}};
+  EXPECT_EQ(LoopFactsFromContent(c).sender_address, "ann@example.org");
+}
+
 }  // namespace
 }  // namespace mailhook::delivery
