@@ -19,10 +19,12 @@ std::string AddressProblem(std::string_view address) {
   std::string_view local = address.substr(0, at), domain = address.substr(at + 1);
   if (local.empty()) return "has nothing before the '@'";
   if (domain.empty()) return "has no domain after the '@'";
-  // Bytes >= 0x80 pass: UTF-8 local parts (RFC 6531) and domains (IDNA,
-  // encoded by the message builder).
+  // A UTF-8 domain passes (the message builder writes it as IDNA A-labels);
+  // a UTF-8 local part would need SMTPUTF8 (RFC 6531), which the builder
+  // does not use.
   static constexpr std::string_view kSpecials = "()<>[]:;@\\,\" ";
   for (char c : local) {
+    if (static_cast<unsigned char>(c) >= 0x80) return "has a non-ASCII local part (SMTPUTF8 is not used)";
     if (static_cast<unsigned char>(c) < 0x21 || c == 0x7f || kSpecials.find(c) != std::string_view::npos) {
       return "has a space, control character or one of ()<>[]:;@\\,\" in its local part";
     }

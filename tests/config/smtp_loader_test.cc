@@ -197,9 +197,10 @@ TEST(SmtpLoaderTest, ModeIsRequiredAndReplyOnlyKeysAreRefusedInForward) {
 }
 
 TEST(SmtpLoaderTest, BadFromAddressesAreErrors) {
-  for (const char* bad : {"\"support\"", "\"Support <support@>\"", "\"<@example.com>\"", "\"a b@example.com\"",
-                          "\"Support <support@example.com> x\"", "\"Support, Inc. <s@example.com>\"",
-                          "\"a@b.example, c@d.example\"", "\"a@exa mple.com\"", "\"a..b@example.com\""}) {
+  for (const char* bad :
+       {"\"support\"", "\"Support <support@>\"", "\"<@example.com>\"", "\"a b@example.com\"",
+        "\"Support <support@example.com> x\"", "\"Support, Inc. <s@example.com>\"", "\"a@b.example, c@d.example\"",
+        "\"a@exa mple.com\"", "\"a..b@example.com\"", "\"jürgen@example.com\""}) {
     std::string yaml = kReply;
     yaml.replace(yaml.find("\"Support <support@example.com>\""), 31, bad);
     auto r = Load(With(yaml));
