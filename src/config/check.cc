@@ -19,7 +19,9 @@ int PrintCheck(const LoadResult& result, std::ostream& out) {
   size_t folders = 0;
   for (const auto& a : cfg.accounts) folders += a.folders.size();
   out << result.file << ": OK: " << Count(cfg.accounts.size(), "account") << " (" << Count(folders, "folder") << "), "
-      << Count(cfg.webhooks.size(), "webhook") << ", " << Count(cfg.hooks.size(), "hook") << "\n";
+      << Count(cfg.webhooks.size(), "webhook") << ", " << Count(cfg.hooks.size(), "hook");
+  if (!cfg.smtp.empty()) out << ", " << Count(cfg.smtp.size(), "smtp target");
+  out << "\n";
   return kCheckOk;
 }
 

@@ -90,6 +90,16 @@ std::vector<std::string> InsecureSettings(const Config& config) {
                     "intercepted)");
     }
   }
+  for (const auto& t : config.smtp) {
+    const std::string where = "smtp " + t.name + ": ";
+    if (t.tls == TlsMode::kNone) out.push_back(where + "tls: none (the password and mail cross the network in clear)");
+    if (!t.tls_verify) {
+      out.push_back(where + "tls_verify: false (any certificate is accepted; the password can be intercepted)");
+    }
+    if (t.oauth2 && !t.oauth2->token_url.https() && !t.oauth2->token_url.is_loopback()) {
+      out.push_back(where + "oauth2.token_url is plain http:// (the refresh token crosses the network in clear)");
+    }
+  }
   return out;
 }
 

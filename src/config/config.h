@@ -169,6 +169,69 @@ struct Hook : DeliveryOptions {
   std::vector<std::string> pass_env;
 };
 
+/// How an smtp target answers a message (issue 12).
+enum class SmtpMode {
+  kReply,    ///< to the sender, threaded (In-Reply-To, References), "Re: ..."
+  kForward,  ///< to the fixed `to:` recipients, "Fwd: ..."
+};
+/// The SMTP AUTH mechanism (RFC 4954): PLAIN (RFC 4616), LOGIN, or XOAUTH2
+/// with an OAuth2 access token (oauth2: or password_command, as accounts).
+enum class SmtpAuth { kPlain, kLogin, kXoauth2 };
+
+/// A mailbox as written in `from:`: "Support <support@example.com>" or
+/// "support@example.com". The name is UTF-8 as written (the message builder
+/// encodes it, RFC 2047); the address is checked to be local@domain.
+struct MailAddress {
+  std::string name;     ///< display name, "" when none
+  std::string address;  ///< local@domain
+  bool operator==(const MailAddress&) const = default;
+};
+
+/// rate_limit: of an smtp target in reply mode: at most `per_sender`
+/// replies to one address within any `window` (store::SmtpSent).
+struct SmtpRateLimit {
+  int per_sender = 1;
+  Duration window = std::chrono::hours(24);
+};
+
+/// The longest rate_limit.window; also what store::SmtpSent must keep.
+inline constexpr Duration kMaxSmtpWindow = std::chrono::hours(24 * 366);
+
+/// A target that sends mail through a submission server (CONTRACT.md
+/// "Additions", `smtp:`): a reply to the sender or a forward to fixed
+/// recipients, built from templates filled from the event.
+///
+/// The templates (to, cc, subject, text, html) are kept here as their
+/// source text: the config library does not compile them. The smtp target
+/// compiles them when it is built (and the loader's hook point
+/// Loader::CheckSmtpTemplates is where `check` can report a template error
+/// at its line).
+struct SmtpTarget : DeliveryOptions {
+  SmtpTarget() { timeout = std::chrono::seconds(60); }
+  std::string name;
+  std::string host;
+  uint16_t port = 465;  // defaulted from tls: 465 implicit, 587 otherwise (RFC 8314, RFC 6409)
+  TlsMode tls = TlsMode::kImplicit;
+  bool allow_insecure = false;  // required for tls: none and tls_verify: false
+  bool tls_verify = true;
+  std::optional<std::string> ca_file;  // default: the system trust store
+  std::string username;
+  /// password, password_file or password_command; with auth: xoauth2 the
+  /// access token (oauth2.token*), unless `oauth2` holds the refresh flow.
+  SecretRef password;
+  SmtpAuth auth = SmtpAuth::kPlain;
+  std::optional<OAuth2Refresh> oauth2;  ///< the refresh flow, as accounts
+  MailAddress from;
+  SmtpMode mode = SmtpMode::kReply;
+  std::vector<std::string> to;      ///< templates; forward: at least one; reply: none (the sender)
+  std::vector<std::string> cc;      ///< templates
+  std::string subject;              ///< template; default "Re: {{message.subject}}" / "Fwd: {{message.subject}}"
+  std::optional<std::string> text;  ///< template of the text/plain body
+  std::optional<std::string> html;  ///< template of the text/html body (at least one of text, html)
+  bool attach_original = false;     ///< forward: the original as message/rfc822
+  SmtpRateLimit rate_limit;         ///< reply mode only
+};
+
 /// log: { level, format }
 struct Log {
   std::string level = "info";   // trace|debug|info|warn|error
@@ -184,6 +247,7 @@ struct Config {
   std::vector<Account> accounts;
   std::vector<Webhook> webhooks;
   std::vector<Hook> hooks;
+  std::vector<SmtpTarget> smtp;
 };
 
 /// One problem found in a config file, with its position (1-based; 0 = unknown).

@@ -23,7 +23,7 @@ const std::set<std::string> kRestartOnly = {"state_dir", "http", "log"};
 // Top-level keys only accounts read; any other top-level key (one added
 // later) counts for accounts and targets alike.
 const std::set<std::string> kAccountsOnly = {"limits"};
-const std::set<std::string> kLists = {"accounts", "webhooks", "hooks"};
+const std::set<std::string> kLists = {"accounts", "webhooks", "hooks", "smtp"};
 
 // Length-prefixed, so no scalar can imitate the structure around it.
 void Canonical(const YAML::Node& node, std::string& out) {
@@ -124,6 +124,7 @@ util::Result<ConfigFingerprint> FingerprintConfig(const std::string& text) {
   AddEntries(root["accounts"], "", for_accounts, fp.accounts);
   AddEntries(root["webhooks"], util::TargetId::Webhook("").ToString(), for_targets, fp.targets);
   AddEntries(root["hooks"], util::TargetId::Hook("").ToString(), for_targets, fp.targets);
+  AddEntries(root["smtp"], util::TargetId::Smtp("").ToString(), for_targets, fp.targets);
   return fp;
 }
 

@@ -1,6 +1,6 @@
 #pragma once
 /// ConfigFingerprint: what a reload compares. Each account and each target
-/// (webhook, hook) of a config file has a canonical form: its YAML node
+/// (webhook, hook, smtp) of a config file has a canonical form: its YAML node
 /// written with sorted keys (scalars as the file gives them: a secret is
 /// compared by its source — the inline text, the *_file path, the
 /// *_command argv — never by a resolved value), plus the top-level keys that
@@ -26,7 +26,7 @@ namespace mailhook::config {
 /// Canonical forms by name.
 struct ConfigFingerprint {
   std::map<std::string, std::string> accounts;      ///< account name → canonical form
-  std::map<std::string, std::string> targets;       ///< "webhook:<name>"/"hook:<name>" → canonical form
+  std::map<std::string, std::string> targets;       ///< "webhook:<name>"/"hook:<name>"/"smtp:<name>" → form
   std::map<std::string, std::string> restart_only;  ///< "state_dir", "http", "log" → canonical form ("" absent)
 };
 
@@ -37,7 +37,7 @@ util::Result<ConfigFingerprint> FingerprintConfig(const std::string& text);
 /// What differs between the running config and a new one. Names are sorted.
 struct ConfigChanges {
   std::vector<std::string> accounts_added, accounts_removed, accounts_changed;
-  std::vector<std::string> targets_added, targets_removed, targets_changed;  ///< "webhook:<name>"/"hook:<name>"
+  std::vector<std::string> targets_added, targets_removed, targets_changed;  ///< "<kind>:<name>" (TargetId)
   std::vector<std::string> restart_needed;  ///< top-level keys kept at their running value
   bool empty() const;
 };

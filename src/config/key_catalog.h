@@ -17,7 +17,8 @@
 
 namespace mailhook::config::keys {
 
-inline constexpr std::string_view kTop[] = {"state_dir", "log", "http", "limits", "accounts", "webhooks", "hooks"};
+inline constexpr std::string_view kTop[] = {"state_dir", "log",      "http",  "limits",
+                                            "accounts",  "webhooks", "hooks", "smtp"};
 inline constexpr std::string_view kLog[] = {"level", "format"};
 inline constexpr std::string_view kHttp[] = {"listen"};
 inline constexpr std::string_view kLimits[] = {"max_parts", "max_text_bytes", "max_attempts"};
@@ -65,6 +66,34 @@ inline constexpr std::string_view kHook[] = {
     "retry_schedule", "concurrency", "env",     "pass_env"};
 inline constexpr std::string_view kEnvValue[] = {"file", "command"};
 
+inline constexpr std::string_view kSmtp[] = {"name",
+                                             "host",
+                                             "port",
+                                             "tls",
+                                             "allow_insecure",
+                                             "tls_verify",
+                                             "ca_file",
+                                             "username",
+                                             "password",
+                                             "password_file",
+                                             "password_command",
+                                             "auth",
+                                             "oauth2",
+                                             "from",
+                                             "mode",
+                                             "to",
+                                             "cc",
+                                             "subject",
+                                             "text",
+                                             "html",
+                                             "attach_original",
+                                             "rate_limit",
+                                             "match",
+                                             "retry_schedule",
+                                             "timeout",
+                                             "concurrency"};
+inline constexpr std::string_view kSmtpRateLimit[] = {"per_sender", "window"};
+
 /// One map of the config and the keys it may have.
 struct Section {
   std::string_view path;  ///< "" for the top level; list entries as "name[]"; any-key maps as "name.*"
@@ -89,6 +118,10 @@ inline constexpr Section kCatalog[] = {
     {"hooks[]", kHook},
     {"hooks[].env.*", kEnvValue},
     {"hooks[].match", kMatch},
+    {"smtp[]", kSmtp},
+    {"smtp[].oauth2", kOauth2},
+    {"smtp[].rate_limit", kSmtpRateLimit},
+    {"smtp[].match", kMatch},
 };
 
 /// "<section>.<key>", or the key alone at the top level.

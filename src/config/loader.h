@@ -1,10 +1,11 @@
 #pragma once
 // Loader: the section parsers of LoadConfig, one file per concept
 // (parse_top.cc, parse_accounts.cc, parse_targets.cc, parse_webhooks.cc,
-// parse_hooks.cc, parse_secrets.cc) over YamlAccess. The loader walks the
-// document once, checks every key against the keys it knows and every value
-// against its rule, and keeps going after a problem so that `mailhook check`
-// can list all of them at once. Private to src/config; one per load.
+// parse_hooks.cc, parse_smtp.cc, parse_secrets.cc) over YamlAccess. The
+// loader walks the document once, checks every key against the keys it knows
+// and every value against its rule, and keeps going after a problem so that
+// `mailhook check` can list all of them at once. Private to src/config; one
+// per load.
 
 #include <map>
 #include <string>
@@ -57,12 +58,24 @@ class Loader : public YamlAccess {
   void ParseFolders(const YAML::Node& node, const std::string& where, Account& a);
   void ParseConnections(const YAML::Node& node, const std::string& where, Account& a);
   void ParseLiveness(const YAML::Node& node, const std::string& where, Account& a);
-  void ParseCredentials(const YAML::Node& node, const std::string& where, Account& a);
-  void ParseOAuth2Refresh(const YAML::Node& oauth2, const std::string& in, Account& a);
+  /// What the credential keys of an account or an smtp target are judged by.
+  struct CredentialRules {
+    bool bearer = false;           ///< auth: takes an OAuth2 access token (oauth2: allowed)
+    std::string auth;              ///< the auth: value, for messages ("xoauth2")
+    std::string bearer_auths;      ///< the auth: values that take oauth2: ("xoauth2 or oauthbearer")
+    std::string password_example;  ///< "${IMAP_PASSWORD}"
+    std::string owner;             ///< "account" / "smtp target": where allow_insecure goes
+    bool allow_insecure = false;   ///< the owner's allow_insecure (oauth2.token_url over http://)
+  };
+  /// password*, or oauth2: (a token source or the refresh flow).
+  void ParseCredentials(const YAML::Node& node, const std::string& where, const CredentialRules& rules,
+                        SecretRef& password, std::optional<OAuth2Refresh>& oauth2);
+  std::optional<OAuth2Refresh> ParseOAuth2Refresh(const YAML::Node& oauth2, const std::string& in,
+                                                  const CredentialRules& rules);
   void ParseOnDelivered(const YAML::Node& node, const std::string& account_where, Account& a);
 
   // parse_targets.cc
-  /// A target (webhook or hook) name, unique across both lists: the outbox
+  /// A target (webhook, hook or smtp) name, unique across the lists: the outbox
   /// stores deliveries by target name.
   void ClaimTargetName(const YAML::Node& node, const std::string& kind, const std::string& name);
   void ParseMatch(const YAML::Node& node, const std::string& target_where, const Config& cfg, Match& match);
@@ -92,6 +105,25 @@ class Loader : public YamlAccess {
                                     const std::string& value_where);
   void ParseHookPassEnv(const YAML::Node& node, const std::string& where, Hook& h);
   void ParseHook(const YAML::Node& node, size_t index, Config& cfg);
+
+  // parse_smtp.cc
+  void ParseSmtp(const YAML::Node& node, size_t index, Config& cfg);
+  /// host, port, tls, allow_insecure, tls_verify, ca_file.
+  void ParseSmtpServer(const YAML::Node& node, const std::string& where, SmtpTarget& t);
+  /// username, auth, password* / oauth2.
+  void ParseSmtpAuth(const YAML::Node& node, const std::string& where, SmtpTarget& t);
+  /// from: "Name <local@domain>" or "local@domain".
+  void ParseSmtpFrom(const YAML::Node& node, const std::string& where, SmtpTarget& t);
+  /// mode, to, cc, subject, text, html, attach_original, rate_limit.
+  void ParseSmtpMessage(const YAML::Node& node, const std::string& where, SmtpTarget& t);
+  void ParseSmtpRateLimit(const YAML::Node& node, const std::string& where, SmtpTarget& t);
+  /// to: / cc: templates; entries without a placeholder are checked as addresses.
+  std::vector<std::string> Recipients(const YAML::Node& node, std::string_view key, const std::string& where,
+                                      std::string_view example);
+  /// The hook point for the template language (src/smtp/mail_template.h,
+  /// compiled by the smtp target): where `check` will report a template that
+  /// does not compile, at its line. Today the sources are only stored.
+  void CheckSmtpTemplates(const YAML::Node& node, const std::string& where, const SmtpTarget& t);
 
   bool accounts_ok_ = false;
   std::map<std::string, int> account_lines_;                         // name → line of its definition

@@ -56,7 +56,11 @@ void Loader::ParseAccount(const YAML::Node& node, size_t index, Config& cfg) {
                                     {"oauthbearer", AuthMethod::kOauthbearer}})) {
     a.auth = *auth;
   }
-  ParseCredentials(node, where, a);
+  const bool bearer = a.auth == AuthMethod::kXoauth2 || a.auth == AuthMethod::kOauthbearer;
+  ParseCredentials(node, where,
+                   {bearer, a.auth == AuthMethod::kXoauth2 ? "xoauth2" : "oauthbearer", "xoauth2 or oauthbearer",
+                    "${IMAP_PASSWORD}", "account", a.allow_insecure},
+                   a.password, a.oauth2);
   ParseFolders(node, where, a);
   if (auto start =
           Enum<StartFrom>(node, "start_from", where,
@@ -168,21 +172,22 @@ void Loader::ParseLiveness(const YAML::Node& node, const std::string& where, Acc
   }
 }
 
-void Loader::ParseCredentials(const YAML::Node& node, const std::string& where, Account& a) {
+/// password*, or oauth2: (a token source or the refresh flow): the
+/// credentials of an account or an smtp target, by the same rules.
+void Loader::ParseCredentials(const YAML::Node& node, const std::string& where, const CredentialRules& rules,
+                              SecretRef& password_out, std::optional<OAuth2Refresh>& oauth2_out) {
   bool has_password = false;
   auto password = SecretValue(node, "password", where, &has_password);
-  if (password) a.password = *password;
-  const bool bearer = a.auth == AuthMethod::kXoauth2 || a.auth == AuthMethod::kOauthbearer;
+  if (password) password_out = *password;
+  const bool bearer = rules.bearer;
   YAML::Node oauth2 = node["oauth2"];
   if (Present(oauth2)) {
     const std::string in = "oauth2 of " + where;
     if (!bearer) {
-      Fail(oauth2, "\"oauth2\" in " + where +
-                       " is used only with auth: xoauth2 or oauthbearer; add auth: xoauth2 "
-                       "or remove oauth2");
+      Fail(oauth2, "\"oauth2\" in " + where + " is used only with auth: " + rules.bearer_auths +
+                       "; add auth: xoauth2 or remove oauth2");
     } else if (has_password) {
-      Fail(oauth2, where + " sets both oauth2 and a password; with auth: " +
-                       (a.auth == AuthMethod::kXoauth2 ? "xoauth2" : "oauthbearer") + " keep one of them");
+      Fail(oauth2, where + " sets both oauth2 and a password; with auth: " + rules.auth + " keep one of them");
     } else if (CheckKeys(oauth2, keys::kOauth2, in)) {
       const bool source = Present(oauth2["token"]) || Present(oauth2["token_file"]) || Present(oauth2["token_command"]);
       const bool refresh = Present(oauth2["token_url"]) || Present(oauth2["client_id"]) ||
@@ -193,11 +198,11 @@ void Loader::ParseCredentials(const YAML::Node& node, const std::string& where, 
                           "flow (token_url, client_id, refresh_token...); keep one: remove token* to let "
                           "mailhook refresh the token itself, or remove the refresh keys");
       } else if (refresh) {
-        ParseOAuth2Refresh(oauth2, in, a);
+        oauth2_out = ParseOAuth2Refresh(oauth2, in, rules);
       } else {
         bool has_token = false;
         auto token = SecretValue(oauth2, "token", in, &has_token);
-        if (token) a.password = *token;
+        if (token) password_out = *token;
         if (!has_token) {
           Fail(oauth2, in + " has no token; add token_url, client_id and refresh_token_file (mailhook refreshes "
                             "the access token itself), or token_command: [...] (a helper that prints a fresh "
@@ -210,7 +215,7 @@ void Loader::ParseCredentials(const YAML::Node& node, const std::string& where, 
   if (!has_password) {
     std::string fix = bearer ? "add oauth2: { token_url: ..., client_id: ..., refresh_token_file: ... } or "
                                "oauth2: { token_command: [...] } or password_command"
-                             : "add password: ${IMAP_PASSWORD}, password_file or password_command";
+                             : "add password: " + rules.password_example + ", password_file or password_command";
     Fail(node, where + " has no password; " + fix);
   }
 }
@@ -218,16 +223,18 @@ void Loader::ParseCredentials(const YAML::Node& node, const std::string& where, 
 /// oauth2: { token_url, client_id, client_secret*, refresh_token*, scope }:
 /// the built-in refresh flow. The token URL follows the webhooks' rule: plain
 /// http:// only to loopback, unless the account has allow_insecure.
-void Loader::ParseOAuth2Refresh(const YAML::Node& oauth2, const std::string& in, Account& a) {
+std::optional<OAuth2Refresh> Loader::ParseOAuth2Refresh(const YAML::Node& oauth2, const std::string& in,
+                                                        const CredentialRules& rules) {
   OAuth2Refresh r;
   if (auto text = Required(oauth2, "token_url", in, "https://oauth2.googleapis.com/token")) {
     auto url = HttpUrl::Parse(*text);
     if (!url.ok()) {
       Fail(oauth2["token_url"], "\"token_url\" in " + in + ": " + url.error().message());
-    } else if (!url->https() && !url->is_loopback() && !a.allow_insecure) {
+    } else if (!url->https() && !url->is_loopback() && !rules.allow_insecure) {
       Fail(oauth2["token_url"], "\"token_url\" in " + in + " is plain http:// to " + Q(url->host()) +
                                     ", which sends the refresh token in clear text; use https://, "
-                                    "or add allow_insecure: true to the account if this network is trusted");
+                                    "or add allow_insecure: true to the " +
+                                    rules.owner + " if this network is trusted");
     } else {
       r.token_url = std::move(url).value();
     }
@@ -244,7 +251,7 @@ void Loader::ParseOAuth2Refresh(const YAML::Node& oauth2, const std::string& in,
                       "refresh_token_command or refresh_token");
   }
   if (auto scope = Str(oauth2, "scope", in)) r.scope = *scope;
-  a.oauth2 = std::move(r);
+  return r;
 }
 
 void Loader::ParseOnDelivered(const YAML::Node& node, const std::string& account_where, Account& a) {

@@ -1,17 +1,18 @@
-// What webhooks and hooks share: a unique name, match, and DeliveryOptions.
+// What webhooks, hooks and smtp targets share: a unique name, match, and
+// DeliveryOptions.
 #include "config/loader.h"
 
 #include <algorithm>
 
 namespace mailhook::config::internal {
-/// A target (webhook or hook) name, unique across both lists: the outbox
+/// A target (webhook, hook or smtp) name, unique across the lists: the outbox
 /// stores deliveries by target name.
 void Loader::ClaimTargetName(const YAML::Node& node, const std::string& kind, const std::string& name) {
   if (name.empty()) return;
   auto [it, inserted] = target_lines_.emplace(name, std::pair{kind, node["name"].Mark().line + 1});
   if (!inserted) {
     Fail(node["name"], kind + " name " + Q(name) + " is already used by the " + it->second.first + " at line " +
-                           std::to_string(it->second.second) + "; webhook and hook names must be unique");
+                           std::to_string(it->second.second) + "; webhook, hook and smtp target names must be unique");
   }
 }
 

@@ -1,5 +1,5 @@
 // The document and its top-level sections: state_dir, log, http, limits, and
-// the lists of accounts, webhooks and hooks; LoadConfig itself.
+// the lists of accounts, webhooks, hooks and smtp targets; LoadConfig itself.
 #include "config/loader.h"
 
 #include <algorithm>
@@ -120,10 +120,20 @@ void Loader::ParseTop(const YAML::Node& root, Config& cfg) {
       any_target = any_target || hooks.size() > 0;
     }
   }
+  YAML::Node smtp = root["smtp"];
+  if (Present(smtp)) {
+    if (!smtp.IsSequence()) {
+      Fail(smtp, "\"smtp\" must be a list; start each smtp target with \"- name: ...\"");
+      any_target = true;
+    } else {
+      for (size_t i = 0; i < smtp.size(); ++i) ParseSmtp(smtp[i], i, cfg);
+      any_target = any_target || smtp.size() > 0;
+    }
+  }
   if (!any_target) {
     Fail(root,
-         "no webhooks and no hooks: add at least one under \"webhooks:\" or \"hooks:\", "
-         "or events have nowhere to go");
+         "no webhooks, no hooks and no smtp targets: add at least one under \"webhooks:\", \"hooks:\" or "
+         "\"smtp:\", or events have nowhere to go");
   }
 }
 

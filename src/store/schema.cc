@@ -9,7 +9,7 @@ namespace mailhook::store {
 namespace {
 
 // Bump when the schema changes and add a step to kMigrations.
-constexpr int kSchemaVersion = 5;
+constexpr int kSchemaVersion = 6;
 
 // The schema, one step per version: step N takes version N-1 to N. A flat
 // table of DDL; to change the schema, append a step and bump kSchemaVersion.
@@ -97,6 +97,19 @@ constexpr const char* kMigrations[] = {
         CREATE INDEX IF NOT EXISTS fingerprints_match ON fingerprints (account, folder, message_key, size);
         ALTER TABLE watermarks ADD COLUMN fp_floor INTEGER NOT NULL DEFAULT 0;
         UPDATE watermarks SET fp_floor = last_uid;
+      )sql",
+    // v6: the replies `smtp:` targets reserved or sent (store/smtp_sent.h),
+    // for the RFC 3834 rules "never answer a message twice" and the
+    // per-sender rate limit. One reservation per (target, event): a retry of
+    // the event finds its own. `sender` is lower-cased.
+    R"sql(
+        CREATE TABLE IF NOT EXISTS smtp_sent (
+          target TEXT NOT NULL, sender TEXT NOT NULL,
+          message_id TEXT NOT NULL, event_id TEXT NOT NULL,
+          sent_at INTEGER NOT NULL,
+          UNIQUE (target, event_id));
+        CREATE INDEX IF NOT EXISTS smtp_sent_message ON smtp_sent (target, message_id);
+        CREATE INDEX IF NOT EXISTS smtp_sent_sender ON smtp_sent (target, sender, sent_at);
       )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);

@@ -1,5 +1,5 @@
 #pragma once
-/// The database schema (version 4) and its migrations.
+/// The database schema (version 6) and its migrations.
 
 #include "store/db.h"
 #include "util/result.h"

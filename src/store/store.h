@@ -4,10 +4,10 @@
 /// What lives here, one table class each over one connection (Db): the IMAP
 /// watermark per (account, folder) (Watermarks), extraction attempts per
 /// message (Attempts), the outbox with its leases (Outbox), the dead letters
-/// (DeadLetters), post-actions waiting for delivery (PostActions) and large
-/// payloads (Bodies). The watermark only moves in the same transaction that
-/// makes the events durable (CommitMessages), so a crash replays and never
-/// skips.
+/// (DeadLetters), post-actions waiting for delivery (PostActions), large
+/// payloads (Bodies) and the replies of smtp targets (SmtpSent). The
+/// watermark only moves in the same transaction that makes the events
+/// durable (CommitMessages), so a crash replays and never skips.
 ///
 /// Threads and processes: one Store object per thread; a Store (and its
 /// connection) must never be used by two threads. Several Store objects, in
@@ -34,6 +34,7 @@
 #include "store/outbox.h"
 #include "store/post_actions.h"
 #include "store/rows.h"
+#include "store/smtp_sent.h"
 #include "store/watermarks.h"
 #include "util/result.h"
 
@@ -59,6 +60,7 @@ class Store {
   PostActions& post_actions() { return post_actions_; }
   Bodies& bodies() { return bodies_; }
   Fingerprints& fingerprints() { return fingerprints_; }
+  SmtpSent& smtp_sent() { return smtp_sent_; }
 
   /// ONE transaction: inserts every item (Outbox::Add: a replay creates no
   /// second row), records `post_actions` and `fingerprints`, forgets the attempts of the items'
@@ -96,6 +98,7 @@ class Store {
   DeadLetters dead_letters_;
   PostActions post_actions_;
   Fingerprints fingerprints_;
+  SmtpSent smtp_sent_;
 };
 
 }  // namespace mailhook::store

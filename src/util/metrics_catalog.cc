@@ -46,10 +46,18 @@ MetricsCatalog::MetricsCatalog()
                  "Hook command runs by hook name and outcome (success, retry, dead).", {"hook", "outcome"}),
       hook_seconds_(registry_, "mailhook_hook_seconds", "Duration of one hook command run in seconds.", {"hook"},
                     kSeconds),
+      smtp_sends_(registry_, "mailhook_smtp_sends_total",
+                  "Mail sending attempts of smtp targets by target name and outcome (success, retry, dead).",
+                  {"smtp", "outcome"}),
+      smtp_seconds_(registry_, "mailhook_smtp_seconds", "Duration of one smtp target attempt in seconds.", {"smtp"},
+                    kSeconds),
       http_rejected_(registry_, "mailhook_http_rejected_total",
                      "HTTP requests or connections the endpoint refused or dropped.", {"reason"}),
       config_reloads_(registry_, "mailhook_config_reloads_total",
                       "Config reloads (SIGHUP) by outcome: applied, or failed (the running config kept).", {"outcome"}),
+      smtp_skipped_(registry_, "mailhook_smtp_skipped_total",
+                    "Replies an smtp target did not send because a loop-protection rule (RFC 3834) fired, by rule.",
+                    {"target", "rule"}),
       outbox_pending(
           GaugeFamily<0>(registry_, "mailhook_outbox_pending", "Deliveries stored in the outbox and not yet done.", {})
               .With({})),
@@ -76,9 +84,9 @@ AccountMetrics MetricsCatalog::ForAccount(const std::string& account) const {
 }
 
 TargetMetrics MetricsCatalog::ForTarget(const TargetId& target) const {
-  const bool hook = target.kind == TargetKind::kHook;
-  const CounterFamily<2>& runs = hook ? hook_runs_ : deliveries_;
-  const HistogramFamily<1>& seconds = hook ? hook_seconds_ : delivery_seconds_;
+  const bool hook = target.kind == TargetKind::kHook, smtp = target.kind == TargetKind::kSmtp;
+  const CounterFamily<2>& runs = hook ? hook_runs_ : smtp ? smtp_sends_ : deliveries_;
+  const HistogramFamily<1>& seconds = hook ? hook_seconds_ : smtp ? smtp_seconds_ : delivery_seconds_;
   return TargetMetrics{runs.With({target.name, "success"}), runs.With({target.name, "retry"}),
                        runs.With({target.name, "dead"}), seconds.With({target.name})};
 }

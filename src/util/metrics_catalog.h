@@ -15,6 +15,7 @@
 /// Thread-safety: as Metrics; the catalog is immutable after construction.
 
 #include <string>
+#include <string_view>
 
 #include "util/metrics.h"
 #include "util/target_id.h"
@@ -43,8 +44,10 @@ struct AccountMetrics {
 /// The series of one delivery target: attempts by outcome and their duration.
 /// Webhooks count under the contract's mailhook_deliveries_total{webhook,outcome}
 /// and mailhook_delivery_seconds{webhook}; hook commands under
-/// mailhook_hook_runs_total{hook,outcome} and mailhook_hook_seconds{hook}, so
-/// each family keeps one label set (as Prometheus expects).
+/// mailhook_hook_runs_total{hook,outcome} and mailhook_hook_seconds{hook}; smtp
+/// targets under mailhook_smtp_sends_total{smtp,outcome} and
+/// mailhook_smtp_seconds{smtp}, so each family keeps one label set (as
+/// Prometheus expects).
 struct TargetMetrics {
   Counter success;  ///< outcome="success"
   Counter retry;    ///< outcome="retry": rescheduled
@@ -71,6 +74,13 @@ class MetricsCatalog {
   Counter HttpRejected(const std::string& reason) const { return http_rejected_.With({reason}); }
   /// mailhook_config_reloads_total{outcome}: SIGHUP reloads, "applied" or "failed".
   Counter ConfigReloads(const std::string& outcome) const { return config_reloads_.With({outcome}); }
+  /// mailhook_smtp_skipped_total{target,rule}: replies an smtp target did not
+  /// send because a loop-protection rule fired (`target` is the target's
+  /// name, `rule` delivery::RuleName: auto_submitted, precedence, list,
+  /// null_sender, robot_sender, own_address, already_answered, rate_limited).
+  Counter SmtpSkipped(const std::string& target, std::string_view rule) const {
+    return smtp_skipped_.With({target, std::string(rule)});
+  }
 
  private:
   Metrics registry_;  // first: the families below point into it
@@ -88,8 +98,11 @@ class MetricsCatalog {
   HistogramFamily<1> delivery_seconds_;
   CounterFamily<2> hook_runs_;
   HistogramFamily<1> hook_seconds_;
+  CounterFamily<2> smtp_sends_;
+  HistogramFamily<1> smtp_seconds_;
   CounterFamily<1> http_rejected_;
   CounterFamily<1> config_reloads_;
+  CounterFamily<2> smtp_skipped_;
 
  public:
   const Gauge outbox_pending;     ///< mailhook_outbox_pending

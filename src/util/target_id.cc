@@ -6,6 +6,7 @@ std::string_view TargetKindName(TargetKind kind) {
   switch (kind) {
     case TargetKind::kWebhook: return "webhook";
     case TargetKind::kHook: return "hook";
+    case TargetKind::kSmtp: return "smtp";
   }
   return "unknown";
 }
@@ -22,7 +23,7 @@ std::optional<TargetId> TargetId::Parse(std::string_view text) {
   if (colon == std::string_view::npos || colon + 1 == text.size()) return std::nullopt;
   std::string_view kind = text.substr(0, colon);
   std::string name(text.substr(colon + 1));
-  for (TargetKind k : {TargetKind::kWebhook, TargetKind::kHook}) {
+  for (TargetKind k : {TargetKind::kWebhook, TargetKind::kHook, TargetKind::kSmtp}) {
     if (kind == TargetKindName(k)) return TargetId{k, std::move(name)};
   }
   return std::nullopt;

@@ -1,8 +1,9 @@
 #pragma once
 /// TargetId: which configured target an outbox row is for, as a value
-/// (kind + name) instead of the text "webhook:<name>" / "hook:<name>". The
-/// text form exists only where the id is stored: the outbox and dead-letter
-/// `target` column (ToString when a row is written, Parse when one is read).
+/// (kind + name) instead of the text "webhook:<name>" / "hook:<name>" /
+/// "smtp:<name>". The text form exists only where the id is stored: the
+/// outbox and dead-letter `target` column (ToString when a row is written,
+/// Parse when one is read).
 
 #include <compare>
 #include <optional>
@@ -12,10 +13,10 @@
 namespace mailhook::util {
 
 /// The kinds of delivery target; the text is the config section's singular.
-enum class TargetKind { kWebhook, kHook };
+enum class TargetKind { kWebhook, kHook, kSmtp };
 
-/// "webhook" or "hook": the prefix of the stored text, the metric label name
-/// and the log key of the target.
+/// "webhook", "hook" or "smtp": the prefix of the stored text, the metric
+/// label name and the log key of the target.
 std::string_view TargetKindName(TargetKind kind);
 
 /// One delivery target, e.g. {kWebhook, "tickets"}.
@@ -25,6 +26,7 @@ struct TargetId {
 
   static TargetId Webhook(std::string name) { return {TargetKind::kWebhook, std::move(name)}; }
   static TargetId Hook(std::string name) { return {TargetKind::kHook, std::move(name)}; }
+  static TargetId Smtp(std::string name) { return {TargetKind::kSmtp, std::move(name)}; }
 
   /// The stored form, "<kind>:<name>" (names are [a-z0-9_-]+, so the first
   /// colon separates).

@@ -100,6 +100,25 @@ TEST(ConfigFingerprint, AWebhookAndAHookOfOneNameAreTwoTargets) {
   EXPECT_EQ(fp.targets.count("hook:y"), 1u);
 }
 
+// smtp targets are targets of their own: an edit changes that target only,
+// and a new one is added without touching the others or the accounts.
+TEST(ConfigFingerprint, SmtpTargetsAreComparedOneByOne) {
+  const std::string with_smtp = std::string(kBase) +
+                                "smtp:\n"
+                                "  - { name: ack, host: smtp.example.com, from: s@example.com, mode: reply }\n"
+                                "  - { name: fwd, host: smtp.example.com, from: s@example.com, mode: forward }\n";
+  auto fp = Fp(with_smtp);
+  EXPECT_EQ(fp.targets.count("smtp:ack"), 1u);
+  EXPECT_EQ(fp.targets.count("smtp:fwd"), 1u);
+  auto added = Changes(kBase, with_smtp);
+  EXPECT_EQ(added.targets_added, (Names{"smtp:ack", "smtp:fwd"}));
+  EXPECT_TRUE(added.accounts_changed.empty() && added.targets_changed.empty()) << "smtp: is a list, not a shared key";
+  auto changed =
+      Changes(with_smtp, Replace(with_smtp, "from: s@example.com, mode: reply", "from: t@example.com, mode: reply"));
+  EXPECT_EQ(changed.targets_changed, Names{"smtp:ack"});
+  EXPECT_TRUE(changed.accounts_changed.empty());
+}
+
 TEST(ConfigFingerprint, TopLevelLimitsChangeEveryAccountButNoTarget) {
   auto c = Changes(kBase, Replace(kBase, "max_parts: 100", "max_parts: 200"));
   EXPECT_EQ(c.accounts_changed, (Names{"a", "b"}));

@@ -159,6 +159,11 @@ std::string ConfigWithUnknownKey(std::string_view section) {
           in("webhooks[]") + " }\n";
   yaml += "hooks:\n  - { name: h, command: [/bin/true], env: { A: { command: [/bin/echo, x]" + in("hooks[].env.*") +
           " } }, match: { accounts: [a]" + in("hooks[].match") + " }" + in("hooks[]") + " }\n";
+  const bool smtp_oauth = section == "smtp[].oauth2";
+  yaml += "smtp:\n  - { name: s, host: h, username: u, from: s@example.com, mode: reply, text: t" +
+          std::string(smtp_oauth ? ", auth: xoauth2, oauth2: { token: t, " + k + " }" : ", password: p") +
+          ", rate_limit: { per_sender: 2" + in("smtp[].rate_limit") + " }, match: { accounts: [a]" +
+          in("smtp[].match") + " }" + in("smtp[]") + " }\n";
   return yaml;
 }
 

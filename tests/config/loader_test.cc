@@ -381,7 +381,7 @@ TEST(LoaderTest, UrlMustBeHttpOrHttpsWithAHost) {
 TEST(LoaderTest, NeedsAnAccountAndATarget) {
   auto r = Load("state_dir: /tmp/x\n");
   EXPECT_TRUE(HasError(r, 1, 1, "no accounts")) << Dump(r);
-  EXPECT_TRUE(HasError(r, 1, 1, "no webhooks and no hooks")) << Dump(r);
+  EXPECT_TRUE(HasError(r, 1, 1, "no webhooks, no hooks and no smtp targets")) << Dump(r);
   auto hooks_only = Load(std::string(kAccount) + "hooks:\n  - name: h\n    command: [/bin/true]\n");
   EXPECT_TRUE(hooks_only.config) << Dump(hooks_only);
   auto empty = Load("");

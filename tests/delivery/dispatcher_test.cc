@@ -576,13 +576,14 @@ TEST(DispatcherTest, StopAbandonsInFlightRequestAndKeepsTheRow) {
 TEST(DispatcherTest, UnknownTargetGoesToDeadLetters) {
   TempDir dir;
   Commit(dir.path(), 1, "webhook:removed");
-  Commit(dir.path(), 2, "smtp:later");  // a kind this version does not know
+  Commit(dir.path(), 2, "ftp:later");  // a kind this version does not know
+  Commit(dir.path(), 3, "smtp:gone");  // a removed smtp target: its own family
   Reports reports;
   util::MetricsCatalog metrics;
   Dispatcher dispatcher(MakeConfig(dir.path(), "http://127.0.0.1:9/x", {10ms}), "1", metrics);
   dispatcher.SetOnOutcome(reports.Callback());
   ASSERT_TRUE(dispatcher.Start().ok());
-  ASSERT_TRUE(reports.WaitFor(OutcomeKind::kPermanent, 2));
+  ASSERT_TRUE(reports.WaitFor(OutcomeKind::kPermanent, 3));
   dispatcher.Stop();
   for (const Report& r : reports.all()) {
     EXPECT_NE(r.outcome.error.find("not configured"), std::string::npos) << r.target;
@@ -590,10 +591,12 @@ TEST(DispatcherTest, UnknownTargetGoesToDeadLetters) {
   // A removed webhook is still counted under its name; an unknown kind has no
   // family of its own and is only logged (never a family with other labels).
   EXPECT_EQ(metrics.ForTarget(util::TargetId::Webhook("removed")).dead.Value(), 1);
-  EXPECT_EQ(metrics.deadletters.Value(), 2);
+  EXPECT_EQ(metrics.ForTarget(util::TargetId::Smtp("gone")).dead.Value(), 1);
+  EXPECT_EQ(metrics.deadletters.Value(), 3);
   const std::string text = metrics.Render();
+  EXPECT_EQ(text.find("webhook=\"gone\""), std::string::npos) << text;
   EXPECT_EQ(text.find("later"), std::string::npos) << text;
-  EXPECT_EQ(text.find("smtp"), std::string::npos) << text;
+  EXPECT_EQ(text.find("ftp"), std::string::npos) << text;
 }
 
 TEST(DispatcherTest, HookRunsAreCountedUnderTheirOwnMetricNames) {

@@ -321,7 +321,8 @@ TEST(StoreTest, SchemaTwoDatabaseIsMigratedAndItsRowsStillRead) {
   ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
   char* err = nullptr;
   int rc = sqlite3_exec(raw,
-                        "DROP TABLE bodies; DROP TABLE fingerprints; ALTER TABLE watermarks DROP COLUMN fp_floor; "
+                        "DROP TABLE bodies; DROP TABLE fingerprints; DROP TABLE smtp_sent; "
+                        "ALTER TABLE watermarks DROP COLUMN fp_floor; "
                         "PRAGMA user_version = 2;",
                         nullptr, nullptr, &err);
   EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "");
@@ -336,13 +337,13 @@ TEST(StoreTest, SchemaTwoDatabaseIsMigratedAndItsRowsStillRead) {
 }
 
 // Makes the state file in `dir` what version 4 wrote: no fingerprints table,
-// no watermarks.fp_floor.
+// no watermarks.fp_floor (nor the later smtp_sent).
 void DowngradeToSchemaFour(const std::string& dir) {
   sqlite3* raw = nullptr;
   ASSERT_EQ(sqlite3_open((dir + "/mailhook.db").c_str(), &raw), SQLITE_OK);
   char* err = nullptr;
   int rc = sqlite3_exec(raw,
-                        "DROP TABLE fingerprints; ALTER TABLE watermarks DROP COLUMN fp_floor; "
+                        "DROP TABLE fingerprints; DROP TABLE smtp_sent; ALTER TABLE watermarks DROP COLUMN fp_floor; "
                         "PRAGMA user_version = 4;",
                         nullptr, nullptr, &err);
   EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "");

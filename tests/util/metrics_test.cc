@@ -149,6 +149,14 @@ const char* const kFreshExposition =
     "# TYPE mailhook_messages_unprocessable_total counter\n"
     "# HELP mailhook_outbox_pending Deliveries stored in the outbox and not yet done.\n"
     "# TYPE mailhook_outbox_pending gauge\n"
+    "# HELP mailhook_smtp_seconds Duration of one smtp target attempt in seconds.\n"
+    "# TYPE mailhook_smtp_seconds histogram\n"
+    "# HELP mailhook_smtp_sends_total Mail sending attempts of smtp targets by target name and outcome (success, "
+    "retry, dead).\n"
+    "# TYPE mailhook_smtp_sends_total counter\n"
+    "# HELP mailhook_smtp_skipped_total Replies an smtp target did not send because a loop-protection rule (RFC "
+    "3834) fired, by rule.\n"
+    "# TYPE mailhook_smtp_skipped_total counter\n"
     "# HELP mailhook_watcher_crashes_total Folder watcher sessions ended by an unexpected exception (the watcher "
     "starts a new one).\n"
     "# TYPE mailhook_watcher_crashes_total counter\n";
@@ -166,7 +174,7 @@ TEST(MetricsCatalogTest, FreshCatalogRendersEveryFamilyOnceAsBefore) {
     EXPECT_NE(text.find(type), std::string::npos) << name;
     EXPECT_NE(text.find(help), std::string::npos) << name;
   }
-  EXPECT_EQ(catalog.registry().FamilyNames().size(), 19u);
+  EXPECT_EQ(catalog.registry().FamilyNames().size(), 22u);
 }
 
 // The contract's metrics with their labels, as handles produce them.
@@ -241,6 +249,14 @@ TEST(MetricsCatalogTest, HandlesRenderTheContractSeriesAsBefore) {
       "# HELP mailhook_outbox_pending Deliveries stored in the outbox and not yet done.\n"
       "# TYPE mailhook_outbox_pending gauge\n"
       "mailhook_outbox_pending 3\n"
+      "# HELP mailhook_smtp_seconds Duration of one smtp target attempt in seconds.\n"
+      "# TYPE mailhook_smtp_seconds histogram\n"
+      "# HELP mailhook_smtp_sends_total Mail sending attempts of smtp targets by target name and outcome (success, "
+      "retry, dead).\n"
+      "# TYPE mailhook_smtp_sends_total counter\n"
+      "# HELP mailhook_smtp_skipped_total Replies an smtp target did not send because a loop-protection rule (RFC "
+      "3834) fired, by rule.\n"
+      "# TYPE mailhook_smtp_skipped_total counter\n"
       "# HELP mailhook_watcher_crashes_total Folder watcher sessions ended by an unexpected exception (the watcher "
       "starts a new one).\n"
       "# TYPE mailhook_watcher_crashes_total counter\n");
@@ -258,6 +274,28 @@ TEST(MetricsCatalogTest, HooksCountUnderTheirOwnFamilies) {
   EXPECT_NE(text.find("mailhook_hook_seconds_count{hook=\"archive\"} 1\n"), std::string::npos);
   EXPECT_EQ(text.find("mailhook_deliveries_total{"), std::string::npos);
   EXPECT_EQ(catalog.ForTarget(TargetId::Webhook("archive")).retry.Value(), 0);
+}
+
+TEST(MetricsCatalogTest, SmtpTargetsCountUnderTheirOwnFamilies) {
+  MetricsCatalog catalog;
+  TargetMetrics ack = catalog.ForTarget(TargetId::Smtp("ack"));
+  ack.success.Inc();
+  ack.seconds.Observe(1);
+  std::string text = catalog.Render();
+  EXPECT_NE(text.find("mailhook_smtp_sends_total{outcome=\"success\",smtp=\"ack\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("mailhook_smtp_seconds_count{smtp=\"ack\"} 1\n"), std::string::npos);
+  EXPECT_EQ(text.find("mailhook_deliveries_total{"), std::string::npos);
+}
+
+TEST(MetricsCatalogTest, SmtpSkipsAreCountedByTargetAndRule) {
+  MetricsCatalog catalog;
+  catalog.SmtpSkipped("ack", "rate_limited").Inc();
+  catalog.SmtpSkipped("ack", "rate_limited").Inc();
+  catalog.SmtpSkipped("ack", "auto_submitted").Inc();
+  std::string text = catalog.Render();
+  EXPECT_NE(text.find("mailhook_smtp_skipped_total{rule=\"rate_limited\",target=\"ack\"} 2\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("mailhook_smtp_skipped_total{rule=\"auto_submitted\",target=\"ack\"} 1\n"), std::string::npos);
 }
 
 TEST(MetricsCatalogTest, TwoCatalogsDoNotShareValues) {
