@@ -47,6 +47,12 @@ std::vector<Route> RoutesFor(const config::Config& config, const std::string& ac
     if (Matches(h.match, account, folder, content))
       routes.push_back({util::TargetId::Hook(h.name), h.attachments, h.max_attachment_bytes});
   }
+  for (const auto& s : config.smtp) {
+    // The loop rules need the original's Auto-Submitted, Precedence, List-*
+    // and Return-Path, which the contract's event does not carry.
+    if (Matches(s.match, account, folder, content))
+      routes.push_back({util::TargetId::Smtp(s.name), s.attachments, s.max_attachment_bytes, true});
+  }
   return routes;
 }
 

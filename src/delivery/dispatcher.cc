@@ -1,6 +1,7 @@
 #include "delivery/dispatcher.h"
 
 #include "delivery/hook_target.h"
+#include "delivery/smtp_target.h"
 #include "delivery/webhook_target.h"
 #include "util/log.h"
 
@@ -90,7 +91,29 @@ std::vector<Dispatcher::Entry> Dispatcher::Build(const config::Config& config,
     check_timeout("hooks." + hook.name, hook.timeout);
     add(util::TargetId::Hook(hook.name), HookTarget::Create(hook), hook);  // resolves env secrets (may run commands)
   }
+  for (const auto& smtp : config.smtp) {
+    const util::TargetId id = util::TargetId::Smtp(smtp.name);
+    if (!wanted(id)) continue;
+    check_timeout("smtp." + smtp.name, smtp.timeout);
+    add(id, BuildSmtpTarget(smtp), smtp);
+  }
   return out;
+}
+
+util::Result<std::unique_ptr<SmtpTarget>> Dispatcher::BuildSmtpTarget(const config::SmtpTarget& smtp) {
+  if (smtp.oauth2) {
+    return Error("delivery.smtp_oauth2_refresh", RetryClass::kNeedsOperator,
+                 "smtp." + smtp.name +
+                     ": the oauth2 refresh flow (token_url, refresh_token) is not built for smtp targets yet; give "
+                     "the access token with oauth2.token_command or password_command");
+  }
+  auto secret = smtp.password.Resolve();  // may run a command: here, never while the config is read
+  if (!secret.ok()) return secret.error().WithMessage("smtp." + smtp.name + ": " + secret.error().message());
+  if (!reply_ledger_) reply_ledger_ = StoreReplyLedger(state_dir_);
+  const util::MetricsCatalog& metrics = metrics_;
+  return SmtpTarget::Create(
+      smtp, SubmissionSender(smtp, std::move(*secret)), reply_ledger_,
+      [&metrics, name = smtp.name](std::string_view rule) { metrics.SmtpSkipped(name, rule).Inc(); });
 }
 
 util::Status Dispatcher::UpdateTargets(const config::Config& config, const std::set<std::string>& rebuild,

@@ -48,6 +48,9 @@
 
 namespace mailhook::delivery {
 
+class ReplyLedger;  // smtp_target.h
+class SmtpTarget;
+
 /// What happened to one attempt, for observers (tests, post-actions).
 struct Report {
   int64_t id = 0;
@@ -155,6 +158,9 @@ class Dispatcher {
   /// problems go to `errors`.
   std::vector<Entry> Build(const config::Config& config, const std::function<bool(const util::TargetId&)>& wanted,
                            std::vector<util::Error>& errors);
+  /// One smtp target: its secret resolved, sending through SubmissionSender,
+  /// its replies in the shared ledger.
+  util::Result<std::unique_ptr<SmtpTarget>> BuildSmtpTarget(const config::SmtpTarget& smtp);
   /// A copy of a target's entry (the workers' view, taken under mu_: a
   /// reload may replace it meanwhile); nullopt when it is not configured.
   std::optional<Entry> Find(const std::string& target) EXCLUDES(mu_);
@@ -186,7 +192,8 @@ class Dispatcher {
   const DispatcherOptions options_;
   const util::MetricsCatalog& metrics_;
   const util::Clock& clock_;
-  std::map<std::string, Entry> targets_;  // by the stored text of the id; under mu_ once started (UpdateTargets)
+  std::shared_ptr<ReplyLedger> reply_ledger_;  // smtp targets' replies; made by the first Build that needs it
+  std::map<std::string, Entry> targets_;       // by the stored text of the id; under mu_ once started (UpdateTargets)
   std::vector<util::Error> setup_errors_;
   std::function<void(const Report&)> on_outcome_;
   std::function<void(const util::CancelToken&)> before_deliver_;  // test seam; before Start

@@ -44,6 +44,7 @@ TEST(ExamplesTest, EveryExampleConfigLoadsWithoutErrors) {
   ScopedEnv pw("IMAP_PASSWORD", "imap-pw");
   ScopedEnv secret("WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
   ScopedEnv token("TICKETS_TOKEN", "tok");
+  ScopedEnv smtp_pw("SMTP_PASSWORD", "smtp-pw");
   // The ready-made hooks the examples run, from this checkout.
   ScopedEnv hooks("MAILHOOK_HOOKS", (std::filesystem::path(MAILHOOK_SOURCE_DIR) / "hooks").string());
 

@@ -121,6 +121,7 @@ TEST_F(CheckEqualsRunTest, EveryExampleConfig) {
   ::setenv("IMAP_PASSWORD", "imap-pw", 1);
   ::setenv("WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", 1);
   ::setenv("TICKETS_TOKEN", "tok", 1);
+  ::setenv("SMTP_PASSWORD", "smtp-pw", 1);
   ::setenv("MAILHOOK_HOOKS", (fs::path(MAILHOOK_SOURCE_DIR) / "hooks").c_str(), 1);  // the ready-made hooks
   int examples = 0;
   for (const auto& entry : fs::directory_iterator(fs::path(MAILHOOK_SOURCE_DIR) / "config")) {
@@ -139,7 +140,8 @@ TEST_F(CheckEqualsRunTest, EveryExampleConfig) {
     ++examples;
   }
   EXPECT_GE(examples, 3);
-  for (const char* name : {"SECRETS_DIR", "IMAP_PASSWORD", "WEBHOOK_SECRET", "TICKETS_TOKEN", "MAILHOOK_HOOKS"}) {
+  for (const char* name :
+       {"SECRETS_DIR", "IMAP_PASSWORD", "WEBHOOK_SECRET", "TICKETS_TOKEN", "SMTP_PASSWORD", "MAILHOOK_HOOKS"}) {
     ::unsetenv(name);
   }
 }

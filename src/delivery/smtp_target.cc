@@ -1,0 +1,299 @@
+#include "delivery/smtp_target.h"
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+#include "delivery/loop_guard.h"
+#include "mime/mail_builder.h"
+#include "smtp/smtp_client.h"
+#include "store/store.h"
+#include "util/log.h"
+#include "util/mutex.h"
+#include "util/target_id.h"
+
+namespace mailhook::delivery {
+namespace {
+
+using nlohmann::json;
+using util::Error;
+using util::RetryClass;
+
+std::string StringAt(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+std::vector<std::string> Strings(const json& j, const char* key) {
+  std::vector<std::string> out;
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_array()) return out;
+  for (const json& s : *it) {
+    if (s.is_string()) out.push_back(s.get<std::string>());
+  }
+  return out;
+}
+
+// A rendered address list ("a@b, Name <c@d>"): the header's addresses
+// (names kept) and the envelope's (IDNA A-labels).
+util::Status AddRecipients(const std::string& rendered, std::vector<mime::MailAddress>& header,
+                           std::vector<std::string>& envelope) {
+  for (const mime::Address& a : mime::ParseAddressList(rendered)) {
+    if (a.address.empty()) continue;
+    auto address = mime::EnvelopeAddress(a.address);
+    if (!address.ok()) return address.error();
+    header.push_back({a.name, a.address});
+    envelope.push_back(std::move(*address));
+  }
+  return util::Ok();
+}
+
+Outcome Permanent(std::string why) { return Outcome{OutcomeKind::kPermanent, 0, std::nullopt, std::move(why), false}; }
+
+}  // namespace
+
+util::Result<std::unique_ptr<SmtpTarget>> SmtpTarget::Create(const config::SmtpTarget& target, MailSender sender,
+                                                             std::shared_ptr<ReplyLedger> ledger,
+                                                             std::function<void(std::string_view)> on_skip) {
+  const std::string where = "smtp." + target.name;
+  auto compile = [&](const std::string& source, MailTemplate::Escape escape,
+                     const std::string& key) -> util::Result<MailTemplate> {
+    auto t = MailTemplate::Compile(source, escape);
+    if (!t.ok()) return t.error().WithMessage(where + "." + key + ": " + t.error().message());
+    return t;
+  };
+  Templates t;
+  auto subject = compile(target.subject, MailTemplate::Escape::kHeader, "subject");
+  if (!subject.ok()) return subject.error();
+  t.subject = std::move(*subject);
+  if (target.text) {
+    auto text = compile(*target.text, MailTemplate::Escape::kText, "text");
+    if (!text.ok()) return text.error();
+    t.text = std::move(*text);
+  }
+  if (target.html) {
+    auto html = compile(*target.html, MailTemplate::Escape::kHtml, "html");
+    if (!html.ok()) return html.error();
+    t.html = std::move(*html);
+  }
+  for (const auto& [list, into, key] : {std::tuple{&target.to, &t.to, "to"}, std::tuple{&target.cc, &t.cc, "cc"}}) {
+    for (const std::string& source : *list) {
+      auto address = compile(source, MailTemplate::Escape::kHeader, key);
+      if (!address.ok()) return address.error();
+      into->push_back(std::move(*address));
+    }
+  }
+  return std::unique_ptr<SmtpTarget>(
+      new SmtpTarget(target, std::move(t), std::move(sender), std::move(ledger), std::move(on_skip)));
+}
+
+SmtpTarget::SmtpTarget(config::SmtpTarget target, Templates templates, MailSender sender,
+                       std::shared_ptr<ReplyLedger> ledger, std::function<void(std::string_view)> on_skip)
+    : target_(std::move(target)),
+      id_(util::TargetId::Smtp(target_.name).ToString()),
+      templates_(std::move(templates)),
+      sender_(std::move(sender)),
+      ledger_(std::move(ledger)),
+      on_skip_(std::move(on_skip)) {}
+
+util::Result<std::string> SmtpTarget::ReplyRecipient(const std::string& payload, const std::string& event_id,
+                                                     std::string& skip) const {
+  const LoopFacts facts = LoopFactsFromEventJson(payload);
+  if (auto rule = StaticSkipRule(facts, target_.from.address)) {
+    skip = std::string(RuleName(*rule));
+    return std::string();
+  }
+  auto verdict = ledger_->Reserve(
+      store::SentReply{id_, facts.sender_address, facts.message_id, event_id, std::chrono::system_clock::now()},
+      store::ReplyLimit{target_.rate_limit.per_sender, target_.rate_limit.window});
+  if (!verdict.ok()) return verdict.error();
+  if (*verdict == store::ReplyReservation::kAlreadyAnswered) skip = RuleName(SkipRule::kAlreadyAnswered);
+  if (*verdict == store::ReplyReservation::kRateLimited) skip = RuleName(SkipRule::kRateLimited);
+  return facts.sender_address;
+}
+
+Outcome SmtpTarget::Skip(std::string_view rule, const std::string& event_id) const {
+  util::Log(util::Area::kDelivery)
+      .info("smtp.skipped target={} event={} rule={} note=\"no automatic reply (RFC 3834)\"", target_.name, event_id,
+            rule);
+  if (on_skip_) on_skip_(rule);
+  return Outcome{OutcomeKind::kSuccess, 0, std::nullopt, "", false};
+}
+
+Outcome SmtpTarget::FromReport(const SendReport& report, const std::string& event_id) const {
+  Outcome out;
+  out.error = report.error;
+  for (const std::string& refused : report.refused) {
+    util::Log(util::Area::kDelivery).warn("smtp.recipient_refused target={} reply=\"{}\"", target_.name, refused);
+  }
+  switch (report.kind) {
+    case SendReport::Kind::kSent: out.kind = OutcomeKind::kSuccess; break;
+    case SendReport::Kind::kRetry: out.kind = OutcomeKind::kRetry; break;
+    case SendReport::Kind::kNeedsOperator:
+      out.kind = OutcomeKind::kRetry;
+      out.retry_after = kOperatorRetry;
+      break;
+    case SendReport::Kind::kPermanent:
+      out.kind = OutcomeKind::kPermanent;
+      // The reply never goes out: it must not count against the sender.
+      if (target_.mode == config::SmtpMode::kReply) (void)ledger_->Release(id_, event_id);
+      break;
+  }
+  return out;
+}
+
+util::Result<std::vector<std::string>> SmtpTarget::Address(const json& event, const std::string& reply_to,
+                                                           mime::OutgoingMail& mail) const {
+  std::vector<std::string> envelope;
+  if (target_.mode == config::SmtpMode::kReply) {
+    if (auto s = AddRecipients(reply_to, mail.to, envelope); !s.ok()) return s.error();
+    const json& message = event["message"];
+    const std::string message_id = StringAt(message, "message_id");
+    mime::ReplyThreading thread =
+        mime::ThreadReply(message_id.empty() ? std::nullopt : std::optional<std::string>(message_id),
+                          Strings(message, "references"), Strings(message, "in_reply_to"));
+    mail.in_reply_to = std::move(thread.in_reply_to);
+    mail.references = std::move(thread.references);
+    mail.auto_submitted = "auto-replied";
+  } else {
+    for (const MailTemplate& t : templates_.to) {
+      if (auto s = AddRecipients(t.Render(event), mail.to, envelope); !s.ok()) return s.error();
+    }
+    mail.auto_submitted = "auto-generated";
+  }
+  for (const MailTemplate& t : templates_.cc) {
+    if (auto s = AddRecipients(t.Render(event), mail.cc, envelope); !s.ok()) return s.error();
+  }
+  if (envelope.empty()) {
+    return Error("smtp.no_recipient", RetryClass::kNeedsOperator,
+                 "smtp." + target_.name + ": no recipient: the `to` and `cc` templates rendered empty");
+  }
+  return envelope;
+}
+
+util::Result<std::string> SmtpTarget::Compose(const json& event, const std::string& event_id,
+                                              mime::OutgoingMail& mail) const {
+  mail.from = {target_.from.name, target_.from.address};
+  mail.subject = templates_.subject->Render(event);
+  if (templates_.text) mail.text = templates_.text->Render(event);
+  if (templates_.html) mail.html = templates_.html->Render(event);
+  mail.date = std::chrono::system_clock::now();
+  const std::string& from = target_.from.address;
+  // The same Message-ID (and bytes) on every retry of this event.
+  mail.message_id = mime::MakeMessageId(event_id + "\n" + target_.name, from.substr(from.rfind('@') + 1));
+  return mime::BuildMessage(mail);
+}
+
+Outcome SmtpTarget::Deliver(const store::Delivery& delivery, const util::CancelToken& cancel) {
+  if (cancel.cancelled()) return Outcome{OutcomeKind::kRetry, 0, std::nullopt, "", true};
+  const std::string& event_id = delivery.item.event_id;
+  const json event = json::parse(delivery.item.payload, nullptr, false);
+  if (event.is_discarded() || !event.is_object() || !event.contains("message") || !event["message"].is_object()) {
+    return Permanent("the stored event is not a message.received event");
+  }
+  std::string reply_to;
+  if (target_.mode == config::SmtpMode::kReply) {
+    std::string skip;
+    auto to = ReplyRecipient(delivery.item.payload, event_id, skip);
+    if (!to.ok()) return Outcome{OutcomeKind::kRetry, 0, std::nullopt, to.error().message(), false};
+    if (!skip.empty()) return Skip(skip, event_id);
+    reply_to = std::move(*to);
+  }
+  mime::OutgoingMail mail;
+  auto envelope = Address(event, reply_to, mail);
+  if (!envelope.ok()) return Permanent(envelope.error().message());
+  auto bytes = Compose(event, event_id, mail);
+  if (!bytes.ok()) return Permanent(bytes.error().message());
+  auto envelope_from = mime::EnvelopeAddress(target_.from.address);
+  if (!envelope_from.ok()) return Permanent(envelope_from.error().message());
+  return FromReport(sender_(*envelope_from, *envelope, *bytes, cancel), event_id);
+}
+
+namespace {
+
+class StoreLedger : public ReplyLedger {
+ public:
+  explicit StoreLedger(std::string state_dir) : state_dir_(std::move(state_dir)) {}
+
+  util::Result<store::ReplyReservation> Reserve(const store::SentReply& reply, store::ReplyLimit limit) override {
+    util::MutexLock lock(mu_);
+    if (auto s = Open(); !s.ok()) return s.error();
+    return store_->smtp_sent().ReserveReply(reply, limit);
+  }
+
+  util::Status Release(const std::string& target, const std::string& event_id) override {
+    util::MutexLock lock(mu_);
+    if (auto s = Open(); !s.ok()) return s;
+    return store_->smtp_sent().ReleaseReply(target, event_id);
+  }
+
+ private:
+  util::Status Open() REQUIRES(mu_) {
+    if (store_) return util::Ok();
+    auto opened = store::Store::Open(state_dir_);
+    if (!opened.ok()) return opened.error();
+    store_ = std::move(opened).value();
+    return util::Ok();
+  }
+
+  const std::string state_dir_;
+  util::Mutex mu_;
+  std::unique_ptr<store::Store> store_ GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+namespace {
+
+SendReport::Kind KindOf(smtp::SendClass cls) {
+  switch (cls) {
+    case smtp::SendClass::kSent: return SendReport::Kind::kSent;
+    case smtp::SendClass::kRetry: return SendReport::Kind::kRetry;
+    case smtp::SendClass::kNeedsOperator: return SendReport::Kind::kNeedsOperator;
+    case smtp::SendClass::kPermanent: return SendReport::Kind::kPermanent;
+  }
+  return SendReport::Kind::kRetry;
+}
+
+smtp::SmtpAuth AuthOf(config::SmtpAuth auth) {
+  switch (auth) {
+    case config::SmtpAuth::kPlain: return smtp::SmtpAuth::kPlain;
+    case config::SmtpAuth::kLogin: return smtp::SmtpAuth::kLogin;
+    case config::SmtpAuth::kXoauth2: return smtp::SmtpAuth::kXoauth2;
+  }
+  return smtp::SmtpAuth::kPlain;
+}
+
+}  // namespace
+
+MailSender SubmissionSender(const config::SmtpTarget& target, util::Secret secret) {
+  smtp::SmtpOptions options;
+  options.host = target.host;
+  options.port = target.port;
+  options.tls = target.tls;
+  options.ca_file = target.ca_file;
+  options.tls_verify = target.tls_verify;
+  options.auth = AuthOf(target.auth);
+  options.username = target.username;
+  options.secret = std::move(secret);
+  options.timeout = target.timeout;
+  options.account_label = util::TargetId::Smtp(target.name).ToString();
+  return [options](const std::string& from, const std::vector<std::string>& recipients, std::string_view message,
+                   const util::CancelToken& cancel) {
+    smtp::SmtpOptions call = options;
+    call.stop_fd = cancel.fd();
+    smtp::SendOutcome sent = smtp::SendMail(call, from, recipients, message);
+    SendReport report{KindOf(sent.cls), sent.error, {}};
+    for (const smtp::RecipientOutcome& r : sent.recipients) {
+      if (r.cls == smtp::SendClass::kSent) continue;
+      report.refused.push_back(r.address + ": " + std::to_string(r.reply.code) + " " + r.reply.text);
+    }
+    return report;
+  };
+}
+
+std::shared_ptr<ReplyLedger> StoreReplyLedger(std::string state_dir) {
+  return std::make_shared<StoreLedger>(std::move(state_dir));
+}
+
+}  // namespace mailhook::delivery

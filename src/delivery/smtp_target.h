@@ -1,0 +1,117 @@
+#pragma once
+/// SmtpTarget: sends a mail for each outbox row of an `smtp:` target
+/// (CONTRACT.md Additions): `mode: reply` answers the message's sender,
+/// threaded (In-Reply-To, References), `mode: forward` sends to the
+/// configured addresses. The outgoing message is built by mime::BuildMessage
+/// from the target's templates filled with the event (MailTemplate) and sent
+/// by smtp::SendMail over the verified transport.
+///
+/// Replies are automatic responses (RFC 3834): before anything is sent the
+/// loop rules (loop_guard.h) and the per-sender rate limit are checked; a
+/// skipped reply is a success (logged at info as `smtp.skipped` with the rule,
+/// counted in mailhook_smtp_skipped_total{target,rule}), never retried.
+///
+/// Outcomes: sent → success; 4xx, network and TLS network errors → retry on
+/// the schedule; bad credentials and other operator errors → retry no sooner
+/// than kOperatorRetry (one clear error, no hot loop); 5xx → permanent (dead
+/// letter with the server's text). Thread-safe: Deliver may run on several
+/// dispatcher workers at once. Never throws.
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+#include "config/config.h"
+#include "delivery/mail_template.h"
+#include "delivery/target.h"
+#include "mime/mail_builder.h"
+
+#include "store/smtp_sent.h"
+#include "util/result.h"
+#include "util/secret.h"
+
+namespace mailhook::delivery {
+
+/// What sending one message came to (smtp::SendOutcome without the transport).
+struct SendReport {
+  enum class Kind { kSent, kRetry, kNeedsOperator, kPermanent };
+  Kind kind = Kind::kRetry;
+  std::string error;  ///< cause and fix; empty when sent
+  /// Recipients the server refused while others were accepted ("addr: 550 …").
+  std::vector<std::string> refused;
+};
+
+/// Sends one built message. Production: smtp::SendMail with the target's
+/// server settings; unit tests: a fake.
+using MailSender =
+    std::function<SendReport(const std::string& envelope_from, const std::vector<std::string>& recipients,
+                             std::string_view message, const util::CancelToken& cancel)>;
+
+/// The production MailSender: smtp::SendMail to the target's submission
+/// server with `secret` (the password, or the OAuth2 access token).
+MailSender SubmissionSender(const config::SmtpTarget& target, util::Secret secret);
+
+/// Remembers the replies a target sent, for the "already answered" rule and
+/// the per-sender rate limit. Production: the state store (smtp_sent table).
+class ReplyLedger {
+ public:
+  virtual ~ReplyLedger() = default;
+  /// Decides and, when kReserved, records the reply in one step. A retry of
+  /// the same event is kReserved (its own earlier reservation does not count).
+  virtual util::Result<store::ReplyReservation> Reserve(const store::SentReply& reply, store::ReplyLimit limit) = 0;
+  /// Forgets the reservation of an event whose reply can never go out.
+  virtual util::Status Release(const std::string& target, const std::string& event_id) = 0;
+};
+
+/// The ledger in the state store (store::SmtpSent), on a connection of its
+/// own opened at first use; calls are serialised.
+std::shared_ptr<ReplyLedger> StoreReplyLedger(std::string state_dir);
+
+/// One smtp target from the config.
+class SmtpTarget : public Target {
+ public:
+  /// An operator error (bad credentials, TLS not verifiable) is retried no
+  /// sooner than this, whatever the schedule says.
+  static constexpr std::chrono::minutes kOperatorRetry{30};
+
+  /// Compiles the templates (an unknown field is an error naming it).
+  static util::Result<std::unique_ptr<SmtpTarget>> Create(const config::SmtpTarget& target, MailSender sender,
+                                                          std::shared_ptr<ReplyLedger> ledger,
+                                                          std::function<void(std::string_view rule)> on_skip = {});
+
+  Outcome Deliver(const store::Delivery& delivery, const util::CancelToken& cancel) override;
+
+ private:
+  struct Templates {
+    std::optional<MailTemplate> subject, text, html;
+    std::vector<MailTemplate> to, cc;
+  };
+  SmtpTarget(config::SmtpTarget target, Templates templates, MailSender sender, std::shared_ptr<ReplyLedger> ledger,
+             std::function<void(std::string_view)> on_skip);
+
+  /// Reply mode: whom to answer, or the loop rule that says not to ("" then
+  /// `skip` names it).
+  util::Result<std::string> ReplyRecipient(const std::string& payload, const std::string& event_id,
+                                           std::string& skip) const;
+  /// The recipients (envelope) and the mail's To, Cc and threading.
+  util::Result<std::vector<std::string>> Address(const nlohmann::json& event, const std::string& reply_to,
+                                                 mime::OutgoingMail& mail) const;
+  /// The rest of the mail from the templates, built (mime::BuildMessage).
+  util::Result<std::string> Compose(const nlohmann::json& event, const std::string& event_id,
+                                    mime::OutgoingMail& mail) const;
+  Outcome Skip(std::string_view rule, const std::string& event_id) const;
+  Outcome FromReport(const SendReport& report, const std::string& event_id) const;
+
+  const config::SmtpTarget target_;
+  const std::string id_;  ///< "smtp:<name>", as stored
+  const Templates templates_;
+  const MailSender sender_;
+  const std::shared_ptr<ReplyLedger> ledger_;
+  const std::function<void(std::string_view)> on_skip_;
+};
+
+}  // namespace mailhook::delivery
