@@ -1,0 +1,182 @@
+#include "delivery/smtp_target.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "mime/event.h"
+#include "mime/extractor.h"
+
+namespace mailhook::delivery {
+namespace {
+
+using nlohmann::json;
+
+// A ledger in memory with the store's rules: one reply per message id, a
+// retry of the same event passes, at most per_sender per sender.
+class FakeLedger : public ReplyLedger {
+ public:
+  util::Result<store::ReplyReservation> Reserve(const store::SentReply& reply, store::ReplyLimit limit) override {
+    if (by_event_.count(reply.event_id)) return store::ReplyReservation::kReserved;
+    for (const auto& [event, r] : by_event_) {
+      if (!reply.message_id.empty() && r.message_id == reply.message_id) {
+        return store::ReplyReservation::kAlreadyAnswered;
+      }
+    }
+    int sent = 0;
+    for (const auto& [event, r] : by_event_) sent += r.sender == reply.sender ? 1 : 0;
+    if (sent >= limit.per_sender) return store::ReplyReservation::kRateLimited;
+    by_event_[reply.event_id] = reply;
+    return store::ReplyReservation::kReserved;
+  }
+  util::Status Release(const std::string&, const std::string& event_id) override {
+    by_event_.erase(event_id);
+    return util::Ok();
+  }
+  std::map<std::string, store::SentReply> by_event_;
+};
+
+struct Sent {
+  std::string from;
+  std::vector<std::string> to;
+  std::string message;
+};
+
+class SmtpTargetTest : public ::testing::Test {
+ protected:
+  SmtpTargetTest() {
+    target_.name = "ack";
+    target_.from = {"Support", "support@example.com"};
+    target_.mode = config::SmtpMode::kReply;
+    target_.subject = "Re: {{message.subject}}";
+    target_.text = "We received \"{{message.subject}}\". Reference: {{id}}";
+  }
+
+  std::unique_ptr<SmtpTarget> Make() {
+    auto t = SmtpTarget::Create(
+        target_,
+        [this](const std::string& from, const std::vector<std::string>& to, std::string_view message,
+               const util::CancelToken&) {
+          sent_.push_back({from, to, std::string(message)});
+          return report_;
+        },
+        ledger_, [this](std::string_view rule) { skipped_.emplace_back(rule); });
+    EXPECT_TRUE(t.ok()) << t.error().message();
+    return std::move(t).value();
+  }
+
+  // The event an smtp route stores for this message (mime::EventPieces with
+  // the auto-reply headers), as the daemon makes it.
+  static store::Delivery Row(const std::string& message, const std::string& event_id = "evt_1") {
+    auto content = mime::ExtractWhole(message, mime::ExtractOptions{});
+    EXPECT_TRUE(content.ok());
+    mime::EventMeta meta{"support", "INBOX", 7, 42, {}, message.size(), "2026-11-30T03:00:00Z"};
+    std::string payload;
+    for (const auto& p : mime::EventPieces(meta, *content, config::AttachmentMode::kMetadata, 0, true)) payload += *p;
+    store::Delivery row;
+    row.item.event_id = event_id;
+    row.item.target = "smtp:ack";
+    row.item.payload = payload;
+    return row;
+  }
+
+  config::SmtpTarget target_;
+  std::shared_ptr<FakeLedger> ledger_ = std::make_shared<FakeLedger>();
+  SendReport report_{SendReport::Kind::kSent, "", {}};
+  std::vector<Sent> sent_;
+  std::vector<std::string> skipped_;
+  util::CancelToken cancel_;
+};
+
+const std::string kAsk =
+    "From: Ann <ann@example.org>\r\nTo: support@example.com\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n"
+    "Message-ID: <q1@example.org>\r\nReferences: <root@example.org>\r\n\r\nHelp please\r\n";
+
+TEST_F(SmtpTargetTest, ReplyGoesToTheSenderThreadedAndMarkedAutomatic) {
+  Outcome out = Make()->Deliver(Row(kAsk), cancel_);
+  EXPECT_EQ(out.kind, OutcomeKind::kSuccess) << out.error;
+  ASSERT_EQ(sent_.size(), 1u);
+  EXPECT_EQ(sent_[0].from, "support@example.com");
+  EXPECT_EQ(sent_[0].to, std::vector<std::string>{"ann@example.org"});
+  // Parsed back as `mailhook parse` would.
+  auto reply = mime::ExtractWhole(sent_[0].message, mime::ExtractOptions{});
+  ASSERT_TRUE(reply.ok());
+  EXPECT_EQ(reply->subject, "Re: Grüße");
+  EXPECT_EQ(reply->in_reply_to, std::vector<std::string>{"<q1@example.org>"});
+  EXPECT_EQ(reply->references, (std::vector<std::string>{"<root@example.org>", "<q1@example.org>"}));
+  EXPECT_EQ(reply->auto_reply.auto_submitted, "auto-replied");
+  EXPECT_EQ(reply->text.value_or(""),
+            "We received \"Grüße\". Reference: " + mime::EventId("support", "INBOX", 7, 42) + "\r\n");
+  EXPECT_EQ(reply->from.at(0).address, "support@example.com");
+}
+
+TEST_F(SmtpTargetTest, LoopRulesSkipWithoutSendingAndAreNotRetried) {
+  const std::string auto_reply = "Auto-Submitted: auto-replied\r\n" + kAsk;
+  Outcome out = Make()->Deliver(Row(auto_reply), cancel_);
+  EXPECT_EQ(out.kind, OutcomeKind::kSuccess);
+  EXPECT_TRUE(sent_.empty());
+  EXPECT_EQ(skipped_, std::vector<std::string>{"auto_submitted"});
+  EXPECT_TRUE(ledger_->by_event_.empty());  // a skip reserves nothing
+}
+
+TEST_F(SmtpTargetTest, AnsweredMessagesAndTheRateLimitAreSkippedButARetryIsNot) {
+  auto target = Make();
+  report_ = {SendReport::Kind::kRetry, "451 try later", {}};
+  EXPECT_EQ(target->Deliver(Row(kAsk, "evt_1"), cancel_).kind, OutcomeKind::kRetry);
+  report_ = {SendReport::Kind::kSent, "", {}};
+  EXPECT_EQ(target->Deliver(Row(kAsk, "evt_1"), cancel_).kind, OutcomeKind::kSuccess);  // the retry is sent
+  EXPECT_EQ(sent_.size(), 2u);
+  // The same message again (another folder, another event): answered.
+  EXPECT_EQ(target->Deliver(Row(kAsk, "evt_2"), cancel_).kind, OutcomeKind::kSuccess);
+  // Another message of the same sender within the window: rate limited.
+  std::string second = kAsk;
+  second.replace(second.find("<q1@"), 4, "<q2@");
+  EXPECT_EQ(target->Deliver(Row(second, "evt_3"), cancel_).kind, OutcomeKind::kSuccess);
+  EXPECT_EQ(sent_.size(), 2u);
+  EXPECT_EQ(skipped_, (std::vector<std::string>{"already_answered", "rate_limited"}));
+}
+
+TEST_F(SmtpTargetTest, SendingErrorsBecomeTheDispatchersOutcomes) {
+  auto target = Make();
+  report_ = {SendReport::Kind::kNeedsOperator, "535 bad credentials: use an app password", {}};
+  Outcome op = target->Deliver(Row(kAsk, "evt_1"), cancel_);
+  EXPECT_EQ(op.kind, OutcomeKind::kRetry);
+  ASSERT_TRUE(op.retry_after);
+  EXPECT_GE(*op.retry_after, SmtpTarget::kOperatorRetry);  // no hot loop on a bad password
+  EXPECT_NE(op.error.find("app password"), std::string::npos);
+
+  report_ = {SendReport::Kind::kPermanent, "550 5.1.1 no such user", {}};
+  Outcome dead = target->Deliver(Row(kAsk, "evt_1"), cancel_);
+  EXPECT_EQ(dead.kind, OutcomeKind::kPermanent);
+  EXPECT_NE(dead.error.find("5.1.1"), std::string::npos);
+  EXPECT_TRUE(ledger_->by_event_.empty());  // a reply that never went out does not count
+}
+
+TEST_F(SmtpTargetTest, ForwardGoesToTheRenderedRecipients) {
+  target_.mode = config::SmtpMode::kForward;
+  target_.subject = "Fwd: {{message.subject}}";
+  target_.to = {"Desk <desk@example.com>", "{{message.from.address}}"};
+  target_.cc = {"audit@example.com"};
+  const std::string auto_reply = "Auto-Submitted: auto-replied\r\n" + kAsk;
+  Outcome out = Make()->Deliver(Row(auto_reply), cancel_);  // forwards do not apply the reply rules
+  EXPECT_EQ(out.kind, OutcomeKind::kSuccess) << out.error;
+  ASSERT_EQ(sent_.size(), 1u);
+  EXPECT_EQ(sent_[0].to, (std::vector<std::string>{"desk@example.com", "ann@example.org", "audit@example.com"}));
+  auto fwd = mime::ExtractWhole(sent_[0].message, mime::ExtractOptions{});
+  ASSERT_TRUE(fwd.ok());
+  EXPECT_EQ(fwd->subject, "Fwd: Grüße");
+  EXPECT_EQ(fwd->auto_reply.auto_submitted, "auto-generated");
+  EXPECT_EQ(fwd->cc.at(0).address, "audit@example.com");
+}
+
+TEST_F(SmtpTargetTest, UnknownTemplateFieldFailsAtCreate) {
+  target_.text = "{{message.nope}}";
+  auto t = SmtpTarget::Create(target_, {}, ledger_);
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.error().message().find("smtp.ack.text"), std::string::npos) << t.error().message();
+  EXPECT_NE(t.error().message().find("message.nope"), std::string::npos) << t.error().message();
+}
+
+}  // namespace
+}  // namespace mailhook::delivery
