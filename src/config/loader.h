@@ -120,9 +120,8 @@ class Loader : public YamlAccess {
   /// to: / cc: templates; entries without a placeholder are checked as addresses.
   std::vector<std::string> Recipients(const YAML::Node& node, std::string_view key, const std::string& where,
                                       std::string_view example);
-  /// The hook point for the template language (src/smtp/mail_template.h,
-  /// compiled by the smtp target): where `check` will report a template that
-  /// does not compile, at its line. Today the sources are only stored.
+  /// Compiles the target's templates (util/mail_template.h): a field that
+  /// does not exist or a syntax error is reported at its line.
   void CheckSmtpTemplates(const YAML::Node& node, const std::string& where, const SmtpTarget& t);
 
   bool accounts_ok_ = false;

@@ -56,29 +56,29 @@ util::Result<std::unique_ptr<SmtpTarget>> SmtpTarget::Create(const config::SmtpT
                                                              std::shared_ptr<ReplyLedger> ledger,
                                                              std::function<void(std::string_view)> on_skip) {
   const std::string where = "smtp." + target.name;
-  auto compile = [&](const std::string& source, MailTemplate::Escape escape,
-                     const std::string& key) -> util::Result<MailTemplate> {
-    auto t = MailTemplate::Compile(source, escape);
+  auto compile = [&](const std::string& source, util::MailTemplate::Escape escape,
+                     const std::string& key) -> util::Result<util::MailTemplate> {
+    auto t = util::MailTemplate::Compile(source, escape);
     if (!t.ok()) return t.error().WithMessage(where + "." + key + ": " + t.error().message());
     return t;
   };
   Templates t;
-  auto subject = compile(target.subject, MailTemplate::Escape::kHeader, "subject");
+  auto subject = compile(target.subject, util::MailTemplate::Escape::kHeader, "subject");
   if (!subject.ok()) return subject.error();
   t.subject = std::move(*subject);
   if (target.text) {
-    auto text = compile(*target.text, MailTemplate::Escape::kText, "text");
+    auto text = compile(*target.text, util::MailTemplate::Escape::kText, "text");
     if (!text.ok()) return text.error();
     t.text = std::move(*text);
   }
   if (target.html) {
-    auto html = compile(*target.html, MailTemplate::Escape::kHtml, "html");
+    auto html = compile(*target.html, util::MailTemplate::Escape::kHtml, "html");
     if (!html.ok()) return html.error();
     t.html = std::move(*html);
   }
   for (const auto& [list, into, key] : {std::tuple{&target.to, &t.to, "to"}, std::tuple{&target.cc, &t.cc, "cc"}}) {
     for (const std::string& source : *list) {
-      auto address = compile(source, MailTemplate::Escape::kHeader, key);
+      auto address = compile(source, util::MailTemplate::Escape::kHeader, key);
       if (!address.ok()) return address.error();
       into->push_back(std::move(*address));
     }
@@ -156,12 +156,12 @@ util::Result<std::vector<std::string>> SmtpTarget::Address(const json& event, co
     mail.references = std::move(thread.references);
     mail.auto_submitted = "auto-replied";
   } else {
-    for (const MailTemplate& t : templates_.to) {
+    for (const util::MailTemplate& t : templates_.to) {
       if (auto s = AddRecipients(t.Render(event), mail.to, envelope); !s.ok()) return s.error();
     }
     mail.auto_submitted = "auto-generated";
   }
-  for (const MailTemplate& t : templates_.cc) {
+  for (const util::MailTemplate& t : templates_.cc) {
     if (auto s = AddRecipients(t.Render(event), mail.cc, envelope); !s.ok()) return s.error();
   }
   if (envelope.empty()) {

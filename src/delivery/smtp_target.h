@@ -3,7 +3,7 @@
 /// (CONTRACT.md Additions): `mode: reply` answers the message's sender,
 /// threaded (In-Reply-To, References), `mode: forward` sends to the
 /// configured addresses. The outgoing message is built by mime::BuildMessage
-/// from the target's templates filled with the event (MailTemplate) and sent
+/// from the target's templates filled with the event (util::MailTemplate) and sent
 /// by smtp::SendMail over the verified transport.
 ///
 /// Replies are automatic responses (RFC 3834): before anything is sent the
@@ -26,9 +26,9 @@
 
 #include <nlohmann/json_fwd.hpp>
 #include "config/config.h"
-#include "delivery/mail_template.h"
 #include "delivery/target.h"
 #include "mime/mail_builder.h"
+#include "util/mail_template.h"
 
 #include "store/smtp_sent.h"
 #include "util/result.h"
@@ -87,8 +87,8 @@ class SmtpTarget : public Target {
 
  private:
   struct Templates {
-    std::optional<MailTemplate> subject, text, html;
-    std::vector<MailTemplate> to, cc;
+    std::optional<util::MailTemplate> subject, text, html;
+    std::vector<util::MailTemplate> to, cc;
   };
   SmtpTarget(config::SmtpTarget target, Templates templates, MailSender sender, std::shared_ptr<ReplyLedger> ledger,
              std::function<void(std::string_view)> on_skip);

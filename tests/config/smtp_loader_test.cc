@@ -96,12 +96,12 @@ TEST(SmtpLoaderTest, ReadsEveryKeyOfAForwardTarget) {
     auth: login
     from: support@example.com
     mode: forward
-    to: ["tickets@example.com", "{{message.from[0].address}}"]
+    to: ["tickets@example.com", "{{message.from.address}}"]
     cc: [team@example.com]
     subject: "[ticket] {{message.subject}}"
     text: "t"
     html: "<p>h</p>"
-    attach_original: true
+    attach_original: false
     match: { accounts: [support], folders: [INBOX] }
     retry_schedule: [1s, 1m]
     timeout: 2m
@@ -116,11 +116,16 @@ TEST(SmtpLoaderTest, ReadsEveryKeyOfAForwardTarget) {
   EXPECT_EQ(t.auth, SmtpAuth::kLogin);
   EXPECT_EQ(t.from, (MailAddress{"", "support@example.com"}));
   EXPECT_EQ(t.mode, SmtpMode::kForward);
-  EXPECT_EQ(t.to, (std::vector<std::string>{"tickets@example.com", "{{message.from[0].address}}"}));
+  EXPECT_EQ(t.to, (std::vector<std::string>{"tickets@example.com", "{{message.from.address}}"}));
   EXPECT_EQ(t.cc, std::vector<std::string>{"team@example.com"});
   EXPECT_EQ(t.subject, "[ticket] {{message.subject}}");
   EXPECT_EQ(t.html, "<p>h</p>");
-  EXPECT_TRUE(t.attach_original);
+  EXPECT_FALSE(t.attach_original);
+  std::string forward = std::string(kReply);
+  forward.replace(forward.find("mode: reply"), 11, "mode: forward\n    to: [x@y.example]");
+  auto attach = Load(With(forward + "    attach_original: true\n"));  // line 18
+  EXPECT_TRUE(HasError(attach, 18, 22, "attach_original: true in smtp target \"ack\" is not built yet"))
+      << Dump(attach);
   EXPECT_EQ(t.match.accounts, std::vector<std::string>{"support"});
   EXPECT_EQ(t.retry_schedule, (std::vector<Duration>{1s, 1min}));
   EXPECT_EQ(t.timeout, Duration(2min));
@@ -219,6 +224,23 @@ TEST(SmtpLoaderTest, BadFromAddressesAreErrors) {
   EXPECT_EQ(Only(Load(With(quoted))).from, (MailAddress{"Support, Inc.", "s@example.com"}));
 }
 
+TEST(SmtpLoaderTest, TemplatesThatDoNotCompileAreErrorsAtTheirLine) {
+  auto r = Load(With(R"(  - name: f
+    host: h
+    username: u
+    password: p
+    from: a@b.example
+    mode: forward
+    to: ["{{message.from[0].address}}"]
+    subject: "{{message.subject"
+    text: "{{ message.nope }}"
+)"));
+  EXPECT_TRUE(HasError(r, 16, 10, "\"to\" in smtp target \"f\"")) << Dump(r);
+  EXPECT_TRUE(HasError(r, 17, 14, "\"subject\" in smtp target \"f\"")) << Dump(r);
+  EXPECT_TRUE(HasError(r, 18, 11, "message.nope")) << Dump(r);
+  EXPECT_EQ(r.errors.size(), 3u) << Dump(r);
+}
+
 TEST(SmtpLoaderTest, LiteralRecipientsAreCheckedTemplatesAreKept) {
   auto r = Load(With(R"(  - name: f
     host: h
@@ -226,7 +248,7 @@ TEST(SmtpLoaderTest, LiteralRecipientsAreCheckedTemplatesAreKept) {
     password: p
     from: a@b.example
     mode: forward
-    to: ["tickets@example.com", "not an address", "{{message.from[0].address}}"]
+    to: ["tickets@example.com", "not an address", "{{message.from.address}}"]
     cc: ["team@"]
     text: t
 )"));

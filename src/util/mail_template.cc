@@ -1,8 +1,8 @@
-#include "delivery/mail_template.h"
+#include "util/mail_template.h"
 
 #include <nlohmann/json.hpp>
 
-namespace mailhook::delivery {
+namespace mailhook::util {
 namespace {
 
 // What a field reads from the event and how it renders.
@@ -243,4 +243,4 @@ std::string MailTemplate::Render(const nlohmann::json& event) const {
   return out;
 }
 
-}  // namespace mailhook::delivery
+}  // namespace mailhook::util

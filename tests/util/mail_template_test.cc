@@ -1,10 +1,10 @@
-#include "delivery/mail_template.h"
+#include "util/mail_template.h"
 
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
-namespace mailhook::delivery {
+namespace mailhook::util {
 namespace {
 
 using Escape = MailTemplate::Escape;
@@ -144,4 +144,4 @@ TEST(MailTemplate, OutputIsBounded) {
 }
 
 }  // namespace
-}  // namespace mailhook::delivery
+}  // namespace mailhook::util

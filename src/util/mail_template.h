@@ -23,7 +23,7 @@
 
 #include "util/result.h"
 
-namespace mailhook::delivery {
+namespace mailhook::util {
 
 /// A compiled template; cheap to copy.
 class MailTemplate {
@@ -66,4 +66,4 @@ class MailTemplate {
   Escape escape_;
 };
 
-}  // namespace mailhook::delivery
+}  // namespace mailhook::util
