@@ -37,6 +37,26 @@ class Loader : public YamlAccess {
   /// reads `what`: it must be asked for twice (allow_insecure: true).
   void RequireInsecureOptIn(const YAML::Node& node, const std::string& where, bool tls_verify, bool allow_insecure,
                             const std::string& what);
+  /// Where a mail server's connection keys go (an account's, an smtp target's).
+  struct ServerKeys {
+    std::string* host;
+    uint16_t* port;
+    TlsMode* tls;
+    bool* allow_insecure;
+    bool* tls_verify;
+    std::optional<std::string>* ca_file;
+  };
+  /// What differs between IMAP and SMTP submission servers.
+  struct ServerKind {
+    const char* example_host;   ///< "imap.example.com"
+    uint16_t implicit_port;     ///< with tls: implicit (993, 465)
+    uint16_t other_port;        ///< with starttls or none (143, 587)
+    const char* sent_in_clear;  ///< "the password"
+    const char* use_tls;        ///< the fix, "tls: implicit or starttls"
+  };
+  /// host, tls, port (defaulted from tls), allow_insecure, tls_verify and
+  /// ca_file, with tls: none and tls_verify: false asked for twice.
+  void ParseServer(const YAML::Node& node, const std::string& where, const ServerKind& kind, const ServerKeys& keys);
 
   // parse_secrets.cc
   std::filesystem::path Resolve(const std::string& path) const;

@@ -29,25 +29,8 @@ void Loader::ParseAccount(const YAML::Node& node, size_t index, Config& cfg) {
                              "; names must be unique");
     }
   }
-  if (auto host = Required(node, "host", where, "imap.example.com")) a.host = *host;
-  if (auto tls = Enum<TlsMode>(
-          node, "tls", where,
-          {{"implicit", TlsMode::kImplicit}, {"starttls", TlsMode::kStartTls}, {"none", TlsMode::kNone}})) {
-    a.tls = *tls;
-  }
-  a.port = a.tls == TlsMode::kImplicit ? 993 : 143;
-  if (auto port = Str(node, "port", where)) {
-    if (auto p = Port(node["port"], *port, "port", where)) a.port = *p;
-  }
-  if (auto insecure = Bool(node, "allow_insecure", where)) a.allow_insecure = *insecure;
-  if (a.tls == TlsMode::kNone && !a.allow_insecure) {
-    Fail(node["tls"], "tls: none in " + where +
-                          " sends the password in clear text; use tls: implicit or starttls, "
-                          "or add allow_insecure: true if this is a trusted local network");
-  }
-  if (auto verify = Bool(node, "tls_verify", where)) a.tls_verify = *verify;
-  RequireInsecureOptIn(node, where, a.tls_verify, a.allow_insecure, "the password and the mail");
-  a.ca_file = Str(node, "ca_file", where);
+  ParseServer(node, where, {"imap.example.com", 993, 143, "the password", "tls: implicit or starttls"},
+              {&a.host, &a.port, &a.tls, &a.allow_insecure, &a.tls_verify, &a.ca_file});
   if (auto user = Required(node, "username", where, "support@example.com")) a.username = *user;
   if (auto auth = Enum<AuthMethod>(node, "auth", where,
                                    {{"login", AuthMethod::kLogin},

@@ -97,25 +97,10 @@ void Loader::ParseSmtp(const YAML::Node& node, size_t index, Config& cfg) {
 /// 6409). STARTTLS is required when asked for: the client never falls back
 /// to plain text.
 void Loader::ParseSmtpServer(const YAML::Node& node, const std::string& where, SmtpTarget& t) {
-  if (auto host = Required(node, "host", where, "smtp.example.com")) t.host = *host;
-  if (auto tls = Enum<TlsMode>(
-          node, "tls", where,
-          {{"implicit", TlsMode::kImplicit}, {"starttls", TlsMode::kStartTls}, {"none", TlsMode::kNone}})) {
-    t.tls = *tls;
-  }
-  t.port = t.tls == TlsMode::kImplicit ? 465 : 587;
-  if (auto port = Str(node, "port", where)) {
-    if (auto p = Port(node["port"], *port, "port", where)) t.port = *p;
-  }
-  if (auto insecure = Bool(node, "allow_insecure", where)) t.allow_insecure = *insecure;
-  if (t.tls == TlsMode::kNone && !t.allow_insecure) {
-    Fail(node["tls"], "tls: none in " + where +
-                          " sends the password and the mail in clear text; use tls: implicit (port 465) or "
-                          "starttls (port 587), or add allow_insecure: true if this is a trusted local network");
-  }
-  if (auto verify = Bool(node, "tls_verify", where)) t.tls_verify = *verify;
-  RequireInsecureOptIn(node, where, t.tls_verify, t.allow_insecure, "the password and the mail");
-  t.ca_file = Str(node, "ca_file", where);
+  ParseServer(
+      node, where,
+      {"smtp.example.com", 465, 587, "the password and the mail", "tls: implicit (port 465) or starttls (port 587)"},
+      {&t.host, &t.port, &t.tls, &t.allow_insecure, &t.tls_verify, &t.ca_file});
 }
 
 void Loader::ParseSmtpAuth(const YAML::Node& node, const std::string& where, SmtpTarget& t) {

@@ -194,6 +194,28 @@ void Loader::RequireInsecureOptIn(const YAML::Node& node, const std::string& whe
                                "add allow_insecure: true if this is a test server");
 }
 
+void Loader::ParseServer(const YAML::Node& node, const std::string& where, const ServerKind& kind,
+                         const ServerKeys& keys) {
+  if (auto host = Required(node, "host", where, kind.example_host)) *keys.host = *host;
+  if (auto tls = Enum<TlsMode>(
+          node, "tls", where,
+          {{"implicit", TlsMode::kImplicit}, {"starttls", TlsMode::kStartTls}, {"none", TlsMode::kNone}})) {
+    *keys.tls = *tls;
+  }
+  *keys.port = *keys.tls == TlsMode::kImplicit ? kind.implicit_port : kind.other_port;
+  if (auto port = Str(node, "port", where)) {
+    if (auto p = Port(node["port"], *port, "port", where)) *keys.port = *p;
+  }
+  if (auto insecure = Bool(node, "allow_insecure", where)) *keys.allow_insecure = *insecure;
+  if (*keys.tls == TlsMode::kNone && !*keys.allow_insecure) {
+    Fail(node["tls"], "tls: none in " + where + " sends " + kind.sent_in_clear + " in clear text; use " + kind.use_tls +
+                          ", or add allow_insecure: true if this is a trusted local network");
+  }
+  if (auto verify = Bool(node, "tls_verify", where)) *keys.tls_verify = *verify;
+  RequireInsecureOptIn(node, where, *keys.tls_verify, *keys.allow_insecure, "the password and the mail");
+  *keys.ca_file = Str(node, "ca_file", where);
+}
+
 }  // namespace mailhook::config::internal
 
 namespace mailhook::config {
