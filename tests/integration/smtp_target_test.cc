@@ -11,6 +11,8 @@
 #include <chrono>
 #include <fstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -138,6 +140,42 @@ TEST_F(SmtpTargetTest, AcknowledgementLandsInTheSendersMailboxThreaded) {
   ASSERT_TRUE(daemon_.WaitForLog("smtp.skipped target=ack", seconds(20), mark)) << daemon_.Log();
   EXPECT_NE(daemon_.Log().find("rule=rate_limited", mark), std::string::npos) << daemon_.Log();
   EXPECT_EQ(RepliesToBob().size(), 1u);
+
+  // The first message again (same Message-ID, a new event): answered already.
+  const size_t again = daemon_.LogMark();
+  MH_ASSERT_OK(imap.Append("alice", "INBOX",
+                           FromBob("<ticket-1@example.test>",
+                                   "=?UTF-8?Q?Gr=C3=BC=C3=9Fe_zum_Ticket?=", "References: <root@example.test>\n")));
+  ASSERT_TRUE(daemon_.WaitForLog("smtp.skipped target=ack", seconds(20), again)) << daemon_.Log();
+  EXPECT_NE(daemon_.Log().find("rule=already_answered", again), std::string::npos) << daemon_.Log();
+  EXPECT_EQ(RepliesToBob().size(), 1u);
+}
+
+// One message per header rule of RFC 3834 (and the robot and own-address
+// rules); each is logged with its rule and nothing reaches Postfix.
+TEST_F(SmtpTargetTest, EveryHeaderLoopRuleSkipsWithoutSending) {
+  StartDaemon();
+  ImapClient imap(dovecot_);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"precedence", FromBob("<rule-1@example.test>", "Bulk", "Precedence: bulk\n")},
+      {"list", FromBob("<rule-2@example.test>", "List", "List-Id: <team.example.test>\n")},
+      {"null_sender", FromBob("<rule-3@example.test>", "Bounce", "Return-Path: <>\n")},
+      {"robot_sender",
+       "From: noreply@example.test\nTo: alice@example.test\nSubject: Robot\n"
+       "Message-ID: <rule-4@example.test>\n\nautomated\n"},
+      {"own_address",
+       "From: Support <alice@example.test>\nTo: alice@example.test\nSubject: Own\n"
+       "Message-ID: <rule-5@example.test>\n\nmine\n"},
+  };
+  for (const auto& [rule, message] : cases) {
+    const size_t mark = daemon_.LogMark();
+    MH_ASSERT_OK(imap.Append("alice", "INBOX", message));
+    ASSERT_TRUE(daemon_.WaitForLog("smtp.skipped target=ack", seconds(20), mark)) << rule << "\n" << daemon_.Log();
+    EXPECT_NE(daemon_.Log().find("rule=" + rule + " ", mark), std::string::npos) << rule << "\n" << daemon_.Log();
+  }
+  EXPECT_EQ(postfix_.policy_requests(), 0);
+  MH_ASSERT_OK_AND_ASSIGN(auto inbox, imap.ListUids("bob", "INBOX"));
+  EXPECT_TRUE(inbox.empty());
 }
 
 TEST_F(SmtpTargetTest, LoopProtectionSkipsAnAutoReply) {
