@@ -248,8 +248,10 @@ TEST_F(SmtpTargetTest, WrongPasswordIsOneClearErrorAndNoHotLoop) {
   EXPECT_FALSE(daemon_.WaitForLog("delivery.retry smtp=ack", seconds(4), log.find("delivery.retry smtp=ack") + 1));
   EXPECT_EQ(Count(postfix_.ReadLog(), "authentication failed"), 1u) << postfix_.ReadLog();
   EXPECT_EQ(Count(daemon_.Log(), "bad credentials"), 1u) << daemon_.Log();
-  MH_ASSERT_OK_AND_ASSIGN(auto inbox, imap.ListUids("bob", "INBOX"));
-  EXPECT_TRUE(inbox.empty());
+  // Nothing was accepted (asked of Postfix, not of bob's INBOX: Dovecot's
+  // auth penalty after the failed login delays the next login from 127.0.0.1 by 4 s).
+  EXPECT_EQ(Count(postfix_.ReadLog(), "status=sent"), 0u) << postfix_.ReadLog();
+  EXPECT_EQ(postfix_.policy_requests(), 0);
 }
 
 }  // namespace
