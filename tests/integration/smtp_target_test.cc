@@ -50,6 +50,10 @@ std::string FromBob(const std::string& message_id, const std::string& subject, c
          "Bitte um Rückruf.\n";
 }
 
+constexpr const char* kReplyMode =
+    "mode: reply, subject: \"Re: {{message.subject}}\", "
+    "text: \"We received your message \\\"{{message.subject}}\\\". Reference: {{id}}\"";
+
 class SmtpTargetTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -59,7 +63,7 @@ class SmtpTargetTest : public ::testing::Test {
   }
 
   // The daemon watching alice's INBOX with the smtp target `ack` replying as alice.
-  void StartDaemon(const std::string& password = "") {
+  void StartDaemon(const std::string& password = "", const std::string& mode = kReplyMode) {
     ConfigSpec cfg;
     cfg.state_dir = daemon_.state_dir();
     cfg.http_listen = "127.0.0.1:0";
@@ -71,9 +75,7 @@ class SmtpTargetTest : public ::testing::Test {
                 ", port: " + std::to_string(postfix_.submission_port()) +
                 ", tls: starttls, ca_file: " + Quote(postfix_.ca_file()) +
                 ", username: alice, password: " + Quote(password.empty() ? dovecot_.password("alice") : password) +
-                ", from: \"Support <alice@example.test>\", mode: reply, subject: \"Re: {{message.subject}}\", "
-                "text: \"We received your message \\\"{{message.subject}}\\\". Reference: {{id}}\", "
-                "retry_schedule: [1s, 1s, 1s], timeout: 10s}";
+                ", from: \"Support <alice@example.test>\", " + mode + ", retry_schedule: [1s, 1s, 1s], timeout: 10s}";
     MH_ASSERT_OK(daemon_.WriteConfig(RenderConfig(cfg)));
     MH_ASSERT_OK(daemon_.Start());
     ASSERT_TRUE(daemon_.WaitForLog("imap.connected", seconds(20))) << daemon_.Log();
@@ -176,6 +178,29 @@ TEST_F(SmtpTargetTest, EveryHeaderLoopRuleSkipsWithoutSending) {
   EXPECT_EQ(postfix_.policy_requests(), 0);
   MH_ASSERT_OK_AND_ASSIGN(auto inbox, imap.ListUids("bob", "INBOX"));
   EXPECT_TRUE(inbox.empty());
+}
+
+// Forward mode: to the configured people, whoever sent the original (loop
+// rules are for replies), marked auto-generated and not threaded as a reply.
+TEST_F(SmtpTargetTest, ForwardGoesToTheConfiguredRecipients) {
+  StartDaemon("",
+              "mode: forward, to: [\"bob@example.test\"], subject: \"Fwd: {{message.subject}}\", "
+              "text: \"New ticket {{id}} from {{message.subject}}\"");
+  ImapClient imap(dovecot_);
+  MH_ASSERT_OK(imap.Append("alice", "INBOX",
+                           "From: Carol <carol@example.org>\nTo: alice@example.test\nSubject: Printer broken\n"
+                           "Message-ID: <fwd-1@example.org>\nAuto-Submitted: auto-generated\n\nIt is on fire.\n"));
+  MH_ASSERT_OK_AND_ASSIGN(
+      std::string fwd,
+      imap.WaitForMessage(
+          "bob", "INBOX",
+          [](const std::string& m) { return m.find("\r\nSubject: Fwd: Printer broken\r\n") != std::string::npos; },
+          seconds(20)));
+  EXPECT_NE(fwd.find("\r\nAuto-Submitted: auto-generated\r\n"), std::string::npos) << fwd;
+  EXPECT_NE(fwd.find("\r\nTo: bob@example.test\r\n"), std::string::npos) << fwd;
+  EXPECT_EQ(fwd.find("\r\nIn-Reply-To:"), std::string::npos) << fwd;
+  EXPECT_NE(fwd.find("New ticket evt_"), std::string::npos) << fwd;
+  EXPECT_EQ(daemon_.Log().find("smtp.skipped"), std::string::npos) << daemon_.Log();
 }
 
 TEST_F(SmtpTargetTest, LoopProtectionSkipsAnAutoReply) {
