@@ -113,6 +113,12 @@ void Loader::ParseSmtpAuth(const YAML::Node& node, const std::string& where, Smt
   const bool bearer = t.auth == SmtpAuth::kXoauth2;
   ParseCredentials(node, where, {bearer, "xoauth2", "xoauth2", "${SMTP_PASSWORD}", "smtp target", t.allow_insecure},
                    t.password, t.oauth2);
+  if (t.oauth2) {
+    // Refused here, not when the daemon starts, so `check` and `run` agree.
+    Fail(node["oauth2"], "the oauth2 refresh flow (token_url, refresh_token) in " + where +
+                             " is not built for smtp targets yet; give the access token with oauth2.token_command "
+                             "(run before each send, so a short-lived token is fresh)");
+  }
 }
 
 void Loader::ParseSmtpFrom(const YAML::Node& node, const std::string& where, SmtpTarget& t) {
@@ -226,8 +232,9 @@ void Loader::CheckSmtpTemplates(const YAML::Node& node, const std::string& where
   // The smtp target compiles them again when it is built; compiled here too,
   // an error has its line for `check` and a SIGHUP reload alike.
   using util::MailTemplate;
-  auto check = [&](const YAML::Node& at, const std::string& key, const std::string& source, MailTemplate::Escape e) {
-    auto compiled = MailTemplate::Compile(source, e);
+  auto check = [&](const YAML::Node& at, const std::string& key, const std::string& source,
+                   std::optional<MailTemplate::Escape> e) {  // nullopt: an address list
+    auto compiled = e ? MailTemplate::Compile(source, *e) : MailTemplate::CompileAddresses(source);
     if (!compiled.ok()) Fail(at, "\"" + key + "\" in " + where + ": " + compiled.error().message());
   };
   check(node["subject"], "subject", t.subject, MailTemplate::Escape::kHeader);
@@ -237,7 +244,7 @@ void Loader::CheckSmtpTemplates(const YAML::Node& node, const std::string& where
     const std::vector<std::string>& list = std::string(key) == "to" ? t.to : t.cc;
     for (size_t i = 0; i < list.size(); ++i) {
       const YAML::Node entry = node[key].IsSequence() && i < node[key].size() ? node[key][i] : node[key];
-      check(entry, key, list[i], MailTemplate::Escape::kHeader);
+      check(entry, key, list[i], std::nullopt);
     }
   }
 }

@@ -101,18 +101,15 @@ std::vector<Dispatcher::Entry> Dispatcher::Build(const config::Config& config,
 }
 
 util::Result<std::unique_ptr<SmtpTarget>> Dispatcher::BuildSmtpTarget(const config::SmtpTarget& smtp) {
-  if (smtp.oauth2) {
-    return Error("delivery.smtp_oauth2_refresh", RetryClass::kNeedsOperator,
-                 "smtp." + smtp.name +
-                     ": the oauth2 refresh flow (token_url, refresh_token) is not built for smtp targets yet; give "
-                     "the access token with oauth2.token_command or password_command");
-  }
-  auto secret = smtp.password.Resolve();  // may run a command: here, never while the config is read
+  // Resolved here once so a missing file or command stops the start; the
+  // sender resolves it again before each send (a token expires, a file is
+  // rotated), as an account does before each login.
+  auto secret = smtp.password.Resolve();
   if (!secret.ok()) return secret.error().WithMessage("smtp." + smtp.name + ": " + secret.error().message());
   if (!reply_ledger_) reply_ledger_ = StoreReplyLedger(state_dir_);
   const util::MetricsCatalog& metrics = metrics_;
   return SmtpTarget::Create(
-      smtp, SubmissionSender(smtp, std::move(*secret)), reply_ledger_,
+      smtp, SubmissionSender(smtp), reply_ledger_,
       [&metrics, name = smtp.name](std::string_view rule) { metrics.SmtpSkipped(name, rule).Inc(); });
 }
 

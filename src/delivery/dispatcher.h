@@ -158,7 +158,7 @@ class Dispatcher {
   /// problems go to `errors`.
   std::vector<Entry> Build(const config::Config& config, const std::function<bool(const util::TargetId&)>& wanted,
                            std::vector<util::Error>& errors);
-  /// One smtp target: its secret resolved, sending through SubmissionSender,
+  /// One smtp target: its secret checked, sending through SubmissionSender,
   /// its replies in the shared ledger.
   util::Result<std::unique_ptr<SmtpTarget>> BuildSmtpTarget(const config::SmtpTarget& smtp);
   /// A copy of a target's entry (the workers' view, taken under mu_: a

@@ -10,6 +10,7 @@
 #include "store/store.h"
 #include "util/log.h"
 #include "util/mutex.h"
+#include "util/strings.h"
 #include "util/target_id.h"
 
 namespace mailhook::delivery {
@@ -78,8 +79,8 @@ util::Result<std::unique_ptr<SmtpTarget>> SmtpTarget::Create(const config::SmtpT
   }
   for (const auto& [list, into, key] : {std::tuple{&target.to, &t.to, "to"}, std::tuple{&target.cc, &t.cc, "cc"}}) {
     for (const std::string& source : *list) {
-      auto address = compile(source, util::MailTemplate::Escape::kHeader, key);
-      if (!address.ok()) return address.error();
+      auto address = util::MailTemplate::CompileAddresses(source);
+      if (!address.ok()) return address.error().WithMessage(where + "." + key + ": " + address.error().message());
       into->push_back(std::move(*address));
     }
   }
@@ -120,24 +121,25 @@ Outcome SmtpTarget::Skip(std::string_view rule, const std::string& event_id) con
   return Outcome{OutcomeKind::kSuccess, 0, std::nullopt, "", false};
 }
 
-Outcome SmtpTarget::FromReport(const SendReport& report, const std::string& event_id) const {
+Outcome SmtpTarget::FromReport(const SendReport& report) {
   Outcome out;
   out.error = report.error;
-  for (const std::string& refused : report.refused) {
+  for (std::string refused : report.refused) {
+    std::replace(refused.begin(), refused.end(), '"', '\'');  // the server's text: no fake log fields
     util::Log(util::Area::kDelivery).warn("smtp.recipient_refused target={} reply=\"{}\"", target_.name, refused);
   }
   switch (report.kind) {
     case SendReport::Kind::kSent: out.kind = OutcomeKind::kSuccess; break;
     case SendReport::Kind::kRetry: out.kind = OutcomeKind::kRetry; break;
-    case SendReport::Kind::kNeedsOperator:
+    case SendReport::Kind::kNeedsOperator: {
       out.kind = OutcomeKind::kRetry;
       out.retry_after = kOperatorRetry;
+      util::MutexLock lock(mu_);
+      hold_until_ = std::chrono::steady_clock::now() + kOperatorRetry;
+      hold_error_ = report.error;
       break;
-    case SendReport::Kind::kPermanent:
-      out.kind = OutcomeKind::kPermanent;
-      // The reply never goes out: it must not count against the sender.
-      if (target_.mode == config::SmtpMode::kReply) (void)ledger_->Release(id_, event_id);
-      break;
+    }
+    case SendReport::Kind::kPermanent: out.kind = OutcomeKind::kPermanent; break;
   }
   return out;
 }
@@ -147,7 +149,7 @@ util::Result<std::vector<std::string>> SmtpTarget::Address(const json& event, co
   std::vector<std::string> envelope;
   if (target_.mode == config::SmtpMode::kReply) {
     if (auto s = AddRecipients(reply_to, mail.to, envelope); !s.ok()) return s.error();
-    const json& message = event["message"];
+    const json& message = *event.find("message");
     const std::string message_id = StringAt(message, "message_id");
     mime::ReplyThreading thread =
         mime::ThreadReply(message_id.empty() ? std::nullopt : std::optional<std::string>(message_id),
@@ -175,6 +177,9 @@ util::Result<std::string> SmtpTarget::Compose(const json& event, const std::stri
                                               mime::OutgoingMail& mail) const {
   mail.from = {target_.from.name, target_.from.address};
   mail.subject = templates_.subject->Render(event);
+  if (target_.mode == config::SmtpMode::kReply && mail.subject.starts_with("Re: ")) {
+    mail.subject = mime::ReplySubject(mail.subject.substr(4));  // "Re: Re: x" → "Re: x"
+  }
   if (templates_.text) mail.text = templates_.text->Render(event);
   if (templates_.html) mail.html = templates_.html->Render(event);
   mail.date = std::chrono::system_clock::now();
@@ -188,17 +193,42 @@ Outcome SmtpTarget::Deliver(const store::Delivery& delivery, const util::CancelT
   if (cancel.cancelled()) return Outcome{OutcomeKind::kRetry, 0, std::nullopt, "", true};
   const std::string& event_id = delivery.item.event_id;
   const json event = json::parse(delivery.item.payload, nullptr, false);
-  if (event.is_discarded() || !event.is_object() || !event.contains("message") || !event["message"].is_object()) {
-    return Permanent("the stored event is not a message.received event");
+  // Only a received message is answered or forwarded: a message.unprocessable
+  // event carries no auto-reply headers, so the loop rules could not judge it.
+  if (event.is_discarded() || !event.is_object() || StringAt(event, "type") != "message.received" ||
+      !event.contains("message") || !event.find("message")->is_object() || !event.contains("auto_reply_headers")) {
+    return Skip("not_a_received_message", event_id);
   }
-  std::string reply_to;
-  if (target_.mode == config::SmtpMode::kReply) {
-    std::string skip;
-    auto to = ReplyRecipient(delivery.item.payload, event_id, skip);
-    if (!to.ok()) return Outcome{OutcomeKind::kRetry, 0, std::nullopt, to.error().message(), false};
-    if (!skip.empty()) return Skip(skip, event_id);
-    reply_to = std::move(*to);
+  if (auto held = OperatorHold()) return *held;
+  const bool reply = target_.mode == config::SmtpMode::kReply;
+  std::string skip;
+  auto to = reply ? ReplyRecipient(delivery.item.payload, event_id, skip) : ForwardCheck(delivery.item.payload, skip);
+  if (!to.ok()) return Outcome{OutcomeKind::kRetry, 0, std::nullopt, to.error().message(), false};
+  if (!skip.empty()) return Skip(skip, event_id);
+  Outcome out = Send(event, event_id, *to, cancel);
+  if (cancel.cancelled() && out.kind == OutcomeKind::kRetry) out.cancelled = true;  // shutdown: not an attempt
+  // A reply that can never go out must not count against the sender.
+  if (reply && out.kind == OutcomeKind::kPermanent) {
+    if (auto s = ledger_->Release(id_, event_id); !s.ok()) {
+      util::Log(util::Area::kDelivery)
+          .error("smtp.release_failed target={} event={} cause=\"{}\"", target_.name, event_id, s.error().message());
+    }
   }
+  return out;
+}
+
+util::Result<std::string> SmtpTarget::ForwardCheck(const std::string& payload, std::string& skip) const {
+  // A forward of our own mail (to an address this daemon watches) would
+  // forward itself again and again: skip what we sent.
+  const LoopFacts facts = LoopFactsFromEventJson(payload);
+  if (util::Lower(facts.sender_address) == util::Lower(target_.from.address)) {
+    skip = std::string(RuleName(SkipRule::kOwnAddress));
+  }
+  return std::string();
+}
+
+Outcome SmtpTarget::Send(const json& event, const std::string& event_id, const std::string& reply_to,
+                         const util::CancelToken& cancel) {
   mime::OutgoingMail mail;
   auto envelope = Address(event, reply_to, mail);
   if (!envelope.ok()) return Permanent(envelope.error().message());
@@ -206,7 +236,17 @@ Outcome SmtpTarget::Deliver(const store::Delivery& delivery, const util::CancelT
   if (!bytes.ok()) return Permanent(bytes.error().message());
   auto envelope_from = mime::EnvelopeAddress(target_.from.address);
   if (!envelope_from.ok()) return Permanent(envelope_from.error().message());
-  return FromReport(sender_(*envelope_from, *envelope, *bytes, cancel), event_id);
+  return FromReport(sender_(*envelope_from, *envelope, *bytes, cancel));
+}
+
+std::optional<Outcome> SmtpTarget::OperatorHold() {
+  util::MutexLock lock(mu_);
+  const auto now = std::chrono::steady_clock::now();
+  if (now >= hold_until_) return std::nullopt;
+  // One clear error, not one login per queued event: a revoked password
+  // tried by hundreds of events can get the mailbox locked.
+  return Outcome{OutcomeKind::kRetry, 0, std::chrono::duration_cast<Duration>(hold_until_ - now),
+                 "held after an operator error (" + hold_error_ + ")", false};
 }
 
 namespace {
@@ -266,7 +306,7 @@ smtp::SmtpAuth AuthOf(config::SmtpAuth auth) {
 
 }  // namespace
 
-MailSender SubmissionSender(const config::SmtpTarget& target, util::Secret secret) {
+MailSender SubmissionSender(const config::SmtpTarget& target) {
   smtp::SmtpOptions options;
   options.host = target.host;
   options.port = target.port;
@@ -275,12 +315,19 @@ MailSender SubmissionSender(const config::SmtpTarget& target, util::Secret secre
   options.tls_verify = target.tls_verify;
   options.auth = AuthOf(target.auth);
   options.username = target.username;
-  options.secret = std::move(secret);
   options.timeout = target.timeout;
   options.account_label = util::TargetId::Smtp(target.name).ToString();
-  return [options](const std::string& from, const std::vector<std::string>& recipients, std::string_view message,
-                   const util::CancelToken& cancel) {
+  return [options, password = target.password](const std::string& from, const std::vector<std::string>& recipients,
+                                               std::string_view message, const util::CancelToken& cancel) {
     smtp::SmtpOptions call = options;
+    auto secret = password.Resolve();
+    if (!secret.ok()) {
+      const bool operator_error = secret.error().retry() == util::RetryClass::kNeedsOperator;
+      return SendReport{operator_error ? SendReport::Kind::kNeedsOperator : SendReport::Kind::kRetry,
+                        options.account_label + ": " + secret.error().message(),
+                        {}};
+    }
+    call.secret = std::move(*secret);
     call.stop_fd = cancel.fd();
     smtp::SendOutcome sent = smtp::SendMail(call, from, recipients, message);
     SendReport report{KindOf(sent.cls), sent.error, {}};

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,8 +32,10 @@
 #include "util/mail_template.h"
 
 #include "store/smtp_sent.h"
+#include "util/mutex.h"
 #include "util/result.h"
 #include "util/secret.h"
+#include "util/thread_annotations.h"
 
 namespace mailhook::delivery {
 
@@ -52,8 +55,9 @@ using MailSender =
                              std::string_view message, const util::CancelToken& cancel)>;
 
 /// The production MailSender: smtp::SendMail to the target's submission
-/// server with `secret` (the password, or the OAuth2 access token).
-MailSender SubmissionSender(const config::SmtpTarget& target, util::Secret secret);
+/// server, with its password (or OAuth2 access token) resolved before each
+/// send: a token command gives a fresh token, a rotated file is read again.
+MailSender SubmissionSender(const config::SmtpTarget& target);
 
 /// Remembers the replies a target sent, for the "already answered" rule and
 /// the per-sender rate limit. Production: the state store (smtp_sent table).
@@ -94,9 +98,14 @@ class SmtpTarget : public Target {
              std::function<void(std::string_view)> on_skip);
 
   /// Reply mode: whom to answer, or the loop rule that says not to ("" then
-  /// `skip` names it).
+  /// `skip` names it); the reply is reserved in the ledger.
   util::Result<std::string> ReplyRecipient(const std::string& payload, const std::string& event_id,
                                            std::string& skip) const;
+  /// Forward mode: `skip` names the rule when the message is our own.
+  util::Result<std::string> ForwardCheck(const std::string& payload, std::string& skip) const;
+  /// Builds and sends the mail.
+  Outcome Send(const nlohmann::json& event, const std::string& event_id, const std::string& reply_to,
+               const util::CancelToken& cancel);
   /// The recipients (envelope) and the mail's To, Cc and threading.
   util::Result<std::vector<std::string>> Address(const nlohmann::json& event, const std::string& reply_to,
                                                  mime::OutgoingMail& mail) const;
@@ -104,7 +113,10 @@ class SmtpTarget : public Target {
   util::Result<std::string> Compose(const nlohmann::json& event, const std::string& event_id,
                                     mime::OutgoingMail& mail) const;
   Outcome Skip(std::string_view rule, const std::string& event_id) const;
-  Outcome FromReport(const SendReport& report, const std::string& event_id) const;
+  /// While an operator error holds the target (kOperatorRetry after it), the
+  /// outcome every delivery gets without connecting.
+  std::optional<Outcome> OperatorHold() EXCLUDES(mu_);
+  Outcome FromReport(const SendReport& report) EXCLUDES(mu_);
 
   const config::SmtpTarget target_;
   const std::string id_;  ///< "smtp:<name>", as stored
@@ -112,6 +124,9 @@ class SmtpTarget : public Target {
   const MailSender sender_;
   const std::shared_ptr<ReplyLedger> ledger_;
   const std::function<void(std::string_view)> on_skip_;
+  util::Mutex mu_;
+  std::chrono::steady_clock::time_point hold_until_ GUARDED_BY(mu_);
+  std::string hold_error_ GUARDED_BY(mu_);
 };
 
 }  // namespace mailhook::delivery

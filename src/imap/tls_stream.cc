@@ -148,7 +148,8 @@ ssize_t BudgetedRead(StreamData* d, void* buf, size_t count) {
   return n;
 }
 
-// A greeting line longer than this is handed on unscreened.
+// At most this much is held while waiting for the greeting's line end; the
+// first line of what was held is screened either way.
 constexpr size_t kMaxScreenedGreeting = 4096;
 
 // Reads until the greeting's first line is whole. A BYE line goes to

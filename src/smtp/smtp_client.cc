@@ -223,7 +223,10 @@ SendOutcome Client::FailReply(const SmtpReply& reply, SmtpStage stage, std::stri
     return Fail(SendClass::kRetry, reply,
                 std::string(what) + " failed on " + server + ": " + reply.text + " (temporary)");
   }
-  const SendClass cls = ClassifyReply(reply, stage);
+  // A reply that ended the session is never a success, whatever its code: a
+  // 250 to DATA or a "200" greeting (not an SMTP server) sent nothing.
+  SendClass cls = ClassifyReply(reply, stage);
+  if (cls == SendClass::kSent) cls = SendClass::kNeedsOperator;
   std::string said =
       std::to_string(reply.code) + (reply.enhanced.empty() ? "" : " " + reply.enhanced) + " " + reply.text;
   std::string error = server + " refused " + std::string(what) + ": " + said;

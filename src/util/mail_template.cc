@@ -186,6 +186,22 @@ const std::vector<std::string_view>& MailTemplate::KnownFields() {
   return names;
 }
 
+util::Result<MailTemplate> MailTemplate::CompileAddresses(std::string_view source) {
+  auto compiled = Compile(source, Escape::kHeader);
+  if (!compiled.ok()) return compiled;
+  for (const Piece& p : compiled->pieces_) {
+    if (p.field < 0) continue;
+    std::string_view path = KnownFields()[static_cast<size_t>(p.field)];
+    if (path.ends_with(".address")) path.remove_suffix(8);
+    if (path != "message.from" && path != "message.to" && path != "message.cc" && path != "message.reply_to") {
+      return TemplateError("{{" + std::string(KnownFields()[static_cast<size_t>(p.field)]) +
+                           "}} cannot be used in an address list: it could add recipients; use message.from, "
+                           "message.reply_to (or their .address) or a fixed address");
+    }
+  }
+  return compiled;
+}
+
 util::Result<MailTemplate> MailTemplate::Compile(std::string_view source, Escape escape) {
   std::vector<Piece> pieces(1);
   size_t i = 0;

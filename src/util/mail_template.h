@@ -51,6 +51,12 @@ class MailTemplate {
   /// Fills the template from an event (CONTRACT.md "Event"). Never fails.
   std::string Render(const nlohmann::json& event) const;
 
+  /// Compile(source, kHeader) for a `to:` or `cc:` template, which may use
+  /// only address fields (message.from|to|cc|reply_to, or their .address):
+  /// a name or a subject rendered into an address list could add recipients
+  /// ("x <attacker@example.org>, y").
+  static util::Result<MailTemplate> CompileAddresses(std::string_view source);
+
   /// The field paths a template may use, in documentation order.
   static const std::vector<std::string_view>& KnownFields();
 

@@ -295,13 +295,21 @@ TEST(SmtpLoaderTest, CredentialsFollowTheAccountRules) {
                   "      client_id: abc\n"
                   "      refresh_token: r\n"
                   "      scope: https://mail.google.com/\n");
-  auto ok = Load(With(refresh));
+  // The refresh flow is parsed as for accounts, then refused: not built for
+  // smtp targets yet (check and run agree on it).
+  auto refused = Load(With(refresh));
+  EXPECT_TRUE(HasError(refused, 15, 7,
+                       "is not built for smtp targets yet; give the access token with "
+                       "oauth2.token_command"))
+      << Dump(refused);
+  EXPECT_EQ(refused.errors.size(), 1u) << Dump(refused);
+  std::string token = kReply;
+  token.replace(token.find("    password: s3cret\n"), 21,
+                "    auth: xoauth2\n    oauth2: { token_command: [/bin/echo, t] }\n");
+  auto ok = Load(With(token));
   ASSERT_TRUE(ok.config) << Dump(ok);
-  const SmtpTarget& t = Only(ok);
-  EXPECT_EQ(t.auth, SmtpAuth::kXoauth2);
-  ASSERT_TRUE(t.oauth2);
-  EXPECT_EQ(t.oauth2->client_id, "abc");
-  EXPECT_EQ(t.oauth2->scope, "https://mail.google.com/");
+  EXPECT_EQ(Only(ok).auth, SmtpAuth::kXoauth2);
+  EXPECT_EQ(Only(ok).password.kind(), SecretRef::Kind::kCommand);
   std::string http = refresh;
   http.replace(http.find("https://oauth2.googleapis.com/token"), 35, "http://tokens.example.com/token");
   auto insecure = Load(With(http));

@@ -145,9 +145,17 @@ TEST_F(SmtpTargetTest, SendingErrorsBecomeTheDispatchersOutcomes) {
   ASSERT_TRUE(op.retry_after);
   EXPECT_GE(*op.retry_after, SmtpTarget::kOperatorRetry);  // no hot loop on a bad password
   EXPECT_NE(op.error.find("app password"), std::string::npos);
+  // Meanwhile the target is held: other events wait without a login each.
+  Outcome held = target->Deliver(Row(kAsk, "evt_2"), cancel_);
+  EXPECT_EQ(held.kind, OutcomeKind::kRetry);
+  ASSERT_TRUE(held.retry_after);
+  EXPECT_LE(*held.retry_after, SmtpTarget::kOperatorRetry);
+  EXPECT_NE(held.error.find("app password"), std::string::npos);
+  EXPECT_EQ(sent_.size(), 1u);
 
+  auto fresh = Make();
   report_ = {SendReport::Kind::kPermanent, "550 5.1.1 no such user", {}};
-  Outcome dead = target->Deliver(Row(kAsk, "evt_1"), cancel_);
+  Outcome dead = fresh->Deliver(Row(kAsk, "evt_1"), cancel_);
   EXPECT_EQ(dead.kind, OutcomeKind::kPermanent);
   EXPECT_NE(dead.error.find("5.1.1"), std::string::npos);
   EXPECT_TRUE(ledger_->by_event_.empty());  // a reply that never went out does not count
@@ -168,6 +176,33 @@ TEST_F(SmtpTargetTest, ForwardGoesToTheRenderedRecipients) {
   EXPECT_EQ(fwd->subject, "Fwd: Grüße");
   EXPECT_EQ(fwd->auto_reply.auto_submitted, "auto-generated");
   EXPECT_EQ(fwd->cc.at(0).address, "audit@example.com");
+}
+
+TEST_F(SmtpTargetTest, OnlyReceivedMessagesWithTheirHeadersAreAnsweredAndOwnMailIsNotForwarded) {
+  auto target = Make();
+  // message.unprocessable carries no auto-reply headers: never answered.
+  store::Delivery unprocessable = Row(kAsk);
+  unprocessable.item.payload = R"({"type":"message.unprocessable","message":{"from":[{"name":"","address":"a@b.c"}]}})";
+  EXPECT_EQ(target->Deliver(unprocessable, cancel_).kind, OutcomeKind::kSuccess);
+  EXPECT_TRUE(sent_.empty());
+  EXPECT_EQ(skipped_, std::vector<std::string>{"not_a_received_message"});
+
+  target_.mode = config::SmtpMode::kForward;
+  target_.to = {"desk@example.com"};
+  const std::string ours = "From: Support <SUPPORT@example.com>\r\nSubject: x\r\nMessage-ID: <m@x>\r\n\r\nhi\r\n";
+  EXPECT_EQ(Make()->Deliver(Row(ours), cancel_).kind, OutcomeKind::kSuccess);
+  EXPECT_TRUE(sent_.empty());  // a forward of our own mail would loop
+  EXPECT_EQ(skipped_.back(), "own_address");
+}
+
+TEST_F(SmtpTargetTest, AddressTemplatesMayUseOnlyAddressFields) {
+  target_.mode = config::SmtpMode::kForward;
+  target_.to = {"{{message.from.name}} <team@example.com>"};
+  auto t = SmtpTarget::Create(target_, {}, ledger_);
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.error().message().find("cannot be used in an address list"), std::string::npos) << t.error().message();
+  target_.to = {"{{message.reply_to.address}}", "{{message.from}}"};
+  EXPECT_TRUE(SmtpTarget::Create(target_, {}, ledger_).ok());
 }
 
 TEST_F(SmtpTargetTest, UnknownTemplateFieldFailsAtCreate) {
