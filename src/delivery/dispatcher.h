@@ -48,7 +48,8 @@
 
 namespace mailhook::delivery {
 
-class ReplyLedger;  // smtp_target.h
+class ReplyLedger;       // smtp_target.h
+class OAuth2TokenCache;  // oauth2_token_cache.h
 class SmtpTarget;
 
 /// What happened to one attempt, for observers (tests, post-actions).
@@ -158,8 +159,9 @@ class Dispatcher {
   /// problems go to `errors`.
   std::vector<Entry> Build(const config::Config& config, const std::function<bool(const util::TargetId&)>& wanted,
                            std::vector<util::Error>& errors);
-  /// One smtp target: its secret resolved, sending through SubmissionSender,
-  /// its replies in the shared ledger.
+  /// One smtp target: sending through SubmissionSender with its password
+  /// resolved now, or with its OAuth2 token cache (smtp_tokens_); its replies
+  /// in the shared ledger.
   util::Result<std::unique_ptr<SmtpTarget>> BuildSmtpTarget(const config::SmtpTarget& smtp);
   /// A copy of a target's entry (the workers' view, taken under mu_: a
   /// reload may replace it meanwhile); nullopt when it is not configured.
@@ -193,7 +195,9 @@ class Dispatcher {
   const util::MetricsCatalog& metrics_;
   const util::Clock& clock_;
   std::shared_ptr<ReplyLedger> reply_ledger_;  // smtp targets' replies; made by the first Build that needs it
-  std::map<std::string, Entry> targets_;       // by the stored text of the id; under mu_ once started (UpdateTargets)
+  std::map<std::string, std::shared_ptr<OAuth2TokenCache>>
+      smtp_tokens_;                       // by smtp target name; Build's, as reply_ledger_
+  std::map<std::string, Entry> targets_;  // by the stored text of the id; under mu_ once started (UpdateTargets)
   std::vector<util::Error> setup_errors_;
   std::function<void(const Report&)> on_outcome_;
   std::function<void(const util::CancelToken&)> before_deliver_;  // test seam; before Start

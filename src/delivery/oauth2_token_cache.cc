@@ -60,10 +60,9 @@ void OAuth2TokenCache::RememberFailure(const util::Error& error) {
   if (!error.NeedsOperator()) return;
   const bool repeated = error.message() == said_failure_;
   said_failure_ = error.message();
-  util::Log(util::Area::kImap)
-      .log(repeated ? spdlog::level::debug : spdlog::level::err,
-           "oauth2.needs_operator account={} code={} retry_in_ms={} cause=\"{}\"", name_, error.code(),
-           FailureHold(error, failures_).count(), error.message());
+  util::Log(log_area_).log(repeated ? spdlog::level::debug : spdlog::level::err,
+                           "oauth2.needs_operator account={} code={} retry_in_ms={} cause=\"{}\"", name_, error.code(),
+                           FailureHold(error, failures_).count(), error.message());
 }
 
 bool OAuth2TokenCache::SameSource(const config::Account& account) const {
@@ -113,7 +112,7 @@ util::Result<util::Secret> OAuth2TokenCache::Refresh(int stop_fd) {
   }
   request->stop_fd = stop_fd;
   auto grant = requester_(*request);
-  spdlog::logger& log = util::Log(util::Area::kImap);
+  spdlog::logger& log = util::Log(log_area_);
   if (!grant.ok()) {
     // The operator's fix lands in the configured source: read it next time.
     if (grant.error().code() == "oauth2.invalid_grant") rotated_.reset();
@@ -137,7 +136,7 @@ util::Result<util::Secret> OAuth2TokenCache::Refresh(int stop_fd) {
 }
 
 void OAuth2TokenCache::KeepRotated(util::Secret token) {
-  spdlog::logger& log = util::Log(util::Area::kImap);
+  spdlog::logger& log = util::Log(log_area_);
   const config::SecretRef& source = oauth2_.refresh_token;
   std::string why = "refresh_token is not given as refresh_token_file";
   if (source.kind() == config::SecretRef::Kind::kFile) {

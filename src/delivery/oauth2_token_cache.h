@@ -38,6 +38,7 @@
 #include "config/config.h"
 #include "delivery/oauth2_token_client.h"
 #include "util/clock.h"
+#include "util/log.h"
 #include "util/mutex.h"
 #include "util/result.h"
 #include "util/secret.h"
@@ -81,6 +82,8 @@ class OAuth2TokenCache {
 
   /// Test seam: where the CA bundle for the token URL is (default: system).
   void set_ca_file(std::string path) { ca_file_ = std::move(path); }
+  /// Where its logs go: kImap (accounts, the default) or kSmtp (smtp targets).
+  void set_log_area(util::Area area) { log_area_ = area; }
 
  private:
   util::Result<util::Secret> Refresh(int stop_fd) REQUIRES(mu_);
@@ -94,6 +97,7 @@ class OAuth2TokenCache {
   Requester requester_;
   const util::Clock& clock_;
   std::optional<std::string> ca_file_;
+  util::Area log_area_ = util::Area::kImap;
   util::Mutex mu_;
   std::optional<util::Secret> token_ GUARDED_BY(mu_);
   util::Clock::SteadyTime renew_at_ GUARDED_BY(mu_);
