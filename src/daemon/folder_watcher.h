@@ -47,7 +47,6 @@ const char* WatchStateName(WatchState s);
 
 /// What an account watcher uses of the outside world besides the store;
 /// tests pass a scripted mailbox and a manual clock.
-
 struct WatcherSeams {
   /// Opens each connection's mailbox; empty: imap::Session::Open (the network).
   imap::MailboxOpener open_mailbox;

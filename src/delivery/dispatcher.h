@@ -195,13 +195,15 @@ class Dispatcher {
   const util::MetricsCatalog& metrics_;
   const util::Clock& clock_;
   std::shared_ptr<ReplyLedger> reply_ledger_;  // smtp targets' replies; made by the first Build that needs it
-  std::map<std::string, std::shared_ptr<OAuth2TokenCache>>
-      smtp_tokens_;                       // by smtp target name; Build's, as reply_ledger_
-  std::map<std::string, Entry> targets_;  // by the stored text of the id; under mu_ once started (UpdateTargets)
+  std::map<std::string, Entry> targets_;       // by the stored text of the id; under mu_ once started (UpdateTargets)
   std::vector<util::Error> setup_errors_;
   std::function<void(const Report&)> on_outcome_;
   std::function<void(const util::CancelToken&)> before_deliver_;  // test seam; before Start
   std::function<void(int)> on_idle_;                              // test seam; before Start
+
+  /// smtp targets' OAuth2 token caches by target name, kept across a reload
+  /// while the oauth2 block stays the same (Build's, as reply_ledger_).
+  std::map<std::string, std::shared_ptr<OAuth2TokenCache>> smtp_tokens_;
 
   /// Fired by Stop and passed to every Deliver: the one way a delivery is
   /// cancelled. Reset by Start.

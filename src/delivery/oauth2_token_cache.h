@@ -82,7 +82,8 @@ class OAuth2TokenCache {
 
   /// Test seam: where the CA bundle for the token URL is (default: system).
   void set_ca_file(std::string path) { ca_file_ = std::move(path); }
-  /// Where its logs go: kImap (accounts, the default) or kSmtp (smtp targets).
+  /// Where its logs go: kImap (accounts, the default) or kSmtp (smtp
+  /// targets). Before the first AccessToken.
   void set_log_area(util::Area area) { log_area_ = area; }
 
  private:
