@@ -113,12 +113,6 @@ void Loader::ParseSmtpAuth(const YAML::Node& node, const std::string& where, Smt
   const bool bearer = t.auth == SmtpAuth::kXoauth2;
   ParseCredentials(node, where, {bearer, "xoauth2", "xoauth2", "${SMTP_PASSWORD}", "smtp target", t.allow_insecure},
                    t.password, t.oauth2);
-  if (t.oauth2) {
-    // Refused here, not when the daemon starts, so `check` and `run` agree.
-    Fail(node["oauth2"], "the oauth2 refresh flow (token_url, refresh_token) in " + where +
-                             " is not built for smtp targets yet; give the access token with oauth2.token_command "
-                             "(run before each send, so a short-lived token is fresh)");
-  }
 }
 
 void Loader::ParseSmtpFrom(const YAML::Node& node, const std::string& where, SmtpTarget& t) {

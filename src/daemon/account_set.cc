@@ -25,12 +25,12 @@ void AccountSet::Start(std::shared_ptr<const config::Config> config, const confi
   started.Start();
 }
 
-std::shared_ptr<OAuth2TokenCache> AccountSet::TokenCacheFor(const config::Account& account) {
+std::shared_ptr<delivery::OAuth2TokenCache> AccountSet::TokenCacheFor(const config::Account& account) {
   if (!account.oauth2) return nullptr;
   util::MutexLock lock(mu_);
   auto& cache = token_caches_[account.name];
   if (!cache || !cache->SameSource(account)) {
-    cache = std::make_shared<OAuth2TokenCache>(account, requester_);
+    cache = std::make_shared<delivery::OAuth2TokenCache>(account, requester_);
   }
   return cache;
 }

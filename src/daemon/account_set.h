@@ -16,10 +16,10 @@
 
 #include "config/config.h"
 #include "daemon/account_watcher.h"
-#include "daemon/oauth2_token_cache.h"
 #include "daemon/router.h"
 #include "daemon/stop_signal.h"
 #include "daemon/store_pool.h"
+#include "delivery/oauth2_token_cache.h"
 #include "util/metrics_catalog.h"
 #include "util/mutex.h"
 #include "util/thread_annotations.h"
@@ -48,9 +48,9 @@ class AccountSet {
   /// are unchanged, so a restart (a reload that changed something else)
   /// keeps its access token and an in-memory rotated refresh token, which
   /// the provider may have invalidated the configured one for.
-  std::shared_ptr<OAuth2TokenCache> TokenCacheFor(const config::Account& account) EXCLUDES(mu_);
+  std::shared_ptr<delivery::OAuth2TokenCache> TokenCacheFor(const config::Account& account) EXCLUDES(mu_);
   /// Test seam: the token endpoint of caches made from now on.
-  void set_token_requester(OAuth2TokenCache::Requester r) { requester_ = std::move(r); }
+  void set_token_requester(delivery::OAuth2TokenCache::Requester r) { requester_ = std::move(r); }
 
   /// Calls `fn` for each running watcher, under the set's lock (keep it short).
   void ForEach(const std::function<void(const AccountWatcher&)>& fn) const EXCLUDES(mu_);
@@ -72,8 +72,8 @@ class AccountSet {
   std::map<std::string, Running> running_ GUARDED_BY(mu_);
   /// By account name; kept when the account stops (a restart is a Stop and a
   /// Start), replaced when its oauth2 block changed.
-  std::map<std::string, std::shared_ptr<OAuth2TokenCache>> token_caches_ GUARDED_BY(mu_);
-  OAuth2TokenCache::Requester requester_ = delivery::RequestAccessToken;
+  std::map<std::string, std::shared_ptr<delivery::OAuth2TokenCache>> token_caches_ GUARDED_BY(mu_);
+  delivery::OAuth2TokenCache::Requester requester_ = delivery::RequestAccessToken;
 };
 
 }  // namespace mailhook::daemon

@@ -103,7 +103,7 @@ AccountWatcher::AccountWatcher(const config::Config& config, const config::Accou
     };
   }
   tokens_ = std::move(seams.tokens);
-  if (account.oauth2 && !tokens_) tokens_ = std::make_shared<OAuth2TokenCache>(account);
+  if (account.oauth2 && !tokens_) tokens_ = std::make_shared<delivery::OAuth2TokenCache>(account);
   for (size_t i = 0; i < account.folders.size(); ++i) {
     folders_.push_back(
         std::make_unique<FolderWatcher>(config_, account_, account.folders[i], stop_, on_committed, metrics));

@@ -44,9 +44,9 @@
 
 #include "config/config.h"
 #include "daemon/folder_watcher.h"
-#include "daemon/oauth2_token_cache.h"
 #include "daemon/stop_signal.h"
 #include "daemon/store_pool.h"
+#include "delivery/oauth2_token_cache.h"
 #include "imap/mailbox.h"
 #include "util/clock.h"
 #include "util/metrics_catalog.h"
@@ -144,7 +144,7 @@ class AccountWatcher {
   imap::MailboxOpener open_mailbox_;
   const util::Clock& clock_;
   /// With `oauth2: { token_url... }`: the access token all connections share.
-  std::shared_ptr<OAuth2TokenCache> tokens_;
+  std::shared_ptr<delivery::OAuth2TokenCache> tokens_;
   std::vector<std::unique_ptr<FolderWatcher>> folders_;
   /// Per folder; written once by the worker before the watch threads start.
   std::unique_ptr<std::atomic<FolderWatch>[]> watch_;

@@ -228,7 +228,7 @@ int CheckConnect(const config::Config& config, std::ostream& out) {
   for (const auto& account : config.accounts) {
     // `check --connect` resolves the secrets (runs *_command) as `run` would;
     // with the OAuth2 refresh flow it asks token_url for an access token.
-    auto password = account.oauth2 ? OAuth2TokenCache(account).AccessToken() : account.password.Resolve();
+    auto password = account.oauth2 ? delivery::OAuth2TokenCache(account).AccessToken() : account.password.Resolve();
     if (!password.ok()) {
       out << "FAIL " << account.name << ": " << password.error().message() << "\n";
       failures += static_cast<int>(account.folders.size());

@@ -31,6 +31,10 @@ namespace mailhook::store {
 class Store;
 }
 
+namespace mailhook::delivery {
+class OAuth2TokenCache;  // delivery/oauth2_token_cache.h
+}  // namespace mailhook::delivery
+
 namespace mailhook::daemon {
 
 /// Where a watched folder is; read by /readyz. kIdling: up to date and
@@ -43,8 +47,6 @@ const char* WatchStateName(WatchState s);
 
 /// What an account watcher uses of the outside world besides the store;
 /// tests pass a scripted mailbox and a manual clock.
-class OAuth2TokenCache;
-
 struct WatcherSeams {
   /// Opens each connection's mailbox; empty: imap::Session::Open (the network).
   imap::MailboxOpener open_mailbox;
@@ -55,7 +57,7 @@ struct WatcherSeams {
   const RouteTable* routes = nullptr;
   /// The account's OAuth2 token cache (AccountSet keeps it across restarts);
   /// nullptr: the watcher makes its own when the account has `oauth2`.
-  std::shared_ptr<OAuth2TokenCache> tokens = nullptr;
+  std::shared_ptr<delivery::OAuth2TokenCache> tokens = nullptr;
 };
 
 /// One watched folder. Not a thread: its AccountWatcher calls Sync() on its

@@ -1,6 +1,7 @@
 #include "delivery/dispatcher.h"
 
 #include "delivery/hook_target.h"
+#include "delivery/oauth2_token_cache.h"
 #include "delivery/smtp_target.h"
 #include "delivery/webhook_target.h"
 #include "util/log.h"
@@ -17,6 +18,30 @@ using util::RetryClass;
 constexpr auto kLeaseMargin = std::chrono::minutes(1);
 
 int64_t Ms(std::chrono::nanoseconds d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
+
+// An smtp target's SubmissionSender: its password checked now, or its OAuth2
+// token cache, kept in `caches` (by target name) across rebuilds.
+util::Result<MailSender> SmtpSender(const config::SmtpTarget& smtp,
+                                    std::map<std::string, std::shared_ptr<OAuth2TokenCache>>& caches) {
+  const std::string owner = util::TargetId::Smtp(smtp.name).ToString();
+  if (smtp.oauth2) {
+    // The refresh flow: tokens are fetched at the first send, not here. A
+    // reload that keeps the oauth2 block keeps the cache (its token and a
+    // rotated refresh token held in memory).
+    std::shared_ptr<OAuth2TokenCache>& tokens = caches[smtp.name];
+    if (!tokens || !tokens->SameSource(owner, smtp.oauth2, smtp.allow_insecure)) {
+      tokens = std::make_shared<OAuth2TokenCache>(owner, *smtp.oauth2, smtp.allow_insecure);
+      tokens->set_log_area(util::Area::kSmtp);
+    }
+    return SubmissionSender(smtp, tokens);
+  }
+  caches.erase(smtp.name);
+  // Resolved here once so a missing file or command stops the start (never
+  // while the config is read); the sender resolves it again before each send.
+  auto secret = smtp.password.Resolve();
+  if (!secret.ok()) return secret.error().WithMessage("smtp." + smtp.name + ": " + secret.error().message());
+  return SubmissionSender(smtp);
+}
 
 }  // namespace
 
@@ -101,15 +126,12 @@ std::vector<Dispatcher::Entry> Dispatcher::Build(const config::Config& config,
 }
 
 util::Result<std::unique_ptr<SmtpTarget>> Dispatcher::BuildSmtpTarget(const config::SmtpTarget& smtp) {
-  // Resolved here once so a missing file or command stops the start; the
-  // sender resolves it again before each send (a token expires, a file is
-  // rotated), as an account does before each login.
-  auto secret = smtp.password.Resolve();
-  if (!secret.ok()) return secret.error().WithMessage("smtp." + smtp.name + ": " + secret.error().message());
+  auto sender = SmtpSender(smtp, smtp_tokens_);
+  if (!sender.ok()) return sender.error();
   if (!reply_ledger_) reply_ledger_ = StoreReplyLedger(state_dir_);
   const util::MetricsCatalog& metrics = metrics_;
   return SmtpTarget::Create(
-      smtp, SubmissionSender(smtp), reply_ledger_,
+      smtp, std::move(*sender), reply_ledger_,
       [&metrics, name = smtp.name](std::string_view rule) { metrics.SmtpSkipped(name, rule).Inc(); });
 }
 

@@ -48,7 +48,8 @@
 
 namespace mailhook::delivery {
 
-class ReplyLedger;  // smtp_target.h
+class ReplyLedger;       // smtp_target.h
+class OAuth2TokenCache;  // oauth2_token_cache.h
 class SmtpTarget;
 
 /// What happened to one attempt, for observers (tests, post-actions).
@@ -158,8 +159,9 @@ class Dispatcher {
   /// problems go to `errors`.
   std::vector<Entry> Build(const config::Config& config, const std::function<bool(const util::TargetId&)>& wanted,
                            std::vector<util::Error>& errors);
-  /// One smtp target: its secret checked, sending through SubmissionSender,
-  /// its replies in the shared ledger.
+  /// One smtp target: sending through SubmissionSender with its password
+  /// resolved now, or with its OAuth2 token cache (smtp_tokens_); its replies
+  /// in the shared ledger.
   util::Result<std::unique_ptr<SmtpTarget>> BuildSmtpTarget(const config::SmtpTarget& smtp);
   /// A copy of a target's entry (the workers' view, taken under mu_: a
   /// reload may replace it meanwhile); nullopt when it is not configured.
@@ -198,6 +200,10 @@ class Dispatcher {
   std::function<void(const Report&)> on_outcome_;
   std::function<void(const util::CancelToken&)> before_deliver_;  // test seam; before Start
   std::function<void(int)> on_idle_;                              // test seam; before Start
+
+  /// smtp targets' OAuth2 token caches by target name, kept across a reload
+  /// while the oauth2 block stays the same (Build's, as reply_ledger_).
+  std::map<std::string, std::shared_ptr<OAuth2TokenCache>> smtp_tokens_;
 
   /// Fired by Stop and passed to every Deliver: the one way a delivery is
   /// cancelled. Reset by Start.

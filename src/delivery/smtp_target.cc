@@ -304,9 +304,16 @@ smtp::SmtpAuth AuthOf(config::SmtpAuth auth) {
   return smtp::SmtpAuth::kPlain;
 }
 
+// A refused AUTH: the credentials, not the server or the message (a 535, or
+// 5.7.8 "authentication credentials invalid", RFC 4954 §6). XOAUTH2's error
+// challenge (334 JSON) ends in one of these too.
+bool CredentialsRefused(const smtp::SendOutcome& sent) {
+  return sent.cls == smtp::SendClass::kNeedsOperator && (sent.reply.code == 535 || sent.reply.enhanced == "5.7.8");
+}
+
 }  // namespace
 
-MailSender SubmissionSender(const config::SmtpTarget& target) {
+MailSender SubmissionSender(const config::SmtpTarget& target, SecretSource source, SecretRefused refused) {
   smtp::SmtpOptions options;
   options.host = target.host;
   options.port = target.port;
@@ -317,19 +324,21 @@ MailSender SubmissionSender(const config::SmtpTarget& target) {
   options.username = target.username;
   options.timeout = target.timeout;
   options.account_label = util::TargetId::Smtp(target.name).ToString();
-  return [options, password = target.password](const std::string& from, const std::vector<std::string>& recipients,
-                                               std::string_view message, const util::CancelToken& cancel) {
-    smtp::SmtpOptions call = options;
-    auto secret = password.Resolve();
+  return [options, source = std::move(source), refused = std::move(refused)](
+             const std::string& from, const std::vector<std::string>& recipients, std::string_view message,
+             const util::CancelToken& cancel) {
+    auto secret = source(cancel.fd());
     if (!secret.ok()) {
-      const bool operator_error = secret.error().retry() == util::RetryClass::kNeedsOperator;
-      return SendReport{operator_error ? SendReport::Kind::kNeedsOperator : SendReport::Kind::kRetry,
+      // No connection without a secret: the token endpoint's error is the outcome.
+      return SendReport{secret.error().NeedsOperator() ? SendReport::Kind::kNeedsOperator : SendReport::Kind::kRetry,
                         options.account_label + ": " + secret.error().message(),
                         {}};
     }
-    call.secret = std::move(*secret);
+    smtp::SmtpOptions call = options;
+    call.secret = *secret;
     call.stop_fd = cancel.fd();
     smtp::SendOutcome sent = smtp::SendMail(call, from, recipients, message);
+    if (refused && CredentialsRefused(sent)) refused(*secret);
     SendReport report{KindOf(sent.cls), sent.error, {}};
     for (const smtp::RecipientOutcome& r : sent.recipients) {
       if (r.cls == smtp::SendClass::kSent) continue;
@@ -337,6 +346,16 @@ MailSender SubmissionSender(const config::SmtpTarget& target) {
     }
     return report;
   };
+}
+
+MailSender SubmissionSender(const config::SmtpTarget& target) {
+  return SubmissionSender(target, [password = target.password](int) { return password.Resolve(); });
+}
+
+MailSender SubmissionSender(const config::SmtpTarget& target, std::shared_ptr<OAuth2TokenCache> tokens) {
+  return SubmissionSender(
+      target, [tokens](int stop_fd) { return tokens->AccessToken(stop_fd); },
+      [tokens](const util::Secret& refused) { tokens->Reject(refused); });
 }
 
 std::shared_ptr<ReplyLedger> StoreReplyLedger(std::string state_dir) {

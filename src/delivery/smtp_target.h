@@ -27,6 +27,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 #include "config/config.h"
+#include "delivery/oauth2_token_cache.h"
 #include "delivery/target.h"
 #include "mime/mail_builder.h"
 #include "util/mail_template.h"
@@ -54,10 +55,27 @@ using MailSender =
     std::function<SendReport(const std::string& envelope_from, const std::vector<std::string>& recipients,
                              std::string_view message, const util::CancelToken& cancel)>;
 
+/// Where each send's AUTH secret comes from: the password (or an access
+/// token from oauth2.token*) resolved once, or the OAuth2 refresh flow's
+/// current access token. `stop_fd` (readable when the dispatcher stops) ends
+/// a token request in flight. A failure becomes the send's outcome by its
+/// RetryClass (kNeedsOperator: operator error; else retry); nothing is sent.
+using SecretSource = std::function<util::Result<util::Secret>(int stop_fd)>;
+/// Told the secret the server refused at AUTH (535, or 5.7.8 bad
+/// credentials), so a token cache forgets it and the next send refreshes.
+using SecretRefused = std::function<void(const util::Secret& refused)>;
+
 /// The production MailSender: smtp::SendMail to the target's submission
-/// server, with its password (or OAuth2 access token) resolved before each
-/// send: a token command gives a fresh token, a rotated file is read again.
+/// server with the secret `source` gives for each send.
+MailSender SubmissionSender(const config::SmtpTarget& target, SecretSource source, SecretRefused refused = {});
+/// The same with the target's password (or access token) source, resolved
+/// before each send: a token command gives a fresh token, a rotated file is
+/// read again (as an account does before each login).
 MailSender SubmissionSender(const config::SmtpTarget& target);
+/// The same with the refresh flow (`oauth2:` with token_url): the cache's
+/// token for each send; a token the server refuses is rejected in the cache,
+/// so the next send refreshes it (once).
+MailSender SubmissionSender(const config::SmtpTarget& target, std::shared_ptr<OAuth2TokenCache> tokens);
 
 /// Remembers the replies a target sent, for the "already answered" rule and
 /// the per-sender rate limit. Production: the state store (smtp_sent table).

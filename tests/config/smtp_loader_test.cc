@@ -295,14 +295,11 @@ TEST(SmtpLoaderTest, CredentialsFollowTheAccountRules) {
                   "      client_id: abc\n"
                   "      refresh_token: r\n"
                   "      scope: https://mail.google.com/\n");
-  // The refresh flow is parsed as for accounts, then refused: not built for
-  // smtp targets yet (check and run agree on it).
-  auto refused = Load(With(refresh));
-  EXPECT_TRUE(HasError(refused, 15, 7,
-                       "is not built for smtp targets yet; give the access token with "
-                       "oauth2.token_command"))
-      << Dump(refused);
-  EXPECT_EQ(refused.errors.size(), 1u) << Dump(refused);
+  auto refresh_ok = Load(With(refresh));
+  ASSERT_TRUE(refresh_ok.config) << Dump(refresh_ok);
+  ASSERT_TRUE(Only(refresh_ok).oauth2);
+  EXPECT_EQ(Only(refresh_ok).oauth2->client_id, "abc");
+  EXPECT_EQ(Only(refresh_ok).oauth2->scope, "https://mail.google.com/");
   std::string token = kReply;
   token.replace(token.find("    password: s3cret\n"), 21,
                 "    auth: xoauth2\n    oauth2: { token_command: [/bin/echo, t] }\n");

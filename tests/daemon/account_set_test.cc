@@ -30,7 +30,7 @@ config::Account Gmail() {
 class AccountSetTest : public ::testing::Test {
  protected:
   /// A token endpoint that rotates the refresh token on every grant.
-  OAuth2TokenCache::Requester Endpoint() {
+  delivery::OAuth2TokenCache::Requester Endpoint() {
     return [this](const TokenRequest& r) -> util::Result<TokenGrant> {
       std::lock_guard lock(mu_);
       sent_.push_back(r.refresh_token.reveal());

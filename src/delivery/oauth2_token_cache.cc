@@ -1,4 +1,4 @@
-#include "daemon/oauth2_token_cache.h"
+#include "delivery/oauth2_token_cache.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -11,7 +11,7 @@
 #include "util/known_secrets.h"
 #include "util/log.h"
 
-namespace mailhook::daemon {
+namespace mailhook::delivery {
 namespace {
 
 using util::Error;
@@ -19,8 +19,16 @@ using util::RetryClass;
 
 }  // namespace
 
+OAuth2TokenCache::OAuth2TokenCache(std::string name, config::OAuth2Refresh oauth2, bool allow_insecure,
+                                   Requester requester, const util::Clock& clock)
+    : name_(std::move(name)),
+      oauth2_(std::move(oauth2)),
+      allow_insecure_(allow_insecure),
+      requester_(std::move(requester)),
+      clock_(clock) {}
+
 OAuth2TokenCache::OAuth2TokenCache(const config::Account& account, Requester requester, const util::Clock& clock)
-    : account_(account), requester_(std::move(requester)), clock_(clock) {}
+    : OAuth2TokenCache(account.name, *account.oauth2, account.allow_insecure, std::move(requester), clock) {}
 
 std::chrono::seconds OAuth2TokenCache::RefreshMargin(std::chrono::seconds expires_in) {
   return std::min(std::chrono::seconds(60), expires_in / 2);
@@ -52,15 +60,18 @@ void OAuth2TokenCache::RememberFailure(const util::Error& error) {
   if (!error.NeedsOperator()) return;
   const bool repeated = error.message() == said_failure_;
   said_failure_ = error.message();
-  util::Log(util::Area::kImap)
-      .log(repeated ? spdlog::level::debug : spdlog::level::err,
-           "oauth2.needs_operator account={} code={} retry_in_ms={} cause=\"{}\"", account_.name, error.code(),
-           FailureHold(error, failures_).count(), error.message());
+  util::Log(log_area_).log(repeated ? spdlog::level::debug : spdlog::level::err,
+                           "oauth2.needs_operator account={} code={} retry_in_ms={} cause=\"{}\"", name_, error.code(),
+                           FailureHold(error, failures_).count(), error.message());
 }
 
 bool OAuth2TokenCache::SameSource(const config::Account& account) const {
-  return account.name == account_.name && account.oauth2 == account_.oauth2 &&
-         account.allow_insecure == account_.allow_insecure;
+  return SameSource(account.name, account.oauth2, account.allow_insecure);
+}
+
+bool OAuth2TokenCache::SameSource(const std::string& name, const std::optional<config::OAuth2Refresh>& oauth2,
+                                  bool allow_insecure) const {
+  return name == name_ && oauth2 == oauth2_ && allow_insecure == allow_insecure_;
 }
 
 void OAuth2TokenCache::Reject(const util::Secret& token) {
@@ -68,15 +79,15 @@ void OAuth2TokenCache::Reject(const util::Secret& token) {
   if (token_ && *token_ == token) token_.reset();
 }
 
-util::Result<delivery::TokenRequest> OAuth2TokenCache::BuildRequest() {
-  const config::OAuth2Refresh& o = *account_.oauth2;
-  delivery::TokenRequest r;
+util::Result<TokenRequest> OAuth2TokenCache::BuildRequest() {
+  const config::OAuth2Refresh& o = oauth2_;
+  TokenRequest r;
   r.token_url = o.token_url;
   r.client_id = o.client_id;
   r.scope = o.scope;
-  r.allow_insecure = account_.allow_insecure;
+  r.allow_insecure = allow_insecure_;
   r.ca_file = ca_file_;
-  r.account = account_.name;
+  r.account = name_;
   if (o.client_secret) {
     auto secret = o.client_secret->Resolve();
     if (!secret.ok()) return secret.error();
@@ -101,7 +112,7 @@ util::Result<util::Secret> OAuth2TokenCache::Refresh(int stop_fd) {
   }
   request->stop_fd = stop_fd;
   auto grant = requester_(*request);
-  spdlog::logger& log = util::Log(util::Area::kImap);
+  spdlog::logger& log = util::Log(log_area_);
   if (!grant.ok()) {
     // The operator's fix lands in the configured source: read it next time.
     if (grant.error().code() == "oauth2.invalid_grant") rotated_.reset();
@@ -112,21 +123,21 @@ util::Result<util::Secret> OAuth2TokenCache::Refresh(int stop_fd) {
   failures_ = 0;
   said_failure_.clear();
   // Cut as the token client does: renew_at_ must not overflow the steady clock.
-  const auto lifetime = std::min(grant->expires_in.value_or(kAssumedLifetime), delivery::kMaxExpiresIn);
+  const auto lifetime = std::min(grant->expires_in.value_or(kAssumedLifetime), kMaxExpiresIn);
   renew_at_ = clock_.SteadyNow() + lifetime - RefreshMargin(lifetime);
   token_ = grant->access_token;
   // Tokens come from no config source: the trace's last line of defence
   // must learn them here (util/known_secrets.h).
   util::RememberSecret(token_->reveal(), util::SecretLifetime::kRenewed);
   if (grant->refresh_token) util::RememberSecret(grant->refresh_token->reveal(), util::SecretLifetime::kRenewed);
-  log.debug("oauth2.token_refreshed account={} expires_in_s={}", account_.name, lifetime.count());
+  log.debug("oauth2.token_refreshed account={} expires_in_s={}", name_, lifetime.count());
   if (grant->refresh_token && *grant->refresh_token != request->refresh_token) KeepRotated(*grant->refresh_token);
   return *token_;
 }
 
 void OAuth2TokenCache::KeepRotated(util::Secret token) {
-  spdlog::logger& log = util::Log(util::Area::kImap);
-  const config::SecretRef& source = account_.oauth2->refresh_token;
+  spdlog::logger& log = util::Log(log_area_);
+  const config::SecretRef& source = oauth2_.refresh_token;
   std::string why = "refresh_token is not given as refresh_token_file";
   if (source.kind() == config::SecretRef::Kind::kFile) {
     const std::string path = source.file().string();
@@ -136,7 +147,7 @@ void OAuth2TokenCache::KeepRotated(util::Secret token) {
                                                     path + " is not writable by mailhook"));
     if (written.ok()) {
       rotated_.reset();  // the file holds it now, and the operator may replace it
-      log.info("oauth2.refresh_token_rotated account={} stored=file path={}", account_.name, path);
+      log.info("oauth2.refresh_token_rotated account={} stored=file path={}", name_, path);
       return;
     }
     why = written.error().message();
@@ -148,7 +159,7 @@ void OAuth2TokenCache::KeepRotated(util::Secret token) {
       "oauth2.refresh_token_rotated account={} stored=memory cause=\"{}\" note=\"the server issued a new refresh "
       "token; mailhook uses it until it stops, then falls back to the configured one, which the server may have "
       "invalidated. Give refresh_token_file on a writable path to keep it\"",
-      account_.name, why);
+      name_, why);
 }
 
 util::Status WriteSecretFileAtomically(const std::string& path, const std::string& value) {
@@ -180,4 +191,4 @@ util::Status WriteSecretFileAtomically(const std::string& path, const std::strin
   return util::Ok();
 }
 
-}  // namespace mailhook::daemon
+}  // namespace mailhook::delivery

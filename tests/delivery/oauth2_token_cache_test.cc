@@ -1,7 +1,7 @@
 // OAuth2TokenCache with a scripted token endpoint and a manual clock: when it
 // refreshes, what it shares between threads, and where a rotated refresh
 // token goes.
-#include "daemon/oauth2_token_cache.h"
+#include "delivery/oauth2_token_cache.h"
 
 #include <sys/stat.h>
 
@@ -15,12 +15,10 @@
 #include "log_capture.h"
 #include "temp_dir.h"
 
-namespace mailhook::daemon {
+namespace mailhook::delivery {
 namespace {
 
 using namespace std::chrono_literals;
-using delivery::TokenGrant;
-using delivery::TokenRequest;
 
 config::Account AccountWith(config::SecretRef refresh) {
   config::Account a;
@@ -253,4 +251,4 @@ TEST(OAuth2TokenCacheTest, AStoppedRequestIsNotRemembered) {
 }
 
 }  // namespace
-}  // namespace mailhook::daemon
+}  // namespace mailhook::delivery
