@@ -126,6 +126,11 @@ class Loader : public YamlAccess {
   void ParseHookPassEnv(const YAML::Node& node, const std::string& where, Hook& h);
   void ParseHook(const YAML::Node& node, size_t index, Config& cfg);
 
+  /// One of the target lists (webhooks, hooks, smtp): each entry parsed with
+  /// `parse`; true when it names a target, or is not a list (already an error).
+  bool ParseTargetList(const YAML::Node& list, const std::string& key, const std::string& kind,
+                       void (Loader::*parse)(const YAML::Node&, size_t, Config&), Config& cfg);
+
   // parse_smtp.cc
   void ParseSmtp(const YAML::Node& node, size_t index, Config& cfg);
   /// host, port, tls, allow_insecure, tls_verify, ca_file.

@@ -99,42 +99,27 @@ void Loader::ParseTop(const YAML::Node& root, Config& cfg) {
     accounts_ok_ = errors_.size() == before;
   }
 
-  bool any_target = false;
-  YAML::Node webhooks = root["webhooks"];
-  if (Present(webhooks)) {
-    if (!webhooks.IsSequence()) {
-      Fail(webhooks, "\"webhooks\" must be a list; start each webhook with \"- name: ...\"");
-      any_target = true;  // do not also report "no webhooks"
-    } else {
-      for (size_t i = 0; i < webhooks.size(); ++i) ParseWebhook(webhooks[i], i, cfg);
-      any_target = any_target || webhooks.size() > 0;
-    }
-  }
-  YAML::Node hooks = root["hooks"];
-  if (Present(hooks)) {
-    if (!hooks.IsSequence()) {
-      Fail(hooks, "\"hooks\" must be a list; start each hook with \"- name: ...\"");
-      any_target = true;
-    } else {
-      for (size_t i = 0; i < hooks.size(); ++i) ParseHook(hooks[i], i, cfg);
-      any_target = any_target || hooks.size() > 0;
-    }
-  }
-  YAML::Node smtp = root["smtp"];
-  if (Present(smtp)) {
-    if (!smtp.IsSequence()) {
-      Fail(smtp, "\"smtp\" must be a list; start each smtp target with \"- name: ...\"");
-      any_target = true;
-    } else {
-      for (size_t i = 0; i < smtp.size(); ++i) ParseSmtp(smtp[i], i, cfg);
-      any_target = any_target || smtp.size() > 0;
-    }
-  }
+  // A list that is not a list counts as a target: "no targets" would be a
+  // second, misleading error.
+  bool any_target = ParseTargetList(root["webhooks"], "webhooks", "webhook", &Loader::ParseWebhook, cfg);
+  any_target = ParseTargetList(root["hooks"], "hooks", "hook", &Loader::ParseHook, cfg) || any_target;
+  any_target = ParseTargetList(root["smtp"], "smtp", "smtp target", &Loader::ParseSmtp, cfg) || any_target;
   if (!any_target) {
     Fail(root,
          "no webhooks, no hooks and no smtp targets: add at least one under \"webhooks:\", \"hooks:\" or "
          "\"smtp:\", or events have nowhere to go");
   }
+}
+
+bool Loader::ParseTargetList(const YAML::Node& list, const std::string& key, const std::string& kind,
+                             void (Loader::*parse)(const YAML::Node&, size_t, Config&), Config& cfg) {
+  if (!Present(list)) return false;
+  if (!list.IsSequence()) {
+    Fail(list, "\"" + key + "\" must be a list; start each " + kind + " with \"- name: ...\"");
+    return true;
+  }
+  for (size_t i = 0; i < list.size(); ++i) (this->*parse)(list[i], i, cfg);
+  return list.size() > 0;
 }
 
 /// The name of a list entry, checked, and how errors refer to the entry.
