@@ -6,9 +6,14 @@
 // resumes; an immediate Kill() recovers committed rows; the destructor ends
 // the postmaster and removes the directory; two instances run side by side on
 // different ports with separate data; with a password, TCP without it is
-// refused. Skipped with the reason when PostgreSQL or libpq is missing.
+// refused; the cluster of a test process that died is removed by the next
+// start. Skipped with the reason when PostgreSQL or libpq is missing.
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -195,6 +200,28 @@ TEST_F(PostgresServerTest, DestructorStopsTheServerAndRemovesItsDirectory) {
   EXPECT_FALSE(std::filesystem::exists(dir));
   PgConn refused = Connect("postgresql://mailhook@127.0.0.1:" + std::to_string(port) + "/mailhook");
   EXPECT_EQ(PQstatus(refused.get()), CONNECTION_BAD);
+}
+
+// A test process that died (SIGKILL, a crash) never ran the destructor: the
+// next cluster started beside its cluster stops and removes it.
+TEST_F(PostgresServerTest, ClusterOfADeadTestIsRemovedByTheNextStart) {
+  if (std::getenv("MAILHOOK_KEEP_TEST_DIRS") != nullptr) GTEST_SKIP() << "MAILHOOK_KEEP_TEST_DIRS keeps clusters";
+  // A pid that certainly belonged to a process that is gone: a reaped child.
+  pid_t dead = fork();
+  ASSERT_GE(dead, 0);
+  if (dead == 0) _exit(0);
+  ASSERT_EQ(waitpid(dead, nullptr, 0), dead);
+
+  PostgresServer orphan;
+  StartTimed(orphan);
+  const pid_t orphan_pid = orphan.pid();
+  ASSERT_TRUE(WriteFile(orphan.dir() + "/owner.pid", std::to_string(dead) + "\n"));
+
+  PostgresServer next;
+  StartTimed(next);
+  EXPECT_FALSE(Alive(orphan_pid));
+  EXPECT_FALSE(std::filesystem::exists(orphan.dir()));
+  EXPECT_TRUE(next.running());
 }
 
 TEST_F(PostgresServerTest, TwoInstancesSideBySideAreSeparate) {

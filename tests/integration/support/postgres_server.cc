@@ -97,12 +97,23 @@ util::Status PostgresServer::LoadEnv() {
   return util::Ok();
 }
 
+std::vector<std::string> PostgresServer::WithOwner(std::vector<std::string> args) {
+  // This process owns the cluster: if it dies without the destructor, the
+  // next cluster started beside it removes it (on /dev/shm it holds memory).
+  // A kept test directory (MAILHOOK_KEEP_TEST_DIRS) is left alone.
+  if (std::getenv("MAILHOOK_KEEP_TEST_DIRS") == nullptr) {
+    args.push_back("--owner-pid");
+    args.push_back(std::to_string(getpid()));
+  }
+  return args;
+}
+
 util::Status PostgresServer::Start(const PostgresOptions& options) {
   if (std::string why = WhyCannotRun(); !why.empty()) return Error("postgres.missing", RetryClass::kNeedsOperator, why);
   if (running()) return Error("postgres.running", RetryClass::kNeedsOperator, "already running: Stop() it first");
   // Started before: scripts/postgres reuses the port and password in DIR/env.
   if (port_ != 0) {
-    auto s = RunScript({"start", dir_.path()});
+    auto s = RunScript(WithOwner({"start", dir_.path()}));
     if (!s.ok()) return s;
     return LoadEnv();
   }
@@ -112,7 +123,7 @@ util::Status PostgresServer::Start(const PostgresOptions& options) {
   for (int attempt = 0; attempt < 3; ++attempt) {
     auto ports = FreeLoopbackPorts(1);
     if (ports.size() != 1) return Error("postgres.ports", RetryClass::kNeedsOperator, "cannot bind 127.0.0.1:0");
-    std::vector<std::string> args{"start", dir_.path(), "--port", std::to_string(ports[0])};
+    std::vector<std::string> args = WithOwner({"start", dir_.path(), "--port", std::to_string(ports[0])});
     if (!options.password.empty()) {
       args.push_back("--password");
       args.push_back(options.password);

@@ -9,7 +9,8 @@
 /// in parallel. The directory is on /dev/shm when that is a tmpfs with room
 /// (MAILHOOK_POSTGRES_TMPDIR overrides), else under $TMPDIR; initdb runs once
 /// per PostgreSQL build and its output is copied from
-/// ~/.cache/mailhook/postgres-initdb-* (see scripts/postgres).
+/// ~/.cache/mailhook/postgres-initdb-* (see scripts/postgres). A cluster whose
+/// test process died without the destructor is removed by the next start.
 
 #include <sys/types.h>
 
@@ -80,6 +81,8 @@ class PostgresServer {
  private:
   util::Status RunScript(const std::vector<std::string>& args);
   util::Status LoadEnv();
+  /// `args` plus --owner-pid <this process> (see scripts/postgres).
+  static std::vector<std::string> WithOwner(std::vector<std::string> args);
 
   TempDir dir_;
   std::string script_;
