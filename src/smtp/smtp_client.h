@@ -18,8 +18,12 @@
 ///    mailstream's logger, which sees AUTH lines.
 /// What it would add (the command sequence) is a few dozen lines here.
 ///
-/// Every read and write is bounded by `timeout` (a whole reply must arrive
-/// within it, however slowly it trickles) and ends when `stop_fd` turns
+/// `timeout` bounds the whole attempt: one deadline from the start of
+/// SendMail, and every wait (connect, TLS handshake, each reply, each write,
+/// QUIT) takes what is left of it, so a server that answers every step just
+/// under the timeout cannot stretch an attempt toward the dispatcher's lease.
+/// The error then names the step ("timed out at RCPT TO: the whole attempt
+/// may take timeout 30000 ms"; kRetry). Any wait ends when `stop_fd` turns
 /// readable. Replies are bounded: a line over kMaxReplyLine bytes or more
 /// than kMaxReplyLines lines ends the session (kRetry). STARTTLS is required
 /// in kStartTls mode: a server that does not offer it is an operator error,
@@ -64,9 +68,9 @@ struct SmtpOptions {
   std::string username;
   util::Secret secret;  ///< password, or the OAuth2 access token for kXoauth2; never logged
   std::string helo_name = "localhost";
-  std::chrono::milliseconds timeout{30000};
-  int stop_fd = -1;           ///< readable: give up now (kRetry)
-  std::string account_label;  ///< for logs and the trace ("smtp:<target name>")
+  std::chrono::milliseconds timeout{30000};  ///< for the whole attempt, not per step
+  int stop_fd = -1;                          ///< readable: give up now (kRetry)
+  std::string account_label;                 ///< for logs and the trace ("smtp:<target name>")
 };
 
 /// What happened to one RCPT TO.

@@ -292,11 +292,37 @@ TEST_F(SmtpClientTest, ServerThatStopsAnsweringRetriesWithinTheTimeout) {
   const auto took = std::chrono::steady_clock::now() - start;
   server.Join();
   EXPECT_EQ(out.cls, SendClass::kRetry);
-  EXPECT_THAT(out.error, HasSubstr("no reply within 400 ms"));
-  // The reply wait only: a session that timed out sends no QUIT.
-  EXPECT_GE(took, std::chrono::milliseconds(400));
+  EXPECT_THAT(out.error, HasSubstr("timed out at MAIL FROM: the whole attempt may take timeout 400 ms"));
+  // The attempt's deadline (the driver's poll cuts the last wait to whole
+  // ms, so it may end a fraction of a ms early); a session that timed out
+  // sends no QUIT.
+  EXPECT_GE(took, std::chrono::milliseconds(398));
   EXPECT_LT(took, std::chrono::milliseconds(1500));
   EXPECT_FALSE(AnyStartsWith(server.commands(), "QUIT"));
+}
+
+// One deadline per attempt: a server that answers every step in 300 ms,
+// well within a 1000 ms timeout each, still cannot make the attempt longer
+// than the timeout (per-step waits would have let it run to ~2.7 s and send).
+TEST_F(SmtpClientTest, SlowAnswerAtEveryStepEndsTheAttemptAtTheTimeout) {
+  FakeSmtpScript script;
+  script.reply_delay = std::chrono::milliseconds(300);
+  FakeSmtpServer server(script);
+  SmtpOptions o = Options(server.port());
+  o.timeout = std::chrono::milliseconds(1000);
+  const auto start = std::chrono::steady_clock::now();
+  SendOutcome out = SendMail(o, "support@example.com", {"bob@example.org"}, kMessage);
+  const auto took = std::chrono::steady_clock::now() - start;
+  server.Join();
+  EXPECT_EQ(out.cls, SendClass::kRetry);
+  // Greeting, EHLO and STARTTLS came (each under the timeout: the window is
+  // hit), the EHLO after TLS is where the 1000 ms ran out.
+  EXPECT_THAT(server.commands(), ::testing::Contains("STARTTLS"));
+  EXPECT_THAT(out.error, HasSubstr("timed out at EHLO"));
+  EXPECT_THAT(out.error, HasSubstr("timeout 1000 ms"));
+  EXPECT_FALSE(AnyStartsWith(server.commands(), "MAIL"));
+  EXPECT_GE(took, std::chrono::milliseconds(990));
+  EXPECT_LT(took, std::chrono::milliseconds(1400));
 }
 
 TEST_F(SmtpClientTest, StopFdEndsAWaitAtOnce) {
