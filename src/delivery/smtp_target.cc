@@ -6,6 +6,7 @@
 
 #include "delivery/loop_guard.h"
 #include "mime/mail_builder.h"
+#include "smtp/helo_name.h"
 #include "smtp/smtp_client.h"
 #include "store/store.h"
 #include "util/log.h"
@@ -324,6 +325,9 @@ MailSender SubmissionSender(const config::SmtpTarget& target, SecretSource sourc
   options.username = target.username;
   options.timeout = target.timeout;
   options.account_label = util::TargetId::Smtp(target.name).ToString();
+  // The host's FQDN, else the from domain, else the address literal (smtp/helo_name.h).
+  auto helo_from = mime::EnvelopeAddress(target.from.address);
+  options.helo_name = smtp::HeloName(helo_from.ok() ? *helo_from : std::string());
   return [options, source = std::move(source), refused = std::move(refused)](
              const std::string& from, const std::vector<std::string>& recipients, std::string_view message,
              const util::CancelToken& cancel) {

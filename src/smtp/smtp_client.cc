@@ -9,6 +9,7 @@
 
 #include "imap/etpan_ptr.h"
 #include "imap/tls_stream.h"
+#include "smtp/helo_name.h"
 #include "smtp/smtp_trace.h"
 #include "util/base64.h"
 #include "util/log.h"
@@ -329,7 +330,10 @@ std::optional<SendOutcome> Client::Ehlo() {
   stage_ = "EHLO";
   std::vector<std::string> lines;
   SmtpReply reply;
-  if (!Write("EHLO " + o_.helo_name) || !Read(&reply, &lines)) reply = SmtpReply{0, "", io_error_};
+  std::string name = o_.helo_name;
+  if (name.empty()) name = LocalAddressLiteral(mailstream_low_get_fd(mailstream_get_low(stream_.get())));
+  if (name.empty()) name = "localhost";  // getsockname failed on a connected socket: no address to name
+  if (!Write("EHLO " + name) || !Read(&reply, &lines)) reply = SmtpReply{0, "", io_error_};
   if (reply.code != 250) return FailReply(reply, SmtpStage::kEhlo, "EHLO");
   ext_ = ParseEhlo(lines);
   return std::nullopt;

@@ -67,7 +67,9 @@ struct SmtpOptions {
   SmtpAuth auth = SmtpAuth::kPlain;
   std::string username;
   util::Secret secret;  ///< password, or the OAuth2 access token for kXoauth2; never logged
-  std::string helo_name = "localhost";
+  /// The EHLO name (smtp/helo_name.h HeloName); "": the address literal of
+  /// the connection's local end ("[127.0.0.1]").
+  std::string helo_name;
   std::chrono::milliseconds timeout{30000};  ///< for the whole attempt, not per step
   int stop_fd = -1;                          ///< readable: give up now (kRetry)
   std::string account_label;                 ///< for logs and the trace ("smtp:<target name>")

@@ -71,10 +71,10 @@ TEST_F(SmtpClientTest, StartTlsAuthPlainSendsTheDotStuffedMessage) {
   EXPECT_EQ(out.reply.enhanced, "2.0.0");
   EXPECT_EQ(out.error, "");
   const std::string plain = util::Base64Encode(std::string(1, '\0') + kUser + '\0' + kSecret);
-  EXPECT_THAT(server.commands(), ElementsAre("EHLO localhost", "STARTTLS", "EHLO localhost", "AUTH PLAIN " + plain,
+  EXPECT_THAT(server.commands(), ElementsAre("EHLO [127.0.0.1]", "STARTTLS", "EHLO [127.0.0.1]", "AUTH PLAIN " + plain,
                                              "MAIL FROM:<support@example.com> SIZE=" + std::to_string(kStuffed.size()),
                                              "RCPT TO:<bob@example.org>", "DATA", "QUIT"));
-  EXPECT_THAT(server.clear_commands(), ElementsAre("EHLO localhost", "STARTTLS"));
+  EXPECT_THAT(server.clear_commands(), ElementsAre("EHLO [127.0.0.1]", "STARTTLS"));
   EXPECT_EQ(server.data(), kStuffed);
   ASSERT_EQ(out.recipients.size(), 1u);
   EXPECT_EQ(out.recipients[0].address, "bob@example.org");
@@ -131,7 +131,7 @@ TEST_F(SmtpClientTest, StartTlsNotOfferedNeedsOperatorAndSendsNoAuthInClear) {
   EXPECT_EQ(out.cls, SendClass::kNeedsOperator);
   EXPECT_THAT(out.error, HasSubstr("does not offer STARTTLS"));
   EXPECT_THAT(out.error, HasSubstr("tls: implicit"));
-  EXPECT_THAT(server.commands(), ElementsAre("EHLO localhost", "QUIT"));
+  EXPECT_THAT(server.commands(), ElementsAre("EHLO [127.0.0.1]", "QUIT"));
 }
 
 TEST_F(SmtpClientTest, UntrustedCertificateNeedsOperator) {
@@ -388,7 +388,7 @@ TEST_F(SmtpClientTest, TraceShowsTheConversationButNeverTheSecret) {
   SendOutcome out = Send(server, Options(server.port()));
   const std::string log = capture.Text();
   EXPECT_THAT(log, HasSubstr("smtp.sent target=smtp:ack conn="));
-  EXPECT_THAT(log, HasSubstr("line=\"EHLO localhost\""));
+  EXPECT_THAT(log, HasSubstr("line=\"EHLO [127.0.0.1]\""));
   EXPECT_THAT(log, HasSubstr("line=\"AUTH PLAIN <withheld>\""));
   EXPECT_THAT(log, HasSubstr("smtp.received target=smtp:ack"));
   EXPECT_THAT(log, HasSubstr("535 5.7.8 no for <redacted> <redacted>"));
