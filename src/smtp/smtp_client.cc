@@ -99,6 +99,9 @@ class Client {
   std::optional<SendOutcome> Open();
   SendOutcome Send(const std::string& from, const std::vector<std::string>& recipients, std::string_view message);
   void Quit();
+  const std::string& helo_name() const { return helo_name_; }
+  const std::vector<std::string>& offered_auth() const { return ext_.auth; }
+  bool encrypted() const { return stream_ && imap::IsEncrypted(stream_.get()); }
   /// MAIL FROM with the parameters the server announced (RFC 1870 SIZE,
   /// RFC 6152 BODY=8BITMIME, RFC 6531 SMTPUTF8); nullopt when accepted.
   std::optional<SendOutcome> Mail(const std::string& from, const std::vector<std::string>& recipients,
@@ -148,6 +151,7 @@ class Client {
   std::string io_error_;  // why the last Read/Write failed
   bool broken_ = false;   // the stream is out of step or gone: no QUIT
   Extensions ext_;
+  std::string helo_name_;  // as sent in EHLO
 };
 
 bool Client::Stopped() const {
@@ -333,6 +337,7 @@ std::optional<SendOutcome> Client::Ehlo() {
   std::string name = o_.helo_name;
   if (name.empty()) name = LocalAddressLiteral(mailstream_low_get_fd(mailstream_get_low(stream_.get())));
   if (name.empty()) name = "localhost";  // getsockname failed on a connected socket: no address to name
+  helo_name_ = name;
   if (!Write("EHLO " + name) || !Read(&reply, &lines)) reply = SmtpReply{0, "", io_error_};
   if (reply.code != 250) return FailReply(reply, SmtpStage::kEhlo, "EHLO");
   ext_ = ParseEhlo(lines);
@@ -551,6 +556,22 @@ std::string DotStuff(std::string_view message) {
   }
   if (!line_start) out += "\r\n";
   out += ".\r\n";
+  return out;
+}
+
+CheckOutcome CheckSubmission(const SmtpOptions& options) {
+  Client client(options);
+  CheckOutcome out;
+  if (auto failed = client.Open()) {
+    out.cls = failed->cls;
+    out.error = std::move(failed->error);
+  } else {
+    out.cls = SendClass::kSent;
+  }
+  out.helo_name = client.helo_name();
+  out.auth = client.offered_auth();
+  out.encrypted = client.encrypted();
+  client.Quit();
   return out;
 }
 

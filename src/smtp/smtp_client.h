@@ -99,6 +99,23 @@ struct SendOutcome {
 SendOutcome SendMail(const SmtpOptions& options, const std::string& envelope_from,
                      const std::vector<std::string>& recipients, std::string_view message);
 
+/// What CheckSubmission found.
+struct CheckOutcome {
+  /// kSent: connected, EHLO, STARTTLS as configured and AUTH accepted;
+  /// otherwise what a send would have met (kNeedsOperator for bad
+  /// credentials, a refused certificate, STARTTLS not offered...).
+  SendClass cls = SendClass::kRetry;
+  std::string error;              ///< one line naming cause and fix; empty when ok
+  std::string helo_name;          ///< the name sent in EHLO
+  std::vector<std::string> auth;  ///< the AUTH mechanisms the server offered (after TLS)
+  bool encrypted = false;         ///< the session ran over TLS
+};
+
+/// `mailhook check --connect` for an smtp target: the same session SendMail
+/// opens (connect, TLS, greeting, EHLO, STARTTLS, AUTH, within `timeout`),
+/// then QUIT without MAIL FROM: nothing is sent.
+CheckOutcome CheckSubmission(const SmtpOptions& options);
+
 /// `message` as DATA sends it (RFC 5321 §4.5.2): every line end CRLF (a bare
 /// LF becomes CRLF), a line starting with '.' gets one more, the last line
 /// ended, then ".\r\n".

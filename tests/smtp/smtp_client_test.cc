@@ -210,6 +210,35 @@ TEST_F(SmtpClientTest, BadCredentialsNeedOperatorAndNameTheFix) {
   EXPECT_FALSE(AnyStartsWith(server.commands(), "MAIL"));
 }
 
+// check --connect: the session SendMail opens, then QUIT; no MAIL FROM.
+TEST_F(SmtpClientTest, CheckSubmissionLogsInAndQuitsWithoutSending) {
+  FakeSmtpServer server(FakeSmtpScript{});
+  CheckOutcome out = CheckSubmission(Options(server.port()));
+  server.Join();
+  EXPECT_EQ(out.cls, SendClass::kSent) << out.error;
+  EXPECT_EQ(out.error, "");
+  EXPECT_TRUE(out.encrypted);
+  EXPECT_EQ(out.helo_name, "[127.0.0.1]");
+  EXPECT_THAT(out.auth, ElementsAre("PLAIN", "LOGIN", "XOAUTH2"));
+  const std::string plain = util::Base64Encode(std::string(1, '\0') + kUser + '\0' + kSecret);
+  EXPECT_THAT(server.commands(),
+              ElementsAre("EHLO [127.0.0.1]", "STARTTLS", "EHLO [127.0.0.1]", "AUTH PLAIN " + plain, "QUIT"));
+  EXPECT_EQ(server.data(), "");
+}
+
+TEST_F(SmtpClientTest, CheckSubmissionWithBadCredentialsNeedsOperatorAndNamesTheFix) {
+  FakeSmtpScript script;
+  script.replies = {{"AUTH", "535 5.7.8 Error: authentication failed: bad\r\n"}};
+  FakeSmtpServer server(script);
+  CheckOutcome out = CheckSubmission(Options(server.port()));
+  server.Join();
+  EXPECT_EQ(out.cls, SendClass::kNeedsOperator);
+  EXPECT_THAT(out.error, HasSubstr("refused AUTH PLAIN: 535 5.7.8"));
+  EXPECT_THAT(out.error, HasSubstr("bad credentials"));
+  EXPECT_THAT(out.error, Not(HasSubstr(kSecret)));
+  EXPECT_FALSE(AnyStartsWith(server.commands(), "MAIL"));
+}
+
 TEST_F(SmtpClientTest, OneRefusedRecipientOfTwoIsPermanentAndTheOtherGetsTheMessage) {
   FakeSmtpScript script;
   script.replies = {{"RCPT TO:<bad@", "550 5.1.1 <bad@example.org>: Recipient address rejected: User unknown\r\n"}};
