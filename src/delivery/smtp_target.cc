@@ -314,7 +314,7 @@ bool CredentialsRefused(const smtp::SendOutcome& sent) {
 
 }  // namespace
 
-MailSender SubmissionSender(const config::SmtpTarget& target, SecretSource source, SecretRefused refused) {
+smtp::SmtpOptions SubmissionOptions(const config::SmtpTarget& target) {
   smtp::SmtpOptions options;
   options.host = target.host;
   options.port = target.port;
@@ -328,6 +328,11 @@ MailSender SubmissionSender(const config::SmtpTarget& target, SecretSource sourc
   // The host's FQDN, else the from domain, else the address literal (smtp/helo_name.h).
   auto helo_from = mime::EnvelopeAddress(target.from.address);
   options.helo_name = smtp::HeloName(helo_from.ok() ? *helo_from : std::string());
+  return options;
+}
+
+MailSender SubmissionSender(const config::SmtpTarget& target, SecretSource source, SecretRefused refused) {
+  const smtp::SmtpOptions options = SubmissionOptions(target);
   return [options, source = std::move(source), refused = std::move(refused)](
              const std::string& from, const std::vector<std::string>& recipients, std::string_view message,
              const util::CancelToken& cancel) {

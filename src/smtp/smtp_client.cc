@@ -40,16 +40,6 @@ bool HasMechanism(const Extensions& ext, std::string_view mech) {
   return std::find(ext.auth.begin(), ext.auth.end(), mech) != ext.auth.end();
 }
 
-std::string_view MechanismName(SmtpAuth auth) {
-  switch (auth) {
-    case SmtpAuth::kPlain: return "PLAIN";
-    case SmtpAuth::kLogin: return "LOGIN";
-    case SmtpAuth::kXoauth2: return "XOAUTH2";
-    case SmtpAuth::kNone: break;
-  }
-  return "";
-}
-
 /// One line's keyword and arguments from the raw EHLO lines (the reply text
 /// of ParseReply joins lines, so EHLO keeps its own lines).
 Extensions ParseEhlo(const std::vector<std::string>& lines) {
@@ -368,7 +358,7 @@ std::optional<SendOutcome> Client::StartTls() {
 
 std::optional<SendOutcome> Client::Auth() {
   if (o_.auth == SmtpAuth::kNone) return std::nullopt;
-  const std::string mech(MechanismName(o_.auth));
+  const std::string mech(AuthName(o_.auth));
   stage_ = "AUTH " + mech;
   if (!HasMechanism(ext_, mech)) {
     std::string offered;
@@ -412,7 +402,7 @@ std::optional<SendOutcome> Client::AuthExchange(const std::string& first, std::s
     reply.text = "the server kept asking for more AUTH data";
     reply.code = 535;
   }
-  return FailReply(reply, SmtpStage::kAuth, "AUTH " + std::string(MechanismName(o_.auth)));
+  return FailReply(reply, SmtpStage::kAuth, "AUTH " + std::string(AuthName(o_.auth)));
 }
 
 SendOutcome Client::Send(const std::string& from, const std::vector<std::string>& recipients,
@@ -537,6 +527,16 @@ void Client::Quit() {
 }
 
 }  // namespace
+
+std::string_view AuthName(SmtpAuth auth) {
+  switch (auth) {
+    case SmtpAuth::kPlain: return "PLAIN";
+    case SmtpAuth::kLogin: return "LOGIN";
+    case SmtpAuth::kXoauth2: return "XOAUTH2";
+    case SmtpAuth::kNone: break;
+  }
+  return "";
+}
 
 std::string DotStuff(std::string_view message) {
   std::string out;

@@ -55,6 +55,9 @@ inline constexpr size_t kMaxReplyLines = 100;
 /// How to authenticate.
 enum class SmtpAuth { kNone, kPlain, kLogin, kXoauth2 };
 
+/// The mechanism's name in AUTH ("PLAIN", "LOGIN", "XOAUTH2"; "" for kNone).
+std::string_view AuthName(SmtpAuth auth);
+
 /// Where and how to submit.
 struct SmtpOptions {
   std::string host;
