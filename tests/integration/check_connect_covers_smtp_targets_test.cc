@@ -55,6 +55,12 @@ TEST_F(CheckConnectSmtpTest, GoodPasswordLogsInAndSendsNothing) {
             std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("ok   alice/INBOX"), std::string::npos) << r.out;
+  // EHLO named the host's FQDN or the from domain (example.test), which
+  // strict servers accept, not "localhost" (nor the address literal: there
+  // is a from domain).
+  EXPECT_NE(r.out.find(" ehlo="), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find(" ehlo=localhost"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find(" ehlo=["), std::string::npos) << r.out;
   EXPECT_EQ((r.out + r.err).find(password), std::string::npos) << "the password is never printed";
   // Postfix saw our AUTH succeed, then QUIT, and no message (the policy server answers at RCPT).
   EXPECT_TRUE(postfix_.WaitForLog("auth=1 quit=1", std::chrono::seconds(5))) << postfix_.ReadLog();

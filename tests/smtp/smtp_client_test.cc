@@ -256,6 +256,27 @@ TEST_F(SmtpClientTest, OneRefusedRecipientOfTwoIsPermanentAndTheOtherGetsTheMess
   EXPECT_EQ(server.data(), kStuffed);
 }
 
+// RFC 5321 §4.5.3.1.10: a 552 to RCPT is a 452 (the recipient is retried);
+// the same code after DATA refuses the message for good.
+TEST_F(SmtpClientTest, Code552AtRcptIsRetriedButAfterDataIsPermanent) {
+  FakeSmtpScript script;
+  script.replies = {{"RCPT TO:<full@", "552 5.2.2 <full@example.org>: mailbox full\r\n"}};
+  FakeSmtpServer server(script);
+  SendOutcome out = Send(server, Options(server.port()), {"full@example.org", "bob@example.org"});
+  EXPECT_EQ(out.cls, SendClass::kSent) << out.error;
+  ASSERT_EQ(out.recipients.size(), 2u);
+  EXPECT_EQ(out.recipients[0].cls, SendClass::kRetry);
+  EXPECT_EQ(out.recipients[0].reply.code, 552);
+  EXPECT_EQ(out.recipients[1].cls, SendClass::kSent);
+
+  FakeSmtpScript after_data;
+  after_data.replies = {{".", "552 5.3.4 message too big\r\n"}};
+  FakeSmtpServer second(after_data);
+  SendOutcome refused = Send(second, Options(second.port()));
+  EXPECT_EQ(refused.cls, SendClass::kPermanent);
+  EXPECT_THAT(refused.error, HasSubstr("552 5.3.4 message too big"));
+}
+
 TEST_F(SmtpClientTest, EveryRecipientRefusedTakesTheWorstClassAndSendsNoData) {
   FakeSmtpScript script;
   script.replies = {{"RCPT TO:<bad@", "550 5.1.1 unknown\r\n"}, {"RCPT TO:<full@", "452 4.2.2 mailbox full\r\n"}};
