@@ -6,6 +6,7 @@
 
 #include "delivery/loop_guard.h"
 #include "mime/mail_builder.h"
+#include "smtp/helo_name.h"
 #include "smtp/smtp_client.h"
 #include "store/store.h"
 #include "util/log.h"
@@ -313,7 +314,7 @@ bool CredentialsRefused(const smtp::SendOutcome& sent) {
 
 }  // namespace
 
-MailSender SubmissionSender(const config::SmtpTarget& target, SecretSource source, SecretRefused refused) {
+smtp::SmtpOptions SubmissionOptions(const config::SmtpTarget& target) {
   smtp::SmtpOptions options;
   options.host = target.host;
   options.port = target.port;
@@ -324,6 +325,14 @@ MailSender SubmissionSender(const config::SmtpTarget& target, SecretSource sourc
   options.username = target.username;
   options.timeout = target.timeout;
   options.account_label = util::TargetId::Smtp(target.name).ToString();
+  // The host's FQDN, else the from domain, else the address literal (smtp/helo_name.h).
+  auto helo_from = mime::EnvelopeAddress(target.from.address);
+  options.helo_name = smtp::HeloName(helo_from.ok() ? *helo_from : std::string());
+  return options;
+}
+
+MailSender SubmissionSender(const config::SmtpTarget& target, SecretSource source, SecretRefused refused) {
+  const smtp::SmtpOptions options = SubmissionOptions(target);
   return [options, source = std::move(source), refused = std::move(refused)](
              const std::string& from, const std::vector<std::string>& recipients, std::string_view message,
              const util::CancelToken& cancel) {

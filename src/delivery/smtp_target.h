@@ -30,6 +30,7 @@
 #include "delivery/oauth2_token_cache.h"
 #include "delivery/target.h"
 #include "mime/mail_builder.h"
+#include "smtp/smtp_client.h"
 #include "util/mail_template.h"
 
 #include "store/smtp_sent.h"
@@ -64,6 +65,10 @@ using SecretSource = std::function<util::Result<util::Secret>(int stop_fd)>;
 /// Told the secret the server refused at AUTH (535, or 5.7.8 bad
 /// credentials), so a token cache forgets it and the next send refreshes.
 using SecretRefused = std::function<void(const util::Secret& refused)>;
+
+/// The target's submission options (host, TLS, AUTH, timeout, EHLO name),
+/// without a secret or stop fd: what each send and `check --connect` use.
+smtp::SmtpOptions SubmissionOptions(const config::SmtpTarget& target);
 
 /// The production MailSender: smtp::SendMail to the target's submission
 /// server with the secret `source` gives for each send.
