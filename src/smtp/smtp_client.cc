@@ -284,7 +284,7 @@ SendOutcome Client::FailReply(const SmtpReply& reply, SmtpStage stage, std::stri
 }
 
 std::optional<SendOutcome> Client::Open() {
-  auto stream = imap::OpenPlainStream(o_.host, o_.port, Left(), o_.stop_fd);
+  auto stream = imap::OpenPlainStream(o_.host, o_.port, Left(), o_.stop_fd, "465 for tls: implicit, 587 for starttls");
   if (!stream) {
     const SendClass cls = stream.error().NeedsOperator() ? SendClass::kNeedsOperator : SendClass::kRetry;
     return Fail(cls, SmtpReply{0, "", stream.error().message()},

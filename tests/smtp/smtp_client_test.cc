@@ -429,6 +429,15 @@ TEST_F(SmtpClientTest, AddressesThatCouldInjectCommandsAreRefusedBeforeConnectin
   EXPECT_EQ(SendMail(o, "a@b", {}, kMessage).cls, SendClass::kPermanent);
 }
 
+TEST_F(SmtpClientTest, ConnectionRefusedNamesTheSubmissionPorts) {
+  SendOutcome out = SendMail(Options(1), "support@example.com", {"bob@example.org"}, kMessage);  // nothing on port 1
+  EXPECT_EQ(out.cls, SendClass::kRetry);
+  EXPECT_THAT(out.error, HasSubstr("cannot connect to 127.0.0.1:1"));
+  // The hint names SMTP's ports, not IMAP's.
+  EXPECT_THAT(out.error, HasSubstr("465 for tls: implicit, 587 for starttls"));
+  EXPECT_THAT(out.error, Not(HasSubstr("993")));
+}
+
 TEST_F(SmtpClientTest, TraceShowsTheConversationButNeverTheSecret) {
   FakeSmtpScript script;
   // A server echoing what it got: the secret in clear and in base64.
