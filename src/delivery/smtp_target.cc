@@ -5,9 +5,11 @@
 #include <nlohmann/json.hpp>
 
 #include "delivery/loop_guard.h"
+#include "mime/event.h"
 #include "mime/mail_builder.h"
 #include "smtp/smtp_client.h"
 #include "store/store.h"
+#include "util/base64.h"
 #include "util/log.h"
 #include "util/mutex.h"
 #include "util/strings.h"
@@ -186,7 +188,48 @@ util::Result<std::string> SmtpTarget::Compose(const json& event, const std::stri
   const std::string& from = target_.from.address;
   // The same Message-ID (and bytes) on every retry of this event.
   mail.message_id = mime::MakeMessageId(event_id + "\n" + target_.name, from.substr(from.rfind('@') + 1));
+  if (target_.mode != config::SmtpMode::kForward || !target_.attach_original) return mime::BuildMessage(mail);
+  std::string omitted = AttachOriginal(event, mail);
+  if (omitted.empty()) {
+    auto built = mime::BuildMessage(mail);
+    if (built.ok() || built.error().code() != "mail.attach_unsafe") return built;
+    omitted = "unsafe";  // a line over 998 octets or a NUL: message/rfc822 cannot carry it
+    mail.attached_message.reset();
+  }
+  // Never a lost forward: it goes out inline, saying why the original is missing.
+  const std::string note = OmittedNote(omitted, event);
+  util::Log(util::Area::kDelivery)
+      .warn("smtp.original_omitted target={} event={} reason={} note=\"{}\"", target_.name, event_id, omitted, note);
+  if (mail.text) *mail.text += "\n\n[" + note + "]\n";
+  if (mail.html) *mail.html += "\n<p>[" + note + "]</p>\n";
   return mime::BuildMessage(mail);
+}
+
+std::string SmtpTarget::AttachOriginal(const json& event, mime::OutgoingMail& mail) {
+  auto it = event.find("original_rfc822");
+  if (it == event.end()) return "not_stored";
+  if (!it->is_string()) return "too_large";
+  auto raw = util::Base64DecodeStrict(it->get_ref<const std::string&>());
+  if (!raw) return "not_stored";  // cannot happen: the watcher encoded it
+  mail.attached_message = std::move(*raw);
+  return "";
+}
+
+std::string SmtpTarget::OmittedNote(const std::string& reason, const json& event) {
+  if (reason == "too_large") {
+    uint64_t size = 0;
+    if (auto m = event.find("message"); m != event.end() && m->contains("size") && (*m)["size"].is_number_unsigned()) {
+      size = (*m)["size"].get<uint64_t>();
+    }
+    const uint64_t mib = (size + (1 << 20) - 1) >> 20;
+    return "the original (" + std::to_string(mib) + " MiB) was too large to attach (over " +
+           std::to_string(mime::kMaxOriginalBytes >> 20) + " MiB)";
+  }
+  if (reason == "unsafe") {
+    return "the original could not be attached: it has a line over 998 octets or a NUL byte, which "
+           "message/rfc822 cannot carry";
+  }
+  return "the original was not stored with this message (it arrived before attach_original was set)";
 }
 
 Outcome SmtpTarget::Deliver(const store::Delivery& delivery, const util::CancelToken& cancel) {

@@ -2,7 +2,10 @@
 /// SmtpTarget: sends a mail for each outbox row of an `smtp:` target
 /// (CONTRACT.md Additions): `mode: reply` answers the message's sender,
 /// threaded (In-Reply-To, References), `mode: forward` sends to the
-/// configured addresses. The outgoing message is built by mime::BuildMessage
+/// configured addresses, with `attach_original` the original attached as
+/// message/rfc822 (from the stored event's "original_rfc822"; an original
+/// too large to store or that message/rfc822 cannot carry is left out and
+/// the forward says so: never a lost forward). The outgoing message is built by mime::BuildMessage
 /// from the target's templates filled with the event (util::MailTemplate) and sent
 /// by smtp::SendMail over the verified transport.
 ///
@@ -130,6 +133,14 @@ class SmtpTarget : public Target {
   /// The rest of the mail from the templates, built (mime::BuildMessage).
   util::Result<std::string> Compose(const nlohmann::json& event, const std::string& event_id,
                                     mime::OutgoingMail& mail) const;
+  /// attach_original: sets mail.attached_message from the event's
+  /// "original_rfc822"; else returns why not ("too_large": null, over
+  /// mime::kMaxOriginalBytes; "not_stored": absent, queued before the
+  /// setting) and the forward goes out inline with OmittedNote.
+  static std::string AttachOriginal(const nlohmann::json& event, mime::OutgoingMail& mail);
+  /// The sentence a forward without its original carries, for `reason`
+  /// (AttachOriginal's, or "unsafe": refused by the builder).
+  static std::string OmittedNote(const std::string& reason, const nlohmann::json& event);
   Outcome Skip(std::string_view rule, const std::string& event_id) const;
   /// While an operator error holds the target (kOperatorRetry after it), the
   /// outcome every delivery gets without connecting.
