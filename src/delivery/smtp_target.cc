@@ -189,20 +189,30 @@ util::Result<std::string> SmtpTarget::Compose(const json& event, const std::stri
   // The same Message-ID (and bytes) on every retry of this event.
   mail.message_id = mime::MakeMessageId(event_id + "\n" + target_.name, from.substr(from.rfind('@') + 1));
   if (target_.mode != config::SmtpMode::kForward || !target_.attach_original) return mime::BuildMessage(mail);
-  std::string omitted = AttachOriginal(event, mail);
+  const std::string omitted = AttachOriginal(event, mail);
   if (omitted.empty()) {
     auto built = mime::BuildMessage(mail);
     if (built.ok() || built.error().code() != "mail.attach_unsafe") return built;
-    omitted = "unsafe";  // a line over 998 octets or a NUL: message/rfc822 cannot carry it
-    mail.attached_message.reset();
+    // A line over 998 octets or a NUL: message/rfc822 cannot carry it, a
+    // base64 file can, byte for byte. The same choice on every retry.
+    util::Log(util::Area::kDelivery)
+        .info("smtp.original_as_file target={} event={} reason=unsafe_for_message_rfc822", target_.name, event_id);
+    AddNote(OmittedNote("unsafe", event), mail);
+    mail.unsafe_original_as_file = true;
+    return mime::BuildMessage(mail);
   }
-  // Never a lost forward: it goes out inline, saying why the original is missing.
+  // Never a lost forward: it goes out without the original, saying why.
   const std::string note = OmittedNote(omitted, event);
   util::Log(util::Area::kDelivery)
       .warn("smtp.original_omitted target={} event={} reason={} note=\"{}\"", target_.name, event_id, omitted, note);
+  AddNote(note, mail);
+  return mime::BuildMessage(mail);
+}
+
+void SmtpTarget::AddNote(const std::string& note, mime::OutgoingMail& mail) {
+  // Our own sentence (no markup to escape), after what the templates wrote.
   if (mail.text) *mail.text += "\n\n[" + note + "]\n";
   if (mail.html) *mail.html += "\n<p>[" + note + "]</p>\n";
-  return mime::BuildMessage(mail);
 }
 
 std::string SmtpTarget::AttachOriginal(const json& event, mime::OutgoingMail& mail) {
@@ -226,8 +236,8 @@ std::string SmtpTarget::OmittedNote(const std::string& reason, const json& event
            std::to_string(mime::kMaxOriginalBytes >> 20) + " MiB)";
   }
   if (reason == "unsafe") {
-    return "the original could not be attached: it has a line over 998 octets or a NUL byte, which "
-           "message/rfc822 cannot carry";
+    return "the original is attached as the file original.eml: it has a line over 998 octets or a NUL byte, "
+           "which an attached message (message/rfc822) cannot carry";
   }
   return "the original was not stored with this message (it arrived before attach_original was set)";
 }

@@ -3,11 +3,11 @@
 /// (CONTRACT.md Additions): `mode: reply` answers the message's sender,
 /// threaded (In-Reply-To, References), `mode: forward` sends to the
 /// configured addresses, with `attach_original` the original attached as
-/// message/rfc822 (from the stored event's "original_rfc822"; an original
-/// too large to store or that message/rfc822 cannot carry is left out and
-/// the forward says so: never a lost forward). The outgoing message is built by mime::BuildMessage
-/// from the target's templates filled with the event (util::MailTemplate) and sent
-/// by smtp::SendMail over the verified transport.
+/// message/rfc822 (from the stored event's "original_rfc822"; one that
+/// message/rfc822 cannot carry goes as the base64 file original.eml, one too
+/// large to store is left out; the forward says so: never a lost forward). The outgoing message is built by
+/// mime::BuildMessage from the target's templates filled with the event (util::MailTemplate) and sent by smtp::SendMail
+/// over the verified transport.
 ///
 /// Replies are automatic responses (RFC 3834): before anything is sent the
 /// loop rules (loop_guard.h) and the per-sender rate limit are checked; a
@@ -138,9 +138,12 @@ class SmtpTarget : public Target {
   /// mime::kMaxOriginalBytes; "not_stored": absent, queued before the
   /// setting) and the forward goes out inline with OmittedNote.
   static std::string AttachOriginal(const nlohmann::json& event, mime::OutgoingMail& mail);
-  /// The sentence a forward without its original carries, for `reason`
-  /// (AttachOriginal's, or "unsafe": refused by the builder).
+  /// The sentence a forward carries when its original is missing, for
+  /// `reason` (AttachOriginal's), or attached as a file ("unsafe": refused
+  /// as message/rfc822 by the builder).
   static std::string OmittedNote(const std::string& reason, const nlohmann::json& event);
+  /// Appends `note` to the text and html bodies.
+  static void AddNote(const std::string& note, mime::OutgoingMail& mail);
   Outcome Skip(std::string_view rule, const std::string& event_id) const;
   /// While an operator error holds the target (kOperatorRetry after it), the
   /// outcome every delivery gets without connecting.

@@ -5,6 +5,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "mime/decode.h"
 #include "mime/event.h"
 #include "mime/extractor.h"
 #include "mime/mime_parser.h"
@@ -287,15 +288,22 @@ TEST_F(SmtpForwardOriginalTest, AnOriginalOverTheLimitIsForwardedInlineWithANote
   EXPECT_NE(fwd->html.value_or("").find("was too large to attach"), std::string::npos);
 }
 
-TEST_F(SmtpForwardOriginalTest, AnOriginalMessageRfc822CannotCarryIsForwardedInlineWithANote) {
+TEST_F(SmtpForwardOriginalTest, AnOriginalMessageRfc822CannotCarryIsAttachedAsAFileWithANote) {
   const std::string original =
       "Subject: long\r\nMessage-ID: <o2@example.org>\r\n\r\n" + std::string(1200, 'x') + "\r\n";
   EXPECT_EQ(Make()->Deliver(ForwardRow(original, &original), cancel_).kind, OutcomeKind::kSuccess);
   ASSERT_EQ(sent_.size(), 1u);
   EXPECT_EQ(sent_[0].message.find("Content-Type: message/rfc822"), std::string::npos);
-  auto fwd = mime::ExtractWhole(sent_[0].message, mime::ExtractOptions{});
+  mime::ExtractOptions options;
+  options.fetch_content = true;
+  auto fwd = mime::ExtractWhole(sent_[0].message, options);
   ASSERT_TRUE(fwd.ok());
-  EXPECT_NE(fwd->text.value_or("").find("has a line over 998 octets"), std::string::npos) << fwd->text.value_or("");
+  EXPECT_NE(fwd->text.value_or("").find("attached as the file original.eml"), std::string::npos)
+      << fwd->text.value_or("");
+  ASSERT_EQ(fwd->attachments.size(), 1u);
+  EXPECT_EQ(fwd->attachments[0].filename, "original.eml");
+  ASSERT_TRUE(fwd->attachments[0].content_base64);
+  EXPECT_EQ(mime::DecodeBase64(*fwd->attachments[0].content_base64), original);
   // An event queued before attach_original was set has no original: inline too.
   sent_.clear();
   EXPECT_EQ(Make()->Deliver(Row(kAsk), cancel_).kind, OutcomeKind::kSuccess);

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "testsupport.h"
+#include "util/base64.h"
 
 namespace mailhook::testsupport {
 namespace {
@@ -238,6 +239,26 @@ TEST_F(SmtpTargetTest, ForwardAttachesTheOriginalByteForByte) {
     EXPECT_NE(fwd.find("New ticket evt_"), std::string::npos) << subject;
     EXPECT_NE(original.find("Message-ID: <attach-"), std::string::npos);
   }
+  // A line over 998 octets: message/rfc822 cannot carry it, so it arrives as
+  // the base64 file original.eml, still byte for byte.
+  MH_ASSERT_OK_AND_ASSIGN(
+      uint32_t uid,
+      imap.Append("alice", "INBOX", FromBob("<attach-3@example.test>", "Wide") + std::string(1500, 'w') + "\n"));
+  MH_ASSERT_OK_AND_ASSIGN(std::string original, imap.Fetch("alice", "INBOX", uid));
+  MH_ASSERT_OK_AND_ASSIGN(
+      std::string fwd,
+      imap.WaitForMessage(
+          "bob", "INBOX",
+          [](const std::string& m) { return m.find("\r\nSubject: Fwd: Wide\r\n") != std::string::npos; }, seconds(30)));
+  const size_t at = fwd.find("Content-Disposition: attachment; filename=\"original.eml\"");
+  ASSERT_NE(at, std::string::npos) << fwd.substr(0, 4000);
+  const size_t body = fwd.find("\r\n\r\n", at) + 4;
+  std::string base64 = fwd.substr(body, fwd.find("\r\n--", body) - body);
+  std::erase(base64, '\r');
+  std::erase(base64, '\n');
+  EXPECT_EQ(util::Base64DecodeStrict(base64), original);
+  EXPECT_NE(fwd.find("attached as the file original.eml"), std::string::npos);
+  EXPECT_TRUE(daemon_.WaitForLog("smtp.original_as_file target=ack", seconds(5))) << daemon_.Log();
   EXPECT_EQ(daemon_.Log().find("smtp.original_omitted"), std::string::npos) << daemon_.Log();
 }
 
