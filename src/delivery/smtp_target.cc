@@ -289,7 +289,22 @@ Outcome SmtpTarget::Send(const json& event, const std::string& event_id, const s
   if (!bytes.ok()) return Permanent(bytes.error().message());
   auto envelope_from = mime::EnvelopeAddress(target_.from.address);
   if (!envelope_from.ok()) return Permanent(envelope_from.error().message());
-  return FromReport(sender_(*envelope_from, *envelope, *bytes, cancel));
+  SendReport report = sender_(*envelope_from, *envelope, *bytes, cancel);
+  if (report.kind == SendReport::Kind::kPermanent && report.too_large && mail.attached_message) {
+    // Never a lost forward: the server's size limit (Postfix's default is
+    // 10 MB) refused it with the original, so it goes without, saying so.
+    const std::string note = "the original was too large for " + target_.host + " to accept, so it is not attached";
+    util::Log(util::Area::kDelivery)
+        .warn("smtp.original_omitted target={} event={} reason=refused_by_server_size note=\"{}\"", target_.name,
+              event_id, note);
+    mail.attached_message.reset();
+    mail.unsafe_original_as_file = false;
+    AddNote(note, mail);
+    auto smaller = mime::BuildMessage(mail);
+    if (!smaller.ok()) return Permanent(smaller.error().message());
+    report = sender_(*envelope_from, *envelope, *smaller, cancel);
+  }
+  return FromReport(report);
 }
 
 std::optional<Outcome> SmtpTarget::OperatorHold() {
@@ -364,6 +379,18 @@ bool CredentialsRefused(const smtp::SendOutcome& sent) {
   return sent.cls == smtp::SendClass::kNeedsOperator && (sent.reply.code == 535 || sent.reply.enhanced == "5.7.8");
 }
 
+// A message refused for its size: over the SIZE the server announced (the
+// client's own check, code 0), or 552 / 5.3.4 "message too big for system" /
+// 5.2.3 "message length exceeds administrative limit" (RFC 5321 4.5.3.1.10,
+// RFC 3463); not 5.2.2, a full mailbox, which a smaller message does not cure.
+bool TooLarge(const smtp::SendOutcome& sent) {
+  if (sent.cls != smtp::SendClass::kPermanent) return false;
+  const std::string& enhanced = sent.reply.enhanced;
+  if (enhanced == "5.3.4" || enhanced == "5.2.3") return true;
+  if (sent.reply.code == 0) return sent.reply.text == "message too large";
+  return sent.reply.code == 552 && enhanced.empty();
+}
+
 }  // namespace
 
 MailSender SubmissionSender(const config::SmtpTarget& target, SecretSource source, SecretRefused refused) {
@@ -392,7 +419,7 @@ MailSender SubmissionSender(const config::SmtpTarget& target, SecretSource sourc
     call.stop_fd = cancel.fd();
     smtp::SendOutcome sent = smtp::SendMail(call, from, recipients, message);
     if (refused && CredentialsRefused(sent)) refused(*secret);
-    SendReport report{KindOf(sent.cls), sent.error, {}};
+    SendReport report{KindOf(sent.cls), sent.error, {}, TooLarge(sent)};
     for (const smtp::RecipientOutcome& r : sent.recipients) {
       if (r.cls == smtp::SendClass::kSent) continue;
       report.refused.push_back(r.address + ": " + std::to_string(r.reply.code) + " " + r.reply.text);

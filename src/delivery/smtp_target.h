@@ -50,6 +50,9 @@ struct SendReport {
   std::string error;  ///< cause and fix; empty when sent
   /// Recipients the server refused while others were accepted ("addr: 550 …").
   std::vector<std::string> refused;
+  /// kPermanent because of the message's size (over EHLO SIZE, or 552 /
+  /// 5.3.4 / 5.2.3): a forward then goes again without its original.
+  bool too_large = false;
 };
 
 /// Sends one built message. Production: smtp::SendMail with the target's

@@ -311,5 +311,44 @@ TEST_F(SmtpForwardOriginalTest, AnOriginalMessageRfc822CannotCarryIsAttachedAsAF
   EXPECT_NE(sent_[0].message.find("not stored with this message"), std::string::npos);
 }
 
+TEST_F(SmtpForwardOriginalTest, AForwardTheServerRefusesForItsSizeGoesAgainWithoutTheOriginal) {
+  const std::string original = "Subject: big\r\nMessage-ID: <o3@example.org>\r\n\r\nbig body\r\n";
+  std::vector<SendReport> script = {
+      {SendReport::Kind::kPermanent, "552 5.3.4 Message size exceeds fixed limit", {}, true},
+      {SendReport::Kind::kSent, "", {}}};
+  auto t = SmtpTarget::Create(
+      target_,
+      [&](const std::string& from, const std::vector<std::string>& to, std::string_view message,
+          const util::CancelToken&) {
+        sent_.push_back({from, to, std::string(message)});
+        return script.at(sent_.size() - 1);
+      },
+      ledger_);
+  ASSERT_TRUE(t.ok());
+  Outcome out = (*t)->Deliver(ForwardRow(original, &original), cancel_);
+  EXPECT_EQ(out.kind, OutcomeKind::kSuccess) << out.error;
+  ASSERT_EQ(sent_.size(), 2u);
+  EXPECT_NE(sent_[0].message.find("Content-Type: message/rfc822"), std::string::npos);
+  EXPECT_EQ(sent_[1].message.find("Content-Type: message/rfc822"), std::string::npos);
+  EXPECT_NE(sent_[1].message.find("too large for"), std::string::npos);
+  EXPECT_EQ(sent_[1].to, sent_[0].to);
+
+  // Without an original there is nothing to leave out: a dead letter, one send.
+  sent_.clear();
+  script = {{SendReport::Kind::kPermanent, "552 5.3.4 Message size exceeds fixed limit", {}, true}};
+  target_.attach_original = false;
+  auto plain = SmtpTarget::Create(
+      target_,
+      [&](const std::string& from, const std::vector<std::string>& to, std::string_view message,
+          const util::CancelToken&) {
+        sent_.push_back({from, to, std::string(message)});
+        return script.at(sent_.size() - 1);
+      },
+      ledger_);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ((*plain)->Deliver(ForwardRow(original, &original), cancel_).kind, OutcomeKind::kPermanent);
+  EXPECT_EQ(sent_.size(), 1u);
+}
+
 }  // namespace
 }  // namespace mailhook::delivery
