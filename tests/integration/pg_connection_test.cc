@@ -1,7 +1,7 @@
 // src/pgstore's connection layer against a real PostgreSQL (PostgresServer):
 // a prepared statement with every parameter and reader type; a 20 MB bytea
 // round trip, byte-identical; InTransaction rolls back on any failure (fn's,
-// a statement's) and nested calls join; statement_timeout is set per
+// a statement's) and nested calls join; a deadlock is a conflict to run again; statement_timeout is set per
 // connection; a server killed mid-session makes the next call fail with
 // store.pg.connection (kBackoff) and a new Connect after the restart works; a
 // wrong password is store.pg.auth (kNeedsOperator) without the password; a
@@ -9,9 +9,11 @@
 // the reason when PostgreSQL or libpq is missing.
 
 #include <chrono>
+#include <future>
 #include <iostream>
 #include <random>
 #include <string>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -180,6 +182,68 @@ TEST_F(PgConnectionTest, FailedTransactionLeavesNothing) {
     return util::Ok();
   }));
   EXPECT_EQ(Count(*conn, "events"), 1);
+}
+
+// Two transactions lock two rows in opposite orders: the server breaks the
+// deadlock by failing one with 40P01, which is store.pg.conflict (kRetryNow,
+// run it again); the other commits.
+TEST_F(PgConnectionTest, DeadlockIsAConflictToRunAgain) {
+  MH_ASSERT_OK(pg_.Start());
+  MH_ASSERT_OK_AND_ASSIGN(auto a, PgConnection::Connect(pg_.ConnectionUrl()));
+  MH_ASSERT_OK_AND_ASSIGN(auto b, PgConnection::Connect(pg_.ConnectionUrl()));
+  MH_ASSERT_OK_AND_ASSIGN(auto watcher, PgConnection::Connect(pg_.ConnectionUrl()));
+  RunOnce(*a, "CREATE TABLE counters (id bigint PRIMARY KEY, v bigint); INSERT INTO counters VALUES (1, 0), (2, 0)");
+  for (PgConnection* c : {a.get(), b.get()}) {
+    MH_ASSERT_OK(c->Prepare("bump", "UPDATE counters SET v = v + 1 WHERE id = $1"));
+  }
+  MH_ASSERT_OK(
+      watcher->Prepare("waits", "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'"));
+  MH_ASSERT_OK(watcher->Prepare("sum", "SELECT sum(v)::bigint FROM counters"));
+
+  std::promise<void> a_holds_1;
+  std::promise<void> b_holds_2;
+  std::future<void> b_holds_2_done = b_holds_2.get_future();
+  util::Status status_a = util::Ok();
+  std::thread thread_a([&] {
+    status_a = a->InTransaction([&]() -> util::Status {
+      if (auto r = a->Exec("bump", {1}); !r) return r.error();
+      a_holds_1.set_value();
+      b_holds_2_done.wait();
+      if (auto r = a->Exec("bump", {2}); !r) return r.error();  // waits for b
+      return util::Ok();
+    });
+  });
+  util::Status status_b = b->InTransaction([&]() -> util::Status {
+    a_holds_1.get_future().wait();
+    if (auto r = b->Exec("bump", {2}); !r) return r.error();
+    b_holds_2.set_value();
+    // Until a waits for row 2: then b's wait for row 1 closes the cycle.
+    for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);;) {
+      auto waits = watcher->Exec("waits", {a->backend_pid()});
+      if (!waits) return waits.error();
+      if (waits->Int64(0, 0).value() == 1) break;
+      if (std::chrono::steady_clock::now() > deadline) {
+        return util::Error("test.timeout", util::RetryClass::kNeedsOperator, "a never waited for row 2");
+      }
+      std::this_thread::yield();
+    }
+    if (auto r = b->Exec("bump", {1}); !r) return r.error();
+    return util::Ok();
+  });
+  thread_a.join();
+
+  ASSERT_NE(status_a.ok(), status_b.ok())
+      << "exactly one must fail: a " << (status_a.ok() ? "ok" : status_a.error().ToString()) << ", b "
+      << (status_b.ok() ? "ok" : status_b.error().ToString());
+  const util::Error& failed = status_a.ok() ? status_b.error() : status_a.error();
+  PgConnection& loser = status_a.ok() ? *b : *a;
+  EXPECT_EQ(failed.code(), "store.pg.conflict") << failed.ToString();
+  EXPECT_EQ(failed.retry(), RetryClass::kRetryNow);
+  EXPECT_EQ(loser.last_sqlstate(), "40P01");
+  EXPECT_FALSE(loser.broken());
+  EXPECT_FALSE(loser.in_transaction());
+  MH_ASSERT_OK_AND_ASSIGN(PgRows sum, watcher->Exec("sum"));
+  EXPECT_EQ(sum.Int64(0, 0).value(), 2);  // the winner's two updates, none of the loser's
 }
 
 TEST_F(PgConnectionTest, StatementTimeoutIsBackoffAndKeepsTheConnection) {
