@@ -144,14 +144,17 @@ PgConnection::~PgConnection() = default;
 Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& url, const PgConnectOptions& options) {
   const std::string what = "connecting to " + RedactUrl(url);
   // Keywords are applied in order and the URL (dbname, expanded) comes last,
-  // so a URL that sets one of these keeps its own value. Keepalives: a server
-  // that vanished without a FIN (power loss, a cut network) is noticed after
-  // about 10 + 3 × 5 s instead of the kernel's two hours.
+  // so a URL that sets one of these keeps its own value. A server that
+  // vanished without a FIN (power loss, a cut network) is noticed by the
+  // keepalives on an idle connection after about 10 + 3 × 5 s (the kernel's
+  // default: two hours), and by tcp_user_timeout after 30 s while a statement
+  // sent is unacknowledged (the kernel's: about 15 minutes of retries).
   const std::string timeout_s =
       std::to_string(std::max<int64_t>(2, std::chrono::ceil<std::chrono::seconds>(options.connect_timeout).count()));
-  const char* const keys[] = {"fallback_application_name", "keepalives",      "keepalives_idle", "keepalives_interval",
-                              "keepalives_count",          "connect_timeout", "dbname",          nullptr};
-  const char* const values[] = {"mailhook", "1", "10", "5", "3", timeout_s.c_str(), url.c_str(), nullptr};
+  const char* const keys[] = {"fallback_application_name", "keepalives",       "keepalives_idle",
+                              "keepalives_interval",       "keepalives_count", "tcp_user_timeout",
+                              "connect_timeout",           "dbname",           nullptr};
+  const char* const values[] = {"mailhook", "1", "10", "5", "3", "30000", timeout_s.c_str(), url.c_str(), nullptr};
   if (auto s = CheckUrl(url, what); !s) return s.error();
   PgConnPtr conn(PQconnectStartParams(keys, values, /*expand_dbname=*/1));
   if (!conn) return PgError("", what, "libpq could not allocate a connection (out of memory)");

@@ -49,7 +49,9 @@ class PgParam {
       : kind_(Kind::kInt), int_(static_cast<int64_t>(value)) {}          // NOLINT: implicit by design
   PgParam(std::string_view text) : kind_(Kind::kText), data_(text) {}    // NOLINT
   PgParam(const std::string& text) : kind_(Kind::kText), data_(text) {}  // NOLINT
-  PgParam(const char* text) : kind_(Kind::kText), data_(text) {}         // NOLINT
+  /// nullptr is NULL.
+  PgParam(const char* text)  // NOLINT: implicit by design
+      : kind_(text != nullptr ? Kind::kText : Kind::kNull), data_(text != nullptr ? text : "") {}
 
   /// Raw bytes for a bytea parameter.
   static PgParam Bytes(std::string_view data) { return PgParam(Kind::kBytes, data); }
@@ -90,8 +92,11 @@ class PgConnection {
  public:
   /// Connects to `url` (a libpq URI "postgresql://user:pw@host:port/db?..."
   /// or a key/value string); application_name is "mailhook" unless the URL
-  /// sets one; TCP keepalives find a dead server within about 30 s unless the
-  /// URL sets them. Failures: store.pg.connection (refused, timed out,
+  /// sets one. TCP keepalives (an idle connection) and tcp_user_timeout (a
+  /// statement sent, unacknowledged) notice a server that vanished without a
+  /// word (power loss, a cut network) within about 30 s unless the URL sets
+  /// them: no call hangs on a dead server for TCP's 15 minutes of retries.
+  /// Failures: store.pg.connection (refused, timed out,
   /// cancelled: kBackoff), store.pg.auth, store.pg.database (kNeedsOperator)…
   static util::Result<std::unique_ptr<PgConnection>> Connect(const std::string& url,
                                                              const PgConnectOptions& options = {});
@@ -118,7 +123,9 @@ class PgConnection {
   /// Runs fn inside BEGIN ... COMMIT (READ COMMITTED); rolls back when fn or
   /// the commit fails, so a failed write changes nothing. Nested calls join
   /// the outer transaction. A store.pg.conflict (kRetryNow) is returned, not
-  /// retried here: the caller runs fn again.
+  /// retried here: the caller runs fn again. A store.pg.connection from the
+  /// COMMIT itself leaves the outcome unknown (the server may have committed
+  /// before the connection broke): writes must be safe to repeat (ON CONFLICT).
   util::Status InTransaction(const std::function<util::Status()>& fn);
   bool in_transaction() const { return in_transaction_; }
 

@@ -70,6 +70,11 @@ TEST_F(PgConnectionTest, PreparedStatementBindsAndReadsEveryType) {
   EXPECT_EQ(settings.Text(0, 0).value(), "mailhook");
   EXPECT_EQ(settings.Text(0, 1).value(), "30s");
   EXPECT_EQ(settings.Text(0, 2).value(), "10s");
+  // The URL's own settings win over mailhook's defaults.
+  MH_ASSERT_OK_AND_ASSIGN(auto named, PgConnection::Connect(pg_.ConnectionUrl() + "?application_name=replica-2"));
+  MH_ASSERT_OK(named->Prepare("settings", "SELECT current_setting('application_name')"));
+  MH_ASSERT_OK_AND_ASSIGN(PgRows named_settings, named->Exec("settings"));
+  EXPECT_EQ(named_settings.Text(0, 0).value(), "replica-2");
 
   RunOnce(*conn, "CREATE TABLE t (id bigint PRIMARY KEY, small smallint, mid integer, name text, body bytea)");
   MH_ASSERT_OK(conn->Prepare("insert", "INSERT INTO t VALUES ($1, $2, $3, $4, $5)"));
@@ -77,7 +82,7 @@ TEST_F(PgConnectionTest, PreparedStatementBindsAndReadsEveryType) {
   MH_ASSERT_OK_AND_ASSIGN(PgRows inserted, conn->Exec("insert", {int64_t{-9000000000}, -7, 2147483647,
                                                                  std::string_view("grüße"), PgParam::Bytes(body)}));
   EXPECT_EQ(inserted.affected(), 1);
-  MH_ASSERT_OK(conn->Exec("insert", {1, 0, 0, PgParam::Null(), PgParam::Bytes("")}));
+  MH_ASSERT_OK(conn->Exec("insert", {1, 0, 0, static_cast<const char*>(nullptr), PgParam::Bytes("")}));
   // Preparing the same text again is a no-op; another text under the name is a bug.
   MH_EXPECT_OK(conn->Prepare("insert", "INSERT INTO t VALUES ($1, $2, $3, $4, $5)"));
   EXPECT_FALSE(conn->Prepare("insert", "SELECT 1").ok());
