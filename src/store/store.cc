@@ -64,7 +64,8 @@ Store::Store(std::unique_ptr<Db> db)
       dead_letters_(*db_, bodies_),
       post_actions_(*db_),
       fingerprints_(*db_),
-      smtp_sent_(*db_) {}
+      smtp_sent_(*db_),
+      smtp_recipients_(*db_) {}
 
 Result<std::unique_ptr<Store>> Store::Open(const std::string& state_dir) {
   if (auto s = PrepareStateDir(state_dir); !s) return s.error();

@@ -34,7 +34,31 @@ class FakeLedger : public ReplyLedger {
     by_event_.erase(event_id);
     return util::Ok();
   }
+  util::Result<std::vector<store::RecipientState>> Recipients(const std::string&,
+                                                              const std::string& event_id) override {
+    return recipients_[event_id];
+  }
+  util::Status RecordRecipients(const std::string&, const std::string& event_id,
+                                const std::vector<store::RecipientState>& states) override {
+    if (fail_record_) return util::Error("store.write", util::RetryClass::kBackoff, "disk full");
+    for (const auto& s : states) recipients_[event_id].push_back(s);
+    return util::Ok();
+  }
+  util::Status ForgetRecipients(const std::string&, const std::string& event_id) override {
+    recipients_.erase(event_id);
+    return util::Ok();
+  }
+  // The recipients of an event with the status `status`.
+  std::vector<std::string> With(const std::string& event_id, store::RecipientState::Status status) {
+    std::vector<std::string> out;
+    for (const auto& r : recipients_[event_id]) {
+      if (r.status == status) out.push_back(r.recipient);
+    }
+    return out;
+  }
   std::map<std::string, store::SentReply> by_event_;
+  std::map<std::string, std::vector<store::RecipientState>> recipients_;
+  bool fail_record_ = false;
 };
 
 struct Sent {
@@ -193,6 +217,103 @@ TEST_F(SmtpTargetTest, OnlyReceivedMessagesWithTheirHeadersAreAnsweredAndOwnMail
   EXPECT_EQ(Make()->Deliver(Row(ours), cancel_).kind, OutcomeKind::kSuccess);
   EXPECT_TRUE(sent_.empty());  // a forward of our own mail would loop
   EXPECT_EQ(skipped_.back(), "own_address");
+}
+
+using Kind = SendReport::Kind;
+using Status = store::RecipientState::Status;
+
+// A forward to three: desk takes it, ann is deferred (451), audit refused (550).
+TEST_F(SmtpTargetTest, ARecipientDeferredWhileOthersTookTheMailIsRetriedAlone) {
+  target_.mode = config::SmtpMode::kForward;
+  target_.subject = "Fwd: {{message.subject}}";
+  target_.to = {"Desk <desk@example.com>", "{{message.from.address}}"};
+  target_.cc = {"audit@example.com"};
+  auto target = Make();
+  store::Delivery row = Row(kAsk);
+  row.created_at = std::chrono::system_clock::now() - std::chrono::minutes(5);
+  report_ = {Kind::kSent,
+             "2 of 3 recipients refused; sent to the others",
+             {{"desk@example.com", Kind::kSent, "250 2.0.0 ok"},
+              {"ann@example.org", Kind::kRetry, "451 4.2.1 mailbox busy"},
+              {"audit@example.com", Kind::kPermanent, "550 5.1.1 no such user"}}};
+  Outcome first = target->Deliver(row, cancel_);
+  EXPECT_EQ(first.kind, OutcomeKind::kRetry) << first.error;
+  EXPECT_NE(first.error.find("not yet delivered to: ann@example.org"), std::string::npos) << first.error;
+  EXPECT_EQ(first.error.find("desk@example.com"), std::string::npos) << first.error;
+  // Recorded before Deliver returned: who has it and who never will.
+  EXPECT_EQ(ledger_->With(row.item.event_id, Status::kSent), std::vector<std::string>{"desk@example.com"});
+  EXPECT_EQ(ledger_->With(row.item.event_id, Status::kRefused), std::vector<std::string>{"audit@example.com"});
+
+  // The retry goes to ann only, with the same bytes (Message-ID, Date).
+  report_ = {Kind::kSent, "", {{"ann@example.org", Kind::kSent, "250 ok"}}};
+  Outcome second = target->Deliver(row, cancel_);
+  EXPECT_EQ(second.kind, OutcomeKind::kSuccess) << second.error;
+  ASSERT_EQ(sent_.size(), 2u);
+  EXPECT_EQ(sent_[1].to, std::vector<std::string>{"ann@example.org"});
+  EXPECT_EQ(sent_[1].message, sent_[0].message);
+  EXPECT_EQ(ledger_->With(row.item.event_id, Status::kSent),
+            (std::vector<std::string>{"desk@example.com", "ann@example.org"}));
+
+  // Everyone is settled: a replay connects to nobody and succeeds.
+  EXPECT_EQ(target->Deliver(row, cancel_).kind, OutcomeKind::kSuccess);
+  EXPECT_EQ(sent_.size(), 2u);
+}
+
+TEST_F(SmtpTargetTest, WhenOnlyRefusedRecipientsAreLeftTheDeliveryEnds) {
+  target_.mode = config::SmtpMode::kForward;
+  target_.to = {"desk@example.com", "ann@example.org"};
+  auto target = Make();
+  // desk took it, ann was deferred; then ann is refused for good: success.
+  report_ = {
+      Kind::kSent, "", {{"desk@example.com", Kind::kSent, "250 ok"}, {"ann@example.org", Kind::kRetry, "451 x"}}};
+  EXPECT_EQ(target->Deliver(Row(kAsk, "evt_1"), cancel_).kind, OutcomeKind::kRetry);
+  report_ = {
+      Kind::kPermanent, "every recipient (RCPT TO) refused", {{"ann@example.org", Kind::kPermanent, "550 5.1.1 gone"}}};
+  Outcome done = target->Deliver(Row(kAsk, "evt_1"), cancel_);
+  EXPECT_EQ(done.kind, OutcomeKind::kSuccess) << done.error;
+  EXPECT_EQ(sent_.back().to, std::vector<std::string>{"ann@example.org"});
+
+  // Nobody took it: a dead letter with every server's text, and the
+  // recorded refusals are forgotten so a replay tries everyone again.
+  report_ = {Kind::kRetry,
+             "every recipient (RCPT TO) refused",
+             {{"desk@example.com", Kind::kPermanent, "550 5.7.1 relay denied"},
+              {"ann@example.org", Kind::kRetry, "452 full"}}};
+  EXPECT_EQ(target->Deliver(Row(kAsk, "evt_2"), cancel_).kind, OutcomeKind::kRetry);
+  report_ = {
+      Kind::kPermanent, "every recipient (RCPT TO) refused", {{"ann@example.org", Kind::kPermanent, "550 5.1.1 gone"}}};
+  Outcome dead = target->Deliver(Row(kAsk, "evt_2"), cancel_);
+  EXPECT_EQ(dead.kind, OutcomeKind::kPermanent);
+  EXPECT_NE(dead.error.find("desk@example.com: 550 5.7.1 relay denied"), std::string::npos) << dead.error;
+  EXPECT_NE(dead.error.find("ann@example.org: 550 5.1.1 gone"), std::string::npos) << dead.error;
+  EXPECT_EQ(ledger_->recipients_.count("evt_2"), 0u);
+}
+
+TEST_F(SmtpTargetTest, AFailedAttemptAfterAPartialSendNamesTheMissingRecipients) {
+  target_.mode = config::SmtpMode::kForward;
+  target_.to = {"desk@example.com", "ann@example.org"};
+  auto target = Make();
+  report_ = {
+      Kind::kSent, "", {{"desk@example.com", Kind::kSent, "250 ok"}, {"ann@example.org", Kind::kRetry, "451 x"}}};
+  EXPECT_EQ(target->Deliver(Row(kAsk), cancel_).kind, OutcomeKind::kRetry);
+  // The next attempt fails before RCPT: the retry's error, which a dead
+  // letter of exhausted retries keeps, still names ann.
+  report_ = {Kind::kRetry, "connection refused", {}};
+  Outcome out = target->Deliver(Row(kAsk), cancel_);
+  EXPECT_EQ(out.kind, OutcomeKind::kRetry);
+  EXPECT_NE(out.error.find("connection refused; not yet delivered to: ann@example.org"), std::string::npos)
+      << out.error;
+  // An accepted RCPT whose message was not taken (DATA refused 451) is not sent.
+  report_ = {Kind::kRetry, "451 after DATA", {{"ann@example.org", Kind::kRetry, "451 later"}}};
+  EXPECT_EQ(target->Deliver(Row(kAsk), cancel_).kind, OutcomeKind::kRetry);
+  EXPECT_EQ(ledger_->With("evt_1", Status::kSent), std::vector<std::string>{"desk@example.com"});
+  // A store that cannot record: retried (a resend to those who have it
+  // beats losing it).
+  ledger_->fail_record_ = true;
+  report_ = {Kind::kSent, "", {}};
+  Outcome unrecorded = target->Deliver(Row(kAsk), cancel_);
+  EXPECT_EQ(unrecorded.kind, OutcomeKind::kRetry);
+  EXPECT_NE(unrecorded.error.find("disk full"), std::string::npos);
 }
 
 TEST_F(SmtpTargetTest, AddressTemplatesMayUseOnlyAddressFields) {
