@@ -9,7 +9,7 @@
 /// Replies are automatic responses (RFC 3834): before anything is sent the
 /// loop rules (loop_guard.h) and the per-sender rate limit are checked; a
 /// skipped reply is a success (logged at info as `smtp.skipped` with the rule,
-/// counted in mailhook_smtp_skipped_total{target,rule}), never retried.
+/// counted in mailhook_smtp_skipped_total{smtp,rule}), never retried.
 ///
 /// Outcomes: sent → success; 4xx, network and TLS network errors → retry on
 /// the schedule; bad credentials and other operator errors → retry no sooner
