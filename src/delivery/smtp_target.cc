@@ -51,6 +51,23 @@ util::Status AddRecipients(const std::string& rendered, std::vector<mime::MailAd
 
 Outcome Permanent(std::string why) { return Outcome{OutcomeKind::kPermanent, 0, std::nullopt, std::move(why), false}; }
 
+// The display name the answered address has in the message: its From
+// entry (decoded by mime), else the Sender header's; "" when it has none.
+std::string SenderName(const json& event, const std::string& address) {
+  const json& message = *event.find("message");
+  if (auto from = message.find("from"); from != message.end() && from->is_array()) {
+    for (const json& a : *from) {
+      if (a.is_object() && util::Lower(StringAt(a, "address")) == util::Lower(address)) return StringAt(a, "name");
+    }
+  }
+  if (auto h = event.find("auto_reply_headers"); h != event.end() && h->is_object()) {
+    for (const mime::Address& a : mime::ParseAddressList(StringAt(*h, "sender"))) {
+      if (util::Lower(a.address) == util::Lower(address)) return a.name;
+    }
+  }
+  return "";
+}
+
 const store::RecipientState* FindState(const std::vector<store::RecipientState>& states, const std::string& to) {
   for (const auto& r : states) {
     if (r.recipient == to) return &r;
@@ -194,6 +211,9 @@ util::Result<std::vector<std::string>> SmtpTarget::Address(const json& event, co
   if (target_.mode == config::SmtpMode::kReply) {
     if (auto s = AddRecipients(reply_to, mail.to, envelope); !s.ok()) return s.error();
     const json& message = *event.find("message");
+    // "To: Bob Example <bob@…>", as a person's reply would be; the builder
+    // encodes (RFC 2047) or quotes the name. The envelope keeps the address.
+    if (!mail.to.empty()) mail.to.back().name = SenderName(event, reply_to);
     const std::string message_id = StringAt(message, "message_id");
     mime::ReplyThreading thread =
         mime::ThreadReply(message_id.empty() ? std::nullopt : std::optional<std::string>(message_id),

@@ -135,6 +135,39 @@ TEST_F(SmtpTargetTest, ReplyGoesToTheSenderThreadedAndMarkedAutomatic) {
   EXPECT_EQ(reply->from.at(0).address, "support@example.com");
 }
 
+// The reply's To carries the sender's display name (RFC 2047 when not
+// ASCII, quoted when it holds specials); the envelope has the bare address.
+TEST_F(SmtpTargetTest, TheReplysToHasTheSendersDisplayName) {
+  EXPECT_EQ(Make()->Deliver(Row(kAsk), cancel_).kind, OutcomeKind::kSuccess);
+  ASSERT_EQ(sent_.size(), 1u);
+  EXPECT_NE(sent_[0].message.find("\r\nTo: Ann <ann@example.org>\r\n"), std::string::npos) << sent_[0].message;
+
+  struct Case {
+    std::string from, name, address;
+  };
+  for (const Case& c : {Case{"=?utf-8?q?J=C3=BCrgen_M=C3=BCller?= <jm@example.org>", "Jürgen Müller", "jm@example.org"},
+                        Case{"\"Example, Bob\" <bob@example.org>", "Example, Bob", "bob@example.org"}}) {
+    SCOPED_TRACE(c.from);
+    std::string ask = kAsk;
+    ask.replace(0, ask.find("\r\n"), "From: " + c.from);
+    ask.replace(ask.find("<q1@"), 4, "<" + c.address);
+    sent_.clear();
+    EXPECT_EQ(Make()->Deliver(Row(ask, c.address), cancel_).kind, OutcomeKind::kSuccess);
+    ASSERT_EQ(sent_.size(), 1u);
+    EXPECT_EQ(sent_[0].to, std::vector<std::string>{c.address});
+    auto reply = mime::ExtractWhole(sent_[0].message, mime::ExtractOptions{});
+    ASSERT_TRUE(reply.ok());
+    ASSERT_EQ(reply->to.size(), 1u);
+    EXPECT_EQ(reply->to[0].name, c.name);
+    EXPECT_EQ(reply->to[0].address, c.address);
+    const std::string& raw = sent_[0].message;
+    const size_t to = raw.find("\r\nTo: ");
+    ASSERT_NE(to, std::string::npos);
+    const std::string to_line = raw.substr(to + 2, raw.find("\r\n", to + 2) - to - 2);
+    for (unsigned char ch : to_line) EXPECT_LT(ch, 0x80) << to_line;  // encoded, never raw UTF-8
+  }
+}
+
 TEST_F(SmtpTargetTest, LoopRulesSkipWithoutSendingAndAreNotRetried) {
   const std::string auto_reply = "Auto-Submitted: auto-replied\r\n" + kAsk;
   Outcome out = Make()->Deliver(Row(auto_reply), cancel_);
