@@ -104,4 +104,9 @@ Status Store::Housekeep() {
   });
 }
 
+Status Store::HousekeepSmtp(TimePoint now, std::chrono::milliseconds longest_window) {
+  if (auto s = smtp_sent_.PruneSentBefore(SmtpSent::KeepSince(now, longest_window)); !s) return s;
+  return smtp_recipients_.PruneEnded();
+}
+
 }  // namespace mailhook::store

@@ -83,6 +83,11 @@ class Store {
   /// past the dedupe window and deletes payloads no row refers to any more.
   util::Status Housekeep();
 
+  /// smtp targets' housekeeping, run periodically (the dispatcher, hourly):
+  /// forgets replies reserved before SmtpSent::KeepSince(now, longest_window)
+  /// and the per-recipient rows of smtp deliveries that ended.
+  util::Status HousekeepSmtp(TimePoint now, std::chrono::milliseconds longest_window);
+
   /// Test-only fault injection: called at named points inside write transactions
   /// ("commit_messages.inserted", "commit_messages.before_commit",
   /// "transaction.before_commit").

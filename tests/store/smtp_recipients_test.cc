@@ -124,5 +124,36 @@ TEST(SmtpRecipientsTest, ASchemaSixStateIsMigrated) {
   EXPECT_EQ(Names(*store, "evt_1"), std::vector<std::string>{"ann@example.org"});
 }
 
+// What the dispatcher runs hourly: replies older than the longest window
+// (at least 30 days, for "already answered") go, newer ones stay and still
+// count; recipients of ended deliveries go.
+TEST(SmtpRecipientsTest, SmtpHousekeepingKeepsWhatTheRulesNeed) {
+  using namespace std::chrono_literals;
+  TempDir dir;
+  auto store = MustOpen(dir.path());
+  ASSERT_TRUE(store);
+  const TimePoint now = kT0;
+  SmtpSent& sent = store->smtp_sent();
+  ASSERT_TRUE(sent.RecordSent({kTarget, "old@example.org", "<old@x>", "evt_old", now - 31 * 24h}).ok());
+  ASSERT_TRUE(sent.RecordSent({kTarget, "mid@example.org", "<mid@x>", "evt_mid", now - 29 * 24h}).ok());
+  ASSERT_TRUE(sent.RecordSent({kTarget, "ann@example.org", "<new@x>", "evt_new", now - 1h}).ok());
+  ASSERT_TRUE(
+      store->smtp_recipients().Record(kTarget, "evt_new", {{"ann@example.org", Status::kSent, "250", now}}).ok());
+
+  // A 60-day window keeps the 31-day-old reply.
+  ASSERT_TRUE(store->HousekeepSmtp(now, 60 * 24h).ok());
+  EXPECT_TRUE(*sent.AlreadyAnswered(kTarget, "<old@x>"));
+  // Windows of a day: the 30-day floor decides.
+  ASSERT_TRUE(store->HousekeepSmtp(now, 24h).ok());
+  EXPECT_FALSE(*sent.AlreadyAnswered(kTarget, "<old@x>"));
+  EXPECT_TRUE(*sent.AlreadyAnswered(kTarget, "<mid@x>"));
+  EXPECT_TRUE(*sent.AlreadyAnswered(kTarget, "<new@x>"));
+  EXPECT_TRUE(Names(*store, "evt_new").empty());  // no outbox row: ended
+  // The rate limit still counts the kept reply.
+  auto again = sent.ReserveReply({kTarget, "ann@example.org", "<other@x>", "evt_other", now}, {1, 24h});
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, ReplyReservation::kRateLimited);
+}
+
 }  // namespace
 }  // namespace mailhook::store
