@@ -84,7 +84,7 @@ std::string Join(const std::vector<std::string>& parts) {
 // What one attempt settled per recipient.
 struct Attempted {
   std::vector<store::RecipientState> settled;  ///< final now: sent, or refused with a 5yz
-  std::vector<std::string> deferred;           ///< still to send (4yz, or the attempt failed before them)
+  std::vector<std::string> deferred;  ///< still to send (4yz, or the attempt failed before them): "addr (reply)"
 };
 
 Attempted Classify(const SendReport& report, const std::vector<std::string>& pending,
@@ -104,7 +104,7 @@ Attempted Classify(const SendReport& report, const std::vector<std::string>& pen
     } else if (r == nullptr && report.kind == Kind::kPermanent && report.recipients.empty()) {
       a.settled.push_back({to, Status::kRefused, report.error, now});  // the message itself was refused
     } else {
-      a.deferred.push_back(to);
+      a.deferred.push_back(r != nullptr && !r->reply.empty() ? to + " (" + r->reply + ")" : to);
     }
   }
   return a;
@@ -327,9 +327,12 @@ Outcome SmtpTarget::Settle(const SendReport& report, const std::vector<std::stri
                            const std::vector<store::RecipientState>& done, const std::string& event_id) {
   Outcome out = FromReport(report);
   const Attempted a = Classify(report, pending, std::chrono::system_clock::now());
-  // The server's 250 after DATA came before this write: a crash in between
-  // sends the message again to recipients who have it. A duplicate beats a
-  // loss (RFC 1047), and the Message-ID is the same, so a receiver can drop it.
+  // Recorded even when this attempt ends the delivery: a crash before the
+  // dispatcher marks the row delivered then finds everyone settled and sends
+  // nothing again. The server's 250 after DATA came before this write: a
+  // crash in between sends the message again to recipients who have it. A
+  // duplicate beats a loss (RFC 1047), and the Message-ID is the same, so a
+  // receiver can drop it.
   if (auto s = ledger_->RecordRecipients(id_, event_id, a.settled); !s.ok()) {
     util::Log(util::Area::kDelivery)
         .error("smtp.record_failed target={} event={} cause=\"{}\"", target_.name, event_id, s.error().message());
@@ -337,12 +340,12 @@ Outcome SmtpTarget::Settle(const SendReport& report, const std::vector<std::stri
   }
   std::vector<store::RecipientState> all = done;
   all.insert(all.end(), a.settled.begin(), a.settled.end());
-  const bool partial = !done.empty() || !a.settled.empty();
   if (!a.deferred.empty()) {
-    // Deferred recipients are retried on the schedule (or after an operator hold).
+    // Deferred recipients are retried on the schedule (or after an operator
+    // hold). Named in the error, so the dead letter of exhausted retries
+    // says who never got the message.
     if (out.kind != OutcomeKind::kRetry) out = Outcome{OutcomeKind::kRetry, 0, std::nullopt, report.error, false};
-    if (partial)
-      out.error += (out.error.empty() ? "" : "; ") + std::string("not yet delivered to: ") + Join(a.deferred);
+    out.error += (out.error.empty() ? "" : "; ") + std::string("not yet delivered to: ") + Join(a.deferred);
     return out;
   }
   if (std::any_of(all.begin(), all.end(),

@@ -2,11 +2,17 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "delivery/dispatcher.h"
 #include "mime/event.h"
 #include "mime/extractor.h"
+#include "temp_dir.h"
+#include "util/metrics_catalog.h"
+#include "util/target_id.h"
 
 namespace mailhook::delivery {
 namespace {
@@ -347,6 +353,56 @@ TEST_F(SmtpTargetTest, AFailedAttemptAfterAPartialSendNamesTheMissingRecipients)
   Outcome unrecorded = target->Deliver(Row(kAsk), cancel_);
   EXPECT_EQ(unrecorded.kind, OutcomeKind::kRetry);
   EXPECT_NE(unrecorded.error.find("disk full"), std::string::npos);
+}
+
+// Through the dispatcher: when the schedule ends, the dead letter names the
+// recipient that never got the message, with its server's text.
+TEST_F(SmtpTargetTest, TheDeadLetterOfExhaustedRetriesNamesTheMissingRecipients) {
+  target_.mode = config::SmtpMode::kForward;
+  target_.to = {"desk@example.com", "ann@example.org"};
+  report_ = {Kind::kSent,
+             "",
+             {{"desk@example.com", Kind::kSent, "250 ok"}, {"ann@example.org", Kind::kRetry, "451 4.2.1 busy"}}};
+  testsupport::TempDir dir;
+  store::Delivery row = Row(kAsk);
+  auto store = store::Store::Open(dir.path());
+  ASSERT_TRUE(store.ok());
+  store::OutboxItem item = row.item;
+  item.account = "support";
+  item.folder = "INBOX";
+  item.uidvalidity = 7;
+  item.uid = 1;
+  ASSERT_TRUE((*store)->CommitMessages("support", "INBOX", store::Watermark{7, 1}, {item}).ok());
+  config::Config config;
+  config.state_dir = dir.path();
+  util::MetricsCatalog metrics;
+  DispatcherOptions options;
+  options.workers = 1;
+  Dispatcher dispatcher(config, "test", metrics, options);
+  dispatcher.RegisterTarget(util::TargetId::Smtp("ack"), Make(), RetryPolicy({std::chrono::milliseconds(1)}, 0.0));
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<OutcomeKind> results;
+  dispatcher.SetOnOutcome([&](const Report& r) {
+    std::lock_guard lock(mu);
+    results.push_back(r.result);
+    cv.notify_all();
+  });
+  ASSERT_TRUE(dispatcher.Start().ok());
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return results.size() >= 2; }));
+  }
+  dispatcher.Stop();
+  EXPECT_EQ(results, (std::vector<OutcomeKind>{OutcomeKind::kRetry, OutcomeKind::kPermanent}));
+  ASSERT_EQ(sent_.size(), 2u);
+  EXPECT_EQ(sent_[1].to, std::vector<std::string>{"ann@example.org"});  // the retry: ann alone
+  auto dead = (*store)->dead_letters().ListInfo();
+  ASSERT_TRUE(dead.ok());
+  ASSERT_EQ(dead->size(), 1u);
+  EXPECT_NE(dead->front().last_error.find("not yet delivered to: ann@example.org (451 4.2.1 busy)"), std::string::npos)
+      << dead->front().last_error;
+  EXPECT_EQ(dead->front().last_error.find("desk@"), std::string::npos) << dead->front().last_error;
 }
 
 TEST_F(SmtpTargetTest, AddressTemplatesMayUseOnlyAddressFields) {
