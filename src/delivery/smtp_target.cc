@@ -5,9 +5,12 @@
 #include <nlohmann/json.hpp>
 
 #include "delivery/loop_guard.h"
+#include "mime/event.h"
 #include "mime/mail_builder.h"
+#include "smtp/helo_name.h"
 #include "smtp/smtp_client.h"
 #include "store/store.h"
+#include "util/base64.h"
 #include "util/log.h"
 #include "util/mutex.h"
 #include "util/strings.h"
@@ -251,7 +254,58 @@ util::Result<std::string> SmtpTarget::Compose(const json& event, const std::stri
   const std::string& from = target_.from.address;
   // The same Message-ID (and bytes) on every retry of this event.
   mail.message_id = mime::MakeMessageId(event_id + "\n" + target_.name, from.substr(from.rfind('@') + 1));
+  if (target_.mode != config::SmtpMode::kForward || !target_.attach_original) return mime::BuildMessage(mail);
+  const std::string omitted = AttachOriginal(event, mail);
+  if (omitted.empty()) {
+    auto built = mime::BuildMessage(mail);
+    if (built.ok() || built.error().code() != "mail.attach_unsafe") return built;
+    // A line over 998 octets or a NUL: message/rfc822 cannot carry it, a
+    // base64 file can, byte for byte. The same choice on every retry.
+    util::Log(util::Area::kDelivery)
+        .info("smtp.original_as_file target={} event={} reason=unsafe_for_message_rfc822", target_.name, event_id);
+    AddNote(OmittedNote("unsafe", event), mail);
+    mail.unsafe_original_as_file = true;
+    return mime::BuildMessage(mail);
+  }
+  // Never a lost forward: it goes out without the original, saying why.
+  const std::string note = OmittedNote(omitted, event);
+  util::Log(util::Area::kDelivery)
+      .warn("smtp.original_omitted target={} event={} reason={} note=\"{}\"", target_.name, event_id, omitted, note);
+  AddNote(note, mail);
   return mime::BuildMessage(mail);
+}
+
+void SmtpTarget::AddNote(const std::string& note, mime::OutgoingMail& mail) {
+  // Our own sentence (no markup to escape), after what the templates wrote.
+  if (mail.text) *mail.text += "\n\n[" + note + "]\n";
+  if (mail.html) *mail.html += "\n<p>[" + note + "]</p>\n";
+}
+
+std::string SmtpTarget::AttachOriginal(const json& event, mime::OutgoingMail& mail) {
+  auto it = event.find("original_rfc822");
+  if (it == event.end()) return "not_stored";
+  if (!it->is_string()) return "too_large";
+  auto raw = util::Base64DecodeStrict(it->get_ref<const std::string&>());
+  if (!raw) return "not_stored";  // cannot happen: the watcher encoded it
+  mail.attached_message = std::move(*raw);
+  return "";
+}
+
+std::string SmtpTarget::OmittedNote(const std::string& reason, const json& event) {
+  if (reason == "too_large") {
+    uint64_t size = 0;
+    if (auto m = event.find("message"); m != event.end() && m->contains("size") && (*m)["size"].is_number_unsigned()) {
+      size = (*m)["size"].get<uint64_t>();
+    }
+    const uint64_t mib = (size + (1 << 20) - 1) >> 20;
+    return "the original (" + std::to_string(mib) + " MiB) was too large to attach (over " +
+           std::to_string(mime::kMaxOriginalBytes >> 20) + " MiB)";
+  }
+  if (reason == "unsafe") {
+    return "the original is attached as the file original.eml: it has a line over 998 octets or a NUL byte, "
+           "which an attached message (message/rfc822) cannot carry";
+  }
+  return "the original was not stored with this message (it arrived before attach_original was set)";
 }
 
 Outcome SmtpTarget::Deliver(const store::Delivery& delivery, const util::CancelToken& cancel) {
@@ -320,7 +374,22 @@ Outcome SmtpTarget::Send(const json& event, const std::string& event_id, const s
   // Nothing left (a crash after the last record, a replayed dead letter):
   // decided by what is recorded, without connecting.
   if (pending.empty()) return Settle(SendReport{SendReport::Kind::kSent, "", {}}, pending, *done, event_id);
-  return Settle(sender_(*envelope_from, pending, *bytes, cancel), pending, *done, event_id);
+  SendReport report = sender_(*envelope_from, pending, *bytes, cancel);
+  if (report.kind == SendReport::Kind::kPermanent && report.too_large && mail.attached_message) {
+    // Never a lost forward: the server's size limit (Postfix's default is
+    // 10 MB) refused it with the original, so it goes without, saying so.
+    const std::string note = "the original was too large for " + target_.host + " to accept, so it is not attached";
+    util::Log(util::Area::kDelivery)
+        .warn("smtp.original_omitted target={} event={} reason=refused_by_server_size note=\"{}\"", target_.name,
+              event_id, note);
+    mail.attached_message.reset();
+    mail.unsafe_original_as_file = false;
+    AddNote(note, mail);
+    auto smaller = mime::BuildMessage(mail);
+    if (!smaller.ok()) return Permanent(smaller.error().message());
+    report = sender_(*envelope_from, pending, *smaller, cancel);
+  }
+  return Settle(report, pending, *done, event_id);
 }
 
 Outcome SmtpTarget::Settle(const SendReport& report, const std::vector<std::string>& pending,
@@ -449,9 +518,21 @@ bool CredentialsRefused(const smtp::SendOutcome& sent) {
   return sent.cls == smtp::SendClass::kNeedsOperator && (sent.reply.code == 535 || sent.reply.enhanced == "5.7.8");
 }
 
+// A message refused for its size: over the SIZE the server announced (the
+// client's own check, code 0), or 552 / 5.3.4 "message too big for system" /
+// 5.2.3 "message length exceeds administrative limit" (RFC 5321 4.5.3.1.10,
+// RFC 3463); not 5.2.2, a full mailbox, which a smaller message does not cure.
+bool TooLarge(const smtp::SendOutcome& sent) {
+  if (sent.cls != smtp::SendClass::kPermanent) return false;
+  const std::string& enhanced = sent.reply.enhanced;
+  if (enhanced == "5.3.4" || enhanced == "5.2.3") return true;
+  if (sent.reply.code == 0) return sent.reply.text == "message too large";
+  return sent.reply.code == 552 && enhanced.empty();
+}
+
 }  // namespace
 
-MailSender SubmissionSender(const config::SmtpTarget& target, SecretSource source, SecretRefused refused) {
+smtp::SmtpOptions SubmissionOptions(const config::SmtpTarget& target) {
   smtp::SmtpOptions options;
   options.host = target.host;
   options.port = target.port;
@@ -462,6 +543,14 @@ MailSender SubmissionSender(const config::SmtpTarget& target, SecretSource sourc
   options.username = target.username;
   options.timeout = target.timeout;
   options.account_label = util::TargetId::Smtp(target.name).ToString();
+  // The host's FQDN, else the from domain, else the address literal (smtp/helo_name.h).
+  auto helo_from = mime::EnvelopeAddress(target.from.address);
+  options.helo_name = smtp::HeloName(helo_from.ok() ? *helo_from : std::string());
+  return options;
+}
+
+MailSender SubmissionSender(const config::SmtpTarget& target, SecretSource source, SecretRefused refused) {
+  const smtp::SmtpOptions options = SubmissionOptions(target);
   return [options, source = std::move(source), refused = std::move(refused)](
              const std::string& from, const std::vector<std::string>& recipients, std::string_view message,
              const util::CancelToken& cancel) {
@@ -477,7 +566,7 @@ MailSender SubmissionSender(const config::SmtpTarget& target, SecretSource sourc
     call.stop_fd = cancel.fd();
     smtp::SendOutcome sent = smtp::SendMail(call, from, recipients, message);
     if (refused && CredentialsRefused(sent)) refused(*secret);
-    SendReport report{KindOf(sent.cls), sent.error, {}};
+    SendReport report{KindOf(sent.cls), sent.error, {}, TooLarge(sent)};
     for (const smtp::RecipientOutcome& r : sent.recipients) {
       const std::string enhanced = r.reply.enhanced.empty() ? "" : r.reply.enhanced + " ";
       report.recipients.push_back(

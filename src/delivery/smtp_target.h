@@ -2,9 +2,12 @@
 /// SmtpTarget: sends a mail for each outbox row of an `smtp:` target
 /// (CONTRACT.md Additions): `mode: reply` answers the message's sender,
 /// threaded (In-Reply-To, References), `mode: forward` sends to the
-/// configured addresses. The outgoing message is built by mime::BuildMessage
-/// from the target's templates filled with the event (util::MailTemplate) and sent
-/// by smtp::SendMail over the verified transport.
+/// configured addresses, with `attach_original` the original attached as
+/// message/rfc822 (from the stored event's "original_rfc822"; one that
+/// message/rfc822 cannot carry goes as the base64 file original.eml, one too
+/// large to store is left out; the forward says so: never a lost forward). The outgoing message is built by
+/// mime::BuildMessage from the target's templates filled with the event (util::MailTemplate) and sent by smtp::SendMail
+/// over the verified transport.
 ///
 /// Replies are automatic responses (RFC 3834): before anything is sent the
 /// loop rules (loop_guard.h) and the per-sender rate limit are checked; a
@@ -39,6 +42,7 @@
 #include "delivery/oauth2_token_cache.h"
 #include "delivery/target.h"
 #include "mime/mail_builder.h"
+#include "smtp/smtp_client.h"
 #include "util/mail_template.h"
 
 #include "store/smtp_sent.h"
@@ -63,6 +67,9 @@ struct SendReport {
   /// One per RCPT TO the server answered, in order. Empty: every recipient
   /// shares `kind` (a failure before RCPT, or a fake).
   std::vector<Recipient> recipients;
+  /// kPermanent because of the message's size (over EHLO SIZE, or 552 /
+  /// 5.3.4 / 5.2.3): a forward then goes again without its original.
+  bool too_large = false;
 };
 
 /// Sends one built message. Production: smtp::SendMail with the target's
@@ -80,6 +87,10 @@ using SecretSource = std::function<util::Result<util::Secret>(int stop_fd)>;
 /// Told the secret the server refused at AUTH (535, or 5.7.8 bad
 /// credentials), so a token cache forgets it and the next send refreshes.
 using SecretRefused = std::function<void(const util::Secret& refused)>;
+
+/// The target's submission options (host, TLS, AUTH, timeout, EHLO name),
+/// without a secret or stop fd: what each send and `check --connect` use.
+smtp::SmtpOptions SubmissionOptions(const config::SmtpTarget& target);
 
 /// The production MailSender: smtp::SendMail to the target's submission
 /// server with the secret `source` gives for each send.
@@ -157,6 +168,17 @@ class SmtpTarget : public Target {
   /// The rest of the mail from the templates, built (mime::BuildMessage).
   util::Result<std::string> Compose(const nlohmann::json& event, const std::string& event_id,
                                     mime::OutgoingMail& mail) const;
+  /// attach_original: sets mail.attached_message from the event's
+  /// "original_rfc822"; else returns why not ("too_large": null, over
+  /// mime::kMaxOriginalBytes; "not_stored": absent, queued before the
+  /// setting) and the forward goes out inline with OmittedNote.
+  static std::string AttachOriginal(const nlohmann::json& event, mime::OutgoingMail& mail);
+  /// The sentence a forward carries when its original is missing, for
+  /// `reason` (AttachOriginal's), or attached as a file ("unsafe": refused
+  /// as message/rfc822 by the builder).
+  static std::string OmittedNote(const std::string& reason, const nlohmann::json& event);
+  /// Appends `note` to the text and html bodies.
+  static void AddNote(const std::string& note, mime::OutgoingMail& mail);
   Outcome Skip(std::string_view rule, const std::string& event_id) const;
   /// While an operator error holds the target (kOperatorRetry after it), the
   /// outcome every delivery gets without connecting.

@@ -8,9 +8,12 @@
 #include <nlohmann/json.hpp>
 
 #include "delivery/dispatcher.h"
+#include "mime/decode.h"
 #include "mime/event.h"
 #include "mime/extractor.h"
+#include "mime/mime_parser.h"
 #include "temp_dir.h"
+#include "util/base64.h"
 #include "util/metrics_catalog.h"
 #include "util/target_id.h"
 
@@ -421,6 +424,140 @@ TEST_F(SmtpTargetTest, UnknownTemplateFieldFailsAtCreate) {
   ASSERT_FALSE(t.ok());
   EXPECT_NE(t.error().message().find("smtp.ack.text"), std::string::npos) << t.error().message();
   EXPECT_NE(t.error().message().find("message.nope"), std::string::npos) << t.error().message();
+}
+
+// attach_original (issue 12): the forward carries the stored original as
+// message/rfc822, or goes out inline saying why it could not.
+class SmtpForwardOriginalTest : public SmtpTargetTest {
+ protected:
+  SmtpForwardOriginalTest() {
+    target_.mode = config::SmtpMode::kForward;
+    target_.subject = "Fwd: {{message.subject}}";
+    target_.to = {"desk@example.com"};
+    target_.text = "Forwarded: {{message.subject}}";
+    target_.html = "<p>Forwarded</p>";
+    target_.attach_original = true;
+  }
+  // The event of a forward route: with "original_rfc822" as the watcher
+  // stores it (base64 of `raw`; no original: null, as over the limit).
+  static store::Delivery ForwardRow(const std::string& message, const std::string* raw, uint64_t size = 0) {
+    auto content = mime::ExtractWhole(message, mime::ExtractOptions{});
+    EXPECT_TRUE(content.ok());
+    mime::EventMeta meta{"support", "INBOX", 7, 42, {}, size ? size : message.size(), "2026-11-30T03:00:00Z"};
+    mime::EventOriginal original;
+    if (raw) original.base64 = std::make_shared<const std::string>(util::Base64Encode(*raw));
+    std::string payload;
+    for (const auto& p : mime::EventPieces(meta, *content, config::AttachmentMode::kMetadata, 0, true, &original)) {
+      payload += *p;
+    }
+    store::Delivery row;
+    row.item.event_id = "evt_1";
+    row.item.target = "smtp:ack";
+    row.item.payload = payload;
+    return row;
+  }
+  // The sent message's parts, parsed back.
+  static mime::ParsedMessage Parsed(const std::string& message) { return mime::ParseMessage(message); }
+  static std::string WithoutDate(std::string message) {
+    const size_t at = message.find("\r\nDate: ");
+    return at == std::string::npos ? message : message.erase(at, message.find("\r\n", at + 2) - at);
+  }
+};
+
+TEST_F(SmtpForwardOriginalTest, TheOriginalIsAttachedByteForByteAndARetrySendsTheSameBytes) {
+  // 8-bit, with a line that starts with a dot: kept as it is.
+  const std::string original =
+      "From: Ann <ann@example.org>\r\nSubject: caf\xC3\xA9\r\nMessage-ID: <o1@example.org>\r\n"
+      "\r\n.dot line\r\nGr\xC3\xBC\xC3\x9F"
+      "e\r\n";
+  auto target = Make();
+  report_ = {SendReport::Kind::kRetry, "451 try later", {}};
+  EXPECT_EQ(target->Deliver(ForwardRow(original, &original), cancel_).kind, OutcomeKind::kRetry);
+  report_ = {SendReport::Kind::kSent, "", {}};
+  EXPECT_EQ(target->Deliver(ForwardRow(original, &original), cancel_).kind, OutcomeKind::kSuccess);
+  ASSERT_EQ(sent_.size(), 2u);
+  EXPECT_EQ(WithoutDate(sent_[0].message), WithoutDate(sent_[1].message));
+  const mime::ParsedMessage fwd = Parsed(sent_[1].message);
+  EXPECT_EQ(fwd.root.type + "/" + fwd.root.subtype, "multipart/mixed");
+  ASSERT_EQ(fwd.root.children.size(), 2u);
+  const mime::Part& attached = fwd.root.children[1];
+  EXPECT_EQ(attached.type + "/" + attached.subtype, "message/rfc822");
+  const mime::SectionRange range = fwd.ranges.at(attached.section);
+  EXPECT_EQ(fwd.data.substr(range.body_begin, range.body_end - range.body_begin), original);
+  EXPECT_EQ(sent_[1].message.find("too large"), std::string::npos);
+}
+
+TEST_F(SmtpForwardOriginalTest, AnOriginalOverTheLimitIsForwardedInlineWithANote) {
+  EXPECT_EQ(Make()->Deliver(ForwardRow(kAsk, nullptr, 12u << 20), cancel_).kind, OutcomeKind::kSuccess);
+  ASSERT_EQ(sent_.size(), 1u);
+  EXPECT_EQ(sent_[0].message.find("Content-Type: message/rfc822"), std::string::npos);
+  auto fwd = mime::ExtractWhole(sent_[0].message, mime::ExtractOptions{});
+  ASSERT_TRUE(fwd.ok());
+  EXPECT_NE(fwd->text.value_or("").find("the original (12 MiB) was too large to attach"), std::string::npos)
+      << fwd->text.value_or("");
+  EXPECT_NE(fwd->html.value_or("").find("was too large to attach"), std::string::npos);
+}
+
+TEST_F(SmtpForwardOriginalTest, AnOriginalMessageRfc822CannotCarryIsAttachedAsAFileWithANote) {
+  const std::string original =
+      "Subject: long\r\nMessage-ID: <o2@example.org>\r\n\r\n" + std::string(1200, 'x') + "\r\n";
+  EXPECT_EQ(Make()->Deliver(ForwardRow(original, &original), cancel_).kind, OutcomeKind::kSuccess);
+  ASSERT_EQ(sent_.size(), 1u);
+  EXPECT_EQ(sent_[0].message.find("Content-Type: message/rfc822"), std::string::npos);
+  mime::ExtractOptions options;
+  options.fetch_content = true;
+  auto fwd = mime::ExtractWhole(sent_[0].message, options);
+  ASSERT_TRUE(fwd.ok());
+  EXPECT_NE(fwd->text.value_or("").find("attached as the file original.eml"), std::string::npos)
+      << fwd->text.value_or("");
+  ASSERT_EQ(fwd->attachments.size(), 1u);
+  EXPECT_EQ(fwd->attachments[0].filename, "original.eml");
+  ASSERT_TRUE(fwd->attachments[0].content_base64);
+  EXPECT_EQ(mime::DecodeBase64(*fwd->attachments[0].content_base64), original);
+  // An event queued before attach_original was set has no original: inline too.
+  sent_.clear();
+  EXPECT_EQ(Make()->Deliver(Row(kAsk, "evt_2"), cancel_).kind, OutcomeKind::kSuccess);
+  ASSERT_EQ(sent_.size(), 1u);
+  EXPECT_NE(sent_[0].message.find("not stored with this message"), std::string::npos);
+}
+
+TEST_F(SmtpForwardOriginalTest, AForwardTheServerRefusesForItsSizeGoesAgainWithoutTheOriginal) {
+  const std::string original = "Subject: big\r\nMessage-ID: <o3@example.org>\r\n\r\nbig body\r\n";
+  std::vector<SendReport> script = {
+      {SendReport::Kind::kPermanent, "552 5.3.4 Message size exceeds fixed limit", {}, true},
+      {SendReport::Kind::kSent, "", {}}};
+  auto t = SmtpTarget::Create(
+      target_,
+      [&](const std::string& from, const std::vector<std::string>& to, std::string_view message,
+          const util::CancelToken&) {
+        sent_.push_back({from, to, std::string(message)});
+        return script.at(sent_.size() - 1);
+      },
+      ledger_);
+  ASSERT_TRUE(t.ok());
+  Outcome out = (*t)->Deliver(ForwardRow(original, &original), cancel_);
+  EXPECT_EQ(out.kind, OutcomeKind::kSuccess) << out.error;
+  ASSERT_EQ(sent_.size(), 2u);
+  EXPECT_NE(sent_[0].message.find("Content-Type: message/rfc822"), std::string::npos);
+  EXPECT_EQ(sent_[1].message.find("Content-Type: message/rfc822"), std::string::npos);
+  EXPECT_NE(sent_[1].message.find("too large for"), std::string::npos);
+  EXPECT_EQ(sent_[1].to, sent_[0].to);
+
+  // Without an original there is nothing to leave out: a dead letter, one send.
+  sent_.clear();
+  script = {{SendReport::Kind::kPermanent, "552 5.3.4 Message size exceeds fixed limit", {}, true}};
+  target_.attach_original = false;
+  auto plain = SmtpTarget::Create(
+      target_,
+      [&](const std::string& from, const std::vector<std::string>& to, std::string_view message,
+          const util::CancelToken&) {
+        sent_.push_back({from, to, std::string(message)});
+        return script.at(sent_.size() - 1);
+      },
+      std::make_shared<FakeLedger>());  // evt_1 was delivered to everyone in ledger_
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ((*plain)->Deliver(ForwardRow(original, &original), cancel_).kind, OutcomeKind::kPermanent);
+  EXPECT_EQ(sent_.size(), 1u);
 }
 
 }  // namespace

@@ -237,6 +237,31 @@ void CommitRow(const std::string& state_dir, uint32_t uid) {
   ASSERT_TRUE((*store)->CommitMessages("support", "INBOX", {1, uid}, {item}).ok());
 }
 
+// A message refused for its size is marked, so a forward can go again
+// without its original; a full mailbox (5.2.2) is not about this message's size.
+TEST_F(SubmissionSenderTest, ASizeRefusalIsMarkedTooLarge) {
+  auto send = [&](FakeSmtpScript script, const std::string& message) {
+    FakeSmtpServer server(std::move(script));
+    SendReport report = SubmissionSender(Target(server.port()), tokens_)(kUser, {"ann@example.org"}, message, cancel_);
+    server.Join();
+    return report;
+  };
+  FakeSmtpScript at_data;
+  at_data.replies = {{".", "552 5.3.4 Message size exceeds fixed limit\r\n"}};
+  SendReport big = send(at_data, kMessage);
+  EXPECT_EQ(big.kind, SendReport::Kind::kPermanent) << big.error;
+  EXPECT_TRUE(big.too_large);
+  FakeSmtpScript full;
+  full.replies = {{".", "552 5.2.2 Mailbox full\r\n"}};
+  SendReport mailbox = send(full, kMessage);
+  EXPECT_EQ(mailbox.kind, SendReport::Kind::kPermanent) << mailbox.error;
+  EXPECT_FALSE(mailbox.too_large);
+  // Over the SIZE the server announces (1000000): refused before MAIL FROM.
+  SendReport over = send(FakeSmtpScript{}, "Subject: x\r\n\r\n" + std::string(1000000, 'x') + "\r\n");
+  EXPECT_EQ(over.kind, SendReport::Kind::kPermanent) << over.error;
+  EXPECT_TRUE(over.too_large);
+}
+
 TEST_F(SubmissionSenderTest, TheDispatcherSendsThroughTheRefreshFlowAndKeepsItsTokenAcrossAReload) {
   testsupport::TempDir dir;
   HttpTokenEndpoint endpoint;
