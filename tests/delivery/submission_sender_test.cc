@@ -137,6 +137,25 @@ TEST_F(SubmissionSenderTest, ARefusedTokenIsRefreshedOnceAtTheNextSend) {
   EXPECT_EQ(endpoint_.Calls(), 2);  // exactly one refresh for the refused token
 }
 
+// The per-recipient outcomes reach the target, which retries only the
+// deferred recipient (smtp_target.h).
+TEST_F(SubmissionSenderTest, EachRecipientsOutcomeIsReported) {
+  FakeSmtpScript script;
+  script.replies = {{"RCPT TO:<bob@", "451 4.2.1 mailbox busy\r\n"}, {"RCPT TO:<eve@", "550 5.1.1 no such user\r\n"}};
+  FakeSmtpServer server(script);
+  SendReport report = SubmissionSender(Target(server.port()), tokens_)(
+      kUser, {"ann@example.org", "bob@example.org", "eve@example.org"}, kMessage, cancel_);
+  server.Join();
+  EXPECT_EQ(report.kind, SendReport::Kind::kSent) << report.error;
+  ASSERT_EQ(report.recipients.size(), 3u);
+  EXPECT_EQ(report.recipients[0].address, "ann@example.org");
+  EXPECT_EQ(report.recipients[0].kind, SendReport::Kind::kSent);
+  EXPECT_EQ(report.recipients[1].kind, SendReport::Kind::kRetry);
+  EXPECT_EQ(report.recipients[1].reply, "451 4.2.1 mailbox busy");
+  EXPECT_EQ(report.recipients[2].kind, SendReport::Kind::kPermanent);
+  EXPECT_EQ(report.recipients[2].reply, "550 5.1.1 no such user");
+}
+
 TEST_F(SubmissionSenderTest, ATokenEndpointFailureIsTheOutcomeAndNothingConnects) {
   endpoint_.fail = util::Error("oauth2.http", util::RetryClass::kBackoff, "the token endpoint answered 503");
   FakeSmtpServer server({});

@@ -277,7 +277,7 @@ TEST_F(SmtpTargetTest, LoopProtectionSkipsAnAutoReply) {
   httplib::Client http("127.0.0.1", daemon_.HttpPort());
   auto metrics = http.Get("/metrics");
   ASSERT_TRUE(metrics);
-  EXPECT_NE(metrics->body.find("mailhook_smtp_skipped_total{rule=\"auto_submitted\",target=\"ack\"} 1"),
+  EXPECT_NE(metrics->body.find("mailhook_smtp_skipped_total{rule=\"auto_submitted\",smtp=\"ack\"} 1"),
             std::string::npos)
       << metrics->body;
 }
