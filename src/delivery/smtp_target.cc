@@ -374,22 +374,47 @@ Outcome SmtpTarget::Send(const json& event, const std::string& event_id, const s
   // Nothing left (a crash after the last record, a replayed dead letter):
   // decided by what is recorded, without connecting.
   if (pending.empty()) return Settle(SendReport{SendReport::Kind::kSent, "", {}}, pending, *done, event_id);
+  const Bodies composed{mail.text, mail.html};
   SendReport report = sender_(*envelope_from, pending, *bytes, cancel);
-  if (report.kind == SendReport::Kind::kPermanent && report.too_large && mail.attached_message) {
+  // At most twice: as a 7-bit file for a server without 8BITMIME, then
+  // without the original for the server's size limit.
+  for (int again = 0; again < 2; ++again) {
+    auto rebuilt = RebuildForServer(report, composed, event_id, mail);
+    if (!rebuilt) break;
+    if (!rebuilt->ok()) return Permanent(rebuilt->error().message());
+    report = sender_(*envelope_from, pending, **rebuilt, cancel);
+  }
+  return Settle(report, pending, *done, event_id);
+}
+
+std::optional<util::Result<std::string>> SmtpTarget::RebuildForServer(const SendReport& report, const Bodies& composed,
+                                                                      const std::string& event_id,
+                                                                      mime::OutgoingMail& mail) const {
+  if (report.kind != SendReport::Kind::kPermanent || !mail.attached_message) return std::nullopt;
+  std::string note;
+  if (report.needs_seven_bit && !mail.original_as_file) {
+    // An 8-bit original cannot go as message/rfc822 to this server; base64 can.
+    note = "the original is attached as the file original.eml: " + target_.host + " does not accept 8-bit data";
+    util::Log(util::Area::kDelivery)
+        .info("smtp.original_as_file target={} event={} reason=no_8bitmime", target_.name, event_id);
+    mail.original_as_file = true;
+  } else if (report.too_large) {
     // Never a lost forward: the server's size limit (Postfix's default is
     // 10 MB) refused it with the original, so it goes without, saying so.
-    const std::string note = "the original was too large for " + target_.host + " to accept, so it is not attached";
+    note = "the original was too large for " + target_.host + " to accept, so it is not attached";
     util::Log(util::Area::kDelivery)
         .warn("smtp.original_omitted target={} event={} reason=refused_by_server_size note=\"{}\"", target_.name,
               event_id, note);
     mail.attached_message.reset();
     mail.unsafe_original_as_file = false;
-    AddNote(note, mail);
-    auto smaller = mime::BuildMessage(mail);
-    if (!smaller.ok()) return Permanent(smaller.error().message());
-    report = sender_(*envelope_from, pending, *smaller, cancel);
+    mail.original_as_file = false;
+    mail.text = composed.text;  // without a note about the original as a file
+    mail.html = composed.html;
+  } else {
+    return std::nullopt;
   }
-  return Settle(report, pending, *done, event_id);
+  AddNote(note, mail);
+  return mime::BuildMessage(mail);
 }
 
 Outcome SmtpTarget::Settle(const SendReport& report, const std::vector<std::string>& pending,
@@ -566,7 +591,7 @@ MailSender SubmissionSender(const config::SmtpTarget& target, SecretSource sourc
     call.stop_fd = cancel.fd();
     smtp::SendOutcome sent = smtp::SendMail(call, from, recipients, message);
     if (refused && CredentialsRefused(sent)) refused(*secret);
-    SendReport report{KindOf(sent.cls), sent.error, {}, TooLarge(sent)};
+    SendReport report{KindOf(sent.cls), sent.error, {}, TooLarge(sent), sent.needs_seven_bit};
     for (const smtp::RecipientOutcome& r : sent.recipients) {
       const std::string enhanced = r.reply.enhanced.empty() ? "" : r.reply.enhanced + " ";
       report.recipients.push_back(

@@ -70,6 +70,9 @@ struct SendReport {
   /// kPermanent because of the message's size (over EHLO SIZE, or 552 /
   /// 5.3.4 / 5.2.3): a forward then goes again without its original.
   bool too_large = false;
+  /// kPermanent, nothing sent: 8-bit data for a server without 8BITMIME; a
+  /// forward then attaches its original as the base64 file original.eml.
+  bool needs_seven_bit = false;
 };
 
 /// Sends one built message. Production: smtp::SendMail with the target's
@@ -179,6 +182,17 @@ class SmtpTarget : public Target {
   static std::string OmittedNote(const std::string& reason, const nlohmann::json& event);
   /// Appends `note` to the text and html bodies.
   static void AddNote(const std::string& note, mime::OutgoingMail& mail);
+  /// The text and html bodies as composed, before a note about the server.
+  struct Bodies {
+    std::optional<std::string> text, html;
+  };
+  /// After a permanent refusal of a forward with its original: the message
+  /// again with the original as a base64 file (8-bit data for a server
+  /// without 8BITMIME), else without it (the server's size limit), each with
+  /// a note; nullopt when neither applies.
+  std::optional<util::Result<std::string>> RebuildForServer(const SendReport& report, const Bodies& composed,
+                                                            const std::string& event_id,
+                                                            mime::OutgoingMail& mail) const;
   Outcome Skip(std::string_view rule, const std::string& event_id) const;
   /// While an operator error holds the target (kOperatorRetry after it), the
   /// outcome every delivery gets without connecting.

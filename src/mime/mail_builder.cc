@@ -364,6 +364,8 @@ util::Result<Entity> BodyEntity(const OutgoingMail& mail) {
     body = mail.text ? TextEntity("plain", *mail.text) : TextEntity("html", *mail.html);
   }
   if (!mail.attached_message) return body;
+  if (mail.original_as_file)
+    return Multipart("mixed", {body, OriginalFileEntity(*mail.attached_message)}, mail.message_id);
   auto attached = AttachedEntity(*mail.attached_message);
   if (!attached && mail.unsafe_original_as_file && attached.error().code() == "mail.attach_unsafe") {
     attached = OriginalFileEntity(*mail.attached_message);

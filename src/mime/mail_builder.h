@@ -50,6 +50,9 @@ struct OutgoingMail {
   /// attached instead as application/octet-stream "original.eml", base64,
   /// its bytes unchanged, rather than refused.
   bool unsafe_original_as_file = false;
+  /// Attach attached_message as that base64 file whatever it holds: for a
+  /// server without 8BITMIME, which cannot take an 8-bit message/rfc822.
+  bool original_as_file = false;
   std::chrono::system_clock::time_point date;
   std::string message_id;  ///< "<...>"; see MakeMessageId
 };

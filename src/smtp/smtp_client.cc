@@ -484,6 +484,14 @@ std::optional<SendOutcome> Client::Mail(const std::string& from, const std::vect
                 "the message (" + std::to_string(data.size()) + " bytes) is over the " + std::to_string(ext_.size) +
                     " bytes " + o_.host + " accepts (EHLO SIZE): make it smaller (attach less)");
   }
+  if (!ext_.eightbitmime && !IsAscii(data)) {
+    // RFC 6152 §3: 8-bit data only to a server that offers 8BITMIME.
+    SendOutcome out = Fail(SendClass::kPermanent, SmtpReply{0, "", "8BITMIME not offered"},
+                           "the message has 8-bit data and " + o_.host +
+                               " does not offer 8BITMIME (RFC 6152): it would be mangled, so it is not sent");
+    out.needs_seven_bit = true;
+    return out;
+  }
   stage_ = "MAIL FROM";
   std::string mail = "MAIL FROM:<" + from + ">";
   if (ext_.size_given) mail += " SIZE=" + std::to_string(data.size());

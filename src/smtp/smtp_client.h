@@ -94,6 +94,10 @@ struct SendOutcome {
   SmtpReply reply;                           ///< the reply that decided it (code 0 for connection/TLS errors)
   std::string error;                         ///< one line naming cause and fix; empty when sent to everyone
   std::vector<RecipientOutcome> recipients;  ///< one per RCPT TO sent, in order
+  /// kPermanent before MAIL FROM: the message has 8-bit data and the server
+  /// does not offer 8BITMIME (RFC 6152), so it was not sent; the same
+  /// message in 7 bits would be taken.
+  bool needs_seven_bit = false;
 };
 
 /// Sends `message` (RFC 5322 bytes with CRLF line ends, not dot-stuffed) from

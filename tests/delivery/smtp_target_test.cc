@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -440,7 +441,8 @@ class SmtpForwardOriginalTest : public SmtpTargetTest {
   }
   // The event of a forward route: with "original_rfc822" as the watcher
   // stores it (base64 of `raw`; no original: null, as over the limit).
-  static store::Delivery ForwardRow(const std::string& message, const std::string* raw, uint64_t size = 0) {
+  static store::Delivery ForwardRow(const std::string& message, const std::string* raw, uint64_t size = 0,
+                                    const std::string& event_id = "evt_1") {
     auto content = mime::ExtractWhole(message, mime::ExtractOptions{});
     EXPECT_TRUE(content.ok());
     mime::EventMeta meta{"support", "INBOX", 7, 42, {}, size ? size : message.size(), "2026-11-30T03:00:00Z"};
@@ -451,7 +453,7 @@ class SmtpForwardOriginalTest : public SmtpTargetTest {
       payload += *p;
     }
     store::Delivery row;
-    row.item.event_id = "evt_1";
+    row.item.event_id = event_id;
     row.item.target = "smtp:ack";
     row.item.payload = payload;
     return row;
@@ -519,6 +521,50 @@ TEST_F(SmtpForwardOriginalTest, AnOriginalMessageRfc822CannotCarryIsAttachedAsAF
   EXPECT_EQ(Make()->Deliver(Row(kAsk, "evt_2"), cancel_).kind, OutcomeKind::kSuccess);
   ASSERT_EQ(sent_.size(), 1u);
   EXPECT_NE(sent_[0].message.find("not stored with this message"), std::string::npos);
+}
+
+TEST_F(SmtpForwardOriginalTest, AnEightBitOriginalGoesAsAFileToAServerWithout8BitMime) {
+  const std::string original =
+      "Subject: caf\xC3\xA9\r\nMessage-ID: <o4@example.org>\r\n\r\nGr\xC3\xBC\xC3\x9F"
+      "e\r\n";
+  SendReport no_8bitmime{SendReport::Kind::kPermanent, "no 8BITMIME", {}, false, true};
+  SendReport too_large{SendReport::Kind::kPermanent, "552 5.3.4 Message size exceeds fixed limit", {}, true};
+  std::vector<SendReport> script = {no_8bitmime, {SendReport::Kind::kSent, "", {}}};
+  auto t = SmtpTarget::Create(
+      target_,
+      [&](const std::string& from, const std::vector<std::string>& to, std::string_view message,
+          const util::CancelToken&) {
+        sent_.push_back({from, to, std::string(message)});
+        return script.at(sent_.size() - 1);
+      },
+      ledger_);
+  ASSERT_TRUE(t.ok());
+  Outcome out = (*t)->Deliver(ForwardRow(original, &original), cancel_);
+  EXPECT_EQ(out.kind, OutcomeKind::kSuccess) << out.error;
+  ASSERT_EQ(sent_.size(), 2u);
+  EXPECT_NE(sent_[0].message.find("Content-Type: message/rfc822"), std::string::npos);
+  // The second is all 7-bit: the original as the base64 file, byte for byte.
+  EXPECT_TRUE(std::all_of(sent_[1].message.begin(), sent_[1].message.end(),
+                          [](char c) { return static_cast<unsigned char>(c) < 0x80; }));
+  mime::ExtractOptions options;
+  options.fetch_content = true;
+  auto fwd = mime::ExtractWhole(sent_[1].message, options);
+  ASSERT_TRUE(fwd.ok());
+  EXPECT_NE(fwd->text.value_or("").find("does not accept 8-bit data"), std::string::npos) << fwd->text.value_or("");
+  ASSERT_EQ(fwd->attachments.size(), 1u);
+  EXPECT_EQ(fwd->attachments[0].filename, "original.eml");
+  ASSERT_TRUE(fwd->attachments[0].content_base64);
+  EXPECT_EQ(mime::DecodeBase64(*fwd->attachments[0].content_base64), original);
+
+  // Then too large as a file as well: it goes without, and the note about
+  // the file is not left behind.
+  sent_.clear();
+  script = {no_8bitmime, too_large, {SendReport::Kind::kSent, "", {}}};
+  out = (*t)->Deliver(ForwardRow(original, &original, 0, "evt_3"), cancel_);
+  EXPECT_EQ(out.kind, OutcomeKind::kSuccess) << out.error;
+  ASSERT_EQ(sent_.size(), 3u);
+  EXPECT_EQ(sent_[2].message.find("original.eml"), std::string::npos);
+  EXPECT_NE(sent_[2].message.find("too large for"), std::string::npos);
 }
 
 TEST_F(SmtpForwardOriginalTest, AForwardTheServerRefusesForItsSizeGoesAgainWithoutTheOriginal) {

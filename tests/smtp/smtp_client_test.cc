@@ -429,6 +429,28 @@ TEST_F(SmtpClientTest, AddressesThatCouldInjectCommandsAreRefusedBeforeConnectin
   EXPECT_EQ(SendMail(o, "a@b", {}, kMessage).cls, SendClass::kPermanent);
 }
 
+TEST_F(SmtpClientTest, EightBitDataIsNotSentToAServerWithout8BitMime) {
+  const std::string eight_bit =
+      "Subject: hi\r\n\r\nGr\xC3\xBC\xC3\x9F"
+      "e\r\n";
+  FakeSmtpServer plain({});  // its EHLO has no 8BITMIME
+  SendOutcome out = SendMail(Options(plain.port()), "support@example.com", {"bob@example.org"}, eight_bit);
+  plain.Join();
+  EXPECT_EQ(out.cls, SendClass::kPermanent);
+  EXPECT_TRUE(out.needs_seven_bit);
+  EXPECT_THAT(out.error, HasSubstr("does not offer 8BITMIME"));
+  EXPECT_FALSE(AnyStartsWith(plain.commands(), "MAIL FROM"));
+
+  FakeSmtpScript script;
+  script.ehlo = "250-fake.test hello\r\n250-8BITMIME\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n";
+  FakeSmtpServer eight(script);
+  out = SendMail(Options(eight.port()), "support@example.com", {"bob@example.org"}, eight_bit);
+  eight.Join();
+  EXPECT_EQ(out.cls, SendClass::kSent) << out.error;
+  EXPECT_FALSE(out.needs_seven_bit);
+  EXPECT_TRUE(AnyStartsWith(eight.commands(), "MAIL FROM:<support@example.com> BODY=8BITMIME"));
+}
+
 TEST_F(SmtpClientTest, ConnectionRefusedNamesTheSubmissionPorts) {
   SendOutcome out = SendMail(Options(1), "support@example.com", {"bob@example.org"}, kMessage);  // nothing on port 1
   EXPECT_EQ(out.cls, SendClass::kRetry);
