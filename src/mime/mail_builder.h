@@ -93,8 +93,9 @@ util::Result<std::string> EnvelopeAddress(std::string_view address);
 
 /// True when the built message holds 8-bit bytes (only an attached original
 /// can bring them): the SMTP client then sends MAIL FROM with
-/// BODY=8BITMIME (RFC 6152) and, if the server lacks it, the target
-/// forwards inline instead.
+/// BODY=8BITMIME (RFC 6152); a server without it is sent nothing 8-bit:
+/// the target attaches the original as a base64 file instead
+/// (OutgoingMail::original_as_file).
 bool NeedsEightBitMime(std::string_view message);
 
 /// "<hex.mailhook@domain>": 32 hex digits of SHA-256 over `seed` (e.g. event
