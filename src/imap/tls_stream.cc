@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -43,6 +44,8 @@ struct StreamData {
   int stop_fd = -1;
   SSL* ssl = nullptr;  // null until StartTls
   std::chrono::milliseconds timeout{60000};
+  // SetStreamDeadline: no wait goes past it, however many there are.
+  std::optional<std::chrono::steady_clock::time_point> deadline;
   struct mailstream_cancel* cancel = nullptr;
   uint64_t budget = 0;         // 0: unbounded
   uint64_t syntax_budget = 0;  // bytes outside literals; 0: unbounded
@@ -58,6 +61,14 @@ struct StreamData {
 };
 
 StreamData* DataOf(mailstream_low* low) { return static_cast<StreamData*>(low->data); }
+
+// How long the next wait may take: the per-wait timeout, cut to what is left
+// before the deadline (a handshake or a trickled reply has many waits).
+std::chrono::milliseconds Budget(const StreamData* d) {
+  if (!d->deadline) return d->timeout;
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(*d->deadline - std::chrono::steady_clock::now());
+  return std::clamp(left, std::chrono::milliseconds(0), d->timeout);
+}
 
 std::string OpenSslErrors() {
   std::string out;
@@ -105,11 +116,11 @@ ssize_t DriverReadSome(StreamData* d, void* buf, size_t count) {
       if (n > 0) return n;
       int err = SSL_get_error(d->ssl, n);
       if (err == SSL_ERROR_WANT_READ) {
-        if (WaitFor(d->fd, d->stop_fd, POLLIN, d->timeout) != Wait::kReady) return -1;
+        if (WaitFor(d->fd, d->stop_fd, POLLIN, Budget(d)) != Wait::kReady) return -1;
         continue;
       }
       if (err == SSL_ERROR_WANT_WRITE) {
-        if (WaitFor(d->fd, d->stop_fd, POLLOUT, d->timeout) != Wait::kReady) return -1;
+        if (WaitFor(d->fd, d->stop_fd, POLLOUT, Budget(d)) != Wait::kReady) return -1;
         continue;
       }
       return -1;  // closed (SSL_ERROR_ZERO_RETURN) or broken
@@ -119,7 +130,7 @@ ssize_t DriverReadSome(StreamData* d, void* buf, size_t count) {
     if (n == 0) return -1;  // peer closed
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
-    if (WaitFor(d->fd, d->stop_fd, POLLIN, d->timeout) != Wait::kReady) return -1;
+    if (WaitFor(d->fd, d->stop_fd, POLLIN, Budget(d)) != Wait::kReady) return -1;
   }
 }
 
@@ -200,7 +211,7 @@ ssize_t DriverWrite(mailstream_low* low, const void* buf, size_t count) {
       int err = SSL_get_error(d->ssl, n);
       short ev = static_cast<short>(err == SSL_ERROR_WANT_READ ? POLLIN : err == SSL_ERROR_WANT_WRITE ? POLLOUT : 0);
       if (ev == 0) return -1;
-      if (WaitFor(d->fd, d->stop_fd, ev, d->timeout) != Wait::kReady) return -1;
+      if (WaitFor(d->fd, d->stop_fd, ev, Budget(d)) != Wait::kReady) return -1;
       continue;
     }
     // MSG_NOSIGNAL: a server that hung up must not kill us with SIGPIPE.
@@ -208,7 +219,7 @@ ssize_t DriverWrite(mailstream_low* low, const void* buf, size_t count) {
     if (n >= 0) return n;
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
-    if (WaitFor(d->fd, d->stop_fd, POLLOUT, d->timeout) != Wait::kReady) return -1;
+    if (WaitFor(d->fd, d->stop_fd, POLLOUT, Budget(d)) != Wait::kReady) return -1;
   }
 }
 
@@ -359,6 +370,8 @@ util::Result<StreamPtr> OpenPlainStream(const std::string& host, uint16_t port, 
   std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(res, freeaddrinfo);
 
   std::string last_error = "no address";
+  // One timeout for the whole connect, however many addresses are tried.
+  const auto connect_deadline = std::chrono::steady_clock::now() + timeout;
   for (addrinfo* ai = res; ai; ai = ai->ai_next) {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
     if (fd < 0) {
@@ -367,7 +380,9 @@ util::Result<StreamPtr> OpenPlainStream(const std::string& host, uint16_t port, 
     }
     int r = connect(fd, ai->ai_addr, ai->ai_addrlen);
     if (r < 0 && errno == EINPROGRESS) {
-      Wait w = WaitFor(fd, stop_fd, POLLOUT, timeout);
+      const auto left =
+          std::chrono::ceil<std::chrono::milliseconds>(connect_deadline - std::chrono::steady_clock::now());
+      Wait w = WaitFor(fd, stop_fd, POLLOUT, std::max(left, std::chrono::milliseconds(0)));
       if (w == Wait::kReady) {
         int so_error = 0;
         socklen_t len = sizeof so_error;
@@ -442,7 +457,7 @@ util::Status StartTls(mailstream* stream, const TlsOptions& options) {
     int err = SSL_get_error(ssl, r);
     short ev = static_cast<short>(err == SSL_ERROR_WANT_READ ? POLLIN : err == SSL_ERROR_WANT_WRITE ? POLLOUT : 0);
     if (ev != 0) {
-      Wait w = WaitFor(d->fd, d->stop_fd, ev, d->timeout);
+      Wait w = WaitFor(d->fd, d->stop_fd, ev, Budget(d));
       if (w == Wait::kReady) continue;
       SSL_free(ssl);
       return Error("tls.handshake", RetryClass::kBackoff,
@@ -487,6 +502,10 @@ void SetInterruptFd(mailstream* stream, int stop_fd) { DataOf(mailstream_get_low
 
 void SetStreamTimeout(mailstream* stream, std::chrono::milliseconds timeout) {
   DataOf(mailstream_get_low(stream))->timeout = timeout;
+}
+
+void SetStreamDeadline(mailstream* stream, std::optional<std::chrono::steady_clock::time_point> deadline) {
+  DataOf(mailstream_get_low(stream))->deadline = deadline;
 }
 
 void StartResponseBudget(mailstream* stream, uint64_t limit, uint64_t syntax_limit) {

@@ -62,6 +62,10 @@ void SetInterruptFd(mailstream* stream, int stop_fd);
 /// Changes the per-operation timeout.
 void SetStreamTimeout(mailstream* stream, std::chrono::milliseconds timeout);
 
+/// No wait of the stream (TLS handshake steps, reads of a trickled reply,
+/// partial writes) goes past `deadline`; nullopt: each wait has the timeout.
+void SetStreamDeadline(mailstream* stream, std::optional<std::chrono::steady_clock::time_point> deadline);
+
 /// Starts a new response budget: from now on at most `limit` bytes are read
 /// from the transport (decrypted bytes under TLS; 0 = no bound), of which at
 /// most `syntax_limit` outside literal contents (0 = no bound): those are what

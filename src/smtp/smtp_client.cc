@@ -292,6 +292,9 @@ std::optional<SendOutcome> Client::Open() {
                     (Left().count() == 0 ? " (" + TimedOut() + ")" : ""));
   }
   stream_ = std::move(stream.value());
+  // Every wait of the stream ends by the attempt's deadline: a TLS handshake
+  // step or a reply trickled a byte at a time cannot stretch it.
+  imap::SetStreamDeadline(stream_.get(), deadline_);
   if (o_.tls == config::TlsMode::kImplicit) {
     if (auto failed = Handshake("TLS")) return failed;
   }

@@ -2,7 +2,9 @@
 // budgets, partial fetches, split FETCH responses, STARTTLS injection,
 // credential redaction and the top of the UID space (issue #7).
 
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +13,7 @@
 #include <fstream>
 #include <functional>
 #include <sstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>
@@ -469,6 +472,49 @@ TEST(SessionLimitsTest, HostNameOpenSslRefusesIsAnError) {
   auto s = StartTls(stream->get(), TlsOptions{std::string(300, 'a'), std::nullopt, true});
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code(), "tls.host_name") << s.error().message();
+}
+
+// A peer that starts a TLS record of 16 KiB and then trickles it a byte every
+// 50 ms: each wait of the handshake is short, their sum is not.
+TEST(SessionLimitsTest, AStreamDeadlineEndsAHandshakeTrickledAByteAtATime) {
+  int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(listen(listener, 1), 0);
+  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  std::atomic<int> trickled{0};
+  std::atomic<bool> done{false};
+  std::thread peer([&] {
+    int c = accept(listener, nullptr, nullptr);
+    if (c < 0) return;
+    static constexpr char kHeader[] = {0x16, 0x03, 0x03, 0x40, 0x00};  // handshake record, 16 KiB
+    (void)!send(c, kHeader, sizeof kHeader, MSG_NOSIGNAL);
+    while (!done && trickled < 200) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (send(c, "x", 1, MSG_NOSIGNAL) != 1) break;
+      ++trickled;
+    }
+    close(c);
+  });
+  auto stream = OpenPlainStream("127.0.0.1", ntohs(addr.sin_port), std::chrono::milliseconds(300), -1);
+  ASSERT_TRUE(stream.ok()) << stream.error().message();
+  const auto start = std::chrono::steady_clock::now();
+  SetStreamDeadline(stream->get(), start + std::chrono::milliseconds(600));
+  auto s = StartTls(stream->get(), TlsOptions{"localhost", std::nullopt, true});
+  const auto took = std::chrono::steady_clock::now() - start;
+  done = true;
+  peer.join();
+  close(listener);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code(), "tls.handshake") << s.error().message();
+  // The window was hit: bytes kept coming, each well inside the 300 ms wait.
+  EXPECT_GE(trickled.load(), 8);
+  EXPECT_GE(took, std::chrono::milliseconds(550));
+  EXPECT_LT(took, std::chrono::milliseconds(1500));  // 16 KiB at 20 bytes/s would take 13 minutes
 }
 
 // --- 6. credentials never come back through server text ---------------------
