@@ -375,14 +375,16 @@ Outcome SmtpTarget::Send(const json& event, const std::string& event_id, const s
   // decided by what is recorded, without connecting.
   if (pending.empty()) return Settle(SendReport{SendReport::Kind::kSent, "", {}}, pending, *done, event_id);
   const Bodies composed{mail.text, mail.html};
-  SendReport report = sender_(*envelope_from, pending, *bytes, cancel);
+  // `timeout` bounds the attempt, resends included, so it fits the dispatcher's lease.
+  const auto deadline = std::chrono::steady_clock::now() + target_.timeout;
+  SendReport report = sender_(*envelope_from, pending, *bytes, deadline, cancel);
   // At most twice: as a 7-bit file for a server without 8BITMIME, then
   // without the original for the server's size limit.
   for (int again = 0; again < 2; ++again) {
     auto rebuilt = RebuildForServer(report, composed, event_id, mail);
     if (!rebuilt) break;
     if (!rebuilt->ok()) return Permanent(rebuilt->error().message());
-    report = sender_(*envelope_from, pending, **rebuilt, cancel);
+    report = sender_(*envelope_from, pending, **rebuilt, deadline, cancel);
   }
   return Settle(report, pending, *done, event_id);
 }
@@ -578,7 +580,14 @@ MailSender SubmissionSender(const config::SmtpTarget& target, SecretSource sourc
   const smtp::SmtpOptions options = SubmissionOptions(target);
   return [options, source = std::move(source), refused = std::move(refused)](
              const std::string& from, const std::vector<std::string>& recipients, std::string_view message,
-             const util::CancelToken& cancel) {
+             std::chrono::steady_clock::time_point deadline, const util::CancelToken& cancel) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      return SendReport{SendReport::Kind::kRetry,
+                        options.account_label + ": the attempt's timeout (" + std::to_string(options.timeout.count()) +
+                            " ms) ran out before this send",
+                        {}};
+    }
     auto secret = source(cancel.fd());
     if (!secret.ok()) {
       // No connection without a secret: the token endpoint's error is the outcome.
@@ -589,6 +598,7 @@ MailSender SubmissionSender(const config::SmtpTarget& target, SecretSource sourc
     smtp::SmtpOptions call = options;
     call.secret = *secret;
     call.stop_fd = cancel.fd();
+    call.timeout = std::min(options.timeout, left);
     smtp::SendOutcome sent = smtp::SendMail(call, from, recipients, message);
     if (refused && CredentialsRefused(sent)) refused(*secret);
     SendReport report{KindOf(sent.cls), sent.error, {}, TooLarge(sent), sent.needs_seven_bit};

@@ -75,11 +75,13 @@ struct SendReport {
   bool needs_seven_bit = false;
 };
 
-/// Sends one built message. Production: smtp::SendMail with the target's
-/// server settings; unit tests: a fake.
-using MailSender =
-    std::function<SendReport(const std::string& envelope_from, const std::vector<std::string>& recipients,
-                             std::string_view message, const util::CancelToken& cancel)>;
+/// Sends one built message, giving up by `deadline` (one delivery attempt
+/// may send twice or three times: the fallbacks of a forward's original).
+/// Production: smtp::SendMail with the target's server settings; unit
+/// tests: a fake.
+using MailSender = std::function<SendReport(
+    const std::string& envelope_from, const std::vector<std::string>& recipients, std::string_view message,
+    std::chrono::steady_clock::time_point deadline, const util::CancelToken& cancel)>;
 
 /// Where each send's AUTH secret comes from: the password (or an access
 /// token from oauth2.token*) resolved once, or the OAuth2 refresh flow's

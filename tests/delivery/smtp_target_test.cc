@@ -91,7 +91,7 @@ class SmtpTargetTest : public ::testing::Test {
     auto t = SmtpTarget::Create(
         target_,
         [this](const std::string& from, const std::vector<std::string>& to, std::string_view message,
-               const util::CancelToken&) {
+               std::chrono::steady_clock::time_point, const util::CancelToken&) {
           sent_.push_back({from, to, std::string(message)});
           return report_;
         },
@@ -533,7 +533,7 @@ TEST_F(SmtpForwardOriginalTest, AnEightBitOriginalGoesAsAFileToAServerWithout8Bi
   auto t = SmtpTarget::Create(
       target_,
       [&](const std::string& from, const std::vector<std::string>& to, std::string_view message,
-          const util::CancelToken&) {
+          std::chrono::steady_clock::time_point, const util::CancelToken&) {
         sent_.push_back({from, to, std::string(message)});
         return script.at(sent_.size() - 1);
       },
@@ -575,7 +575,7 @@ TEST_F(SmtpForwardOriginalTest, AForwardTheServerRefusesForItsSizeGoesAgainWitho
   auto t = SmtpTarget::Create(
       target_,
       [&](const std::string& from, const std::vector<std::string>& to, std::string_view message,
-          const util::CancelToken&) {
+          std::chrono::steady_clock::time_point, const util::CancelToken&) {
         sent_.push_back({from, to, std::string(message)});
         return script.at(sent_.size() - 1);
       },
@@ -596,7 +596,7 @@ TEST_F(SmtpForwardOriginalTest, AForwardTheServerRefusesForItsSizeGoesAgainWitho
   auto plain = SmtpTarget::Create(
       target_,
       [&](const std::string& from, const std::vector<std::string>& to, std::string_view message,
-          const util::CancelToken&) {
+          std::chrono::steady_clock::time_point, const util::CancelToken&) {
         sent_.push_back({from, to, std::string(message)});
         return script.at(sent_.size() - 1);
       },

@@ -36,6 +36,9 @@ using testsupport::TestCertificates;
 constexpr const char* kUser = "support@example.com";
 const std::string kMessage = "Subject: hi\r\n\r\nbody\r\n";
 
+/// A deadline no test reaches.
+std::chrono::steady_clock::time_point Later() { return std::chrono::steady_clock::now() + std::chrono::seconds(30); }
+
 /// A token endpoint handing out "at1", "at2"..., or failing with `fail`.
 struct TokenEndpoint {
   std::mutex mu;
@@ -89,7 +92,8 @@ class SubmissionSenderTest : public ::testing::Test {
   }
 
   SendReport Send(FakeSmtpServer& server) {
-    SendReport report = SubmissionSender(Target(server.port()), tokens_)(kUser, {"ann@example.org"}, kMessage, cancel_);
+    SendReport report =
+        SubmissionSender(Target(server.port()), tokens_)(kUser, {"ann@example.org"}, kMessage, Later(), cancel_);
     server.Join();
     return report;
   }
@@ -144,7 +148,7 @@ TEST_F(SubmissionSenderTest, EachRecipientsOutcomeIsReported) {
   script.replies = {{"RCPT TO:<bob@", "451 4.2.1 mailbox busy\r\n"}, {"RCPT TO:<eve@", "550 5.1.1 no such user\r\n"}};
   FakeSmtpServer server(script);
   SendReport report = SubmissionSender(Target(server.port()), tokens_)(
-      kUser, {"ann@example.org", "bob@example.org", "eve@example.org"}, kMessage, cancel_);
+      kUser, {"ann@example.org", "bob@example.org", "eve@example.org"}, kMessage, Later(), cancel_);
   server.Join();
   EXPECT_EQ(report.kind, SendReport::Kind::kSent) << report.error;
   ASSERT_EQ(report.recipients.size(), 3u);
@@ -156,10 +160,23 @@ TEST_F(SubmissionSenderTest, EachRecipientsOutcomeIsReported) {
   EXPECT_EQ(report.recipients[2].reply, "550 5.1.1 no such user");
 }
 
+// A send after an earlier one of the same attempt used its time (a forward's
+// fallbacks) neither connects nor asks for a token: the attempt is over.
+TEST_F(SubmissionSenderTest, ASendPastTheAttemptsDeadlineIsARetryWithoutConnecting) {
+  FakeSmtpServer server({});
+  SendReport report = SubmissionSender(Target(server.port()), tokens_)(kUser, {"ann@example.org"}, kMessage,
+                                                                       std::chrono::steady_clock::now(), cancel_);
+  EXPECT_EQ(report.kind, SendReport::Kind::kRetry);
+  EXPECT_NE(report.error.find("ran out before this send"), std::string::npos) << report.error;
+  EXPECT_TRUE(server.commands().empty());
+  EXPECT_EQ(endpoint_.calls, 0);
+}
+
 TEST_F(SubmissionSenderTest, ATokenEndpointFailureIsTheOutcomeAndNothingConnects) {
   endpoint_.fail = util::Error("oauth2.http", util::RetryClass::kBackoff, "the token endpoint answered 503");
   FakeSmtpServer server({});
-  SendReport report = SubmissionSender(Target(server.port()), tokens_)(kUser, {"ann@example.org"}, kMessage, cancel_);
+  SendReport report =
+      SubmissionSender(Target(server.port()), tokens_)(kUser, {"ann@example.org"}, kMessage, Later(), cancel_);
   EXPECT_EQ(report.kind, SendReport::Kind::kRetry);
   EXPECT_NE(report.error.find("the token endpoint answered 503"), std::string::npos) << report.error;
   EXPECT_NE(report.error.find("smtp:ack"), std::string::npos) << report.error;
@@ -169,7 +186,8 @@ TEST_F(SubmissionSenderTest, ATokenEndpointFailureIsTheOutcomeAndNothingConnects
   endpoint_.fail = util::Error("oauth2.invalid_grant", util::RetryClass::kNeedsOperator, "refresh token revoked");
   // A new cache: the first one holds its failure for a while (FailureHold).
   tokens_ = std::make_shared<OAuth2TokenCache>("smtp:ack", oauth2_, false, endpoint_.requester());
-  SendReport op = SubmissionSender(Target(server.port()), tokens_)(kUser, {"ann@example.org"}, kMessage, cancel_);
+  SendReport op =
+      SubmissionSender(Target(server.port()), tokens_)(kUser, {"ann@example.org"}, kMessage, Later(), cancel_);
   EXPECT_EQ(op.kind, SendReport::Kind::kNeedsOperator);
   EXPECT_NE(op.error.find("refresh token revoked"), std::string::npos) << op.error;
   EXPECT_TRUE(server.commands().empty());
@@ -242,7 +260,8 @@ void CommitRow(const std::string& state_dir, uint32_t uid) {
 TEST_F(SubmissionSenderTest, ASizeRefusalIsMarkedTooLarge) {
   auto send = [&](FakeSmtpScript script, const std::string& message) {
     FakeSmtpServer server(std::move(script));
-    SendReport report = SubmissionSender(Target(server.port()), tokens_)(kUser, {"ann@example.org"}, message, cancel_);
+    SendReport report =
+        SubmissionSender(Target(server.port()), tokens_)(kUser, {"ann@example.org"}, message, Later(), cancel_);
     server.Join();
     return report;
   };
