@@ -1,5 +1,7 @@
 #include "store/statement_cache.h"
 
+#include <sqlite3.h>
+
 namespace mailhook::store {
 
 sqlite3_stmt* StatementCache::Take(std::string_view sql, int* rc) {

@@ -1,6 +1,7 @@
 #pragma once
 /// StatementCache: the prepared statements of one SQLite connection, kept
-/// for reuse. Private to src/store (it includes <sqlite3.h>).
+/// for reuse. Used by src/store's Stmt only; SQLite's types are only
+/// declared here, so the header pulls in no <sqlite3.h> (the fence).
 ///
 /// Why: every store call prepared its SQL anew and finalized it after one
 /// use; in a burst, parsing those statements was most of SQLite's share of
@@ -24,12 +25,13 @@
 /// Threads: none of its own; it belongs to one Db and shares its confinement
 /// (one thread at a time, see Store).
 
-#include <sqlite3.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 #include <unordered_map>
+
+struct sqlite3;
+struct sqlite3_stmt;
 
 namespace mailhook::store {
 
