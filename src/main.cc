@@ -137,7 +137,9 @@ class CommandLine {
 
     check_ = app_.add_subcommand("check", "validate the config (and with --connect, log in everywhere)");
     check_->add_option("-c,--config", config_path_, "config file")->required();
-    check_->add_flag("--connect", connect_, "also log in to every account and select every folder");
+    check_->add_flag(
+        "--connect", connect_,
+        "also log in to every account and select every folder, and log in to every smtp target (nothing sent)");
 
     parse_ = app_.add_subcommand("parse", "print the event `run` would emit for a message file");
     parse_

@@ -164,12 +164,8 @@ void Loader::ParseSmtpMessage(const YAML::Node& node, const std::string& where, 
       Fail(node["attach_original"], "attach_original: true in " + where +
                                         " is for mode: forward (the original as message/rfc822); "
                                         "a reply threads by In-Reply-To instead. Remove it");
-    } else if (*attach) {
-      // Nothing may be promised and then left out: the stored event does
-      // not carry the original's bytes yet (issue 12, left for later).
-      Fail(node["attach_original"], "attach_original: true in " + where +
-                                        " is not built yet: the forward carries the message's text and html "
-                                        "(templates); remove it or set it to false");
+    } else {
+      t.attach_original = *attach;
     }
   }
   if (Present(node["rate_limit"])) {

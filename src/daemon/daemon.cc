@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "daemon/account_set.h"
@@ -14,11 +15,13 @@
 #include "daemon/state_dir_lock.h"
 #include "daemon/store_pool.h"
 #include "delivery/dispatcher.h"
+#include "delivery/smtp_target.h"
 #include "http/server.h"
 #include "imap/session.h"
 #include "store/store.h"
 #include "util/log.h"
 #include "util/metrics_catalog.h"
+#include "util/target_id.h"
 
 namespace mailhook::daemon {
 namespace {
@@ -221,10 +224,56 @@ int CheckTargetSecrets(const config::Config& config, std::ostream& out) {
   return failures;
 }
 
+std::string_view TlsName(config::TlsMode tls) {
+  switch (tls) {
+    case config::TlsMode::kImplicit: return "implicit";
+    case config::TlsMode::kStartTls: return "starttls";
+    case config::TlsMode::kNone: return "none";
+  }
+  return "";
+}
+
+// `check --connect` for the smtp targets: the secret resolved as a send
+// resolves it (the refresh flow asks token_url), then the session a send
+// opens, up to AUTH, and QUIT: nothing is sent. One line per target; the
+// secret is never printed (the client's errors are cleaned of it).
+int CheckSmtpTargets(const config::Config& config, std::ostream& out) {
+  int failures = 0;
+  for (const auto& target : config.smtp) {
+    const std::string label = util::TargetId::Smtp(target.name).ToString();
+    std::optional<delivery::OAuth2TokenCache> tokens;
+    if (target.oauth2) {
+      tokens.emplace(label, *target.oauth2, target.allow_insecure);
+      tokens->set_log_area(util::Area::kSmtp);
+    }
+    auto secret = tokens ? tokens->AccessToken() : target.password.Resolve();
+    if (!secret.ok()) {
+      out << "FAIL " << label << ": " << secret.error().message() << "\n";
+      ++failures;
+      continue;
+    }
+    smtp::SmtpOptions options = delivery::SubmissionOptions(target);
+    options.secret = std::move(*secret);
+    const smtp::CheckOutcome checked = smtp::CheckSubmission(options);
+    if (checked.cls != smtp::SendClass::kSent) {
+      out << "FAIL " << label << ": " << checked.error << "\n";
+      ++failures;
+      continue;
+    }
+    std::string mechanisms;
+    for (const std::string& m : checked.auth) mechanisms += (mechanisms.empty() ? "" : ",") + m;
+    out << "ok   " << label << ": " << target.host << ":" << target.port << " tls=" << TlsName(target.tls) << " AUTH "
+        << smtp::AuthName(options.auth) << " accepted, ehlo=" << checked.helo_name
+        << " offered=" << (mechanisms.empty() ? "none" : mechanisms) << " (nothing sent)\n";
+  }
+  return failures;
+}
+
 }  // namespace
 
 int CheckConnect(const config::Config& config, std::ostream& out) {
   int failures = CheckTargetSecrets(config, out);
+  failures += CheckSmtpTargets(config, out);
   for (const auto& account : config.accounts) {
     // `check --connect` resolves the secrets (runs *_command) as `run` would;
     // with the OAuth2 refresh flow it asks token_url for an access token.

@@ -50,8 +50,11 @@ std::vector<Route> RoutesFor(const config::Config& config, const std::string& ac
   for (const auto& s : config.smtp) {
     // The loop rules need the original's Auto-Submitted, Precedence, List-*
     // and Return-Path, which the contract's event does not carry.
+    // A forward that attaches the original needs its bytes, which only
+    // these routes' events carry (a webhook's event stays the contract's).
+    const bool original = s.mode == config::SmtpMode::kForward && s.attach_original;
     if (Matches(s.match, account, folder, content))
-      routes.push_back({util::TargetId::Smtp(s.name), s.attachments, s.max_attachment_bytes, true});
+      routes.push_back({util::TargetId::Smtp(s.name), s.attachments, s.max_attachment_bytes, true, original});
   }
   return routes;
 }

@@ -1,6 +1,7 @@
 #pragma once
-/// Router: which targets (webhooks and hooks) receive an event, and how much
-/// of the attachments each one gets. Pure function of the config.
+/// Router: which targets (webhooks, hooks and smtp) receive an event, and how
+/// much of the attachments (and, for smtp targets, of the original) each one
+/// gets. Pure function of the config.
 
 #include <cstdint>
 #include <memory>
@@ -21,6 +22,9 @@ struct Route {
   config::AttachmentMode attachments = config::AttachmentMode::kMetadata;
   uint64_t max_attachment_bytes = 0;
   bool auto_reply_headers = false;  ///< smtp targets: the event carries them (mime::EventPieces)
+  /// smtp forwards with attach_original: the event carries the original's
+  /// bytes ("original_rfc822", mime::EventPieces), fetched only for them.
+  bool original_message = false;
 };
 
 /// True when `match` selects an event of this account/folder (empty lists

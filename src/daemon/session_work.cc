@@ -15,6 +15,7 @@
 #include "mime/event.h"
 #include "mime/extractor.h"
 #include "mime/mime_parser.h"
+#include "util/base64.h"
 
 namespace mailhook::daemon {
 namespace {
@@ -349,29 +350,70 @@ util::Status FolderWatcher::SessionWork::GatherLocal(const imap::MessageMeta& me
   WholeMessageSource source(parsed, session_, meta.uid);
   auto content = mime::Extract(parsed.header_block, parsed.root, source, options);
   if (!content.ok()) return Skipped(meta.uid, content.error());
-  return AddEvent(meta, *content);
+  return AddEvent(meta, *content, &parsed.data);
 }
 
-util::Status FolderWatcher::SessionWork::AddEvent(const imap::MessageMeta& meta, const mime::MessageContent& content) {
+util::Status FolderWatcher::SessionWork::AddEvent(const imap::MessageMeta& meta, const mime::MessageContent& content,
+                                                  const std::string* whole) {
   mime::EventMeta em{w_.account_.name, w_.folder_, info_.uidvalidity, meta.uid,
                      meta.flags,       meta.size,  mime::NowRfc3339()};
   const std::string event_id = mime::EventId(w_.account_.name, w_.folder_, info_.uidvalidity, meta.uid);
+  const std::vector<Route> routes = w_.Routes(&content);
+  // The original's bytes only when a forward attaches them: read (or
+  // encoded) once per message, one shared piece in each such event.
+  mime::EventOriginal original;
+  if (std::any_of(routes.begin(), routes.end(), [](const Route& r) { return r.original_message; })) {
+    auto base64 = OriginalBase64(meta, whole);
+    if (!base64.ok()) return Skipped(meta.uid, base64.error());
+    original.base64 = std::move(*base64);
+  }
   // One event per attachment mode (and content limit), shared by the routes
   // that want the same: a hostile body escaped to JSON is large, and it is
   // built once, not once per target. Pieces: the attachment contents are
   // shared too and written to the store as they are, never joined here.
   using Pieces = std::vector<std::shared_ptr<const std::string>>;
-  std::map<std::tuple<config::AttachmentMode, uint64_t, bool>, Pieces> built;
-  AddItems(event_id, meta.uid, &content, [&](const Route& r) {
+  std::map<std::tuple<config::AttachmentMode, uint64_t, bool, bool>, Pieces> built;
+  AddItems(event_id, meta.uid, routes, [&](const Route& r) {
     const uint64_t limit = r.attachments == config::AttachmentMode::kContent ? r.max_attachment_bytes : 0;
-    auto [it, fresh] = built.try_emplace({r.attachments, limit, r.auto_reply_headers});
+    auto [it, fresh] = built.try_emplace({r.attachments, limit, r.auto_reply_headers, r.original_message});
     if (fresh) {
-      it->second = mime::EventPieces(em, content, r.attachments, r.max_attachment_bytes, r.auto_reply_headers);
+      it->second = mime::EventPieces(em, content, r.attachments, r.max_attachment_bytes, r.auto_reply_headers,
+                                     r.original_message ? &original : nullptr);
     }
     return it->second;
   });
   w_.metrics_.messages.Inc();
   return util::Ok();
+}
+
+util::Result<std::shared_ptr<const std::string>> FolderWatcher::SessionWork::OriginalBase64(
+    const imap::MessageMeta& meta, const std::string* whole) {
+  if (whole) {
+    if (whole->size() > mime::kMaxOriginalBytes) return std::shared_ptr<const std::string>();
+    return std::make_shared<const std::string>(util::Base64Encode(*whole));
+  }
+  // Not read whole (the server path): BODY.PEEK[] in pieces, encoded as
+  // they come, so the raw message is never held; never more than the limit.
+  if (meta.size > mime::kMaxOriginalBytes) return std::shared_ptr<const std::string>();
+  auto out = std::make_shared<std::string>();
+  out->reserve((meta.size + 2) / 3 * 4);
+  util::Base64Encoder encoder;
+  uint64_t read = 0;
+  bool over = false;
+  ImapSectionSource source(session_, meta.uid);
+  auto s = source.StreamBody("", [&](std::string_view piece) {
+    read += piece.size();
+    if (read > mime::kMaxOriginalBytes) {
+      over = true;  // grew past its RFC822.SIZE: stop reading, attach nothing
+      return util::Status(util::Error("daemon.original_too_large", util::RetryClass::kBackoff, "over the limit"));
+    }
+    encoder.Add(piece, *out);
+    return util::Ok();
+  });
+  if (over) return std::shared_ptr<const std::string>();
+  if (!s.ok()) return s.error();
+  encoder.Finish(*out);
+  return std::shared_ptr<const std::string>(std::move(out));
 }
 
 util::Status FolderWatcher::SessionWork::GatherUnprocessable(uint32_t uid, const store::Attempt& attempt) {
@@ -419,16 +461,16 @@ util::Status FolderWatcher::SessionWork::GatherUnprocessable(uint32_t uid, const
     payload = std::make_shared<const std::string>(mime::UnprocessableEventJson(em, "", reason, attempts));
   }
   const std::string event_id = mime::EventId(w_.account_.name, w_.folder_, info_.uidvalidity, uid);
-  AddItems(event_id, uid, &partial, [&](const Route&) { return std::vector{payload}; });
+  AddItems(event_id, uid, w_.Routes(&partial), [&](const Route&) { return std::vector{payload}; });
   w_.metrics_.unprocessable.Inc();
   return util::Ok();
 }
 
 void FolderWatcher::SessionWork::AddItems(
-    const std::string& event_id, uint32_t uid, const mime::MessageContent* content,
+    const std::string& event_id, uint32_t uid, const std::vector<Route>& routes,
     const std::function<std::vector<std::shared_ptr<const std::string>>(const Route&)>& payload) {
   size_t added = 0;
-  for (const Route& r : w_.Routes(content)) {
+  for (const Route& r : routes) {
     store::OutboxItem item{event_id, r.target.ToString(), w_.account_.name, w_.folder_, info_.uidvalidity, uid, {}, {}};
     item.pieces = payload(r);
     committer_->Add(std::move(item));

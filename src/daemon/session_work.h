@@ -134,8 +134,18 @@ class FolderWatcher::SessionWork {
   /// A message whose structure was too large to fetch: read whole (up to
   /// max_whole_fetch_bytes) and parsed locally under the part cap.
   util::Status GatherWhole(uint32_t uid);
-  /// The events of one extracted message, one per matching target.
-  util::Status AddEvent(const imap::MessageMeta& meta, const mime::MessageContent& content);
+  /// The events of one extracted message, one per matching target. `whole`:
+  /// the message's bytes when it was read whole, for the forwards that
+  /// attach the original (else it is fetched when one does).
+  util::Status AddEvent(const imap::MessageMeta& meta, const mime::MessageContent& content,
+                        const std::string* whole = nullptr);
+  /// The original as base64 for Route::original_message: encoded from
+  /// `whole`, or read with BODY.PEEK[] in pieces; null (not attached) when
+  /// it is over mime::kMaxOriginalBytes. An IMAP error is passed on (the
+  /// message is tried again; a forward is never sent without its original
+  /// because of a dropped connection).
+  util::Result<std::shared_ptr<const std::string>> OriginalBase64(const imap::MessageMeta& meta,
+                                                                  const std::string* whole);
   /// The test-only fault point (see FolderWatcher::fault_subject_).
   void Fault(uint32_t uid);
   /// Ok for a message expunged while it was read (ErrorKind::kVanished): it
@@ -152,7 +162,7 @@ class FolderWatcher::SessionWork {
   /// Remembers why the attempt at `uid` failed (counting it when it failed
   /// `in_batch`, where it was not counted yet) and passes the error on.
   util::Status Blame(uint32_t uid, const util::Error& error, bool in_batch);
-  void AddItems(const std::string& event_id, uint32_t uid, const mime::MessageContent* content,
+  void AddItems(const std::string& event_id, uint32_t uid, const std::vector<Route>& routes,
                 const std::function<std::vector<std::shared_ptr<const std::string>>(const Route&)>& payload);
 
   FolderWatcher& w_;

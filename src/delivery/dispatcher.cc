@@ -43,6 +43,13 @@ util::Result<MailSender> SmtpSender(const config::SmtpTarget& smtp,
   return SubmissionSender(smtp);
 }
 
+// What smtp_sent must keep for the rate limits: the longest window.
+std::chrono::milliseconds LongestSmtpWindow(const config::Config& config) {
+  std::chrono::milliseconds longest{0};
+  for (const auto& smtp : config.smtp) longest = std::max(longest, smtp.rate_limit.window);
+  return longest;
+}
+
 }  // namespace
 
 /// A delivery slot of one target, taken at claim time and given back when the
@@ -83,6 +90,8 @@ Dispatcher::Dispatcher(const config::Config& config, const std::string& version,
            config, [](const util::TargetId&) { return true; }, setup_errors_)) {
     targets_.insert_or_assign(entry.id.ToString(), std::move(entry));
   }
+  util::MutexLock lock(mu_);
+  smtp_window_ = LongestSmtpWindow(config);
 }
 
 std::vector<Dispatcher::Entry> Dispatcher::Build(const config::Config& config,
@@ -152,6 +161,7 @@ util::Status Dispatcher::UpdateTargets(const config::Config& config, const std::
       targets_.insert_or_assign(key, std::move(entry));
     }
     for (const auto& key : remove) targets_.erase(key);
+    smtp_window_ = LongestSmtpWindow(config);
     for (const auto& [key, entry] : targets_) needed += entry.concurrency;
     ++wake_seq_;  // a new target's rows may be due now
   }
@@ -354,6 +364,7 @@ void Dispatcher::Loop(int index, store::Store& store, std::mt19937_64& rng) {
       if (stopping_) return;
       seen = wake_seq_;  // read before looking, so a Wake during the look is not lost
     }
+    HousekeepSmtp(store);
     auto claimed = Claim(store);
     if (!claimed.ok()) {
       log->error("delivery.store_error worker={} cause=\"{}\"", index, claimed.error().ToString());
@@ -517,6 +528,20 @@ bool Dispatcher::RecordFailure(store::Store& store, const store::Delivery& row, 
   log->error("delivery.dead {}={} event={} status={} attempt={} cause=\"{}\"", kind, name, event,
              report.outcome.http_status, attempts, report.outcome.error);
   return true;
+}
+
+void Dispatcher::HousekeepSmtp(store::Store& store) {
+  std::chrono::milliseconds window{0};
+  const auto now = clock_.Now();
+  {
+    util::MutexLock lock(mu_);
+    if (now < smtp_housekeep_at_) return;
+    smtp_housekeep_at_ = now + kSmtpHousekeepEvery;  // a failure waits for the next round too
+    window = smtp_window_;
+  }
+  if (auto s = store.HousekeepSmtp(now, window); !s) {
+    util::Log(util::Area::kDelivery).error("delivery.store_error cause=\"{}\"", s.error().ToString());
+  }
 }
 
 void Dispatcher::UpdateGauges(store::Store& store) {

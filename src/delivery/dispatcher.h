@@ -186,6 +186,9 @@ class Dispatcher {
   bool RecordFailure(store::Store& store, const store::Delivery& row, const Entry* entry, std::mt19937_64& rng,
                      Report& report);
   void UpdateGauges(store::Store& store);
+  /// At most once per kSmtpHousekeepEvery (by clock_), on whichever worker
+  /// comes first: store::Store::HousekeepSmtp with the longest smtp window.
+  void HousekeepSmtp(store::Store& store) EXCLUDES(mu_);
   /// Sleeps until `until`, a Wake after `seen`, or Stop; false when `until` came first.
   bool WaitUntil(std::chrono::system_clock::time_point until, uint64_t seen) EXCLUDES(mu_);
 
@@ -205,6 +208,9 @@ class Dispatcher {
   /// while the oauth2 block stays the same (Build's, as reply_ledger_).
   std::map<std::string, std::shared_ptr<OAuth2TokenCache>> smtp_tokens_;
 
+  /// How often smtp_sent and smtp_recipients are pruned.
+  static constexpr std::chrono::hours kSmtpHousekeepEvery{1};
+
   /// Fired by Stop and passed to every Deliver: the one way a delivery is
   /// cancelled. Reset by Start.
   util::CancelToken stop_;
@@ -214,6 +220,10 @@ class Dispatcher {
   bool stopping_ GUARDED_BY(mu_) = false;
   uint64_t wake_seq_ GUARDED_BY(mu_) = 0;      // bumped by Wake and by a freed slot
   bool poller_taken_ GUARDED_BY(mu_) = false;  // an idle worker sleeps at most idle_poll
+  /// The longest rate_limit.window of the config's smtp targets (what
+  /// smtp_sent must keep), and when its housekeeping is due next.
+  std::chrono::milliseconds smtp_window_ GUARDED_BY(mu_){0};
+  std::chrono::system_clock::time_point smtp_housekeep_at_ GUARDED_BY(mu_);
   std::atomic<int> workers_down_{0};
   std::atomic<bool> running_{false};
   std::vector<std::thread> workers_;

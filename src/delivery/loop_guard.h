@@ -53,7 +53,7 @@ enum class SkipRule {
 };
 
 /// The rule's name in logs (`smtp.skipped rule=...`) and in the metric label
-/// mailhook_smtp_skipped_total{rule}: "auto_submitted", "precedence", "list",
+/// mailhook_smtp_skipped_total{smtp,rule}: "auto_submitted", "precedence", "list",
 /// "null_sender", "robot_sender", "own_address", "already_answered",
 /// "rate_limited".
 std::string_view RuleName(SkipRule rule);

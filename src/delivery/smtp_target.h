@@ -2,20 +2,32 @@
 /// SmtpTarget: sends a mail for each outbox row of an `smtp:` target
 /// (CONTRACT.md Additions): `mode: reply` answers the message's sender,
 /// threaded (In-Reply-To, References), `mode: forward` sends to the
-/// configured addresses. The outgoing message is built by mime::BuildMessage
-/// from the target's templates filled with the event (util::MailTemplate) and sent
-/// by smtp::SendMail over the verified transport.
+/// configured addresses, with `attach_original` the original attached as
+/// message/rfc822 (from the stored event's "original_rfc822"; one that
+/// message/rfc822 cannot carry goes as the base64 file original.eml, one too
+/// large to store is left out; the forward says so: never a lost forward). The outgoing message is built by
+/// mime::BuildMessage from the target's templates filled with the event (util::MailTemplate) and sent by smtp::SendMail
+/// over the verified transport.
 ///
 /// Replies are automatic responses (RFC 3834): before anything is sent the
 /// loop rules (loop_guard.h) and the per-sender rate limit are checked; a
 /// skipped reply is a success (logged at info as `smtp.skipped` with the rule,
-/// counted in mailhook_smtp_skipped_total{target,rule}), never retried.
+/// counted in mailhook_smtp_skipped_total{smtp,rule}), never retried.
 ///
 /// Outcomes: sent → success; 4xx, network and TLS network errors → retry on
 /// the schedule; bad credentials and other operator errors → retry no sooner
 /// than kOperatorRetry (one clear error, no hot loop); 5xx → permanent (dead
 /// letter with the server's text). Thread-safe: Deliver may run on several
 /// dispatcher workers at once. Never throws.
+///
+/// Several recipients: each one's fate is recorded in the ledger when it is
+/// final (sent, or refused with a 5yz) before Deliver returns. A recipient
+/// deferred (4yz) while others took the message makes the delivery a retry,
+/// and the retry sends the same bytes (same Message-ID) to the recipients
+/// not yet done only. When only 5yz-refused recipients are left the delivery
+/// ends: success if anyone got the message, else a dead letter with the
+/// servers' texts. A retry's error names the recipients still missing, so
+/// the dead letter of exhausted retries does too.
 
 #include <chrono>
 #include <functional>
@@ -30,6 +42,7 @@
 #include "delivery/oauth2_token_cache.h"
 #include "delivery/target.h"
 #include "mime/mail_builder.h"
+#include "smtp/smtp_client.h"
 #include "util/mail_template.h"
 
 #include "store/smtp_sent.h"
@@ -43,10 +56,23 @@ namespace mailhook::delivery {
 /// What sending one message came to (smtp::SendOutcome without the transport).
 struct SendReport {
   enum class Kind { kSent, kRetry, kNeedsOperator, kPermanent };
+  /// What became of one recipient.
+  struct Recipient {
+    std::string address;       ///< as passed to the sender
+    Kind kind = Kind::kRetry;  ///< kSent: the message was taken for it (only when the report's kind is kSent)
+    std::string reply;         ///< the server's reply ("451 4.2.1 try later")
+  };
   Kind kind = Kind::kRetry;
-  std::string error;  ///< cause and fix; empty when sent
-  /// Recipients the server refused while others were accepted ("addr: 550 …").
-  std::vector<std::string> refused;
+  std::string error;  ///< cause and fix; empty when sent to everyone
+  /// One per RCPT TO the server answered, in order. Empty: every recipient
+  /// shares `kind` (a failure before RCPT, or a fake).
+  std::vector<Recipient> recipients;
+  /// kPermanent because of the message's size (over EHLO SIZE, or 552 /
+  /// 5.3.4 / 5.2.3): a forward then goes again without its original.
+  bool too_large = false;
+  /// kPermanent, nothing sent: 8-bit data for a server without 8BITMIME; a
+  /// forward then attaches its original as the base64 file original.eml.
+  bool needs_seven_bit = false;
 };
 
 /// Sends one built message. Production: smtp::SendMail with the target's
@@ -65,6 +91,10 @@ using SecretSource = std::function<util::Result<util::Secret>(int stop_fd)>;
 /// credentials), so a token cache forgets it and the next send refreshes.
 using SecretRefused = std::function<void(const util::Secret& refused)>;
 
+/// The target's submission options (host, TLS, AUTH, timeout, EHLO name),
+/// without a secret or stop fd: what each send and `check --connect` use.
+smtp::SmtpOptions SubmissionOptions(const config::SmtpTarget& target);
+
 /// The production MailSender: smtp::SendMail to the target's submission
 /// server with the secret `source` gives for each send.
 MailSender SubmissionSender(const config::SmtpTarget& target, SecretSource source, SecretRefused refused = {});
@@ -78,7 +108,9 @@ MailSender SubmissionSender(const config::SmtpTarget& target);
 MailSender SubmissionSender(const config::SmtpTarget& target, std::shared_ptr<OAuth2TokenCache> tokens);
 
 /// Remembers the replies a target sent, for the "already answered" rule and
-/// the per-sender rate limit. Production: the state store (smtp_sent table).
+/// the per-sender rate limit, and per recipient how far each delivery got
+/// (replies and forwards). Production: the state store (smtp_sent and
+/// smtp_recipients tables).
 class ReplyLedger {
  public:
   virtual ~ReplyLedger() = default;
@@ -87,6 +119,15 @@ class ReplyLedger {
   virtual util::Result<store::ReplyReservation> Reserve(const store::SentReply& reply, store::ReplyLimit limit) = 0;
   /// Forgets the reservation of an event whose reply can never go out.
   virtual util::Status Release(const std::string& target, const std::string& event_id) = 0;
+  /// The recipients of (target, event) whose fate is final: sent, or refused
+  /// with a 5yz (store::SmtpRecipients). The others are still to be sent.
+  virtual util::Result<std::vector<store::RecipientState>> Recipients(const std::string& target,
+                                                                      const std::string& event_id) = 0;
+  /// Records final states, durably, before Deliver returns.
+  virtual util::Status RecordRecipients(const std::string& target, const std::string& event_id,
+                                        const std::vector<store::RecipientState>& states) = 0;
+  /// Forgets them (nobody got the message: a replay tries everyone again).
+  virtual util::Status ForgetRecipients(const std::string& target, const std::string& event_id) = 0;
 };
 
 /// The ledger in the state store (store::SmtpSent), on a connection of its
@@ -123,18 +164,43 @@ class SmtpTarget : public Target {
   util::Result<std::string> ForwardCheck(const std::string& payload, std::string& skip) const;
   /// Builds and sends the mail.
   Outcome Send(const nlohmann::json& event, const std::string& event_id, const std::string& reply_to,
-               const util::CancelToken& cancel);
+               std::chrono::system_clock::time_point created, const util::CancelToken& cancel);
   /// The recipients (envelope) and the mail's To, Cc and threading.
   util::Result<std::vector<std::string>> Address(const nlohmann::json& event, const std::string& reply_to,
                                                  mime::OutgoingMail& mail) const;
   /// The rest of the mail from the templates, built (mime::BuildMessage).
   util::Result<std::string> Compose(const nlohmann::json& event, const std::string& event_id,
                                     mime::OutgoingMail& mail) const;
+  /// attach_original: sets mail.attached_message from the event's
+  /// "original_rfc822"; else returns why not ("too_large": null, over
+  /// mime::kMaxOriginalBytes; "not_stored": absent, queued before the
+  /// setting) and the forward goes out inline with OmittedNote.
+  static std::string AttachOriginal(const nlohmann::json& event, mime::OutgoingMail& mail);
+  /// The sentence a forward carries when its original is missing, for
+  /// `reason` (AttachOriginal's), or attached as a file ("unsafe": refused
+  /// as message/rfc822 by the builder).
+  static std::string OmittedNote(const std::string& reason, const nlohmann::json& event);
+  /// Appends `note` to the text and html bodies.
+  static void AddNote(const std::string& note, mime::OutgoingMail& mail);
+  /// The text and html bodies as composed, before a note about the server.
+  struct Bodies {
+    std::optional<std::string> text, html;
+  };
+  /// After a permanent refusal of a forward with its original: the message
+  /// again with the original as a base64 file (8-bit data for a server
+  /// without 8BITMIME), else without it (the server's size limit), each with
+  /// a note; nullopt when neither applies.
+  std::optional<util::Result<std::string>> RebuildForServer(const SendReport& report, const Bodies& composed,
+                                                            const std::string& event_id,
+                                                            mime::OutgoingMail& mail) const;
   Outcome Skip(std::string_view rule, const std::string& event_id) const;
   /// While an operator error holds the target (kOperatorRetry after it), the
   /// outcome every delivery gets without connecting.
   std::optional<Outcome> OperatorHold() EXCLUDES(mu_);
   Outcome FromReport(const SendReport& report) EXCLUDES(mu_);
+  /// Records what this attempt settled per recipient and decides the outcome.
+  Outcome Settle(const SendReport& report, const std::vector<std::string>& pending,
+                 const std::vector<store::RecipientState>& done, const std::string& event_id) EXCLUDES(mu_);
 
   const config::SmtpTarget target_;
   const std::string id_;  ///< "smtp:<name>", as stored

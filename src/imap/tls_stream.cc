@@ -345,7 +345,7 @@ util::Status SetPeerName(SSL* ssl, int fd, const TlsOptions& options) {
 }  // namespace
 
 util::Result<StreamPtr> OpenPlainStream(const std::string& host, uint16_t port, std::chrono::milliseconds timeout,
-                                        int stop_fd) {
+                                        int stop_fd, std::string_view port_hint) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -419,7 +419,7 @@ util::Result<StreamPtr> OpenPlainStream(const std::string& host, uint16_t port, 
   }
   return Error("imap.connect", RetryClass::kBackoff,
                "cannot connect to " + host + ":" + port_str + ": " + last_error +
-                   " (is the server up and the port right? 993 for tls: implicit, 143 for starttls)");
+                   " (is the server up and the port right? " + std::string(port_hint) + ")");
 }
 
 util::Status StartTls(mailstream* stream, const TlsOptions& options) {

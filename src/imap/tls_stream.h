@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <libetpan/libetpan.h>
 
@@ -33,9 +34,11 @@ struct TlsOptions {
 /// wraps it as a plain (not yet encrypted) libetpan stream. `stop_fd` becomes
 /// readable when the caller wants every blocking operation to end (-1: none).
 /// The returned stream is owned by the caller until it hands it to
-/// mailimap_connect (release() it there).
+/// mailimap_connect (release() it there). A failed connect's error ends
+/// with `port_hint`, the ports the protocol's TLS modes use.
 util::Result<StreamPtr> OpenPlainStream(const std::string& host, uint16_t port, std::chrono::milliseconds timeout,
-                                        int stop_fd);
+                                        int stop_fd,
+                                        std::string_view port_hint = "993 for tls: implicit, 143 for starttls");
 
 /// Performs the TLS handshake on a stream from OpenPlainStream (implicit TLS
 /// right after connecting, or after a successful STARTTLS) and verifies the

@@ -73,6 +73,8 @@ namespace {
 // "content_base64":"#" can only be an attachment's key: inside any string
 // value a quote is escaped.
 constexpr std::string_view kContentMarker = "\"content_base64\":\"#\"";
+// The same for the original of an smtp forward (EventOriginal).
+constexpr std::string_view kOriginalMarker = "\"original_rfc822\":\"#\"";
 
 // The attachments whose content the event carries.
 bool Carries(const Attachment& a, config::AttachmentMode mode, uint64_t max_attachment_bytes) {
@@ -135,8 +137,15 @@ json EventJson(const EventMeta& meta, const MessageContent& content, config::Att
 std::vector<std::shared_ptr<const std::string>> EventPieces(const EventMeta& meta, const MessageContent& content,
                                                             config::AttachmentMode mode, uint64_t max_attachment_bytes,
                                                             bool auto_reply_headers) {
+  return EventPieces(meta, content, mode, max_attachment_bytes, auto_reply_headers, nullptr);
+}
+
+std::vector<std::shared_ptr<const std::string>> EventPieces(const EventMeta& meta, const MessageContent& content,
+                                                            config::AttachmentMode mode, uint64_t max_attachment_bytes,
+                                                            bool auto_reply_headers, const EventOriginal* original) {
   json tree = EventTree(meta, content, mode, max_attachment_bytes, true);
   if (auto_reply_headers) tree["auto_reply_headers"] = AutoReplyJson(content.auto_reply);
+  if (original) tree["original_rfc822"] = original->base64 ? json("#") : json(nullptr);
   std::string skeleton = tree.dump();
   std::vector<std::shared_ptr<const std::string>> pieces;
   size_t from = 0;
@@ -148,6 +157,17 @@ std::vector<std::shared_ptr<const std::string>> EventPieces(const EventMeta& met
     pieces.push_back(std::make_shared<const std::string>(skeleton, from, value - from));
     pieces.push_back(a.content_base64);
     from = value + 1;
+  }
+  if (original && original->base64) {
+    // The object's keys are sorted, so "original_rfc822" follows "message"
+    // and its attachments; like theirs, its marker can only be the key.
+    size_t at = skeleton.find(kOriginalMarker, from);
+    if (at != std::string::npos) {
+      size_t value = at + kOriginalMarker.size() - 2;
+      pieces.push_back(std::make_shared<const std::string>(skeleton, from, value - from));
+      pieces.push_back(original->base64);
+      from = value + 1;
+    }
   }
   if (pieces.empty()) {
     pieces.push_back(std::make_shared<const std::string>(std::move(skeleton)));

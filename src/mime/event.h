@@ -52,6 +52,26 @@ std::vector<std::shared_ptr<const std::string>> EventPieces(const EventMeta& met
                                                             config::AttachmentMode mode, uint64_t max_attachment_bytes,
                                                             bool auto_reply_headers = false);
 
+/// The most bytes of an original an smtp forward attaches (attach_original):
+/// a larger one is neither fetched nor stored, and the forward goes out
+/// without it, saying so. Submission servers take 25-35 MiB at most, and
+/// the stored event holds the original as base64 (4/3 of it).
+inline constexpr uint64_t kMaxOriginalBytes = 10 << 20;
+
+/// The original message in the stored event of an smtp forward that
+/// attaches it: "original_rfc822" is `base64` (the raw RFC 5322 bytes,
+/// base64 because raw mail need not be UTF-8), shared by every such route
+/// and stored as its own piece, or null when the original was over
+/// kMaxOriginalBytes.
+struct EventOriginal {
+  std::shared_ptr<const std::string> base64;
+};
+
+/// EventPieces with the original (`original` null: no "original_rfc822").
+std::vector<std::shared_ptr<const std::string>> EventPieces(const EventMeta& meta, const MessageContent& content,
+                                                            config::AttachmentMode mode, uint64_t max_attachment_bytes,
+                                                            bool auto_reply_headers, const EventOriginal* original);
+
 /// EventPieces joined: exactly EventJson(...).dump().
 std::string EventPayload(const EventMeta& meta, const MessageContent& content, config::AttachmentMode mode,
                          uint64_t max_attachment_bytes);

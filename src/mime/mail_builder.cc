@@ -319,6 +319,18 @@ util::Result<Entity> AttachedEntity(std::string_view raw) {
   return e;
 }
 
+// An original message/rfc822 cannot carry, as a file: base64 has no line or
+// byte limits (RFC 2045 6.8), so any bytes arrive exactly as they were, and
+// a mail client still opens original.eml as a message.
+Entity OriginalFileEntity(std::string_view raw) {
+  Entity e;
+  e.headers =
+      "Content-Type: application/octet-stream; name=\"original.eml\"\r\n"
+      "Content-Disposition: attachment; filename=\"original.eml\"\r\nContent-Transfer-Encoding: base64\r\n";
+  e.body = Base64Lines(raw);
+  return e;
+}
+
 // A multipart entity. The boundary starts "=_", which quoted-printable and
 // base64 bodies cannot contain; it derives from the Message-ID (same mail,
 // same bytes) and is changed in the unlikely case a 7bit or attached body
@@ -352,7 +364,12 @@ util::Result<Entity> BodyEntity(const OutgoingMail& mail) {
     body = mail.text ? TextEntity("plain", *mail.text) : TextEntity("html", *mail.html);
   }
   if (!mail.attached_message) return body;
+  if (mail.original_as_file)
+    return Multipart("mixed", {body, OriginalFileEntity(*mail.attached_message)}, mail.message_id);
   auto attached = AttachedEntity(*mail.attached_message);
+  if (!attached && mail.unsafe_original_as_file && attached.error().code() == "mail.attach_unsafe") {
+    attached = OriginalFileEntity(*mail.attached_message);
+  }
   if (!attached) return attached.error();
   return Multipart("mixed", {body, *attached}, mail.message_id);
 }

@@ -14,7 +14,8 @@
 ///   part holding the original unchanged but for CRLF line ends, 7bit or
 ///   8bit; an original with a line over 998 octets or a NUL byte is refused
 ///   (error code "mail.attach_unsafe"): RFC 2046 5.2.1 forbids base64 there
-///   and `binary` needs BINARYMIME, so the caller forwards inline instead.
+///   and `binary` needs BINARYMIME, so the caller forwards inline instead,
+///   or sets unsafe_original_as_file to attach it as a base64 file.
 
 #include <chrono>
 #include <optional>
@@ -45,6 +46,13 @@ struct OutgoingMail {
   std::vector<std::string> references;          ///< "<id>" each; malformed ones are left out
   std::string auto_submitted = "auto-replied";  ///< RFC 3834: auto-replied (reply) | auto-generated (forward)
   std::optional<std::string> attached_message;  ///< raw RFC 5322 bytes, attached as message/rfc822 (forward)
+  /// An attached_message that message/rfc822 cannot carry (see above) is
+  /// attached instead as application/octet-stream "original.eml", base64,
+  /// its bytes unchanged, rather than refused.
+  bool unsafe_original_as_file = false;
+  /// Attach attached_message as that base64 file whatever it holds: for a
+  /// server without 8BITMIME, which cannot take an 8-bit message/rfc822.
+  bool original_as_file = false;
   std::chrono::system_clock::time_point date;
   std::string message_id;  ///< "<...>"; see MakeMessageId
 };
@@ -85,8 +93,9 @@ util::Result<std::string> EnvelopeAddress(std::string_view address);
 
 /// True when the built message holds 8-bit bytes (only an attached original
 /// can bring them): the SMTP client then sends MAIL FROM with
-/// BODY=8BITMIME (RFC 6152) and, if the server lacks it, the target
-/// forwards inline instead.
+/// BODY=8BITMIME (RFC 6152); a server without it is sent nothing 8-bit:
+/// the target attaches the original as a base64 file instead
+/// (OutgoingMail::original_as_file).
 bool NeedsEightBitMime(std::string_view message);
 
 /// "<hex.mailhook@domain>": 32 hex digits of SHA-256 over `seed` (e.g. event

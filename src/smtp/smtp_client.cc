@@ -9,6 +9,7 @@
 
 #include "imap/etpan_ptr.h"
 #include "imap/tls_stream.h"
+#include "smtp/helo_name.h"
 #include "smtp/smtp_trace.h"
 #include "util/base64.h"
 #include "util/log.h"
@@ -37,16 +38,6 @@ std::string Upper(std::string_view in) {
 
 bool HasMechanism(const Extensions& ext, std::string_view mech) {
   return std::find(ext.auth.begin(), ext.auth.end(), mech) != ext.auth.end();
-}
-
-std::string_view MechanismName(SmtpAuth auth) {
-  switch (auth) {
-    case SmtpAuth::kPlain: return "PLAIN";
-    case SmtpAuth::kLogin: return "LOGIN";
-    case SmtpAuth::kXoauth2: return "XOAUTH2";
-    case SmtpAuth::kNone: break;
-  }
-  return "";
 }
 
 /// One line's keyword and arguments from the raw EHLO lines (the reply text
@@ -90,12 +81,17 @@ bool SafeAddress(const std::string& a) { return a.size() <= 256 && a.find_first_
 class Client {
  public:
   explicit Client(const SmtpOptions& o)
-      : o_(o), trace_(o.account_label.empty() ? "smtp:" + o.host : o.account_label, o.username, o.secret) {}
+      : o_(o),
+        trace_(o.account_label.empty() ? "smtp:" + o.host : o.account_label, o.username, o.secret),
+        deadline_(Clock::now() + o.timeout) {}
 
   /// Connect, TLS, greeting, EHLO, STARTTLS, AUTH. nullopt: ready for MAIL.
   std::optional<SendOutcome> Open();
   SendOutcome Send(const std::string& from, const std::vector<std::string>& recipients, std::string_view message);
   void Quit();
+  const std::string& helo_name() const { return helo_name_; }
+  const std::vector<std::string>& offered_auth() const { return ext_.auth; }
+  bool encrypted() const { return stream_ && imap::IsEncrypted(stream_.get()); }
   /// MAIL FROM with the parameters the server announced (RFC 1870 SIZE,
   /// RFC 6152 BODY=8BITMIME, RFC 6531 SMTPUTF8); nullopt when accepted.
   std::optional<SendOutcome> Mail(const std::string& from, const std::vector<std::string>& recipients,
@@ -104,10 +100,13 @@ class Client {
  private:
   std::optional<SendOutcome> Ehlo();
   std::optional<SendOutcome> StartTls();
+  std::optional<SendOutcome> Handshake(std::string_view what);
   std::optional<SendOutcome> Auth();
   std::optional<SendOutcome> AuthExchange(const std::string& first, std::string_view shown);
 
   bool Write(std::string_view line, bool withheld = false, std::string_view shown_prefix = {});
+  /// The dot-stuffed message, in pieces, each write within the time left.
+  bool WriteData(std::string_view data);
   /// Reads one reply; false on a connection error, timeout or a bad reply
   /// (then io_error_ says what).
   bool Read(SmtpReply* reply, std::vector<std::string>* lines = nullptr);
@@ -124,13 +123,25 @@ class Client {
     return false;
   }
 
+  /// What is left of the attempt's one deadline (0 when it has passed).
+  std::chrono::milliseconds Left() const;
+  /// Why the attempt ended at the deadline, naming the step it was in.
+  std::string TimedOut() const;
+
   const SmtpOptions& o_;
   SmtpTrace trace_;
+  // One deadline for the whole attempt: every wait (connect, TLS, each reply,
+  // each write) takes what is left of it, so a server that answers each step
+  // just under `timeout` cannot stretch one attempt toward the dispatcher's
+  // lease.
+  const Clock::time_point deadline_;
+  std::string stage_ = "connect";  // the step under way, for TimedOut()
   imap::StreamPtr stream_;
   std::string pending_;   // bytes read past the last reply line
   std::string io_error_;  // why the last Read/Write failed
   bool broken_ = false;   // the stream is out of step or gone: no QUIT
   Extensions ext_;
+  std::string helo_name_;  // as sent in EHLO
 };
 
 bool Client::Stopped() const {
@@ -139,19 +150,49 @@ bool Client::Stopped() const {
   return poll(&p, 1, 0) > 0;
 }
 
+std::chrono::milliseconds Client::Left() const {
+  // Rounded up: a wait for the last fraction of a millisecond ends at the
+  // deadline, not just before it.
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline_ - Clock::now());
+  return std::max(left, std::chrono::milliseconds(0));
+}
+
+std::string Client::TimedOut() const {
+  return "timed out at " + stage_ + ": the whole attempt may take timeout " + std::to_string(o_.timeout.count()) +
+         " ms";
+}
+
 bool Client::Write(std::string_view line, bool withheld, std::string_view shown_prefix) {
   trace_.Sent(line, withheld, shown_prefix);
-  imap::SetStreamTimeout(stream_.get(), o_.timeout);
+  if (Left().count() == 0) return Broken(TimedOut());
+  imap::SetStreamTimeout(stream_.get(), Left());
   std::string bytes(line);
   bytes += "\r\n";
   if (mailstream_write(stream_.get(), bytes.data(), bytes.size()) < 0 || mailstream_flush(stream_.get()) < 0) {
-    return Broken(Stopped() ? "stopped while sending" : "connection lost or timed out while sending");
+    return Broken(Stopped()             ? "stopped while sending"
+                  : Left().count() == 0 ? TimedOut()
+                                        : "connection lost while sending");
   }
   return true;
 }
 
+bool Client::WriteData(std::string_view data) {
+  // Pieces, so that a server reading slowly meets the deadline within about
+  // one piece's wait rather than after the whole message.
+  constexpr size_t kPiece = 16 * 1024;
+  for (size_t at = 0; at < data.size(); at += kPiece) {
+    if (Left().count() == 0) return Broken(TimedOut());
+    imap::SetStreamTimeout(stream_.get(), Left());
+    const std::string_view piece = data.substr(at, kPiece);
+    if (mailstream_write(stream_.get(), piece.data(), piece.size()) < 0) break;
+    if (at + kPiece >= data.size() && mailstream_flush(stream_.get()) >= 0) return true;
+  }
+  return Broken(Stopped()             ? "stopped while sending the message"
+                : Left().count() == 0 ? TimedOut()
+                                      : "connection lost while sending the message");
+}
+
 bool Client::Read(SmtpReply* reply, std::vector<std::string>* lines) {
-  const auto deadline = Clock::now() + o_.timeout;
   std::string raw;
   size_t count = 0;
   for (;;) {
@@ -160,10 +201,8 @@ bool Client::Read(SmtpReply* reply, std::vector<std::string>* lines) {
       if (pending_.size() > kMaxReplyLine) {
         return Broken("the server sent a reply line over " + std::to_string(kMaxReplyLine) + " bytes");
       }
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      if (left.count() <= 0) {
-        return Broken("no complete reply within " + std::to_string(o_.timeout.count()) + " ms");
-      }
+      const auto left = Left();
+      if (left.count() <= 0) return Broken(TimedOut());
       imap::SetStreamTimeout(stream_.get(), left);
       char buf[4096];
       const auto waiting_since = Clock::now();
@@ -172,7 +211,7 @@ bool Client::Read(SmtpReply* reply, std::vector<std::string>* lines) {
         // The driver's poll timeout ends the wait (it rounds to whole ms).
         const bool timed_out = Clock::now() - waiting_since >= left - std::chrono::milliseconds(5);
         return Broken(Stopped()   ? "stopped while waiting for the server"
-                      : timed_out ? "no reply within " + std::to_string(o_.timeout.count()) + " ms"
+                      : timed_out ? TimedOut()
                                   : "the server closed the connection");
       }
       pending_.append(buf, static_cast<size_t>(n));
@@ -245,22 +284,18 @@ SendOutcome Client::FailReply(const SmtpReply& reply, SmtpStage stage, std::stri
 }
 
 std::optional<SendOutcome> Client::Open() {
-  auto stream = imap::OpenPlainStream(o_.host, o_.port, o_.timeout, o_.stop_fd);
+  auto stream = imap::OpenPlainStream(o_.host, o_.port, Left(), o_.stop_fd, "465 for tls: implicit, 587 for starttls");
   if (!stream) {
     const SendClass cls = stream.error().NeedsOperator() ? SendClass::kNeedsOperator : SendClass::kRetry;
     return Fail(cls, SmtpReply{0, "", stream.error().message()},
-                "connecting to " + o_.host + ":" + std::to_string(o_.port) + " failed: " + stream.error().message());
+                "connecting to " + o_.host + ":" + std::to_string(o_.port) + " failed: " + stream.error().message() +
+                    (Left().count() == 0 ? " (" + TimedOut() + ")" : ""));
   }
   stream_ = std::move(stream.value());
   if (o_.tls == config::TlsMode::kImplicit) {
-    auto tls = imap::StartTls(stream_.get(), imap::TlsOptions{o_.host, o_.ca_file, o_.tls_verify});
-    if (!tls) {
-      broken_ = true;
-      const SendClass cls = tls.error().NeedsOperator() ? SendClass::kNeedsOperator : SendClass::kRetry;
-      return Fail(cls, SmtpReply{0, "", tls.error().message()},
-                  "TLS with " + o_.host + " failed: " + tls.error().message());
-    }
+    if (auto failed = Handshake("TLS")) return failed;
   }
+  stage_ = "the greeting";
   SmtpReply greeting;
   if (!Read(&greeting)) greeting = SmtpReply{0, "", io_error_};
   if (greeting.code != 220) return FailReply(greeting, SmtpStage::kConnect, "the connection (greeting)");
@@ -271,10 +306,29 @@ std::optional<SendOutcome> Client::Open() {
   return Auth();
 }
 
+/// The TLS handshake within the time left (each of its waits gets what is
+/// left when it starts: tls_stream's driver has one timeout per wait).
+std::optional<SendOutcome> Client::Handshake(std::string_view what) {
+  stage_ = std::string(what) + " handshake";
+  imap::SetStreamTimeout(stream_.get(), Left());
+  auto tls = imap::StartTls(stream_.get(), imap::TlsOptions{o_.host, o_.ca_file, o_.tls_verify});
+  if (tls) return std::nullopt;
+  broken_ = true;
+  const SendClass cls = tls.error().NeedsOperator() ? SendClass::kNeedsOperator : SendClass::kRetry;
+  return Fail(cls, SmtpReply{0, "", tls.error().message()},
+              std::string(what) + " with " + o_.host + " failed: " + tls.error().message() +
+                  (Left().count() == 0 ? " (" + TimedOut() + ")" : ""));
+}
+
 std::optional<SendOutcome> Client::Ehlo() {
+  stage_ = "EHLO";
   std::vector<std::string> lines;
   SmtpReply reply;
-  if (!Write("EHLO " + o_.helo_name) || !Read(&reply, &lines)) reply = SmtpReply{0, "", io_error_};
+  std::string name = o_.helo_name;
+  if (name.empty()) name = LocalAddressLiteral(mailstream_low_get_fd(mailstream_get_low(stream_.get())));
+  if (name.empty()) name = "localhost";  // getsockname failed on a connected socket: no address to name
+  helo_name_ = name;
+  if (!Write("EHLO " + name) || !Read(&reply, &lines)) reply = SmtpReply{0, "", io_error_};
   if (reply.code != 250) return FailReply(reply, SmtpStage::kEhlo, "EHLO");
   ext_ = ParseEhlo(lines);
   return std::nullopt;
@@ -288,6 +342,7 @@ std::optional<SendOutcome> Client::StartTls() {
             " does not offer STARTTLS, which tls: starttls requires (no credentials or mail were sent): use tls: "
             "implicit with port 465, or enable STARTTLS on the server");
   }
+  stage_ = "STARTTLS";
   SmtpReply reply = Command("STARTTLS");
   if (reply.code != 220) return FailReply(reply, SmtpStage::kStartTls, "STARTTLS");
   // Bytes after the 220 came in clear and would be read as if encrypted
@@ -297,19 +352,14 @@ std::optional<SendOutcome> Client::StartTls() {
     return Fail(SendClass::kRetry, SmtpReply{0, "", "data after STARTTLS"},
                 o_.host + " sent data after its answer to STARTTLS (an injection attempt or a broken server)");
   }
-  auto tls = imap::StartTls(stream_.get(), imap::TlsOptions{o_.host, o_.ca_file, o_.tls_verify});
-  if (!tls) {
-    broken_ = true;
-    const SendClass cls = tls.error().NeedsOperator() ? SendClass::kNeedsOperator : SendClass::kRetry;
-    return Fail(cls, SmtpReply{0, "", tls.error().message()},
-                "STARTTLS with " + o_.host + " failed: " + tls.error().message());
-  }
+  if (auto failed = Handshake("STARTTLS")) return failed;
   return Ehlo();  // RFC 3207 §4.2: forget what was said in clear
 }
 
 std::optional<SendOutcome> Client::Auth() {
   if (o_.auth == SmtpAuth::kNone) return std::nullopt;
-  const std::string mech(MechanismName(o_.auth));
+  const std::string mech(AuthName(o_.auth));
+  stage_ = "AUTH " + mech;
   if (!HasMechanism(ext_, mech)) {
     std::string offered;
     for (const std::string& m : ext_.auth) offered += (offered.empty() ? "" : " ") + m;
@@ -352,7 +402,7 @@ std::optional<SendOutcome> Client::AuthExchange(const std::string& first, std::s
     reply.text = "the server kept asking for more AUTH data";
     reply.code = 535;
   }
-  return FailReply(reply, SmtpStage::kAuth, "AUTH " + std::string(MechanismName(o_.auth)));
+  return FailReply(reply, SmtpStage::kAuth, "AUTH " + std::string(AuthName(o_.auth)));
 }
 
 SendOutcome Client::Send(const std::string& from, const std::vector<std::string>& recipients,
@@ -363,6 +413,7 @@ SendOutcome Client::Send(const std::string& from, const std::vector<std::string>
   SendOutcome out;
   std::optional<SendClass> refused;  // worst class of the refused recipients
   size_t accepted = 0;
+  stage_ = "RCPT TO";
   for (const std::string& to : recipients) {
     RecipientOutcome r{to, Command("RCPT TO:<" + to + ">"), SendClass::kSent};
     r.cls = ClassifyReply(r.reply, SmtpStage::kRcpt);
@@ -388,6 +439,7 @@ SendOutcome Client::Send(const std::string& from, const std::vector<std::string>
     Command("RSET");
     return failed;
   }
+  stage_ = "DATA";
   SmtpReply reply = Command("DATA");
   if (reply.code != 354) {
     SendOutcome failed = FailReply(reply, SmtpStage::kData, "DATA");
@@ -400,11 +452,10 @@ SendOutcome Client::Send(const std::string& from, const std::vector<std::string>
     return failed;
   }
   trace_.SentData(data.size());
-  imap::SetStreamTimeout(stream_.get(), o_.timeout);
-  if (mailstream_write(stream_.get(), data.data(), data.size()) < 0 || mailstream_flush(stream_.get()) < 0) {
-    Broken(Stopped() ? "stopped while sending the message" : "connection lost while sending the message");
+  stage_ = "sending the message";
+  if (!WriteData(data)) {
     reply = SmtpReply{0, "", io_error_};
-  } else if (!Read(&reply)) {
+  } else if (stage_ = "the reply after DATA"; !Read(&reply)) {
     // RFC 1047: the server may have taken the message and the answer got
     // lost; a retry can then deliver it twice, which beats losing it.
     reply = SmtpReply{0, "", io_error_};
@@ -433,6 +484,15 @@ std::optional<SendOutcome> Client::Mail(const std::string& from, const std::vect
                 "the message (" + std::to_string(data.size()) + " bytes) is over the " + std::to_string(ext_.size) +
                     " bytes " + o_.host + " accepts (EHLO SIZE): make it smaller (attach less)");
   }
+  if (!ext_.eightbitmime && !IsAscii(data)) {
+    // RFC 6152 §3: 8-bit data only to a server that offers 8BITMIME.
+    SendOutcome out = Fail(SendClass::kPermanent, SmtpReply{0, "", "8BITMIME not offered"},
+                           "the message has 8-bit data and " + o_.host +
+                               " does not offer 8BITMIME (RFC 6152): it would be mangled, so it is not sent");
+    out.needs_seven_bit = true;
+    return out;
+  }
+  stage_ = "MAIL FROM";
   std::string mail = "MAIL FROM:<" + from + ">";
   if (ext_.size_given) mail += " SIZE=" + std::to_string(data.size());
   if (ext_.eightbitmime && !IsAscii(data)) mail += " BODY=8BITMIME";
@@ -457,7 +517,13 @@ void Client::Quit() {
   // A polite end (RFC 5321 §4.1.1.10); the message's fate is decided
   // already, so a server slow to answer does not hold the sender up.
   trace_.Sent("QUIT");
-  imap::SetStreamTimeout(stream_.get(), std::min(o_.timeout, std::chrono::milliseconds(1000)));
+  // Within what is left of the attempt, and at most a second.
+  const auto wait = std::min(Left(), std::chrono::milliseconds(1000));
+  if (wait.count() == 0) {
+    stream_.reset();
+    return;
+  }
+  imap::SetStreamTimeout(stream_.get(), wait);
   static constexpr std::string_view kQuit = "QUIT\r\n";
   if (mailstream_write(stream_.get(), kQuit.data(), kQuit.size()) >= 0 && mailstream_flush(stream_.get()) >= 0) {
     char buf[512];
@@ -469,6 +535,16 @@ void Client::Quit() {
 }
 
 }  // namespace
+
+std::string_view AuthName(SmtpAuth auth) {
+  switch (auth) {
+    case SmtpAuth::kPlain: return "PLAIN";
+    case SmtpAuth::kLogin: return "LOGIN";
+    case SmtpAuth::kXoauth2: return "XOAUTH2";
+    case SmtpAuth::kNone: break;
+  }
+  return "";
+}
 
 std::string DotStuff(std::string_view message) {
   std::string out;
@@ -488,6 +564,22 @@ std::string DotStuff(std::string_view message) {
   }
   if (!line_start) out += "\r\n";
   out += ".\r\n";
+  return out;
+}
+
+CheckOutcome CheckSubmission(const SmtpOptions& options) {
+  Client client(options);
+  CheckOutcome out;
+  if (auto failed = client.Open()) {
+    out.cls = failed->cls;
+    out.error = std::move(failed->error);
+  } else {
+    out.cls = SendClass::kSent;
+  }
+  out.helo_name = client.helo_name();
+  out.auth = client.offered_auth();
+  out.encrypted = client.encrypted();
+  client.Quit();
   return out;
 }
 

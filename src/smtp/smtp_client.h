@@ -18,8 +18,12 @@
 ///    mailstream's logger, which sees AUTH lines.
 /// What it would add (the command sequence) is a few dozen lines here.
 ///
-/// Every read and write is bounded by `timeout` (a whole reply must arrive
-/// within it, however slowly it trickles) and ends when `stop_fd` turns
+/// `timeout` bounds the whole attempt: one deadline from the start of
+/// SendMail, and every wait (connect, TLS handshake, each reply, each write,
+/// QUIT) takes what is left of it, so a server that answers every step just
+/// under the timeout cannot stretch an attempt toward the dispatcher's lease.
+/// The error then names the step ("timed out at RCPT TO: the whole attempt
+/// may take timeout 30000 ms"; kRetry). Any wait ends when `stop_fd` turns
 /// readable. Replies are bounded: a line over kMaxReplyLine bytes or more
 /// than kMaxReplyLines lines ends the session (kRetry). STARTTLS is required
 /// in kStartTls mode: a server that does not offer it is an operator error,
@@ -51,6 +55,9 @@ inline constexpr size_t kMaxReplyLines = 100;
 /// How to authenticate.
 enum class SmtpAuth { kNone, kPlain, kLogin, kXoauth2 };
 
+/// The mechanism's name in AUTH ("PLAIN", "LOGIN", "XOAUTH2"; "" for kNone).
+std::string_view AuthName(SmtpAuth auth);
+
 /// Where and how to submit.
 struct SmtpOptions {
   std::string host;
@@ -63,10 +70,12 @@ struct SmtpOptions {
   SmtpAuth auth = SmtpAuth::kPlain;
   std::string username;
   util::Secret secret;  ///< password, or the OAuth2 access token for kXoauth2; never logged
-  std::string helo_name = "localhost";
-  std::chrono::milliseconds timeout{30000};
-  int stop_fd = -1;           ///< readable: give up now (kRetry)
-  std::string account_label;  ///< for logs and the trace ("smtp:<target name>")
+  /// The EHLO name (smtp/helo_name.h HeloName); "": the address literal of
+  /// the connection's local end ("[127.0.0.1]").
+  std::string helo_name;
+  std::chrono::milliseconds timeout{30000};  ///< for the whole attempt, not per step
+  int stop_fd = -1;                          ///< readable: give up now (kRetry)
+  std::string account_label;                 ///< for logs and the trace ("smtp:<target name>")
 };
 
 /// What happened to one RCPT TO.
@@ -85,6 +94,10 @@ struct SendOutcome {
   SmtpReply reply;                           ///< the reply that decided it (code 0 for connection/TLS errors)
   std::string error;                         ///< one line naming cause and fix; empty when sent to everyone
   std::vector<RecipientOutcome> recipients;  ///< one per RCPT TO sent, in order
+  /// kPermanent before MAIL FROM: the message has 8-bit data and the server
+  /// does not offer 8BITMIME (RFC 6152), so it was not sent; the same
+  /// message in 7 bits would be taken.
+  bool needs_seven_bit = false;
 };
 
 /// Sends `message` (RFC 5322 bytes with CRLF line ends, not dot-stuffed) from
@@ -92,6 +105,23 @@ struct SendOutcome {
 /// (bare addresses, no angle brackets).
 SendOutcome SendMail(const SmtpOptions& options, const std::string& envelope_from,
                      const std::vector<std::string>& recipients, std::string_view message);
+
+/// What CheckSubmission found.
+struct CheckOutcome {
+  /// kSent: connected, EHLO, STARTTLS as configured and AUTH accepted;
+  /// otherwise what a send would have met (kNeedsOperator for bad
+  /// credentials, a refused certificate, STARTTLS not offered...).
+  SendClass cls = SendClass::kRetry;
+  std::string error;              ///< one line naming cause and fix; empty when ok
+  std::string helo_name;          ///< the name sent in EHLO
+  std::vector<std::string> auth;  ///< the AUTH mechanisms the server offered (after TLS)
+  bool encrypted = false;         ///< the session ran over TLS
+};
+
+/// `mailhook check --connect` for an smtp target: the same session SendMail
+/// opens (connect, TLS, greeting, EHLO, STARTTLS, AUTH, within `timeout`),
+/// then QUIT without MAIL FROM: nothing is sent.
+CheckOutcome CheckSubmission(const SmtpOptions& options);
 
 /// `message` as DATA sends it (RFC 5321 §4.5.2): every line end CRLF (a bare
 /// LF becomes CRLF), a line starting with '.' gets one more, the last line

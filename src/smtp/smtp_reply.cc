@@ -94,6 +94,9 @@ SendClass ClassifyReply(const SmtpReply& reply, SmtpStage stage) {
   // The basic code decides retry or not (see the header); a 4yz with a
   // 5.x.x enhanced code is still only a temporary refusal.
   if (reply.code < 500) return SendClass::kRetry;
+  // RFC 5321 §4.5.3.1.10: servers answer RCPT with 552 where 452 is meant
+  // (too many recipients, mailbox full for now); a client treats it as 452.
+  if (reply.code == 552 && stage == SmtpStage::kRcpt) return SendClass::kRetry;
   if (IsAuthFailure(reply)) return SendClass::kNeedsOperator;
   switch (stage) {
     case SmtpStage::kConnect:

@@ -8,6 +8,7 @@
 ///   2yz, 3yz                         kSent (the command was accepted)
 ///   code 0 (connection, timeout)     kRetry
 ///   4yz (421, 450, 451, 452...)      kRetry
+///   552 answering RCPT TO            kRetry (RFC 5321 §4.5.3.1.10: as 452)
 ///   530, 534, 535, 538               kNeedsOperator (authentication: fix the config)
 ///   5yz with 5.7.8/5.7.9/5.7.10/5.7.11 kNeedsOperator (credentials, mechanism, encryption)
 ///   any 5yz answering AUTH, or the greeting/EHLO/STARTTLS (nothing

@@ -9,7 +9,7 @@ namespace mailhook::store {
 namespace {
 
 // Bump when the schema changes and add a step to kMigrations.
-constexpr int kSchemaVersion = 6;
+constexpr int kSchemaVersion = 7;
 
 // The schema, one step per version: step N takes version N-1 to N. A flat
 // table of DDL; to change the schema, append a step and bump kSchemaVersion.
@@ -110,6 +110,16 @@ constexpr const char* kMigrations[] = {
           UNIQUE (target, event_id));
         CREATE INDEX IF NOT EXISTS smtp_sent_message ON smtp_sent (target, message_id);
         CREATE INDEX IF NOT EXISTS smtp_sent_sender ON smtp_sent (target, sender, sent_at);
+      )sql",
+    // v7: per recipient, the final state of an smtp target's delivery
+    // (store/smtp_recipients.h): 'sent' or 'refused' (5yz). A recipient
+    // without a row was deferred (4yz) and is what a retry sends to.
+    R"sql(
+        CREATE TABLE IF NOT EXISTS smtp_recipients (
+          target TEXT NOT NULL, event_id TEXT NOT NULL, recipient TEXT NOT NULL,
+          state TEXT NOT NULL, reply TEXT NOT NULL DEFAULT '',
+          updated_at INTEGER NOT NULL,
+          PRIMARY KEY (target, event_id, recipient));
       )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);

@@ -15,6 +15,7 @@
 /// Addresses are compared lower-cased (the store lower-cases them); message
 /// ids exactly; an empty message id never matches another.
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -71,10 +72,23 @@ class SmtpSent {
   /// Records a reply without the checks (a second row for the same target
   /// and event is ignored).
   util::Status RecordSent(const SentReply& reply);
-  /// Deletes the rows reserved before `before`; the caller passes now minus
-  /// the longest window of its targets (a message answered earlier than
-  /// that is forgotten too, and would be answered again).
+  /// Deletes the rows reserved before `before`; the caller passes KeepSince
+  /// (a message answered earlier than that is forgotten too, and would be
+  /// answered again).
   util::Status PruneSentBefore(TimePoint before);
+
+  /// The "already answered" rule needs a row at least this long. A message
+  /// comes back as a new event when it is copied or moved into another
+  /// watched folder, or found again after a UIDVALIDITY change or a replayed
+  /// dead letter; that happens within days, and the store remembers
+  /// delivered events for 7 days. 30 days covers these with room, at one
+  /// small row per reply (at most per_sender per sender and window).
+  static constexpr std::chrono::hours kAnsweredFloor{24 * 30};
+  /// The oldest reservation still needed: now minus the longest
+  /// rate_limit.window of the targets, and at least kAnsweredFloor.
+  static TimePoint KeepSince(TimePoint now, std::chrono::milliseconds longest_window) {
+    return now - std::max<std::chrono::milliseconds>(longest_window, kAnsweredFloor);
+  }
 
  private:
   Db& db_;

@@ -65,7 +65,8 @@ Store::Store(std::unique_ptr<Db> db)
       dead_letters_(*db_, bodies_),
       post_actions_(*db_),
       fingerprints_(*db_),
-      smtp_sent_(*db_) {}
+      smtp_sent_(*db_),
+      smtp_recipients_(*db_) {}
 
 Result<std::unique_ptr<Store>> Store::Open(const std::string& state_dir) {
   if (auto s = PrepareStateDir(state_dir); !s) return s.error();
@@ -104,6 +105,11 @@ Status Store::Housekeep() {
     if (auto s = outbox_.PruneDelivered(Clock::now() - kDeliveredRetention); !s) return s;
     return bodies_.DeleteOrphans();
   });
+}
+
+Status Store::HousekeepSmtp(TimePoint now, std::chrono::milliseconds longest_window) {
+  if (auto s = smtp_sent_.PruneSentBefore(SmtpSent::KeepSince(now, longest_window)); !s) return s;
+  return smtp_recipients_.PruneEnded();
 }
 
 }  // namespace mailhook::store

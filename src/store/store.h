@@ -5,7 +5,8 @@
 /// watermark per (account, folder) (Watermarks), extraction attempts per
 /// message (Attempts), the outbox with its leases (Outbox), the dead letters
 /// (DeadLetters), post-actions waiting for delivery (PostActions), large
-/// payloads (Bodies) and the replies of smtp targets (SmtpSent). The
+/// payloads (Bodies), the replies of smtp targets (SmtpSent) and their
+/// recipients' states (SmtpRecipients). The
 /// watermark only moves in the same transaction that makes the events
 /// durable (CommitMessages), so a crash replays and never skips.
 ///
@@ -34,6 +35,7 @@
 #include "store/outbox.h"
 #include "store/post_actions.h"
 #include "store/rows.h"
+#include "store/smtp_recipients.h"
 #include "store/smtp_sent.h"
 #include "store/watermarks.h"
 #include "util/result.h"
@@ -61,6 +63,7 @@ class Store {
   Bodies& bodies() { return bodies_; }
   Fingerprints& fingerprints() { return fingerprints_; }
   SmtpSent& smtp_sent() { return smtp_sent_; }
+  SmtpRecipients& smtp_recipients() { return smtp_recipients_; }
 
   /// ONE transaction: inserts every item (Outbox::Add: a replay creates no
   /// second row), records `post_actions` and `fingerprints`, forgets the attempts of the items'
@@ -79,6 +82,11 @@ class Store {
   /// opens one Store per watcher and per worker): forgets delivered markers
   /// past the dedupe window and deletes payloads no row refers to any more.
   util::Status Housekeep();
+
+  /// smtp targets' housekeeping, run periodically (the dispatcher, hourly):
+  /// forgets replies reserved before SmtpSent::KeepSince(now, longest_window)
+  /// and the per-recipient rows of smtp deliveries that ended.
+  util::Status HousekeepSmtp(TimePoint now, std::chrono::milliseconds longest_window);
 
   /// Test-only fault injection: called at named points inside write transactions
   /// ("commit_messages.inserted", "commit_messages.before_commit",
@@ -102,6 +110,7 @@ class Store {
   PostActions post_actions_;
   Fingerprints fingerprints_;
   SmtpSent smtp_sent_;
+  SmtpRecipients smtp_recipients_;
 };
 
 }  // namespace mailhook::store

@@ -57,7 +57,7 @@ MetricsCatalog::MetricsCatalog()
                       "Config reloads (SIGHUP) by outcome: applied, or failed (the running config kept).", {"outcome"}),
       smtp_skipped_(registry_, "mailhook_smtp_skipped_total",
                     "Replies an smtp target did not send because a loop-protection rule (RFC 3834) fired, by rule.",
-                    {"target", "rule"}),
+                    {"smtp", "rule"}),
       outbox_pending(
           GaugeFamily<0>(registry_, "mailhook_outbox_pending", "Deliveries stored in the outbox and not yet done.", {})
               .With({})),

@@ -74,12 +74,13 @@ class MetricsCatalog {
   Counter HttpRejected(const std::string& reason) const { return http_rejected_.With({reason}); }
   /// mailhook_config_reloads_total{outcome}: SIGHUP reloads, "applied" or "failed".
   Counter ConfigReloads(const std::string& outcome) const { return config_reloads_.With({outcome}); }
-  /// mailhook_smtp_skipped_total{target,rule}: replies an smtp target did not
-  /// send because a loop-protection rule fired (`target` is the target's
-  /// name, `rule` delivery::RuleName: auto_submitted, precedence, list,
-  /// null_sender, robot_sender, own_address, already_answered, rate_limited).
-  Counter SmtpSkipped(const std::string& target, std::string_view rule) const {
-    return smtp_skipped_.With({target, std::string(rule)});
+  /// mailhook_smtp_skipped_total{smtp,rule}: replies an smtp target did not
+  /// send because a loop-protection rule fired (`smtp` is the target's name,
+  /// as in mailhook_smtp_sends_total{smtp,outcome}; `rule` delivery::RuleName:
+  /// auto_submitted, precedence, list, null_sender, robot_sender,
+  /// own_address, already_answered, rate_limited).
+  Counter SmtpSkipped(const std::string& smtp, std::string_view rule) const {
+    return smtp_skipped_.With({smtp, std::string(rule)});
   }
 
  private:

@@ -123,9 +123,9 @@ TEST(SmtpLoaderTest, ReadsEveryKeyOfAForwardTarget) {
   EXPECT_FALSE(t.attach_original);
   std::string forward = std::string(kReply);
   forward.replace(forward.find("mode: reply"), 11, "mode: forward\n    to: [x@y.example]");
-  auto attach = Load(With(forward + "    attach_original: true\n"));  // line 18
-  EXPECT_TRUE(HasError(attach, 18, 22, "attach_original: true in smtp target \"ack\" is not built yet"))
-      << Dump(attach);
+  auto attach = Load(With(forward + "    attach_original: true\n"));
+  ASSERT_TRUE(attach.config) << Dump(attach);
+  EXPECT_TRUE(Only(attach).attach_original);
   EXPECT_EQ(t.match.accounts, std::vector<std::string>{"support"});
   EXPECT_EQ(t.retry_schedule, (std::vector<Duration>{1s, 1min}));
   EXPECT_EQ(t.timeout, Duration(2min));

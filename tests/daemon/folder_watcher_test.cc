@@ -9,9 +9,13 @@
 #include <atomic>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
+
+#include <nlohmann/json.hpp>
 
 #include "daemon_test_support.h"
 #include "imap/session.h"
+#include "mime/decode.h"
 #include "scripted_mailbox.h"
 #include "store/store.h"
 
@@ -579,6 +583,70 @@ TEST_F(FolderWatcherTest, WholeFetchesStayWithinTheCommandBudget) {
   EXPECT_EQ(messages, 12u) << "every message was fetched whole";
   EXPECT_EQ(wholes.size(), 6u) << "two messages a command";
 }
+
+// attach_original (issue 12): the stored event of a forward that attaches the
+// original carries its bytes, read whole with its batch or (the server path)
+// fetched for it; the hook's event stays the contract's.
+class OriginalMessageTest : public FolderWatcherTest, public ::testing::WithParamInterface<bool> {
+ protected:
+  OriginalMessageTest() {
+    config::SmtpTarget fwd;
+    fwd.name = "fwd";
+    fwd.mode = config::SmtpMode::kForward;
+    fwd.to = {"desk@example.com"};
+    fwd.attach_original = true;
+    config_.smtp.push_back(fwd);
+    SetStartFrom(config::StartFrom::kAll);
+  }
+  nlohmann::json EventFor(const std::string& target) {
+    auto rows = Store()->outbox().ListPending();
+    EXPECT_TRUE(rows.ok());
+    for (const auto& d : *rows) {
+      if (d.item.target == target) return nlohmann::json::parse(d.item.payload);
+    }
+    return nullptr;
+  }
+};
+
+TEST_P(OriginalMessageTest, TheForwardsEventCarriesTheOriginalsBytes) {
+  std::optional<ScopedEnv> server_path;
+  if (GetParam()) server_path.emplace("MAILHOOK_TEST_WHOLE_FETCH_MAX_BYTES", "0");
+  const std::string header =
+      "From: Ann <ann@example.org>\r\nSubject: caf\xC3\xA9\r\nMessage-ID: <o1@example.org>\r\n\r\n";
+  const std::string body =
+      "Gr\xC3\xBC\xC3\x9F"
+      "e\r\n\x01\xFF binary-ish\r\n";
+  folder_.AddRaw(header, body);
+  SyncTimes();
+  const nlohmann::json fwd = EventFor("smtp:fwd");
+  ASSERT_TRUE(fwd.is_object());
+  ASSERT_TRUE(fwd["original_rfc822"].is_string()) << fwd.dump();
+  EXPECT_EQ(mime::DecodeBase64(fwd["original_rfc822"].get<std::string>()), header + body);
+  const nlohmann::json hook = EventFor("hook:h");
+  ASSERT_TRUE(hook.is_object());
+  EXPECT_FALSE(hook.contains("original_rfc822"));
+  EXPECT_FALSE(hook.contains("auto_reply_headers"));
+  const auto fetches = Fetches(folder_);
+  const auto whole_reads =
+      std::count_if(fetches.begin(), fetches.end(), [](const std::string& c) { return c.ends_with(" []"); });
+  // The server path reads it once more for the forward; the whole fetch already has it.
+  EXPECT_EQ(whole_reads, GetParam() ? 1 : 0);
+}
+
+TEST_P(OriginalMessageTest, WithoutAForwardThatAttachesItTheOriginalIsNotRead) {
+  std::optional<ScopedEnv> server_path;
+  if (GetParam()) server_path.emplace("MAILHOOK_TEST_WHOLE_FETCH_MAX_BYTES", "0");
+  config_.smtp[0].attach_original = false;
+  folder_.Add("plain");
+  SyncTimes();
+  const nlohmann::json fwd = EventFor("smtp:fwd");
+  ASSERT_TRUE(fwd.is_object());
+  EXPECT_FALSE(fwd.contains("original_rfc822"));
+  const auto fetches = Fetches(folder_);
+  EXPECT_EQ(std::count_if(fetches.begin(), fetches.end(), [](const std::string& c) { return c.ends_with(" []"); }), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(WholeAndServerPath, OriginalMessageTest, ::testing::Bool());
 
 }  // namespace
 }  // namespace mailhook::daemon

@@ -123,5 +123,25 @@ TEST(RouterTest, FromAndSubjectApplyOnlyOnceTheContentIsKnown) {
   EXPECT_EQ(Targets(c, "billing", "Invoices", &m), Names{});
 }
 
+TEST(RouterTest, OnlyForwardsThatAttachTheOriginalGetItsBytes) {
+  const std::string smtp =
+      "smtp:\n"
+      "  - name: fwd\n    host: smtp.example.com\n    username: a\n    password: p\n    from: a@example.com\n"
+      "    mode: forward\n"
+      "    to: [t@example.com]\n    text: x\n    attach_original: true\n"
+      "  - name: plain\n    host: smtp.example.com\n    username: a\n    password: p\n    from: a@example.com\n"
+      "    mode: forward\n"
+      "    to: [t@example.com]\n    text: x\n"
+      "  - name: ack\n    host: smtp.example.com\n    username: a\n    password: p\n    from: a@example.com\n"
+      "    mode: reply\n    text: x\n";
+  auto c = Load("webhooks:\n  - name: all\n    url: https://t.example/h\n" + smtp);
+  std::vector<std::string> with;
+  for (const Route& r : RoutesFor(c, "support", "INBOX", nullptr)) {
+    if (r.original_message) with.push_back(r.target.ToString());
+    EXPECT_EQ(r.auto_reply_headers, r.target.ToString().starts_with("smtp:")) << r.target.ToString();
+  }
+  EXPECT_EQ(with, Names{"smtp:fwd"});
+}
+
 }  // namespace
 }  // namespace mailhook::daemon

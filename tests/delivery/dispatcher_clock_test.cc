@@ -90,5 +90,84 @@ TEST(DispatcherClockTest, ARetryIsDueByTheInjectedClock) {
   std::filesystem::remove_all(dir, ec);
 }
 
+/// Counts the workers' idle looks, waited on.
+class IdleLooks {
+ public:
+  std::function<void(int)> Callback() {
+    return [this](int) {
+      std::lock_guard lock(mu_);
+      ++count_;
+      cv_.notify_all();
+    };
+  }
+  int count() {
+    std::lock_guard lock(mu_);
+    return count_;
+  }
+  bool WaitFor(int n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(20), [&] { return count_ >= n; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int count_ = 0;
+};
+
+// smtp_sent is pruned by the dispatcher: at its start and then hourly by its
+// clock, keeping the longest rate_limit.window (here 40 days, over the
+// 30-day floor).
+TEST(DispatcherClockTest, SmtpRepliesArePrunedHourlyKeepingTheLongestWindow) {
+  using std::chrono::hours;
+  std::string tmpl = (std::filesystem::temp_directory_path() / "mh_dclock_XXXXXX").string();
+  const std::string dir = mkdtemp(tmpl.data());
+  {
+    auto store = store::Store::Open(dir);
+    ASSERT_TRUE(store.ok());
+    util::ManualClock clock(store::Clock::now());
+    store::SmtpSent& sent = (*store)->smtp_sent();
+    ASSERT_TRUE(sent.RecordSent({"smtp:ack", "a@example.org", "<41@x>", "evt_41", clock.Now() - hours(24 * 41)}).ok());
+    ASSERT_TRUE(sent.RecordSent({"smtp:ack", "b@example.org", "<39@x>", "evt_39", clock.Now() - hours(24 * 39)}).ok());
+    config::Config config;
+    config.state_dir = dir;
+    config::SmtpTarget longest;
+    longest.rate_limit.window = hours(24 * 40);
+    config.smtp.push_back(longest);  // read for its window only: not built here
+    DispatcherOptions options;
+    options.workers = 1;
+    options.clock = &clock;
+    options.idle_poll = hours(1);
+    util::MetricsCatalog metrics;
+    config::Config before;  // no smtp target yet: a reload brings the window
+    before.state_dir = dir;
+    Dispatcher dispatcher(before, "test", metrics, options);
+    IdleLooks idle;
+    dispatcher.SetOnIdleForTest(idle.Callback());
+    ASSERT_TRUE(dispatcher.UpdateTargets(config, {}, {}).ok());
+    ASSERT_TRUE(dispatcher.Start().ok());
+    ASSERT_TRUE(idle.WaitFor(1));  // the loop housekeeps before it looks
+    EXPECT_FALSE(*sent.AlreadyAnswered("smtp:ack", "<41@x>"));
+    EXPECT_TRUE(*sent.AlreadyAnswered("smtp:ack", "<39@x>"));
+    // Within the hour nothing more is pruned.
+    clock.Advance(std::chrono::minutes(30));
+    ASSERT_TRUE(sent.RecordSent({"smtp:ack", "c@example.org", "<c@x>", "evt_c", clock.Now() - hours(24 * 41)}).ok());
+    int looked = idle.count();
+    dispatcher.Wake();
+    ASSERT_TRUE(idle.WaitFor(looked + 1));
+    EXPECT_TRUE(*sent.AlreadyAnswered("smtp:ack", "<c@x>"));
+    // An hour after the first round, the next one.
+    clock.Advance(std::chrono::minutes(31));
+    looked = idle.count();
+    dispatcher.Wake();
+    ASSERT_TRUE(idle.WaitFor(looked + 1));
+    EXPECT_FALSE(*sent.AlreadyAnswered("smtp:ack", "<c@x>"));
+    EXPECT_TRUE(*sent.AlreadyAnswered("smtp:ack", "<39@x>"));
+    dispatcher.Stop();
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
 }  // namespace
 }  // namespace mailhook::delivery

@@ -137,6 +137,25 @@ TEST_F(SubmissionSenderTest, ARefusedTokenIsRefreshedOnceAtTheNextSend) {
   EXPECT_EQ(endpoint_.Calls(), 2);  // exactly one refresh for the refused token
 }
 
+// The per-recipient outcomes reach the target, which retries only the
+// deferred recipient (smtp_target.h).
+TEST_F(SubmissionSenderTest, EachRecipientsOutcomeIsReported) {
+  FakeSmtpScript script;
+  script.replies = {{"RCPT TO:<bob@", "451 4.2.1 mailbox busy\r\n"}, {"RCPT TO:<eve@", "550 5.1.1 no such user\r\n"}};
+  FakeSmtpServer server(script);
+  SendReport report = SubmissionSender(Target(server.port()), tokens_)(
+      kUser, {"ann@example.org", "bob@example.org", "eve@example.org"}, kMessage, cancel_);
+  server.Join();
+  EXPECT_EQ(report.kind, SendReport::Kind::kSent) << report.error;
+  ASSERT_EQ(report.recipients.size(), 3u);
+  EXPECT_EQ(report.recipients[0].address, "ann@example.org");
+  EXPECT_EQ(report.recipients[0].kind, SendReport::Kind::kSent);
+  EXPECT_EQ(report.recipients[1].kind, SendReport::Kind::kRetry);
+  EXPECT_EQ(report.recipients[1].reply, "451 4.2.1 mailbox busy");
+  EXPECT_EQ(report.recipients[2].kind, SendReport::Kind::kPermanent);
+  EXPECT_EQ(report.recipients[2].reply, "550 5.1.1 no such user");
+}
+
 TEST_F(SubmissionSenderTest, ATokenEndpointFailureIsTheOutcomeAndNothingConnects) {
   endpoint_.fail = util::Error("oauth2.http", util::RetryClass::kBackoff, "the token endpoint answered 503");
   FakeSmtpServer server({});
@@ -216,6 +235,31 @@ void CommitRow(const std::string& state_dir, uint32_t uid) {
   item.payload = R"({"id":"evt_)" + std::to_string(uid) +
                  R"(","type":"message.received","message":{"subject":"s"},"auto_reply_headers":{}})";
   ASSERT_TRUE((*store)->CommitMessages("support", "INBOX", {1, uid}, {item}).ok());
+}
+
+// A message refused for its size is marked, so a forward can go again
+// without its original; a full mailbox (5.2.2) is not about this message's size.
+TEST_F(SubmissionSenderTest, ASizeRefusalIsMarkedTooLarge) {
+  auto send = [&](FakeSmtpScript script, const std::string& message) {
+    FakeSmtpServer server(std::move(script));
+    SendReport report = SubmissionSender(Target(server.port()), tokens_)(kUser, {"ann@example.org"}, message, cancel_);
+    server.Join();
+    return report;
+  };
+  FakeSmtpScript at_data;
+  at_data.replies = {{".", "552 5.3.4 Message size exceeds fixed limit\r\n"}};
+  SendReport big = send(at_data, kMessage);
+  EXPECT_EQ(big.kind, SendReport::Kind::kPermanent) << big.error;
+  EXPECT_TRUE(big.too_large);
+  FakeSmtpScript full;
+  full.replies = {{".", "552 5.2.2 Mailbox full\r\n"}};
+  SendReport mailbox = send(full, kMessage);
+  EXPECT_EQ(mailbox.kind, SendReport::Kind::kPermanent) << mailbox.error;
+  EXPECT_FALSE(mailbox.too_large);
+  // Over the SIZE the server announces (1000000): refused before MAIL FROM.
+  SendReport over = send(FakeSmtpScript{}, "Subject: x\r\n\r\n" + std::string(1000000, 'x') + "\r\n");
+  EXPECT_EQ(over.kind, SendReport::Kind::kPermanent) << over.error;
+  EXPECT_TRUE(over.too_large);
 }
 
 TEST_F(SubmissionSenderTest, TheDispatcherSendsThroughTheRefreshFlowAndKeepsItsTokenAcrossAReload) {

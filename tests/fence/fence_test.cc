@@ -24,11 +24,17 @@ constexpr bool kHttplibVisible = true;
 #else
 constexpr bool kHttplibVisible = false;
 #endif
+#ifdef LIBPQ_FE_H
+constexpr bool kLibpqVisible = true;
+#else
+constexpr bool kLibpqVisible = false;
+#endif
 
 TEST(FenceTest, PublicHeadersPullInNoHeavyLibrary) {
   EXPECT_FALSE(kEtpanVisible) << "a public header includes libetpan: move its use behind src/imap's private headers";
   EXPECT_FALSE(kSqliteVisible) << "a public header includes sqlite3.h: keep it in src/store's .cc files";
   EXPECT_FALSE(kHttplibVisible) << "a public header includes httplib.h: keep it in src/delivery's .cc files";
+  EXPECT_FALSE(kLibpqVisible) << "a public header includes libpq-fe.h: keep it in src/pgstore's .cc files";
 }
 
 // The daemon reports the libraries' versions by asking each area.

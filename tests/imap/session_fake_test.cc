@@ -317,6 +317,8 @@ TEST(SessionFakeTest, ConnectionRefusedNamesTheFix) {
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().retry(), util::RetryClass::kBackoff);
   EXPECT_NE(s.error().message().find("cannot connect"), std::string::npos) << s.error().message();
+  EXPECT_NE(s.error().message().find("993 for tls: implicit, 143 for starttls"), std::string::npos)
+      << s.error().message();
 }
 
 }  // namespace

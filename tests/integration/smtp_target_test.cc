@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "testsupport.h"
+#include "util/base64.h"
 
 namespace mailhook::testsupport {
 namespace {
@@ -203,6 +204,64 @@ TEST_F(SmtpTargetTest, ForwardGoesToTheConfiguredRecipients) {
   EXPECT_EQ(daemon_.Log().find("smtp.skipped"), std::string::npos) << daemon_.Log();
 }
 
+// attach_original: the forward carries the original byte for byte as a
+// message/rfc822 part, for a message fetched whole with its batch and for one
+// over the whole-fetch size (256 KiB), whose bytes are read for the forward.
+TEST_F(SmtpTargetTest, ForwardAttachesTheOriginalByteForByte) {
+  StartDaemon("",
+              "mode: forward, to: [\"bob@example.test\"], subject: \"Fwd: {{message.subject}}\", "
+              "text: \"New ticket {{id}}\", attach_original: true");
+  ImapClient imap(dovecot_);
+  std::string large = FromBob("<attach-2@example.test>", "Large");
+  for (int i = 0; i < 4000; ++i) large += "line " + std::to_string(i) + " " + std::string(70, 'x') + "\n";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"Small", FromBob("<attach-1@example.test>", "Small")}, {"Large", large}};
+  for (const auto& [subject, message] : cases) {
+    MH_ASSERT_OK_AND_ASSIGN(uint32_t uid, imap.Append("alice", "INBOX", message));
+    MH_ASSERT_OK_AND_ASSIGN(std::string original, imap.Fetch("alice", "INBOX", uid));  // as the server keeps it
+    if (subject == "Large") {
+      ASSERT_GT(original.size(), 256u << 10) << "must take the server path";
+    }
+    MH_ASSERT_OK_AND_ASSIGN(
+        std::string fwd,
+        imap.WaitForMessage(
+            "bob", "INBOX",
+            [&](const std::string& m) { return m.find("\r\nSubject: Fwd: " + subject + "\r\n") != std::string::npos; },
+            seconds(30)));
+    const std::string part = "Content-Type: message/rfc822\r\nContent-Disposition: attachment\r\n";
+    const size_t at = fwd.find(part);
+    ASSERT_NE(at, std::string::npos) << subject << "\n" << fwd.substr(0, 4000);
+    const size_t body = fwd.find("\r\n\r\n", at);
+    ASSERT_NE(body, std::string::npos);
+    // The part's body is the original, up to the CRLF of the closing delimiter.
+    EXPECT_EQ(fwd.compare(body + 4, original.size(), original), 0) << subject;
+    EXPECT_EQ(fwd.compare(body + 4 + original.size(), 4, "\r\n--"), 0) << subject;
+    EXPECT_NE(fwd.find("New ticket evt_"), std::string::npos) << subject;
+    EXPECT_NE(original.find("Message-ID: <attach-"), std::string::npos);
+  }
+  // A line over 998 octets: message/rfc822 cannot carry it, so it arrives as
+  // the base64 file original.eml, still byte for byte.
+  MH_ASSERT_OK_AND_ASSIGN(
+      uint32_t uid,
+      imap.Append("alice", "INBOX", FromBob("<attach-3@example.test>", "Wide") + std::string(1500, 'w') + "\n"));
+  MH_ASSERT_OK_AND_ASSIGN(std::string original, imap.Fetch("alice", "INBOX", uid));
+  MH_ASSERT_OK_AND_ASSIGN(
+      std::string fwd,
+      imap.WaitForMessage(
+          "bob", "INBOX",
+          [](const std::string& m) { return m.find("\r\nSubject: Fwd: Wide\r\n") != std::string::npos; }, seconds(30)));
+  const size_t at = fwd.find("Content-Disposition: attachment; filename=\"original.eml\"");
+  ASSERT_NE(at, std::string::npos) << fwd.substr(0, 4000);
+  const size_t body = fwd.find("\r\n\r\n", at) + 4;
+  std::string base64 = fwd.substr(body, fwd.find("\r\n--", body) - body);
+  std::erase(base64, '\r');
+  std::erase(base64, '\n');
+  EXPECT_EQ(util::Base64DecodeStrict(base64), original);
+  EXPECT_NE(fwd.find("attached as the file original.eml"), std::string::npos);
+  EXPECT_TRUE(daemon_.WaitForLog("smtp.original_as_file target=ack", seconds(5))) << daemon_.Log();
+  EXPECT_EQ(daemon_.Log().find("smtp.original_omitted"), std::string::npos) << daemon_.Log();
+}
+
 TEST_F(SmtpTargetTest, LoopProtectionSkipsAnAutoReply) {
   StartDaemon();
   ImapClient imap(dovecot_);
@@ -218,7 +277,7 @@ TEST_F(SmtpTargetTest, LoopProtectionSkipsAnAutoReply) {
   httplib::Client http("127.0.0.1", daemon_.HttpPort());
   auto metrics = http.Get("/metrics");
   ASSERT_TRUE(metrics);
-  EXPECT_NE(metrics->body.find("mailhook_smtp_skipped_total{rule=\"auto_submitted\",target=\"ack\"} 1"),
+  EXPECT_NE(metrics->body.find("mailhook_smtp_skipped_total{rule=\"auto_submitted\",smtp=\"ack\"} 1"),
             std::string::npos)
       << metrics->body;
 }

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 
@@ -113,6 +114,43 @@ TEST(Event, AutoReplyHeadersOnlyWhenAskedFor) {
   EXPECT_EQ(j["auto_reply_headers"]["return_path"], "<>");
   EXPECT_TRUE(j["auto_reply_headers"]["list_id"].is_null());
   EXPECT_EQ(j["message"]["attachments"][0]["content_base64"], "aGkh");  // contents still spliced in
+}
+
+TEST(Event, OriginalIsItsOwnSharedPieceOnlyWhenAskedFor) {
+  EventMeta meta;
+  MessageContent c = Sample();
+  auto joined = [](const auto& pieces) {
+    std::string out;
+    for (const auto& p : pieces) out += *p;
+    return out;
+  };
+  // Webhooks and hooks: exactly the contract's event.
+  const std::string contract = EventJson(meta, c, config::AttachmentMode::kContent, 100).dump();
+  EXPECT_EQ(joined(EventPieces(meta, c, config::AttachmentMode::kContent, 100, true, nullptr)),
+            joined(EventPieces(meta, c, config::AttachmentMode::kContent, 100, true)));
+  EXPECT_FALSE(nlohmann::json::parse(joined(EventPieces(meta, c, config::AttachmentMode::kContent, 100)))
+                   .contains("original_rfc822"));
+  EXPECT_EQ(joined(EventPieces(meta, c, config::AttachmentMode::kContent, 100)), contract);
+
+  // A forward's: the base64 is one piece, the same object for every route
+  // (encoded once per message), after the attachments' contents.
+  EventOriginal original{std::make_shared<const std::string>("U3ViamVjdDogaGkNCg0KYm9keQ0K")};
+  auto pieces = EventPieces(meta, c, config::AttachmentMode::kContent, 100, true, &original);
+  EXPECT_EQ(std::count(pieces.begin(), pieces.end(), original.base64), 1);
+  nlohmann::json j = nlohmann::json::parse(joined(pieces));
+  EXPECT_EQ(j["original_rfc822"], *original.base64);
+  EXPECT_EQ(j["message"]["attachments"][0]["content_base64"], "aGkh");  // contents still spliced in
+  EXPECT_EQ(j["auto_reply_headers"].size(), 6u);
+  j.erase("original_rfc822");
+  j.erase("auto_reply_headers");
+  EXPECT_EQ(j.dump(), contract);
+
+  // Over kMaxOriginalBytes: null, so the target can say why it is missing.
+  EventOriginal omitted;
+  nlohmann::json n =
+      nlohmann::json::parse(joined(EventPieces(meta, c, config::AttachmentMode::kNone, 0, true, &omitted)));
+  ASSERT_TRUE(n.contains("original_rfc822"));
+  EXPECT_TRUE(n["original_rfc822"].is_null());
 }
 
 TEST(Event, ParseFile) {

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "mime/decode.h"
 #include "mime/extractor.h"
 #include "mime/header.h"
 #include "mime/mime_parser.h"
@@ -236,6 +237,25 @@ TEST(MailBuilder, AnOriginalThatMessageRfc822CannotCarryIsRefused) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), "mail.attach_unsafe");
   EXPECT_NE(r.error().message().find("inline"), std::string::npos);
+}
+
+TEST(MailBuilder, AnUnsafeOriginalCanBeAttachedAsABase64File) {
+  OutgoingMail m = Reply();
+  const std::string original =
+      "Subject: x\r\n\r\n" + std::string(1200, 'y') + std::string("\r\nnul \0 and bare\nLF\r\n", 21);
+  m.attached_message = original;
+  m.unsafe_original_as_file = true;
+  const std::string msg = Build(m);
+  ExpectWireSafe(msg);
+  EXPECT_EQ(msg.find("message/rfc822"), std::string::npos);
+  const ParsedMessage parsed = ParseMessage(msg);
+  ASSERT_EQ(parsed.root.children.size(), 2u);
+  const Part& file = parsed.root.children[1];
+  EXPECT_EQ(file.type + "/" + file.subtype, "application/octet-stream");
+  const SectionRange range = parsed.ranges.at(file.section);
+  EXPECT_EQ(DecodeBase64(std::string_view(parsed.data).substr(range.body_begin, range.body_end - range.body_begin)),
+            original);  // byte for byte: no line end is changed
+  EXPECT_NE(msg.find("filename=\"original.eml\""), std::string::npos);
 }
 
 TEST(MailBuilder, HeaderInjectionAddsNoField) {

@@ -71,10 +71,10 @@ TEST_F(SmtpClientTest, StartTlsAuthPlainSendsTheDotStuffedMessage) {
   EXPECT_EQ(out.reply.enhanced, "2.0.0");
   EXPECT_EQ(out.error, "");
   const std::string plain = util::Base64Encode(std::string(1, '\0') + kUser + '\0' + kSecret);
-  EXPECT_THAT(server.commands(), ElementsAre("EHLO localhost", "STARTTLS", "EHLO localhost", "AUTH PLAIN " + plain,
+  EXPECT_THAT(server.commands(), ElementsAre("EHLO [127.0.0.1]", "STARTTLS", "EHLO [127.0.0.1]", "AUTH PLAIN " + plain,
                                              "MAIL FROM:<support@example.com> SIZE=" + std::to_string(kStuffed.size()),
                                              "RCPT TO:<bob@example.org>", "DATA", "QUIT"));
-  EXPECT_THAT(server.clear_commands(), ElementsAre("EHLO localhost", "STARTTLS"));
+  EXPECT_THAT(server.clear_commands(), ElementsAre("EHLO [127.0.0.1]", "STARTTLS"));
   EXPECT_EQ(server.data(), kStuffed);
   ASSERT_EQ(out.recipients.size(), 1u);
   EXPECT_EQ(out.recipients[0].address, "bob@example.org");
@@ -131,7 +131,7 @@ TEST_F(SmtpClientTest, StartTlsNotOfferedNeedsOperatorAndSendsNoAuthInClear) {
   EXPECT_EQ(out.cls, SendClass::kNeedsOperator);
   EXPECT_THAT(out.error, HasSubstr("does not offer STARTTLS"));
   EXPECT_THAT(out.error, HasSubstr("tls: implicit"));
-  EXPECT_THAT(server.commands(), ElementsAre("EHLO localhost", "QUIT"));
+  EXPECT_THAT(server.commands(), ElementsAre("EHLO [127.0.0.1]", "QUIT"));
 }
 
 TEST_F(SmtpClientTest, UntrustedCertificateNeedsOperator) {
@@ -210,6 +210,35 @@ TEST_F(SmtpClientTest, BadCredentialsNeedOperatorAndNameTheFix) {
   EXPECT_FALSE(AnyStartsWith(server.commands(), "MAIL"));
 }
 
+// check --connect: the session SendMail opens, then QUIT; no MAIL FROM.
+TEST_F(SmtpClientTest, CheckSubmissionLogsInAndQuitsWithoutSending) {
+  FakeSmtpServer server(FakeSmtpScript{});
+  CheckOutcome out = CheckSubmission(Options(server.port()));
+  server.Join();
+  EXPECT_EQ(out.cls, SendClass::kSent) << out.error;
+  EXPECT_EQ(out.error, "");
+  EXPECT_TRUE(out.encrypted);
+  EXPECT_EQ(out.helo_name, "[127.0.0.1]");
+  EXPECT_THAT(out.auth, ElementsAre("PLAIN", "LOGIN", "XOAUTH2"));
+  const std::string plain = util::Base64Encode(std::string(1, '\0') + kUser + '\0' + kSecret);
+  EXPECT_THAT(server.commands(),
+              ElementsAre("EHLO [127.0.0.1]", "STARTTLS", "EHLO [127.0.0.1]", "AUTH PLAIN " + plain, "QUIT"));
+  EXPECT_EQ(server.data(), "");
+}
+
+TEST_F(SmtpClientTest, CheckSubmissionWithBadCredentialsNeedsOperatorAndNamesTheFix) {
+  FakeSmtpScript script;
+  script.replies = {{"AUTH", "535 5.7.8 Error: authentication failed: bad\r\n"}};
+  FakeSmtpServer server(script);
+  CheckOutcome out = CheckSubmission(Options(server.port()));
+  server.Join();
+  EXPECT_EQ(out.cls, SendClass::kNeedsOperator);
+  EXPECT_THAT(out.error, HasSubstr("refused AUTH PLAIN: 535 5.7.8"));
+  EXPECT_THAT(out.error, HasSubstr("bad credentials"));
+  EXPECT_THAT(out.error, Not(HasSubstr(kSecret)));
+  EXPECT_FALSE(AnyStartsWith(server.commands(), "MAIL"));
+}
+
 TEST_F(SmtpClientTest, OneRefusedRecipientOfTwoIsPermanentAndTheOtherGetsTheMessage) {
   FakeSmtpScript script;
   script.replies = {{"RCPT TO:<bad@", "550 5.1.1 <bad@example.org>: Recipient address rejected: User unknown\r\n"}};
@@ -225,6 +254,27 @@ TEST_F(SmtpClientTest, OneRefusedRecipientOfTwoIsPermanentAndTheOtherGetsTheMess
   EXPECT_EQ(out.recipients[1].cls, SendClass::kSent);
   EXPECT_EQ(out.recipients[1].reply.code, 250);
   EXPECT_EQ(server.data(), kStuffed);
+}
+
+// RFC 5321 §4.5.3.1.10: a 552 to RCPT is a 452 (the recipient is retried);
+// the same code after DATA refuses the message for good.
+TEST_F(SmtpClientTest, Code552AtRcptIsRetriedButAfterDataIsPermanent) {
+  FakeSmtpScript script;
+  script.replies = {{"RCPT TO:<full@", "552 5.2.2 <full@example.org>: mailbox full\r\n"}};
+  FakeSmtpServer server(script);
+  SendOutcome out = Send(server, Options(server.port()), {"full@example.org", "bob@example.org"});
+  EXPECT_EQ(out.cls, SendClass::kSent) << out.error;
+  ASSERT_EQ(out.recipients.size(), 2u);
+  EXPECT_EQ(out.recipients[0].cls, SendClass::kRetry);
+  EXPECT_EQ(out.recipients[0].reply.code, 552);
+  EXPECT_EQ(out.recipients[1].cls, SendClass::kSent);
+
+  FakeSmtpScript after_data;
+  after_data.replies = {{".", "552 5.3.4 message too big\r\n"}};
+  FakeSmtpServer second(after_data);
+  SendOutcome refused = Send(second, Options(second.port()));
+  EXPECT_EQ(refused.cls, SendClass::kPermanent);
+  EXPECT_THAT(refused.error, HasSubstr("552 5.3.4 message too big"));
 }
 
 TEST_F(SmtpClientTest, EveryRecipientRefusedTakesTheWorstClassAndSendsNoData) {
@@ -292,11 +342,37 @@ TEST_F(SmtpClientTest, ServerThatStopsAnsweringRetriesWithinTheTimeout) {
   const auto took = std::chrono::steady_clock::now() - start;
   server.Join();
   EXPECT_EQ(out.cls, SendClass::kRetry);
-  EXPECT_THAT(out.error, HasSubstr("no reply within 400 ms"));
-  // The reply wait only: a session that timed out sends no QUIT.
-  EXPECT_GE(took, std::chrono::milliseconds(400));
+  EXPECT_THAT(out.error, HasSubstr("timed out at MAIL FROM: the whole attempt may take timeout 400 ms"));
+  // The attempt's deadline (the driver's poll cuts the last wait to whole
+  // ms, so it may end a fraction of a ms early); a session that timed out
+  // sends no QUIT.
+  EXPECT_GE(took, std::chrono::milliseconds(398));
   EXPECT_LT(took, std::chrono::milliseconds(1500));
   EXPECT_FALSE(AnyStartsWith(server.commands(), "QUIT"));
+}
+
+// One deadline per attempt: a server that answers every step in 300 ms,
+// well within a 1000 ms timeout each, still cannot make the attempt longer
+// than the timeout (per-step waits would have let it run to ~2.7 s and send).
+TEST_F(SmtpClientTest, SlowAnswerAtEveryStepEndsTheAttemptAtTheTimeout) {
+  FakeSmtpScript script;
+  script.reply_delay = std::chrono::milliseconds(300);
+  FakeSmtpServer server(script);
+  SmtpOptions o = Options(server.port());
+  o.timeout = std::chrono::milliseconds(1000);
+  const auto start = std::chrono::steady_clock::now();
+  SendOutcome out = SendMail(o, "support@example.com", {"bob@example.org"}, kMessage);
+  const auto took = std::chrono::steady_clock::now() - start;
+  server.Join();
+  EXPECT_EQ(out.cls, SendClass::kRetry);
+  // Greeting, EHLO and STARTTLS came (each under the timeout: the window is
+  // hit), the EHLO after TLS is where the 1000 ms ran out.
+  EXPECT_THAT(server.commands(), ::testing::Contains("STARTTLS"));
+  EXPECT_THAT(out.error, HasSubstr("timed out at EHLO"));
+  EXPECT_THAT(out.error, HasSubstr("timeout 1000 ms"));
+  EXPECT_FALSE(AnyStartsWith(server.commands(), "MAIL"));
+  EXPECT_GE(took, std::chrono::milliseconds(990));
+  EXPECT_LT(took, std::chrono::milliseconds(1400));
 }
 
 TEST_F(SmtpClientTest, StopFdEndsAWaitAtOnce) {
@@ -353,6 +429,37 @@ TEST_F(SmtpClientTest, AddressesThatCouldInjectCommandsAreRefusedBeforeConnectin
   EXPECT_EQ(SendMail(o, "a@b", {}, kMessage).cls, SendClass::kPermanent);
 }
 
+TEST_F(SmtpClientTest, EightBitDataIsNotSentToAServerWithout8BitMime) {
+  const std::string eight_bit =
+      "Subject: hi\r\n\r\nGr\xC3\xBC\xC3\x9F"
+      "e\r\n";
+  FakeSmtpServer plain({});  // its EHLO has no 8BITMIME
+  SendOutcome out = SendMail(Options(plain.port()), "support@example.com", {"bob@example.org"}, eight_bit);
+  plain.Join();
+  EXPECT_EQ(out.cls, SendClass::kPermanent);
+  EXPECT_TRUE(out.needs_seven_bit);
+  EXPECT_THAT(out.error, HasSubstr("does not offer 8BITMIME"));
+  EXPECT_FALSE(AnyStartsWith(plain.commands(), "MAIL FROM"));
+
+  FakeSmtpScript script;
+  script.ehlo = "250-fake.test hello\r\n250-8BITMIME\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n";
+  FakeSmtpServer eight(script);
+  out = SendMail(Options(eight.port()), "support@example.com", {"bob@example.org"}, eight_bit);
+  eight.Join();
+  EXPECT_EQ(out.cls, SendClass::kSent) << out.error;
+  EXPECT_FALSE(out.needs_seven_bit);
+  EXPECT_TRUE(AnyStartsWith(eight.commands(), "MAIL FROM:<support@example.com> BODY=8BITMIME"));
+}
+
+TEST_F(SmtpClientTest, ConnectionRefusedNamesTheSubmissionPorts) {
+  SendOutcome out = SendMail(Options(1), "support@example.com", {"bob@example.org"}, kMessage);  // nothing on port 1
+  EXPECT_EQ(out.cls, SendClass::kRetry);
+  EXPECT_THAT(out.error, HasSubstr("cannot connect to 127.0.0.1:1"));
+  // The hint names SMTP's ports, not IMAP's.
+  EXPECT_THAT(out.error, HasSubstr("465 for tls: implicit, 587 for starttls"));
+  EXPECT_THAT(out.error, Not(HasSubstr("993")));
+}
+
 TEST_F(SmtpClientTest, TraceShowsTheConversationButNeverTheSecret) {
   FakeSmtpScript script;
   // A server echoing what it got: the secret in clear and in base64.
@@ -362,7 +469,7 @@ TEST_F(SmtpClientTest, TraceShowsTheConversationButNeverTheSecret) {
   SendOutcome out = Send(server, Options(server.port()));
   const std::string log = capture.Text();
   EXPECT_THAT(log, HasSubstr("smtp.sent target=smtp:ack conn="));
-  EXPECT_THAT(log, HasSubstr("line=\"EHLO localhost\""));
+  EXPECT_THAT(log, HasSubstr("line=\"EHLO [127.0.0.1]\""));
   EXPECT_THAT(log, HasSubstr("line=\"AUTH PLAIN <withheld>\""));
   EXPECT_THAT(log, HasSubstr("smtp.received target=smtp:ack"));
   EXPECT_THAT(log, HasSubstr("535 5.7.8 no for <redacted> <redacted>"));

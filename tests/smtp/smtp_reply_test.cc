@@ -67,13 +67,25 @@ TEST(SmtpReplyTest, ClassifiesByCodeEnhancedCodeAndStage) {
   }
   EXPECT_EQ(cls("504 5.5.4 Unrecognized authentication type", SmtpStage::kAuth), SendClass::kNeedsOperator);
   EXPECT_EQ(cls("554 5.7.1 your address is blocked", SmtpStage::kConnect), SendClass::kNeedsOperator);
-  for (const char* perm : {"550 5.1.1 no such user", "551 5.1.6 moved", "552 5.3.4 too big", "553 5.1.3 bad address",
-                           "554 5.6.0 rejected", "550 5.7.1 relaying denied", "503 5.5.1 bad sequence"}) {
+  for (const char* perm : {"550 5.1.1 no such user", "551 5.1.6 moved", "553 5.1.3 bad address", "554 5.6.0 rejected",
+                           "550 5.7.1 relaying denied", "503 5.5.1 bad sequence"}) {
     EXPECT_EQ(cls(perm, SmtpStage::kRcpt), SendClass::kPermanent) << perm;
   }
   // The basic code wins where a server's enhanced class disagrees (RFC 3463 §2).
   EXPECT_EQ(cls("451 5.1.1 odd server", SmtpStage::kRcpt), SendClass::kRetry);
   EXPECT_EQ(cls("550 4.2.2 odd server", SmtpStage::kRcpt), SendClass::kPermanent);
+}
+
+// RFC 5321 §4.5.3.1.10: a 552 to RCPT ("too many recipients", "mailbox
+// full" on many servers) is to be treated as a 452; after DATA it refuses
+// the message for good.
+TEST(SmtpReplyTest, Code552IsTransientAtRcptAndPermanentAfterData) {
+  auto cls = [](const char* line, SmtpStage stage) { return ClassifyReply(ParseReply(line), stage); };
+  EXPECT_EQ(cls("552 5.2.2 mailbox full", SmtpStage::kRcpt), SendClass::kRetry);
+  EXPECT_EQ(cls("552 5.5.3 too many recipients", SmtpStage::kRcpt), SendClass::kRetry);
+  EXPECT_EQ(cls("552 5.3.4 message too big", SmtpStage::kMessage), SendClass::kPermanent);
+  EXPECT_EQ(cls("552 5.3.4 message too big", SmtpStage::kMail), SendClass::kPermanent);
+  EXPECT_EQ(cls("552 5.2.2 mailbox full", SmtpStage::kData), SendClass::kPermanent);
 }
 
 TEST(SmtpReplyTest, WorseOrdersRetryThenOperatorThenPermanent) {

@@ -179,7 +179,7 @@ TEST(SmtpSentTest, ASchemaFiveStateIsMigratedAndKeepsItsRows) {
   sqlite3_stmt* version = nullptr;
   ASSERT_EQ(sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &version, nullptr), SQLITE_OK);
   ASSERT_EQ(sqlite3_step(version), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(version, 0), 6);
+  EXPECT_EQ(sqlite3_column_int(version, 0), 7);
   sqlite3_finalize(version);
   sqlite3_close(raw);
 }

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <stdexcept>
@@ -117,6 +118,9 @@ std::string WithoutStartTls(const std::string& ehlo) {
 }  // namespace
 
 FakeSmtpServer::FakeSmtpServer(FakeSmtpScript script) : script_(std::move(script)) {
+  // SSL_write to a client that gave up (a timeout test) must not kill the
+  // test process; send() has MSG_NOSIGNAL, OpenSSL's writes do not.
+  std::signal(SIGPIPE, SIG_IGN);
   listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -201,6 +205,7 @@ bool FakeSmtpServer::Act(Conn& c, const std::string& reply) {
     }
     return false;
   }
+  if (script_.reply_delay.count() > 0) std::this_thread::sleep_for(script_.reply_delay);  // the scripted slowness
   return c.Send(reply);
 }
 

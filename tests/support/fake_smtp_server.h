@@ -4,6 +4,7 @@
 /// throwaway test CA (TestCertificates). Integration tests use a real
 /// Postfix instead.
 
+#include <chrono>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -38,6 +39,9 @@ struct FakeSmtpScript {
       "250-fake.test hello\r\n250-PIPELINING\r\n250-SIZE 1000000\r\n250-STARTTLS\r\n"
       "250-ENHANCEDSTATUSCODES\r\n250 AUTH PLAIN LOGIN XOAUTH2\r\n";
   bool implicit_tls = false;  ///< TLS from the first byte (port 465 style)
+  /// Waits this long before every reply (the greeting too): a slow server
+  /// that still answers each single step within the client's timeout.
+  std::chrono::milliseconds reply_delay{0};
   /// Overrides, tried in order: a received line starting with the first
   /// string (case-insensitive; "." is the end of DATA) is answered with the
   /// second. Special answers: "HANG" (read on, answer nothing), "CLOSE"

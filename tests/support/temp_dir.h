@@ -13,6 +13,9 @@ class TempDir {
   /// Creates "<tmp>/<prefix>XXXXXX". Throws std::runtime_error if mkdtemp
   /// fails (a broken test environment, not an expected failure).
   explicit TempDir(const std::string& prefix = "mailhook-test-");
+  /// Creates "<parent>/<prefix>XXXXXX" (e.g. on a tmpfs); an empty parent
+  /// means $TMPDIR (or /tmp), as above.
+  TempDir(const std::string& prefix, const std::string& parent);
   ~TempDir();
   TempDir(TempDir&& other) noexcept;
   TempDir& operator=(TempDir&& other) noexcept;

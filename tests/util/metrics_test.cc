@@ -287,15 +287,15 @@ TEST(MetricsCatalogTest, SmtpTargetsCountUnderTheirOwnFamilies) {
   EXPECT_EQ(text.find("mailhook_deliveries_total{"), std::string::npos);
 }
 
-TEST(MetricsCatalogTest, SmtpSkipsAreCountedByTargetAndRule) {
+TEST(MetricsCatalogTest, SmtpSkipsAreCountedBySmtpTargetAndRule) {
   MetricsCatalog catalog;
   catalog.SmtpSkipped("ack", "rate_limited").Inc();
   catalog.SmtpSkipped("ack", "rate_limited").Inc();
   catalog.SmtpSkipped("ack", "auto_submitted").Inc();
   std::string text = catalog.Render();
-  EXPECT_NE(text.find("mailhook_smtp_skipped_total{rule=\"rate_limited\",target=\"ack\"} 2\n"), std::string::npos)
+  EXPECT_NE(text.find("mailhook_smtp_skipped_total{rule=\"rate_limited\",smtp=\"ack\"} 2\n"), std::string::npos)
       << text;
-  EXPECT_NE(text.find("mailhook_smtp_skipped_total{rule=\"auto_submitted\",target=\"ack\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("mailhook_smtp_skipped_total{rule=\"auto_submitted\",smtp=\"ack\"} 1\n"), std::string::npos);
 }
 
 TEST(MetricsCatalogTest, TwoCatalogsDoNotShareValues) {
