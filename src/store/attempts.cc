@@ -13,7 +13,7 @@ namespace {
 Status PerUid(Db& db, const char* sql, const std::string& account, const std::string& folder,
               std::span<const uint32_t> uids, const char* what) {
   return db.InTransaction([&]() -> Status {
-    Stmt s(db.handle(), sql);
+    Stmt s(db, sql);
     for (uint32_t uid : uids) {
       s.Bind(1, account).Bind(2, folder).Bind(3, uid);
       if (!s.Run()) return db.SqlError(std::string(what) + " UID " + std::to_string(uid));
@@ -28,7 +28,7 @@ Status PerUid(Db& db, const char* sql, const std::string& account, const std::st
 Status Attempts::Begin(const std::string& account, const std::string& folder, uint32_t uidvalidity,
                        std::span<const uint32_t> uids) {
   return db_.InTransaction([&]() -> Status {
-    Stmt up(db_.handle(),
+    Stmt up(db_,
             "INSERT INTO attempts (account, folder, uidvalidity, uid, count, updated_at) "
             "VALUES (?1,?2,?3,?4,?6,?5) ON CONFLICT (account, folder, uid) DO UPDATE SET "
             "count=CASE WHEN uidvalidity=excluded.uidvalidity THEN count+?6 ELSE ?6 END, "
@@ -53,8 +53,7 @@ Status Attempts::Refund(const std::string& account, const std::string& folder, s
 Status Attempts::RecordFailure(const std::string& account, const std::string& folder, uint32_t uid,
                                const std::string& code, const std::string& message, bool count) {
   return db_.InTransaction([&]() -> Status {
-    Stmt up(db_.handle(),
-            "UPDATE attempts SET last_code=?, last_error=?, count=count+? WHERE account=? AND folder=? AND uid=?");
+    Stmt up(db_, "UPDATE attempts SET last_code=?, last_error=?, count=count+? WHERE account=? AND folder=? AND uid=?");
     up.Bind(1, code).Bind(2, message.substr(0, 500)).Bind(3, count ? 1 : 0).Bind(4, account).Bind(5, folder);
     up.Bind(6, uid);
     if (!up.Run()) return db_.SqlError("recording the failure at UID " + std::to_string(uid));
@@ -64,7 +63,7 @@ Status Attempts::RecordFailure(const std::string& account, const std::string& fo
 
 util::Result<std::vector<Attempt>> Attempts::List(const std::string& account, const std::string& folder,
                                                   uint32_t uidvalidity) {
-  Stmt s(db_.handle(),
+  Stmt s(db_,
          "SELECT uid, count, last_code, last_error FROM attempts "
          "WHERE account=? AND folder=? AND uidvalidity=? ORDER BY uid");
   s.Bind(1, account).Bind(2, folder).Bind(3, uidvalidity);
@@ -83,7 +82,7 @@ Status Attempts::Forget(const std::string& account, const std::string& folder, s
 
 Status Attempts::ForgetBelow(const std::string& account, const std::string& folder, Watermark mark) {
   return db_.InTransaction([&]() -> Status {
-    Stmt below(db_.handle(), "DELETE FROM attempts WHERE account=? AND folder=? AND (uid<=? OR uidvalidity<>?)");
+    Stmt below(db_, "DELETE FROM attempts WHERE account=? AND folder=? AND (uid<=? OR uidvalidity<>?)");
     below.Bind(1, account).Bind(2, folder).Bind(3, mark.last_uid).Bind(4, mark.uidvalidity);
     if (!below.Run()) return db_.SqlError("forgetting attempts below the watermark");
     return Ok();

@@ -19,7 +19,7 @@ Status Bodies::Write(int64_t id, uint64_t size, const std::vector<std::shared_pt
         "an event of " + std::to_string(size >> 20) + " MiB is over SQLite's 2 GiB limit; lower max_attachment_bytes");
   }
   return db_.InTransaction([&]() -> Status {
-    Stmt ins(db_.handle(), "INSERT OR REPLACE INTO bodies (id, body) VALUES (?, ?)");
+    Stmt ins(db_, "INSERT OR REPLACE INTO bodies (id, body) VALUES (?, ?)");
     ins.Bind(1, id).BindZeroBlob(2, size);
     if (!ins.Run()) return db_.SqlError("reserving the payload of row " + std::to_string(id));
     sqlite3_blob* blob = nullptr;
@@ -69,7 +69,7 @@ Status Bodies::Delete(int64_t id) {
 
 Status Bodies::DeleteOrphans() {
   return db_.InTransaction([&]() -> Status {
-    Stmt del(db_.handle(),
+    Stmt del(db_,
              "DELETE FROM bodies WHERE id NOT IN (SELECT id FROM outbox) "
              "AND id NOT IN (SELECT id FROM dead_letters)");
     if (!del.Run()) return db_.SqlError("deleting payloads of removed rows");

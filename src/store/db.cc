@@ -7,6 +7,8 @@
 #include <chrono>
 #include <thread>
 
+#include "store/statement_cache.h"
+
 namespace mailhook::store {
 namespace {
 
@@ -38,6 +40,11 @@ void MakePrivate(const std::string& db_path) {
 std::string SqliteVersion() { return std::string("SQLite ") + sqlite3_libversion(); }
 
 void SqliteCloser::operator()(sqlite3* db) const { sqlite3_close(db); }
+
+Db::Db(SqlitePtr db, std::string path)
+    : db_(std::move(db)), statements_(std::make_unique<StatementCache>(db_.get())), path_(std::move(path)) {}
+
+Db::~Db() { statements_->Clear(); }  // sqlite3_close fails while a statement is left
 
 util::Result<std::unique_ptr<Db>> Db::Open(const std::string& path) {
   // Once, before the first connection initializes SQLite: no up-front page
@@ -124,6 +131,16 @@ Status Db::Exec(const char* sql) {
   return Ok();
 }
 
+Status Db::Run(const char* sql) {
+  int rc = SQLITE_OK;
+  sqlite3_stmt* stmt = statements_->Take(sql, &rc);
+  if (rc == SQLITE_OK) rc = sqlite3_step(stmt);
+  // The error is read before Give resets the statement.
+  Status s = rc == SQLITE_DONE || rc == SQLITE_ROW ? Ok() : Status(SqlError(std::string("executing \"") + sql + "\""));
+  statements_->Give(stmt);
+  return s;
+}
+
 Status Db::InTransaction(const std::function<Status()>& fn) {
   if (in_transaction_) return fn();  // joins the caller's transaction
   // Every write goes through here. An autocommit write starts as a read and
@@ -131,15 +148,15 @@ Status Db::InTransaction(const std::function<Status()>& fn) {
   // waiting on the busy timeout; IMMEDIATE takes the write lock up front, so
   // two writers queue on the busy timeout instead of one failing with
   // SQLITE_BUSY at its first write.
-  if (auto s = Exec("BEGIN IMMEDIATE"); !s) return s;
+  if (auto s = Run("BEGIN IMMEDIATE"); !s) return s;
   in_transaction_ = true;
   Status s = fn();
   if (s) {
     Fault("transaction.before_commit");
-    s = Exec("COMMIT");
+    s = Run("COMMIT");
   }
   in_transaction_ = false;
-  if (!s) sqlite3_exec(handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+  if (!s) (void)Run("ROLLBACK");
   return s;
 }
 

@@ -18,6 +18,8 @@ struct sqlite3;
 
 namespace mailhook::store {
 
+class StatementCache;
+
 /// Every store failure is of kind kStore: it says nothing about the message or
 /// delivery being worked on, so callers neither blame nor skip it.
 inline util::Error StoreError(std::string code, util::RetryClass retry, std::string message) {
@@ -42,11 +44,15 @@ class Db {
 
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
+  /// Finalizes the cached statements, then closes the connection.
+  ~Db();
 
   /// The database file's path, for messages.
   const std::string& path() const { return path_; }
   /// The connection, for the table classes' statements (src/store only).
   sqlite3* handle() const { return db_.get(); }
+  /// This connection's prepared statements, reused by Stmt (src/store only).
+  StatementCache& statements() { return *statements_; }
 
   /// Runs fn inside BEGIN IMMEDIATE ... COMMIT; rolls back when fn or the
   /// commit fails, so a failed write changes nothing. Every write goes
@@ -70,10 +76,14 @@ class Db {
   }
 
  private:
-  Db(SqlitePtr db, std::string path) : db_(std::move(db)), path_(std::move(path)) {}
+  Db(SqlitePtr db, std::string path);
   util::Status Configure();
+  // Steps one cached statement without results (BEGIN, COMMIT: once per
+  // transaction, so not parsed anew each time as sqlite3_exec would).
+  util::Status Run(const char* sql);
 
   SqlitePtr db_;
+  std::unique_ptr<StatementCache> statements_;  // destroyed before db_ closes
   std::string path_;
   bool in_transaction_ = false;
   std::function<void(std::string_view)> fault_hook_;

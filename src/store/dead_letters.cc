@@ -28,13 +28,13 @@ Result<int64_t> DeadLetters::Count() {
 }
 
 Result<std::vector<DeadLetter>> DeadLetters::List() {
-  Stmt s(db_.handle(), "SELECT " + RowColumns("failed_at", true) + " FROM dead_letters ORDER BY id");
+  Stmt s(db_, "SELECT " + RowColumns("failed_at", true) + " FROM dead_letters ORDER BY id");
   return MapRows(db_, s, true, &bodies_, ToDeadLetter, "listing dead letters");
 }
 
 Result<std::vector<DeadLetterInfo>> DeadLetters::ListInfo() {
   // No payload column: a listing never reads a payload (see ListInfo's doc).
-  Stmt s(db_.handle(), "SELECT " + RowColumns("failed_at", false) + " FROM dead_letters ORDER BY id");
+  Stmt s(db_, "SELECT " + RowColumns("failed_at", false) + " FROM dead_letters ORDER BY id");
   return MapRows(db_, s, false, nullptr, ToDeadLetterInfo, "listing dead letters");
 }
 
@@ -44,7 +44,7 @@ Result<int64_t> DeadLetters::Move(const std::string& where, bool replay) {
     if (replay) {
       // Keep the id: `deadletters list` output stays meaningful across a
       // replay, and the payload in `bodies` stays attached.
-      Stmt ins(db_.handle(),
+      Stmt ins(db_,
                "INSERT OR IGNORE INTO outbox (id, event_id, target, account, folder, "
                "uidvalidity, uid, payload, attempts, created_at, next_attempt_at, "
                "last_error) SELECT id, event_id, target, account, folder, uidvalidity, "
@@ -53,7 +53,7 @@ Result<int64_t> DeadLetters::Move(const std::string& where, bool replay) {
       ins.Bind(1, ToMs(Clock::now()));
       if (!ins.Run()) return db_.SqlError("replaying dead letters");
     }
-    Stmt del(db_.handle(), "DELETE FROM dead_letters WHERE " + where);
+    Stmt del(db_, "DELETE FROM dead_letters WHERE " + where);
     if (!del.Run()) return db_.SqlError("removing dead letters");
     moved = db_.Changes();
     return bodies_.DeleteOrphans();  // dropped ones (a replayed one is in the outbox again)

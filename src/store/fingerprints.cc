@@ -12,7 +12,7 @@ using util::Status;
 Status Fingerprints::Add(const std::string& account, const std::string& folder, const std::vector<Fingerprint>& fps) {
   if (fps.empty()) return Ok();
   return db_.InTransaction([&]() -> Status {
-    Stmt s(db_.handle(),
+    Stmt s(db_,
            "INSERT OR IGNORE INTO fingerprints (account, folder, uidvalidity, uid, message_key, size) "
            "VALUES (?,?,?,?,?,?)");
     for (const Fingerprint& fp : fps) {
@@ -30,10 +30,10 @@ util::Result<std::vector<uint32_t>> Fingerprints::Claim(const std::string& accou
   std::vector<uint32_t> unmatched;
   auto s = db_.InTransaction([&]() -> Status {
     unmatched.clear();  // a retried transaction starts over
-    Stmt here(db_.handle(), "SELECT 1 FROM fingerprints WHERE account=? AND folder=? AND uidvalidity=? AND uid=?");
+    Stmt here(db_, "SELECT 1 FROM fingerprints WHERE account=? AND folder=? AND uidvalidity=? AND uid=?");
     // The index fingerprints_match finds the candidates; LIMIT 1 takes one,
     // so two copies of one message match two earlier messages, not one.
-    Stmt move(db_.handle(),
+    Stmt move(db_,
               "UPDATE fingerprints SET uidvalidity=?3, uid=?4 WHERE rowid = (SELECT rowid FROM fingerprints "
               "WHERE account=?1 AND folder=?2 AND message_key=?5 AND size=?6 AND uidvalidity<>?3 LIMIT 1)");
     for (const Fingerprint& fp : fps) {
@@ -55,7 +55,7 @@ util::Result<std::vector<uint32_t>> Fingerprints::Claim(const std::string& accou
 
 Status Fingerprints::KeepGenerations(const std::string& account, const std::string& folder, uint32_t a, uint32_t b) {
   return db_.InTransaction([&]() -> Status {
-    Stmt s(db_.handle(), "DELETE FROM fingerprints WHERE account=? AND folder=? AND uidvalidity NOT IN (?,?)");
+    Stmt s(db_, "DELETE FROM fingerprints WHERE account=? AND folder=? AND uidvalidity NOT IN (?,?)");
     s.Bind(1, account).Bind(2, folder).Bind(3, a).Bind(4, b);
     if (!s.Run()) return db_.SqlError("dropping fingerprints of old UIDVALIDITYs");
     return Ok();
@@ -67,13 +67,13 @@ Status Fingerprints::ForgetAbsent(const std::string& account, const std::string&
   return db_.InTransaction([&]() -> Status {
     std::vector<uint32_t> stored;
     {
-      Stmt s(db_.handle(),
+      Stmt s(db_,
              "SELECT uid FROM fingerprints WHERE account=? AND folder=? AND uidvalidity=? AND uid BETWEEN ? AND ?");
       s.Bind(1, account).Bind(2, folder).Bind(3, uidvalidity).Bind(4, lo).Bind(5, hi);
       while (s.Step()) stored.push_back(static_cast<uint32_t>(s.Int(0)));
       if (!s.ok()) return db_.SqlError("reading fingerprints");
     }
-    Stmt del(db_.handle(), "DELETE FROM fingerprints WHERE account=? AND folder=? AND uidvalidity=? AND uid=?");
+    Stmt del(db_, "DELETE FROM fingerprints WHERE account=? AND folder=? AND uidvalidity=? AND uid=?");
     for (uint32_t uid : stored) {
       if (std::binary_search(present.begin(), present.end(), uid)) continue;
       del.Reset();
@@ -89,7 +89,7 @@ util::Result<bool> Fingerprints::HasOther(const std::string& account, const std:
   // "uidvalidity<>?" would scan every row of the folder (asked every sync).
   for (const char* sql : {"SELECT MIN(uidvalidity) FROM fingerprints WHERE account=? AND folder=?",
                           "SELECT MAX(uidvalidity) FROM fingerprints WHERE account=? AND folder=?"}) {
-    Stmt s(db_.handle(), sql);
+    Stmt s(db_, sql);
     s.Bind(1, account).Bind(2, folder);
     if (!s.Step()) return db_.SqlError("reading fingerprints");
     if (!s.IsNull(0) && s.Int(0) != uidvalidity) return true;
@@ -98,7 +98,7 @@ util::Result<bool> Fingerprints::HasOther(const std::string& account, const std:
 }
 
 util::Result<int64_t> Fingerprints::Count(const std::string& account, const std::string& folder) {
-  Stmt s(db_.handle(), "SELECT COUNT(*) FROM fingerprints WHERE account=? AND folder=?");
+  Stmt s(db_, "SELECT COUNT(*) FROM fingerprints WHERE account=? AND folder=?");
   s.Bind(1, account).Bind(2, folder);
   if (!s.Step()) return db_.SqlError("counting fingerprints");
   return s.Int(0);
@@ -106,7 +106,7 @@ util::Result<int64_t> Fingerprints::Count(const std::string& account, const std:
 
 util::Result<std::vector<Fingerprint>> Fingerprints::List(const std::string& account, const std::string& folder,
                                                           uint32_t uidvalidity) {
-  Stmt s(db_.handle(),
+  Stmt s(db_,
          "SELECT uid, message_key, size FROM fingerprints WHERE account=? AND folder=? AND uidvalidity=? "
          "ORDER BY uid");
   s.Bind(1, account).Bind(2, folder).Bind(3, uidvalidity);

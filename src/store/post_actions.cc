@@ -9,7 +9,7 @@ using util::Status;
 
 Status PostActions::Add(const std::vector<PostAction>& actions) {
   return db_.InTransaction([&]() -> Status {
-    Stmt post(db_.handle(),
+    Stmt post(db_,
               "INSERT OR IGNORE INTO post_actions (event_id, account, folder, uidvalidity, uid, "
               "created_at) VALUES (?,?,?,?,?,?)");
     const int64_t now = ToMs(Clock::now());
@@ -28,7 +28,7 @@ util::Result<std::vector<PostAction>> PostActions::Ready(const std::string& acco
   // Ready = no outbox row and no dead letter left for the event: every
   // target succeeded. A dead letter holds the action until it is replayed
   // and delivered (or dropped, which releases it).
-  Stmt sel(db_.handle(),
+  Stmt sel(db_,
            "SELECT event_id, account, folder, uidvalidity, uid FROM post_actions p "
            "WHERE account=?1 AND folder=?2 "
            "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id=p.event_id) "

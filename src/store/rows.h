@@ -45,7 +45,8 @@ struct OutboxItem {
   /// For CommitMessages only: when not empty, the payload is these pieces one
   /// after another (`payload` is ignored). A large event (attachment contents
   /// shared between targets) is then written in pieces, never assembled in
-  /// memory to be stored. Rows read back always have `payload`.
+  /// memory to be stored; a small one (up to 4 KiB) is joined and stored like
+  /// `payload`. Rows read back always have `payload`.
   std::vector<std::shared_ptr<const std::string>> pieces;
 };
 

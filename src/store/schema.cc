@@ -128,7 +128,7 @@ util::Result<int64_t> UserVersion(Db& db) {
   // Scoped by the caller: a live statement holds a read transaction, and
   // upgrading that to a write fails with SQLITE_BUSY without waiting on the
   // busy timeout.
-  Stmt v(db.handle(), "PRAGMA user_version");
+  Stmt v(db, "PRAGMA user_version");
   if (!v.Step()) return db.SqlError("reading schema version");
   return v.Int(0);
 }

@@ -9,7 +9,7 @@ using util::Result;
 using util::Status;
 
 Result<std::vector<RecipientState>> SmtpRecipients::ForEvent(const std::string& target, const std::string& event_id) {
-  Stmt s(db_.handle(),
+  Stmt s(db_,
          "SELECT recipient, state, reply, updated_at FROM smtp_recipients WHERE target=? AND event_id=? "
          "ORDER BY recipient");
   s.Bind(1, target).Bind(2, event_id);
@@ -26,7 +26,7 @@ Status SmtpRecipients::Record(const std::string& target, const std::string& even
                               const std::vector<RecipientState>& states) {
   if (states.empty()) return Ok();
   return db_.InTransaction([&]() -> Status {
-    Stmt add(db_.handle(),
+    Stmt add(db_,
              "INSERT OR REPLACE INTO smtp_recipients (target, event_id, recipient, state, reply, updated_at) "
              "VALUES (?,?,?,?,?,?)");
     for (const RecipientState& r : states) {
@@ -42,7 +42,7 @@ Status SmtpRecipients::Record(const std::string& target, const std::string& even
 
 Status SmtpRecipients::Forget(const std::string& target, const std::string& event_id) {
   return db_.InTransaction([&]() -> Status {
-    Stmt del(db_.handle(), "DELETE FROM smtp_recipients WHERE target=? AND event_id=?");
+    Stmt del(db_, "DELETE FROM smtp_recipients WHERE target=? AND event_id=?");
     del.Bind(1, target).Bind(2, event_id);
     if (!del.Run()) return db_.SqlError("forgetting the recipients of event " + event_id);
     return Ok();
@@ -52,7 +52,7 @@ Status SmtpRecipients::Forget(const std::string& target, const std::string& even
 Status SmtpRecipients::PruneEnded() {
   return db_.InTransaction([&]() -> Status {
     // Both lookups use the UNIQUE (event_id, target) indexes.
-    Stmt prune(db_.handle(),
+    Stmt prune(db_,
                "DELETE FROM smtp_recipients WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE "
                "o.event_id=smtp_recipients.event_id AND o.target=smtp_recipients.target) AND NOT EXISTS "
                "(SELECT 1 FROM dead_letters d WHERE d.event_id=smtp_recipients.event_id AND "

@@ -15,17 +15,17 @@ namespace {
 Result<ReplyReservation> Decide(Db& db, const SentReply& reply, const std::string& sender, ReplyLimit limit) {
   // A retry of the same event keeps its reservation (and its sent_at: the
   // window counts from the first attempt).
-  Stmt own(db.handle(), "SELECT 1 FROM smtp_sent WHERE target=? AND event_id=?");
+  Stmt own(db, "SELECT 1 FROM smtp_sent WHERE target=? AND event_id=?");
   own.Bind(1, reply.target).Bind(2, reply.event_id);
   if (own.Step()) return ReplyReservation::kReserved;
   if (!own.ok()) return db.SqlError("reading the reply reservation of event " + reply.event_id);
   if (!reply.message_id.empty()) {
-    Stmt answered(db.handle(), "SELECT 1 FROM smtp_sent WHERE target=? AND message_id=?");
+    Stmt answered(db, "SELECT 1 FROM smtp_sent WHERE target=? AND message_id=?");
     answered.Bind(1, reply.target).Bind(2, reply.message_id);
     if (answered.Step()) return ReplyReservation::kAlreadyAnswered;
     if (!answered.ok()) return db.SqlError("looking up replies to " + reply.message_id);
   }
-  Stmt recent(db.handle(), "SELECT COUNT(*) FROM smtp_sent WHERE target=? AND sender=? AND sent_at>?");
+  Stmt recent(db, "SELECT COUNT(*) FROM smtp_sent WHERE target=? AND sender=? AND sent_at>?");
   recent.Bind(1, reply.target).Bind(2, sender).Bind(3, ToMs(reply.sent_at - limit.window));
   if (!recent.Step()) return db.SqlError("counting recent replies of " + reply.target);
   if (recent.Int(0) >= limit.per_sender) return ReplyReservation::kRateLimited;
@@ -33,8 +33,7 @@ Result<ReplyReservation> Decide(Db& db, const SentReply& reply, const std::strin
 }
 
 Status Insert(Db& db, const SentReply& reply, const std::string& sender) {
-  Stmt add(db.handle(),
-           "INSERT OR IGNORE INTO smtp_sent (target, sender, message_id, event_id, sent_at) VALUES (?,?,?,?,?)");
+  Stmt add(db, "INSERT OR IGNORE INTO smtp_sent (target, sender, message_id, event_id, sent_at) VALUES (?,?,?,?,?)");
   add.Bind(1, reply.target).Bind(2, sender).Bind(3, reply.message_id).Bind(4, reply.event_id);
   add.Bind(5, ToMs(reply.sent_at));
   if (!add.Run()) return db.SqlError("recording the reply of event " + reply.event_id);
@@ -59,7 +58,7 @@ Result<ReplyReservation> SmtpSent::ReserveReply(const SentReply& reply, ReplyLim
 
 Status SmtpSent::ReleaseReply(const std::string& target, const std::string& event_id) {
   return db_.InTransaction([&]() -> Status {
-    Stmt del(db_.handle(), "DELETE FROM smtp_sent WHERE target=? AND event_id=?");
+    Stmt del(db_, "DELETE FROM smtp_sent WHERE target=? AND event_id=?");
     del.Bind(1, target).Bind(2, event_id);
     if (!del.Run()) return db_.SqlError("releasing the reply reservation of event " + event_id);
     return Ok();
@@ -68,7 +67,7 @@ Status SmtpSent::ReleaseReply(const std::string& target, const std::string& even
 
 Result<bool> SmtpSent::AlreadyAnswered(const std::string& target, const std::string& message_id) {
   if (message_id.empty()) return false;
-  Stmt s(db_.handle(), "SELECT 1 FROM smtp_sent WHERE target=? AND message_id=?");
+  Stmt s(db_, "SELECT 1 FROM smtp_sent WHERE target=? AND message_id=?");
   s.Bind(1, target).Bind(2, message_id);
   if (s.Step()) return true;
   if (!s.ok()) return db_.SqlError("looking up replies to " + message_id);
@@ -76,7 +75,7 @@ Result<bool> SmtpSent::AlreadyAnswered(const std::string& target, const std::str
 }
 
 Result<int64_t> SmtpSent::SentSince(const std::string& target, const std::string& sender, TimePoint since) {
-  Stmt s(db_.handle(), "SELECT COUNT(*) FROM smtp_sent WHERE target=? AND sender=? AND sent_at>?");
+  Stmt s(db_, "SELECT COUNT(*) FROM smtp_sent WHERE target=? AND sender=? AND sent_at>?");
   s.Bind(1, target).Bind(2, util::Lower(sender)).Bind(3, ToMs(since));
   if (!s.Step()) return db_.SqlError("counting recent replies of " + target);
   return s.Int(0);
@@ -88,7 +87,7 @@ Status SmtpSent::RecordSent(const SentReply& reply) {
 
 Status SmtpSent::PruneSentBefore(TimePoint before) {
   return db_.InTransaction([&]() -> Status {
-    Stmt prune(db_.handle(), "DELETE FROM smtp_sent WHERE sent_at < ?");
+    Stmt prune(db_, "DELETE FROM smtp_sent WHERE sent_at < ?");
     prune.Bind(1, ToMs(before));
     if (!prune.Run()) return db_.SqlError("pruning sent replies");
     return Ok();

@@ -1,6 +1,8 @@
 #pragma once
-/// Stmt: a prepared SQLite statement, finalized on destruction. Private to
-/// src/store (it includes <sqlite3.h>, which no header outside this area may).
+/// Stmt: a prepared SQLite statement of a Db, taken from the connection's
+/// StatementCache and given back (reset, bindings cleared) on destruction.
+/// Private to src/store (it includes <sqlite3.h>, which no header outside
+/// this area may).
 
 #include <sqlite3.h>
 
@@ -11,6 +13,7 @@
 
 #include "store/db.h"
 #include "store/rows.h"
+#include "store/statement_cache.h"
 #include "util/result.h"
 
 namespace mailhook::store {
@@ -22,12 +25,15 @@ inline int64_t ToMs(TimePoint t) {
 inline TimePoint FromMs(int64_t ms) { return TimePoint(std::chrono::milliseconds(ms)); }
 
 /// One prepared statement. A failed prepare, bind or step leaves ok() false;
-/// the caller turns that into an Error with Db::SqlError.
+/// the caller turns that into an Error with Db::SqlError while the Stmt is
+/// alive (giving it back resets it). Prepared once per connection and SQL
+/// text: see StatementCache.
 class Stmt {
  public:
-  Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
-  Stmt(sqlite3* db, const std::string& sql) : Stmt(db, sql.c_str()) {}
-  ~Stmt() { sqlite3_finalize(stmt_); }
+  Stmt(Db& db, std::string_view sql) : cache_(&db.statements()) { stmt_ = cache_->Take(sql, &rc_); }
+  Stmt(Db& db, const char* sql) : Stmt(db, std::string_view(sql)) {}
+  Stmt(Db& db, const std::string& sql) : Stmt(db, std::string_view(sql)) {}
+  ~Stmt() { cache_->Give(stmt_); }
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
 
@@ -80,13 +86,14 @@ class Stmt {
   void Check(int rc) {
     if (rc != SQLITE_OK && ok()) rc_ = rc;
   }
+  StatementCache* cache_;
   sqlite3_stmt* stmt_ = nullptr;
-  int rc_;
+  int rc_ = SQLITE_OK;
 };
 
 /// The one integer a query such as "SELECT COUNT(*) FROM t" returns.
 inline util::Result<int64_t> QueryInt(Db& db, const char* sql, const std::string& what) {
-  Stmt s(db.handle(), sql);
+  Stmt s(db, sql);
   if (!s.Step()) return db.SqlError(what);
   return s.Int(0);
 }
@@ -96,7 +103,7 @@ inline util::Result<int64_t> QueryInt(Db& db, const char* sql, const std::string
 template <typename Key>
 util::Status RunKeyed(Db& db, const char* sql, const Key& key, const std::string& what) {
   return db.InTransaction([&]() -> util::Status {
-    Stmt s(db.handle(), sql);
+    Stmt s(db, sql);
     s.Bind(1, key);
     if (!s.Run()) return db.SqlError(what);
     return util::Ok();

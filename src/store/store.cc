@@ -9,6 +9,7 @@
 #include <system_error>
 
 #include "store/schema.h"
+#include "store/statement_cache.h"
 
 namespace mailhook::store {
 namespace {
@@ -96,6 +97,8 @@ Status Store::CommitMessages(const std::string& account, const std::string& fold
     return Ok();
   });
 }
+
+int64_t Store::StatementsPreparedForTesting() const { return db_->statements().prepares(); }
 
 Status Store::Housekeep() {
   return db_->InTransaction([&]() -> Status {

@@ -94,6 +94,9 @@ class Store {
   void SetFaultHookForTesting(std::function<void(std::string_view point)> hook) {
     db_->SetFaultHookForTesting(std::move(hook));
   }
+  /// Test-only: statements this connection has prepared so far (each SQL
+  /// text once, then reused: see StatementCache).
+  int64_t StatementsPreparedForTesting() const;
 
  private:
   explicit Store(std::unique_ptr<Db> db);

@@ -5,7 +5,7 @@
 namespace mailhook::store {
 
 util::Result<std::optional<Watermark>> Watermarks::Get(const std::string& account, const std::string& folder) {
-  Stmt s(db_.handle(), "SELECT uidvalidity, last_uid FROM watermarks WHERE account=? AND folder=?");
+  Stmt s(db_, "SELECT uidvalidity, last_uid FROM watermarks WHERE account=? AND folder=?");
   s.Bind(1, account).Bind(2, folder);
   if (s.Step()) {
     return std::optional<Watermark>(Watermark{static_cast<uint32_t>(s.Int(0)), static_cast<uint32_t>(s.Int(1))});
@@ -16,7 +16,7 @@ util::Result<std::optional<Watermark>> Watermarks::Get(const std::string& accoun
 
 util::Status Watermarks::Set(const std::string& account, const std::string& folder, Watermark mark) {
   return db_.InTransaction([&]() -> util::Status {
-    Stmt s(db_.handle(),
+    Stmt s(db_,
            "INSERT INTO watermarks (account, folder, uidvalidity, last_uid, updated_at, fp_floor) "
            "VALUES (?1,?2,?3,?4,?5,?4) ON CONFLICT (account, folder) DO UPDATE SET "
            "uidvalidity=excluded.uidvalidity, last_uid=excluded.last_uid, "
@@ -29,7 +29,7 @@ util::Status Watermarks::Set(const std::string& account, const std::string& fold
 }
 
 util::Result<uint32_t> Watermarks::FingerprintFloor(const std::string& account, const std::string& folder) {
-  Stmt s(db_.handle(), "SELECT fp_floor FROM watermarks WHERE account=? AND folder=?");
+  Stmt s(db_, "SELECT fp_floor FROM watermarks WHERE account=? AND folder=?");
   s.Bind(1, account).Bind(2, folder);
   if (s.Step()) return static_cast<uint32_t>(s.Int(0));
   if (!s.ok()) return db_.SqlError("reading the fingerprint floor");
@@ -38,7 +38,7 @@ util::Result<uint32_t> Watermarks::FingerprintFloor(const std::string& account, 
 
 util::Status Watermarks::SetFingerprintFloor(const std::string& account, const std::string& folder, uint32_t floor) {
   return db_.InTransaction([&]() -> util::Status {
-    Stmt s(db_.handle(), "UPDATE watermarks SET fp_floor=? WHERE account=? AND folder=?");
+    Stmt s(db_, "UPDATE watermarks SET fp_floor=? WHERE account=? AND folder=?");
     s.Bind(1, floor).Bind(2, account).Bind(3, folder);
     if (!s.Run()) return db_.SqlError("writing the fingerprint floor");
     return util::Ok();

@@ -245,6 +245,50 @@ TEST(StoreTest, DeadLettersReplayAndDrop) {
   EXPECT_EQ(*store->dead_letters().DropAll(), 0);
 }
 
+// Rows in the `bodies` table (raw connection, as `mailhook deadletters` would open).
+int64_t BodyRows(const std::string& state_dir) {
+  sqlite3* raw = nullptr;
+  int64_t n = -1;
+  if (sqlite3_open((state_dir + "/mailhook.db").c_str(), &raw) == SQLITE_OK) {
+    sqlite3_stmt* count = nullptr;
+    if (sqlite3_prepare_v2(raw, "SELECT COUNT(*) FROM bodies", -1, &count, nullptr) == SQLITE_OK &&
+        sqlite3_step(count) == SQLITE_ROW) {
+      n = sqlite3_column_int64(count, 0);
+    }
+    sqlite3_finalize(count);
+  }
+  sqlite3_close(raw);
+  return n;
+}
+
+TEST(StoreTest, ASmallEventInPiecesIsStoredInlineAndALargeOneInBodies) {
+  // A `bodies` row costs a blob write, a blob read per claim and a DELETE per
+  // delivery: small events (the usual case) go into the row itself.
+  TempDir dir;
+  auto store = MustOpen(dir.path());
+  ASSERT_TRUE(store);
+  std::vector<OutboxItem> items = {Item(1), Item(2)};
+  auto piece = [](size_t n, char c) { return std::make_shared<const std::string>(n, c); };
+  items[0].payload.clear();
+  items[0].pieces = {piece(10, 'a'), piece(4000, 'b'), piece(86, 'c')};  // 4096 bytes: inline
+  items[1].payload.clear();
+  items[1].pieces = {piece(10, 'a'), piece(4087, 'b')};  // 4097: in bodies
+  ASSERT_TRUE(store->CommitMessages("support", "INBOX", {7, 2}, items).ok());
+  EXPECT_EQ(BodyRows(dir.path()), 1);
+  auto due = store->outbox().ClaimDue(Clock::now(), 10);
+  ASSERT_TRUE(due.ok());
+  ASSERT_EQ(due->size(), 2u);
+  EXPECT_TRUE((*due)[0].item.payload == std::string(10, 'a') + std::string(4000, 'b') + std::string(86, 'c'));
+  EXPECT_TRUE((*due)[1].item.payload == std::string(10, 'a') + std::string(4087, 'b'));
+  ASSERT_TRUE(store->outbox().MoveToDeadLetters((*due)[0].id, 1, "400").ok());
+  auto dead = store->dead_letters().List();
+  ASSERT_TRUE(dead.ok());
+  ASSERT_EQ(dead->size(), 1u);
+  EXPECT_EQ((*dead)[0].item.payload.size(), 4096u);
+  ASSERT_TRUE(store->outbox().MarkDelivered((*due)[1].id).ok());
+  EXPECT_EQ(BodyRows(dir.path()), 0);
+}
+
 TEST(StoreTest, PayloadInPiecesIsStoredWholeAndSurvivesDeadLetters) {
   TempDir dir;
   auto store = MustOpen(dir.path());
