@@ -570,9 +570,8 @@ smtp::SmtpOptions SubmissionOptions(const config::SmtpTarget& target) {
   options.username = target.username;
   options.timeout = target.timeout;
   options.account_label = util::TargetId::Smtp(target.name).ToString();
-  // The host's FQDN, else the from domain, else the address literal (smtp/helo_name.h).
-  auto helo_from = mime::EnvelopeAddress(target.from.address);
-  options.helo_name = smtp::HeloName(helo_from.ok() ? *helo_from : std::string());
+  // The host's FQDN, else (empty) the address literal (smtp/helo_name.h).
+  options.helo_name = smtp::HeloName();
   return options;
 }
 

@@ -58,12 +58,8 @@ std::string LookUpFqdn() {
 
 }  // namespace
 
-std::string ChooseHeloName(std::string_view host_fqdn, std::string_view envelope_from) {
-  if (UsableName(host_fqdn)) return std::string(host_fqdn);
-  const size_t at = envelope_from.rfind('@');
-  const std::string_view domain = at == std::string_view::npos ? std::string_view() : envelope_from.substr(at + 1);
-  if (UsableName(domain)) return Lower(domain);
-  return "";
+std::string ChooseHeloName(std::string_view host_fqdn) {
+  return UsableName(host_fqdn) ? std::string(host_fqdn) : std::string();
 }
 
 const std::string& HostFqdn() {
@@ -71,7 +67,7 @@ const std::string& HostFqdn() {
   return fqdn;
 }
 
-std::string HeloName(std::string_view envelope_from) { return ChooseHeloName(HostFqdn(), envelope_from); }
+std::string HeloName() { return ChooseHeloName(HostFqdn()); }
 
 std::string LocalAddressLiteral(int fd) {
   sockaddr_storage addr{};
