@@ -240,8 +240,8 @@ util::Result<std::vector<std::string>> SmtpTarget::Address(const json& event, co
   return envelope;
 }
 
-util::Result<std::string> SmtpTarget::Compose(const json& event, const std::string& event_id,
-                                              mime::OutgoingMail& mail) const {
+util::Result<std::string> SmtpTarget::Compose(const json& event, const std::string& event_id, mime::OutgoingMail& mail,
+                                              Bodies& rendered) const {
   mail.from = {target_.from.name, target_.from.address};
   mail.subject = templates_.subject->Render(event);
   if (target_.mode == config::SmtpMode::kReply && mail.subject.starts_with("Re: ")) {
@@ -249,6 +249,7 @@ util::Result<std::string> SmtpTarget::Compose(const json& event, const std::stri
   }
   if (templates_.text) mail.text = templates_.text->Render(event);
   if (templates_.html) mail.html = templates_.html->Render(event);
+  rendered = {mail.text, mail.html};
   // The outbox row's time, not now: every attempt sends the same bytes.
   if (mail.date == std::chrono::system_clock::time_point{}) mail.date = std::chrono::system_clock::now();
   const std::string& from = target_.from.address;
@@ -359,7 +360,8 @@ Outcome SmtpTarget::Send(const json& event, const std::string& event_id, const s
   mail.date = created;
   auto envelope = Address(event, reply_to, mail);
   if (!envelope.ok()) return Permanent(envelope.error().message());
-  auto bytes = Compose(event, event_id, mail);
+  Bodies rendered;
+  auto bytes = Compose(event, event_id, mail, rendered);
   if (!bytes.ok()) return Permanent(bytes.error().message());
   auto envelope_from = mime::EnvelopeAddress(target_.from.address);
   if (!envelope_from.ok()) return Permanent(envelope_from.error().message());
@@ -374,14 +376,13 @@ Outcome SmtpTarget::Send(const json& event, const std::string& event_id, const s
   // Nothing left (a crash after the last record, a replayed dead letter):
   // decided by what is recorded, without connecting.
   if (pending.empty()) return Settle(SendReport{SendReport::Kind::kSent, "", {}}, pending, *done, event_id);
-  const Bodies composed{mail.text, mail.html};
   // `timeout` bounds the attempt, resends included, so it fits the dispatcher's lease.
   const auto deadline = std::chrono::steady_clock::now() + target_.timeout;
   SendReport report = sender_(*envelope_from, pending, *bytes, deadline, cancel);
   // At most twice: as a 7-bit file for a server without 8BITMIME, then
   // without the original for the server's size limit.
   for (int again = 0; again < 2; ++again) {
-    auto rebuilt = RebuildForServer(report, composed, event_id, mail);
+    auto rebuilt = RebuildForServer(report, rendered, event_id, mail);
     if (!rebuilt) break;
     if (!rebuilt->ok()) return Permanent(rebuilt->error().message());
     report = sender_(*envelope_from, pending, **rebuilt, deadline, cancel);
@@ -389,7 +390,7 @@ Outcome SmtpTarget::Send(const json& event, const std::string& event_id, const s
   return Settle(report, pending, *done, event_id);
 }
 
-std::optional<util::Result<std::string>> SmtpTarget::RebuildForServer(const SendReport& report, const Bodies& composed,
+std::optional<util::Result<std::string>> SmtpTarget::RebuildForServer(const SendReport& report, const Bodies& rendered,
                                                                       const std::string& event_id,
                                                                       mime::OutgoingMail& mail) const {
   if (report.kind != SendReport::Kind::kPermanent || !mail.attached_message) return std::nullopt;
@@ -410,8 +411,8 @@ std::optional<util::Result<std::string>> SmtpTarget::RebuildForServer(const Send
     mail.attached_message.reset();
     mail.unsafe_original_as_file = false;
     mail.original_as_file = false;
-    mail.text = composed.text;  // without a note about the original as a file
-    mail.html = composed.html;
+    mail.text = rendered.text;  // without a note about the original as a file
+    mail.html = rendered.html;
   } else {
     return std::nullopt;
   }

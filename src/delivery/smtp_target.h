@@ -170,9 +170,14 @@ class SmtpTarget : public Target {
   /// The recipients (envelope) and the mail's To, Cc and threading.
   util::Result<std::vector<std::string>> Address(const nlohmann::json& event, const std::string& reply_to,
                                                  mime::OutgoingMail& mail) const;
-  /// The rest of the mail from the templates, built (mime::BuildMessage).
-  util::Result<std::string> Compose(const nlohmann::json& event, const std::string& event_id,
-                                    mime::OutgoingMail& mail) const;
+  /// The text and html bodies as the templates rendered them, before any note.
+  struct Bodies {
+    std::optional<std::string> text, html;
+  };
+  /// The rest of the mail from the templates, built (mime::BuildMessage);
+  /// `rendered` gets the bodies before a note about the original is added.
+  util::Result<std::string> Compose(const nlohmann::json& event, const std::string& event_id, mime::OutgoingMail& mail,
+                                    Bodies& rendered) const;
   /// attach_original: sets mail.attached_message from the event's
   /// "original_rfc822"; else returns why not ("too_large": null, over
   /// mime::kMaxOriginalBytes; "not_stored": absent, queued before the
@@ -184,15 +189,11 @@ class SmtpTarget : public Target {
   static std::string OmittedNote(const std::string& reason, const nlohmann::json& event);
   /// Appends `note` to the text and html bodies.
   static void AddNote(const std::string& note, mime::OutgoingMail& mail);
-  /// The text and html bodies as composed, before a note about the server.
-  struct Bodies {
-    std::optional<std::string> text, html;
-  };
   /// After a permanent refusal of a forward with its original: the message
   /// again with the original as a base64 file (8-bit data for a server
   /// without 8BITMIME), else without it (the server's size limit), each with
   /// a note; nullopt when neither applies.
-  std::optional<util::Result<std::string>> RebuildForServer(const SendReport& report, const Bodies& composed,
+  std::optional<util::Result<std::string>> RebuildForServer(const SendReport& report, const Bodies& rendered,
                                                             const std::string& event_id,
                                                             mime::OutgoingMail& mail) const;
   Outcome Skip(std::string_view rule, const std::string& event_id) const;

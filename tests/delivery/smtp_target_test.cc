@@ -567,6 +567,29 @@ TEST_F(SmtpForwardOriginalTest, AnEightBitOriginalGoesAsAFileToAServerWithout8Bi
   EXPECT_NE(sent_[2].message.find("too large for"), std::string::npos);
 }
 
+TEST_F(SmtpForwardOriginalTest, AnUnsafeOriginalRefusedForItsSizeLeavesNoNoteOfTheFile) {
+  const std::string original =
+      "Subject: long\r\nMessage-ID: <o5@example.org>\r\n\r\n" + std::string(1200, 'x') + "\r\n";
+  std::vector<SendReport> script = {
+      {SendReport::Kind::kPermanent, "552 5.3.4 Message size exceeds fixed limit", {}, true},
+      {SendReport::Kind::kSent, "", {}}};
+  auto t = SmtpTarget::Create(
+      target_,
+      [&](const std::string& from, const std::vector<std::string>& to, std::string_view message,
+          std::chrono::steady_clock::time_point, const util::CancelToken&) {
+        sent_.push_back({from, to, std::string(message)});
+        return script.at(sent_.size() - 1);
+      },
+      ledger_);
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ((*t)->Deliver(ForwardRow(original, &original, 0, "evt_5"), cancel_).kind, OutcomeKind::kSuccess);
+  ASSERT_EQ(sent_.size(), 2u);
+  EXPECT_NE(sent_[0].message.find("original.eml"), std::string::npos);
+  // The second says why the original is missing, and nothing else about it.
+  EXPECT_NE(sent_[1].message.find("too large for"), std::string::npos);
+  EXPECT_EQ(sent_[1].message.find("original.eml"), std::string::npos) << sent_[1].message;
+}
+
 TEST_F(SmtpForwardOriginalTest, AForwardTheServerRefusesForItsSizeGoesAgainWithoutTheOriginal) {
   const std::string original = "Subject: big\r\nMessage-ID: <o3@example.org>\r\n\r\nbig body\r\n";
   std::vector<SendReport> script = {
