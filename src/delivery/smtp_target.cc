@@ -335,13 +335,23 @@ Outcome SmtpTarget::Deliver(const store::Delivery& delivery, const util::CancelT
     }
   }
   // Nobody got it: a replay of the dead letter tries every recipient again.
-  if (out.kind == OutcomeKind::kPermanent) {
+  // Somebody did (an earlier attempt; this one failed before sending, e.g.
+  // a template broken by a reload): kept, so a replay does not resend to them.
+  if (out.kind == OutcomeKind::kPermanent && !AnyoneGotIt(event_id)) {
     if (auto s = ledger_->ForgetRecipients(id_, event_id); !s.ok()) {
       util::Log(util::Area::kDelivery)
           .error("smtp.record_failed target={} event={} cause=\"{}\"", target_.name, event_id, s.error().message());
     }
   }
   return out;
+}
+
+bool SmtpTarget::AnyoneGotIt(const std::string& event_id) const {
+  auto states = ledger_->Recipients(id_, event_id);
+  // Unreadable: keep the rows (a resend is worse than a replay that skips).
+  if (!states.ok()) return true;
+  return std::any_of(states->begin(), states->end(),
+                     [](const store::RecipientState& r) { return r.status == store::RecipientState::Status::kSent; });
 }
 
 util::Result<std::string> SmtpTarget::ForwardCheck(const std::string& payload, std::string& skip) const {

@@ -196,6 +196,9 @@ class SmtpTarget : public Target {
   std::optional<util::Result<std::string>> RebuildForServer(const SendReport& report, const Bodies& rendered,
                                                             const std::string& event_id,
                                                             mime::OutgoingMail& mail) const;
+  /// True when a recipient of this event is recorded as sent (or the
+  /// record cannot be read).
+  bool AnyoneGotIt(const std::string& event_id) const;
   Outcome Skip(std::string_view rule, const std::string& event_id) const;
   /// While an operator error holds the target (kOperatorRetry after it), the
   /// outcome every delivery gets without connecting.

@@ -304,6 +304,24 @@ TEST_F(SmtpTargetTest, ARecipientDeferredWhileOthersTookTheMailIsRetriedAlone) {
   EXPECT_EQ(sent_.size(), 2u);
 }
 
+// After a partial send, a reload whose `to` now renders nobody makes the
+// retry a dead letter before sending: who got it stays recorded, so a replay
+// does not send it to them again.
+TEST_F(SmtpTargetTest, ADeadLetterBeforeSendingKeepsWhoAlreadyGotIt) {
+  target_.mode = config::SmtpMode::kForward;
+  target_.to = {"desk@example.com", "{{message.from.address}}"};
+  store::Delivery row = Row(kAsk);
+  report_ = {Kind::kSent,
+             "1 of 2 recipients refused; sent to the others",
+             {{"desk@example.com", Kind::kSent, "250 ok"}, {"ann@example.org", Kind::kRetry, "451 4.2.1 busy"}}};
+  EXPECT_EQ(Make()->Deliver(row, cancel_).kind, OutcomeKind::kRetry);
+  target_.to = {"{{message.reply_to.address}}"};  // kAsk has no Reply-To: renders empty
+  Outcome out = Make()->Deliver(row, cancel_);
+  EXPECT_EQ(out.kind, OutcomeKind::kPermanent) << out.error;
+  EXPECT_EQ(sent_.size(), 1u);
+  EXPECT_EQ(ledger_->With(row.item.event_id, Status::kSent), std::vector<std::string>{"desk@example.com"});
+}
+
 TEST_F(SmtpTargetTest, WhenOnlyRefusedRecipientsAreLeftTheDeliveryEnds) {
   target_.mode = config::SmtpMode::kForward;
   target_.to = {"desk@example.com", "ann@example.org"};
