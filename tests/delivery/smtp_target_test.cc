@@ -459,6 +459,20 @@ class SmtpForwardOriginalTest : public SmtpTargetTest {
     target_.html = "<p>Forwarded</p>";
     target_.attach_original = true;
   }
+  // A target whose sender answers with script_, one report per send.
+  std::unique_ptr<SmtpTarget> Scripted(std::shared_ptr<FakeLedger> ledger = nullptr) {
+    auto t = SmtpTarget::Create(
+        target_,
+        [this](const std::string& from, const std::vector<std::string>& to, std::string_view message,
+               std::chrono::steady_clock::time_point, const util::CancelToken&) {
+          sent_.push_back({from, to, std::string(message)});
+          return script_.at(sent_.size() - 1);
+        },
+        ledger ? ledger : ledger_);
+    EXPECT_TRUE(t.ok());
+    return t.ok() ? std::move(*t) : nullptr;
+  }
+  std::vector<SendReport> script_;
   // The event of a forward route: with "original_rfc822" as the watcher
   // stores it (base64 of `raw`; no original: null, as over the limit).
   static store::Delivery ForwardRow(const std::string& message, const std::string* raw, uint64_t size = 0,
@@ -547,17 +561,10 @@ TEST_F(SmtpForwardOriginalTest, AnEightBitOriginalGoesAsAFileToAServerWithout8Bi
       "e\r\n";
   SendReport no_8bitmime{SendReport::Kind::kPermanent, "no 8BITMIME", {}, false, true};
   SendReport too_large{SendReport::Kind::kPermanent, "552 5.3.4 Message size exceeds fixed limit", {}, true};
-  std::vector<SendReport> script = {no_8bitmime, {SendReport::Kind::kSent, "", {}}};
-  auto t = SmtpTarget::Create(
-      target_,
-      [&](const std::string& from, const std::vector<std::string>& to, std::string_view message,
-          std::chrono::steady_clock::time_point, const util::CancelToken&) {
-        sent_.push_back({from, to, std::string(message)});
-        return script.at(sent_.size() - 1);
-      },
-      ledger_);
-  ASSERT_TRUE(t.ok());
-  Outcome out = (*t)->Deliver(ForwardRow(original, &original), cancel_);
+  script_ = {no_8bitmime, {SendReport::Kind::kSent, "", {}}};
+  auto t = Scripted();
+  ASSERT_TRUE(t);
+  Outcome out = t->Deliver(ForwardRow(original, &original), cancel_);
   EXPECT_EQ(out.kind, OutcomeKind::kSuccess) << out.error;
   ASSERT_EQ(sent_.size(), 2u);
   EXPECT_NE(sent_[0].message.find("Content-Type: message/rfc822"), std::string::npos);
@@ -577,8 +584,8 @@ TEST_F(SmtpForwardOriginalTest, AnEightBitOriginalGoesAsAFileToAServerWithout8Bi
   // Then too large as a file as well: it goes without, and the note about
   // the file is not left behind.
   sent_.clear();
-  script = {no_8bitmime, too_large, {SendReport::Kind::kSent, "", {}}};
-  out = (*t)->Deliver(ForwardRow(original, &original, 0, "evt_3"), cancel_);
+  script_ = {no_8bitmime, too_large, {SendReport::Kind::kSent, "", {}}};
+  out = t->Deliver(ForwardRow(original, &original, 0, "evt_3"), cancel_);
   EXPECT_EQ(out.kind, OutcomeKind::kSuccess) << out.error;
   ASSERT_EQ(sent_.size(), 3u);
   EXPECT_EQ(sent_[2].message.find("original.eml"), std::string::npos);
@@ -588,19 +595,11 @@ TEST_F(SmtpForwardOriginalTest, AnEightBitOriginalGoesAsAFileToAServerWithout8Bi
 TEST_F(SmtpForwardOriginalTest, AnUnsafeOriginalRefusedForItsSizeLeavesNoNoteOfTheFile) {
   const std::string original =
       "Subject: long\r\nMessage-ID: <o5@example.org>\r\n\r\n" + std::string(1200, 'x') + "\r\n";
-  std::vector<SendReport> script = {
-      {SendReport::Kind::kPermanent, "552 5.3.4 Message size exceeds fixed limit", {}, true},
-      {SendReport::Kind::kSent, "", {}}};
-  auto t = SmtpTarget::Create(
-      target_,
-      [&](const std::string& from, const std::vector<std::string>& to, std::string_view message,
-          std::chrono::steady_clock::time_point, const util::CancelToken&) {
-        sent_.push_back({from, to, std::string(message)});
-        return script.at(sent_.size() - 1);
-      },
-      ledger_);
-  ASSERT_TRUE(t.ok());
-  EXPECT_EQ((*t)->Deliver(ForwardRow(original, &original, 0, "evt_5"), cancel_).kind, OutcomeKind::kSuccess);
+  script_ = {{SendReport::Kind::kPermanent, "552 5.3.4 Message size exceeds fixed limit", {}, true},
+             {SendReport::Kind::kSent, "", {}}};
+  auto t = Scripted();
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->Deliver(ForwardRow(original, &original, 0, "evt_5"), cancel_).kind, OutcomeKind::kSuccess);
   ASSERT_EQ(sent_.size(), 2u);
   EXPECT_NE(sent_[0].message.find("original.eml"), std::string::npos);
   // The second says why the original is missing, and nothing else about it.
@@ -610,19 +609,11 @@ TEST_F(SmtpForwardOriginalTest, AnUnsafeOriginalRefusedForItsSizeLeavesNoNoteOfT
 
 TEST_F(SmtpForwardOriginalTest, AForwardTheServerRefusesForItsSizeGoesAgainWithoutTheOriginal) {
   const std::string original = "Subject: big\r\nMessage-ID: <o3@example.org>\r\n\r\nbig body\r\n";
-  std::vector<SendReport> script = {
-      {SendReport::Kind::kPermanent, "552 5.3.4 Message size exceeds fixed limit", {}, true},
-      {SendReport::Kind::kSent, "", {}}};
-  auto t = SmtpTarget::Create(
-      target_,
-      [&](const std::string& from, const std::vector<std::string>& to, std::string_view message,
-          std::chrono::steady_clock::time_point, const util::CancelToken&) {
-        sent_.push_back({from, to, std::string(message)});
-        return script.at(sent_.size() - 1);
-      },
-      ledger_);
-  ASSERT_TRUE(t.ok());
-  Outcome out = (*t)->Deliver(ForwardRow(original, &original), cancel_);
+  script_ = {{SendReport::Kind::kPermanent, "552 5.3.4 Message size exceeds fixed limit", {}, true},
+             {SendReport::Kind::kSent, "", {}}};
+  auto t = Scripted();
+  ASSERT_TRUE(t);
+  Outcome out = t->Deliver(ForwardRow(original, &original), cancel_);
   EXPECT_EQ(out.kind, OutcomeKind::kSuccess) << out.error;
   ASSERT_EQ(sent_.size(), 2u);
   EXPECT_NE(sent_[0].message.find("Content-Type: message/rfc822"), std::string::npos);
@@ -632,18 +623,11 @@ TEST_F(SmtpForwardOriginalTest, AForwardTheServerRefusesForItsSizeGoesAgainWitho
 
   // Without an original there is nothing to leave out: a dead letter, one send.
   sent_.clear();
-  script = {{SendReport::Kind::kPermanent, "552 5.3.4 Message size exceeds fixed limit", {}, true}};
+  script_ = {{SendReport::Kind::kPermanent, "552 5.3.4 Message size exceeds fixed limit", {}, true}};
   target_.attach_original = false;
-  auto plain = SmtpTarget::Create(
-      target_,
-      [&](const std::string& from, const std::vector<std::string>& to, std::string_view message,
-          std::chrono::steady_clock::time_point, const util::CancelToken&) {
-        sent_.push_back({from, to, std::string(message)});
-        return script.at(sent_.size() - 1);
-      },
-      std::make_shared<FakeLedger>());  // evt_1 was delivered to everyone in ledger_
-  ASSERT_TRUE(plain.ok());
-  EXPECT_EQ((*plain)->Deliver(ForwardRow(original, &original), cancel_).kind, OutcomeKind::kPermanent);
+  auto plain = Scripted(std::make_shared<FakeLedger>());  // evt_1 was delivered to everyone in ledger_
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->Deliver(ForwardRow(original, &original), cancel_).kind, OutcomeKind::kPermanent);
   EXPECT_EQ(sent_.size(), 1u);
 }
 
