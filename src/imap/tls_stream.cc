@@ -353,6 +353,42 @@ util::Status SetPeerName(SSL* ssl, int fd, const TlsOptions& options) {
   return util::Ok();
 }
 
+// A dead network path is noticed by keepalive; a peer that stops
+// acknowledging our writes by TCP_USER_TIMEOUT.
+void TuneConnectedSocket(int fd) {
+  int one = 1, idle = 60, intvl = 20, cnt = 3;
+  unsigned int user_timeout = 120000;
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+  setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+// The connected socket as a plain libetpan stream on our driver; it owns fd.
+util::Result<StreamPtr> WrapSocket(int fd, int stop_fd, std::chrono::milliseconds timeout) {
+  auto* data = new StreamData;
+  data->fd = fd;
+  data->stop_fd = stop_fd;
+  data->timeout = timeout;
+  data->cancel = mailstream_cancel_new();
+  mailstream_low* low = mailstream_low_new(data, &kDriver);
+  if (!low) {
+    ::close(fd);
+    if (data->cancel) mailstream_cancel_free(data->cancel);
+    delete data;
+    return Error("imap.oom", RetryClass::kBackoff, "out of memory creating a stream");
+  }
+  mailstream* stream = mailstream_new(low, 8192);
+  if (!stream) {
+    mailstream_low_close(low);
+    mailstream_low_free(low);
+    return Error("imap.oom", RetryClass::kBackoff, "out of memory creating a stream");
+  }
+  return StreamPtr(stream);
+}
+
 }  // namespace
 
 util::Result<StreamPtr> OpenPlainStream(const std::string& host, uint16_t port, std::chrono::milliseconds timeout,
@@ -401,36 +437,8 @@ util::Result<StreamPtr> OpenPlainStream(const std::string& host, uint16_t port, 
       if (saved == ECANCELED) break;
       continue;
     }
-    // A dead network path is noticed by keepalive; a peer that stops
-    // acknowledging our writes by TCP_USER_TIMEOUT.
-    int one = 1, idle = 60, intvl = 20, cnt = 3;
-    unsigned int user_timeout = 120000;
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
-    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-
-    auto* data = new StreamData;
-    data->fd = fd;
-    data->stop_fd = stop_fd;
-    data->timeout = timeout;
-    data->cancel = mailstream_cancel_new();
-    mailstream_low* low = mailstream_low_new(data, &kDriver);
-    if (!low) {
-      ::close(fd);
-      if (data->cancel) mailstream_cancel_free(data->cancel);
-      delete data;
-      return Error("imap.oom", RetryClass::kBackoff, "out of memory creating a stream");
-    }
-    mailstream* stream = mailstream_new(low, 8192);
-    if (!stream) {
-      mailstream_low_close(low);
-      mailstream_low_free(low);
-      return Error("imap.oom", RetryClass::kBackoff, "out of memory creating a stream");
-    }
-    return StreamPtr(stream);
+    TuneConnectedSocket(fd);
+    return WrapSocket(fd, stop_fd, timeout);
   }
   return Error("imap.connect", RetryClass::kBackoff,
                "cannot connect to " + host + ":" + port_str + ": " + last_error +
