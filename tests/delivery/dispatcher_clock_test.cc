@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "delivery/dispatcher.h"
+#include "idle_workers.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/metrics_catalog.h"
@@ -90,31 +91,6 @@ TEST(DispatcherClockTest, ARetryIsDueByTheInjectedClock) {
   std::filesystem::remove_all(dir, ec);
 }
 
-/// Counts the workers' idle looks, waited on.
-class IdleLooks {
- public:
-  std::function<void(int)> Callback() {
-    return [this](int) {
-      std::lock_guard lock(mu_);
-      ++count_;
-      cv_.notify_all();
-    };
-  }
-  int count() {
-    std::lock_guard lock(mu_);
-    return count_;
-  }
-  bool WaitFor(int n) {
-    std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, std::chrono::seconds(20), [&] { return count_ >= n; });
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int count_ = 0;
-};
-
 // smtp_sent is pruned by the dispatcher: at its start and then hourly by its
 // clock, keeping the longest rate_limit.window (here 40 days, over the
 // 30-day floor).
@@ -142,7 +118,7 @@ TEST(DispatcherClockTest, SmtpRepliesArePrunedHourlyKeepingTheLongestWindow) {
     config::Config before;  // no smtp target yet: a reload brings the window
     before.state_dir = dir;
     Dispatcher dispatcher(before, "test", metrics, options);
-    IdleLooks idle;
+    IdleWorkers idle(std::chrono::seconds(20));
     dispatcher.SetOnIdleForTest(idle.Callback());
     ASSERT_TRUE(dispatcher.UpdateTargets(config, {}, {}).ok());
     ASSERT_TRUE(dispatcher.Start().ok());

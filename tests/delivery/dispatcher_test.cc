@@ -19,6 +19,7 @@
 
 #include "delivery/signing.h"
 #include "delivery/webhook_target.h"
+#include "idle_workers.h"
 #include "raw_receiver.h"
 #include "temp_dir.h"
 #include "util/metrics_catalog.h"
@@ -374,31 +375,6 @@ TEST(DispatcherTest, WakePicksUpNewRowsAndEachIsDeliveredOnce) {
   EXPECT_EQ(ids.size(), 20u);
   EXPECT_EQ(receiver.seen().size(), 20u);  // two workers, no row twice
 }
-
-/// Counts workers that went to sleep with nothing to claim.
-class IdleWorkers {
- public:
-  std::function<void(int)> Callback() {
-    return [this](int) {
-      std::lock_guard lock(mu_);
-      ++count_;
-      cv_.notify_all();
-    };
-  }
-  int count() {
-    std::lock_guard lock(mu_);
-    return count_;
-  }
-  bool WaitFor(int n) {
-    std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, kWait, [&] { return count_ >= n; });
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int count_ = 0;
-};
 
 TEST(DispatcherTest, DeliveriesToAWebhookReuseOneKeptAliveConnection) {
   TempDir dir;
