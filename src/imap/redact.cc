@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "util/base64.h"
+#include "util/strings.h"
 
 namespace mailhook::imap {
 namespace {
@@ -15,13 +16,6 @@ std::string Quoted(std::string_view in) {
     if (c == '\\' || c == '"') out += '\\';
     out += c;
   }
-  return out;
-}
-
-std::string Upper(std::string_view in) {
-  std::string out(in);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
   return out;
 }
 
@@ -43,7 +37,7 @@ std::string OauthbearerPayload(const std::string& username, const std::string& t
 
 CredentialRedactor::CredentialRedactor(const std::string& username, const util::Secret& password) {
   // What a server echoing our command would start with (RFC 3501 §6.2.2-3).
-  echoes_ = {Upper("LOGIN " + username), Upper("LOGIN \"" + Quoted(username)), "AUTHENTICATE PLAIN",
+  echoes_ = {util::Upper("LOGIN " + username), util::Upper("LOGIN \"" + Quoted(username)), "AUTHENTICATE PLAIN",
              "AUTHENTICATE XOAUTH2", "AUTHENTICATE OAUTHBEARER"};
   const std::string& pass = password.reveal();
   if (pass.empty()) return;
@@ -77,7 +71,7 @@ std::string CredentialRedactor::Clean(std::string_view text, size_t max_len) con
   // Cut an echoed credential-carrying command before anything else: its
   // arguments may hold the secret in a form not listed above (a literal,
   // another quoting).
-  const std::string upper = Upper(out);
+  const std::string upper = util::Upper(out);
   for (const std::string& echo : echoes_) {
     size_t at = upper.find(echo);
     if (at != std::string::npos) {

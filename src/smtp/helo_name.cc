@@ -8,22 +8,17 @@
 #include <algorithm>
 #include <cctype>
 
+#include "util/strings.h"
+
 namespace mailhook::smtp {
 namespace {
-
-std::string Lower(std::string_view in) {
-  std::string out(in);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 /// A dotted LDH name (RFC 1123 §2.1): labels of 1-63 letters, digits and
 /// hyphens, no hyphen at either end, at most 253 bytes, a top label that is
 /// not all digits (so no IPv4 address passes), and not a localhost name.
 bool UsableName(std::string_view name) {
   if (name.empty() || name.size() > 253 || name.find('.') == std::string_view::npos) return false;
-  const std::string lower = Lower(name);
+  const std::string lower = util::Lower(name);
   if (lower == "localhost" || lower.starts_with("localhost.") || lower.ends_with(".localdomain") ||
       lower.ends_with(".localhost"))
     return false;

@@ -13,6 +13,7 @@
 #include "smtp/smtp_trace.h"
 #include "util/base64.h"
 #include "util/log.h"
+#include "util/strings.h"
 
 namespace mailhook::smtp {
 namespace {
@@ -29,13 +30,6 @@ struct Extensions {
   std::vector<std::string> auth;  // mechanisms, upper case
 };
 
-std::string Upper(std::string_view in) {
-  std::string out(in);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-  return out;
-}
-
 bool HasMechanism(const Extensions& ext, std::string_view mech) {
   return std::find(ext.auth.begin(), ext.auth.end(), mech) != ext.auth.end();
 }
@@ -45,7 +39,7 @@ bool HasMechanism(const Extensions& ext, std::string_view mech) {
 Extensions ParseEhlo(const std::vector<std::string>& lines) {
   Extensions ext;
   for (size_t i = 1; i < lines.size(); ++i) {  // the first line greets
-    std::string line = Upper(lines[i].size() > 4 ? std::string_view(lines[i]).substr(4) : std::string_view());
+    std::string line = util::Upper(lines[i].size() > 4 ? std::string_view(lines[i]).substr(4) : std::string_view());
     std::vector<std::string> words;
     for (size_t at = 0; at < line.size();) {
       size_t end = line.find_first_of(" =", at);

@@ -17,6 +17,9 @@ constexpr char LowerChar(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<c
 /// ASCII lower case of `s`.
 std::string Lower(std::string_view s);
 
+/// ASCII upper case of `s`.
+std::string Upper(std::string_view s);
+
 /// `s` without leading and trailing IsSpace() bytes.
 std::string_view Trim(std::string_view s);
 

@@ -10,6 +10,11 @@ TEST(Strings, LowerFoldsAsciiOnly) {
   EXPECT_EQ(Lower("\xC3\x89T\xC3\x89"), "\xC3\x89t\xC3\x89");  // UTF-8 bytes untouched
 }
 
+TEST(Strings, UpperFoldsAsciiOnly) {
+  EXPECT_EQ(Upper("auth plain"), "AUTH PLAIN");
+  EXPECT_EQ(Upper("\xC3\xA9t\xC3\xA9"), "\xC3\xA9T\xC3\xA9");  // UTF-8 bytes untouched
+}
+
 TEST(Strings, TrimTakesFoldingWhiteSpaceTrimOwsOnlySpaceAndTab) {
   EXPECT_EQ(Trim(" \t\r\n x y \r\n"), "x y");
   EXPECT_EQ(TrimOws(" \tx y\t "), "x y");
