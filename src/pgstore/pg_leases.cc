@@ -76,6 +76,13 @@ const Statement kStatements[] = {
           SELECT account FROM account_leases WHERE owner = $1::uuid AND expires_at > clock_timestamp()
           ORDER BY account DESC LIMIT $2::bigint)
         RETURNING account)sql"},
+    {"lease.leave", R"sql(
+        UPDATE account_leases SET expires_at = '-infinity'
+        WHERE owner = $1::uuid AND expires_at > clock_timestamp()
+        RETURNING account)sql"},
+    {"lease.unregister", "DELETE FROM replicas WHERE id = $1::uuid"},
+    {"lease.forget", R"sql(
+        DELETE FROM replicas WHERE heartbeat_at < clock_timestamp() - $1::bigint * interval '1 millisecond')sql"},
 };
 
 // FOR SHARE, not FOR KEY SHARE: a takeover's UPDATE of expires_at and owner
@@ -269,6 +276,27 @@ Result<std::vector<std::string>> PgLeases::GiveBack(std::span<const std::string>
 Result<std::vector<std::string>> PgLeases::GiveBack(int64_t n) {
   if (id_.empty()) return NotRegistered();
   return Accounts(conn_.Exec("lease.give_back_n", {id_, n}));
+}
+
+Result<std::vector<std::string>> PgLeases::Leave() {
+  if (id_.empty()) return NotRegistered();
+  std::vector<std::string> given;
+  Status s = conn_.InTransaction([&]() -> Status {
+    auto accounts = Accounts(conn_.Exec("lease.leave", {id_}));
+    if (!accounts) return accounts.error();
+    given = std::move(accounts).value();
+    if (auto r = conn_.Exec("lease.unregister", {id_}); !r) return r.error();
+    return util::Ok();
+  });
+  if (!s) return s.error();
+  return given;
+}
+
+Result<int64_t> PgLeases::ForgetReplicasSilentFor(std::chrono::milliseconds age) {
+  if (auto s = Prepare(); !s) return s.error();
+  auto rows = conn_.Exec("lease.forget", {static_cast<int64_t>(age.count())});
+  if (!rows) return rows.error();
+  return rows->affected();
 }
 
 }  // namespace mailhook::pgstore

@@ -67,9 +67,10 @@ class PgLeases {
 
   /// Claims accounts of `accounts` (every replica passes the same list: the
   /// configured accounts) that have no lease or an expired one, until this
-  /// replica holds its fair share; a takeover raises the generation by one.
-  /// Returns every lease held now among `accounts` (claimed or held before),
-  /// sorted by account.
+  /// replica holds its fair share; a takeover raises the generation by one
+  /// (also of this replica's own expired lease: write with the Fences
+  /// returned, never with older ones). Returns every lease held now among
+  /// `accounts` (claimed or held before), sorted by account.
   util::Result<std::vector<Fence>> Claim(std::span<const std::string> accounts);
   /// Extends every unexpired lease of this replica by the TTL; returns them,
   /// sorted by account. A lease that expired is not renewed (another replica
@@ -82,6 +83,17 @@ class PgLeases {
   util::Result<std::vector<std::string>> GiveBack(std::span<const std::string> accounts);
   /// Gives back `n` of the held leases (the last by account name).
   util::Result<std::vector<std::string>> GiveBack(int64_t n);
+
+  /// A clean shutdown (after stopping every session): gives back every
+  /// lease and removes this replica's row, so the others count one replica
+  /// fewer and take the accounts over at once instead of after the TTL.
+  /// Returns the accounts given back, sorted.
+  util::Result<std::vector<std::string>> Leave();
+  /// Removes the rows of replicas silent for longer than `age` (each start
+  /// registers a fresh id: the rows of stopped processes would pile up).
+  /// A replica still running comes back at its next Heartbeat. Returns how
+  /// many rows went.
+  util::Result<int64_t> ForgetReplicasSilentFor(std::chrono::milliseconds age);
 
   const std::string& replica_id() const { return id_; }
   std::chrono::milliseconds ttl() const { return ttl_; }

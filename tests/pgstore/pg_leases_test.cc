@@ -5,9 +5,10 @@
 // with generation + 1, and its fenced transaction then fails with
 // store.fenced and writes nothing; a takeover started while the owner's
 // fenced transaction is open waits (seen in pg_stat_activity) until that
-// transaction ends, so the owner's commit precedes it. TTLs are 1-2 s and
-// every wait is on a condition. Skipped with the reason when PostgreSQL is
-// missing.
+// transaction ends, so the owner's commit precedes it; a clean Leave hands
+// over at once; odd account names and 3 replicas over 1,000 accounts (timed).
+// TTLs are 1-2 s and every wait is on a condition. Skipped with the reason
+// when PostgreSQL is missing.
 
 #include "pgstore/pg_leases.h"
 
@@ -402,6 +403,50 @@ TEST_F(PgLeasesTest, ThreeReplicasShareAThousandAccounts) {
             << claim_ms[2] << " ms (held " << claimed[0]->size() << "/" << claimed[1]->size() << "/"
             << claimed[2]->size() << "); write transaction " << plain_us << " us, with the fence " << fenced_us
             << " us\n";
+}
+
+// A replica that stops cleanly gives everything back and leaves the live
+// set at once: the other takes its accounts over without waiting out the
+// (here long) TTL. Rows of replicas silent too long are forgotten; a live one
+// forgotten by mistake comes back at its next heartbeat.
+TEST_F(PgLeasesTest, LeaveHandsOverAtOnceAndSilentReplicasAreForgotten) {
+  auto conn_a = Connect();
+  auto conn_b = Connect();
+  ASSERT_TRUE(conn_a && conn_b);
+  PgLeases a(*conn_a, milliseconds(60000));
+  PgLeases b(*conn_b, milliseconds(60000));
+  const std::vector<std::string> accounts = TenAccounts();
+  MH_ASSERT_OK(a.Register("host-a"));
+  MH_ASSERT_OK_AND_ASSIGN(auto held, a.Claim(accounts));
+  ASSERT_EQ(held.size(), 10u);
+  MH_ASSERT_OK(b.Register("host-b"));
+  MH_ASSERT_OK_AND_ASSIGN(auto left, a.Leave());
+  EXPECT_EQ(left, accounts);
+  MH_ASSERT_OK_AND_ASSIGN(auto live, b.LiveReplicas());
+  EXPECT_EQ(live, std::vector<std::string>{b.replica_id()});
+  MH_ASSERT_OK_AND_ASSIGN(auto taken, b.Claim(accounts));
+  ASSERT_EQ(taken.size(), 10u);
+  EXPECT_EQ(taken[0].generation, 2);
+  EXPECT_EQ(CodeOf(FencedWrite(*conn_a, held[0], 1)), "store.fenced");
+
+  // Forgetting: nothing is silent for 60 s; A's heartbeat brings it back.
+  MH_ASSERT_OK_AND_ASSIGN(int64_t none, b.ForgetReplicasSilentFor(milliseconds(60000)));
+  EXPECT_EQ(none, 0);
+  MH_ASSERT_OK(a.Heartbeat());
+  MH_ASSERT_OK_AND_ASSIGN(auto both, b.LiveReplicas());
+  EXPECT_EQ(both.size(), 2u);
+  // A falls silent: once its heartbeat is 300 ms old by the server's clock
+  // (B keeps beating), a forget of 300 ms removes exactly A's row.
+  PgLeases short_view(*conn_b, milliseconds(300));
+  ASSERT_TRUE(WaitFor([&] {
+    auto seen = short_view.LiveReplicas();
+    return b.Heartbeat().ok() && seen.ok() && *seen == std::vector<std::string>{b.replica_id()};
+  }));
+  MH_ASSERT_OK(b.Heartbeat());  // B's own row stays young
+  MH_ASSERT_OK_AND_ASSIGN(int64_t forgotten, b.ForgetReplicasSilentFor(milliseconds(300)));
+  EXPECT_EQ(forgotten, 1);
+  MH_ASSERT_OK_AND_ASSIGN(auto after, b.LiveReplicas());
+  EXPECT_EQ(after, std::vector<std::string>{b.replica_id()});
 }
 
 }  // namespace
