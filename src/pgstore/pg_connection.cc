@@ -259,7 +259,17 @@ Result<PgRows> PgConnection::Exec(const std::string& name, std::span<const PgPar
 }
 
 Status PgConnection::Run(const std::string& sql) {
-  const std::string what = "running \"" + sql.substr(0, 40) + (sql.size() > 40 ? "…" : "") + "\"";
+  // The start of the SQL on one line (migrations are indented, multi-line):
+  // an Error is one log line.
+  std::string start;
+  for (char c : sql) {
+    const bool space = c == ' ' || c == '\n' || c == '\t' || c == '\r';
+    if (space && (start.empty() || start.back() == ' ')) continue;
+    if (start.size() == 40) break;
+    start += space ? ' ' : c;
+  }
+  while (!start.empty() && start.back() == ' ') start.pop_back();
+  const std::string what = "running \"" + start + (start.size() == 40 ? "…" : "") + "\"";
   if (broken()) return StatementError(nullptr, what);
   auto r = Checked(PgResultPtr(PQexec(conn_.get(), sql.c_str())), what);
   if (!r) return r.error();

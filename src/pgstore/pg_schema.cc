@@ -166,9 +166,14 @@ Error NewerError(PgConnection& conn, int64_t version) {
 Status RunSteps(PgConnection& conn, int64_t from) {
   for (int64_t step = from; step < kPgSchemaVersion; ++step) {
     if (auto s = conn.Run(kPgMigrations[step]); !s) {
+      // 42P07: a table of that name that mailhook's migrations did not make.
+      const std::string hint = conn.last_sqlstate() == "42P07"
+                                   ? "; the database holds tables that are not mailhook's: give mailhook a database "
+                                     "(or a user whose search_path names a schema) of its own"
+                                   : "";
       return s.error().WithMessage("migrating the PostgreSQL store from schema version " + std::to_string(step) +
                                    " to " + std::to_string(step + 1) +
-                                   " failed, nothing was changed: " + s.error().message());
+                                   " failed, nothing was changed: " + s.error().message() + hint);
     }
   }
   if (auto r = conn.Exec("schema.set", {kPgSchemaVersion}); !r) return r.error();

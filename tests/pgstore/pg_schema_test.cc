@@ -12,6 +12,7 @@
 #include <sqlite3.h>
 
 #include <chrono>
+#include <iostream>
 #include <map>
 #include <set>
 #include <string>
@@ -261,6 +262,9 @@ TEST_F(PgSchemaTest, FailedStepLeavesNothing) {
   EXPECT_EQ(s.error().code(), "store.pg.sql");
   EXPECT_NE(s.error().message().find("from schema version 0 to 1"), std::string::npos) << s.error().message();
   EXPECT_NE(s.error().message().find("42P07"), std::string::npos) << s.error().message();
+  EXPECT_EQ(s.error().message().find('\n'), std::string::npos) << s.error().message();  // one log line
+  EXPECT_NE(s.error().message().find("not mailhook's"), std::string::npos) << s.error().message();
+  std::cerr << s.error().ToString() << "\n";
   EXPECT_EQ(Tables(), std::set<std::string>{"replicas"});
   EXPECT_EQ(Version(*conn_), 0);
   // Once the operator removes it, the migration runs.
