@@ -238,6 +238,18 @@ struct Log {
   std::string format = "text";  // text|json
 };
 
+/// store: where the state lives (CONTRACT.md "Additions"). Without a url:
+/// SQLite in state_dir. The url is a secret (it may carry a password):
+/// inline, url_file or url_command, resolved where the store is opened
+/// (config/store_url.h), never logged whole.
+struct StoreConfig {
+  std::optional<SecretRef> url;  ///< absent: SQLite in state_dir
+  /// PostgreSQL only: how long an account stays with a replica that stopped renewing.
+  Duration lease_ttl = std::chrono::seconds(30);
+
+  bool operator==(const StoreConfig& other) const = default;
+};
+
 /// The whole file.
 struct Config {
   std::string state_dir = "/var/lib/mailhook";
@@ -248,6 +260,7 @@ struct Config {
   std::vector<Webhook> webhooks;
   std::vector<Hook> hooks;
   std::vector<SmtpTarget> smtp;
+  StoreConfig store;  // restart-only (config_fingerprint.h)
 };
 
 /// One problem found in a config file, with its position (1-based; 0 = unknown).

@@ -17,9 +17,9 @@
 namespace mailhook::config {
 namespace {
 
-// Keys a running daemon keeps: the state (its lock, its store), the bound
-// HTTP port and the logger are set up once per process.
-const std::set<std::string> kRestartOnly = {"state_dir", "http", "log"};
+// Keys a running daemon keeps: the state (its lock, its store, where the
+// store lives), the bound HTTP port and the logger are set up once per process.
+const std::set<std::string> kRestartOnly = {"state_dir", "http", "log", "store"};
 // Top-level keys only accounts read; any other top-level key (one added
 // later) counts for accounts and targets alike.
 const std::set<std::string> kAccountsOnly = {"limits"};

@@ -9,7 +9,7 @@
 /// A key absent and the same key given with its default compare different:
 /// the harmless direction (a restart that was not needed).
 ///
-/// The keys a running daemon cannot change (state_dir, http, log) are
+/// The keys a running daemon cannot change (state_dir, http, log, store) are
 /// fingerprinted separately: a reload reports them as needing a restart.
 /// Pure functions; thread-safe.
 
@@ -27,7 +27,7 @@ namespace mailhook::config {
 struct ConfigFingerprint {
   std::map<std::string, std::string> accounts;      ///< account name → canonical form
   std::map<std::string, std::string> targets;       ///< "webhook:<name>"/"hook:<name>"/"smtp:<name>" → form
-  std::map<std::string, std::string> restart_only;  ///< "state_dir", "http", "log" → canonical form ("" absent)
+  std::map<std::string, std::string> restart_only;  ///< "state_dir", "http", "log", "store" → form ("" absent)
 };
 
 /// The fingerprint of a config text that LoadConfig accepted (a text it

@@ -17,11 +17,12 @@
 
 namespace mailhook::config::keys {
 
-inline constexpr std::string_view kTop[] = {"state_dir", "log",      "http",  "limits",
-                                            "accounts",  "webhooks", "hooks", "smtp"};
+inline constexpr std::string_view kTop[] = {"state_dir", "log",   "http", "limits", "accounts",
+                                            "webhooks",  "hooks", "smtp", "store"};
 inline constexpr std::string_view kLog[] = {"level", "format"};
 inline constexpr std::string_view kHttp[] = {"listen"};
 inline constexpr std::string_view kLimits[] = {"max_parts", "max_text_bytes", "max_attempts"};
+inline constexpr std::string_view kStore[] = {"url", "url_file", "url_command", "lease_ttl"};
 
 inline constexpr std::string_view kAccount[] = {"name",
                                                 "host",
@@ -107,6 +108,7 @@ inline constexpr Section kCatalog[] = {
     {"log", kLog},
     {"http", kHttp},
     {"limits", kLimits},
+    {"store", kStore},
     {"accounts[]", kAccount},
     {"accounts[].folders[]", kFolder},
     {"accounts[].oauth2", kOauth2},

@@ -73,6 +73,13 @@ class Loader : public YamlAccess {
   std::optional<SecretRef> SecretValue(const YAML::Node& map, const std::string& base, const std::string& where,
                                        bool* given, SecretRule rule = SecretRule::kAny, const std::string& prefix = "");
 
+  // parse_store.cc
+  /// store: { url | url_file | url_command, lease_ttl }.
+  void ParseStore(const YAML::Node& node, Config& cfg);
+  /// An inline or file url (reading a file has no side effect): its scheme,
+  /// lease_ttl only with PostgreSQL, and what this build can open.
+  void CheckStoreUrl(const YAML::Node& at, const SecretRef& url, const std::string& key, bool lease_ttl);
+
   // parse_accounts.cc
   void ParseAccount(const YAML::Node& node, size_t index, Config& cfg);
   void ParseFolders(const YAML::Node& node, const std::string& where, Account& a);

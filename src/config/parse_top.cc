@@ -1,4 +1,4 @@
-// The document and its top-level sections: state_dir, log, http, limits, and
+// The document and its top-level sections: state_dir, log, http, limits, store, and
 // the lists of accounts, webhooks, hooks and smtp targets; LoadConfig itself.
 #include "config/loader.h"
 
@@ -83,6 +83,8 @@ void Loader::ParseTop(const YAML::Node& root, Config& cfg) {
       }
     }
   }
+
+  if (Present(root["store"])) ParseStore(root["store"], cfg);
 
   // Before the accounts: each starts from these and overrides single keys.
   if (Present(root["limits"])) ParseLimits(root["limits"], "limits", cfg.limits);

@@ -47,6 +47,7 @@ config::Config ConfigReloader::KeepRestartOnly(config::Config next) const {
   next.state_dir = running_->state_dir;
   next.http_listen = running_->http_listen;
   next.log = running_->log;
+  next.store = running_->store;
   return next;
 }
 

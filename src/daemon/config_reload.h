@@ -14,7 +14,7 @@
 ///      letters when due, as after a restart without them);
 ///   4. accounts removed or changed stop (log out), changed and added ones
 ///      start; unchanged ones keep their connections.
-/// state_dir, http and log cannot change in a running daemon: a change is
+/// state_dir, http, log and store cannot change in a running daemon: a change is
 /// reported (daemon.reload_needs_restart) and the running value kept.
 /// Not thread-safe: the daemon's thread calls Reload.
 
@@ -64,7 +64,7 @@ class ConfigReloader {
 
  private:
   /// The new config with the keys a running daemon keeps (state_dir, http,
-  /// log) set back to the running values.
+  /// log, store) set back to the running values.
   config::Config KeepRestartOnly(config::Config next) const;
   /// Steps 1–3 above; false when a target failed to build (nothing changed).
   bool ApplyTargets(const config::ConfigChanges& changes, const std::shared_ptr<const config::Config>& next);

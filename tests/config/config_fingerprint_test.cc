@@ -138,6 +138,17 @@ TEST(ConfigFingerprint, AnUnknownAccountKeyChangesThatAccount) {
   EXPECT_EQ(c.accounts_changed, Names{"a"});
 }
 
+TEST(ConfigFingerprint, TheStoreBlockNeedsARestartAndRestartsNothingElse) {
+  // Where the state lives is opened once per process; as an ordinary
+  // top-level key it would restart every account and target instead.
+  auto c = Changes(kBase, std::string(kBase) + "store: { url_command: [url-helper], lease_ttl: 20s }\n");
+  EXPECT_EQ(c.restart_needed, Names{"store"});
+  EXPECT_TRUE(c.accounts_changed.empty());
+  EXPECT_TRUE(c.targets_changed.empty());
+  c = Changes(std::string(kBase) + "store: { lease_ttl: 20s }\n", std::string(kBase) + "store: { lease_ttl: 30s }\n");
+  EXPECT_EQ(c.restart_needed, Names{"store"});
+}
+
 TEST(ConfigFingerprint, StateDirHttpAndLogNeedARestart) {
   std::string after = Replace(kBase, "state_dir: /tmp/s", "state_dir: /tmp/t");
   after = Replace(after, "log: { level: info }", "log: { level: debug }");

@@ -27,6 +27,7 @@ namespace {
 struct Reference {
   std::vector<std::string> rows;            ///< key paths of table rows, in file order
   std::set<std::string> not_implemented;    ///< paths under "## Not yet implemented"
+  bool has_not_implemented = false;         ///< the "## Not yet implemented" heading is there
   std::vector<std::string> malformed_rows;  ///< key rows with an empty or missing cell
 };
 
@@ -59,6 +60,7 @@ Reference ReadReference(const std::string& path) {
   std::string line;
   while (std::getline(in, line)) {
     if (line.starts_with("## ")) in_nyi = line.starts_with("## Not yet implemented");
+    ref.has_not_implemented = ref.has_not_implemented || in_nyi;
     std::smatch m;
     if (in_nyi) {
       if (std::regex_search(line, m, kItem)) ref.not_implemented.insert(m[1]);
@@ -112,7 +114,8 @@ TEST(ConfigReference, EveryRowIsALoaderKey) {
 
 TEST(ConfigReference, NotYetImplementedKeysAreNotInTheLoader) {
   Reference ref = ReadReference(kReference);
-  EXPECT_FALSE(ref.not_implemented.empty()) << "the \"## Not yet implemented\" list is missing from " << kReference;
+  // The list may be empty (every announced key built), the place for the next one stays.
+  EXPECT_TRUE(ref.has_not_implemented) << "the \"## Not yet implemented\" section is missing from " << kReference;
   std::set<std::string> catalog = CatalogPaths();
   for (const auto& path : ref.not_implemented) {
     EXPECT_FALSE(catalog.contains(path)) << "`" << path
@@ -148,6 +151,7 @@ std::string ConfigWithUnknownKey(std::string_view section) {
   yaml += "log: { level: info" + in("log") + " }\n";
   yaml += section == "http" ? "http: { " + k + " }\n" : "";
   yaml += "limits: { max_parts: 10" + in("limits") + " }\n";
+  yaml += section == "store" ? "store: { " + k + " }\n" : "";
   const bool oauth = section == "accounts[].oauth2";
   yaml += "accounts:\n  - { name: a, host: h, username: u" +
           std::string(oauth ? ", auth: xoauth2, oauth2: { token: t, " + k + " }" : ", password: p") +
