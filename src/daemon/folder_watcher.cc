@@ -85,7 +85,6 @@ util::Status FolderWatcher::Sync(imap::Mailbox& session, store::Store& store, bo
 
 util::Status FolderWatcher::SyncUnguarded(imap::Mailbox& session, store::Store& store, bool still_selected) {
   if (routes_) UpdateExtractOptions();  // a reload may have added a target that wants content
-  if (state_ != WatchState::kIdling) state_ = WatchState::kCatchingUp;
   if (still_selected && selected_info_) {
     // Dovecot runs a command on its view of the mailbox as of the end of the
     // previous command: a UID SEARCH alone would miss what came since, and
@@ -102,6 +101,10 @@ util::Status FolderWatcher::SyncUnguarded(imap::Mailbox& session, store::Store& 
              info->uidvalidity, info->uidnext, info->exists);
     selected_info_ = *info;
   }
+  // Only now: /readyz counts catching_up as ready, and a message appended
+  // once it says so must come after the baseline the SELECT just fixed (with
+  // start_from: new, one appended before the SELECT's answer is skipped).
+  if (state_ != WatchState::kIdling) state_ = WatchState::kCatchingUp;
   // Still selected: the last SELECT's UIDNEXT is only a floor, which is all
   // SessionWork needs of it (search windows below it; a first start always
   // SELECTs).
