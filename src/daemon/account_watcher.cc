@@ -20,16 +20,6 @@ using SteadyClock = std::chrono::steady_clock;
 
 const char* kWatchNames[] = {"undecided", "notify", "idle", "poll"};
 
-// A folder whose sync found new mail is looked at again kRecheckFirst later,
-// and while those rechecks find nothing, again at doubling delays up to
-// kRecheckLast. A push can be coalesced or lost (measured on Dovecot 2.3
-// during 2,000-message bursts: the NOTIFY connection went silent and the
-// tail waited ~25 s, until its read timeout); the rechecks bound that wait to
-// a few seconds after the last activity. While mail keeps coming they also
-// keep a burst's latency below Dovecot's 0.5 s push batching.
-constexpr milliseconds kRecheckFirst(150);
-constexpr milliseconds kRecheckLast(5000);
-
 // Waits until `a` or `b` is readable or `d` passed.
 void WaitEither(int a, int b, milliseconds d) {
   pollfd fds[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
@@ -111,8 +101,7 @@ AccountWatcher::AccountWatcher(const config::Config& config, const config::Accou
     watch_[i] = FolderWatch::kUndecided;
   }
   last_status_.assign(folders_.size(), std::nullopt);
-  recheck_at_.assign(folders_.size(), std::nullopt);
-  recheck_delay_.assign(folders_.size(), std::chrono::milliseconds(0));
+  rechecks_.assign(folders_.size(), RecheckSchedule());
   util::MutexLock lock(mu_);
   changed_.assign(folders_.size(), false);
   missing_.assign(folders_.size(), false);
@@ -275,7 +264,8 @@ util::Status AccountWatcher::WorkerSession() {
   if (!conn.ok()) return conn.error();
   imap::Mailbox& session = ***conn;
   if (!decided_) DecideWatches(session);
-  MarkAllChanged();  // catch up with what came while no one fetched
+  selected_.reset();  // a new session: nothing is selected
+  MarkAllChanged();   // catch up with what came while no one fetched
   const milliseconds resync = account_.idle_refresh;
   auto next_poll = SteadyClock::now() + account_.poll_interval;
   auto next_resync = SteadyClock::now() + resync;
@@ -301,12 +291,13 @@ util::Status AccountWatcher::WorkerSession() {
       // during a FETCH): look at every folder now and then. This also keeps
       // the worker connection from idling out (RFC 3501: 30 minutes).
       MarkAllChanged();
+      selected_.reset();  // and SELECT again, as a fresh look at the folder
       next_resync = now + resync;
       continue;
     }
     auto until = std::min({next_poll, next_resync, next_liveness});
-    for (const auto& at : recheck_at_) {
-      if (at) until = std::min(until, *at);
+    for (const RecheckSchedule& r : rechecks_) {
+      if (r.due()) until = std::min(until, *r.due());
     }
     WaitEither(work_.fd(), stop_.fd(), std::chrono::duration_cast<milliseconds>(until - now) + milliseconds(1));
   }
@@ -318,8 +309,11 @@ util::Status AccountWatcher::SyncChanged(imap::Mailbox& session) {
   for (size_t k = 0; k < changed.size() && !stop_.fired(); ++k) {
     const size_t i = changed[k];
     auto store = stores_.Acquire();
-    util::Status s = store.ok() ? folders_[i]->Sync(session, **store) : util::Status(store.error());
+    const bool still_selected = selected_ == i;
+    selected_.reset();  // until this sync succeeded: a failed one may have left nothing selected
+    util::Status s = store.ok() ? folders_[i]->Sync(session, **store, still_selected) : util::Status(store.error());
     if (s.ok()) {
+      selected_ = i;
       ReportMissing(i, false, "");
       ScheduleRecheck(i);
       continue;
@@ -341,22 +335,13 @@ util::Status AccountWatcher::SyncChanged(imap::Mailbox& session) {
 }
 
 void AccountWatcher::ScheduleRecheck(size_t i) {
-  milliseconds& delay = recheck_delay_[i];
-  if (folders_[i]->last_sync_found_new()) {
-    delay = kRecheckFirst;
-  } else if (delay.count() > 0) {
-    delay *= 2;
-  }
-  if (delay > kRecheckLast) delay = milliseconds(0);
-  recheck_at_[i].reset();
-  if (delay.count() > 0) recheck_at_[i] = SteadyClock::now() + delay;
+  rechecks_[i].SyncDone(folders_[i]->last_sync_found_new(), SteadyClock::now());
 }
 
 bool AccountWatcher::RecheckDue(std::chrono::steady_clock::time_point now) {
   bool any = false;
-  for (size_t i = 0; i < recheck_at_.size(); ++i) {
-    if (!recheck_at_[i] || *recheck_at_[i] > now) continue;
-    recheck_at_[i].reset();
+  for (size_t i = 0; i < rechecks_.size(); ++i) {
+    if (!rechecks_[i].TakeDue(now)) continue;
     MarkChanged(i);
     any = true;
   }

@@ -44,6 +44,7 @@
 
 #include "config/config.h"
 #include "daemon/folder_watcher.h"
+#include "daemon/recheck_schedule.h"
 #include "daemon/stop_signal.h"
 #include "daemon/store_pool.h"
 #include "delivery/oauth2_token_cache.h"
@@ -99,7 +100,7 @@ class AccountWatcher {
   /// Syncs the folders marked changed; a folder the server refuses (missing)
   /// is reported and skipped, any other error ends the session.
   util::Status SyncChanged(imap::Mailbox& session);
-  /// After a successful sync of `i`: when to look at it again (see kRecheckFirst).
+  /// After a successful sync of `i`: when to look at it again (RecheckSchedule).
   void ScheduleRecheck(size_t i);
   /// Marks the folders whose recheck is due; true if there was one.
   bool RecheckDue(std::chrono::steady_clock::time_point now);
@@ -158,9 +159,13 @@ class AccountWatcher {
   size_t first_ = 0;  // where TakeChanged starts (after a folder that broke the session)
   std::vector<std::optional<imap::FolderStatus>> last_status_;  // polled folders
   /// When to look again at a folder whose last sync found new mail.
-  std::vector<std::optional<std::chrono::steady_clock::time_point>> recheck_at_;
-  std::vector<std::chrono::milliseconds> recheck_delay_;  // 0: no recheck pending
-  std::vector<std::thread> watch_threads_;                // started and joined by the worker
+  std::vector<RecheckSchedule> rechecks_;
+  /// The folder selected on the worker's session by its last successful
+  /// sync: its next sync needs no SELECT (FolderWatcher::Sync). Reset with
+  /// the session, after a refused folder, and at each idle_refresh resync
+  /// (a fresh SELECT now and then, as before).
+  std::optional<size_t> selected_;
+  std::vector<std::thread> watch_threads_;  // started and joined by the worker
   std::thread worker_;
 };
 

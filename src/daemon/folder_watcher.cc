@@ -68,9 +68,9 @@ void FolderWatcher::UpdateExtractOptions() {
   }
 }
 
-util::Status FolderWatcher::Sync(imap::Mailbox& session, store::Store& store) {
+util::Status FolderWatcher::Sync(imap::Mailbox& session, store::Store& store, bool still_selected) {
   try {
-    return SyncUnguarded(session, store);
+    return SyncUnguarded(session, store, still_selected);
   } catch (const std::exception& e) {
     // A bug or an input no one foresaw: the session is thrown away as for
     // any error, and the account watcher lives on. /readyz shows the state
@@ -83,16 +83,32 @@ util::Status FolderWatcher::Sync(imap::Mailbox& session, store::Store& store) {
   }
 }
 
-util::Status FolderWatcher::SyncUnguarded(imap::Mailbox& session, store::Store& store) {
+util::Status FolderWatcher::SyncUnguarded(imap::Mailbox& session, store::Store& store, bool still_selected) {
   if (routes_) UpdateExtractOptions();  // a reload may have added a target that wants content
+  if (still_selected && selected_info_) {
+    // Dovecot runs a command on its view of the mailbox as of the end of the
+    // previous command: a UID SEARCH alone would miss what came since, and
+    // report it only afterwards (verified on 2.3.19: SEARCH empty, then
+    // `* 1 EXISTS`). NOOP brings the view up to date first.
+    if (auto s = session.Noop(); !s.ok()) return s;
+  } else {
+    selected_info_.reset();
+    auto info = session.Select(folder_);
+    if (!info.ok()) return info.error();
+    util::Log(util::Area::kImap)
+        .log(synced_once_ ? spdlog::level::debug : spdlog::level::info,
+             "imap.connected account={} folder={} uidvalidity={} uidnext={} exists={}", account_.name, folder_,
+             info->uidvalidity, info->uidnext, info->exists);
+    selected_info_ = *info;
+  }
+  // Only now: /readyz counts catching_up as ready, and a message appended
+  // once it says so must come after the baseline the SELECT just fixed (with
+  // start_from: new, one appended before the SELECT's answer is skipped).
   if (state_ != WatchState::kIdling) state_ = WatchState::kCatchingUp;
-  auto info = session.Select(folder_);
-  if (!info.ok()) return info.error();
-  util::Log(util::Area::kImap)
-      .log(synced_once_ ? spdlog::level::debug : spdlog::level::info,
-           "imap.connected account={} folder={} uidvalidity={} uidnext={} exists={}", account_.name, folder_,
-           info->uidvalidity, info->uidnext, info->exists);
-  SessionWork work(*this, session, store, *info);
+  // Still selected: the last SELECT's UIDNEXT is only a floor, which is all
+  // SessionWork needs of it (search windows below it; a first start always
+  // SELECTs).
+  SessionWork work(*this, session, store, *selected_info_);
   if (auto s = work.Start(); !s.ok()) return s;
   if (auto s = work.CatchUp(); !s.ok()) return s;
   if (auto s = work.CoverHandled(); !s.ok()) return s;

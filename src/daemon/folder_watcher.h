@@ -14,6 +14,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -81,7 +82,16 @@ class FolderWatcher {
   /// nothing new, then the post-actions whose events every target received.
   /// An error leaves the watermark where the last commit put it; any
   /// exception becomes an error (kCrashed). One caller at a time.
-  util::Status Sync(imap::Mailbox& session, store::Store& store);
+  ///
+  /// `still_selected`: the caller knows this folder is still selected on
+  /// `session` since this watcher's last successful Sync on it (nothing else
+  /// was selected in between). Then there is no SELECT: the UID SEARCH that
+  /// follows shows the messages that came meanwhile (the server syncs the
+  /// selected mailbox at every command), and a SELECT is the most expensive
+  /// command of a small sync on the server (Dovecot opens the mailbox's
+  /// indexes again). UIDVALIDITY cannot change under a selected folder
+  /// without the server ending the session (Dovecot disconnects it).
+  util::Status Sync(imap::Mailbox& session, store::Store& store, bool still_selected = false);
 
   /// True when the last successful Sync found new messages.
   bool last_sync_found_new() const { return last_sync_found_new_; }
@@ -100,7 +110,7 @@ class FolderWatcher {
 
  private:
   class SessionWork;
-  util::Status SyncUnguarded(imap::Mailbox& session, store::Store& store);
+  util::Status SyncUnguarded(imap::Mailbox& session, store::Store& store, bool still_selected);
   /// Performs the on_delivered actions whose events every target received.
   util::Status ApplyPostActions(imap::Mailbox& session, store::Store& store, uint32_t uidvalidity);
   bool HasPostActions() const;
@@ -121,6 +131,8 @@ class FolderWatcher {
   std::atomic<bool> watched_{false};
   bool synced_once_ = false;          // Sync caller only: logs the first sync at info
   bool last_sync_found_new_ = false;  // Sync caller only
+  /// What the last SELECT reported; reused by a Sync with still_selected.
+  std::optional<imap::MailboxInfo> selected_info_;  // Sync caller only
   /// What every message of this folder is extracted with (the routes that
   /// decide it depend on the folder only) and the account's limits.
   mime::ExtractOptions extract_options_;

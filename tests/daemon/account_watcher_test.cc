@@ -140,6 +140,37 @@ TEST_F(AccountWatcherTest, AFolderThatHadNewMailIsLookedAtAgainWithoutANotificat
   w->Join();
 }
 
+TEST_F(AccountWatcherTest, TheWorkerSelectsAFolderOnceAndItsNextSyncsOnlySearch) {
+  // A SELECT is the costliest command of a small sync on the server (issue
+  // 8: Dovecot's CPU in a burst); the folder stays selected on the worker.
+  auto w = Make();
+  w->Start();
+  ASSERT_TRUE(WaitUntil([&] { return w->folders()[0]->state() == WatchState::kIdling && Count("IDLE") > 0; }));
+  ASSERT_EQ(Count("SELECT INBOX"), 2) << "the worker's first sync and the IDLE connection";
+  for (uint32_t n = 1; n <= 3; ++n) {
+    folder_.Add("m" + std::to_string(n));
+    announced_ = true;
+    ASSERT_TRUE(WaitUntil([&] { return EventUids().size() == n; }));
+  }
+  ASSERT_TRUE(WaitUntil([&] { return Count("SEARCH 4:*") > 0; })) << "a sync after the last message";
+  stop_.Fire();
+  w->Join();
+  EXPECT_EQ(Count("SELECT INBOX"), 2) << "no SELECT while the folder is still selected";
+  EXPECT_EQ(folder_.opens(), 2) << "one session each: no reconnect reset it";
+}
+
+TEST_F(AccountWatcherTest, EachResyncSelectsTheFolderAgain) {
+  config_.accounts[0].idle_refresh = milliseconds(50);
+  auto w = Make();
+  w->Start();
+  // The IDLE connection selects once; the worker at its first sync and again
+  // at every idle_refresh resync.
+  ASSERT_TRUE(WaitUntil([&] { return Count("SELECT INBOX") >= 5; }));
+  stop_.Fire();
+  w->Join();
+  EXPECT_EQ(folder_.opens(), 2);
+}
+
 TEST_F(AccountWatcherTest, WithoutIdleTheFolderIsPolledWithStatusOnTheWorkerConnection) {
   folder_.SetCapabilities({});
   auto w = Make();

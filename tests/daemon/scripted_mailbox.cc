@@ -135,8 +135,15 @@ imap::MailboxOpener FakeFolder::Opener() {
   };
 }
 
+void ScriptedMailbox::Command(std::string call, bool syncs_first) {
+  std::lock_guard lock(folder_.mu_);
+  folder_.calls_.push_back(std::move(call));
+  view_next_uid_ = syncs_first ? folder_.next_uid_ : synced_next_uid_;
+  synced_next_uid_ = folder_.next_uid_;  // what its end shows the next command
+}
+
 util::Result<imap::MailboxInfo> ScriptedMailbox::Select(const std::string& folder) {
-  folder_.Record("SELECT " + folder);
+  Command("SELECT " + folder, true);
   std::lock_guard lock(folder_.mu_);
   imap::MailboxInfo info;
   info.uidvalidity = folder_.uidvalidity_;
@@ -146,28 +153,30 @@ util::Result<imap::MailboxInfo> ScriptedMailbox::Select(const std::string& folde
 }
 
 util::Result<std::vector<uint32_t>> ScriptedMailbox::SearchUidsFrom(uint32_t from_uid) {
-  folder_.Record("SEARCH " + std::to_string(from_uid) + ":*");
+  Command("SEARCH " + std::to_string(from_uid) + ":*");
   if (from_uid == 0) return std::vector<uint32_t>{};
   std::lock_guard lock(folder_.mu_);
   std::vector<uint32_t> out;
-  for (auto it = folder_.messages_.lower_bound(from_uid); it != folder_.messages_.end(); ++it) {
+  for (auto it = folder_.messages_.lower_bound(from_uid); it != folder_.messages_.end() && it->first < view_next_uid_;
+       ++it) {
     out.push_back(it->first);
   }
   return out;
 }
 
 util::Result<std::vector<uint32_t>> ScriptedMailbox::SearchUidRange(uint32_t lo, uint32_t hi) {
-  folder_.Record("SEARCH " + std::to_string(lo) + ":" + std::to_string(hi));
+  Command("SEARCH " + std::to_string(lo) + ":" + std::to_string(hi));
   std::lock_guard lock(folder_.mu_);
   std::vector<uint32_t> out;
-  for (auto it = folder_.messages_.lower_bound(lo); it != folder_.messages_.end() && it->first <= hi; ++it) {
+  for (auto it = folder_.messages_.lower_bound(lo);
+       it != folder_.messages_.end() && it->first <= hi && it->first < view_next_uid_; ++it) {
     out.push_back(it->first);
   }
   return out;
 }
 
 util::Result<std::vector<uint32_t>> ScriptedMailbox::SearchUnseen() {
-  folder_.Record("SEARCH UNSEEN");
+  Command("SEARCH UNSEEN");
   std::lock_guard lock(folder_.mu_);
   std::vector<uint32_t> out;
   for (const auto& [uid, m] : folder_.messages_) {
@@ -207,17 +216,17 @@ util::Result<std::vector<imap::MessageMeta>> ScriptedMailbox::Meta(const std::ve
 }
 
 util::Result<std::vector<imap::MessageMeta>> ScriptedMailbox::FetchMeta(const std::vector<uint32_t>& uids) {
-  folder_.Record("FETCH META " + Join(uids));
+  Command("FETCH META " + Join(uids));
   return Meta(uids, true);
 }
 
 util::Result<std::vector<imap::MessageMeta>> ScriptedMailbox::FetchMetaLight(const std::vector<uint32_t>& uids) {
-  folder_.Record("FETCH LIGHT " + Join(uids));
+  Command("FETCH LIGHT " + Join(uids));
   return Meta(uids, false);
 }
 
 util::Result<std::vector<imap::MessageMeta>> ScriptedMailbox::FetchMatchMeta(const std::vector<uint32_t>& uids) {
-  folder_.Record("FETCH MATCH " + Join(uids));
+  Command("FETCH MATCH " + Join(uids));
   {
     std::lock_guard lock(folder_.mu_);
     bool too_large = uids.size() > folder_.match_fetch_max_;
@@ -249,7 +258,7 @@ util::Result<std::string> ScriptedMailbox::FetchSection(uint32_t uid, const std:
 
 util::Result<std::string> ScriptedMailbox::FetchSectionPart(uint32_t uid, const std::string& section, uint32_t offset,
                                                             uint32_t length) {
-  folder_.Record("FETCH BODY " + std::to_string(uid) + " [" + section + "]");
+  Command("FETCH BODY " + std::to_string(uid) + " [" + section + "]");
   std::lock_guard lock(folder_.mu_);
   if (folder_.poisoned_.contains(uid)) {
     return util::Error("imap.scripted_failure", util::RetryClass::kBackoff,
@@ -263,22 +272,22 @@ util::Result<std::string> ScriptedMailbox::FetchSectionPart(uint32_t uid, const 
 }
 
 util::Result<std::string> ScriptedMailbox::FetchMimeHeaders(uint32_t uid, const std::string& section) {
-  folder_.Record("FETCH MIME " + std::to_string(uid) + " [" + section + "]");
+  Command("FETCH MIME " + std::to_string(uid) + " [" + section + "]");
   return std::string("Content-Type: text/plain; charset=utf-8\r\n\r\n");
 }
 
 util::Result<std::optional<std::string>> ScriptedMailbox::FetchBinary(uint32_t uid, const std::string& section) {
-  folder_.Record("FETCH BINARY " + std::to_string(uid) + " [" + section + "]");
+  Command("FETCH BINARY " + std::to_string(uid) + " [" + section + "]");
   return std::optional<std::string>();
 }
 
 util::Result<std::optional<uint64_t>> ScriptedMailbox::FetchBinarySize(uint32_t uid, const std::string& section) {
-  folder_.Record("FETCH BINARY.SIZE " + std::to_string(uid) + " [" + section + "]");
+  Command("FETCH BINARY.SIZE " + std::to_string(uid) + " [" + section + "]");
   return std::optional<uint64_t>();
 }
 
 util::Status ScriptedMailbox::AddFlags(uint32_t uid, const std::vector<std::string>& flags) {
-  folder_.Record("STORE " + std::to_string(uid));
+  Command("STORE " + std::to_string(uid));
   std::lock_guard lock(folder_.mu_);
   auto it = folder_.messages_.find(uid);
   if (it == folder_.messages_.end()) return util::Ok();
@@ -290,14 +299,14 @@ util::Status ScriptedMailbox::AddFlags(uint32_t uid, const std::vector<std::stri
 }
 
 util::Status ScriptedMailbox::Move(uint32_t uid, const std::string& folder) {
-  folder_.Record("MOVE " + std::to_string(uid) + " " + folder);
+  Command("MOVE " + std::to_string(uid) + " " + folder);
   std::lock_guard lock(folder_.mu_);
   folder_.messages_.erase(uid);
   return util::Ok();
 }
 
 util::Result<imap::IdleWake> ScriptedMailbox::Idle(std::chrono::milliseconds max_wait, int) {
-  folder_.Record("IDLE " + std::to_string(max_wait.count()) + "ms");
+  Command("IDLE " + std::to_string(max_wait.count()) + "ms", true);
   std::function<imap::IdleWake()> fn;
   {
     std::lock_guard lock(folder_.mu_);
@@ -307,7 +316,7 @@ util::Result<imap::IdleWake> ScriptedMailbox::Idle(std::chrono::milliseconds max
 }
 
 util::Status ScriptedMailbox::Noop() {
-  folder_.Record("NOOP");
+  Command("NOOP", true);
   std::lock_guard lock(folder_.mu_);
   if (folder_.fail_noops_ == 0) return util::Ok();
   --folder_.fail_noops_;
@@ -315,7 +324,7 @@ util::Status ScriptedMailbox::Noop() {
                      "noop failed on the scripted server: connection lost or timed out");
 }
 
-void ScriptedMailbox::Logout() { folder_.Record("LOGOUT"); }
+void ScriptedMailbox::Logout() { Command("LOGOUT"); }
 
 bool ScriptedMailbox::HasCapability(const std::string& name) const {
   std::lock_guard lock(folder_.mu_);
@@ -323,7 +332,7 @@ bool ScriptedMailbox::HasCapability(const std::string& name) const {
 }
 
 util::Result<imap::FolderStatus> ScriptedMailbox::Status(const std::string& folder) {
-  folder_.Record("STATUS " + folder);
+  Command("STATUS " + folder);
   std::lock_guard lock(folder_.mu_);
   imap::FolderStatus status;
   status.uidvalidity = folder_.uidvalidity_;
@@ -333,7 +342,7 @@ util::Result<imap::FolderStatus> ScriptedMailbox::Status(const std::string& fold
 }
 
 util::Result<std::vector<std::string>> ScriptedMailbox::ListFolders() {
-  folder_.Record("LIST");
+  Command("LIST");
   return std::vector<std::string>{"INBOX"};
 }
 
@@ -349,7 +358,7 @@ util::Result<imap::IdleWake> ScriptedMailbox::IdleForEvents(std::chrono::millise
 // --- the fetch pipeline (issue 8) ---
 
 util::Result<std::map<uint32_t, std::string>> ScriptedMailbox::FetchWholeMessages(const std::vector<uint32_t>& uids) {
-  folder_.Record("FETCH WHOLE " + Join(uids));
+  Command("FETCH WHOLE " + Join(uids));
   std::lock_guard lock(folder_.mu_);
   std::map<uint32_t, std::string> out;
   for (uint32_t uid : uids) {
@@ -367,7 +376,7 @@ util::Result<std::map<std::string, uint64_t>> ScriptedMailbox::FetchBinarySizes(
     uint32_t uid, const std::vector<std::string>& sections) {
   std::string list;
   for (const std::string& s : sections) list += (list.empty() ? "" : ",") + s;
-  folder_.Record("FETCH BINARY.SIZES " + std::to_string(uid) + " [" + list + "]");
+  Command("FETCH BINARY.SIZES " + std::to_string(uid) + " [" + list + "]");
   return std::map<std::string, uint64_t>();
 }
 

@@ -8,6 +8,12 @@
 /// Messages are single-part text/plain: BODYSTRUCTURE section "1" is the
 /// body, section "" the whole message. No BINARY (FetchBinary and
 /// FetchBinarySize answer nullopt, as a server without RFC 3516).
+///
+/// Like Dovecot, a session's searches see the folder as it was when the
+/// session's previous command ended: SELECT and NOOP see it as it is now, and
+/// a message added after a command's end shows up only from the command after
+/// the next one (Dovecot 2.3 answers such a UID SEARCH empty, then sends
+/// `* n EXISTS`).
 
 #include <chrono>
 #include <cstdint>
@@ -149,8 +155,13 @@ class ScriptedMailbox : public imap::Mailbox {
 
  private:
   util::Result<std::vector<imap::MessageMeta>> Meta(const std::vector<uint32_t>& uids, bool structure);
+  /// Records `call` and moves this session's view (see the file comment);
+  /// `syncs_first`: SELECT, NOOP.
+  void Command(std::string call, bool syncs_first = false);
 
   FakeFolder& folder_;
+  uint32_t view_next_uid_ = 0;    // searches see UIDs below this (guarded by folder_.mu_)
+  uint32_t synced_next_uid_ = 0;  // the folder's next UID when the last command ended
 };
 
 }  // namespace mailhook::daemon::testing
