@@ -215,20 +215,23 @@ TEST(StoreTest, AClaimRecordsTheDeliveredRowsAndClaimsTheNextInOneWriteTransacti
   ASSERT_TRUE(store);
   ASSERT_TRUE(store->CommitMessages("support", "INBOX", {7, 3}, {Item(1), Item(2), Item(3)}).ok());
   auto now = Clock::now();
-  auto first = store->outbox().ClaimDue(now, 2);
-  ASSERT_TRUE(first.ok());
-  ASSERT_EQ(first->size(), 2u);
-
   ClaimRequest request;
   request.now = now;
+  request.limit = 2;
+  auto first = store->outbox().Claim(request);
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->rows.size(), 2u);
+  EXPECT_TRUE(first->more);  // a third is due: the dispatcher wakes another worker
+
   request.limit = 5;
-  request.delivered = {(*first)[0].id, (*first)[1].id};
+  request.delivered = {first->rows[0].id, first->rows[1].id};
   const uint64_t before = Db::CommittedTransactions();
   auto next = store->outbox().Claim(request);
   EXPECT_EQ(Db::CommittedTransactions() - before, 1u);
   ASSERT_TRUE(next.ok()) << next.error().ToString();
-  ASSERT_EQ(next->size(), 1u);
-  EXPECT_EQ((*next)[0].item.event_id, "evt_3");
+  ASSERT_EQ(next->rows.size(), 1u);
+  EXPECT_FALSE(next->more);
+  EXPECT_EQ(next->rows[0].item.event_id, "evt_3");
   // The two are gone and remembered: a replay of their commit adds nothing.
   EXPECT_EQ(*store->outbox().PendingCount(), 1);
   ASSERT_TRUE(store->outbox().Add({Item(1), Item(2)}).ok());
@@ -238,7 +241,7 @@ TEST(StoreTest, AClaimRecordsTheDeliveredRowsAndClaimsTheNextInOneWriteTransacti
   // Only recording (limit 0) claims nothing; a claim that changes nothing
   // is no write.
   request.limit = 0;
-  request.delivered = {(*next)[0].id};
+  request.delivered = {next->rows[0].id};
   ASSERT_TRUE(store->outbox().Claim(request).ok());
   EXPECT_EQ(*store->outbox().PendingCount(), 0);
   const uint64_t idle = Db::CommittedTransactions();
@@ -262,7 +265,7 @@ TEST(StoreTest, AClaimTakesNoMoreRowsOfATargetThanItsRoom) {
   auto claimed = store->outbox().Claim(request);
   ASSERT_TRUE(claimed.ok());
   std::multiset<std::string> targets;
-  for (const auto& d : *claimed) targets.insert(d.item.target);
+  for (const auto& d : claimed->rows) targets.insert(d.item.target);
   EXPECT_EQ(targets, (std::multiset<std::string>{"webhook:a", "webhook:b"}));
   // The rows of a beyond its room were not leased.
   EXPECT_EQ(store->outbox().ClaimDue(request.now, 10)->size(), 2u);
