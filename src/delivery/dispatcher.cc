@@ -441,7 +441,7 @@ void Dispatcher::Loop(int index, std::mt19937_64& rng) {
     }
     HousekeepSmtp();
     Claimed claimed = Claim(delivered, true);
-    if (finished) Finish(*finished, claimed.delivered);
+    if (finished) FinishBeforeNext(*finished, claimed);
     finished.reset();
     if (!claimed.rows.ok()) {
       log->error("delivery.store_error worker={} cause=\"{}\"", index, claimed.rows.error().ToString());
@@ -493,6 +493,22 @@ util::Result<std::optional<std::chrono::system_clock::time_point>> Dispatcher::N
     const std::vector<std::string>& skip) {
   util::MutexLock hold(store_mu_);
   return store_->outbox().NextDueAt(skip);
+}
+
+void Dispatcher::FinishBeforeNext(Finished& done, const Claimed& claimed) {
+  try {
+    Finish(done, claimed.delivered);
+  } catch (...) {
+    // An observer's bug restarts the worker: the row just claimed goes back
+    // (lease and slot), or it would wait for its lease to end.
+    if (claimed.rows.ok()) {
+      for (const auto& row : *claimed.rows) {
+        Slot slot(*this, row.item.target);
+        ReleaseLease(row.id);
+      }
+    }
+    throw;
+  }
 }
 
 void Dispatcher::Finish(Finished& done, const util::Status& recorded) {

@@ -205,6 +205,8 @@ class Dispatcher {
   Claimed Claim(std::optional<int64_t> delivered, bool want_row) EXCLUDES(mu_, store_mu_);
   /// Logs, counts and reports a success once its row is recorded.
   void Finish(Finished& done, const util::Status& recorded);
+  /// Finish; when it throws, gives back the row claimed with the record.
+  void FinishBeforeNext(Finished& done, const Claimed& claimed);
   /// Rows set aside that no worker took (Stop): their leases and slots back.
   void ReleaseUnhanded() EXCLUDES(mu_, store_mu_);
   util::Result<std::optional<std::chrono::system_clock::time_point>> NextDueAt(const std::vector<std::string>& skip)
