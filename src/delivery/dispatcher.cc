@@ -172,16 +172,10 @@ util::Status Dispatcher::UpdateTargets(const config::Config& config, const std::
 }
 
 util::Status Dispatcher::StartWorkers(int count) {
-  std::vector<std::unique_ptr<store::Store>> stores;
-  for (int i = 0; i < count; ++i) {
-    auto store = store::Store::Open(state_dir_);
-    if (!store.ok()) return store.error();
-    stores.push_back(std::move(store).value());
-  }
   metrics_.workers_running.Add(count);
-  for (auto& store : stores) {
+  for (int i = 0; i < count; ++i) {
     const int index = static_cast<int>(workers_.size());
-    workers_.emplace_back([this, index, store = std::move(store)]() mutable { Run(index, std::move(store)); });
+    workers_.emplace_back([this, index] { Run(index); });
   }
   return util::Ok();
 }
@@ -211,16 +205,16 @@ util::Status Dispatcher::Start() {
     util::MutexLock lock(mu_);
     for (const auto& [key, entry] : targets_) workers += entry.concurrency;
   }
-  std::vector<std::unique_ptr<store::Store>> stores;
-  for (int i = 0; i < workers; ++i) {
-    auto store = store::Store::Open(state_dir_);
-    if (!store.ok()) return store.error();
-    stores.push_back(std::move(store).value());
+  auto opened = store::Store::Open(state_dir_);
+  if (!opened.ok()) return opened.error();
+  {
+    util::MutexLock hold(store_mu_);
+    store_ = std::move(opened).value();
+    // Leases left by a previous run (crash, kill -9) would hold rows back for
+    // the lease time; no other process delivers, so they are all stale.
+    if (auto s = store_->outbox().ReleaseAllLeases(); !s) return s;
+    UpdateGauges(*store_);
   }
-  // Leases left by a previous run (crash, kill -9) would hold rows back for
-  // the lease time; no other process delivers, so they are all stale.
-  if (auto s = stores.front()->outbox().ReleaseAllLeases(); !s) return s;
-  UpdateGauges(*stores.front());
   {
     util::MutexLock lock(mu_);
     stopping_ = false;
@@ -229,10 +223,7 @@ util::Status Dispatcher::Start() {
   workers_down_ = 0;
   running_ = true;
   metrics_.workers_running.Set(workers);
-  for (int i = 0; i < workers; ++i) {
-    workers_.emplace_back(
-        [this, i, store = std::move(stores[static_cast<size_t>(i)])]() mutable { Run(i, std::move(store)); });
-  }
+  for (int i = 0; i < workers; ++i) workers_.emplace_back([this, i] { Run(i); });
   size_t targets = 0;
   {
     util::MutexLock lock(mu_);
@@ -247,7 +238,8 @@ void Dispatcher::Wake() {
     util::MutexLock lock(mu_);
     ++wake_seq_;
   }
-  cv_.SignalAll();
+  // One: it claims, and wakes the next when it leaves due rows behind.
+  cv_.Signal();
 }
 
 void Dispatcher::Stop() {
@@ -264,6 +256,25 @@ void Dispatcher::Stop() {
   for (auto& t : workers_) t.join();
   if (!workers_.empty()) util::Log(util::Area::kDelivery).info("delivery.stopped");
   workers_.clear();
+  ReleaseUnhanded();
+}
+
+void Dispatcher::ReleaseUnhanded() {
+  std::deque<store::Delivery> left;
+  {
+    util::MutexLock lock(mu_);
+    left.swap(ready_);
+    claimers_ = 0;
+    pending_marks_.clear();
+    mark_results_.clear();
+  }
+  // Every row set aside has a waiting worker, which takes it before it
+  // stops; this only guards that rule.
+  for (const auto& row : left) {
+    Slot slot(*this, row.item.target);
+    util::MutexLock hold(store_mu_);
+    if (store_) (void)store_->outbox().ReleaseLease(row.id);
+  }
 }
 
 bool Dispatcher::Healthy() const { return running_ && workers_down_ == 0; }
@@ -281,14 +292,14 @@ bool Dispatcher::Stopping() {
   return stopping_;
 }
 
-void Dispatcher::Run(int index, std::unique_ptr<store::Store> store) {
+void Dispatcher::Run(int index) {
   spdlog::logger* log = &util::Log(util::Area::kDelivery);
   // Per-worker RNG for jitter: no shared state between workers.
   std::mt19937_64 rng(std::random_device{}() + static_cast<uint64_t>(index));
   for (;;) {
     std::string cause;
     try {
-      Loop(index, *store, rng);
+      Loop(index, rng);
       return;  // stopping
     } catch (const std::exception& e) {
       cause = e.what();
@@ -312,9 +323,11 @@ void Dispatcher::Run(int index, std::unique_ptr<store::Store> store) {
     // Only Stop ends the pause early: a Wake must not turn a crash loop into a spin.
     auto until = Clock::now() + options_.restart_backoff;
     while (Clock::now() < until) {
-      WaitUntil(until, seen);
+      const bool woken = WaitUntil(until, seen);
       util::MutexLock lock(mu_);
       if (stopping_) break;
+      // A Wake meant for a worker that can claim: pass it on.
+      if (woken) cv_.Signal();
       seen = wake_seq_;
     }
     metrics_.workers_running.Add(1);
@@ -335,53 +348,117 @@ std::vector<std::string> Dispatcher::SaturatedTargets() {
   return out;
 }
 
-util::Result<std::vector<store::Delivery>> Dispatcher::Claim(store::Store& store) {
-  // Look and claim under one lock: two workers must not both take the last
-  // free slot of a target.
-  util::MutexLock claim(claim_mu_);
-  std::vector<std::string> skip;
+Dispatcher::Claimed Dispatcher::Claim(std::optional<int64_t> delivered, bool want_row) {
   {
     util::MutexLock lock(mu_);
-    skip = SaturatedTargets();
+    if (delivered) pending_marks_.push_back(*delivered);
+    if (want_row) ++claimers_;
   }
-  auto claimed = store.outbox().ClaimDue(clock_.Now(), 1, options_.lease, skip);
-  if (claimed.ok() && !claimed->empty()) {
+  // Look and claim under one lock: two workers must not both take the last
+  // free slot of a target. Whoever holds it records every delivery that
+  // finished meanwhile and claims a row for every worker waiting here, in
+  // one write transaction; those workers then find their row set aside.
+  util::MutexLock hold(store_mu_);
+  Claimed out;
+  store::ClaimRequest request;
+  bool served = !want_row;
+  {
     util::MutexLock lock(mu_);
-    auto it = targets_.find(claimed->front().item.target);
-    if (it != targets_.end()) ++it->second.in_flight;
+    if (want_row && !ready_.empty()) {
+      out.rows->push_back(std::move(ready_.front()));
+      ready_.pop_front();
+      --claimers_;
+      served = true;
+    }
+    request.delivered.swap(pending_marks_);
+    // Workers waiting for a row that none is set aside for (this one included).
+    request.limit = want_row ? claimers_ - static_cast<int>(ready_.size()) : 0;
+    for (const auto& [key, entry] : targets_) {
+      const int room = entry.concurrency - entry.in_flight;
+      if (room <= 0)
+        request.skip_targets.push_back(key);
+      else
+        request.room[key] = room;
+    }
   }
-  return claimed;
+  if (request.limit > 0 || !request.delivered.empty()) {
+    request.now = clock_.Now();
+    request.lease = options_.lease;
+    auto rows = store_->outbox().Claim(request);
+    util::MutexLock lock(mu_);
+    const util::Status recorded = rows.ok() ? util::Ok() : util::Status(rows.error());
+    for (int64_t id : request.delivered) mark_results_[id] = recorded;
+    if (!rows.ok() && !served) out.rows = rows.error();
+    out.more = rows.ok() && rows->more;
+    for (auto& row : rows.ok() ? rows->rows : std::vector<store::Delivery>{}) {
+      auto it = targets_.find(row.item.target);
+      if (it != targets_.end()) ++it->second.in_flight;
+      if (!served) {
+        out.rows->push_back(std::move(row));
+        --claimers_;
+        served = true;
+      } else {
+        ready_.push_back(std::move(row));
+      }
+    }
+  }
+  {
+    util::MutexLock lock(mu_);
+    if (!served) --claimers_;
+    if (delivered) {
+      // Recorded by this transaction or an earlier one (another worker's).
+      auto it = mark_results_.find(*delivered);
+      if (it != mark_results_.end()) {
+        out.delivered = it->second;
+        mark_results_.erase(it);
+      }
+    }
+  }
+  // The counts changed: the gauges follow before anyone reports the outcome.
+  if (!request.delivered.empty()) UpdateGauges(*store_);
+  return out;
 }
 
-void Dispatcher::Loop(int index, store::Store& store, std::mt19937_64& rng) {
+void Dispatcher::Loop(int index, std::mt19937_64& rng) {
   spdlog::logger* log = &util::Log(util::Area::kDelivery);
   bool polled = false;  // the last sleep was the poller's, and it timed out
+  // A delivery that succeeded; its row is marked delivered with the next claim.
+  std::optional<Finished> finished;
   for (;;) {
     uint64_t seen;
     std::vector<std::string> skip;
+    bool stopping = false;
     {
       util::MutexLock lock(mu_);
-      if (stopping_) return;
+      stopping = stopping_;
       seen = wake_seq_;  // read before looking, so a Wake during the look is not lost
     }
-    HousekeepSmtp(store);
-    auto claimed = Claim(store);
-    if (!claimed.ok()) {
-      log->error("delivery.store_error worker={} cause=\"{}\"", index, claimed.error().ToString());
+    std::optional<int64_t> delivered;
+    if (finished) delivered = finished->report.id;
+    if (stopping) {
+      if (finished) Finish(*finished, Claim(delivered, false).delivered);
+      return;
+    }
+    HousekeepSmtp();
+    Claimed claimed = Claim(delivered, true);
+    if (finished) FinishBeforeNext(*finished, claimed);
+    finished.reset();
+    if (!claimed.rows.ok()) {
+      log->error("delivery.store_error worker={} cause=\"{}\"", index, claimed.rows.error().ToString());
       WaitUntil(Clock::now() + options_.store_error_backoff, seen);
       continue;
     }
     // The poll found rows another process added: more may be due, and the
     // other workers sleep until a Wake.
-    if (polled && !claimed->empty()) Wake();
+    if ((polled || claimed.more) && !claimed.rows->empty()) Wake();
     polled = false;
-    if (claimed->empty()) {
+    if (claimed.rows->empty()) {
       {
         util::MutexLock lock(mu_);
         skip = SaturatedTargets();
       }
       // Rows of a target at its limit are not due for us: a freed slot wakes us.
-      auto next = store.outbox().NextDueAt(skip);
+      auto next = NextDueAt(skip);
       // No row due: sleep until a Wake (a commit), the next due time or a
       // freed slot. One idle worker, the poller, also looks again every
       // idle_poll: `mailhook deadletters replay` runs in another process and
@@ -408,32 +485,76 @@ void Dispatcher::Loop(int index, store::Store& store, std::mt19937_64& rng) {
       polled = poller && !woken;
       continue;
     }
-    for (const auto& row : *claimed) Process(store, row, rng);
+    for (const auto& row : *claimed.rows) finished = Process(row, rng);
   }
 }
 
-void Dispatcher::Process(store::Store& store, const store::Delivery& row, std::mt19937_64& rng) {
+util::Result<std::optional<std::chrono::system_clock::time_point>> Dispatcher::NextDueAt(
+    const std::vector<std::string>& skip) {
+  util::MutexLock hold(store_mu_);
+  return store_->outbox().NextDueAt(skip);
+}
+
+void Dispatcher::FinishBeforeNext(Finished& done, const Claimed& claimed) {
+  try {
+    Finish(done, claimed.delivered);
+  } catch (...) {
+    // An observer's bug restarts the worker: the row just claimed goes back
+    // (lease and slot), or it would wait for its lease to end.
+    if (claimed.rows.ok()) {
+      for (const auto& row : *claimed.rows) {
+        Slot slot(*this, row.item.target);
+        ReleaseLease(row.id);
+      }
+    }
+    throw;
+  }
+}
+
+void Dispatcher::Finish(Finished& done, const util::Status& recorded) {
+  spdlog::logger* log = &util::Log(util::Area::kDelivery);
+  const std::string& event = done.report.event_id;
+  if (!recorded) {
+    log->error("delivery.store_error event={} cause=\"{}\"", event, recorded.error().ToString());
+    return;  // the lease expires and the row is delivered again: at-least-once
+  }
+  // Counted before the log line: whoever sees "delivery.ok" in the log sees
+  // it in /metrics too.
+  done.entry.metrics.success.Inc();
+  log->info("delivery.ok {}={} event={} status={} ms={}", done.entry.id.KindName(), done.entry.id.name, event,
+            done.report.outcome.http_status, Ms(done.elapsed));
+  if (on_outcome_) on_outcome_(done.report);
+}
+
+std::optional<Dispatcher::Finished> Dispatcher::Process(const store::Delivery& row, std::mt19937_64& rng) {
   Slot slot(*this, row.item.target);
   Report report{row.id, row.item.event_id, row.item.target,  OutcomeKind::kPermanent,
                 {},     row.attempts + 1,  row.item.account, row.item.folder};
+  std::optional<Finished> finished;
   try {
-    if (!Attempt(store, row, rng, report)) return;
+    if (!Attempt(row, rng, report, finished)) return std::nullopt;
+    if (finished) return finished;  // recorded with the worker's next claim
   } catch (const std::exception& e) {
     // A target or the recording threw: the row must not be lost nor stay
     // leased, so it counts as a failed attempt like any other.
     std::optional<Entry> entry = Find(row.item.target);
     report.outcome = Outcome{};
     report.outcome.error = std::string("internal error: ") + e.what();
-    if (!RecordFailure(store, row, entry ? &*entry : nullptr, rng, report)) {
-      return;
+    if (!RecordFailure(row, entry ? &*entry : nullptr, rng, report)) {
+      return std::nullopt;
     }
   }
-  UpdateGauges(store);
+  {
+    util::MutexLock hold(store_mu_);
+    UpdateGauges(*store_);
+  }
   // Outside the catch above: an observer's exception is a worker bug (restart).
   if (on_outcome_) on_outcome_(report);
+  return std::nullopt;
 }
 
-bool Dispatcher::Attempt(store::Store& store, const store::Delivery& row, std::mt19937_64& rng, Report& report) {
+bool Dispatcher::Attempt(const store::Delivery& row, std::mt19937_64& rng, Report& report,
+                         std::optional<Finished>& finished) {
   spdlog::logger* log = &util::Log(util::Area::kDelivery);
   const std::string& event = row.item.event_id;
   // A copy: a reload may replace the entry while this attempt runs; the
@@ -444,12 +565,12 @@ bool Dispatcher::Attempt(store::Store& store, const store::Delivery& row, std::m
     report.outcome.error = "target " + row.item.target +
                            " is not configured; add it back to the config and replay the "
                            "dead letter, or drop it";
-    return RecordFailure(store, row, nullptr, rng, report);
+    return RecordFailure(row, nullptr, rng, report);
   }
   const std::string_view kind = entry->id.KindName();
   const std::string& name = entry->id.name;
   if (Stopping()) {
-    (void)store.outbox().ReleaseLease(row.id);
+    ReleaseLease(row.id);
     return false;
   }
   // A Stop() from here on is not missed: Deliver observes stop_ itself.
@@ -460,7 +581,7 @@ bool Dispatcher::Attempt(store::Store& store, const store::Delivery& row, std::m
   if (report.outcome.cancelled) {
     // Shutdown interrupted the request: not a real attempt. Give the row back
     // unrecorded; the next run delivers it (the receiver dedupes by webhook-id).
-    (void)store.outbox().ReleaseLease(row.id);
+    ReleaseLease(row.id);
     log->info("delivery.abandoned {}={} event={}", kind, name, event);
     return false;
   }
@@ -474,20 +595,19 @@ bool Dispatcher::Attempt(store::Store& store, const store::Delivery& row, std::m
   entry->metrics.seconds.Observe(std::chrono::duration<double>(elapsed).count());
   report.result = report.outcome.kind;
   const auto& o = report.outcome;
-  if (o.kind != OutcomeKind::kSuccess) return RecordFailure(store, row, &*entry, rng, report);
-  if (auto s = store.outbox().MarkDelivered(row.id); !s) {
-    log->error("delivery.store_error event={} cause=\"{}\"", event, s.error().ToString());
-    return false;  // the lease expires and the row is delivered again: at-least-once
-  }
-  // Counted before the log line: whoever sees "delivery.ok" in the log sees
-  // it in /metrics too.
-  entry->metrics.success.Inc();
-  log->info("delivery.ok {}={} event={} status={} ms={}", kind, name, event, o.http_status, Ms(elapsed));
+  if (o.kind != OutcomeKind::kSuccess) return RecordFailure(row, &*entry, rng, report);
+  // Marked delivered (and logged, counted, reported) with this worker's next
+  // claim, in one transaction with it and with others that finished meanwhile.
+  finished = Finished{report, std::move(*entry), elapsed};
   return true;
 }
 
-bool Dispatcher::RecordFailure(store::Store& store, const store::Delivery& row, const Entry* entry,
-                               std::mt19937_64& rng, Report& report) {
+void Dispatcher::ReleaseLease(int64_t id) {
+  util::MutexLock hold(store_mu_);
+  (void)store_->outbox().ReleaseLease(id);
+}
+
+bool Dispatcher::RecordFailure(const store::Delivery& row, const Entry* entry, std::mt19937_64& rng, Report& report) {
   spdlog::logger* log = &util::Log(util::Area::kDelivery);
   const RetryPolicy* policy = entry != nullptr ? &entry->policy : nullptr;
   // A row of a target no longer configured is still named (and counted) by
@@ -508,7 +628,12 @@ bool Dispatcher::RecordFailure(store::Store& store, const store::Delivery& row, 
   report.result = o.kind;
   if (o.kind == OutcomeKind::kRetry && policy != nullptr) {
     if (auto wait = policy->NextWait(attempts, o.retry_after, rng)) {
-      if (auto s = store.outbox().ScheduleRetry(row.id, attempts, clock_.Now() + *wait, o.error); !s) {
+      util::Status s = util::Ok();
+      {
+        util::MutexLock hold(store_mu_);
+        s = store_->outbox().ScheduleRetry(row.id, attempts, clock_.Now() + *wait, o.error);
+      }
+      if (!s) {
         log->error("delivery.store_error event={} cause=\"{}\"", event, s.error().ToString());
         return false;
       }
@@ -520,7 +645,12 @@ bool Dispatcher::RecordFailure(store::Store& store, const store::Delivery& row, 
     report.outcome.error = "retries exhausted after " + std::to_string(attempts) + " attempts; last: " + o.error;
   }
   report.result = OutcomeKind::kPermanent;
-  if (auto s = store.outbox().MoveToDeadLetters(row.id, attempts, report.outcome.error); !s) {
+  util::Status s = util::Ok();
+  {
+    util::MutexLock hold(store_mu_);
+    s = store_->outbox().MoveToDeadLetters(row.id, attempts, report.outcome.error);
+  }
+  if (!s) {
     log->error("delivery.store_error event={} cause=\"{}\"", event, s.error().ToString());
     return false;
   }
@@ -530,7 +660,7 @@ bool Dispatcher::RecordFailure(store::Store& store, const store::Delivery& row, 
   return true;
 }
 
-void Dispatcher::HousekeepSmtp(store::Store& store) {
+void Dispatcher::HousekeepSmtp() {
   std::chrono::milliseconds window{0};
   const auto now = clock_.Now();
   {
@@ -539,7 +669,12 @@ void Dispatcher::HousekeepSmtp(store::Store& store) {
     smtp_housekeep_at_ = now + kSmtpHousekeepEvery;  // a failure waits for the next round too
     window = smtp_window_;
   }
-  if (auto s = store.HousekeepSmtp(now, window); !s) {
+  util::Status s = util::Ok();
+  {
+    util::MutexLock hold(store_mu_);
+    s = store_->HousekeepSmtp(now, window);
+  }
+  if (!s) {
     util::Log(util::Area::kDelivery).error("delivery.store_error cause=\"{}\"", s.error().ToString());
   }
 }

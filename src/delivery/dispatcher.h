@@ -1,11 +1,21 @@
 #pragma once
-/// Dispatcher: the delivery pool. Worker threads, each with its own Store,
-/// claim due outbox rows (a lease in the database keeps a row with one worker),
-/// deliver them to the Target named in the row and record the result: success
+/// Dispatcher: the delivery pool. Worker threads claim due outbox rows (a
+/// lease in the database keeps a row with one worker), deliver them to the
+/// Target named in the row and record the result: success
 /// deletes the row, a retryable failure reschedules it per the target's
 /// RetryPolicy, a permanent failure or an exhausted schedule moves it to the
 /// dead letters. Idle workers sleep until the next due time or a Wake();
 /// one of them also looks again every idle_poll (rows from another process).
+///
+/// Store writes (issue 8): the workers share one store connection, so its
+/// page cache stays warm. A success is marked delivered in the worker's next
+/// claim transaction, after the 2xx (a crash in between sends it again: at
+/// least once); the worker that holds the claim lock records every delivery
+/// that finished meanwhile and claims a row for every worker waiting for the
+/// lock, all in one transaction, so a delivery costs at most one write
+/// transaction and fewer when several finish together. A Wake wakes one
+/// idle worker, and a worker that leaves due rows behind wakes the next, so
+/// a commit of one message does not wake every idle worker to find nothing.
 ///
 /// Lifecycle: construct, RegisterTarget/SetOnOutcome (optional), Start, Wake any
 /// number of times from any thread, Stop (also run by the destructor). Stop
@@ -25,6 +35,7 @@
 /// mailhook_dispatcher_worker_restarts_total); Healthy() is false meanwhile.
 
 #include <atomic>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -38,6 +49,7 @@
 #include "config/config.h"
 #include "delivery/retry_policy.h"
 #include "delivery/target.h"
+#include "store/store.h"
 #include "util/cancel_token.h"
 #include "util/clock.h"
 #include "util/metrics_catalog.h"
@@ -155,6 +167,22 @@ class Dispatcher {
     int in_flight = 0;  // guarded by mu_ (a member of a map entry: not annotatable)
   };
   class Slot;
+  /// A delivery that got its 2xx; its row is still to be marked delivered
+  /// (with the worker's next claim), then it is logged and reported.
+  struct Finished {
+    Report report;
+    Entry entry;
+    std::chrono::nanoseconds elapsed{0};
+  };
+  /// What Claim did for the calling worker.
+  struct Claimed {
+    /// The row claimed for it (none: nothing it may claim is due).
+    util::Result<std::vector<store::Delivery>> rows = std::vector<store::Delivery>{};
+    /// More rows are due than this claim took: another worker should look.
+    bool more = false;
+    /// Whether its delivered row was recorded (unset: it passed none).
+    util::Status delivered = util::Error("not_recorded", util::RetryClass::kBackoff, "the delivery was not recorded");
+  };
   /// The targets of `config` that `wanted` selects, built (secrets resolved);
   /// problems go to `errors`.
   std::vector<Entry> Build(const config::Config& config, const std::function<bool(const util::TargetId&)>& wanted,
@@ -166,29 +194,42 @@ class Dispatcher {
   /// A copy of a target's entry (the workers' view, taken under mu_: a
   /// reload may replace it meanwhile); nullopt when it is not configured.
   std::optional<Entry> Find(const std::string& target) EXCLUDES(mu_);
-  /// Starts `count` more workers (opens their stores first).
+  /// Starts `count` more workers.
   util::Status StartWorkers(int count);
-  void Run(int index, std::unique_ptr<store::Store> store) EXCLUDES(mu_);
+  void Run(int index) EXCLUDES(mu_);
   /// The claim-deliver loop; returns on Stop, throws on a bug.
-  void Loop(int index, store::Store& store, std::mt19937_64& rng) EXCLUDES(mu_);
-  /// Claims one due row of a target below its limit and takes a slot for it.
-  util::Result<std::vector<store::Delivery>> Claim(store::Store& store) EXCLUDES(mu_, claim_mu_);
+  void Loop(int index, std::mt19937_64& rng) EXCLUDES(mu_);
+  /// Records `delivered` (a row of this worker that got its 2xx) and, when
+  /// `want_row`, takes one due row of a target below its limit (set aside for
+  /// it by another worker's claim, or claimed now) with a slot for it.
+  Claimed Claim(std::optional<int64_t> delivered, bool want_row) EXCLUDES(mu_, store_mu_);
+  /// Logs, counts and reports a success once its row is recorded.
+  void Finish(Finished& done, const util::Status& recorded);
+  /// Finish; when it throws, gives back the row claimed with the record.
+  void FinishBeforeNext(Finished& done, const Claimed& claimed);
+  /// Rows set aside that no worker took (Stop): their leases and slots back.
+  void ReleaseUnhanded() EXCLUDES(mu_, store_mu_);
+  util::Result<std::optional<std::chrono::system_clock::time_point>> NextDueAt(const std::vector<std::string>& skip)
+      EXCLUDES(store_mu_);
+  void ReleaseLease(int64_t id) EXCLUDES(store_mu_);
   /// Targets at their concurrency limit.
   std::vector<std::string> SaturatedTargets() REQUIRES(mu_);
   bool Stopping() EXCLUDES(mu_);
-  void Process(store::Store& store, const store::Delivery& row, std::mt19937_64& rng);
-  /// Delivers and records one row; false when nothing was recorded (shutdown,
-  /// store error): no report then.
-  bool Attempt(store::Store& store, const store::Delivery& row, std::mt19937_64& rng, Report& report);
+  /// Delivers one row and records a failure; a success comes back to be
+  /// recorded with the next claim.
+  std::optional<Finished> Process(const store::Delivery& row, std::mt19937_64& rng);
+  /// Delivers one row and records a failure; false when nothing was recorded
+  /// (shutdown, store error): no report then. A success goes to `finished`.
+  bool Attempt(const store::Delivery& row, std::mt19937_64& rng, Report& report, std::optional<Finished>& finished);
   /// Records a failed attempt: a retry per the policy, else a dead letter.
   /// False when the store failed (the row stays leased).
   /// `entry` is null for a row whose target is not configured.
-  bool RecordFailure(store::Store& store, const store::Delivery& row, const Entry* entry, std::mt19937_64& rng,
-                     Report& report);
-  void UpdateGauges(store::Store& store);
+  bool RecordFailure(const store::Delivery& row, const Entry* entry, std::mt19937_64& rng, Report& report)
+      EXCLUDES(store_mu_);
+  void UpdateGauges(store::Store& store) REQUIRES(store_mu_);
   /// At most once per kSmtpHousekeepEvery (by clock_), on whichever worker
   /// comes first: store::Store::HousekeepSmtp with the longest smtp window.
-  void HousekeepSmtp(store::Store& store) EXCLUDES(mu_);
+  void HousekeepSmtp() EXCLUDES(mu_, store_mu_);
   /// Sleeps until `until`, a Wake after `seen`, or Stop; false when `until` came first.
   bool WaitUntil(std::chrono::system_clock::time_point until, uint64_t seen) EXCLUDES(mu_);
 
@@ -214,12 +255,24 @@ class Dispatcher {
   /// Fired by Stop and passed to every Deliver: the one way a delivery is
   /// cancelled. Reset by Start.
   util::CancelToken stop_;
-  util::Mutex claim_mu_ ACQUIRED_BEFORE(mu_);  // one claim at a time, so limits hold between look and claim
+  /// The one store connection of the workers, and one claim at a time (so
+  /// limits hold between look and claim). Opened by Start.
+  util::Mutex store_mu_ ACQUIRED_BEFORE(mu_);
+  std::unique_ptr<store::Store> store_ PT_GUARDED_BY(store_mu_);
   mutable util::Mutex mu_;
   util::CondVar cv_;
   bool stopping_ GUARDED_BY(mu_) = false;
   uint64_t wake_seq_ GUARDED_BY(mu_) = 0;      // bumped by Wake and by a freed slot
   bool poller_taken_ GUARDED_BY(mu_) = false;  // an idle worker sleeps at most idle_poll
+  /// Workers in Claim that want a row and have none yet.
+  int claimers_ GUARDED_BY(mu_) = 0;
+  /// Rows claimed for workers in Claim that are still waiting for the lock
+  /// (each takes one): leased, with their slots taken.
+  std::deque<store::Delivery> ready_ GUARDED_BY(mu_);
+  /// Rows that got their 2xx, to be marked delivered by the next claim.
+  std::vector<int64_t> pending_marks_ GUARDED_BY(mu_);
+  /// Whether each recorded row's mark committed, until its worker reads it.
+  std::map<int64_t, util::Status> mark_results_ GUARDED_BY(mu_);
   /// The longest rate_limit.window of the config's smtp targets (what
   /// smtp_sent must keep), and when its housekeeping is due next.
   std::chrono::milliseconds smtp_window_ GUARDED_BY(mu_){0};

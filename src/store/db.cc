@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -141,6 +142,12 @@ Status Db::Run(const char* sql) {
   return s;
 }
 
+namespace {
+std::atomic<uint64_t> committed_transactions{0};
+}  // namespace
+
+uint64_t Db::CommittedTransactions() { return committed_transactions.load(std::memory_order_relaxed); }
+
 Status Db::InTransaction(const std::function<Status()>& fn) {
   if (in_transaction_) return fn();  // joins the caller's transaction
   // Every write goes through here. An autocommit write starts as a read and
@@ -149,11 +156,15 @@ Status Db::InTransaction(const std::function<Status()>& fn) {
   // two writers queue on the busy timeout instead of one failing with
   // SQLITE_BUSY at its first write.
   if (auto s = Run("BEGIN IMMEDIATE"); !s) return s;
+  const int64_t changes_before = sqlite3_total_changes64(handle());
   in_transaction_ = true;
   Status s = fn();
   if (s) {
     Fault("transaction.before_commit");
     s = Run("COMMIT");
+    if (s && sqlite3_total_changes64(handle()) != changes_before) {
+      committed_transactions.fetch_add(1, std::memory_order_relaxed);
+    }
   }
   in_transaction_ = false;
   if (!s) (void)Run("ROLLBACK");

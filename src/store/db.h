@@ -7,6 +7,7 @@
 /// Not thread-safe: one Db per thread (see Store). The sqlite3 handle is
 /// owned here and closed when the Db is destroyed.
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -58,6 +59,11 @@ class Db {
   /// commit fails, so a failed write changes nothing. Every write goes
   /// through here. Nested calls join the outer transaction.
   util::Status InTransaction(const std::function<util::Status()>& fn);
+
+  /// Write transactions that changed rows, committed so far by every Db of
+  /// this process, so a test can pin how many a code path costs (each is a
+  /// WAL append and an fsync).
+  static uint64_t CommittedTransactions();
 
   /// Runs SQL without results (DDL, PRAGMA).
   util::Status Exec(const char* sql);

@@ -87,14 +87,39 @@ Result<std::vector<Delivery>> Outbox::SelectDue(TimePoint now, int limit,
 
 Result<std::vector<Delivery>> Outbox::ClaimDue(TimePoint now, int limit, std::chrono::milliseconds lease,
                                                const std::vector<std::string>& skip_targets) {
-  std::vector<Delivery> out;
+  ClaimRequest request;
+  request.now = now;
+  request.limit = limit;
+  request.lease = lease;
+  request.skip_targets = skip_targets;
+  auto claimed = Claim(request);
+  if (!claimed.ok()) return claimed.error();
+  return std::move(claimed->rows);
+}
+
+Result<ClaimResult> Outbox::Claim(const ClaimRequest& request) {
+  ClaimResult out;
   Status st = db_.InTransaction([&]() -> Status {
-    Result<std::vector<Delivery>> due = SelectDue(now, limit, skip_targets);
+    if (Status s = MarkDelivered(request.delivered); !s) return s;
+    if (request.limit <= 0) return Ok();
+    // One more than the limit: whether more are due, not leased.
+    Result<std::vector<Delivery>> due = SelectDue(request.now, request.limit + 1, request.skip_targets);
     if (!due.ok()) return due.error();
-    out = std::move(*due);
+    // A target's rows beyond its room stay unclaimed (selected, not leased):
+    // the next claim, with that target skipped, finds the others.
+    std::map<std::string, int> room = request.room;
+    for (auto& d : *due) {
+      auto it = room.find(d.item.target);
+      if (it != room.end() && it->second-- <= 0) continue;
+      out.rows.push_back(std::move(d));
+    }
+    if (out.rows.size() > static_cast<size_t>(request.limit)) {
+      out.rows.resize(static_cast<size_t>(request.limit));
+      out.more = true;
+    }
     Stmt upd(db_, "UPDATE outbox SET lease_until=? WHERE id=?");
-    for (const auto& d : out) {
-      upd.Bind(1, ToMs(now + lease)).Bind(2, d.id);
+    for (const auto& d : out.rows) {
+      upd.Bind(1, ToMs(request.now + request.lease)).Bind(2, d.id);
       if (!upd.Run()) return db_.SqlError("leasing delivery " + std::to_string(d.id));
       upd.Reset();
     }
@@ -104,15 +129,23 @@ Result<std::vector<Delivery>> Outbox::ClaimDue(TimePoint now, int limit, std::ch
   return out;
 }
 
-Status Outbox::MarkDelivered(int64_t id) {
+Status Outbox::MarkDelivered(int64_t id) { return MarkDelivered(std::vector<int64_t>{id}); }
+
+Status Outbox::MarkDelivered(const std::vector<int64_t>& ids) {
+  if (ids.empty()) return Ok();
   return db_.InTransaction([&]() -> Status {
     Stmt mark(db_,
               "INSERT OR REPLACE INTO delivered (event_id, target, delivered_at) "
               "SELECT event_id, target, ? FROM outbox WHERE id=?");
-    mark.Bind(1, ToMs(Clock::now())).Bind(2, id);
-    if (!mark.Run()) return db_.SqlError("recording delivery " + std::to_string(id));
-    if (auto s = RunKeyed(db_, kDeleteRow, id, "deleting delivered row " + std::to_string(id)); !s) return s;
-    return bodies_.Delete(id);
+    const int64_t now = ToMs(Clock::now());
+    for (int64_t id : ids) {
+      mark.Bind(1, now).Bind(2, id);
+      if (!mark.Run()) return db_.SqlError("recording delivery " + std::to_string(id));
+      mark.Reset();
+      if (auto s = RunKeyed(db_, kDeleteRow, id, "deleting delivered row " + std::to_string(id)); !s) return s;
+      if (auto s = bodies_.Delete(id); !s) return s;
+    }
+    return Ok();
   });
 }
 

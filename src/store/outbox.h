@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,6 +19,29 @@
 #include "util/result.h"
 
 namespace mailhook::store {
+
+/// One Outbox::Claim: what may be claimed, and the earlier claims delivered
+/// meanwhile, recorded in the same write transaction (issue 8: a write
+/// transaction per delivery instead of two, fewer when deliveries finish together).
+struct ClaimRequest {
+  TimePoint now;
+  /// At most this many rows in all (0: record `delivered` only).
+  int limit = 1;
+  std::chrono::milliseconds lease = std::chrono::minutes(15);
+  /// Targets whose rows are left alone (at their concurrency limit).
+  std::vector<std::string> skip_targets;
+  /// At most room[target] rows of a target named here (its free delivery slots).
+  std::map<std::string, int> room;
+  /// Claimed rows whose delivery succeeded: recorded as MarkDelivered does, first.
+  std::vector<int64_t> delivered;
+};
+
+/// What an Outbox::Claim took.
+struct ClaimResult {
+  std::vector<Delivery> rows;
+  /// More rows were due than `limit` allowed (another worker may look now).
+  bool more = false;
+};
 
 /// The `outbox` and `delivered` tables.
 class Outbox {
@@ -38,8 +62,15 @@ class Outbox {
   util::Result<std::vector<Delivery>> ClaimDue(TimePoint now, int limit,
                                                std::chrono::milliseconds lease = std::chrono::minutes(15),
                                                const std::vector<std::string>& skip_targets = {});
+  /// Records `request.delivered`, then claims as ClaimDue does (oldest first,
+  /// within `limit` and `room`), all in one transaction: when it fails,
+  /// nothing is recorded and nothing claimed (the delivered rows stay leased
+  /// and are sent again when the lease ends: at-least-once).
+  util::Result<ClaimResult> Claim(const ClaimRequest& request);
   /// Deletes a delivered row and remembers (event_id, target) for deduplication.
   util::Status MarkDelivered(int64_t id);
+  /// The same for several rows, in one transaction.
+  util::Status MarkDelivered(const std::vector<int64_t>& ids);
   /// Records a failed attempt; the row becomes due again at next_attempt_at.
   util::Status ScheduleRetry(int64_t id, int attempts, TimePoint next_attempt_at, const std::string& last_error);
   /// Moves a row to the dead letters (keeping its id and payload).

@@ -207,6 +207,70 @@ TEST(StoreTest, ClaimLeasesRowsAndRetryReschedules) {
   EXPECT_EQ(store->outbox().ClaimDue(later, 10)->size(), 2u);
 }
 
+TEST(StoreTest, AClaimRecordsTheDeliveredRowsAndClaimsTheNextInOneWriteTransaction) {
+  // Issue 8: the dispatcher marks a delivery in its worker's next claim, so a
+  // delivery costs one write transaction (WAL append, fsync), not two.
+  TempDir dir;
+  auto store = MustOpen(dir.path());
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->CommitMessages("support", "INBOX", {7, 3}, {Item(1), Item(2), Item(3)}).ok());
+  auto now = Clock::now();
+  ClaimRequest request;
+  request.now = now;
+  request.limit = 2;
+  auto first = store->outbox().Claim(request);
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->rows.size(), 2u);
+  EXPECT_TRUE(first->more);  // a third is due: the dispatcher wakes another worker
+
+  request.limit = 5;
+  request.delivered = {first->rows[0].id, first->rows[1].id};
+  const uint64_t before = Db::CommittedTransactions();
+  auto next = store->outbox().Claim(request);
+  EXPECT_EQ(Db::CommittedTransactions() - before, 1u);
+  ASSERT_TRUE(next.ok()) << next.error().ToString();
+  ASSERT_EQ(next->rows.size(), 1u);
+  EXPECT_FALSE(next->more);
+  EXPECT_EQ(next->rows[0].item.event_id, "evt_3");
+  // The two are gone and remembered: a replay of their commit adds nothing.
+  EXPECT_EQ(*store->outbox().PendingCount(), 1);
+  ASSERT_TRUE(store->outbox().Add({Item(1), Item(2)}).ok());
+  EXPECT_EQ(*store->outbox().PendingCount(), 1);
+  EXPECT_TRUE(*store->outbox().AllDelivered("evt_1"));
+
+  // Only recording (limit 0) claims nothing; a claim that changes nothing
+  // is no write.
+  request.limit = 0;
+  request.delivered = {next->rows[0].id};
+  ASSERT_TRUE(store->outbox().Claim(request).ok());
+  EXPECT_EQ(*store->outbox().PendingCount(), 0);
+  const uint64_t idle = Db::CommittedTransactions();
+  EXPECT_TRUE(store->outbox().ClaimDue(now, 5)->empty());
+  EXPECT_EQ(Db::CommittedTransactions(), idle);
+}
+
+TEST(StoreTest, AClaimTakesNoMoreRowsOfATargetThanItsRoom) {
+  TempDir dir;
+  auto store = MustOpen(dir.path());
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(
+      store
+          ->CommitMessages("support", "INBOX", {7, 4},
+                           {Item(1, "webhook:a"), Item(2, "webhook:a"), Item(3, "webhook:a"), Item(4, "webhook:b")})
+          .ok());
+  ClaimRequest request;
+  request.now = Clock::now();
+  request.limit = 4;
+  request.room = {{"webhook:a", 1}, {"webhook:b", 4}};
+  auto claimed = store->outbox().Claim(request);
+  ASSERT_TRUE(claimed.ok());
+  std::multiset<std::string> targets;
+  for (const auto& d : claimed->rows) targets.insert(d.item.target);
+  EXPECT_EQ(targets, (std::multiset<std::string>{"webhook:a", "webhook:b"}));
+  // The rows of a beyond its room were not leased.
+  EXPECT_EQ(store->outbox().ClaimDue(request.now, 10)->size(), 2u);
+}
+
 TEST(StoreTest, DeadLettersReplayAndDrop) {
   TempDir dir;
   auto store = MustOpen(dir.path());
