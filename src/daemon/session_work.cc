@@ -4,8 +4,10 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <iterator>
 #include <map>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 #include <tuple>
 #include <utility>
@@ -364,8 +366,13 @@ util::Status FolderWatcher::SessionWork::AddEvent(const imap::MessageMeta& meta,
   mime::EventOriginal original;
   if (std::any_of(routes.begin(), routes.end(), [](const Route& r) { return r.original_message; })) {
     auto base64 = OriginalBase64(meta, whole);
-    if (!base64.ok()) return Skipped(meta.uid, base64.error());
-    original.base64 = std::move(*base64);
+    if (base64.ok()) {
+      original.base64 = std::move(*base64);
+    } else if (OriginalUnreadable(meta.uid, base64.error())) {
+      original.omitted = "unreadable";  // only the forwards lose it; every route gets its event
+    } else {
+      return Skipped(meta.uid, base64.error());
+    }
   }
   // One event per attachment mode (and content limit), shared by the routes
   // that want the same: a hostile body escaped to JSON is large, and it is
@@ -414,6 +421,23 @@ util::Result<std::shared_ptr<const std::string>> FolderWatcher::SessionWork::Ori
   if (!s.ok()) return s.error();
   encoder.Finish(*out);
   return std::shared_ptr<const std::string>(std::move(out));
+}
+
+bool FolderWatcher::SessionWork::OriginalUnreadable(uint32_t uid, const util::Error& error) {
+  // Not the message's: a shutdown, the store, an expunge (skipped), a
+  // response over the budget (the session is dropped), or a server that
+  // says it is busy or going away. These are tried again as before.
+  if (NotTheMessages(error) || error.IsVanished() || error.IsResponseTooLarge()) return false;
+  static constexpr std::string_view kTransient[] = {"imap.unavailable", "imap.limit", "imap.inuse", "imap.bye"};
+  if (std::find(std::begin(kTransient), std::end(kTransient), error.code()) != std::end(kTransient)) return false;
+  // A lost connection fails the NOOP too; a refusal of this message's
+  // BODY.PEEK[] leaves the session answering.
+  if (!session_.Noop().ok()) return false;
+  log_->warn(
+      "imap.original_unreadable account={} folder={} uid={} cause=\"{}\" note=\"the forwards that attach the "
+      "original go out without it; every route gets its event\"",
+      w_.account_.name, w_.folder_, uid, error.message());
+  return true;
 }
 
 util::Status FolderWatcher::SessionWork::GatherUnprocessable(uint32_t uid, const store::Attempt& attempt) {

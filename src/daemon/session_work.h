@@ -143,9 +143,15 @@ class FolderWatcher::SessionWork {
   /// `whole`, or read with BODY.PEEK[] in pieces; null (not attached) when
   /// it is over mime::kMaxOriginalBytes. An IMAP error is passed on (the
   /// message is tried again; a forward is never sent without its original
-  /// because of a dropped connection).
+  /// because of a dropped connection; see OriginalUnreadable).
   util::Result<std::shared_ptr<const std::string>> OriginalBase64(const imap::MessageMeta& meta,
                                                                   const std::string* whole);
+  /// True when reading the original failed for a reason of the message's
+  /// own (the server refuses its bytes while the session still answers a
+  /// NOOP): the forwards get "original_rfc822": null, "original_omitted":
+  /// "unreadable" instead of the message failing for every route. A lost
+  /// connection or a busy server is false: the message is tried again.
+  bool OriginalUnreadable(uint32_t uid, const util::Error& error);
   /// The test-only fault point (see FolderWatcher::fault_subject_).
   void Fault(uint32_t uid);
   /// Ok for a message expunged while it was read (ErrorKind::kVanished): it

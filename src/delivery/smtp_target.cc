@@ -285,7 +285,11 @@ void SmtpTarget::AddNote(const std::string& note, mime::OutgoingMail& mail) {
 std::string SmtpTarget::AttachOriginal(const json& event, mime::OutgoingMail& mail) {
   auto it = event.find("original_rfc822");
   if (it == event.end()) return "not_stored";
-  if (!it->is_string()) return "too_large";
+  if (!it->is_string()) {
+    // Null: over the limit, unless the watcher stored another reason.
+    auto why = event.find("original_omitted");
+    return why != event.end() && *why == "unreadable" ? "unreadable" : "too_large";
+  }
   auto raw = util::Base64DecodeStrict(it->get_ref<const std::string&>());
   if (!raw) return "not_stored";  // cannot happen: the watcher encoded it
   mail.attached_message = std::move(*raw);
@@ -301,6 +305,10 @@ std::string SmtpTarget::OmittedNote(const std::string& reason, const json& event
     const uint64_t mib = (size + (1 << 20) - 1) >> 20;
     return "the original (" + std::to_string(mib) + " MiB) was too large to attach (over " +
            std::to_string(mime::kMaxOriginalBytes >> 20) + " MiB)";
+  }
+  if (reason == "unreadable") {
+    return "the original could not be attached: the mail server would not send its bytes (the daemon's log has "
+           "imap.original_unreadable with the server's answer)";
   }
   if (reason == "unsafe") {
     return "the original is attached as the file original.eml: it has a line over 998 octets or a NUL byte, "

@@ -180,8 +180,9 @@ class SmtpTarget : public Target {
                                     Bodies& rendered) const;
   /// attach_original: sets mail.attached_message from the event's
   /// "original_rfc822"; else returns why not ("too_large": null, over
-  /// mime::kMaxOriginalBytes; "not_stored": absent, queued before the
-  /// setting) and the forward goes out inline with OmittedNote.
+  /// mime::kMaxOriginalBytes; "unreadable": null with "original_omitted"
+  /// saying so, the server would not send it; "not_stored": absent, queued
+  /// before the setting) and the forward goes out inline with OmittedNote.
   static std::string AttachOriginal(const nlohmann::json& event, mime::OutgoingMail& mail);
   /// The sentence a forward carries when its original is missing, for
   /// `reason` (AttachOriginal's), or attached as a file ("unsafe": refused

@@ -146,6 +146,7 @@ std::vector<std::shared_ptr<const std::string>> EventPieces(const EventMeta& met
   json tree = EventTree(meta, content, mode, max_attachment_bytes, true);
   if (auto_reply_headers) tree["auto_reply_headers"] = AutoReplyJson(content.auto_reply);
   if (original) tree["original_rfc822"] = original->base64 ? json("#") : json(nullptr);
+  if (original && !original->base64 && !original->omitted.empty()) tree["original_omitted"] = original->omitted;
   std::string skeleton = tree.dump();
   std::vector<std::shared_ptr<const std::string>> pieces;
   size_t from = 0;

@@ -62,9 +62,12 @@ inline constexpr uint64_t kMaxOriginalBytes = 10 << 20;
 /// attaches it: "original_rfc822" is `base64` (the raw RFC 5322 bytes,
 /// base64 because raw mail need not be UTF-8), shared by every such route
 /// and stored as its own piece, or null when the original was over
-/// kMaxOriginalBytes.
+/// kMaxOriginalBytes or could not be read. With null, a non-empty `omitted`
+/// is stored as "original_omitted" (the reason the forward's note gives,
+/// e.g. "unreadable"); without it null means over the limit.
 struct EventOriginal {
   std::shared_ptr<const std::string> base64;
+  std::string omitted = {};
 };
 
 /// EventPieces with the original (`original` null: no "original_rfc822").

@@ -676,5 +676,46 @@ TEST_P(OriginalMessageTest, WithoutAForwardThatAttachesItTheOriginalIsNotRead) {
 
 INSTANTIATE_TEST_SUITE_P(WholeAndServerPath, OriginalMessageTest, ::testing::Bool());
 
+// A server that will not send the original (a NO to BODY.PEEK[] while the
+// session still answers) costs the forward its original, not every route
+// its event: before, the message failed max_attempts times and became
+// message.unprocessable for all of them.
+TEST_F(OriginalMessageTest, AnOriginalTheServerRefusesIsLeftOutOfTheForwardAlone) {
+  ScopedEnv server_path("MAILHOOK_TEST_WHOLE_FETCH_MAX_BYTES", "0");
+  config_.accounts[0].limits.max_attempts = 3;
+  const uint32_t uid = folder_.Add("refused");
+  folder_.RefuseWholeReads(uid, 1000);
+  SyncTimes();
+  const nlohmann::json fwd = EventFor("smtp:fwd");
+  ASSERT_TRUE(fwd.is_object());
+  EXPECT_EQ(fwd["type"], "message.received") << fwd.dump();
+  EXPECT_TRUE(fwd["original_rfc822"].is_null()) << fwd.dump();
+  EXPECT_EQ(fwd["original_omitted"], "unreadable") << fwd.dump();
+  const nlohmann::json hook = EventFor("hook:h");
+  ASSERT_TRUE(hook.is_object());
+  EXPECT_EQ(hook["type"], "message.received") << hook.dump();
+  EXPECT_FALSE(hook.contains("original_omitted"));
+  EXPECT_EQ(folder_.opens(), 1) << "taken as it is, not tried again";
+  const auto calls = folder_.calls();
+  EXPECT_EQ(std::count(calls.begin(), calls.end(), "NOOP"), 1) << "the check that the session still answers";
+}
+
+// A read of the original that fails with the connection (the NOOP after it
+// fails too) is tried again on a new session: the forward gets its original.
+TEST_F(OriginalMessageTest, AnOriginalLostWithTheConnectionIsReadAgainNotLeftOut) {
+  ScopedEnv server_path("MAILHOOK_TEST_WHOLE_FETCH_MAX_BYTES", "0");
+  const uint32_t uid = folder_.AddRaw("Subject: dropped\r\nMessage-ID: <d1@example.org>\r\n\r\n", "body\r\n");
+  folder_.RefuseWholeReads(uid, 1);
+  folder_.FailNoops(1);
+  SyncTimes();
+  EXPECT_EQ(folder_.opens(), 2) << "the first session failed, the second read it";
+  const nlohmann::json fwd = EventFor("smtp:fwd");
+  ASSERT_TRUE(fwd.is_object());
+  ASSERT_TRUE(fwd["original_rfc822"].is_string()) << fwd.dump();
+  EXPECT_EQ(mime::DecodeBase64(fwd["original_rfc822"].get<std::string>()),
+            "Subject: dropped\r\nMessage-ID: <d1@example.org>\r\n\r\nbody\r\n");
+  EXPECT_FALSE(fwd.contains("original_omitted"));
+}
+
 }  // namespace
 }  // namespace mailhook::daemon

@@ -72,6 +72,11 @@ void FakeFolder::Poison(uint32_t uid) {
   poisoned_.insert(uid);
 }
 
+void FakeFolder::RefuseWholeReads(uint32_t uid, int n) {
+  std::lock_guard lock(mu_);
+  refuse_whole_reads_[uid] = n;
+}
+
 void FakeFolder::VanishAfterMeta(uint32_t uid) {
   std::lock_guard lock(mu_);
   vanish_after_meta_.insert(uid);
@@ -263,6 +268,11 @@ util::Result<std::string> ScriptedMailbox::FetchSectionPart(uint32_t uid, const 
   if (folder_.poisoned_.contains(uid)) {
     return util::Error("imap.scripted_failure", util::RetryClass::kBackoff,
                        "scripted: reading UID " + std::to_string(uid) + " breaks the session");
+  }
+  if (int& refusals = folder_.refuse_whole_reads_[uid]; section.empty() && refusals > 0) {
+    --refusals;
+    return util::Error("imap.uid_fetch", util::RetryClass::kBackoff,
+                       "uid_fetch failed on the scripted server: server said \"Internal error occurred\"");
   }
   auto it = folder_.messages_.find(uid);
   if (it == folder_.messages_.end()) return Expunged(uid);

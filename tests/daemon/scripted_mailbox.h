@@ -59,6 +59,10 @@ class FakeFolder {
   /// Reading any section of `uid` fails (kBackoff), in every session: a
   /// message that breaks extraction.
   void Poison(uint32_t uid);
+  /// The next `n` reads of the whole of `uid` (BODY.PEEK[], section "")
+  /// fail as a server's NO (imap.uid_fetch); the session stays usable, and
+  /// the other sections read as usual (attach_original's read).
+  void RefuseWholeReads(uint32_t uid, int n);
   /// `uid` is expunged right after a FetchMeta that lists it: its sections
   /// are then gone (imap.expunged, as Session says it).
   void VanishAfterMeta(uint32_t uid);
@@ -103,6 +107,7 @@ class FakeFolder {
   std::map<uint32_t, FakeMessage> messages_;
   std::set<uint32_t> poisoned_;
   std::set<uint32_t> vanish_after_meta_;
+  std::map<uint32_t, int> refuse_whole_reads_;
   size_t match_fetch_max_ = SIZE_MAX;
   std::set<uint32_t> match_fetch_too_large_;
   std::vector<std::string> calls_;

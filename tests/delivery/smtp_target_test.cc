@@ -532,6 +532,25 @@ TEST_F(SmtpForwardOriginalTest, AnOriginalOverTheLimitIsForwardedInlineWithANote
   EXPECT_NE(fwd->html.value_or("").find("was too large to attach"), std::string::npos);
 }
 
+TEST_F(SmtpForwardOriginalTest, AnOriginalTheServerWouldNotSendIsForwardedInlineWithANote) {
+  // As the watcher stores it when the IMAP server refused the original's
+  // bytes: null, with the reason beside it.
+  store::Delivery row = ForwardRow(kAsk, nullptr);
+  auto event = nlohmann::json::parse(row.item.payload);
+  ASSERT_TRUE(event["original_rfc822"].is_null());
+  event["original_omitted"] = "unreadable";
+  row.item.payload = event.dump();
+  EXPECT_EQ(Make()->Deliver(row, cancel_).kind, OutcomeKind::kSuccess);
+  ASSERT_EQ(sent_.size(), 1u);
+  EXPECT_EQ(sent_[0].message.find("Content-Type: message/rfc822"), std::string::npos);
+  auto fwd = mime::ExtractWhole(sent_[0].message, mime::ExtractOptions{});
+  ASSERT_TRUE(fwd.ok());
+  EXPECT_NE(fwd->text.value_or("").find("the mail server would not send its bytes"), std::string::npos)
+      << fwd->text.value_or("");
+  EXPECT_EQ(fwd->text.value_or("").find("too large"), std::string::npos) << fwd->text.value_or("");
+  EXPECT_NE(fwd->html.value_or("").find("would not send its bytes"), std::string::npos);
+}
+
 TEST_F(SmtpForwardOriginalTest, AnOriginalMessageRfc822CannotCarryIsAttachedAsAFileWithANote) {
   const std::string original =
       "Subject: long\r\nMessage-ID: <o2@example.org>\r\n\r\n" + std::string(1200, 'x') + "\r\n";

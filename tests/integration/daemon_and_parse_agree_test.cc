@@ -117,7 +117,9 @@ std::vector<std::pair<std::string, fs::path>> CorpusFiles() {
 TEST_F(PipelineTest, EveryCorpusMessageGivesTheSameEventFromImapAndFromParse) {
   // CI has ../shared beside the clone: a missing corpus is a broken setup, not a skip.
   ASSERT_TRUE(fs::is_directory(fs::path(MAILHOOK_CORPUS_DIR) / "messages"))
-      << "MIME corpus not found at " << MAILHOOK_CORPUS_DIR << " (expected ../shared/corpus beside the repo)";
+      << "MIME corpus not found at " << MAILHOOK_CORPUS_DIR
+      << " (the default is ../shared/corpus beside the clone; point MAILHOOK_CORPUS_DIR at the corpus, in the "
+         "environment or with -D when configuring)";
   const auto files = CorpusFiles();
   ASSERT_GE(files.size(), 100u) << "corpus at " << MAILHOOK_CORPUS_DIR << " looks incomplete";
 

@@ -93,7 +93,9 @@ class FetchPipelineTest : public PipelineTest {
 
 TEST_F(FetchPipelineTest, EveryCorpusMessageGivesAByteIdenticalEventOnBothPaths) {
   ASSERT_TRUE(fs::is_directory(fs::path(MAILHOOK_CORPUS_DIR) / "messages"))
-      << "MIME corpus not found at " << MAILHOOK_CORPUS_DIR << " (expected ../shared/corpus beside the repo)";
+      << "MIME corpus not found at " << MAILHOOK_CORPUS_DIR
+      << " (the default is ../shared/corpus beside the clone; point MAILHOOK_CORPUS_DIR at the corpus, in the "
+         "environment or with -D when configuring)";
   const auto files = CorpusFiles();
   ASSERT_GE(files.size(), 100u) << "corpus at " << MAILHOOK_CORPUS_DIR << " looks incomplete";
   ImapClient imap(dovecot_);

@@ -15,9 +15,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -160,6 +163,111 @@ TEST_F(HarnessSmokeTest, AppendListFlagsFetchAndFolders) {
   EXPECT_EQ(uids, (std::vector<uint32_t>{uid2}));
 
   EXPECT_FALSE(ImapClient("127.0.0.1", dovecot_.imap_port(), {{"alice", "wrong"}}).ListUids("alice", "INBOX").ok());
+}
+
+/// A loopback relay to Dovecot that breaks the first connection on which
+/// the client sends APPEND: before the command reaches the server, or after
+/// the server stored the message (its tagged APPENDUID answer is dropped).
+/// One connection at a time, as ImapClient makes them.
+class AppendBreakingRelay {
+ public:
+  enum class Break { kBeforeTheServer, kAfterTheServer };
+  AppendBreakingRelay(int server_port, Break mode) : server_port_(server_port), mode_(mode) {
+    listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) == 0 && listen(listen_fd_, 8) == 0 &&
+        getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      port_ = ntohs(addr.sin_port);
+    }
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~AppendBreakingRelay() {
+    stop_ = true;
+    thread_.join();
+    close(listen_fd_);
+  }
+  int port() const { return port_; }
+  int broken() const { return broken_; }
+
+ private:
+  void Serve() {
+    while (!stop_) {
+      pollfd p{listen_fd_, POLLIN, 0};
+      if (poll(&p, 1, 100) <= 0) continue;  // 100 ms: to see stop_
+      int client = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (client < 0) continue;
+      int server = ConnectLoopback(server_port_);
+      if (server >= 0) Relay(client, server);
+      close(client);
+      if (server >= 0) close(server);
+    }
+  }
+  // Copies both ways until either side closes, or the break.
+  void Relay(int client, int server) {
+    bool appending = false;
+    char buf[65536];
+    while (!stop_) {
+      pollfd p[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
+      if (poll(p, 2, 100) <= 0) continue;
+      for (int i = 0; i < 2; ++i) {
+        if (p[i].revents == 0) continue;
+        ssize_t n = read(p[i].fd, buf, sizeof buf);
+        if (n <= 0) return;
+        std::string_view data(buf, static_cast<size_t>(n));
+        if (broken_ == 0 && i == 0 && data.find(" APPEND ") != std::string_view::npos) {
+          appending = true;
+          if (mode_ == Break::kBeforeTheServer) {
+            ++broken_;
+            return;
+          }
+        }
+        if (appending && i == 1 && data.find("APPENDUID") != std::string_view::npos) {
+          ++broken_;  // stored, but the client never hears so
+          return;
+        }
+        if (write(p[1 - i].fd, buf, static_cast<size_t>(n)) != n) return;
+      }
+    }
+  }
+
+  int server_port_;
+  Break mode_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> broken_{0};
+  std::thread thread_;
+};
+
+// AppendRetrying (after a test kills Dovecot's session processes): an
+// APPEND whose connection breaks is tried again only when the message did
+// not arrive, so it is stored exactly once either way.
+TEST_F(HarnessSmokeTest, AppendRetryingStoresTheMessageExactlyOnceAcrossABrokenConnection) {
+  const ImapClient direct(dovecot_);
+  for (auto mode : {AppendBreakingRelay::Break::kBeforeTheServer, AppendBreakingRelay::Break::kAfterTheServer}) {
+    {
+      // The break is real: a plain Append fails on it.
+      AppendBreakingRelay relay(dovecot_.imap_port(), mode);
+      ASSERT_NE(relay.port(), 0);
+      ImapClient plain("127.0.0.1", relay.port(), {{"alice", dovecot_.password("alice")}});
+      EXPECT_FALSE(plain.Append("alice", "INBOX", SampleMessage("plain_utf8.eml")).ok());
+      EXPECT_EQ(relay.broken(), 1);
+    }
+    AppendBreakingRelay relay(dovecot_.imap_port(), mode);
+    ASSERT_NE(relay.port(), 0);
+    ImapClient imap("127.0.0.1", relay.port(), {{"alice", dovecot_.password("alice")}});
+    MH_ASSERT_OK_AND_ASSIGN(auto before, direct.ListUids("alice", "INBOX"));
+    MH_ASSERT_OK_AND_ASSIGN(uint32_t uid, imap.AppendRetrying("alice", "INBOX", SampleMessage("latin1_qp.eml")));
+    EXPECT_EQ(relay.broken(), 1);
+    MH_ASSERT_OK_AND_ASSIGN(auto after, direct.ListUids("alice", "INBOX"));
+    ASSERT_EQ(after.size(), before.size() + 1) << "stored exactly once";
+    EXPECT_EQ(after.back(), uid);
+    MH_ASSERT_OK_AND_ASSIGN(std::string stored, direct.Fetch("alice", "INBOX", uid));
+    EXPECT_EQ(stored, ToCrlf(SampleMessage("latin1_qp.eml")));
+  }
 }
 
 TEST_F(HarnessSmokeTest, IdlePushesExistsAndKilledSessionsDropTheConnection) {

@@ -17,9 +17,13 @@ TEST_F(PipelineTest, KilledSessionReconnectsAndDeliversWhatArrivedMeanwhile) {
 
   size_t mark = daemon_.LogMark();
   MH_ASSERT_OK(dovecot_.KillSessionProcesses());
-  // Appended while mailhook's session is gone (our client uses its own session).
-  MH_ASSERT_OK(imap.Append("alice", "INBOX", SampleMessage("latin1_qp.eml")));
-  MH_ASSERT_OK(imap.Append("alice", "INBOX", SampleMessage("alternative.eml")));
+  // Appended while mailhook's session is gone (our client uses its own
+  // session). Right after the kill our own APPEND once failed while Dovecot
+  // cleaned up (ci of stop 20; not reproduced in 30 runs under load nor 100
+  // kill-then-append rounds): it is tried again, never stored twice, so the
+  // exactly-once check below still holds.
+  MH_ASSERT_OK(imap.AppendRetrying("alice", "INBOX", SampleMessage("latin1_qp.eml")));
+  MH_ASSERT_OK(imap.AppendRetrying("alice", "INBOX", SampleMessage("alternative.eml")));
   ASSERT_TRUE(daemon_.WaitForLog("imap.reconnect", seconds(20), mark)) << daemon_.Log();
   ASSERT_TRUE(daemon_.WaitForLog("imap.connected", seconds(20), mark)) << daemon_.Log();
   ASSERT_TRUE(receiver_.WaitFor(3, seconds(20))) << daemon_.Log();

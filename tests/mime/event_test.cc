@@ -151,6 +151,14 @@ TEST(Event, OriginalIsItsOwnSharedPieceOnlyWhenAskedFor) {
       nlohmann::json::parse(joined(EventPieces(meta, c, config::AttachmentMode::kNone, 0, true, &omitted)));
   ASSERT_TRUE(n.contains("original_rfc822"));
   EXPECT_TRUE(n["original_rfc822"].is_null());
+  EXPECT_FALSE(n.contains("original_omitted"));
+
+  // Unreadable (the server refused its bytes): null, with the reason beside it.
+  EventOriginal unreadable{nullptr, "unreadable"};
+  nlohmann::json u =
+      nlohmann::json::parse(joined(EventPieces(meta, c, config::AttachmentMode::kNone, 0, true, &unreadable)));
+  EXPECT_TRUE(u["original_rfc822"].is_null());
+  EXPECT_EQ(u["original_omitted"], "unreadable");
 }
 
 TEST(Event, ParseFile) {

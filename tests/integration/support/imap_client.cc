@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <iostream>
 #include <memory>
 #include <set>
 #include <thread>
@@ -149,6 +150,38 @@ util::Result<uint32_t> ImapClient::Append(const std::string& user, const std::st
     if (uid == 0) return Error("testimap.appenduid", RetryClass::kNeedsOperator, "server sent no APPENDUID");
     return uid;
   });
+}
+
+util::Result<uint32_t> ImapClient::AppendRetrying(const std::string& user, const std::string& folder,
+                                                  const std::string& rfc822, int attempts) const {
+  util::Error last("testimap.append", RetryClass::kBackoff, "no attempt made");
+  for (int attempt = 1; attempt <= attempts; ++attempt) {
+    // UIDNEXT before, to tell afterwards whether a failed APPEND stored the
+    // message anyway (the connection broke after the server took it).
+    auto before = Status(user, folder);
+    if (!before.ok()) {
+      last = before.error();
+    } else {
+      auto uid = Append(user, folder, rfc822);
+      if (uid.ok()) return uid;
+      last = uid.error();
+      auto after = Status(user, folder);
+      if (after.ok() && after->uidnext == before->uidnext + 1) {
+        std::cerr << "ImapClient::AppendRetrying: the failed APPEND stored the message as UID " << before->uidnext
+                  << " (" << last.ToString() << ")\n";
+        return before->uidnext;
+      }
+      if (after.ok() && after->uidnext != before->uidnext) {
+        return Error("testimap.append_unsure", RetryClass::kNeedsOperator,
+                     "the APPEND failed (" + last.message() + ") but UIDNEXT moved from " +
+                         std::to_string(before->uidnext) + " to " + std::to_string(after->uidnext) +
+                         ": the message may be stored; not appending it again");
+      }
+    }
+    std::cerr << "ImapClient::AppendRetrying: attempt " << attempt << " of " << attempts
+              << " failed: " << last.ToString() << "\n";
+  }
+  return last;
 }
 
 util::Status ImapClient::CreateFolder(const std::string& user, const std::string& folder) const {

@@ -37,6 +37,15 @@ class ImapClient {
   /// its UID (from UIDPLUS APPENDUID, RFC 4315 §3). flags: "\\Seen", "$Label".
   util::Result<uint32_t> Append(const std::string& user, const std::string& folder, const std::string& rfc822,
                                 const std::vector<std::string>& flags = {}) const;
+  /// Append for a server a test has just disturbed (its session processes
+  /// killed): an APPEND that fails is tried again on a new connection, at
+  /// most `attempts` times in all, but only when the message did not arrive
+  /// (the folder's UIDNEXT did not move), so it is never stored twice; one
+  /// that arrived all the same (UIDNEXT moved by one) gives that UID. For a
+  /// folder no one else appends to meanwhile. Each failure is written to
+  /// stderr with its cause; the last error is returned.
+  util::Result<uint32_t> AppendRetrying(const std::string& user, const std::string& folder, const std::string& rfc822,
+                                        int attempts = 5) const;
   util::Status CreateFolder(const std::string& user, const std::string& folder) const;
   util::Status DeleteFolder(const std::string& user, const std::string& folder) const;
   /// Every folder name of the user (LIST "" "*").
