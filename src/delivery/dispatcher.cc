@@ -4,6 +4,7 @@
 #include "delivery/oauth2_token_cache.h"
 #include "delivery/smtp_target.h"
 #include "delivery/webhook_target.h"
+#include "store/open_store.h"
 #include "util/log.h"
 
 namespace mailhook::delivery {
@@ -174,7 +175,7 @@ util::Status Dispatcher::UpdateTargets(const config::Config& config, const std::
 util::Status Dispatcher::StartWorkers(int count) {
   std::vector<std::unique_ptr<store::Store>> stores;
   for (int i = 0; i < count; ++i) {
-    auto store = store::Store::Open(state_dir_);
+    auto store = store::OpenStore({.state_dir = state_dir_});
     if (!store.ok()) return store.error();
     stores.push_back(std::move(store).value());
   }
@@ -213,7 +214,7 @@ util::Status Dispatcher::Start() {
   }
   std::vector<std::unique_ptr<store::Store>> stores;
   for (int i = 0; i < workers; ++i) {
-    auto store = store::Store::Open(state_dir_);
+    auto store = store::OpenStore({.state_dir = state_dir_});
     if (!store.ok()) return store.error();
     stores.push_back(std::move(store).value());
   }

@@ -45,9 +45,11 @@ namespace mailhook::store {
 /// The SQLite-backed state. Not thread-safe: one object per thread.
 class Store {
  public:
-  /// Opens (creating the directory and file when missing) and migrates the
-  /// schema. Cheap enough to do once per thread: no housekeeping here.
-  static util::Result<std::unique_ptr<Store>> Open(const std::string& state_dir);
+  /// Opens the SQLite file at `path` (creating it and its directory `dir`,
+  /// named `dir_name` in messages, when missing) and migrates the schema.
+  /// Callers use OpenStore (open_store.h), which chooses the backend.
+  static util::Result<std::unique_ptr<Store>> Open(const std::string& dir, const std::string& dir_name,
+                                                   const std::string& path);
 
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
