@@ -37,7 +37,7 @@
 #include "store/rows.h"
 #include "store/smtp_recipients.h"
 #include "store/smtp_sent.h"
-#include "store/watermarks.h"
+#include "store/sqlite_watermarks.h"
 #include "util/result.h"
 
 namespace mailhook::store {
@@ -105,7 +105,7 @@ class Store {
 
   std::unique_ptr<Db> db_;
   Bodies bodies_;
-  Watermarks watermarks_;
+  SqliteWatermarks watermarks_;
   Attempts attempts_;
   Outbox outbox_;
   DeadLetters dead_letters_;
