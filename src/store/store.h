@@ -27,7 +27,6 @@
 #include <string_view>
 #include <vector>
 
-#include "store/attempts.h"
 #include "store/bodies.h"
 #include "store/db.h"
 #include "store/dead_letters.h"
@@ -37,6 +36,7 @@
 #include "store/rows.h"
 #include "store/smtp_recipients.h"
 #include "store/smtp_sent.h"
+#include "store/sqlite_attempts.h"
 #include "store/sqlite_watermarks.h"
 #include "util/result.h"
 
@@ -106,7 +106,7 @@ class Store {
   std::unique_ptr<Db> db_;
   Bodies bodies_;
   SqliteWatermarks watermarks_;
-  Attempts attempts_;
+  SqliteAttempts attempts_;
   Outbox outbox_;
   DeadLetters dead_letters_;
   PostActions post_actions_;
