@@ -27,7 +27,6 @@
 #include <string_view>
 #include <vector>
 
-#include "store/bodies.h"
 #include "store/db.h"
 #include "store/dead_letters.h"
 #include "store/fingerprints.h"
@@ -37,6 +36,7 @@
 #include "store/smtp_recipients.h"
 #include "store/smtp_sent.h"
 #include "store/sqlite_attempts.h"
+#include "store/sqlite_bodies.h"
 #include "store/sqlite_watermarks.h"
 #include "util/result.h"
 
@@ -104,7 +104,7 @@ class Store {
   explicit Store(std::unique_ptr<Db> db);
 
   std::unique_ptr<Db> db_;
-  Bodies bodies_;
+  SqliteBodies bodies_;
   SqliteWatermarks watermarks_;
   SqliteAttempts attempts_;
   Outbox outbox_;
