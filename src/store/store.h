@@ -28,7 +28,6 @@
 #include <vector>
 
 #include "store/db.h"
-#include "store/dead_letters.h"
 #include "store/fingerprints.h"
 #include "store/outbox.h"
 #include "store/post_actions.h"
@@ -37,6 +36,7 @@
 #include "store/smtp_sent.h"
 #include "store/sqlite_attempts.h"
 #include "store/sqlite_bodies.h"
+#include "store/sqlite_dead_letters.h"
 #include "store/sqlite_watermarks.h"
 #include "util/result.h"
 
@@ -108,7 +108,7 @@ class Store {
   SqliteWatermarks watermarks_;
   SqliteAttempts attempts_;
   Outbox outbox_;
-  DeadLetters dead_letters_;
+  SqliteDeadLetters dead_letters_;
   PostActions post_actions_;
   Fingerprints fingerprints_;
   SmtpSent smtp_sent_;
