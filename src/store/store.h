@@ -30,13 +30,13 @@
 #include "store/db.h"
 #include "store/fingerprints.h"
 #include "store/outbox.h"
-#include "store/post_actions.h"
 #include "store/rows.h"
 #include "store/smtp_recipients.h"
 #include "store/smtp_sent.h"
 #include "store/sqlite_attempts.h"
 #include "store/sqlite_bodies.h"
 #include "store/sqlite_dead_letters.h"
+#include "store/sqlite_post_actions.h"
 #include "store/sqlite_watermarks.h"
 #include "util/result.h"
 
@@ -109,7 +109,7 @@ class Store {
   SqliteAttempts attempts_;
   Outbox outbox_;
   SqliteDeadLetters dead_letters_;
-  PostActions post_actions_;
+  SqlitePostActions post_actions_;
   Fingerprints fingerprints_;
   SmtpSent smtp_sent_;
   SmtpRecipients smtp_recipients_;
