@@ -28,7 +28,6 @@
 #include <vector>
 
 #include "store/db.h"
-#include "store/fingerprints.h"
 #include "store/outbox.h"
 #include "store/rows.h"
 #include "store/smtp_recipients.h"
@@ -36,6 +35,7 @@
 #include "store/sqlite_attempts.h"
 #include "store/sqlite_bodies.h"
 #include "store/sqlite_dead_letters.h"
+#include "store/sqlite_fingerprints.h"
 #include "store/sqlite_post_actions.h"
 #include "store/sqlite_watermarks.h"
 #include "util/result.h"
@@ -110,7 +110,7 @@ class Store {
   Outbox outbox_;
   SqliteDeadLetters dead_letters_;
   SqlitePostActions post_actions_;
-  Fingerprints fingerprints_;
+  SqliteFingerprints fingerprints_;
   SmtpSent smtp_sent_;
   SmtpRecipients smtp_recipients_;
 };
