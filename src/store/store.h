@@ -31,12 +31,12 @@
 #include "store/outbox.h"
 #include "store/rows.h"
 #include "store/smtp_recipients.h"
-#include "store/smtp_sent.h"
 #include "store/sqlite_attempts.h"
 #include "store/sqlite_bodies.h"
 #include "store/sqlite_dead_letters.h"
 #include "store/sqlite_fingerprints.h"
 #include "store/sqlite_post_actions.h"
+#include "store/sqlite_smtp_sent.h"
 #include "store/sqlite_watermarks.h"
 #include "util/result.h"
 
@@ -111,7 +111,7 @@ class Store {
   SqliteDeadLetters dead_letters_;
   SqlitePostActions post_actions_;
   SqliteFingerprints fingerprints_;
-  SmtpSent smtp_sent_;
+  SqliteSmtpSent smtp_sent_;
   SmtpRecipients smtp_recipients_;
 };
 
