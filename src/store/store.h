@@ -30,12 +30,12 @@
 #include "store/db.h"
 #include "store/outbox.h"
 #include "store/rows.h"
-#include "store/smtp_recipients.h"
 #include "store/sqlite_attempts.h"
 #include "store/sqlite_bodies.h"
 #include "store/sqlite_dead_letters.h"
 #include "store/sqlite_fingerprints.h"
 #include "store/sqlite_post_actions.h"
+#include "store/sqlite_smtp_recipients.h"
 #include "store/sqlite_smtp_sent.h"
 #include "store/sqlite_watermarks.h"
 #include "util/result.h"
@@ -112,7 +112,7 @@ class Store {
   SqlitePostActions post_actions_;
   SqliteFingerprints fingerprints_;
   SqliteSmtpSent smtp_sent_;
-  SmtpRecipients smtp_recipients_;
+  SqliteSmtpRecipients smtp_recipients_;
 };
 
 }  // namespace mailhook::store
