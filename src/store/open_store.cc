@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "store/db.h"
+#include "store/sqlite_store.h"
 
 namespace mailhook::store {
 
@@ -13,13 +14,14 @@ constexpr std::string_view kSqliteScheme = "sqlite:";
 
 util::Result<std::unique_ptr<Store>> OpenStore(const StoreSpec& spec) {
   if (spec.url.empty()) {
-    return Store::Open(spec.state_dir, "state_dir", (std::filesystem::path(spec.state_dir) / "mailhook.db").string());
+    return SqliteStore::Open(spec.state_dir, "state_dir",
+                             (std::filesystem::path(spec.state_dir) / "mailhook.db").string());
   }
   std::string_view url = spec.url;
   if (url.starts_with(kSqliteScheme) && url.size() > kSqliteScheme.size()) {
     std::filesystem::path file(url.substr(kSqliteScheme.size()));
     std::string dir = file.has_parent_path() ? file.parent_path().string() : std::string(".");
-    return Store::Open(dir, "the directory of the store url", file.string());
+    return SqliteStore::Open(dir, "the directory of the store url", file.string());
   }
   // The url may hold a password: only its scheme goes into the message.
   std::string_view scheme = url.substr(0, url.find(':'));

@@ -1,4 +1,4 @@
-#include "store/store.h"
+#include "store/sqlite_store.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -58,7 +58,7 @@ Status PrepareStateDir(const std::string& state_dir, const std::string& what) {
 
 }  // namespace
 
-Store::Store(std::unique_ptr<Db> db)
+SqliteStore::SqliteStore(std::unique_ptr<Db> db)
     : db_(std::move(db)),
       bodies_(*db_),
       watermarks_(*db_),
@@ -70,18 +70,19 @@ Store::Store(std::unique_ptr<Db> db)
       smtp_sent_(*db_),
       smtp_recipients_(*db_) {}
 
-Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const std::string& dir_name,
-                                           const std::string& path) {
+Result<std::unique_ptr<Store>> SqliteStore::Open(const std::string& dir, const std::string& dir_name,
+                                                 const std::string& path) {
   if (auto s = PrepareStateDir(dir, dir_name); !s) return s.error();
   auto db = Db::Open(path);
   if (!db.ok()) return db.error();
   if (auto s = Migrate(**db); !s) return s.error();
-  return std::unique_ptr<Store>(new Store(std::move(*db)));
+  return std::unique_ptr<Store>(new SqliteStore(std::move(*db)));
 }
 
-Status Store::CommitMessages(const std::string& account, const std::string& folder, std::optional<Watermark> new_mark,
-                             const std::vector<OutboxItem>& items, const std::vector<PostAction>& post_actions,
-                             const std::vector<Fingerprint>& fingerprints) {
+Status SqliteStore::CommitMessages(const std::string& account, const std::string& folder,
+                                   std::optional<Watermark> new_mark, const std::vector<OutboxItem>& items,
+                                   const std::vector<PostAction>& post_actions,
+                                   const std::vector<Fingerprint>& fingerprints) {
   return db_->InTransaction([&]() -> Status {
     if (auto s = outbox_.Add(items); !s) return s;
     db_->Fault("commit_messages.inserted");
@@ -100,16 +101,16 @@ Status Store::CommitMessages(const std::string& account, const std::string& fold
   });
 }
 
-int64_t Store::StatementsPreparedForTesting() const { return db_->statements().prepares(); }
+int64_t SqliteStore::StatementsPreparedForTesting() const { return db_->statements().prepares(); }
 
-Status Store::Housekeep() {
+Status SqliteStore::Housekeep() {
   return db_->InTransaction([&]() -> Status {
     if (auto s = outbox_.PruneDelivered(Clock::now() - kDeliveredRetention); !s) return s;
     return bodies_.DeleteOrphans();
   });
 }
 
-Status Store::HousekeepSmtp(TimePoint now, std::chrono::milliseconds longest_window) {
+Status SqliteStore::HousekeepSmtp(TimePoint now, std::chrono::milliseconds longest_window) {
   if (auto s = smtp_sent_.PruneSentBefore(SmtpSent::KeepSince(now, longest_window)); !s) return s;
   return smtp_recipients_.PruneEnded();
 }
