@@ -18,6 +18,7 @@
 #include "delivery/smtp_target.h"
 #include "http/server.h"
 #include "imap/session.h"
+#include "store/open_store.h"
 #include "store/store.h"
 #include "util/log.h"
 #include "util/metrics_catalog.h"
@@ -26,7 +27,7 @@
 namespace mailhook::daemon {
 namespace {
 
-// mailhook creates state_dir 0700 and its files 0600 (store::Store::Open). An
+// mailhook creates state_dir 0700 and its files 0600 (store::OpenStore). An
 // existing directory is left as the operator made it (a volume root, a group
 // for backups) and only reported, with the fix, when every user may enter it:
 // group access is a deliberate choice (the image's 0750, Kubernetes' fsGroup)
@@ -80,7 +81,7 @@ void WarnIfLoopbackInContainer(const config::HostPort& listen) {
 // so a state_dir we cannot use fails the start. Null after logging why.
 std::unique_ptr<store::Store> OpenState(const config::Config& config, std::unique_ptr<StateDirLock>& lock) {
   spdlog::logger& log = util::Log(util::Area::kDaemon);
-  auto store = store::Store::Open(config.state_dir);
+  auto store = store::OpenStore({.state_dir = config.state_dir});
   if (!store.ok()) {
     log.error("daemon.store_failed cause=\"{}\"", store.error().message());
     return nullptr;
@@ -92,7 +93,7 @@ std::unique_ptr<store::Store> OpenState(const config::Config& config, std::uniqu
     return nullptr;
   }
   lock = std::move(*taken);
-  // Once per start, not per Store::Open (one per watcher and per worker).
+  // Once per start, not per OpenStore (one per watcher and per worker).
   if (auto s = (*store)->Housekeep(); !s) {
     log.error("daemon.store_failed cause=\"{}\"", s.error().message());
     return nullptr;

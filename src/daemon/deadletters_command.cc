@@ -4,6 +4,7 @@
 #include <chrono>
 #include <ctime>
 
+#include "store/open_store.h"
 #include "store/store.h"
 
 namespace mailhook::daemon {
@@ -33,7 +34,7 @@ int RunDeadLettersCommand(const config::Config& config, const std::string& actio
       return 2;
     }
   }
-  auto store = store::Store::Open(config.state_dir);
+  auto store = store::OpenStore({.state_dir = config.state_dir});
   if (!store.ok()) {
     out << "cannot open the store: " << store.error().message() << "\n";
     return 1;

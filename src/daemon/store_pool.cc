@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "store/open_store.h"
+
 namespace mailhook::daemon {
 
 StorePool::StorePool(std::string state_dir, int size) : state_dir_(std::move(state_dir)), size_(std::max(size, 1)) {}
@@ -22,7 +24,7 @@ util::Result<StorePool::Lease> StorePool::Acquire() {
     }
     ++open_;  // reserved: opened below, outside the lock (it touches the disk)
   }
-  auto opened = store::Store::Open(state_dir_);
+  auto opened = store::OpenStore({.state_dir = state_dir_});
   if (!opened.ok()) {
     util::MutexLock lock(mu_);
     --open_;

@@ -4,6 +4,7 @@
 #include "delivery/oauth2_token_cache.h"
 #include "delivery/smtp_target.h"
 #include "delivery/webhook_target.h"
+#include "store/open_store.h"
 #include "util/log.h"
 
 namespace mailhook::delivery {
@@ -205,7 +206,7 @@ util::Status Dispatcher::Start() {
     util::MutexLock lock(mu_);
     for (const auto& [key, entry] : targets_) workers += entry.concurrency;
   }
-  auto opened = store::Store::Open(state_dir_);
+  auto opened = store::OpenStore({.state_dir = state_dir_});
   if (!opened.ok()) return opened.error();
   {
     util::MutexLock hold(store_mu_);

@@ -9,6 +9,7 @@
 #include "mime/mail_builder.h"
 #include "smtp/helo_name.h"
 #include "smtp/smtp_client.h"
+#include "store/open_store.h"
 #include "store/store.h"
 #include "util/base64.h"
 #include "util/log.h"
@@ -523,7 +524,7 @@ class StoreLedger : public ReplyLedger {
  private:
   util::Status Open() REQUIRES(mu_) {
     if (store_) return util::Ok();
-    auto opened = store::Store::Open(state_dir_);
+    auto opened = store::OpenStore({.state_dir = state_dir_});
     if (!opened.ok()) return opened.error();
     store_ = std::move(opened).value();
     return util::Ok();

@@ -9,7 +9,6 @@
 #include <string>
 #include <vector>
 
-#include "store/db.h"
 #include "util/result.h"
 
 namespace mailhook::store {
@@ -17,20 +16,23 @@ namespace mailhook::store {
 /// The `bodies` table.
 class Bodies {
  public:
-  explicit Bodies(Db& db) : db_(db) {}
+  virtual ~Bodies() = default;
 
   /// Stores the pieces (one after another, `size` bytes in all) as row `id`'s
   /// payload. Call inside a transaction, after inserting the row.
-  util::Status Write(int64_t id, uint64_t size, const std::vector<std::shared_ptr<const std::string>>& pieces);
+  virtual util::Status Write(int64_t id, uint64_t size,
+                             const std::vector<std::shared_ptr<const std::string>>& pieces) = 0;
   /// Row `id`'s payload, read straight into one string of its size.
-  util::Result<std::string> Read(int64_t id);
+  virtual util::Result<std::string> Read(int64_t id) = 0;
   /// Deletes row `id`'s payload (the row was delivered).
-  util::Status Delete(int64_t id);
+  virtual util::Status Delete(int64_t id) = 0;
   /// Deletes the payloads of rows in neither the outbox nor the dead letters.
-  util::Status DeleteOrphans();
+  virtual util::Status DeleteOrphans() = 0;
 
- private:
-  Db& db_;
+ protected:
+  Bodies() = default;
+  Bodies(const Bodies&) = delete;
+  Bodies& operator=(const Bodies&) = delete;
 };
 
 }  // namespace mailhook::store

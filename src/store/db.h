@@ -1,10 +1,11 @@
 #pragma once
 /// Db: one open SQLite connection to <state_dir>/mailhook.db and the one
-/// write path over it (InTransaction). The table classes (Watermarks,
-/// Attempts, Outbox, DeadLetters, PostActions, Bodies) each hold a Db& and
-/// keep their own SQL; a second backend replaces Db and those classes.
+/// write path over it (InTransaction). The SQLite table classes
+/// (SqliteWatermarks, SqliteAttempts, Outbox, SqliteDeadLetters, ...) each
+/// hold a Db& and keep their own SQL; a second backend implements the table
+/// interfaces (watermarks.h, ...) over its own connection instead.
 ///
-/// Not thread-safe: one Db per thread (see Store). The sqlite3 handle is
+/// Not thread-safe: one Db per thread (see SqliteStore). The sqlite3 handle is
 /// owned here and closed when the Db is destroyed.
 
 #include <cstdint>

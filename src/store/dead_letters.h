@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "store/bodies.h"
-#include "store/db.h"
 #include "store/rows.h"
 #include "util/result.h"
 
@@ -17,27 +16,26 @@ namespace mailhook::store {
 /// The `dead_letters` table.
 class DeadLetters {
  public:
-  DeadLetters(Db& db, Bodies& bodies) : db_(db), bodies_(bodies) {}
+  virtual ~DeadLetters() = default;
 
-  util::Result<int64_t> Count();
+  virtual util::Result<int64_t> Count() = 0;
   /// Every dead letter with its payload, by id.
-  util::Result<std::vector<DeadLetter>> List();
+  virtual util::Result<std::vector<DeadLetter>> List() = 0;
   /// Every dead letter without its payload, by id: what a listing shows;
   /// payloads (megabytes with attachment contents) are never read.
-  util::Result<std::vector<DeadLetterInfo>> ListInfo();
+  virtual util::Result<std::vector<DeadLetterInfo>> ListInfo() = 0;
   /// Moves the given dead letters back to the outbox, due now, attempts reset.
   /// Returns how many were moved (unknown ids are ignored).
-  util::Result<int64_t> Replay(std::span<const int64_t> ids);
-  util::Result<int64_t> ReplayAll();
+  virtual util::Result<int64_t> Replay(std::span<const int64_t> ids) = 0;
+  virtual util::Result<int64_t> ReplayAll() = 0;
   /// Deletes the given dead letters for good; returns how many were deleted.
-  util::Result<int64_t> Drop(std::span<const int64_t> ids);
-  util::Result<int64_t> DropAll();
+  virtual util::Result<int64_t> Drop(std::span<const int64_t> ids) = 0;
+  virtual util::Result<int64_t> DropAll() = 0;
 
- private:
-  util::Result<int64_t> Move(const std::string& where, bool replay);
-
-  Db& db_;
-  Bodies& bodies_;
+ protected:
+  DeadLetters() = default;
+  DeadLetters(const DeadLetters&) = delete;
+  DeadLetters& operator=(const DeadLetters&) = delete;
 };
 
 }  // namespace mailhook::store

@@ -15,7 +15,6 @@
 #include <string>
 #include <vector>
 
-#include "store/db.h"
 #include "store/rows.h"
 #include "util/result.h"
 
@@ -24,36 +23,40 @@ namespace mailhook::store {
 /// The `fingerprints` table.
 class Fingerprints {
  public:
-  explicit Fingerprints(Db& db) : db_(db) {}
+  virtual ~Fingerprints() = default;
 
   /// Records the fingerprints (a replay changes nothing); joins an open
   /// transaction (Store::CommitMessages).
-  util::Status Add(const std::string& account, const std::string& folder, const std::vector<Fingerprint>& fps);
+  virtual util::Status Add(const std::string& account, const std::string& folder,
+                           const std::vector<Fingerprint>& fps) = 0;
   /// Matches each of `fps` (fingerprints under the folder's current
   /// UIDVALIDITY) to a message handled before: one already recorded at the
   /// same (uidvalidity, uid), or a row of another UIDVALIDITY with the same
   /// key and size, which is then moved to this (uidvalidity, uid) so that it
   /// matches one message only. Returns the UIDs that matched nothing, in
   /// the order given. One transaction.
-  util::Result<std::vector<uint32_t>> Claim(const std::string& account, const std::string& folder,
-                                            const std::vector<Fingerprint>& fps);
+  virtual util::Result<std::vector<uint32_t>> Claim(const std::string& account, const std::string& folder,
+                                                    const std::vector<Fingerprint>& fps) = 0;
   /// Drops the folder's rows of every UIDVALIDITY but `a` and `b`.
-  util::Status KeepGenerations(const std::string& account, const std::string& folder, uint32_t a, uint32_t b);
+  virtual util::Status KeepGenerations(const std::string& account, const std::string& folder, uint32_t a,
+                                       uint32_t b) = 0;
   /// Drops the rows of `uidvalidity` with a UID in [lo, hi] that is not in
   /// `present` (ascending): messages expunged from the folder.
-  util::Status ForgetAbsent(const std::string& account, const std::string& folder, uint32_t uidvalidity, uint32_t lo,
-                            uint32_t hi, std::span<const uint32_t> present);
+  virtual util::Status ForgetAbsent(const std::string& account, const std::string& folder, uint32_t uidvalidity,
+                                    uint32_t lo, uint32_t hi, std::span<const uint32_t> present) = 0;
   /// True when the folder has rows of a UIDVALIDITY other than `uidvalidity`:
   /// messages handled before a change that may still turn up.
-  util::Result<bool> HasOther(const std::string& account, const std::string& folder, uint32_t uidvalidity);
+  virtual util::Result<bool> HasOther(const std::string& account, const std::string& folder, uint32_t uidvalidity) = 0;
   /// How many rows the folder has, of every UIDVALIDITY.
-  util::Result<int64_t> Count(const std::string& account, const std::string& folder);
+  virtual util::Result<int64_t> Count(const std::string& account, const std::string& folder) = 0;
   /// The folder's rows of `uidvalidity`, by UID (tests, small folders).
-  util::Result<std::vector<Fingerprint>> List(const std::string& account, const std::string& folder,
-                                              uint32_t uidvalidity);
+  virtual util::Result<std::vector<Fingerprint>> List(const std::string& account, const std::string& folder,
+                                                      uint32_t uidvalidity) = 0;
 
- private:
-  Db& db_;
+ protected:
+  Fingerprints() = default;
+  Fingerprints(const Fingerprints&) = delete;
+  Fingerprints& operator=(const Fingerprints&) = delete;
 };
 
 }  // namespace mailhook::store

@@ -7,7 +7,6 @@
 #include <string>
 #include <vector>
 
-#include "store/db.h"
 #include "store/rows.h"
 #include "util/result.h"
 
@@ -16,20 +15,23 @@ namespace mailhook::store {
 /// The `post_actions` table.
 class PostActions {
  public:
-  explicit PostActions(Db& db) : db_(db) {}
+  virtual ~PostActions() = default;
 
   /// Records the actions (one per event; a second one for an event is
   /// ignored). Joins an open transaction (Store::CommitMessages).
-  util::Status Add(const std::vector<PostAction>& actions);
+  virtual util::Status Add(const std::vector<PostAction>& actions) = 0;
   /// Post-actions of this folder whose event has no outbox row and no dead
   /// letter left (every target succeeded), lowest UID first.
-  util::Result<std::vector<PostAction>> Ready(const std::string& account, const std::string& folder, int limit);
+  virtual util::Result<std::vector<PostAction>> Ready(const std::string& account, const std::string& folder,
+                                                      int limit) = 0;
   /// Forgets a post-action once done (or given up).
-  util::Status Finish(const std::string& event_id);
-  util::Result<int64_t> Count();
+  virtual util::Status Finish(const std::string& event_id) = 0;
+  virtual util::Result<int64_t> Count() = 0;
 
- private:
-  Db& db_;
+ protected:
+  PostActions() = default;
+  PostActions(const PostActions&) = delete;
+  PostActions& operator=(const PostActions&) = delete;
 };
 
 }  // namespace mailhook::store

@@ -13,7 +13,6 @@
 #include <string>
 #include <vector>
 
-#include "store/db.h"
 #include "store/rows.h"
 #include "util/result.h"
 
@@ -31,22 +30,25 @@ struct RecipientState {
 /// The `smtp_recipients` table (schema v7).
 class SmtpRecipients {
  public:
-  explicit SmtpRecipients(Db& db) : db_(db) {}
+  virtual ~SmtpRecipients() = default;
 
   /// The recorded recipients of (target, event), in recipient order.
-  util::Result<std::vector<RecipientState>> ForEvent(const std::string& target, const std::string& event_id);
+  virtual util::Result<std::vector<RecipientState>> ForEvent(const std::string& target,
+                                                             const std::string& event_id) = 0;
   /// Records (or overwrites) the states in ONE transaction.
-  util::Status Record(const std::string& target, const std::string& event_id,
-                      const std::vector<RecipientState>& states);
+  virtual util::Status Record(const std::string& target, const std::string& event_id,
+                              const std::vector<RecipientState>& states) = 0;
   /// Forgets every row of (target, event) (a delivery that nobody got: a
   /// replay of its dead letter tries every recipient again).
-  util::Status Forget(const std::string& target, const std::string& event_id);
+  virtual util::Status Forget(const std::string& target, const std::string& event_id) = 0;
   /// Deletes the rows of deliveries that ended: no outbox row and no dead
   /// letter for their (event, target) any more.
-  util::Status PruneEnded();
+  virtual util::Status PruneEnded() = 0;
 
- private:
-  Db& db_;
+ protected:
+  SmtpRecipients() = default;
+  SmtpRecipients(const SmtpRecipients&) = delete;
+  SmtpRecipients& operator=(const SmtpRecipients&) = delete;
 };
 
 }  // namespace mailhook::store

@@ -20,7 +20,6 @@
 #include <cstdint>
 #include <string>
 
-#include "store/db.h"
 #include "store/rows.h"
 #include "util/result.h"
 
@@ -52,30 +51,30 @@ enum class ReplyReservation {
 /// The `smtp_sent` table.
 class SmtpSent {
  public:
-  explicit SmtpSent(Db& db) : db_(db) {}
+  virtual ~SmtpSent() = default;
 
   /// In ONE transaction: passes a reply already reserved by the same
   /// (target, event id); refuses one whose message id the target answered
   /// under another event, or whose sender is at the limit; else records it
   /// (sent_at = reply.sent_at, the caller's now). The lookups use indexes
   /// (target, event_id), (target, message_id) and (target, sender, sent_at).
-  util::Result<ReplyReservation> ReserveReply(const SentReply& reply, ReplyLimit limit);
+  virtual util::Result<ReplyReservation> ReserveReply(const SentReply& reply, ReplyLimit limit) = 0;
   /// Forgets the reservation of (target, event id): the reply never went
   /// out (a permanent failure), so it neither counts against the sender nor
   /// marks the message answered. No row: nothing to do.
-  util::Status ReleaseReply(const std::string& target, const std::string& event_id);
+  virtual util::Status ReleaseReply(const std::string& target, const std::string& event_id) = 0;
 
   /// Whether `target` reserved a reply to `message_id` ("" never is).
-  util::Result<bool> AlreadyAnswered(const std::string& target, const std::string& message_id);
+  virtual util::Result<bool> AlreadyAnswered(const std::string& target, const std::string& message_id) = 0;
   /// Replies of `target` to `sender` reserved after `since` (strictly).
-  util::Result<int64_t> SentSince(const std::string& target, const std::string& sender, TimePoint since);
+  virtual util::Result<int64_t> SentSince(const std::string& target, const std::string& sender, TimePoint since) = 0;
   /// Records a reply without the checks (a second row for the same target
   /// and event is ignored).
-  util::Status RecordSent(const SentReply& reply);
+  virtual util::Status RecordSent(const SentReply& reply) = 0;
   /// Deletes the rows reserved before `before`; the caller passes KeepSince
   /// (a message answered earlier than that is forgotten too, and would be
   /// answered again).
-  util::Status PruneSentBefore(TimePoint before);
+  virtual util::Status PruneSentBefore(TimePoint before) = 0;
 
   /// The "already answered" rule needs a row at least this long. A message
   /// comes back as a new event when it is copied or moved into another
@@ -90,8 +89,10 @@ class SmtpSent {
     return now - std::max<std::chrono::milliseconds>(longest_window, kAnsweredFloor);
   }
 
- private:
-  Db& db_;
+ protected:
+  SmtpSent() = default;
+  SmtpSent(const SmtpSent&) = delete;
+  SmtpSent& operator=(const SmtpSent&) = delete;
 };
 
 }  // namespace mailhook::store

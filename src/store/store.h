@@ -1,7 +1,9 @@
 #pragma once
-/// Store: the daemon's durable state in one SQLite file, <state_dir>/mailhook.db.
+/// Store: the daemon's durable state, behind one interface whatever the
+/// backend (today SqliteStore: one SQLite file, <state_dir>/mailhook.db).
+/// OpenStore (open_store.h) opens one.
 ///
-/// What lives here, one table class each over one connection (Db): the IMAP
+/// What lives here, one table interface each: the IMAP
 /// watermark per (account, folder) (Watermarks), extraction attempts per
 /// message (Attempts), the outbox with its leases (Outbox), the dead letters
 /// (DeadLetters), post-actions waiting for delivery (PostActions), large
@@ -13,15 +15,16 @@
 /// Threads and processes: one Store object per thread; a Store (and its
 /// connection) must never be used by two threads. Several Store objects, in
 /// this process or in another one (`mailhook deadletters ...` while the daemon
-/// runs), may open the same file at once: the database is in WAL mode with a
-/// busy timeout, so writers wait for each other instead of failing.
+/// runs), may open the same state at once: writers wait for each other
+/// instead of failing (SQLite: WAL mode with a busy timeout).
 ///
 /// Failures: every method returns a Result/Status; the Error names the file and the
 /// fix (disk full, read-only directory, corrupt file). A failed write changes
-/// nothing: each write is one transaction (Db::InTransaction).
+/// nothing: each write is one transaction.
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
-#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,7 +32,6 @@
 
 #include "store/attempts.h"
 #include "store/bodies.h"
-#include "store/db.h"
 #include "store/dead_letters.h"
 #include "store/fingerprints.h"
 #include "store/outbox.h"
@@ -42,75 +44,60 @@
 
 namespace mailhook::store {
 
-/// The SQLite-backed state. Not thread-safe: one object per thread.
+/// The durable state over one connection. Not thread-safe: one object per thread.
 class Store {
  public:
-  /// Opens (creating the directory and file when missing) and migrates the
-  /// schema. Cheap enough to do once per thread: no housekeeping here.
-  static util::Result<std::unique_ptr<Store>> Open(const std::string& state_dir);
-
+  virtual ~Store() = default;
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  /// The database file's path, for messages.
-  const std::string& path() const { return db_->path(); }
+  /// Where the state lives (the database file's path), for messages.
+  virtual const std::string& path() const = 0;
 
-  Watermarks& watermarks() { return watermarks_; }
-  Attempts& attempts() { return attempts_; }
-  Outbox& outbox() { return outbox_; }
-  DeadLetters& dead_letters() { return dead_letters_; }
-  PostActions& post_actions() { return post_actions_; }
-  Bodies& bodies() { return bodies_; }
-  Fingerprints& fingerprints() { return fingerprints_; }
-  SmtpSent& smtp_sent() { return smtp_sent_; }
-  SmtpRecipients& smtp_recipients() { return smtp_recipients_; }
+  virtual Watermarks& watermarks() = 0;
+  virtual Attempts& attempts() = 0;
+  virtual Outbox& outbox() = 0;
+  virtual DeadLetters& dead_letters() = 0;
+  virtual PostActions& post_actions() = 0;
+  virtual Bodies& bodies() = 0;
+  virtual Fingerprints& fingerprints() = 0;
+  virtual SmtpSent& smtp_sent() = 0;
+  virtual SmtpRecipients& smtp_recipients() = 0;
 
   /// ONE transaction: inserts every item (Outbox::Add: a replay creates no
   /// second row), records `post_actions` and `fingerprints`, forgets the attempts of the items'
   /// UIDs and sets the watermark (unless nullopt: the first pass over a
   /// folder's unseen messages leaves it unset until the end). All or nothing.
-  util::Status CommitMessages(const std::string& account, const std::string& folder, std::optional<Watermark> new_mark,
-                              const std::vector<OutboxItem>& items, const std::vector<PostAction>& post_actions = {},
-                              const std::vector<Fingerprint>& fingerprints = {});
+  virtual util::Status CommitMessages(const std::string& account, const std::string& folder,
+                                      std::optional<Watermark> new_mark, const std::vector<OutboxItem>& items,
+                                      const std::vector<PostAction>& post_actions = {},
+                                      const std::vector<Fingerprint>& fingerprints = {}) = 0;
   util::Status CommitMessages(const std::string& account, const std::string& folder, Watermark new_mark,
                               const std::vector<OutboxItem>& items, const std::vector<PostAction>& post_actions = {},
                               const std::vector<Fingerprint>& fingerprints = {}) {
     return CommitMessages(account, folder, std::optional<Watermark>(new_mark), items, post_actions, fingerprints);
   }
 
-  /// Start-up housekeeping, once per daemon start (not per Open: the daemon
-  /// opens one Store per watcher and per worker): forgets delivered markers
-  /// past the dedupe window and deletes payloads no row refers to any more.
-  util::Status Housekeep();
+  /// Start-up housekeeping, once per daemon start (not per OpenStore: the
+  /// daemon opens one Store per watcher and per worker): forgets delivered
+  /// markers past the dedupe window and deletes payloads no row refers to any more.
+  virtual util::Status Housekeep() = 0;
 
   /// smtp targets' housekeeping, run periodically (the dispatcher, hourly):
   /// forgets replies reserved before SmtpSent::KeepSince(now, longest_window)
   /// and the per-recipient rows of smtp deliveries that ended.
-  util::Status HousekeepSmtp(TimePoint now, std::chrono::milliseconds longest_window);
+  virtual util::Status HousekeepSmtp(TimePoint now, std::chrono::milliseconds longest_window) = 0;
 
   /// Test-only fault injection: called at named points inside write transactions
   /// ("commit_messages.inserted", "commit_messages.before_commit",
   /// "transaction.before_commit").
-  void SetFaultHookForTesting(std::function<void(std::string_view point)> hook) {
-    db_->SetFaultHookForTesting(std::move(hook));
-  }
+  virtual void SetFaultHookForTesting(std::function<void(std::string_view point)> hook) = 0;
   /// Test-only: statements this connection has prepared so far (each SQL
   /// text once, then reused: see StatementCache).
-  int64_t StatementsPreparedForTesting() const;
+  virtual int64_t StatementsPreparedForTesting() const = 0;
 
- private:
-  explicit Store(std::unique_ptr<Db> db);
-
-  std::unique_ptr<Db> db_;
-  Bodies bodies_;
-  Watermarks watermarks_;
-  Attempts attempts_;
-  Outbox outbox_;
-  DeadLetters dead_letters_;
-  PostActions post_actions_;
-  Fingerprints fingerprints_;
-  SmtpSent smtp_sent_;
-  SmtpRecipients smtp_recipients_;
+ protected:
+  Store() = default;
 };
 
 }  // namespace mailhook::store

@@ -6,7 +6,6 @@
 #include <optional>
 #include <string>
 
-#include "store/db.h"
 #include "store/rows.h"
 #include "util/result.h"
 
@@ -15,24 +14,26 @@ namespace mailhook::store {
 /// The `watermarks` table.
 class Watermarks {
  public:
-  explicit Watermarks(Db& db) : db_(db) {}
+  virtual ~Watermarks() = default;
 
   /// nullopt when the folder was never seen.
-  util::Result<std::optional<Watermark>> Get(const std::string& account, const std::string& folder);
+  virtual util::Result<std::optional<Watermark>> Get(const std::string& account, const std::string& folder) = 0;
   /// Sets (or replaces) the folder's watermark; joins an open transaction.
   /// A folder's first watermark is uncovered up to its last_uid (its
   /// fingerprint floor, below); replacing one leaves the floor as it is.
-  util::Status Set(const std::string& account, const std::string& folder, Watermark mark);
+  virtual util::Status Set(const std::string& account, const std::string& folder, Watermark mark) = 0;
   /// The folder's fingerprint floor: the handled messages at or below this
   /// UID may have no fingerprint (a baseline passed over them, or they were
   /// handled before fingerprints existed); 0 when every one has one, and
   /// when the folder was never seen.
-  util::Result<uint32_t> FingerprintFloor(const std::string& account, const std::string& folder);
+  virtual util::Result<uint32_t> FingerprintFloor(const std::string& account, const std::string& folder) = 0;
   /// Sets the floor of a folder that has a watermark; joins an open transaction.
-  util::Status SetFingerprintFloor(const std::string& account, const std::string& folder, uint32_t floor);
+  virtual util::Status SetFingerprintFloor(const std::string& account, const std::string& folder, uint32_t floor) = 0;
 
- private:
-  Db& db_;
+ protected:
+  Watermarks() = default;
+  Watermarks(const Watermarks&) = delete;
+  Watermarks& operator=(const Watermarks&) = delete;
 };
 
 }  // namespace mailhook::store

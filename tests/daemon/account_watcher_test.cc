@@ -13,6 +13,7 @@
 
 #include "daemon_test_support.h"
 #include "scripted_mailbox.h"
+#include "store/open_store.h"
 #include "store/store.h"
 
 namespace mailhook::daemon {
@@ -67,7 +68,7 @@ class AccountWatcherTest : public ::testing::Test {
         WatcherSeams{folder_.Opener(), clock_ ? &*clock_ : nullptr});
   }
   std::unique_ptr<store::Store> Store() {
-    auto s = store::Store::Open(dir_.path());
+    auto s = store::OpenStore({.state_dir = dir_.path()});
     EXPECT_TRUE(s.ok());
     return s.ok() ? std::move(*s) : nullptr;
   }

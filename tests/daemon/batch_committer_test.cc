@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "daemon_test_support.h"
+#include "store/open_store.h"
 
 namespace mailhook::daemon {
 namespace {
@@ -13,7 +14,7 @@ using testing::TempDir;
 class BatchCommitterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto s = store::Store::Open(dir_.path());
+    auto s = store::OpenStore({.state_dir = dir_.path()});
     ASSERT_TRUE(s.ok()) << s.error().message();
     store_ = std::move(*s);
   }

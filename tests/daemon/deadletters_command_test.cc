@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "daemon_test_support.h"
+#include "store/open_store.h"
 #include "store/store.h"
 
 namespace mailhook::daemon {
@@ -17,7 +18,7 @@ class DeadLettersCommandTest : public ::testing::Test {
  protected:
   void SetUp() override {
     config_.state_dir = dir_.path();
-    auto s = store::Store::Open(dir_.path());
+    auto s = store::OpenStore({.state_dir = dir_.path()});
     ASSERT_TRUE(s.ok()) << s.error().message();
     store_ = std::move(*s);
     // Three events, all failed for good.

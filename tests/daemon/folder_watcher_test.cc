@@ -17,6 +17,7 @@
 #include "imap/session.h"
 #include "mime/decode.h"
 #include "scripted_mailbox.h"
+#include "store/open_store.h"
 #include "store/store.h"
 
 namespace mailhook::daemon {
@@ -63,7 +64,7 @@ class FolderWatcherTest : public ::testing::Test {
     }
   }
   std::unique_ptr<store::Store> Store() {
-    auto s = store::Store::Open(dir_.path());
+    auto s = store::OpenStore({.state_dir = dir_.path()});
     EXPECT_TRUE(s.ok());
     return s.ok() ? std::move(*s) : nullptr;
   }

@@ -9,6 +9,7 @@
 
 #include "delivery/dispatcher.h"
 #include "idle_workers.h"
+#include "store/open_store.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/metrics_catalog.h"
@@ -55,7 +56,7 @@ TEST(DispatcherClockTest, ARetryIsDueByTheInjectedClock) {
   std::string tmpl = (std::filesystem::temp_directory_path() / "mh_dclock_XXXXXX").string();
   const std::string dir = mkdtemp(tmpl.data());
   {
-    auto store = store::Store::Open(dir);
+    auto store = store::OpenStore({.state_dir = dir});
     ASSERT_TRUE(store.ok());
     store::OutboxItem item{"evt_1", "hook:fake", "acct", "INBOX", 7, 1, "{}", {}};
     ASSERT_TRUE((*store)->CommitMessages("acct", "INBOX", store::Watermark{7, 1}, {item}).ok());
@@ -99,7 +100,7 @@ TEST(DispatcherClockTest, SmtpRepliesArePrunedHourlyKeepingTheLongestWindow) {
   std::string tmpl = (std::filesystem::temp_directory_path() / "mh_dclock_XXXXXX").string();
   const std::string dir = mkdtemp(tmpl.data());
   {
-    auto store = store::Store::Open(dir);
+    auto store = store::OpenStore({.state_dir = dir});
     ASSERT_TRUE(store.ok());
     util::ManualClock clock(store::Clock::now());
     store::SmtpSent& sent = (*store)->smtp_sent();

@@ -22,6 +22,7 @@
 #include "idle_workers.h"
 #include "raw_receiver.h"
 #include "store/db.h"
+#include "store/open_store.h"
 #include "temp_dir.h"
 #include "util/metrics_catalog.h"
 
@@ -192,7 +193,7 @@ config::Config MakeConfig(const std::string& state_dir, const std::string& url,
 }
 
 void Commit(const std::string& state_dir, uint32_t uid, const std::string& target = "webhook:tickets") {
-  auto store = store::Store::Open(state_dir);
+  auto store = store::OpenStore({.state_dir = state_dir});
   ASSERT_TRUE(store.ok()) << store.error().ToString();
   store::OutboxItem item;
   item.event_id = "evt_test_" + std::to_string(uid);
@@ -206,7 +207,7 @@ void Commit(const std::string& state_dir, uint32_t uid, const std::string& targe
 }
 
 std::unique_ptr<store::Store> OpenStore(const std::string& dir) {
-  auto s = store::Store::Open(dir);
+  auto s = store::OpenStore({.state_dir = dir});
   EXPECT_TRUE(s.ok());
   return s.ok() ? std::move(s).value() : nullptr;
 }

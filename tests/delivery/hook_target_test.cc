@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "delivery/dispatcher.h"
+#include "store/open_store.h"
 #include "temp_dir.h"
 
 namespace mailhook::delivery {
@@ -336,7 +337,7 @@ TEST(HookTargetTest, DispatcherRunsConfiguredHooksAndRetriesExit75) {
   cfg.state_dir = dir / "state";
   cfg.hooks.push_back(MakeHook({script, dir / ""}));
   {
-    auto store = store::Store::Open(cfg.state_dir);
+    auto store = store::OpenStore({.state_dir = cfg.state_dir});
     ASSERT_TRUE(store.ok()) << store.error().ToString();
     store::OutboxItem item = Row().item;
     ASSERT_TRUE((*store)->CommitMessages("support", "Support/Urgent", {99, 4711}, {item}).ok());

@@ -13,6 +13,7 @@
 #include "mime/event.h"
 #include "mime/extractor.h"
 #include "mime/mime_parser.h"
+#include "store/open_store.h"
 #include "temp_dir.h"
 #include "util/base64.h"
 #include "util/metrics_catalog.h"
@@ -389,7 +390,7 @@ TEST_F(SmtpTargetTest, TheDeadLetterOfExhaustedRetriesNamesTheMissingRecipients)
              {{"desk@example.com", Kind::kSent, "250 ok"}, {"ann@example.org", Kind::kRetry, "451 4.2.1 busy"}}};
   testsupport::TempDir dir;
   store::Delivery row = Row(kAsk);
-  auto store = store::Store::Open(dir.path());
+  auto store = store::OpenStore({.state_dir = dir.path()});
   ASSERT_TRUE(store.ok());
   store::OutboxItem item = row.item;
   item.account = "support";

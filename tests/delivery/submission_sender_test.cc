@@ -20,6 +20,7 @@
 #include "delivery/oauth2_token_cache.h"
 #include "delivery/smtp_target.h"
 #include "fake_smtp_server.h"
+#include "store/open_store.h"
 #include "store/store.h"
 #include "temp_dir.h"
 #include "util/base64.h"
@@ -241,7 +242,7 @@ class Outcomes {
 };
 
 void CommitRow(const std::string& state_dir, uint32_t uid) {
-  auto store = store::Store::Open(state_dir);
+  auto store = store::OpenStore({.state_dir = state_dir});
   ASSERT_TRUE(store.ok()) << store.error().ToString();
   store::OutboxItem item;
   item.event_id = "evt_" + std::to_string(uid);

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "store/open_store.h"
 #include "store/store.h"
 #include "temp_dir.h"
 
@@ -20,7 +21,7 @@ constexpr const char* kTarget = "smtp:desk";
 const TimePoint kT0 = TimePoint(std::chrono::milliseconds(1'790'000'000'000));
 
 std::unique_ptr<Store> MustOpen(const std::string& dir) {
-  auto s = Store::Open(dir);
+  auto s = OpenStore({.state_dir = dir});
   if (!s.ok()) ADD_FAILURE() << s.error().ToString();
   return s.ok() ? std::move(s).value() : nullptr;
 }

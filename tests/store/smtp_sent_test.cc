@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "store/open_store.h"
 #include "store/store.h"
 #include "temp_dir.h"
 
@@ -21,7 +22,7 @@ constexpr const char* kTarget = "smtp:ack";
 const TimePoint kT0 = TimePoint(std::chrono::milliseconds(1'790'000'000'000));
 
 std::unique_ptr<Store> MustOpen(const std::string& dir) {
-  auto s = Store::Open(dir);
+  auto s = OpenStore({.state_dir = dir});
   if (!s.ok()) ADD_FAILURE() << s.error().ToString();
   return s.ok() ? std::move(s).value() : nullptr;
 }

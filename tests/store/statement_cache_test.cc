@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "store/db.h"
+#include "store/open_store.h"
 #include "store/statement.h"
 #include "store/store.h"
 #include "temp_dir.h"
@@ -188,7 +189,7 @@ TEST(StatementCacheTest, IdleStatementsAreBoundedAndAllFreedWhenTheConnectionClo
 
 TEST(StatementCacheTest, TheCommitAndDeliveryPathPreparesEachStatementOnce) {
   TempDir dir;
-  auto opened = Store::Open(dir.path());
+  auto opened = OpenStore({.state_dir = dir.path()});
   ASSERT_TRUE(opened.ok()) << opened.error().ToString();
   Store& store = **opened;
   auto one_message = [&](uint32_t uid) {

@@ -1,4 +1,5 @@
 #include "store/store.h"
+#include "store/open_store.h"
 #include "temp_dir.h"
 
 #include <sqlite3.h>
@@ -48,7 +49,7 @@ Watermark Mark(Store& store) {
 }
 
 std::unique_ptr<Store> MustOpen(const std::string& dir) {
-  auto s = Store::Open(dir);
+  auto s = OpenStore({.state_dir = dir});
   if (!s.ok()) ADD_FAILURE() << s.error().ToString();
   return s.ok() ? std::move(s).value() : nullptr;
 }
@@ -130,7 +131,7 @@ TEST(StoreTest, ReplayedCommitCreatesNoSecondRow) {
 // Kill the process inside the transaction: after reopening, neither the rows nor
 // the watermark may be there. Kill it right after: both must be there.
 void CommitAndDieAt(const std::string& dir, const std::string& point) {
-  auto store = Store::Open(dir);
+  auto store = OpenStore({.state_dir = dir});
   if (!store.ok()) std::_Exit(3);
   (*store)->SetFaultHookForTesting([&](std::string_view at) {
     if (at == point) raise(SIGKILL);
@@ -552,7 +553,7 @@ TEST(StoreTest, TwoStoresOnOneFileFromTwoThreads) {
   TempDir dir;
   constexpr int kPerThread = 200;
   auto writer = [&](const std::string& folder, std::vector<std::string>* errors) {
-    auto store = Store::Open(dir.path());
+    auto store = OpenStore({.state_dir = dir.path()});
     if (!store.ok()) {
       errors->push_back(store.error().ToString());
       return;
@@ -580,7 +581,7 @@ TEST(StoreTest, TwoStoresOnOneFileFromTwoThreads) {
 
   // Two claimers on two connections never get the same row.
   auto claimer = [&](std::set<int64_t>* got) {
-    auto s = Store::Open(dir.path());
+    auto s = OpenStore({.state_dir = dir.path()});
     if (!s.ok()) return;
     for (;;) {
       auto c = (*s)->outbox().ClaimDue(Clock::now(), 3);
@@ -601,7 +602,7 @@ TEST(StoreTest, StateDirThatIsAFileGivesAClearError) {
   TempDir dir;
   std::string file = dir.path() + "/file";
   { std::ofstream(file) << "x"; }
-  auto s = Store::Open(file + "/state");
+  auto s = OpenStore({.state_dir = file + "/state"});
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().message().find(file), std::string::npos) << s.error().message();
   EXPECT_TRUE(s.error().NeedsOperator());
@@ -610,7 +611,7 @@ TEST(StoreTest, StateDirThatIsAFileGivesAClearError) {
 // Root ignores permission bits, so the check drops to "nobody" in a child.
 void OpenReadOnlyDirAs(const std::string& dir, bool drop) {
   if (drop && (setgid(65534) != 0 || setuid(65534) != 0)) std::_Exit(5);
-  auto s = Store::Open(dir);
+  auto s = OpenStore({.state_dir = dir});
   if (s.ok()) std::_Exit(1);
   fprintf(stderr, "%s\n", s.error().ToString().c_str());
   std::_Exit(0);
@@ -630,7 +631,7 @@ TEST(StoreDeathTest, ReadOnlyDirectoryGivesAClearError) {
 TEST(StoreAttemptsTest, AttemptsAreCountedDurablyAndForgottenOnCommit) {
   TempDir dir;
   {
-    auto store = Store::Open(dir.path());
+    auto store = OpenStore({.state_dir = dir.path()});
     ASSERT_TRUE(store.ok());
     const std::array<uint32_t, 3> batch{10, 11, 12};
     ASSERT_TRUE((*store)->attempts().Begin("support", "INBOX", 7, batch).ok());
@@ -639,7 +640,7 @@ TEST(StoreAttemptsTest, AttemptsAreCountedDurablyAndForgottenOnCommit) {
     ASSERT_TRUE((*store)->attempts().RecordFailure("support", "INBOX", 11, "imap.response_too_large", "too big").ok());
   }
   // A new process (the old one crashed) sees the counts.
-  auto store = Store::Open(dir.path());
+  auto store = OpenStore({.state_dir = dir.path()});
   ASSERT_TRUE(store.ok());
   auto list = (*store)->attempts().List("support", "INBOX", 7);
   ASSERT_TRUE(list.ok());
@@ -669,7 +670,7 @@ TEST(StoreAttemptsTest, AttemptsAreCountedDurablyAndForgottenOnCommit) {
 
 TEST(StoreAttemptsTest, ANewUidValidityStartsTheCountAgain) {
   TempDir dir;
-  auto store = Store::Open(dir.path());
+  auto store = OpenStore({.state_dir = dir.path()});
   ASSERT_TRUE(store.ok());
   const std::array<uint32_t, 1> uid{5};
   ASSERT_TRUE((*store)->attempts().Begin("support", "INBOX", 7, uid).ok());
@@ -694,7 +695,7 @@ TEST(StoreAttemptsTest, ANewUidValidityStartsTheCountAgain) {
 TEST(StoreTest, DISABLED_OtherProcess) {
   const char* dir = std::getenv("MH_STORE_OTHER_DIR");
   ASSERT_NE(dir, nullptr);
-  auto other = Store::Open(dir);
+  auto other = OpenStore({.state_dir = dir});
   ASSERT_TRUE(other.ok());
   EXPECT_EQ(*(*other)->outbox().PendingCount(), std::atoi(std::getenv("MH_STORE_OTHER_PENDING")));
   const uint32_t uid = static_cast<uint32_t>(std::atoi(std::getenv("MH_STORE_OTHER_UID")));
@@ -718,10 +719,10 @@ bool RunOtherProcess(const std::string& dir, int expect_pending, uint32_t uid) {
 
 TEST(StoreTest, ProcessesKeepSeeingEachOthersWritesAfterASecondOpen) {
   TempDir dir;
-  auto first = Store::Open(dir.path());
+  auto first = OpenStore({.state_dir = dir.path()});
   ASSERT_TRUE(first.ok());
   ASSERT_TRUE((*first)->CommitMessages("support", "INBOX", Watermark{7, 1}, {Item(1)}).ok());
-  auto second = Store::Open(dir.path());
+  auto second = OpenStore({.state_dir = dir.path()});
   ASSERT_TRUE(second.ok());
   ASSERT_TRUE(RunOtherProcess(dir.path(), 1, 2));  // sees ours, adds one, closes
   EXPECT_EQ(*(*first)->outbox().PendingCount(), 2);
@@ -772,7 +773,7 @@ TEST(StoreTest, EveryWriteCommitsThroughOneTransaction) {
 // before the commit, the post-action is still there (and is done again
 // after the restart rather than forgotten).
 void FinishPostActionAndDieBeforeCommit(const std::string& dir) {
-  auto store = Store::Open(dir);
+  auto store = OpenStore({.state_dir = dir});
   if (!store.ok()) std::_Exit(3);
   (*store)->SetFaultHookForTesting([](std::string_view at) {
     if (at == "transaction.before_commit") raise(SIGKILL);

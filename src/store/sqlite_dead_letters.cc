@@ -1,4 +1,4 @@
-#include "store/dead_letters.h"
+#include "store/sqlite_dead_letters.h"
 
 #include "store/row_mapper.h"
 #include "store/statement.h"
@@ -23,22 +23,22 @@ std::string IdsIn(std::span<const int64_t> ids) {
 
 }  // namespace
 
-Result<int64_t> DeadLetters::Count() {
+Result<int64_t> SqliteDeadLetters::Count() {
   return QueryInt(db_, "SELECT COUNT(*) FROM dead_letters", "counting dead letters");
 }
 
-Result<std::vector<DeadLetter>> DeadLetters::List() {
+Result<std::vector<DeadLetter>> SqliteDeadLetters::List() {
   Stmt s(db_, "SELECT " + RowColumns("failed_at", true) + " FROM dead_letters ORDER BY id");
   return MapRows(db_, s, true, &bodies_, ToDeadLetter, "listing dead letters");
 }
 
-Result<std::vector<DeadLetterInfo>> DeadLetters::ListInfo() {
+Result<std::vector<DeadLetterInfo>> SqliteDeadLetters::ListInfo() {
   // No payload column: a listing never reads a payload (see ListInfo's doc).
   Stmt s(db_, "SELECT " + RowColumns("failed_at", false) + " FROM dead_letters ORDER BY id");
   return MapRows(db_, s, false, nullptr, ToDeadLetterInfo, "listing dead letters");
 }
 
-Result<int64_t> DeadLetters::Move(const std::string& where, bool replay) {
+Result<int64_t> SqliteDeadLetters::Move(const std::string& where, bool replay) {
   int64_t moved = 0;
   Status st = db_.InTransaction([&]() -> Status {
     if (replay) {
@@ -62,15 +62,15 @@ Result<int64_t> DeadLetters::Move(const std::string& where, bool replay) {
   return moved;
 }
 
-Result<int64_t> DeadLetters::Replay(std::span<const int64_t> ids) {
+Result<int64_t> SqliteDeadLetters::Replay(std::span<const int64_t> ids) {
   if (ids.empty()) return int64_t{0};
   return Move(IdsIn(ids), true);
 }
-Result<int64_t> DeadLetters::ReplayAll() { return Move("1=1", true); }
-Result<int64_t> DeadLetters::Drop(std::span<const int64_t> ids) {
+Result<int64_t> SqliteDeadLetters::ReplayAll() { return Move("1=1", true); }
+Result<int64_t> SqliteDeadLetters::Drop(std::span<const int64_t> ids) {
   if (ids.empty()) return int64_t{0};
   return Move(IdsIn(ids), false);
 }
-Result<int64_t> DeadLetters::DropAll() { return Move("1=1", false); }
+Result<int64_t> SqliteDeadLetters::DropAll() { return Move("1=1", false); }
 
 }  // namespace mailhook::store

@@ -1,4 +1,4 @@
-#include "store/smtp_sent.h"
+#include "store/sqlite_smtp_sent.h"
 
 #include "store/statement.h"
 #include "util/strings.h"
@@ -42,7 +42,7 @@ Status Insert(Db& db, const SentReply& reply, const std::string& sender) {
 
 }  // namespace
 
-Result<ReplyReservation> SmtpSent::ReserveReply(const SentReply& reply, ReplyLimit limit) {
+Result<ReplyReservation> SqliteSmtpSent::ReserveReply(const SentReply& reply, ReplyLimit limit) {
   const std::string sender = util::Lower(reply.sender);
   ReplyReservation decision = ReplyReservation::kReserved;
   auto s = db_.InTransaction([&]() -> Status {
@@ -56,7 +56,7 @@ Result<ReplyReservation> SmtpSent::ReserveReply(const SentReply& reply, ReplyLim
   return decision;
 }
 
-Status SmtpSent::ReleaseReply(const std::string& target, const std::string& event_id) {
+Status SqliteSmtpSent::ReleaseReply(const std::string& target, const std::string& event_id) {
   return db_.InTransaction([&]() -> Status {
     Stmt del(db_, "DELETE FROM smtp_sent WHERE target=? AND event_id=?");
     del.Bind(1, target).Bind(2, event_id);
@@ -65,7 +65,7 @@ Status SmtpSent::ReleaseReply(const std::string& target, const std::string& even
   });
 }
 
-Result<bool> SmtpSent::AlreadyAnswered(const std::string& target, const std::string& message_id) {
+Result<bool> SqliteSmtpSent::AlreadyAnswered(const std::string& target, const std::string& message_id) {
   if (message_id.empty()) return false;
   Stmt s(db_, "SELECT 1 FROM smtp_sent WHERE target=? AND message_id=?");
   s.Bind(1, target).Bind(2, message_id);
@@ -74,18 +74,18 @@ Result<bool> SmtpSent::AlreadyAnswered(const std::string& target, const std::str
   return false;
 }
 
-Result<int64_t> SmtpSent::SentSince(const std::string& target, const std::string& sender, TimePoint since) {
+Result<int64_t> SqliteSmtpSent::SentSince(const std::string& target, const std::string& sender, TimePoint since) {
   Stmt s(db_, "SELECT COUNT(*) FROM smtp_sent WHERE target=? AND sender=? AND sent_at>?");
   s.Bind(1, target).Bind(2, util::Lower(sender)).Bind(3, ToMs(since));
   if (!s.Step()) return db_.SqlError("counting recent replies of " + target);
   return s.Int(0);
 }
 
-Status SmtpSent::RecordSent(const SentReply& reply) {
+Status SqliteSmtpSent::RecordSent(const SentReply& reply) {
   return db_.InTransaction([&]() -> Status { return Insert(db_, reply, util::Lower(reply.sender)); });
 }
 
-Status SmtpSent::PruneSentBefore(TimePoint before) {
+Status SqliteSmtpSent::PruneSentBefore(TimePoint before) {
   return db_.InTransaction([&]() -> Status {
     Stmt prune(db_, "DELETE FROM smtp_sent WHERE sent_at < ?");
     prune.Bind(1, ToMs(before));

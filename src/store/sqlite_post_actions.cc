@@ -1,4 +1,4 @@
-#include "store/post_actions.h"
+#include "store/sqlite_post_actions.h"
 
 #include "store/statement.h"
 
@@ -7,7 +7,7 @@ namespace mailhook::store {
 using util::Ok;
 using util::Status;
 
-Status PostActions::Add(const std::vector<PostAction>& actions) {
+Status SqlitePostActions::Add(const std::vector<PostAction>& actions) {
   return db_.InTransaction([&]() -> Status {
     Stmt post(db_,
               "INSERT OR IGNORE INTO post_actions (event_id, account, folder, uidvalidity, uid, "
@@ -23,8 +23,8 @@ Status PostActions::Add(const std::vector<PostAction>& actions) {
   });
 }
 
-util::Result<std::vector<PostAction>> PostActions::Ready(const std::string& account, const std::string& folder,
-                                                         int limit) {
+util::Result<std::vector<PostAction>> SqlitePostActions::Ready(const std::string& account, const std::string& folder,
+                                                               int limit) {
   // Ready = no outbox row and no dead letter left for the event: every
   // target succeeded. A dead letter holds the action until it is replayed
   // and delivered (or dropped, which releases it).
@@ -44,14 +44,14 @@ util::Result<std::vector<PostAction>> PostActions::Ready(const std::string& acco
   return out;
 }
 
-Status PostActions::Finish(const std::string& event_id) {
+Status SqlitePostActions::Finish(const std::string& event_id) {
   // Through the one write path like every write: as an autocommit DELETE it
   // would start as a read and could fail at once with SQLITE_BUSY instead
   // of waiting its turn behind another writer.
   return RunKeyed(db_, "DELETE FROM post_actions WHERE event_id=?", event_id, "finishing post-action " + event_id);
 }
 
-util::Result<int64_t> PostActions::Count() {
+util::Result<int64_t> SqlitePostActions::Count() {
   return QueryInt(db_, "SELECT COUNT(*) FROM post_actions", "counting post-actions");
 }
 

@@ -1,4 +1,4 @@
-#include "store/fingerprints.h"
+#include "store/sqlite_fingerprints.h"
 
 #include <algorithm>
 
@@ -9,7 +9,8 @@ namespace mailhook::store {
 using util::Ok;
 using util::Status;
 
-Status Fingerprints::Add(const std::string& account, const std::string& folder, const std::vector<Fingerprint>& fps) {
+Status SqliteFingerprints::Add(const std::string& account, const std::string& folder,
+                               const std::vector<Fingerprint>& fps) {
   if (fps.empty()) return Ok();
   return db_.InTransaction([&]() -> Status {
     Stmt s(db_,
@@ -25,8 +26,8 @@ Status Fingerprints::Add(const std::string& account, const std::string& folder, 
   });
 }
 
-util::Result<std::vector<uint32_t>> Fingerprints::Claim(const std::string& account, const std::string& folder,
-                                                        const std::vector<Fingerprint>& fps) {
+util::Result<std::vector<uint32_t>> SqliteFingerprints::Claim(const std::string& account, const std::string& folder,
+                                                              const std::vector<Fingerprint>& fps) {
   std::vector<uint32_t> unmatched;
   auto s = db_.InTransaction([&]() -> Status {
     unmatched.clear();  // a retried transaction starts over
@@ -53,7 +54,8 @@ util::Result<std::vector<uint32_t>> Fingerprints::Claim(const std::string& accou
   return unmatched;
 }
 
-Status Fingerprints::KeepGenerations(const std::string& account, const std::string& folder, uint32_t a, uint32_t b) {
+Status SqliteFingerprints::KeepGenerations(const std::string& account, const std::string& folder, uint32_t a,
+                                           uint32_t b) {
   return db_.InTransaction([&]() -> Status {
     Stmt s(db_, "DELETE FROM fingerprints WHERE account=? AND folder=? AND uidvalidity NOT IN (?,?)");
     s.Bind(1, account).Bind(2, folder).Bind(3, a).Bind(4, b);
@@ -62,8 +64,8 @@ Status Fingerprints::KeepGenerations(const std::string& account, const std::stri
   });
 }
 
-Status Fingerprints::ForgetAbsent(const std::string& account, const std::string& folder, uint32_t uidvalidity,
-                                  uint32_t lo, uint32_t hi, std::span<const uint32_t> present) {
+Status SqliteFingerprints::ForgetAbsent(const std::string& account, const std::string& folder, uint32_t uidvalidity,
+                                        uint32_t lo, uint32_t hi, std::span<const uint32_t> present) {
   return db_.InTransaction([&]() -> Status {
     std::vector<uint32_t> stored;
     {
@@ -84,7 +86,8 @@ Status Fingerprints::ForgetAbsent(const std::string& account, const std::string&
   });
 }
 
-util::Result<bool> Fingerprints::HasOther(const std::string& account, const std::string& folder, uint32_t uidvalidity) {
+util::Result<bool> SqliteFingerprints::HasOther(const std::string& account, const std::string& folder,
+                                                uint32_t uidvalidity) {
   // MIN and MAX apart: each is one step down the primary key's index, where
   // "uidvalidity<>?" would scan every row of the folder (asked every sync).
   for (const char* sql : {"SELECT MIN(uidvalidity) FROM fingerprints WHERE account=? AND folder=?",
@@ -97,15 +100,15 @@ util::Result<bool> Fingerprints::HasOther(const std::string& account, const std:
   return false;
 }
 
-util::Result<int64_t> Fingerprints::Count(const std::string& account, const std::string& folder) {
+util::Result<int64_t> SqliteFingerprints::Count(const std::string& account, const std::string& folder) {
   Stmt s(db_, "SELECT COUNT(*) FROM fingerprints WHERE account=? AND folder=?");
   s.Bind(1, account).Bind(2, folder);
   if (!s.Step()) return db_.SqlError("counting fingerprints");
   return s.Int(0);
 }
 
-util::Result<std::vector<Fingerprint>> Fingerprints::List(const std::string& account, const std::string& folder,
-                                                          uint32_t uidvalidity) {
+util::Result<std::vector<Fingerprint>> SqliteFingerprints::List(const std::string& account, const std::string& folder,
+                                                                uint32_t uidvalidity) {
   Stmt s(db_,
          "SELECT uid, message_key, size FROM fingerprints WHERE account=? AND folder=? AND uidvalidity=? "
          "ORDER BY uid");

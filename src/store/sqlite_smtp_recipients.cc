@@ -1,4 +1,4 @@
-#include "store/smtp_recipients.h"
+#include "store/sqlite_smtp_recipients.h"
 
 #include "store/statement.h"
 
@@ -8,7 +8,8 @@ using util::Ok;
 using util::Result;
 using util::Status;
 
-Result<std::vector<RecipientState>> SmtpRecipients::ForEvent(const std::string& target, const std::string& event_id) {
+Result<std::vector<RecipientState>> SqliteSmtpRecipients::ForEvent(const std::string& target,
+                                                                   const std::string& event_id) {
   Stmt s(db_,
          "SELECT recipient, state, reply, updated_at FROM smtp_recipients WHERE target=? AND event_id=? "
          "ORDER BY recipient");
@@ -22,8 +23,8 @@ Result<std::vector<RecipientState>> SmtpRecipients::ForEvent(const std::string& 
   return out;
 }
 
-Status SmtpRecipients::Record(const std::string& target, const std::string& event_id,
-                              const std::vector<RecipientState>& states) {
+Status SqliteSmtpRecipients::Record(const std::string& target, const std::string& event_id,
+                                    const std::vector<RecipientState>& states) {
   if (states.empty()) return Ok();
   return db_.InTransaction([&]() -> Status {
     Stmt add(db_,
@@ -40,7 +41,7 @@ Status SmtpRecipients::Record(const std::string& target, const std::string& even
   });
 }
 
-Status SmtpRecipients::Forget(const std::string& target, const std::string& event_id) {
+Status SqliteSmtpRecipients::Forget(const std::string& target, const std::string& event_id) {
   return db_.InTransaction([&]() -> Status {
     Stmt del(db_, "DELETE FROM smtp_recipients WHERE target=? AND event_id=?");
     del.Bind(1, target).Bind(2, event_id);
@@ -49,7 +50,7 @@ Status SmtpRecipients::Forget(const std::string& target, const std::string& even
   });
 }
 
-Status SmtpRecipients::PruneEnded() {
+Status SqliteSmtpRecipients::PruneEnded() {
   return db_.InTransaction([&]() -> Status {
     // Both lookups use the UNIQUE (event_id, target) indexes.
     Stmt prune(db_,

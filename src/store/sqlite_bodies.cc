@@ -1,4 +1,4 @@
-#include "store/bodies.h"
+#include "store/sqlite_bodies.h"
 
 #include <algorithm>
 #include <climits>
@@ -12,7 +12,7 @@ using util::Ok;
 using util::RetryClass;
 using util::Status;
 
-Status Bodies::Write(int64_t id, uint64_t size, const std::vector<std::shared_ptr<const std::string>>& pieces) {
+Status SqliteBodies::Write(int64_t id, uint64_t size, const std::vector<std::shared_ptr<const std::string>>& pieces) {
   if (size > static_cast<uint64_t>(INT32_MAX)) {
     return StoreError(
         "store.too_large", RetryClass::kNeedsOperator,
@@ -41,7 +41,7 @@ Status Bodies::Write(int64_t id, uint64_t size, const std::vector<std::shared_pt
   });
 }
 
-util::Result<std::string> Bodies::Read(int64_t id) {
+util::Result<std::string> SqliteBodies::Read(int64_t id) {
   // Column access would hold the payload twice (SQLite's copy and ours).
   sqlite3_blob* blob = nullptr;
   int rc = sqlite3_blob_open(db_.handle(), "main", "bodies", "body", id, 0, &blob);
@@ -63,11 +63,11 @@ util::Result<std::string> Bodies::Read(int64_t id) {
   return out;
 }
 
-Status Bodies::Delete(int64_t id) {
+Status SqliteBodies::Delete(int64_t id) {
   return RunKeyed(db_, "DELETE FROM bodies WHERE id=?", id, "deleting the payload of row " + std::to_string(id));
 }
 
-Status Bodies::DeleteOrphans() {
+Status SqliteBodies::DeleteOrphans() {
   return db_.InTransaction([&]() -> Status {
     Stmt del(db_,
              "DELETE FROM bodies WHERE id NOT IN (SELECT id FROM outbox) "

@@ -1,4 +1,4 @@
-#include "store/attempts.h"
+#include "store/sqlite_attempts.h"
 
 #include "store/statement.h"
 
@@ -25,8 +25,8 @@ Status PerUid(Db& db, const char* sql, const std::string& account, const std::st
 
 }  // namespace
 
-Status Attempts::Begin(const std::string& account, const std::string& folder, uint32_t uidvalidity,
-                       std::span<const uint32_t> uids) {
+Status SqliteAttempts::Begin(const std::string& account, const std::string& folder, uint32_t uidvalidity,
+                             std::span<const uint32_t> uids) {
   return db_.InTransaction([&]() -> Status {
     Stmt up(db_,
             "INSERT INTO attempts (account, folder, uidvalidity, uid, count, updated_at) "
@@ -45,13 +45,13 @@ Status Attempts::Begin(const std::string& account, const std::string& folder, ui
   });
 }
 
-Status Attempts::Refund(const std::string& account, const std::string& folder, std::span<const uint32_t> uids) {
+Status SqliteAttempts::Refund(const std::string& account, const std::string& folder, std::span<const uint32_t> uids) {
   return PerUid(db_, "UPDATE attempts SET count=count-1 WHERE account=? AND folder=? AND uid=? AND count>0", account,
                 folder, uids, "taking back an attempt at");
 }
 
-Status Attempts::RecordFailure(const std::string& account, const std::string& folder, uint32_t uid,
-                               const std::string& code, const std::string& message, bool count) {
+Status SqliteAttempts::RecordFailure(const std::string& account, const std::string& folder, uint32_t uid,
+                                     const std::string& code, const std::string& message, bool count) {
   return db_.InTransaction([&]() -> Status {
     Stmt up(db_, "UPDATE attempts SET last_code=?, last_error=?, count=count+? WHERE account=? AND folder=? AND uid=?");
     up.Bind(1, code).Bind(2, message.substr(0, 500)).Bind(3, count ? 1 : 0).Bind(4, account).Bind(5, folder);
@@ -61,8 +61,8 @@ Status Attempts::RecordFailure(const std::string& account, const std::string& fo
   });
 }
 
-util::Result<std::vector<Attempt>> Attempts::List(const std::string& account, const std::string& folder,
-                                                  uint32_t uidvalidity) {
+util::Result<std::vector<Attempt>> SqliteAttempts::List(const std::string& account, const std::string& folder,
+                                                        uint32_t uidvalidity) {
   Stmt s(db_,
          "SELECT uid, count, last_code, last_error FROM attempts "
          "WHERE account=? AND folder=? AND uidvalidity=? ORDER BY uid");
@@ -75,12 +75,12 @@ util::Result<std::vector<Attempt>> Attempts::List(const std::string& account, co
   return out;
 }
 
-Status Attempts::Forget(const std::string& account, const std::string& folder, std::span<const uint32_t> uids) {
+Status SqliteAttempts::Forget(const std::string& account, const std::string& folder, std::span<const uint32_t> uids) {
   return PerUid(db_, "DELETE FROM attempts WHERE account=? AND folder=? AND uid=?", account, folder, uids,
                 "forgetting attempts of");
 }
 
-Status Attempts::ForgetBelow(const std::string& account, const std::string& folder, Watermark mark) {
+Status SqliteAttempts::ForgetBelow(const std::string& account, const std::string& folder, Watermark mark) {
   return db_.InTransaction([&]() -> Status {
     Stmt below(db_, "DELETE FROM attempts WHERE account=? AND folder=? AND (uid<=? OR uidvalidity<>?)");
     below.Bind(1, account).Bind(2, folder).Bind(3, mark.last_uid).Bind(4, mark.uidvalidity);

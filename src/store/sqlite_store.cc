@@ -1,4 +1,4 @@
-#include "store/store.h"
+#include "store/sqlite_store.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -24,8 +24,10 @@ using util::Status;
 // replayed CommitMessages does not send them again.
 constexpr auto kDeliveredRetention = std::chrono::hours(7 * 24);
 
-// Creates state_dir 0700 when missing and checks that it is writable.
-Status PrepareStateDir(const std::string& state_dir) {
+// Creates the database's directory (state_dir, or the directory of a
+// `sqlite:PATH` url: `what` names it for messages) 0700 when missing and
+// checks that it is writable.
+Status PrepareStateDir(const std::string& state_dir, const std::string& what) {
   // The state holds whole events (mail bodies, attachments): state_dir is
   // made 0700 and the database files 0600, whatever the umask. mkdir's mode
   // is applied at creation, so the directory is never open in between.
@@ -38,8 +40,8 @@ Status PrepareStateDir(const std::string& state_dir) {
   }
   if (ec) {
     return StoreError("store.mkdir", RetryClass::kNeedsOperator,
-                      "cannot create state_dir " + state_dir + ": " + ec.message() +
-                          "; create it or point state_dir at a writable directory");
+                      "cannot create " + what + " " + state_dir + ": " + ec.message() + "; create it or point " + what +
+                          " at a writable directory");
   }
   // WAL needs to create -wal and -shm files beside the database, so the directory
   // itself must be writable, not just the file. Checking here gives a clearer
@@ -47,16 +49,16 @@ Status PrepareStateDir(const std::string& state_dir) {
   if (access(state_dir.c_str(), W_OK | X_OK) != 0) {
     int err = errno;
     return StoreError("store.readonly", RetryClass::kNeedsOperator,
-                      "state_dir " + state_dir + " is not writable (" + std::strerror(err) +
+                      what + " " + state_dir + " is not writable (" + std::strerror(err) +
                           "); make it writable by uid " + std::to_string(geteuid()) +
-                          " (e.g. a writable volume) or point state_dir elsewhere");
+                          " (e.g. a writable volume) or point " + what + " elsewhere");
   }
   return Ok();
 }
 
 }  // namespace
 
-Store::Store(std::unique_ptr<Db> db)
+SqliteStore::SqliteStore(std::unique_ptr<Db> db)
     : db_(std::move(db)),
       bodies_(*db_),
       watermarks_(*db_),
@@ -68,18 +70,19 @@ Store::Store(std::unique_ptr<Db> db)
       smtp_sent_(*db_),
       smtp_recipients_(*db_) {}
 
-Result<std::unique_ptr<Store>> Store::Open(const std::string& state_dir) {
-  if (auto s = PrepareStateDir(state_dir); !s) return s.error();
-  std::string path = (std::filesystem::path(state_dir) / "mailhook.db").string();
+Result<std::unique_ptr<Store>> SqliteStore::Open(const std::string& dir, const std::string& dir_name,
+                                                 const std::string& path) {
+  if (auto s = PrepareStateDir(dir, dir_name); !s) return s.error();
   auto db = Db::Open(path);
   if (!db.ok()) return db.error();
   if (auto s = Migrate(**db); !s) return s.error();
-  return std::unique_ptr<Store>(new Store(std::move(*db)));
+  return std::unique_ptr<Store>(new SqliteStore(std::move(*db)));
 }
 
-Status Store::CommitMessages(const std::string& account, const std::string& folder, std::optional<Watermark> new_mark,
-                             const std::vector<OutboxItem>& items, const std::vector<PostAction>& post_actions,
-                             const std::vector<Fingerprint>& fingerprints) {
+Status SqliteStore::CommitMessages(const std::string& account, const std::string& folder,
+                                   std::optional<Watermark> new_mark, const std::vector<OutboxItem>& items,
+                                   const std::vector<PostAction>& post_actions,
+                                   const std::vector<Fingerprint>& fingerprints) {
   return db_->InTransaction([&]() -> Status {
     if (auto s = outbox_.Add(items); !s) return s;
     db_->Fault("commit_messages.inserted");
@@ -98,16 +101,16 @@ Status Store::CommitMessages(const std::string& account, const std::string& fold
   });
 }
 
-int64_t Store::StatementsPreparedForTesting() const { return db_->statements().prepares(); }
+int64_t SqliteStore::StatementsPreparedForTesting() const { return db_->statements().prepares(); }
 
-Status Store::Housekeep() {
+Status SqliteStore::Housekeep() {
   return db_->InTransaction([&]() -> Status {
     if (auto s = outbox_.PruneDelivered(Clock::now() - kDeliveredRetention); !s) return s;
     return bodies_.DeleteOrphans();
   });
 }
 
-Status Store::HousekeepSmtp(TimePoint now, std::chrono::milliseconds longest_window) {
+Status SqliteStore::HousekeepSmtp(TimePoint now, std::chrono::milliseconds longest_window) {
   if (auto s = smtp_sent_.PruneSentBefore(SmtpSent::KeepSince(now, longest_window)); !s) return s;
   return smtp_recipients_.PruneEnded();
 }

@@ -1,10 +1,10 @@
-#include "store/watermarks.h"
+#include "store/sqlite_watermarks.h"
 
 #include "store/statement.h"
 
 namespace mailhook::store {
 
-util::Result<std::optional<Watermark>> Watermarks::Get(const std::string& account, const std::string& folder) {
+util::Result<std::optional<Watermark>> SqliteWatermarks::Get(const std::string& account, const std::string& folder) {
   Stmt s(db_, "SELECT uidvalidity, last_uid FROM watermarks WHERE account=? AND folder=?");
   s.Bind(1, account).Bind(2, folder);
   if (s.Step()) {
@@ -14,7 +14,7 @@ util::Result<std::optional<Watermark>> Watermarks::Get(const std::string& accoun
   return std::optional<Watermark>();
 }
 
-util::Status Watermarks::Set(const std::string& account, const std::string& folder, Watermark mark) {
+util::Status SqliteWatermarks::Set(const std::string& account, const std::string& folder, Watermark mark) {
   return db_.InTransaction([&]() -> util::Status {
     Stmt s(db_,
            "INSERT INTO watermarks (account, folder, uidvalidity, last_uid, updated_at, fp_floor) "
@@ -28,7 +28,7 @@ util::Status Watermarks::Set(const std::string& account, const std::string& fold
   });
 }
 
-util::Result<uint32_t> Watermarks::FingerprintFloor(const std::string& account, const std::string& folder) {
+util::Result<uint32_t> SqliteWatermarks::FingerprintFloor(const std::string& account, const std::string& folder) {
   Stmt s(db_, "SELECT fp_floor FROM watermarks WHERE account=? AND folder=?");
   s.Bind(1, account).Bind(2, folder);
   if (s.Step()) return static_cast<uint32_t>(s.Int(0));
@@ -36,7 +36,8 @@ util::Result<uint32_t> Watermarks::FingerprintFloor(const std::string& account, 
   return 0u;
 }
 
-util::Status Watermarks::SetFingerprintFloor(const std::string& account, const std::string& folder, uint32_t floor) {
+util::Status SqliteWatermarks::SetFingerprintFloor(const std::string& account, const std::string& folder,
+                                                   uint32_t floor) {
   return db_.InTransaction([&]() -> util::Status {
     Stmt s(db_, "UPDATE watermarks SET fp_floor=? WHERE account=? AND folder=?");
     s.Bind(1, floor).Bind(2, account).Bind(3, folder);
