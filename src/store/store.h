@@ -79,7 +79,7 @@ class Store {
   }
 
   /// Start-up housekeeping, once per daemon start (not per OpenStore: the
-  /// daemon opens one Store per watcher and per worker): forgets delivered
+  /// daemon opens several, one per account sync and one for the dispatcher): forgets delivered
   /// markers past the dedupe window and deletes payloads no row refers to any more.
   virtual util::Status Housekeep() = 0;
 
