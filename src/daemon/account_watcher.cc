@@ -105,6 +105,7 @@ AccountWatcher::AccountWatcher(const config::Config& config, const config::Accou
   util::MutexLock lock(mu_);
   changed_.assign(folders_.size(), false);
   missing_.assign(folders_.size(), false);
+  reselect_.assign(folders_.size(), false);
 }
 
 AccountWatcher::~AccountWatcher() { Join(); }
@@ -140,6 +141,18 @@ void AccountWatcher::MarkChanged(size_t i) {
     changed_[i] = true;
   }
   work_.Fire();
+}
+
+void AccountWatcher::RequireSelect(size_t i) {
+  util::MutexLock lock(mu_);
+  reselect_[i] = true;
+}
+
+bool AccountWatcher::TakeReselect(size_t i) {
+  util::MutexLock lock(mu_);
+  const bool was = reselect_[i];
+  reselect_[i] = false;
+  return was;
 }
 
 void AccountWatcher::MarkAllChanged() {
@@ -309,7 +322,8 @@ util::Status AccountWatcher::SyncChanged(imap::Mailbox& session) {
   for (size_t k = 0; k < changed.size() && !stop_.fired(); ++k) {
     const size_t i = changed[k];
     auto store = stores_.Acquire();
-    const bool still_selected = selected_ == i;
+    const bool reselect = TakeReselect(i);  // taken in any case: it is about this sync
+    const bool still_selected = selected_ == i && !reselect;
     selected_.reset();  // until this sync succeeded: a failed one may have left nothing selected
     util::Status s = store.ok() ? folders_[i]->Sync(session, **store, still_selected) : util::Status(store.error());
     if (s.ok()) {
@@ -361,8 +375,10 @@ util::Status AccountWatcher::PollFolders(imap::Mailbox& session) {
       continue;
     }
     auto& last = last_status_[i];
-    if (!last || last->uidnext != status->uidnext || last->uidvalidity != status->uidvalidity ||
-        last->messages != status->messages) {
+    if (last && last->uidvalidity != status->uidvalidity) {
+      RequireSelect(i);
+      MarkChanged(i);
+    } else if (!last || last->uidnext != status->uidnext || last->messages != status->messages) {
       MarkChanged(i);
     }
     last = *status;
@@ -444,6 +460,7 @@ void AccountWatcher::WatchLost(const std::vector<size_t>& watched, const util::S
   for (size_t i : watched) {
     folders_[i]->set_watched(false);
     ConnectionLost(*folders_[i], why);
+    RequireSelect(i);
     MarkChanged(i);
   }
 }
@@ -491,6 +508,7 @@ void AccountWatcher::OnFolderEvent(const imap::FolderEvent& event) {
   if (!i) return;
   // A watched folder that comes back is synced (a new UIDVALIDITY re-baselines
   // it); one that went is marked so /readyz names it.
+  RequireSelect(*i);  // a folder by that name, if any, is another one now
   if (created) {
     MarkChanged(*i);
   } else {

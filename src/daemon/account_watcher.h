@@ -102,6 +102,10 @@ class AccountWatcher {
   util::Status SyncChanged(imap::Mailbox& session);
   /// After a successful sync of `i`: when to look at it again (RecheckSchedule).
   void ScheduleRecheck(size_t i);
+  /// Has the next sync of `i` SELECT it again (reselect_).
+  void RequireSelect(size_t i);
+  /// Whether RequireSelect(i) was called since its last sync; clears it.
+  bool TakeReselect(size_t i);
   /// Marks the folders whose recheck is due; true if there was one.
   bool RecheckDue(std::chrono::steady_clock::time_point now);
   /// STATUS of every polled folder; a change marks it.
@@ -152,7 +156,11 @@ class AccountWatcher {
   util::Mutex mu_;
   std::vector<bool> changed_ GUARDED_BY(mu_);
   std::vector<bool> missing_ GUARDED_BY(mu_);  // reported unavailable
-  StopSignal work_;                            // fired when a folder is marked: wakes the worker
+  /// The folder may be another one under the same name (deleted and created
+  /// again, or its watch connection broke): its next sync SELECTs, as a NOOP
+  /// on the old selection would not show a new UIDVALIDITY (Dovecot 2.3).
+  std::vector<bool> reselect_ GUARDED_BY(mu_);
+  StopSignal work_;  // fired when a folder is marked: wakes the worker
   std::atomic<int> connections_{0};
   // Worker thread only:
   bool decided_ = false;

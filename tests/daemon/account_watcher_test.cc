@@ -160,6 +160,25 @@ TEST_F(AccountWatcherTest, TheWorkerSelectsAFolderOnceAndItsNextSyncsOnlySearch)
   EXPECT_EQ(folder_.opens(), 2) << "one session each: no reconnect reset it";
 }
 
+TEST_F(AccountWatcherTest, AFolderRecreatedWhileSelectedIsSelectedAgain) {
+  // A NOOP on the old selection does not show a new UIDVALIDITY: the folder
+  // deleted and created again must be SELECTed, or its new UIDs (from 1
+  // again) stay under the old watermark and are never delivered.
+  folder_.SetCapabilities({});  // polled: STATUS sees the new UIDVALIDITY
+  auto w = Make();
+  w->Start();
+  ASSERT_TRUE(WaitUntil([&] { return w->folders()[0]->state() == WatchState::kIdling; }));
+  folder_.Add("before");
+  ASSERT_TRUE(WaitUntil([&] { return EventUids() == std::vector<uint32_t>{1} && Count("SEARCH 2:*") > 0; }));
+  const int selects = Count("SELECT INBOX");
+  folder_.Recreate(99);
+  folder_.Add("after");
+  ASSERT_TRUE(WaitUntil([&] { return EventUids() == std::vector<uint32_t>{1, 1}; })) << "the recreated folder's mail";
+  stop_.Fire();
+  w->Join();
+  EXPECT_GT(Count("SELECT INBOX"), selects);
+}
+
 TEST_F(AccountWatcherTest, EachResyncSelectsTheFolderAgain) {
   config_.accounts[0].idle_refresh = milliseconds(50);
   auto w = Make();
