@@ -20,6 +20,12 @@ using SteadyClock = std::chrono::steady_clock;
 
 const char* kWatchNames[] = {"undecided", "notify", "idle", "poll"};
 
+// A folder kept selected on the worker is SELECTed again at least this
+// often: a server may recreate a folder without a notification or a broken
+// connection telling (an IDLE watch that stays up), and a NOOP on the old
+// selection would not show its new UIDVALIDITY.
+constexpr milliseconds kSelectAtLeastEvery(60'000);
+
 // Waits until `a` or `b` is readable or `d` passed.
 void WaitEither(int a, int b, milliseconds d) {
   pollfd fds[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
@@ -323,10 +329,12 @@ util::Status AccountWatcher::SyncChanged(imap::Mailbox& session) {
     const size_t i = changed[k];
     auto store = stores_.Acquire();
     const bool reselect = TakeReselect(i);  // taken in any case: it is about this sync
-    const bool still_selected = selected_ == i && !reselect;
+    const auto now = SteadyClock::now();
+    const bool still_selected = selected_ == i && !reselect && now - selected_at_ < kSelectAtLeastEvery;
     selected_.reset();  // until this sync succeeded: a failed one may have left nothing selected
     util::Status s = store.ok() ? folders_[i]->Sync(session, **store, still_selected) : util::Status(store.error());
     if (s.ok()) {
+      if (!still_selected) selected_at_ = now;
       selected_ = i;
       ReportMissing(i, false, "");
       ScheduleRecheck(i);
@@ -372,6 +380,7 @@ util::Status AccountWatcher::PollFolders(imap::Mailbox& session) {
       folders_[i]->set_state(WatchState::kNeedsOperator);
       ReportMissing(i, true, status.error().message());
       last_status_[i].reset();  // marked again once it answers
+      RequireSelect(i);         // and then it may be another folder by that name
       continue;
     }
     auto& last = last_status_[i];

@@ -173,7 +173,8 @@ class AccountWatcher {
   /// the session, after a refused folder, and at each idle_refresh resync
   /// (a fresh SELECT now and then, as before).
   std::optional<size_t> selected_;
-  std::vector<std::thread> watch_threads_;  // started and joined by the worker
+  std::chrono::steady_clock::time_point selected_at_;  // when selected_ was last SELECTed
+  std::vector<std::thread> watch_threads_;             // started and joined by the worker
   std::thread worker_;
 };
 

@@ -430,6 +430,12 @@ bool FolderWatcher::SessionWork::OriginalUnreadable(uint32_t uid, const util::Er
   if (NotTheMessages(error) || error.IsVanished() || error.IsResponseTooLarge()) return false;
   static constexpr std::string_view kTransient[] = {"imap.unavailable", "imap.limit", "imap.inuse", "imap.bye"};
   if (std::find(std::begin(kTransient), std::end(kTransient), error.code()) != std::end(kTransient)) return false;
+  // A refusal may be momentary ([SERVERBUG] during a disk hiccup, a read
+  // that timed out): the message is tried again as any other failure, and
+  // only its last allowed attempt goes out without the original instead of
+  // becoming message.unprocessable for every route.
+  const auto it = attempts_.find(uid);
+  if (it == attempts_.end() || it->second.count < w_.account_.limits.max_attempts) return false;
   // A lost connection fails the NOOP too; a refusal of this message's
   // BODY.PEEK[] leaves the session answering.
   if (!session_.Noop().ok()) return false;

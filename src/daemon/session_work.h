@@ -150,7 +150,8 @@ class FolderWatcher::SessionWork {
   /// own (the server refuses its bytes while the session still answers a
   /// NOOP): the forwards get "original_rfc822": null, "original_omitted":
   /// "unreadable" instead of the message failing for every route. A lost
-  /// connection or a busy server is false: the message is tried again.
+  /// connection or a busy server is false: the message is tried again; so is
+  /// any refusal before the message's last allowed attempt (max_attempts).
   bool OriginalUnreadable(uint32_t uid, const util::Error& error);
   /// The test-only fault point (see FolderWatcher::fault_subject_).
   void Fault(uint32_t uid);

@@ -386,8 +386,11 @@ Dispatcher::Claimed Dispatcher::Claim(std::optional<int64_t> delivered, bool wan
     request.now = clock_.Now();
     request.lease = options_.lease;
     auto rows = store_->outbox().Claim(request);
+    util::Status recorded = rows.ok() ? util::Ok() : util::Status(rows.error());
+    // A claim that failed (a busy file, a row that cannot be read) must not
+    // take the deliveries already done with it: they are recorded alone.
+    if (!rows.ok() && !request.delivered.empty()) recorded = store_->outbox().MarkDelivered(request.delivered);
     util::MutexLock lock(mu_);
-    const util::Status recorded = rows.ok() ? util::Ok() : util::Status(rows.error());
     for (int64_t id : request.delivered) mark_results_[id] = recorded;
     if (!rows.ok() && !served) out.rows = rows.error();
     out.more = rows.ok() && rows->more;

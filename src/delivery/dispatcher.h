@@ -133,7 +133,7 @@ class Dispatcher {
   /// Called after every recorded attempt. Before Start.
   void SetOnOutcome(std::function<void(const Report&)> callback);
 
-  /// Opens one Store per worker, frees stale leases of a previous run and starts
+  /// Opens the workers' Store, frees stale leases of a previous run and starts
   /// the workers. Fails (starting nothing) when a target or the store is bad.
   util::Status Start();
 

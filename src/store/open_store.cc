@@ -24,7 +24,8 @@ util::Result<std::unique_ptr<Store>> OpenStore(const StoreSpec& spec) {
     return SqliteStore::Open(dir, "the directory of the store url", file.string());
   }
   // The url may hold a password: only its scheme goes into the message.
-  std::string_view scheme = url.substr(0, url.find(':'));
+  const size_t colon = url.find(':');
+  std::string_view scheme = colon == std::string_view::npos ? std::string_view("(none)") : url.substr(0, colon);
   return StoreError("store.url", util::RetryClass::kNeedsOperator,
                     "the store url's scheme \"" + std::string(scheme) +
                         "\" is not supported; use sqlite:PATH, or no url for SQLite in state_dir");

@@ -107,10 +107,16 @@ Result<ClaimResult> Outbox::Claim(const ClaimRequest& request) {
     if (!due.ok()) return due.error();
     // A target's rows beyond its room stay unclaimed (selected, not leased):
     // the next claim, with that target skipped, finds the others.
+    // A row left for lack of room says more too: rows of other targets may
+    // be due behind it, beyond what was selected (that target is skipped by
+    // the next claim, so the wakes end).
     std::map<std::string, int> room = request.room;
     for (auto& d : *due) {
       auto it = room.find(d.item.target);
-      if (it != room.end() && it->second-- <= 0) continue;
+      if (it != room.end() && it->second-- <= 0) {
+        out.more = true;
+        continue;
+      }
       out.rows.push_back(std::move(d));
     }
     if (out.rows.size() > static_cast<size_t>(request.limit)) {

@@ -696,9 +696,25 @@ TEST_F(OriginalMessageTest, AnOriginalTheServerRefusesIsLeftOutOfTheForwardAlone
   ASSERT_TRUE(hook.is_object());
   EXPECT_EQ(hook["type"], "message.received") << hook.dump();
   EXPECT_FALSE(hook.contains("original_omitted"));
-  EXPECT_EQ(folder_.opens(), 1) << "taken as it is, not tried again";
   const auto calls = folder_.calls();
-  EXPECT_EQ(std::count(calls.begin(), calls.end(), "NOOP"), 1) << "the check that the session still answers";
+  EXPECT_EQ(std::count(calls.begin(), calls.end(), "NOOP"), 1)
+      << "the check that the session still answers, at the last allowed attempt only";
+  EXPECT_EQ(std::count(calls.begin(), calls.end(), "FETCH BODY " + std::to_string(uid) + " []"), 3)
+      << "tried max_attempts times before going without it";
+}
+
+// A refusal that passes (a momentary NO, a read that timed out) costs the
+// forward nothing: the message is tried again and the original attached.
+TEST_F(OriginalMessageTest, AnOriginalRefusedOnceIsReadAgainNotLeftOut) {
+  ScopedEnv server_path("MAILHOOK_TEST_WHOLE_FETCH_MAX_BYTES", "0");
+  config_.accounts[0].limits.max_attempts = 3;
+  const uint32_t uid = folder_.Add("refused once");
+  folder_.RefuseWholeReads(uid, 1);
+  SyncTimes();
+  const nlohmann::json fwd = EventFor("smtp:fwd");
+  ASSERT_TRUE(fwd.is_object());
+  ASSERT_TRUE(fwd["original_rfc822"].is_string()) << fwd.dump();
+  EXPECT_FALSE(fwd.contains("original_omitted"));
 }
 
 // A read of the original that fails with the connection (the NOOP after it

@@ -272,6 +272,34 @@ TEST(StoreTest, AClaimTakesNoMoreRowsOfATargetThanItsRoom) {
   EXPECT_EQ(store->outbox().ClaimDue(request.now, 10)->size(), 2u);
 }
 
+// A due row of another target can sit behind the rows left for lack of
+// room, beyond what one claim selects: the claim says more, so another
+// worker looks at once (with the full target skipped) instead of the poller.
+TEST(StoreTest, AClaimThatLeftRowsForLackOfRoomSaysMore) {
+  TempDir dir;
+  auto store = MustOpen(dir.path());
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store
+                  ->CommitMessages("support", "INBOX", {7, 3},
+                                   {Item(1, "webhook:a"), Item(2, "webhook:a"), Item(3, "webhook:b")})
+                  .ok());
+  ClaimRequest request;
+  request.now = Clock::now();
+  request.limit = 1;
+  request.room = {{"webhook:a", 1}, {"webhook:b", 4}};
+  auto claimed = store->outbox().Claim(request);
+  ASSERT_TRUE(claimed.ok());
+  ASSERT_EQ(claimed->rows.size(), 1u);
+  EXPECT_EQ(claimed->rows[0].item.target, "webhook:a");
+  EXPECT_TRUE(claimed->more) << "webhook:b's row is due behind a's second";
+  request.skip_targets = {"webhook:a"};
+  request.room.erase("webhook:a");
+  auto next = store->outbox().Claim(request);
+  ASSERT_TRUE(next.ok());
+  ASSERT_EQ(next->rows.size(), 1u);
+  EXPECT_EQ(next->rows[0].item.target, "webhook:b");
+}
+
 TEST(StoreTest, DeadLettersReplayAndDrop) {
   TempDir dir;
   auto store = MustOpen(dir.path());
