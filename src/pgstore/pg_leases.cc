@@ -142,6 +142,19 @@ std::string HolderNow(PgConnection& conn, const Fence& fence) {
          " at generation " + std::to_string(*generation);
 }
 
+// The (account, generation) rows of a lease query, as this owner's fences.
+Result<std::vector<Fence>> FencesOf(const PgRows& rows, const std::string& owner) {
+  std::vector<Fence> out;
+  for (int i = 0; i < rows.rows(); ++i) {
+    auto account = rows.Text(i, 0);
+    auto generation = rows.Int64(i, 1);
+    if (!account) return account.error();
+    if (!generation) return generation.error();
+    out.push_back(Fence{std::string(*account), owner, *generation});
+  }
+  return out;
+}
+
 }  // namespace
 
 Status CheckFence(PgConnection& conn, const Fence& fence) {
@@ -206,15 +219,7 @@ Result<int64_t> PgLeases::FairShare(int64_t account_count) {
 Result<std::vector<Fence>> PgLeases::Held(const std::string& accounts) {
   auto rows = conn_.Exec("lease.held", {id_, accounts});
   if (!rows) return rows.error();
-  std::vector<Fence> out;
-  for (int i = 0; i < rows->rows(); ++i) {
-    auto account = rows->Text(i, 0);
-    auto generation = rows->Int64(i, 1);
-    if (!account) return account.error();
-    if (!generation) return generation.error();
-    out.push_back(Fence{std::string(*account), id_, *generation});
-  }
-  return out;  // sorted by the SQL
+  return FencesOf(*rows, id_);  // sorted by the SQL
 }
 
 Result<int64_t> PgLeases::ClaimRound(const std::string& accounts, int64_t want) {
@@ -256,15 +261,9 @@ Result<std::vector<Fence>> PgLeases::Renew() {
   if (id_.empty()) return NotRegistered();
   auto rows = conn_.Exec("lease.renew", {id_, static_cast<int64_t>(ttl_.count())});
   if (!rows) return rows.error();
-  std::vector<Fence> out;
-  for (int i = 0; i < rows->rows(); ++i) {
-    auto account = rows->Text(i, 0);
-    auto generation = rows->Int64(i, 1);
-    if (!account) return account.error();
-    if (!generation) return generation.error();
-    out.push_back(Fence{std::string(*account), id_, *generation});
-  }
-  std::sort(out.begin(), out.end(), [](const Fence& a, const Fence& b) { return a.account < b.account; });
+  auto out = FencesOf(*rows, id_);
+  if (!out) return out;
+  std::sort(out->begin(), out->end(), [](const Fence& a, const Fence& b) { return a.account < b.account; });
   return out;
 }
 
