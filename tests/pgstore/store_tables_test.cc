@@ -1,5 +1,6 @@
 // The store's table interfaces (store/watermarks.h, attempts.h, outbox.h,
 // dead_letters.h, bodies.h) behave the same over both backends: each case
+// (and post_actions.h, smtp_recipients.h)
 // runs over the SQLite classes (a fresh state dir) and over the PostgreSQL
 // classes of src/pgstore (a fresh schema on a private PostgreSQL,
 // PostgresServer; skipped with the reason when PostgreSQL is missing). The
@@ -7,7 +8,9 @@
 // watermark get/set and fingerprint floor, attempts counted and forgotten, a
 // replayed add skipped (outbox, dead letters, delivered markers), claim
 // with lease, room and more, delivered markers recorded in the claim,
-// retries, dead letters replayed and dropped, payloads inline or in bodies.
+// retries, dead letters replayed and dropped, payloads inline or in bodies,
+// post-actions ready once every target succeeded, smtp recipients recorded,
+// read in byte order and pruned with their delivery.
 // A PostgreSQL-only case: two dispatchers claiming at once take different
 // rows and neither waits (FOR UPDATE SKIP LOCKED); an error text that is not
 // UTF-8 is stored with replacement characters.
@@ -28,7 +31,9 @@
 #include "pgstore/pg_connection.h"
 #include "pgstore/pg_dead_letters.h"
 #include "pgstore/pg_outbox.h"
+#include "pgstore/pg_post_actions.h"
 #include "pgstore/pg_schema.h"
+#include "pgstore/pg_smtp_recipients.h"
 #include "pgstore/pg_watermarks.h"
 #include "postgres_server.h"
 #include "status_assert.h"
@@ -64,6 +69,8 @@ class SqliteBackend {
   store::Attempts& attempts() { return store_->attempts(); }
   store::Outbox& outbox() { return store_->outbox(); }
   store::DeadLetters& dead_letters() { return store_->dead_letters(); }
+  store::PostActions& post_actions() { return store_->post_actions(); }
+  store::SmtpRecipients& smtp_recipients() { return store_->smtp_recipients(); }
 
   /// Payloads in `bodies` (a raw connection, as another process would see them).
   int64_t BodyRows() {
@@ -111,6 +118,8 @@ class PgBackend {
     attempts_ = std::make_unique<PgAttempts>(*conn_);
     outbox_ = std::make_unique<PgOutbox>(*conn_, *bodies_, "");
     dead_letters_ = std::make_unique<PgDeadLetters>(*conn_, *bodies_);
+    post_actions_ = std::make_unique<PgPostActions>(*conn_);
+    smtp_recipients_ = std::make_unique<PgSmtpRecipients>(*conn_);
     return util::Ok();
   }
 
@@ -132,6 +141,8 @@ class PgBackend {
   store::Attempts& attempts() { return *attempts_; }
   store::Outbox& outbox() { return *outbox_; }
   store::DeadLetters& dead_letters() { return *dead_letters_; }
+  store::PostActions& post_actions() { return *post_actions_; }
+  store::SmtpRecipients& smtp_recipients() { return *smtp_recipients_; }
   store::Bodies& bodies() { return *bodies_; }
   PgConnection& connection() { return *conn_; }
 
@@ -160,6 +171,8 @@ class PgBackend {
   std::unique_ptr<PgAttempts> attempts_;
   std::unique_ptr<PgOutbox> outbox_;
   std::unique_ptr<PgDeadLetters> dead_letters_;
+  std::unique_ptr<PgPostActions> post_actions_;
+  std::unique_ptr<PgSmtpRecipients> smtp_recipients_;
 };
 
 template <typename Backend>
@@ -685,6 +698,110 @@ TYPED_TEST(StoreTablesTest, PayloadInPiecesIsStoredWholeAndSurvivesDeadLetters) 
   MH_ASSERT_OK(o.MoveToDeadLetters(o.ClaimDue(Clock::now(), 10)->at(0).id, 1, "400"));
   EXPECT_EQ(*dead.DropAll(), 1);
   EXPECT_EQ(this->b_.BodyRows(), 0);
+}
+
+// ---- post-actions ----
+
+store::PostAction Action(uint32_t uid) { return {"evt_" + std::to_string(uid), "support", "INBOX", 7, uid}; }
+
+TYPED_TEST(StoreTablesTest, APostActionIsReadyOnceEveryTargetOfItsEventSucceeded) {
+  auto& o = this->b_.outbox();
+  auto& p = this->b_.post_actions();
+  MH_ASSERT_OK(o.Add({Item(3), Item(3, "hook:archive"), Item(2)}));
+  MH_ASSERT_OK(p.Add({Action(3), Action(2), Action(1)}));
+  MH_ASSERT_OK(p.Add({Action(3)}));  // a second one for an event is ignored
+  EXPECT_EQ(*p.Count(), 3);
+  store::PostAction other = Action(4);
+  other.folder = "Archive";
+  MH_ASSERT_OK(p.Add({other}));
+  // Only UID 1 has no row left; another folder's is not this folder's.
+  auto ready = p.Ready("support", "INBOX", 10);
+  MH_ASSERT_OK(ready);
+  ASSERT_EQ(ready->size(), 1u);
+  EXPECT_EQ((*ready)[0].event_id, "evt_1");
+  EXPECT_EQ((*ready)[0].uidvalidity, 7u);
+  EXPECT_EQ((*ready)[0].uid, 1u);
+  // UID 3 waits for both targets; a dead letter holds it too.
+  auto due = o.ClaimDue(Clock::now(), 10);
+  MH_ASSERT_OK(due);
+  for (const auto& d : *due) {
+    if (d.item.target == "hook:archive") {
+      MH_ASSERT_OK(o.MoveToDeadLetters(d.id, 1, "exit 1"));
+    } else {
+      MH_ASSERT_OK(o.MarkDelivered(d.id));
+    }
+  }
+  ready = p.Ready("support", "INBOX", 10);
+  MH_ASSERT_OK(ready);
+  ASSERT_EQ(ready->size(), 2u);  // lowest UID first
+  EXPECT_EQ((*ready)[0].uid, 1u);
+  EXPECT_EQ((*ready)[1].uid, 2u);
+  EXPECT_EQ(p.Ready("support", "INBOX", 1)->size(), 1u);
+  EXPECT_EQ(*this->b_.dead_letters().DropAll(), 1);
+  EXPECT_EQ(p.Ready("support", "INBOX", 10)->size(), 3u);
+  MH_ASSERT_OK(p.Finish("evt_1"));
+  MH_ASSERT_OK(p.Finish("evt_1"));
+  EXPECT_EQ(*p.Count(), 3);
+  EXPECT_EQ(p.Ready("support", "INBOX", 10)->front().uid, 2u);
+}
+
+// ---- smtp recipients ----
+
+using RecipientStatus = store::RecipientState::Status;
+const store::TimePoint kT0 = store::TimePoint(milliseconds(1'790'000'000'000));
+
+TYPED_TEST(StoreTablesTest, RecipientStatesAreRecordedOverwrittenAndReadInByteOrder) {
+  auto& r = this->b_.smtp_recipients();
+  MH_ASSERT_OK(r.Record("smtp:desk", "evt_1",
+                        {{"desk@example.com", RecipientStatus::kSent, "250 ok", kT0},
+                         {"audit@example.com", RecipientStatus::kRefused, "550 5.1.1 no such user", kT0},
+                         {"Zed@example.com", RecipientStatus::kSent, "", kT0}}));
+  auto rows = r.ForEvent("smtp:desk", "evt_1");
+  MH_ASSERT_OK(rows);
+  ASSERT_EQ(rows->size(), 3u);
+  // Byte order, as SQLite: upper case first. (The test cluster's locale is
+  // C; a database in en_US would put Zed last without COLLATE "C".)
+  EXPECT_EQ((*rows)[0].recipient, "Zed@example.com");
+  EXPECT_EQ((*rows)[1].recipient, "audit@example.com");
+  EXPECT_EQ((*rows)[1].status, RecipientStatus::kRefused);
+  EXPECT_EQ((*rows)[1].reply, "550 5.1.1 no such user");
+  EXPECT_EQ((*rows)[2].status, RecipientStatus::kSent);
+  EXPECT_EQ((*rows)[2].at, kT0);
+  MH_ASSERT_OK(r.Record("smtp:desk", "evt_1",
+                        {{"audit@example.com", RecipientStatus::kSent, "250 2.0.0", kT0 + milliseconds(5)}}));
+  rows = r.ForEvent("smtp:desk", "evt_1");
+  ASSERT_EQ(rows->size(), 3u);
+  EXPECT_EQ((*rows)[1].status, RecipientStatus::kSent);
+  EXPECT_EQ((*rows)[1].reply, "250 2.0.0");
+  EXPECT_EQ((*rows)[1].at, kT0 + milliseconds(5));
+  // Another event or target sees none of them; Forget drops the event's.
+  EXPECT_TRUE(r.ForEvent("smtp:desk", "evt_2")->empty());
+  EXPECT_TRUE(r.ForEvent("smtp:other", "evt_1")->empty());
+  MH_ASSERT_OK(r.Forget("smtp:desk", "evt_1"));
+  EXPECT_TRUE(r.ForEvent("smtp:desk", "evt_1")->empty());
+}
+
+TYPED_TEST(StoreTablesTest, PruningKeepsTheRecipientsOfPendingDeliveriesAndDeadLetters) {
+  auto& o = this->b_.outbox();
+  auto& r = this->b_.smtp_recipients();
+  MH_ASSERT_OK(o.Add({Item(1, "smtp:desk"), Item(2, "smtp:desk"), Item(3, "smtp:desk")}));
+  for (const char* event : {"evt_1", "evt_2", "evt_3", "evt_gone"}) {
+    MH_ASSERT_OK(r.Record("smtp:desk", event, {{"desk@example.com", RecipientStatus::kSent, "250 ok", kT0}}));
+  }
+  MH_ASSERT_OK(r.Record("smtp:other", "evt_3", {{"desk@example.com", RecipientStatus::kSent, "250 ok", kT0}}));
+  auto due = o.ClaimDue(Clock::now(), 10);
+  MH_ASSERT_OK(due);
+  ASSERT_EQ(due->size(), 3u);
+  for (const auto& d : *due) {
+    if (d.item.event_id == "evt_1") MH_ASSERT_OK(o.MarkDelivered(d.id));
+    if (d.item.event_id == "evt_2") MH_ASSERT_OK(o.MoveToDeadLetters(d.id, 5, "retries exhausted"));
+  }
+  MH_ASSERT_OK(r.PruneEnded());
+  EXPECT_TRUE(r.ForEvent("smtp:desk", "evt_1")->empty());     // delivered: ended
+  EXPECT_TRUE(r.ForEvent("smtp:desk", "evt_gone")->empty());  // no row anywhere
+  EXPECT_TRUE(r.ForEvent("smtp:other", "evt_3")->empty());    // the event's row is another target's
+  EXPECT_EQ(r.ForEvent("smtp:desk", "evt_2")->size(), 1u);    // a replay must skip desk
+  EXPECT_EQ(r.ForEvent("smtp:desk", "evt_3")->size(), 1u);    // still in the outbox
 }
 
 // ---- PostgreSQL only: a shared outbox ----
