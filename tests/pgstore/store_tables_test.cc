@@ -1,6 +1,6 @@
 // The store's table interfaces (store/watermarks.h, attempts.h, outbox.h,
 // dead_letters.h, bodies.h) behave the same over both backends: each case
-// (and post_actions.h, smtp_recipients.h)
+// (and post_actions.h, smtp_recipients.h, smtp_sent.h)
 // runs over the SQLite classes (a fresh state dir) and over the PostgreSQL
 // classes of src/pgstore (a fresh schema on a private PostgreSQL,
 // PostgresServer; skipped with the reason when PostgreSQL is missing). The
@@ -10,10 +10,12 @@
 // with lease, room and more, delivered markers recorded in the claim,
 // retries, dead letters replayed and dropped, payloads inline or in bodies,
 // post-actions ready once every target succeeded, smtp recipients recorded,
-// read in byte order and pruned with their delivery.
+// read in byte order and pruned with their delivery, smtp replies reserved
+// once per message and within a sender's limit.
 // A PostgreSQL-only case: two dispatchers claiming at once take different
 // rows and neither waits (FOR UPDATE SKIP LOCKED); an error text that is not
-// UTF-8 is stored with replacement characters.
+// UTF-8 is stored with replacement characters; a reply reservation waits
+// for another one of the same sender in flight, then counts it.
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -24,6 +26,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "pgstore/pg_attempts.h"
@@ -34,6 +37,7 @@
 #include "pgstore/pg_post_actions.h"
 #include "pgstore/pg_schema.h"
 #include "pgstore/pg_smtp_recipients.h"
+#include "pgstore/pg_smtp_sent.h"
 #include "pgstore/pg_watermarks.h"
 #include "postgres_server.h"
 #include "status_assert.h"
@@ -71,6 +75,7 @@ class SqliteBackend {
   store::DeadLetters& dead_letters() { return store_->dead_letters(); }
   store::PostActions& post_actions() { return store_->post_actions(); }
   store::SmtpRecipients& smtp_recipients() { return store_->smtp_recipients(); }
+  store::SmtpSent& smtp_sent() { return store_->smtp_sent(); }
 
   /// Payloads in `bodies` (a raw connection, as another process would see them).
   int64_t BodyRows() {
@@ -120,6 +125,7 @@ class PgBackend {
     dead_letters_ = std::make_unique<PgDeadLetters>(*conn_, *bodies_);
     post_actions_ = std::make_unique<PgPostActions>(*conn_);
     smtp_recipients_ = std::make_unique<PgSmtpRecipients>(*conn_);
+    smtp_sent_ = std::make_unique<PgSmtpSent>(*conn_);
     return util::Ok();
   }
 
@@ -143,6 +149,7 @@ class PgBackend {
   store::DeadLetters& dead_letters() { return *dead_letters_; }
   store::PostActions& post_actions() { return *post_actions_; }
   store::SmtpRecipients& smtp_recipients() { return *smtp_recipients_; }
+  store::SmtpSent& smtp_sent() { return *smtp_sent_; }
   store::Bodies& bodies() { return *bodies_; }
   PgConnection& connection() { return *conn_; }
 
@@ -173,6 +180,7 @@ class PgBackend {
   std::unique_ptr<PgDeadLetters> dead_letters_;
   std::unique_ptr<PgPostActions> post_actions_;
   std::unique_ptr<PgSmtpRecipients> smtp_recipients_;
+  std::unique_ptr<PgSmtpSent> smtp_sent_;
 };
 
 template <typename Backend>
@@ -804,6 +812,75 @@ TYPED_TEST(StoreTablesTest, PruningKeepsTheRecipientsOfPendingDeliveriesAndDeadL
   EXPECT_EQ(r.ForEvent("smtp:desk", "evt_3")->size(), 1u);    // still in the outbox
 }
 
+// ---- smtp replies ----
+
+using store::ReplyReservation;
+using namespace std::chrono_literals;
+
+store::SentReply Reply(const std::string& event, const std::string& sender, const std::string& message_id,
+                       store::TimePoint at) {
+  return store::SentReply{"smtp:ack", sender, message_id, event, at};
+}
+
+// The reservation's decision, or kRateLimited after a failure (reported).
+ReplyReservation Reserve(store::SmtpSent& sent, const store::SentReply& reply, store::ReplyLimit limit = {}) {
+  auto r = sent.ReserveReply(reply, limit);
+  if (!r) {
+    ADD_FAILURE() << r.error().ToString();
+    return ReplyReservation::kRateLimited;
+  }
+  return *r;
+}
+
+TYPED_TEST(StoreTablesTest, AMessageIsAnsweredOnceButARetryOfTheSameEventPasses) {
+  auto& sent = this->b_.smtp_sent();
+  EXPECT_EQ(Reserve(sent, Reply("evt_1", "ann@example.org", "<m1@x>", kT0)), ReplyReservation::kReserved);
+  EXPECT_EQ(Reserve(sent, Reply("evt_1", "ann@example.org", "<m1@x>", kT0 + 5min)), ReplyReservation::kReserved);
+  EXPECT_EQ(*sent.SentSince("smtp:ack", "ann@example.org", kT0 - 1ms), 1);
+  EXPECT_EQ(Reserve(sent, Reply("evt_2", "ann@example.org", "<m1@x>", kT0 + 48h), {10, 24h}),
+            ReplyReservation::kAlreadyAnswered);
+  EXPECT_TRUE(*sent.AlreadyAnswered("smtp:ack", "<m1@x>"));
+  EXPECT_FALSE(*sent.AlreadyAnswered("smtp:ack", "<m2@x>"));
+  EXPECT_FALSE(*sent.AlreadyAnswered("smtp:ack", ""));
+  // Another target answers the same message on its own.
+  auto other = sent.ReserveReply({"smtp:other", "ann@example.org", "<m1@x>", "evt_2", kT0}, {});
+  MH_ASSERT_OK(other);
+  EXPECT_EQ(*other, ReplyReservation::kReserved);
+  // Messages without a Message-ID are never "answered" by that alone.
+  EXPECT_EQ(Reserve(sent, Reply("evt_3", "bob@example.org", "", kT0), {10, 24h}), ReplyReservation::kReserved);
+  EXPECT_EQ(Reserve(sent, Reply("evt_4", "bob@example.org", "", kT0), {10, 24h}), ReplyReservation::kReserved);
+}
+
+TYPED_TEST(StoreTablesTest, TheReplyLimitCountsPerSenderCaseInsensitivelyWithinTheWindow) {
+  auto& sent = this->b_.smtp_sent();
+  store::ReplyLimit two{2, 24h};
+  EXPECT_EQ(Reserve(sent, Reply("evt_1", "Ann@Example.org", "<1@x>", kT0), two), ReplyReservation::kReserved);
+  EXPECT_EQ(Reserve(sent, Reply("evt_2", "ann@example.ORG", "<2@x>", kT0 + 1h), two), ReplyReservation::kReserved);
+  EXPECT_EQ(Reserve(sent, Reply("evt_3", "ANN@example.org", "<3@x>", kT0 + 2h), two), ReplyReservation::kRateLimited);
+  EXPECT_EQ(*sent.SentSince("smtp:ack", "ann@example.org", kT0 - 1ms), 2);
+  EXPECT_EQ(Reserve(sent, Reply("evt_4", "bob@example.org", "<4@x>", kT0 + 2h), two), ReplyReservation::kReserved);
+  // At the window's end the first reply has left it (one ms before, not).
+  EXPECT_EQ(Reserve(sent, Reply("evt_5", "ann@example.org", "<5@x>", kT0 + 24h - 1ms), two),
+            ReplyReservation::kRateLimited);
+  EXPECT_EQ(Reserve(sent, Reply("evt_5", "ann@example.org", "<5@x>", kT0 + 24h), two), ReplyReservation::kReserved);
+  EXPECT_EQ(*sent.SentSince("smtp:ack", "ann@example.org", kT0), 2);  // strictly after
+}
+
+TYPED_TEST(StoreTablesTest, AReleasedReplyNeitherCountsNorMarksAndPruningForgetsOlderRows) {
+  auto& sent = this->b_.smtp_sent();
+  ASSERT_EQ(Reserve(sent, Reply("evt_1", "ann@example.org", "<1@x>", kT0)), ReplyReservation::kReserved);
+  MH_ASSERT_OK(sent.ReleaseReply("smtp:ack", "evt_1"));
+  EXPECT_FALSE(*sent.AlreadyAnswered("smtp:ack", "<1@x>"));
+  EXPECT_EQ(Reserve(sent, Reply("evt_2", "ann@example.org", "<2@x>", kT0 + 1min)), ReplyReservation::kReserved);
+  MH_EXPECT_OK(sent.ReleaseReply("smtp:ack", "evt_none"));
+  MH_ASSERT_OK(sent.RecordSent(Reply("evt_3", "Bob@example.org", "<3@x>", kT0 + 1h)));
+  MH_ASSERT_OK(sent.RecordSent(Reply("evt_3", "bob@example.org", "<3@x>", kT0 + 2h)));  // ignored
+  EXPECT_EQ(*sent.SentSince("smtp:ack", "BOB@example.org", kT0), 1);
+  MH_ASSERT_OK(sent.PruneSentBefore(kT0 + 1h));
+  EXPECT_FALSE(*sent.AlreadyAnswered("smtp:ack", "<2@x>"));
+  EXPECT_TRUE(*sent.AlreadyAnswered("smtp:ack", "<3@x>"));
+}
+
 // ---- PostgreSQL only: a shared outbox ----
 
 // Two dispatchers (two connections, as two replicas) claim at once: the
@@ -876,6 +953,44 @@ TEST(PgOutboxTest, AnErrorTextThatIsNotUtf8IsStoredWithReplacements) {
   MH_ASSERT_OK(pg.attempts().Begin("support", "INBOX", 7, std::array<uint32_t, 1>{1}));
   MH_ASSERT_OK(pg.attempts().RecordFailure("support", "INBOX", 1, "hook.failed", latin1, false));
   EXPECT_EQ(pg.attempts().List("support", "INBOX", 7)->at(0).last_error, replaced);
+}
+
+// Two replicas reserve a reply to the same sender at once: the second waits
+// (seen in pg_stat_activity) for the first's transaction, then counts its
+// reply and is refused; without the lock both would pass a limit of one.
+TEST(PgSmtpSentTest, ReservationsOfOneSenderAreSerialised) {
+  if (std::string why = PgBackend::WhyCannotRun(); !why.empty()) GTEST_SKIP() << why;
+  PgBackend first;
+  MH_ASSERT_OK(first.Open());
+  MH_ASSERT_OK_AND_ASSIGN(auto conn, first.Connect());
+  MH_ASSERT_OK_AND_ASSIGN(auto watcher, first.Connect());
+  MH_ASSERT_OK(
+      watcher->Prepare("waiting", "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'"));
+  PgSmtpSent second(*conn);
+  const int second_pid = conn->backend_pid();
+  const store::ReplyLimit one{1, 24h};
+  util::Result<ReplyReservation> second_result = ReplyReservation::kReserved;
+  std::thread other;
+  bool waited = false;
+  // The first reservation's transaction stays open while the second starts.
+  MH_EXPECT_OK(first.connection().InTransaction([&]() -> util::Status {
+    EXPECT_EQ(Reserve(first.smtp_sent(), Reply("evt_1", "ann@example.org", "<1@x>", kT0), one),
+              ReplyReservation::kReserved);
+    other =
+        std::thread([&] { second_result = second.ReserveReply(Reply("evt_2", "Ann@example.org", "<2@x>", kT0), one); });
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!waited && std::chrono::steady_clock::now() < deadline) {
+      auto rows = watcher->Exec("waiting", {second_pid});
+      waited = rows.ok() && rows->Int64(0, 0).ok() && *rows->Int64(0, 0) == 1;
+      if (!waited) std::this_thread::sleep_for(milliseconds(10));
+    }
+    return util::Ok();  // the commit lets the second go on
+  }));
+  if (other.joinable()) other.join();
+  EXPECT_TRUE(waited) << "the second reservation did not wait for the first";
+  MH_ASSERT_OK(second_result);
+  EXPECT_EQ(*second_result, ReplyReservation::kRateLimited);
+  EXPECT_EQ(*second.SentSince("smtp:ack", "ann@example.org", kT0 - 1ms), 1);
 }
 
 }  // namespace
