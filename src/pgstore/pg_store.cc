@@ -50,24 +50,30 @@ Result<std::unique_ptr<store::Store>> PgStore::Open(std::unique_ptr<PgConnection
   return std::unique_ptr<store::Store>(new PgStore(std::move(conn), std::move(options)));
 }
 
-Status PgStore::CheckFenceOf(const std::string& account) {
-  if (!fences_) return Ok();  // one node: nobody else writes
+Result<std::optional<Fence>> PgStore::FenceOf(const std::string& account) {
+  if (!fences_) return std::optional<Fence>();  // one node: nobody else writes
   std::optional<Fence> fence = fences_(account);
   if (!fence) return NoLeaseError(account, "this replica holds no lease on the account");
   if (fence->account != account) {
     return NoLeaseError(account, "the fence given is account " + fence->account + "'s (a bug in mailhook: report it)");
   }
-  return CheckFence(*conn_, *fence);
+  return fence;
 }
 
 Status PgStore::CommitMessages(const std::string& account, const std::string& folder,
                                std::optional<store::Watermark> new_mark, const std::vector<store::OutboxItem>& items,
                                const std::vector<store::PostAction>& post_actions,
                                const std::vector<store::Fingerprint>& fingerprints) {
+  // Asked before BEGIN: the source may take its keeper's mutex, and the
+  // transaction (holding the lease row) stays short.
+  auto fence = FenceOf(account);
+  if (!fence) return fence.error();
   return conn_->InTransaction([&]() -> Status {
     // First: the lease row locked FOR SHARE makes a takeover wait for this
     // commit, so the old owner's last commit precedes it or fails here.
-    if (auto s = CheckFenceOf(account); !s) return s;
+    if (*fence) {
+      if (auto s = CheckFence(*conn_, **fence); !s) return s;
+    }
     if (auto s = outbox_.Add(items); !s) return s;
     conn_->Fault("commit_messages.inserted");
     if (auto s = post_actions_.Add(post_actions); !s) return s;

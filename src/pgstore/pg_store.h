@@ -43,8 +43,10 @@ namespace mailhook::pgstore {
 
 /// The lease this replica holds on `account` now, as its lease keeper last
 /// claimed or renewed it (PgLeases::Claim/Renew); nullopt when it holds none.
-/// Called on the store's thread at every CommitMessages, so it must be cheap
-/// and thread-safe against the keeper that updates it (a copy under a mutex).
+/// Called on the store's thread at every CommitMessages (before its
+/// transaction begins), so it must be cheap and thread-safe against the
+/// keeper that updates it (a copy under a mutex). A renewal keeps the
+/// Fence (same owner and generation): only a takeover changes it.
 /// A nullopt from a set FenceSource fails the commit with store.fenced: a
 /// replica that holds no lease must not write, rather than write unchecked.
 using FenceSource = std::function<std::optional<Fence>(const std::string& account)>;
@@ -109,9 +111,9 @@ class PgStore final : public store::Store {
 
  private:
   PgStore(std::unique_ptr<PgConnection> conn, PgStoreOptions options);
-  /// store.fenced unless the FenceSource's Fence for `account` holds (inside
-  /// the open transaction); ok when no FenceSource is set.
-  util::Status CheckFenceOf(const std::string& account);
+  /// The Fence to check for `account` (nullopt: no FenceSource, no check), or
+  /// store.fenced when the FenceSource has none for it.
+  util::Result<std::optional<Fence>> FenceOf(const std::string& account);
 
   std::unique_ptr<PgConnection> conn_;
   FenceSource fences_;
