@@ -280,24 +280,42 @@ Status PgConnection::InTransaction(const std::function<Status()>& fn) {
   if (in_transaction_) return fn();  // joins the caller's transaction
   if (auto s = Run("BEGIN"); !s) return s;
   in_transaction_ = true;
-  Status s = fn();
-  if (s) {
-    PgResultPtr commit(PQexec(conn_.get(), "COMMIT"));
-    auto r = Checked(std::move(commit), "committing");
-    if (!r) {
-      s = r.error();
-    } else if (r->command() != "COMMIT") {
-      // COMMIT of a transaction in which a statement failed (and fn went on)
-      // answers "ROLLBACK", without an error: nothing was written.
-      s = PgError("25P02", "committing on " + redacted_url_, "the transaction had failed earlier and was rolled back");
-    }
+  Status s = util::Ok();
+  try {
+    s = RunAndCommit(fn);
+  } catch (...) {
+    // A throwing fn (a bug, or a test's fault hook) must not leave the
+    // session inside the transaction: every later write would join it and
+    // never commit.
+    in_transaction_ = false;
+    RollBack();
+    throw;
   }
   in_transaction_ = false;
+  if (!s) RollBack();
+  return s;
+}
+
+Status PgConnection::RunAndCommit(const std::function<Status()>& fn) {
+  Status s = fn();
+  if (!s) return s;
+  Fault("transaction.before_commit");
+  PgResultPtr commit(PQexec(conn_.get(), "COMMIT"));
+  auto r = Checked(std::move(commit), "committing");
+  if (!r) return r.error();
+  if (r->command() != "COMMIT") {
+    // COMMIT of a transaction in which a statement failed (and fn went on)
+    // answers "ROLLBACK", without an error: nothing was written.
+    return PgError("25P02", "committing on " + redacted_url_, "the transaction had failed earlier and was rolled back");
+  }
+  return util::Ok();
+}
+
+void PgConnection::RollBack() {
   // After a COMMIT that answered ROLLBACK the session is idle already.
-  if (!s && !broken() && PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
+  if (!broken() && PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
     PgResultPtr rollback(PQexec(conn_.get(), "ROLLBACK"));  // a failure leaves the connection broken: thrown away
   }
-  return s;
 }
 
 }  // namespace mailhook::pgstore

@@ -110,6 +110,8 @@ class PgConnection {
   /// under a used name is an Error (a bug).
   util::Status Prepare(const std::string& name, const std::string& sql);
   bool IsPrepared(const std::string& name) const { return prepared_.count(name) != 0; }
+  /// Statements prepared on this connection so far (each name once).
+  int64_t prepared_count() const { return static_cast<int64_t>(prepared_.size()); }
 
   /// Runs the prepared statement `name` with `params` ($1 = params[0]).
   util::Result<PgRows> Exec(const std::string& name, std::span<const PgParam> params = {});
@@ -126,8 +128,17 @@ class PgConnection {
   /// retried here: the caller runs fn again. A store.pg.connection from the
   /// COMMIT itself leaves the outcome unknown (the server may have committed
   /// before the connection broke): writes must be safe to repeat (ON CONFLICT).
+  /// An exception out of fn (or of the fault hook) rolls back too, then goes on.
   util::Status InTransaction(const std::function<util::Status()>& fn);
   bool in_transaction() const { return in_transaction_; }
+
+  /// Test-only fault injection, as store::Db's: called at named points inside
+  /// write transactions ("transaction.before_commit": fn succeeded, COMMIT
+  /// not sent yet; and those PgStore fires through Fault).
+  void SetFaultHookForTesting(std::function<void(std::string_view point)> hook) { fault_hook_ = std::move(hook); }
+  void Fault(std::string_view point) const {
+    if (fault_hook_) fault_hook_(point);
+  }
 
   /// True once the connection failed: throw it away and Connect anew.
   bool broken() const;
@@ -145,6 +156,10 @@ class PgConnection {
   util::Error StatementError(const pg_result* result, std::string_view what);
   /// Checks a result: ok for `expect_tuples` rows or a command, else the Error.
   util::Result<PgRows> Checked(PgResultPtr result, std::string_view what);
+  /// fn, then (when it succeeded) the fault point and COMMIT.
+  util::Status RunAndCommit(const std::function<util::Status()>& fn);
+  /// Ends the open transaction after a failure (ROLLBACK unless already idle).
+  void RollBack();
 
   PgConnPtr conn_;
   std::string url_;  ///< with the password: only to redact it from messages
@@ -152,6 +167,7 @@ class PgConnection {
   std::unordered_map<std::string, std::string> prepared_;
   std::string last_sqlstate_;
   bool in_transaction_ = false;
+  std::function<void(std::string_view)> fault_hook_;
 };
 
 }  // namespace mailhook::pgstore

@@ -1,7 +1,7 @@
 #pragma once
 /// Db: one open SQLite connection to <state_dir>/mailhook.db and the one
 /// write path over it (InTransaction). The SQLite table classes
-/// (SqliteWatermarks, SqliteAttempts, Outbox, SqliteDeadLetters, ...) each
+/// (SqliteWatermarks, SqliteAttempts, SqliteOutbox, SqliteDeadLetters, ...) each
 /// hold a Db& and keep their own SQL; a second backend implements the table
 /// interfaces (watermarks.h, ...) over its own connection instead.
 ///

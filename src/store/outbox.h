@@ -13,8 +13,6 @@
 #include <string>
 #include <vector>
 
-#include "store/bodies.h"
-#include "store/db.h"
 #include "store/rows.h"
 #include "util/result.h"
 
@@ -46,19 +44,20 @@ struct ClaimResult {
 /// The `outbox` and `delivered` tables.
 class Outbox {
  public:
-  Outbox(Db& db, Bodies& bodies) : db_(db), bodies_(bodies) {}
+  virtual ~Outbox() = default;
 
   /// Inserts every item, due now. An (event_id, target) already in the
   /// outbox, the dead letters or delivered recently is skipped, so a replay
   /// after a crash creates no second row. Joins an open transaction (see
   /// Store::CommitMessages, which adds the watermark to it).
-  util::Status Add(const std::vector<OutboxItem>& items);
+  virtual util::Status Add(const std::vector<OutboxItem>& items) = 0;
 
   /// Claims up to `limit` rows due at `now` (oldest first) that no one else holds:
   /// each claimed row gets a lease until now+lease, so another connection (thread
   /// or process) will not claim it meanwhile. Finish a claim with MarkDelivered,
   /// ScheduleRetry, MoveToDeadLetters or ReleaseLease. Rows whose target is in
   /// `skip_targets` are left alone (targets at their concurrency limit).
+  /// Claim with only now, limit, lease and skip_targets set.
   util::Result<std::vector<Delivery>> ClaimDue(TimePoint now, int limit,
                                                std::chrono::milliseconds lease = std::chrono::minutes(15),
                                                const std::vector<std::string>& skip_targets = {});
@@ -66,36 +65,37 @@ class Outbox {
   /// within `limit` and `room`), all in one transaction: when it fails,
   /// nothing is recorded and nothing claimed (the delivered rows stay leased
   /// and are sent again when the lease ends: at-least-once).
-  util::Result<ClaimResult> Claim(const ClaimRequest& request);
+  virtual util::Result<ClaimResult> Claim(const ClaimRequest& request) = 0;
   /// Deletes a delivered row and remembers (event_id, target) for deduplication.
   util::Status MarkDelivered(int64_t id);
   /// The same for several rows, in one transaction.
-  util::Status MarkDelivered(const std::vector<int64_t>& ids);
+  virtual util::Status MarkDelivered(const std::vector<int64_t>& ids) = 0;
   /// Records a failed attempt; the row becomes due again at next_attempt_at.
-  util::Status ScheduleRetry(int64_t id, int attempts, TimePoint next_attempt_at, const std::string& last_error);
+  virtual util::Status ScheduleRetry(int64_t id, int attempts, TimePoint next_attempt_at,
+                                     const std::string& last_error) = 0;
   /// Moves a row to the dead letters (keeping its id and payload).
-  util::Status MoveToDeadLetters(int64_t id, int attempts, const std::string& last_error);
+  virtual util::Status MoveToDeadLetters(int64_t id, int attempts, const std::string& last_error) = 0;
   /// Gives a claimed row back without counting an attempt (shutdown mid-delivery).
-  util::Status ReleaseLease(int64_t id);
+  virtual util::Status ReleaseLease(int64_t id) = 0;
   /// Gives back every lease (daemon start-up: leases of a crashed run are stale).
-  util::Status ReleaseAllLeases();
+  virtual util::Status ReleaseAllLeases() = 0;
   /// When the next row becomes claimable (due and not leased); nullopt when empty.
-  /// Rows whose target is in `skip_targets` are not considered.
-  util::Result<std::optional<TimePoint>> NextDueAt(const std::vector<std::string>& skip_targets = {});
-  util::Result<int64_t> PendingCount();
+  util::Result<std::optional<TimePoint>> NextDueAt();
+  /// The same, not considering rows whose target is in `skip_targets`.
+  virtual util::Result<std::optional<TimePoint>> NextDueAt(const std::vector<std::string>& skip_targets) = 0;
+  virtual util::Result<int64_t> PendingCount() = 0;
   /// The outbox rows with their payloads (for tests and inspection), oldest first.
-  util::Result<std::vector<Delivery>> ListPending();
+  virtual util::Result<std::vector<Delivery>> ListPending() = 0;
   /// True when no outbox row and no dead letter exists for the event: every
   /// target it was sent to succeeded (used for post-actions).
-  util::Result<bool> AllDelivered(const std::string& event_id);
+  virtual util::Result<bool> AllDelivered(const std::string& event_id) = 0;
   /// Forgets delivered markers older than `before` (past the dedupe window).
-  util::Status PruneDelivered(TimePoint before);
+  virtual util::Status PruneDelivered(TimePoint before) = 0;
 
- private:
-  util::Result<std::vector<Delivery>> SelectDue(TimePoint now, int limit, const std::vector<std::string>& skip_targets);
-
-  Db& db_;
-  Bodies& bodies_;
+ protected:
+  Outbox() = default;
+  Outbox(const Outbox&) = delete;
+  Outbox& operator=(const Outbox&) = delete;
 };
 
 }  // namespace mailhook::store

@@ -1,6 +1,6 @@
 #pragma once
 /// SqliteStore: the Store in one SQLite file over one connection (Db), with
-/// the SQLite table classes (sqlite_*.h) and the Outbox sharing it.
+/// the SQLite table classes (sqlite_*.h) sharing it.
 
 #include <chrono>
 #include <cstdint>
@@ -12,11 +12,11 @@
 #include <vector>
 
 #include "store/db.h"
-#include "store/outbox.h"
 #include "store/sqlite_attempts.h"
 #include "store/sqlite_bodies.h"
 #include "store/sqlite_dead_letters.h"
 #include "store/sqlite_fingerprints.h"
+#include "store/sqlite_outbox.h"
 #include "store/sqlite_post_actions.h"
 #include "store/sqlite_smtp_recipients.h"
 #include "store/sqlite_smtp_sent.h"
@@ -66,7 +66,7 @@ class SqliteStore final : public Store {
   SqliteBodies bodies_;
   SqliteWatermarks watermarks_;
   SqliteAttempts attempts_;
-  Outbox outbox_;
+  SqliteOutbox outbox_;
   SqliteDeadLetters dead_letters_;
   SqlitePostActions post_actions_;
   SqliteFingerprints fingerprints_;

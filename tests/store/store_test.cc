@@ -1,4 +1,5 @@
 #include "store/store.h"
+#include "store/db.h"
 #include "store/open_store.h"
 #include "temp_dir.h"
 

@@ -1,0 +1,217 @@
+#include "pgstore/pg_outbox.h"
+
+#include <map>
+
+#include "pgstore/pg_row_mapper.h"
+#include "pgstore/pg_statement.h"
+
+namespace mailhook::pgstore {
+namespace {
+
+using util::Ok;
+using util::Result;
+using util::Status;
+
+// As SQLite's outbox (store/sqlite_outbox.cc): an event in pieces up to this
+// size is joined and stored in `payload`; a larger one goes to `bodies`.
+constexpr uint64_t kPgInlinePiecesMax = 4096;
+
+// DO NOTHING covers a row still in the outbox (any unique key, as SQLite's OR
+// IGNORE); the NOT EXISTS clauses a row that already failed for good or was
+// delivered: either way a replay of the same message must not deliver it a
+// second time. RETURNING: the id of a row inserted (none when skipped).
+constexpr PgStatement kOutboxAdd = {"outbox.add", R"sql(
+    INSERT INTO outbox (event_id, target, account, folder, uidvalidity, uid, payload, created_at, next_attempt_at)
+    SELECT $1::text, $2::text, $3::text, $4::text, $5::bigint, $6::bigint, $7::text, $8::bigint, $8::bigint
+    WHERE NOT EXISTS (SELECT 1 FROM dead_letters WHERE event_id = $1::text AND target = $2::text)
+      AND NOT EXISTS (SELECT 1 FROM delivered WHERE event_id = $1::text AND target = $2::text)
+    ON CONFLICT DO NOTHING RETURNING id)sql"};
+constexpr PgStatement kOutboxLease = {
+    "outbox.lease", "UPDATE outbox SET lease_until = $1::bigint, lease_owner = $2::uuid WHERE id = ANY($3::bigint[])"};
+// One statement for the batch: the rows go, their markers come (replacing an
+// older marker's time, as SQLite's INSERT OR REPLACE).
+constexpr PgStatement kOutboxDelivered = {"outbox.delivered", R"sql(
+    WITH gone AS (DELETE FROM outbox WHERE id = ANY($2::bigint[]) RETURNING event_id, target)
+    INSERT INTO delivered (event_id, target, delivered_at) SELECT event_id, target, $1::bigint FROM gone
+    ON CONFLICT (event_id, target) DO UPDATE SET delivered_at = excluded.delivered_at)sql"};
+constexpr PgStatement kOutboxRetry = {"outbox.retry", R"sql(
+    UPDATE outbox SET attempts = $1::integer, next_attempt_at = $2::bigint, last_error = $3,
+      lease_until = 0, lease_owner = NULL
+    WHERE id = $4::bigint)sql"};
+// SQLite's INSERT OR REPLACE into dead_letters drops any dead letter with the
+// row's id or its (event_id, target) first: so does this, then the move.
+constexpr PgStatement kOutboxDeadReplace = {"outbox.dead_replace", R"sql(
+    DELETE FROM dead_letters d USING outbox o
+    WHERE o.id = $1::bigint AND (d.id = o.id OR (d.event_id = o.event_id AND d.target = o.target)))sql"};
+constexpr PgStatement kOutboxDeadMove = {"outbox.dead_move", R"sql(
+    WITH gone AS (DELETE FROM outbox WHERE id = $1::bigint RETURNING *)
+    INSERT INTO dead_letters (id, event_id, target, account, folder, uidvalidity, uid, payload, attempts,
+                              created_at, failed_at, last_error)
+    SELECT id, event_id, target, account, folder, uidvalidity, uid, payload, $2::integer, created_at,
+           $3::bigint, $4::text FROM gone)sql"};
+constexpr PgStatement kOutboxRelease = {"outbox.release",
+                                        "UPDATE outbox SET lease_until = 0, lease_owner = NULL WHERE id = $1::bigint"};
+constexpr PgStatement kOutboxReleaseAll = {"outbox.release_all", R"sql(
+    UPDATE outbox SET lease_until = 0, lease_owner = NULL
+    WHERE $1::uuid IS NULL OR lease_owner = $1::uuid)sql"};
+constexpr PgStatement kOutboxNextDue = {"outbox.next_due", R"sql(
+    SELECT min(greatest(next_attempt_at, lease_until)) FROM outbox WHERE NOT (target = ANY($1::text[])))sql"};
+constexpr PgStatement kOutboxCount = {"outbox.count", "SELECT count(*) FROM outbox"};
+constexpr PgStatement kOutboxAllDelivered = {"outbox.all_delivered", R"sql(
+    SELECT (SELECT count(*) FROM outbox WHERE event_id = $1) + (SELECT count(*) FROM dead_letters WHERE event_id = $1))sql"};
+constexpr PgStatement kOutboxPrune = {"outbox.prune", "DELETE FROM delivered WHERE delivered_at < $1::bigint"};
+
+// The SQL of the row queries (their column list is PgRowColumns').
+const std::string& OutboxDueSql() {
+  // SKIP LOCKED: rows another dispatcher is claiming right now are not ours
+  // to wait for; its lease keeps them from us once it commits.
+  static const std::string sql = "SELECT " + PgRowColumns("next_attempt_at", true) +
+                                 " FROM outbox WHERE next_attempt_at <= $1::bigint AND lease_until <= $1::bigint"
+                                 " AND NOT (target = ANY($3::text[])) ORDER BY next_attempt_at, id LIMIT $2::bigint"
+                                 " FOR UPDATE SKIP LOCKED";
+  return sql;
+}
+const std::string& OutboxListSql() {
+  static const std::string sql =
+      "SELECT " + PgRowColumns("next_attempt_at", true) + " FROM outbox ORDER BY next_attempt_at, id";
+  return sql;
+}
+
+// The pieces joined, when the event goes inline; empty when it goes to `bodies`.
+std::string PgInlinePayload(const store::OutboxItem& item, uint64_t size) {
+  std::string out;
+  if (size == 0 || size > kPgInlinePiecesMax) return out;
+  out.reserve(size);
+  for (const auto& piece : item.pieces) out += *piece;
+  return out;
+}
+
+}  // namespace
+
+Status PgOutbox::AddOne(const store::OutboxItem& item, int64_t now) {
+  uint64_t body_size = 0;
+  for (const auto& piece : item.pieces) body_size += piece->size();
+  const std::string joined = item.pieces.empty() ? std::string() : PgInlinePayload(item, body_size);
+  const bool in_bodies = !item.pieces.empty() && joined.empty();
+  // In `bodies`: payload '' (events are never empty).
+  const std::string_view payload = item.pieces.empty() ? std::string_view(item.payload)
+                                   : in_bodies         ? std::string_view()
+                                                       : std::string_view(joined);
+  auto rows =
+      ExecStatement(conn_, kOutboxAdd,
+                    {item.event_id, item.target, item.account, item.folder, item.uidvalidity, item.uid, payload, now});
+  if (!rows) return rows.error();
+  if (in_bodies && rows->rows() == 1) {
+    auto id = rows->Int64(0, 0);
+    if (!id) return id.error();
+    return bodies_.Write(*id, body_size, item.pieces);
+  }
+  return Ok();
+}
+
+Status PgOutbox::Add(const std::vector<store::OutboxItem>& items) {
+  return conn_.InTransaction([&]() -> Status {
+    const int64_t now = PgMs(store::Clock::now());
+    for (const auto& item : items) {
+      if (auto s = AddOne(item, now); !s) return s;
+    }
+    return Ok();
+  });
+}
+
+Result<std::vector<store::Delivery>> PgOutbox::SelectDue(store::TimePoint now, int limit,
+                                                         const std::vector<std::string>& skip_targets) {
+  auto rows =
+      ExecStatement(conn_, {"outbox.due", OutboxDueSql().c_str()}, {PgMs(now), limit, PgTextArray(skip_targets)});
+  if (!rows) return rows.error();
+  return MapDeliveries(*rows, bodies_);
+}
+
+Result<store::ClaimResult> PgOutbox::Claim(const store::ClaimRequest& request) {
+  store::ClaimResult out;
+  Status st = conn_.InTransaction([&]() -> Status {
+    if (Status s = MarkDelivered(request.delivered); !s) return s;
+    if (request.limit <= 0) return Ok();
+    // One more than the limit: whether more are due, not leased.
+    auto due = SelectDue(request.now, request.limit + 1, request.skip_targets);
+    if (!due) return due.error();
+    // As SQLite (store/sqlite_outbox.cc): a target's rows beyond its room
+    // stay unclaimed (locked until the commit, not leased) and say more.
+    std::map<std::string, int> room = request.room;
+    for (auto& d : *due) {
+      auto it = room.find(d.item.target);
+      if (it != room.end() && it->second-- <= 0) {
+        out.more = true;
+        continue;
+      }
+      out.rows.push_back(std::move(d));
+    }
+    if (out.rows.size() > static_cast<size_t>(request.limit)) {
+      out.rows.resize(static_cast<size_t>(request.limit));
+      out.more = true;
+    }
+    if (out.rows.empty()) return Ok();
+    std::vector<int64_t> ids;
+    for (const auto& d : out.rows) ids.push_back(d.id);
+    return RunStatement(conn_, kOutboxLease, {PgMs(request.now + request.lease), Owner(), PgIntArray(ids)});
+  });
+  if (!st) return st.error();
+  return out;
+}
+
+Status PgOutbox::MarkDelivered(const std::vector<int64_t>& ids) {
+  if (ids.empty()) return Ok();
+  return conn_.InTransaction([&]() -> Status {
+    if (auto s = RunStatement(conn_, kOutboxDelivered, {PgMs(store::Clock::now()), PgIntArray(ids)}); !s) return s;
+    for (int64_t id : ids) {
+      if (auto s = bodies_.Delete(id); !s) return s;
+    }
+    return Ok();
+  });
+}
+
+Status PgOutbox::ScheduleRetry(int64_t id, int attempts, store::TimePoint next_attempt_at,
+                               const std::string& last_error) {
+  return RunStatement(conn_, kOutboxRetry, {attempts, PgMs(next_attempt_at), ValidUtf8(last_error), id});
+}
+
+Status PgOutbox::MoveToDeadLetters(int64_t id, int attempts, const std::string& last_error) {
+  // The id is kept, so the payload in `bodies` stays attached without a copy.
+  return conn_.InTransaction([&]() -> Status {
+    if (auto s = RunStatement(conn_, kOutboxDeadReplace, {id}); !s) return s;
+    return RunStatement(conn_, kOutboxDeadMove, {id, attempts, PgMs(store::Clock::now()), ValidUtf8(last_error)});
+  });
+}
+
+Status PgOutbox::ReleaseLease(int64_t id) { return RunStatement(conn_, kOutboxRelease, {id}); }
+
+Status PgOutbox::ReleaseAllLeases() { return RunStatement(conn_, kOutboxReleaseAll, {Owner()}); }
+
+Result<std::optional<store::TimePoint>> PgOutbox::NextDueAt(const std::vector<std::string>& skip_targets) {
+  auto at = FirstInt(ExecStatement(conn_, kOutboxNextDue, {PgTextArray(skip_targets)}));
+  if (!at) return at.error();
+  if (!*at) return std::optional<store::TimePoint>();
+  return std::optional<store::TimePoint>(PgTime(**at));
+}
+
+Result<int64_t> PgOutbox::PendingCount() {
+  auto n = FirstInt(ExecStatement(conn_, kOutboxCount, {}));
+  if (!n) return n.error();
+  return n->value_or(0);
+}
+
+Result<std::vector<store::Delivery>> PgOutbox::ListPending() {
+  auto rows = ExecStatement(conn_, {"outbox.list", OutboxListSql().c_str()}, {});
+  if (!rows) return rows.error();
+  return MapDeliveries(*rows, bodies_);
+}
+
+Result<bool> PgOutbox::AllDelivered(const std::string& event_id) {
+  auto n = FirstInt(ExecStatement(conn_, kOutboxAllDelivered, {event_id}));
+  if (!n) return n.error();
+  return n->value_or(0) == 0;
+}
+
+Status PgOutbox::PruneDelivered(store::TimePoint before) { return RunStatement(conn_, kOutboxPrune, {PgMs(before)}); }
+
+}  // namespace mailhook::pgstore
