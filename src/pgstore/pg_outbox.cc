@@ -16,16 +16,19 @@ using util::Status;
 // size is joined and stored in `payload`; a larger one goes to `bodies`.
 constexpr uint64_t kPgInlinePiecesMax = 4096;
 
-// DO NOTHING covers a row still in the outbox (any unique key, as SQLite's OR
-// IGNORE); the NOT EXISTS clauses a row that already failed for good or was
-// delivered: either way a replay of the same message must not deliver it a
-// second time. RETURNING: the id of a row inserted (none when skipped).
+// DO NOTHING covers a row still in the outbox (its (event_id, target), as
+// SQLite's OR IGNORE); the NOT EXISTS clauses a row that already failed for
+// good or was delivered: either way a replay of the same message must not
+// deliver it a second time. The conflict target is named: a clash of the id
+// (a row inserted with an explicit id ahead of the identity sequence) is an
+// error, not an event silently dropped. RETURNING: the id of a row inserted
+// (none when skipped).
 constexpr PgStatement kOutboxAdd = {"outbox.add", R"sql(
     INSERT INTO outbox (event_id, target, account, folder, uidvalidity, uid, payload, created_at, next_attempt_at)
     SELECT $1::text, $2::text, $3::text, $4::text, $5::bigint, $6::bigint, $7::text, $8::bigint, $8::bigint
     WHERE NOT EXISTS (SELECT 1 FROM dead_letters WHERE event_id = $1::text AND target = $2::text)
       AND NOT EXISTS (SELECT 1 FROM delivered WHERE event_id = $1::text AND target = $2::text)
-    ON CONFLICT DO NOTHING RETURNING id)sql"};
+    ON CONFLICT (event_id, target) DO NOTHING RETURNING id)sql"};
 constexpr PgStatement kOutboxLease = {
     "outbox.lease", "UPDATE outbox SET lease_until = $1::bigint, lease_owner = $2::uuid WHERE id = ANY($3::bigint[])"};
 // One statement for the batch: the rows go, their markers come (replacing an

