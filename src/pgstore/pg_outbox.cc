@@ -54,11 +54,23 @@ constexpr PgStatement kOutboxDeadMove = {"outbox.dead_move", R"sql(
            $3::bigint, $4::text FROM gone)sql"};
 constexpr PgStatement kOutboxRelease = {"outbox.release",
                                         "UPDATE outbox SET lease_until = 0, lease_owner = NULL WHERE id = $1::bigint"};
-constexpr PgStatement kOutboxReleaseAll = {"outbox.release_all", R"sql(
-    UPDATE outbox SET lease_until = 0, lease_owner = NULL
-    WHERE $1::uuid IS NULL OR lease_owner = $1::uuid)sql"};
-constexpr PgStatement kOutboxNextDue = {"outbox.next_due", R"sql(
-    SELECT min(greatest(next_attempt_at, lease_until)) FROM outbox WHERE NOT (target = ANY($1::text[])))sql"};
+// A lease's owner is dead when no replica row has a heartbeat newer than the
+// TTL ($2 ms) by the server's clock, as PgLeases judges it (pg_leases.cc):
+// its claims are free at once (pg_schema.cc), not only when lease_until ends.
+#define MH_PG_OUTBOX_OWNER_DEAD(ttl)                                                                \
+  "(lease_owner IS NOT NULL AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = lease_owner AND " \
+  "r.heartbeat_at > clock_timestamp() - " ttl "::bigint * interval '1 millisecond'))"
+// Our own leases ($1; with no owner, those without one) and a dead replica's;
+// never a live replica's.
+constexpr PgStatement kOutboxReleaseAll = {
+    "outbox.release_all",
+    "UPDATE outbox SET lease_until = 0, lease_owner = NULL WHERE lease_until <> 0"
+    " AND (lease_owner IS NOT DISTINCT FROM $1::uuid OR " MH_PG_OUTBOX_OWNER_DEAD("$2") ")"};
+constexpr PgStatement kOutboxNextDue = {
+    "outbox.next_due",
+    "SELECT min(CASE WHEN lease_owner IS DISTINCT FROM $2::uuid AND " MH_PG_OUTBOX_OWNER_DEAD("$3")
+    " THEN next_attempt_at ELSE greatest(next_attempt_at, lease_until) END)"
+    " FROM outbox WHERE NOT (target = ANY($1::text[]))"};
 constexpr PgStatement kOutboxCount = {"outbox.count", "SELECT count(*) FROM outbox"};
 constexpr PgStatement kOutboxAllDelivered = {"outbox.all_delivered", R"sql(
     SELECT (SELECT count(*) FROM outbox WHERE event_id = $1) + (SELECT count(*) FROM dead_letters WHERE event_id = $1))sql"};
@@ -67,13 +79,17 @@ constexpr PgStatement kOutboxPrune = {"outbox.prune", "DELETE FROM delivered WHE
 // The SQL of the row queries (their column list is PgRowColumns').
 const std::string& OutboxDueSql() {
   // SKIP LOCKED: rows another dispatcher is claiming right now are not ours
-  // to wait for; its lease keeps them from us once it commits.
+  // to wait for; its lease keeps them from us once it commits. A row leased
+  // by a dead replica is claimable at once (never one leased by ourselves:
+  // our own worker may still be delivering it).
   static const std::string sql = "SELECT " + PgRowColumns("next_attempt_at", true) +
-                                 " FROM outbox WHERE next_attempt_at <= $1::bigint AND lease_until <= $1::bigint"
+                                 " FROM outbox WHERE next_attempt_at <= $1::bigint AND (lease_until <= $1::bigint"
+                                 " OR (lease_owner IS DISTINCT FROM $4::uuid AND " MH_PG_OUTBOX_OWNER_DEAD("$5") "))"
                                  " AND NOT (target = ANY($3::text[])) ORDER BY next_attempt_at, id LIMIT $2::bigint"
                                  " FOR UPDATE SKIP LOCKED";
   return sql;
 }
+#undef MH_PG_OUTBOX_OWNER_DEAD
 const std::string& OutboxListSql() {
   static const std::string sql =
       "SELECT " + PgRowColumns("next_attempt_at", true) + " FROM outbox ORDER BY next_attempt_at, id";
@@ -124,8 +140,8 @@ Status PgOutbox::Add(const std::vector<store::OutboxItem>& items) {
 
 Result<std::vector<store::Delivery>> PgOutbox::SelectDue(store::TimePoint now, int limit,
                                                          const std::vector<std::string>& skip_targets) {
-  auto rows =
-      ExecStatement(conn_, {"outbox.due", OutboxDueSql().c_str()}, {PgMs(now), limit, PgTextArray(skip_targets)});
+  auto rows = ExecStatement(conn_, {"outbox.due", OutboxDueSql().c_str()},
+                            {PgMs(now), limit, PgTextArray(skip_targets), Owner(), TtlMs()});
   if (!rows) return rows.error();
   return MapDeliveries(*rows, bodies_);
 }
@@ -188,10 +204,10 @@ Status PgOutbox::MoveToDeadLetters(int64_t id, int attempts, const std::string& 
 
 Status PgOutbox::ReleaseLease(int64_t id) { return RunStatement(conn_, kOutboxRelease, {id}); }
 
-Status PgOutbox::ReleaseAllLeases() { return RunStatement(conn_, kOutboxReleaseAll, {Owner()}); }
+Status PgOutbox::ReleaseAllLeases() { return RunStatement(conn_, kOutboxReleaseAll, {Owner(), TtlMs()}); }
 
 Result<std::optional<store::TimePoint>> PgOutbox::NextDueAt(const std::vector<std::string>& skip_targets) {
-  auto at = FirstInt(ExecStatement(conn_, kOutboxNextDue, {PgTextArray(skip_targets)}));
+  auto at = FirstInt(ExecStatement(conn_, kOutboxNextDue, {PgTextArray(skip_targets), Owner(), TtlMs()}));
   if (!at) return at.error();
   if (!*at) return std::optional<store::TimePoint>();
   return std::optional<store::TimePoint>(PgTime(**at));

@@ -72,7 +72,7 @@ class PgOutboxClusterTest : public ::testing::Test {
     Side side;
     side.conn = std::move(*conn);
     side.bodies = std::make_unique<PgBodies>(*side.conn);
-    side.outbox = std::make_unique<PgOutbox>(*side.conn, *side.bodies, owner);
+    side.outbox = std::make_unique<PgOutbox>(*side.conn, *side.bodies, owner, std::chrono::seconds(30));
     return side;
   }
 
@@ -119,6 +119,46 @@ TEST_F(PgOutboxClusterTest, AnIdClashOnAddIsAnErrorNotASilentSkip) {
   EXPECT_FALSE(added.ok()) << "the event was dropped without an error";
   EXPECT_EQ(side.conn->last_sqlstate(), "23505");
   EXPECT_EQ(*side.outbox->PendingCount(), 1);
+}
+
+// Each start registers a fresh replica id: the leases of a run that crashed
+// (no replica row) or stopped heartbeating (an old row) are free at once for
+// another replica; a live replica's are not, and an outbox without an owner
+// giving back "every" lease gives back none of a live replica's.
+TEST_F(PgOutboxClusterTest, ADeadReplicasLeasesAreFreeAtOnceALiveOnesAreNot) {
+  MH_ASSERT_OK_AND_ASSIGN(Side lone, Open(""));
+  MH_ASSERT_OK(lone.outbox->Add({Event(1), Event(2), Event(3)}));
+  MH_ASSERT_OK_AND_ASSIGN(auto live_id, LiveReplica(*lone.conn));
+  MH_ASSERT_OK_AND_ASSIGN(auto crashed_id, LiveReplica(*lone.conn));
+  MH_ASSERT_OK_AND_ASSIGN(auto silent_id, LiveReplica(*lone.conn));
+  MH_ASSERT_OK_AND_ASSIGN(auto other_id, LiveReplica(*lone.conn));
+  MH_ASSERT_OK_AND_ASSIGN(Side live, Open(live_id));
+  MH_ASSERT_OK_AND_ASSIGN(Side crashed, Open(crashed_id));
+  MH_ASSERT_OK_AND_ASSIGN(Side silent, Open(silent_id));
+  MH_ASSERT_OK_AND_ASSIGN(Side other, Open(other_id));
+  const auto now = Clock::now();
+  ASSERT_EQ(live.outbox->ClaimDue(now, 1)->size(), 1u);     // evt_1
+  ASSERT_EQ(crashed.outbox->ClaimDue(now, 1)->size(), 1u);  // evt_2
+  ASSERT_EQ(silent.outbox->ClaimDue(now, 1)->size(), 1u);   // evt_3
+  // One crashes and its row is forgotten; the other stops heartbeating.
+  MH_ASSERT_OK(lone.conn->Run("DELETE FROM replicas WHERE id = '" + crashed_id + "'"));
+  MH_ASSERT_OK(
+      lone.conn->Run("UPDATE replicas SET heartbeat_at = clock_timestamp() - interval '31 seconds' "
+                     "WHERE id = '" +
+                     silent_id + "'"));
+  // Due now, not when the 15 minutes of the dead ones' leases end.
+  auto next = other.outbox->NextDueAt();
+  MH_ASSERT_OK(next);
+  ASSERT_TRUE(next->has_value());
+  EXPECT_LE(**next, now);
+  auto taken = other.outbox->ClaimDue(now, 10);
+  MH_ASSERT_OK(taken);
+  ASSERT_EQ(taken->size(), 2u);
+  EXPECT_EQ((*taken)[0].item.event_id, "evt_2");
+  EXPECT_EQ((*taken)[1].item.event_id, "evt_3");
+  // "" gives back its own (none) and dead replicas' leases, not the live ones'.
+  MH_ASSERT_OK(lone.outbox->ReleaseAllLeases());
+  EXPECT_TRUE(lone.outbox->ClaimDue(now, 10)->empty());
 }
 
 }  // namespace
