@@ -31,29 +31,39 @@ constexpr PgStatement kOutboxAdd = {"outbox.add", R"sql(
     ON CONFLICT (event_id, target) DO NOTHING RETURNING id)sql"};
 constexpr PgStatement kOutboxLease = {
     "outbox.lease", "UPDATE outbox SET lease_until = $1::bigint, lease_owner = $2::uuid WHERE id = ANY($3::bigint[])"};
-// One statement for the batch: the rows go, their markers come (replacing an
-// older marker's time, as SQLite's INSERT OR REPLACE).
+// One statement for the batch: the rows go with their payloads in `bodies`,
+// their markers come (replacing an older marker's time, as SQLite's INSERT OR
+// REPLACE). Only rows still leased by us ($3; none: rows without an owner):
+// a row another owner took over after our lease ended stays for it to
+// deliver (a second delivery: at-least-once), its lease untouched.
 constexpr PgStatement kOutboxDelivered = {"outbox.delivered", R"sql(
-    WITH gone AS (DELETE FROM outbox WHERE id = ANY($2::bigint[]) RETURNING event_id, target)
-    INSERT INTO delivered (event_id, target, delivered_at) SELECT event_id, target, $1::bigint FROM gone
-    ON CONFLICT (event_id, target) DO UPDATE SET delivered_at = excluded.delivered_at)sql"};
+    WITH gone AS (DELETE FROM outbox WHERE id = ANY($2::bigint[]) AND lease_owner IS NOT DISTINCT FROM $3::uuid
+                  RETURNING id, event_id, target),
+      marked AS (INSERT INTO delivered (event_id, target, delivered_at) SELECT event_id, target, $1::bigint FROM gone
+                 ON CONFLICT (event_id, target) DO UPDATE SET delivered_at = excluded.delivered_at),
+      chunks AS (DELETE FROM body_chunks WHERE id IN (SELECT id FROM gone))
+    DELETE FROM bodies WHERE id IN (SELECT id FROM gone))sql"};
+// Retry, release and the dead-letter move, like the delivered statement, act
+// on a row only while we hold its lease: a stale worker (its lease ended and
+// another owner claimed the row) must not clear the new owner's lease.
 constexpr PgStatement kOutboxRetry = {"outbox.retry", R"sql(
     UPDATE outbox SET attempts = $1::integer, next_attempt_at = $2::bigint, last_error = $3,
       lease_until = 0, lease_owner = NULL
-    WHERE id = $4::bigint)sql"};
+    WHERE id = $4::bigint AND lease_owner IS NOT DISTINCT FROM $5::uuid)sql"};
 // SQLite's INSERT OR REPLACE into dead_letters drops any dead letter with the
 // row's id or its (event_id, target) first: so does this, then the move.
 constexpr PgStatement kOutboxDeadReplace = {"outbox.dead_replace", R"sql(
     DELETE FROM dead_letters d USING outbox o
-    WHERE o.id = $1::bigint AND (d.id = o.id OR (d.event_id = o.event_id AND d.target = o.target)))sql"};
+    WHERE o.id = $1::bigint AND o.lease_owner IS NOT DISTINCT FROM $2::uuid AND (d.id = o.id OR (d.event_id = o.event_id AND d.target = o.target)))sql"};
 constexpr PgStatement kOutboxDeadMove = {"outbox.dead_move", R"sql(
-    WITH gone AS (DELETE FROM outbox WHERE id = $1::bigint RETURNING *)
+    WITH gone AS (DELETE FROM outbox WHERE id = $1::bigint AND lease_owner IS NOT DISTINCT FROM $5::uuid RETURNING *)
     INSERT INTO dead_letters (id, event_id, target, account, folder, uidvalidity, uid, payload, attempts,
                               created_at, failed_at, last_error)
     SELECT id, event_id, target, account, folder, uidvalidity, uid, payload, $2::integer, created_at,
            $3::bigint, $4::text FROM gone)sql"};
 constexpr PgStatement kOutboxRelease = {"outbox.release",
-                                        "UPDATE outbox SET lease_until = 0, lease_owner = NULL WHERE id = $1::bigint"};
+                                        "UPDATE outbox SET lease_until = 0, lease_owner = NULL WHERE id = $1::bigint"
+                                        " AND lease_owner IS NOT DISTINCT FROM $2::uuid"};
 // A lease's owner is dead when no replica row has a heartbeat newer than the
 // TTL ($2 ms) by the server's clock, as PgLeases judges it (pg_leases.cc):
 // its claims are free at once (pg_schema.cc), not only when lease_until ends.
@@ -180,29 +190,24 @@ Result<store::ClaimResult> PgOutbox::Claim(const store::ClaimRequest& request) {
 
 Status PgOutbox::MarkDelivered(const std::vector<int64_t>& ids) {
   if (ids.empty()) return Ok();
-  return conn_.InTransaction([&]() -> Status {
-    if (auto s = RunStatement(conn_, kOutboxDelivered, {PgMs(store::Clock::now()), PgIntArray(ids)}); !s) return s;
-    for (int64_t id : ids) {
-      if (auto s = bodies_.Delete(id); !s) return s;
-    }
-    return Ok();
-  });
+  return RunStatement(conn_, kOutboxDelivered, {PgMs(store::Clock::now()), PgIntArray(ids), Owner()});
 }
 
 Status PgOutbox::ScheduleRetry(int64_t id, int attempts, store::TimePoint next_attempt_at,
                                const std::string& last_error) {
-  return RunStatement(conn_, kOutboxRetry, {attempts, PgMs(next_attempt_at), ValidUtf8(last_error), id});
+  return RunStatement(conn_, kOutboxRetry, {attempts, PgMs(next_attempt_at), ValidUtf8(last_error), id, Owner()});
 }
 
 Status PgOutbox::MoveToDeadLetters(int64_t id, int attempts, const std::string& last_error) {
   // The id is kept, so the payload in `bodies` stays attached without a copy.
   return conn_.InTransaction([&]() -> Status {
-    if (auto s = RunStatement(conn_, kOutboxDeadReplace, {id}); !s) return s;
-    return RunStatement(conn_, kOutboxDeadMove, {id, attempts, PgMs(store::Clock::now()), ValidUtf8(last_error)});
+    if (auto s = RunStatement(conn_, kOutboxDeadReplace, {id, Owner()}); !s) return s;
+    return RunStatement(conn_, kOutboxDeadMove,
+                        {id, attempts, PgMs(store::Clock::now()), ValidUtf8(last_error), Owner()});
   });
 }
 
-Status PgOutbox::ReleaseLease(int64_t id) { return RunStatement(conn_, kOutboxRelease, {id}); }
+Status PgOutbox::ReleaseLease(int64_t id) { return RunStatement(conn_, kOutboxRelease, {id, Owner()}); }
 
 Status PgOutbox::ReleaseAllLeases() { return RunStatement(conn_, kOutboxReleaseAll, {Owner(), TtlMs()}); }
 

@@ -16,6 +16,12 @@
 /// for the whole lease. A lease without an owner (NULL: a PgOutbox made
 /// with lease_owner "", one process owning the outbox, as SQLite) ends only
 /// at lease_until or by ReleaseAllLeases/ReleaseLease.
+///
+/// MarkDelivered, ScheduleRetry, MoveToDeadLetters and ReleaseLease act on
+/// a row only while its lease_owner is this outbox's (NULL for ""): a stale
+/// worker, whose lease ended and whose row another owner claimed, changes
+/// nothing and gets ok; for MarkDelivered that means the row stays and the
+/// other owner delivers it again (at-least-once).
 /// Not thread-safe (the connection is not).
 
 #include <chrono>

@@ -161,5 +161,46 @@ TEST_F(PgOutboxClusterTest, ADeadReplicasLeasesAreFreeAtOnceALiveOnesAreNot) {
   EXPECT_TRUE(lone.outbox->ClaimDue(now, 10)->empty());
 }
 
+// A worker whose lease ended while it delivered (a pause, a slow target)
+// finishes after another replica claimed the row: its retry, release,
+// dead-letter move or delivered mark must not clear the new lease nor take
+// the row away; the new owner goes on and records the delivery.
+TEST_F(PgOutboxClusterTest, AStaleWorkerCannotTouchARowAnotherOwnerClaimed) {
+  MH_ASSERT_OK_AND_ASSIGN(Side lone, Open(""));
+  MH_ASSERT_OK(lone.outbox->Add({Event(1)}));
+  MH_ASSERT_OK_AND_ASSIGN(auto stale_id, LiveReplica(*lone.conn));
+  MH_ASSERT_OK_AND_ASSIGN(auto new_id, LiveReplica(*lone.conn));
+  MH_ASSERT_OK_AND_ASSIGN(Side stale, Open(stale_id));
+  MH_ASSERT_OK_AND_ASSIGN(Side owner, Open(new_id));
+  const auto t0 = Clock::now();
+  auto first = stale.outbox->ClaimDue(t0, 1, milliseconds(1));
+  MH_ASSERT_OK(first);
+  ASSERT_EQ(first->size(), 1u);
+  const int64_t id = (*first)[0].id;
+  auto second = owner.outbox->ClaimDue(t0 + std::chrono::seconds(1), 1);
+  MH_ASSERT_OK(second);
+  ASSERT_EQ(second->size(), 1u);
+  // Still leased by `owner`: nobody else may claim it, before or after the
+  // stale worker's every way of finishing.
+  const auto later = t0 + std::chrono::seconds(2);
+  auto claimable = [&] { return lone.outbox->ClaimDue(later, 1)->size(); };
+  MH_ASSERT_OK(stale.outbox->ScheduleRetry(id, 1, t0, "HTTP 503"));
+  EXPECT_EQ(claimable(), 0u) << "a stale retry cleared the lease";
+  MH_ASSERT_OK(stale.outbox->ReleaseLease(id));
+  EXPECT_EQ(claimable(), 0u) << "a stale release cleared the lease";
+  MH_ASSERT_OK(stale.outbox->MoveToDeadLetters(id, 5, "HTTP 410"));
+  PgDeadLetters dead(*lone.conn, *lone.bodies);
+  EXPECT_EQ(*dead.Count(), 0);
+  MH_ASSERT_OK(stale.outbox->MarkDelivered(id));
+  auto pending = lone.outbox->ListPending();
+  MH_ASSERT_OK(pending);
+  ASSERT_EQ(pending->size(), 1u) << "a stale delivered mark took the row away";
+  EXPECT_EQ((*pending)[0].attempts, 0);
+  EXPECT_EQ(claimable(), 0u);
+  MH_ASSERT_OK(owner.outbox->MarkDelivered(id));
+  EXPECT_EQ(*lone.outbox->PendingCount(), 0);
+  EXPECT_TRUE(*lone.outbox->AllDelivered("evt_1"));
+}
+
 }  // namespace
 }  // namespace mailhook::pgstore
