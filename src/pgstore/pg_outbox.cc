@@ -29,6 +29,23 @@ constexpr PgStatement kOutboxAdd = {"outbox.add", R"sql(
     WHERE NOT EXISTS (SELECT 1 FROM dead_letters WHERE event_id = $1::text AND target = $2::text)
       AND NOT EXISTS (SELECT 1 FROM delivered WHERE event_id = $1::text AND target = $2::text)
     ON CONFLICT (event_id, target) DO NOTHING RETURNING id)sql"};
+// READ COMMITTED lets Add's NOT EXISTS (delivered) miss a MarkDelivered of
+// the same (event_id, target) not yet committed on another connection (and
+// its INSERT then waits for that row's delete and inserts): a second
+// delivery. So Add, and MarkDelivered and MoveToDeadLetters before they
+// delete a row and write its marker, first take a transaction-scoped
+// advisory lock per (event_id, target): an Add waits for the delivery's
+// commit, and its next statement's snapshot sees the marker. The locks are
+// taken in order of their keys, so two transactions cannot deadlock over
+// them (a hash collision only serialises two unrelated pairs).
+constexpr PgStatement kOutboxLockPairs = {"outbox.lock_pairs", R"sql(
+    SELECT pg_advisory_xact_lock(k.h) FROM (
+      SELECT DISTINCT hashtextextended(e || chr(10) || t, 0) AS h
+      FROM unnest($1::text[], $2::text[]) AS u(e, t) ORDER BY h OFFSET 0) k)sql"};
+constexpr PgStatement kOutboxLockRows = {"outbox.lock_rows", R"sql(
+    SELECT pg_advisory_xact_lock(k.h) FROM (
+      SELECT DISTINCT hashtextextended(event_id || chr(10) || target, 0) AS h
+      FROM outbox WHERE id = ANY($1::bigint[]) ORDER BY h OFFSET 0) k)sql"};
 constexpr PgStatement kOutboxLease = {
     "outbox.lease", "UPDATE outbox SET lease_until = $1::bigint, lease_owner = $2::uuid WHERE id = ANY($3::bigint[])"};
 // One statement for the batch: the rows go with their payloads in `bodies`,
@@ -139,7 +156,15 @@ Status PgOutbox::AddOne(const store::OutboxItem& item, int64_t now) {
 }
 
 Status PgOutbox::Add(const std::vector<store::OutboxItem>& items) {
+  if (items.empty()) return Ok();
   return conn_.InTransaction([&]() -> Status {
+    std::vector<std::string> events;
+    std::vector<std::string> targets;
+    for (const auto& item : items) {
+      events.push_back(item.event_id);
+      targets.push_back(item.target);
+    }
+    if (auto s = RunStatement(conn_, kOutboxLockPairs, {PgTextArray(events), PgTextArray(targets)}); !s) return s;
     const int64_t now = PgMs(store::Clock::now());
     for (const auto& item : items) {
       if (auto s = AddOne(item, now); !s) return s;
@@ -190,7 +215,11 @@ Result<store::ClaimResult> PgOutbox::Claim(const store::ClaimRequest& request) {
 
 Status PgOutbox::MarkDelivered(const std::vector<int64_t>& ids) {
   if (ids.empty()) return Ok();
-  return RunStatement(conn_, kOutboxDelivered, {PgMs(store::Clock::now()), PgIntArray(ids), Owner()});
+  const std::string chosen = PgIntArray(ids);
+  return conn_.InTransaction([&]() -> Status {
+    if (auto s = RunStatement(conn_, kOutboxLockRows, {chosen}); !s) return s;
+    return RunStatement(conn_, kOutboxDelivered, {PgMs(store::Clock::now()), chosen, Owner()});
+  });
 }
 
 Status PgOutbox::ScheduleRetry(int64_t id, int attempts, store::TimePoint next_attempt_at,
@@ -201,6 +230,7 @@ Status PgOutbox::ScheduleRetry(int64_t id, int attempts, store::TimePoint next_a
 Status PgOutbox::MoveToDeadLetters(int64_t id, int attempts, const std::string& last_error) {
   // The id is kept, so the payload in `bodies` stays attached without a copy.
   return conn_.InTransaction([&]() -> Status {
+    if (auto s = RunStatement(conn_, kOutboxLockRows, {PgIntArray(std::vector<int64_t>{id})}); !s) return s;
     if (auto s = RunStatement(conn_, kOutboxDeadReplace, {id, Owner()}); !s) return s;
     return RunStatement(conn_, kOutboxDeadMove,
                         {id, attempts, PgMs(store::Clock::now()), ValidUtf8(last_error), Owner()});

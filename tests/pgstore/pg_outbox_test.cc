@@ -202,5 +202,37 @@ TEST_F(PgOutboxClusterTest, AStaleWorkerCannotTouchARowAnotherOwnerClaimed) {
   EXPECT_TRUE(*lone.outbox->AllDelivered("evt_1"));
 }
 
+// A replayed commit adds an event whose delivery is being recorded on
+// another connection, not yet committed: under READ COMMITTED the add's
+// check for a delivered marker cannot see it. The add must wait for that
+// commit (seen in pg_stat_activity) and then add nothing.
+TEST_F(PgOutboxClusterTest, AnAddRacingAnUncommittedDeliveryWaitsAndAddsNothing) {
+  MH_ASSERT_OK_AND_ASSIGN(Side delivering, Open(""));
+  MH_ASSERT_OK_AND_ASSIGN(Side adding, Open(""));
+  MH_ASSERT_OK_AND_ASSIGN(auto watcher, Connect());
+  MH_ASSERT_OK(delivering.outbox->Add({Event(1)}));
+  auto claimed = delivering.outbox->ClaimDue(Clock::now(), 1);
+  MH_ASSERT_OK(claimed);
+  ASSERT_EQ(claimed->size(), 1u);
+  const int adding_pid = adding.conn->backend_pid();
+  util::Status added = util::Ok();
+  std::thread other;
+  bool waited = false;
+  MH_ASSERT_OK(delivering.conn->InTransaction([&]() -> util::Status {
+    if (auto s = delivering.outbox->MarkDelivered((*claimed)[0].id); !s) return s;
+    other = std::thread([&] { added = adding.outbox->Add({Event(1)}); });
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!waited && std::chrono::steady_clock::now() < deadline) {
+      waited = Waiting(*watcher, adding_pid);
+      if (!waited) std::this_thread::sleep_for(milliseconds(10));
+    }
+    return util::Ok();  // the commit lets the add go on
+  }));
+  if (other.joinable()) other.join();
+  EXPECT_TRUE(waited) << "the add did not wait for the delivery";
+  MH_ASSERT_OK(added);
+  EXPECT_EQ(*adding.outbox->PendingCount(), 0) << "the delivered event was added again";
+}
+
 }  // namespace
 }  // namespace mailhook::pgstore
