@@ -255,9 +255,19 @@ Result<int64_t> PgOutbox::PendingCount() {
 }
 
 Result<std::vector<store::Delivery>> PgOutbox::ListPending() {
-  auto rows = ExecStatement(conn_, {"outbox.list", OutboxListSql().c_str()}, {});
-  if (!rows) return rows.error();
-  return MapDeliveries(*rows, bodies_);
+  // The rows and their payloads in `bodies` from one snapshot: a row
+  // delivered meanwhile is listed whole, not a payload missing.
+  std::vector<store::Delivery> out;
+  Status st = InReadSnapshot(conn_, [&]() -> Status {
+    auto rows = ExecStatement(conn_, {"outbox.list", OutboxListSql().c_str()}, {});
+    if (!rows) return rows.error();
+    auto mapped = MapDeliveries(*rows, bodies_);
+    if (!mapped) return mapped.error();
+    out = std::move(*mapped);
+    return Ok();
+  });
+  if (!st) return st.error();
+  return out;
 }
 
 Result<bool> PgOutbox::AllDelivered(const std::string& event_id) {

@@ -20,6 +20,15 @@ util::Result<std::optional<int64_t>> FirstInt(util::Result<PgRows> rows) {
   return std::optional<int64_t>(*value);
 }
 
+util::Status InReadSnapshot(PgConnection& conn, const std::function<util::Status()>& fn) {
+  if (conn.in_transaction()) return fn();
+  return conn.InTransaction([&]() -> util::Status {
+    // First in the transaction: it sets the isolation for every statement after.
+    if (auto s = conn.Run("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"); !s) return s;
+    return fn();
+  });
+}
+
 std::string PgTextArray(std::span<const std::string> items) {
   std::string out = "{";
   for (const std::string& item : items) {

@@ -10,9 +10,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "pgstore/pg_bodies.h"
@@ -93,6 +95,28 @@ class PgOutboxClusterTest : public ::testing::Test {
 
  private:
   std::string schema_;
+};
+
+/// Bodies that run `meanwhile` once, at the first Read (between a listing's
+/// query of its rows and the payloads' reads), then read from `inner`.
+class InterleavedBodies final : public store::Bodies {
+ public:
+  InterleavedBodies(store::Bodies& inner, std::function<void()> meanwhile)
+      : inner_(inner), meanwhile_(std::move(meanwhile)) {}
+  util::Status Write(int64_t id, uint64_t size,
+                     const std::vector<std::shared_ptr<const std::string>>& pieces) override {
+    return inner_.Write(id, size, pieces);
+  }
+  util::Result<std::string> Read(int64_t id) override {
+    if (meanwhile_) std::exchange(meanwhile_, nullptr)();
+    return inner_.Read(id);
+  }
+  util::Status Delete(int64_t id) override { return inner_.Delete(id); }
+  util::Status DeleteOrphans() override { return inner_.DeleteOrphans(); }
+
+ private:
+  store::Bodies& inner_;
+  std::function<void()> meanwhile_;
 };
 
 OutboxItem Event(uint32_t uid) {
@@ -232,6 +256,46 @@ TEST_F(PgOutboxClusterTest, AnAddRacingAnUncommittedDeliveryWaitsAndAddsNothing)
   EXPECT_TRUE(waited) << "the add did not wait for the delivery";
   MH_ASSERT_OK(added);
   EXPECT_EQ(*adding.outbox->PendingCount(), 0) << "the delivered event was added again";
+}
+
+/// An event too large to go inline: its payload is in `bodies`.
+OutboxItem LargeEvent(uint32_t uid) {
+  OutboxItem item = Event(uid);
+  item.payload.clear();
+  item.pieces = {std::make_shared<const std::string>(std::string(10000, static_cast<char>('a' + uid - 1)))};
+  return item;
+}
+
+// A listing reads its rows, then each large payload in `bodies`; a row
+// delivered (or a dead letter dropped) by another connection in between
+// must not read as a payload the store lost: one snapshot for the listing.
+TEST_F(PgOutboxClusterTest, AListingSeesOneSnapshotWhileRowsGo) {
+  MH_ASSERT_OK_AND_ASSIGN(Side lone, Open(""));
+  MH_ASSERT_OK(lone.outbox->Add({LargeEvent(1), LargeEvent(2), LargeEvent(3), LargeEvent(4)}));
+  auto rows = lone.outbox->ListPending();
+  MH_ASSERT_OK(rows);
+  ASSERT_EQ(rows->size(), 4u);
+  MH_ASSERT_OK(lone.outbox->MoveToDeadLetters((*rows)[2].id, 1, "HTTP 410"));
+  MH_ASSERT_OK(lone.outbox->MoveToDeadLetters((*rows)[3].id, 1, "HTTP 410"));
+  PgDeadLetters lone_dead(*lone.conn, *lone.bodies);
+
+  MH_ASSERT_OK_AND_ASSIGN(auto conn, Connect());
+  PgBodies bodies(*conn);
+  InterleavedBodies deliver_second(bodies, [&] { MH_EXPECT_OK(lone.outbox->MarkDelivered((*rows)[1].id)); });
+  PgOutbox reader(*conn, deliver_second, "");
+  auto listed = reader.ListPending();
+  MH_ASSERT_OK(listed);
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_TRUE((*listed)[1].item.payload == std::string(10000, 'b')) << "the delivered row's payload differs";
+  EXPECT_EQ(*lone.outbox->PendingCount(), 1);
+
+  InterleavedBodies drop_second(bodies, [&] { MH_EXPECT_OK(lone_dead.Drop(std::vector<int64_t>{(*rows)[3].id})); });
+  PgDeadLetters dead_reader(*conn, drop_second);
+  auto dead = dead_reader.List();
+  MH_ASSERT_OK(dead);
+  ASSERT_EQ(dead->size(), 2u);
+  EXPECT_TRUE((*dead)[1].item.payload == std::string(10000, 'd')) << "the dropped dead letter's payload differs";
+  EXPECT_EQ(*lone_dead.Count(), 1);
 }
 
 }  // namespace
