@@ -12,10 +12,6 @@ using util::Ok;
 using util::Result;
 using util::Status;
 
-// As SQLite's outbox (store/sqlite_outbox.cc): an event in pieces up to this
-// size is joined and stored in `payload`; a larger one goes to `bodies`.
-constexpr uint64_t kPgInlinePiecesMax = 4096;
-
 // DO NOTHING covers a row still in the outbox (its (event_id, target), as
 // SQLite's OR IGNORE); the NOT EXISTS clauses a row that already failed for
 // good or was delivered: either way a replay of the same message must not
@@ -123,21 +119,12 @@ const std::string& OutboxListSql() {
   return sql;
 }
 
-// The pieces joined, when the event goes inline; empty when it goes to `bodies`.
-std::string PgInlinePayload(const store::OutboxItem& item, uint64_t size) {
-  std::string out;
-  if (size == 0 || size > kPgInlinePiecesMax) return out;
-  out.reserve(size);
-  for (const auto& piece : item.pieces) out += *piece;
-  return out;
-}
-
 }  // namespace
 
 Status PgOutbox::AddOne(const store::OutboxItem& item, int64_t now) {
   uint64_t body_size = 0;
   for (const auto& piece : item.pieces) body_size += piece->size();
-  const std::string joined = item.pieces.empty() ? std::string() : PgInlinePayload(item, body_size);
+  const std::string joined = item.pieces.empty() ? std::string() : store::InlinePayload(item, body_size);
   const bool in_bodies = !item.pieces.empty() && joined.empty();
   // In `bodies`: payload '' (events are never empty).
   const std::string_view payload = item.pieces.empty() ? std::string_view(item.payload)
