@@ -56,8 +56,11 @@ std::string PgIntArray(std::span<const int64_t> ids) {
 std::string_view Utf8Prefix(std::string_view text, size_t max) {
   if (text.size() <= max) return text;
   size_t end = max;
-  // Back off over continuation bytes (10xxxxxx) to the start of the sequence.
-  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+  // Back off over continuation bytes (10xxxxxx) to the start of the
+  // sequence: at most 3 (a sequence is at most 4 bytes, RFC 3629 §3), so
+  // bytes that are not UTF-8 (a run of continuation bytes) cut near `max`,
+  // not at 0.
+  for (int n = 0; n < 3 && end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80; ++n) --end;
   return text.substr(0, end);
 }
 
