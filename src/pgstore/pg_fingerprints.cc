@@ -16,7 +16,8 @@ constexpr PgStatement kFpAdd = {"fingerprints.add", R"sql(
     INSERT INTO fingerprints (account, folder, uidvalidity, uid, message_key, size)
     VALUES ($1, $2, $3::bigint, $4::bigint, $5, $6::bigint) ON CONFLICT DO NOTHING)sql"};
 constexpr PgStatement kFpHere = {"fingerprints.here", R"sql(
-    SELECT 1 FROM fingerprints WHERE account = $1 AND folder = $2 AND uidvalidity = $3::bigint AND uid = $4::bigint)sql"};
+    SELECT 1 FROM fingerprints
+    WHERE account = $1 AND folder = $2 AND uidvalidity = $3::bigint AND uid = $4::bigint)sql"};
 // The index fingerprints_match finds the candidates; LIMIT 1 takes one, so
 // two copies of one message match two earlier messages, not one. The first
 // recorded (lowest UIDVALIDITY, then UID) goes first.

@@ -67,7 +67,8 @@ constexpr PgStatement kOutboxRetry = {"outbox.retry", R"sql(
 // row's id or its (event_id, target) first: so does this, then the move.
 constexpr PgStatement kOutboxDeadReplace = {"outbox.dead_replace", R"sql(
     DELETE FROM dead_letters d USING outbox o
-    WHERE o.id = $1::bigint AND o.lease_owner IS NOT DISTINCT FROM $2::uuid AND (d.id = o.id OR (d.event_id = o.event_id AND d.target = o.target)))sql"};
+    WHERE o.id = $1::bigint AND o.lease_owner IS NOT DISTINCT FROM $2::uuid
+      AND (d.id = o.id OR (d.event_id = o.event_id AND d.target = o.target)))sql"};
 constexpr PgStatement kOutboxDeadMove = {"outbox.dead_move", R"sql(
     WITH gone AS (DELETE FROM outbox WHERE id = $1::bigint AND lease_owner IS NOT DISTINCT FROM $5::uuid RETURNING *)
     INSERT INTO dead_letters (id, event_id, target, account, folder, uidvalidity, uid, payload, attempts,
@@ -96,7 +97,8 @@ constexpr PgStatement kOutboxNextDue = {
     " FROM outbox WHERE NOT (target = ANY($1::text[]))"};
 constexpr PgStatement kOutboxCount = {"outbox.count", "SELECT count(*) FROM outbox"};
 constexpr PgStatement kOutboxAllDelivered = {"outbox.all_delivered", R"sql(
-    SELECT (SELECT count(*) FROM outbox WHERE event_id = $1) + (SELECT count(*) FROM dead_letters WHERE event_id = $1))sql"};
+    SELECT (SELECT count(*) FROM outbox WHERE event_id = $1)
+         + (SELECT count(*) FROM dead_letters WHERE event_id = $1))sql"};
 constexpr PgStatement kOutboxPrune = {"outbox.prune", "DELETE FROM delivered WHERE delivered_at < $1::bigint"};
 
 // The SQL of the row queries (their column list is PgRowColumns').
