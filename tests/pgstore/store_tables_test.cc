@@ -16,7 +16,8 @@
 // A PostgreSQL-only case: two dispatchers claiming at once take different
 // rows and neither waits (FOR UPDATE SKIP LOCKED); an error text that is not
 // UTF-8 is stored with replacement characters; a fingerprint key that is not
-// UTF-8 is stored as its digest; a reply reservation waits
+// UTF-8 is stored as its digest; recipients keep byte order under an ICU
+// collation; a reply reservation waits
 // for another one of the same sender in flight, then counts it.
 
 #include <gtest/gtest.h>
@@ -1045,6 +1046,32 @@ TEST(PgFingerprintsTest, KeysDifferingOnlyInAnInvalidByteDoNotMatch) {
   auto missed = pg.fingerprints().Claim("support", "INBOX", {Fp(8, 2, "<caf\xe8@x>", 5)});
   MH_ASSERT_OK(missed);
   EXPECT_EQ(*missed, std::vector<uint32_t>{2}) << "a different message matched";
+}
+
+// Recipients come back in byte order (as SQLite's BINARY) even where the
+// column's collation is not C: the cases above run on a C-locale cluster,
+// where any order by the column's collation is byte order too. ICU's root
+// collation ("und-x-icu", in PostgreSQL built with ICU) would put Zed last.
+TEST(PgSmtpRecipientsTest, ByteOrderHoldsUnderANonCCollation) {
+  if (std::string why = PgBackend::WhyCannotRun(); !why.empty()) GTEST_SKIP() << why;
+  PgBackend pg;
+  MH_ASSERT_OK(pg.Open());
+  MH_ASSERT_OK(pg.connection().Prepare("test.icu", "SELECT count(*) FROM pg_collation WHERE collname = 'und-x-icu'"));
+  auto icu = pg.connection().Exec("test.icu");
+  MH_ASSERT_OK(icu);
+  if (*icu->Int64(0, 0) == 0) GTEST_SKIP() << "this PostgreSQL has no ICU collation und-x-icu";
+  MH_ASSERT_OK(
+      pg.connection().Run("ALTER TABLE smtp_recipients ALTER COLUMN recipient TYPE text COLLATE \"und-x-icu\""));
+  MH_ASSERT_OK(pg.smtp_recipients().Record("smtp:desk", "evt_1",
+                                           {{"desk@example.com", RecipientStatus::kSent, "", kT0},
+                                            {"audit@example.com", RecipientStatus::kSent, "", kT0},
+                                            {"Zed@example.com", RecipientStatus::kSent, "", kT0}}));
+  auto rows = pg.smtp_recipients().ForEvent("smtp:desk", "evt_1");
+  MH_ASSERT_OK(rows);
+  ASSERT_EQ(rows->size(), 3u);
+  EXPECT_EQ((*rows)[0].recipient, "Zed@example.com");
+  EXPECT_EQ((*rows)[1].recipient, "audit@example.com");
+  EXPECT_EQ((*rows)[2].recipient, "desk@example.com");
 }
 
 // Two replicas reserve a reply to the same sender at once: the second waits
