@@ -19,8 +19,10 @@ constexpr PgStatement kBodiesSize = {"bodies.size", R"sql(
 constexpr PgStatement kBodiesChunk = {
     "bodies.chunk", "INSERT INTO body_chunks (id, seq, chunk) VALUES ($1::bigint, $2::integer, $3::bytea)"};
 constexpr PgStatement kBodiesReadSize = {"bodies.read_size", "SELECT size FROM bodies WHERE id = $1::bigint"};
-constexpr PgStatement kBodiesReadChunks = {"bodies.read_chunks",
-                                           "SELECT chunk FROM body_chunks WHERE id = $1::bigint ORDER BY seq"};
+// One chunk per query: the payload is held once (its string) plus one chunk
+// (this query's result), never a result with every chunk besides.
+constexpr PgStatement kBodiesReadChunk = {"bodies.read_chunk",
+                                          "SELECT chunk FROM body_chunks WHERE id = $1::bigint AND seq = $2::integer"};
 constexpr PgStatement kBodiesDelete = {"bodies.delete", R"sql(
     WITH gone AS (DELETE FROM body_chunks WHERE id = $1::bigint)
     DELETE FROM bodies WHERE id = $1::bigint)sql"};
@@ -55,21 +57,30 @@ Status PgBodies::Write(int64_t id, uint64_t size, const std::vector<std::shared_
 }
 
 util::Result<std::string> PgBodies::Read(int64_t id) {
-  auto size = FirstInt(ExecStatement(conn_, kBodiesReadSize, {id}));
-  if (!size) return size.error();
-  if (!*size) return BodyMissing(id, "no such payload");
-  auto rows = ExecStatement(conn_, kBodiesReadChunks, {id});
-  if (!rows) return rows.error();
   std::string out;
-  out.reserve(static_cast<size_t>(**size));
-  for (int i = 0; i < rows->rows(); ++i) {
-    auto chunk = rows->Bytes(i, 0);
-    if (!chunk) return chunk.error();
-    out.append(*chunk);
-  }
-  if (out.size() != static_cast<uint64_t>(**size)) {
-    return BodyMissing(id, std::to_string(out.size()) + " bytes stored of " + std::to_string(**size));
-  }
+  // The size and the chunks from one snapshot (a delete between them is not
+  // a loss); the chunks in order of seq, from 0 (as Write numbers them).
+  Status st = InReadSnapshot(conn_, [&]() -> Status {
+    auto size = FirstInt(ExecStatement(conn_, kBodiesReadSize, {id}));
+    if (!size) return size.error();
+    if (!*size) return BodyMissing(id, "no such payload");
+    const auto want = static_cast<uint64_t>(**size);
+    out.clear();
+    out.reserve(want);
+    for (int seq = 0; out.size() < want; ++seq) {
+      auto rows = ExecStatement(conn_, kBodiesReadChunk, {id, seq});
+      if (!rows) return rows.error();
+      if (rows->rows() == 0) break;
+      auto chunk = rows->Bytes(0, 0);
+      if (!chunk) return chunk.error();
+      out.append(*chunk);
+    }
+    if (out.size() != want) {
+      return BodyMissing(id, std::to_string(out.size()) + " bytes stored of " + std::to_string(want));
+    }
+    return util::Ok();
+  });
+  if (!st) return st.error();
   return out;
 }
 

@@ -2,7 +2,9 @@
 /// PgBodies: Bodies (store/bodies.h) over one PgConnection: a payload's size
 /// in `bodies` and its bytes in `body_chunks`, pieces of at most 1 MiB (one
 /// bytea parameter each, never one value of the whole payload: no escaping
-/// copy, no 1 GiB field limit). Not thread-safe (the connection is not).
+/// copy, no 1 GiB field limit), read back one chunk per query in one
+/// snapshot (InReadSnapshot), so a read holds the payload plus one chunk.
+/// Not thread-safe (the connection is not).
 
 #include "pgstore/pg_connection.h"
 #include "store/bodies.h"

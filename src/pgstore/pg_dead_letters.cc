@@ -41,9 +41,18 @@ Result<int64_t> PgDeadLetters::Count() {
 }
 
 Result<std::vector<store::DeadLetter>> PgDeadLetters::List() {
-  auto rows = ExecStatement(conn_, {"dead_letters.list", DeadListSql(true).c_str()}, {});
-  if (!rows) return rows.error();
-  return MapDeadLetters(*rows, bodies_);
+  // The rows and their payloads from one snapshot (pg_statement.h).
+  std::vector<store::DeadLetter> out;
+  Status st = InReadSnapshot(conn_, [&]() -> Status {
+    auto rows = ExecStatement(conn_, {"dead_letters.list", DeadListSql(true).c_str()}, {});
+    if (!rows) return rows.error();
+    auto mapped = MapDeadLetters(*rows, bodies_);
+    if (!mapped) return mapped.error();
+    out = std::move(*mapped);
+    return util::Ok();
+  });
+  if (!st) return st.error();
+  return out;
 }
 
 Result<std::vector<store::DeadLetterInfo>> PgDeadLetters::ListInfo() {

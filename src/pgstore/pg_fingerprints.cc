@@ -1,5 +1,7 @@
 #include "pgstore/pg_fingerprints.h"
 
+#include <openssl/evp.h>
+
 #include <algorithm>
 
 #include "pgstore/pg_statement.h"
@@ -14,7 +16,8 @@ constexpr PgStatement kFpAdd = {"fingerprints.add", R"sql(
     INSERT INTO fingerprints (account, folder, uidvalidity, uid, message_key, size)
     VALUES ($1, $2, $3::bigint, $4::bigint, $5, $6::bigint) ON CONFLICT DO NOTHING)sql"};
 constexpr PgStatement kFpHere = {"fingerprints.here", R"sql(
-    SELECT 1 FROM fingerprints WHERE account = $1 AND folder = $2 AND uidvalidity = $3::bigint AND uid = $4::bigint)sql"};
+    SELECT 1 FROM fingerprints
+    WHERE account = $1 AND folder = $2 AND uidvalidity = $3::bigint AND uid = $4::bigint)sql"};
 // The index fingerprints_match finds the candidates; LIMIT 1 takes one, so
 // two copies of one message match two earlier messages, not one. The first
 // recorded (lowest UIDVALIDITY, then UID) goes first.
@@ -44,6 +47,24 @@ constexpr PgStatement kFpList = {"fingerprints.list", R"sql(
     SELECT uid, message_key, size FROM fingerprints
     WHERE account = $1 AND folder = $2 AND uidvalidity = $3::bigint ORDER BY uid)sql"};
 
+// The key as stored: itself when PostgreSQL text takes it, else a digest of
+// its bytes (one-to-one for all practical purposes, unlike ValidUtf8).
+std::string PgFingerprintKey(const std::string& key) {
+  if (ValidUtf8(key) == key) return key;
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(key.data(), key.size(), digest, &len, EVP_sha256(), nullptr) != 1) {
+    return ValidUtf8(key);  // not reached: SHA-256 is always available
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "sha256:";
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 0xF];
+  }
+  return out;
+}
+
 }  // namespace
 
 Status PgFingerprints::Add(const std::string& account, const std::string& folder,
@@ -51,9 +72,9 @@ Status PgFingerprints::Add(const std::string& account, const std::string& folder
   if (fps.empty()) return util::Ok();
   return conn_.InTransaction([&]() -> Status {
     for (const store::Fingerprint& fp : fps) {
-      if (auto s =
-              RunStatement(conn_, kFpAdd,
-                           {account, folder, fp.uidvalidity, fp.uid, ValidUtf8(fp.key), static_cast<int64_t>(fp.size)});
+      if (auto s = RunStatement(
+              conn_, kFpAdd,
+              {account, folder, fp.uidvalidity, fp.uid, PgFingerprintKey(fp.key), static_cast<int64_t>(fp.size)});
           !s) {
         return s;
       }
@@ -72,7 +93,8 @@ Result<std::vector<uint32_t>> PgFingerprints::Claim(const std::string& account, 
       if (!here) return here.error();
       if (here->rows() > 0) continue;
       auto moved = ExecStatement(
-          conn_, kFpMove, {account, folder, fp.uidvalidity, fp.uid, ValidUtf8(fp.key), static_cast<int64_t>(fp.size)});
+          conn_, kFpMove,
+          {account, folder, fp.uidvalidity, fp.uid, PgFingerprintKey(fp.key), static_cast<int64_t>(fp.size)});
       if (!moved) return moved.error();
       if (moved->affected() == 0) unmatched.push_back(fp.uid);
     }

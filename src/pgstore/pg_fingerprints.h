@@ -1,8 +1,10 @@
 #pragma once
 /// PgFingerprints: Fingerprints (store/fingerprints.h) over one PgConnection,
 /// with its SQL against the schema of pg_schema.h. A key that is not UTF-8
-/// (a raw 8-bit Message-ID) is stored and matched as ValidUtf8 makes it
-/// (pg_statement.h): PostgreSQL text refuses the bytes SQLite stored.
+/// (a raw 8-bit Message-ID) is stored, matched and listed as "sha256:" and
+/// the hex SHA-256 of its bytes: PostgreSQL text refuses the bytes SQLite
+/// stored, and a lossy repair (U+FFFD) would make distinct keys equal, so a
+/// new message would be taken for one already handled.
 /// Not thread-safe (the connection is not).
 
 #include "pgstore/pg_connection.h"

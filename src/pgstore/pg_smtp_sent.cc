@@ -14,8 +14,8 @@ using util::Status;
 // the schema lock's single bigint key), "mh" + 1.
 constexpr int kReplyLockClass = 0x6d6801;
 
-constexpr PgStatement kSentLock = {"smtp_sent.lock",
-                                   "SELECT pg_advisory_xact_lock($1::integer, hashtext($2 || chr(10) || $3))"};
+constexpr PgStatement kSentLock = {
+    "smtp_sent.lock", "SELECT pg_advisory_xact_lock($1::integer, hashtext($2::text || chr(10) || $3::text))"};
 constexpr PgStatement kSentOwn = {"smtp_sent.own", "SELECT 1 FROM smtp_sent WHERE target = $1 AND event_id = $2"};
 constexpr PgStatement kSentAnswered = {"smtp_sent.answered",
                                        "SELECT 1 FROM smtp_sent WHERE target = $1 AND message_id = $2"};

@@ -20,6 +20,15 @@ util::Result<std::optional<int64_t>> FirstInt(util::Result<PgRows> rows) {
   return std::optional<int64_t>(*value);
 }
 
+util::Status InReadSnapshot(PgConnection& conn, const std::function<util::Status()>& fn) {
+  if (conn.in_transaction()) return fn();
+  return conn.InTransaction([&]() -> util::Status {
+    // First in the transaction: it sets the isolation for every statement after.
+    if (auto s = conn.Run("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"); !s) return s;
+    return fn();
+  });
+}
+
 std::string PgTextArray(std::span<const std::string> items) {
   std::string out = "{";
   for (const std::string& item : items) {
@@ -47,8 +56,11 @@ std::string PgIntArray(std::span<const int64_t> ids) {
 std::string_view Utf8Prefix(std::string_view text, size_t max) {
   if (text.size() <= max) return text;
   size_t end = max;
-  // Back off over continuation bytes (10xxxxxx) to the start of the sequence.
-  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+  // Back off over continuation bytes (10xxxxxx) to the start of the
+  // sequence: at most 3 (a sequence is at most 4 bytes, RFC 3629 §3), so
+  // bytes that are not UTF-8 (a run of continuation bytes) cut near `max`,
+  // not at 0.
+  for (int n = 0; n < 3 && end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80; ++n) --end;
   return text.substr(0, end);
 }
 

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <optional>
 #include <span>
@@ -58,5 +59,14 @@ std::string_view Utf8Prefix(std::string_view text, size_t max);
 /// come from outside (an error's message holding a hook's stderr, an HTTP
 /// reply): SQLite stored their bytes, PostgreSQL refuses the statement.
 std::string ValidUtf8(std::string_view text);
+
+/// Runs fn's statements against one snapshot of the database: in a
+/// REPEATABLE READ, READ ONLY transaction of its own, or inside the open
+/// transaction when there is one (then under its isolation: a caller's READ
+/// COMMITTED transaction sees each statement's own snapshot, so such a
+/// caller reads only rows it has locked). For reads in several statements
+/// (a row, then its payload in `bodies`): without it, a row delivered in
+/// between loses its payload and the read fails as if the store had lost it.
+util::Status InReadSnapshot(PgConnection& conn, const std::function<util::Status()>& fn);
 
 }  // namespace mailhook::pgstore

@@ -14,6 +14,14 @@ util::Result<std::vector<Delivery>> Outbox::ClaimDue(TimePoint now, int limit, s
   return std::move(claimed->rows);
 }
 
+std::string InlinePayload(const OutboxItem& item, uint64_t size) {
+  std::string out;
+  if (size == 0 || size > kInlinePiecesMax) return out;
+  out.reserve(size);
+  for (const auto& piece : item.pieces) out += *piece;
+  return out;
+}
+
 util::Status Outbox::MarkDelivered(int64_t id) { return MarkDelivered(std::vector<int64_t>{id}); }
 
 util::Result<std::optional<TimePoint>> Outbox::NextDueAt() { return NextDueAt(std::vector<std::string>{}); }

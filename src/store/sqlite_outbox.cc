@@ -12,23 +12,6 @@ using util::Status;
 
 constexpr const char* kDeleteRow = "DELETE FROM outbox WHERE id=?";
 
-// An event in pieces up to this size is joined and stored in `payload`
-// itself: a `bodies` row costs a blob write at commit, a blob open and read
-// at every claim and a DELETE at delivery (about 4 % of mailhook's CPU in a
-// burst of small messages, issue 8). Larger ones go to `bodies`, so they are
-// never assembled here and an UPDATE of the row (lease, retry) does not
-// rewrite them; at this size the row fits in about one 4 KiB page anyway.
-constexpr uint64_t kInlinePiecesMax = 4096;
-
-// The pieces joined, when the event goes inline; empty when it goes to `bodies`.
-std::string InlinePayload(const OutboxItem& item, uint64_t size) {
-  std::string out;
-  if (size == 0 || size > kInlinePiecesMax) return out;
-  out.reserve(size);
-  for (const auto& piece : item.pieces) out += *piece;
-  return out;
-}
-
 // " AND target NOT IN (?first, ...)" for `count` targets; empty for none.
 std::string SkipTargetsClause(int first, size_t count) {
   if (count == 0) return "";

@@ -31,6 +31,13 @@ TEST(PgStatementTest, APrefixNeverEndsInsideAUtf8Sequence) {
   EXPECT_EQ(Utf8Prefix("\U0001F600x", 3), "");  // 4 bytes
 }
 
+// Not UTF-8 (a run of continuation bytes, from a Latin-1 text cut before):
+// the cut backs off at most 3 bytes, as far as a sequence can reach, not to 0.
+TEST(PgStatementTest, APrefixOfContinuationBytesBacksOffAtMostThree) {
+  const std::string junk = "ab" + std::string(10, '\x80');
+  EXPECT_EQ(Utf8Prefix(junk, 8).size(), 5u);
+}
+
 TEST(PgStatementTest, InvalidUtf8BecomesReplacementCharacters) {
   const std::string fffd = "\xEF\xBF\xBD";
   EXPECT_EQ(ValidUtf8("plain ascii"), "plain ascii");
