@@ -32,7 +32,7 @@ PgStore::PgStore(std::unique_ptr<PgConnection> conn, PgStoreOptions options)
       bodies_(*conn_),
       watermarks_(*conn_),
       attempts_(*conn_),
-      outbox_(*conn_, bodies_, std::move(options.replica_id)),
+      outbox_(*conn_, bodies_, std::move(options.replica_id), options.replica_ttl),
       dead_letters_(*conn_, bodies_),
       post_actions_(*conn_),
       fingerprints_(*conn_),

@@ -57,6 +57,9 @@ struct PgStoreOptions {
   /// This replica's uuid (PgLeases::replica_id()), written as the outbox's
   /// lease_owner; "" for none (one node).
   std::string replica_id;
+  /// PgLeases' TTL (store.lease_ttl): a replica whose heartbeat is older is
+  /// dead, and its outbox leases are free at once (PgOutbox).
+  std::chrono::milliseconds replica_ttl = PgOutbox::kDefaultReplicaTtl;
   /// Unset: no fence check (one node). Set: every CommitMessages checks the
   /// account's Fence in its transaction (see FenceSource).
   FenceSource fences;
