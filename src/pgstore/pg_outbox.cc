@@ -4,6 +4,7 @@
 
 #include "pgstore/pg_row_mapper.h"
 #include "pgstore/pg_statement.h"
+#include "store/claim_rows.h"
 
 namespace mailhook::pgstore {
 namespace {
@@ -178,21 +179,8 @@ Result<store::ClaimResult> PgOutbox::Claim(const store::ClaimRequest& request) {
     // One more than the limit: whether more are due, not leased.
     auto due = SelectDue(request.now, request.limit + 1, request.skip_targets);
     if (!due) return due.error();
-    // As SQLite (store/sqlite_outbox.cc): a target's rows beyond its room
-    // stay unclaimed (locked until the commit, not leased) and say more.
-    std::map<std::string, int> room = request.room;
-    for (auto& d : *due) {
-      auto it = room.find(d.item.target);
-      if (it != room.end() && it->second-- <= 0) {
-        out.more = true;
-        continue;
-      }
-      out.rows.push_back(std::move(d));
-    }
-    if (out.rows.size() > static_cast<size_t>(request.limit)) {
-      out.rows.resize(static_cast<size_t>(request.limit));
-      out.more = true;
-    }
+    // Rows left for lack of room stay unclaimed (locked until the commit, not leased).
+    out = store::ChooseClaimed(request, std::move(*due));
     if (out.rows.empty()) return Ok();
     std::vector<int64_t> ids;
     for (const auto& d : out.rows) ids.push_back(d.id);

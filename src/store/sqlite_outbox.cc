@@ -1,5 +1,6 @@
 #include "store/sqlite_outbox.h"
 
+#include "store/claim_rows.h"
 #include "store/row_mapper.h"
 #include "store/statement.h"
 
@@ -76,24 +77,8 @@ Result<ClaimResult> SqliteOutbox::Claim(const ClaimRequest& request) {
     // One more than the limit: whether more are due, not leased.
     Result<std::vector<Delivery>> due = SelectDue(request.now, request.limit + 1, request.skip_targets);
     if (!due.ok()) return due.error();
-    // A target's rows beyond its room stay unclaimed (selected, not leased):
-    // the next claim, with that target skipped, finds the others.
-    // A row left for lack of room says more too: rows of other targets may
-    // be due behind it, beyond what was selected (that target is skipped by
-    // the next claim, so the wakes end).
-    std::map<std::string, int> room = request.room;
-    for (auto& d : *due) {
-      auto it = room.find(d.item.target);
-      if (it != room.end() && it->second-- <= 0) {
-        out.more = true;
-        continue;
-      }
-      out.rows.push_back(std::move(d));
-    }
-    if (out.rows.size() > static_cast<size_t>(request.limit)) {
-      out.rows.resize(static_cast<size_t>(request.limit));
-      out.more = true;
-    }
+    // Rows left for lack of room stay unclaimed (selected, not leased).
+    out = ChooseClaimed(request, std::move(*due));
     Stmt upd(db_, "UPDATE outbox SET lease_until=? WHERE id=?");
     for (const auto& d : out.rows) {
       upd.Bind(1, ToMs(request.now + request.lease)).Bind(2, d.id);
