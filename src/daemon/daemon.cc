@@ -12,6 +12,7 @@
 
 #include "daemon/account_set.h"
 #include "daemon/account_watcher.h"
+#include "daemon/configured_store.h"
 #include "daemon/state_dir_lock.h"
 #include "daemon/store_pool.h"
 #include "delivery/dispatcher.h"
@@ -79,9 +80,10 @@ void WarnIfLoopbackInContainer(const config::HostPort& listen) {
 
 // Opens the state and takes it for this process: everything depends on it,
 // so a state_dir we cannot use fails the start. Null after logging why.
-std::unique_ptr<store::Store> OpenState(const config::Config& config, std::unique_ptr<StateDirLock>& lock) {
+std::unique_ptr<store::Store> OpenState(const config::Config& config, const ConfiguredStore& chosen,
+                                        std::unique_ptr<StateDirLock>& lock) {
   spdlog::logger& log = util::Log(util::Area::kDaemon);
-  auto store = store::OpenStore({.state_dir = config.state_dir});
+  auto store = chosen.open();
   if (!store.ok()) {
     log.error("daemon.store_failed cause=\"{}\"", store.error().message());
     return nullptr;
@@ -93,6 +95,8 @@ std::unique_ptr<store::Store> OpenState(const config::Config& config, std::uniqu
     return nullptr;
   }
   lock = std::move(*taken);
+  log.info("daemon.store kind={} where={}", chosen.kind == config::StoreKind::kPostgres ? "postgresql" : "sqlite",
+           chosen.where);
   // Once per start, not per OpenStore (one per watcher and per worker).
   if (auto s = (*store)->Housekeep(); !s) {
     log.error("daemon.store_failed cause=\"{}\"", s.error().message());
@@ -138,17 +142,22 @@ int RunDaemon(const config::Config& start_config, const std::string& version, St
   const config::Config& config = *running;
   // The daemon's one registry; everything that records a metric gets it.
   util::MetricsCatalog metrics;
+  auto chosen = ConfigureStore(config);
+  if (!chosen.ok()) {
+    log->error("daemon.store_failed cause=\"{}\"", chosen.error().message());
+    return 1;
+  }
   std::unique_ptr<StateDirLock> lock;  // held until the daemon returns
-  std::unique_ptr<store::Store> store = OpenState(config, lock);
+  std::unique_ptr<store::Store> store = OpenState(config, *chosen, lock);
   if (!store) return 1;
   // The watchers' SQLite connections: one per account at most (each account
   // syncs one folder at a time, and holds a connection for the whole sync,
   // network included, so fewer would let slow accounts stall the others),
   // opened as used; before: one per folder.
-  StorePool stores(config.state_dir, static_cast<int>(std::max<size_t>(config.accounts.size(), 1)));
+  StorePool stores(chosen->open, static_cast<int>(std::max<size_t>(config.accounts.size(), 1)));
   stores.Adopt(std::move(store));
 
-  delivery::Dispatcher dispatcher(config, version, metrics);
+  delivery::Dispatcher dispatcher(config, version, metrics, {.open_store = chosen->open});
   RouteTable routes(running);
   AccountSet watchers(
       metrics, stores, [&dispatcher] { dispatcher.Wake(); }, routes);

@@ -4,7 +4,7 @@
 #include <chrono>
 #include <ctime>
 
-#include "store/open_store.h"
+#include "daemon/configured_store.h"
 #include "store/store.h"
 
 namespace mailhook::daemon {
@@ -34,7 +34,12 @@ int RunDeadLettersCommand(const config::Config& config, const std::string& actio
       return 2;
     }
   }
-  auto store = store::OpenStore({.state_dir = config.state_dir});
+  auto chosen = ConfigureStore(config);
+  if (!chosen.ok()) {
+    out << "cannot open the store: " << chosen.error().message() << "\n";
+    return 1;
+  }
+  auto store = chosen->open();
   if (!store.ok()) {
     out << "cannot open the store: " << store.error().message() << "\n";
     return 1;

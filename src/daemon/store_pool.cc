@@ -3,11 +3,9 @@
 #include <algorithm>
 #include <utility>
 
-#include "store/open_store.h"
-
 namespace mailhook::daemon {
 
-StorePool::StorePool(std::string state_dir, int size) : state_dir_(std::move(state_dir)), size_(std::max(size, 1)) {}
+StorePool::StorePool(store::StoreOpener open, int size) : opener_(std::move(open)), size_(std::max(size, 1)) {}
 
 StorePool::Lease::~Lease() {
   if (store_) pool_->Return(std::move(store_));
@@ -24,7 +22,7 @@ util::Result<StorePool::Lease> StorePool::Acquire() {
     }
     ++open_;  // reserved: opened below, outside the lock (it touches the disk)
   }
-  auto opened = store::OpenStore({.state_dir = state_dir_});
+  auto opened = opener_();
   if (!opened.ok()) {
     util::MutexLock lock(mu_);
     --open_;
@@ -49,8 +47,14 @@ void StorePool::Grow(int size) {
 }
 
 void StorePool::Return(std::unique_ptr<store::Store> store) {
+  const bool broken = store->broken();
+  if (broken) store.reset();  // closed outside the lock; the next Acquire opens a new one
   util::MutexLock lock(mu_);
-  free_.push_back(std::move(store));
+  if (broken) {
+    --open_;
+  } else {
+    free_.push_back(std::move(store));
+  }
   freed_.Signal();
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "store/open_store.h"
 #include "store/store.h"
 #include "util/mutex.h"
 #include "util/result.h"
@@ -18,8 +19,8 @@ namespace mailhook::daemon {
 
 class StorePool {
  public:
-  /// Connections are opened on first use, at most `size` (≥ 1).
-  StorePool(std::string state_dir, int size);
+  /// Connections are opened with `open` on first use, at most `size` (≥ 1).
+  StorePool(store::StoreOpener open, int size);
   StorePool(const StorePool&) = delete;
   StorePool& operator=(const StorePool&) = delete;
 
@@ -40,7 +41,9 @@ class StorePool {
   };
 
   /// Waits for a free connection (opening one while fewer than `size`
-  /// exist). An error when a new connection cannot be opened.
+  /// exist). An error when a new connection cannot be opened. A connection
+  /// given back broken (Store::broken: the PostgreSQL server restarted) is
+  /// closed, and the next Acquire opens a new one in its place.
   util::Result<Lease> Acquire();
   /// Adds an already opened connection (the daemon's first, which
   /// housekeeping used); counts against `size`.
@@ -52,7 +55,7 @@ class StorePool {
  private:
   void Return(std::unique_ptr<store::Store> store);
 
-  const std::string state_dir_;
+  const store::StoreOpener opener_;
   util::Mutex mu_;
   int size_ GUARDED_BY(mu_);
   util::CondVar freed_;

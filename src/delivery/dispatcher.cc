@@ -82,7 +82,7 @@ class Dispatcher::Slot {
 
 Dispatcher::Dispatcher(const config::Config& config, const std::string& version, const util::MetricsCatalog& metrics,
                        DispatcherOptions options)
-    : state_dir_(config.state_dir),
+    : open_store_(options.open_store ? options.open_store : store::SqliteStoreOpener(config.state_dir)),
       version_(version),
       options_(options),
       metrics_(metrics),
@@ -138,7 +138,7 @@ std::vector<Dispatcher::Entry> Dispatcher::Build(const config::Config& config,
 util::Result<std::unique_ptr<SmtpTarget>> Dispatcher::BuildSmtpTarget(const config::SmtpTarget& smtp) {
   auto sender = SmtpSender(smtp, smtp_tokens_);
   if (!sender.ok()) return sender.error();
-  if (!reply_ledger_) reply_ledger_ = StoreReplyLedger(state_dir_);
+  if (!reply_ledger_) reply_ledger_ = StoreReplyLedger(open_store_);
   const util::MetricsCatalog& metrics = metrics_;
   return SmtpTarget::Create(
       smtp, std::move(*sender), reply_ledger_,
@@ -206,7 +206,7 @@ util::Status Dispatcher::Start() {
     util::MutexLock lock(mu_);
     for (const auto& [key, entry] : targets_) workers += entry.concurrency;
   }
-  auto opened = store::OpenStore({.state_dir = state_dir_});
+  auto opened = open_store_();
   if (!opened.ok()) return opened.error();
   {
     util::MutexLock hold(store_mu_);

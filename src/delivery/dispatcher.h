@@ -49,6 +49,7 @@
 #include "config/config.h"
 #include "delivery/retry_policy.h"
 #include "delivery/target.h"
+#include "store/open_store.h"
 #include "store/store.h"
 #include "util/cancel_token.h"
 #include "util/clock.h"
@@ -97,6 +98,9 @@ struct DispatcherOptions {
   /// a util::ManualClock); nullptr: util::Clock::Real(). Sleeps stay on the
   /// real clock and are bounded by idle_poll.
   const util::Clock* clock = nullptr;
+  /// Opens the workers' store and the reply ledger's; empty: SQLite in the
+  /// config's state_dir (the daemon passes its configured store's opener).
+  store::StoreOpener open_store;
 };
 
 /// The delivery pool.
@@ -233,7 +237,7 @@ class Dispatcher {
   /// Sleeps until `until`, a Wake after `seen`, or Stop; false when `until` came first.
   bool WaitUntil(std::chrono::system_clock::time_point until, uint64_t seen) EXCLUDES(mu_);
 
-  const std::string state_dir_;
+  const store::StoreOpener open_store_;
   const std::string version_;
   const DispatcherOptions options_;
   const util::MetricsCatalog& metrics_;

@@ -487,7 +487,7 @@ namespace {
 
 class StoreLedger : public ReplyLedger {
  public:
-  explicit StoreLedger(std::string state_dir) : state_dir_(std::move(state_dir)) {}
+  explicit StoreLedger(store::StoreOpener open) : open_(std::move(open)) {}
 
   util::Result<store::ReplyReservation> Reserve(const store::SentReply& reply, store::ReplyLimit limit) override {
     util::MutexLock lock(mu_);
@@ -523,14 +523,15 @@ class StoreLedger : public ReplyLedger {
 
  private:
   util::Status Open() REQUIRES(mu_) {
-    if (store_) return util::Ok();
-    auto opened = store::OpenStore({.state_dir = state_dir_});
+    if (store_ && !store_->broken()) return util::Ok();
+    store_.reset();
+    auto opened = open_();
     if (!opened.ok()) return opened.error();
     store_ = std::move(opened).value();
     return util::Ok();
   }
 
-  const std::string state_dir_;
+  const store::StoreOpener open_;
   util::Mutex mu_;
   std::unique_ptr<store::Store> store_ GUARDED_BY(mu_);
 };
@@ -640,8 +641,8 @@ MailSender SubmissionSender(const config::SmtpTarget& target, std::shared_ptr<OA
       [tokens](const util::Secret& refused) { tokens->Reject(refused); });
 }
 
-std::shared_ptr<ReplyLedger> StoreReplyLedger(std::string state_dir) {
-  return std::make_shared<StoreLedger>(std::move(state_dir));
+std::shared_ptr<ReplyLedger> StoreReplyLedger(store::StoreOpener open) {
+  return std::make_shared<StoreLedger>(std::move(open));
 }
 
 }  // namespace mailhook::delivery

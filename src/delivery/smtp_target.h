@@ -45,6 +45,7 @@
 #include "smtp/smtp_client.h"
 #include "util/mail_template.h"
 
+#include "store/open_store.h"
 #include "store/smtp_sent.h"
 #include "util/mutex.h"
 #include "util/result.h"
@@ -134,7 +135,7 @@ class ReplyLedger {
 
 /// The ledger in the state store (store::SmtpSent), on a connection of its
 /// own opened at first use; calls are serialised.
-std::shared_ptr<ReplyLedger> StoreReplyLedger(std::string state_dir);
+std::shared_ptr<ReplyLedger> StoreReplyLedger(store::StoreOpener open);
 
 /// One smtp target from the config.
 class SmtpTarget : public Target {

@@ -79,6 +79,8 @@ class PgStore final : public store::Store {
 
   /// The URL with its password replaced by <redacted> (pg_url.h).
   const std::string& path() const override { return conn_->redacted_url(); }
+  /// The connection broke (PgConnection::broken): open a new store.
+  bool broken() const override { return conn_->broken(); }
 
   store::Watermarks& watermarks() override { return watermarks_; }
   store::Attempts& attempts() override { return attempts_; }

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <string_view>
+#include <utility>
 
 #include "store/db.h"
 #include "store/sqlite_store.h"
@@ -29,6 +30,10 @@ util::Result<std::unique_ptr<Store>> OpenStore(const StoreSpec& spec) {
   return StoreError("store.url", util::RetryClass::kNeedsOperator,
                     "the store url's scheme \"" + std::string(scheme) +
                         "\" is not supported; use sqlite:PATH, or no url for SQLite in state_dir");
+}
+
+StoreOpener SqliteStoreOpener(std::string state_dir) {
+  return [state_dir = std::move(state_dir)] { return OpenStore({.state_dir = state_dir}); };
 }
 
 }  // namespace mailhook::store

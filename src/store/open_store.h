@@ -6,6 +6,7 @@
 /// PostgreSQL) is chosen here and nowhere else.
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -29,5 +30,15 @@ struct StoreSpec {
 /// Opens (creating when missing) and migrates the store `spec` names. Cheap
 /// enough to do once per thread: no housekeeping here (Store::Housekeep).
 util::Result<std::unique_ptr<Store>> OpenStore(const StoreSpec& spec);
+
+/// Opens one more connection to the daemon's state: each thread that writes
+/// (a dispatcher, a pool of watchers, the reply ledger) opens its own. The
+/// daemon chooses the backend once (daemon/configured_store.h) and hands the
+/// opener down, so no library below it names a backend or a state_dir.
+/// Called from any thread; each call returns a new, independent Store.
+using StoreOpener = std::function<util::Result<std::unique_ptr<Store>>()>;
+
+/// The opener of the SQLite store in `state_dir` (OpenStore({.state_dir})).
+StoreOpener SqliteStoreOpener(std::string state_dir);
 
 }  // namespace mailhook::store

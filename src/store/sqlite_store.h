@@ -36,6 +36,7 @@ class SqliteStore final : public Store {
                                                    const std::string& path);
 
   const std::string& path() const override { return db_->path(); }
+  bool broken() const override { return false; }
 
   Watermarks& watermarks() override { return watermarks_; }
   Attempts& attempts() override { return attempts_; }

@@ -53,6 +53,11 @@ class Store {
 
   /// Where the state lives (the database file's path), for messages.
   virtual const std::string& path() const = 0;
+  /// True when every later call will fail the same way (a PostgreSQL
+  /// connection the server or the network ended): the owner throws this
+  /// store away and opens a new one (store::StoreOpener). A SQLite file
+  /// store never breaks this way.
+  virtual bool broken() const = 0;
 
   virtual Watermarks& watermarks() = 0;
   virtual Attempts& attempts() = 0;

@@ -44,7 +44,7 @@ class AccountSetTest : public ::testing::Test {
 
   testsupport::TempDir dir_{"mh-accountset-"};
   util::MetricsCatalog metrics_;
-  StorePool stores_{dir_.path(), 1};
+  StorePool stores_{store::SqliteStoreOpener(dir_.path()), 1};
   RouteTable routes_{std::make_shared<config::Config>()};
   std::mutex mu_;
   std::vector<std::string> sent_;

@@ -102,7 +102,7 @@ class AccountWatcherTest : public ::testing::Test {
   StopSignal stop_;
   std::optional<util::ManualClock> clock_;
   util::MetricsCatalog metrics_;
-  StorePool stores_{dir_.path(), 2};
+  StorePool stores_{store::SqliteStoreOpener(dir_.path()), 2};
   std::atomic<int> committed_{0};
   std::atomic<bool> announced_{false};  // the next IDLE reports activity
 };
