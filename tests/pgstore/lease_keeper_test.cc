@@ -135,10 +135,13 @@ class Sessions {
   std::vector<std::string> failures_;
 };
 
-// One replica: its keeper, and a switch that makes its reconnects fail.
+// One replica: its keeper, and switches that make its reconnects fail at
+// once (`cut`) or hang first, as to a black-holed server (`hang_ms`).
 struct Replica {
   std::string name;
   std::atomic<bool> cut{false};
+  std::atomic<int> hang_ms{0};
+  std::atomic<bool> hanging{false};
   std::unique_ptr<LeaseKeeper> keeper;
 };
 
@@ -191,6 +194,11 @@ class LeaseKeeperTest : public ::testing::Test {
     options.accounts = std::move(accounts);
     const std::string url = pg_.ConnectionUrl() + "?application_name=" + name;
     options.connect = [raw, url]() -> util::Result<std::unique_ptr<PgConnection>> {
+      if (raw->hang_ms > 0) {
+        raw->hanging = true;
+        std::this_thread::sleep_for(milliseconds(raw->hang_ms.load()));  // the black hole, not a test wait
+        raw->hanging = false;
+      }
       if (raw->cut) {
         return util::Error(util::ErrorKind::kStore, "store.pg.connection", util::RetryClass::kBackoff,
                            "the test cut this replica off");
@@ -214,6 +222,44 @@ class LeaseKeeperTest : public ::testing::Test {
   void StopReplica(Replica& replica) {
     sessions_.Unregister(replica.name);
     replica.keeper->Stop();
+  }
+
+  // Terminates the replica's backend (its reconnects are the caller's to refuse).
+  void CutOff(const Replica& r) {
+    auto terminated = admin_->Exec("terminate", {r.name});
+    ASSERT_TRUE(terminated.ok()) << terminated.error().ToString();
+    EXPECT_EQ(terminated->Int64(0, 0).value(), 1);
+  }
+
+  // When the replica's live leases expire by the server's clock, as local
+  // times (a lower bound: the query's latency is on the safe side). Read
+  // after a cut, nothing renews them any more: these are final.
+  std::map<std::string, Clock::time_point> ServerExpiries(const Replica& r) {
+    const auto asked = Clock::now();
+    auto remaining = admin_->Exec("remaining_ms", {r.keeper->replica_id()});
+    EXPECT_TRUE(remaining.ok()) << remaining.error().ToString();
+    std::map<std::string, Clock::time_point> out;
+    if (!remaining.ok()) return out;
+    for (int i = 0; i < remaining->rows(); ++i) {
+      out[std::string(remaining->Text(i, 0).value())] = asked + milliseconds(remaining->Int64(i, 1).value());
+    }
+    return out;
+  }
+
+  // Waits until `r` runs no session, then checks each was stopped before
+  // its lease expired on the server, and prints by how much.
+  void ExpectReleasedBeforeExpiry(const Replica& r, const std::map<std::string, Clock::time_point>& expires) {
+    ASSERT_FALSE(expires.empty());
+    ASSERT_TRUE(WaitFor([&] { return sessions_.RunBy(r.name).empty(); }));
+    const std::map<std::string, Clock::time_point> released = sessions_.released_at();
+    for (const auto& [account, expiry] : expires) {
+      ASSERT_TRUE(released.count(account)) << account;
+      const auto before_expiry = std::chrono::duration_cast<milliseconds>(expiry - released.at(account));
+      std::cerr << account << " released " << (kTtl - before_expiry).count() << " ms after its last renewal, "
+                << before_expiry.count() << " ms before its lease expired on the server (ttl " << kTtl.count()
+                << " ms)\n";
+      EXPECT_GT(before_expiry.count(), 0) << account << " was released after its lease expired";
+    }
   }
 
   // Every account held by exactly one of `rs`, each at its quota among them.
@@ -353,29 +399,8 @@ TEST_F(LeaseKeeperTest, ACutOffKeeperStopsBeforeItsLeasesExpireAndReclaimsAfter)
   ASSERT_TRUE(old);
 
   a->cut = true;
-  auto terminated = admin_->Exec("terminate", {"a"});
-  MH_ASSERT_OK(terminated);
-  ASSERT_EQ(terminated->Int64(0, 0).value(), 1);
-  // Nothing renews from here on: the server's expiries are final.
-  const auto asked = Clock::now();
-  auto remaining = admin_->Exec("remaining_ms", {a->keeper->replica_id()});
-  MH_ASSERT_OK(remaining);
-  std::map<std::string, Clock::time_point> expires;
-  for (int i = 0; i < remaining->rows(); ++i) {
-    expires[std::string(remaining->Text(i, 0).value())] = asked + milliseconds(remaining->Int64(i, 1).value());
-  }
-  ASSERT_TRUE(WaitFor([&] { return sessions_.RunBy("a").empty(); }));
-  const std::map<std::string, Clock::time_point> released = sessions_.released_at();
-  for (const std::string& account : accounts) {
-    if (!expires.count(account)) continue;  // already released in the round the cut broke
-    ASSERT_TRUE(released.count(account)) << account;
-    const auto before_expiry = std::chrono::duration_cast<milliseconds>(expires.at(account) - released.at(account));
-    const auto after_renewal = kTtl - before_expiry;
-    std::cerr << account << " released " << after_renewal.count() << " ms after its last renewal, "
-              << before_expiry.count() << " ms before its lease expired on the server (ttl " << kTtl.count()
-              << " ms)\n";
-    EXPECT_GT(before_expiry.count(), 0) << account << " was released after its lease expired";
-  }
+  CutOff(*a);
+  ExpectReleasedBeforeExpiry(*a, ServerExpiries(*a));
   EXPECT_FALSE(a->keeper->FenceFor(accounts[0]));
   EXPECT_TRUE(WaitFor([&] { return !a->keeper->reachable(); }));
   EXPECT_GE(a->keeper->stats().losses, 1);
@@ -398,6 +423,40 @@ TEST_F(LeaseKeeperTest, ACutOffKeeperStopsBeforeItsLeasesExpireAndReclaimsAfter)
   ASSERT_FALSE(fenced.ok());
   EXPECT_EQ(fenced.error().code(), "store.fenced");
   MH_EXPECT_OK(admin_->InTransaction([&] { return CheckFence(*admin_, *fresh); }));
+}
+
+// The same while the round thread hangs in a reconnect longer than the TTL
+// (a black-holed server): the deadline thread releases on time all the same.
+TEST_F(LeaseKeeperTest, LeasesAreReleasedOnTimeWhileTheRoundThreadHangs) {
+  const std::vector<std::string> accounts = Accounts(3);
+  Replica* a = StartReplica("a", accounts);
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(WaitFor([&] { return Balanced({a}, 3); }));
+  a->cut = true;
+  a->hang_ms = static_cast<int>(kTtl.count() * 2);
+  CutOff(*a);
+  ExpectReleasedBeforeExpiry(*a, ServerExpiries(*a));
+  EXPECT_TRUE(a->hanging) << "the round thread was not stuck: the test proves nothing";
+  EXPECT_FALSE(a->keeper->FenceFor(accounts[2]));
+  EXPECT_EQ(a->keeper->stats().losses, 3);
+  a->hang_ms = 0;  // the teardown's Stop waits for the hang under way, then leaves
+}
+
+// A config reload: accounts no longer configured are released and given
+// back (free in the table), a new one is claimed, the rest run on.
+TEST_F(LeaseKeeperTest, SetAccountsGivesBackRemovedAccountsAndClaimsNewOnes) {
+  Replica* a = StartReplica("a", {"keep", "drop-1", "drop-2"});
+  ASSERT_TRUE(a);
+  ASSERT_EQ(sessions_.RunBy("a").size(), 3u);  // the first round runs in Start
+  a->keeper->SetAccounts({"keep", "new"});
+  ASSERT_TRUE(WaitFor([&] { return sessions_.RunBy("a") == std::set<std::string>{"keep", "new"}; }));
+  EXPECT_EQ(a->keeper->owned(), (std::vector<std::string>{"keep", "new"}));
+  EXPECT_EQ(LeaseOf("drop-1").owner, "");
+  EXPECT_EQ(LeaseOf("drop-2").owner, "");
+  EXPECT_EQ(LeaseOf("keep").owner, a->keeper->replica_id());
+  EXPECT_EQ(a->keeper->stats().given_back, 2);
+  EXPECT_EQ(sessions_.acquired("a"), 4);  // keep, drop-1, drop-2, then new: keep never restarted
+  EXPECT_EQ(a->keeper->stats().losses, 0);
 }
 
 // The PostgreSQL server stops: the keeper releases every session within the
