@@ -48,8 +48,8 @@ LeaseKeeper::LeaseKeeper(LeaseKeeperOptions options, LeaseKeeperCallbacks callba
 
 LeaseKeeper::~LeaseKeeper() { Stop(); }
 
-util::Result<std::unique_ptr<LeaseKeeper>> LeaseKeeper::Start(LeaseKeeperOptions options,
-                                                              LeaseKeeperCallbacks callbacks) {
+util::Result<std::unique_ptr<LeaseKeeper>> LeaseKeeper::Open(LeaseKeeperOptions options,
+                                                             LeaseKeeperCallbacks callbacks) {
   std::unique_ptr<LeaseKeeper> keeper(new LeaseKeeper(std::move(options), std::move(callbacks)));
   auto conn = keeper->options_.connect();
   if (!conn) return conn.error();
@@ -61,10 +61,23 @@ util::Result<std::unique_ptr<LeaseKeeper>> LeaseKeeper::Start(LeaseKeeperOptions
   util::Log(util::Area::kStore)
       .info("cluster.joined replica={} host={} ttl_ms={}", keeper->id_, keeper->options_.host,
             keeper->options_.ttl.count());
-  LeaseKeeper* raw = keeper.get();
-  raw->deadlines_ = std::thread([raw] { raw->RunDeadlines(); });
-  const SteadyTime next = raw->Round();
-  raw->rounds_ = std::thread([raw, next] { raw->RunRounds(next); });
+  return keeper;
+}
+
+void LeaseKeeper::Run() {
+  MutexLock stop_lock(stop_mu_);
+  if (ran_ || stopped_) return;
+  ran_ = true;
+  deadlines_ = std::thread([this] { RunDeadlines(); });
+  const SteadyTime next = Round();
+  rounds_ = std::thread([this, next] { RunRounds(next); });
+}
+
+util::Result<std::unique_ptr<LeaseKeeper>> LeaseKeeper::Start(LeaseKeeperOptions options,
+                                                              LeaseKeeperCallbacks callbacks) {
+  auto keeper = Open(std::move(options), std::move(callbacks));
+  if (!keeper) return keeper;
+  (*keeper)->Run();
   return keeper;
 }
 
@@ -105,6 +118,10 @@ void LeaseKeeper::Stop() {
   MutexLock stop_lock(stop_mu_);
   if (stopped_) return;
   stopped_ = true;
+  if (!ran_) {
+    if (!id_.empty()) Leave();  // registered, never run: no thread to do it
+    return;
+  }
   {
     MutexLock lock(mu_);
     stop_ = true;

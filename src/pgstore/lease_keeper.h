@@ -64,7 +64,8 @@ struct LeaseKeeperOptions {
 };
 
 /// Where the sessions start and stop. Both run on the keeper's threads (the
-/// first round's on Start's caller), one call at a time, never both at once.
+/// first round's on Run's caller), one call at a time, never both at once;
+/// they must not throw.
 struct LeaseKeeperCallbacks {
   /// Start these accounts' sessions: their Fences are visible through FenceFor.
   std::function<void(const std::vector<std::string>& accounts)> acquired;
@@ -87,11 +88,16 @@ class LeaseKeeper {
  public:
   using SteadyTime = std::chrono::steady_clock::time_point;
 
-  /// Connects, registers a fresh replica and runs the first round on the
-  /// caller's thread (its `acquired` call included), then starts the
-  /// threads. Fails only when the first connection or Register fails (the
-  /// Error of PgConnection / PgLeases); a failed first round is counted and
-  /// retried by the thread like any other.
+  /// Connects and registers a fresh replica; no round yet, no thread. The
+  /// caller can now give replica_id() and fences() to what its `acquired`
+  /// callback will start (PgStoreOptions), then Run(). Fails when the first
+  /// connection or Register fails (the Error of PgConnection / PgLeases).
+  static util::Result<std::unique_ptr<LeaseKeeper>> Open(LeaseKeeperOptions options, LeaseKeeperCallbacks callbacks);
+  /// Runs the first round on the caller's thread (its `acquired` call
+  /// included), then starts the threads. A failed first round is counted and
+  /// retried by the thread like any other. Once; a no-op after Stop.
+  void Run() EXCLUDES(stop_mu_, mu_, cb_mu_);
+  /// Open, then Run.
   static util::Result<std::unique_ptr<LeaseKeeper>> Start(LeaseKeeperOptions options, LeaseKeeperCallbacks callbacks);
 
   /// Stop()s.
@@ -118,8 +124,9 @@ class LeaseKeeper {
   void SetAccounts(std::vector<std::string> accounts) EXCLUDES(mu_);
   /// Releases every lease (`released`), then leaves the cluster
   /// (PgLeases::Leave: the others take the accounts over at once, not after
-  /// the TTL) and joins the threads. Idempotent.
-  void Stop() EXCLUDES(mu_, cb_mu_);
+  /// the TTL) and joins the threads; an Open keeper never Run leaves too.
+  /// Idempotent.
+  void Stop() EXCLUDES(stop_mu_, mu_, cb_mu_);
 
  private:
   LeaseKeeper(LeaseKeeperOptions options, LeaseKeeperCallbacks callbacks);
@@ -145,9 +152,9 @@ class LeaseKeeper {
 
   const LeaseKeeperOptions options_;
   const LeaseKeeperCallbacks callbacks_;
-  std::string id_;  ///< set by Start, before any thread
+  std::string id_;  ///< set by Open, before any thread
 
-  // The round thread's own (Start's before it runs).
+  // The round thread's own (Open's and Run's before it runs, Stop's if it never ran).
   std::unique_ptr<PgConnection> conn_;
   std::unique_ptr<PgLeases> leases_;
   std::chrono::milliseconds backoff_{0};
@@ -169,6 +176,7 @@ class LeaseKeeper {
 
   util::Mutex stop_mu_ ACQUIRED_BEFORE(cb_mu_);  ///< one Stop at a time
   bool stopped_ GUARDED_BY(stop_mu_) = false;
+  bool ran_ GUARDED_BY(stop_mu_) = false;
   std::thread rounds_;
   std::thread deadlines_;
 };

@@ -185,6 +185,13 @@ class LeaseKeeperTest : public ::testing::Test {
   }
 
   Replica* StartReplica(const std::string& name, std::vector<std::string> accounts) {
+    Replica* r = OpenReplica(name, std::move(accounts));
+    if (r) r->keeper->Run();
+    return r;
+  }
+
+  // The replica registered (LeaseKeeper::Open), not yet Run.
+  Replica* OpenReplica(const std::string& name, std::vector<std::string> accounts) {
     auto replica = std::make_unique<Replica>();
     replica->name = name;
     Replica* raw = replica.get();
@@ -210,7 +217,7 @@ class LeaseKeeperTest : public ::testing::Test {
     LeaseKeeperCallbacks callbacks;
     callbacks.acquired = [this, name](const std::vector<std::string>& a) { sessions_.Acquired(name, a); };
     callbacks.released = [this, name](const std::vector<std::string>& a) { sessions_.Released(name, a); };
-    auto keeper = LeaseKeeper::Start(std::move(options), std::move(callbacks));
+    auto keeper = LeaseKeeper::Open(std::move(options), std::move(callbacks));
     EXPECT_TRUE(keeper.ok()) << keeper.error().ToString();
     if (!keeper.ok()) return nullptr;
     replica->keeper = std::move(keeper).value();
@@ -440,6 +447,35 @@ TEST_F(LeaseKeeperTest, LeasesAreReleasedOnTimeWhileTheRoundThreadHangs) {
   EXPECT_FALSE(a->keeper->FenceFor(accounts[2]));
   EXPECT_EQ(a->keeper->stats().losses, 3);
   a->hang_ms = 0;  // the teardown's Stop waits for the hang under way, then leaves
+}
+
+// Open registers the replica and claims nothing (the caller wires replica_id()
+// and fences() first); Run claims. A keeper opened and never run still leaves.
+TEST_F(LeaseKeeperTest, OpenRegistersRunClaimsAndAnUnrunKeeperLeaves) {
+  Replica* a = OpenReplica("a", Accounts(2));
+  ASSERT_TRUE(a);
+  const std::string id = a->keeper->replica_id();
+  EXPECT_FALSE(id.empty());
+  auto rows = admin_->Exec("replica_rows", {id});
+  MH_ASSERT_OK(rows);
+  EXPECT_EQ(rows->Int64(0, 0).value(), 1);
+  EXPECT_EQ(sessions_.acquired("a"), 0);
+  EXPECT_FALSE(a->keeper->FenceFor("acct-0"));
+  EXPECT_FALSE(a->keeper->reachable());
+  a->keeper->Run();
+  EXPECT_EQ(sessions_.RunBy("a"), (std::set<std::string>{"acct-0", "acct-1"}));  // the first round runs in Run
+  EXPECT_TRUE(a->keeper->FenceFor("acct-0"));
+  EXPECT_TRUE(a->keeper->reachable());
+
+  Replica* b = OpenReplica("b", Accounts(2));
+  ASSERT_TRUE(b);
+  const std::string b_id = b->keeper->replica_id();
+  b->keeper->Stop();
+  b->keeper->Run();  // a no-op after Stop
+  rows = admin_->Exec("replica_rows", {b_id});
+  MH_ASSERT_OK(rows);
+  EXPECT_EQ(rows->Int64(0, 0).value(), 0);
+  EXPECT_EQ(sessions_.acquired("b"), 0);
 }
 
 // A config reload: accounts no longer configured are released and given
