@@ -8,8 +8,10 @@
 // keeper that stops hands over within a round and its replica row goes; a
 // keeper cut off from the database (its backend terminated, reconnects
 // refused) stops every session before its leases expire on the server, and
-// reclaims them (a new generation; the old fence is refused) when let back; a
-// stopped PostgreSQL server is lived through the same way. Waits are on
+// reclaims them (a new generation; the old fence is refused) when let back;
+// the same while its round thread hangs in a reconnect; a keeper back from a
+// hang past its TTL rejoins and gets its share back; Open/Run; a config
+// reload; a stopped PostgreSQL server is lived through. Waits are on
 // conditions. Skipped with the reason when PostgreSQL is missing.
 
 #include "pgstore/lease_keeper.h"
@@ -447,6 +449,40 @@ TEST_F(LeaseKeeperTest, LeasesAreReleasedOnTimeWhileTheRoundThreadHangs) {
   EXPECT_FALSE(a->keeper->FenceFor(accounts[2]));
   EXPECT_EQ(a->keeper->stats().losses, 3);
   a->hang_ms = 0;  // the teardown's Stop waits for the hang under way, then leaves
+}
+
+// As a paused replica (SIGSTOP) looks to the others: A hangs past its TTL,
+// B takes A's accounts over (never while A shows a fence: Sessions checks),
+// A comes back, finds its leases gone and rejoins as a member: the two end
+// at 2/2 again, A's sessions on new generations.
+TEST_F(LeaseKeeperTest, AReplicaBackFromAHangRejoinsAndGetsItsShareBack) {
+  const std::vector<std::string> accounts = Accounts(4);
+  Replica* a = StartReplica("a", accounts);
+  Replica* b = StartReplica("b", accounts);
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(WaitFor([&] { return Balanced({a, b}, 4); }));
+  const std::vector<std::string> a_accounts = a->keeper->owned();
+  ASSERT_EQ(a_accounts.size(), 2u);
+  const std::optional<Fence> old = a->keeper->FenceFor(a_accounts[0]);
+  ASSERT_TRUE(old);
+
+  a->cut = true;
+  a->hang_ms = static_cast<int>(kTtl.count() * 3);
+  CutOff(*a);
+  ASSERT_TRUE(WaitFor([&] { return b->keeper->owned().size() == accounts.size(); }));
+  EXPECT_TRUE(sessions_.RunBy("a").empty());
+  EXPECT_TRUE(a->hanging);
+  a->cut = false;
+  a->hang_ms = 0;
+  ASSERT_TRUE(WaitFor([&] { return Balanced({a, b}, 4); }));
+  const std::optional<Fence> again = a->keeper->FenceFor(a->keeper->owned()[0]);
+  ASSERT_TRUE(again);
+  EXPECT_GE(again->generation, 2);
+  EXPECT_EQ(again->owner, old->owner);  // the same replica, rejoined
+  EXPECT_GE(a->keeper->stats().losses, 2);
+  EXPECT_GE(b->keeper->stats().given_back, 2);
+  EXPECT_TRUE(a->keeper->reachable());
+  EXPECT_TRUE(sessions_.failures().empty());
 }
 
 // Open registers the replica and claims nothing (the caller wires replica_id()
