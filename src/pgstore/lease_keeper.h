@@ -12,11 +12,12 @@
 /// account's Fence is visible through FenceFor, `released` before a lease is
 /// given back and whenever a lease may end unrenewed. Safety does not wait
 /// for the database: each lease has a deadline on the local monotonic clock
-/// (the time taken before the request that last renewed it + ttl - ttl/6,
-/// LeaseBook), and a second thread calls `released` at that deadline even
-/// while the round thread is stuck in a call to an unreachable server. So a
-/// replica that cannot renew stops its sessions before the TTL ends, and
-/// PgStore's fence check (CheckFence) refuses whatever it might still try.
+/// (the start of the round that last renewed or claimed it + ttl - ttl/6,
+/// LeaseBook; FenceFor hides the fence from then on), and a second thread
+/// calls `released` at that deadline even while the round thread is stuck in
+/// a call to an unreachable server. So a replica that cannot renew stops its
+/// sessions before the TTL ends, and PgStore's fence check (CheckFence)
+/// refuses whatever it might still try.
 ///
 /// A broken connection is thrown away; the keeper reconnects with a backoff
 /// (up to ttl/3) and goes on as the same replica (PgLeases::Rejoin). A
