@@ -195,6 +195,13 @@ Result<std::string> PgLeases::Register(std::string_view host) {
   return id_;
 }
 
+Status PgLeases::Rejoin(std::string_view id, std::string_view host) {
+  if (auto s = Prepare(); !s) return s;
+  id_ = std::string(id);
+  host_ = std::string(host);
+  return Heartbeat();
+}
+
 Status PgLeases::Heartbeat() {
   if (id_.empty()) return NotRegistered();
   if (auto r = conn_.Exec("lease.heartbeat", {id_, host_}); !r) return r.error();
@@ -236,12 +243,17 @@ Result<int64_t> PgLeases::ClaimRound(const std::string& accounts, int64_t want) 
 
 Result<std::vector<Fence>> PgLeases::Claim(std::span<const std::string> accounts) {
   if (id_.empty()) return NotRegistered();
+  auto share = FairShare(static_cast<int64_t>(accounts.size()));
+  if (!share) return share.error();
+  return Claim(accounts, *share);
+}
+
+Result<std::vector<Fence>> PgLeases::Claim(std::span<const std::string> accounts, int64_t target) {
+  if (id_.empty()) return NotRegistered();
   const std::string list = TextArray(accounts);
   auto held = Held(list);
   if (!held) return held.error();
-  auto share = FairShare(static_cast<int64_t>(accounts.size()));
-  if (!share) return share.error();
-  int64_t want = *share - static_cast<int64_t>(held->size());
+  int64_t want = target - static_cast<int64_t>(held->size());
   // Each round either claims one or more or finds fewer free accounts, so
   // this ends; the bound is a guard.
   for (size_t round = 0; want > 0 && round <= accounts.size(); ++round) {

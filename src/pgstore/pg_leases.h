@@ -58,6 +58,10 @@ class PgLeases {
   /// Inserts this process's replica row with a fresh uuid (gen_random_uuid)
   /// and the heartbeat now; returns the uuid (also replica_id()).
   util::Result<std::string> Register(std::string_view host);
+  /// Goes on as the replica `id` (Register'ed earlier on a connection that
+  /// broke) over this connection: its leases stay this replica's. Heartbeats
+  /// at once, so the row comes back if it was forgotten meanwhile.
+  util::Status Rejoin(std::string_view id, std::string_view host);
   /// Moves the heartbeat to now (re-inserting the row if it was removed).
   util::Status Heartbeat();
   /// The ids of the replicas whose heartbeat is newer than the TTL, sorted.
@@ -72,6 +76,10 @@ class PgLeases {
   /// returned, never with older ones). Returns every lease held now among
   /// `accounts` (claimed or held before), sorted by account.
   util::Result<std::vector<Fence>> Claim(std::span<const std::string> accounts);
+  /// The same, but up to `target` leases held among `accounts` instead of
+  /// the fair share: a quota the caller worked out (LeaseKeeper's, which
+  /// sums to the account count over the live replicas).
+  util::Result<std::vector<Fence>> Claim(std::span<const std::string> accounts, int64_t target);
   /// Extends every unexpired lease of this replica by the TTL; returns them,
   /// sorted by account. A lease that expired is not renewed (another replica
   /// may have written since): its sessions must stop.

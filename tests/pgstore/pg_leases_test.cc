@@ -6,7 +6,8 @@
 // store.fenced and writes nothing; a takeover started while the owner's
 // fenced transaction is open waits (seen in pg_stat_activity) until that
 // transaction ends, so the owner's commit precedes it; a clean Leave hands
-// over at once; odd account names and 3 replicas over 1,000 accounts (timed).
+// over at once; odd account names and 3 replicas over 1,000 accounts (timed);
+// a claim up to a target, and a replica rejoining on a new connection.
 // TTLs are 1-2 s and every wait is on a condition. Skipped with the reason
 // when PostgreSQL is missing.
 
@@ -447,6 +448,36 @@ TEST_F(PgLeasesTest, LeaveHandsOverAtOnceAndSilentReplicasAreForgotten) {
   EXPECT_EQ(forgotten, 1);
   MH_ASSERT_OK_AND_ASSIGN(auto after, b.LiveReplicas());
   EXPECT_EQ(after, std::vector<std::string>{b.replica_id()});
+}
+
+// Claim with a target claims up to that count (not the fair share), and a
+// replica that rejoins under its id on a new connection keeps its leases:
+// it renews them at the same generation.
+TEST_F(PgLeasesTest, ClaimToATargetAndRejoinOnANewConnection) {
+  auto conn_a = Connect();
+  ASSERT_TRUE(conn_a);
+  auto a = std::make_unique<PgLeases>(*conn_a, milliseconds(60000));
+  const std::vector<std::string> accounts = TenAccounts();
+  MH_ASSERT_OK(a->Register("host-a"));
+  MH_ASSERT_OK_AND_ASSIGN(auto three, a->Claim(accounts, 3));
+  EXPECT_EQ(three.size(), 3u);
+  MH_ASSERT_OK_AND_ASSIGN(auto still_three, a->Claim(accounts, 2));  // never gives back
+  EXPECT_EQ(still_three, three);
+  MH_ASSERT_OK_AND_ASSIGN(auto seven, a->Claim(accounts, 7));
+  EXPECT_EQ(seven.size(), 7u);
+  const std::string id = a->replica_id();
+
+  a.reset();
+  conn_a.reset();
+  auto conn_again = Connect();
+  ASSERT_TRUE(conn_again);
+  PgLeases again(*conn_again, milliseconds(60000));
+  MH_ASSERT_OK(again.Rejoin(id, "host-a"));
+  EXPECT_EQ(again.replica_id(), id);
+  MH_ASSERT_OK_AND_ASSIGN(auto renewed, again.Renew());
+  EXPECT_EQ(renewed, seven);
+  MH_ASSERT_OK_AND_ASSIGN(auto live, again.LiveReplicas());
+  EXPECT_EQ(live, std::vector<std::string>{id});
 }
 
 }  // namespace
