@@ -17,6 +17,7 @@
 #include "config/check.h"
 #include "config/config.h"
 #include "config/config_fingerprint.h"
+#include "daemon/cluster_command.h"
 #include "daemon/daemon.h"
 #include "daemon/deadletters_command.h"
 #include "daemon/healthcheck_command.h"
@@ -171,6 +172,12 @@ class CommandLine {
       if (config_path_.empty() && health_url_.empty()) throw CLI::RequiredError("-c,--config or --url");
     });
 
+    cluster_ = app_.add_subcommand("cluster", "replicas sharing a PostgreSQL store");
+    cluster_->require_subcommand(1);
+    cluster_status_ =
+        cluster_->add_subcommand("status", "print the replicas, the accounts each holds and the age of each lease");
+    cluster_status_->add_option("-c,--config", config_path_, "config file")->required();
+
     version_ = app_.add_subcommand("version", "print versions");
   }
 
@@ -199,6 +206,11 @@ class CommandLine {
       return daemon::RunDeadLettersCommand(*cfg, dl_action_, dl_ids_, std::cout);
     }
     if (*health_) return daemon::RunHealthcheck(config_path_, health_url_, std::cout, std::cerr);
+    if (*cluster_status_) {
+      auto cfg = LoadOrReport(config_path_);
+      if (!cfg) return kExitUsage;
+      return daemon::RunClusterStatus(*cfg, std::cout) == 0 ? kExitOk : kExitRuntime;
+    }
     if (*version_) {
       std::cout << daemon::VersionReport(MAILHOOK_VERSION);
       return kExitOk;
@@ -221,6 +233,8 @@ class CommandLine {
   CLI::App* sink_ = nullptr;
   CLI::App* dead_ = nullptr;
   CLI::App* health_ = nullptr;
+  CLI::App* cluster_ = nullptr;
+  CLI::App* cluster_status_ = nullptr;
   CLI::App* version_ = nullptr;
 };
 
