@@ -1,5 +1,7 @@
 #include "delivery/dispatcher.h"
 
+#include <utility>
+
 #include "delivery/hook_target.h"
 #include "delivery/oauth2_token_cache.h"
 #include "delivery/smtp_target.h"
@@ -274,7 +276,7 @@ void Dispatcher::ReleaseUnhanded() {
   for (const auto& row : left) {
     Slot slot(*this, row.item.target);
     util::MutexLock hold(store_mu_);
-    if (store_) (void)store_->outbox().ReleaseLease(row.id);
+    if (store_) (void)StoreLocked().outbox().ReleaseLease(row.id);
   }
 }
 
@@ -385,11 +387,11 @@ Dispatcher::Claimed Dispatcher::Claim(std::optional<int64_t> delivered, bool wan
   if (request.limit > 0 || !request.delivered.empty()) {
     request.now = clock_.Now();
     request.lease = options_.lease;
-    auto rows = store_->outbox().Claim(request);
+    auto rows = StoreLocked().outbox().Claim(request);
     util::Status recorded = rows.ok() ? util::Ok() : util::Status(rows.error());
     // A claim that failed (a busy file, a row that cannot be read) must not
     // take the deliveries already done with it: they are recorded alone.
-    if (!rows.ok() && !request.delivered.empty()) recorded = store_->outbox().MarkDelivered(request.delivered);
+    if (!rows.ok() && !request.delivered.empty()) recorded = StoreLocked().outbox().MarkDelivered(request.delivered);
     util::MutexLock lock(mu_);
     for (int64_t id : request.delivered) mark_results_[id] = recorded;
     if (!rows.ok() && !served) out.rows = rows.error();
@@ -419,7 +421,7 @@ Dispatcher::Claimed Dispatcher::Claim(std::optional<int64_t> delivered, bool wan
     }
   }
   // The counts changed: the gauges follow before anyone reports the outcome.
-  if (!request.delivered.empty()) UpdateGauges(*store_);
+  if (!request.delivered.empty()) UpdateGauges(StoreLocked());
   return out;
 }
 
@@ -496,7 +498,7 @@ void Dispatcher::Loop(int index, std::mt19937_64& rng) {
 util::Result<std::optional<std::chrono::system_clock::time_point>> Dispatcher::NextDueAt(
     const std::vector<std::string>& skip) {
   util::MutexLock hold(store_mu_);
-  return store_->outbox().NextDueAt(skip);
+  return StoreLocked().outbox().NextDueAt(skip);
 }
 
 void Dispatcher::FinishBeforeNext(Finished& done, const Claimed& claimed) {
@@ -550,7 +552,7 @@ std::optional<Dispatcher::Finished> Dispatcher::Process(const store::Delivery& r
   }
   {
     util::MutexLock hold(store_mu_);
-    UpdateGauges(*store_);
+    UpdateGauges(StoreLocked());
   }
   // Outside the catch above: an observer's exception is a worker bug (restart).
   if (on_outcome_) on_outcome_(report);
@@ -608,7 +610,7 @@ bool Dispatcher::Attempt(const store::Delivery& row, std::mt19937_64& rng, Repor
 
 void Dispatcher::ReleaseLease(int64_t id) {
   util::MutexLock hold(store_mu_);
-  (void)store_->outbox().ReleaseLease(id);
+  (void)StoreLocked().outbox().ReleaseLease(id);
 }
 
 bool Dispatcher::RecordFailure(const store::Delivery& row, const Entry* entry, std::mt19937_64& rng, Report& report) {
@@ -635,7 +637,7 @@ bool Dispatcher::RecordFailure(const store::Delivery& row, const Entry* entry, s
       util::Status s = util::Ok();
       {
         util::MutexLock hold(store_mu_);
-        s = store_->outbox().ScheduleRetry(row.id, attempts, clock_.Now() + *wait, o.error);
+        s = StoreLocked().outbox().ScheduleRetry(row.id, attempts, clock_.Now() + *wait, o.error);
       }
       if (!s) {
         log->error("delivery.store_error event={} cause=\"{}\"", event, s.error().ToString());
@@ -652,7 +654,7 @@ bool Dispatcher::RecordFailure(const store::Delivery& row, const Entry* entry, s
   util::Status s = util::Ok();
   {
     util::MutexLock hold(store_mu_);
-    s = store_->outbox().MoveToDeadLetters(row.id, attempts, report.outcome.error);
+    s = StoreLocked().outbox().MoveToDeadLetters(row.id, attempts, report.outcome.error);
   }
   if (!s) {
     log->error("delivery.store_error event={} cause=\"{}\"", event, s.error().ToString());
@@ -676,11 +678,30 @@ void Dispatcher::HousekeepSmtp() {
   util::Status s = util::Ok();
   {
     util::MutexLock hold(store_mu_);
-    s = store_->HousekeepSmtp(now, window);
+    s = StoreLocked().HousekeepSmtp(now, window);
   }
   if (!s) {
     util::Log(util::Area::kDelivery).error("delivery.store_error cause=\"{}\"", s.error().ToString());
   }
+}
+
+store::Store& Dispatcher::StoreLocked() {
+  if (!store_->broken()) return *store_;
+  // The PostgreSQL server ended the session (a restart, a failover): every
+  // call on it would fail. Open a new one; until that works, the calls fail
+  // with the connection's error and the workers back off as for any store error.
+  auto opened = open_store_();
+  if (!opened.ok()) {
+    // Once per outage, not once per worker and second.
+    if (!std::exchange(store_reopen_failing_, true)) {
+      util::Log(util::Area::kDelivery).warn("delivery.store_reopen_failed cause=\"{}\"", opened.error().ToString());
+    }
+    return *store_;
+  }
+  store_ = std::move(opened).value();
+  store_reopen_failing_ = false;
+  util::Log(util::Area::kDelivery).info("delivery.store_reopened where={}", store_->path());
+  return *store_;
 }
 
 void Dispatcher::UpdateGauges(store::Store& store) {

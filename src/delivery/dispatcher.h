@@ -230,6 +230,8 @@ class Dispatcher {
   /// `entry` is null for a row whose target is not configured.
   bool RecordFailure(const store::Delivery& row, const Entry* entry, std::mt19937_64& rng, Report& report)
       EXCLUDES(store_mu_);
+  /// store_, replaced by a new one first when it broke (Store::broken).
+  store::Store& StoreLocked() REQUIRES(store_mu_);
   void UpdateGauges(store::Store& store) REQUIRES(store_mu_);
   /// At most once per kSmtpHousekeepEvery (by clock_), on whichever worker
   /// comes first: store::Store::HousekeepSmtp with the longest smtp window.
@@ -263,6 +265,7 @@ class Dispatcher {
   /// limits hold between look and claim). Opened by Start.
   util::Mutex store_mu_ ACQUIRED_BEFORE(mu_);
   std::unique_ptr<store::Store> store_ PT_GUARDED_BY(store_mu_);
+  bool store_reopen_failing_ GUARDED_BY(store_mu_) = false;
   mutable util::Mutex mu_;
   util::CondVar cv_;
   bool stopping_ GUARDED_BY(mu_) = false;
