@@ -1,6 +1,7 @@
 #pragma once
 /// Dispatcher: the delivery pool. Worker threads claim due outbox rows (a
-/// lease in the database keeps a row with one worker), deliver them to the
+/// lease keeps a row with one worker: in this process for SQLite, so a claim
+/// writes nothing; in the row for PostgreSQL), deliver them to the
 /// Target named in the row and record the result: success
 /// deletes the row, a retryable failure reschedules it per the target's
 /// RetryPolicy, a permanent failure or an exhausted schedule moves it to the

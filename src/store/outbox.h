@@ -5,6 +5,9 @@
 ///
 /// Leases make several connections (the dispatcher's workers, another
 /// process) safe: a claimed row is not claimed again until its lease ends.
+/// SQLite holds them in the delivering process (store/sqlite_leases.h: one
+/// process delivers from a file, and a claim then writes nothing); PostgreSQL
+/// in its rows, for replicas sharing the database.
 
 #include <chrono>
 #include <cstdint>

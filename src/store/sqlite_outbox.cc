@@ -1,5 +1,8 @@
 #include "store/sqlite_outbox.h"
 
+#include <algorithm>
+#include <optional>
+
 #include "store/claim_rows.h"
 #include "store/row_mapper.h"
 #include "store/statement.h"
@@ -61,65 +64,118 @@ Status SqliteOutbox::Add(const std::vector<OutboxItem>& items) {
 
 Result<std::vector<Delivery>> SqliteOutbox::SelectDue(TimePoint now, int limit,
                                                       const std::vector<std::string>& skip_targets) {
+  // `lease_until`: a lease written by an older version, until ReleaseAllLeases.
   Stmt sel(db_, "SELECT " + RowColumns("next_attempt_at", true) +
                     " FROM outbox WHERE next_attempt_at <= ?1 AND lease_until <= ?1" +
                     SkipTargetsClause(3, skip_targets.size()) + " ORDER BY next_attempt_at, id LIMIT ?2");
   sel.Bind(1, ToMs(now)).Bind(2, limit);
   for (size_t i = 0; i < skip_targets.size(); ++i) sel.Bind(static_cast<int>(i) + 3, skip_targets[i]);
-  return MapRows(db_, sel, true, &bodies_, ToDelivery, "claiming due deliveries");
+  std::vector<Delivery> out;
+  while (sel.Step()) {
+    // The inline payload (up to 4 KiB) comes with the row; one in `bodies`
+    // (left empty here) is read only for a row that is claimed.
+    Result<RowFields> row = MapRow(sel, false, nullptr);
+    if (!row.ok()) return row.error();
+    out.push_back(ToDelivery(std::move(*row)));
+    out.back().item.payload = sel.Text(11);
+  }
+  if (!sel.ok()) return db_.SqlError("claiming due deliveries");
+  return out;
+}
+
+Status SqliteOutbox::ReadBody(Delivery& row) {
+  if (!row.item.payload.empty()) return Ok();
+  // Empty: the event is in `bodies` (events are never empty).
+  Result<std::string> body = bodies_.Read(row.id);
+  if (!body.ok()) return body.error();
+  row.item.payload = std::move(*body);
+  return Ok();
+}
+
+Result<ClaimResult> SqliteOutbox::ChooseDue(const ClaimRequest& request, const SqliteLeases::Held& held) {
+  size_t held_now = 0;
+  for (const auto& [id, until] : held) held_now += until > request.now;
+  // One more than the limit (whether more are due), and as many again as are
+  // held: those may be among the oldest due rows, and are passed over.
+  Result<std::vector<Delivery>> due =
+      SelectDue(request.now, request.limit + 1 + static_cast<int>(held_now), request.skip_targets);
+  if (!due.ok()) return due.error();
+  std::erase_if(*due, [&](const Delivery& d) {
+    auto it = held.find(d.id);
+    return it != held.end() && it->second > request.now;
+  });
+  if (due->size() > static_cast<size_t>(request.limit) + 1) due->resize(static_cast<size_t>(request.limit) + 1);
+  // Rows left for lack of room stay unclaimed (selected, not held).
+  ClaimResult out = ChooseClaimed(request, std::move(*due));
+  // Payloads from `bodies` only for the rows claimed: a held or skipped row's may be large.
+  for (auto& row : out.rows) {
+    if (Status s = ReadBody(row); !s) return s.error();
+  }
+  return out;
 }
 
 Result<ClaimResult> SqliteOutbox::Claim(const ClaimRequest& request) {
-  ClaimResult out;
-  Status st = db_.InTransaction([&]() -> Status {
-    if (Status s = MarkDelivered(request.delivered); !s) return s;
-    if (request.limit <= 0) return Ok();
-    // One more than the limit: whether more are due, not leased.
-    Result<std::vector<Delivery>> due = SelectDue(request.now, request.limit + 1, request.skip_targets);
-    if (!due.ok()) return due.error();
-    // Rows left for lack of room stay unclaimed (selected, not leased).
-    out = ChooseClaimed(request, std::move(*due));
-    Stmt upd(db_, "UPDATE outbox SET lease_until=? WHERE id=?");
-    for (const auto& d : out.rows) {
-      upd.Bind(1, ToMs(request.now + request.lease)).Bind(2, d.id);
-      if (!upd.Run()) return db_.SqlError("leasing delivery " + std::to_string(d.id));
-      upd.Reset();
-    }
-    return Ok();
-  });
-  if (!st) return st.error();
+  if (request.limit <= 0) {
+    if (Status s = MarkDelivered(request.delivered); !s) return s.error();
+    return ClaimResult{};
+  }
+  // The claim itself only reads: the lease is held in this process (see
+  // SqliteLeases). The marks share its look at the outbox in one transaction,
+  // so that a failure records nothing and claims nothing.
+  Result<ClaimResult> out =
+      leases_->Claim(request.now + request.lease, [&](const SqliteLeases::Held& held) -> Result<ClaimResult> {
+        if (request.delivered.empty()) return ChooseDue(request, held);
+        Result<ClaimResult> chosen = ClaimResult{};
+        Status st = db_.InTransaction([&]() -> Status {
+          if (Status s = MarkRows(request.delivered); !s) return s;
+          chosen = ChooseDue(request, held);
+          return chosen.ok() ? Ok() : Status(chosen.error());
+        });
+        if (!st) return st.error();
+        return chosen;
+      });
+  if (out.ok()) leases_->Release(request.delivered);
   return out;
+}
+
+Status SqliteOutbox::MarkRows(const std::vector<int64_t>& ids) {
+  Stmt mark(db_,
+            "INSERT OR REPLACE INTO delivered (event_id, target, delivered_at) "
+            "SELECT event_id, target, ? FROM outbox WHERE id=?");
+  const int64_t now = ToMs(Clock::now());
+  for (int64_t id : ids) {
+    mark.Bind(1, now).Bind(2, id);
+    if (!mark.Run()) return db_.SqlError("recording delivery " + std::to_string(id));
+    mark.Reset();
+    if (auto s = RunKeyed(db_, kDeleteRow, id, "deleting delivered row " + std::to_string(id)); !s) return s;
+    if (auto s = bodies_.Delete(id); !s) return s;
+  }
+  return Ok();
 }
 
 Status SqliteOutbox::MarkDelivered(const std::vector<int64_t>& ids) {
   if (ids.empty()) return Ok();
-  return db_.InTransaction([&]() -> Status {
-    Stmt mark(db_,
-              "INSERT OR REPLACE INTO delivered (event_id, target, delivered_at) "
-              "SELECT event_id, target, ? FROM outbox WHERE id=?");
-    const int64_t now = ToMs(Clock::now());
-    for (int64_t id : ids) {
-      mark.Bind(1, now).Bind(2, id);
-      if (!mark.Run()) return db_.SqlError("recording delivery " + std::to_string(id));
-      mark.Reset();
-      if (auto s = RunKeyed(db_, kDeleteRow, id, "deleting delivered row " + std::to_string(id)); !s) return s;
-      if (auto s = bodies_.Delete(id); !s) return s;
-    }
-    return Ok();
-  });
+  Status s = db_.InTransaction([&] { return MarkRows(ids); });
+  // After the commit (a failed mark leaves the rows held: sent again when
+  // their leases end, at-least-once), and never inside a transaction: a
+  // claim holds the lease table while it waits for the write lock.
+  if (s) leases_->Release(ids);
+  return s;
 }
 
 Status SqliteOutbox::ScheduleRetry(int64_t id, int attempts, TimePoint next_attempt_at, const std::string& last_error) {
-  return db_.InTransaction([&]() -> Status {
+  Status st = db_.InTransaction([&]() -> Status {
     Stmt s(db_, "UPDATE outbox SET attempts=?, next_attempt_at=?, last_error=?, lease_until=0 WHERE id=?");
     s.Bind(1, attempts).Bind(2, ToMs(next_attempt_at)).Bind(3, last_error).Bind(4, id);
     if (!s.Run()) return db_.SqlError("scheduling retry of " + std::to_string(id));
     return Ok();
   });
+  if (st) leases_->Release({id});  // after the commit, as MarkDelivered
+  return st;
 }
 
 Status SqliteOutbox::MoveToDeadLetters(int64_t id, int attempts, const std::string& last_error) {
-  return db_.InTransaction([&]() -> Status {
+  Status st = db_.InTransaction([&]() -> Status {
     // The id is kept, so the payload in `bodies` stays attached without a copy.
     Stmt ins(db_,
              "INSERT OR REPLACE INTO dead_letters (id, event_id, target, account, folder, "
@@ -130,23 +186,46 @@ Status SqliteOutbox::MoveToDeadLetters(int64_t id, int attempts, const std::stri
     if (!ins.Run()) return db_.SqlError("moving " + std::to_string(id) + " to dead letters");
     return RunKeyed(db_, kDeleteRow, id, "deleting dead-lettered row " + std::to_string(id));
   });
+  // A replayed dead letter comes back under the same id: it must not be held.
+  if (st) leases_->Release({id});
+  return st;
 }
 
 Status SqliteOutbox::ReleaseLease(int64_t id) {
-  return RunKeyed(db_, "UPDATE outbox SET lease_until=0 WHERE id=?", id, "releasing lease of " + std::to_string(id));
+  // The lease is only in this process; the file has nothing to undo.
+  leases_->Release({id});
+  return Ok();
 }
 
 Status SqliteOutbox::ReleaseAllLeases() {
-  return db_.InTransaction([&] { return db_.Exec("UPDATE outbox SET lease_until=0"); });
+  // The file's column too: leases an older version wrote there.
+  Status st = db_.InTransaction([&] { return db_.Exec("UPDATE outbox SET lease_until=0"); });
+  if (st) leases_->ReleaseAll();
+  return st;
 }
 
 Result<std::optional<TimePoint>> SqliteOutbox::NextDueAt(const std::vector<std::string>& skip_targets) {
-  Stmt s(db_, "SELECT MIN(MAX(next_attempt_at, lease_until)) FROM outbox WHERE 1" +
-                  SkipTargetsClause(1, skip_targets.size()));
-  for (size_t i = 0; i < skip_targets.size(); ++i) s.Bind(static_cast<int>(i) + 1, skip_targets[i]);
-  if (!s.Step()) return db_.SqlError("reading next due time");
-  if (s.IsNull(0)) return std::optional<TimePoint>();
-  return std::optional<TimePoint>(FromMs(s.Int(0)));
+  const SqliteLeases::Held held = leases_->Snapshot();
+  // With rows held: the soonest rows by their own time, as many as are held
+  // and one more. A held row becomes claimable only when its lease ends, so
+  // the answer is among them (the first row not held bounds every later
+  // one). Without: the soonest time alone (no sort).
+  const std::string skip = SkipTargetsClause(2, skip_targets.size());
+  Stmt s(db_, held.empty() ? "SELECT 0, MIN(MAX(next_attempt_at, lease_until)) FROM outbox WHERE 1" + skip + " LIMIT ?1"
+                           : "SELECT id, MAX(next_attempt_at, lease_until) AS due FROM outbox WHERE 1" + skip +
+                                 " ORDER BY due LIMIT ?1");
+  s.Bind(1, static_cast<int64_t>(held.size()) + 1);
+  for (size_t i = 0; i < skip_targets.size(); ++i) s.Bind(static_cast<int>(i) + 2, skip_targets[i]);
+  std::optional<TimePoint> next;
+  while (s.Step()) {
+    if (s.IsNull(1)) break;  // MIN of no rows
+    TimePoint due = FromMs(s.Int(1));
+    auto it = held.find(s.Int(0));
+    if (it != held.end()) due = std::max(due, it->second);
+    if (!next || due < *next) next = due;
+  }
+  if (!s.ok()) return db_.SqlError("reading next due time");
+  return next;
 }
 
 Result<int64_t> SqliteOutbox::PendingCount() { return QueryInt(db_, "SELECT COUNT(*) FROM outbox", "counting outbox"); }

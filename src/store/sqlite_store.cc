@@ -63,7 +63,7 @@ SqliteStore::SqliteStore(std::unique_ptr<Db> db)
       bodies_(*db_),
       watermarks_(*db_),
       attempts_(*db_),
-      outbox_(*db_, bodies_),
+      outbox_(*db_, bodies_, SqliteLeases::ForFile(db_->path())),
       dead_letters_(*db_, bodies_),
       post_actions_(*db_),
       fingerprints_(*db_),

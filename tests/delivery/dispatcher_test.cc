@@ -416,6 +416,35 @@ TEST(DispatcherTest, EachDeliveryCostsAtMostOneWriteTransaction) {
   EXPECT_EQ(*store->outbox().PendingCount(), 0);
 }
 
+TEST(DispatcherTest, AMessageCommittedAloneCostsOneWriteTransactionToDeliver) {
+  // Issue 8: rows that come one at a time (a burst bounded by its APPENDs)
+  // meet an idle worker whose claim finds only that row. The claim writes
+  // nothing (the lease is held in the process); the mark is the one write.
+  // With a lease in the file it was two per message (the claim, the mark).
+  TempDir dir;
+  Receiver receiver;
+  Reports reports;
+  util::MetricsCatalog metrics;
+  Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms}), "1", metrics);
+  dispatcher.SetOnOutcome(reports.Callback());
+  ASSERT_TRUE(dispatcher.Start().ok());
+  constexpr uint32_t kRows = 20;
+  const uint64_t before = store::Db::CommittedTransactions();
+  for (uint32_t uid = 1; uid <= kRows; ++uid) {
+    Commit(dir.path(), uid);  // one write transaction
+    dispatcher.Wake();
+    // A success is reported once its mark committed.
+    ASSERT_TRUE(reports.WaitFor(OutcomeKind::kSuccess, uid));
+  }
+  const uint64_t spent = store::Db::CommittedTransactions() - before;
+  dispatcher.Stop();
+  std::cout << "write_transactions=" << spent << " messages=" << kRows << "\n";
+  EXPECT_LE(spent, 2 * kRows) << "more than the commit and the mark per message";
+  auto store = OpenStore(dir.path());
+  ASSERT_TRUE(store);
+  EXPECT_EQ(*store->outbox().PendingCount(), 0);
+}
+
 TEST(DispatcherTest, DeliveriesToAWebhookReuseOneKeptAliveConnection) {
   TempDir dir;
   Receiver receiver;
