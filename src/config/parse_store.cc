@@ -33,13 +33,17 @@ void Loader::ParseStore(const YAML::Node& node, Config& cfg) {
   const std::string key(StoreUrlKey(StoreConfig{url, {}}));
   const YAML::Node at = node[key.substr(key.find('.') + 1)];
   if (url->kind() == SecretRef::Kind::kCommand) {
-    // Never run at load (secret_ref.h); whatever it prints, this build
-    // opens nothing but SQLite in state_dir, so check and run agree now.
-    Fail(at, key + ": a store URL is not supported by this build yet (issue #11); remove " + key +
+    // Never run at load (secret_ref.h): its output is checked when `run`
+    // resolves it (daemon/configured_store.cc). A build without PostgreSQL
+    // can open nothing a command would print but SQLite in state_dir.
+#ifndef MAILHOOK_HAVE_PGSTORE
+    Fail(at, key + ": this mailhook was built without PostgreSQL (libpq-dev was missing at build time); remove " + key +
                  " to use SQLite in state_dir");
     return;
+#endif
+  } else {
+    CheckStoreUrl(at, *url, key, Present(lease_ttl));
   }
-  CheckStoreUrl(at, *url, key, Present(lease_ttl));
   cfg.store.url = std::move(url);
 }
 

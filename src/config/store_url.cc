@@ -66,8 +66,14 @@ util::Result<StoreLocation> ParseStoreUrl(const util::Secret& url, std::string_v
 
 util::Status CheckStoreBuilt(const StoreLocation& location, std::string_view key) {
   if (location.kind == StoreKind::kPostgres) {
-    return StoreError(key, "PostgreSQL is not supported by this build yet (issue #11); remove " + std::string(key) +
-                               " to use SQLite in state_dir");
+#ifdef MAILHOOK_HAVE_PGSTORE
+    return util::Ok();
+#else
+    return StoreError(key,
+                      "this mailhook was built without PostgreSQL (libpq-dev was missing at build time); "
+                      "install libpq-dev and rebuild, or remove " +
+                          std::string(key) + " to use SQLite in state_dir");
+#endif
   }
   if (!location.sqlite_file.empty()) {
     // The state_dir lock keeps two daemons off one database; a file elsewhere

@@ -37,9 +37,10 @@ struct StoreLocation {
 /// "the output of store.url_command").
 util::Result<StoreLocation> ParseStoreUrl(const util::Secret& url, std::string_view key);
 
-/// Whether this build can open `location`. Today only SQLite in state_dir:
-/// PostgreSQL arrives with the PostgreSQL store (issue #11), and a SQLite
-/// file elsewhere would not be covered by the state_dir lock.
+/// Whether this build can open `location`: SQLite in state_dir, and
+/// PostgreSQL when it was built with libpq (MAILHOOK_HAVE_PGSTORE; replicas
+/// sharing the accounts, issue #11). A SQLite file elsewhere is refused: the
+/// state_dir lock would not cover it.
 util::Status CheckStoreBuilt(const StoreLocation& location, std::string_view key);
 
 /// The key the url was given with: "store.url", "store.url_file" or

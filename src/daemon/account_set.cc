@@ -51,6 +51,18 @@ void AccountSet::Stop(const std::string& name) {
   Finish(std::move(stopping));
 }
 
+void AccountSet::Stop(const std::vector<std::string>& names) {
+  std::map<std::string, Running> stopping;
+  {
+    util::MutexLock lock(mu_);
+    for (const auto& name : names) {
+      auto it = running_.find(name);
+      if (it != running_.end()) stopping.insert(running_.extract(it));
+    }
+  }
+  Finish(std::move(stopping));
+}
+
 void AccountSet::StopAll() {
   std::map<std::string, Running> stopping;
   {

@@ -6,13 +6,14 @@
 /// of an earlier generation; its events are routed by the RouteTable).
 ///
 /// Thread-safety: Wake and ForEach run on other threads (dispatcher workers,
-/// the HTTP server) while Start/Stop change the set; Start/Stop/StopAll from
-/// one thread (the daemon's).
+/// the HTTP server) while Start/Stop change the set; Start/Stop/StopAll one
+/// call at a time (the daemon's thread, or ClusterMember under its lock).
 
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "daemon/account_watcher.h"
@@ -37,8 +38,12 @@ class AccountSet {
 
   /// Builds the watcher of `account` (an account of `config`) and starts it.
   void Start(std::shared_ptr<const config::Config> config, const config::Account& account) EXCLUDES(mu_);
-  /// Stops the watcher of `name` (its connections log out) and waits for it.
+  /// Stops the watcher of `name` (its connections log out) and waits for it:
+  /// once it returns, nothing of the account commits any more.
   void Stop(const std::string& name) EXCLUDES(mu_);
+  /// The same for several accounts at once (all signalled first, then joined);
+  /// names not running are skipped.
+  void Stop(const std::vector<std::string>& names) EXCLUDES(mu_);
   /// Stops every watcher (all signalled first, then joined).
   void StopAll() EXCLUDES(mu_);
   /// An event of account/folder was delivered: its post-actions may be due.

@@ -26,12 +26,6 @@ std::string InQuotes(std::string text) {
   return text;
 }
 
-const config::Account* FindAccount(const config::Config& config, const std::string& name) {
-  for (const auto& a : config.accounts)
-    if (a.name == name) return &a;
-  return nullptr;
-}
-
 }  // namespace
 
 ConfigReloader::ConfigReloader(std::string path, std::shared_ptr<const config::Config> running,
@@ -127,27 +121,8 @@ bool ConfigReloader::ApplyTargets(const config::ConfigChanges& changes,
 
 void ConfigReloader::ApplyAccounts(const config::ConfigChanges& changes,
                                    const std::shared_ptr<const config::Config>& next) {
-  spdlog::logger& log = util::Log(util::Area::kDaemon);
   parts_.stores.Grow(static_cast<int>(std::max<size_t>(next->accounts.size(), 1)));
-  // Stopped before their successors start: two watchers of one folder would
-  // both deliver what arrives meanwhile.
-  for (const auto& name : changes.accounts_removed) {
-    parts_.accounts.Stop(name);
-    log.info("daemon.reload_account account={} change=removed", name);
-  }
-  auto start = [&](const std::string& name) {
-    // The fingerprint and the loaded config come from one text: always found.
-    if (const config::Account* account = FindAccount(*next, name)) parts_.accounts.Start(next, *account);
-  };
-  for (const auto& name : changes.accounts_changed) {
-    parts_.accounts.Stop(name);
-    start(name);
-    log.info("daemon.reload_account account={} change=restarted", name);
-  }
-  for (const auto& name : changes.accounts_added) {
-    start(name);
-    log.info("daemon.reload_account account={} change=added", name);
-  }
+  parts_.accounts.Apply(changes, next);
 }
 
 DaemonWake WaitForStopOrReload(const StopSignal& stop, StopSignal* reload) {

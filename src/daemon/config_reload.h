@@ -13,7 +13,8 @@
 ///   3. targets removed leave the dispatcher (their waiting rows become dead
 ///      letters when due, as after a restart without them);
 ///   4. accounts removed or changed stop (log out), changed and added ones
-///      start; unchanged ones keep their connections.
+///      start; unchanged ones keep their connections. On the PostgreSQL
+///      store only the accounts this replica holds run (ClusterMember).
 /// state_dir, http, log and store cannot change in a running daemon: a change is
 /// reported (daemon.reload_needs_restart) and the running value kept.
 /// Not thread-safe: the daemon's thread calls Reload.
@@ -24,6 +25,7 @@
 #include "config/config.h"
 #include "config/config_fingerprint.h"
 #include "daemon/account_set.h"
+#include "daemon/cluster_member.h"
 #include "daemon/router.h"
 #include "daemon/stop_signal.h"
 #include "daemon/store_pool.h"
@@ -43,7 +45,8 @@ struct ReloadOptions {
 
 /// The parts a reload changes, owned by RunDaemon.
 struct ReloadTargets {
-  AccountSet& accounts;
+  /// Starts and stops the accounts (only those this replica holds).
+  ClusterMember& accounts;
   delivery::Dispatcher& dispatcher;
   RouteTable& routes;
   StorePool& stores;

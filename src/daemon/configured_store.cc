@@ -4,6 +4,7 @@
 #include <utility>
 
 #ifdef MAILHOOK_HAVE_PGSTORE
+#include "pgstore/lease_keeper.h"
 #include "pgstore/pg_store.h"
 #include "pgstore/pg_url.h"
 #endif
@@ -12,19 +13,22 @@ namespace mailhook::daemon {
 
 namespace {
 
-util::Result<ConfiguredStore> PostgresStore(const config::StoreLocation& location,
-                                            std::chrono::milliseconds lease_ttl) {
+util::Result<ConfiguredStore> PostgresStore(const config::StoreLocation& location, std::chrono::milliseconds lease_ttl,
+                                            const pgstore::LeaseKeeper* keeper) {
 #ifdef MAILHOOK_HAVE_PGSTORE
   ConfiguredStore chosen{config::StoreKind::kPostgres, {}, pgstore::RedactUrl(location.url.reveal())};
-  chosen.open = [url = location.url, lease_ttl] {
-    pgstore::PgStoreOptions options;
-    options.replica_ttl = lease_ttl;
-    return pgstore::PgStore::Open(url.reveal(), std::move(options));
-  };
+  pgstore::PgStoreOptions bound;
+  bound.replica_ttl = lease_ttl;
+  if (keeper) {
+    bound.replica_id = keeper->replica_id();
+    bound.fences = keeper->fences();
+  }
+  chosen.open = [url = location.url, bound] { return pgstore::PgStore::Open(url.reveal(), bound); };
   return chosen;
 #else
   (void)location;
   (void)lease_ttl;
+  (void)keeper;
   return util::Error("store.no_postgres", util::RetryClass::kNeedsOperator,
                      "this mailhook was built without PostgreSQL (libpq-dev was missing at build time); install "
                      "libpq-dev and rebuild, or remove store.url to use SQLite in state_dir");
@@ -35,7 +39,12 @@ util::Result<ConfiguredStore> PostgresStore(const config::StoreLocation& locatio
 
 util::Result<ConfiguredStore> ConfigureStore(const config::StoreLocation& location, const std::string& state_dir,
                                              std::chrono::milliseconds lease_ttl) {
-  if (location.kind == config::StoreKind::kPostgres) return PostgresStore(location, lease_ttl);
+  return ConfigureStore(location, state_dir, lease_ttl, nullptr);
+}
+
+util::Result<ConfiguredStore> ConfigureStore(const config::StoreLocation& location, const std::string& state_dir,
+                                             std::chrono::milliseconds lease_ttl, const pgstore::LeaseKeeper* keeper) {
+  if (location.kind == config::StoreKind::kPostgres) return PostgresStore(location, lease_ttl, keeper);
   if (!location.sqlite_file.empty()) {
     // Refused by the config (config::CheckStoreBuilt): the state_dir lock
     // would not cover a file elsewhere.

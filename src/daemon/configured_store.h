@@ -16,6 +16,10 @@
 #include "store/open_store.h"
 #include "util/result.h"
 
+namespace mailhook::pgstore {
+class LeaseKeeper;
+}  // namespace mailhook::pgstore
+
 namespace mailhook::daemon {
 
 /// The chosen store.
@@ -37,5 +41,13 @@ util::Result<ConfiguredStore> ConfigureStore(const config::Config& config);
 /// The same for an already resolved location (tests, `store migrate`).
 util::Result<ConfiguredStore> ConfigureStore(const config::StoreLocation& location, const std::string& state_dir,
                                              std::chrono::milliseconds lease_ttl);
+
+/// The same for a replica of a cluster (issue #11): PostgreSQL stores write
+/// as `keeper`'s replica (the outbox's lease_owner) and check its fences at
+/// every commit of events and watermark, so a replica that lost an account
+/// writes nothing for it. `keeper` must outlive every store opened; null is
+/// the overload above. SQLite ignores it.
+util::Result<ConfiguredStore> ConfigureStore(const config::StoreLocation& location, const std::string& state_dir,
+                                             std::chrono::milliseconds lease_ttl, const pgstore::LeaseKeeper* keeper);
 
 }  // namespace mailhook::daemon

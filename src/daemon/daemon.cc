@@ -12,6 +12,7 @@
 
 #include "daemon/account_set.h"
 #include "daemon/account_watcher.h"
+#include "daemon/cluster_member.h"
 #include "daemon/configured_store.h"
 #include "daemon/state_dir_lock.h"
 #include "daemon/store_pool.h"
@@ -88,6 +89,15 @@ std::unique_ptr<store::Store> OpenState(const config::Config& config, const Conf
     log.error("daemon.store_failed cause=\"{}\"", store.error().message());
     return nullptr;
   }
+  // A replica on PostgreSQL keeps only its lock (and http.port) in
+  // state_dir, which SQLite would have made: made 0700 here, as SQLite does.
+  if (chosen.kind == config::StoreKind::kPostgres) {
+    std::error_code ec;  // a failure shows in the lock's error below
+    std::filesystem::path dir = std::filesystem::path(config.state_dir).lexically_normal();
+    if (!dir.has_filename()) dir = dir.parent_path();
+    if (dir.has_parent_path()) std::filesystem::create_directories(dir.parent_path(), ec);
+    (void)::mkdir(dir.c_str(), 0700);
+  }
   // One daemon per state_dir: taken before the dispatcher releases leases.
   auto taken = StateDirLock::Acquire(config.state_dir);
   if (!taken.ok()) {
@@ -109,9 +119,37 @@ std::unique_ptr<store::Store> OpenState(const config::Config& config, const Conf
   return std::move(*store);
 }
 
-// /readyz: every dispatcher worker runs and every watcher is connected.
-http::Readiness Readiness(const AccountSet& accounts, const delivery::Dispatcher& dispatcher) {
+// The store the config names and, on PostgreSQL, this replica's membership
+// of the cluster, whose keeper the stores check their fences with: the
+// url_command runs once, here. Null after logging why.
+std::unique_ptr<ClusterMember> JoinCluster(const config::Config& config, util::MetricsCatalog& metrics,
+                                           std::optional<ConfiguredStore>& chosen) {
+  spdlog::logger& log = util::Log(util::Area::kDaemon);
+  auto location = config::ResolveStore(config.store);
+  if (!location.ok()) {
+    log.error("daemon.store_failed cause=\"{}\"", location.error().message());
+    return nullptr;
+  }
+  auto member = ClusterMember::Join(*location, config, metrics);
+  if (!member.ok()) {
+    log.error("daemon.store_failed cause=\"{}\"", member.error().message());
+    return nullptr;
+  }
+  auto configured = ConfigureStore(*location, config.state_dir, config.store.lease_ttl, (*member)->keeper());
+  if (!configured.ok()) {
+    log.error("daemon.store_failed cause=\"{}\"", configured.error().message());
+    return nullptr;
+  }
+  chosen = std::move(*configured);
+  return std::move(*member);
+}
+
+// /readyz: every dispatcher worker runs, every watcher of this daemon is
+// connected and (PostgreSQL) the store is reachable.
+http::Readiness Readiness(const AccountSet& accounts, const delivery::Dispatcher& dispatcher,
+                          const ClusterMember& cluster) {
   http::Readiness r{true, {}};
+  cluster.AddReadiness(r);
   if (!dispatcher.Healthy()) {
     r.ready = false;
     r.not_ready.push_back("delivery: a dispatcher worker is not running (starting or restarting)");
@@ -142,11 +180,10 @@ int RunDaemon(const config::Config& start_config, const std::string& version, St
   const config::Config& config = *running;
   // The daemon's one registry; everything that records a metric gets it.
   util::MetricsCatalog metrics;
-  auto chosen = ConfigureStore(config);
-  if (!chosen.ok()) {
-    log->error("daemon.store_failed cause=\"{}\"", chosen.error().message());
-    return 1;
-  }
+  std::optional<ConfiguredStore> chosen;
+  // First: the stores check its keeper's fences, so it outlives them.
+  std::unique_ptr<ClusterMember> cluster = JoinCluster(config, metrics, chosen);
+  if (!cluster) return 1;
   std::unique_ptr<StateDirLock> lock;  // held until the daemon returns
   std::unique_ptr<store::Store> store = OpenState(config, *chosen, lock);
   if (!store) return 1;
@@ -165,7 +202,7 @@ int RunDaemon(const config::Config& start_config, const std::string& version, St
   std::unique_ptr<http::HealthServer> http;
   if (config.http_listen) {
     http = std::make_unique<http::HealthServer>(
-        *config.http_listen, [&watchers, &dispatcher] { return Readiness(watchers, dispatcher); }, metrics);
+        *config.http_listen, [&] { return Readiness(watchers, dispatcher, *cluster); }, metrics);
     std::remove(PortFilePath(config.state_dir).c_str());  // a stale one from a crash
     if (auto s = http->Start(); !s.ok()) {
       log->error("daemon.http_failed cause=\"{}\"", s.error().message());
@@ -185,18 +222,20 @@ int RunDaemon(const config::Config& start_config, const std::string& version, St
     if (http) http->Stop();
     return 1;
   }
-  for (const auto& account : config.accounts) watchers.Start(running, account);
+  cluster->Start(watchers, running);  // every account, or this replica's share
   size_t folders = 0;
   for (const auto& account : config.accounts) folders += account.folders.size();
   log->info("daemon.started version={} accounts={} watchers={} webhooks={} hooks={}", version, config.accounts.size(),
             folders, config.webhooks.size(), config.hooks.size());
 
-  ConfigReloader reloader(reload.path, running, reload.fingerprint, {watchers, dispatcher, routes, stores, metrics});
+  ConfigReloader reloader(reload.path, running, reload.fingerprint, {*cluster, dispatcher, routes, stores, metrics});
   StopSignal* requested = reload.path.empty() ? nullptr : reload.requested;
   while (WaitForStopOrReload(stop, requested) == DaemonWake::kReload) reloader.Reload();
 
   log->info("daemon.stopping");
-  watchers.StopAll();  // each logs out on its stop signal
+  // Each watcher logs out on its stop signal; then the leases are given back
+  // and the replica leaves, while the dispatcher still delivers.
+  cluster->Stop();
   dispatcher.Stop();
   if (http) {
     http->Stop();

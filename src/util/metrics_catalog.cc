@@ -69,7 +69,22 @@ MetricsCatalog::MetricsCatalog()
                           .With({})),
       workers_running(
           GaugeFamily<0>(registry_, "mailhook_dispatcher_workers_running", "Delivery workers running their loop", {})
-              .With({})) {}
+              .With({})),
+      cluster_accounts_owned(GaugeFamily<0>(registry_, "mailhook_cluster_accounts_owned",
+                                            "Accounts whose lease this replica holds (PostgreSQL store).", {})
+                                 .With({})),
+      cluster_lease_renewals(CounterFamily<0>(registry_, "mailhook_cluster_lease_renewals_total",
+                                              "Account leases renewed by this replica (one per lease per round).", {})
+                                 .With({})),
+      cluster_lease_losses(CounterFamily<0>(registry_, "mailhook_cluster_lease_losses_total",
+                                            "Account leases this replica lost: ended unrenewed (PostgreSQL "
+                                            "unreachable, a pause past the TTL) or taken over.",
+                                            {})
+                               .With({})),
+      cluster_store_reachable(GaugeFamily<0>(registry_, "mailhook_cluster_store_reachable",
+                                             "Whether the lease keeper's last round reached PostgreSQL (1) or not (0).",
+                                             {})
+                                  .With({})) {}
 
 FolderMetrics MetricsCatalog::ForFolder(const std::string& account, const std::string& folder) const {
   return FolderMetrics{messages_.With({account, folder}),        message_failures_.With({account, folder}),

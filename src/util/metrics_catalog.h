@@ -14,6 +14,7 @@
 ///
 /// Thread-safety: as Metrics; the catalog is immutable after construction.
 
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -63,8 +64,16 @@ class MetricsCatalog {
   MetricsCatalog(const MetricsCatalog&) = delete;
   MetricsCatalog& operator=(const MetricsCatalog&) = delete;
 
-  /// The exposition for GET /metrics.
-  std::string Render() const { return registry_.Render(); }
+  /// The exposition for GET /metrics (after the collector, if set).
+  std::string Render() const {
+    if (collect_) collect_();
+    return registry_.Render();
+  }
+  /// Runs `collect` at each Render, first: it copies values another
+  /// component keeps (the lease keeper's counts) into their series. Set once,
+  /// before anything renders on another thread; what it reads must outlive
+  /// the last Render. The one exception to "immutable after construction".
+  void SetCollector(std::function<void()> collect) { collect_ = std::move(collect); }
   const Metrics& registry() const { return registry_; }
 
   FolderMetrics ForFolder(const std::string& account, const std::string& folder) const;
@@ -104,12 +113,18 @@ class MetricsCatalog {
   CounterFamily<1> http_rejected_;
   CounterFamily<1> config_reloads_;
   CounterFamily<2> smtp_skipped_;
+  std::function<void()> collect_;
 
  public:
   const Gauge outbox_pending;     ///< mailhook_outbox_pending
   const Gauge deadletters;        ///< mailhook_deadletters
   const Counter worker_restarts;  ///< mailhook_dispatcher_worker_restarts_total
   const Gauge workers_running;    ///< mailhook_dispatcher_workers_running
+  // A replica on the PostgreSQL store (issue #11); left without series on SQLite.
+  const Gauge cluster_accounts_owned;    ///< mailhook_cluster_accounts_owned
+  const Counter cluster_lease_renewals;  ///< mailhook_cluster_lease_renewals_total
+  const Counter cluster_lease_losses;    ///< mailhook_cluster_lease_losses_total
+  const Gauge cluster_store_reachable;   ///< mailhook_cluster_store_reachable
 };
 
 }  // namespace mailhook::util

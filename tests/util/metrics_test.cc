@@ -108,6 +108,16 @@ TEST(MetricsTest, ConcurrentIncFromFourThreadsSums) {
 // What /metrics of a freshly started daemon showed before the families were
 // declared in one catalog (captured from that code): names, HELP, TYPE, order.
 const char* const kFreshExposition =
+    "# HELP mailhook_cluster_accounts_owned Accounts whose lease this replica holds (PostgreSQL store).\n"
+    "# TYPE mailhook_cluster_accounts_owned gauge\n"
+    "# HELP mailhook_cluster_lease_losses_total Account leases this replica lost: ended unrenewed (PostgreSQL "
+    "unreachable, a pause past the TTL) or taken over.\n"
+    "# TYPE mailhook_cluster_lease_losses_total counter\n"
+    "# HELP mailhook_cluster_lease_renewals_total Account leases renewed by this replica (one per lease per round).\n"
+    "# TYPE mailhook_cluster_lease_renewals_total counter\n"
+    "# HELP mailhook_cluster_store_reachable Whether the lease keeper's last round reached PostgreSQL (1) or not "
+    "(0).\n"
+    "# TYPE mailhook_cluster_store_reachable gauge\n"
     "# HELP mailhook_config_reloads_total Config reloads (SIGHUP) by outcome: applied, or failed (the running "
     "config kept).\n"
     "# TYPE mailhook_config_reloads_total counter\n"
@@ -174,7 +184,23 @@ TEST(MetricsCatalogTest, FreshCatalogRendersEveryFamilyOnceAsBefore) {
     EXPECT_NE(text.find(type), std::string::npos) << name;
     EXPECT_NE(text.find(help), std::string::npos) << name;
   }
-  EXPECT_EQ(catalog.registry().FamilyNames().size(), 22u);
+  EXPECT_EQ(catalog.registry().FamilyNames().size(), 26u);
+}
+
+// A replica's lease counts live in its LeaseKeeper: the collector copies them
+// in at each Render, so /metrics shows them as of the request.
+TEST(MetricsCatalogTest, CollectorRunsBeforeEachRender) {
+  MetricsCatalog catalog;
+  int renewals = 0;
+  catalog.SetCollector([&] {
+    renewals += 2;
+    catalog.cluster_lease_renewals.Inc(renewals - catalog.cluster_lease_renewals.Value());
+    catalog.cluster_accounts_owned.Set(10);
+  });
+  EXPECT_NE(catalog.Render().find("mailhook_cluster_lease_renewals_total 2\n"), std::string::npos);
+  std::string text = catalog.Render();
+  EXPECT_NE(text.find("mailhook_cluster_lease_renewals_total 4\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("mailhook_cluster_accounts_owned 10\n"), std::string::npos) << text;
 }
 
 // The contract's metrics with their labels, as handles produce them.
@@ -188,6 +214,16 @@ TEST(MetricsCatalogTest, HandlesRenderTheContractSeriesAsBefore) {
   catalog.workers_running.Add(-1);
   EXPECT_EQ(
       catalog.Render(),
+      "# HELP mailhook_cluster_accounts_owned Accounts whose lease this replica holds (PostgreSQL store).\n"
+      "# TYPE mailhook_cluster_accounts_owned gauge\n"
+      "# HELP mailhook_cluster_lease_losses_total Account leases this replica lost: ended unrenewed (PostgreSQL "
+      "unreachable, a pause past the TTL) or taken over.\n"
+      "# TYPE mailhook_cluster_lease_losses_total counter\n"
+      "# HELP mailhook_cluster_lease_renewals_total Account leases renewed by this replica (one per lease per round).\n"
+      "# TYPE mailhook_cluster_lease_renewals_total counter\n"
+      "# HELP mailhook_cluster_store_reachable Whether the lease keeper's last round reached PostgreSQL (1) or not "
+      "(0).\n"
+      "# TYPE mailhook_cluster_store_reachable gauge\n"
       "# HELP mailhook_config_reloads_total Config reloads (SIGHUP) by outcome: applied, or failed (the running "
       "config kept).\n"
       "# TYPE mailhook_config_reloads_total counter\n"
