@@ -188,14 +188,35 @@ util::Status DovecotServer::Start(const DovecotOptions& options) {
     auto ports = FreeLoopbackPorts(2);
     if (ports.size() != 2) return Error("dovecot.ports", RetryClass::kNeedsOperator, "cannot bind 127.0.0.1:0");
     // scripts/dovecot records --notify and the limit in DIR/env: restarts keep them.
-    last =
-        RunScript({"start", dir_.path(), "--imaps-port", std::to_string(ports[0]), "--imap-port",
-                   std::to_string(ports[1]), "--cert", CertName(cert), "--notify", options.notify ? "yes" : "no",
-                   "--max-userip-connections", std::to_string(options.max_userip_connections), "--oauth2-introspection",
-                   options.oauth2_introspection_url.empty() ? "none" : options.oauth2_introspection_url,
-                   "--auth-socket", options.auth_socket.empty() ? "none" : options.auth_socket, "--lmtp-socket",
-                   options.lmtp_socket.empty() ? "none" : options.lmtp_socket});
-    if (last.ok()) return LoadEnv();
+    std::vector<std::string> args = {
+        "start",
+        dir_.path(),
+        "--imaps-port",
+        std::to_string(ports[0]),
+        "--imap-port",
+        std::to_string(ports[1]),
+        "--cert",
+        CertName(cert),
+        "--notify",
+        options.notify ? "yes" : "no",
+        "--max-userip-connections",
+        std::to_string(options.max_userip_connections),
+        "--oauth2-introspection",
+        options.oauth2_introspection_url.empty() ? "none" : options.oauth2_introspection_url,
+        "--auth-socket",
+        options.auth_socket.empty() ? "none" : options.auth_socket,
+        "--lmtp-socket",
+        options.lmtp_socket.empty() ? "none" : options.lmtp_socket};
+    args.insert(args.end(), {"--extra-users", std::to_string(options.extra_users)});
+    last = RunScript(args);
+    if (last.ok()) {
+      users_.resize(2);  // alice and bob
+      for (int i = 1; i <= options.extra_users; ++i) {
+        const std::string n = (i < 10 ? "0" : "") + std::to_string(i);
+        users_.push_back({"user" + n, "pass" + n});
+      }
+      return LoadEnv();
+    }
   }
   return last;
 }

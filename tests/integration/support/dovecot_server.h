@@ -48,6 +48,9 @@ struct DovecotOptions {
   /// Non-empty: LMTP (dovecot-lmtpd) on a unix socket at this absolute path
   /// (mode 0666); alice@ and bob@ any domain are delivered to their INBOX.
   std::string lmtp_socket = {};
+  /// More users beside alice and bob: user01/pass01 … userNN/passNN (in
+  /// users() and password()), for many accounts on one server.
+  int extra_users = 0;
 };
 
 /// A test user and its password (fixtures, not secrets).
@@ -123,7 +126,7 @@ class DovecotServer {
   std::string key_file(ServerCert cert = ServerCert::kGood) const;
   std::string log_path() const { return dir_.Sub("dovecot.log"); }
   std::string ReadLog() const;
-  /// alice/secret1 and bob/secret2.
+  /// alice/secret1 and bob/secret2 (then DovecotOptions::extra_users).
   const std::vector<ImapUser>& users() const { return users_; }
   /// Password of a known user; empty for an unknown one.
   std::string password(const std::string& user) const;
