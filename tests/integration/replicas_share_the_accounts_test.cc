@@ -6,7 +6,9 @@
 // and a message appended to accounts of every replica delivered exactly
 // once. When a replica is killed (-9), its accounts resume on the others
 // within the lease TTL plus a reconnect, and mail that arrived meanwhile is
-// delivered. Skipped without PostgreSQL (server or libpq).
+// delivered. While PostgreSQL is down a replica's /readyz says so, and it
+// takes its accounts back when the server returns. Skipped without
+// PostgreSQL (server or libpq).
 
 #include <chrono>
 #include <map>
@@ -124,6 +126,13 @@ class ReplicasTest : public ::testing::Test {
     return out;
   }
 
+  // GET /readyz: the status and body ("" when it did not answer).
+  static std::pair<int, std::string> Readyz(const MailhookProcess& replica) {
+    httplib::Client http("127.0.0.1", replica.HttpPort());
+    auto r = http.Get("/readyz");
+    return r ? std::make_pair(r->status, r->body) : std::make_pair(0, std::string());
+  }
+
   static int Owned(const MailhookProcess& replica) {
     static const std::regex kOwned("mailhook_cluster_accounts_owned ([0-9.]+)");
     const std::string text = Metrics(replica);
@@ -238,6 +247,37 @@ TEST_F(ReplicasTest, AKilledReplicasAccountsResumeOnTheOthers) {
     MH_ASSERT_OK_AND_ASSIGN(int code, replicas_[r]->Terminate());
     EXPECT_EQ(code, 0);
   }
+}
+
+TEST_F(ReplicasTest, ReadyzIsFalseWhileTheStoreIsUnreachable) {
+  MailhookProcess& replica = *replicas_[0];
+  MH_ASSERT_OK(replica.Start());
+  ASSERT_TRUE(WaitUntil([&] { return Readyz(replica).first == 200 && Owned(replica) == kAccounts; }, seconds(30)))
+      << Readyz(replica).second;
+  MH_ASSERT_OK(pg_.Kill());
+  std::pair<int, std::string> answer;
+  // The next round (every lease_ttl/3) fails.
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        answer = Readyz(replica);
+        return answer.first == 503 && answer.second.find("store: unreachable") != std::string::npos;
+      },
+      seconds(15)))
+      << answer.first << " " << answer.second;
+  EXPECT_NE(Metrics(replica).find("mailhook_cluster_store_reachable 0"), std::string::npos);
+  MH_ASSERT_OK(pg_.Start());
+  // Back: the keeper reconnects, claims the accounts again and they connect.
+  ASSERT_TRUE(WaitUntil([&] { return Readyz(replica).first == 200 && Owned(replica) == kAccounts; }, seconds(40)))
+      << Readyz(replica).second;
+  EXPECT_NE(Metrics(replica).find("mailhook_cluster_store_reachable 1"), std::string::npos);
+  ASSERT_TRUE(WaitUntil([&] { return EachAccountWatchedOnce(All()); }, seconds(20)));
+  // And it still delivers.
+  ImapClient imap(dovecot_);
+  ASSERT_TRUE(imap.Append(UserName(7), "INBOX", Message("after-restart")).ok());
+  ASSERT_TRUE(hook_.WaitFor(1, seconds(20)));
+  EXPECT_EQ(hook_.Requests()[0].Json()["account"], AccountName(7));
+  MH_ASSERT_OK_AND_ASSIGN(int code, replica.Terminate());
+  EXPECT_EQ(code, 0);
 }
 
 }  // namespace
