@@ -10,6 +10,8 @@
 // takes its accounts back when the server returns. Skipped without
 // PostgreSQL (server or libpq).
 
+#include <signal.h>
+
 #include <chrono>
 #include <map>
 #include <memory>
@@ -74,12 +76,12 @@ class ReplicasTest : public ::testing::Test {
     }
   }
 
-  std::string Config(const MailhookProcess& replica) const {
+  std::string Config(const MailhookProcess& replica, const std::set<int>& accounts = All()) const {
     ConfigSpec cfg;
     cfg.state_dir = replica.state_dir();
     cfg.log_level = "info";
     cfg.http_listen = "127.0.0.1:0";
-    for (int i = 1; i <= kAccounts; ++i) {
+    for (int i : accounts) {
       AccountSpec a;
       a.name = AccountName(i);
       a.user = UserName(i);
@@ -278,6 +280,43 @@ TEST_F(ReplicasTest, ReadyzIsFalseWhileTheStoreIsUnreachable) {
   EXPECT_EQ(hook_.Requests()[0].Json()["account"], AccountName(7));
   MH_ASSERT_OK_AND_ASSIGN(int code, replica.Terminate());
   EXPECT_EQ(code, 0);
+}
+
+// SIGHUP on a replica: the keeper learns the new account list; a removed
+// account stops wherever it ran, an added one starts on exactly one replica.
+TEST_F(ReplicasTest, AReloadStartsOnlyTheAccountsThisReplicaHolds) {
+  std::set<int> before, after;
+  for (int i = 1; i <= 10; ++i) before.insert(i);
+  for (int i = 2; i <= 14; ++i) after.insert(i);
+  auto settled = [&](const std::set<int>& accounts, int per_replica_min) {
+    int total = 0;
+    for (int r = 0; r < 2; ++r) {
+      const int owned = Owned(*replicas_[r]);
+      if (owned < per_replica_min || owned > per_replica_min + 1) return false;
+      total += owned;
+    }
+    return total == static_cast<int>(accounts.size()) && EachAccountWatchedOnce(accounts);
+  };
+  for (int r = 0; r < 2; ++r) {
+    MH_ASSERT_OK(replicas_[r]->WriteConfig(Config(*replicas_[r], before)));
+    MH_ASSERT_OK(replicas_[r]->Start());
+  }
+  ASSERT_TRUE(WaitUntil([&] { return settled(before, 5); }, seconds(40)));
+  for (int r = 0; r < 2; ++r) {
+    MH_ASSERT_OK(replicas_[r]->WriteConfig(Config(*replicas_[r], after)));
+    const size_t mark = replicas_[r]->LogMark();
+    ASSERT_EQ(kill(replicas_[r]->pid(), SIGHUP), 0);
+    ASSERT_TRUE(replicas_[r]->WaitForLog("daemon.reloaded", seconds(10), mark));
+  }
+  ASSERT_TRUE(WaitUntil([&] { return settled(after, 6) && SessionsPerUser()[UserName(1)] == 0; }, seconds(40)))
+      << Metrics(*replicas_[0]) << Metrics(*replicas_[1]);
+  std::set<int> running = Running(*replicas_[0]);
+  for (int i : Running(*replicas_[1])) EXPECT_TRUE(running.insert(i).second) << AccountName(i) << " runs twice";
+  EXPECT_EQ(running, after);
+  for (int r = 0; r < 2; ++r) {
+    MH_ASSERT_OK_AND_ASSIGN(int code, replicas_[r]->Terminate());
+    EXPECT_EQ(code, 0);
+  }
 }
 
 }  // namespace
