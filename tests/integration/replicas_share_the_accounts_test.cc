@@ -218,11 +218,21 @@ TEST_F(ReplicasTest, AKilledReplicasAccountsResumeOnTheOthers) {
   ASSERT_TRUE(WaitUntil(
       [&] {
         int total = 0;
-        for (auto& r : replicas_) total += std::max(Owned(*r), 0);
+        for (auto& r : replicas_) {
+          const int owned = Owned(*r);
+          if (owned < 9 || owned > 11) return false;  // shares still moving
+          total += owned;
+        }
         return total == kAccounts && EachAccountWatchedOnce(All());
       },
       seconds(40)));
-  std::set<int> victims = Running(*replicas_[0]);
+  std::set<int> victims;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        victims = Running(*replicas_[0]);
+        return static_cast<int>(victims.size()) == Owned(*replicas_[0]);
+      },
+      seconds(10)));
   ASSERT_FALSE(victims.empty());
   const auto killed_at = std::chrono::steady_clock::now();
   replicas_[0]->Kill9();
