@@ -25,44 +25,77 @@ constexpr PgStatement kImportChunk = {
 constexpr PgStatement kImportSetId = {"import.set_id", R"sql(
     SELECT setval(pg_get_serial_sequence('outbox', 'id'), greatest($1::bigint, 1), $1::bigint > 0))sql"};
 
-/// Copies what the export hands over, row by row, into the open transaction.
+// Rows go in batches of one multi-row INSERT (a round trip per row would
+// make a large state take minutes), bounded in rows and in bytes of text so
+// memory stays small whatever the rows hold.
+constexpr size_t kImportBatchRows = 200;
+constexpr size_t kImportBatchBytes = size_t{1} << 20;
+
+// INSERT INTO table (columns) VALUES ($1, $2), ($3, $4)...: `rows` rows.
+std::string ImportInsertSql(const std::string& table, const std::vector<std::string>& columns, size_t rows) {
+  std::string sql = "INSERT INTO " + table + " (";
+  for (size_t i = 0; i < columns.size(); ++i) sql += (i ? ", " : "") + columns[i];
+  sql += ") VALUES ";
+  size_t n = 0;
+  for (size_t r = 0; r < rows; ++r) {
+    sql += r ? ", (" : "(";
+    for (size_t i = 0; i < columns.size(); ++i) sql += (i ? ", $" : "$") + std::to_string(++n);
+    sql += ")";
+  }
+  return sql;
+}
+
+/// Copies what the export hands over, in batches, into the open transaction.
 class PgImportSink final : public store::ExportSink {
  public:
   explicit PgImportSink(PgConnection& conn) : conn_(conn) {}
 
   Status BeginTable(const std::string& table, const std::vector<std::string>& columns) override {
+    if (auto s = Flush(); !s) return s;
     table_ = table;
     columns_ = columns;
-    statement_ = "import." + table;
-    std::string sql = "INSERT INTO " + table + " (";
-    std::string values;
-    for (size_t i = 0; i < columns.size(); ++i) {
-      sql += (i ? ", " : "") + columns[i];
-      values += (i ? ", $" : "$") + std::to_string(i + 1);
-    }
-    sql += ") VALUES (" + values + ")";
     counts_.emplace_back(table, 0);
-    return conn_.Prepare(statement_, sql);
+    return Ok();
   }
 
   Status Row(const std::vector<store::ExportValue>& values) override {
-    texts_.assign(values.size(), std::string());
-    params_.clear();
     for (size_t i = 0; i < values.size(); ++i) {
-      if (const auto* n = std::get_if<int64_t>(&values[i])) {
-        params_.emplace_back(*n);
-        continue;
+      if (const auto* text = std::get_if<std::string>(&values[i])) {
+        const bool key = table_ == "fingerprints" && columns_[i] == "message_key";
+        pending_.emplace_back(key ? PgFingerprintKey(*text) : ValidUtf8(*text));
+        pending_bytes_ += text->size();
+      } else {
+        pending_.push_back(values[i]);
       }
-      const std::string& text = std::get<std::string>(values[i]);
-      texts_[i] = table_ == "fingerprints" && columns_[i] == "message_key" ? PgFingerprintKey(text) : ValidUtf8(text);
-      params_.emplace_back(texts_[i]);
     }
-    if (auto r = conn_.Exec(statement_, params_); !r) return RowError(r.error());
-    ++counts_.back().second;
+    if (++pending_rows_ < kImportBatchRows && pending_bytes_ < kImportBatchBytes) return Ok();
+    return Flush();
+  }
+
+  // The buffered rows, as one INSERT (prepared once per table and batch size).
+  Status Flush() {
+    if (pending_rows_ == 0) return Ok();
+    const std::string name = "import." + table_ + "." + std::to_string(pending_rows_);
+    if (auto s = conn_.Prepare(name, ImportInsertSql(table_, columns_, pending_rows_)); !s) return s;
+    std::vector<PgParam> params;
+    params.reserve(pending_.size());
+    for (const auto& value : pending_) {
+      if (const auto* n = std::get_if<int64_t>(&value)) {
+        params.emplace_back(*n);
+      } else {
+        params.emplace_back(std::get<std::string>(value));
+      }
+    }
+    if (auto r = conn_.Exec(name, params); !r) return BatchError(r.error());
+    counts_.back().second += static_cast<int64_t>(pending_rows_);
+    pending_.clear();
+    pending_rows_ = 0;
+    pending_bytes_ = 0;
     return Ok();
   }
 
   Status BeginBody(int64_t id, uint64_t size) override {
+    if (auto s = Flush(); !s) return s;
     if (bodies_ == 0) counts_.emplace_back("bodies", 0);
     ++bodies_;
     ++counts_.back().second;
@@ -76,6 +109,7 @@ class PgImportSink final : public store::ExportSink {
   }
 
   Status End(int64_t last_outbox_id) override {
+    if (auto s = Flush(); !s) return s;
     if (bodies_ == 0) counts_.emplace_back("bodies", 0);
     return RunStatement(conn_, kImportSetId, {last_outbox_id});
   }
@@ -83,16 +117,19 @@ class PgImportSink final : public store::ExportSink {
   ImportCounts counts() const { return counts_; }
 
  private:
-  Error RowError(const Error& e) const {
-    return e.WithMessage("copying row " + std::to_string(counts_.back().second + 1) + " of " + table_ + ": " +
+  Error BatchError(const Error& e) const {
+    const int64_t first = counts_.back().second + 1;
+    return e.WithMessage("copying rows " + std::to_string(first) + " to " +
+                         std::to_string(first + static_cast<int64_t>(pending_rows_) - 1) + " of " + table_ + ": " +
                          e.message());
   }
 
   PgConnection& conn_;
-  std::string table_, statement_;
+  std::string table_;
   std::vector<std::string> columns_;
-  std::vector<std::string> texts_;  // the repaired texts params_ point into
-  std::vector<PgParam> params_;
+  std::vector<store::ExportValue> pending_;  // the batch's values, texts repaired
+  size_t pending_rows_ = 0;
+  size_t pending_bytes_ = 0;
   ImportCounts counts_;
   int64_t bodies_ = 0;
   int64_t body_id_ = 0;

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -109,6 +110,10 @@ class StoreMigrateTest : public ::testing::Test {
                                   {Event("evt_a", 1, R"({"a":1})"), large, dead, Event("evt_d", 4, R"({"d":1})")},
                                   {{"evt_a", "support", "INBOX", 7, 1}}, fps));
     MH_ASSERT_OK(s.CommitMessages("support", "Archive", Watermark{3, 10}, {}));
+    // More rows than one batch of the copy holds (two full ones and a rest).
+    std::vector<store::Fingerprint> bulk;
+    for (uint32_t uid = 1; uid <= 450; ++uid) bulk.push_back({5, uid, "<" + std::to_string(uid) + "@bulk>", uid});
+    MH_ASSERT_OK(s.fingerprints().Add("support", "Bulk", bulk));
     MH_ASSERT_OK_AND_ASSIGN(auto claimed, s.outbox().ClaimDue(Clock::now(), 10));
     ASSERT_EQ(claimed.size(), 4u);
     for (const auto& d : claimed) f.ids[d.item.event_id] = d.id;
@@ -164,6 +169,9 @@ void ExpectSideTablesCopied(store::Store& pg) {
   EXPECT_EQ(inbox, (Watermark{7, 4}));
   MH_ASSERT_OK_AND_ASSIGN(auto archive, pg.watermarks().Get("support", "Archive"));
   EXPECT_EQ(archive, (Watermark{3, 10}));
+  MH_ASSERT_OK_AND_ASSIGN(auto bulk, pg.fingerprints().List("support", "Bulk", 5));
+  ASSERT_EQ(bulk.size(), 450u);
+  EXPECT_EQ(bulk[449], (store::Fingerprint{5, 450, "<450@bulk>", 450}));
   MH_ASSERT_OK_AND_ASSIGN(auto actions, pg.post_actions().Count());
   EXPECT_EQ(actions, 1);
   MH_ASSERT_OK_AND_ASSIGN(auto fps, pg.fingerprints().List("support", "INBOX", 7));
@@ -240,8 +248,14 @@ TEST_F(StoreMigrateTest, RefusesAStateDirADaemonHolds) {
     MH_ASSERT_OK_AND_ASSIGN(auto version, pgstore::PgSchemaVersionOf(**conn));
     EXPECT_EQ(version, 0) << "the destination was touched";
   }
-  // The daemon stopped: the same command moves the state.
-  ASSERT_EQ(Migrate("sqlite:" + dir_.path() + "/mailhook.db", out), 0) << out;
+  // The daemon stopped: the same command moves the state, here with the
+  // URL in a file (--to-file), off the command line.
+  const std::string url_file = dir_.Sub("url");
+  { std::ofstream(url_file) << pg_.ConnectionUrl() << "\n"; }
+  std::ostringstream text;
+  ASSERT_EQ(RunStoreMigrate({.from = "sqlite:" + dir_.path() + "/mailhook.db", .to_file = url_file}, text), 0)
+      << text.str();
+  EXPECT_EQ(text.str().find(kPassword), std::string::npos) << text.str();
   auto pg = OpenPg();
   ASSERT_NE(pg, nullptr);
   MH_ASSERT_OK_AND_ASSIGN(auto count, pg->outbox().PendingCount());
