@@ -163,8 +163,8 @@ Status CheckEmpty(PgConnection& conn) {
   }
   return Error(util::ErrorKind::kStore, "store.migrate.not_empty", util::RetryClass::kNeedsOperator,
                "the PostgreSQL store at " + conn.redacted_url() + " already holds mailhook state (" + names +
-                   "); two states are never merged, nothing was copied: migrate into a database no mailhook has "
-                   "used yet (create a new one), or, if this state is disposable, drop its tables first");
+                   "), and two states are never merged: migrate into a new, empty database (CREATE DATABASE) and "
+                   "set store.url to it; if this is the state an earlier migration copied, that one is done");
 }
 
 }  // namespace
