@@ -23,6 +23,7 @@
 #include "daemon/healthcheck_command.h"
 #include "daemon/process_hardening.h"
 #include "daemon/stop_signal.h"
+#include "daemon/store_migrate_command.h"
 #include "daemon/version_info.h"
 #include "delivery/sink.h"
 #include "mime/event.h"
@@ -178,6 +179,20 @@ class CommandLine {
         cluster_->add_subcommand("status", "print the replicas, the accounts each holds and the age of each lease");
     cluster_status_->add_option("-c,--config", config_path_, "config file")->required();
 
+    store_ = app_.add_subcommand("store", "the daemon's durable state");
+    store_->require_subcommand(1);
+    store_migrate_ = store_->add_subcommand(
+        "migrate", "move a SQLite state into an empty PostgreSQL store (the daemon stopped); the source is kept");
+    store_migrate_->add_option("--from", migrate_.from, "state_dir, its mailhook.db, or sqlite:PATH")->required();
+    auto* to = store_migrate_->add_option("--to", migrate_.to, "postgresql:// URL of the destination");
+    auto* to_file =
+        store_migrate_->add_option("--to-file", migrate_.to_file, "file holding the URL (keeps its password off argv)");
+    to->excludes(to_file);
+    to_file->excludes(to);
+    store_migrate_->callback([to, to_file] {
+      if (to->count() == 0 && to_file->count() == 0) throw CLI::RequiredError("--to or --to-file");
+    });
+
     version_ = app_.add_subcommand("version", "print versions");
   }
 
@@ -211,6 +226,7 @@ class CommandLine {
       if (!cfg) return kExitUsage;
       return daemon::RunClusterStatus(*cfg, std::cout) == 0 ? kExitOk : kExitRuntime;
     }
+    if (*store_migrate_) return daemon::RunStoreMigrate(migrate_, std::cout) == 0 ? kExitOk : kExitRuntime;
     if (*version_) {
       std::cout << daemon::VersionReport(MAILHOOK_VERSION);
       return kExitOk;
@@ -227,6 +243,7 @@ class CommandLine {
   std::string dl_action_;
   std::vector<std::string> dl_ids_;
   std::string health_url_;
+  daemon::StoreMigrateArgs migrate_;
   CLI::App* run_ = nullptr;
   CLI::App* check_ = nullptr;
   CLI::App* parse_ = nullptr;
@@ -235,6 +252,8 @@ class CommandLine {
   CLI::App* health_ = nullptr;
   CLI::App* cluster_ = nullptr;
   CLI::App* cluster_status_ = nullptr;
+  CLI::App* store_ = nullptr;
+  CLI::App* store_migrate_ = nullptr;
   CLI::App* version_ = nullptr;
 };
 

@@ -47,6 +47,8 @@ constexpr PgStatement kFpList = {"fingerprints.list", R"sql(
     SELECT uid, message_key, size FROM fingerprints
     WHERE account = $1 AND folder = $2 AND uidvalidity = $3::bigint ORDER BY uid)sql"};
 
+}  // namespace
+
 // The key as stored: itself when PostgreSQL text takes it, else a digest of
 // its bytes (one-to-one for all practical purposes, unlike ValidUtf8).
 std::string PgFingerprintKey(const std::string& key) {
@@ -64,8 +66,6 @@ std::string PgFingerprintKey(const std::string& key) {
   }
   return out;
 }
-
-}  // namespace
 
 Status PgFingerprints::Add(const std::string& account, const std::string& folder,
                            const std::vector<store::Fingerprint>& fps) {

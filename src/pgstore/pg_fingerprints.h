@@ -12,6 +12,11 @@
 
 namespace mailhook::pgstore {
 
+/// A message key as the fingerprints table stores it: the key itself when
+/// PostgreSQL text takes it (UTF-8 without NUL), else "sha256:<hex>" of its
+/// bytes. `store migrate` stores SQLite's keys the same way.
+std::string PgFingerprintKey(const std::string& key);
+
 /// The PostgreSQL Fingerprints.
 class PgFingerprints final : public store::Fingerprints {
  public:

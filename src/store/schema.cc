@@ -135,6 +135,8 @@ util::Result<int64_t> UserVersion(Db& db) {
 
 }  // namespace
 
+int SchemaVersion() { return kSchemaVersion; }
+
 util::Status Migrate(Db& db) {
   auto version = UserVersion(db);
   if (!version.ok()) return version.error();

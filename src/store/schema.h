@@ -1,5 +1,5 @@
 #pragma once
-/// The database schema (version 6) and its migrations.
+/// The database schema and its migrations.
 
 #include "store/db.h"
 #include "util/result.h"
@@ -10,5 +10,8 @@ namespace mailhook::store {
 /// transaction. A file of a newer version is refused (store.schema): this
 /// mailhook would not understand its rows.
 util::Status Migrate(Db& db);
+
+/// The schema version Migrate brings a file to (PRAGMA user_version).
+int SchemaVersion();
 
 }  // namespace mailhook::store

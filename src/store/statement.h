@@ -59,6 +59,8 @@ class Stmt {
     return *this;
   }
   bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  /// The column's value is stored as an integer (not text, blob or NULL).
+  bool IsInt(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_INTEGER; }
   /// SQLITE_ROW -> true, SQLITE_DONE -> false; anything else leaves ok() false.
   bool Step() {
     if (!ok()) return false;
