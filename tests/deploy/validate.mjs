@@ -19,6 +19,15 @@
 //    stop time that the StatefulSet relies on.
 // Each step also runs on deliberately broken copies and must reject them, so
 // a validator that accepts everything fails this test.
+//
+// MANIFEST_DIR/replicas (N replicas on an external PostgreSQL) gets steps 1,
+// 2 and 4 and its own facts (3: Deployment, PodDisruptionBudget, spread,
+// store.url_file in the Secret, probes, the StatefulSet's security contexts,
+// the migration Job on the StatefulSet's claim), each also run on a copy
+// broken for it. Step 4 there: a binary without the PostgreSQL store refuses
+// the store block ("not supported by this build yet"); that is reported as
+// PEND (not a failure) and the config without the block must pass instead.
+// No step 5 for replicas: its pod needs a PostgreSQL server.
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
@@ -187,33 +196,39 @@ function parseManifests(file) {
   return { docs: docs.map((d) => d.toJS()).filter((d) => d != null), errors };
 }
 
-const files = fs.readdirSync(manifestDir).filter((f) => /\.ya?ml$/.test(f)).sort();
-const manifests = []; // {label, file, doc}
-let kustomization = null;
-for (const f of files) {
-  const { docs, errors } = parseManifests(path.join(manifestDir, f));
-  check(errors.length === 0, `${f}: YAML`, errors.join("\n"));
-  if (f === "kustomization.yaml") {
-    kustomization = docs[0];
-    continue;
+// One layout (a directory with its kustomization.yaml): the YAML of every
+// file, the kustomization's resources, every manifest listed there unless
+// optional (never applied by `kubectl apply -k`).
+function loadLayout(dir, optional, prefix = "") {
+  const files = fs.readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort();
+  const manifests = []; // {label, file, doc}
+  let kustomization = null;
+  for (const f of files) {
+    const { docs, errors } = parseManifests(path.join(dir, f));
+    check(errors.length === 0, `${prefix}${f}: YAML`, errors.join("\n"));
+    if (f === "kustomization.yaml") {
+      kustomization = docs[0];
+      continue;
+    }
+    docs.forEach((doc, i) =>
+      manifests.push({ label: `${prefix}${f}#${i + 1} ${doc.kind}/${doc.metadata?.name}`, file: f, doc }));
   }
-  docs.forEach((doc, i) => manifests.push({ label: `${f}#${i + 1} ${doc.kind}/${doc.metadata?.name}`, file: f, doc }));
+  check(manifests.length > 0, `manifests found in ${dir}`);
+  // kustomization.yaml has no published schema here: its own keys, by hand.
+  check(
+    kustomization?.apiVersion === "kustomize.config.k8s.io/v1beta1" && kustomization?.kind === "Kustomization",
+    `${prefix}kustomization.yaml: apiVersion and kind`,
+  );
+  for (const r of kustomization?.resources ?? []) {
+    check(fs.existsSync(path.join(dir, r)), `${prefix}kustomization.yaml: resource ${r} exists`);
+  }
+  for (const f of new Set(manifests.map((m) => m.file))) {
+    if (!optional.includes(f)) check(kustomization?.resources?.includes(f), `${prefix}kustomization.yaml lists ${f}`);
+  }
+  return { manifests, kustomization, find: (kind) => manifests.find((m) => m.doc.kind === kind)?.doc };
 }
-check(manifests.length > 0, `manifests found in ${manifestDir}`);
-const find = (kind) => manifests.find((m) => m.doc.kind === kind)?.doc;
 
-// kustomization.yaml has no published schema here: its own keys, by hand.
-check(
-  kustomization?.apiVersion === "kustomize.config.k8s.io/v1beta1" && kustomization?.kind === "Kustomization",
-  "kustomization.yaml: apiVersion and kind",
-);
-for (const r of kustomization?.resources ?? []) {
-  check(fs.existsSync(path.join(manifestDir, r)), `kustomization.yaml: resource ${r} exists`);
-}
-for (const f of new Set(manifests.map((m) => m.file))) {
-  const optional = ["secret.example.yaml", "servicemonitor.yaml"].includes(f);
-  if (!optional) check(kustomization?.resources?.includes(f), `kustomization.yaml lists ${f}`);
-}
+const { manifests, find } = loadLayout(manifestDir, ["secret.example.yaml", "servicemonitor.yaml"]);
 
 // --------------------------------------------------- broken copies (must fail)
 const sts = find("StatefulSet");
@@ -249,27 +264,32 @@ const brokenFields = [
 ];
 
 // ----------------------------------------------------------------- 1 and 2
-for (const m of manifests) {
-  const errs = await schemaErrors(m.doc);
-  check(errs.length === 0, `${m.label}: schema`, errs.join("\n"));
+// Every manifest against its schema and for unknown fields; each broken copy
+// must be rejected with a message matching its pattern.
+async function schemaAndFields(manifests, brokenSchema, brokenFields) {
+  for (const m of manifests) {
+    const errs = await schemaErrors(m.doc);
+    check(errs.length === 0, `${m.label}: schema`, errs.join("\n"));
+  }
+  for (const [what, doc, expect] of brokenSchema) {
+    const errs = await schemaErrors(doc);
+    check(errs.some((e) => expect.test(e)), `rejected (schema): ${what}`, `got: ${JSON.stringify(errs)}`);
+  }
+  const strictItems = [
+    ...manifests.filter((m) => modelModule(m.doc.apiVersion, m.doc.kind)).map((m) => ({ label: m.label, doc: m.doc })),
+    ...brokenFields.map(([what, doc]) => ({ label: `broken: ${what}`, doc })),
+  ];
+  const strict = unknownFieldErrors(strictItems);
+  for (const m of manifests) {
+    const errs = strict.get(m.label) ?? ["not type-checked"];
+    check(errs.length === 0, `${m.label}: no unknown fields`, errs.join("\n"));
+  }
+  for (const [what, , expect] of brokenFields) {
+    const errs = strict.get(`broken: ${what}`);
+    check(errs.some((e) => expect.test(e)), `rejected (unknown field): ${what}`, `got: ${JSON.stringify(errs)}`);
+  }
 }
-for (const [what, doc, expect] of brokenSchema) {
-  const errs = await schemaErrors(doc);
-  check(errs.some((e) => expect.test(e)), `rejected (schema): ${what}`, `got: ${JSON.stringify(errs)}`);
-}
-const strictItems = [
-  ...manifests.filter((m) => modelModule(m.doc.apiVersion, m.doc.kind)).map((m) => ({ label: m.label, doc: m.doc })),
-  ...brokenFields.map(([what, doc]) => ({ label: `broken: ${what}`, doc })),
-];
-const strict = unknownFieldErrors(strictItems);
-for (const m of manifests) {
-  const errs = strict.get(m.label) ?? ["not type-checked"];
-  check(errs.length === 0, `${m.label}: no unknown fields`, errs.join("\n"));
-}
-for (const [what, , expect] of brokenFields) {
-  const errs = strict.get(`broken: ${what}`);
-  check(errs.some((e) => expect.test(e)), `rejected (unknown field): ${what}`, `got: ${JSON.stringify(errs)}`);
-}
+await schemaAndFields(manifests, brokenSchema, brokenFields);
 
 // ----------------------------------------------------------------------- 3
 const podSpec = sts?.spec?.template?.spec ?? {};
@@ -332,12 +352,12 @@ check(secretRefs.length > 0 && secretRefs.every((k) => k in (secretExample?.stri
 // ----------------------------------------------------------------------- 4
 // The secret files go to a temporary directory; the config's paths are
 // rewritten to it (same length of lines, so reported lines stay right).
-function mailhookCheck(text) {
+function mailhookCheck(text, secret = secretExample, mount = secretMount) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "mailhook-k8s-"));
   try {
-    for (const [k, v] of Object.entries(secretExample?.stringData ?? {})) fs.writeFileSync(path.join(tmp, k), v);
+    for (const [k, v] of Object.entries(secret?.stringData ?? {})) fs.writeFileSync(path.join(tmp, k), v);
     const file = path.join(tmp, "mailhook.yml");
-    fs.writeFileSync(file, text.split(`${secretMount}/`).join(`${tmp}/`));
+    fs.writeFileSync(file, text.split(`${mount}/`).join(`${tmp}/`));
     const r = spawnSync(mailhook, ["check", "-c", file], { encoding: "utf8" });
     return { status: r.status, output: `${r.stdout}${r.stderr}`.trim() };
   } finally {
@@ -365,5 +385,191 @@ check(life.exit === 0 && life.stopMs < grace * 1000 / 3,
   `exit ${life.exit} after ${life.stopMs} ms; ${life.detail}`);
 if (life.stopMs !== undefined) console.log(`     (stopped in ${life.stopMs} ms)`);
 
-console.log(`\ndeploy/kubernetes: ${passed} passed, ${failed} failed`);
+// The facts of replicas/ that no schema sees, from its documents alone (and
+// the single-node layout's, whose conventions it keeps): id -> {what, ok}.
+function replicaFacts(docs) {
+  const of = (kind) => docs.find((d) => d.kind === kind);
+  const dep = of("Deployment");
+  const pod = dep?.spec?.template?.spec ?? {};
+  const labels = dep?.spec?.template?.metadata?.labels;
+  const c = pod.containers?.[0];
+  const mountsR = Object.fromEntries((c?.volumeMounts ?? []).map((v) => [v.name, v]));
+  const volumesR = Object.fromEntries((pod.volumes ?? []).map((v) => [v.name, v]));
+  const cm = of("ConfigMap");
+  const text = cm?.data?.["mailhook.yml"] ?? "";
+  const conf = YAML.parse(text) ?? {};
+  const secret = of("Secret");
+  const keys = secret?.stringData ?? {};
+  const mount = mountsR.secrets?.mountPath;
+  const pdb = of("PodDisruptionBudget");
+  const svc = of("Service");
+  const sm = of("ServiceMonitor");
+  const job = of("Job");
+  const httpPort = c?.ports?.find((p) => p.name === "http")?.containerPort;
+  const probePath = (p) => p?.httpGet?.port === "http" || p?.httpGet?.port === httpPort ? p.httpGet.path : undefined;
+  const urlFile = conf.store?.url_file ?? "";
+  const refs = [...text.matchAll(new RegExp(`${mount}/([A-Za-z0-9._-]+)`, "g"))].map((m) => m[1]);
+  const same = (x, y) => JSON.stringify(x) === JSON.stringify(y);
+  const f = {};
+  const fact = (id, what, ok, detail) => (f[id] = { what, ok: Boolean(ok), detail });
+  fact("replicas", "a Deployment of at least 2 replicas whose selector selects its pods",
+    dep?.spec?.replicas >= 2 && selects(dep?.spec?.selector?.matchLabels, labels), `replicas ${dep?.spec?.replicas}`);
+  fact("pdb", "the PodDisruptionBudget allows 1 unavailable and selects the Deployment's pods",
+    pdb?.spec?.maxUnavailable === 1 && pdb?.spec?.selector?.matchLabels &&
+      selects(pdb.spec.selector.matchLabels, labels) && same(pdb.spec.selector, dep?.spec?.selector));
+  const spread = pod.topologySpreadConstraints ?? [];
+  const anti = pod.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? [];
+  fact("spread", "pods spread across nodes (preferred): every constraint selects the Deployment's pods",
+    [...spread, ...anti.map((t) => ({ ...t.podAffinityTerm, whenUnsatisfiable: "ScheduleAnyway" }))]
+      .some((t) => t.topologyKey === "kubernetes.io/hostname" && t.whenUnsatisfiable === "ScheduleAnyway") &&
+      spread.every((t) => selects(t.labelSelector?.matchLabels, labels)) &&
+      anti.every((t) => selects(t.podAffinityTerm?.labelSelector?.matchLabels, labels)));
+  fact("noVolume", "state_dir is an emptyDir (no persistent volume: the state is in PostgreSQL)",
+    mountsR.state?.mountPath === conf.state_dir && volumesR.state?.emptyDir &&
+      !(pod.volumes ?? []).some((v) => v.persistentVolumeClaim), `state_dir ${conf.state_dir}`);
+  fact("storeSecret", "store.url_file is a key of the example Secret, mounted 0400, holding a postgresql:// URL",
+    path.dirname(urlFile) === mount && /^postgres(ql)?:\/\//.test(keys[path.basename(urlFile)] ?? "") &&
+      volumesR.secrets?.secret?.secretName === secret?.metadata?.name &&
+      volumesR.secrets?.secret?.defaultMode === 0o400,
+    `url_file ${urlFile}, mount ${mount}, keys ${Object.keys(keys)}`);
+  fact("secretKeys", "every secret file the config reads is a key of the example Secret",
+    refs.length > 0 && refs.every((k) => k in keys), `config reads ${refs}`);
+  const arg = c?.args?.[c.args.indexOf("-c") + 1] ?? "";
+  fact("config", "run -c names the ConfigMap's mailhook.yml at its mount path",
+    volumesR.config?.configMap?.name === cm?.metadata?.name && path.dirname(arg) === mountsR.config?.mountPath &&
+      path.basename(arg) === "mailhook.yml");
+  fact("listen", "http.listen is 0.0.0.0 on the container's http port", conf.http?.listen === `0.0.0.0:${httpPort}`,
+    `${conf.http?.listen} vs ${httpPort}`);
+  fact("probes", "startup and liveness probe /healthz, readiness /readyz, on the http port",
+    probePath(c?.startupProbe) === "/healthz" && probePath(c?.livenessProbe) === "/healthz" &&
+      probePath(c?.readinessProbe) === "/readyz");
+  fact("security", "pod and container security contexts are the StatefulSet's; no service account token",
+    same(pod.securityContext, sts?.spec?.template?.spec?.securityContext) &&
+      same(c?.securityContext, container?.securityContext) &&
+      pod.automountServiceAccountToken === false &&
+      (pod.volumes ?? []).every((v) => Object.keys(v).some((k) => restrictedVolume.includes(k))));
+  fact("namespace", "namespace.yaml is the single-node layout's (Pod Security restricted)",
+    same(of("Namespace"), find("Namespace")));
+  fact("names", "ConfigMap, Secret and mount paths as in the single-node layout",
+    cm?.metadata?.name === configMap?.metadata?.name && secret?.metadata?.name === secretExample?.metadata?.name &&
+      mount === secretMount && mountsR.config?.mountPath === mounts.config?.mountPath);
+  fact("grace", "terminationGracePeriodSeconds of at least 10 s for a clean leave",
+    (pod.terminationGracePeriodSeconds ?? 30) >= 10);
+  fact("service", "Service and ServiceMonitor select the pods and the http port, prometheus.io annotations",
+    selects(svc?.spec?.selector, labels) &&
+      svc?.spec?.ports?.some((p) => p.port === httpPort && p.targetPort === "http") &&
+      svc?.metadata?.annotations?.["prometheus.io/port"] === String(httpPort) &&
+      selects(sm?.spec?.selector?.matchLabels, svc?.metadata?.labels) &&
+      sm?.spec?.endpoints?.every((e) => svc.spec.ports.some((p) => p.name === e.port)));
+  const jpod = job?.spec?.template?.spec ?? {};
+  const jc = jpod.containers?.[0];
+  const jmount = (n) => jc?.volumeMounts?.find((v) => v.name === n)?.mountPath;
+  const jvol = (n) => jpod.volumes?.find((v) => v.name === n);
+  const ja = (flag) => jc?.args?.[jc.args.indexOf(flag) + 1];
+  const claim = `${sts?.spec?.volumeClaimTemplates?.[0]?.metadata?.name}-${sts?.metadata?.name}-0`;
+  fact("migrate", "the migration Job reads the StatefulSet's claim at its state_dir and writes to store_url",
+    same(jc?.args?.slice(0, 2), ["store", "migrate"]) && jvol("state")?.persistentVolumeClaim?.claimName === claim &&
+      ja("--from") === config.state_dir && jmount("state") === config.state_dir &&
+      ja("--to-file") === urlFile && path.dirname(urlFile) === jmount("secrets") &&
+      jvol("secrets")?.secret?.secretName === secret?.metadata?.name &&
+      same(jpod.securityContext, pod.securityContext) && same(jc?.securityContext, c?.securityContext),
+    `claim ${jvol("state")?.persistentVolumeClaim?.claimName} vs ${claim}`);
+  return f;
+}
+
+// ================================================================ replicas/
+// deploy/kubernetes/replicas: N replicas on an external PostgreSQL. The same
+// steps 1, 2 and 4; its own facts (3), each of which must fail on a broken
+// copy made for it; no step 5 (a pod of it needs the PostgreSQL store).
+let pending = 0;
+const replicasDir = path.join(manifestDir, "replicas");
+if (fs.existsSync(path.join(replicasDir, "kustomization.yaml"))) {
+  const R = loadLayout(replicasDir, ["secret.example.yaml", "servicemonitor.yaml", "migrate-job.yaml"], "replicas/");
+  const dep = R.find("Deployment");
+  const pdb = R.find("PodDisruptionBudget");
+  await schemaAndFields(R.manifests, [
+    ["Deployment with replicas \"3\" (a string)", broken(dep, (d) => {
+      d.spec.replicas = "3";
+    }), /replicas must be integer/],
+    ["PodDisruptionBudget with a string selector", broken(pdb, (d) => {
+      d.spec.selector = "app.kubernetes.io/name=mailhook";
+    }), /selector must be object/],
+    ["PodDisruptionBudget with unhealthyPodEvictionPolicy Always", broken(pdb, (d) => {
+      d.spec.unhealthyPodEvictionPolicy = "Always";
+    }), /unhealthyPodEvictionPolicy/],
+  ], [
+    ["PodDisruptionBudget with a misspelt maxUnavailible", broken(pdb, (d) => {
+      d.spec.maxUnavailible = 1;
+    }), /maxUnavailible/],
+    ["Deployment with topologySpreadConstraints under the container", broken(dep, (d) => {
+      d.spec.template.spec.containers[0].topologySpreadConstraints = d.spec.template.spec.topologySpreadConstraints;
+    }), /topologySpreadConstraints/],
+  ]);
+
+  const facts = replicaFacts(R.manifests.map((m) => m.doc));
+  for (const f of Object.values(facts)) check(f.ok, `replicas: ${f.what}`, f.detail ?? "");
+  // Each fact must fail on a copy broken for it (the others may fail too).
+  const withDoc = (kind, edit, name) => R.manifests.map((m) =>
+    m.doc.kind === kind && (!name || m.doc.metadata.name === name) ? broken(m.doc, edit) : m.doc);
+  const podOf = (d) => d.spec.template.spec;
+  const brokenFacts = [
+    ["storeSecret", "the example Secret without store_url", withDoc("Secret", (d) => delete d.stringData.store_url)],
+    ["pdb", "a PDB selecting component: other", withDoc("PodDisruptionBudget", (d) => {
+      d.spec.selector.matchLabels["app.kubernetes.io/component"] = "other";
+    })],
+    ["listen", "containerPort 8026 (the config listens on 8025)", withDoc("Deployment", (d) => {
+      podOf(d).containers[0].ports[0].containerPort = 8026;
+    })],
+    ["probes", "readiness on /healthz", withDoc("Deployment", (d) => {
+      podOf(d).containers[0].readinessProbe.httpGet.path = "/healthz";
+    })],
+    ["noVolume", "state_dir on a PersistentVolumeClaim", withDoc("Deployment", (d) => {
+      podOf(d).volumes.find((v) => v.name === "state").persistentVolumeClaim = { claimName: "state" };
+      delete podOf(d).volumes.find((v) => v.name === "state").emptyDir;
+    })],
+    ["security", "a writable root filesystem", withDoc("Deployment", (d) => {
+      podOf(d).containers[0].securityContext.readOnlyRootFilesystem = false;
+    })],
+    ["spread", "a spread constraint selecting other pods", withDoc("Deployment", (d) => {
+      podOf(d).topologySpreadConstraints[0].labelSelector.matchLabels = { app: "other" };
+    })],
+    ["migrate", "the migration Job on another claim", withDoc("Job", (d) => {
+      podOf(d).volumes.find((v) => v.name === "state").persistentVolumeClaim.claimName = "state-mailhook-1";
+    })],
+  ];
+  for (const [id, what, docs] of brokenFacts) {
+    const f = replicaFacts(docs)[id];
+    check(f && !f.ok, `rejected (fact "${f?.what ?? id}"): ${what}`);
+  }
+
+  // 4: the whole config, the PostgreSQL store included, must pass `mailhook
+  // check`. A build that does not have the PostgreSQL store yet refuses the
+  // store block with "not supported by this build yet": reported as PENDING,
+  // and the config without the block must then pass, so the rest of it is
+  // checked all the same.
+  const rConfigText = R.find("ConfigMap")?.data?.["mailhook.yml"] ?? "";
+  const rSecret = R.find("Secret");
+  const rMount = podOf(dep).containers[0].volumeMounts.find((v) => v.name === "secrets")?.mountPath;
+  const full = mailhookCheck(rConfigText, rSecret, rMount);
+  const notYet = /PostgreSQL is not supported by this build yet/;
+  if (full.status !== 0 && notYet.test(full.output) && full.output.trim().split("\n").length === 1) {
+    pending++;
+    console.log(`PEND replicas: mailhook check accepts the ConfigMap's mailhook.yml: this binary has no ` +
+      `PostgreSQL store yet\n     ${full.output}`);
+    const withoutStore = YAML.parseDocument(rConfigText);
+    withoutStore.delete("store");
+    const rest = mailhookCheck(withoutStore.toString(), rSecret, rMount);
+    check(rest.status === 0 && /OK/.test(rest.output),
+      "replicas: mailhook check accepts the ConfigMap's mailhook.yml without its store block", rest.output);
+  } else {
+    check(full.status === 0 && /OK/.test(full.output), "replicas: mailhook check accepts the ConfigMap's mailhook.yml",
+      full.output);
+  }
+  const rBad = mailhookCheck(`${rConfigText}unknown_key: 1\n`, rSecret, rMount);
+  check(rBad.status === 2 && /unknown_key/.test(rBad.output), "rejected (mailhook check, replicas): an unknown key",
+    rBad.output);
+}
+
+console.log(`\ndeploy/kubernetes: ${passed} passed, ${failed} failed` +
+  (pending ? `, ${pending} pending (see PEND)` : ""));
 process.exit(failed === 0 ? 0 : 1);
