@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -72,6 +73,10 @@ util::Result<std::unique_ptr<ClusterMember>> ClusterMember::Join(const config::S
   options.ttl = config.store.lease_ttl;
   options.host = HostName();
   options.accounts = AccountNames(config);
+  // Rebalancing moves at most 1/20 of the accounts per round and replica:
+  // no storm of session restarts when a replica joins, yet 1,000 accounts
+  // rebalance in about ten rounds (one account a round would take 500).
+  options.give_back_per_round = std::max<int64_t>(1, (static_cast<int64_t>(options.accounts.size()) + 19) / 20);
   ClusterMember* self = member.get();
   pgstore::LeaseKeeperCallbacks callbacks{[self](const std::vector<std::string>& names) { self->Acquired(names); },
                                           [self](const std::vector<std::string>& names) { self->Released(names); }};
