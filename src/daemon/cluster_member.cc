@@ -204,13 +204,15 @@ void ClusterMember::Apply(const config::ConfigChanges& changes, std::shared_ptr<
 #endif
 }
 
+void ClusterMember::StopAccounts() {
+  util::MutexLock lock(mu_);
+  if (stopping_) return;
+  stopping_ = true;
+  if (accounts_) accounts_->StopAll();  // each logs out on its stop signal
+}
+
 void ClusterMember::Stop() {
-  {
-    util::MutexLock lock(mu_);
-    if (stopping_) return;
-    stopping_ = true;
-    if (accounts_) accounts_->StopAll();  // each logs out on its stop signal
-  }
+  StopAccounts();
 #ifdef MAILHOOK_HAVE_PGSTORE
   // Released with nothing left to stop, then Leave: the others take the
   // accounts over at once rather than after the TTL.

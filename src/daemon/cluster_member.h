@@ -69,8 +69,13 @@ class ClusterMember {
   /// /readyz: not ready while the keeper's last round did not reach the store.
   /// Accounts held by other replicas do not run here and are not listed.
   void AddReadiness(http::Readiness& r) const;
-  /// Stops every account here, then releases the leases and leaves the
-  /// cluster (the others take the accounts over at once). Idempotent.
+  /// Stops every account here (their watchers joined); the leases stay held
+  /// and no account starts any more. Idempotent.
+  void StopAccounts() EXCLUDES(mu_);
+  /// StopAccounts, then gives the leases back and leaves the cluster: the
+  /// others take the accounts over at their next round, and this replica's
+  /// claimed outbox rows at once (its replica row is gone), so the daemon
+  /// stops its dispatcher before this. Idempotent.
   void Stop() EXCLUDES(mu_);
 
  private:

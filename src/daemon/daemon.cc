@@ -233,10 +233,14 @@ int RunDaemon(const config::Config& start_config, const std::string& version, St
   while (WaitForStopOrReload(stop, requested) == DaemonWake::kReload) reloader.Reload();
 
   log->info("daemon.stopping");
-  // Each watcher logs out on its stop signal; then the leases are given back
-  // and the replica leaves, while the dispatcher still delivers.
-  cluster->Stop();
+  // Each watcher logs out on its stop signal; the dispatcher stops (a
+  // delivery in flight is cancelled and its row given back, or marked);
+  // only then are the leases given back and the replica leaves. Leaving
+  // first would hand this replica's claimed outbox rows to the others while
+  // its own deliveries were still in flight: sent twice at once.
+  cluster->StopAccounts();
   dispatcher.Stop();
+  cluster->Stop();
   if (http) {
     http->Stop();
     std::remove(PortFilePath(config.state_dir).c_str());

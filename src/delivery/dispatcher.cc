@@ -687,6 +687,11 @@ void Dispatcher::HousekeepSmtp() {
 
 store::Store& Dispatcher::StoreLocked() {
   if (!store_->broken()) return *store_;
+  // One attempt per store_error_backoff: a connect to an unreachable server
+  // can take its whole timeout, and every worker waits for this lock.
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_reopen_) return *store_;
+  next_reopen_ = now + options_.store_error_backoff;
   // The PostgreSQL server ended the session (a restart, a failover): every
   // call on it would fail. Open a new one; until that works, the calls fail
   // with the connection's error and the workers back off as for any store error.

@@ -267,6 +267,7 @@ class Dispatcher {
   util::Mutex store_mu_ ACQUIRED_BEFORE(mu_);
   std::unique_ptr<store::Store> store_ PT_GUARDED_BY(store_mu_);
   bool store_reopen_failing_ GUARDED_BY(store_mu_) = false;
+  std::chrono::steady_clock::time_point next_reopen_ GUARDED_BY(store_mu_);
   mutable util::Mutex mu_;
   util::CondVar cv_;
   bool stopping_ GUARDED_BY(mu_) = false;

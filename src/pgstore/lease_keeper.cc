@@ -59,7 +59,7 @@ util::Result<std::unique_ptr<LeaseKeeper>> LeaseKeeper::Open(LeaseKeeperOptions 
   if (!id) return id.error();
   keeper->id_ = *id;
   util::Log(util::Area::kStore)
-      .info("cluster.joined replica={} host={} ttl_ms={}", keeper->id_, keeper->options_.host,
+      .info("cluster.registered replica={} host={} ttl_ms={}", keeper->id_, keeper->options_.host,
             keeper->options_.ttl.count());
   return keeper;
 }

@@ -166,7 +166,7 @@ Status CheckFence(PgConnection& conn, const Fence& fence) {
   auto rows = conn.Exec("lease.fence", {fence.account, fence.owner, fence.generation});
   if (!rows) return rows.error();
   if (rows->rows() == 1) return util::Ok();
-  return Error(util::ErrorKind::kStore, "store.fenced", util::RetryClass::kNeedsOperator,
+  return Error(util::ErrorKind::kStore, "store.fenced", util::RetryClass::kBackoff,
                "account " + fence.account + ": this replica (" + fence.owner +
                    ") no longer holds the account's lease at generation " + std::to_string(fence.generation) + " (" +
                    HolderNow(conn, fence) +

@@ -42,7 +42,8 @@ struct Fence {
 /// Inside conn's open transaction: ok when `fence` still holds (same owner
 /// and generation, not expired by the server's clock), and then the lease row
 /// is locked FOR SHARE until the transaction ends (a takeover waits for it).
-/// Otherwise store.fenced (kNeedsOperator: stop the account's sessions, the
+/// Otherwise store.fenced (kBackoff, a routine lease loss, not an operator's
+/// problem: stop the account's sessions, the
 /// replica that holds the lease now goes on; roll back, nothing is written).
 /// Outside a transaction: store.pg.sql (a bug: the lock would end at once).
 util::Status CheckFence(PgConnection& conn, const Fence& fence);

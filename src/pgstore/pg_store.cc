@@ -18,7 +18,7 @@ using util::Status;
 constexpr auto kPgDeliveredRetention = std::chrono::hours(7 * 24);
 
 Error NoLeaseError(const std::string& account, const std::string& why) {
-  return Error(util::ErrorKind::kStore, "store.fenced", RetryClass::kNeedsOperator,
+  return Error(util::ErrorKind::kStore, "store.fenced", RetryClass::kBackoff,
                "account " + account + ": " + why +
                    "; the write is rolled back, nothing was written. This replica stops the account's sessions and "
                    "the lease's holder goes on");

@@ -93,7 +93,7 @@ class PgStore final : public store::Store {
   store::SmtpRecipients& smtp_recipients() override { return smtp_recipients_; }
 
   /// As Store's, with the account's fence checked first in the transaction
-  /// when a FenceSource is set: store.fenced (kNeedsOperator) and nothing
+  /// when a FenceSource is set: store.fenced (kBackoff) and nothing
   /// written when this replica no longer holds the lease.
   using store::Store::CommitMessages;
   util::Status CommitMessages(const std::string& account, const std::string& folder,

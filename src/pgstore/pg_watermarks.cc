@@ -8,12 +8,16 @@ namespace {
 constexpr PgStatement kGetWatermark = {
     "watermarks.get", "SELECT uidvalidity, last_uid FROM watermarks WHERE account = $1 AND folder = $2"};
 // A folder's first watermark sets its fingerprint floor to its last_uid;
-// replacing one keeps the floor (watermarks.h).
+// replacing one keeps the floor (watermarks.h). Within one UIDVALIDITY a
+// watermark never moves back: a write from a replica that lost the account
+// (paused, then woken before it noticed) leaves the new owner's mark alone
+// instead of making it deliver again what it already sent.
 constexpr PgStatement kSetWatermark = {"watermarks.set", R"sql(
-    INSERT INTO watermarks (account, folder, uidvalidity, last_uid, updated_at, fp_floor)
+    INSERT INTO watermarks AS w (account, folder, uidvalidity, last_uid, updated_at, fp_floor)
     VALUES ($1, $2, $3::bigint, $4::bigint, $5::bigint, $4::bigint)
     ON CONFLICT (account, folder) DO UPDATE SET
-      uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid, updated_at = excluded.updated_at)sql"};
+      uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid, updated_at = excluded.updated_at
+    WHERE w.uidvalidity <> excluded.uidvalidity OR w.last_uid <= excluded.last_uid)sql"};
 constexpr PgStatement kGetFloor = {"watermarks.floor",
                                    "SELECT fp_floor FROM watermarks WHERE account = $1 AND folder = $2"};
 constexpr PgStatement kSetFloor = {"watermarks.set_floor",

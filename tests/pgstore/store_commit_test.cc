@@ -432,6 +432,23 @@ TEST_F(PgStoreFenceTest, WithoutAFenceSourceNothingIsChecked) {
   EXPECT_EQ(Pending(**store), 1);
 }
 
+// Defence in depth behind the fence: a write that bypasses it (SkipTo, a
+// baseline) from a replica that lost the account cannot move the new
+// owner's watermark back; a new UIDVALIDITY still replaces it.
+TEST_F(PgStoreFenceTest, AWatermarkNeverMovesBackWithinOneUidvalidity) {
+  auto store = b_.OpenStore();
+  ASSERT_TRUE(store.ok()) << store.error().ToString();
+  store::Watermarks& marks = (*store)->watermarks();
+  MH_ASSERT_OK(marks.Set("support", "INBOX", Watermark{7, 10}));
+  MH_ASSERT_OK(marks.Set("support", "INBOX", Watermark{7, 4}));
+  MH_ASSERT_OK_AND_ASSIGN(auto kept, marks.Get("support", "INBOX"));
+  EXPECT_EQ(kept, (Watermark{7, 10}));
+  MH_ASSERT_OK(marks.Set("support", "INBOX", Watermark{7, 12}));
+  MH_ASSERT_OK(marks.Set("support", "INBOX", Watermark{8, 3}));
+  MH_ASSERT_OK_AND_ASSIGN(auto replaced, marks.Get("support", "INBOX"));
+  EXPECT_EQ(replaced, (Watermark{8, 3}));
+}
+
 TEST_F(PgStoreFenceTest, OpenedByUrlItMigratesAndItsPathHasNoPassword) {
   // The test cluster trusts loopback: the password is sent to no one.
   std::string url = Server().ConnectionUrl();
