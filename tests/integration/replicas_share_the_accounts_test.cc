@@ -7,12 +7,17 @@
 // once. When a replica is killed (-9), its accounts resume on the others
 // within the lease TTL plus a reconnect, and mail that arrived meanwhile is
 // delivered. While PostgreSQL is down a replica's /readyz says so, and it
-// takes its accounts back when the server returns. Skipped without
-// PostgreSQL (server or libpq).
+// takes its accounts back when the server returns. A replica paused
+// (SIGSTOP) past its TTL loses its accounts to another and, continued,
+// neither commits nor delivers for them, then rejoins and takes its share
+// back. Skipped without PostgreSQL (server or libpq).
 
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <regex>
@@ -140,6 +145,80 @@ class ReplicasTest : public ::testing::Test {
     const std::string text = Metrics(replica);
     std::smatch m;
     return std::regex_search(text, m, kOwned) ? std::stoi(m[1]) : -1;
+  }
+
+  // The state letter of /proc/PID/stat ('T': stopped by a signal); '?' if unreadable.
+  static char ProcState(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t paren = stat.rfind(") ");
+    return paren == std::string::npos || paren + 2 >= stat.size() ? '?' : stat[paren + 2];
+  }
+
+  // Requests per webhook-id (the event id) and per subject, so far.
+  std::map<std::string, int> DeliveriesPerEventId() const {
+    std::map<std::string, int> out;
+    for (const auto& req : hook_.Requests()) ++out[req.Header("webhook-id")];
+    return out;
+  }
+
+  // Lines of `replica`'s log at or after `mark` that contain `needle`.
+  static std::string LogLinesWith(const MailhookProcess& replica, const std::string& needle, size_t mark) {
+    const std::string log = replica.Log();
+    std::string out;
+    size_t at = std::min(mark, log.size());
+    while ((at = log.find(needle, at)) != std::string::npos) {
+      const size_t begin = log.rfind('\n', at);
+      const size_t end = log.find('\n', at);
+      out +=
+          log.substr(begin == std::string::npos ? 0 : begin + 1,
+                     end == std::string::npos ? std::string::npos : end - (begin == std::string::npos ? 0 : begin + 1));
+      out += '\n';
+      at = end == std::string::npos ? log.size() : end;
+    }
+    return out;
+  }
+
+  // After SIGCONT of `a` (log from `mark`): it logs the loss of every account
+  // in `lost`, stops their stale sessions, rejoins with a share, and the one
+  // delivery so far (B's, of mail A's sessions saw too) stays the only one;
+  // then mail to every account is delivered exactly once.
+  void ExpectRejoinedWithoutDuplicates(const MailhookProcess& a, const MailhookProcess& b,
+                                       const std::set<int>& accounts, const std::set<int>& lost, size_t mark) {
+    std::string losses;
+    ASSERT_TRUE(WaitUntil(
+        [&] {
+          losses = LogLinesWith(a, "cluster.lease_deadline", mark) + LogLinesWith(a, "cluster.lease_lost", mark);
+          for (int i : lost)
+            if (losses.find(AccountName(i)) == std::string::npos) return false;
+          return true;
+        },
+        seconds(10)))
+        << a.Log().substr(mark);
+    std::cerr << "A on waking:\n" << losses;
+    // Rejoined: after rebalancing A holds its half again, each account has one
+    // watcher (A's stale sessions are gone), and the delivery is still single.
+    const int half = static_cast<int>(accounts.size()) / 2;
+    ASSERT_TRUE(WaitUntil(
+        [&] {
+          return Owned(a) == half && Owned(b) == half && EachAccountWatchedOnce(accounts) &&
+                 Running(a).size() == static_cast<size_t>(half);
+        },
+        seconds(30)))
+        << Metrics(a) << Metrics(b);
+    EXPECT_NE(LogLinesWith(a, "cluster.lease_acquired", mark), "");
+    EXPECT_EQ(hook_.Requests().size(), 1u);
+    ImapClient imap(dovecot_);
+    for (int i : accounts)
+      ASSERT_TRUE(imap.Append(UserName(i), "INBOX", Message("after-rejoin-" + AccountName(i))).ok());
+    const size_t expected = accounts.size() + 1;
+    ASSERT_TRUE(hook_.WaitFor(expected, seconds(20))) << hook_.Requests().size();
+    EXPECT_FALSE(hook_.WaitFor(expected + 1, seconds(3)));  // no late copy from either replica
+    for (const auto& [id, count] : DeliveriesPerEventId()) EXPECT_EQ(count, 1) << "event " << id;
+    std::map<std::string, int> per_account;
+    for (const auto& req : hook_.Requests()) ++per_account[req.Json()["account"].get<std::string>()];
+    for (int i : accounts) EXPECT_EQ(per_account[AccountName(i)], i == *lost.begin() ? 2 : 1) << AccountName(i);
+    std::cerr << "A after waking, fenced commits:\n" << LogLinesWith(a, "store.fenced", mark);
   }
 
   static std::set<int> All() {
@@ -325,6 +404,63 @@ TEST_F(ReplicasTest, AReloadStartsOnlyTheAccountsThisReplicaHolds) {
   EXPECT_EQ(running, after);
   for (int r = 0; r < 2; ++r) {
     MH_ASSERT_OK_AND_ASSIGN(int code, replicas_[r]->Terminate());
+    EXPECT_EQ(code, 0);
+  }
+}
+
+// Issue #11's pause: replica A is SIGSTOPped past its lease TTL, B takes over
+// every account (and delivers mail A's sessions also saw), then A continues.
+// Its leases are gone (fencing): it must neither commit nor deliver that mail
+// again, must stop its stale sessions, and rejoins: it heartbeats, takes its
+// share back, and every account still delivers exactly once.
+constexpr int kPausedAccounts = 6;
+
+std::set<int> FirstAccounts(int n) {
+  std::set<int> out;
+  for (int i = 1; i <= n; ++i) out.insert(i);
+  return out;
+}
+
+TEST_F(ReplicasTest, APausedReplicaLosesItsAccountsAndRejoinsWithoutDuplicates) {
+  const std::set<int> accounts = FirstAccounts(kPausedAccounts);
+  MailhookProcess& a = *replicas_[0];
+  MailhookProcess& b = *replicas_[1];
+  for (MailhookProcess* r : {&a, &b}) {
+    MH_ASSERT_OK(r->WriteConfig(Config(*r, accounts)));
+    MH_ASSERT_OK(r->Start());
+  }
+  std::set<int> lost;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        lost = Running(a);
+        return Owned(a) == 3 && Owned(b) == 3 && lost.size() == 3 && EachAccountWatchedOnce(accounts);
+      },
+      seconds(30)))
+      << Metrics(a) << Metrics(b);
+  const auto paused_at = std::chrono::steady_clock::now();
+  ASSERT_EQ(kill(a.pid(), SIGSTOP), 0);
+  ASSERT_TRUE(WaitUntil([&] { return ProcState(a.pid()) == 'T'; }, seconds(5)));
+  // Mail to one of A's accounts while A is stopped: Dovecot pushes it to A's
+  // open NOTIFY session, unread until A continues; B finds it on taking over.
+  ImapClient imap(dovecot_);
+  const int moved = *lost.begin();
+  ASSERT_TRUE(imap.Append(UserName(moved), "INBOX", Message("while-paused")).ok());
+  // B takes everything while A is still stopped (TTL 5 s + a round).
+  ASSERT_TRUE(WaitUntil([&] { return Owned(b) == kPausedAccounts && Running(b) == accounts; }, seconds(15)))
+      << Metrics(b);
+  const auto took_over = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - paused_at);
+  ASSERT_EQ(ProcState(a.pid()), 'T');  // the window was real: A still stopped, B holds all
+  ASSERT_TRUE(hook_.WaitFor(1, seconds(15)));
+  EXPECT_EQ(hook_.Requests()[0].Json()["account"], AccountName(moved));
+  ASSERT_EQ(ProcState(a.pid()), 'T');
+  const auto stopped_for = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - paused_at);
+  std::cerr << "B held all accounts " << took_over.count() << " ms after the pause; A stopped for "
+            << stopped_for.count() << " ms\n";
+  const size_t mark = a.LogMark();
+  ASSERT_EQ(kill(a.pid(), SIGCONT), 0);
+  ExpectRejoinedWithoutDuplicates(a, b, accounts, lost, mark);
+  for (MailhookProcess* r : {&a, &b}) {
+    MH_ASSERT_OK_AND_ASSIGN(int code, r->Terminate());
     EXPECT_EQ(code, 0);
   }
 }
