@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "util/log.h"
 
 #ifdef MAILHOOK_HAVE_PGSTORE
@@ -28,10 +30,9 @@ std::vector<std::string> AccountNames(const config::Config& config) {
   return names;
 }
 
+// "a,b,c" for logs (account names are configuration, not secrets); "-" for none.
 std::string CommaList(const std::vector<std::string>& names) {
-  std::string out;
-  for (const auto& n : names) out += (out.empty() ? "" : ",") + n;
-  return out.empty() ? "-" : out;
+  return names.empty() ? "-" : fmt::format("{}", fmt::join(names, ","));
 }
 
 // Written in replicas.host for `cluster status`: which machine a replica is.
@@ -71,7 +72,8 @@ util::Result<std::unique_ptr<ClusterMember>> ClusterMember::Join(const config::S
     return std::move(*conn);
   };
   options.ttl = config.store.lease_ttl;
-  options.host = HostName();
+  const std::string host = HostName();
+  options.host = host;
   options.accounts = AccountNames(config);
   // Rebalancing moves at most 1/20 of the accounts per round and replica:
   // no storm of session restarts when a replica joins, yet 1,000 accounts
@@ -85,7 +87,7 @@ util::Result<std::unique_ptr<ClusterMember>> ClusterMember::Join(const config::S
   member->keeper_ = std::make_unique<Keeper>(Keeper{std::move(*keeper)});
   metrics.SetCollector([self, &metrics] { self->Collect(metrics); });
   util::Log(util::Area::kDaemon)
-      .info("cluster.joined replica={} host={} accounts={} lease_ttl_ms={}", self->keeper()->replica_id(), HostName(),
+      .info("cluster.joined replica={} host={} accounts={} lease_ttl_ms={}", self->keeper()->replica_id(), host,
             config.accounts.size(), config.store.lease_ttl.count());
   return member;
 }

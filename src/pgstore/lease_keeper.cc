@@ -4,6 +4,8 @@
 #include <exception>
 #include <utility>
 
+#include <fmt/format.h>
+
 #include "util/log.h"
 
 namespace mailhook::pgstore {
@@ -19,16 +21,6 @@ constexpr int64_t kForgetAfterTtls = 3;
 constexpr int64_t kForgetEveryRounds = 10;
 
 std::chrono::steady_clock::time_point SteadyNow() { return std::chrono::steady_clock::now(); }
-
-// "a,b,c" for logs (account names are configuration, not secrets).
-std::string Joined(const std::vector<std::string>& accounts) {
-  std::string out;
-  for (const std::string& account : accounts) {
-    if (!out.empty()) out += ',';
-    out += account;
-  }
-  return out;
-}
 
 std::vector<std::string> SortedUnique(std::vector<std::string> accounts) {
   std::sort(accounts.begin(), accounts.end());
@@ -299,7 +291,7 @@ Status LeaseKeeper::ClaimQuota(SteadyTime started, const std::vector<std::string
     }
     if (!gained.empty()) {
       util::Log(util::Area::kStore)
-          .info("cluster.lease_acquired replica={} accounts={} quota={}", id_, Joined(gained), quota);
+          .info("cluster.lease_acquired replica={} accounts={} quota={}", id_, fmt::join(gained, ","), quota);
       if (callbacks_.acquired) callbacks_.acquired(gained);
     }
   }
@@ -327,7 +319,8 @@ Status LeaseKeeper::GiveBack(const std::vector<std::string>& accounts) {
 void LeaseKeeper::Released(const std::vector<std::string>& gone, const char* event, bool lost) {
   if (gone.empty()) return;
   util::Log(util::Area::kStore)
-      .log(lost ? spdlog::level::warn : spdlog::level::info, "{} replica={} accounts={}", event, id_, Joined(gone));
+      .log(lost ? spdlog::level::warn : spdlog::level::info, "{} replica={} accounts={}", event, id_,
+           fmt::join(gone, ","));
   if (callbacks_.released) callbacks_.released(gone);
 }
 
