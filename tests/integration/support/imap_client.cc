@@ -3,6 +3,7 @@
 #include <libetpan/libetpan.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <functional>
 #include <iostream>
@@ -157,8 +158,16 @@ util::Result<uint32_t> ImapClient::AppendRetrying(const std::string& user, const
   util::Error last("testimap.append", RetryClass::kBackoff, "no attempt made");
   for (int attempt = 1; attempt <= attempts; ++attempt) {
     // UIDNEXT before, to tell afterwards whether a failed APPEND stored the
-    // message anyway (the connection broke after the server took it).
+    // message anyway (the connection broke after the server took it). Right
+    // after its sessions were killed the server may refuse new ones for a
+    // while (Dovecot throttles a service whose processes died): wait until a
+    // session works again, up to 10 s, before counting an attempt.
     auto before = Status(user, folder);
+    const auto serving_by = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!before.ok() && std::chrono::steady_clock::now() < serving_by) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      before = Status(user, folder);
+    }
     if (!before.ok()) {
       last = before.error();
     } else {

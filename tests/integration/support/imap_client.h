@@ -43,7 +43,8 @@ class ImapClient {
   /// (the folder's UIDNEXT did not move), so it is never stored twice; one
   /// that arrived all the same (UIDNEXT moved by one) gives that UID. For a
   /// folder no one else appends to meanwhile. Each failure is written to
-  /// stderr with its cause; the last error is returned.
+  /// stderr with its cause; the last error is returned. Before each attempt it
+  /// waits (up to 10 s) until the server opens a session again.
   util::Result<uint32_t> AppendRetrying(const std::string& user, const std::string& folder, const std::string& rfc822,
                                         int attempts = 5) const;
   util::Status CreateFolder(const std::string& user, const std::string& folder) const;
