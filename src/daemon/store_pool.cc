@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <utility>
+#include <vector>
 
 namespace mailhook::daemon {
 
@@ -47,15 +48,24 @@ void StorePool::Grow(int size) {
 }
 
 void StorePool::Return(std::unique_ptr<store::Store> store) {
-  const bool broken = store->broken();
-  if (broken) store.reset();  // closed outside the lock; the next Acquire opens a new one
-  util::MutexLock lock(mu_);
-  if (broken) {
-    --open_;
-  } else {
+  if (!store->broken()) {
+    util::MutexLock lock(mu_);
     free_.push_back(std::move(store));
+    freed_.Signal();
+    return;
   }
-  freed_.Signal();
+  // The server ended this connection (a restart, a failover): the idle ones
+  // are almost surely dead too, and each would cost its next borrower a
+  // failure and a backoff. All are closed (outside the lock); the next
+  // borrowers open new ones.
+  std::vector<std::unique_ptr<store::Store>> idle;
+  {
+    util::MutexLock lock(mu_);
+    idle.swap(free_);
+    open_ -= 1 + static_cast<int>(idle.size());
+    freed_.SignalAll();
+  }
+  store.reset();
 }
 
 }  // namespace mailhook::daemon

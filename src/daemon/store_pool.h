@@ -43,7 +43,8 @@ class StorePool {
   /// Waits for a free connection (opening one while fewer than `size`
   /// exist). An error when a new connection cannot be opened. A connection
   /// given back broken (Store::broken: the PostgreSQL server restarted) is
-  /// closed, and the next Acquire opens a new one in its place.
+  /// closed with every idle one (they talked to the same server), and the
+  /// next Acquires open new ones in their place.
   util::Result<Lease> Acquire();
   /// Adds an already opened connection (the daemon's first, which
   /// housekeeping used); counts against `size`.

@@ -115,5 +115,38 @@ TEST_F(ConfiguredPostgresTest, ThePoolReplacesAConnectionTheServerEnded) {
   EXPECT_EQ(mark, (store::Watermark{7, 42}));
 }
 
+// After a server restart every idle connection in the pool is dead too: the
+// first borrower to find its connection broken must be the last. Three
+// watchers' connections sit idle when the server ends every session; one
+// failure later, the next borrower gets a working one (before, it got one of
+// the other two dead ones).
+TEST_F(ConfiguredPostgresTest, OneBrokenConnectionTakesTheIdleOnesOfThePoolWithIt) {
+  MH_ASSERT_OK_AND_ASSIGN(ConfiguredStore chosen,
+                          ConfigureStore(PostgresAt(pg_.ConnectionUrl()), "/unused", std::chrono::seconds(30)));
+  StorePool pool(chosen.open, 3);
+  {
+    std::vector<StorePool::Lease> leases;
+    for (int i = 0; i < 3; ++i) {
+      MH_ASSERT_OK_AND_ASSIGN(StorePool::Lease lease, pool.Acquire());
+      MH_ASSERT_OK(lease->watermarks().Set("a" + std::to_string(i), "INBOX", {7, 42}));
+      leases.push_back(std::move(lease));
+    }
+  }
+  MH_ASSERT_OK_AND_ASSIGN(auto admin, pgstore::PgConnection::Connect(pg_.ConnectionUrl()));
+  MH_ASSERT_OK(
+      admin->Run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                 "WHERE pid <> pg_backend_pid() AND datname = current_database()"));
+  {
+    MH_ASSERT_OK_AND_ASSIGN(StorePool::Lease lease, pool.Acquire());
+    ASSERT_FALSE(lease->watermarks().Get("a0", "INBOX").ok());
+    ASSERT_TRUE(lease->broken());
+  }
+  for (int i = 0; i < 3; ++i) {
+    MH_ASSERT_OK_AND_ASSIGN(StorePool::Lease lease, pool.Acquire());
+    MH_ASSERT_OK_AND_ASSIGN(auto mark, lease->watermarks().Get("a" + std::to_string(i), "INBOX"));
+    EXPECT_EQ(mark, (store::Watermark{7, 42}));
+  }
+}
+
 }  // namespace
 }  // namespace mailhook::daemon
