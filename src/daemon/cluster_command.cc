@@ -12,6 +12,7 @@
 #ifdef MAILHOOK_HAVE_PGSTORE
 #include "pgstore/pg_cluster_status.h"
 #include "pgstore/pg_connection.h"
+#include "pgstore/pg_schema.h"
 #include "pgstore/pg_url.h"
 #endif
 
@@ -106,7 +107,46 @@ int RunClusterStatus(const config::Config& config, std::ostream& out) {
   return 0;
 }
 
+int CheckStoreConnects(const config::Config& config, std::ostream& out) {
+  auto location = config::ResolveStore(config.store);
+  if (!location.ok()) {
+    out << "FAIL store: " << location.error().message() << "\n";
+    return 1;
+  }
+  if (location->kind != config::StoreKind::kPostgres) return 0;
+  const std::string where = pgstore::RedactUrl(location->url.reveal());
+  auto conn = pgstore::PgConnection::Connect(location->url.reveal());
+  if (!conn.ok()) {
+    out << "FAIL store " << where << ": " << conn.error().message() << "\n";
+    return 1;
+  }
+  auto version = pgstore::PgSchemaVersionOf(**conn);
+  if (!version.ok()) {
+    out << "FAIL store " << where << ": reading the schema version: " << version.error().message() << "\n";
+    return 1;
+  }
+  const int64_t ours = pgstore::kPgSchemaVersion;
+  if (*version > ours) {
+    out << "FAIL store " << where << ": schema version " << *version << " is newer than this mailhook's (" << ours
+        << "): a newer mailhook wrote it; run that version or newer\n";
+    return 1;
+  }
+  out << "ok   store " << where << ": connected, ";
+  if (*version == 0) {
+    out << "no mailhook tables yet (the first `mailhook run` creates them)\n";
+  } else if (*version < ours) {
+    out << "schema version " << *version << " (the first `mailhook run` migrates it to " << ours << ")\n";
+  } else {
+    out << "schema version " << ours << "\n";
+  }
+  return 0;
+}
+
 #else
+
+int CheckStoreConnects(const config::Config&, std::ostream&) {
+  return 0;  // a postgresql:// url is refused at load (config::CheckStoreBuilt) in this build
+}
 
 int RunClusterStatus(const config::Config&, std::ostream& out) {
   out << "this mailhook was built without PostgreSQL (libpq-dev was missing at build time): there is no cluster "

@@ -12,6 +12,7 @@
 
 #include "daemon/account_set.h"
 #include "daemon/account_watcher.h"
+#include "daemon/cluster_command.h"
 #include "daemon/cluster_member.h"
 #include "daemon/configured_store.h"
 #include "daemon/state_dir_lock.h"
@@ -325,7 +326,8 @@ int CheckSmtpTargets(const config::Config& config, std::ostream& out) {
 }  // namespace
 
 int CheckConnect(const config::Config& config, std::ostream& out) {
-  int failures = CheckTargetSecrets(config, out);
+  int failures = CheckStoreConnects(config, out);
+  failures += CheckTargetSecrets(config, out);
   failures += CheckSmtpTargets(config, out);
   for (const auto& account : config.accounts) {
     // `check --connect` resolves the secrets (runs *_command) as `run` would;

@@ -110,11 +110,39 @@ TEST_F(ClusterStatusTest, EveryAccountHeldIsSaidAndAnUnreachableStoreIsAnError) 
   EXPECT_EQ(out.find("pw-cluster-status-3"), std::string::npos) << out;
 }
 
-TEST(ClusterStatusSqliteTest, ASqliteStoreHasNoClusterToShow) {
+// `check --connect`'s store line: the version it finds, a schema from a
+// newer mailhook, a server that is gone; never the password; nothing written.
+TEST_F(ClusterStatusTest, CheckConnectReachesTheStoreAndReadsItsSchemaVersion) {
+  const config::Config config = ClusterConfig(pg_.ConnectionUrl(), {"alpha"});
+  std::ostringstream ok;
+  EXPECT_EQ(CheckStoreConnects(config, ok), 0) << ok.str();
+  EXPECT_EQ(ok.str().rfind("ok   store postgresql://", 0), 0u) << ok.str();
+  EXPECT_NE(ok.str().find("connected, schema version " + std::to_string(pgstore::kPgSchemaVersion) + "\n"),
+            std::string::npos)
+      << ok.str();
+  EXPECT_EQ(ok.str().find("pw-cluster-status-3"), std::string::npos) << ok.str();
+
+  MH_ASSERT_OK(admin_->Run("UPDATE schema_version SET version = version + 1"));
+  std::ostringstream newer;
+  EXPECT_EQ(CheckStoreConnects(config, newer), 1) << newer.str();
+  EXPECT_NE(newer.str().find("is newer than this mailhook's"), std::string::npos) << newer.str();
+  MH_ASSERT_OK(admin_->Run("UPDATE schema_version SET version = version - 1"));
+
+  MH_ASSERT_OK(pg_.Stop());
+  std::ostringstream gone;
+  EXPECT_EQ(CheckStoreConnects(config, gone), 1) << gone.str();
+  EXPECT_EQ(gone.str().rfind("FAIL store postgresql://", 0), 0u) << gone.str();
+  EXPECT_EQ(gone.str().find("pw-cluster-status-3"), std::string::npos) << gone.str();
+}
+
+TEST(ClusterStatusSqliteTest, ASqliteStoreHasNoClusterToShowAndNothingToReach) {
   config::Config config;
   std::ostringstream out;
   EXPECT_EQ(RunClusterStatus(config, out), 1);
   EXPECT_NE(out.str().find("one node, no cluster"), std::string::npos) << out.str();
+  std::ostringstream check;
+  EXPECT_EQ(CheckStoreConnects(config, check), 0);
+  EXPECT_EQ(check.str(), "");
 }
 
 }  // namespace
