@@ -296,7 +296,13 @@ TEST_F(StoreMigrateMidLifeTest, NoMessageIsSentAgainOrSkipped) {
   ASSERT_NO_FATAL_FAILURE(RunAOnSqlite(a));
   const size_t requests_of_a = hook_.count();
   for (const char* s : {"while-stopped-1", "while-stopped-2"}) ASSERT_NO_FATAL_FAILURE(Append(s));
+  // The SQLite state stays as A left it (a way back): the migration only
+  // reads it, and B, in the same state_dir, does not open it.
+  const std::string db = daemon_.state_dir() + "/mailhook.db";
+  const std::string sqlite_of_a = FileBytes(db) + FileBytes(db + "-wal");
+  ASSERT_NE(FileBytes(db), "<missing>");
   ASSERT_NO_FATAL_FAILURE(MigrateA());
+  EXPECT_TRUE(FileBytes(db) + FileBytes(db + "-wal") == sqlite_of_a) << "the migration changed the SQLite state";
 
   // B on the PostgreSQL store (same state_dir), the receiver healthy again.
   hook_.SetDefaultResponse(ScriptedResponse{});
@@ -329,6 +335,7 @@ TEST_F(StoreMigrateMidLifeTest, NoMessageIsSentAgainOrSkipped) {
     EXPECT_NE(SubjectOf(requests[i]).rfind("before-", 0), 0u) << "B sent " << SubjectOf(requests[i]);
   }
   ASSERT_NO_FATAL_FAILURE(StopCleanly(daemon_));
+  EXPECT_TRUE(FileBytes(db) + FileBytes(db + "-wal") == sqlite_of_a) << "B changed the SQLite state";
 }
 
 #if MAILHOOK_HAVE_PGSTORE
