@@ -4,7 +4,8 @@
 // (503, retried); it stops, two messages arrive while nothing runs, the state
 // moves to PostgreSQL, and a daemon on the new store delivers the pending one
 // with the webhook-id it had, the two new ones, the replayed dead letter and a
-// sentinel: every message 2xx exactly once, none of the first three again.
+// sentinel: every message 2xx exactly once, none of the first three again,
+// and the SQLite state left as it was. The same after A crashed (SIGKILL).
 // A migration into a PostgreSQL that already holds a state, and one from a
 // state_dir a daemon still runs on, are refused with the cause named and
 // change neither side. Skipped without PostgreSQL (server or libpq).
@@ -233,8 +234,9 @@ class StoreMigrateMidLifeTest : public StoreMigrateIntegration {
  protected:
   // Daemon A on SQLite: delivers three messages; a 400 makes "dead" a dead
   // letter; then the receiver fails (503) and "pending" stays in the outbox,
-  // retried every second. A stops cleanly with it still pending.
-  void RunAOnSqlite(Undelivered& out) {
+  // retried every second. A stops with it still pending: cleanly (SIGTERM,
+  // exit 0), or by a crash (SIGKILL) when `crash`.
+  void RunAOnSqlite(Undelivered& out, bool crash) {
     ASSERT_NO_FATAL_FAILURE(StartWatching(daemon_, false));
     for (const char* s : {"before-1", "before-2", "before-3"}) ASSERT_NO_FATAL_FAILURE(Append(s));
     for (const char* s : {"before-1", "before-2", "before-3"})
@@ -252,7 +254,11 @@ class StoreMigrateMidLifeTest : public StoreMigrateIntegration {
     ASSERT_TRUE(daemon_.WaitForLog("delivery.retry", seconds(30), retry_mark)) << daemon_.Log();
     ASSERT_TRUE(WaitUntil([&] { return RequestsFor("pending").size() >= 2; }, seconds(30)))
         << "not retried on A: " << daemon_.Log();
-    ASSERT_NO_FATAL_FAILURE(StopCleanly(daemon_));
+    if (crash) {
+      daemon_.Kill9();
+    } else {
+      ASSERT_NO_FATAL_FAILURE(StopCleanly(daemon_));
+    }
     for (const auto& r : RequestsFor("pending")) ASSERT_EQ(r.answered_status, 503);
     out.pending_id = RequestsFor("pending")[0].Header("webhook-id");
     out.dead_id = RequestsFor("dead")[0].Header("webhook-id");
@@ -271,6 +277,8 @@ class StoreMigrateMidLifeTest : public StoreMigrateIntegration {
     EXPECT_NE(migrate.out.find("  dead_letters 1\n"), std::string::npos) << migrate.out;
     EXPECT_EQ((migrate.out + migrate.err).find(kPgPassword), std::string::npos) << "the password is never printed";
   }
+
+  void ExpectBDeliversTheRest(const Undelivered& a, size_t requests_of_a, const std::vector<std::string>& while_down);
 
   // On B: the dead letter is listed with its event id, and a replay delivers
   // it with that id.
@@ -291,9 +299,46 @@ class StoreMigrateMidLifeTest : public StoreMigrateIntegration {
   }
 };
 
+// B on the PostgreSQL store, the receiver healthy again: the pending event
+// goes out with the webhook-id it had, then `while_down` (appended while no
+// daemon ran), the replayed dead letter and a sentinel; every message is 2xx
+// exactly once and B fetched nothing A had.
+void StoreMigrateMidLifeTest::ExpectBDeliversTheRest(const Undelivered& a, size_t requests_of_a,
+                                                     const std::vector<std::string>& while_down) {
+  hook_.SetDefaultResponse(ScriptedResponse{});
+  ASSERT_NO_FATAL_FAILURE(StartWatching(daemon_, true));
+  ASSERT_TRUE(WaitDelivered("pending", seconds(30))) << daemon_.Log();
+  for (const std::string& s : while_down) ASSERT_TRUE(WaitDelivered(s, seconds(30))) << s << "\n" << daemon_.Log();
+  // From the migrated outbox, with the id it had.
+  EXPECT_EQ(RequestsFor("pending").back().Header("webhook-id"), a.pending_id);
+  ASSERT_NO_FATAL_FAILURE(ReplayTheDeadLetter(a.dead_id));
+
+  // A sentinel appended last: once it is delivered, a copy of anything older
+  // (a watermark or an outbox row lost on the way) has had its chance to show.
+  ASSERT_NO_FATAL_FAILURE(Append("sentinel"));
+  ASSERT_TRUE(WaitDelivered("sentinel", seconds(30))) << daemon_.Log();
+  const size_t total = hook_.count();
+  EXPECT_FALSE(hook_.WaitFor(total + 1, seconds(3))) << "late: " << SubjectOf(hook_.Requests().back());
+  std::set<std::string> all = {"before-1", "before-2", "before-3", "dead", "pending", "sentinel"};
+  all.insert(while_down.begin(), while_down.end());
+  ExpectEachDeliveredOnce(all);
+  // B fetched only what arrived after A's last message: the watermark came
+  // along (without it, the migrated delivered markers would still hide a
+  // re-fetch from the receiver).
+  std::set<uint32_t> after_a = {uids_["sentinel"]};
+  for (const std::string& s : while_down) after_a.insert(uids_[s]);
+  EXPECT_EQ(UidsFetched(daemon_), after_a);
+  // B sent none of the messages A delivered.
+  const auto requests = hook_.Requests();
+  ASSERT_GT(requests.size(), requests_of_a);
+  for (size_t i = requests_of_a; i < requests.size(); ++i) {
+    EXPECT_NE(SubjectOf(requests[i]).rfind("before-", 0), 0u) << "B sent " << SubjectOf(requests[i]);
+  }
+}
+
 TEST_F(StoreMigrateMidLifeTest, NoMessageIsSentAgainOrSkipped) {
   Undelivered a;
-  ASSERT_NO_FATAL_FAILURE(RunAOnSqlite(a));
+  ASSERT_NO_FATAL_FAILURE(RunAOnSqlite(a, false));
   const size_t requests_of_a = hook_.count();
   for (const char* s : {"while-stopped-1", "while-stopped-2"}) ASSERT_NO_FATAL_FAILURE(Append(s));
   // The SQLite state stays as A left it (a way back): the migration only
@@ -303,39 +348,21 @@ TEST_F(StoreMigrateMidLifeTest, NoMessageIsSentAgainOrSkipped) {
   ASSERT_NE(FileBytes(db), "<missing>");
   ASSERT_NO_FATAL_FAILURE(MigrateA());
   EXPECT_TRUE(FileBytes(db) + FileBytes(db + "-wal") == sqlite_of_a) << "the migration changed the SQLite state";
-
-  // B on the PostgreSQL store (same state_dir), the receiver healthy again.
-  hook_.SetDefaultResponse(ScriptedResponse{});
-  ASSERT_NO_FATAL_FAILURE(StartWatching(daemon_, true));
-  for (const char* s : {"pending", "while-stopped-1", "while-stopped-2"})
-    ASSERT_TRUE(WaitDelivered(s, seconds(30))) << s << "\n" << daemon_.Log();
-  // The pending event went out from the migrated outbox with the id it had.
-  const auto pending = RequestsFor("pending");
-  EXPECT_EQ(pending.back().Header("webhook-id"), a.pending_id);
-  EXPECT_TRUE(Is2xx(pending.back()));
-  ASSERT_NO_FATAL_FAILURE(ReplayTheDeadLetter(a.dead_id));
-
-  // A sentinel appended last: once it is delivered, a copy of anything older
-  // (a watermark or an outbox row lost on the way) has had its chance to show.
-  ASSERT_NO_FATAL_FAILURE(Append("sentinel"));
-  ASSERT_TRUE(WaitDelivered("sentinel", seconds(30))) << daemon_.Log();
-  const size_t total = hook_.count();
-  EXPECT_FALSE(hook_.WaitFor(total + 1, seconds(3))) << "late: " << SubjectOf(hook_.Requests().back());
-  ExpectEachDeliveredOnce(
-      {"before-1", "before-2", "before-3", "dead", "pending", "while-stopped-1", "while-stopped-2", "sentinel"});
-  // B fetched only what arrived after A's last message: the watermark came
-  // along (without it, the migrated delivered markers would still hide a
-  // re-fetch from the receiver).
-  EXPECT_EQ(UidsFetched(daemon_),
-            (std::set<uint32_t>{uids_["while-stopped-1"], uids_["while-stopped-2"], uids_["sentinel"]}));
-  // B sent none of the messages A delivered.
-  const auto requests = hook_.Requests();
-  ASSERT_GT(requests.size(), requests_of_a);
-  for (size_t i = requests_of_a; i < requests.size(); ++i) {
-    EXPECT_NE(SubjectOf(requests[i]).rfind("before-", 0), 0u) << "B sent " << SubjectOf(requests[i]);
-  }
+  ASSERT_NO_FATAL_FAILURE(ExpectBDeliversTheRest(a, requests_of_a, {"while-stopped-1", "while-stopped-2"}));
   ASSERT_NO_FATAL_FAILURE(StopCleanly(daemon_));
   EXPECT_TRUE(FileBytes(db) + FileBytes(db + "-wal") == sqlite_of_a) << "B changed the SQLite state";
+}
+
+// A crashed (SIGKILL, its state_dir lock gone with it, an outbox lease
+// perhaps held): the migration takes its state as the crash left it.
+TEST_F(StoreMigrateMidLifeTest, AfterACrashNoMessageIsSentAgainOrSkipped) {
+  Undelivered a;
+  ASSERT_NO_FATAL_FAILURE(RunAOnSqlite(a, true));
+  const size_t requests_of_a = hook_.count();
+  ASSERT_NO_FATAL_FAILURE(Append("while-down"));
+  ASSERT_NO_FATAL_FAILURE(MigrateA());
+  ASSERT_NO_FATAL_FAILURE(ExpectBDeliversTheRest(a, requests_of_a, {"while-down"}));
+  ASSERT_NO_FATAL_FAILURE(StopCleanly(daemon_));
 }
 
 #if MAILHOOK_HAVE_PGSTORE
