@@ -6,6 +6,7 @@
 // with the webhook-id it had, the two new ones, the replayed dead letter and a
 // sentinel: every message 2xx exactly once, none of the first three again,
 // and the SQLite state left as it was. The same after A crashed (SIGKILL).
+// An event failing throughout gets exactly its retry budget over A and B.
 // A migration into a PostgreSQL that already holds a state, and one from a
 // state_dir a daemon still runs on, are refused with the cause named and
 // change neither side. Skipped without PostgreSQL (server or libpq).
@@ -133,10 +134,13 @@ class StoreMigrateIntegration : public ::testing::Test {
     cfg.state_dir = daemon.state_dir();
     cfg.log_level = "debug";
     cfg.accounts.push_back(AccountYaml(dovecot_, AccountSpec{}));
-    std::string retries = "retry_schedule: [1s";
-    for (int i = 1; i < 60; ++i) retries += ", 1s";
-    retries += "]";
-    cfg.webhooks.push_back(WebhookYaml({"hook", hook_.url(), kTestWebhookSecret, retries}));
+    std::string retries = retry_schedule_;
+    if (retries.empty()) {
+      retries = "[1s";
+      for (int i = 1; i < 60; ++i) retries += ", 1s";
+      retries += "]";
+    }
+    cfg.webhooks.push_back(WebhookYaml({"hook", hook_.url(), kTestWebhookSecret, "retry_schedule: " + retries}));
     if (on_postgres) cfg.extra = "store:\n  url: " + Quote(pg_.ConnectionUrl()) + "\n  lease_ttl: 5s\n";
     return RenderConfig(cfg);
   }
@@ -222,6 +226,7 @@ class StoreMigrateIntegration : public ::testing::Test {
   WebhookReceiver hook_;
   MailhookProcess daemon_;
   std::map<std::string, uint32_t> uids_;  // subject → UID in alice's INBOX
+  std::string retry_schedule_;            // YAML list; empty: 1s, sixty times
 };
 
 // The ids A's attempts carried for the messages it could not deliver.
@@ -362,6 +367,34 @@ TEST_F(StoreMigrateMidLifeTest, AfterACrashNoMessageIsSentAgainOrSkipped) {
   ASSERT_NO_FATAL_FAILURE(Append("while-down"));
   ASSERT_NO_FATAL_FAILURE(MigrateA());
   ASSERT_NO_FATAL_FAILURE(ExpectBDeliversTheRest(a, requests_of_a, {"while-down"}));
+  ASSERT_NO_FATAL_FAILURE(StopCleanly(daemon_));
+}
+
+// The retry budget goes on where A left it (the attempts move with the
+// outbox row): however the attempts fall between A and B, the receiver sees
+// exactly 1 + len(retry_schedule) of them before the event is a dead letter.
+TEST_F(StoreMigrateMidLifeTest, TheRetryBudgetGoesOnWhereItWas) {
+  retry_schedule_ = "[300ms, 5s, 300ms, 300ms]";  // A stops in the 5 s wait
+  ScriptedResponse unavailable;
+  unavailable.status = 503;
+  hook_.SetDefaultResponse(unavailable);
+  ASSERT_NO_FATAL_FAILURE(StartWatching(daemon_, false));
+  ASSERT_NO_FATAL_FAILURE(Append("failing"));
+  ASSERT_TRUE(WaitUntil([&] { return RequestsFor("failing").size() >= 2; }, seconds(30))) << daemon_.Log();
+  ASSERT_NO_FATAL_FAILURE(StopCleanly(daemon_));
+  const size_t attempts_on_a = RequestsFor("failing").size();
+  MH_ASSERT_OK_AND_ASSIGN(CommandResult migrate, Migrate(daemon_.state_dir()));
+  ASSERT_EQ(migrate.exit_code, 0) << migrate.out << migrate.err;
+  ASSERT_NE(migrate.out.find("  outbox 1\n"), std::string::npos) << "still pending when A stopped: " << migrate.out;
+
+  ASSERT_NO_FATAL_FAILURE(StartWatching(daemon_, true));
+  ASSERT_TRUE(daemon_.WaitForLog("delivery.dead", seconds(30))) << daemon_.Log();
+  EXPECT_FALSE(hook_.WaitFor(hook_.count() + 1, seconds(2))) << "attempted after it was dead";
+  std::cerr << "attempts on A " << attempts_on_a << ", on B " << RequestsFor("failing").size() - attempts_on_a << "\n";
+  EXPECT_EQ(RequestsFor("failing").size(), 5u);
+  MH_ASSERT_OK_AND_ASSIGN(CommandResult list,
+                          RunMailhook({"deadletters", "list", "-c", daemon_.config_path()}, seconds(20)));
+  EXPECT_NE(list.out.find("attempts=5\t"), std::string::npos) << list.out;
   ASSERT_NO_FATAL_FAILURE(StopCleanly(daemon_));
 }
 
