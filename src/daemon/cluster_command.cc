@@ -114,24 +114,23 @@ int CheckStoreConnects(const config::Config& config, std::ostream& out) {
     return 1;
   }
   if (location->kind != config::StoreKind::kPostgres) return 0;
-  const std::string where = pgstore::RedactUrl(location->url.reveal());
   auto conn = pgstore::PgConnection::Connect(location->url.reveal());
   if (!conn.ok()) {
-    out << "FAIL store " << where << ": " << conn.error().message() << "\n";
+    out << "FAIL store: " << conn.error().message() << "\n";  // names the redacted url
     return 1;
   }
   auto version = pgstore::PgSchemaVersionOf(**conn);
   if (!version.ok()) {
-    out << "FAIL store " << where << ": reading the schema version: " << version.error().message() << "\n";
+    out << "FAIL store: reading the schema version: " << version.error().message() << "\n";
     return 1;
   }
   const int64_t ours = pgstore::kPgSchemaVersion;
   if (*version > ours) {
-    out << "FAIL store " << where << ": schema version " << *version << " is newer than this mailhook's (" << ours
-        << "): a newer mailhook wrote it; run that version or newer\n";
+    out << "FAIL store " << (*conn)->redacted_url() << ": schema version " << *version
+        << " is newer than this mailhook's (" << ours << "): a newer mailhook wrote it; run that version or newer\n";
     return 1;
   }
-  out << "ok   store " << where << ": connected, ";
+  out << "ok   store " << (*conn)->redacted_url() << ": connected, ";
   if (*version == 0) {
     out << "no mailhook tables yet (the first `mailhook run` creates them)\n";
   } else if (*version < ours) {

@@ -8,7 +8,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
+#include <iostream>
 #include <iterator>
 #include <map>
 #include <memory>
@@ -16,6 +18,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -23,11 +26,9 @@
 
 #include "postgres_server.h"
 #include "testsupport.h"
+#include "wait_until.h"
 
 namespace mailhook::testsupport {
-
-using std::chrono::milliseconds;
-using std::chrono::seconds;
 
 constexpr int kAccounts = 30;
 constexpr int kReplicas = 3;
@@ -43,19 +44,11 @@ inline std::string UserName(int i) {
   return n;
 }
 
-// Waits until `done` holds, polling every 100 ms; false on timeout.
-template <class F>
-inline bool WaitUntil(F done, milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    if (done()) return true;
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(milliseconds(100));
-  }
-}
-
 class ReplicasTest : public ::testing::Test {
  protected:
+  using milliseconds = std::chrono::milliseconds;
+  using seconds = std::chrono::seconds;
+
   void SetUp() override {
 #if !MAILHOOK_HAVE_PGSTORE
     GTEST_SKIP() << "built without libpq (no PostgreSQL store): run scripts/deps and reconfigure";
@@ -83,9 +76,16 @@ class ReplicasTest : public ::testing::Test {
       a.user = UserName(i);
       cfg.accounts.push_back(AccountYaml(dovecot_, a));
     }
-    cfg.webhooks.push_back(WebhookYaml({"hook", hook_.url(), kTestWebhookSecret, ""}));
+    // One receiver, a path per replica ("/r0", …): a request says who sent it.
+    cfg.webhooks.push_back(WebhookYaml({"hook", hook_.url(HookPath(replica)), kTestWebhookSecret, ""}));
     cfg.extra = "store:\n  url: " + Quote(pg_.ConnectionUrl()) + "\n  lease_ttl: 5s\n";
     return RenderConfig(cfg);
+  }
+
+  std::string HookPath(const MailhookProcess& replica) const {
+    for (size_t r = 0; r < replicas_.size(); ++r)
+      if (replicas_[r].get() == &replica) return "/r" + std::to_string(r);
+    return "/hook";
   }
 
   // IMAP sessions per user now (Dovecot's titles: "[userNN 127.0.0.1 …]").

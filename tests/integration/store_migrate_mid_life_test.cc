@@ -41,17 +41,6 @@ using std::chrono::seconds;
 
 constexpr const char* kPgPassword = "pw-migrate-mid-life";
 
-// Waits until `done` holds, polling every 100 ms; false on timeout.
-template <class F>
-bool WaitUntil(F done, milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    if (done()) return true;
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(milliseconds(100));
-  }
-}
-
 std::string MessageWithSubject(const std::string& subject) {
   return "From: Ann <ann@example.com>\r\nTo: someone@example.com\r\nSubject: " + subject + "\r\nMessage-ID: <" +
          subject + "@example.com>\r\n\r\nhello\r\n";
@@ -380,7 +369,10 @@ TEST_F(StoreMigrateMidLifeTest, TheRetryBudgetGoesOnWhereItWas) {
   hook_.SetDefaultResponse(unavailable);
   ASSERT_NO_FATAL_FAILURE(StartWatching(daemon_, false));
   ASSERT_NO_FATAL_FAILURE(Append("failing"));
-  ASSERT_TRUE(WaitUntil([&] { return RequestsFor("failing").size() >= 2; }, seconds(30))) << daemon_.Log();
+  // A has recorded its second failure (the receiver's count alone could run
+  // ahead of it: a stop releases an attempt in flight uncounted).
+  ASSERT_TRUE(daemon_.WaitForLog("attempt=2 next_in_ms=", seconds(30))) << daemon_.Log();
+  ASSERT_EQ(RequestsFor("failing").size(), 2u);
   ASSERT_NO_FATAL_FAILURE(StopCleanly(daemon_));
   const size_t attempts_on_a = RequestsFor("failing").size();
   MH_ASSERT_OK_AND_ASSIGN(CommandResult migrate, Migrate(daemon_.state_dir()));

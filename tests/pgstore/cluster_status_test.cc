@@ -126,12 +126,17 @@ TEST_F(ClusterStatusTest, CheckConnectReachesTheStoreAndReadsItsSchemaVersion) {
   std::ostringstream newer;
   EXPECT_EQ(CheckStoreConnects(config, newer), 1) << newer.str();
   EXPECT_NE(newer.str().find("is newer than this mailhook's"), std::string::npos) << newer.str();
-  MH_ASSERT_OK(admin_->Run("UPDATE schema_version SET version = version - 1"));
+  MH_ASSERT_OK(admin_->Run("UPDATE schema_version SET version = 0"));  // as before any migration
+  std::ostringstream none;
+  EXPECT_EQ(CheckStoreConnects(config, none), 0) << none.str();
+  EXPECT_NE(none.str().find("connected, no mailhook tables yet (the first `mailhook run` creates them)\n"),
+            std::string::npos)
+      << none.str();
 
   MH_ASSERT_OK(pg_.Stop());
   std::ostringstream gone;
   EXPECT_EQ(CheckStoreConnects(config, gone), 1) << gone.str();
-  EXPECT_EQ(gone.str().rfind("FAIL store postgresql://", 0), 0u) << gone.str();
+  EXPECT_EQ(gone.str().rfind("FAIL store: connecting to postgresql://", 0), 0u) << gone.str();
   EXPECT_EQ(gone.str().find("pw-cluster-status-3"), std::string::npos) << gone.str();
 }
 

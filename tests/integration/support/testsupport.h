@@ -11,6 +11,7 @@
 ///   RenderConfig…     YAML config builders (config_yaml.h)
 ///   SampleMessage     sample .eml files (samples.h)
 ///   MH_ASSERT_OK…     Result/Status assertions (status_assert.h)
+///   WaitUntil         poll a condition until it holds or a timeout (wait_until.h)
 
 #include "child_process.h"
 #include "config_yaml.h"
@@ -23,4 +24,5 @@
 #include "samples.h"
 #include "status_assert.h"
 #include "temp_dir.h"
+#include "wait_until.h"
 #include "webhook_receiver.h"
