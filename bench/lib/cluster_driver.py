@@ -67,6 +67,18 @@ class Postgres:
         """The postmaster and its backends (live, and reaped ones via the postmaster)."""
         return benchlib.tree_cpu_s(self.postmaster())
 
+    STATS = ("xact_commit", "xact_rollback", "tup_inserted", "tup_updated", "tup_deleted", "tup_fetched")
+
+    def counters(self):
+        """The mailhook database's pg_stat_database counters (backends report theirs within
+        about a second of going idle, so read them a few seconds after the work)."""
+        out = subprocess.run(
+            [os.path.join(self.env["POSTGRES_BINDIR"], "psql"), "-X", "-At", "-h", "127.0.0.1", "-p",
+             self.env["POSTGRES_PORT"], "-U", "mailhook", "-d", "mailhook", "-c",
+             f"SELECT {', '.join(self.STATS)} FROM pg_stat_database WHERE datname = 'mailhook'"],
+            capture_output=True, text=True, env=dict(os.environ, PGPASSWORD=PG_PASSWORD), check=True)
+        return dict(zip(self.STATS, (int(v) for v in out.stdout.strip().split("|"))))
+
     def version(self):
         out = subprocess.run([os.path.join(self.env["POSTGRES_BINDIR"], "postgres"), "--version"],
                              capture_output=True, text=True)
@@ -252,7 +264,7 @@ def throughput(a, replicas, pg, rx, label):
     Dovecot over first APPEND -> last event, latency, peak RSS per replica."""
     log(f"  R={len(replicas)}: {a.count} APPENDs round robin over {a.accounts} accounts, {a.appenders} appenders")
     cpu0 = [benchlib.proc_cpu_s(r.pid) for r in replicas]
-    pg0, dov0 = pg.cpu_s(), benchlib.dovecot_cpu_s()
+    pg0, dov0, stat0 = pg.cpu_s(), benchlib.dovecot_cpu_s(), pg.counters()
     sent = burst(a.accounts, a.count, a.appenders, label)
     t_first = min(s[1] for s in sent)
     t_last_append = max(s[2] for s in sent)
@@ -261,7 +273,8 @@ def throughput(a, replicas, pg, rx, label):
     t_end = max(got.values()) if got else t_last_append
     cpu = sum(benchlib.proc_cpu_s(r.pid) for r in replicas) - sum(cpu0)
     pg_cpu, dov_cpu = pg.cpu_s() - pg0, benchlib.dovecot_cpu_s() - dov0
-    time.sleep(1.0)  # late duplicates, if any
+    time.sleep(2.5)  # late duplicates, if any; the backends' statistics reported
+    stat1 = pg.counters()
     n = len(got)
     per_msg = lambda c: round(c * 1000 / n, 3) if n else None  # noqa: E731
     return {
@@ -278,6 +291,7 @@ def throughput(a, replicas, pg, rx, label):
         "postgres_cpu_s": round(pg_cpu, 2),
         "postgres_cpu_ms_per_msg": per_msg(pg_cpu),
         "dovecot_cpu_s": round(dov_cpu, 2),
+        "postgres_per_msg": {k: round((stat1[k] - stat0[k]) / n, 2) if n else None for k in pg.STATS},
         "latency": stats([(got[s[0]] - s[1]) * 1000 for s in sent if s[0] in got]),
         "replicas": [{"peak_rss_kib": r.daemon.status("VmHWM"), "rss_kib": r.daemon.status("VmRSS")}
                      for r in replicas],
@@ -380,14 +394,14 @@ def run_one(a, r_count, label, with_failover, facts):
 def report(runs):
     """The table on stderr, as the other benches print theirs."""
     log("\n| replicas | msgs/s (APPENDs alone) | received / sent | duplicates | mailhook CPU/msg | "
-        "PostgreSQL CPU/msg | Dovecot CPU | latency p50 / p99 | peak RSS per replica |")
-    log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+        "PostgreSQL CPU/msg | PostgreSQL commits/msg | Dovecot CPU | latency p50 / p99 | peak RSS per replica |")
+    log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for r in runs:
         lat = r["latency"]
         rss = ", ".join(f"{x['peak_rss_kib'] / 1024:.1f}" for x in r["replicas"] if x["peak_rss_kib"])
         log(f"| {r['replicas_n']} | {r['msgs_per_s']} ({r['append_msgs_per_s']}) | {r['received']} / {r['sent']} | "
             f"{r['duplicates']['messages_delivered_twice_or_more']} | {r['mailhook_cpu_ms_per_msg']} ms | "
-            f"{r['postgres_cpu_ms_per_msg']} ms | {r['dovecot_cpu_s']} s | {lat.get('p50_ms')} / "
+            f"{r['postgres_cpu_ms_per_msg']} ms | {r['postgres_per_msg']['xact_commit']} | {r['dovecot_cpu_s']} s | {lat.get('p50_ms')} / "
             f"{lat.get('p99_ms')} ms | {rss} MiB |")
     for r in runs:
         f = r.get("failover")
@@ -450,6 +464,9 @@ def main():
             "cpu": "utime+stime from /proc/<pid>/stat over first APPEND -> last event: mailhook summed over the "
                    "replicas; PostgreSQL = the postmaster and every process below it with their reaped "
                    "children; Dovecot likewise from its master",
+            "postgres_per_msg": "pg_stat_database counters of the mailhook database (commits, rollbacks, rows "
+                                "inserted/updated/deleted/fetched) over the burst, read 2.5 s after the last event, "
+                                "per message received; includes the lease keepers' rounds meanwhile",
             "peak_rss": "VmHWM of each replica after the burst",
             "failover": "with the largest R (>= 2), per round: an account with IMAP connections on replica 0, "
                         "kill -9 of replica 0, at once one APPEND to that account (session opened before the "
