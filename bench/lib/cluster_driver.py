@@ -102,6 +102,7 @@ class Replica:
         accounts = [(account(i), user(i), password(i), ["INBOX"]) for i in range(1, a.accounts + 1)]
         benchlib.write_accounts_config(self.cfg, self.dir, rx_port, self.http_port, accounts, a.account_keys,
                                        top_keys=store_yaml)
+        self.single = not store_yaml  # SQLite: runs every account, no cluster gauges
         self.starts = 0
         self.daemon = None
 
@@ -160,8 +161,8 @@ def shares(replicas, n):
     owned, running = [], []
     for r in replicas:
         o, conns = r.metrics()
-        owned.append(o)
         running.append({name for name, v in conns.items() if v > 0})
+        owned.append(len(running[-1]) if r.single and conns else o)
     union = set().union(*running)
     fair = n / len(replicas)
     ok = (None not in owned and sum(owned) == n and all(abs(o - fair) <= 1 for o in owned)
@@ -262,9 +263,9 @@ def dup_counts(rx, ids):
 def throughput(a, replicas, pg, rx, label):
     """The burst over every account: msgs/s, duplicates, CPU of the replicas, PostgreSQL and
     Dovecot over first APPEND -> last event, latency, peak RSS per replica."""
-    log(f"  R={len(replicas)}: {a.count} APPENDs round robin over {a.accounts} accounts, {a.appenders} appenders")
+    log(f"  {len(replicas)} x mailhook: {a.count} APPENDs round robin over {a.accounts} accounts, {a.appenders} appenders")
     cpu0 = [benchlib.proc_cpu_s(r.pid) for r in replicas]
-    pg0, dov0, stat0 = pg.cpu_s(), benchlib.dovecot_cpu_s(), pg.counters()
+    pg0, dov0, stat0 = pg.cpu_s() if pg else 0, benchlib.dovecot_cpu_s(), pg.counters() if pg else {}
     sent = burst(a.accounts, a.count, a.appenders, label)
     t_first = min(s[1] for s in sent)
     t_last_append = max(s[2] for s in sent)
@@ -272,11 +273,11 @@ def throughput(a, replicas, pg, rx, label):
     got = wait_all(rx, ids, a.idle_timeout, AnyAlive(replicas))
     t_end = max(got.values()) if got else t_last_append
     cpu = sum(benchlib.proc_cpu_s(r.pid) for r in replicas) - sum(cpu0)
-    pg_cpu, dov_cpu = pg.cpu_s() - pg0, benchlib.dovecot_cpu_s() - dov0
+    pg_cpu, dov_cpu = (pg.cpu_s() - pg0 if pg else None), benchlib.dovecot_cpu_s() - dov0
     time.sleep(2.5)  # late duplicates, if any; the backends' statistics reported
-    stat1 = pg.counters()
+    stat1 = pg.counters() if pg else {}
     n = len(got)
-    per_msg = lambda c: round(c * 1000 / n, 3) if n else None  # noqa: E731
+    per_msg = lambda c: round(c * 1000 / n, 3) if n and c is not None else None  # noqa: E731
     return {
         "sent": len(sent),
         "append_failed": sum(1 for s in sent if not s[3]),
@@ -288,10 +289,10 @@ def throughput(a, replicas, pg, rx, label):
         "duplicates": dup_counts(rx, ids),
         "mailhook_cpu_s": round(cpu, 2),
         "mailhook_cpu_ms_per_msg": per_msg(cpu),
-        "postgres_cpu_s": round(pg_cpu, 2),
+        "postgres_cpu_s": round(pg_cpu, 2) if pg else None,
         "postgres_cpu_ms_per_msg": per_msg(pg_cpu),
         "dovecot_cpu_s": round(dov_cpu, 2),
-        "postgres_per_msg": {k: round((stat1[k] - stat0[k]) / n, 2) if n else None for k in pg.STATS},
+        "postgres_per_msg": {k: round((stat1[k] - stat0[k]) / n, 2) if n else None for k in stat1},
         "latency": stats([(got[s[0]] - s[1]) * 1000 for s in sent if s[0] in got]),
         "replicas": [{"peak_rss_kib": r.daemon.status("VmHWM"), "rss_kib": r.daemon.status("VmRSS")}
                      for r in replicas],
@@ -351,13 +352,16 @@ def summary(rounds, key):
     return {"n": len(vals), "min_s": vals[0], "median_s": round(statistics.median(vals), 3), "max_s": vals[-1]}
 
 
-def run_one(a, r_count, label, with_failover, facts):
-    """R replicas on a fresh PostgreSQL: settle, warm up, the burst, and failover if asked."""
-    pg = Postgres(a.work, label)
-    facts.setdefault("postgres_version", pg.version())
+def run_one(a, spec, label, with_failover, facts):
+    """R replicas on a fresh PostgreSQL (spec "sqlite": one daemon on SQLite, the default
+    store, as the baseline): settle, warm up, the burst, and failover if asked."""
+    r_count = 1 if spec == "sqlite" else int(spec)
+    pg = None if spec == "sqlite" else Postgres(a.work, label)
+    if pg:
+        facts.setdefault("postgres_version", pg.version())
     secret = benchlib.new_secret()
     rx = benchlib.Receiver(secret)
-    store = f"store:\n  url: {json.dumps(pg.url)}\n  lease_ttl: {a.lease_ttl}\n"
+    store = f"store:\n  url: {json.dumps(pg.url)}\n  lease_ttl: {a.lease_ttl}\n" if pg else ""
     replicas = [Replica(a, os.path.join(a.work, label), k, rx.port, secret, store) for k in range(r_count)]
     try:
         t0 = time.monotonic()
@@ -366,15 +370,16 @@ def run_one(a, r_count, label, with_failover, facts):
         for r in replicas:
             r.daemon.wait_ready(r.http_port, 60)
         _, detail = wait_settled(replicas, a.accounts, a.settle_timeout)
-        res = {"replicas_n": r_count, "settled_after_start_s": round(time.monotonic() - t0, 1),
+        tag = f"R={r_count}" if pg else "SQLite"
+        res = {"replicas_n": r_count, "store": "postgresql" if pg else "sqlite", "settled_after_start_s": round(time.monotonic() - t0, 1),
                "owned": detail["owned"]}
-        log(f"  R={r_count}: settled {res['settled_after_start_s']} s after the start: owned {detail['owned']}")
+        log(f"  {tag}: settled {res['settled_after_start_s']} s after the start: owned {detail['owned']}")
         warm_up(rx, a.accounts, label)
         time.sleep(1.0)  # back in IDLE
         res.update(throughput(a, replicas, pg, rx, label))
-        log(f"  R={r_count}: {res['received']}/{res['sent']} in {res['elapsed_s']} s = {res['msgs_per_s']} msgs/s")
+        log(f"  {tag}: {res['received']}/{res['sent']} in {res['elapsed_s']} s = {res['msgs_per_s']} msgs/s")
         if with_failover:
-            log(f"  R={r_count}: {a.failover_rounds} failover rounds (lease_ttl {a.lease_ttl})")
+            log(f"  {tag}: {a.failover_rounds} failover rounds (lease_ttl {a.lease_ttl})")
             rounds = [failover_round(a, replicas, rx, k) for k in range(a.failover_rounds)]
             res["failover"] = {"lease_ttl": a.lease_ttl, "rounds": rounds,
                                "kill_to_event": summary(rounds, "kill_to_event_s"),
@@ -388,7 +393,12 @@ def run_one(a, r_count, label, with_failover, facts):
             if r.daemon:
                 r.daemon.stop()
         rx.stop()
-        pg.stop()
+        if pg:
+            pg.stop()
+
+
+def unit(v, suffix=""):
+    return "–" if v is None else f"{v}{suffix}"
 
 
 def report(runs):
@@ -399,9 +409,11 @@ def report(runs):
     for r in runs:
         lat = r["latency"]
         rss = ", ".join(f"{x['peak_rss_kib'] / 1024:.1f}" for x in r["replicas"] if x["peak_rss_kib"])
-        log(f"| {r['replicas_n']} | {r['msgs_per_s']} ({r['append_msgs_per_s']}) | {r['received']} / {r['sent']} | "
+        name = r["replicas_n"] if r["store"] == "postgresql" else "1, SQLite"
+        log(f"| {name} | {r['msgs_per_s']} ({r['append_msgs_per_s']}) | {r['received']} / {r['sent']} | "
             f"{r['duplicates']['messages_delivered_twice_or_more']} | {r['mailhook_cpu_ms_per_msg']} ms | "
-            f"{r['postgres_cpu_ms_per_msg']} ms | {r['postgres_per_msg']['xact_commit']} | {r['dovecot_cpu_s']} s | {lat.get('p50_ms')} / "
+            f"{unit(r['postgres_cpu_ms_per_msg'], ' ms')} | {unit(r['postgres_per_msg'].get('xact_commit'))} | "
+            f"{r['dovecot_cpu_s']} s | {lat.get('p50_ms')} / "
             f"{lat.get('p99_ms')} ms | {rss} MiB |")
     for r in runs:
         f = r.get("failover")
@@ -434,16 +446,16 @@ def main():
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
 
-    counts = [int(x) for x in a.replicas_list.split(",")]
-    biggest = max(counts)
+    counts = a.replicas_list.split(",")
+    biggest = max([int(c) for c in counts if c != "sqlite"] or [0])
     facts = json.loads(a.facts)
     runs = []
     run_id = datetime.datetime.now().strftime("%H%M%S")
     failover_left = a.failover_rounds > 0 and biggest >= 2
     for r_count in counts:
-        failover = failover_left and r_count == biggest  # once, even if the list repeats it
+        failover = failover_left and r_count == str(biggest)  # once, even if the list repeats it
         failover_left = failover_left and not failover
-        runs.append(run_one(a, r_count, f"r{r_count}-{run_id}", failover, facts))
+        runs.append(run_one(a, r_count, f"{'' if r_count == 'sqlite' else 'r'}{r_count}-{run_id}", failover, facts))
     result = {
         "benchmark": "cluster",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -485,7 +497,7 @@ def main():
     report(runs)
     line = {"benchmark": "cluster", "accounts": a.accounts, "count": a.count, "result": a.out}
     for r in runs:
-        line[f"r{r['replicas_n']}"] = {"msgs_per_s": r["msgs_per_s"], "received": r["received"],
+        line["sqlite" if r["store"] == "sqlite" else f"r{r['replicas_n']}"] = {"msgs_per_s": r["msgs_per_s"], "received": r["received"],
                                        "duplicates": r["duplicates"]["messages_delivered_twice_or_more"],
                                        "cpu_ms_per_msg": r["mailhook_cpu_ms_per_msg"],
                                        "postgres_cpu_ms_per_msg": r["postgres_cpu_ms_per_msg"]}
