@@ -25,6 +25,9 @@ from latency_driver import stats  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PG_PASSWORD = "bench-cluster"  # TCP needs it (scram-sha-256), as on a production server
+# PostgreSQL 15's backends report their statistics up to 10 s after they went idle
+# (PGSTAT_IDLE_INTERVAL): the counters are read after this much quiet, before and after a burst.
+STATS_QUIET_S = 11.0
 
 
 def account(i):
@@ -68,16 +71,25 @@ class Postgres:
         return benchlib.tree_cpu_s(self.postmaster())
 
     STATS = ("xact_commit", "xact_rollback", "tup_inserted", "tup_updated", "tup_deleted", "tup_fetched")
+    TABLE_STATS = ("n_tup_ins", "n_tup_upd", "n_tup_del", "seq_scan", "seq_tup_read", "idx_scan", "idx_tup_fetch")
 
-    def counters(self):
-        """The mailhook database's pg_stat_database counters (backends report theirs within
-        about a second of going idle, so read them a few seconds after the work)."""
+    def query(self, sql):
+        """Rows of a query as the mailhook role, over TCP (as the replicas connect)."""
         out = subprocess.run(
             [os.path.join(self.env["POSTGRES_BINDIR"], "psql"), "-X", "-At", "-h", "127.0.0.1", "-p",
-             self.env["POSTGRES_PORT"], "-U", "mailhook", "-d", "mailhook", "-c",
-             f"SELECT {', '.join(self.STATS)} FROM pg_stat_database WHERE datname = 'mailhook'"],
+             self.env["POSTGRES_PORT"], "-U", "mailhook", "-d", "mailhook", "-c", sql],
             capture_output=True, text=True, env=dict(os.environ, PGPASSWORD=PG_PASSWORD), check=True)
-        return dict(zip(self.STATS, (int(v) for v in out.stdout.strip().split("|"))))
+        return [line.split("|") for line in out.stdout.splitlines() if line]
+
+    def counters(self):
+        """pg_stat_database of the mailhook database, and pg_stat_user_tables per table, flat
+        ("db.xact_commit", "outbox.n_tup_ins", …); see STATS_QUIET_S."""
+        row = self.query(f"SELECT {', '.join(self.STATS)} FROM pg_stat_database WHERE datname = 'mailhook'")[0]
+        out = {f"db.{k}": int(v) for k, v in zip(self.STATS, row)}
+        for row in self.query(f"SELECT relname, {', '.join(f'coalesce({c}, 0)' for c in self.TABLE_STATS)} "
+                              "FROM pg_stat_user_tables"):
+            out.update({f"{row[0]}.{k}": int(v) for k, v in zip(self.TABLE_STATS, row[1:])})
+        return out
 
     def version(self):
         out = subprocess.run([os.path.join(self.env["POSTGRES_BINDIR"], "postgres"), "--version"],
@@ -274,7 +286,7 @@ def throughput(a, replicas, pg, rx, label):
     t_end = max(got.values()) if got else t_last_append
     cpu = sum(benchlib.proc_cpu_s(r.pid) for r in replicas) - sum(cpu0)
     pg_cpu, dov_cpu = (pg.cpu_s() - pg0 if pg else None), benchlib.dovecot_cpu_s() - dov0
-    time.sleep(2.5)  # late duplicates, if any; the backends' statistics reported
+    time.sleep(STATS_QUIET_S if pg else 1.0)  # late duplicates, if any; the backends' statistics
     stat1 = pg.counters() if pg else {}
     n = len(got)
     per_msg = lambda c: round(c * 1000 / n, 3) if n and c is not None else None  # noqa: E731
@@ -292,7 +304,8 @@ def throughput(a, replicas, pg, rx, label):
         "postgres_cpu_s": round(pg_cpu, 2) if pg else None,
         "postgres_cpu_ms_per_msg": per_msg(pg_cpu),
         "dovecot_cpu_s": round(dov_cpu, 2),
-        "postgres_per_msg": {k: round((stat1[k] - stat0[k]) / n, 2) if n else None for k in stat1},
+        "postgres_per_msg": {k: round((v - stat0.get(k, 0)) / n, 2) for k, v in stat1.items()
+                             if n and v != stat0.get(k, 0)},
         "latency": stats([(got[s[0]] - s[1]) * 1000 for s in sent if s[0] in got]),
         "replicas": [{"peak_rss_kib": r.daemon.status("VmHWM"), "rss_kib": r.daemon.status("VmRSS")}
                      for r in replicas],
@@ -375,7 +388,7 @@ def run_one(a, spec, label, with_failover, facts):
                "owned": detail["owned"]}
         log(f"  {tag}: settled {res['settled_after_start_s']} s after the start: owned {detail['owned']}")
         warm_up(rx, a.accounts, label)
-        time.sleep(1.0)  # back in IDLE
+        time.sleep(STATS_QUIET_S if pg else 1.0)  # back in IDLE; the warm-up's statistics reported
         res.update(throughput(a, replicas, pg, rx, label))
         log(f"  {tag}: {res['received']}/{res['sent']} in {res['elapsed_s']} s = {res['msgs_per_s']} msgs/s")
         if with_failover:
@@ -412,7 +425,7 @@ def report(runs):
         name = r["replicas_n"] if r["store"] == "postgresql" else "1, SQLite"
         log(f"| {name} | {r['msgs_per_s']} ({r['append_msgs_per_s']}) | {r['received']} / {r['sent']} | "
             f"{r['duplicates']['messages_delivered_twice_or_more']} | {r['mailhook_cpu_ms_per_msg']} ms | "
-            f"{unit(r['postgres_cpu_ms_per_msg'], ' ms')} | {unit(r['postgres_per_msg'].get('xact_commit'))} | "
+            f"{unit(r['postgres_cpu_ms_per_msg'], ' ms')} | {unit(r['postgres_per_msg'].get('db.xact_commit'))} | "
             f"{r['dovecot_cpu_s']} s | {lat.get('p50_ms')} / "
             f"{lat.get('p99_ms')} ms | {rss} MiB |")
     for r in runs:
@@ -476,9 +489,12 @@ def main():
             "cpu": "utime+stime from /proc/<pid>/stat over first APPEND -> last event: mailhook summed over the "
                    "replicas; PostgreSQL = the postmaster and every process below it with their reaped "
                    "children; Dovecot likewise from its master",
-            "postgres_per_msg": "pg_stat_database counters of the mailhook database (commits, rollbacks, rows "
-                                "inserted/updated/deleted/fetched) over the burst, read 2.5 s after the last event, "
-                                "per message received; includes the lease keepers' rounds meanwhile",
+            "postgres_per_msg": "per message received, the changes over the burst (read 11 s after the last "
+                                "event, and 11 s after the warm-up: PostgreSQL 15's backends report theirs up to "
+                                "10 s after they went idle) of pg_stat_database of the mailhook database (db.*: commits, rollbacks, "
+                                "rows inserted/updated/deleted/fetched) and of pg_stat_user_tables (<table>.*: "
+                                "rows inserted/updated/deleted, scans and rows they read); includes the lease "
+                                "keepers' rounds meanwhile; counters that did not change are left out",
             "peak_rss": "VmHWM of each replica after the burst",
             "failover": "with the largest R (>= 2), per round: an account with IMAP connections on replica 0, "
                         "kill -9 of replica 0, at once one APPEND to that account (session opened before the "
