@@ -10,6 +10,7 @@ import argparse
 import datetime
 import json
 import os
+import random
 import re
 import signal
 import statistics
@@ -312,11 +313,24 @@ def throughput(a, replicas, pg, rx, label):
     }
 
 
-def failover_round(a, replicas, rx, k):
+def seconds(duration):
+    """A config duration ("5s", "500ms", "1m", "2h") in seconds."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)", duration.strip())
+    if not m:
+        raise RuntimeError(f"--lease-ttl {duration!r}: want a number with ms, s, m or h")
+    return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def failover_round(a, replicas, rx, k, rng):
     """Kill -9 of replica 0, one APPEND to an account it ran, right away; the times from the
     kill until that message's event, until that account and until every account has IMAP
-    connections on a survivor. Then replica 0 starts again and the shares settle."""
+    connections on a survivor. Then replica 0 starts again and the shares settle.
+    The kill waits a random part of a keeper round (TTL/3) first: a settle ends when the last
+    lease moved, which is also when the victim renewed, and a kill at once would always find
+    the leases fresh (the slowest case)."""
     victim, survivors = replicas[0], replicas[1:]
+    pause = rng.uniform(0, seconds(a.lease_ttl) / 3)
+    time.sleep(pause)
     mine = sorted(victim.running())
     if not mine:
         raise RuntimeError("replica 0 runs no account")
@@ -345,7 +359,7 @@ def failover_round(a, replicas, rx, k):
                 t_all = now
         time.sleep(0.05)
     since = lambda t: round(t - t_kill, 3) if t is not None else None  # noqa: E731
-    res = {"round": k + 1, "account": moved, "victim_accounts": len(mine), "append_s": since(t_appended),
+    res = {"round": k + 1, "paused_before_kill_s": round(pause, 3), "account": moved, "victim_accounts": len(mine), "append_s": since(t_appended),
            "kill_to_event_s": since(t_event), "kill_to_account_connected_s": since(t_moved),
            "kill_to_all_accounts_running_s": since(t_all)}
     victim.start()
@@ -393,7 +407,8 @@ def run_one(a, spec, label, with_failover, facts):
         log(f"  {tag}: {res['received']}/{res['sent']} in {res['elapsed_s']} s = {res['msgs_per_s']} msgs/s")
         if with_failover:
             log(f"  {tag}: {a.failover_rounds} failover rounds (lease_ttl {a.lease_ttl})")
-            rounds = [failover_round(a, replicas, rx, k) for k in range(a.failover_rounds)]
+            rng = random.Random(a.seed)
+            rounds = [failover_round(a, replicas, rx, k, rng) for k in range(a.failover_rounds)]
             res["failover"] = {"lease_ttl": a.lease_ttl, "rounds": rounds,
                                "kill_to_event": summary(rounds, "kill_to_event_s"),
                                "kill_to_all_accounts_running": summary(rounds, "kill_to_all_accounts_running_s")}
@@ -450,6 +465,7 @@ def main():
     ap.add_argument("--replicas-list", default="1,3")
     ap.add_argument("--failover-rounds", type=int, default=3)
     ap.add_argument("--lease-ttl", default="5s")
+    ap.add_argument("--seed", type=int, default=1, help="of the pauses before the kills")
     ap.add_argument("--account-keys", default="")
     ap.add_argument("--settle-timeout", type=float, default=120.0)
     ap.add_argument("--failover-timeout", type=float, default=90.0)
@@ -496,8 +512,8 @@ def main():
                                 "rows inserted/updated/deleted, scans and rows they read); includes the lease "
                                 "keepers' rounds meanwhile; counters that did not change are left out",
             "peak_rss": "VmHWM of each replica after the burst",
-            "failover": "with the largest R (>= 2), per round: an account with IMAP connections on replica 0, "
-                        "kill -9 of replica 0, at once one APPEND to that account (session opened before the "
+            "failover": "with the largest R (>= 2), per round: after a pause drawn from [0, lease_ttl/3) "
+                        "(seeded), an account with IMAP connections on replica 0, kill -9 of replica 0, at once one APPEND to that account (session opened before the "
                         "kill); times from the kill until its event arrived, until a survivor had connections "
                         "for that account, and until every account had connections on a survivor (metrics "
                         "polled every ~50 ms); then replica 0 starts again with the same state_dir and the "
