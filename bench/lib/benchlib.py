@@ -240,6 +240,14 @@ def run_appenders(target, shares):
     return out
 
 
+def write_result(path, result):
+    """The result as indented JSON; through a temp file, so a killed run leaves no half-written one."""
+    with open(path + ".tmp", "w") as f:
+        json.dump(result, f, indent=1)
+        f.write("\n")
+    os.replace(path + ".tmp", path)
+
+
 def percentile(sorted_vals, p):
     """Nearest-rank percentile (no interpolation: every figure is a measured value)."""
     if not sorted_vals:

@@ -176,10 +176,7 @@ def main():
         },
         "runs": runs,
     }
-    with open(a.out + ".tmp", "w") as f:
-        json.dump(result, f, indent=1)
-        f.write("\n")
-    os.replace(a.out + ".tmp", a.out)
+    benchlib.write_result(a.out, result)
     line = {"benchmark": "burst", "count": a.count, "result": a.out}
     for r in runs:
         k = r["watcher"]

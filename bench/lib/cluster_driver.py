@@ -522,10 +522,7 @@ def main():
         },
         "runs": runs,
     }
-    with open(a.out + ".tmp", "w") as f:
-        json.dump(result, f, indent=1)
-        f.write("\n")
-    os.replace(a.out + ".tmp", a.out)
+    benchlib.write_result(a.out, result)
     report(runs)
     line = {"benchmark": "cluster", "accounts": a.accounts, "count": a.count, "result": a.out}
     for r in runs:

@@ -197,10 +197,7 @@ def main():
         },
         "runs": runs,
     }
-    with open(a.out + ".tmp", "w") as f:
-        json.dump(result, f, indent=1)
-        f.write("\n")
-    os.replace(a.out + ".tmp", a.out)
+    benchlib.write_result(a.out, result)
     line = {"benchmark": "scale", "accounts": a.accounts, "folders": a.folders, "notify": a.notify,
             "result": a.out}
     for r in runs:
