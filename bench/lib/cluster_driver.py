@@ -104,7 +104,7 @@ class Postgres:
 
 class Replica:
     """One `mailhook run` with its own state_dir and HTTP port; each start has its own log dir
-    (WORK/r<k>/start<n>/mailhook.log), so a restart after a kill -9 keeps the first log."""
+    (WORK/<run>/r<k>/start<n>/mailhook.log), so a restart after a kill -9 keeps the first log."""
 
     def __init__(self, a, work, k, rx_port, secret, store_yaml):
         self.a, self.secret = a, secret
