@@ -222,6 +222,32 @@ def small_message(subject, msgid):
             f"Latency probe {subject}.\r\n").encode()
 
 
+def run_appenders(target, shares):
+    """Runs target(*share, barrier, queue) in one forked process per share; they start
+    together at the barrier, and each puts one list on the queue. The lists, concatenated."""
+    import multiprocessing
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(len(shares))
+    q = ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*share, barrier, q)) for share in shares]
+    for p in procs:
+        p.start()
+    out = []
+    for _ in procs:
+        out.extend(q.get())
+    for p in procs:
+        p.join()
+    return out
+
+
+def write_result(path, result):
+    """The result as indented JSON; through a temp file, so a killed run leaves no half-written one."""
+    with open(path + ".tmp", "w") as f:
+        json.dump(result, f, indent=1)
+        f.write("\n")
+    os.replace(path + ".tmp", path)
+
+
 def percentile(sorted_vals, p):
     """Nearest-rank percentile (no interpolation: every figure is a measured value)."""
     if not sorted_vals:
@@ -232,25 +258,27 @@ def percentile(sorted_vals, p):
 
 
 def write_accounts_config(path, work, receiver_port, http_port, accounts, account_keys="", attachments="metadata",
-                          log_level=os.environ.get("BENCH_LOG_LEVEL", "info")):
+                          log_level=os.environ.get("BENCH_LOG_LEVEL", "info"), top_keys=""):
     """A config with several accounts: accounts is a list of (name, username, password, folders);
-    the password must be secret1 (Daemon passes it as ${BENCH_IMAP_PASSWORD}).
+    secret1 (alice's) goes in as ${BENCH_IMAP_PASSWORD}, which Daemon sets, any other password
+    (scripts/dovecot --extra-users: user01/pass01 …) as is.
     account_keys is YAML added to every account as is (e.g. "notify: off"), for keys only a
-    newer mailhook knows; empty by default so the config suits the binary under test."""
+    newer mailhook knows; empty by default so the config suits the binary under test.
+    top_keys is YAML appended at the top level as is (e.g. a store: section)."""
     extra = "".join(f"    {line.strip()}\n" for line in account_keys.split(";") if line.strip())
     with open(path, "w") as f:
         f.write(f"# Written by bench/ for one run.\nstate_dir: {work}/state\n"
                 f"log: {{ level: {log_level}, format: text }}\n"
                 f"http: {{ listen: \"127.0.0.1:{http_port}\" }}\n\naccounts:\n")
         for name, user, password, folders in accounts:
-            assert password == "secret1", "bench accounts share alice's password"
+            password = "${BENCH_IMAP_PASSWORD}" if password == "secret1" else json.dumps(password)
             f.write(f"""  - name: {name}
     host: 127.0.0.1
     port: {os.environ["DOVECOT_IMAPS_PORT"]}
     tls: implicit
     ca_file: {os.environ["DOVECOT_CA_FILE"]}
     username: {user}
-    password: ${{BENCH_IMAP_PASSWORD}}
+    password: {password}
     folders: {json.dumps(folders)}
     start_from: new
 {extra}""")
@@ -262,6 +290,8 @@ webhooks:
     attachments: {attachments}
     retry_schedule: [1s, 2s, 5s]
 """)
+        if top_keys:
+            f.write("\n" + top_keys.rstrip("\n") + "\n")
 
 
 class Peer:
@@ -329,11 +359,15 @@ def descendants(pid):
 
 
 def dovecot_cpu_s():
-    """CPU seconds of this test's Dovecot: the master and every live process below it, each
+    """CPU seconds of this test's Dovecot (see tree_cpu_s)."""
+    with open(os.path.join(os.environ["DOVECOT_DIR"], "run", "master.pid")) as f:
+        return tree_cpu_s(int(f.read().split()[0]))
+
+
+def tree_cpu_s(master):
+    """CPU seconds of a server: its master process and every live process below it, each
     with its reaped children (so a process that exited still counts, via its parent)."""
     total = 0.0
-    with open(os.path.join(os.environ["DOVECOT_DIR"], "run", "master.pid")) as f:
-        master = int(f.read().strip())
     for p in descendants(master):
         try:
             total += proc_cpu_s(p, children=True)

@@ -203,10 +203,7 @@ def main():
         "parse": parse,
         "daemon": daemon,
     }
-    with open(a.out + ".tmp", "w") as f:  # a killed run leaves no half-written result
-        json.dump(result, f, indent=1)
-        f.write("\n")
-    os.replace(a.out + ".tmp", a.out)
+    benchlib.write_result(a.out, result)
 
     mib = lambda kib: f"{kib / 1024:7.1f} MiB"  # noqa: E731
     print(f"\nmailhook big attachment: {a.mib} MiB random attachment, message file {eml_bytes / 2**20:.1f} MiB")

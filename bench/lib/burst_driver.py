@@ -7,7 +7,6 @@ window, latency per message (APPEND -> received) and the watcher's peak RSS."""
 import argparse
 import datetime
 import json
-import multiprocessing
 import os
 import sys
 import time
@@ -34,19 +33,7 @@ def appender(folder, label, indices, barrier, out):
 
 def burst(folder, label, count, appenders):
     """Appends count messages with `appenders` parallel sessions; [(msgid, t0, t1, ok)]."""
-    ctx = multiprocessing.get_context("fork")
-    barrier = ctx.Barrier(appenders)
-    q = ctx.Queue()
-    procs = [ctx.Process(target=appender, args=(folder, label, range(k, count, appenders), barrier, q))
-             for k in range(appenders)]
-    for p in procs:
-        p.start()
-    sent = []
-    for _ in procs:
-        sent.extend(q.get())
-    for p in procs:
-        p.join()
-    return sent
+    return benchlib.run_appenders(appender, [(folder, label, range(k, count, appenders)) for k in range(appenders)])
 
 
 def wait_all(rx, want, idle_timeout, proc):
@@ -189,10 +176,7 @@ def main():
         },
         "runs": runs,
     }
-    with open(a.out + ".tmp", "w") as f:
-        json.dump(result, f, indent=1)
-        f.write("\n")
-    os.replace(a.out + ".tmp", a.out)
+    benchlib.write_result(a.out, result)
     line = {"benchmark": "burst", "count": a.count, "result": a.out}
     for r in runs:
         k = r["watcher"]

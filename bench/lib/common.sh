@@ -4,7 +4,8 @@
 # cleanup trap), bench_dovecot (starts a private Dovecot in $WORK/dovecot and
 # sources its env), bench_facts (prints machine facts as JSON for result files).
 # Cleanup on any exit: every pid in a *.pid file under $WORK is TERMed (then KILLed), Dovecot
-# is stopped and $WORK removed (kept with BENCH_KEEP=1).
+# is stopped, so is every PostgreSQL a driver started with scripts/postgres in $WORK/postgres*,
+# and $WORK removed (kept with BENCH_KEEP=1).
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BENCH_DIR=$ROOT/bench
@@ -34,7 +35,9 @@ bench_cleanup() {
   local f pid
   # The driver first (it may still be starting daemons), then every daemon,
   # including those in per-run subdirectories.
-  for f in "$WORK/driver.pid" $(find "$WORK" -mindepth 1 -name '*.pid' ! -path "$WORK/driver.pid" 2>/dev/null); do
+  # PostgreSQL's pid files are its own (scripts/postgres stops it below).
+  for f in "$WORK/driver.pid" $(find "$WORK" -mindepth 1 -name '*.pid' ! -path "$WORK/driver.pid" \
+      ! -path "$WORK/postgres*/*" 2>/dev/null); do
     [[ -f $f ]] || continue
     pid=$(<"$f")
     [[ $pid =~ ^[0-9]+$ ]] || continue
@@ -43,6 +46,10 @@ bench_cleanup() {
     kill -KILL "$pid" 2>/dev/null || true
   done
   [[ -d $WORK/dovecot ]] && "$ROOT/scripts/dovecot" stop "$WORK/dovecot" --kill >/dev/null 2>&1
+  local pg
+  for pg in "$WORK"/postgres*; do
+    [[ -d $pg ]] && { "$ROOT/scripts/postgres" stop "$pg" --kill >/dev/null 2>&1 || true; }
+  done
   if [[ ${BENCH_KEEP:-0} == 1 ]]; then say "kept $WORK"; else rm -rf "$WORK"; fi
   exit "$rc"
 }
@@ -60,9 +67,10 @@ bench_workdir() {
   trap 'exit 130' INT TERM
 }
 
+# Arguments go to scripts/dovecot start (e.g. --extra-users N).
 bench_dovecot() {
   say "starting a private Dovecot in $WORK/dovecot"
-  "$ROOT/scripts/dovecot" start "$WORK/dovecot" >/dev/null || die "scripts/dovecot start failed"
+  "$ROOT/scripts/dovecot" start "$WORK/dovecot" "$@" >/dev/null || die "scripts/dovecot start failed"
   # shellcheck disable=SC1091
   source "$WORK/dovecot/env"
   export DOVECOT_IMAPS_PORT DOVECOT_IMAP_PORT DOVECOT_CA_FILE DOVECOT_DIR

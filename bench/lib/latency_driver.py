@@ -237,10 +237,7 @@ def main():
             "samples": [{k: (round(v, 2) if isinstance(v, float) else v) for k, v in s.items()} for s in samples],
             "floor_samples_ms": [round(v, 2) for v in floor_ms],
         }
-        with open(a.out + ".tmp", "w") as f:  # a killed run leaves no half-written result
-            json.dump(result, f, indent=1)
-            f.write("\n")
-        os.replace(a.out + ".tmp", a.out)
+        benchlib.write_result(a.out, result)
 
         def line(name, st):
             if not st.get("n"):

@@ -201,10 +201,7 @@ def main():
                 pass
         d.stop()
         rx.stop()
-    with open(a.out + ".tmp", "w") as f:
-        json.dump(result, f, indent=1)
-        f.write("\n")
-    os.replace(a.out + ".tmp", a.out)
+    benchlib.write_result(a.out, result)
     print(json.dumps(result))
 
 

@@ -6,7 +6,6 @@ until one new message in every folder has become a webhook."""
 import argparse
 import datetime
 import json
-import multiprocessing
 import os
 import re
 import sys
@@ -56,20 +55,9 @@ def appender(jobs, label, barrier, out):
 
 
 def deliver_round(n, m, label, appenders):
-    ctx = multiprocessing.get_context("fork")
     jobs = [(user(i), folders(m)) for i in range(1, n + 1)]
     k = min(appenders, len(jobs))
-    barrier = ctx.Barrier(k)
-    q = ctx.Queue()
-    procs = [ctx.Process(target=appender, args=(jobs[j::k], label, barrier, q)) for j in range(k)]
-    for p in procs:
-        p.start()
-    sent = []
-    for _ in procs:
-        sent.extend(q.get())
-    for p in procs:
-        p.join()
-    return sent
+    return benchlib.run_appenders(appender, [(jobs[j::k], label) for j in range(k)])
 
 
 def dovecot_facts():
@@ -209,10 +197,7 @@ def main():
         },
         "runs": runs,
     }
-    with open(a.out + ".tmp", "w") as f:
-        json.dump(result, f, indent=1)
-        f.write("\n")
-    os.replace(a.out + ".tmp", a.out)
+    benchlib.write_result(a.out, result)
     line = {"benchmark": "scale", "accounts": a.accounts, "folders": a.folders, "notify": a.notify,
             "result": a.out}
     for r in runs:

@@ -523,10 +523,7 @@ def main():
         r = s.run()
     finally:
         s.stop()
-    with open(a.out + ".tmp", "w") as f:
-        json.dump(r, f, indent=1)
-        f.write("\n")
-    os.replace(a.out + ".tmp", a.out)
+    benchlib.write_result(a.out, r)
     report(r)
     print(f"written: {a.out}")
 
