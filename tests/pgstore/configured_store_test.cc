@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "daemon/store_pool.h"
@@ -146,6 +147,42 @@ TEST_F(ConfiguredPostgresTest, OneBrokenConnectionTakesTheIdleOnesOfThePoolWithI
     MH_ASSERT_OK_AND_ASSIGN(auto mark, lease->watermarks().Get("a" + std::to_string(i), "INBOX"));
     EXPECT_EQ(mark, (store::Watermark{7, 42}));
   }
+}
+
+// A connection lent when the server ended every session, given back unused
+// (so not known broken), is closed too: it is older than the failure (before,
+// it went back to the idle ones and failed its next borrower).
+TEST_F(ConfiguredPostgresTest, AConnectionLentAcrossTheFailureIsClosedWhenItComesBack) {
+  MH_ASSERT_OK_AND_ASSIGN(ConfiguredStore chosen,
+                          ConfigureStore(PostgresAt(pg_.ConnectionUrl()), "/unused", std::chrono::seconds(30)));
+  StorePool pool(chosen.open, 3);
+  std::optional<StorePool::Lease> lent[3];
+  for (int i = 0; i < 3; ++i) {
+    MH_ASSERT_OK_AND_ASSIGN(StorePool::Lease lease, pool.Acquire());
+    MH_ASSERT_OK(lease->watermarks().Set("a" + std::to_string(i), "INBOX", {7, 42}));
+    lent[i].emplace(std::move(lease));
+  }
+  MH_ASSERT_OK_AND_ASSIGN(auto admin, pgstore::PgConnection::Connect(pg_.ConnectionUrl()));
+  MH_ASSERT_OK(
+      admin->Run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                 "WHERE pid <> pg_backend_pid() AND datname = current_database()"));
+  ASSERT_FALSE((*lent[0])->watermarks().Get("a0", "INBOX").ok());
+  ASSERT_TRUE((*lent[0])->broken());
+  ASSERT_FALSE((*lent[1])->broken());  // dead, but nobody asked it yet
+  lent[0].reset();                     // broken: the pool's generation moves on
+  lent[1].reset();                     // unused, but older than the failure
+  {
+    MH_ASSERT_OK_AND_ASSIGN(StorePool::Lease fresh, pool.Acquire());
+    MH_ASSERT_OK_AND_ASSIGN(auto mark, fresh->watermarks().Get("a1", "INBOX"));
+    EXPECT_EQ(mark, (store::Watermark{7, 42}));
+    ASSERT_FALSE((*lent[2])->watermarks().Get("a2", "INBOX").ok());  // the last old one breaks
+    lent[2].reset();
+  }
+  // After the second old one broke, borrowers are still served.
+  MH_ASSERT_OK_AND_ASSIGN(StorePool::Lease one, pool.Acquire());
+  MH_ASSERT_OK_AND_ASSIGN(StorePool::Lease two, pool.Acquire());
+  MH_ASSERT_OK(one->watermarks().Get("a0", "INBOX"));
+  MH_ASSERT_OK(two->watermarks().Get("a0", "INBOX"));
 }
 
 }  // namespace
