@@ -30,9 +30,10 @@ constexpr bool kSanitized = false;
 constexpr bool kSanitized = false;
 #endif
 
-// A capped parse of a few MB needs ~20 MB; under ASan (shadow, redzones, the
-// freed-memory quarantine) the same parse peaks near 110 MB. Building every part
-// of these bombs costs several times that.
+// A capped parse of a few MB needs ~20 MB; under ASan (shadow memory, a
+// redzone around each of the many small allocations) the same parse peaks
+// near 110 MB, with or without the freed-memory quarantine. Building every
+// part of these bombs costs several times either.
 constexpr long kMaxRssKb = (kSanitized ? 300 : 100) * 1024;
 constexpr rlim_t kCpuSeconds = 20;  // a linear parse needs well under a second
 

@@ -163,6 +163,10 @@ util::Result<uint32_t> ImapClient::AppendRetrying(const std::string& user, const
     // while (Dovecot throttles a service whose processes died): wait until a
     // session works again, up to 10 s, before counting an attempt.
     auto before = Status(user, folder);
+    if (!before.ok()) {
+      std::cerr << "ImapClient::AppendRetrying: no session before attempt " << attempt << " ("
+                << before.error().ToString() << "); waiting up to 10 s for one\n";
+    }
     const auto serving_by = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (!before.ok() && std::chrono::steady_clock::now() < serving_by) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
