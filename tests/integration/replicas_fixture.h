@@ -226,6 +226,27 @@ class ReplicasTest : public ::testing::Test {
     return total == n && EachAccountWatchedOnce(accounts);
   }
 
+  // Waits until Settled() holds and no account moved between replicas for
+  // 2 s (more than a keeper round, lease_ttl / 3): a share within ± 1 can be
+  // a moment of a rebalancing still under way (11/10/9 handing one over).
+  bool WaitSettled(const std::vector<MailhookProcess*>& rs, const std::set<int>& accounts, milliseconds timeout) const {
+    std::vector<std::set<int>> last;
+    auto since = std::chrono::steady_clock::now();
+    return WaitUntil(
+        [&] {
+          std::vector<std::set<int>> now;
+          for (MailhookProcess* replica : rs) now.push_back(Running(*replica));
+          const auto at = std::chrono::steady_clock::now();
+          if (now != last || !Settled(rs, accounts)) {
+            last = std::move(now);
+            since = at;
+            return false;
+          }
+          return at - since >= seconds(2);
+        },
+        timeout);
+  }
+
   std::vector<MailhookProcess*> AllReplicas() const {
     std::vector<MailhookProcess*> out;
     for (const auto& r : replicas_) out.push_back(r.get());

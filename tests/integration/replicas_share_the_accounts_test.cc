@@ -28,7 +28,7 @@ TEST_F(ReplicasTest, EachAccountIsWatchedByExactlyOneReplicaAndEachHoldsItsShare
   for (auto& r : replicas_) MH_ASSERT_OK(r->Start());
   // Shares settle: the first replica takes everything, then gives back one
   // account per round (lease_ttl/3) while the others join.
-  ASSERT_TRUE(WaitUntil([&] { return Settled(AllReplicas(), All()); }, seconds(40)))
+  ASSERT_TRUE(WaitSettled(AllReplicas(), All(), seconds(60)))
       << Metrics(*replicas_[0]) << Metrics(*replicas_[1]) << Metrics(*replicas_[2]);
   // The replicas' own view agrees: disjoint sets covering every account.
   std::set<int> seen;
@@ -69,7 +69,7 @@ TEST_F(ReplicasTest, EachAccountIsWatchedByExactlyOneReplicaAndEachHoldsItsShare
 
 TEST_F(ReplicasTest, AKilledReplicasAccountsResumeOnTheOthers) {
   for (auto& r : replicas_) MH_ASSERT_OK(r->Start());
-  ASSERT_TRUE(WaitUntil([&] { return Settled(AllReplicas(), All()); }, seconds(40)));
+  ASSERT_TRUE(WaitSettled(AllReplicas(), All(), seconds(60)));
   std::set<int> victims;
   ASSERT_TRUE(WaitUntil(
       [&] {

@@ -161,7 +161,7 @@ class ReplicasBurstTest : public ReplicasTest {
 
 TEST_F(ReplicasBurstTest, AReplicaKilledDuringABurstLosesNothingAndSendsNothingUnderANewId) {
   for (auto& r : replicas_) MH_ASSERT_OK(r->Start());
-  ASSERT_TRUE(WaitUntil([&] { return Settled(AllReplicas(), All()); }, seconds(40)));
+  ASSERT_TRUE(WaitSettled(AllReplicas(), All(), seconds(60)));
   // Each answer comes late: deliveries are in flight when the kill comes.
   ScriptedResponse slow;
   slow.delay = kDelay;
@@ -210,7 +210,7 @@ TEST_F(ReplicasBurstTest, AReplicaKilledDuringABurstLosesNothingAndSendsNothingU
 // again and every message is delivered under one id.
 TEST_F(ReplicasBurstTest, PostgresqlDownLongerThanTheTtlDuringABurstLosesNothing) {
   for (auto& r : replicas_) MH_ASSERT_OK(r->Start());
-  ASSERT_TRUE(WaitUntil([&] { return Settled(AllReplicas(), All()); }, seconds(40)));
+  ASSERT_TRUE(WaitSettled(AllReplicas(), All(), seconds(60)));
   BurstAppender burst(dovecot_, All(), 3, 1);
   ASSERT_TRUE(hook_.WaitFor(5, seconds(30)));
   std::vector<size_t> marks;
@@ -242,7 +242,7 @@ TEST_F(ReplicasBurstTest, PostgresqlDownLongerThanTheTtlDuringABurstLosesNothing
   for (auto& r : replicas_)
     ASSERT_TRUE(WaitUntil([&] { return Readyz(*r).first == 200; }, seconds(40))) << Readyz(*r).second;
   ASSERT_NO_FATAL_FAILURE(ExpectEachDeliveredUnderOneId(burst));
-  ASSERT_TRUE(WaitUntil([&] { return Settled(AllReplicas(), All()); }, seconds(40)));
+  ASSERT_TRUE(WaitSettled(AllReplicas(), All(), seconds(60)));
   for (auto& r : replicas_) {
     MH_ASSERT_OK_AND_ASSIGN(int code, r->Terminate());
     EXPECT_EQ(code, 0);
