@@ -60,14 +60,20 @@ std::vector<FolderWatch> PlanIdleWatches(const config::Account& account, int idl
 }
 
 /// A logged-in mailbox counted in the account's connections while it lives.
+/// The gauge moves by one (under the registry's lock), never Set from our
+/// count: two connections closing at once on their own threads set 1 after
+/// 0, and a stopped account kept showing a connection (seen when a replica
+/// lost its accounts). Watchers of one account overlapping in a reload sum.
 class AccountWatcher::Connection {
  public:
   Connection(AccountWatcher& owner, std::unique_ptr<imap::Mailbox> box) : owner_(owner), box_(std::move(box)) {
-    owner_.metrics_.connections.Set(++owner_.connections_);
+    ++owner_.connections_;
+    owner_.metrics_.connections.Add(1);
   }
   ~Connection() {
     box_->Logout();
-    owner_.metrics_.connections.Set(--owner_.connections_);
+    --owner_.connections_;
+    owner_.metrics_.connections.Add(-1);
     util::Log(util::Area::kImap).info("imap.logout account={}", owner_.account_.name);
   }
   Connection(const Connection&) = delete;
