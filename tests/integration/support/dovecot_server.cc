@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -290,7 +292,27 @@ util::Result<int> DovecotServer::KillSessionProcesses() {
       },
       std::chrono::seconds(10));
   if (!gone) return Error("dovecot.kill", RetryClass::kNeedsOperator, "imap processes survived SIGKILL for 10 s");
+  RemoveDotlocksOf(pids);
   return static_cast<int>(pids.size());
+}
+
+// A session killed inside a command can leave Maildir's dovecot-uidlist.lock
+// (a dotlock holding "PID:HOST") behind, and Dovecot honours it until its
+// 2-minute stale timeout: every session of that user then waits on it (a
+// full-run failure of KilledSession: an APPEND 61 s "in locks", ended 2 min
+// after the kill). Locks of the killed pids are removed, as Dovecot would at
+// that timeout; a lock of a live session is never touched.
+void DovecotServer::RemoveDotlocksOf(const std::vector<pid_t>& pids) const {
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir_.path(), ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->path().filename() != "dovecot-uidlist.lock") continue;
+    const std::string owner = ReadFile(it->path().string());
+    const pid_t pid = static_cast<pid_t>(std::atol(owner.c_str()));
+    if (std::find(pids.begin(), pids.end(), pid) == pids.end()) continue;
+    std::cerr << "DovecotServer: removed " << it->path().string() << ", left by killed session " << pid << "\n";
+    std::filesystem::remove(it->path(), ec);
+  }
 }
 
 namespace {

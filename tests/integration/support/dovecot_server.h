@@ -84,6 +84,8 @@ class DovecotServer {
   /// SIGKILLs the `imap` processes that serve logged-in sessions (Dovecot's
   /// master and listeners keep running), as a dropped connection would look to
   /// a client. Waits until they are gone; returns how many were killed.
+  /// Removes the Maildir dotlocks (dovecot-uidlist.lock) the killed sessions
+  /// left: Dovecot would wait out their 2-minute stale timeout.
   util::Result<int> KillSessionProcesses();
   /// Pids of the `imap` session processes right now. Dovecot serves each
   /// logged-in IMAP connection in its own `imap` process (service imap's
@@ -134,6 +136,7 @@ class DovecotServer {
  private:
   util::Status RunScript(const std::vector<std::string>& args);
   util::Status LoadEnv();
+  void RemoveDotlocksOf(const std::vector<pid_t>& pids) const;
 
   TempDir dir_;
   std::string script_;
