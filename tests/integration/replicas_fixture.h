@@ -44,6 +44,12 @@ inline std::string UserName(int i) {
   return n;
 }
 
+// A small message whose Subject and Message-ID name it.
+inline std::string MessageWithSubject(const std::string& subject) {
+  return "From: Ann <ann@example.com>\r\nTo: someone@example.com\r\nSubject: " + subject + "\r\nMessage-ID: <" +
+         subject + "@example.com>\r\n\r\nhello\r\n";
+}
+
 class ReplicasTest : public ::testing::Test {
  protected:
   using milliseconds = std::chrono::milliseconds;
@@ -259,10 +265,7 @@ class ReplicasTest : public ::testing::Test {
     return all;
   }
 
-  static std::string Message(const std::string& subject) {
-    return "From: Ann <ann@example.com>\r\nTo: someone@example.com\r\nSubject: " + subject + "\r\nMessage-ID: <" +
-           subject + "@example.com>\r\n\r\nhello\r\n";
-  }
+  static std::string Message(const std::string& subject) { return MessageWithSubject(subject); }
 
   PostgresServer pg_;
   DovecotServer dovecot_;

@@ -71,9 +71,7 @@ class BurstAppender {
       }
       for (int i : accounts_) {
         const std::string subject = Subject(round, i);
-        auto uid = imap_.Append(UserName(i), "INBOX",
-                                "From: Ann <ann@example.com>\r\nTo: someone@example.com\r\nSubject: " + subject +
-                                    "\r\nMessage-ID: <" + subject + "@example.com>\r\n\r\nhello\r\n");
+        auto uid = imap_.Append(UserName(i), "INBOX", MessageWithSubject(subject));
         if (!uid.ok() && status_.ok()) status_ = uid.error();
       }
     }
