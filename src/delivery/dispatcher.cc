@@ -216,7 +216,7 @@ util::Status Dispatcher::Start() {
     // Leases left by a previous run (crash, kill -9) would hold rows back for
     // the lease time; no other process delivers, so they are all stale.
     if (auto s = store_->outbox().ReleaseAllLeases(); !s) return s;
-    UpdateGauges(*store_);
+    UpdateGauges(*store_, false);
   }
   {
     util::MutexLock lock(mu_);
@@ -420,8 +420,9 @@ Dispatcher::Claimed Dispatcher::Claim(std::optional<int64_t> delivered, bool wan
       }
     }
   }
-  // The counts changed: the gauges follow before anyone reports the outcome.
-  if (!request.delivered.empty()) UpdateGauges(StoreLocked());
+  // The counts changed: the gauges follow before anyone reports the outcome
+  // (at most every kGaugesEvery while this worker has more to deliver).
+  if (!request.delivered.empty()) UpdateGauges(StoreLocked(), out.rows.ok() && !out.rows->empty());
   return out;
 }
 
@@ -551,8 +552,9 @@ std::optional<Dispatcher::Finished> Dispatcher::Process(const store::Delivery& r
     }
   }
   {
+    // A retry leaves the counts as they were; a dead letter changes them.
     util::MutexLock hold(store_mu_);
-    UpdateGauges(StoreLocked());
+    UpdateGauges(StoreLocked(), report.result == OutcomeKind::kRetry);
   }
   // Outside the catch above: an observer's exception is a worker bug (restart).
   if (on_outcome_) on_outcome_(report);
@@ -709,7 +711,10 @@ store::Store& Dispatcher::StoreLocked() {
   return *store_;
 }
 
-void Dispatcher::UpdateGauges(store::Store& store) {
+void Dispatcher::UpdateGauges(store::Store& store, bool busy) {
+  const auto now = std::chrono::steady_clock::now();
+  if (busy && gauges_at_ && now - *gauges_at_ < kGaugesEvery) return;
+  gauges_at_ = now;
   if (auto n = store.outbox().PendingCount(); n.ok()) metrics_.outbox_pending.Set(static_cast<double>(*n));
   if (auto n = store.dead_letters().Count(); n.ok()) {
     metrics_.deadletters.Set(static_cast<double>(*n));

@@ -416,6 +416,53 @@ TEST(DispatcherTest, EachDeliveryCostsAtMostOneWriteTransaction) {
   EXPECT_EQ(*store->outbox().PendingCount(), 0);
 }
 
+TEST(DispatcherTest, DrainingABacklogCountsTheOutboxAtMostEveryQuarterSecondAndExactlyAtTheEnd) {
+  // Counting the outbox (and the dead letters) after every delivery made
+  // draining n rows cost n² scans (two per message on PostgreSQL). While a
+  // worker has more to deliver, the gauges follow at most every 250 ms; the
+  // count that leaves it without work is always made.
+  TempDir dir;
+  Receiver receiver;
+  util::MetricsCatalog metrics;
+  constexpr uint32_t kRows = 120;
+  for (uint32_t uid = 1; uid <= kRows; ++uid) Commit(dir.path(), uid);
+  Reports reports;
+  std::mutex mu;
+  std::vector<double> seen_by_reports;  // the gauge as each success is reported
+  auto record = reports.Callback();
+  Dispatcher dispatcher(MakeConfig(dir.path(), receiver.url(), {10ms}), "1", metrics);
+  dispatcher.SetOnOutcome([&](const Report& r) {
+    {
+      std::lock_guard lock(mu);
+      seen_by_reports.push_back(metrics.outbox_pending.Value());
+    }
+    record(r);
+  });
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(dispatcher.Start().ok());
+  EXPECT_EQ(metrics.outbox_pending.Value(), kRows);  // counted at start
+  ASSERT_TRUE(reports.WaitFor(OutcomeKind::kSuccess, kRows));
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  dispatcher.Stop();
+  std::set<double> distinct;
+  {
+    std::lock_guard lock(mu);
+    distinct.insert(seen_by_reports.begin(), seen_by_reports.end());
+  }
+  // One count per 250 ms while busy, plus the last count of each worker.
+  const auto quarters = static_cast<size_t>(elapsed / 250ms) + 1;
+  const size_t bound = quarters + 1 + config::kDefaultConcurrency + 1;
+  std::cout << "deliveries=" << kRows
+            << " ms=" << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()
+            << " distinct_gauge_values=" << distinct.size() << " bound=" << bound << "\n";
+  // Counted after every delivery, the reports see about kRows values: the
+  // run must be short enough for the bound to tell the two apart.
+  ASSERT_LT(bound * 2, kRows) << "too slow a run to tell a throttled gauge from one counted every time";
+  EXPECT_LE(distinct.size(), bound);
+  EXPECT_EQ(metrics.outbox_pending.Value(), 0);  // exact once caught up
+  EXPECT_EQ(receiver.seen().size(), kRows);
+}
+
 TEST(DispatcherTest, AMessageCommittedAloneCostsOneWriteTransactionToDeliver) {
   // Issue 8: rows that come one at a time (a burst bounded by its APPENDs)
   // meet an idle worker whose claim finds only that row. The claim writes
