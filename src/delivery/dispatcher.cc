@@ -713,12 +713,16 @@ store::Store& Dispatcher::StoreLocked() {
 
 void Dispatcher::UpdateGauges(store::Store& store, bool busy) {
   const auto now = std::chrono::steady_clock::now();
-  if (busy && gauges_at_ && now - *gauges_at_ < kGaugesEvery) return;
+  // The counts hold the claim lock: while busy, they take at most a tenth of
+  // it (PostgreSQL counts 100,000 outbox rows in 70-120 ms).
+  const auto every = std::max<std::chrono::steady_clock::duration>(kGaugesEvery, 10 * gauges_took_);
+  if (busy && gauges_at_ && now - *gauges_at_ < every) return;
   gauges_at_ = now;
   if (auto n = store.outbox().PendingCount(); n.ok()) metrics_.outbox_pending.Set(static_cast<double>(*n));
   if (auto n = store.dead_letters().Count(); n.ok()) {
     metrics_.deadletters.Set(static_cast<double>(*n));
   }
+  gauges_took_ = std::chrono::steady_clock::now() - now;
 }
 
 }  // namespace mailhook::delivery

@@ -236,8 +236,9 @@ class Dispatcher {
   /// Counts the outbox and the dead letters into their gauges. `busy`: more
   /// work follows at once (this worker got another row, or a retry was
   /// recorded), so a count less than kGaugesEvery after the last one is left
-  /// out. Counting after every delivery would make draining a backlog of n
-  /// rows cost n² (on PostgreSQL, two table scans per message); the count
+  /// out (or less than ten times what the last count took). Counting after
+  /// every delivery would make draining a backlog of n rows cost n² (on
+  /// PostgreSQL, two table scans per message under the claim lock); the count
   /// that leaves a worker without work is always made, so the gauges of a
   /// dispatcher that caught up are exact before its last outcome is reported.
   void UpdateGauges(store::Store& store, bool busy) REQUIRES(store_mu_);
@@ -277,6 +278,7 @@ class Dispatcher {
   bool store_reopen_failing_ GUARDED_BY(store_mu_) = false;
   std::chrono::steady_clock::time_point next_reopen_ GUARDED_BY(store_mu_);
   std::optional<std::chrono::steady_clock::time_point> gauges_at_ GUARDED_BY(store_mu_);
+  std::chrono::steady_clock::duration gauges_took_ GUARDED_BY(store_mu_){};
   mutable util::Mutex mu_;
   util::CondVar cv_;
   bool stopping_ GUARDED_BY(mu_) = false;
