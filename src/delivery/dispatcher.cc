@@ -383,6 +383,9 @@ Dispatcher::Claimed Dispatcher::Claim(std::optional<int64_t> delivered, bool wan
       else
         request.room[key] = room;
     }
+    // Every target at its limit: no row is ours until a slot frees (which
+    // wakes us), and the store would walk every due row to find none.
+    if (!targets_.empty() && request.room.empty()) request.limit = 0;
   }
   if (request.limit > 0 || !request.delivered.empty()) {
     request.now = clock_.Now();
@@ -460,12 +463,17 @@ void Dispatcher::Loop(int index, std::mt19937_64& rng) {
     if ((polled || claimed.more) && !claimed.rows->empty()) Wake();
     polled = false;
     if (claimed.rows->empty()) {
+      bool all_saturated = false;
       {
         util::MutexLock lock(mu_);
         skip = SaturatedTargets();
+        all_saturated = !targets_.empty() && skip.size() == targets_.size();
       }
-      // Rows of a target at its limit are not due for us: a freed slot wakes us.
-      auto next = NextDueAt(skip);
+      // Rows of a target at its limit are not due for us: a freed slot wakes
+      // us. When that is every target, the store is not asked (it would read
+      // every row of the outbox to find none: a backlog's drain is n² then).
+      util::Result<std::optional<Clock::time_point>> next = std::optional<Clock::time_point>();
+      if (!all_saturated) next = NextDueAt(skip);
       // No row due: sleep until a Wake (a commit), the next due time or a
       // freed slot. One idle worker, the poller, also looks again every
       // idle_poll: `mailhook deadletters replay` runs in another process and

@@ -18,6 +18,7 @@
 
 #include <gtest/gtest.h>
 
+#include "counting_store.h"
 #include "delivery/signing.h"
 #include "delivery/webhook_target.h"
 #include "idle_workers.h"
@@ -460,6 +461,46 @@ TEST(DispatcherTest, DrainingABacklogCountsTheOutboxAtMostEveryQuarterSecondAndE
   ASSERT_LT(bound * 2, kRows) << "too slow a run to tell a throttled gauge from one counted every time";
   EXPECT_LE(distinct.size(), bound);
   EXPECT_EQ(metrics.outbox_pending.Value(), 0);  // exact once caught up
+  EXPECT_EQ(receiver.seen().size(), kRows);
+}
+
+TEST(DispatcherTest, AWorkerThatFindsEveryTargetAtItsLimitAsksTheStoreNothing) {
+  // Such a worker can claim nothing until a slot frees, and a freed slot
+  // wakes it. Asking anyway made the store walk every due row to find none
+  // (the claim's select and the next-due look skip the only target): on
+  // PostgreSQL, a backlog of n rows cost n² row reads to drain.
+  TempDir dir;
+  Receiver receiver;
+  receiver.HoldAll();
+  constexpr uint32_t kRows = 6;
+  for (uint32_t uid = 1; uid <= kRows; ++uid) Commit(dir.path(), uid);
+  config::Config cfg = MakeConfig(dir.path(), receiver.url(), {10ms});
+  cfg.webhooks[0].concurrency = 1;  // two workers: one delivers, the other finds no room
+  OutboxCalls calls;
+  DispatcherOptions options;
+  options.open_store = CountingStore::Opener(dir.path(), calls);
+  util::MetricsCatalog metrics;
+  Dispatcher dispatcher(cfg, "1", metrics, options);
+  IdleWorkers idle;
+  dispatcher.SetOnIdleForTest(idle.Callback());
+  Reports reports;
+  dispatcher.SetOnOutcome(reports.Callback());
+  ASSERT_TRUE(dispatcher.Start().ok());
+  // The window: one delivery held, rows due, and the other worker asleep.
+  ASSERT_TRUE(receiver.WaitForInFlight(1));
+  ASSERT_TRUE(idle.WaitFor(1));
+  EXPECT_EQ(receiver.in_flight(), 1);
+  receiver.Unblock();
+  ASSERT_TRUE(reports.WaitFor(OutcomeKind::kSuccess, kRows));
+  dispatcher.Stop();
+  int looks = 0;
+  for (const OutboxCalls::Call& call : calls.all()) {
+    ++looks;
+    EXPECT_NE(call.skip_targets, std::vector<std::string>{"webhook:tickets"})
+        << call.what << " with every target skipped reached the store";
+  }
+  EXPECT_GE(looks, 1);
+  EXPECT_GE(idle.count(), 1);
   EXPECT_EQ(receiver.seen().size(), kRows);
 }
 
