@@ -364,6 +364,39 @@ def dovecot_cpu_s():
         return tree_cpu_s(int(f.read().split()[0]))
 
 
+def dovecot_cpu_by_process():
+    """{pid: (name, CPU seconds with reaped children)} of this test's Dovecot, where name is
+    the process's comm (imap, imap-login, auth, …): two snapshots give where its CPU went."""
+    with open(os.path.join(os.environ["DOVECOT_DIR"], "run", "master.pid")) as f:
+        master = int(f.read().split()[0])
+    out = {}
+    for p in descendants(master):
+        try:
+            with open(f"/proc/{p}/comm") as f:
+                name = f.read().strip()
+            out[p] = (name, proc_cpu_s(p, children=True))
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+def cpu_by_name(before, after):
+    """CPU seconds per process name between two dovecot_cpu_by_process() snapshots; a process
+    that ended meanwhile counts under its parent (as a reaped child), new ones from zero."""
+    out = {}
+    for p, (name, cpu) in after.items():
+        delta = cpu - (before[p][1] if p in before else 0.0)
+        out[name] = round(out.get(name, 0.0) + delta, 2)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def session_cpu(before, after, name="imap"):
+    """CPU seconds of each live `name` process between two snapshots, largest first: one per
+    IMAP session, so a watcher's sessions show apart."""
+    return sorted((round(cpu - (before[p][1] if p in before else 0.0), 2)
+                   for p, (n, cpu) in after.items() if n == name), reverse=True)
+
+
 def tree_cpu_s(master):
     """CPU seconds of a server: its master process and every live process below it, each
     with its reaped children (so a process that exited still counts, via its parent)."""

@@ -87,7 +87,7 @@ def run_one(kind, a, imap, run_id):
             time.sleep(1.0)  # back in IDLE
         print(f"  {kind}: {a.count} APPENDs to {folder} with {a.appenders} appenders", file=sys.stderr)
         cpu0 = benchlib.proc_cpu_s(w.proc.pid) if w else None
-        dov0 = benchlib.dovecot_cpu_s()
+        dov0, by0 = benchlib.dovecot_cpu_s(), benchlib.dovecot_cpu_by_process()
         sent = burst(folder, f"{kind}-{run_id}", a.count, a.appenders)
         t_first = min(s[1] for s in sent)
         t_last_append = max(s[2] for s in sent)
@@ -95,7 +95,7 @@ def run_one(kind, a, imap, run_id):
         if w:
             got = wait_all(rx, {s[0] for s in sent}, a.idle_timeout, w.proc)
         t_end = max(got.values()) if got else t_last_append
-        dov1 = benchlib.dovecot_cpu_s()
+        dov1, by1 = benchlib.dovecot_cpu_s(), benchlib.dovecot_cpu_by_process()
         cpu1 = benchlib.proc_cpu_s(w.proc.pid) if w and w.proc.poll() is None else None
         facts = benchlib.proc_facts(w.proc.pid) if w and w.proc.poll() is None else {}
         lat = [(got[s[0]] - s[1]) * 1000 for s in sent if s[0] in got]
@@ -109,6 +109,8 @@ def run_one(kind, a, imap, run_id):
             "append_s": round(t_last_append - t_first, 3),
             "append_msgs_per_s": round(len(sent) / (t_last_append - t_first), 1),
             "dovecot_cpu_s": round(dov1 - dov0, 2),
+            "dovecot_cpu_s_by_process": benchlib.cpu_by_name(by0, by1),
+            "dovecot_cpu_s_per_imap_session": benchlib.session_cpu(by0, by1),
         }
         if w:
             elapsed = t_end - t_first
@@ -170,6 +172,10 @@ def main():
             "cpu": "utime+stime from /proc/<pid>/stat, first APPEND -> last webhook",
             "dovecot_cpu": "utime+stime (+ reaped children) of the test Dovecot's master and all processes "
                            "below it over the same window; includes the APPENDs (see the 'none' run)",
+            "dovecot_cpu_by_process": "the same per process name (comm); the appenders' sessions end "
+                                      "within the window, so their imap processes count under 'dovecot' "
+                                      "(the master, as reaped children); per_imap_session: each live "
+                                      "imap process, i.e. the watcher's own sessions",
             "latency": "webhook received - right before that message's APPEND",
             "peak_rss": "VmHWM of the watcher at the end",
             "percentiles": "nearest rank",
