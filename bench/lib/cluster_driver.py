@@ -55,13 +55,48 @@ class Postgres:
     """A private PostgreSQL in WORK/postgres-<label> (scripts/postgres); the shell's cleanup
     stops it if this process dies first."""
 
-    def __init__(self, work, label):
+    def __init__(self, work, label, statements=False):
         self.dir = os.path.join(work, f"postgres-{label}")
-        subprocess.run([os.path.join(ROOT, "scripts", "postgres"), "start", self.dir, "--password", PG_PASSWORD],
-                       check=True, stdout=subprocess.DEVNULL)
+        self.start()
         with open(os.path.join(self.dir, "env")) as f:
             self.env = dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line)
         self.url = self.env["POSTGRES_URL"]
+        self.statements = statements
+        if statements:
+            # pg_stat_statements must be preloaded: a restart with it, then the extension.
+            with open(os.path.join(self.env["POSTGRES_DATA"], "postgresql.conf"), "a") as f:
+                f.write("shared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.track = all\n")
+            self.stop()
+            self.start()
+            self.superuser("CREATE EXTENSION pg_stat_statements")
+
+    def start(self):
+        subprocess.run([os.path.join(ROOT, "scripts", "postgres"), "start", self.dir, "--password", PG_PASSWORD],
+                       check=True, stdout=subprocess.DEVNULL)
+
+    def superuser(self, sql):
+        """Rows of a query as the cluster's superuser, over its unix socket (trusted)."""
+        out = subprocess.run(
+            [os.path.join(self.env["POSTGRES_BINDIR"], "psql"), "-X", "-At", "-h", os.path.join(self.dir, "run"),
+             "-p", self.env["POSTGRES_PORT"], "-U", "postgres", "-d", "mailhook", "-c", sql],
+            capture_output=True, text=True, check=True)
+        return [line.split("|") for line in out.stdout.splitlines() if line]
+
+    def reset_statements(self):
+        if self.statements:
+            self.superuser("SELECT pg_stat_statements_reset()")
+
+    def top_statements(self, n=25):
+        """The statements that took the most time since reset_statements (lock waits included)."""
+        if not self.statements:
+            return None
+        rows = self.superuser(
+            "SELECT calls, rows, shared_blks_hit + shared_blks_read, round(total_exec_time::numeric, 1), "
+            "regexp_replace(left(query, 160), '\\s+', ' ', 'g') FROM pg_stat_statements "
+            f"WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'mailhook') "
+            f"ORDER BY total_exec_time DESC LIMIT {n}")
+        return [{"calls": int(r[0]), "rows": int(r[1]), "blocks": int(r[2]), "total_ms": float(r[3]),
+                 "query": "|".join(r[4:])} for r in rows]
 
     def postmaster(self):
         with open(os.path.join(self.env["POSTGRES_DATA"], "postmaster.pid")) as f:
@@ -279,6 +314,8 @@ def throughput(a, replicas, pg, rx, label):
     log(f"  {len(replicas)} x mailhook: {a.count} APPENDs round robin over {a.accounts} accounts, {a.appenders} appenders")
     cpu0 = [benchlib.proc_cpu_s(r.pid) for r in replicas]
     pg0, dov0, stat0 = pg.cpu_s() if pg else 0, benchlib.dovecot_cpu_s(), pg.counters() if pg else {}
+    if pg:
+        pg.reset_statements()
     sent = burst(a.accounts, a.count, a.appenders, label)
     t_first = min(s[1] for s in sent)
     t_last_append = max(s[2] for s in sent)
@@ -289,6 +326,7 @@ def throughput(a, replicas, pg, rx, label):
     pg_cpu, dov_cpu = (pg.cpu_s() - pg0 if pg else None), benchlib.dovecot_cpu_s() - dov0
     time.sleep(STATS_QUIET_S if pg else 1.0)  # late duplicates, if any; the backends' statistics
     stat1 = pg.counters() if pg else {}
+    statements = pg.top_statements() if pg else None
     n = len(got)
     per_msg = lambda c: round(c * 1000 / n, 3) if n and c is not None else None  # noqa: E731
     return {
@@ -307,6 +345,7 @@ def throughput(a, replicas, pg, rx, label):
         "dovecot_cpu_s": round(dov_cpu, 2),
         "postgres_per_msg": {k: round((v - stat0.get(k, 0)) / n, 2) for k, v in stat1.items()
                              if n and v != stat0.get(k, 0)},
+        "postgres_top_statements": statements,
         "latency": stats([(got[s[0]] - s[1]) * 1000 for s in sent if s[0] in got]),
         "replicas": [{"peak_rss_kib": r.daemon.status("VmHWM"), "rss_kib": r.daemon.status("VmRSS")}
                      for r in replicas],
@@ -383,7 +422,7 @@ def run_one(a, spec, label, with_failover, facts):
     """R replicas on a fresh PostgreSQL (spec "sqlite": one daemon on SQLite, the default
     store, as the baseline): settle, warm up, the burst, and failover if asked."""
     r_count = 1 if spec == "sqlite" else int(spec)
-    pg = None if spec == "sqlite" else Postgres(a.work, label)
+    pg = None if spec == "sqlite" else Postgres(a.work, label, a.pg_statements)
     if pg:
         facts.setdefault("postgres_version", pg.version())
     secret = benchlib.new_secret()
@@ -467,6 +506,8 @@ def main():
     ap.add_argument("--lease-ttl", default="5s")
     ap.add_argument("--seed", type=int, default=1, help="of the pauses before the kills")
     ap.add_argument("--account-keys", default="")
+    ap.add_argument("--pg-statements", action="store_true",
+                    help="PostgreSQL with pg_stat_statements: the burst's top statements in the result")
     ap.add_argument("--settle-timeout", type=float, default=120.0)
     ap.add_argument("--failover-timeout", type=float, default=90.0)
     ap.add_argument("--idle-timeout", type=float, default=60.0,
@@ -505,6 +546,9 @@ def main():
             "cpu": "utime+stime from /proc/<pid>/stat over first APPEND -> last event: mailhook summed over the "
                    "replicas; PostgreSQL = the postmaster and every process below it with their reaped "
                    "children; Dovecot likewise from its master",
+            "postgres_top_statements": "with --pg-statements: pg_stat_statements (reset before the burst, read "
+                                       "with postgres_per_msg), the 25 statements that took the most time, lock "
+                                       "waits included; blocks = shared buffers hit + read",
             "postgres_per_msg": "per message received, the changes over the burst (read 11 s after the last "
                                 "event, and 11 s after the warm-up: PostgreSQL 15's backends report theirs up to "
                                 "10 s after they went idle) of pg_stat_database of the mailhook database (db.*: commits, rollbacks, "
