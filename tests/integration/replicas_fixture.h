@@ -44,12 +44,6 @@ inline std::string UserName(int i) {
   return n;
 }
 
-// A small message whose Subject and Message-ID name it.
-inline std::string MessageWithSubject(const std::string& subject) {
-  return "From: Ann <ann@example.com>\r\nTo: someone@example.com\r\nSubject: " + subject + "\r\nMessage-ID: <" +
-         subject + "@example.com>\r\n\r\nhello\r\n";
-}
-
 class ReplicasTest : public ::testing::Test {
  protected:
   using milliseconds = std::chrono::milliseconds;
@@ -207,7 +201,7 @@ class ReplicasTest : public ::testing::Test {
     EXPECT_EQ(hook_.Requests().size(), 1u);
     ImapClient imap(dovecot_);
     for (int i : accounts)
-      ASSERT_TRUE(imap.Append(UserName(i), "INBOX", Message("after-rejoin-" + AccountName(i))).ok());
+      ASSERT_TRUE(imap.Append(UserName(i), "INBOX", MessageWithSubject("after-rejoin-" + AccountName(i))).ok());
     const size_t expected = accounts.size() + 1;
     ASSERT_TRUE(hook_.WaitFor(expected, seconds(20))) << hook_.Requests().size();
     EXPECT_FALSE(hook_.WaitFor(expected + 1, seconds(3)));  // no late copy from either replica
@@ -264,8 +258,6 @@ class ReplicasTest : public ::testing::Test {
     for (int i = 1; i <= kAccounts; ++i) all.insert(i);
     return all;
   }
-
-  static std::string Message(const std::string& subject) { return MessageWithSubject(subject); }
 
   PostgresServer pg_;
   DovecotServer dovecot_;

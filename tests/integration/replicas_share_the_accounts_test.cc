@@ -54,7 +54,7 @@ TEST_F(ReplicasTest, EachAccountIsWatchedByExactlyOneReplicaAndEachHoldsItsShare
   std::set<int> targets(first_of.begin(), first_of.end());
   targets.insert(1);
   targets.insert(kAccounts);
-  for (int i : targets) ASSERT_TRUE(imap.Append(UserName(i), "INBOX", Message("to-" + AccountName(i))).ok());
+  for (int i : targets) ASSERT_TRUE(imap.Append(UserName(i), "INBOX", MessageWithSubject("to-" + AccountName(i))).ok());
   ASSERT_TRUE(hook_.WaitFor(targets.size(), seconds(30))) << hook_.Requests().size();
   // Nothing more comes (a second watcher of an account would send its copy).
   EXPECT_FALSE(hook_.WaitFor(targets.size() + 1, seconds(3)));
@@ -83,7 +83,7 @@ TEST_F(ReplicasTest, AKilledReplicasAccountsResumeOnTheOthers) {
   // Mail for a victim account while nobody watches it.
   ImapClient imap(dovecot_);
   const int moved = *victims.begin();
-  ASSERT_TRUE(imap.Append(UserName(moved), "INBOX", Message("while-moving")).ok());
+  ASSERT_TRUE(imap.Append(UserName(moved), "INBOX", MessageWithSubject("while-moving")).ok());
   // TTL 5 s + a round (5/3 s) + login: well within 20 s.
   ASSERT_TRUE(WaitUntil(
       [&] {
@@ -129,7 +129,7 @@ TEST_F(ReplicasTest, ReadyzIsFalseWhileTheStoreIsUnreachable) {
   ASSERT_TRUE(WaitUntil([&] { return EachAccountWatchedOnce(All()); }, seconds(20)));
   // And it still delivers.
   ImapClient imap(dovecot_);
-  ASSERT_TRUE(imap.Append(UserName(7), "INBOX", Message("after-restart")).ok());
+  ASSERT_TRUE(imap.Append(UserName(7), "INBOX", MessageWithSubject("after-restart")).ok());
   ASSERT_TRUE(hook_.WaitFor(1, seconds(20)));
   EXPECT_EQ(hook_.Requests()[0].Json()["account"], AccountName(7));
   MH_ASSERT_OK_AND_ASSIGN(int code, replica.Terminate());
@@ -209,7 +209,7 @@ TEST_F(ReplicasTest, APausedReplicaLosesItsAccountsAndRejoinsWithoutDuplicates) 
   // open NOTIFY session, unread until A continues; B finds it on taking over.
   ImapClient imap(dovecot_);
   const int moved = *lost.begin();
-  ASSERT_TRUE(imap.Append(UserName(moved), "INBOX", Message("while-paused")).ok());
+  ASSERT_TRUE(imap.Append(UserName(moved), "INBOX", MessageWithSubject("while-paused")).ok());
   // B takes everything while A is still stopped (TTL 5 s + a round).
   ASSERT_TRUE(WaitUntil([&] { return Owned(b) == kPausedAccounts && Running(b) == accounts; }, seconds(15)))
       << Metrics(b);

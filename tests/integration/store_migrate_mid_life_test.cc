@@ -41,11 +41,6 @@ using std::chrono::seconds;
 
 constexpr const char* kPgPassword = "pw-migrate-mid-life";
 
-std::string MessageWithSubject(const std::string& subject) {
-  return "From: Ann <ann@example.com>\r\nTo: someone@example.com\r\nSubject: " + subject + "\r\nMessage-ID: <" +
-         subject + "@example.com>\r\n\r\nhello\r\n";
-}
-
 // The subject of the event a request carried ("" if it is not one).
 std::string SubjectOf(const RecordedRequest& request) {
   const nlohmann::json event = request.Json();

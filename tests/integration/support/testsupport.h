@@ -9,7 +9,7 @@
 ///   (smtp_policy_server.h) WebhookReceiver   a recording, scriptable HTTP receiver (webhook_receiver.h)
 ///   MailhookProcess   the real daemon as a child (mailhook_process.h)
 ///   RenderConfig…     YAML config builders (config_yaml.h)
-///   SampleMessage     sample .eml files (samples.h)
+///   SampleMessage     sample .eml files; MessageWithSubject a small one (samples.h)
 ///   MH_ASSERT_OK…     Result/Status assertions (status_assert.h)
 ///   WaitUntil         poll a condition until it holds or a timeout (wait_until.h)
 
