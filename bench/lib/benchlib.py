@@ -358,19 +358,22 @@ def descendants(pid):
     return out
 
 
+def dovecot_master_pid():
+    with open(os.path.join(os.environ["DOVECOT_DIR"], "run", "master.pid")) as f:
+        return int(f.read().split()[0])
+
+
 def dovecot_cpu_s():
     """CPU seconds of this test's Dovecot (see tree_cpu_s)."""
-    with open(os.path.join(os.environ["DOVECOT_DIR"], "run", "master.pid")) as f:
-        return tree_cpu_s(int(f.read().split()[0]))
+    return tree_cpu_s(dovecot_master_pid())
 
 
 def dovecot_cpu_by_process():
     """{pid: (name, CPU seconds with reaped children)} of this test's Dovecot, where name is
-    the process's comm (imap, imap-login, auth, …): two snapshots give where its CPU went."""
-    with open(os.path.join(os.environ["DOVECOT_DIR"], "run", "master.pid")) as f:
-        master = int(f.read().split()[0])
+    the process's comm (imap, imap-login, auth, …): two snapshots give where its CPU went,
+    and the sum of one is dovecot_cpu_s()."""
     out = {}
-    for p in descendants(master):
+    for p in descendants(dovecot_master_pid()):
         try:
             with open(f"/proc/{p}/comm") as f:
                 name = f.read().strip()
@@ -378,6 +381,11 @@ def dovecot_cpu_by_process():
         except (OSError, ValueError, IndexError):
             pass
     return out
+
+
+def snapshot_cpu_s(snapshot):
+    """The total of a dovecot_cpu_by_process() snapshot: dovecot_cpu_s() at that moment."""
+    return sum(cpu for _, cpu in snapshot.values())
 
 
 def cpu_by_name(before, after):

@@ -87,7 +87,7 @@ def run_one(kind, a, imap, run_id):
             time.sleep(1.0)  # back in IDLE
         print(f"  {kind}: {a.count} APPENDs to {folder} with {a.appenders} appenders", file=sys.stderr)
         cpu0 = benchlib.proc_cpu_s(w.proc.pid) if w else None
-        dov0, by0 = benchlib.dovecot_cpu_s(), benchlib.dovecot_cpu_by_process()
+        by0 = benchlib.dovecot_cpu_by_process()
         sent = burst(folder, f"{kind}-{run_id}", a.count, a.appenders)
         t_first = min(s[1] for s in sent)
         t_last_append = max(s[2] for s in sent)
@@ -95,7 +95,7 @@ def run_one(kind, a, imap, run_id):
         if w:
             got = wait_all(rx, {s[0] for s in sent}, a.idle_timeout, w.proc)
         t_end = max(got.values()) if got else t_last_append
-        dov1, by1 = benchlib.dovecot_cpu_s(), benchlib.dovecot_cpu_by_process()
+        by1 = benchlib.dovecot_cpu_by_process()
         cpu1 = benchlib.proc_cpu_s(w.proc.pid) if w and w.proc.poll() is None else None
         facts = benchlib.proc_facts(w.proc.pid) if w and w.proc.poll() is None else {}
         lat = [(got[s[0]] - s[1]) * 1000 for s in sent if s[0] in got]
@@ -108,7 +108,7 @@ def run_one(kind, a, imap, run_id):
             "received": n,
             "append_s": round(t_last_append - t_first, 3),
             "append_msgs_per_s": round(len(sent) / (t_last_append - t_first), 1),
-            "dovecot_cpu_s": round(dov1 - dov0, 2),
+            "dovecot_cpu_s": round(benchlib.snapshot_cpu_s(by1) - benchlib.snapshot_cpu_s(by0), 2),
             "dovecot_cpu_s_by_process": benchlib.cpu_by_name(by0, by1),
             "dovecot_cpu_s_per_imap_session": benchlib.session_cpu(by0, by1),
         }

@@ -74,13 +74,18 @@ class Postgres:
         subprocess.run([os.path.join(ROOT, "scripts", "postgres"), "start", self.dir, "--password", PG_PASSWORD],
                        check=True, stdout=subprocess.DEVNULL)
 
-    def superuser(self, sql):
-        """Rows of a query as the cluster's superuser, over its unix socket (trusted)."""
+    def psql(self, sql, user, host):
+        """Rows of a query in the mailhook database, as `user` on `host` (an address or the
+        socket directory), each a list of its columns."""
         out = subprocess.run(
-            [os.path.join(self.env["POSTGRES_BINDIR"], "psql"), "-X", "-At", "-h", os.path.join(self.dir, "run"),
-             "-p", self.env["POSTGRES_PORT"], "-U", "postgres", "-d", "mailhook", "-c", sql],
-            capture_output=True, text=True, check=True)
+            [os.path.join(self.env["POSTGRES_BINDIR"], "psql"), "-X", "-At", "-h", host, "-p",
+             self.env["POSTGRES_PORT"], "-U", user, "-d", "mailhook", "-c", sql],
+            capture_output=True, text=True, env=dict(os.environ, PGPASSWORD=PG_PASSWORD), check=True)
         return [line.split("|") for line in out.stdout.splitlines() if line]
+
+    def superuser(self, sql):
+        """As the cluster's superuser, over its unix socket (trusted)."""
+        return self.psql(sql, "postgres", os.path.join(self.dir, "run"))
 
     def reset_statements(self):
         if self.statements:
@@ -110,12 +115,8 @@ class Postgres:
     TABLE_STATS = ("n_tup_ins", "n_tup_upd", "n_tup_del", "seq_scan", "seq_tup_read", "idx_scan", "idx_tup_fetch")
 
     def query(self, sql):
-        """Rows of a query as the mailhook role, over TCP (as the replicas connect)."""
-        out = subprocess.run(
-            [os.path.join(self.env["POSTGRES_BINDIR"], "psql"), "-X", "-At", "-h", "127.0.0.1", "-p",
-             self.env["POSTGRES_PORT"], "-U", "mailhook", "-d", "mailhook", "-c", sql],
-            capture_output=True, text=True, env=dict(os.environ, PGPASSWORD=PG_PASSWORD), check=True)
-        return [line.split("|") for line in out.stdout.splitlines() if line]
+        """As the mailhook role, over TCP (as the replicas connect)."""
+        return self.psql(sql, "mailhook", "127.0.0.1")
 
     def counters(self):
         """pg_stat_database of the mailhook database, and pg_stat_user_tables per table, flat

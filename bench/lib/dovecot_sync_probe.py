@@ -16,7 +16,6 @@ looks every GAP seconds, in one of these patterns, until it has seen them all:
   peer        one UID FETCH n:* (UID FLAGS BODY.PEEK[]) per look: the Node peer's
 Prints the CPU seconds of the watcher's own imap process (utime+stime) and its command count."""
 
-import imaplib
 import os
 import re
 import sys
@@ -31,12 +30,10 @@ META = {"mailhook": "(UID FLAGS RFC822.SIZE BODYSTRUCTURE BODY.PEEK[HEADER])",
         "size": "(UID FLAGS RFC822.SIZE)"}
 
 
-def login():
+def load_dovecot_env():
+    """DOVECOT_DIR/env (what scripts/dovecot start printed) into os.environ, for benchlib."""
     with open(os.path.join(os.environ["DOVECOT_DIR"], "env")) as f:
-        env = dict(line.strip().split("=", 1) for line in f if "=" in line)
-    c = imaplib.IMAP4("127.0.0.1", int(env["DOVECOT_IMAP_PORT"]))
-    c.login("alice", "secret1")
-    return c
+        os.environ.update(line.strip().split("=", 1) for line in f if "=" in line)
 
 
 def imap_pids():
@@ -46,7 +43,7 @@ def imap_pids():
 class Watcher:
     def __init__(self, folder, pattern, gap):
         before = imap_pids()
-        self.c = login()
+        self.c = benchlib.imap_login()
         self.c.select(folder)
         time.sleep(0.2)
         self.pid = (imap_pids() - before).pop()  # this session's imap process
@@ -84,15 +81,16 @@ class Watcher:
 
 def main():
     count, pattern, gap = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+    load_dovecot_env()
     folder = f"probe-{pattern}-{os.getpid()}"
-    login().create(folder)
+    benchlib.imap_login().create(folder)
     w = Watcher(folder, pattern, gap)
     cpu0 = benchlib.proc_cpu_s(w.pid)
     t = threading.Thread(target=w.run)
     t.start()
 
     def append(k):
-        a = login()
+        a = benchlib.imap_login()
         for i in range(count // 4):
             a.append(folder, None, None, benchlib.small_message(f"probe {k}-{i}", f"<probe-{k}-{i}@x>"))
 

@@ -30,12 +30,12 @@ def rows(count, now_ms):
 
 
 INSERT = ("INSERT INTO outbox (event_id, target, account, folder, uidvalidity, uid, payload, created_at, "
-          "next_attempt_at) VALUES ")
+          "next_attempt_at) ")
 
 
 def fill_sqlite(state_dir, count):
     db = sqlite3.connect(os.path.join(state_dir, "mailhook.db"))
-    db.executemany(INSERT + "(?,?,?,?,?,?,?,?,?)", rows(count, int(time.time() * 1000)))
+    db.executemany(INSERT + "VALUES (?,?,?,?,?,?,?,?,?)", rows(count, int(time.time() * 1000)))
     db.commit()
     db.close()
 
@@ -43,7 +43,7 @@ def fill_sqlite(state_dir, count):
 def fill_postgres(pg, count):
     """The same rows as rows(), made by the server (generate_series)."""
     now_ms = int(time.time() * 1000)
-    pg.query(INSERT.replace(" VALUES ", " ") +
+    pg.query(INSERT +
              f"SELECT 'evt_drain_' || lpad(g::text, 7, '0'), '{TARGET}', 'bench', 'INBOX', 1, g, "
              "json_build_object('id', 'evt_drain_' || lpad(g::text, 7, '0'), 'type', 'message.received', "
              "'message', json_build_object('message_id', '<drain-' || g || '@bench.mailhook.invalid>'))::text, "
@@ -51,8 +51,9 @@ def fill_postgres(pg, count):
     pg.query("VACUUM ANALYZE outbox")
 
 
-def count_scans(pg):
-    """Sequential scans of the outbox so far (a count(*) is one, a claim by index is not)."""
+def outbox_counters(pg):
+    """pg_stat_user_tables of the outbox (scans, rows they read, rows written) and the
+    database's commits, so far."""
     return {k: v for k, v in pg.counters().items() if k.startswith("outbox.") or k == "db.xact_commit"}
 
 
@@ -79,7 +80,7 @@ def run_one(a, store, facts):
         if pg:
             fill_postgres(pg, a.count)
             time.sleep(STATS_QUIET_S)
-            before = count_scans(pg)
+            before = outbox_counters(pg)
             pg_cpu0 = pg.cpu_s()
         else:
             fill_sqlite(os.path.join(work, "state"), a.count)
@@ -97,7 +98,7 @@ def run_one(a, store, facts):
             pg_cpu = pg.cpu_s() - pg_cpu0
             daemon.stop()
             time.sleep(STATS_QUIET_S)
-            after = count_scans(pg)
+            after = outbox_counters(pg)
             res["postgres_cpu_ms_per_delivery"] = round(pg_cpu * 1000 / len(got), 3) if got else None
             res["postgres_counters"] = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
         return res
