@@ -1,6 +1,5 @@
 #include "pgstore/pg_connection.h"
 
-#include <libpq-fe.h>
 #include <poll.h>
 
 #include <algorithm>
@@ -10,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "pgstore/libpq.h"
 #include "pgstore/pg_error.h"
 #include "pgstore/pg_url.h"
 #include "util/log.h"
@@ -62,10 +62,10 @@ Status PollConnect(pg_conn* conn, const PgConnectOptions& options, const std::st
   // The first wait is for writing, as libpq's documentation prescribes.
   PostgresPollingStatusType state = PGRES_POLLING_WRITING;
   // PQconnectStart already tried the first address: it may have failed.
-  if (PQstatus(conn) == CONNECTION_BAD) state = PGRES_POLLING_FAILED;
+  if (Pq().PQstatus(conn) == CONNECTION_BAD) state = PGRES_POLLING_FAILED;
   while (state != PGRES_POLLING_OK) {
     if (state == PGRES_POLLING_FAILED) {
-      std::string message = RedactPasswordsOf(url, WithoutLocation(PQerrorMessage(conn)));
+      std::string message = RedactPasswordsOf(url, WithoutLocation(Pq().PQerrorMessage(conn)));
       const std::string sqlstate = SqlstateInVerboseMessage(message);
       // "FATAL:  28P01: password ..." → "FATAL:  password ...": PgError names it once.
       if (size_t at = message.find(sqlstate + ": "); !sqlstate.empty() && at != std::string::npos) {
@@ -79,7 +79,7 @@ Status PollConnect(pg_conn* conn, const PgConnectOptions& options, const std::st
           "", what,
           "no answer within the connect timeout of " + std::to_string(options.connect_timeout.count()) + " ms");
     }
-    pollfd fds[2] = {{PQsocket(conn), static_cast<short>(state == PGRES_POLLING_READING ? POLLIN : POLLOUT), 0},
+    pollfd fds[2] = {{Pq().PQsocket(conn), static_cast<short>(state == PGRES_POLLING_READING ? POLLIN : POLLOUT), 0},
                      {options.cancel != nullptr ? options.cancel->fd() : -1, POLLIN, 0}};
     const int ready =
         ::poll(fds, options.cancel != nullptr ? 2 : 1, static_cast<int>(std::min<int64_t>(left.count(), INT_MAX)));
@@ -87,7 +87,7 @@ Status PollConnect(pg_conn* conn, const PgConnectOptions& options, const std::st
     if (options.cancel != nullptr && (fds[1].revents & POLLIN) != 0)
       return PgError("", what, "cancelled (shutting down)");
     if (ready <= 0) continue;  // timed out or interrupted: the deadline check decides
-    state = PQconnectPoll(conn);
+    state = Pq().PQconnectPoll(conn);
   }
   return util::Ok();
 }
@@ -113,18 +113,18 @@ bool ValidPorts(std::string_view ports) {
 // a connection failure to retry.
 Status CheckUrl(const std::string& url, const std::string& what) {
   char* err = nullptr;
-  PQconninfoOption* options = PQconninfoParse(url.c_str(), &err);
+  PQconninfoOption* options = Pq().PQconninfoParse(url.c_str(), &err);
   std::string detail;
   if (options == nullptr) {
     detail = err != nullptr ? err : "libpq cannot parse it (or is out of memory)";
-    PQfreemem(err);
+    Pq().PQfreemem(err);
   } else {
     for (const PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
       if (std::string_view(o->keyword) == "port" && o->val != nullptr && !ValidPorts(o->val)) {
         detail = "invalid port \"" + std::string(o->val) + "\"";
       }
     }
-    PQconninfoFree(options);
+    Pq().PQconninfoFree(options);
   }
   if (detail.empty()) return util::Ok();
   return Error(util::ErrorKind::kStore, "store.pg.url", util::RetryClass::kNeedsOperator,
@@ -134,7 +134,7 @@ Status CheckUrl(const std::string& url, const std::string& what) {
 
 }  // namespace
 
-void PgConnDeleter::operator()(pg_conn* conn) const { PQfinish(conn); }
+void PgConnDeleter::operator()(pg_conn* conn) const { Pq().PQfinish(conn); }
 
 PgConnection::PgConnection(PgConnPtr conn, std::string url)
     : conn_(std::move(conn)), url_(std::move(url)), redacted_url_(RedactUrl(url_)) {}
@@ -155,15 +155,16 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& u
                               "keepalives_interval",       "keepalives_count", "tcp_user_timeout",
                               "connect_timeout",           "dbname",           nullptr};
   const char* const values[] = {"mailhook", "1", "10", "5", "3", "30000", timeout_s.c_str(), url.c_str(), nullptr};
+  if (auto s = LoadLibpq(); !s) return s.error();
   if (auto s = CheckUrl(url, what); !s) return s.error();
-  PgConnPtr conn(PQconnectStartParams(keys, values, /*expand_dbname=*/1));
+  PgConnPtr conn(Pq().PQconnectStartParams(keys, values, /*expand_dbname=*/1));
   if (!conn) return PgError("", what, "libpq could not allocate a connection (out of memory)");
   // Verbose messages carry the SQLSTATE of a refused login ("FATAL:  28P01:
   // ..."), which libpq exposes in no other way for a connection attempt.
-  PQsetErrorVerbosity(conn.get(), PQERRORS_VERBOSE);
-  PQsetNoticeProcessor(conn.get(), LogNotice, nullptr);
+  Pq().PQsetErrorVerbosity(conn.get(), PQERRORS_VERBOSE);
+  Pq().PQsetNoticeProcessor(conn.get(), LogNotice, nullptr);
   if (auto s = PollConnect(conn.get(), options, url, what); !s) return s.error();
-  PQsetErrorVerbosity(conn.get(), PQERRORS_DEFAULT);
+  Pq().PQsetErrorVerbosity(conn.get(), PQERRORS_DEFAULT);
   std::unique_ptr<PgConnection> out(new PgConnection(std::move(conn), url));
   if (auto s = out->Run(
           "SET statement_timeout = " + std::to_string(options.statement_timeout.count()) +
@@ -174,15 +175,15 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& u
   return out;
 }
 
-bool PgConnection::broken() const { return !conn_ || PQstatus(conn_.get()) == CONNECTION_BAD; }
+bool PgConnection::broken() const { return !conn_ || Pq().PQstatus(conn_.get()) == CONNECTION_BAD; }
 
-int PgConnection::backend_pid() const { return conn_ ? PQbackendPID(conn_.get()) : 0; }
+int PgConnection::backend_pid() const { return conn_ ? Pq().PQbackendPID(conn_.get()) : 0; }
 
 Error PgConnection::StatementError(const pg_result* result, std::string_view what) {
-  const char* state = result != nullptr ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  const char* state = result != nullptr ? Pq().PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
   last_sqlstate_ = state != nullptr ? state : "";
-  std::string detail = result != nullptr ? PQresultErrorMessage(result) : "";
-  if (detail.empty()) detail = PQerrorMessage(conn_.get());
+  std::string detail = result != nullptr ? Pq().PQresultErrorMessage(result) : "";
+  if (detail.empty()) detail = Pq().PQerrorMessage(conn_.get());
   detail = RedactPasswordsOf(url_, WithoutLocation(detail));
   std::string sqlstate = last_sqlstate_;
   // A connection that broke is a connection failure whatever the last
@@ -195,7 +196,7 @@ Error PgConnection::StatementError(const pg_result* result, std::string_view wha
 }
 
 Result<PgRows> PgConnection::Checked(PgResultPtr result, std::string_view what) {
-  const ExecStatusType status = result ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
+  const ExecStatusType status = result ? Pq().PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
   if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
     last_sqlstate_.clear();
     return PgRows(std::move(result));
@@ -210,7 +211,7 @@ Status PgConnection::Prepare(const std::string& name, const std::string& sql) {
                  "statement \"" + name + "\" is already prepared with another SQL text; a bug in mailhook: report it");
   }
   if (broken()) return StatementError(nullptr, "preparing statement \"" + name + "\"");
-  auto r = Checked(PgResultPtr(PQprepare(conn_.get(), name.c_str(), sql.c_str(), 0, nullptr)),
+  auto r = Checked(PgResultPtr(Pq().PQprepare(conn_.get(), name.c_str(), sql.c_str(), 0, nullptr)),
                    "preparing statement \"" + name + "\"");
   if (!r) return r.error();
   prepared_.emplace(name, sql);
@@ -253,8 +254,8 @@ Result<PgRows> PgConnection::Exec(const std::string& name, std::span<const PgPar
     }
     values[i] = texts[i].c_str();
   }
-  PgResultPtr result(PQexecPrepared(conn_.get(), name.c_str(), static_cast<int>(n), values.data(), lengths.data(),
-                                    formats.data(), /*resultFormat=binary*/ 1));
+  PgResultPtr result(Pq().PQexecPrepared(conn_.get(), name.c_str(), static_cast<int>(n), values.data(), lengths.data(),
+                                         formats.data(), /*resultFormat=binary*/ 1));
   return Checked(std::move(result), what);
 }
 
@@ -271,7 +272,7 @@ Status PgConnection::Run(const std::string& sql) {
   while (!start.empty() && start.back() == ' ') start.pop_back();
   const std::string what = "running \"" + start + (start.size() == 40 ? "…" : "") + "\"";
   if (broken()) return StatementError(nullptr, what);
-  auto r = Checked(PgResultPtr(PQexec(conn_.get(), sql.c_str())), what);
+  auto r = Checked(PgResultPtr(Pq().PQexec(conn_.get(), sql.c_str())), what);
   if (!r) return r.error();
   return util::Ok();
 }
@@ -300,7 +301,7 @@ Status PgConnection::RunAndCommit(const std::function<Status()>& fn) {
   Status s = fn();
   if (!s) return s;
   Fault("transaction.before_commit");
-  PgResultPtr commit(PQexec(conn_.get(), "COMMIT"));
+  PgResultPtr commit(Pq().PQexec(conn_.get(), "COMMIT"));
   auto r = Checked(std::move(commit), "committing");
   if (!r) return r.error();
   if (r->command() != "COMMIT") {
@@ -313,8 +314,8 @@ Status PgConnection::RunAndCommit(const std::function<Status()>& fn) {
 
 void PgConnection::RollBack() {
   // After a COMMIT that answered ROLLBACK the session is idle already.
-  if (!broken() && PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
-    PgResultPtr rollback(PQexec(conn_.get(), "ROLLBACK"));  // a failure leaves the connection broken: thrown away
+  if (!broken() && Pq().PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
+    PgResultPtr rollback(Pq().PQexec(conn_.get(), "ROLLBACK"));  // a failure leaves the connection broken: thrown away
   }
 }
 

@@ -1,9 +1,9 @@
 #include "pgstore/pg_rows.h"
 
-#include <libpq-fe.h>
-
 #include <charconv>
 #include <cstring>
+
+#include "pgstore/libpq.h"
 
 namespace mailhook::pgstore {
 namespace {
@@ -35,21 +35,21 @@ util::Error ReadError(std::string message) {
 
 }  // namespace
 
-void PgResultDeleter::operator()(pg_result* result) const { PQclear(result); }
+void PgResultDeleter::operator()(pg_result* result) const { Pq().PQclear(result); }
 
-int PgRows::rows() const { return PQntuples(result_.get()); }
-int PgRows::columns() const { return PQnfields(result_.get()); }
+int PgRows::rows() const { return Pq().PQntuples(result_.get()); }
+int PgRows::columns() const { return Pq().PQnfields(result_.get()); }
 
 int64_t PgRows::affected() const {
-  const char* text = PQcmdTuples(result_.get());
+  const char* text = Pq().PQcmdTuples(result_.get());
   int64_t n = 0;
   std::from_chars(text, text + std::strlen(text), n);
   return n;
 }
 
-std::string_view PgRows::command() const { return PQcmdStatus(result_.get()); }
+std::string_view PgRows::command() const { return Pq().PQcmdStatus(result_.get()); }
 
-bool PgRows::IsNull(int row, int column) const { return PQgetisnull(result_.get(), row, column) == 1; }
+bool PgRows::IsNull(int row, int column) const { return Pq().PQgetisnull(result_.get(), row, column) == 1; }
 
 util::Status PgRows::Check(int row, int column, std::initializer_list<unsigned> type_oids, const char* reader) const {
   if (row < 0 || row >= rows() || column < 0 || column >= columns()) {
@@ -57,9 +57,9 @@ util::Status PgRows::Check(int row, int column, std::initializer_list<unsigned> 
                      ") in a result of " + std::to_string(rows()) + " rows and " + std::to_string(columns()) +
                      " columns");
   }
-  const char* name = PQfname(result_.get(), column);
+  const char* name = Pq().PQfname(result_.get(), column);
   if (IsNull(row, column)) return ReadError(std::string(reader) + ": column \"" + name + "\" is NULL");
-  const unsigned type = PQftype(result_.get(), column);
+  const unsigned type = Pq().PQftype(result_.get(), column);
   for (unsigned t : type_oids) {
     if (t == type) return util::Ok();
   }
@@ -69,27 +69,27 @@ util::Status PgRows::Check(int row, int column, std::initializer_list<unsigned> 
 
 util::Result<int64_t> PgRows::Int64(int row, int column) const {
   if (auto s = Check(row, column, {kInt2Oid, kInt4Oid, kInt8Oid}, "Int64"); !s) return s.error();
-  const int size = PQgetlength(result_.get(), row, column);
+  const int size = Pq().PQgetlength(result_.get(), row, column);
   if (size != 2 && size != 4 && size != 8) return ReadError("Int64: an integer of " + std::to_string(size) + " bytes");
-  return BigEndian(PQgetvalue(result_.get(), row, column), size);
+  return BigEndian(Pq().PQgetvalue(result_.get(), row, column), size);
 }
 
 util::Result<bool> PgRows::Bool(int row, int column) const {
   if (auto s = Check(row, column, {kBoolOid}, "Bool"); !s) return s.error();
-  return PQgetlength(result_.get(), row, column) == 1 && PQgetvalue(result_.get(), row, column)[0] != 0;
+  return Pq().PQgetlength(result_.get(), row, column) == 1 && Pq().PQgetvalue(result_.get(), row, column)[0] != 0;
 }
 
 util::Result<std::string_view> PgRows::Text(int row, int column) const {
   // The binary format of the text types is their bytes, as in text format.
   if (auto s = Check(row, column, {kTextOid, kVarcharOid, kBpcharOid, kNameOid}, "Text"); !s) return s.error();
-  return std::string_view(PQgetvalue(result_.get(), row, column), PQgetlength(result_.get(), row, column));
+  return std::string_view(Pq().PQgetvalue(result_.get(), row, column), Pq().PQgetlength(result_.get(), row, column));
 }
 
 util::Result<std::string_view> PgRows::Bytes(int row, int column) const {
   if (auto s = Check(row, column, {kByteaOid, kTextOid, kVarcharOid, kBpcharOid, kNameOid}, "Bytes"); !s) {
     return s.error();
   }
-  return std::string_view(PQgetvalue(result_.get(), row, column), PQgetlength(result_.get(), row, column));
+  return std::string_view(Pq().PQgetvalue(result_.get(), row, column), Pq().PQgetlength(result_.get(), row, column));
 }
 
 }  // namespace mailhook::pgstore
