@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <optional>
@@ -10,10 +11,11 @@
 namespace mailhook::pgstore {
 namespace {
 
-util::Error LibpqError(const char* soname, const std::string& detail) {
+// `detail` names the library: dlerror()'s text begins with it.
+util::Error LibpqError(const std::string& detail) {
   return util::Error(util::ErrorKind::kStore, "store.pg.libpq", util::RetryClass::kNeedsOperator,
-                     std::string("the PostgreSQL store needs libpq, which cannot be loaded (") + soname + ": " +
-                         detail + "); install it (Debian: apt-get install libpq5), or remove store.url to use SQLite");
+                     "the PostgreSQL store needs libpq, which cannot be loaded (" + detail +
+                         "); install it (Debian: apt-get install libpq5), or remove store.url to use SQLite");
 }
 
 std::string LastDlError() {
@@ -27,23 +29,30 @@ struct Loaded {
   std::optional<util::Error> error;
 };
 
+// Never destroyed: a connection closed by a late destructor still finds libpq.
 Loaded& Process() {
-  static Loaded loaded;
+  static Loaded& loaded = *new Loaded;
   return loaded;
+}
+
+// A library without one of the functions: closed again, with what it lacks.
+util::Error Unusable(void* handle, const char* soname, const char* function) {
+  dlclose(handle);
+  return LibpqError(std::string(soname) + " has no " + function + ": not libpq, or too old a one");
 }
 
 }  // namespace
 
 util::Result<Libpq> LoadLibpqFrom(const char* soname) {
-  // RTLD_LOCAL: libpq's symbols stay out of the global scope. Never closed:
-  // its connections and results live as long as the process may use them.
+  // RTLD_LOCAL: libpq's symbols stay out of the global scope. Never closed
+  // once usable: its connections and results live as long as the process.
   void* handle = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
-  if (handle == nullptr) return LibpqError(soname, LastDlError());
+  if (handle == nullptr) return LibpqError(LastDlError());
   Libpq out;
-#define MAILHOOK_LIBPQ_LOOKUP(name)                                                             \
-  do {                                                                                          \
-    out.name = reinterpret_cast<decltype(&::name)>(dlsym(handle, #name));                       \
-    if (out.name == nullptr) return LibpqError(soname, "it has no " #name ": too old a libpq"); \
+#define MAILHOOK_LIBPQ_LOOKUP(name)                                       \
+  do {                                                                    \
+    out.name = reinterpret_cast<decltype(&::name)>(dlsym(handle, #name)); \
+    if (out.name == nullptr) return Unusable(handle, soname, #name);      \
   } while (false);
   MAILHOOK_LIBPQ_FUNCTIONS(MAILHOOK_LIBPQ_LOOKUP)
 #undef MAILHOOK_LIBPQ_LOOKUP
@@ -66,7 +75,10 @@ util::Status LoadLibpq() {
 
 const Libpq& Pq() {
   Loaded& loaded = Process();
-  if (!loaded.functions) std::abort();  // a bug: called before LoadLibpq succeeded
+  if (!loaded.functions) {
+    std::fputs("mailhook: libpq called before LoadLibpq succeeded (a bug: report it)\n", stderr);
+    std::abort();
+  }
   return *loaded.functions;
 }
 

@@ -2,9 +2,9 @@
 /// libpq, loaded when the PostgreSQL store is first used rather than linked.
 ///
 /// Linked, libpq.so.5 brings Kerberos, LDAP, GnuTLS and p11-kit into every
-/// daemon, ~3.5 MiB resident at start even with the default SQLite store
-/// (bench/README.md, "Memory of an idle daemon"). So the daemon does not link
-/// it: `LoadLibpq` dlopens it on the first connection (or URL check), and the
+/// daemon, ~3.2 MiB resident at start even with the default SQLite store
+/// (bench/README.md, "Memory again"). So the daemon does not link it:
+/// PgConnection::Connect first calls `LoadLibpq`, which dlopens it, and the
 /// two files that talk to libpq (pg_connection.cc, pg_rows.cc) call it through
 /// `Pq()`. The signatures are libpq-fe.h's own (decltype), so a mismatch does
 /// not compile. A private header of src/pgstore: it includes libpq-fe.h.

@@ -97,7 +97,8 @@ class PgConnection {
   /// word (power loss, a cut network) within about 30 s unless the URL sets
   /// them: no call hangs on a dead server for TCP's 15 minutes of retries.
   /// Failures: store.pg.connection (refused, timed out,
-  /// cancelled: kBackoff), store.pg.auth, store.pg.database (kNeedsOperator)…
+  /// cancelled: kBackoff), store.pg.auth, store.pg.database, store.pg.libpq
+  /// (libpq cannot be loaded: libpq.h) (kNeedsOperator)…
   static util::Result<std::unique_ptr<PgConnection>> Connect(const std::string& url,
                                                              const PgConnectOptions& options = {});
 

@@ -30,7 +30,8 @@ TEST(LibpqTest, AMissingLibpqIsAnErrorNamingThePackageAndTheWayAround) {
 TEST(LibpqTest, ALibraryWithoutLibpqsFunctionsIsRefusedNamingTheMissingOne) {
   auto loaded = LoadLibpqFrom("libc.so.6");
   ASSERT_FALSE(loaded);
-  EXPECT_NE(loaded.error().message().find("it has no PQbackendPID"), std::string::npos) << loaded.error().message();
+  EXPECT_NE(loaded.error().message().find("libc.so.6 has no PQbackendPID"), std::string::npos)
+      << loaded.error().message();
 }
 
 }  // namespace
