@@ -2,8 +2,10 @@
 // mailhook reconnects, and messages appended meanwhile are delivered once.
 
 #include <set>
+#include <vector>
 
 #include "pipeline_fixture.h"
+#include "wait_until.h"
 
 namespace mailhook::testsupport {
 namespace {
@@ -19,9 +21,7 @@ TEST_F(PipelineTest, KilledSessionReconnectsAndDeliversWhatArrivedMeanwhile) {
   MH_ASSERT_OK(dovecot_.KillSessionProcesses());
   // Appended while mailhook's session is gone (our client uses its own
   // session). Right after the kill our own APPEND once failed while Dovecot
-  // cleaned up (ci of stop 20; not reproduced in 30 runs under load nor 100
-  // kill-then-append rounds): it is tried again, never stored twice, so the
-  // exactly-once check below still holds.
+  // cleaned up (ci of stop 20): it is tried again (see the check below).
   MH_ASSERT_OK(imap.AppendRetrying("alice", "INBOX", SampleMessage("latin1_qp.eml")));
   MH_ASSERT_OK(imap.AppendRetrying("alice", "INBOX", SampleMessage("alternative.eml")));
   ASSERT_TRUE(daemon_.WaitForLog("imap.reconnect", seconds(20), mark)) << daemon_.Log();
@@ -30,10 +30,26 @@ TEST_F(PipelineTest, KilledSessionReconnectsAndDeliversWhatArrivedMeanwhile) {
 
   // Exactly once each: give a duplicate the chance to show up via one more message.
   MH_ASSERT_OK(imap.Append("alice", "INBOX", SampleMessage("mixed_attachment.eml")));
-  ASSERT_TRUE(receiver_.WaitFor(4, seconds(20))) << daemon_.Log();
+  // Compared with what the folder holds, not with four: our own client may
+  // store a message twice. An APPEND that failed on our side while Dovecot
+  // waited on the killed session's stale dovecot-uidlist.lock (up to 2
+  // minutes) was completed by Dovecot after its retry had succeeded (uids
+  // 1-5 in a clean-clone run of 2026-12-01, each delivered once). The promise
+  // under test is that every message in the folder reaches the receiver once.
+  std::vector<uint32_t> in_folder;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto listed = imap.ListUids("alice", "INBOX");
+        if (!listed) return false;
+        in_folder = *listed;
+        return in_folder.size() >= 4 && receiver_.count() >= in_folder.size();
+      },
+      seconds(20)))
+      << "folder holds " << in_folder.size() << ", received " << receiver_.count() << "\n"
+      << daemon_.Log();
   std::multiset<uint32_t> uids;
   for (const auto& e : Events()) uids.insert(e["uid"].get<uint32_t>());
-  EXPECT_EQ(uids, (std::multiset<uint32_t>{1, 2, 3, 4}));
+  EXPECT_EQ(uids, std::multiset<uint32_t>(in_folder.begin(), in_folder.end()));
 }
 
 TEST_F(PipelineTest, DovecotRestartIsSurvived) {
