@@ -25,8 +25,7 @@ std::string LastDlError() {
 
 struct Loaded {
   std::once_flag once;
-  std::optional<Libpq> functions;
-  std::optional<util::Error> error;
+  std::optional<util::Result<Libpq>> outcome;  // set once, by the first LoadLibpq
 };
 
 // Never destroyed: a connection closed by a late destructor still finds libpq.
@@ -61,25 +60,18 @@ util::Result<Libpq> LoadLibpqFrom(const char* soname) {
 
 util::Status LoadLibpq() {
   Loaded& loaded = Process();
-  std::call_once(loaded.once, [&loaded] {
-    auto functions = LoadLibpqFrom(kLibpqSoname);
-    if (functions) {
-      loaded.functions = *functions;
-    } else {
-      loaded.error = functions.error();
-    }
-  });
-  if (loaded.error) return *loaded.error;
+  std::call_once(loaded.once, [&loaded] { loaded.outcome.emplace(LoadLibpqFrom(kLibpqSoname)); });
+  if (!*loaded.outcome) return loaded.outcome->error();
   return util::Ok();
 }
 
 const Libpq& Pq() {
   Loaded& loaded = Process();
-  if (!loaded.functions) {
+  if (!loaded.outcome || !*loaded.outcome) {
     std::fputs("mailhook: libpq called before LoadLibpq succeeded (a bug: report it)\n", stderr);
     std::abort();
   }
-  return *loaded.functions;
+  return **loaded.outcome;
 }
 
 }  // namespace mailhook::pgstore
