@@ -1,12 +1,12 @@
 #include "mime/mail_builder.h"
 
-#include <idn2.h>
-
 #include <algorithm>
 #include <ctime>
+#include <utility>
 
 #include "mime/decode.h"
 #include "mime/extractor.h"
+#include "mime/idna.h"
 #include "util/base64.h"
 
 namespace mailhook::mime {
@@ -422,11 +422,10 @@ util::Result<std::string> EnvelopeAddress(std::string_view address) {
   }
   std::string ascii_domain(domain);
   if (!AllAscii(domain)) {
-    char* out = nullptr;
-    const int rc = idn2_to_ascii_8z(std::string(domain).c_str(), &out, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
-    if (rc != IDN2_OK) return bad(std::string("IDNA: ") + idn2_strerror(rc));
-    ascii_domain = out;
-    idn2_free(out);
+    auto ascii = DomainToAscii(domain);
+    if (!ascii && ascii.error().code() == "mail.bad_idn") return bad(ascii.error().message());
+    if (!ascii) return ascii.error();  // libidn2 cannot be loaded: not the address's fault
+    ascii_domain = std::move(*ascii);
   } else if (!(domain.front() == '[' && domain.back() == ']')) {
     const bool ok = std::all_of(domain.begin(), domain.end(), [](char c) {
       return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||

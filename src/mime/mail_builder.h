@@ -85,10 +85,11 @@ util::Result<std::string> BuildMessage(const OutgoingMail& mail);
 
 /// An address for MAIL FROM / RCPT TO and the headers: `local@domain` with
 /// the domain in IDNA A-labels (libidn2, IDNA2008 with UTS #46
-/// non-transitional mapping); ASCII domains are kept as written. Error
-/// "mail.bad_address" for anything not addr-spec-like: no or several `@`
-/// outside quotes, an empty part, white space, controls, `<>`, a non-ASCII
-/// local part, an invalid IDN, over 254 octets.
+/// non-transitional mapping; see idna.h); ASCII domains are kept as written.
+/// Error "mail.bad_address" for anything not addr-spec-like: no or several
+/// `@` outside quotes, an empty part, white space, controls, `<>`, a non-ASCII
+/// local part, an invalid IDN, over 254 octets; "mail.libidn2" when a
+/// non-ASCII domain meets a machine without libidn2.
 util::Result<std::string> EnvelopeAddress(std::string_view address);
 
 /// True when the built message holds 8-bit bytes (only an attached original

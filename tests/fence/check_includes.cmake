@@ -7,7 +7,8 @@ set(rules
   "imap,smtp|#include[ \t]*[<\"](libetpan/|imap/tls_stream\\.h|imap/etpan_ptr\\.h)"
   "store|#include[ \t]*[<\"](sqlite3\\.h|store/statement\\.h|store/row_mapper\\.h)"
   "delivery|#include[ \t]*[<\"]httplib\\.h"
-  "pgstore|#include[ \t]*[<\"](libpq-fe\\.h|libpq/|postgres_ext\\.h|pgstore/libpq\\.h)")
+  "pgstore|#include[ \t]*[<\"](libpq-fe\\.h|libpq/|postgres_ext\\.h|pgstore/libpq\\.h)"
+  "mime|#include[ \t]*[<\"]idn2\\.h")
 file(GLOB_RECURSE files RELATIVE ${SRC} ${SRC}/*.h ${SRC}/*.cc)
 set(failures "")
 foreach(file IN LISTS files)
