@@ -32,6 +32,7 @@
 //    tests need root and are skipped, with the reason, otherwise.
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <thread>
@@ -140,6 +141,12 @@ TEST_F(CourierTest, AttachmentMessageBecomesSignedEventOverIdle) {
   ASSERT_TRUE(receiver_.WaitFor(1, seconds(15))) << daemon_.Log();
   auto latency = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - appended);
   RecordProperty("append_to_webhook_ms", static_cast<int>(latency.count()));
+  // Pushed by this instance's own gamin server (scripts/courier sets
+  // GAM_CLIENT_ID): a server shared with a parallel test's instance lives in
+  // that instance's namespace and dies with it, and this one's pushes stop.
+  const std::string fam_socket =
+      "@/tmp/fam-mailhooktest-mailhook-" + std::filesystem::path(courier_.dir()).filename().string();
+  EXPECT_NE(ReadFile("/proc/net/unix").find(fam_socket), std::string::npos) << fam_socket;
 
   RecordedRequest req = receiver_.Requests()[0];
   EXPECT_EQ(req.method, "POST");
