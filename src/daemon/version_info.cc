@@ -4,7 +4,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "delivery/library_version.h"
 #include "imap/library_version.h"
 #include "store/db.h"
 
@@ -17,7 +16,6 @@ std::string VersionReport(const std::string& version) {
   out += imap::LibraryVersion() + "\n";
   out += imap::TlsLibraryVersion() + "\n";
   out += store::SqliteVersion() + "\n";
-  out += delivery::HttpLibraryVersion() + "\n";
   out += "spdlog " + std::to_string(SPDLOG_VER_MAJOR) + "." + std::to_string(SPDLOG_VER_MINOR) + "." +
          std::to_string(SPDLOG_VER_PATCH) + "\n";
   out += "nlohmann_json " + std::to_string(NLOHMANN_JSON_VERSION_MAJOR) + "." +

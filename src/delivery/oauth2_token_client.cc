@@ -1,19 +1,14 @@
 #include "delivery/oauth2_token_client.h"
 
-#include <httplib.h>
 #include <poll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
-#include <atomic>
-#include <cerrno>
 #include <climits>
 #include <cstdint>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "delivery/http_trace.h"
 #include "delivery/webhook_target.h"
+#include "http/client.h"
 #include "util/log.h"
 
 namespace mailhook::delivery {
@@ -33,43 +28,6 @@ bool Readable(int fd, int timeout_ms) {
   pollfd p{fd, POLLIN, 0};
   return poll(&p, 1, timeout_ms) > 0;
 }
-
-/// Ends `client`'s request when `stop_fd` fires: stop() shuts its socket, and
-/// is repeated every 50 ms because one that lands before httplib took the
-/// socket is a no-op. Nothing when stop_fd is -1.
-class StopWatch {
- public:
-  StopWatch(httplib::Client& client, int stop_fd) {
-    if (stop_fd < 0) return;
-    done_ = eventfd(0, EFD_CLOEXEC);
-    if (done_ < 0) return;  // no watch: the request still ends by its timeouts
-    thread_ = std::thread([this, &client, stop_fd] {
-      pollfd fds[2] = {{stop_fd, POLLIN, 0}, {done_, POLLIN, 0}};
-      while (poll(fds, 2, -1) < 0 && errno == EINTR) {
-      }
-      if (fds[1].revents != 0) return;
-      stopped_ = true;
-      do client.stop();
-      while (!Readable(done_, 50));
-    });
-  }
-  ~StopWatch() {
-    if (done_ < 0) return;
-    const uint64_t one = 1;
-    ssize_t n = write(done_, &one, sizeof one);
-    (void)n;
-    if (thread_.joinable()) thread_.join();
-    close(done_);
-  }
-  StopWatch(const StopWatch&) = delete;
-  StopWatch& operator=(const StopWatch&) = delete;
-  bool stopped() const { return stopped_; }
-
- private:
-  int done_ = -1;
-  std::atomic<bool> stopped_{false};
-  std::thread thread_;
-};
 
 std::string FormBody(const TokenRequest& r) {
   std::string body = "grant_type=refresh_token&refresh_token=" + FormEncode(r.refresh_token.reveal()) +
@@ -173,29 +131,15 @@ std::string FormEncode(const std::string& value) {
 
 namespace {
 
-/// Timeouts, no redirects (never re-send the refresh token elsewhere), TLS verified.
-void Configure(httplib::Client& client, const TokenRequest& r) {
-  client.set_connection_timeout(r.timeout);
-  client.set_read_timeout(r.timeout);
-  client.set_write_timeout(r.timeout);
-  client.set_follow_location(false);
-  client.set_decompress(false);
-  if (r.token_url.https()) {
-    client.enable_server_certificate_verification(true);
-    if (r.ca_file) client.set_ca_cert_path(*r.ca_file);
-  }
-}
-
 /// The request's trace line (http_trace.h): `status`, else `error`.
-void TraceTokenRequest(const TokenRequest& r, const httplib::Request& req, std::optional<int> status,
+void TraceTokenRequest(const TokenRequest& r, const http::ClientRequest& req, std::optional<int> status,
                        const std::string& error, std::chrono::steady_clock::time_point started) {
   HttpTraceLine line;
   line.target = "oauth2:" + r.account;
   line.method = "POST";
   line.origin = r.token_url.origin();
-  line.path = req.path;
-  const std::vector<std::pair<std::string, std::string>> headers(req.headers.begin(), req.headers.end());
-  line.headers = &headers;
+  line.path = req.target;
+  line.headers = &req.headers;
   line.body_bytes = req.body.size();
   if (status) {
     line.status = *status;
@@ -221,55 +165,39 @@ util::Result<TokenGrant> RequestAccessToken(const TokenRequest& r) {
     return Error("oauth2.stopped", RetryClass::kBackoff, "token request to " + Where(r) + " ended: stopping");
   };
   if (r.stop_fd >= 0 && Readable(r.stop_fd, 0)) return stopped();
-  httplib::Client client(url.origin());
-  Configure(client, r);
-  httplib::Request req;
-  req.method = "POST";
-  req.path = url.target();
-  req.headers.emplace("Accept", "application/json");
-  req.headers.emplace("Content-Type", "application/x-www-form-urlencoded");
-  req.body = FormBody(r);
-  std::string received;
-  bool capped = false;
-  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
-    const size_t room = kMaxTokenResponseBytes - received.size();
-    received.append(data, std::min(n, room));
-    if (n >= room) capped = true;
-    return !capped;  // false: httplib stops reading
-  };
-  httplib::Response res;
-  httplib::Error err = httplib::Error::Success;
-  bool ok = false;
-  bool was_stopped = false;
+  http::ClientOrigin origin;
+  origin.https = url.https();
+  origin.host = url.host();
+  origin.port = url.port();
+  origin.ca_file = r.ca_file;
+  origin.owner = "token endpoint";  // never offered: token requests are always verified
+  http::ClientRequest req;
+  req.target = url.target();
+  req.headers = {{"Accept", "application/json"}, {"Content-Type", "application/x-www-form-urlencoded"}};
+  const std::string body = FormBody(r);
+  req.body = body;
+  // Redirects are not followed: the refresh token is never re-sent elsewhere.
   const auto started = std::chrono::steady_clock::now();
-  {
-    StopWatch watch(client, r.stop_fd);
-    try {
-      ok = client.send(req, res, err);
-    } catch (const std::exception&) {  // httplib may throw (bad_alloc, regex)
-      err = httplib::Error::Unknown;
-    }
-    was_stopped = watch.stopped();
-  }
+  const auto deadline = started + r.timeout;
+  auto connection = http::ClientConnection::Open(origin, deadline, r.stop_fd);
+  auto res = connection ? (*connection)->Exchange(req, deadline, r.stop_fd, kMaxTokenResponseBytes)
+                        : util::Result<http::ClientResponse>(connection.error());
   if (HttpTraceOn()) {
-    TraceTokenRequest(r, req, ok ? std::optional<int>(res.status) : std::nullopt,
-                      was_stopped ? "stopped" : httplib::to_string(err), started);
+    TraceTokenRequest(r, req, res ? std::optional<int>(res->status) : std::nullopt, res ? "" : res.error().message(),
+                      started);
   }
-  if (was_stopped && !ok) return stopped();
-  if (capped) {
+  if (!res && res.error().code() == "http.stopped") return stopped();
+  if (res && res->body_capped) {
     return Error("oauth2.token_request", RetryClass::kBackoff,
                  Where(r) + " sent more than " + std::to_string(kMaxTokenResponseBytes) +
                      " bytes; not a token answer. Check token_url");
   }
-  if (!ok) {
-    std::string hint = err == httplib::Error::SSLServerVerification
-                           ? " (server certificate not trusted or wrong host name)"
-                           : (err == httplib::Error::Connection ? " (is the host reachable?)" : "");
+  if (!res) {
     return Error("oauth2.token_request", RetryClass::kBackoff,
-                 "no answer from " + Where(r) + ": " + httplib::to_string(err) + hint + "; retried with backoff");
+                 "no answer from " + Where(r) + ": " + res.error().message() + "; retried with backoff");
   }
-  if (res.status != 200) return ErrorAnswer(r, res.status, received, capped);
-  return GrantFrom(r, received);
+  if (res->status != 200) return ErrorAnswer(r, res->status, res->body, false);
+  return GrantFrom(r, res->body);
 }
 
 }  // namespace mailhook::delivery

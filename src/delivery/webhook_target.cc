@@ -1,7 +1,6 @@
 #include "delivery/webhook_target.h"
 
 #include <arpa/inet.h>
-#include <httplib.h>
 
 #include <algorithm>
 #include <cctype>
@@ -21,11 +20,6 @@ using Steady = std::chrono::steady_clock;
 using util::Error;
 using util::Result;
 using util::RetryClass;
-
-// How often the watchdog repeats stop() on a request it has ended: a stop()
-// that lands before httplib took the socket is a no-op, so it is repeated
-// until the request is gone.
-constexpr auto kRestopInterval = std::chrono::milliseconds(50);
 
 // The values a receiver must not get us to store or log by echoing them:
 // each configured header value (and the credentials after an auth scheme such
@@ -56,15 +50,6 @@ void AddSignatures(const std::string& header, std::vector<std::string>& out) {
     if (auto comma = sig.find(','); comma != std::string::npos) out.push_back(sig.substr(comma + 1));
     start = end + 1;
   }
-}
-
-/// What to check after a transport error, or "".
-std::string TransportHint(httplib::Error err) {
-  if (err == httplib::Error::SSLServerVerification) {
-    return " (server certificate not trusted or wrong host name; set ca_file for a private CA)";
-  }
-  if (err == httplib::Error::Connection) return " (is the receiver running and reachable?)";
-  return "";
 }
 
 }  // namespace
@@ -103,56 +88,23 @@ std::string RedactedExcerpt(std::string_view body, const std::vector<std::string
   return out;
 }
 
-/// Registers a request with the watchdog, and with the call's cancel token,
-/// for as long as it lives, so that neither a throwing httplib call nor an
-/// early return leaves a pointer or a callback behind.
-class WebhookTarget::FlightGuard {
+/// Counts a request as in flight for as long as it lives, so that neither a
+/// throw nor an early return leaves it counted.
+class WebhookTarget::InFlight {
  public:
-  FlightGuard(WebhookTarget& target, std::shared_ptr<httplib::Client> client, Steady::time_point deadline,
-              const util::CancelToken& cancel)
-      : target_(target) {
-    {
-      util::MutexLock lock(target_.mu_);
-      id_ = target_.next_flight_++;
-      target_.flights_.emplace(id_, Flight{std::move(client), deadline});
-    }
-    target_.cv_.SignalAll();
-    // Not under mu_: a token that already fired runs the callback right here,
-    // and the callback takes mu_ (lock order: the token's, then mu_).
-    on_cancel_.emplace(cancel, [this] { MarkCancelled(); });
-  }
-  ~FlightGuard() {
-    if (!done_) Finish();
-  }
-  FlightGuard(const FlightGuard&) = delete;
-  FlightGuard& operator=(const FlightGuard&) = delete;
-
-  /// Unregisters; returns how the watchdog saw the request end.
-  Flight Finish() {
-    on_cancel_.reset();  // waits for a callback running on another thread
+  explicit InFlight(WebhookTarget& target) : target_(target) {
     util::MutexLock lock(target_.mu_);
-    done_ = true;
-    auto node = target_.flights_.extract(id_);
-    return node.empty() ? Flight{} : std::move(node.mapped());
+    ++target_.in_flight_;
   }
+  ~InFlight() {
+    util::MutexLock lock(target_.mu_);
+    --target_.in_flight_;
+  }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
 
  private:
-  /// The token fired: the watchdog shuts the socket down (and repeats it
-  /// until the request is gone).
-  void MarkCancelled() {
-    {
-      util::MutexLock lock(target_.mu_);
-      auto it = target_.flights_.find(id_);
-      if (it == target_.flights_.end()) return;
-      it->second.cancelled = true;
-    }
-    target_.cv_.SignalAll();
-  }
-
   WebhookTarget& target_;
-  uint64_t id_ = 0;
-  bool done_ = false;
-  std::optional<util::CancelToken::Registration> on_cancel_;
 };
 
 WebhookTarget::WebhookTarget(config::Webhook webhook, Resolved resolved, std::string user_agent)
@@ -160,18 +112,9 @@ WebhookTarget::WebhookTarget(config::Webhook webhook, Resolved resolved, std::st
       resolved_(std::move(resolved)),
       origin_(webhook_.url.origin()),
       user_agent_(std::move(user_agent)),
-      redact_(SecretsToRedact(resolved_.headers, resolved_.secrets)) {
-  watchdog_ = std::thread([this] { Watch(); });
-}
+      redact_(SecretsToRedact(resolved_.headers, resolved_.secrets)) {}
 
-WebhookTarget::~WebhookTarget() {
-  {
-    util::MutexLock lock(mu_);
-    shutdown_ = true;
-  }
-  cv_.SignalAll();
-  watchdog_.join();
-}
+WebhookTarget::~WebhookTarget() = default;
 
 Result<std::unique_ptr<WebhookTarget>> WebhookTarget::Create(const config::Webhook& webhook,
                                                              const std::string& version) {
@@ -217,78 +160,39 @@ Result<std::unique_ptr<WebhookTarget>> WebhookTarget::Create(const config::Webho
   return std::unique_ptr<WebhookTarget>(new WebhookTarget(webhook, std::move(resolved), "mailhook/" + version));
 }
 
-std::shared_ptr<httplib::Client> WebhookTarget::TakeClient() {
-  {
-    util::MutexLock lock(mu_);
-    if (!idle_.empty()) {
-      auto client = std::move(idle_.back());
+Result<std::unique_ptr<http::ClientConnection>> WebhookTarget::TakeConnection(Steady::time_point deadline,
+                                                                              int stop_fd) {
+  for (;;) {
+    std::unique_ptr<http::ClientConnection> pooled;
+    {
+      util::MutexLock lock(mu_);
+      if (idle_.empty()) break;
+      pooled = std::move(idle_.back());
       idle_.pop_back();
-      return client;
     }
+    // One the receiver closed while it was idle is dropped, not tried.
+    if (pooled->Reusable()) return pooled;
   }
-  auto client = std::make_shared<httplib::Client>(origin_);
-  auto timeout = webhook_.timeout;
-  client->set_connection_timeout(timeout);
-  client->set_read_timeout(timeout);
-  client->set_write_timeout(timeout);
-  client->set_keep_alive(true);
-  // Small JSON posts on a kept-alive connection otherwise stall ~40 ms on
-  // Nagle + delayed ACK.
-  client->set_tcp_nodelay(true);
-  // A redirect would re-send a signed event to a URL nobody configured.
-  client->set_follow_location(false);
-  // A gzip body of a few KB can inflate to gigabytes; we only ever read the
-  // first bytes of a response, so keep them as sent. (httplib 0.11 sends no
-  // Accept-Encoding, so a receiver has no reason to compress.)
-  client->set_decompress(false);
-  if (webhook_.url.https()) {
-    client->enable_server_certificate_verification(webhook_.tls_verify);
-    if (webhook_.ca_file) client->set_ca_cert_path(*webhook_.ca_file);
-  }
-  return client;
+  http::ClientOrigin origin;
+  origin.https = webhook_.url.https();
+  origin.host = webhook_.url.host();
+  origin.port = webhook_.url.port();
+  origin.tls_verify = webhook_.tls_verify;
+  origin.ca_file = webhook_.ca_file;
+  origin.owner = "webhook, with allow_insecure: true";
+  return http::ClientConnection::Open(origin, deadline, stop_fd);
 }
 
-void WebhookTarget::ReturnClient(std::shared_ptr<httplib::Client> client) {
+void WebhookTarget::ReturnConnection(std::unique_ptr<http::ClientConnection> connection) {
+  if (!connection->Reusable()) return;
   util::MutexLock lock(mu_);
   // A pool as large as the target's concurrency is enough; drop extras.
-  if (idle_.size() < static_cast<size_t>(std::max(webhook_.concurrency, 1))) {
-    idle_.push_back(std::move(client));
-  }
+  if (idle_.size() < static_cast<size_t>(std::max(webhook_.concurrency, 1))) idle_.push_back(std::move(connection));
 }
 
 size_t WebhookTarget::InFlightCount() const {
   util::MutexLock lock(mu_);
-  return flights_.size();
-}
-
-void WebhookTarget::Watch() {
-  mu_.Lock();  // not a MutexLock: released around stop() below
-  while (!shutdown_) {
-    auto now = Steady::now();
-    auto next = now + std::chrono::hours(1);
-    std::vector<std::shared_ptr<httplib::Client>> to_stop;
-    for (auto& [id, flight] : flights_) {
-      if (!flight.cancelled && now >= flight.deadline) flight.expired = true;
-      if (flight.cancelled || flight.expired) {
-        to_stop.push_back(flight.client);
-        next = std::min(next, now + kRestopInterval);
-      } else {
-        next = std::min(next, flight.deadline);
-      }
-    }
-    if (!to_stop.empty()) {
-      // stop() takes httplib's socket mutex, which a connecting request holds:
-      // never call it under mu_. The shared_ptr keeps each client alive.
-      mu_.Unlock();
-      // Shuts the socket down under httplib's socket mutex: the request in
-      // flight fails at once with a read/write error.
-      for (auto& client : to_stop) client->stop();
-      to_stop.clear();
-      mu_.Lock();
-    }
-    cv_.WaitUntil(mu_, next);
-  }
-  mu_.Unlock();
+  return in_flight_;
 }
 
 Outcome WebhookTarget::Deliver(const store::Delivery& delivery, const util::CancelToken& cancel) {
@@ -323,7 +227,7 @@ Outcome WebhookTarget::Deliver(const store::Delivery& delivery, const util::Canc
     }
     return Send(body, headers, redact, cancel);
   } catch (const std::exception& e) {
-    // httplib may throw (e.g. std::bad_alloc, regex); never let it reach the worker loop.
+    // A failing allocation (or the test fault) must never reach the worker loop.
     out.kind = OutcomeKind::kRetry;
     out.error = std::string("internal error: ") + e.what();
   }
@@ -352,80 +256,53 @@ void WebhookTarget::TraceAttempt(const std::string& path,
 Outcome WebhookTarget::Send(const std::string& body, const std::vector<std::pair<std::string, std::string>>& headers,
                             const std::vector<std::string>& redact, const util::CancelToken& cancel) {
   Outcome out;
-  httplib::Request req;
-  req.method = "POST";
-  req.path = webhook_.url.target();
-  for (const auto& [name, value] : headers) req.headers.emplace(name, value);
-  req.headers.emplace("Content-Type", "application/json");
-  // What Client::Post does with a content provider, plus a response body
-  // receiver (Post has none): httplib hands out slices of the stored payload,
-  // so the body is never copied into the request.
-  req.content_length_ = body.size();
-  req.is_chunked_content_provider_ = false;
-  req.content_provider_ = [this, &body](size_t offset, size_t length, httplib::DataSink& sink) {
-    if (body_fault_) body_fault_();
-    constexpr size_t kSlice = 1 << 20;
-    return sink.write(body.data() + offset, std::min({length, kSlice, body.size() - offset}));
-  };
-  std::string received;
-  bool capped = false;
-  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
-    size_t room = kMaxResponseBodyBytes - received.size();
-    received.append(data, std::min(n, room));
-    // Returning false stops httplib reading: the rest is never received.
-    if (n >= room) capped = true;
-    return !capped;
-  };
-
-  auto client = TakeClient();
-  httplib::Response res;
-  httplib::Error err = httplib::Error::Success;
+  http::ClientRequest req;
+  req.target = webhook_.url.target();
+  req.headers = headers;
+  req.headers.emplace_back("Content-Type", "application/json");
+  req.body = body;
+  InFlight in_flight(*this);
+  if (body_fault_) body_fault_();
   const bool trace = HttpTraceOn();  // http_trace.h: nothing is built otherwise
-  const Steady::time_point started = trace ? Steady::now() : Steady::time_point();
-  FlightGuard guard(*this, client, Steady::now() + webhook_.timeout, cancel);
-  // A token that fired since Deliver looked marked the flight cancelled
-  // already: nothing is sent.
-  bool ok = !cancel.cancelled() && client->send(req, res, err);
-  Flight flight = guard.Finish();
-  // Why no answer was read ("" when one was).
-  const std::string failed = flight.cancelled ? "abandoned: shutting down"
-                             : flight.expired ? "timed out"
-                             : !ok && !capped ? httplib::to_string(err)
-                                              : "";
-  if (trace) TraceAttempt(req.path, headers, body.size(), failed, res.status, started);
-
-  if (flight.cancelled) {
+  const Steady::time_point started = Steady::now();
+  const Steady::time_point deadline = started + webhook_.timeout;
+  auto connection = TakeConnection(deadline, cancel.fd());
+  auto res = connection ? (*connection)->Exchange(req, deadline, cancel.fd(), kMaxResponseBodyBytes)
+                        : Result<http::ClientResponse>(connection.error());
+  if (trace)
+    TraceAttempt(req.target, headers, body.size(), res ? "" : res.error().message(), res ? res->status : 0, started);
+  if (!res && (res.error().code() == "http.stopped" || cancel.cancelled())) {
     out.cancelled = true;
     out.error = "POST " + origin_ + " abandoned: shutting down";
     return out;
   }
-  if (flight.expired) {
+  if (!res && res.error().code() == "http.timeout") {
     out.error = "POST " + origin_ + " timed out: no complete response within " +
                 std::to_string(webhook_.timeout.count()) +
                 " ms (the webhook's timeout, for the whole attempt; raise it if the receiver "
                 "is slow but alive)";
     return out;
   }
-  if (!ok && !capped) {
-    // Timeouts, refused connections, TLS failures: the contract retries all
-    // of them. The connection is dropped rather than pooled.
-    out.error = "POST " + origin_ + " failed: " + failed + TransportHint(err);
+  if (!res) {
+    // Refused connections, TLS failures, broken answers: the contract retries
+    // all of them. The connection is dropped rather than pooled.
+    out.error = "POST " + origin_ + " failed: " + res.error().message();
     return out;
   }
-  out.http_status = res.status;
-  out.kind = ClassifyStatus(res.status);
+  out.http_status = res->status;
+  out.kind = ClassifyStatus(res->status);
   if (out.kind != OutcomeKind::kSuccess) {
-    out.error = "HTTP " + std::to_string(res.status);
-    if (res.status >= 300 && res.status < 400) {
+    out.error = "HTTP " + std::to_string(res->status);
+    if (res->status >= 300 && res->status < 400) {
       out.error += " redirect (not followed: configure the final URL)";
     }
-    if (!received.empty()) out.error += ": " + RedactedExcerpt(received, redact, capped);
-    if (res.has_header("Retry-After")) {
-      out.retry_after = ParseRetryAfter(res.get_header_value("Retry-After"), std::chrono::system_clock::now());
+    if (!res->body.empty()) out.error += ": " + RedactedExcerpt(res->body, redact, res->body_capped);
+    if (const std::string* retry_after = res->Header("Retry-After")) {
+      out.retry_after = ParseRetryAfter(*retry_after, std::chrono::system_clock::now());
     }
   }
-  // A capped response left unread bytes on the connection; httplib closed it.
-  ReturnClient(std::move(client));
+  // Pooled only when the answer was read whole on a kept-alive connection.
+  ReturnConnection(std::move(*connection));
   return out;
 }
 

@@ -15,30 +15,26 @@
 /// with every configured header value, secret and signature redacted.
 ///
 /// Thread-safe: Deliver may run on several threads at once (each takes its own
-/// pooled connection). Never throws. Owns one watchdog thread that ends
-/// overdue requests and those whose cancel token fired.
+/// pooled connection). Never throws. A request ends at its deadline or when
+/// the call's cancel token fires, from inside its own waits (http/client.h):
+/// no thread watches over it.
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include "config/config.h"
 #include "delivery/signing.h"
 #include "delivery/target.h"
+#include "http/client.h"
 #include "util/mutex.h"
 #include "util/result.h"
 #include "util/thread_annotations.h"
-
-namespace httplib {
-class Client;
-}
 
 namespace mailhook::delivery {
 
@@ -67,21 +63,14 @@ class WebhookTarget : public Target {
 
   const std::string& name() const { return webhook_.name; }
 
-  /// Requests registered as in flight now; tests check none stays behind.
+  /// Requests in flight now; tests check none stays behind.
   size_t InFlightCount() const;
-  /// Fault injection for tests: runs while httplib reads the request body
-  /// (may throw, as a failing allocation inside httplib would).
+  /// Fault injection for tests: runs before the request is sent (may throw,
+  /// as a failing allocation would).
   void SetBodyFaultForTest(std::function<void()> fault) { body_fault_ = std::move(fault); }
 
  private:
-  /// A request in flight, as the watchdog sees it.
-  struct Flight {
-    std::shared_ptr<httplib::Client> client;
-    std::chrono::steady_clock::time_point deadline;
-    bool expired = false;    // the watchdog ended it at its deadline
-    bool cancelled = false;  // the call's cancel token ended it
-  };
-  class FlightGuard;
+  class InFlight;
 
   /// The webhook's secrets, resolved once by Create.
   struct Resolved {
@@ -91,9 +80,10 @@ class WebhookTarget : public Target {
   };
 
   WebhookTarget(config::Webhook webhook, Resolved resolved, std::string user_agent);
-  std::shared_ptr<httplib::Client> TakeClient() EXCLUDES(mu_);
-  void ReturnClient(std::shared_ptr<httplib::Client> client) EXCLUDES(mu_);
-  void Watch() EXCLUDES(mu_);
+  /// A pooled connection still open, or a new one (opened by `deadline`).
+  util::Result<std::unique_ptr<http::ClientConnection>> TakeConnection(std::chrono::steady_clock::time_point deadline,
+                                                                       int stop_fd) EXCLUDES(mu_);
+  void ReturnConnection(std::unique_ptr<http::ClientConnection> connection) EXCLUDES(mu_);
   /// One POST under the whole-attempt deadline; `redact` adds this request's
   /// signature to the values kept out of error excerpts.
   Outcome Send(const std::string& body, const std::vector<std::pair<std::string, std::string>>& headers,
@@ -112,12 +102,8 @@ class WebhookTarget : public Target {
   std::function<void()> body_fault_;
 
   mutable util::Mutex mu_;
-  util::CondVar cv_;  // wakes the watchdog
-  std::vector<std::shared_ptr<httplib::Client>> idle_ GUARDED_BY(mu_);
-  std::map<uint64_t, Flight> flights_ GUARDED_BY(mu_);
-  uint64_t next_flight_ GUARDED_BY(mu_) = 0;
-  bool shutdown_ GUARDED_BY(mu_) = false;
-  std::thread watchdog_;
+  std::vector<std::unique_ptr<http::ClientConnection>> idle_ GUARDED_BY(mu_);
+  size_t in_flight_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace mailhook::delivery

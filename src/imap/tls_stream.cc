@@ -488,12 +488,12 @@ util::Status StartTls(mailstream* stream, const TlsOptions& options) {
       }
       return Error("tls.verify", RetryClass::kNeedsOperator,
                    "TLS certificate verification failed for " + options.host + ": " + why + "; " + fix +
-                       " (or, only for a test server, tls_verify: false for this account)");
+                       " (or, only for a test server, tls_verify: false for this " + options.owner + ")");
     }
     return Error("tls.handshake", RetryClass::kBackoff,
                  "TLS handshake with " + options.host +
                      " failed: " + (ssl_errors.empty() ? "connection closed" : ssl_errors) +
-                     " (is this port really TLS? 993 is implicit TLS, 143 needs tls: starttls)");
+                     " (is this port really TLS? " + options.port_hint + ")");
   }
   d->ssl = ssl;
   return util::Ok();

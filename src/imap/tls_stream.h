@@ -27,6 +27,10 @@ struct TlsOptions {
   std::string host;                    ///< for SNI and the host-name check
   std::optional<std::string> ca_file;  ///< default: the system trust store
   bool verify = true;                  ///< false: no chain/host check (per-account opt-out)
+  /// What a verification error's opt-out names: "tls_verify: false for this <owner>".
+  std::string owner = "account";
+  /// What a failed handshake suggests after "is this port really TLS?".
+  std::string port_hint = "993 is implicit TLS, 143 needs tls: starttls";
 };
 
 /// Opens a TCP connection to host:port (non-blocking connect bounded by

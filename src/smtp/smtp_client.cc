@@ -308,7 +308,8 @@ std::optional<SendOutcome> Client::Open() {
 std::optional<SendOutcome> Client::Handshake(std::string_view what) {
   stage_ = std::string(what) + " handshake";
   imap::SetStreamTimeout(stream_.get(), Left());
-  auto tls = imap::StartTls(stream_.get(), imap::TlsOptions{o_.host, o_.ca_file, o_.tls_verify});
+  auto tls = imap::StartTls(stream_.get(), imap::TlsOptions{o_.host, o_.ca_file, o_.tls_verify, "smtp target",
+                                                            "465 is implicit TLS, 587 needs tls: starttls"});
   if (tls) return std::nullopt;
   broken_ = true;
   const SendClass cls = tls.error().NeedsOperator() ? SendClass::kNeedsOperator : SendClass::kRetry;

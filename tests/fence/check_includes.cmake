@@ -1,12 +1,12 @@
 cmake_minimum_required(VERSION 3.25)
 # fence.includes: see CMakeLists.txt. SRC is the source tree's src/.
 # Each rule: the areas that may include them (separated by ","), then a
-# regex of includes. src/smtp sends over src/imap's TLS stream.
+# regex of includes. src/smtp and src/http's client send over src/imap's TLS stream.
 set(rules
   "imap|#include[ \t]*[<\"]imap/bodystructure\\.h"
-  "imap,smtp|#include[ \t]*[<\"](libetpan/|imap/tls_stream\\.h|imap/etpan_ptr\\.h)"
+  "imap,smtp,http|#include[ \t]*[<\"](libetpan/|imap/tls_stream\\.h|imap/etpan_ptr\\.h)"
   "store|#include[ \t]*[<\"](sqlite3\\.h|store/statement\\.h|store/row_mapper\\.h)"
-  "delivery|#include[ \t]*[<\"]httplib\\.h"
+  "none|#include[ \t]*[<\"]httplib\\.h"
   "pgstore|#include[ \t]*[<\"](libpq-fe\\.h|libpq/|postgres_ext\\.h|pgstore/libpq\\.h)"
   "mime|#include[ \t]*[<\"]idn2\\.h")
 file(GLOB_RECURSE files RELATIVE ${SRC} ${SRC}/*.h ${SRC}/*.cc)
