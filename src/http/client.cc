@@ -13,6 +13,7 @@
 
 #include "imap/etpan_ptr.h"
 #include "imap/tls_stream.h"
+#include "util/strings.h"
 
 namespace mailhook::http {
 namespace {
@@ -30,7 +31,7 @@ constexpr size_t kMaxChunkLine = 1024;
 constexpr size_t kWritePiece = 16 * 1024;
 // At least the stream's own buffer (8 KiB), so reads bypass it: no byte of a
 // response waits inside libetpan where Reusable() could not see it.
-constexpr size_t kReadChunk = 16 * 1024;
+constexpr size_t kReadBytes = 16 * 1024;
 
 std::chrono::milliseconds Left(Clock::time_point deadline) {
   return std::max(std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()), std::chrono::milliseconds(0));
@@ -42,27 +43,14 @@ bool Readable(int fd) {
   return poll(&p, 1, 0) > 0;
 }
 
-bool EqualsNoCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-  return s;
-}
-
-// True when the comma-separated header value lists `token` (any case).
-bool ListsToken(std::string_view value, std::string_view token) {
-  while (!value.empty()) {
-    const size_t comma = value.find(',');
-    if (EqualsNoCase(Trim(value.substr(0, comma)), token)) return true;
-    if (comma == std::string_view::npos) break;
-    value.remove_prefix(comma + 1);
+// What a server sent, for an error message: its first 60 bytes, printable
+// ASCII only (no control sequences reach a log).
+std::string Shown(std::string_view s) {
+  std::string out(s.substr(0, 60));
+  for (char& c : out) {
+    if (c < 0x20 || c > 0x7e) c = '?';
   }
-  return false;
+  return "\"" + out + "\"";
 }
 
 bool SafeHeaderText(std::string_view s) {
@@ -84,7 +72,7 @@ enum class Framing { kNone, kLength, kChunked, kUntilClose };
 
 const std::string* ClientResponse::Header(std::string_view name) const {
   for (const auto& [n, v] : headers) {
-    if (EqualsNoCase(n, name)) return &v;
+    if (util::EqualsIgnoreCase(n, name)) return &v;
   }
   return nullptr;
 }
@@ -127,7 +115,7 @@ struct ClientConnection::Impl {
   util::Status Fill(std::string_view doing, bool* eof = nullptr) {
     if (Left(deadline).count() == 0) return IoError(doing);
     imap::SetStreamTimeout(stream.get(), Left(deadline));
-    char buf[kReadChunk];
+    char buf[kReadBytes];
     const ssize_t n = mailstream_read(stream.get(), buf, sizeof buf);
     if (n > 0) {
       pending.append(buf, static_cast<size_t>(n));
@@ -143,6 +131,9 @@ struct ClientConnection::Impl {
   util::Result<ClientResponse> ReadHead();
   util::Status ReadBody(ClientResponse& response, Framing framing, uint64_t length, size_t max_body);
   util::Status ReadChunked(ClientResponse& response, size_t max_body);
+  // Waits until `pending` holds a whole line (CRLF) of at most kMaxChunkLine
+  // bytes, `what` naming it in the error; its end's offset.
+  util::Result<size_t> LineEnd(std::string_view doing, std::string_view what);
 };
 
 ClientConnection::ClientConnection(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -236,21 +227,22 @@ util::Result<ClientResponse> ClientConnection::Exchange(const ClientRequest& req
     framing = Framing::kNone;
   } else if (te != nullptr) {
     // Only chunked is understood, and only as the last coding (RFC 9112 6.3).
-    if (!EqualsNoCase(Trim(te->substr(te->rfind(',') == std::string::npos ? 0 : te->rfind(',') + 1)), "chunked")) {
-      return d.BadResponse("a Transfer-Encoding other than chunked (\"" + te->substr(0, 60) + "\")");
+    if (!util::EqualsIgnoreCase(util::TrimOws(te->substr(te->rfind(',') == std::string::npos ? 0 : te->rfind(',') + 1)),
+                                "chunked")) {
+      return d.BadResponse("a Transfer-Encoding other than chunked (" + Shown(*te) + ")");
     }
     framing = Framing::kChunked;
   } else if (cl != nullptr) {
     auto [end, ec] = std::from_chars(cl->data(), cl->data() + cl->size(), length);
     if (ec != std::errc() || end != cl->data() + cl->size() || cl->empty()) {
-      return d.BadResponse("an invalid Content-Length (\"" + cl->substr(0, 60) + "\")");
+      return d.BadResponse("an invalid Content-Length (" + Shown(*cl) + ")");
     }
     framing = Framing::kLength;
   }
   if (auto s = d.ReadBody(*response, framing, length, max_body); !s.ok()) return s.error();
   const std::string* connection = response->Header("Connection");
   d.reusable = framing != Framing::kUntilClose && !response->body_capped &&
-               !(connection != nullptr && ListsToken(*connection, "close"));
+               !(connection != nullptr && util::ListHasToken(*connection, "close"));
   return response;
 }
 
@@ -277,7 +269,7 @@ util::Result<ClientResponse> ClientConnection::Impl::ReadHead() {
         std::from_chars(status_line.data() + 9, status_line.data() + 12, response.status).ptr !=
             status_line.data() + 12 ||
         (status_line.size() > 12 && status_line[12] != ' ')) {
-      return BadResponse("no HTTP/1.x status line (\"" + std::string(status_line.substr(0, 60)) + "\")");
+      return BadResponse("no HTTP/1.x status line (" + Shown(status_line) + ")");
     }
     const bool http10 = status_line[7] == '0';
     for (size_t at = line_end + 2; at < head.size();) {
@@ -286,13 +278,13 @@ util::Result<ClientResponse> ClientConnection::Impl::ReadHead() {
       at = next + 2;
       const size_t colon = line.find(':');
       if (colon == std::string_view::npos || colon == 0) {
-        return BadResponse("a malformed header line (\"" + std::string(line.substr(0, 60)) + "\")");
+        return BadResponse("a malformed header line (" + Shown(line) + ")");
       }
       if (response.headers.size() >= kMaxResponseHeaders) {
         return BadResponse("more than " + std::to_string(kMaxResponseHeaders) + " headers");
       }
-      response.headers.emplace_back(std::string(Trim(line.substr(0, colon))),
-                                    std::string(Trim(line.substr(colon + 1))));
+      response.headers.emplace_back(std::string(util::TrimOws(line.substr(0, colon))),
+                                    std::string(util::TrimOws(line.substr(colon + 1))));
     }
     pending.erase(0, end + 4);
     // 1xx: an interim answer (100 Continue, 103 Early Hints); the final one follows.
@@ -334,25 +326,31 @@ util::Status ClientConnection::Impl::ReadBody(ClientResponse& response, Framing 
   return util::Ok();
 }
 
+util::Result<size_t> ClientConnection::Impl::LineEnd(std::string_view doing, std::string_view what) {
+  size_t eol = pending.find("\r\n");
+  while (eol == std::string::npos) {
+    if (pending.size() > kMaxChunkLine) return BadResponse(std::string(what) + " over 1 KiB");
+    if (auto s = Fill(doing); !s.ok()) return s.error();
+    eol = pending.find("\r\n");
+  }
+  return eol;
+}
+
 util::Status ClientConnection::Impl::ReadChunked(ClientResponse& response, size_t max_body) {
   const std::string doing = "reading the answer of " + Where();
   for (;;) {
-    size_t eol = pending.find("\r\n");
-    while (eol == std::string::npos) {
-      if (pending.size() > kMaxChunkLine) return BadResponse("a chunk-size line over 1 KiB");
-      if (auto s = Fill(doing); !s.ok()) return s;
-      eol = pending.find("\r\n");
-    }
+    auto eol = LineEnd(doing, "a chunk-size line");
+    if (!eol) return eol.error();
     uint64_t size = 0;
-    auto [end, ec] = std::from_chars(pending.data(), pending.data() + eol, size, 16);
-    if (ec != std::errc() || end == pending.data() || (end != pending.data() + eol && *end != ';' && *end != ' ')) {
-      return BadResponse("an invalid chunk size (\"" + pending.substr(0, std::min<size_t>(eol, 40)) + "\")");
+    auto [end, ec] = std::from_chars(pending.data(), pending.data() + *eol, size, 16);
+    if (ec != std::errc() || end == pending.data() || (end != pending.data() + *eol && *end != ';' && *end != ' ')) {
+      return BadResponse("an invalid chunk size (" + Shown(std::string_view(pending).substr(0, *eol)) + ")");
     }
-    pending.erase(0, eol + 2);
+    pending.erase(0, *eol + 2);
     if (size == 0) break;
-    if (response.body.size() + size > max_body) {
+    const size_t room = max_body - response.body.size();  // the body never exceeds max_body
+    if (size > room) {
       response.body_capped = true;  // the rest is never read: the connection is dropped
-      const size_t room = max_body - response.body.size();
       while (pending.size() < room) {
         if (auto s = Fill(doing); !s.ok()) return s;
       }
@@ -368,18 +366,14 @@ util::Status ClientConnection::Impl::ReadChunked(ClientResponse& response, size_
     pending.erase(0, size + 2);
   }
   // Trailers, up to the empty line that ends the message; their fields are not used.
-  size_t trailers = 0;
-  for (;;) {
-    size_t eol = pending.find("\r\n");
-    while (eol == std::string::npos) {
-      if (pending.size() > kMaxChunkLine) return BadResponse("a trailer line over 1 KiB");
-      if (auto s = Fill(doing); !s.ok()) return s;
-      eol = pending.find("\r\n");
-    }
-    pending.erase(0, eol + 2);
-    if (eol == 0) return util::Ok();
-    if (++trailers > kMaxResponseHeaders)
+  for (size_t trailers = 0;; ++trailers) {
+    auto eol = LineEnd(doing, "a trailer line");
+    if (!eol) return eol.error();
+    pending.erase(0, *eol + 2);
+    if (*eol == 0) return util::Ok();
+    if (trailers == kMaxResponseHeaders) {
       return BadResponse("more than " + std::to_string(kMaxResponseHeaders) + " trailers");
+    }
   }
 }
 

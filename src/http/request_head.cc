@@ -26,18 +26,6 @@ bool IsToken(std::string_view s) {
   });
 }
 
-bool HasToken(std::string_view list, std::string_view token) {
-  std::string lower = util::Lower(list);
-  size_t start = 0;
-  while (start <= lower.size()) {
-    size_t comma = lower.find(',', start);
-    if (comma == std::string::npos) comma = lower.size();
-    if (util::TrimOws(std::string_view(lower).substr(start, comma - start)) == token) return true;
-    start = comma + 1;
-  }
-  return false;
-}
-
 // RFC 9112 §3: method SP request-target SP HTTP-version.
 bool ParseRequestLine(std::string_view line, RequestHead* head, HeadParse* error) {
   size_t sp1 = line.find(' ');
@@ -111,8 +99,8 @@ bool ParseField(std::string_view line, RequestHead* head, bool* length_seen, Hea
   }
   if (name == "transfer-encoding") head->has_transfer_encoding = true;
   if (name == "connection") {
-    if (HasToken(value, "close")) head->keep_alive = false;
-    if (head->http10 && HasToken(value, "keep-alive")) head->keep_alive = true;
+    if (util::ListHasToken(value, "close")) head->keep_alive = false;
+    if (head->http10 && util::ListHasToken(value, "keep-alive")) head->keep_alive = true;
   }
   head->fields.emplace_back(std::move(name), std::string(value));
   return true;

@@ -30,6 +30,10 @@ std::string_view TrimOws(std::string_view s);
 /// ASCII case-insensitive equality.
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 
+/// True when the comma-separated list `list` (an HTTP field such as
+/// Connection) has `token` as one of its members, ignoring case and OWS.
+bool ListHasToken(std::string_view list, std::string_view token);
+
 /// ASCII case-insensitive prefix test.
 bool StartsWithIgnoreCase(std::string_view s, std::string_view prefix);
 

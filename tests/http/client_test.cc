@@ -200,7 +200,10 @@ TEST(HttpClientTest, BodiesOverTheCapAreCutAndTheConnectionIsDropped) {
   std::string chunked = "HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\n";
   for (int i = 0; i < 100; ++i) chunked += "3e8\r\n" + std::string(1000, 'B') + "\r\n";
   chunked += "0\r\n\r\n";
-  for (const std::string& answer : {"HTTP/1.1 500 Oops\r\nContent-Length: 100000\r\n\r\n" + big, chunked}) {
+  // A chunk size near 2^64 must not wrap any count.
+  const std::string huge_chunk =
+      "HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n" + std::string(2000, 'C');
+  for (const std::string& answer : {"HTTP/1.1 500 Oops\r\nContent-Length: 100000\r\n\r\n" + big, chunked, huge_chunk}) {
     ScriptedServer server(Answers({answer}));
     auto c = Connect(server);
     ASSERT_TRUE(c);
@@ -256,8 +259,10 @@ TEST(HttpClientTest, WhatIsNotAnHttpAnswerIsABadResponse) {
   for (const std::string& answer :
        {std::string("SSH-2.0-OpenSSH_9.2\r\n\r\n"), huge_head, std::string("HTTP/1.1 200 OK\r\nno colon\r\n\r\n"),
         std::string("HTTP/1.1 200 OK\r\nContent-Length: 12x\r\n\r\n"),
+        std::string("HTTP/1.1 200 OK\r\nContent-Length: \x1b[2J\r\n\r\n"),
         std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"),
-        std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")}) {
+        std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
+        std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n0\r\n\r\n")}) {
     ScriptedServer server(Answers({answer}));
     auto c = Connect(server);
     ASSERT_TRUE(c);
@@ -265,6 +270,7 @@ TEST(HttpClientTest, WhatIsNotAnHttpAnswerIsABadResponse) {
     ASSERT_FALSE(r) << answer.substr(0, 60);
     EXPECT_EQ(r.error().code(), "http.bad_response") << r.error().message();
     EXPECT_NE(r.error().message().find("http://127.0.0.1:"), std::string::npos) << r.error().message();
+    EXPECT_EQ(r.error().message().find('\x1b'), std::string::npos) << "a server's escape reached the message";
     EXPECT_FALSE(c->Reusable());
   }
 }

@@ -29,5 +29,14 @@ TEST(Strings, CaseInsensitiveComparisons) {
   EXPECT_FALSE(StartsWithIgnoreCase("http", "https://"));
 }
 
+TEST(Strings, ListHasTokenMatchesAWholeMemberIgnoringCaseAndSpace) {
+  EXPECT_TRUE(ListHasToken("keep-alive, Close", "close"));
+  EXPECT_TRUE(ListHasToken(" close ", "close"));
+  EXPECT_TRUE(ListHasToken("gzip,\tchunked", "chunked"));
+  EXPECT_FALSE(ListHasToken("closed, x-close", "close"));
+  EXPECT_FALSE(ListHasToken("", "close"));
+  EXPECT_FALSE(ListHasToken(",,", "close"));
+}
+
 }  // namespace
 }  // namespace mailhook::util
