@@ -303,10 +303,13 @@ TEST_F(AccountWatcherTest, LivenessOffWaitsAWholeIdleRefresh) {
   auto w = Make();
   w->Start();
   ASSERT_TRUE(WaitUntil([&] { return Count("IDLE") > 0; }));
+  // The IDLE's own timeout shows liveness is off. (Counting NOOPs would not:
+  // a resync of the still-selected folder starts with one, when the IDLE
+  // connection's start marks the folder after the worker's first sync, which
+  // depends on timing; and a liveness NOOP would come only after a minute.)
   EXPECT_EQ(Count("IDLE 1500000ms"), Count("IDLE")) << "idle_refresh (25m)";
   stop_.Fire();
   w->Join();
-  EXPECT_EQ(Count("NOOP"), 0);
 }
 
 }  // namespace
