@@ -170,18 +170,27 @@ util::Result<TokenGrant> RequestAccessToken(const TokenRequest& r) {
   origin.host = url.host();
   origin.port = url.port();
   origin.ca_file = r.ca_file;
-  origin.owner = "token endpoint";  // never offered: token requests are always verified
+  origin.owner = "";  // no opt-out to offer: token requests are always verified
   http::ClientRequest req;
   req.target = url.target();
-  req.headers = {{"Accept", "application/json"}, {"Content-Type", "application/x-www-form-urlencoded"}};
+  // One request per connection: Connection: close lets the endpoint free it at once.
+  req.headers = {{"Accept", "application/json"},
+                 {"Content-Type", "application/x-www-form-urlencoded"},
+                 {"User-Agent", "mailhook"},
+                 {"Connection", "close"}};
   const std::string body = FormBody(r);
   req.body = body;
   // Redirects are not followed: the refresh token is never re-sent elsewhere.
   const auto started = std::chrono::steady_clock::now();
   const auto deadline = started + r.timeout;
-  auto connection = http::ClientConnection::Open(origin, deadline, r.stop_fd);
-  auto res = connection ? (*connection)->Exchange(req, deadline, r.stop_fd, kMaxTokenResponseBytes)
-                        : util::Result<http::ClientResponse>(connection.error());
+  util::Result<http::ClientResponse> res = Error("oauth2.token_request", RetryClass::kBackoff, "not sent");
+  try {
+    auto connection = http::ClientConnection::Open(origin, deadline, r.stop_fd);
+    res = connection ? (*connection)->Exchange(req, deadline, r.stop_fd, kMaxTokenResponseBytes)
+                     : util::Result<http::ClientResponse>(connection.error());
+  } catch (const std::exception& e) {  // out of memory: the account's session retries
+    res = Error("oauth2.token_request", RetryClass::kBackoff, std::string("internal error: ") + e.what());
+  }
   if (HttpTraceOn()) {
     TraceTokenRequest(r, req, res ? std::optional<int>(res->status) : std::nullopt, res ? "" : res.error().message(),
                       started);

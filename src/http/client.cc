@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <optional>
 
 #include <libetpan/libetpan.h>
 
@@ -68,6 +69,26 @@ std::string HostHeader(const ClientOrigin& o) {
 // How a response's body is delimited (RFC 9112 6.3).
 enum class Framing { kNone, kLength, kChunked, kUntilClose };
 
+struct StatusLine {
+  int status = 0;
+  bool http10 = false;
+};
+
+// "HTTP/1.1 200 OK": the version, a space, three digits from 100 to 599, and
+// the reason after a space (or nothing).
+std::optional<StatusLine> ParseStatusLine(std::string_view line) {
+  const auto digit = [&](size_t i) { return line[i] >= '0' && line[i] <= '9'; };
+  if (line.size() < 12 || !line.starts_with("HTTP/1.") || !digit(7) || line[8] != ' ' || !digit(9) || !digit(10) ||
+      !digit(11) || (line.size() > 12 && line[12] != ' ')) {
+    return std::nullopt;
+  }
+  StatusLine out;
+  out.status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+  out.http10 = line[7] == '0';
+  if (out.status < 100 || out.status > 599) return std::nullopt;
+  return out;
+}
+
 }  // namespace
 
 const std::string* ClientResponse::Header(std::string_view name) const {
@@ -104,8 +125,12 @@ struct ClientConnection::Impl {
   util::Status Write(std::string_view data, std::string_view doing) {
     for (size_t at = 0; at < data.size(); at += kWritePiece) {
       const std::string_view piece = data.substr(at, kWritePiece);
+      // A write looks at neither the stop fd nor the clock before sending.
+      if (StoppedOrLate()) return IoError(doing);
       imap::SetStreamTimeout(stream.get(), Left(deadline));
-      if (mailstream_write(stream.get(), piece.data(), piece.size()) < 0) return IoError(doing);
+      if (mailstream_write(stream.get(), piece.data(), piece.size()) != static_cast<ssize_t>(piece.size())) {
+        return IoError(doing);
+      }
     }
     return util::Ok();
   }
@@ -128,7 +153,15 @@ struct ClientConnection::Impl {
     return IoError(doing);
   }
 
+  struct BodyFraming {
+    Framing kind = Framing::kUntilClose;
+    uint64_t length = 0;  // kLength's
+    bool close = false;   // the connection must not carry another request
+  };
+
   util::Result<ClientResponse> ReadHead();
+  // How the body of `response` is delimited, from its status and headers.
+  util::Result<BodyFraming> FramingOf(const ClientResponse& response) const;
   util::Status ReadBody(ClientResponse& response, Framing framing, uint64_t length, size_t max_body);
   util::Status ReadChunked(ClientResponse& response, size_t max_body);
   // Waits until `pending` holds a whole line (CRLF) of at most kMaxChunkLine
@@ -153,6 +186,7 @@ util::Result<std::unique_ptr<ClientConnection>> ClientConnection::Open(const Cli
     return Error("http.connect", RetryClass::kBackoff, stream.error().message());
   }
   impl->stream = std::move(stream.value());
+  imap::StopScanningImapNesting(impl->stream.get());  // a "(" in a body is only text
   // Small requests on a kept-alive connection otherwise stall ~40 ms on
   // Nagle and the server's delayed ACK.
   const int one = 1;
@@ -166,7 +200,7 @@ util::Result<std::unique_ptr<ClientConnection>> ClientConnection::Open(const Cli
     imap::TlsOptions tls{origin.host, origin.ca_file, origin.tls_verify, origin.owner,
                          "https:// needs the server's TLS port"};
     if (auto s = imap::StartTls(impl->stream.get(), tls); !s.ok()) {
-      if (Readable(stop_fd)) return impl->IoError("TLS with " + impl->Where());
+      if (impl->StoppedOrLate()) return impl->IoError("TLS with " + impl->Where());
       const bool verify =
           s.error().code() == "tls.verify" || s.error().code() == "tls.host_name" || s.error().code() == "tls.context";
       return Error(verify ? "http.tls_verify" : "http.tls", verify ? RetryClass::kNeedsOperator : RetryClass::kBackoff,
@@ -192,7 +226,7 @@ util::Result<ClientResponse> ClientConnection::Exchange(const ClientRequest& req
   d.deadline = deadline;
   d.stop_fd = stop_fd;
   // A write does not look at the stop fd: one that fired sends nothing.
-  if (Readable(stop_fd)) return d.IoError("sending to " + d.Where());
+  if (d.StoppedOrLate()) return d.IoError("sending to " + d.Where());
   imap::SetStreamDeadline(d.stream.get(), deadline);
   imap::SetInterruptFd(d.stream.get(), stop_fd);
 
@@ -214,36 +248,55 @@ util::Result<ClientResponse> ClientConnection::Exchange(const ClientRequest& req
   } else if (auto b = d.Write(request.body, doing); !b.ok()) {
     return b.error();
   }
+  if (d.StoppedOrLate()) return d.IoError(doing);
   imap::SetStreamTimeout(d.stream.get(), Left(deadline));
   if (mailstream_flush(d.stream.get()) < 0) return d.IoError(doing);
 
   auto response = d.ReadHead();
   if (!response) return response.error();
-  const std::string* te = response->Header("Transfer-Encoding");
-  const std::string* cl = response->Header("Content-Length");
-  Framing framing = Framing::kUntilClose;
-  uint64_t length = 0;
-  if (response->status == 204 || response->status == 304) {
-    framing = Framing::kNone;
-  } else if (te != nullptr) {
-    // Only chunked is understood, and only as the last coding (RFC 9112 6.3).
-    if (!util::EqualsIgnoreCase(util::TrimOws(te->substr(te->rfind(',') == std::string::npos ? 0 : te->rfind(',') + 1)),
-                                "chunked")) {
-      return d.BadResponse("a Transfer-Encoding other than chunked (" + Shown(*te) + ")");
-    }
-    framing = Framing::kChunked;
-  } else if (cl != nullptr) {
-    auto [end, ec] = std::from_chars(cl->data(), cl->data() + cl->size(), length);
-    if (ec != std::errc() || end != cl->data() + cl->size() || cl->empty()) {
-      return d.BadResponse("an invalid Content-Length (" + Shown(*cl) + ")");
-    }
-    framing = Framing::kLength;
-  }
-  if (auto s = d.ReadBody(*response, framing, length, max_body); !s.ok()) return s.error();
+  auto framing = d.FramingOf(*response);
+  if (!framing) return framing.error();
+  if (auto s = d.ReadBody(*response, framing->kind, framing->length, max_body); !s.ok()) return s.error();
   const std::string* connection = response->Header("Connection");
-  d.reusable = framing != Framing::kUntilClose && !response->body_capped &&
+  d.reusable = framing->kind != Framing::kUntilClose && !framing->close && !response->body_capped &&
                !(connection != nullptr && util::ListHasToken(*connection, "close"));
   return response;
+}
+
+util::Result<ClientConnection::Impl::BodyFraming> ClientConnection::Impl::FramingOf(
+    const ClientResponse& response) const {
+  BodyFraming out;
+  if (response.status == 204 || response.status == 304) {
+    out.kind = Framing::kNone;
+    return out;
+  }
+  const std::string* te = nullptr;  // the last Transfer-Encoding decides (its codings are one list)
+  const std::string* cl = nullptr;
+  for (const auto& [name, value] : response.headers) {
+    if (util::EqualsIgnoreCase(name, "Transfer-Encoding")) te = &value;
+    if (!util::EqualsIgnoreCase(name, "Content-Length")) continue;
+    uint64_t length = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), length);
+    if (ec != std::errc() || end != value.data() + value.size() || value.empty() ||
+        (cl != nullptr && length != out.length)) {
+      return BadResponse("an invalid or a second, different Content-Length (" + Shown(value) + ")");
+    }
+    cl = &value;
+    out.length = length;
+  }
+  if (te != nullptr) {
+    // Only chunked is understood, and only as the last coding (RFC 9112 6.3).
+    const size_t comma = te->rfind(',');
+    if (!util::EqualsIgnoreCase(util::TrimOws(std::string_view(*te).substr(comma == std::string::npos ? 0 : comma + 1)),
+                                "chunked")) {
+      return BadResponse("a Transfer-Encoding other than chunked (" + Shown(*te) + ")");
+    }
+    out.kind = Framing::kChunked;
+    out.close = cl != nullptr;  // both: chunked wins, and the connection is not trusted again
+    return out;
+  }
+  out.kind = cl != nullptr ? Framing::kLength : Framing::kUntilClose;
+  return out;
 }
 
 util::Result<ClientResponse> ClientConnection::Impl::ReadHead() {
@@ -254,8 +307,9 @@ util::Result<ClientResponse> ClientConnection::Impl::ReadHead() {
       if (pending.size() > kMaxResponseHeadBytes) {
         return BadResponse("a response head over " + std::to_string(kMaxResponseHeadBytes) + " bytes");
       }
+      const size_t searched = pending.size() < 3 ? 0 : pending.size() - 3;  // a trickle is not rescanned
       if (auto s = Fill(doing); !s.ok()) return s.error();
-      end = pending.find("\r\n\r\n");
+      end = pending.find("\r\n\r\n", searched);
     }
     if (end + 4 > kMaxResponseHeadBytes) {
       return BadResponse("a response head over " + std::to_string(kMaxResponseHeadBytes) + " bytes");
@@ -263,15 +317,11 @@ util::Result<ClientResponse> ClientConnection::Impl::ReadHead() {
     std::string_view head(pending.data(), end + 2);
     ClientResponse response;
     const size_t line_end = head.find("\r\n");
-    std::string_view status_line = head.substr(0, line_end);
-    // "HTTP/1.1 200 OK": a version, a space, three digits.
-    if (status_line.size() < 12 || !status_line.starts_with("HTTP/1.") || status_line[8] != ' ' ||
-        std::from_chars(status_line.data() + 9, status_line.data() + 12, response.status).ptr !=
-            status_line.data() + 12 ||
-        (status_line.size() > 12 && status_line[12] != ' ')) {
-      return BadResponse("no HTTP/1.x status line (" + Shown(status_line) + ")");
-    }
-    const bool http10 = status_line[7] == '0';
+    const auto status = ParseStatusLine(head.substr(0, line_end));
+    if (!status) return BadResponse("no HTTP/1.x status line (" + Shown(head.substr(0, line_end)) + ")");
+    // 101 switches protocols, which nothing here asked for.
+    if (status->status == 101) return BadResponse("101 Switching Protocols, unasked");
+    response.status = status->status;
     for (size_t at = line_end + 2; at < head.size();) {
       const size_t next = head.find("\r\n", at);
       std::string_view line = head.substr(at, next - at);
@@ -288,8 +338,8 @@ util::Result<ClientResponse> ClientConnection::Impl::ReadHead() {
     }
     pending.erase(0, end + 4);
     // 1xx: an interim answer (100 Continue, 103 Early Hints); the final one follows.
-    if (response.status >= 100 && response.status < 200) continue;
-    if (http10) response.headers.emplace_back("Connection", "close");  // no keep-alive negotiated here
+    if (response.status < 200) continue;
+    if (status->http10) response.headers.emplace_back("Connection", "close");  // no keep-alive negotiated here
     return response;
   }
 }

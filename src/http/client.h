@@ -44,7 +44,9 @@ struct ClientOrigin {
   uint16_t port = 0;
   bool tls_verify = true;              ///< false: no chain/host check (an explicit opt-out)
   std::optional<std::string> ca_file;  ///< default: the system trust store
-  std::string owner = "webhook";       ///< what the fixes in TLS errors name ("for this webhook")
+  /// What the opt-out in a TLS verification error names ("tls_verify: false
+  /// for this webhook"); empty when there is none.
+  std::string owner = "webhook";
 };
 
 struct ClientRequest {

@@ -51,7 +51,8 @@ struct StreamData {
   uint64_t syntax_budget = 0;  // bytes outside literals; 0: unbounded
   uint64_t used = 0;
   bool over_budget = false;
-  NestingScanner nesting;  // refuses lists nested deeper than libetpan can parse
+  NestingScanner nesting;    // refuses lists nested deeper than libetpan can parse
+  bool scan_nesting = true;  // IMAP's; off for the protocols that share the stream
   bool too_deep = false;
   // ScreenByeGreeting: the greeting's first line is held here until it is
   // whole, then handed on (from `held_given`) unless it is a BYE.
@@ -148,7 +149,7 @@ ssize_t BudgetedRead(StreamData* d, void* buf, size_t count) {
   ssize_t n = DriverReadSome(d, buf, count);
   if (n <= 0) return n;
   d->used += static_cast<uint64_t>(n);
-  if (!d->nesting.Scan(static_cast<const char*>(buf), static_cast<size_t>(n))) {
+  if (d->scan_nesting && !d->nesting.Scan(static_cast<const char*>(buf), static_cast<size_t>(n))) {
     d->too_deep = true;  // for good: the stream is out of step now
     return -1;
   }
@@ -393,6 +394,9 @@ util::Result<StreamPtr> WrapSocket(int fd, int stop_fd, std::chrono::millisecond
 
 util::Result<StreamPtr> OpenPlainStream(const std::string& host, uint16_t port, std::chrono::milliseconds timeout,
                                         int stop_fd, std::string_view port_hint) {
+  // One timeout for the whole connect, resolving included (as far as
+  // getaddrinfo returns), however many addresses are tried.
+  const auto connect_deadline = std::chrono::steady_clock::now() + timeout;
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -406,8 +410,6 @@ util::Result<StreamPtr> OpenPlainStream(const std::string& host, uint16_t port, 
   std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(res, freeaddrinfo);
 
   std::string last_error = "no address";
-  // One timeout for the whole connect, however many addresses are tried.
-  const auto connect_deadline = std::chrono::steady_clock::now() + timeout;
   for (addrinfo* ai = res; ai; ai = ai->ai_next) {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
     if (fd < 0) {
@@ -488,7 +490,9 @@ util::Status StartTls(mailstream* stream, const TlsOptions& options) {
       }
       return Error("tls.verify", RetryClass::kNeedsOperator,
                    "TLS certificate verification failed for " + options.host + ": " + why + "; " + fix +
-                       " (or, only for a test server, tls_verify: false for this " + options.owner + ")");
+                       (options.owner.empty()
+                            ? ""
+                            : " (or, only for a test server, tls_verify: false for this " + options.owner + ")"));
     }
     return Error("tls.handshake", RetryClass::kBackoff,
                  "TLS handshake with " + options.host +
@@ -511,6 +515,8 @@ void SetInterruptFd(mailstream* stream, int stop_fd) { DataOf(mailstream_get_low
 void SetStreamTimeout(mailstream* stream, std::chrono::milliseconds timeout) {
   DataOf(mailstream_get_low(stream))->timeout = timeout;
 }
+
+void StopScanningImapNesting(mailstream* stream) { DataOf(mailstream_get_low(stream))->scan_nesting = false; }
 
 void SetStreamDeadline(mailstream* stream, std::optional<std::chrono::steady_clock::time_point> deadline) {
   DataOf(mailstream_get_low(stream))->deadline = deadline;

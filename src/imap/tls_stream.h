@@ -27,14 +27,16 @@ struct TlsOptions {
   std::string host;                    ///< for SNI and the host-name check
   std::optional<std::string> ca_file;  ///< default: the system trust store
   bool verify = true;                  ///< false: no chain/host check (per-account opt-out)
-  /// What a verification error's opt-out names: "tls_verify: false for this <owner>".
+  /// What a verification error's opt-out names: "tls_verify: false for this
+  /// <owner>"; empty: there is no opt-out to offer.
   std::string owner = "account";
   /// What a failed handshake suggests after "is this port really TLS?".
   std::string port_hint = "993 is implicit TLS, 143 needs tls: starttls";
 };
 
 /// Opens a TCP connection to host:port (non-blocking connect bounded by
-/// `timeout`, TCP keepalive + TCP_USER_TIMEOUT so a dead path is noticed) and
+/// `timeout` from the call, name resolution included as far as getaddrinfo
+/// returns; TCP keepalive + TCP_USER_TIMEOUT so a dead path is noticed) and
 /// wraps it as a plain (not yet encrypted) libetpan stream. `stop_fd` becomes
 /// readable when the caller wants every blocking operation to end (-1: none).
 /// The returned stream is owned by the caller until it hands it to
@@ -62,6 +64,11 @@ bool HasPendingTlsData(mailstream* stream);
 /// Changes the fd that interrupts blocking operations (-1: none). Used to let
 /// a last DONE/LOGOUT through during shutdown after the stop fd fired.
 void SetInterruptFd(mailstream* stream, int stop_fd);
+
+/// Reads are no longer checked for IMAP's list nesting (NestingScanner): for
+/// the other protocols sent over this stream (HTTP, SMTP), where a "(" means
+/// nothing and a text with a thousand of them must not break the read.
+void StopScanningImapNesting(mailstream* stream);
 
 /// Changes the per-operation timeout.
 void SetStreamTimeout(mailstream* stream, std::chrono::milliseconds timeout);

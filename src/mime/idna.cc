@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <idn2.h>
 
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <utility>
@@ -49,9 +50,9 @@ util::Result<std::string> Convert(const Idn2& idn2, std::string_view domain) {
   if (rc != IDN2_OK) {
     return util::Error("mail.bad_idn", util::RetryClass::kNeedsOperator, std::string("IDNA: ") + idn2.strerror(rc));
   }
-  std::string ascii = out;
-  idn2.free(out);
-  return ascii;
+  // Freed by libidn2's own free, even when the copy throws.
+  const std::unique_ptr<char, decltype(idn2.free)> owned(out, idn2.free);
+  return std::string(owned.get());
 }
 
 }  // namespace

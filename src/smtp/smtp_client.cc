@@ -286,6 +286,7 @@ std::optional<SendOutcome> Client::Open() {
                     (Left().count() == 0 ? " (" + TimedOut() + ")" : ""));
   }
   stream_ = std::move(stream.value());
+  imap::StopScanningImapNesting(stream_.get());  // a "(" in a reply is only text
   // Every wait of the stream ends by the attempt's deadline: a TLS handshake
   // step or a reply trickled a byte at a time cannot stretch it.
   imap::SetStreamDeadline(stream_.get(), deadline_);

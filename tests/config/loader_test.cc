@@ -735,8 +735,9 @@ TEST(LoaderSecretTest, BadHeadersAreErrors) {
   ScopedEnv crlf("MH_TEST_CRLF", "a\r\nX-Evil: 1");
   auto r = Load(Valid() +
                 "    headers:\n      webhook-signature: x\n      \"Bad Name\": x\n      X-C: "
-                "\"${MH_TEST_CRLF}\"\n      X-D: { valu: x }\n");
+                "\"${MH_TEST_CRLF}\"\n      X-D: { valu: x }\n      Transfer-Encoding: chunked\n");
   EXPECT_TRUE(HasError(r, 10, 7, "is set by mailhook itself")) << Dump(r);
+  EXPECT_TRUE(HasError(r, 14, 7, "is set by mailhook itself")) << Dump(r);  // framing: ours
   EXPECT_TRUE(HasError(r, 11, 7, "not a valid HTTP field name")) << Dump(r);
   EXPECT_TRUE(HasError(r, 12, 12, "contains a line break")) << Dump(r);
   EXPECT_TRUE(HasError(r, 13, 14, "did you mean \"value\"")) << Dump(r);

@@ -262,7 +262,11 @@ TEST(HttpClientTest, WhatIsNotAnHttpAnswerIsABadResponse) {
         std::string("HTTP/1.1 200 OK\r\nContent-Length: \x1b[2J\r\n\r\n"),
         std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"),
         std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
-        std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n0\r\n\r\n")}) {
+        std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n0\r\n\r\n"),
+        std::string("HTTP/1.1 -20 Odd\r\n\r\n"), std::string("HTTP/1.1 099 Odd\r\n\r\n"),
+        std::string("HTTP/1.1 600 Odd\r\n\r\n"), std::string("HTTP/1.x 200 OK\r\n\r\n"),
+        std::string("HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n"),
+        std::string("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 50\r\n\r\nhello")}) {
     ScriptedServer server(Answers({answer}));
     auto c = Connect(server);
     ASSERT_TRUE(c);
@@ -273,6 +277,30 @@ TEST(HttpClientTest, WhatIsNotAnHttpAnswerIsABadResponse) {
     EXPECT_EQ(r.error().message().find('\x1b'), std::string::npos) << "a server's escape reached the message";
     EXPECT_FALSE(c->Reusable());
   }
+}
+
+TEST(HttpClientTest, BothLengthAndChunkedIsReadChunkedAndTheConnectionDropped) {
+  ScriptedServer server(
+      Answers({"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+               "2\r\nok\r\n0\r\n\r\n"}));
+  auto c = Connect(server);
+  ASSERT_TRUE(c);
+  auto r = c->Exchange(Post(), In(milliseconds(5000)), -1, 1024);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->body, "ok");
+  EXPECT_FALSE(c->Reusable()) << "a smuggling-shaped answer must not leave the connection in use";
+}
+
+// "(" is IMAP's list syntax to the stream below, and nothing to HTTP.
+TEST(HttpClientTest, ABodyOfParenthesesIsOnlyText) {
+  const std::string body(5000, '(');
+  ScriptedServer server(Answers({"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + body}));
+  auto c = Connect(server);
+  ASSERT_TRUE(c);
+  auto r = c->Exchange(Post(), In(milliseconds(5000)), -1, 8192);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->body, body);
+  EXPECT_TRUE(c->Reusable());
 }
 
 TEST(HttpClientTest, ATricklingServerCannotHoldARequestPastItsDeadline) {

@@ -45,7 +45,11 @@ TEST_F(PipelineTest, RetryAfterIsHonoured) {
   ASSERT_TRUE(receiver_.WaitFor(2, seconds(30))) << daemon_.Log();
   auto requests = receiver_.Requests();
   auto gap = std::chrono::duration_cast<milliseconds>(requests[1].received_at - requests[0].received_at);
-  EXPECT_GE(gap.count(), 2000) << "Retry-After: 2 beats the 500ms schedule";
+  // The daemon schedules on the wall clock (the due time is stored), the
+  // receiver stamps on the steady one: a virtual machine's wall clock can be
+  // slewed by a few ms over 2 s (seen: 1,992 ms). Anything near 2 s is
+  // Retry-After's wait, not the 500 ms schedule's.
+  EXPECT_GE(gap.count(), 1900) << "Retry-After: 2 beats the 500ms schedule";
   EXPECT_EQ(requests[1].answered_status, 200);
 }
 
