@@ -1,11 +1,11 @@
 #pragma once
 /// OAuth2 token client: one refresh-token grant (RFC 6749 §6) against a
-/// provider's token endpoint, over cpp-httplib (which only src/delivery may
-/// use). POSTs `grant_type=refresh_token` with the client id, the client
-/// secret (if any), the refresh token and the scope as a form body; TLS is
-/// verified against the system CAs. The response is read up to
-/// kMaxTokenResponseBytes; connect, read and write each time out after
-/// `timeout`.
+/// provider's token endpoint, over http/client.h. POSTs
+/// `grant_type=refresh_token` with the client id, the client secret (if any),
+/// the refresh token and the scope as a form body; TLS is verified against
+/// the system CAs (or ca_file). The response is read up to
+/// kMaxTokenResponseBytes; the whole request (connect, TLS, send, answer)
+/// ends after `timeout`.
 ///
 /// Errors (util::Error codes) say what the operator should do and never carry
 /// a secret (server text is redacted of every value we sent):

@@ -6,7 +6,7 @@
 ///  - fd() becomes readable when it fires: poll()-based waits (a child's
 ///    pipes, a socket) add it to their set;
 ///  - a Registration runs a callback when it fires, for waits that are not
-///    poll()s (httplib's blocking send is ended by stopping its socket).
+///    poll()s (a library's blocking call that can only be ended from outside).
 /// A Registration is an RAII guard: once destroyed its callback is not
 /// running and never runs, so nothing stays registered after an exception.
 ///
