@@ -23,7 +23,7 @@ struct Idn2 {
 util::Error Unloadable(const std::string& detail) {
   return util::Error("mail.libidn2", util::RetryClass::kNeedsOperator,
                      "a mail address with a non-ASCII domain needs libidn2, which cannot be loaded (" + detail +
-                         "); install it (Debian: apt-get install libidn2-0)");
+                         "); install it (Debian: apt-get install libidn2-0) and restart mailhook");
 }
 
 util::Result<Idn2> Load(const char* soname) {
