@@ -1,7 +1,9 @@
 // The IMAP session dies (its server process is killed, or Dovecot restarts):
 // mailhook reconnects, and messages appended meanwhile are delivered once.
 
+#include <chrono>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "pipeline_fixture.h"
@@ -9,6 +11,23 @@
 
 namespace mailhook::testsupport {
 namespace {
+
+// A SIGKILLed Dovecot session may leave the folder's dovecot-uidlist.lock
+// behind; every session then waits for it to go stale (2 minutes) before it
+// writes. Seen in clean-clone runs: APPENDs and mailhook's SELECT held 60-90 s
+// "in locks". The waits after a kill allow for that.
+constexpr auto kStaleLock = std::chrono::seconds(150);
+
+// Appends while Dovecot may be waiting on such a lock: an APPEND that timed
+// out on our side may still be stored later (the client then refuses to
+// append again, "append_unsure"). Either way the folder's own list decides
+// below what must be delivered.
+void AppendAfterKill(const ImapClient& imap, const std::string& sample) {
+  auto appended = imap.AppendRetrying("alice", "INBOX", SampleMessage(sample));
+  if (!appended) {
+    ASSERT_EQ(appended.error().code(), "testimap.append_unsure") << appended.error().ToString();
+  }
+}
 
 TEST_F(PipelineTest, KilledSessionReconnectsAndDeliversWhatArrivedMeanwhile) {
   StartDaemon();
@@ -22,11 +41,11 @@ TEST_F(PipelineTest, KilledSessionReconnectsAndDeliversWhatArrivedMeanwhile) {
   // Appended while mailhook's session is gone (our client uses its own
   // session). Right after the kill our own APPEND once failed while Dovecot
   // cleaned up (ci of stop 20): it is tried again (see the check below).
-  MH_ASSERT_OK(imap.AppendRetrying("alice", "INBOX", SampleMessage("latin1_qp.eml")));
-  MH_ASSERT_OK(imap.AppendRetrying("alice", "INBOX", SampleMessage("alternative.eml")));
+  AppendAfterKill(imap, "latin1_qp.eml");
+  AppendAfterKill(imap, "alternative.eml");
   ASSERT_TRUE(daemon_.WaitForLog("imap.reconnect", seconds(20), mark)) << daemon_.Log();
-  ASSERT_TRUE(daemon_.WaitForLog("imap.connected", seconds(20), mark)) << daemon_.Log();
-  ASSERT_TRUE(receiver_.WaitFor(3, seconds(20))) << daemon_.Log();
+  ASSERT_TRUE(daemon_.WaitForLog("imap.connected", kStaleLock, mark)) << daemon_.Log();
+  ASSERT_TRUE(receiver_.WaitFor(3, kStaleLock)) << daemon_.Log();
 
   // Exactly once each: give a duplicate the chance to show up via one more message.
   MH_ASSERT_OK(imap.Append("alice", "INBOX", SampleMessage("mixed_attachment.eml")));
