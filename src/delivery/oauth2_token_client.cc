@@ -165,12 +165,8 @@ util::Result<TokenGrant> RequestAccessToken(const TokenRequest& r) {
     return Error("oauth2.stopped", RetryClass::kBackoff, "token request to " + Where(r) + " ended: stopping");
   };
   if (r.stop_fd >= 0 && Readable(r.stop_fd, 0)) return stopped();
-  http::ClientOrigin origin;
-  origin.https = url.https();
-  origin.host = url.host();
-  origin.port = url.port();
-  origin.ca_file = r.ca_file;
-  origin.owner = "";  // no opt-out to offer: token requests are always verified
+  http::ClientOrigin origin = http::ClientOrigin::Of(url);
+  origin.ca_file = r.ca_file;  // always verified: no opt-out (owner) to offer
   http::ClientRequest req;
   req.target = url.target();
   // One request per connection: Connection: close lets the endpoint free it at once.

@@ -92,14 +92,8 @@ std::string RedactedExcerpt(std::string_view body, const std::vector<std::string
 /// throw nor an early return leaves it counted.
 class WebhookTarget::InFlight {
  public:
-  explicit InFlight(WebhookTarget& target) : target_(target) {
-    util::MutexLock lock(target_.mu_);
-    ++target_.in_flight_;
-  }
-  ~InFlight() {
-    util::MutexLock lock(target_.mu_);
-    --target_.in_flight_;
-  }
+  explicit InFlight(WebhookTarget& target) : target_(target) { ++target_.in_flight_; }
+  ~InFlight() { --target_.in_flight_; }
   InFlight(const InFlight&) = delete;
   InFlight& operator=(const InFlight&) = delete;
 
@@ -173,10 +167,7 @@ Result<std::unique_ptr<http::ClientConnection>> WebhookTarget::TakeConnection(St
     // One the receiver closed while it was idle is dropped, not tried.
     if (pooled->Reusable()) return pooled;
   }
-  http::ClientOrigin origin;
-  origin.https = webhook_.url.https();
-  origin.host = webhook_.url.host();
-  origin.port = webhook_.url.port();
+  http::ClientOrigin origin = http::ClientOrigin::Of(webhook_.url);
   origin.tls_verify = webhook_.tls_verify;
   origin.ca_file = webhook_.ca_file;
   origin.owner = "webhook, with allow_insecure: true";
@@ -190,10 +181,7 @@ void WebhookTarget::ReturnConnection(std::unique_ptr<http::ClientConnection> con
   if (idle_.size() < static_cast<size_t>(std::max(webhook_.concurrency, 1))) idle_.push_back(std::move(connection));
 }
 
-size_t WebhookTarget::InFlightCount() const {
-  util::MutexLock lock(mu_);
-  return in_flight_;
-}
+size_t WebhookTarget::InFlightCount() const { return in_flight_; }
 
 Outcome WebhookTarget::Deliver(const store::Delivery& delivery, const util::CancelToken& cancel) {
   Outcome out;

@@ -19,6 +19,7 @@
 /// the call's cancel token fires, from inside its own waits (http/client.h):
 /// no thread watches over it.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -103,7 +104,7 @@ class WebhookTarget : public Target {
 
   mutable util::Mutex mu_;
   std::vector<std::unique_ptr<http::ClientConnection>> idle_ GUARDED_BY(mu_);
-  size_t in_flight_ GUARDED_BY(mu_) = 0;
+  std::atomic<size_t> in_flight_{0};  // InFlightCount, for tests
 };
 
 }  // namespace mailhook::delivery

@@ -91,6 +91,14 @@ std::optional<StatusLine> ParseStatusLine(std::string_view line) {
 
 }  // namespace
 
+ClientOrigin ClientOrigin::Of(const config::HttpUrl& url) {
+  ClientOrigin o;
+  o.https = url.https();
+  o.host = url.host();
+  o.port = url.port();
+  return o;
+}
+
 const std::string* ClientResponse::Header(std::string_view name) const {
   for (const auto& [n, v] : headers) {
     if (util::EqualsIgnoreCase(n, name)) return &v;
@@ -240,14 +248,14 @@ util::Result<ClientResponse> ClientConnection::Exchange(const ClientRequest& req
   }
   head += "Content-Length: " + std::to_string(request.body.size()) + "\r\n\r\n";
   const std::string doing = "sending to " + d.Where();
-  if (request.body.size() <= kWritePiece) {
-    head += request.body;  // one write: one segment for a small request
-    if (auto s = d.Write(head, doing); !s.ok()) return s.error();
-  } else if (auto s = d.Write(head, doing); !s.ok()) {
-    return s.error();
-  } else if (auto b = d.Write(request.body, doing); !b.ok()) {
-    return b.error();
+  // A small body goes with the head: one write, one segment.
+  std::string_view rest = request.body;
+  if (rest.size() <= kWritePiece) {
+    head += rest;
+    rest = {};
   }
+  if (auto s = d.Write(head, doing); !s.ok()) return s.error();
+  if (auto s = d.Write(rest, doing); !s.ok()) return s.error();
   if (d.StoppedOrLate()) return d.IoError(doing);
   imap::SetStreamTimeout(d.stream.get(), Left(deadline));
   if (mailstream_flush(d.stream.get()) < 0) return d.IoError(doing);

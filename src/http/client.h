@@ -30,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "config/http_url.h"
 #include "util/result.h"
 
 namespace mailhook::http {
@@ -46,7 +47,10 @@ struct ClientOrigin {
   std::optional<std::string> ca_file;  ///< default: the system trust store
   /// What the opt-out in a TLS verification error names ("tls_verify: false
   /// for this webhook"); empty when there is none.
-  std::string owner = "webhook";
+  std::string owner;
+
+  /// The scheme, host and port of `url`; verification as the fields' defaults.
+  static ClientOrigin Of(const config::HttpUrl& url);
 };
 
 struct ClientRequest {
