@@ -21,6 +21,7 @@ struct sqlite3;
 namespace mailhook::store {
 
 class StatementCache;
+class WriteGate;
 
 /// Every store failure is of kind kStore: it says nothing about the message or
 /// delivery being worked on, so callers neither blame nor skip it.
@@ -58,7 +59,9 @@ class Db {
 
   /// Runs fn inside BEGIN IMMEDIATE ... COMMIT; rolls back when fn or the
   /// commit fails, so a failed write changes nothing. Every write goes
-  /// through here. Nested calls join the outer transaction.
+  /// through here. Nested calls join the outer transaction. Writers of this
+  /// process on the same file queue on one mutex first (WriteGate), so they
+  /// take turns at once instead of sleeping in SQLite's busy handler.
   util::Status InTransaction(const std::function<util::Status()>& fn);
 
   /// Write transactions that changed rows, committed so far by every Db of
@@ -92,6 +95,7 @@ class Db {
   SqlitePtr db_;
   std::unique_ptr<StatementCache> statements_;  // destroyed before db_ closes
   std::string path_;
+  std::shared_ptr<WriteGate> gate_;  // shared by this process's Dbs on the file
   bool in_transaction_ = false;
   std::function<void(std::string_view)> fault_hook_;
 };
