@@ -259,6 +259,7 @@ void Dispatcher::Stop() {
   for (auto& t : workers_) t.join();
   if (!workers_.empty()) util::Log(util::Area::kDelivery).info("delivery.stopped");
   workers_.clear();
+  RecordLeftMarks();
   ReleaseUnhanded();
 }
 
@@ -268,8 +269,6 @@ void Dispatcher::ReleaseUnhanded() {
     util::MutexLock lock(mu_);
     left.swap(ready_);
     claimers_ = 0;
-    pending_marks_.clear();
-    mark_results_.clear();
   }
   // Every row set aside has a waiting worker, which takes it before it
   // stops; this only guards that rule.
@@ -277,6 +276,27 @@ void Dispatcher::ReleaseUnhanded() {
     Slot slot(*this, row.item.target);
     util::MutexLock hold(store_mu_);
     if (store_) (void)StoreLocked().outbox().ReleaseLease(row.id);
+  }
+}
+
+void Dispatcher::RecordLeftMarks() {
+  bool left = false;
+  {
+    util::MutexLock lock(mu_);
+    left = !unmarked_.empty();
+  }
+  // Each worker records what waits as it stops; a worker that stopped while
+  // it waited to restart after a crash did not.
+  if (!left) return;
+  {
+    util::MutexLock hold(store_mu_);
+    if (!store_) return;
+  }
+  Claimed last = Claim(std::nullopt, false);
+  try {
+    FinishRecorded(last);
+  } catch (const std::exception& e) {
+    util::Log(util::Area::kDelivery).error("delivery.observer_failed cause=\"{}\"", e.what());
   }
 }
 
@@ -351,16 +371,20 @@ std::vector<std::string> Dispatcher::SaturatedTargets() {
   return out;
 }
 
-Dispatcher::Claimed Dispatcher::Claim(std::optional<int64_t> delivered, bool want_row) {
+Dispatcher::Claimed Dispatcher::Claim(std::optional<Finished> finished, bool want_row) {
   {
     util::MutexLock lock(mu_);
-    if (delivered) pending_marks_.push_back(*delivered);
+    if (finished) {
+      if (unmarked_.empty()) marks_due_ = Clock::now() + kMarkDelay;
+      unmarked_.push_back(std::move(*finished));
+    }
     if (want_row) ++claimers_;
   }
   // Look and claim under one lock: two workers must not both take the last
-  // free slot of a target. Whoever holds it records every delivery that
-  // finished meanwhile and claims a row for every worker waiting here, in
-  // one write transaction; those workers then find their row set aside.
+  // free slot of a target. Whoever holds it records the deliveries that wait
+  // to be marked (when they are due: see kMarkDelay) and claims a row for
+  // every worker waiting here, in one write transaction; those workers then
+  // find their row set aside.
   util::MutexLock hold(store_mu_);
   Claimed out;
   store::ClaimRequest request;
@@ -373,7 +397,9 @@ Dispatcher::Claimed Dispatcher::Claim(std::optional<int64_t> delivered, bool wan
       --claimers_;
       served = true;
     }
-    request.delivered.swap(pending_marks_);
+    if (!want_row || unmarked_.size() >= kMarkBatch || Clock::now() >= marks_due_) {
+      TakeMarks(out.recorded, request.delivered);
+    }
     // Workers waiting for a row that none is set aside for (this one included).
     request.limit = want_row ? claimers_ - static_cast<int>(ready_.size()) : 0;
     for (const auto& [key, entry] : targets_) {
@@ -391,12 +417,11 @@ Dispatcher::Claimed Dispatcher::Claim(std::optional<int64_t> delivered, bool wan
     request.now = clock_.Now();
     request.lease = options_.lease;
     auto rows = StoreLocked().outbox().Claim(request);
-    util::Status recorded = rows.ok() ? util::Ok() : util::Status(rows.error());
+    out.marked = rows.ok() ? util::Ok() : util::Status(rows.error());
     // A claim that failed (a busy file, a row that cannot be read) must not
     // take the deliveries already done with it: they are recorded alone.
-    if (!rows.ok() && !request.delivered.empty()) recorded = StoreLocked().outbox().MarkDelivered(request.delivered);
+    if (!rows.ok() && !request.delivered.empty()) out.marked = StoreLocked().outbox().MarkDelivered(request.delivered);
     util::MutexLock lock(mu_);
-    for (int64_t id : request.delivered) mark_results_[id] = recorded;
     if (!rows.ok() && !served) out.rows = rows.error();
     out.more = rows.ok() && rows->more;
     for (auto& row : rows.ok() ? rows->rows : std::vector<store::Delivery>{}) {
@@ -411,17 +436,11 @@ Dispatcher::Claimed Dispatcher::Claim(std::optional<int64_t> delivered, bool wan
       }
     }
   }
+  if (!served && request.delivered.empty()) RecordWhenLast(out, request.delivered);
   {
     util::MutexLock lock(mu_);
     if (!served) --claimers_;
-    if (delivered) {
-      // Recorded by this transaction or an earlier one (another worker's).
-      auto it = mark_results_.find(*delivered);
-      if (it != mark_results_.end()) {
-        out.delivered = it->second;
-        mark_results_.erase(it);
-      }
-    }
+    if (!unmarked_.empty()) out.marks_due = marks_due_;
   }
   // The counts changed: the gauges follow before anyone reports the outcome
   // (at most every kGaugesEvery while this worker has more to deliver).
@@ -429,10 +448,30 @@ Dispatcher::Claimed Dispatcher::Claim(std::optional<int64_t> delivered, bool wan
   return out;
 }
 
+void Dispatcher::TakeMarks(std::vector<Finished>& taken, std::vector<int64_t>& ids) {
+  for (Finished& done : unmarked_) {
+    ids.push_back(done.report.id);
+    taken.push_back(std::move(done));
+  }
+  unmarked_.clear();
+}
+
+void Dispatcher::RecordWhenLast(Claimed& out, std::vector<int64_t>& ids) {
+  {
+    util::MutexLock lock(mu_);
+    // A delivery in flight comes back to claim and records them then.
+    for (const auto& [key, entry] : targets_) {
+      if (entry.in_flight > 0) return;
+    }
+    TakeMarks(out.recorded, ids);
+  }
+  if (!ids.empty()) out.marked = StoreLocked().outbox().MarkDelivered(ids);
+}
+
 void Dispatcher::Loop(int index, std::mt19937_64& rng) {
   spdlog::logger* log = &util::Log(util::Area::kDelivery);
   bool polled = false;  // the last sleep was the poller's, and it timed out
-  // A delivery that succeeded; its row is marked delivered with the next claim.
+  // A delivery that succeeded; its row is marked delivered by a later claim.
   std::optional<Finished> finished;
   for (;;) {
     uint64_t seen;
@@ -443,16 +482,14 @@ void Dispatcher::Loop(int index, std::mt19937_64& rng) {
       stopping = stopping_;
       seen = wake_seq_;  // read before looking, so a Wake during the look is not lost
     }
-    std::optional<int64_t> delivered;
-    if (finished) delivered = finished->report.id;
     if (stopping) {
-      if (finished) Finish(*finished, Claim(delivered, false).delivered);
+      Claimed last = Claim(std::exchange(finished, std::nullopt), false);
+      FinishRecorded(last);
       return;
     }
     HousekeepSmtp();
-    Claimed claimed = Claim(delivered, true);
-    if (finished) FinishBeforeNext(*finished, claimed);
-    finished.reset();
+    Claimed claimed = Claim(std::exchange(finished, std::nullopt), true);
+    FinishBeforeNext(claimed);
     if (!claimed.rows.ok()) {
       log->error("delivery.store_error worker={} cause=\"{}\"", index, claimed.rows.error().ToString());
       WaitUntil(Clock::now() + options_.store_error_backoff, seen);
@@ -492,6 +529,7 @@ void Dispatcher::Loop(int index, std::mt19937_64& rng) {
         // Due on clock_, slept on the real clock.
         until = std::min(until, Clock::now() + (**next - clock_.Now()));
       }
+      if (claimed.marks_due) until = std::min(until, *claimed.marks_due);
       bool woken = WaitUntil(until, seen);
       if (poller) {
         util::MutexLock lock(mu_);
@@ -510,9 +548,9 @@ util::Result<std::optional<std::chrono::system_clock::time_point>> Dispatcher::N
   return StoreLocked().outbox().NextDueAt(skip);
 }
 
-void Dispatcher::FinishBeforeNext(Finished& done, const Claimed& claimed) {
+void Dispatcher::FinishBeforeNext(Claimed& claimed) {
   try {
-    Finish(done, claimed.delivered);
+    FinishRecorded(claimed);
   } catch (...) {
     // An observer's bug restarts the worker: the row just claimed goes back
     // (lease and slot), or it would wait for its lease to end.
@@ -524,6 +562,21 @@ void Dispatcher::FinishBeforeNext(Finished& done, const Claimed& claimed) {
     }
     throw;
   }
+}
+
+void Dispatcher::FinishRecorded(Claimed& claimed) {
+  // Every one, also after an observer threw for one of them; the first
+  // exception then restarts the worker.
+  std::exception_ptr thrown;
+  for (Finished& done : claimed.recorded) {
+    try {
+      Finish(done, claimed.marked);
+    } catch (...) {
+      if (!thrown) thrown = std::current_exception();
+    }
+  }
+  claimed.recorded.clear();
+  if (thrown) std::rethrow_exception(thrown);
 }
 
 void Dispatcher::Finish(Finished& done, const util::Status& recorded) {
@@ -612,8 +665,8 @@ bool Dispatcher::Attempt(const store::Delivery& row, std::mt19937_64& rng, Repor
   report.result = report.outcome.kind;
   const auto& o = report.outcome;
   if (o.kind != OutcomeKind::kSuccess) return RecordFailure(row, &*entry, rng, report);
-  // Marked delivered (and logged, counted, reported) with this worker's next
-  // claim, in one transaction with it and with others that finished meanwhile.
+  // Marked delivered (and logged, counted, reported) by a later claim, in
+  // one transaction with others that finished meanwhile (see kMarkDelay).
   finished = Finished{report, std::move(*entry), elapsed};
   return true;
 }

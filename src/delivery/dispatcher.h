@@ -9,12 +9,17 @@
 /// one of them also looks again every idle_poll (rows from another process).
 ///
 /// Store writes (issue 8): the workers share one store connection, so its
-/// page cache stays warm. A success is marked delivered in the worker's next
-/// claim transaction, after the 2xx (a crash in between sends it again: at
-/// least once); the worker that holds the claim lock records every delivery
-/// that finished meanwhile and claims a row for every worker waiting for the
-/// lock, all in one transaction, so a delivery costs at most one write
-/// transaction and fewer when several finish together. A Wake wakes one
+/// page cache stays warm. A success is marked delivered after the 2xx by a
+/// later claim (a crash in between sends it again: at least once; its lease
+/// keeps it from every other worker meanwhile). Marks wait for company: a
+/// claim records them once kMarkBatch wait or the oldest has waited
+/// kMarkDelay, and a worker that finds nothing to claim records them when no
+/// other delivery is in flight (else it sleeps until kMarkDelay is up).
+/// The worker that holds the claim lock records the marks and claims a row
+/// for every worker waiting for the lock, all in one write transaction, so a
+/// delivery costs at most one write transaction and a burst's deliveries
+/// share one per kMarkDelay. A success is logged, counted and reported once
+/// its mark is recorded (by the worker that recorded it). A Wake wakes one
 /// idle worker, and a worker that leaves due rows behind wakes the next, so
 /// a commit of one message does not wake every idle worker to find nothing.
 ///
@@ -185,8 +190,12 @@ class Dispatcher {
     util::Result<std::vector<store::Delivery>> rows = std::vector<store::Delivery>{};
     /// More rows are due than this claim took: another worker should look.
     bool more = false;
-    /// Whether its delivered row was recorded (unset: it passed none).
-    util::Status delivered = util::Error("not_recorded", util::RetryClass::kBackoff, "the delivery was not recorded");
+    /// Successes whose marks this claim recorded (any worker's), to be
+    /// finished by the caller, and whether the record committed.
+    std::vector<Finished> recorded;
+    util::Status marked = util::Ok();
+    /// When the marks still waiting are due to be recorded (none waiting: unset).
+    std::optional<std::chrono::system_clock::time_point> marks_due;
   };
   /// The targets of `config` that `wanted` selects, built (secrets resolved);
   /// problems go to `errors`.
@@ -204,14 +213,24 @@ class Dispatcher {
   void Run(int index) EXCLUDES(mu_);
   /// The claim-deliver loop; returns on Stop, throws on a bug.
   void Loop(int index, std::mt19937_64& rng) EXCLUDES(mu_);
-  /// Records `delivered` (a row of this worker that got its 2xx) and, when
-  /// `want_row`, takes one due row of a target below its limit (set aside for
-  /// it by another worker's claim, or claimed now) with a slot for it.
-  Claimed Claim(std::optional<int64_t> delivered, bool want_row) EXCLUDES(mu_, store_mu_);
+  /// Adds `finished` (a row of this worker that got its 2xx) to the marks
+  /// waiting, records them when due (all when not `want_row`: stopping) and,
+  /// when `want_row`, takes one due row of a target below its limit (set
+  /// aside for it by another worker's claim, or claimed now) with a slot for it.
+  Claimed Claim(std::optional<Finished> finished, bool want_row) EXCLUDES(mu_, store_mu_);
+  /// Moves the waiting marks to `taken`, their ids to `ids`.
+  void TakeMarks(std::vector<Finished>& taken, std::vector<int64_t>& ids) REQUIRES(mu_);
+  /// A worker that found nothing to claim: records the waiting marks into
+  /// `out` when no delivery is in flight (none would come back to claim).
+  void RecordWhenLast(Claimed& out, std::vector<int64_t>& ids) REQUIRES(store_mu_) EXCLUDES(mu_);
+  /// After the workers stopped: records marks none of them recorded.
+  void RecordLeftMarks() EXCLUDES(mu_, store_mu_);
   /// Logs, counts and reports a success once its row is recorded.
   void Finish(Finished& done, const util::Status& recorded);
-  /// Finish; when it throws, gives back the row claimed with the record.
-  void FinishBeforeNext(Finished& done, const Claimed& claimed);
+  /// Finishes every success the claim recorded; rethrows the first exception.
+  void FinishRecorded(Claimed& claimed);
+  /// FinishRecorded; when it throws, gives back the row claimed with the record.
+  void FinishBeforeNext(Claimed& claimed);
   /// Rows set aside that no worker took (Stop): their leases and slots back.
   void ReleaseUnhanded() EXCLUDES(mu_, store_mu_);
   util::Result<std::optional<std::chrono::system_clock::time_point>> NextDueAt(const std::vector<std::string>& skip)
@@ -267,6 +286,11 @@ class Dispatcher {
   /// How often smtp_sent and smtp_recipients are pruned.
   static constexpr std::chrono::hours kSmtpHousekeepEvery{1};
   static constexpr std::chrono::milliseconds kGaugesEvery{250};
+  /// How long a success's mark waits for others to share its write
+  /// transaction, and how many may share one. Its log line, counts and
+  /// report wait as long (the webhook was already sent).
+  static constexpr std::chrono::milliseconds kMarkDelay{20};
+  static constexpr size_t kMarkBatch = 64;
 
   /// Fired by Stop and passed to every Deliver: the one way a delivery is
   /// cancelled. Reset by Start.
@@ -289,10 +313,10 @@ class Dispatcher {
   /// Rows claimed for workers in Claim that are still waiting for the lock
   /// (each takes one): leased, with their slots taken.
   std::deque<store::Delivery> ready_ GUARDED_BY(mu_);
-  /// Rows that got their 2xx, to be marked delivered by the next claim.
-  std::vector<int64_t> pending_marks_ GUARDED_BY(mu_);
-  /// Whether each recorded row's mark committed, until its worker reads it.
-  std::map<int64_t, util::Status> mark_results_ GUARDED_BY(mu_);
+  /// Successes waiting to be marked delivered by a claim, and when the
+  /// first of them is due to be (kMarkDelay after it came).
+  std::vector<Finished> unmarked_ GUARDED_BY(mu_);
+  std::chrono::system_clock::time_point marks_due_ GUARDED_BY(mu_);
   /// The longest rate_limit.window of the config's smtp targets (what
   /// smtp_sent must keep), and when its housekeeping is due next.
   std::chrono::milliseconds smtp_window_ GUARDED_BY(mu_){0};
