@@ -601,7 +601,7 @@ std::optional<Dispatcher::Finished> Dispatcher::Process(const store::Delivery& r
   std::optional<Finished> finished;
   try {
     if (!Attempt(row, rng, report, finished)) return std::nullopt;
-    if (finished) return finished;  // recorded with the worker's next claim
+    if (finished) return finished;  // recorded by a later claim
   } catch (const std::exception& e) {
     // A target or the recording threw: the row must not be lost nor stay
     // leased, so it counts as a failed attempt like any other.

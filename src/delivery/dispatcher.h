@@ -178,7 +178,7 @@ class Dispatcher {
   };
   class Slot;
   /// A delivery that got its 2xx; its row is still to be marked delivered
-  /// (with the worker's next claim), then it is logged and reported.
+  /// (by a later claim, see kMarkDelay), then it is logged and reported.
   struct Finished {
     Report report;
     Entry entry;
@@ -240,7 +240,7 @@ class Dispatcher {
   std::vector<std::string> SaturatedTargets() REQUIRES(mu_);
   bool Stopping() EXCLUDES(mu_);
   /// Delivers one row and records a failure; a success comes back to be
-  /// recorded with the next claim.
+  /// recorded by a later claim.
   std::optional<Finished> Process(const store::Delivery& row, std::mt19937_64& rng);
   /// Delivers one row and records a failure; false when nothing was recorded
   /// (shutdown, store error): no report then. A success goes to `finished`.

@@ -56,8 +56,12 @@ std::string SqliteVersion() { return std::string("SQLite ") + sqlite3_libversion
 
 void SqliteCloser::operator()(sqlite3* db) const { sqlite3_close(db); }
 
+// The file exists by now: sqlite3_open_v2 created it.
 Db::Db(SqlitePtr db, std::string path)
-    : db_(std::move(db)), statements_(std::make_unique<StatementCache>(db_.get())), path_(std::move(path)) {}
+    : db_(std::move(db)),
+      statements_(std::make_unique<StatementCache>(db_.get())),
+      path_(std::move(path)),
+      gate_(PerFile<WriteGate>(path_)) {}
 
 Db::~Db() { statements_->Clear(); }  // sqlite3_close fails while a statement is left
 
@@ -83,7 +87,6 @@ util::Result<std::unique_ptr<Db>> Db::Open(const std::string& path) {
   }
   MakePrivate(path);  // before the first write creates -wal and -shm
   std::unique_ptr<Db> out(new Db(std::move(db), path));
-  out->gate_ = PerFile<WriteGate>(path);  // the file exists now: sqlite3_open_v2 created it
   if (auto s = out->Configure(); !s) return s.error();
   return out;
 }
@@ -168,8 +171,9 @@ Status Db::InTransaction(const std::function<Status()>& fn) {
   // Every write goes through here. An autocommit write starts as a read and
   // upgrading a stale read snapshot fails with SQLITE_BUSY at once, without
   // waiting on the busy timeout; IMMEDIATE takes the write lock up front, so
-  // two writers queue on the busy timeout instead of one failing with
-  // SQLITE_BUSY at its first write.
+  // two writers queue instead of one failing with SQLITE_BUSY at its first
+  // write: this process's writers on the gate, another process's on the
+  // busy timeout.
   std::unique_lock gate(gate_->mu, std::defer_lock);
   if (!gate.try_lock_for(std::chrono::milliseconds(kBusyTimeoutMs))) {
     return StoreError("store.busy", RetryClass::kRetryNow,
